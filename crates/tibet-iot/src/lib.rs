@@ -1,0 +1,3 @@
+//! `tibet-iot`: UDP transport, LAN discovery, peer tracking and mesh relay.
+
+#![forbid(unsafe_code)]

@@ -1,0 +1,12 @@
+//! Test support for the tibet-iot workspace (dev-dependency only).
+//!
+//! - [`python`]: the Python reference peer (`tibet-ping` 0.3.5, `tibet-core`
+//!   0.5.0, `msgpack`) installed by `scripts/pyref.sh` into `target/pyref`.
+//!   `scripts/test.sh` exports `TIBET_PY` and `TIBET_REQUIRE_INTEROP=1`, so in
+//!   CI a missing interpreter fails the test instead of skipping it.
+
+#![forbid(unsafe_code)]
+
+mod python;
+
+pub use python::{PyOutput, python, run_python};
