@@ -43,6 +43,7 @@
 mod airlock;
 mod beacon;
 pub mod ids;
+mod iso;
 mod node;
 mod nonce;
 mod packet;
