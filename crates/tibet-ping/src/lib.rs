@@ -9,10 +9,15 @@
 
 #![forbid(unsafe_code)]
 
+mod codec;
 pub mod ids;
 mod packet;
 mod time;
 
+pub use codec::{
+    DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader, HEADER_LEN, MAGIC,
+    MAX_DEPTH, MAX_PAYLOAD, PacketCodec, VERSION, WireFormat, decode_header,
+};
 pub use packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode, UnknownVariant,
