@@ -42,6 +42,7 @@
 
 mod airlock;
 mod beacon;
+mod codec;
 pub mod ids;
 mod iso;
 mod node;
@@ -62,6 +63,10 @@ pub use beacon::{
     Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, BeaconHandler,
     BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE,
     GENERIC_DEVICE, discover_payload,
+};
+pub use codec::{
+    DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader, HEADER_LEN, MAGIC,
+    MAX_DEPTH, MAX_PAYLOAD, PacketCodec, VERSION, WireFormat, decode_header,
 };
 pub use node::{Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception};
 pub use nonce::{
