@@ -567,3 +567,10 @@ fn stats_serialize_and_counts_sum_to_received() {
     assert_eq!(v["device_did"], "jis:home:hub");
     assert_eq!(v["replay_reasons"]["seen"], 5);
 }
+
+#[test]
+fn node_can_move_into_a_task() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<PingNode>();
+    assert_send::<Reception>();
+}
