@@ -454,6 +454,11 @@ impl PingNode {
         self.airlock.add_rule(rule);
     }
 
+    /// Removes the airlock rule with `rule_id`; returns it.
+    pub fn remove_rule(&mut self, rule_id: &str) -> Option<AirlockRule> {
+        self.airlock.remove_rule(rule_id)
+    }
+
     /// The airlock (rules, thresholds, review queue).
     pub fn airlock(&self) -> &Airlock {
         &self.airlock

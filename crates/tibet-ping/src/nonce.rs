@@ -9,6 +9,11 @@
 //! are removed from the queue's front a few at a time on each check, so no
 //! call scans the whole set. The set has a hard capacity: when it is full of
 //! unexpired nonces the tracker refuses new packets (fails closed) and counts.
+//!
+//! A nonce is kept until its timestamp (or the time it arrived, if later)
+//! plus the window, so a packet can never be replayed while its timestamp
+//! still passes. `now` should not go backwards; if it does (a clock step),
+//! nonces are kept longer, never shorter.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
