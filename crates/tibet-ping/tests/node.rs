@@ -255,6 +255,15 @@ fn rules_decide_before_thresholds_and_are_reported() {
         (r.outcome, r.response.applied_rule),
         (Outcome::Accepted, None)
     );
+    assert_eq!(
+        hub.remove_rule("r1").map(|r| r.name),
+        Some("doors need a human".to_owned())
+    );
+    let r = hub.receive(t0(), &ping(&mut trusted, t0(), "door.unlock"));
+    assert_eq!(
+        (r.outcome, r.response.applied_rule),
+        (Outcome::Accepted, None)
+    );
 }
 
 #[test]
