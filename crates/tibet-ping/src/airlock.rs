@@ -16,7 +16,7 @@ pub const DEFAULT_TRUST_ROOD: f64 = 0.3;
 pub const DEFAULT_PENDING_CAPACITY: usize = 1024;
 
 /// A GEEL ping waiting for a human decision.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PendingPing {
     /// The packet as received.
     pub packet: PingPacket,
@@ -27,6 +27,7 @@ pub struct PendingPing {
     /// Name of the rule that sent it here, if any.
     pub rule: Option<String>,
     /// When it was queued.
+    #[serde(serialize_with = "crate::iso::serialize")]
     pub queued_at: Timestamp,
 }
 

@@ -85,6 +85,11 @@ pub(crate) fn parse(s: &str) -> Option<Timestamp> {
     parse_canonical(s).or_else(|| Timestamp::parse(s))
 }
 
+/// Serializes a timestamp as its ISO 8601 text.
+pub(crate) fn serialize<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_iso())
+}
+
 /// Formats like [`Timestamp::to_iso`], reusing the date and time of the
 /// last second formatted.
 #[derive(Debug, Default)]

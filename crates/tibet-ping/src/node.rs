@@ -527,6 +527,16 @@ impl PingNode {
         Some(self.vouch(now, vec![beacon.source_did], opts))
     }
 
+    /// A human rejects a beacon waiting for review.
+    pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
+        self.beacons.take_pending(beacon_id)
+    }
+
+    /// Beacons waiting for review, oldest first.
+    pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
+        self.beacons.pending()
+    }
+
     /// The beacon handler (auto-vouch rules, review queue).
     pub fn beacon_handler_mut(&mut self) -> &mut BeaconHandler {
         &mut self.beacons
