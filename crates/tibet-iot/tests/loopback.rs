@@ -426,3 +426,46 @@ async fn stop_is_graceful_and_idempotent() {
         .await
         .expect("rebind the released port");
 }
+
+#[tokio::test]
+async fn multicast_discovery_on_loopback_finds_both_ways() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = TransportConfig {
+        discovery_enabled: true,
+        discovery_port: port,
+        discovery_reply_delay: Duration::from_millis(50),
+        ..quick()
+    };
+    let a = IoTNode::new("jis:lan:a", cfg.clone());
+    let b = IoTNode::new("jis:lan:b", cfg);
+    let mut ea = a.subscribe();
+    let mut eb = b.subscribe();
+    a.start().await.unwrap();
+    assert!(
+        a.discovery_addr().is_some(),
+        "multicast listener on loopback"
+    );
+    // b's start-up beacon reaches a by multicast; a answers b by unicast.
+    let b_addr = b.start().await.unwrap();
+    let heard_b = wait_for(&mut ea, |e| match e {
+        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:b" => Some(*address),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard_b, b_addr, "the beacon names b's transport address");
+    let a_addr = a.local_addr().unwrap();
+    let heard_a = wait_for(&mut eb, |e| match e {
+        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:a" => Some(*address),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard_a, a_addr, "a's unicast announcement reached b");
+    assert!(b.peers().iter().any(|p| p.did == "jis:lan:a"));
+    assert!(a.peers().iter().any(|p| p.did == "jis:lan:b"));
+    a.stop().await;
+    b.stop().await;
+}
