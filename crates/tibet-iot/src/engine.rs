@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 use tibet_ping::{
-    AirlockZone, Announcement, Beacon, Frame, JsonMap, Outcome, PacketCodec, PingDecision,
+    AirlockZone, Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec,
     PingNode, PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
 };
 
@@ -280,7 +280,7 @@ impl Engine {
         let packet = self.node.ping(now, target, intent, purpose, opts.ping);
         let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
         let policy = opts.retransmit.unwrap_or(self.config.retransmit);
-        Ok(self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)?)
+        self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
     }
 
     /// Sends a heartbeat to `target` at `addr`; answered like a ping.
@@ -469,14 +469,14 @@ impl Engine {
             return;
         }
         let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now, &key) {
-            if cached.nonce == packet.nonce {
-                // A retransmission: the same answer again, not a replay.
-                let bytes = cached.datagram.clone();
-                self.stats.duplicates_answered += 1;
-                self.transmit(from, bytes);
-                return;
-            }
+        if let Some(cached) = self.responses.get(now, &key)
+            && cached.nonce == packet.nonce
+        {
+            // A retransmission: the same answer again, not a replay.
+            let bytes = cached.datagram.clone();
+            self.stats.duplicates_answered += 1;
+            self.transmit(from, bytes);
+            return;
         }
         let (from, packet_id) = key;
         let packet = PingPacket {
@@ -485,14 +485,11 @@ impl Engine {
         };
         let reception = self.node.receive(now, &packet);
         let replay = matches!(reception.outcome, Outcome::Replay);
+        let reply = reception.should_reply();
         let response = reception.response;
         if let Some(a) = self.audit.as_mut() {
             a.record_ping(&packet, &response);
         }
-        let reply = matches!(
-            response.decision,
-            PingDecision::Accept | PingDecision::Pending
-        ) && !replay;
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
@@ -514,10 +511,10 @@ impl Engine {
             if packet.hop_count == 0 {
                 let upd = self.peers.record_activity(now, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                if packet.ping_type == PingType::Heartbeat {
-                    if let Some(a) = self.audit.as_mut() {
-                        a.record_heartbeat(&packet.source_did, from);
-                    }
+                if packet.ping_type == PingType::Heartbeat
+                    && let Some(a) = self.audit.as_mut()
+                {
+                    a.record_heartbeat(&packet.source_did, from);
                 }
             }
         } else if replay {
@@ -563,7 +560,10 @@ impl Engine {
                 self.peer_update(&response.responder_did, from, upd);
             }
             if req.kind == RequestKind::Caller {
-                self.event(Event::RequestAnswered { id, response });
+                self.event(Event::RequestAnswered {
+                    id,
+                    response: Box::new(response),
+                });
             }
             return;
         }
@@ -631,8 +631,8 @@ impl Engine {
             return;
         };
         let answer = self.node.handle_beacon(now, &beacon);
-        let decision = answer.decision.to_string();
-        if decision == "rejected" {
+        let decision = answer.decision;
+        if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
             return;
         }
@@ -652,7 +652,7 @@ impl Engine {
         }
         let address = transport.unwrap_or(from);
         if let Some(a) = self.audit.as_mut() {
-            a.record_discovery(&packet.source_did, address, &decision);
+            a.record_discovery(&packet.source_did, address, beacon_decision_str(decision));
         }
         if via_discovery {
             if let Some(addr) = transport {
@@ -727,6 +727,7 @@ impl Engine {
                 });
             }
             self.responses.expire(now);
+            self.node.collect_garbage(now);
         }
         if self.discovery.beacon_due(now) {
             match self.discover_datagram(now) {
@@ -791,4 +792,13 @@ pub struct NodeStats {
     pub discovery: crate::discovery::DiscoveryStats,
     /// The protocol core.
     pub ping: tibet_ping::PingNodeStats,
+}
+
+/// The wire spelling of a beacon decision (as the reference writes it).
+pub(crate) fn beacon_decision_str(d: BeaconDecision) -> &'static str {
+    match d {
+        BeaconDecision::AutoVouched => "auto_vouched",
+        BeaconDecision::HitlPending => "hitl_pending",
+        BeaconDecision::Rejected => "rejected",
+    }
 }

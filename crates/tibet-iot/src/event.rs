@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use tibet_ping::{AirlockZone, PingDecision, PingResponse, PingType};
+use tibet_ping::{AirlockZone, BeaconDecision, PingDecision, PingResponse, PingType};
 
 use crate::requests::RequestId;
 
@@ -34,7 +34,7 @@ pub enum Event {
         /// The request.
         id: RequestId,
         /// The answer.
-        response: PingResponse,
+        response: Box<PingResponse>,
     },
     /// A request made through this node got no answer in time.
     RequestTimedOut {
@@ -48,8 +48,8 @@ pub enum Event {
         /// Its transport address (for the reference's beacons, the source
         /// address of the beacon).
         address: SocketAddr,
-        /// The beacon handler's decision (`auto_vouched`, `hitl_pending`).
-        decision: String,
+        /// The beacon handler's decision (auto-vouched or waiting for review).
+        decision: BeaconDecision,
         /// Announced device type.
         device_type: String,
         /// Announced capabilities.

@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tibet_ping::{AirlockRule, JsonMap, PendingPing, PingResponse, Timestamp, Vouch, VouchOptions};
+use tibet_ping::{
+    AirlockRule, JsonMap, PendingPing, PingResponse, Timestamp, Vouch, VouchError, VouchOptions,
+};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
@@ -282,8 +284,8 @@ impl IoTNode {
             .set_trust(Timestamp::now(), did, trust);
     }
 
-    /// Vouches for `dids`.
-    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Vouch {
+    /// Vouches for `dids` (refused when the vouch registry is full).
+    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
         self.shared
             .lock()
             .engine
@@ -431,7 +433,7 @@ async fn drive(
                         });
                     }
                     if let Some(w) = waiter {
-                        let _ = w.send(Some(response));
+                        let _ = w.send(Some(*response));
                     }
                 }
                 Event::RequestTimedOut { id } => {

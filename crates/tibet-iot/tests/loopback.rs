@@ -254,9 +254,11 @@ async fn vouched_device_is_accepted() {
     hub.vouch(
         vec!["jis:home:bulb".into()],
         tibet_ping::VouchOptions {
-            vouch_factor: Some(0.9),
+            vouch_factor: 0.9,
+            ..Default::default()
         },
-    );
+    )
+    .unwrap();
     let after = device
         .send_ping("jis:home:hub", hub_addr, "x", "y", SendOptions::default())
         .await

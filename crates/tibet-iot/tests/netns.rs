@@ -144,10 +144,10 @@ impl Host {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 // libtest may print "test netns_child ... " before our line.
-                if let Some(at) = line.find("NODE ") {
-                    if tx.send(line[at + 5..].to_owned()).is_err() {
-                        break;
-                    }
+                if let Some(at) = line.find("NODE ")
+                    && tx.send(line[at + 5..].to_owned()).is_err()
+                {
+                    break;
                 }
             }
         });

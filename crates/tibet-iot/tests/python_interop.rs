@@ -261,7 +261,7 @@ async fn beacons_are_understood_both_ways() {
     .await
     .expect("Rust heard the Python beacon");
     assert_eq!(did, "jis:py:lamp");
-    assert_eq!(decision, "hitl_pending");
+    assert_eq!(decision, tibet_ping::BeaconDecision::HitlPending);
 
     // Rust -> Python: our discover packet, to the Python discovery port.
     rust.announce_to(SocketAddr::from(([127, 0, 0, 1], py_disc)))

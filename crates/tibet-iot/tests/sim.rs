@@ -120,10 +120,7 @@ impl Sim {
     fn flush(&mut self) {
         let addrs: Vec<SocketAddr> = self.nodes.keys().copied().collect();
         for from in addrs {
-            loop {
-                let Some(t) = self.nodes.get_mut(&from).unwrap().poll_transmit() else {
-                    break;
-                };
+            while let Some(t) = self.nodes.get_mut(&from).unwrap().poll_transmit() {
                 self.sent += 1;
                 let multicast = t.destination.ip().is_multicast();
                 let targets: Vec<SocketAddr> = if multicast {
@@ -208,7 +205,7 @@ impl Sim {
                 && matches!(e, Event::RequestAnswered { id: i, .. } | Event::RequestTimedOut { id: i } if *i == id)
         })?;
         match self.events.remove(pos).unwrap().2 {
-            Event::RequestAnswered { response, .. } => Some(Some(response)),
+            Event::RequestAnswered { response, .. } => Some(Some(*response)),
             _ => Some(None),
         }
     }
