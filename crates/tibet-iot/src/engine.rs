@@ -756,19 +756,6 @@ impl Engine {
             ping: self.node.stats(),
         }
     }
-
-    /// The airlock zone a ping from `did` would land in by trust alone.
-    pub fn zone_of(&self, now: Timestamp, did: &str) -> AirlockZone {
-        let score = self.node.trust_of(now, did).score;
-        let c = &self.config.ping;
-        if score >= c.trust_groen {
-            AirlockZone::Groen
-        } else if score < c.trust_rood {
-            AirlockZone::Rood
-        } else {
-            AirlockZone::Geel
-        }
-    }
 }
 
 /// Everything a node counts.

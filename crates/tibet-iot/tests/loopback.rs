@@ -471,3 +471,67 @@ async fn multicast_discovery_on_loopback_finds_both_ways() {
     a.stop().await;
     b.stop().await;
 }
+
+#[derive(Default)]
+struct Recorded {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+struct Recorder(std::sync::Arc<Recorded>);
+
+impl tibet_iot::AuditSink for Recorder {
+    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
+        self.0.lines.lock().unwrap().push(format!(
+            "ping.{} {}",
+            packet.ping_type, response.airlock_zone
+        ));
+    }
+    fn record_heartbeat(&mut self, did: &str, _addr: SocketAddr) {
+        self.0
+            .lines
+            .lock()
+            .unwrap()
+            .push(format!("heartbeat {did}"));
+    }
+    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, _reason: &str) {
+        self.0
+            .lines
+            .lock()
+            .unwrap()
+            .push(format!("trust_change {did} {old} {new}"));
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_are_answered_and_audited() {
+    let (a, b, _, b_addr) = pair("jis:hb:a", "jis:hb:b").await;
+    let rec = std::sync::Arc::new(Recorded::default());
+    b.set_audit(Some(Box::new(Recorder(rec.clone()))));
+    b.set_trust("jis:hb:a", 0.8);
+    let resp = a
+        .send_heartbeat("jis:hb:b", b_addr, None)
+        .await
+        .unwrap()
+        .expect("answered");
+    assert_eq!(resp.airlock_zone, AirlockZone::Groen);
+    let _ = a
+        .send_ping("jis:hb:b", b_addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap();
+    let lines = rec.lines.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        [
+            "trust_change jis:hb:a 0 0.8",
+            "ping.heartbeat GROEN",
+            "heartbeat jis:hb:a",
+            "ping.intent GROEN"
+        ]
+    );
+    assert!(
+        b.peers().iter().any(|p| p.did == "jis:hb:a"),
+        "a heartbeat refreshes the peer"
+    );
+    a.stop().await;
+    b.stop().await;
+}

@@ -454,3 +454,144 @@ fn retransmission_gets_through_thirty_percent_loss_without_replay_alarms() {
     assert!(duplicates > 0, "lost answers were resent from the cache");
     assert_eq!(replays, 0, "a resend is never called a replay");
 }
+
+#[test]
+fn hop_limit_stops_mesh_packets_at_the_smaller_of_packet_and_node_cap() {
+    let mut sim = Sim::new(5);
+    for i in 0..5 {
+        sim.add(i, Sim::config());
+    }
+    for i in 0..4 {
+        sim.link(i, i + 1);
+    }
+    sim.trust_all(5);
+    let opts = |max| SendOptions {
+        ping: PingOptions {
+            routing_mode: RoutingMode::Mesh,
+            max_hops: Some(max),
+            ..PingOptions::default()
+        },
+        timeout: Some(Duration::from_secs(1)),
+        ..SendOptions::default()
+    };
+    let now = sim.now;
+    let short = sim
+        .node(0)
+        .send_ping(now, &did(4), addr(1), "x", "too far", opts(2))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(
+        sim.outcome(0, short),
+        Some(None),
+        "three relays needed, two allowed"
+    );
+    let now = sim.now;
+    assert_eq!(sim.node(3).stats(now).relay.dropped_hop_limit, 1);
+    let enough = sim
+        .node(0)
+        .send_ping(now, &did(4), addr(1), "x", "far enough", opts(3))
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert!(sim.outcome(0, enough).unwrap().is_some());
+    // The node's own cap (here 1) wins over a generous packet.
+    let mut capped = Sim::new(6);
+    for i in 0..3 {
+        capped.add(
+            i,
+            TransportConfig {
+                max_hops: 1,
+                ..Sim::config()
+            },
+        );
+    }
+    capped.link(0, 1);
+    capped.link(1, 2);
+    capped.trust_all(3);
+    let now = capped.now;
+    let id = capped
+        .node(0)
+        .send_ping(now, &did(2), addr(1), "x", "y", opts(50))
+        .unwrap();
+    capped.run_for(Duration::from_secs(2));
+    assert!(
+        capped.outcome(0, id).unwrap().is_some(),
+        "one relay allowed by a cap of 1"
+    );
+}
+
+#[test]
+fn discovery_beacons_and_unicast_answers_find_every_node() {
+    let mut sim = Sim::new(9);
+    let cfg = TransportConfig {
+        discovery_enabled: true,
+        ..TransportConfig::default()
+    };
+    for i in 0..3 {
+        sim.add(i, cfg.clone());
+    }
+    // A LAN: everyone hears everyone's multicast; no peers configured.
+    for i in 0..3 {
+        for j in 0..3 {
+            if i != j {
+                sim.links.insert((addr(i), addr(j)));
+            }
+        }
+    }
+    sim.run_for(Duration::from_secs(2));
+    let now = sim.now;
+    for i in 0..3 {
+        let alive: Vec<String> = sim
+            .node(i)
+            .peers()
+            .alive(now)
+            .map(|p| p.did.clone())
+            .collect();
+        assert_eq!(alive.len(), 2, "n{i} knows {alive:?}");
+        let s = sim.node(i).stats(now).discovery;
+        assert_eq!(s.beacons_sent, 1, "one beacon at start");
+        assert!(s.beacons_received == 2, "heard both others: {s:?}");
+    }
+    // Answers are rate-limited per peer: the next beacon round, 60 s later,
+    // is answered again (interval 10 s), but a burst of beacons is not.
+    sim.run_for(Duration::from_secs(60));
+    let now = sim.now;
+    let s = sim.node(0).stats(now).discovery;
+    assert_eq!(s.beacons_sent, 2);
+    assert!(s.replies_sent >= 2, "{s:?}");
+}
+
+#[test]
+fn outstanding_requests_are_bounded_and_refusals_counted() {
+    let mut sim = Sim::new(4);
+    let mut cfg = Sim::config();
+    cfg.limits.pending_requests = 2;
+    sim.add(0, cfg);
+    let now = sim.now;
+    let to = addr(1);
+    assert!(
+        sim.node(0)
+            .send_ping(now, "jis:x", to, "x", "y", SendOptions::default())
+            .is_ok()
+    );
+    assert!(
+        sim.node(0)
+            .send_ping(now, "jis:x", to, "x", "y", SendOptions::default())
+            .is_ok()
+    );
+    let third = sim
+        .node(0)
+        .send_ping(now, "jis:x", to, "x", "y", SendOptions::default());
+    assert_eq!(
+        third,
+        Err(tibet_iot::SendError::TooManyPending { capacity: 2 })
+    );
+    assert_eq!(sim.node(0).stats(now).engine.requests_refused, 1);
+    sim.run_for(Duration::from_secs(11));
+    let now = sim.now;
+    assert!(
+        sim.node(0)
+            .send_ping(now, "jis:x", to, "x", "y", SendOptions::default())
+            .is_ok(),
+        "room after timeouts"
+    );
+}
