@@ -15,15 +15,14 @@ use tibet_ping::{Frame, PacketCodec, PingPacket, PingResponse};
 fn typical_packet() -> PingPacket {
     serde_json::from_value(serde_json::json!({
         "packet_id": "ping_3f9a1c2b7d4e5f60",
-        "source_did": "jis:home:sensor-living-room",
+        "source_did": "jis:home:sensor-42",
         "target_did": "jis:home:hub",
         "ping_type": "intent",
         "priority": 2,
         "routing_mode": "direct",
         "intent": "temperature.report",
-        "purpose": "Periodic climate report for the living room",
-        "payload": {"celsius": 21.5, "humidity": 0.43, "battery": 87, "unit": "C",
-                    "window_open": false},
+        "purpose": "Hourly climate report",
+        "payload": {"celsius": 21.5, "humidity": 0.43, "battery": 87},
         "pod_id": "pod-home",
         "station_id": null,
         "hop_count": 0,
