@@ -161,8 +161,6 @@ impl Token {
         pyjson::write_str(out, &self.action);
         out.extend_from_slice(b", \"actor\": ");
         pyjson::write_str(out, &self.actor);
-        out.extend_from_slice(b", \"erachter\": ");
-        pyjson::write_str(out, &self.erachter);
         out.extend_from_slice(b", \"eraan\": [");
         for (i, item) in self.eraan.iter().enumerate() {
             if i > 0 {
@@ -170,7 +168,9 @@ impl Token {
             }
             pyjson::write_str(out, item);
         }
-        out.extend_from_slice(b"], \"erin\": ");
+        out.extend_from_slice(b"], \"erachter\": ");
+        pyjson::write_str(out, &self.erachter);
+        out.extend_from_slice(b", \"erin\": ");
         pyjson::write_value(out, &self.erin, true);
         out.extend_from_slice(b", \"eromheen\": ");
         pyjson::write_map(out, &self.eromheen, true);
@@ -310,8 +310,8 @@ mod tests {
         assert_eq!(
             text,
             concat!(
-                r#"{"action": "ping.intent", "actor": "jis:home:sensor", "erachter": "Zeit f\u00fcr W\u00e4rme \u2600", "#,
-                r#""eraan": ["jis:home:sensor", "jis:home:hub"], "erin": {"intent": "temperature.read", "payload": {"celsius": 21.5}}, "#,
+                r#"{"action": "ping.intent", "actor": "jis:home:sensor", "eraan": ["jis:home:sensor", "jis:home:hub"], "#,
+                r#""erachter": "Zeit f\u00fcr W\u00e4rme \u2600", "erin": {"intent": "temperature.read", "payload": {"celsius": 21.5}}, "#,
                 r#""eromheen": {"hop_count": 0, "routing_mode": "direct"}, "parent_id": null, "state": "created", "#,
                 r#""timestamp": "2026-11-26T11:00:33.762558+00:00", "token_id": "tibet_20261126110033762558_1a2b3c4d"}"#
             )
