@@ -125,6 +125,7 @@ pub struct FileStore {
     last_id: Option<String>,
     recovered: Option<Recovery>,
     line: Vec<u8>,
+    read_only: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -163,6 +164,28 @@ impl FileStore {
             last_id: None,
             recovered: None,
             line: Vec::with_capacity(1024),
+            read_only: false,
+        };
+        store.read_tail().map_err(io_err(&store.path.clone()))?;
+        Ok(store)
+    }
+
+    /// Opens an existing token file for reading only (it is not created;
+    /// appends and rotation fail with a permission error).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_owned();
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let mut store = FileStore {
+            path,
+            file,
+            durability: Durability::default(),
+            last_sync: Instant::now(),
+            dirty: false,
+            known_len: None,
+            last_id: None,
+            recovered: None,
+            line: Vec::new(),
+            read_only: true,
         };
         store.read_tail().map_err(io_err(&store.path.clone()))?;
         Ok(store)
@@ -256,6 +279,7 @@ impl FileStore {
 
     /// Writes `self.line` at the end under the exclusive lock.
     fn write_locked(&mut self) -> std::io::Result<()> {
+        self.check_writable()?;
         if self.line.is_empty() {
             return Ok(());
         }
@@ -287,6 +311,13 @@ impl FileStore {
         };
         if sync_now {
             self.sync()?;
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> std::io::Result<()> {
+        if self.read_only {
+            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "opened read-only"));
         }
         Ok(())
     }
@@ -374,6 +405,7 @@ impl FileStore {
             let path = path.to_owned();
             move |source| RotateError::Io { path, source }
         };
+        self.check_writable().map_err(err(&self.path))?;
         self.reopen_if_rotated().map_err(err(&self.path))?;
         self.file.lock().map_err(err(&self.path))?;
         let result = (|| {
@@ -391,7 +423,6 @@ impl FileStore {
                 kept: 0,
                 archive_path: archive_path.clone(),
             };
-            let mut last_kept_id = None;
             let mut reader = BufReader::with_capacity(
                 READ_BUF,
                 File::open(&self.path).map_err(err(&self.path))?,
@@ -423,9 +454,6 @@ impl FileStore {
                 } else {
                     keep.write_all(&line).map_err(err(&tmp_path))?;
                     report.kept += 1;
-                    if let Some(t) = parsed {
-                        last_kept_id = Some(t.token_id);
-                    }
                 }
             }
             arch.flush().map_err(err(&archive_path))?;
@@ -446,7 +474,6 @@ impl FileStore {
             } else {
                 std::fs::remove_file(&tmp_path).map_err(err(&tmp_path))?;
             }
-            let _ = last_kept_id;
             Ok(report)
         })();
         let _ = self.file.unlock();
