@@ -29,7 +29,7 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
-use crate::stats::{EngineStats, NodeStats};
+use crate::stats::{DriverStats, EngineStats, NodeStats};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -753,6 +753,7 @@ impl Engine {
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            driver: DriverStats::default(),
         }
     }
 }
