@@ -595,3 +595,71 @@ fn outstanding_requests_are_bounded_and_refusals_counted() {
         "room after timeouts"
     );
 }
+
+#[test]
+fn beacon_matching_an_auto_vouch_rule_makes_the_newcomer_trusted() {
+    let mut sim = Sim::new(12);
+    let hub_cfg = TransportConfig {
+        discovery_enabled: true,
+        ..TransportConfig::default()
+    };
+    let sensor_cfg = TransportConfig {
+        device_type: "sensor".into(),
+        capabilities: vec!["temp".into()],
+        ..hub_cfg.clone()
+    };
+    sim.add(0, hub_cfg);
+    sim.add(1, sensor_cfg);
+    sim.links.insert((addr(0), addr(1)));
+    sim.links.insert((addr(1), addr(0)));
+    sim.node(0)
+        .ping_node_mut()
+        .beacon_handler_mut()
+        .add_auto_vouch_rule(tibet_ping::AutoVouchRule {
+            name: "sensors".into(),
+            device_type: Some("sensor".into()),
+            required_capabilities: Some(vec!["temp".into()]),
+            vouch_factor: 0.8,
+            ..Default::default()
+        })
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let decided = sim.events.iter().find_map(|(_, a, e)| match e {
+        Event::PeerDiscovered {
+            did: d,
+            decision,
+            device_type,
+            ..
+        } if *a == addr(0) && *d == did(1) => Some((*decision, device_type.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        decided,
+        Some((tibet_ping::BeaconDecision::AutoVouched, "sensor".to_owned()))
+    );
+    // The vouch is real: 0.9 x 0.8 = 0.72 >= 0.7, so the sensor's ping is GROEN.
+    let now = sim.now;
+    let id = sim
+        .node(1)
+        .send_ping(
+            now,
+            &did(0),
+            addr(0),
+            "temperature.report",
+            "hello hub",
+            SendOptions::default(),
+        )
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let resp = sim.outcome(1, id).unwrap().expect("answered");
+    assert_eq!(resp.airlock_zone, AirlockZone::Groen);
+    // The hub, with no rule at the sensor, stays unknown there: beacons alone
+    // never grant trust.
+    let now = sim.now;
+    let back = sim
+        .node(0)
+        .send_ping(now, &did(1), addr(1), "x", "y", SendOptions::default())
+        .unwrap();
+    sim.run_for(Duration::from_secs(11));
+    assert_eq!(sim.outcome(0, back), Some(None));
+}
