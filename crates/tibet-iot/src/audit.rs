@@ -29,8 +29,8 @@ pub trait AuditSink: Send {
         let _ = (did, addr, decision);
     }
 
-    /// `packet` (hop count already raised) was forwarded to `next_hops` peers.
-    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
+    /// `packet` (hop count already raised) was forwarded to `next_hops`.
+    fn record_relay(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
         let _ = (packet, next_hops);
     }
 

@@ -211,6 +211,18 @@ impl Sim {
     }
 }
 
+struct RelayLog(std::sync::Arc<std::sync::Mutex<Vec<(String, u32, Vec<SocketAddr>)>>>);
+
+impl tibet_iot::AuditSink for RelayLog {
+    fn record_relay(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
+        self.0.lock().unwrap().push((
+            packet.target_did.clone(),
+            packet.hop_count,
+            next_hops.to_vec(),
+        ));
+    }
+}
+
 fn mesh_opts() -> SendOptions {
     SendOptions {
         ping: PingOptions {
@@ -262,6 +274,11 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     let b = sim.node(1).stats(now);
     assert_eq!(b.relay.relayed, 1);
     assert_eq!(b.relay.responses_relayed, 1);
+    assert_eq!(
+        *relays.lock().unwrap(),
+        [(did(2), 1, vec![addr(2)])],
+        "the relay was audited"
+    );
     assert!(sim.events.iter().any(|(_, a, e)| *a == addr(2)
         && matches!(e, Event::PingDecided { source_did, .. } if *source_did == did(0))));
 }
