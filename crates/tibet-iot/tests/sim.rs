@@ -211,7 +211,10 @@ impl Sim {
     }
 }
 
-struct RelayLog(std::sync::Arc<std::sync::Mutex<Vec<(String, u32, Vec<SocketAddr>)>>>);
+/// (target, hop count, next hops) of each audited relay.
+type Relayed = Vec<(String, u32, Vec<SocketAddr>)>;
+
+struct RelayLog(std::sync::Arc<std::sync::Mutex<Relayed>>);
 
 impl tibet_iot::AuditSink for RelayLog {
     fn record_relay(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
@@ -252,6 +255,9 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     sim.run_for(Duration::from_secs(11));
     assert_eq!(sim.outcome(0, direct), Some(None), "no route from A to C");
 
+    let relays = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    sim.node(1)
+        .set_audit(Some(Box::new(RelayLog(relays.clone()))));
     let now = sim.now;
     let id = sim
         .node(0)
