@@ -29,9 +29,15 @@ pub trait AuditSink: Send {
         let _ = (did, addr, decision);
     }
 
-    /// `packet` (hop count already raised) was forwarded to `next_hops`.
-    fn record_relay(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+    /// `packet` (hop count already raised) was forwarded to `next_hops` peers.
+    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
         let _ = (packet, next_hops);
+    }
+
+    /// `packet` (hop count already raised) was forwarded to these addresses;
+    /// by default reported through [`AuditSink::record_relay`] as a count.
+    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+        self.record_relay(packet, next_hops.len());
     }
 
     /// The trust of `did` changed from `old` to `new` because of `reason`.

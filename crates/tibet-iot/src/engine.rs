@@ -603,7 +603,7 @@ impl Engine {
             self.transmit(*hop, bytes.clone());
         }
         if let Some(a) = self.audit.as_mut() {
-            a.record_relay(&out, &hops);
+            a.record_relay_to(&out, &hops);
         }
         if self.events_enabled {
             self.event(Event::PacketRelayed {

@@ -361,12 +361,14 @@ impl IoTNode {
         self.shared.lock().engine.set_audit(sink);
     }
 
-    /// Counters of the engine, its tables and the driver.
-    pub fn stats(&self) -> NodeStats {
+    /// Counters of the engine, its tables and the driver, and (kept for
+    /// callers of the first API) the driver's send errors again.
+    pub fn stats(&self) -> (NodeStats, u64) {
         let mut s = self.shared.lock().engine.stats(Timestamp::now());
         s.driver.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
         s.driver.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
-        s
+        let errors = s.driver.send_errors;
+        (s, errors)
     }
 }
 

@@ -217,7 +217,7 @@ type Relayed = Vec<(String, u32, Vec<SocketAddr>)>;
 struct RelayLog(std::sync::Arc<std::sync::Mutex<Relayed>>);
 
 impl tibet_iot::AuditSink for RelayLog {
-    fn record_relay(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
+    fn record_relay_to(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
         self.0.lock().unwrap().push((
             packet.target_did.clone(),
             packet.hop_count,
