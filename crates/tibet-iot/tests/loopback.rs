@@ -424,9 +424,22 @@ async fn stop_is_graceful_and_idempotent() {
     node.stop().await;
     assert!(!node.is_running());
     // The port is free again: the driver task and its socket are gone.
-    UdpSocket::bind(addr)
+    let rebound = UdpSocket::bind(addr)
         .await
         .expect("rebind the released port");
+    drop(rebound);
+    // A stopped node can start again and serve.
+    node.set_trust("jis:b", 0.9);
+    let again = node.start().await.unwrap();
+    let b = IoTNode::new("jis:b", quick());
+    b.start().await.unwrap();
+    let r = b
+        .send_ping("jis:a", again, "x", "after restart", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.map(|r| r.airlock_zone), Some(AirlockZone::Groen));
+    node.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]
