@@ -459,14 +459,6 @@ impl Engine {
             self.on_relay(now, from, packet);
             return;
         }
-        if packet.hop_count > 0
-            && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now, &packet.packet_id)
-        {
-            // A second copy that took another path through the mesh.
-            self.stats.mesh_duplicates += 1;
-            return;
-        }
         let key = (from, packet.packet_id);
         if let Some(cached) = self.responses.get(now, &key)
             && cached.nonce == packet.nonce
@@ -475,6 +467,14 @@ impl Engine {
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
             self.transmit(from, bytes);
+            return;
+        }
+        if packet.hop_count > 0
+            && packet.routing_mode == RoutingMode::Mesh
+            && !self.relay.mark_seen(now, &key.1)
+        {
+            // A second copy that took another path through the mesh.
+            self.stats.mesh_duplicates += 1;
             return;
         }
         let (from, packet_id) = key;

@@ -686,3 +686,55 @@ fn beacon_matching_an_auto_vouch_rule_makes_the_newcomer_trusted() {
     sim.run_for(Duration::from_secs(11));
     assert_eq!(sim.outcome(0, back), Some(None));
 }
+
+#[test]
+fn mesh_retransmission_through_a_relay_survives_thirty_percent_loss() {
+    let run = |max_retransmits: u32| -> (usize, u64, u64) {
+        let mut sim = Sim::new(21);
+        for i in 0..3 {
+            sim.add(i, Sim::config());
+        }
+        sim.link(0, 1);
+        sim.link(1, 2);
+        sim.trust_all(3);
+        sim.loss = 0.3;
+        let mut ok = 0;
+        for _ in 0..60 {
+            let now = sim.now;
+            let opts = SendOptions {
+                timeout: Some(Duration::from_secs(25)),
+                retransmit: Some(RetransmitPolicy {
+                    max_retransmits,
+                    initial_timeout: Duration::from_millis(300),
+                    random_factor: 1.5,
+                }),
+                ..mesh_opts()
+            };
+            let id = sim
+                .node(0)
+                .send_ping(now, &did(2), addr(1), "x", "lossy mesh", opts)
+                .unwrap();
+            sim.run_for(Duration::from_secs(26));
+            if let Some(Some(_)) = sim.outcome(0, id) {
+                ok += 1;
+            }
+        }
+        let now = sim.now;
+        let (b, c) = (sim.node(1).stats(now), sim.node(2).stats(now));
+        (ok, b.relay.resends_forwarded, c.engine.duplicates_answered)
+    };
+    let (plain, _, _) = run(0);
+    let (ok, forwarded, cached) = run(6);
+    // Four lossy legs: about a quarter get through without resends; with up
+    // to six resends in the window, about 85 %.
+    assert!(plain < 25, "without resends: {plain}/60");
+    assert!(
+        ok >= 42 && ok >= 2 * plain,
+        "with resends through the relay: {ok}/60 vs {plain}/60"
+    );
+    assert!(
+        forwarded > 0,
+        "the relay forwarded resends from its previous hop"
+    );
+    assert!(cached > 0, "the target answered resends from its cache");
+}
