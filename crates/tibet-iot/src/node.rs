@@ -137,11 +137,16 @@ impl IoTNode {
         if running.is_some() {
             return Err(StartError::AlreadyRunning);
         }
+        // tokio's from_std panics outside a runtime with I/O: refuse instead.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
         let config = self.shared.lock().engine.config().clone();
         let bind = config.bind_addr();
         let std_sock = socket::transport_socket(&config)
             .map_err(|source| StartError::Bind { addr: bind, source })?;
-        let sock = UdpSocket::from_std(std_sock).map_err(|_| StartError::NoRuntime)?;
+        let sock = UdpSocket::from_std(std_sock)
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
         let local_addr = sock
             .local_addr()
             .map_err(|source| StartError::Bind { addr: bind, source })?;

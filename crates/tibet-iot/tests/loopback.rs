@@ -583,3 +583,20 @@ async fn heartbeats_are_answered_and_audited() {
     a.stop().await;
     b.stop().await;
 }
+
+#[test]
+fn start_outside_a_runtime_is_an_error_not_a_panic() {
+    use std::future::Future;
+    let node = IoTNode::new("jis:a", quick());
+    let mut fut = std::pin::pin!(node.start());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = fut.as_mut().poll(&mut cx);
+    assert!(
+        matches!(
+            polled,
+            std::task::Poll::Ready(Err(tibet_iot::StartError::NoRuntime))
+        ),
+        "{polled:?}"
+    );
+    assert!(!node.is_running());
+}
