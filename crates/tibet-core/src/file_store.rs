@@ -28,7 +28,7 @@ use tibet_ping::Timestamp;
 
 use crate::store::{AppendError, ReadError, ScanReport, Store};
 use crate::token::{HmacKey, Token};
-use crate::verify::{Verifier, VerifyReport};
+use crate::verify::{VerifyReport, verify_path};
 
 /// When appended lines are forced to disk (`fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub struct RotateReport {
 
 /// How far back from the end [`FileStore::open`] looks for the last token.
 const TAIL_SEARCH_LIMIT: u64 = 64 << 20;
-const READ_BUF: usize = 256 << 10;
+pub(crate) const READ_BUF: usize = 256 << 10;
 
 /// An append-only JSONL token file; see the module docs.
 #[derive(Debug)]
@@ -317,7 +317,10 @@ impl FileStore {
 
     fn check_writable(&self) -> std::io::Result<()> {
         if self.read_only {
-            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "opened read-only"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "opened read-only",
+            ));
         }
         Ok(())
     }
@@ -494,7 +497,7 @@ impl Drop for FileStore {
 
 /// The length of the file with every append finished: take the shared lock
 /// for a moment, so no writer is mid-line.
-fn settled_len(file: &File) -> std::io::Result<u64> {
+pub(crate) fn settled_len(file: &File) -> std::io::Result<u64> {
     file.lock_shared()?;
     let len = file.metadata().map(|m| m.len());
     file.unlock()?;
@@ -550,25 +553,6 @@ pub(crate) fn scan_path(
             return Ok(());
         }
     }
-}
-
-/// Verifies the token file at `path` (see [`FileStore::verify_file`]).
-pub fn verify_path(path: &Path, key: Option<&HmacKey>) -> Result<VerifyReport, ReadError> {
-    let mut verifier = Verifier::new(key.cloned());
-    verify_into(path, &mut verifier)?;
-    Ok(verifier.finish())
-}
-
-/// Feeds the token file at `path` into `verifier` (to verify several files
-/// as one continuous log, e.g. an archive followed by the active file).
-pub fn verify_into(path: &Path, verifier: &mut Verifier) -> Result<(), ReadError> {
-    scan_path(path, &mut |line, item| {
-        match item {
-            Ok(t) => verifier.token(line, &t),
-            Err(reason) => verifier.bad_line(line, reason),
-        }
-        ControlFlow::Continue(())
-    })
 }
 
 impl Store for FileStore {
