@@ -292,9 +292,9 @@ pub fn verify_into(path: &Path, verifier: &mut Verifier) -> Result<(), ReadError
 
 fn check_batch(batch: &Batch, key: Option<&HmacKey>, hasher: &RandomState) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(batch.data.len() / 300);
-    let mut line = batch.first_line;
     let mut end = 0;
-    for raw in batch.data.split_inclusive(|b| *b == b'\n') {
+    let lines = batch.data.split_inclusive(|b| *b == b'\n');
+    for (line, raw) in (batch.first_line..).zip(lines) {
         let start = end;
         end += raw.len();
         if !raw.iter().all(u8::is_ascii_whitespace) {
@@ -320,7 +320,6 @@ fn check_batch(batch: &Batch, key: Option<&HmacKey>, hasher: &RandomState) -> Ve
                 },
             });
         }
-        line += 1;
     }
     out
 }
