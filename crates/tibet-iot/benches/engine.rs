@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p tibet-iot --bench engine -- --warm-up-time 1 --measurement-time 3`
 
+// criterion_group! generates an undocumented public fn.
+#![allow(missing_docs)]
+
 use std::net::SocketAddr;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
