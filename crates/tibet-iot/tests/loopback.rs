@@ -600,3 +600,34 @@ fn start_outside_a_runtime_is_an_error_not_a_panic() {
     );
     assert!(!node.is_running());
 }
+
+#[tokio::test]
+async fn network_bridge_records_provenance_tokens() {
+    let (a, b, _, b_addr) = pair("jis:prov:a", "jis:prov:b").await;
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = tokens.clone();
+    let provider = tibet_core::Provider::new("jis:prov:b").on_token(move |t| {
+        sink.lock()
+            .unwrap()
+            .push((t.action.clone(), t.erachter.clone()))
+    });
+    b.set_audit(Some(Box::new(tibet_core::NetworkBridge::new(provider))));
+    b.set_trust("jis:prov:a", 0.9);
+    let r = a
+        .send_ping(
+            "jis:prov:b",
+            b_addr,
+            "temperature.read",
+            "audit me",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(r.is_some());
+    let got = tokens.lock().unwrap().clone();
+    let actions: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["trust_change", "ping.intent"]);
+    assert_eq!(got[1].1, "audit me", "ERACHTER is the ping's purpose");
+    a.stop().await;
+    b.stop().await;
+}
