@@ -155,21 +155,49 @@ pub(crate) struct AutoVouchEntry {
 pub(crate) struct AuditSection {
     /// JSONL token file, appended to.
     pub(crate) file: PathBuf,
-    /// When a record reaches the disk: `buffered`, `flush` (default) or `fsync`.
-    pub(crate) durability: Option<Durability>,
+    /// When records are forced to disk: `group_commit` (default) or `every_token`.
+    pub(crate) durability: Option<DurabilityKind>,
+    /// For `group_commit`: the longest time a record stays unsynced (default 100 ms).
+    pub(crate) group_commit_ms: Option<u64>,
 }
 
-/// How hard the audit file is pushed to disk after each record.
+/// How hard the audit file is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Durability {
-    /// Written by the OS when it likes; fastest.
-    Buffered,
-    /// Flushed to the OS after each record (survives a crash of the process).
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DurabilityKind {
+    /// fsync at most every `group_commit_ms`; a process crash loses nothing,
+    /// a power loss at most that interval.
     #[default]
-    Flush,
-    /// fsync after each record (survives power loss).
-    Fsync,
+    GroupCommit,
+    /// fsync after every record.
+    EveryToken,
+}
+
+/// The resolved durability policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// fsync after every record.
+    EveryToken,
+    /// fsync at most every this long.
+    GroupCommit(std::time::Duration),
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::GroupCommit(std::time::Duration::from_millis(100))
+    }
+}
+
+impl AuditSection {
+    /// The policy this section asks for.
+    pub(crate) fn durability(&self) -> Durability {
+        match self.durability.unwrap_or_default() {
+            DurabilityKind::EveryToken => Durability::EveryToken,
+            DurabilityKind::GroupCommit => Durability::GroupCommit(
+                std::time::Duration::from_millis(self.group_commit_ms.unwrap_or(100)),
+            ),
+        }
+    }
 }
 
 impl ConfigFile {
@@ -249,6 +277,14 @@ impl ConfigFile {
             if let Some(m) = r.min_trust {
                 parse::check_score(m)
                     .map_err(|e| anyhow::anyhow!("key `airlock_rule[{i}].min_trust`: {e}"))?;
+            }
+        }
+        if let Some(a) = &self.audit {
+            if a.group_commit_ms == Some(0) {
+                bail!("key `audit.group_commit_ms`: must be at least 1");
+            }
+            if a.group_commit_ms.is_some() && a.durability == Some(DurabilityKind::EveryToken) {
+                bail!("key `audit.group_commit_ms`: only applies to durability = \"group_commit\"");
             }
         }
         for (i, a) in self.auto_vouch.iter().enumerate() {

@@ -34,7 +34,11 @@ pub(crate) struct Args {
 /// Runs `discover`.
 pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     let did = parse::did(&args.did)?;
-    let node = Node::start(&Settings::client(did, args.port, &args.net)).await?;
+    let mut settings = Settings::client(did, args.port, &args.net);
+    // Discovery on: the first beacon goes out at start; no second one in the window.
+    settings.discovery = true;
+    settings.discovery_interval = Some(Duration::from_secs(3600));
+    let node = Node::start(&settings).await?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     spinner.set_message(format!(
@@ -42,10 +46,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         args.timeout.as_secs_f64()
     ));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let found = node.discover(args.timeout).await;
+    let (node, found) = node.discover(args.timeout).await;
     spinner.finish_and_clear();
     node.stop().await;
-    let found = found?;
     if args.json {
         println!("{}", serde_json::to_string(&found)?);
     } else {

@@ -64,7 +64,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             _ = sigterm.recv() => break,
             call = async { match calls.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                 if let Some(call) = call {
-                    let answer = node.control(call.request).await;
+                    let answer = node.control(call.request);
                     let _ = call.reply.send(answer);
                 }
             }

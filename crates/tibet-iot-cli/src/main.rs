@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_sink;
 mod bench;
 mod config;
 mod control;

@@ -121,9 +121,9 @@ impl Settings {
         let audit = match (&flags.audit, file.audit) {
             (Some(path), section) => Some((
                 path.clone(),
-                section.and_then(|s| s.durability).unwrap_or_default(),
+                section.map(|s| s.durability()).unwrap_or_default(),
             )),
-            (None, Some(section)) => Some((section.file, section.durability.unwrap_or_default())),
+            (None, Some(section)) => Some((section.file.clone(), section.durability())),
             (None, None) => None,
         };
         let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
