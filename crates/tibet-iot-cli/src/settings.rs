@@ -201,7 +201,22 @@ impl ListenFlags {
     /// Loads the config file (if any) and merges the flags into it.
     pub(crate) fn resolve(&self) -> Result<Settings> {
         let file = match &self.config {
-            Some(path) => ConfigFile::load(path)?,
+            Some(path) => {
+                let mut file = ConfigFile::load(path)?;
+                // Paths in the file are relative to the file, not to the cwd.
+                let base = path.parent().unwrap_or(std::path::Path::new("."));
+                if let Some(a) = file.audit.as_mut() {
+                    if a.file.is_relative() {
+                        a.file = base.join(&a.file);
+                    }
+                }
+                if let Some(c) = file.control.as_mut() {
+                    if c.is_relative() {
+                        *c = base.join(&*c);
+                    }
+                }
+                file
+            }
             None => ConfigFile::default(),
         };
         Settings::from_file_and_flags(file, self)

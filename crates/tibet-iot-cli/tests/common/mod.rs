@@ -71,6 +71,15 @@ impl Listener {
                         let addr = rest.split(' ').next().expect("addr");
                         break addr.parse().expect("listening address");
                     }
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["event"] == "listening" {
+                            break v["addr"]
+                                .as_str()
+                                .expect("addr")
+                                .parse()
+                                .expect("listening address");
+                        }
+                    }
                 }
                 Err(e) => {
                     let _ = child.kill();
@@ -131,4 +140,14 @@ fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
             }
         }
     });
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (for a private
+/// discovery port, so tests never meet each other or a real 7151).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
