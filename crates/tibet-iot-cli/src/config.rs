@@ -228,21 +228,21 @@ impl ConfigFile {
             ("intervals.peer_cleanup", self.intervals.peer_cleanup),
             ("intervals.peer_timeout", self.intervals.peer_timeout),
         ] {
-            if let Some(v) = v {
-                if !(v.is_finite() && v > 0.0 && v < 1e9) {
-                    bail!("key `{key}`: {v} must be a positive number of seconds");
-                }
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0 && v < 1e9)
+            {
+                bail!("key `{key}`: {v} must be a positive number of seconds");
             }
         }
-        if let Some(g) = self.discovery.group {
-            if !g.is_multicast() {
-                bail!("key `discovery.group`: {g} is not a multicast address");
-            }
+        if let Some(g) = self.discovery.group
+            && !g.is_multicast()
+        {
+            bail!("key `discovery.group`: {g} is not a multicast address");
         }
-        if let Some(ttl) = self.discovery.ttl {
-            if ttl == 0 || ttl > 255 {
-                bail!("key `discovery.ttl`: {ttl} must be within 1..=255");
-            }
+        if let Some(ttl) = self.discovery.ttl
+            && (ttl == 0 || ttl > 255)
+        {
+            bail!("key `discovery.ttl`: {ttl} must be within 1..=255");
         }
         for (did, score) in &self.trust {
             parse::did(did).with_context(|| format!("key `trust.\"{did}\"`"))?;

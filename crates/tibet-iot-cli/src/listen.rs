@@ -52,10 +52,10 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             serde_json::json!({"event": "listening", "addr": node.local_addr().to_string(), "did": node.did()})
         )?,
     }
-    if let Some(path) = &settings.control {
-        if format == LogFormat::Text {
-            writeln!(stdout, "control socket at {}", path.display())?;
-        }
+    if let Some(path) = &settings.control
+        && format == LogFormat::Text
+    {
+        writeln!(stdout, "control socket at {}", path.display())?;
     }
     stdout.flush()?;
     loop {

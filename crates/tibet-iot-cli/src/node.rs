@@ -282,11 +282,6 @@ impl Node {
         self.addr
     }
 
-    /// The library node, for what this wrapper does not cover.
-    pub(crate) fn inner(&self) -> &IoTNode {
-        &self.inner
-    }
-
     /// Sends a ping; `None` when no answer came in time.
     pub(crate) async fn send(&self, out: Outgoing) -> Result<Option<PingResponse>> {
         let options = SendOptions {
@@ -417,10 +412,10 @@ impl Node {
                 ..Default::default()
             },
             Request::Approve { id, trust } => {
-                if let Some(t) = trust {
-                    if let Err(e) = crate::parse::check_score(t) {
-                        return Response::error(format!("trust {e}"));
-                    }
+                if let Some(t) = trust
+                    && let Err(e) = crate::parse::check_score(t)
+                {
+                    return Response::error(format!("trust {e}"));
                 }
                 match self.inner.approve_pending(&id, trust) {
                     Some(p) => Response {

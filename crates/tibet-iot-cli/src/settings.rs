@@ -205,15 +205,15 @@ impl ListenFlags {
                 let mut file = ConfigFile::load(path)?;
                 // Paths in the file are relative to the file, not to the cwd.
                 let base = path.parent().unwrap_or(std::path::Path::new("."));
-                if let Some(a) = file.audit.as_mut() {
-                    if a.file.is_relative() {
-                        a.file = base.join(&a.file);
-                    }
+                if let Some(a) = file.audit.as_mut()
+                    && a.file.is_relative()
+                {
+                    a.file = base.join(&a.file);
                 }
-                if let Some(c) = file.control.as_mut() {
-                    if c.is_relative() {
-                        *c = base.join(&*c);
-                    }
+                if let Some(c) = file.control.as_mut()
+                    && c.is_relative()
+                {
+                    *c = base.join(&*c);
                 }
                 file
             }

@@ -53,11 +53,6 @@ impl Rtts {
         }
     }
 
-    /// Number of stored samples.
-    pub(crate) fn len(&self) -> usize {
-        self.micros.len()
-    }
-
     /// Nearest-rank percentiles, or `None` without samples.
     pub(crate) fn summary(&mut self) -> Option<Summary> {
         if self.micros.is_empty() {
@@ -108,7 +103,7 @@ mod tests {
         let mut b = Rtts::default();
         b.push(Duration::from_micros(1000));
         a.merge(b);
-        assert_eq!(a.len(), 2);
+        assert_eq!(a.micros.len(), 2);
         let s = a.summary().unwrap();
         assert_eq!(s.p50_ms, 0.383);
         assert_eq!(s.max_ms, 1.0);

@@ -71,14 +71,14 @@ impl Listener {
                         let addr = rest.split(' ').next().expect("addr");
                         break addr.parse().expect("listening address");
                     }
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if v["event"] == "listening" {
-                            break v["addr"]
-                                .as_str()
-                                .expect("addr")
-                                .parse()
-                                .expect("listening address");
-                        }
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && v["event"] == "listening"
+                    {
+                        break v["addr"]
+                            .as_str()
+                            .expect("addr")
+                            .parse()
+                            .expect("listening address");
                     }
                 }
                 Err(e) => {
@@ -120,8 +120,8 @@ impl Listener {
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
-        let status = self.child.wait().expect("wait listen");
-        status
+
+        self.child.wait().expect("wait listen")
     }
 }
 
