@@ -39,7 +39,11 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let id = packet_id(&mut rng);
         assert!(id.starts_with("ping_") && id.len() == 21, "{id}");
-        assert!(id[5..].bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            id[5..]
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_eq!(response_id(&mut rng).len(), 21);
         let n = nonce(&mut rng);
         assert_eq!(n.len(), 32);
