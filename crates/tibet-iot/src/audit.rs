@@ -1,0 +1,41 @@
+//! [`AuditSink`]: where a node reports network events for provenance.
+//!
+//! The node calls the sink synchronously from its engine, once per event, in
+//! the order the events happened. The CLI implements it with `tibet-core`'s
+//! network bridge (tokens `ping.<type>`, `heartbeat`, `discovery`, `relay`,
+//! `trust_change`); without a sink nothing is recorded and nothing is paid.
+
+use std::net::SocketAddr;
+
+use tibet_ping::{PingPacket, PingResponse};
+
+/// Receives the auditable events of a node. Every method defaults to doing
+/// nothing, so a sink implements only what it records.
+pub trait AuditSink: Send {
+    /// A ping addressed to this node was decided; `response` is what the
+    /// pipeline produced (sent for accept and pending, withheld for reject).
+    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
+        let _ = (packet, response);
+    }
+
+    /// A heartbeat from `did` at `addr` was accepted.
+    fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
+        let _ = (did, addr);
+    }
+
+    /// A beacon of `did` from `addr` was handled with `decision`
+    /// (`auto_vouched`, `hitl_pending`, ...).
+    fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
+        let _ = (did, addr, decision);
+    }
+
+    /// `packet` (hop count already raised) was forwarded to `next_hops` peers.
+    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
+        let _ = (packet, next_hops);
+    }
+
+    /// The trust of `did` changed from `old` to `new` because of `reason`.
+    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
+        let _ = (did, old, new, reason);
+    }
+}
