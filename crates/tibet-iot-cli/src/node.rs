@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tibet_iot::{Event as LibEvent, IoTNode, SendOptions, StartError, TransportConfig};
 use tibet_ping::{
-    AirlockRule, AirlockZone, AutoVouchRule, Glob, JsonMap, PendingPing, PingOptions, PingResponse,
-    RoutingMode, RulePattern, Timestamp, VouchOptions,
+    AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, Glob, JsonMap, PendingPing,
+    PingOptions, PingResponse, RoutingMode, RulePattern, Timestamp, VouchOptions,
 };
 use tokio::sync::broadcast;
 
@@ -356,7 +356,7 @@ impl Node {
                 time: now.to_iso(),
                 did,
                 addr: address,
-                decision,
+                decision: beacon_decision(decision),
             }),
             _ => None,
         }
@@ -388,7 +388,7 @@ impl Node {
                         addr: address,
                         device_type: Some(device_type),
                         capabilities,
-                        decision,
+                        decision: beacon_decision(decision),
                     };
                     match found.iter_mut().find(|x| x.did == f.did) {
                         Some(old) => *old = f,
@@ -453,6 +453,14 @@ impl Node {
     pub(crate) async fn stop(self) {
         self.inner.stop().await;
     }
+}
+
+/// The wire spelling of a beacon decision (`auto_vouched`, `hitl_pending`, `rejected`).
+fn beacon_decision(d: BeaconDecision) -> String {
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{d:?}"))
 }
 
 fn item(p: &PendingPing) -> PendingItem {
