@@ -74,6 +74,9 @@ fn discover_finds_two_listeners_on_loopback_multicast() {
         serde_json::json!(["temperature.read"])
     );
     assert!(sensor["decision"].is_string());
+    // The listeners print the discovery of the phone that sent the beacon.
+    let line = a.wait_for_line("discovered jis:home:phone");
+    assert!(line.contains("hitl_pending"), "{line}");
 
     // The table form lists the same nodes.
     let out = run(&[

@@ -192,3 +192,33 @@ fn json_log_format_gives_machine_lines() {
     assert_eq!(v["zone"], "GROEN");
     assert_eq!(v["intent"], "t.read");
 }
+
+#[test]
+fn verbose_flag_turns_on_debug_logs() {
+    let hub = listener();
+    let quiet = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "t",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(stderr(&quiet), "");
+    let loud = run(&[
+        "-v",
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "t",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(loud.status.code(), Some(0));
+    assert!(
+        stderr(&loud).contains("DEBUG") || stderr(&loud).contains("INFO"),
+        "{}",
+        stderr(&loud)
+    );
+    assert!(stderr(&loud).contains("node started"), "{}", stderr(&loud));
+}
