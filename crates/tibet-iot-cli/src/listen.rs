@@ -64,7 +64,15 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             _ = sigterm.recv() => break,
             call = async { match calls.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                 if let Some(call) = call {
+                    let action = match &call.request {
+                        control::Request::Approve { trust, .. } => Some(("approved", *trust)),
+                        control::Request::Reject { .. } => Some(("rejected", None)),
+                        _ => None,
+                    };
                     let answer = node.control(call.request);
+                    if let (Some((verb, trust)), Some(item)) = (action, answer.item.as_ref()) {
+                        print_review(&mut stdout, verb, item, trust, format)?;
+                    }
                     let _ = call.reply.send(answer);
                 }
             }
@@ -85,6 +93,36 @@ fn print_event(out: &mut impl Write, event: &Event, format: LogFormat) -> Result
     match format {
         LogFormat::Json => writeln!(out, "{}", serde_json::to_string(event)?)?,
         LogFormat::Text => writeln!(out, "{}", event.line())?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_review(
+    out: &mut impl Write,
+    verb: &str,
+    item: &control::PendingItem,
+    trust: Option<f64>,
+    format: LogFormat,
+) -> Result<()> {
+    let time = tibet_ping::Timestamp::now().to_iso();
+    match format {
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": verb, "time": time, "packet_id": item.id,
+                "source_did": item.source_did, "intent": item.intent, "new_trust": trust})
+        )?,
+        LogFormat::Text => {
+            let raised = trust
+                .map(|t| format!("  trust -> {t:.2}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{time}  {verb} {} from {}  {}{raised}",
+                item.id, item.source_did, item.intent
+            )?
+        }
     }
     out.flush()?;
     Ok(())

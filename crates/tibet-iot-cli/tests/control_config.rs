@@ -69,6 +69,11 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("approved"), "{}", stdout(&out));
+    let line = hub.wait_for_line(&format!("approved {id}"));
+    assert!(
+        line.contains("jis:home:doorbell") && line.contains("trust -> 0.90"),
+        "{line}"
+    );
     let out = run(&["pending", "list", "--control", sock_s]);
     assert!(
         stdout(&out).contains("no pending pings"),
