@@ -46,10 +46,16 @@ pub(crate) fn host_port(s: &str) -> Result<SocketAddr> {
     let port: u16 = port.parse().map_err(|_| {
         anyhow!("invalid address '{s}': port '{port}' is not a number from 0 to 65535")
     })?;
-    (host, port)
+    let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| anyhow!("invalid address '{s}': cannot resolve host '{host}': {e}"))?
-        .next()
+        .collect();
+    // Nodes bind IPv4 by default: prefer an IPv4 address of the host.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
         .ok_or_else(|| anyhow!("invalid address '{s}': host '{host}' has no address"))
 }
 
@@ -147,7 +153,9 @@ mod tests {
     fn addresses() {
         assert_eq!(host_port("127.0.0.1:7150").unwrap().port(), 7150);
         assert!(host_port("[::1]:9").unwrap().is_ipv6());
-        assert_eq!(host_port("localhost:7150").unwrap().port(), 7150);
+        let local = host_port("localhost:7150").unwrap();
+        assert_eq!(local.port(), 7150);
+        assert!(local.ip().is_loopback() && local.is_ipv4(), "{local}");
         let e = host_port("127.0.0.1").unwrap_err().to_string();
         assert!(e.contains("expected HOST:PORT"), "{e}");
         let e = host_port("127.0.0.1:99999").unwrap_err().to_string();
