@@ -158,6 +158,24 @@ fn bench_reports_a_positive_rate() {
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{rtt}");
 
+    // A timed run instead of a count.
+    let out = run(&[
+        "bench",
+        &hub.loopback(),
+        "--my-did",
+        "jis:bench:client",
+        "--duration",
+        "0.5",
+        "-c",
+        "4",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON report");
+    assert!(r["answered"].as_u64().unwrap() > 0, "{r}");
+    let elapsed = r["elapsed_s"].as_f64().unwrap();
+    assert!((0.5..5.0).contains(&elapsed), "{r}");
+
     // An untrusted client: every ping is lost, and the report says so.
     let out = run(&[
         "bench",
