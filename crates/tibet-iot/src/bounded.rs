@@ -30,7 +30,7 @@ struct Slot<V> {
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
     map: HashMap<K, Slot<V>>,
-    order: VecDeque<(K, u64)>,
+    order: VecDeque<(K, u64, Timestamp)>,
     capacity: usize,
     ttl: Duration,
     when_full: WhenFull,
@@ -56,22 +56,20 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// Drops entries older than the ttl.
     pub(crate) fn expire(&mut self, now: Timestamp) {
         let cutoff = now - self.ttl;
-        while let Some((key, seq)) = self.order.front() {
-            match self.map.get(key) {
-                Some(slot) if slot.seq == *seq => {
-                    if slot.at >= cutoff {
-                        break;
-                    }
-                    self.map.remove(key);
-                }
-                _ => {}
+        // The queue is in insertion (time) order: look only at its front.
+        while let Some((_, _, at)) = self.order.front() {
+            if *at >= cutoff {
+                break;
             }
-            self.order.pop_front();
+            let (key, seq, _) = self.order.pop_front().expect("front exists");
+            if self.map.get(&key).is_some_and(|s| s.seq == seq) {
+                self.map.remove(&key);
+            }
         }
     }
 
     fn pop_oldest(&mut self) {
-        while let Some((key, seq)) = self.order.pop_front() {
+        while let Some((key, seq, _)) = self.order.pop_front() {
             if self.map.get(&key).is_some_and(|s| s.seq == seq) {
                 self.map.remove(&key);
                 return;
@@ -95,7 +93,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             }
         }
         self.seq += 1;
-        self.order.push_back((key.clone(), self.seq));
+        self.order.push_back((key.clone(), self.seq, now));
         self.map.insert(
             key,
             Slot {
@@ -108,7 +106,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         if self.order.len() > self.capacity.saturating_mul(2) {
             let map = &self.map;
             self.order
-                .retain(|(k, s)| map.get(k).is_some_and(|slot| slot.seq == *s));
+                .retain(|(k, s, _)| map.get(k).is_some_and(|slot| slot.seq == *s));
         }
         true
     }

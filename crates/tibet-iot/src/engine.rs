@@ -14,10 +14,9 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Serialize;
 use tibet_ping::{
-    AirlockZone, Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec,
-    PingNode, PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
+    Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec, PingNode,
+    PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
 };
 
 use crate::audit::AuditSink;
@@ -30,7 +29,7 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
-use crate::stats::EngineStats;
+use crate::stats::{EngineStats, NodeStats};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -756,29 +755,6 @@ impl Engine {
             ping: self.node.stats(),
         }
     }
-}
-
-/// Everything a node counts.
-#[derive(Clone, Debug, Serialize)]
-pub struct NodeStats {
-    /// The node's DID.
-    pub did: String,
-    /// Engine counters.
-    pub engine: EngineStats,
-    /// Requests waiting for an answer.
-    pub pending_requests: usize,
-    /// Responses cached for duplicates.
-    pub response_cache_entries: usize,
-    /// Responses evicted from the cache to make room.
-    pub response_cache_evicted: u64,
-    /// Peer table.
-    pub peers: crate::peers::PeerStats,
-    /// Mesh relay.
-    pub relay: crate::relay::RelayStats,
-    /// Discovery.
-    pub discovery: crate::discovery::DiscoveryStats,
-    /// The protocol core.
-    pub ping: tibet_ping::PingNodeStats,
 }
 
 /// The wire spelling of a beacon decision (as the reference writes it).

@@ -62,7 +62,7 @@ pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };
 pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, NodeStats, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
 pub use error::{SendError, StartError};
 pub use event::Event;
 pub use node::IoTNode;
@@ -70,5 +70,5 @@ pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
-pub use stats::EngineStats;
+pub use stats::{EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;

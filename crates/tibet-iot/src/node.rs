@@ -23,12 +23,13 @@ use tokio::task::JoinHandle;
 
 use crate::audit::AuditSink;
 use crate::config::TransportConfig;
-use crate::engine::{Engine, NodeStats, SendOptions, Transmit};
+use crate::engine::{Engine, SendOptions, Transmit};
 use crate::error::{SendError, StartError};
 use crate::event::Event;
 use crate::peers::PeerRecord;
 use crate::requests::RequestId;
 use crate::socket;
+use crate::stats::NodeStats;
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood.

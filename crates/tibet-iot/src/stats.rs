@@ -1,4 +1,4 @@
-//! [`EngineStats`]: the engine's counters, refusals included.
+//! [`EngineStats`] and [`NodeStats`]: the counters of a node, refusals included.
 
 use serde::Serialize;
 
@@ -43,4 +43,27 @@ pub struct EngineStats {
     pub encode_errors: u64,
     /// Events dropped because the event queue was full.
     pub events_dropped: u64,
+}
+
+/// Everything a node counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStats {
+    /// The node's DID.
+    pub did: String,
+    /// Engine counters.
+    pub engine: EngineStats,
+    /// Requests waiting for an answer.
+    pub pending_requests: usize,
+    /// Responses cached for duplicates.
+    pub response_cache_entries: usize,
+    /// Responses evicted from the cache to make room.
+    pub response_cache_evicted: u64,
+    /// Peer table.
+    pub peers: crate::peers::PeerStats,
+    /// Mesh relay.
+    pub relay: crate::relay::RelayStats,
+    /// Discovery.
+    pub discovery: crate::discovery::DiscoveryStats,
+    /// The protocol core.
+    pub ping: tibet_ping::PingNodeStats,
 }

@@ -16,7 +16,7 @@ pub const DEFAULT_TRUST_ROOD: f64 = 0.3;
 pub const DEFAULT_PENDING_CAPACITY: usize = 1024;
 
 /// A GEEL ping waiting for a human decision.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct PendingPing {
     /// The packet as received.
     pub packet: PingPacket,
@@ -27,6 +27,7 @@ pub struct PendingPing {
     /// Name of the rule that sent it here, if any.
     pub rule: Option<String>,
     /// When it was queued.
+    #[serde(serialize_with = "crate::iso::serialize")]
     pub queued_at: Timestamp,
 }
 
@@ -318,5 +319,26 @@ mod tests {
         let only = a.pending().next().unwrap();
         assert_eq!(only.reason, "Trust 0.95 in GEEL zone (rule: doors)");
         assert_eq!(only.rule.as_deref(), Some("doors"));
+    }
+
+    proptest::proptest! {
+        /// The rule that decides is the first matching one in a stable sort
+        /// by descending priority, whatever the insertion order.
+        #[test]
+        fn first_match_in_stable_priority_order(
+            specs in proptest::collection::vec((0i32..4, proptest::sample::select(vec!["*", "a*", "*b", "ab", "x*"])), 0..12),
+            intent in proptest::sample::select(vec!["ab", "a", "b", "xb", ""]),
+        ) {
+            let mut a = Airlock::default();
+            for (i, (prio, glob)) in specs.iter().enumerate() {
+                a.add_rule(rule(&i.to_string(), glob, AirlockZone::Geel, *prio));
+            }
+            let mut model: Vec<(usize, i32, &str)> =
+                specs.iter().enumerate().map(|(i, (p, g))| (i, *p, *g)).collect();
+            model.sort_by_key(|&(_, p, _)| std::cmp::Reverse(p));
+            let expect = model.iter().find(|&&(_, _, g)| crate::rule::Glob::new(g).matches(intent)).map(|&(i, _, _)| i.to_string());
+            let got = a.gate(&packet("jis:a", intent), 0.5).1.map(|r| r.rule_id.clone());
+            proptest::prop_assert_eq!(got, expect);
+        }
     }
 }

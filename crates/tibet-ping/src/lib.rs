@@ -44,6 +44,7 @@ mod airlock;
 mod beacon;
 mod codec;
 pub mod ids;
+mod iso;
 mod node;
 mod nonce;
 mod packet;

@@ -26,6 +26,7 @@ use crate::beacon::{
     DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, discover_payload,
 };
 use crate::ids;
+use crate::iso::{self, IsoFormatter};
 use crate::nonce::{
     DEFAULT_FUTURE_SKEW, DEFAULT_NONCE_CAPACITY, DEFAULT_NONCE_WINDOW, NonceTracker, ReplayReason,
 };
@@ -47,7 +48,7 @@ pub struct PingNodeConfig {
     pub nonce_window: Duration,
     /// Tolerated sender clock lead (5 s).
     pub future_skew: Duration,
-    /// Most nonces remembered (3,000,000: 100k packets/s over 30 s).
+    /// Most nonces remembered (3,200,000: 100k packets/s over 30 s, plus headroom).
     pub nonce_capacity: usize,
     /// Trust at or above this is GROEN (0.7).
     pub trust_groen: f64,
@@ -157,6 +158,7 @@ pub struct PingNode {
     signer: Option<Box<dyn PacketSigner>>,
     counters: Counters,
     latest: Timestamp,
+    iso: IsoFormatter,
 }
 
 impl fmt::Debug for PingNode {
@@ -204,6 +206,7 @@ impl PingNode {
             signer: None,
             counters: Counters::default(),
             latest: Timestamp::EPOCH,
+            iso: IsoFormatter::default(),
         }
     }
 
@@ -315,7 +318,10 @@ impl PingNode {
         self.seen(now);
         self.counters.received += 1;
 
-        if let Err(reason) = self.nonces.check_at(now, &packet.nonce, packet.sent_at()) {
+        if let Err(reason) = self
+            .nonces
+            .check_at(now, &packet.nonce, iso::parse(&packet.timestamp))
+        {
             self.counters.count_replay(reason);
             let mut response = self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
             response
@@ -382,7 +388,7 @@ impl PingNode {
             trust_score: 0.0,
             fira_breakdown: JsonMap::new(),
             tibet_token_id: None,
-            timestamp: now.to_iso(),
+            timestamp: self.iso.format(now),
             rtt_ms: None,
             airlock_zone: zone,
             applied_rule: None,
@@ -446,6 +452,11 @@ impl PingNode {
     /// Adds an airlock rule.
     pub fn add_rule(&mut self, rule: AirlockRule) {
         self.airlock.add_rule(rule);
+    }
+
+    /// Removes the airlock rule with `rule_id`; returns it.
+    pub fn remove_rule(&mut self, rule_id: &str) -> Option<AirlockRule> {
+        self.airlock.remove_rule(rule_id)
     }
 
     /// The airlock (rules, thresholds, review queue).
@@ -514,6 +525,16 @@ impl PingNode {
     ) -> Option<Result<Vouch, VouchError>> {
         let beacon = self.beacons.take_pending(beacon_id)?;
         Some(self.vouch(now, vec![beacon.source_did], opts))
+    }
+
+    /// A human rejects a beacon waiting for review.
+    pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
+        self.beacons.take_pending(beacon_id)
+    }
+
+    /// Beacons waiting for review, oldest first.
+    pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
+        self.beacons.pending()
     }
 
     /// The beacon handler (auto-vouch rules, review queue).

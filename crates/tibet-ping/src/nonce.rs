@@ -4,15 +4,20 @@
 //! window (30 s), more than the allowed skew (5 s) in the future, or when its
 //! nonce was already seen while such a packet could still pass the time check.
 //!
-//! Entries live in a hash set (keyed with a random SipHash key, since nonces
-//! are attacker-chosen) and in a queue ordered by insertion; expired entries
+//! Entries live in a hash set (nonces are attacker-chosen, so each is first
+//! reduced by a randomly keyed SipHash) and in a queue ordered by insertion; expired entries
 //! are removed from the queue's front a few at a time on each check, so no
 //! call scans the whole set. The set has a hard capacity: when it is full of
 //! unexpired nonces the tracker refuses new packets (fails closed) and counts.
+//!
+//! A nonce is kept until its timestamp (or the time it arrived, if later)
+//! plus the window, so a packet can never be replayed while its timestamp
+//! still passes. `now` should not go backwards; if it does (a clock step),
+//! nonces are kept longer, never shorter.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashSet, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use crate::time::Timestamp;
@@ -21,8 +26,9 @@ use crate::time::Timestamp;
 pub const DEFAULT_NONCE_WINDOW: Duration = Duration::from_secs(30);
 /// Default tolerance for senders whose clock runs ahead.
 pub const DEFAULT_FUTURE_SKEW: Duration = Duration::from_secs(5);
-/// Default capacity: 100,000 packets per second over a 30 s window.
-pub const DEFAULT_NONCE_CAPACITY: usize = 3_000_000;
+/// Default capacity: 100,000 packets per second over a 30 s window
+/// (3,000,000) plus headroom for bursts.
+pub const DEFAULT_NONCE_CAPACITY: usize = 3_200_000;
 
 /// Expired entries removed per check, on top of the one being added; keeps
 /// garbage collection ahead of arrivals without a long pause.
@@ -58,9 +64,40 @@ impl ReplayReason {
     }
 }
 
-/// A nonce reduced to 128 bits: canonical nonces (32 lowercase hex digits)
-/// exactly, any other string through a randomly keyed 128-bit hash.
-type NonceKey = u128;
+/// A nonce reduced to 64 bits by a randomly keyed SipHash: an attacker who
+/// does not know the key can neither aim collisions nor crowd the table. Two
+/// different nonces share a key with probability 2^-64 each, so with n
+/// nonces held a fresh packet is falsely called a replay with probability
+/// at most n / 2^64 (below 10^-12 at 3,000,000): failing closed, never open.
+type NonceKey = u64;
+
+/// Hashes a [`NonceKey`], which is already a keyed random value, by itself.
+#[derive(Clone, Copy, Debug, Default)]
+struct PreHashed;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct PreHasher(u64);
+
+impl Hasher for PreHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl BuildHasher for PreHashed {
+    type Hasher = PreHasher;
+    fn build_hasher(&self) -> PreHasher {
+        PreHasher(0)
+    }
+}
 
 /// Remembers nonces for the replay window; see the module docs.
 #[derive(Debug)]
@@ -68,10 +105,10 @@ pub struct NonceTracker {
     window_us: i64,
     skew_us: i64,
     capacity: usize,
-    seen: HashSet<NonceKey, RandomState>,
+    seen: HashSet<NonceKey, PreHashed>,
     /// (expiry in µs since the epoch, key), in insertion order.
     queue: VecDeque<(i64, NonceKey)>,
-    fold: (RandomState, RandomState),
+    keyer: RandomState,
     refused: u64,
 }
 
@@ -89,24 +126,6 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
-    }
-}
-
-fn parse_canonical(nonce: &str) -> Option<u128> {
-    let bytes = nonce.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    bytes
-        .iter()
-        .try_fold(0u128, |acc, &b| Some(acc << 4 | u128::from(hex_digit(b)?)))
-}
-
 impl NonceTracker {
     /// A tracker with the given window, future skew and capacity (at least 1).
     pub fn new(window: Duration, future_skew: Duration, capacity: usize) -> Self {
@@ -116,7 +135,7 @@ impl NonceTracker {
             capacity: capacity.max(1),
             seen: HashSet::default(),
             queue: VecDeque::new(),
-            fold: (RandomState::new(), RandomState::new()),
+            keyer: RandomState::new(),
             refused: 0,
         }
     }
@@ -142,11 +161,7 @@ impl NonceTracker {
     }
 
     fn key(&self, nonce: &str) -> NonceKey {
-        parse_canonical(nonce).unwrap_or_else(|| {
-            let hi = self.fold.0.hash_one(nonce);
-            let lo = self.fold.1.hash_one(nonce);
-            u128::from(hi) << 64 | u128::from(lo)
-        })
+        self.keyer.hash_one(nonce)
     }
 
     /// Checks a packet's nonce and timestamp text and, when fresh, records
@@ -179,20 +194,22 @@ impl NonceTracker {
         let now_us = now.as_micros();
         self.collect(now_us, GC_STEP);
         let key = self.key(nonce);
-        if self.seen.contains(&key) {
-            return Err(ReplayReason::Seen);
-        }
         if self.seen.len() >= self.capacity {
+            if self.seen.contains(&key) {
+                return Err(ReplayReason::Seen);
+            }
             self.collect(now_us, usize::MAX);
             if self.seen.len() >= self.capacity {
                 self.refused += 1;
                 return Err(ReplayReason::CapacityExhausted);
             }
         }
+        if !self.seen.insert(key) {
+            return Err(ReplayReason::Seen);
+        }
         // Remember the nonce while a packet carrying it can still pass the
         // time check: until its timestamp (or now, if later) plus the window.
         let expiry = sent.as_micros().max(now_us).saturating_add(self.window_us);
-        self.seen.insert(key);
         self.queue.push_back((expiry, key));
         Ok(())
     }
@@ -240,7 +257,7 @@ mod tests {
         assert_eq!(t.check_at(T0, &n(1), Some(T0)), Ok(()));
         assert_eq!(t.check_at(T0, &n(1), Some(T0)), Err(ReplayReason::Seen));
         assert_eq!(t.check_at(T0, &n(2), Some(T0)), Ok(()));
-        // Non-canonical nonces are tracked too, and distinct from each other.
+        // Any string is a nonce, hex or not, and each is distinct.
         assert_eq!(t.check_at(T0, "NOT-HEX", Some(T0)), Ok(()));
         assert_eq!(t.check_at(T0, "NOT-HEX", Some(T0)), Err(ReplayReason::Seen));
         assert_eq!(t.check_at(T0, "", Some(T0)), Ok(()));

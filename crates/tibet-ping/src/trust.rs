@@ -56,7 +56,7 @@ impl TrustAssessment {
     /// reference writes it: `score`, `source`, and `vouch_count` for vouched
     /// trust only.
     pub fn fira_breakdown(&self) -> JsonMap {
-        let mut m = JsonMap::new();
+        let mut m = JsonMap::with_capacity(3);
         m.insert("score".to_owned(), Value::from(self.score));
         m.insert("source".to_owned(), Value::from(self.source.as_str()));
         if let Some(n) = self.vouch_count {

@@ -12,8 +12,9 @@ pub const DEFAULT_VOUCH_CAPACITY: usize = 16_384;
 /// Most DIDs one vouch may name.
 pub const MAX_DIDS_PER_VOUCH: usize = 1024;
 
-/// A vouching record.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A vouching record; serializes as the reference's `to_dict` (with
+/// `computed_trust`, and `signature` only when signed).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Vouch {
     /// `vouch_` + 16 hex.
     pub vouch_id: String,
@@ -30,10 +31,8 @@ pub struct Vouch {
     /// Human reason.
     pub reason: String,
     /// When it was made.
-    #[serde(serialize_with = "iso")]
     pub created_at: Timestamp,
     /// When it stops counting (never if `None`).
-    #[serde(serialize_with = "iso_opt")]
     pub expires_at: Option<Timestamp>,
     /// Link to a provenance token.
     pub tibet_token_id: Option<String>,
@@ -41,14 +40,26 @@ pub struct Vouch {
     pub signature: String,
 }
 
-fn iso<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&t.to_iso())
-}
-
-fn iso_opt<S: serde::Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&t.to_iso()),
-        None => s.serialize_none(),
+impl Serialize for Vouch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let signed = !self.signature.is_empty();
+        let mut st = s.serialize_struct("Vouch", 11 + usize::from(signed))?;
+        st.serialize_field("vouch_id", &self.vouch_id)?;
+        st.serialize_field("voucher_did", &self.voucher_did)?;
+        st.serialize_field("voucher_trust", &self.voucher_trust)?;
+        st.serialize_field("vouched_dids", &self.vouched_dids)?;
+        st.serialize_field("vouch_factor", &self.vouch_factor)?;
+        st.serialize_field("computed_trust", &self.computed_trust())?;
+        st.serialize_field("pod_id", &self.pod_id)?;
+        st.serialize_field("reason", &self.reason)?;
+        st.serialize_field("created_at", &self.created_at.to_iso())?;
+        st.serialize_field("expires_at", &self.expires_at.map(Timestamp::to_iso))?;
+        st.serialize_field("tibet_token_id", &self.tibet_token_id)?;
+        if signed {
+            st.serialize_field("signature", &self.signature)?;
+        }
+        st.end()
     }
 }
 
@@ -385,8 +396,31 @@ mod tests {
     fn serializes_like_reference_dict() {
         let v = vouch("vouch_1", 0.9, 0.7, &["jis:s1"], None);
         let json = serde_json::to_value(&v).unwrap();
+        let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "vouch_id",
+                "voucher_did",
+                "voucher_trust",
+                "vouched_dids",
+                "vouch_factor",
+                "computed_trust",
+                "pod_id",
+                "reason",
+                "created_at",
+                "expires_at",
+                "tibet_token_id"
+            ]
+        );
         assert_eq!(json["created_at"], NOW.to_iso());
         assert!(json["expires_at"].is_null());
         assert_eq!(json["vouched_dids"][0], "jis:s1");
+        assert_eq!(json["computed_trust"], 0.63);
+        let signed = Vouch {
+            signature: "sig".into(),
+            ..v
+        };
+        assert_eq!(serde_json::to_value(&signed).unwrap()["signature"], "sig");
     }
 }

@@ -255,6 +255,15 @@ fn rules_decide_before_thresholds_and_are_reported() {
         (r.outcome, r.response.applied_rule),
         (Outcome::Accepted, None)
     );
+    assert_eq!(
+        hub.remove_rule("r1").map(|r| r.name),
+        Some("doors need a human".to_owned())
+    );
+    let r = hub.receive(t0(), &ping(&mut trusted, t0(), "door.unlock"));
+    assert_eq!(
+        (r.outcome, r.response.applied_rule),
+        (Outcome::Accepted, None)
+    );
 }
 
 #[test]
@@ -508,6 +517,12 @@ fn discover_from_network_goes_through_beacon_handling_and_vouches() {
     assert!(b.beacon_id.starts_with("beacon_") && b.beacon_id.len() == 23);
     let resp = hub.handle_beacon(t0(), &b);
     assert_eq!(resp.decision, BeaconDecision::HitlPending);
+    assert_eq!(
+        hub.pending_beacons()
+            .map(|b| b.source_did.as_str())
+            .collect::<Vec<_>>(),
+        ["jis:home:lamp"]
+    );
     let v = hub
         .approve_beacon(t0(), &b.beacon_id, VouchOptions::default())
         .unwrap()
@@ -566,4 +581,111 @@ fn stats_serialize_and_counts_sum_to_received() {
     let v = serde_json::to_value(&s).unwrap();
     assert_eq!(v["device_did"], "jis:home:hub");
     assert_eq!(v["replay_reasons"]["seen"], 5);
+}
+
+#[test]
+fn node_can_move_into_a_task() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<PingNode>();
+    assert_send::<Reception>();
+}
+
+#[test]
+fn rejected_beacon_leaves_no_vouch() {
+    let mut hub = node("jis:home:hub", 1);
+    let mut dev = node("jis:home:lamp", 2);
+    let b = dev.beacon(t0(), &Announcement::default());
+    assert_eq!(
+        hub.handle_beacon(t0(), &b).decision,
+        BeaconDecision::HitlPending
+    );
+    assert_eq!(hub.reject_beacon(&b.beacon_id), Some(b.clone()));
+    assert_eq!(hub.pending_beacons().count(), 0);
+    assert!(hub.vouches().is_empty());
+    assert_eq!(
+        hub.trust_of(t0(), "jis:home:lamp").source,
+        TrustSource::Unknown
+    );
+}
+
+#[test]
+fn pending_ping_serializes_for_review_tools() {
+    let mut hub = node("jis:home:hub", 1);
+    let mut dev = node("jis:home:dev", 2);
+    hub.set_trust("jis:home:dev", 0.5);
+    let p = ping(&mut dev, t0(), "door.open");
+    hub.receive(t0(), &p);
+    let v = serde_json::to_value(hub.pending().next().unwrap()).unwrap();
+    assert_eq!(v["packet"]["packet_id"], p.packet_id.as_str());
+    assert_eq!(v["sender_trust"], 0.5);
+    assert_eq!(v["queued_at"], "2026-11-26T11:00:00+00:00");
+}
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            "[ -~]{0,40}",
+            "\\PC{0,20}",
+            Just("2026-11-26T11:00:00Z".to_owned()),
+            Just("2026-11-26T11:00:10.000001+00:00".to_owned()),
+        ]
+    }
+
+    prop_compose! {
+        fn packet()(
+            source in prop_oneof![Just("jis:home:dev".to_owned()), Just("jis:home:mid".to_owned()), text()],
+            intent in text(), nonce in prop_oneof![Just("00".repeat(16)), text()], timestamp in text(),
+            pod in proptest::option::of(text()), ping_type in proptest::sample::select(PingType::ALL.to_vec()),
+        ) -> PingPacket {
+            PingPacket {
+                packet_id: format!("ping_{nonce}"),
+                source_did: source,
+                target_did: "jis:home:hub".into(),
+                ping_type,
+                priority: Priority::Normal,
+                routing_mode: RoutingMode::Direct,
+                intent,
+                purpose: String::new(),
+                payload: JsonMap::new(),
+                pod_id: pod,
+                station_id: None,
+                hop_count: 0,
+                max_hops: 5,
+                nonce,
+                timestamp,
+                tibet_token_id: None,
+                vouched_by: None,
+                vouch_signature: None,
+                signature: String::new(),
+            }
+        }
+    }
+
+    proptest! {
+        /// Arbitrary packets never panic the pipeline, every packet is
+        /// counted exactly once, and every bound holds.
+        #[test]
+        fn receive_is_total_and_bounded(
+            packets in proptest::collection::vec((packet(), 0u64..40), 1..60),
+        ) {
+            let config = PingNodeConfig { nonce_capacity: 8, pending_capacity: 3, ..Default::default() };
+            let mut hub = node_with("jis:home:hub", 1, config);
+            hub.set_trust("jis:home:dev", 0.9);
+            hub.set_trust("jis:home:mid", 0.5);
+            hub.add_rule(AirlockRule::new("r", "odd", RulePattern { intent: Some("*a*".into()), ..Default::default() }, AirlockZone::Geel));
+            for (p, secs) in packets {
+                let now = t0() + Duration::from_secs(secs);
+                let r = hub.receive(now, &p);
+                prop_assert_eq!(r.should_reply(), matches!(r.response.decision, PingDecision::Accept | PingDecision::Pending));
+                prop_assert_eq!(&r.response.in_response_to, &p.packet_id);
+                let s = hub.stats();
+                prop_assert!(s.nonce_tracked <= 8 && s.pending_count <= 3);
+                prop_assert_eq!(s.accepted + s.pending + s.rejected + s.replays + s.nonce_refusals + s.pending_refusals, s.received);
+            }
+        }
+    }
 }
