@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 /// IoT transport for TIBET: intent-based pings over UDP, trust-gated by an
 /// airlock, with LAN discovery and mesh relay.
 #[derive(Parser, Debug)]
-#[command(name = "tibet-iot", version, about, propagate_version = true)]
+#[command(name = "tibet-iot", version, propagate_version = true)]
 struct Cli {
     /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -21,6 +21,9 @@ pub(crate) const EXIT_NO_RESPONSE: u8 = 3;
 
 /// Arguments of `send`.
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 accepted, 2 pending review, 3 no response (timeout or silent drop), 1 error."
+)]
 pub(crate) struct Args {
     /// The target's DID (or `broadcast`).
     #[arg(value_name = "DID")]
