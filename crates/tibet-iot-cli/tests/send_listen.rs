@@ -222,3 +222,54 @@ fn verbose_flag_turns_on_debug_logs() {
     );
     assert!(stderr(&loud).contains("node started"), "{}", stderr(&loud));
 }
+
+#[test]
+fn mesh_send_crosses_a_relay_listener() {
+    // Relay and far node find each other by discovery (multicast on
+    // loopback, private port); the sender only knows the relay.
+    let port = common::free_udp_port().to_string();
+    let base = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        &port,
+    ];
+    let mut relay_args = base.to_vec();
+    relay_args.extend(["--did", "jis:mesh:relay", "--trust", "jis:x:y=0.9"]);
+    let relay = Listener::start(&relay_args);
+    let mut far_args = base.to_vec();
+    far_args.extend(["--did", "jis:mesh:far", "--trust", "jis:mesh:hub=0.9"]);
+    let far = Listener::start(&far_args);
+    relay.wait_for_line("discovered jis:mesh:far");
+    let out = run(&[
+        "send",
+        "jis:mesh:far",
+        &relay.loopback(),
+        "data.sync",
+        "--my-did",
+        "jis:mesh:hub",
+        "--mesh",
+        "--timeout",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["responder_did"], "jis:mesh:far");
+    assert_eq!(v["airlock_zone"], "GROEN");
+    let seen = far.wait_for_line("jis:mesh:hub");
+    assert!(
+        seen.contains("data.sync") && seen.contains("GROEN"),
+        "{seen}"
+    );
+}
