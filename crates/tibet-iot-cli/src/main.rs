@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod audit_sink;
 mod bench;
 mod config;
@@ -57,6 +58,9 @@ enum Command {
     Bench(bench::Args),
     /// Review pending (GEEL) pings of a running listener.
     Pending(pending::Args),
+    /// Inspect and verify provenance audit files (JSONL token files).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
     let format = cli.log_format;
     let result = match cli.command {
         Command::Pending(args) => pending::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
         Command::Listen(args) => block_on(listen::run(args, format)),
         Command::Send(args) => block_on(send::run(args)),
         Command::Discover(args) => block_on(discover::run(args)),

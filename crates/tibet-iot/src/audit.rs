@@ -34,6 +34,12 @@ pub trait AuditSink: Send {
         let _ = (packet, next_hops);
     }
 
+    /// `packet` (hop count already raised) was forwarded to these addresses;
+    /// by default reported through [`AuditSink::record_relay`] as a count.
+    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+        self.record_relay(packet, next_hops.len());
+    }
+
     /// The trust of `did` changed from `old` to `new` because of `reason`.
     fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
         let _ = (did, old, new, reason);

@@ -123,6 +123,22 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             .map(|s| &s.value)
     }
 
+    /// The live value of `key`, mutably.
+    pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        key: &Q,
+    ) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        let cutoff = now - self.ttl;
+        self.map
+            .get_mut(key)
+            .filter(|s| s.at >= cutoff)
+            .map(|s| &mut s.value)
+    }
+
     pub(crate) fn contains<Q: Hash + Eq + ?Sized>(&self, now: Timestamp, key: &Q) -> bool
     where
         K: Borrow<Q>,

@@ -29,7 +29,7 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
-use crate::stats::{EngineStats, NodeStats};
+use crate::stats::{DriverStats, EngineStats, NodeStats};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -459,14 +459,6 @@ impl Engine {
             self.on_relay(now, from, packet);
             return;
         }
-        if packet.hop_count > 0
-            && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now, &packet.packet_id)
-        {
-            // A second copy that took another path through the mesh.
-            self.stats.mesh_duplicates += 1;
-            return;
-        }
         let key = (from, packet.packet_id);
         if let Some(cached) = self.responses.get(now, &key)
             && cached.nonce == packet.nonce
@@ -475,6 +467,14 @@ impl Engine {
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
             self.transmit(from, bytes);
+            return;
+        }
+        if packet.hop_count > 0
+            && packet.routing_mode == RoutingMode::Mesh
+            && !self.relay.mark_seen(now, &key.1)
+        {
+            // A second copy that took another path through the mesh.
+            self.stats.mesh_duplicates += 1;
             return;
         }
         let (from, packet_id) = key;
@@ -603,7 +603,7 @@ impl Engine {
             self.transmit(*hop, bytes.clone());
         }
         if let Some(a) = self.audit.as_mut() {
-            a.record_relay(&out, hops.len());
+            a.record_relay_to(&out, &hops);
         }
         if self.events_enabled {
             self.event(Event::PacketRelayed {
@@ -753,6 +753,7 @@ impl Engine {
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            driver: DriverStats::default(),
         }
     }
 }

@@ -70,5 +70,5 @@ pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
-pub use stats::{EngineStats, NodeStats};
+pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;

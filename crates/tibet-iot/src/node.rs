@@ -34,6 +34,9 @@ use crate::stats::NodeStats;
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood.
 const RECV_BATCH: usize = 64;
+/// Datagrams waiting for the socket to become writable; beyond, dropped
+/// and counted (UDP is lossy anyway; memory stays bounded).
+const SEND_QUEUE: usize = 8192;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
@@ -49,6 +52,7 @@ struct Shared {
     state: Mutex<State>,
     wake: Notify,
     send_errors: AtomicU64,
+    send_queue_dropped: AtomicU64,
 }
 
 impl Shared {
@@ -108,6 +112,7 @@ impl IoTNode {
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
+                send_queue_dropped: AtomicU64::new(0),
             }),
             events,
             running: Mutex::new(None),
@@ -132,11 +137,16 @@ impl IoTNode {
         if running.is_some() {
             return Err(StartError::AlreadyRunning);
         }
+        // tokio's from_std panics outside a runtime with I/O: refuse instead.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
         let config = self.shared.lock().engine.config().clone();
         let bind = config.bind_addr();
         let std_sock = socket::transport_socket(&config)
             .map_err(|source| StartError::Bind { addr: bind, source })?;
-        let sock = UdpSocket::from_std(std_sock).map_err(|_| StartError::NoRuntime)?;
+        let sock = UdpSocket::from_std(std_sock)
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
         let local_addr = sock
             .local_addr()
             .map_err(|source| StartError::Bind { addr: bind, source })?;
@@ -356,10 +366,14 @@ impl IoTNode {
         self.shared.lock().engine.set_audit(sink);
     }
 
-    /// Counters; `driver_send_errors` counts datagrams the OS refused.
+    /// Counters of the engine, its tables and the driver, and (kept for
+    /// callers of the first API) the driver's send errors again.
     pub fn stats(&self) -> (NodeStats, u64) {
-        let s = self.shared.lock().engine.stats(Timestamp::now());
-        (s, self.shared.send_errors.load(Ordering::Relaxed))
+        let mut s = self.shared.lock().engine.stats(Timestamp::now());
+        s.driver.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
+        s.driver.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        let errors = s.driver.send_errors;
+        (s, errors)
     }
 }
 
@@ -421,6 +435,10 @@ async fn drive(
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
+            if outq.len() >= SEND_QUEUE {
+                shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             outq.push_back(t);
         }
         while let Some(ev) = st.engine.poll_event() {

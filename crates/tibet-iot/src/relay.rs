@@ -34,6 +34,8 @@ pub struct RelayStats {
     pub dropped_not_mesh: u64,
     /// Refused: seen before.
     pub dropped_seen: u64,
+    /// Retransmissions from the recorded previous hop forwarded again.
+    pub resends_forwarded: u64,
     /// Refused: hop limit.
     pub dropped_hop_limit: u64,
     /// Refused: reverse-path table full.
@@ -46,12 +48,23 @@ pub struct RelayStats {
     pub path_entries: usize,
 }
 
+/// The way back for one relayed packet.
+#[derive(Debug)]
+struct Path {
+    prev_hop: SocketAddr,
+    resends: u8,
+}
+
+/// How often a retransmission from the recorded previous hop is forwarded
+/// again (bounds what a replaying neighbour can make us send).
+const MAX_FORWARDED_RESENDS: u8 = 8;
+
 /// Mesh relay state of one node.
 #[derive(Debug)]
 pub struct MeshRelay {
     max_hops: u32,
     seen: BoundedMap<String, ()>,
-    paths: BoundedMap<String, SocketAddr>,
+    paths: BoundedMap<String, Path>,
     stats: RelayStats,
 }
 
@@ -89,20 +102,42 @@ impl MeshRelay {
 
     /// Decides on a packet for another node that came from `from`: on success
     /// returns the copy to forward (hop_count + 1) and remembers `from` as
-    /// the way back.
+    /// the way back. A packet seen before is refused, except a
+    /// retransmission from the same previous hop, which is forwarded again
+    /// (a bounded number of times) so resends work end to end.
     pub fn prepare(
         &mut self,
         now: Timestamp,
         packet: &PingPacket,
         from: SocketAddr,
     ) -> Result<PingPacket, RelayRefusal> {
+        let resend = self
+            .paths
+            .get_mut(now, packet.packet_id.as_str())
+            .filter(|p| p.prev_hop == from && p.resends < MAX_FORWARDED_RESENDS);
+        if let Some(path) = resend
+            && packet.routing_mode == RoutingMode::Mesh
+        {
+            path.resends += 1;
+            self.stats.resends_forwarded += 1;
+            let mut out = packet.clone();
+            out.hop_count = packet.hop_count.saturating_add(1);
+            return Ok(out);
+        }
         let refusal = if packet.routing_mode != RoutingMode::Mesh {
             Some(RelayRefusal::NotMesh)
         } else if self.is_seen(now, &packet.packet_id) {
             Some(RelayRefusal::Seen)
         } else if packet.hop_count >= packet.max_hops.min(self.max_hops) {
             Some(RelayRefusal::HopLimit)
-        } else if !self.paths.insert(now, packet.packet_id.clone(), from) {
+        } else if !self.paths.insert(
+            now,
+            packet.packet_id.clone(),
+            Path {
+                prev_hop: from,
+                resends: 0,
+            },
+        ) {
             Some(RelayRefusal::PathsFull)
         } else {
             None
@@ -125,7 +160,7 @@ impl MeshRelay {
 
     /// The previous hop of a relayed packet, for its response.
     pub fn reverse_path(&mut self, now: Timestamp, packet_id: &str) -> Option<SocketAddr> {
-        let hop = self.paths.get(now, packet_id).copied();
+        let hop = self.paths.get(now, packet_id).map(|p| p.prev_hop);
         if hop.is_some() {
             self.stats.responses_relayed += 1;
         }
@@ -188,6 +223,21 @@ mod tests {
         assert_eq!(
             r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(2)),
             Err(RelayRefusal::Seen)
+        );
+        // A resend from the recorded previous hop goes through, a few times.
+        for _ in 0..MAX_FORWARDED_RESENDS {
+            assert!(
+                r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(1))
+                    .is_ok()
+            );
+        }
+        assert_eq!(
+            r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(1)),
+            Err(RelayRefusal::Seen)
+        );
+        assert_eq!(
+            r.stats().resends_forwarded,
+            u64::from(MAX_FORWARDED_RESENDS)
         );
         assert_eq!(r.reverse_path(t(1), "p1"), Some(addr(1)));
         assert_eq!(r.reverse_path(t(31), "p1"), None, "path expires");

@@ -66,4 +66,16 @@ pub struct NodeStats {
     pub discovery: crate::discovery::DiscoveryStats,
     /// The protocol core.
     pub ping: tibet_ping::PingNodeStats,
+    /// The socket driver (zero when the engine runs without one).
+    pub driver: DriverStats,
+}
+
+/// Counters of the tokio driver.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DriverStats {
+    /// Datagrams the OS refused to send (unreachable, no route, ...).
+    pub send_errors: u64,
+    /// Datagrams dropped because the send queue was full (socket not
+    /// writable for long).
+    pub send_queue_dropped: u64,
 }

@@ -16,7 +16,7 @@ use tokio::time::timeout;
 
 fn quick() -> TransportConfig {
     TransportConfig {
-        request_timeout: Duration::from_millis(400),
+        request_timeout: Duration::from_secs(3),
         ..TransportConfig::loopback()
     }
 }
@@ -54,10 +54,26 @@ fn crafter(did: &str) -> PingNode {
     )
 }
 
-async fn raw_exchange(sock: &UdpSocket, to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
+/// Options for a ping that is expected to go unanswered.
+fn silence() -> SendOptions {
+    SendOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..SendOptions::default()
+    }
+}
+
+const ANSWER: Duration = Duration::from_secs(3);
+const SILENCE: Duration = Duration::from_millis(300);
+
+async fn raw_exchange(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
     sock.send_to(bytes, to).await.unwrap();
     let mut buf = vec![0u8; 70_000];
-    match timeout(Duration::from_millis(400), sock.recv_from(&mut buf)).await {
+    match timeout(wait, sock.recv_from(&mut buf)).await {
         Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
         _ => None,
     }
@@ -112,13 +128,14 @@ async fn trusted_ping_is_groen_and_reported_on_both_sides() {
 #[tokio::test]
 async fn unknown_sender_gets_silence() {
     let (hub, sensor, _, sensor_addr) = pair("jis:x:stranger", "jis:home:sensor").await;
+    let mut events = sensor.subscribe();
     let resp = hub
         .send_ping(
             "jis:home:sensor",
             sensor_addr,
             "door.open",
             "let me in",
-            SendOptions::default(),
+            silence(),
         )
         .await;
     assert_eq!(
@@ -126,6 +143,12 @@ async fn unknown_sender_gets_silence() {
         Ok(None),
         "ROOD is a silent drop: the caller sees a timeout"
     );
+    let zone = wait_for(&mut events, |e| match e {
+        Event::PingDecided { zone, .. } => Some(*zone),
+        _ => None,
+    })
+    .await;
+    assert_eq!(zone, AirlockZone::Rood);
     let (stats, _) = sensor.stats();
     assert_eq!(stats.engine.rood_dropped, 1);
     assert_eq!(stats.engine.pings_answered, 0);
@@ -155,10 +178,10 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
     );
     let bytes = codec.encode_packet(&packet).unwrap();
 
-    let first = raw_exchange(&sock, addr, &bytes)
+    let first = raw_exchange(&sock, addr, &bytes, ANSWER)
         .await
         .expect("first answer");
-    let again = raw_exchange(&sock, addr, &bytes)
+    let again = raw_exchange(&sock, addr, &bytes, ANSWER)
         .await
         .expect("the identical datagram is answered");
     assert_eq!(first, again, "from the response cache, byte for byte");
@@ -170,7 +193,7 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         ..packet.clone()
     };
     assert_eq!(
-        raw_exchange(&sock, addr, &codec.encode_packet(&replay).unwrap()).await,
+        raw_exchange(&sock, addr, &codec.encode_packet(&replay).unwrap(), SILENCE).await,
         None
     );
     assert!(
@@ -192,8 +215,19 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         Default::default(),
     );
     assert_eq!(
-        raw_exchange(&sock, addr, &codec.encode_packet(&stale).unwrap()).await,
+        raw_exchange(&sock, addr, &codec.encode_packet(&stale).unwrap(), SILENCE).await,
         None
+    );
+    let stale_id = stale.packet_id.clone();
+    assert!(
+        wait_for(&mut events, |e| match e {
+            Event::PingDecided {
+                packet_id, replay, ..
+            } if *packet_id == stale_id => Some(*replay),
+            _ => None,
+        })
+        .await,
+        "a stale timestamp is a replay"
     );
     let (stats, _) = node.stats();
     assert_eq!(stats.engine.duplicates_answered, 1);
@@ -247,7 +281,7 @@ async fn geel_waits_for_review_then_approval_makes_groen() {
 async fn vouched_device_is_accepted() {
     let (device, hub, _, hub_addr) = pair("jis:home:bulb", "jis:home:hub").await;
     let before = device
-        .send_ping("jis:home:hub", hub_addr, "x", "y", SendOptions::default())
+        .send_ping("jis:home:hub", hub_addr, "x", "y", silence())
         .await
         .unwrap();
     assert_eq!(before, None, "unknown first");
@@ -306,6 +340,7 @@ async fn msgpack_and_json_nodes_understand_each_other() {
         &sock,
         mp_addr,
         &PacketCodec::json().encode_packet(&p).unwrap(),
+        ANSWER,
     )
     .await
     .unwrap();
@@ -424,9 +459,22 @@ async fn stop_is_graceful_and_idempotent() {
     node.stop().await;
     assert!(!node.is_running());
     // The port is free again: the driver task and its socket are gone.
-    UdpSocket::bind(addr)
+    let rebound = UdpSocket::bind(addr)
         .await
         .expect("rebind the released port");
+    drop(rebound);
+    // A stopped node can start again and serve.
+    node.set_trust("jis:b", 0.9);
+    let again = node.start().await.unwrap();
+    let b = IoTNode::new("jis:b", quick());
+    b.start().await.unwrap();
+    let r = b
+        .send_ping("jis:a", again, "x", "after restart", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.map(|r| r.airlock_zone), Some(AirlockZone::Groen));
+    node.stop().await;
+    b.stop().await;
 }
 
 #[tokio::test]
@@ -534,4 +582,21 @@ async fn heartbeats_are_answered_and_audited() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error_not_a_panic() {
+    use std::future::Future;
+    let node = IoTNode::new("jis:a", quick());
+    let mut fut = std::pin::pin!(node.start());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = fut.as_mut().poll(&mut cx);
+    assert!(
+        matches!(
+            polled,
+            std::task::Poll::Ready(Err(tibet_iot::StartError::NoRuntime))
+        ),
+        "{polled:?}"
+    );
+    assert!(!node.is_running());
 }

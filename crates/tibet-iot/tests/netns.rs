@@ -42,7 +42,10 @@ async fn child_main(did: String, discovery: bool) {
     let node = IoTNode::new(did, cfg);
     let mut events = node.subscribe();
     let addr = node.start().await.expect("start in namespace");
-    println!("NODE ready {addr}");
+    let disc = node
+        .discovery_addr()
+        .map_or_else(|| "none".to_owned(), |a| a.to_string());
+    println!("NODE ready {addr} {disc}");
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let w: Vec<&str> = line.split_whitespace().collect();
@@ -77,8 +80,20 @@ async fn child_main(did: String, discovery: bool) {
                     Err(e) => println!("NODE resp error {e}"),
                 }
             }
+            ["send_errors"] => {
+                // No event reports a refused send: poll the counter, bounded.
+                let mut n = 0;
+                for _ in 0..500 {
+                    n = node.stats().0.driver.send_errors;
+                    if n > 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                println!("NODE send_errors {n}");
+            }
             ["relayed"] => {
-                let s = node.stats().0;
+                let (s, _) = node.stats();
                 println!(
                     "NODE relayed {} {}",
                     s.relay.relayed, s.relay.responses_relayed
@@ -118,6 +133,8 @@ struct Host {
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
     addr: SocketAddr,
+    /// The discovery socket's address, or `none`.
+    discovery: String,
 }
 
 impl Host {
@@ -156,9 +173,11 @@ impl Host {
             stdin,
             lines: rx,
             addr: "0.0.0.0:0".parse().unwrap(),
+            discovery: String::new(),
         };
         let ready = host.expect("ready", Duration::from_secs(20));
         host.addr = ready[1].parse().unwrap();
+        host.discovery = ready[2].clone();
         host
     }
 
@@ -203,6 +222,7 @@ fn two_hosts_ping_across_a_veth_link() {
         ["resp", "GROEN", "jis:ns:b"]
     );
     assert_eq!(hb.addr.port(), 7150);
+    assert_eq!(hb.discovery, "none", "discovery off");
 }
 
 #[test]
@@ -262,4 +282,18 @@ fn discovery_by_multicast_across_a_bridge_of_three_hosts() {
             assert_eq!(got[2], format!("10.77.4.{}:7150", j + 1), "n{i} found n{j}");
         }
     }
+}
+
+#[test]
+fn a_host_without_multicast_route_still_starts() {
+    if !netns_available() {
+        return;
+    }
+    let lonely = Netns::new("lonely").unwrap();
+    let mut h = Host::spawn(&lonely, "jis:ns:lonely", true);
+    assert_eq!(h.addr.port(), 7150, "started despite discovery trouble");
+    assert_eq!(h.discovery, "none", "no multicast listener without a route");
+    let ready_line = h.cmd("send_errors", "send_errors");
+    // The start-up beacon had no route: counted, not fatal.
+    assert_ne!(ready_line[1], "0", "beacon send failure counted");
 }

@@ -45,7 +45,7 @@ async def main():
             node.set_trust(cmd[1], float(cmd[2]))
             print("ok", flush=True)
         elif cmd[0] == "ping":
-            r = await node.send_ping(cmd[1], ("127.0.0.1", int(cmd[2])), "temperature.read", "interop", timeout=1.0)
+            r = await node.send_ping(cmd[1], ("127.0.0.1", int(cmd[2])), "temperature.read", "interop", timeout=2.0)
             print("resp", json.dumps(r.to_dict() if r else None), flush=True)
         elif cmd[0] == "beacon":
             pkt = node.ping_node.discover(capabilities=["temp"])
@@ -188,7 +188,7 @@ async fn rust_pings_python(msgpack: bool) {
     };
     let (rust, _) = rust_node("jis:rust:sensor", !msgpack).await;
     let opts = || SendOptions {
-        timeout: Some(Duration::from_millis(800)),
+        timeout: Some(Duration::from_secs(2)),
         ..Default::default()
     };
     let silent = rust

@@ -211,6 +211,21 @@ impl Sim {
     }
 }
 
+/// (target, hop count, next hops) of each audited relay.
+type Relayed = Vec<(String, u32, Vec<SocketAddr>)>;
+
+struct RelayLog(std::sync::Arc<std::sync::Mutex<Relayed>>);
+
+impl tibet_iot::AuditSink for RelayLog {
+    fn record_relay_to(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
+        self.0.lock().unwrap().push((
+            packet.target_did.clone(),
+            packet.hop_count,
+            next_hops.to_vec(),
+        ));
+    }
+}
+
 fn mesh_opts() -> SendOptions {
     SendOptions {
         ping: PingOptions {
@@ -240,6 +255,9 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     sim.run_for(Duration::from_secs(11));
     assert_eq!(sim.outcome(0, direct), Some(None), "no route from A to C");
 
+    let relays = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    sim.node(1)
+        .set_audit(Some(Box::new(RelayLog(relays.clone()))));
     let now = sim.now;
     let id = sim
         .node(0)
@@ -262,6 +280,11 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     let b = sim.node(1).stats(now);
     assert_eq!(b.relay.relayed, 1);
     assert_eq!(b.relay.responses_relayed, 1);
+    assert_eq!(
+        *relays.lock().unwrap(),
+        [(did(2), 1, vec![addr(2)])],
+        "the relay was audited"
+    );
     assert!(sim.events.iter().any(|(_, a, e)| *a == addr(2)
         && matches!(e, Event::PingDecided { source_did, .. } if *source_did == did(0))));
 }
@@ -594,4 +617,124 @@ fn outstanding_requests_are_bounded_and_refusals_counted() {
             .is_ok(),
         "room after timeouts"
     );
+}
+
+#[test]
+fn beacon_matching_an_auto_vouch_rule_makes_the_newcomer_trusted() {
+    let mut sim = Sim::new(12);
+    let hub_cfg = TransportConfig {
+        discovery_enabled: true,
+        ..TransportConfig::default()
+    };
+    let sensor_cfg = TransportConfig {
+        device_type: "sensor".into(),
+        capabilities: vec!["temp".into()],
+        ..hub_cfg.clone()
+    };
+    sim.add(0, hub_cfg);
+    sim.add(1, sensor_cfg);
+    sim.links.insert((addr(0), addr(1)));
+    sim.links.insert((addr(1), addr(0)));
+    sim.node(0)
+        .ping_node_mut()
+        .beacon_handler_mut()
+        .add_auto_vouch_rule(tibet_ping::AutoVouchRule {
+            name: "sensors".into(),
+            device_type: Some("sensor".into()),
+            required_capabilities: Some(vec!["temp".into()]),
+            vouch_factor: 0.8,
+            ..Default::default()
+        })
+        .unwrap();
+    sim.run_for(Duration::from_secs(2));
+    let decided = sim.events.iter().find_map(|(_, a, e)| match e {
+        Event::PeerDiscovered {
+            did: d,
+            decision,
+            device_type,
+            ..
+        } if *a == addr(0) && *d == did(1) => Some((*decision, device_type.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        decided,
+        Some((tibet_ping::BeaconDecision::AutoVouched, "sensor".to_owned()))
+    );
+    // The vouch is real: 0.9 x 0.8 = 0.72 >= 0.7, so the sensor's ping is GROEN.
+    let now = sim.now;
+    let id = sim
+        .node(1)
+        .send_ping(
+            now,
+            &did(0),
+            addr(0),
+            "temperature.report",
+            "hello hub",
+            SendOptions::default(),
+        )
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let resp = sim.outcome(1, id).unwrap().expect("answered");
+    assert_eq!(resp.airlock_zone, AirlockZone::Groen);
+    // The hub, with no rule at the sensor, stays unknown there: beacons alone
+    // never grant trust.
+    let now = sim.now;
+    let back = sim
+        .node(0)
+        .send_ping(now, &did(1), addr(1), "x", "y", SendOptions::default())
+        .unwrap();
+    sim.run_for(Duration::from_secs(11));
+    assert_eq!(sim.outcome(0, back), Some(None));
+}
+
+#[test]
+fn mesh_retransmission_through_a_relay_survives_thirty_percent_loss() {
+    let run = |max_retransmits: u32| -> (usize, u64, u64) {
+        let mut sim = Sim::new(21);
+        for i in 0..3 {
+            sim.add(i, Sim::config());
+        }
+        sim.link(0, 1);
+        sim.link(1, 2);
+        sim.trust_all(3);
+        sim.loss = 0.3;
+        let mut ok = 0;
+        for _ in 0..60 {
+            let now = sim.now;
+            let opts = SendOptions {
+                timeout: Some(Duration::from_secs(25)),
+                retransmit: Some(RetransmitPolicy {
+                    max_retransmits,
+                    initial_timeout: Duration::from_millis(300),
+                    random_factor: 1.5,
+                }),
+                ..mesh_opts()
+            };
+            let id = sim
+                .node(0)
+                .send_ping(now, &did(2), addr(1), "x", "lossy mesh", opts)
+                .unwrap();
+            sim.run_for(Duration::from_secs(26));
+            if let Some(Some(_)) = sim.outcome(0, id) {
+                ok += 1;
+            }
+        }
+        let now = sim.now;
+        let (b, c) = (sim.node(1).stats(now), sim.node(2).stats(now));
+        (ok, b.relay.resends_forwarded, c.engine.duplicates_answered)
+    };
+    let (plain, _, _) = run(0);
+    let (ok, forwarded, cached) = run(6);
+    // Four lossy legs: about a quarter get through without resends; with up
+    // to six resends in the window, about 85 %.
+    assert!(plain < 25, "without resends: {plain}/60");
+    assert!(
+        ok >= 42 && ok >= 2 * plain,
+        "with resends through the relay: {ok}/60 vs {plain}/60"
+    );
+    assert!(
+        forwarded > 0,
+        "the relay forwarded resends from its previous hop"
+    );
+    assert!(cached > 0, "the target answered resends from its cache");
 }

@@ -2,17 +2,23 @@
 
 use rand::RngCore;
 
-/// `prefix` then N random bytes as lowercase hex, in one allocation.
+/// `prefix` then N (at most 16) random bytes as lowercase hex, in one
+/// allocation.
 fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    const { assert!(N <= 16) };
     let mut bytes = [0u8; N];
     rng.fill_bytes(&mut bytes);
+    let mut buf = [0u8; 32];
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0xf)];
+    }
+    // Hex digits are ASCII, so this never takes the fallback.
+    let hex = std::str::from_utf8(&buf[..2 * N]).unwrap_or_default();
     let mut s = String::with_capacity(prefix.len() + 2 * N);
     s.push_str(prefix);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
+    s.push_str(hex);
     s
 }
 

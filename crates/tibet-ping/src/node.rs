@@ -11,6 +11,15 @@
 //!   `..PingNodeConfig::default()`.
 //! - [`Reception`] has an extra field, `replay`, saying why the replay check
 //!   refused a packet ([`Outcome::Replay`] also covers a full nonce tracker).
+//! - Beacons dated more than `future_skew` ahead are not fresh (the
+//!   reference only checks age).
+//!
+//! Additions: [`PacketSigner`] and [`PingNode::set_signer`] (outgoing
+//! `signature`), [`PingNode::remove_rule`], [`PingNode::clear_trust`],
+//! [`PingNode::revoke_vouch`], [`PingNode::approve_beacon`],
+//! [`PingNode::reject_beacon`], [`PingNode::pending_beacons`],
+//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], and read access
+//! to the airlock, vouches and topology.
 
 use std::fmt;
 use std::time::Duration;

@@ -100,6 +100,8 @@ pub struct TopologyStats {
     pub total_devices: usize,
     /// Devices per role (`hub`, `hubby`, `hybrid`).
     pub roles: BTreeMap<&'static str, usize>,
+    /// Changes refused because the topology was full.
+    pub refused: u64,
 }
 
 /// Pods, stations and device roles; bounded.
@@ -110,6 +112,7 @@ pub struct TopologyManager {
     stations: HashMap<String, Station>,
     did_to_pod: HashMap<String, String>,
     roles: HashMap<String, NodeRole>,
+    refused: u64,
 }
 
 impl Default for TopologyManager {
@@ -128,16 +131,22 @@ impl TopologyManager {
             stations: HashMap::new(),
             did_to_pod: HashMap::new(),
             roles: HashMap::new(),
+            refused: 0,
         }
     }
 
-    fn room_for_device(&self, did: &str) -> Result<(), TopologyError> {
+    fn full(&mut self) -> TopologyError {
+        self.refused += 1;
+        TopologyError::Full {
+            capacity: self.capacity,
+        }
+    }
+
+    fn room_for_device(&mut self, did: &str) -> Result<(), TopologyError> {
         if self.roles.contains_key(did) || self.roles.len() < self.capacity {
             Ok(())
         } else {
-            Err(TopologyError::Full {
-                capacity: self.capacity,
-            })
+            Err(self.full())
         }
     }
 
@@ -153,9 +162,7 @@ impl TopologyManager {
     ) -> Result<&Pod, TopologyError> {
         self.room_for_device(hub_did)?;
         if !self.pods.contains_key(pod_id) && self.pods.len() >= self.capacity {
-            return Err(TopologyError::Full {
-                capacity: self.capacity,
-            });
+            return Err(self.full());
         }
         let pod = Pod {
             pod_id: pod_id.to_owned(),
@@ -232,9 +239,7 @@ impl TopologyManager {
         uplink_did: Option<&str>,
     ) -> Result<&Station, TopologyError> {
         if !self.stations.contains_key(station_id) && self.stations.len() >= self.capacity {
-            return Err(TopologyError::Full {
-                capacity: self.capacity,
-            });
+            return Err(self.full());
         }
         let station = Station {
             station_id: station_id.to_owned(),
@@ -277,6 +282,7 @@ impl TopologyManager {
             stations: self.stations.len(),
             total_devices: self.did_to_pod.len(),
             roles,
+            refused: self.refused,
         }
     }
 }
@@ -341,5 +347,10 @@ mod tests {
         // Known devices can still move.
         t.add_hubby_to_pod("p", "jis:a").unwrap();
         assert_eq!(t.stats().total_devices, 2);
+        assert_eq!(t.stats().refused, 1);
+        t.create_station("s1", "S1", None).unwrap();
+        t.create_station("s2", "S2", None).unwrap();
+        assert!(t.create_station("s3", "S3", None).is_err());
+        assert_eq!(t.stats().refused, 2);
     }
 }

@@ -689,3 +689,26 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn packets_and_responses_survive_the_wire_codec() {
+    let mut hub = node("jis:home:hub", 1);
+    let mut dev = node("jis:home:dev", 2);
+    hub.set_trust("jis:home:dev", 0.9);
+    for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+        let sent = dev.heartbeat(t0(), "jis:home:hub", None);
+        let Frame::Packet(got) = codec.decode(&codec.encode_packet(&sent).unwrap()).unwrap() else {
+            panic!("expected a packet frame")
+        };
+        assert_eq!(got, sent);
+        let r = hub.receive(t0(), &got);
+        assert_eq!(r.outcome, Outcome::Accepted);
+        let Frame::Response(back) = codec
+            .decode(&codec.encode_response(&r.response).unwrap())
+            .unwrap()
+        else {
+            panic!("expected a response frame")
+        };
+        assert_eq!(back, r.response);
+    }
+}
