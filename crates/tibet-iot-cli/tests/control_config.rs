@@ -123,6 +123,15 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
         l.contains("trust_change") && l.contains("jis:home:doorbell") && l.contains("0.9")
     });
     assert!(change.is_some(), "{text}");
+    // The trail verifies (hashes and chain links) with `tibet-iot audit verify`.
+    let out = run(&["audit", "verify", audit.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[test]
