@@ -386,7 +386,11 @@ impl Drop for IoTNode {
 }
 
 fn to_instant(deadline: Timestamp) -> tokio::time::Instant {
-    let wait = deadline.saturating_duration_since(Timestamp::now());
+    // Capped: a configured "forever" must not overflow the Instant; waking
+    // once a day to find nothing due is harmless.
+    let wait = deadline
+        .saturating_duration_since(Timestamp::now())
+        .min(std::time::Duration::from_secs(86_400));
     tokio::time::Instant::now() + wait
 }
 

@@ -717,3 +717,30 @@ async fn rejected_review_leaves_the_queue_and_trust_unchanged() {
     hub.stop().await;
     sensor.stop().await;
 }
+
+#[tokio::test]
+async fn huge_timeouts_and_intervals_do_not_overflow() {
+    let cfg = TransportConfig {
+        heartbeat_interval: Duration::MAX,
+        cleanup_interval: Duration::MAX,
+        ..quick()
+    };
+    let (a, b) = (
+        IoTNode::new("jis:big:a", cfg.clone()),
+        IoTNode::new("jis:big:b", cfg),
+    );
+    a.start().await.unwrap();
+    let b_addr = b.start().await.unwrap();
+    b.set_trust("jis:big:a", 0.9);
+    let opts = SendOptions {
+        timeout: Some(Duration::MAX),
+        ..SendOptions::default()
+    };
+    let r = a
+        .send_ping("jis:big:b", b_addr, "x", "y", opts)
+        .await
+        .unwrap();
+    assert!(r.is_some());
+    a.stop().await;
+    b.stop().await;
+}
