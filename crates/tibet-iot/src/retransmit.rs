@@ -54,7 +54,9 @@ impl RetransmitPolicy {
         } else {
             1.0
         };
-        self.initial_timeout.mul_f64(factor)
+        // mul_f64 panics on overflow; a huge timeout simply stays as it is.
+        Duration::try_from_secs_f64(self.initial_timeout.as_secs_f64() * factor)
+            .unwrap_or(self.initial_timeout)
     }
 }
 
@@ -91,6 +93,24 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    #[test]
+    fn extreme_settings_do_not_panic() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let huge = RetransmitPolicy {
+            max_retransmits: u32::MAX,
+            initial_timeout: Duration::MAX,
+            random_factor: 1e300,
+        };
+        let mut st = RetransmitState::new(&huge, &mut rng).unwrap();
+        assert_eq!(st.wait(), Duration::MAX);
+        assert_eq!(st.on_resend(), Some(Duration::MAX));
+        let nan = RetransmitPolicy {
+            random_factor: f64::NAN,
+            ..RetransmitPolicy::coap()
+        };
+        assert_eq!(nan.first_wait(&mut rng), Duration::from_secs(2));
+    }
 
     #[test]
     fn off_by_default() {
