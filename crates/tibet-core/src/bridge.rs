@@ -1,0 +1,276 @@
+//! [`NetworkBridge`]: turns network events (pings, heartbeats, discovery,
+//! relay, trust changes) into tokens chained into one audit trail.
+
+use std::net::SocketAddr;
+
+use serde_json::json;
+use tibet_ping::{AirlockZone, PingPacket, PingResponse};
+
+use crate::provider::{NewToken, Provider, packet_token};
+use crate::store::AppendError;
+use crate::token::Token;
+
+/// The zone a trust score falls in (>= 0.7 GROEN, >= 0.3 GEEL, else ROOD).
+pub fn zone_for(trust: f64) -> AirlockZone {
+    if trust >= 0.7 {
+        AirlockZone::Groen
+    } else if trust >= 0.3 {
+        AirlockZone::Geel
+    } else {
+        AirlockZone::Rood
+    }
+}
+
+/// Records network events through a [`Provider`]; each event's parent is
+/// the bridge's previous event (or, for the first, the provider's last
+/// token), so the events form one trail.
+#[derive(Debug)]
+pub struct NetworkBridge {
+    provider: Provider,
+    last_id: Option<String>,
+}
+
+impl NetworkBridge {
+    /// A bridge recording through `provider`.
+    pub fn new(provider: Provider) -> Self {
+        NetworkBridge {
+            provider,
+            last_id: None,
+        }
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// The provider, mutably (tokens made directly do not join the trail).
+    pub fn provider_mut(&mut self) -> &mut Provider {
+        &mut self.provider
+    }
+
+    /// Gives the provider back.
+    pub fn into_provider(self) -> Provider {
+        self.provider
+    }
+
+    /// The id of the bridge's last event.
+    pub fn last_id(&self) -> Option<&str> {
+        self.last_id.as_deref()
+    }
+
+    fn record(&mut self, mut new: NewToken) -> Result<Token, AppendError> {
+        if new.parent_id.is_none() {
+            new.parent_id = self
+                .last_id
+                .clone()
+                .or_else(|| self.provider.last_id().map(str::to_owned));
+        }
+        let token = self.provider.create(new)?;
+        self.last_id = Some(token.token_id.clone());
+        Ok(token)
+    }
+
+    /// A ping and its optional response (action `ping.<ping_type>`; fields
+    /// as [`Provider::from_packet`]).
+    pub fn record_ping(
+        &mut self,
+        packet: &PingPacket,
+        response: Option<&PingResponse>,
+    ) -> Result<Token, AppendError> {
+        self.record(packet_token(packet, response))
+    }
+
+    /// A heartbeat from `source_did`, seen from `addr` (action `heartbeat`;
+    /// ERIN source and status, EROMHEEN host and port).
+    pub fn record_heartbeat(
+        &mut self,
+        source_did: &str,
+        addr: Option<SocketAddr>,
+        status: Option<&str>,
+    ) -> Result<Token, AppendError> {
+        let mut erin = json!({"source": source_did});
+        if let Some(s) = status.filter(|s| !s.is_empty()) {
+            erin["status"] = json!(s);
+        }
+        let eromheen = match addr {
+            Some(a) => json!({"host": a.ip().to_string(), "port": a.port()}),
+            None => json!({}),
+        };
+        self.record(
+            NewToken::new("heartbeat")
+                .erin(erin)
+                .eraan([source_did])
+                .eromheen(eromheen)
+                .erachter(format!("Heartbeat from {source_did}"))
+                .actor(source_did),
+        )
+    }
+
+    /// A device found on the network (action `discovery`; `decision` such
+    /// as `accepted`, `rejected`, `pending`).
+    pub fn record_discovery(
+        &mut self,
+        did: &str,
+        addr: SocketAddr,
+        decision: &str,
+    ) -> Result<Token, AppendError> {
+        let host = addr.ip().to_string();
+        let port = addr.port();
+        self.record(
+            NewToken::new("discovery")
+                .erin(json!({"discovered_did": did, "decision": decision}))
+                .eraan([did])
+                .eromheen(json!({"host": host, "port": port}))
+                .erachter(format!(
+                    "Discovered {did} at {host}:{port} \u{2014} {decision}"
+                )),
+        )
+    }
+
+    /// A packet relayed through the mesh, optionally to `forwarded_to`
+    /// (action `relay`).
+    pub fn record_relay(
+        &mut self,
+        packet: &PingPacket,
+        forwarded_to: Option<SocketAddr>,
+    ) -> Result<Token, AppendError> {
+        let (src, dst, hops) = (&packet.source_did, &packet.target_did, packet.hop_count);
+        let mut eromheen = json!({"hop_count": hops});
+        if let Some(a) = forwarded_to {
+            eromheen["forwarded_host"] = json!(a.ip().to_string());
+            eromheen["forwarded_port"] = json!(a.port());
+        }
+        self.record(
+            NewToken::new("relay")
+                .erin(json!({"source_did": src, "target_did": dst, "hop_count": hops}))
+                .eraan([src.as_str(), dst.as_str()])
+                .eromheen(eromheen)
+                .erachter(format!("Relaying packet from {src} to {dst} (hop {hops})")),
+        )
+    }
+
+    /// A change of `did`'s trust score (action `trust_change`); ERACHTER is
+    /// `reason` (or a description), plus `(zone: A -> B)` when the zone
+    /// changes.
+    pub fn record_trust_change(
+        &mut self,
+        did: &str,
+        old_trust: f64,
+        new_trust: f64,
+        reason: &str,
+    ) -> Result<Token, AppendError> {
+        let (old_zone, new_zone) = (zone_for(old_trust), zone_for(new_trust));
+        let mut erachter = if reason.is_empty() {
+            format!("Trust change for {did}: {old_trust:.2} -> {new_trust:.2}")
+        } else {
+            reason.to_owned()
+        };
+        if old_zone != new_zone {
+            erachter.push_str(&format!(" (zone: {old_zone} -> {new_zone})"));
+        }
+        self.record(
+            NewToken::new("trust_change")
+                .erin(json!({
+                    "did": did,
+                    "old_trust": old_trust,
+                    "new_trust": new_trust,
+                    "old_zone": old_zone.as_str(),
+                    "new_zone": new_zone.as_str(),
+                }))
+                .eraan([did])
+                .eromheen(json!({"zone_changed": old_zone != new_zone}))
+                .erachter(erachter),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::chain::Chain;
+    use crate::provider::tests::{fixed_provider, packet, response};
+
+    #[test]
+    fn events_form_one_trail_with_reference_fields() {
+        let mut b = NetworkBridge::new(fixed_provider("jis:home:hub"));
+        let addr: SocketAddr = "192.168.1.50:7150".parse().unwrap();
+        let ping = b.record_ping(&packet(), Some(&response())).unwrap();
+        let disc = b
+            .record_discovery("jis:new:sensor", addr, "accepted")
+            .unwrap();
+        let hb = b
+            .record_heartbeat("jis:sensor:temp1", Some(addr), None)
+            .unwrap();
+        let relay = b
+            .record_relay(&packet(), Some("10.0.0.2:7150".parse().unwrap()))
+            .unwrap();
+        let trust = b
+            .record_trust_change("jis:sensor:temp1", 0.5, 0.9, "Vouched by admin")
+            .unwrap();
+
+        assert_eq!(ping.action, "ping.intent");
+        assert_eq!(ping.eromheen["zone"], "GEEL");
+        assert_eq!(disc.action, "discovery");
+        assert_eq!(
+            disc.erin,
+            json!({"discovered_did": "jis:new:sensor", "decision": "accepted"})
+        );
+        assert_eq!(
+            Value::Object(disc.eromheen.clone()),
+            json!({"host": "192.168.1.50", "port": 7150})
+        );
+        assert_eq!(
+            disc.erachter,
+            "Discovered jis:new:sensor at 192.168.1.50:7150 \u{2014} accepted"
+        );
+        assert_eq!(disc.actor, "jis:home:hub");
+        assert_eq!(hb.actor, "jis:sensor:temp1");
+        assert_eq!(hb.erin, json!({"source": "jis:sensor:temp1"}));
+        assert_eq!(
+            relay.erachter,
+            "Relaying packet from jis:home:sensor to jis:home:hub (hop 2)"
+        );
+        assert_eq!(
+            Value::Object(relay.eromheen.clone()),
+            json!({"hop_count": 2, "forwarded_host": "10.0.0.2", "forwarded_port": 7150})
+        );
+        assert_eq!(trust.action, "trust_change");
+        assert_eq!(trust.erachter, "Vouched by admin (zone: GEEL -> GROEN)");
+        assert_eq!(trust.erin["old_zone"], "GEEL");
+        assert_eq!(trust.eromheen["zone_changed"], true);
+
+        let chain = Chain::new(b.provider().store())
+            .trace(&trust.token_id, 100)
+            .unwrap();
+        let ids: Vec<_> = chain.iter().map(|t| t.token_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                &trust.token_id,
+                &relay.token_id,
+                &hb.token_id,
+                &disc.token_id,
+                &ping.token_id
+            ]
+        );
+        assert_eq!(b.last_id(), Some(trust.token_id.as_str()));
+    }
+
+    #[test]
+    fn trust_change_text_without_reason() {
+        let mut b = NetworkBridge::new(fixed_provider("jis:hub"));
+        let t = b.record_trust_change("jis:x", 0.8, 0.75, "").unwrap();
+        assert_eq!(t.erachter, "Trust change for jis:x: 0.80 -> 0.75");
+        assert_eq!(t.eromheen["zone_changed"], false);
+        let t = b.record_trust_change("jis:x", 0.75, 0.1, "").unwrap();
+        assert_eq!(
+            t.erachter,
+            "Trust change for jis:x: 0.75 -> 0.10 (zone: GROEN -> ROOD)"
+        );
+        assert_eq!(zone_for(0.3), AirlockZone::Geel);
+        assert_eq!(zone_for(0.29), AirlockZone::Rood);
+    }
+}
