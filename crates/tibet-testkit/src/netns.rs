@@ -239,6 +239,28 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_test_still_deletes_its_namespaces() {
+        if !netns_available() {
+            return;
+        }
+        let name = std::sync::Mutex::new(String::new());
+        let result = std::panic::catch_unwind(|| {
+            let mut sw = Switch::new().expect("switch");
+            let h = Netns::new("p").expect("host");
+            sw.plug(&h, "eth0", "10.232.0.1/24").expect("plug");
+            *name.lock().unwrap() = h.name().to_owned();
+            panic!("test failure while the lab is up");
+        });
+        assert!(result.is_err());
+        let name = name.into_inner().unwrap();
+        let list = ip(&["netns", "list"]).expect("list");
+        assert!(
+            !String::from_utf8_lossy(&list.stdout).contains(&name),
+            "{name} deleted while unwinding"
+        );
+    }
+
+    #[test]
     fn namespaces_are_created_linked_and_deleted() {
         if !netns_available() {
             return;
