@@ -566,7 +566,7 @@ impl Engine {
             }
             return;
         }
-        if let Some(prev) = self.relay.reverse_path(now, &response.in_response_to) {
+        if let Some(prev) = self.relay.reverse_path(now, &response.in_response_to, from) {
             self.transmit(prev, datagram.to_vec());
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
@@ -576,7 +576,9 @@ impl Engine {
             }
             return;
         }
-        self.stats.responses_orphan += 1;
+        if !self.relay.has_path(now, &response.in_response_to) {
+            self.stats.responses_orphan += 1;
+        }
     }
 
     fn on_relay(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
@@ -602,6 +604,7 @@ impl Engine {
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
+        self.relay.set_next_hops(now, &out.packet_id, &hops);
         if let Some(a) = self.audit.as_mut() {
             a.record_relay_to(&out, &hops);
         }

@@ -30,6 +30,9 @@ pub struct RelayStats {
     pub relayed: u64,
     /// Responses sent back along a reverse path.
     pub responses_relayed: u64,
+    /// Responses to a relayed packet from an address it was not sent to:
+    /// dropped.
+    pub responses_foreign: u64,
     /// Refused: not mesh.
     pub dropped_not_mesh: u64,
     /// Refused: seen before.
@@ -53,6 +56,8 @@ pub struct RelayStats {
 struct Path {
     prev_hop: SocketAddr,
     resends: u8,
+    /// Where the packet went: only these may send its response back.
+    next_hops: Vec<SocketAddr>,
 }
 
 /// How often a retransmission from the recorded previous hop is forwarded
@@ -136,6 +141,7 @@ impl MeshRelay {
             Path {
                 prev_hop: from,
                 resends: 0,
+                next_hops: Vec::new(),
             },
         ) {
             Some(RelayRefusal::PathsFull)
@@ -158,13 +164,38 @@ impl MeshRelay {
         Ok(out)
     }
 
-    /// The previous hop of a relayed packet, for its response.
-    pub fn reverse_path(&mut self, now: Timestamp, packet_id: &str) -> Option<SocketAddr> {
-        let hop = self.paths.get(now, packet_id).map(|p| p.prev_hop);
-        if hop.is_some() {
-            self.stats.responses_relayed += 1;
+    /// Records where a relayed packet was sent (the only addresses whose
+    /// response to it will be passed back).
+    pub fn set_next_hops(&mut self, now: Timestamp, packet_id: &str, hops: &[SocketAddr]) {
+        if let Some(p) = self.paths.get_mut(now, packet_id) {
+            for h in hops {
+                if !p.next_hops.contains(h) {
+                    p.next_hops.push(*h);
+                }
+            }
         }
-        hop
+    }
+
+    /// Whether a reverse path for `packet_id` is held.
+    pub fn has_path(&self, now: Timestamp, packet_id: &str) -> bool {
+        self.paths.contains(now, packet_id)
+    }
+
+    /// Where to send a response to a relayed packet that came from `from`:
+    /// the previous hop, if `from` is one of the packet's next hops.
+    pub fn reverse_path(
+        &mut self,
+        now: Timestamp,
+        packet_id: &str,
+        from: SocketAddr,
+    ) -> Option<SocketAddr> {
+        let path = self.paths.get(now, packet_id)?;
+        if !path.next_hops.contains(&from) {
+            self.stats.responses_foreign += 1;
+            return None;
+        }
+        self.stats.responses_relayed += 1;
+        Some(path.prev_hop)
     }
 
     /// Counters.
@@ -239,8 +270,15 @@ mod tests {
             r.stats().resends_forwarded,
             u64::from(MAX_FORWARDED_RESENDS)
         );
-        assert_eq!(r.reverse_path(t(1), "p1"), Some(addr(1)));
-        assert_eq!(r.reverse_path(t(31), "p1"), None, "path expires");
+        r.set_next_hops(t(0), "p1", &[addr(7)]);
+        assert_eq!(r.reverse_path(t(1), "p1", addr(7)), Some(addr(1)));
+        assert_eq!(
+            r.reverse_path(t(1), "p1", addr(8)),
+            None,
+            "not where it went"
+        );
+        assert_eq!(r.stats().responses_foreign, 1);
+        assert_eq!(r.reverse_path(t(31), "p1", addr(7)), None, "path expires");
         assert_eq!(
             r.prepare(t(0), &packet("p2", RoutingMode::Direct, 0, 5), addr(1)),
             Err(RelayRefusal::NotMesh)

@@ -287,6 +287,38 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     );
     assert!(sim.events.iter().any(|(_, a, e)| *a == addr(2)
         && matches!(e, Event::PingDecided { source_did, .. } if *source_did == did(0))));
+    // A forged answer injected at B by someone B did not forward to is dropped.
+    let relayed_id = sim
+        .events
+        .iter()
+        .find_map(|(_, a, e)| match e {
+            Event::PacketRelayed { packet_id, .. } if *a == addr(1) => Some(packet_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let forged = tibet_ping::PingResponse {
+        response_id: "resp_0000000000000001".into(),
+        in_response_to: relayed_id,
+        responder_did: did(2),
+        decision: tibet_ping::PingDecision::Accept,
+        payload: Default::default(),
+        capabilities: vec![],
+        trust_score: 1.0,
+        fira_breakdown: Default::default(),
+        tibet_token_id: None,
+        timestamp: String::new(),
+        rtt_ms: None,
+        airlock_zone: AirlockZone::Groen,
+        applied_rule: None,
+    };
+    let bytes = tibet_ping::PacketCodec::json()
+        .encode_response(&forged)
+        .unwrap();
+    let now = sim.now;
+    let b = sim.node(1);
+    b.handle_datagram(now, "10.66.0.1:7150".parse().unwrap(), &bytes);
+    assert!(b.poll_transmit().is_none());
+    assert_eq!(b.stats(now).relay.responses_foreign, 1);
 }
 
 fn first_hop_towards(src: usize, dst: usize, neighbours: &dyn Fn(usize) -> Vec<usize>) -> usize {
