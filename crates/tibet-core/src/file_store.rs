@@ -317,7 +317,10 @@ impl FileStore {
 
     fn check_writable(&self) -> std::io::Result<()> {
         if self.read_only {
-            return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "opened read-only"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "opened read-only",
+            ));
         }
         Ok(())
     }
