@@ -7,6 +7,7 @@ Run with the reference venv (`bash scripts/pyref.sh` prints its python):
        "byte_exact": bool, "frame": hex, "expected": to_dict()}
   python scripts/golden.py decode     # reads lines of hex frames on stdin and
       prints {"kind", "dict": to_dict()} per frame, decoded by the reference
+  python scripts/golden.py corpus DIR # writes each golden frame to DIR/<name>.<fmt>
 
 Frames are made by the reference's own PacketCodec
 (tibet_ping.transport.codec), so the Rust codec is checked against what
@@ -156,5 +157,23 @@ def decode():
         print(json.dumps({"kind": kind, "dict": obj.to_dict()}))
 
 
+def corpus():
+    """Writes every golden frame as a file into the directory argv[2] (a
+    seed corpus for `cargo fuzz run decode_frame`)."""
+    import os
+
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    n = 0
+    for name, obj, _ in vectors():
+        for fmt, codec in (("json", PacketCodec()), ("msgpack", PacketCodec(use_msgpack=True))):
+            is_resp = isinstance(obj, PingResponse)
+            frame = codec.encode_response(obj) if is_resp else codec.encode_packet(obj)
+            with open(os.path.join(out, f"{name}.{fmt}"), "wb") as f:
+                f.write(frame)
+            n += 1
+    print(f"wrote {n} frames to {out}")
+
+
 if __name__ == "__main__":
-    {"generate": generate, "decode": decode}[sys.argv[1]]()
+    {"generate": generate, "decode": decode, "corpus": corpus}[sys.argv[1]]()

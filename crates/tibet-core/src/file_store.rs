@@ -28,7 +28,7 @@ use tibet_ping::Timestamp;
 
 use crate::store::{AppendError, ReadError, ScanReport, Store};
 use crate::token::{HmacKey, Token};
-use crate::verify::{Verifier, VerifyReport};
+use crate::verify::{VerifyReport, verify_path};
 
 /// When appended lines are forced to disk (`fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub struct RotateReport {
 
 /// How far back from the end [`FileStore::open`] looks for the last token.
 const TAIL_SEARCH_LIMIT: u64 = 64 << 20;
-const READ_BUF: usize = 256 << 10;
+pub(crate) const READ_BUF: usize = 256 << 10;
 
 /// An append-only JSONL token file; see the module docs.
 #[derive(Debug)]
@@ -126,6 +126,8 @@ pub struct FileStore {
     recovered: Option<Recovery>,
     line: Vec<u8>,
     read_only: bool,
+    /// (device, inode) of `file`, to notice a rotation by another handle.
+    identity: (u64, u64),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
@@ -165,7 +167,9 @@ impl FileStore {
             recovered: None,
             line: Vec::with_capacity(1024),
             read_only: false,
+            identity: (0, 0),
         };
+        store.identity = file_identity(&store.file.metadata().map_err(io_err(&store.path))?);
         store.read_tail().map_err(io_err(&store.path.clone()))?;
         Ok(store)
     }
@@ -186,6 +190,7 @@ impl FileStore {
             recovered: None,
             line: Vec::new(),
             read_only: true,
+            identity: (0, 0),
         };
         store.read_tail().map_err(io_err(&store.path.clone()))?;
         Ok(store)
@@ -283,15 +288,31 @@ impl FileStore {
         if self.line.is_empty() {
             return Ok(());
         }
-        self.reopen_if_rotated()?;
-        self.file.lock()?;
-        let result = self.write_unlocked();
-        let unlocked = self.file.unlock();
-        result.and(unlocked)
+        // Four system calls per append: lock, fstat, write, unlock. The
+        // fstat gives the length (to notice others' writes and torn lines)
+        // and the link count (zero once a rotation replaced our file).
+        for _ in 0..3 {
+            self.file.lock()?;
+            let meta = match self.file.metadata() {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = self.file.unlock();
+                    return Err(e);
+                }
+            };
+            if is_unlinked(&meta) {
+                self.file.unlock()?;
+                self.reopen_if_rotated()?;
+                continue;
+            }
+            let result = self.write_unlocked(meta.len());
+            let unlocked = self.file.unlock();
+            return result.and(unlocked);
+        }
+        Err(std::io::Error::other("token file keeps being replaced"))
     }
 
-    fn write_unlocked(&mut self) -> std::io::Result<()> {
-        let len = self.file.metadata()?.len();
+    fn write_unlocked(&mut self, len: u64) -> std::io::Result<()> {
         if len > 0 && self.known_len != Some(len) {
             // Someone else wrote (or a crash left a torn line): make sure we
             // start on a fresh line.
@@ -327,29 +348,22 @@ impl FileStore {
 
     /// If the path now names another file (rotated by another handle),
     /// switch to it before appending.
-    #[cfg(unix)]
     fn reopen_if_rotated(&mut self) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let ours = self.file.metadata()?;
         let current = match std::fs::metadata(&self.path) {
-            Ok(m) => Some(m),
+            Ok(m) => Some(file_identity(&m)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        if current.is_none_or(|m| m.ino() != ours.ino() || m.dev() != ours.dev()) {
+        if current != Some(self.identity) {
             self.sync()?;
             self.file = OpenOptions::new()
                 .read(true)
                 .append(true)
                 .create(true)
                 .open(&self.path)?;
+            self.identity = file_identity(&self.file.metadata()?);
             self.known_len = None;
         }
-        Ok(())
-    }
-
-    #[cfg(not(unix))]
-    fn reopen_if_rotated(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 
@@ -495,9 +509,33 @@ impl Drop for FileStore {
     }
 }
 
+#[cfg(unix)]
+fn file_identity(m: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino())
+}
+
+/// Whether the file was unlinked (replaced by a rotation, or deleted).
+#[cfg(unix)]
+fn is_unlinked(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    m.nlink() == 0
+}
+
+#[cfg(not(unix))]
+fn is_unlinked(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Without inodes, rotation by another handle is not detected.
+#[cfg(not(unix))]
+fn file_identity(_: &std::fs::Metadata) -> (u64, u64) {
+    (0, 0)
+}
+
 /// The length of the file with every append finished: take the shared lock
 /// for a moment, so no writer is mid-line.
-fn settled_len(file: &File) -> std::io::Result<u64> {
+pub(crate) fn settled_len(file: &File) -> std::io::Result<u64> {
     file.lock_shared()?;
     let len = file.metadata().map(|m| m.len());
     file.unlock()?;
@@ -553,25 +591,6 @@ pub(crate) fn scan_path(
             return Ok(());
         }
     }
-}
-
-/// Verifies the token file at `path` (see [`FileStore::verify_file`]).
-pub fn verify_path(path: &Path, key: Option<&HmacKey>) -> Result<VerifyReport, ReadError> {
-    let mut verifier = Verifier::new(key.cloned());
-    verify_into(path, &mut verifier)?;
-    Ok(verifier.finish())
-}
-
-/// Feeds the token file at `path` into `verifier` (to verify several files
-/// as one continuous log, e.g. an archive followed by the active file).
-pub fn verify_into(path: &Path, verifier: &mut Verifier) -> Result<(), ReadError> {
-    scan_path(path, &mut |line, item| {
-        match item {
-            Ok(t) => verifier.token(line, &t),
-            Err(reason) => verifier.bad_line(line, reason),
-        }
-        ControlFlow::Continue(())
-    })
 }
 
 impl Store for FileStore {

@@ -57,13 +57,11 @@ mod verify;
 
 pub use bridge::{NetworkBridge, zone_for};
 pub use chain::{Chain, ChainSummary, DEFAULT_TRACE_DEPTH, TreeNode};
-pub use file_store::{
-    Durability, FileStore, OpenError, Recovery, RotateError, RotateReport, verify_into, verify_path,
-};
+pub use file_store::{Durability, FileStore, OpenError, Recovery, RotateError, RotateReport};
 pub use id::TokenIdGen;
 pub use provider::{ExportFormat, NewToken, Provider, UpdateStateError, packet_token};
 pub use store::{
     AppendError, BadLine, MAX_BAD_LINES_KEPT, MemoryStore, Query, ReadError, ScanReport, Store,
 };
 pub use token::{HmacKey, ParseTokenError, Token, TokenState, UnknownState};
-pub use verify::{ChainBreak, CorruptToken, Verifier, VerifyReport};
+pub use verify::{ChainBreak, CorruptToken, Verifier, VerifyReport, verify_into, verify_path};

@@ -223,7 +223,7 @@ impl Provider {
         let mut token = Token {
             token_id: self.ids.next_id(now),
             action: new.action,
-            timestamp: now.to_iso(),
+            timestamp: crate::id::iso_timestamp(now),
             actor: new.actor.unwrap_or_else(|| self.actor.clone()),
             erin: new.erin,
             eraan: new.eraan,

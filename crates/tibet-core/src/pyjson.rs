@@ -75,56 +75,66 @@ fn write_entries<'a>(
     }
 }
 
+/// Bytes copied as they are: printable ASCII except `"` and `\\`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
+
 /// Appends a JSON string literal with Python's `ensure_ascii` escaping.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     fn unicode_escape(out: &mut Vec<u8>, unit: u16) {
-        out.extend_from_slice(b"\\u");
-        for shift in [12, 8, 4, 0] {
-            out.push(HEX[usize::from((unit >> shift) & 0xf)]);
-        }
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            HEX[usize::from(unit >> 12)],
+            HEX[usize::from((unit >> 8) & 0xf)],
+            HEX[usize::from((unit >> 4) & 0xf)],
+            HEX[usize::from(unit & 0xf)],
+        ]);
     }
     out.push(b'"');
     let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        // Plain printable ASCII other than `"` and `\` is copied in runs.
-        if (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' {
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if PLAIN[usize::from(b)] {
+            i += 1;
             continue;
         }
-        if b >= 0x80 && !s.is_char_boundary(i) {
-            continue; // continuation byte: handled with its lead byte
-        }
         out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ if b < 0x80 => unicode_escape(out, u16::from(b)),
-            _ => {
-                let c = s[i..].chars().next().unwrap_or('\u{fffd}');
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    unicode_escape(out, *unit);
-                }
+        if b < 0x80 {
+            match b {
+                b'"' => out.extend_from_slice(b"\\\""),
+                b'\\' => out.extend_from_slice(b"\\\\"),
+                b'\n' => out.extend_from_slice(b"\\n"),
+                b'\r' => out.extend_from_slice(b"\\r"),
+                b'\t' => out.extend_from_slice(b"\\t"),
+                0x08 => out.extend_from_slice(b"\\b"),
+                0x0c => out.extend_from_slice(b"\\f"),
+                _ => unicode_escape(out, u16::from(b)),
             }
+            i += 1;
+        } else {
+            // `i` is a char boundary: plain bytes and escapes advance by
+            // whole characters.
+            let c = s[i..].chars().next().unwrap_or('\u{fffd}');
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                unicode_escape(out, *unit);
+            }
+            i += c.len_utf8();
         }
-        start = i + if b < 0x80 { 1 } else { utf8_len(b) };
+        start = i;
     }
-    out.extend_from_slice(&bytes[start.min(bytes.len())..]);
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
-}
-
-fn utf8_len(lead: u8) -> usize {
-    match lead {
-        0xf0.. => 4,
-        0xe0.. => 3,
-        _ => 2,
-    }
 }
 
 fn write_number(out: &mut Vec<u8>, n: &Number) {

@@ -202,7 +202,7 @@ impl Token {
             }
             _ => Sha256::digest(&content).into(),
         };
-        hex::encode(digest)
+        hex_lower(&digest)
     }
 
     /// Sets `content_hash` from the current content.
@@ -274,6 +274,17 @@ impl Token {
     pub fn from_json_line(line: &[u8]) -> Result<Token, ParseTokenError> {
         Ok(serde_json::from_slice(line)?)
     }
+}
+
+/// Lowercase hex of a digest (what Python's `hexdigest()` prints).
+fn hex_lower(bytes: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -368,6 +379,17 @@ mod tests {
         assert_eq!(minimal.erin, Value::Null);
         assert_eq!(minimal.state, TokenState::Created);
         assert!(Token::from_json_line(br#"{"token_id": "x", "action": "a", "timestamp": "t", "actor": "b", "state": "weird"}"#).is_err());
+    }
+
+    #[test]
+    fn plain_hash_is_sha256_hex_of_the_content() {
+        use sha2::Digest;
+        let t = sample();
+        let want: String = Sha256::digest(t.hash_content())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(t.content_hash, want);
     }
 
     #[test]

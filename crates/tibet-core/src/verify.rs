@@ -1,10 +1,16 @@
 //! Integrity checks over a sequence of tokens: hashes, unparseable lines and
 //! chain links, summarised in a [`VerifyReport`].
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::hash::{BuildHasher, RandomState};
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
 
-use crate::store::{BadLine, MAX_BAD_LINES_KEPT};
+use crate::file_store::{READ_BUF, settled_len};
+use crate::store::{BadLine, MAX_BAD_LINES_KEPT, ReadError};
 use crate::token::{HmacKey, Token};
 
 /// A token whose content hash does not match its content.
@@ -90,31 +96,56 @@ impl Verifier {
     /// Records a token whose hash was already checked (`ok`), e.g. on
     /// another thread; links are still resolved here, in order.
     pub fn record(&mut self, line: u64, token: &Token, ok: bool) {
+        self.record_parts(line, &token.token_id, token.parent_id.as_deref(), ok);
+    }
+
+    fn record_parts(&mut self, line: u64, token_id: &str, parent_id: Option<&str>, ok: bool) {
+        let id_hash = self.hasher.hash_one(token_id);
+        let parent_hash = parent_id.map(|p| self.hasher.hash_one(p));
+        self.record_hashed(line, id_hash, parent_hash, ok, || {
+            (token_id.to_owned(), parent_id.map(str::to_owned))
+        });
+    }
+
+    /// Records a token by the hashes of its id and parent id; `names`
+    /// gives the strings, called only when something must be reported.
+    fn record_hashed(
+        &mut self,
+        line: u64,
+        id_hash: u64,
+        parent_hash: Option<u64>,
+        ok: bool,
+        names: impl FnOnce() -> (String, Option<String>),
+    ) {
         let r = &mut self.report;
+        let broken = parent_hash.is_some_and(|p| !self.seen.contains(&p));
+        let report_corrupt = !ok && r.corrupt.len() < MAX_BAD_LINES_KEPT;
+        let report_break = broken && r.chain_breaks.len() < MAX_BAD_LINES_KEPT;
         if ok {
             r.valid += 1;
         } else {
             r.invalid += 1;
-            if r.corrupt.len() < MAX_BAD_LINES_KEPT {
+        }
+        if broken {
+            r.chain_break_count += 1;
+        }
+        if report_corrupt || report_break {
+            let (token_id, parent_id) = names();
+            if report_corrupt {
                 r.corrupt.push(CorruptToken {
                     line,
-                    token_id: token.token_id.clone(),
+                    token_id: token_id.clone(),
                 });
             }
-        }
-        if let Some(parent) = &token.parent_id
-            && !self.seen.contains(&self.hasher.hash_one(parent))
-        {
-            r.chain_break_count += 1;
-            if r.chain_breaks.len() < MAX_BAD_LINES_KEPT {
+            if report_break {
                 r.chain_breaks.push(ChainBreak {
                     line,
-                    token_id: token.token_id.clone(),
-                    parent_id: parent.clone(),
+                    token_id,
+                    parent_id: parent_id.unwrap_or_default(),
                 });
             }
         }
-        self.seen.insert(self.hasher.hash_one(&token.token_id));
+        self.seen.insert(id_hash);
     }
 
     /// Records an unparseable line.
@@ -129,6 +160,168 @@ impl Verifier {
     pub fn finish(self) -> VerifyReport {
         self.report
     }
+}
+
+/// Bytes of whole lines handed to a worker at a time.
+const BATCH_BYTES: usize = 1 << 20;
+
+struct Batch {
+    seq: u64,
+    first_line: u64,
+    data: Vec<u8>,
+}
+
+enum Outcome {
+    Token {
+        line: u64,
+        /// Where the line sits in the batch, to re-read names on failure.
+        start: usize,
+        end: usize,
+        id_hash: u64,
+        parent_hash: Option<u64>,
+        ok: bool,
+    },
+    Bad {
+        line: u64,
+        reason: String,
+    },
+}
+
+/// Verifies the token file at `path` (see [`FileStore::verify_file`](crate::FileStore::verify_file)).
+pub fn verify_path(path: &Path, key: Option<&HmacKey>) -> Result<VerifyReport, ReadError> {
+    let mut verifier = Verifier::new(key.cloned());
+    verify_into(path, &mut verifier)?;
+    Ok(verifier.finish())
+}
+
+/// Feeds the token file at `path` into `verifier` (call it once per file
+/// to verify several files as one log, e.g. an archive then the active
+/// file). Streams: one thread reads batches of whole lines, one worker per
+/// core parses and hashes them, and the results are taken in file order,
+/// so memory stays bounded (a few MiB of batches in flight, plus 8 bytes
+/// per token id for the link check). Only bytes written before the call are
+/// read (see [`FileStore::scan_lines`](crate::FileStore::scan_lines)).
+pub fn verify_into(path: &Path, verifier: &mut Verifier) -> Result<(), ReadError> {
+    let rerr = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(rerr)?;
+    let len = settled_len(&file).map_err(rerr)?;
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let key = verifier.key.clone();
+    let key = key.as_ref();
+    let hasher = &verifier.hasher.clone();
+    let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
+    let batch_rx = Mutex::new(batch_rx);
+    std::thread::scope(|s| {
+        let (result_tx, result_rx) = sync_channel::<(Batch, Vec<Outcome>)>(workers * 2);
+        let reader = s.spawn(move || -> std::io::Result<()> {
+            let mut r = BufReader::with_capacity(READ_BUF, file.take(len));
+            let (mut seq, mut line_no) = (0u64, 0u64);
+            loop {
+                let mut data = Vec::with_capacity(BATCH_BYTES + 4096);
+                let first_line = line_no + 1;
+                while data.len() < BATCH_BYTES && r.read_until(b'\n', &mut data)? > 0 {
+                    line_no += 1;
+                }
+                if data.is_empty()
+                    || batch_tx
+                        .send(Batch {
+                            seq,
+                            first_line,
+                            data,
+                        })
+                        .is_err()
+                {
+                    return Ok(());
+                }
+                seq += 1;
+            }
+        });
+        for _ in 0..workers {
+            let result_tx = result_tx.clone();
+            let batch_rx = &batch_rx;
+            s.spawn(move || {
+                loop {
+                    let next = batch_rx.lock().map(|rx| rx.recv());
+                    let Ok(Ok(batch)) = next else { return };
+                    let outcomes = check_batch(&batch, key, hasher);
+                    if result_tx.send((batch, outcomes)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(result_tx);
+        // Reorder batches so links and line numbers are seen in file order.
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        for (batch, outcomes) in result_rx {
+            pending.insert(batch.seq, (batch, outcomes));
+            while let Some((batch, outcomes)) = pending.remove(&next) {
+                for o in outcomes {
+                    match o {
+                        Outcome::Token {
+                            line,
+                            start,
+                            end,
+                            id_hash,
+                            parent_hash,
+                            ok,
+                        } => verifier.record_hashed(line, id_hash, parent_hash, ok, || {
+                            match Token::from_json_line(&batch.data[start..end]) {
+                                Ok(t) => (t.token_id, t.parent_id),
+                                Err(_) => (String::new(), None),
+                            }
+                        }),
+                        Outcome::Bad { line, reason } => verifier.bad_line(line, reason),
+                    }
+                }
+                next += 1;
+            }
+        }
+        reader
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            .map_err(rerr)
+    })
+}
+
+fn check_batch(batch: &Batch, key: Option<&HmacKey>, hasher: &RandomState) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(batch.data.len() / 300);
+    let mut end = 0;
+    let lines = batch.data.split_inclusive(|b| *b == b'\n');
+    for (line, raw) in (batch.first_line..).zip(lines) {
+        let start = end;
+        end += raw.len();
+        if !raw.iter().all(u8::is_ascii_whitespace) {
+            out.push(match Token::from_json_line(raw) {
+                Ok(t) => {
+                    let ok = t.verify(key);
+                    Outcome::Token {
+                        line,
+                        start,
+                        end,
+                        id_hash: hasher.hash_one(t.token_id.as_str()),
+                        parent_hash: t.parent_id.as_deref().map(|p| hasher.hash_one(p)),
+                        ok,
+                    }
+                }
+                Err(e) => Outcome::Bad {
+                    line,
+                    reason: if raw.ends_with(b"\n") {
+                        e.to_string()
+                    } else {
+                        format!("torn last line: {e}")
+                    },
+                },
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]

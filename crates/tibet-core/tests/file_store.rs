@@ -270,3 +270,44 @@ fn rotate_archives_old_tokens_and_other_handles_follow() {
     assert_eq!(rotator.rotate(30, now).unwrap().archived, 0);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
 }
+
+#[test]
+fn parallel_verify_keeps_file_order_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.jsonl");
+    let ids = fill(&mut provider(&path, 6), 6000, 500); // ~4 MiB: several batches
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[3999] = lines[3999].replacen("\"i\": 3999", "\"i\": 3998", 1);
+    lines[4499] = "}{".into();
+    lines.insert(5000, String::new()); // blank lines are skipped but counted
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let r = verify_path(&path, None).unwrap();
+    assert_eq!(
+        (r.valid, r.invalid, r.bad_line_count, r.chain_break_count),
+        (5998, 1, 1, 1)
+    );
+    assert_eq!(
+        (r.corrupt[0].line, r.corrupt[0].token_id.as_str()),
+        (4000, ids[3999].as_str())
+    );
+    assert_eq!(r.bad_lines[0].line, 4500);
+    assert_eq!(
+        (r.chain_breaks[0].line, r.chain_breaks[0].token_id.as_str()),
+        (4501, ids[4500].as_str())
+    );
+    let mut n = 0;
+    FileStore::open(&path)
+        .unwrap()
+        .scan_lines(|line, item| {
+            if let Ok(t) = item {
+                n += 1;
+                if t.token_id == ids[5999] {
+                    assert_eq!(line, 6001);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(n, 5999);
+}

@@ -1,9 +1,10 @@
 //! [`AuditSink`]: where a node reports network events for provenance.
 //!
 //! The node calls the sink synchronously from its engine, once per event, in
-//! the order the events happened. The CLI implements it with `tibet-core`'s
-//! network bridge (tokens `ping.<type>`, `heartbeat`, `discovery`, `relay`,
-//! `trust_change`); without a sink nothing is recorded and nothing is paid.
+//! the order the events happened. With the `tibet-core` feature (default),
+//! `tibet_core::NetworkBridge` is a sink: tokens `ping.<type>`, `heartbeat`,
+//! `discovery`, `relay`, `trust_change`. Without a sink nothing is recorded
+//! and nothing is paid.
 
 use std::net::SocketAddr;
 
@@ -43,5 +44,65 @@ pub trait AuditSink: Send {
     /// The trust of `did` changed from `old` to `new` because of `reason`.
     fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
         let _ = (did, old, new, reason);
+    }
+}
+
+#[cfg(feature = "tibet-core")]
+mod bridge {
+    use std::net::SocketAddr;
+
+    use tibet_core::NetworkBridge;
+    use tibet_ping::{PingPacket, PingResponse};
+
+    use super::AuditSink;
+
+    fn logged<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) {
+        if let Err(e) = r {
+            // The node keeps serving; the store's trouble is the operator's.
+            tracing::warn!(error = %e, "audit: cannot record {what}");
+        }
+    }
+
+    /// Records through the bridge; a store error is logged, never fatal.
+    impl AuditSink for NetworkBridge {
+        fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
+            logged(
+                "ping",
+                NetworkBridge::record_ping(self, packet, Some(response)),
+            );
+        }
+
+        fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
+            logged(
+                "heartbeat",
+                NetworkBridge::record_heartbeat(self, did, Some(addr), None),
+            );
+        }
+
+        fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
+            logged(
+                "discovery",
+                NetworkBridge::record_discovery(self, did, addr, decision),
+            );
+        }
+
+        fn record_relay(&mut self, packet: &PingPacket, _next_hops: usize) {
+            logged("relay", NetworkBridge::record_relay(self, packet, None));
+        }
+
+        fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+            let single = match next_hops {
+                [one] => Some(*one),
+                _ => None,
+            };
+            logged("relay", NetworkBridge::record_relay(self, packet, single));
+        }
+
+        fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
+            logged(
+                "trust change",
+                NetworkBridge::record_trust_change(self, did, old, new, reason),
+            );
+        }
     }
 }

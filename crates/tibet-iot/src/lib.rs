@@ -13,6 +13,14 @@
 //! API calls, and bounds the work per wake-up so floods cannot starve
 //! timers. Every table is bounded and counts what it refused.
 //!
+//! Beyond the Python reference: mesh responses travel back along the
+//! relays' reverse paths; retransmitted requests are answered from a
+//! response cache instead of being called replays (also through relays);
+//! a node hearing a beacon answers by unicast, so discovery finds every
+//! live node; a peer's address moves only on packets that passed the replay
+//! check and were not ROOD. With the `tibet-core` feature (default),
+//! `tibet_core::NetworkBridge` is an [`AuditSink`].
+//!
 //! Two nodes on loopback, one trusting the other:
 //!
 //! ```

@@ -473,7 +473,12 @@ async fn drive(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     shared.send_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(error = %e, to = %t.destination, "send failed");
+                    if t.destination.ip().is_multicast() {
+                        // Beacons are rare (one a minute): say it loudly.
+                        tracing::warn!(error = %e, to = %t.destination, "discovery beacon not sent (no multicast route?)");
+                    } else {
+                        tracing::debug!(error = %e, to = %t.destination, "send failed");
+                    }
                 }
             }
             outq.pop_front();

@@ -9,7 +9,8 @@ use tibet_iot::{IoTNode, RetransmitPolicy, SendOptions, TransportConfig};
 use tibet_ping::{AirlockZone, PacketCodec, PingNode, PingNodeConfig, Timestamp};
 use tokio::net::UdpSocket;
 
-const FLOOD: usize = 30_000;
+/// Upper bound of the flood; it stops earlier once the checks are done.
+const FLOOD_MAX: usize = 300_000;
 
 fn garbage(rng: &mut StdRng, valid: &[u8]) -> Vec<u8> {
     match rng.gen_range(0..6) {
@@ -74,16 +75,21 @@ async fn flood_of_garbage_neither_crashes_nor_starves_a_legitimate_ping() {
             Default::default(),
         ))
         .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = stop.clone();
     let flooder = tokio::spawn(async move {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut rng = StdRng::seed_from_u64(99);
-        for i in 0..FLOOD {
+        let mut sent = 0;
+        while sent < FLOOD_MAX && !flooding.load(std::sync::atomic::Ordering::Relaxed) {
             let d = garbage(&mut rng, &valid);
             let _ = sock.send_to(&d, target_addr).await;
-            if i % 256 == 0 {
+            sent += 1;
+            if sent % 256 == 0 {
                 tokio::task::yield_now().await;
             }
         }
+        sent
     });
 
     // Pings during the flood; resends cover datagrams the kernel dropped
@@ -107,7 +113,31 @@ async fn flood_of_garbage_neither_crashes_nor_starves_a_legitimate_ping() {
             answered += 1;
         }
     }
-    flooder.await.unwrap();
+    // The flooded node's own timers still fire: its request to a silent
+    // socket times out instead of hanging behind the garbage.
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let short = SendOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..SendOptions::default()
+    };
+    let timed_out = tokio::time::timeout(
+        Duration::from_secs(5),
+        target.send_ping(
+            "jis:x:silent",
+            silent.local_addr().unwrap(),
+            "x",
+            "y",
+            short,
+        ),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flooded = flooder.await.unwrap();
+    assert!(
+        flooded >= 1000,
+        "the checks ran during the flood ({flooded} datagrams)"
+    );
+    assert_eq!(timed_out, Ok(Ok(None)), "a timer of the flooded node fired");
     assert_eq!(
         answered, 10,
         "every legitimate ping answered during the flood"

@@ -600,3 +600,120 @@ fn start_outside_a_runtime_is_an_error_not_a_panic() {
     );
     assert!(!node.is_running());
 }
+
+#[tokio::test]
+async fn network_bridge_records_provenance_tokens() {
+    let (a, b, _, b_addr) = pair("jis:prov:a", "jis:prov:b").await;
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = tokens.clone();
+    let provider = tibet_core::Provider::new("jis:prov:b").on_token(move |t| {
+        sink.lock()
+            .unwrap()
+            .push((t.action.clone(), t.erachter.clone()))
+    });
+    b.set_audit(Some(Box::new(tibet_core::NetworkBridge::new(provider))));
+    b.set_trust("jis:prov:a", 0.9);
+    let r = a
+        .send_ping(
+            "jis:prov:b",
+            b_addr,
+            "temperature.read",
+            "audit me",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(r.is_some());
+    let got = tokens.lock().unwrap().clone();
+    let actions: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["trust_change", "ping.intent"]);
+    assert_eq!(got[1].1, "audit me", "ERACHTER is the ping's purpose");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn airlock_rules_decide_before_trust() {
+    let (guest, door, _, door_addr) = pair("jis:guest:visitor", "jis:home:door").await;
+    let pattern = tibet_ping::RulePattern {
+        intent: Some("doorbell.*".into()),
+        ..Default::default()
+    };
+    door.add_rule(tibet_ping::AirlockRule::new(
+        "r1",
+        "doorbell",
+        pattern,
+        AirlockZone::Groen,
+    ));
+    let ring = guest
+        .send_ping(
+            "jis:home:door",
+            door_addr,
+            "doorbell.ring",
+            "let me ring",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("the rule lets an unknown guest ring");
+    assert_eq!(ring.airlock_zone, AirlockZone::Groen);
+    assert_eq!(ring.applied_rule.as_deref(), Some("doorbell"));
+    let open = guest
+        .send_ping(
+            "jis:home:door",
+            door_addr,
+            "door.open",
+            "let me in",
+            silence(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, None, "anything else from a stranger stays ROOD");
+    guest.stop().await;
+    door.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_review_leaves_the_queue_and_trust_unchanged() {
+    let (hub, sensor, _, sensor_addr) = pair("jis:home:maybe", "jis:home:sensor").await;
+    sensor.set_trust("jis:home:maybe", 0.5);
+    let first = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.airlock_zone, AirlockZone::Geel);
+    let rejected = sensor
+        .reject_pending(&first.in_response_to)
+        .expect("was pending");
+    assert_eq!(rejected.packet.source_did, "jis:home:maybe");
+    assert!(sensor.pending().is_empty());
+    assert!(
+        sensor.reject_pending(&first.in_response_to).is_none(),
+        "only once"
+    );
+    let next = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.airlock_zone,
+        AirlockZone::Geel,
+        "still in review territory"
+    );
+    hub.stop().await;
+    sensor.stop().await;
+}

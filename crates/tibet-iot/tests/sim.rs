@@ -738,3 +738,37 @@ fn mesh_retransmission_through_a_relay_survives_thirty_percent_loss() {
     );
     assert!(cached > 0, "the target answered resends from its cache");
 }
+
+#[test]
+fn replayed_or_rood_packets_never_move_a_peer() {
+    let mut sim = Sim::new(31);
+    sim.add(0, Sim::config());
+    sim.add(1, Sim::config());
+    sim.link(0, 1);
+    let now = sim.now;
+    sim.node(0).set_trust(now, &did(1), 0.9);
+    // Capture one genuine datagram of node 1 to node 0.
+    let id = sim
+        .node(1)
+        .send_ping(now, &did(0), addr(0), "x", "y", SendOptions::default())
+        .unwrap();
+    let genuine = sim.node(1).poll_transmit().unwrap();
+    sim.node(1).cancel_request(id);
+    sim.node(0).handle_datagram(now, addr(1), &genuine.payload);
+    assert_eq!(sim.node(0).peers().get_address(now, &did(1)), Some(addr(1)));
+    // The same bytes from elsewhere: a replay, dropped, peer stays put.
+    let elsewhere: SocketAddr = "10.9.9.9:7150".parse().unwrap();
+    sim.node(0)
+        .handle_datagram(now, elsewhere, &genuine.payload);
+    assert_eq!(sim.node(0).peers().get_address(now, &did(1)), Some(addr(1)));
+    assert_eq!(sim.node(0).stats(now).engine.replays_dropped, 1);
+    // A fresh packet claiming an untrusted DID (ROOD) creates no peer.
+    let mut stranger = Engine::new("jis:sim:stranger", Sim::config(), 5);
+    stranger
+        .send_ping(now, &did(0), addr(0), "x", "y", SendOptions::default())
+        .unwrap();
+    let rood = stranger.poll_transmit().unwrap();
+    sim.node(0).handle_datagram(now, elsewhere, &rood.payload);
+    assert!(sim.node(0).peers().get(now, "jis:sim:stranger").is_none());
+    assert_eq!(sim.node(0).stats(now).engine.rood_dropped, 1);
+}

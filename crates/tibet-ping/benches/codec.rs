@@ -8,7 +8,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use tibet_ping::{Frame, PacketCodec, PingPacket, PingResponse};
 
 /// A typical intent ping: full identity, a small sensor payload, vouching.
@@ -83,5 +83,44 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// This thread's on-CPU time in nanoseconds (Linux `schedstat`), so a rate
+/// can be stated per CPU-second even when other jobs share the cores.
+fn on_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Decodes per second of CPU time on one core, for the typical packet.
+fn cpu_time_rates() {
+    const N: u32 = 400_000;
+    let packet = typical_packet();
+    for (name, codec) in [
+        ("json", PacketCodec::json()),
+        ("msgpack", PacketCodec::msgpack()),
+    ] {
+        let frame = codec.encode_packet(&packet).expect("encodes");
+        let (Some(start), wall) = (on_cpu_ns(), std::time::Instant::now()) else {
+            println!("cpu-time rate: /proc/thread-self/schedstat unavailable, skipped");
+            return;
+        };
+        for _ in 0..N {
+            black_box(codec.decode(black_box(&frame)).expect("decodes"));
+        }
+        let cpu = on_cpu_ns().unwrap_or(start).saturating_sub(start).max(1);
+        println!(
+            "cpu-time rate: {name} decode_packet ({} B frame): {:.0} decodes per CPU-second \
+             ({:.0} per wall-second)",
+            frame.len(),
+            f64::from(N) * 1e9 / cpu as f64,
+            f64::from(N) / wall.elapsed().as_secs_f64()
+        );
+    }
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    cpu_time_rates();
+}

@@ -128,6 +128,25 @@ pub enum Frame {
 
 /// Encodes and decodes TP frames; the setting picks the format written,
 /// decoding reads either format by the flags.
+///
+/// ```
+/// use tibet_ping::{DecodeError, Frame, PacketCodec, PingPacket};
+///
+/// let packet: PingPacket = serde_json::from_str(
+///     r#"{"packet_id":"ping_0011223344556677","source_did":"jis:home:sensor",
+///         "target_did":"jis:home:hub","ping_type":"intent","priority":2,
+///         "routing_mode":"direct","intent":"temperature.read","purpose":"climate"}"#,
+/// )?;
+/// let datagram = PacketCodec::msgpack().encode_packet(&packet)?;
+/// assert_eq!(&datagram[..2], b"TP");
+/// // Any codec decodes either format.
+/// assert_eq!(PacketCodec::json().decode(&datagram)?, Frame::Packet(packet));
+/// assert_eq!(
+///     PacketCodec::json().decode(&datagram[..5]),
+///     Err(DecodeError::ShortHeader { len: 5 })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketCodec {
     use_msgpack: bool,
@@ -202,13 +221,25 @@ impl PacketCodec {
 
     /// Decodes one datagram, in whichever format its flags name, into a
     /// packet or a response (flag bit 0).
+    ///
+    /// Stricter than the Python reference, which accepts these: bytes after
+    /// the declared payload, a declared length over 64 KiB, a known field
+    /// given twice, NaN or infinite `trust_score`/`rtt_ms`, msgpack `bin` and
+    /// `ext` values, and nesting deeper than [`MAX_DEPTH`]. Like it, unknown
+    /// keys are ignored and flag bits 2 to 7 are ignored.
     pub fn decode(&self, datagram: &[u8]) -> Result<Frame, DecodeError> {
         let header = decode_header(datagram)?;
         let payload = &datagram[HEADER_LEN..];
         let issue = Cell::new(None);
         match header.format() {
             WireFormat::Json => {
-                let mut de = serde_json::Deserializer::from_slice(payload);
+                // Like the reference, the whole payload must be UTF-8 text;
+                // checking it once lets serde_json skip a check per string.
+                let text = std::str::from_utf8(payload).map_err(|e| DecodeError::Payload {
+                    format: WireFormat::Json,
+                    reason: error::reason(e),
+                })?;
+                let mut de = serde_json::Deserializer::from_str(text);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
                         .map(Frame::Response)

@@ -8,7 +8,10 @@ fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     const { assert!(N <= 16) };
     let mut bytes = [0u8; N];
-    rng.fill_bytes(&mut bytes);
+    // Word by word: one dynamic call per 8 bytes, no byte-wise copy loop.
+    for chunk in bytes.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes()[..chunk.len()]);
+    }
     let mut buf = [0u8; 32];
     for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(b >> 4)];

@@ -136,7 +136,12 @@ pub(super) fn check(buf: &[u8]) -> Result<(), GuardError> {
                 if n > cur.remaining() {
                     return Err(GuardError::LengthOverrun);
                 }
-                std::str::from_utf8(cur.take(n)?).map_err(|_| GuardError::BadUtf8)?;
+                let bytes = cur.take(n)?;
+                // `is_ascii` is inlined and cheap on short keys; the full
+                // check only runs on text with non-ASCII bytes.
+                if !bytes.is_ascii() {
+                    std::str::from_utf8(bytes).map_err(|_| GuardError::BadUtf8)?;
+                }
             }
             Item::Container(children) => {
                 // Every child takes at least one byte.
