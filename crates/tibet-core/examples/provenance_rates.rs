@@ -117,5 +117,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     assert_eq!(ok, lines.len() as u64);
     std::fs::remove_file(&path)?;
+
+    // Opening a big file reads only its tail (see gen_audit for the file).
+    let big = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/audit-1m.jsonl");
+    if let Ok(meta) = std::fs::metadata(&big) {
+        let started = Instant::now();
+        let store = FileStore::open_read_only(&big)?;
+        println!(
+            "open {} ({} bytes) to continue its chain: {:.2?} (last id {:?})",
+            big.display(),
+            meta.len(),
+            started.elapsed(),
+            store.last_id()
+        );
+    }
     Ok(())
 }
