@@ -1,3 +1,82 @@
-//! `tibet-iot`: UDP transport, LAN discovery, peer tracking and mesh relay.
+//! `tibet-iot`: UDP transport, LAN discovery, peer tracking and mesh relay
+//! for TIBET pings.
+//!
+//! The model follows quinn: a sans-IO [`Engine`] holds all node behaviour
+//! (the [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
+//! [`MeshRelay`] with its seen-cache and reverse paths, [`NetworkDiscovery`]
+//! scheduling, request correlation and retransmission). Datagrams and time go
+//! in, datagrams to send, [`Event`]s and the next deadline come out; the
+//! engine reads no clock and owns no socket, so a simulated network can
+//! drive hundreds of engines deterministically. [`IoTNode`] is the thin
+//! tokio driver: one task owns the sockets and the engine, waits on the
+//! transport socket, the multicast discovery socket, the next deadline and
+//! API calls, and bounds the work per wake-up so floods cannot starve
+//! timers. Every table is bounded and counts what it refused.
+//!
+//! Beyond the Python reference: mesh responses travel back along the
+//! relays' reverse paths; retransmitted requests are answered from a
+//! response cache instead of being called replays (also through relays);
+//! a node hearing a beacon answers by unicast, so discovery finds every
+//! live node; a peer's address moves only on packets that passed the replay
+//! check and were not ROOD. With the `tibet-core` feature (default),
+//! `tibet_core::NetworkBridge` is an [`AuditSink`].
+//!
+//! Two nodes on loopback, one trusting the other:
+//!
+//! ```
+//! use tibet_iot::{IoTNode, SendOptions, TransportConfig};
+//! use tibet_ping::AirlockZone;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = IoTNode::new("jis:home:hub", TransportConfig::loopback());
+//! let sensor = IoTNode::new("jis:home:sensor", TransportConfig::loopback());
+//! sensor.set_trust("jis:home:hub", 0.9);
+//! hub.start().await?;
+//! let sensor_addr = sensor.start().await?;
+//!
+//! let response = hub
+//!     .send_ping("jis:home:sensor", sensor_addr, "temperature.read", "Check room temperature", SendOptions::default())
+//!     .await?
+//!     .expect("a trusted ping is answered");
+//! assert_eq!(response.airlock_zone, AirlockZone::Groen);
+//! assert_eq!(response.responder_did, "jis:home:sensor");
+//!
+//! hub.stop().await;
+//! sensor.stop().await;
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
+
+mod audit;
+mod bounded;
+mod config;
+mod discovery;
+mod engine;
+mod error;
+mod event;
+mod node;
+mod peers;
+mod relay;
+mod requests;
+mod retransmit;
+mod socket;
+mod stats;
+
+pub use audit::AuditSink;
+pub use config::{
+    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
+};
+pub use discovery::{DiscoveryStats, NetworkDiscovery};
+pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use error::{SendError, StartError};
+pub use event::Event;
+pub use node::IoTNode;
+pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
+pub use relay::{MeshRelay, RelayRefusal, RelayStats};
+pub use requests::RequestId;
+pub use retransmit::RetransmitPolicy;
+pub use stats::{DriverStats, EngineStats, NodeStats};
+pub use tibet_ping::PacketCodec;

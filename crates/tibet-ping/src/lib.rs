@@ -2,19 +2,89 @@
 //!
 //! Devices talk in intent-based pings: "I am `jis:home:sensor`, I want
 //! `temperature.report`, because ...". This crate holds the wire types, the
-//! frame codec and the decision pipeline (replay check, trust, airlock). It
-//! owns no sockets and reads no clock: time comes in as a [`Timestamp`] and
-//! randomness from an injected RNG, so every behaviour is deterministic in
-//! tests.
+//! frame codec and the decision pipeline. A [`PingNode`] is one device's
+//! protocol state: it builds packets, and runs every received packet through
+//! the replay check ([`NonceTracker`]), the sender's trust (explicit, else
+//! vouched through the [`VouchRegistry`], else zero) and the [`Airlock`]
+//! (rules, then thresholds: GROEN accept, GEEL pending human review, ROOD
+//! silent drop). It owns no sockets and reads no clock: time comes in as a
+//! [`Timestamp`] and randomness from an injected RNG, so every behaviour is
+//! deterministic in tests.
+//!
+//! ```
+//! use rand::{SeedableRng, rngs::StdRng};
+//! use tibet_ping::{AirlockZone, Outcome, PingNode, PingNodeConfig, PingOptions, Timestamp};
+//!
+//! let now = Timestamp::parse("2026-11-26T11:00:00Z").unwrap();
+//! let small = PingNodeConfig { nonce_capacity: 1024, ..PingNodeConfig::default() };
+//! let mut hub = PingNode::new("jis:home:hub", small.clone(), Box::new(StdRng::seed_from_u64(1)));
+//! let mut sensor = PingNode::new("jis:home:sensor", small.clone(), Box::new(StdRng::seed_from_u64(2)));
+//! let mut stranger = PingNode::new("jis:evil:x", small, Box::new(StdRng::seed_from_u64(3)));
+//! hub.set_trust("jis:home:sensor", 0.9);
+//!
+//! // A trusted sender is accepted (GROEN) and gets an answer.
+//! let ping = sensor.ping(now, "jis:home:hub", "temperature.report", "hourly log", PingOptions::default());
+//! let got = hub.receive(now, &ping);
+//! assert_eq!((got.outcome, got.response.airlock_zone), (Outcome::Accepted, AirlockZone::Groen));
+//! assert!(got.should_reply());
+//!
+//! // An unknown sender is rejected (ROOD) and dropped silently.
+//! let ping = stranger.ping(now, "jis:home:hub", "door.unlock", "let me in", PingOptions::default());
+//! let got = hub.receive(now, &ping);
+//! assert_eq!((got.outcome, got.response.airlock_zone), (Outcome::Rejected, AirlockZone::Rood));
+//! assert!(!got.should_reply());
+//!
+//! // The same packet again is a replay.
+//! assert_eq!(hub.receive(now, &ping).outcome, Outcome::Replay);
+//! ```
 
 #![forbid(unsafe_code)]
 
+mod airlock;
+mod beacon;
+mod codec;
 pub mod ids;
+mod iso;
+mod node;
+mod nonce;
 mod packet;
+mod rule;
+mod stats;
 mod time;
+mod topology;
+mod trust;
+mod vouch;
 
+pub use airlock::{
+    Airlock, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PendingPing,
+    Verdict,
+};
+pub use beacon::{
+    Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, BeaconHandler,
+    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE,
+    GENERIC_DEVICE, discover_payload,
+};
+pub use codec::{
+    DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader, HEADER_LEN, MAGIC,
+    MAX_DEPTH, MAX_PAYLOAD, PacketCodec, VERSION, WireFormat, decode_header,
+};
+pub use node::{Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception};
+pub use nonce::{
+    DEFAULT_FUTURE_SKEW, DEFAULT_NONCE_CAPACITY, DEFAULT_NONCE_WINDOW, NonceTracker, ReplayReason,
+};
 pub use packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode, UnknownVariant,
 };
+pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
+pub use stats::{PingNodeStats, ReplayCounts};
 pub use time::Timestamp;
+pub use topology::{
+    DEFAULT_TOPOLOGY_CAPACITY, NodeRole, Pod, Station, TopologyError, TopologyManager,
+    TopologyStats,
+};
+pub use trust::{TrustAssessment, TrustSource, TrustStore, clamp_trust};
+pub use vouch::{
+    DEFAULT_VOUCH_CAPACITY, MAX_DIDS_PER_VOUCH, Vouch, VouchError, VouchOptions, VouchRegistry,
+    VouchStats,
+};

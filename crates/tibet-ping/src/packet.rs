@@ -122,6 +122,20 @@ impl AirlockZone {
     }
 }
 
+impl Default for PingType {
+    /// [`PingType::Intent`], the reference's default for `ping()`.
+    fn default() -> Self {
+        PingType::Intent
+    }
+}
+
+impl Default for RoutingMode {
+    /// [`RoutingMode::Direct`], the reference's default for `ping()`.
+    fn default() -> Self {
+        RoutingMode::Direct
+    }
+}
+
 /// Packet priority, written on the wire as the integers 3, 2 and 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Priority {
@@ -166,7 +180,9 @@ impl<'de> Deserialize<'de> for Priority {
         u8::try_from(v)
             .ok()
             .and_then(Priority::from_u8)
-            .ok_or_else(|| serde::de::Error::custom(format!("invalid priority {v}, expected 1, 2 or 3")))
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!("invalid priority {v}, expected 1, 2 or 3"))
+            })
     }
 }
 
@@ -290,10 +306,19 @@ mod tests {
 
     #[test]
     fn enums_spell_like_the_reference() {
-        assert_eq!(serde_json::to_string(&PingType::Heartbeat).unwrap(), "\"heartbeat\"");
-        assert_eq!(serde_json::to_string(&AirlockZone::Geel).unwrap(), "\"GEEL\"");
+        assert_eq!(
+            serde_json::to_string(&PingType::Heartbeat).unwrap(),
+            "\"heartbeat\""
+        );
+        assert_eq!(
+            serde_json::to_string(&AirlockZone::Geel).unwrap(),
+            "\"GEEL\""
+        );
         assert_eq!(serde_json::to_string(&Priority::Urgent).unwrap(), "3");
-        assert_eq!(serde_json::from_str::<Priority>("1").unwrap(), Priority::Lazy);
+        assert_eq!(
+            serde_json::from_str::<Priority>("1").unwrap(),
+            Priority::Lazy
+        );
         assert!(serde_json::from_str::<Priority>("4").is_err());
         assert_eq!("mesh".parse::<RoutingMode>(), Ok(RoutingMode::Mesh));
         assert!("MESH".parse::<RoutingMode>().is_err());

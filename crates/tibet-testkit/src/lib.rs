@@ -4,9 +4,12 @@
 //!   0.5.0, `msgpack`) installed by `scripts/pyref.sh` into `target/pyref`.
 //!   `scripts/test.sh` exports `TIBET_PY` and `TIBET_REQUIRE_INTEROP=1`, so in
 //!   CI a missing interpreter fails the test instead of skipping it.
+//! - [`netns`]: network namespaces, veth links and a bridge for multi-host
+//!   tests (root only), deleted again on drop.
 
 #![forbid(unsafe_code)]
 
+pub mod netns;
 mod python;
 
 pub use python::{PyOutput, python, run_python};

@@ -48,9 +48,21 @@ pub fn run_python(py: &PathBuf, script: &str, args: &[&str], stdin: &[u8]) -> Py
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn python");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     let out = child.wait_with_output().expect("wait python");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "python failed ({}):\n{stderr}", out.status);
-    PyOutput { stdout: out.stdout, stderr }
+    assert!(
+        out.status.success(),
+        "python failed ({}):\n{stderr}",
+        out.status
+    );
+    PyOutput {
+        stdout: out.stdout,
+        stderr,
+    }
 }

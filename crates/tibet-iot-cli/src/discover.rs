@@ -1,0 +1,86 @@
+//! `tibet-iot discover`: send a beacon to the multicast group, listen for
+//! the nodes that answer, and print them as a table.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::node::{Found, Node};
+use crate::output;
+use crate::parse;
+use crate::settings::{NetFlags, Settings};
+
+/// Arguments of `discover`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// Seconds to listen for answers.
+    #[arg(long, value_name = "S", default_value = "5", value_parser = parse::seconds)]
+    timeout: Duration,
+    /// Our DID in the beacon.
+    #[arg(long, value_name = "DID", default_value = "jis:iot:cli")]
+    did: String,
+    /// Local UDP port for answers (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Print the nodes as one JSON array.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    net: NetFlags,
+}
+
+/// Runs `discover`.
+pub(crate) async fn run(args: Args) -> Result<ExitCode> {
+    let did = parse::did(&args.did)?;
+    let mut settings = Settings::client(did, args.port, &args.net);
+    // Discovery on: the first beacon goes out at start; no second one in the window.
+    settings.discovery = true;
+    settings.discovery_interval = Some(Duration::from_secs(3600));
+    let node = Node::start(&settings).await?;
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    spinner.set_message(format!(
+        "listening for answers ({:.0}s)",
+        args.timeout.as_secs_f64()
+    ));
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let (node, found) = node.discover(args.timeout).await;
+    spinner.finish_and_clear();
+    node.stop().await;
+    if args.json {
+        println!("{}", serde_json::to_string(&found)?);
+    } else {
+        print_found(&found);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_found(found: &[Found]) {
+    if found.is_empty() {
+        println!("no nodes answered");
+        return;
+    }
+    let rows: Vec<[String; 5]> = found
+        .iter()
+        .map(|f| {
+            [
+                f.did.clone(),
+                f.addr.to_string(),
+                f.device_type.clone().unwrap_or_else(|| "-".into()),
+                if f.capabilities.is_empty() {
+                    "-".into()
+                } else {
+                    f.capabilities.join(",")
+                },
+                f.decision.clone(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["DID", "ADDRESS", "DEVICE TYPE", "CAPABILITIES", "DECISION"],
+        &rows,
+    );
+    println!("{} node(s) found", found.len());
+}

@@ -1,0 +1,476 @@
+//! The CLI's handle on a running `tibet_iot::IoTNode`: starts it from
+//! [`Settings`], sends pings, turns library events into printable ones and
+//! answers control-socket requests. Only glue; the behaviour is the library's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tibet_iot::{Event as LibEvent, IoTNode, SendOptions, StartError, TransportConfig};
+use tibet_ping::{
+    AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, Glob, JsonMap, PendingPing,
+    PingOptions, PingResponse, RoutingMode, RulePattern, Timestamp, VouchOptions,
+};
+use tokio::sync::broadcast;
+
+use crate::control::{PendingItem, Request, Response};
+use crate::settings::Settings;
+
+/// One ping to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// Target DID.
+    pub(crate) target: String,
+    /// Where to send it (the target, or the first hop of a mesh route).
+    pub(crate) addr: SocketAddr,
+    /// Intent.
+    pub(crate) intent: String,
+    /// Purpose.
+    pub(crate) purpose: String,
+    /// Payload object.
+    pub(crate) payload: JsonMap,
+    /// Direct or mesh.
+    pub(crate) routing: RoutingMode,
+    /// How long to wait for the answer.
+    pub(crate) timeout: Duration,
+}
+
+/// A node that answered a discovery beacon.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct Found {
+    /// Its DID.
+    pub(crate) did: String,
+    /// Its transport address.
+    pub(crate) addr: SocketAddr,
+    /// Announced device type.
+    pub(crate) device_type: Option<String>,
+    /// Announced capabilities.
+    pub(crate) capabilities: Vec<String>,
+    /// What our beacon handling decided (`auto_vouched`, `hitl_pending`, ...).
+    pub(crate) decision: String,
+}
+
+/// Something `listen` prints.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Event {
+    /// A ping addressed to us was decided.
+    Ping {
+        /// When (ISO 8601).
+        time: String,
+        /// Sender.
+        source_did: String,
+        /// From where.
+        from: SocketAddr,
+        /// Intent.
+        intent: String,
+        /// GROEN / GEEL / ROOD.
+        zone: String,
+        /// The sender's trust.
+        trust: f64,
+        /// accept / pending / reject / replay.
+        outcome: String,
+        /// The packet id (the handle for `pending approve`).
+        packet_id: String,
+    },
+    /// A node was discovered.
+    Discovered {
+        /// When (ISO 8601).
+        time: String,
+        /// Its DID.
+        did: String,
+        /// Its address.
+        addr: SocketAddr,
+        /// Beacon decision.
+        decision: String,
+    },
+}
+
+impl Event {
+    /// The human-readable line.
+    pub(crate) fn line(&self) -> String {
+        match self {
+            Event::Ping {
+                time,
+                source_did,
+                intent,
+                zone,
+                trust,
+                outcome,
+                ..
+            } => {
+                format!("{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}")
+            }
+            Event::Discovered {
+                time,
+                did,
+                addr,
+                decision,
+            } => {
+                format!("{time}  discovered {did} at {addr}  {decision}")
+            }
+        }
+    }
+}
+
+/// A running node.
+pub(crate) struct Node {
+    inner: IoTNode,
+    addr: SocketAddr,
+    events: broadcast::Receiver<LibEvent>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("did", &self.inner.did())
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+/// The library configuration for `settings`.
+pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
+    let mut c = TransportConfig {
+        bind_host: s.bind,
+        bind_port: s.port,
+        use_msgpack: s.msgpack,
+        discovery_enabled: s.discovery,
+        ..TransportConfig::default()
+    };
+    if let Some(p) = s.discovery_port {
+        c.discovery_port = p;
+    }
+    if let Some(g) = s.group {
+        c.multicast_group = g;
+    }
+    if let Some(i) = s.multicast_if {
+        c.multicast_interface = i;
+    }
+    if let Some(t) = s.ttl {
+        c.multicast_ttl = t;
+    }
+    if let Some(d) = s.heartbeat {
+        c.heartbeat_interval = d;
+    }
+    if let Some(d) = s.discovery_interval {
+        c.discovery_interval = d;
+    }
+    if let Some(d) = s.cleanup {
+        c.cleanup_interval = d;
+    }
+    if let Some(d) = s.peer_timeout {
+        c.peer_timeout = d;
+    }
+    if let Some(t) = &s.device_type {
+        c.device_type = t.clone();
+    }
+    c.capabilities = s.capabilities.clone();
+    c
+}
+
+/// Applies trust, vouches, airlock rules and auto-vouch rules to `node`.
+fn apply_policy(node: &IoTNode, s: &Settings) -> Result<()> {
+    for (did, score) in &s.trust {
+        node.set_trust(did, *score);
+    }
+    for (i, v) in s.vouches.iter().enumerate() {
+        let defaults = VouchOptions::default();
+        node.vouch(
+            v.dids.clone(),
+            VouchOptions {
+                vouch_factor: v.factor.unwrap_or(defaults.vouch_factor),
+                my_trust: v.my_trust.unwrap_or(defaults.my_trust),
+                pod_id: v.pod_id.clone(),
+                reason: v.reason.clone().unwrap_or_default(),
+                ..defaults
+            },
+        )
+        .with_context(|| format!("vouch[{i}]"))?;
+    }
+    for (i, r) in s.rules.iter().enumerate() {
+        let zone: AirlockZone = r
+            .zone
+            .parse()
+            .with_context(|| format!("airlock_rule[{i}].zone"))?;
+        let ping_type = match &r.ping_type {
+            Some(t) => Some(
+                t.parse()
+                    .with_context(|| format!("airlock_rule[{i}].ping_type"))?,
+            ),
+            None => None,
+        };
+        let pattern = RulePattern {
+            source_did: r.source_did.as_deref().map(Glob::new),
+            intent: r.intent.as_deref().map(Glob::new),
+            pod_id: r.pod_id.clone(),
+            ping_type,
+            min_trust: r.min_trust,
+        };
+        let mut rule = AirlockRule::new(format!("rule_{i}"), r.name.clone(), pattern, zone);
+        if let Some(p) = r.priority {
+            rule.priority = i32::try_from(p)
+                .with_context(|| format!("airlock_rule[{i}].priority out of range"))?;
+        }
+        node.add_rule(rule);
+    }
+    for (i, a) in s.auto_vouch.iter().enumerate() {
+        let rule = AutoVouchRule {
+            name: a.name.clone(),
+            device_type: a.device_type.clone(),
+            required_capabilities: (!a.required_capabilities.is_empty())
+                .then(|| a.required_capabilities.clone()),
+            source_pattern: a.source_pattern.clone(),
+            pod_id: a.pod_id.clone(),
+            ..AutoVouchRule::default()
+        };
+        node.with_engine(|e| {
+            e.ping_node_mut()
+                .beacon_handler_mut()
+                .add_auto_vouch_rule(rule)
+        })
+        .with_context(|| format!("auto_vouch[{i}]"))?;
+    }
+    Ok(())
+}
+
+impl Node {
+    /// Binds the sockets and starts the background loops.
+    pub(crate) async fn start(settings: &Settings) -> Result<Node> {
+        let inner = IoTNode::new(settings.did.clone(), transport_config(settings));
+        apply_policy(&inner, settings)?;
+        if let Some((path, durability)) = &settings.audit {
+            inner.set_audit(Some(crate::audit_sink::open(
+                path,
+                *durability,
+                &settings.did,
+            )?));
+        }
+        let events = inner.subscribe();
+        let addr = inner.start().await.map_err(|e| match e {
+            StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+                anyhow::anyhow!(
+                    "port {} is in use on {} (another listener?); pick another with --port",
+                    addr.port(),
+                    addr.ip()
+                )
+            }
+            StartError::Bind { addr, source }
+                if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+            {
+                anyhow::anyhow!(
+                    "cannot bind {addr}: the address is not on this machine (check --bind)"
+                )
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
+        Ok(Node {
+            inner,
+            addr,
+            events,
+        })
+    }
+
+    /// This node's DID.
+    pub(crate) fn did(&self) -> &str {
+        self.inner.did()
+    }
+
+    /// The bound transport address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends a ping; `None` when no answer came in time.
+    pub(crate) async fn send(&self, out: Outgoing) -> Result<Option<PingResponse>> {
+        let options = SendOptions {
+            ping: PingOptions {
+                routing_mode: out.routing,
+                payload: out.payload,
+                ..PingOptions::default()
+            },
+            timeout: Some(out.timeout),
+            ..SendOptions::default()
+        };
+        Ok(self
+            .inner
+            .send_ping(&out.target, out.addr, &out.intent, &out.purpose, options)
+            .await?)
+    }
+
+    /// The next printable event; `None` when the node stopped.
+    pub(crate) async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            let event = match self.events.recv().await {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("{n} events were not printed (output too slow)");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if let Some(e) = self.printable(event) {
+                return Some(e);
+            }
+        }
+    }
+
+    fn printable(&self, event: LibEvent) -> Option<Event> {
+        let now = Timestamp::now();
+        match event {
+            LibEvent::PingDecided {
+                from,
+                packet_id,
+                source_did,
+                intent,
+                zone,
+                decision,
+                replay,
+                ..
+            } => {
+                let trust = self
+                    .inner
+                    .with_engine(|e| e.ping_node().trust_of(now, &source_did).score);
+                Some(Event::Ping {
+                    time: now.to_iso(),
+                    source_did,
+                    from,
+                    intent,
+                    zone: zone.to_string(),
+                    trust,
+                    outcome: if replay {
+                        "replay".into()
+                    } else {
+                        decision.to_string()
+                    },
+                    packet_id,
+                })
+            }
+            LibEvent::PeerDiscovered {
+                did,
+                address,
+                decision,
+                ..
+            } => Some(Event::Discovered {
+                time: now.to_iso(),
+                did,
+                addr: address,
+                decision: beacon_decision(decision),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Waits `window` for discovery answers (the node must run with
+    /// discovery on: its first beacon goes out at start).
+    pub(crate) async fn discover(mut self, window: Duration) -> (Node, Vec<Found>) {
+        let mut found: Vec<Found> = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        loop {
+            let event = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                e = self.events.recv() => e,
+            };
+            match event {
+                Ok(LibEvent::PeerDiscovered {
+                    did,
+                    address,
+                    decision,
+                    device_type,
+                    capabilities,
+                }) => {
+                    if did == self.inner.did() {
+                        continue;
+                    }
+                    let f = Found {
+                        did,
+                        addr: address,
+                        device_type: Some(device_type),
+                        capabilities,
+                        decision: beacon_decision(decision),
+                    };
+                    match found.iter_mut().find(|x| x.did == f.did) {
+                        Some(old) => *old = f,
+                        None => found.push(f),
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+        found.sort_by(|a, b| a.did.cmp(&b.did));
+        (self, found)
+    }
+
+    /// Answers a control-socket request.
+    pub(crate) fn control(&self, request: Request) -> Response {
+        match request {
+            Request::List => Response {
+                ok: true,
+                pending: Some(self.inner.pending().iter().map(item).collect()),
+                ..Default::default()
+            },
+            Request::Approve { id, trust } => {
+                if let Some(t) = trust
+                    && let Err(e) = crate::parse::check_score(t)
+                {
+                    return Response::error(format!("trust {e}"));
+                }
+                match self.inner.approve_pending(&id, trust) {
+                    Some(p) => Response {
+                        ok: true,
+                        item: Some(item(&p)),
+                        ..Default::default()
+                    },
+                    None => Response::error(format!("no pending ping with id {id}")),
+                }
+            }
+            Request::Reject { id } => match self.inner.reject_pending(&id) {
+                Some(p) => Response {
+                    ok: true,
+                    item: Some(item(&p)),
+                    ..Default::default()
+                },
+                None => Response::error(format!("no pending ping with id {id}")),
+            },
+            Request::Stats => {
+                let (stats, send_errors) = self.inner.stats();
+                let mut v = serde_json::to_value(stats).unwrap_or_default();
+                if let Some(m) = v.as_object_mut() {
+                    m.insert("driver_send_errors".into(), send_errors.into());
+                }
+                Response {
+                    ok: true,
+                    stats: Some(v),
+                    ..Default::default()
+                }
+            }
+        }
+    }
+
+    /// Stops gracefully.
+    pub(crate) async fn stop(self) {
+        self.inner.stop().await;
+    }
+}
+
+/// The wire spelling of a beacon decision (`auto_vouched`, `hitl_pending`, `rejected`).
+fn beacon_decision(d: BeaconDecision) -> String {
+    serde_json::to_value(d)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{d:?}"))
+}
+
+fn item(p: &PendingPing) -> PendingItem {
+    PendingItem {
+        id: p.packet.packet_id.clone(),
+        source_did: p.packet.source_did.clone(),
+        intent: p.packet.intent.clone(),
+        purpose: p.packet.purpose.clone(),
+        trust: p.sender_trust,
+        zone: AirlockZone::Geel.to_string(),
+        received_at: p.queued_at.to_iso(),
+    }
+}

@@ -1,0 +1,119 @@
+//! `tibet-iot pending list|approve|reject`: review the GEEL pings of a
+//! running `listen --control SOCKET` through its control socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use crate::control::{self, PendingItem, Request};
+use crate::parse;
+
+/// Arguments of `pending`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Action,
+    /// The listener's control socket (`listen --control SOCKET`).
+    #[arg(long, global = true, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// List the pings waiting for review.
+    List,
+    /// Accept a pending ping (and optionally raise the sender's trust).
+    Approve {
+        /// The pending ping's id (`ping_...`).
+        id: String,
+        /// New trust score for the sender, 0..1 (recorded as a trust change
+        /// when the listener audits).
+        #[arg(long, value_name = "SCORE", value_parser = |s: &str| parse::score_value(s).map_err(|e| e.to_string()))]
+        trust: Option<f64>,
+    },
+    /// Drop a pending ping.
+    Reject {
+        /// The pending ping's id (`ping_...`).
+        id: String,
+    },
+}
+
+/// Runs `pending`.
+pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    let Some(socket) = args.control else {
+        bail!("--control SOCKET is required (the socket given to `tibet-iot listen --control`)");
+    };
+    let request = match &args.action {
+        Action::List => Request::List,
+        Action::Approve { id, trust } => Request::Approve {
+            id: id.clone(),
+            trust: *trust,
+        },
+        Action::Reject { id } => Request::Reject { id: id.clone() },
+    };
+    let response = control::call(&socket, &request)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+        return Ok(if response.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    if !response.ok {
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "request failed".into())
+        );
+    }
+    match (&args.action, response.pending, response.item) {
+        (Action::List, Some(items), _) => print_table(&items),
+        (Action::Approve { trust, .. }, _, Some(item)) => {
+            print!(
+                "approved {} from {} ({})",
+                item.id, item.source_did, item.intent
+            );
+            match trust {
+                Some(t) => println!("; trust of {} set to {t}", item.source_did),
+                None => println!(),
+            }
+        }
+        (Action::Reject { .. }, _, Some(item)) => {
+            println!(
+                "rejected {} from {} ({})",
+                item.id, item.source_did, item.intent
+            )
+        }
+        _ => bail!("the listener sent an answer without the expected content"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(items: &[PendingItem]) {
+    if items.is_empty() {
+        println!("no pending pings");
+        return;
+    }
+    let rows: Vec<[String; 6]> = items
+        .iter()
+        .map(|i| {
+            [
+                i.id.clone(),
+                i.source_did.clone(),
+                i.intent.clone(),
+                format!("{:.2}", i.trust),
+                i.received_at.clone(),
+                i.purpose.clone(),
+            ]
+        })
+        .collect();
+    crate::output::table(
+        &["ID", "FROM", "INTENT", "TRUST", "RECEIVED", "PURPOSE"],
+        &rows,
+    );
+}

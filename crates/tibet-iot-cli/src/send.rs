@@ -1,0 +1,123 @@
+//! `tibet-iot send`: one ping, one answer (or the honest lack of one).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tibet_ping::{PingDecision, RoutingMode};
+
+use crate::node::{Node, Outgoing};
+use crate::output;
+use crate::parse;
+use crate::settings::{NetFlags, Settings};
+
+/// Exit status: the ping was accepted.
+pub(crate) const EXIT_ACCEPTED: u8 = 0;
+/// Exit status: the ping waits for human review.
+pub(crate) const EXIT_PENDING: u8 = 2;
+/// Exit status: no response (timeout or silent drop).
+pub(crate) const EXIT_NO_RESPONSE: u8 = 3;
+
+/// Arguments of `send`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Exit status: 0 accepted, 2 pending review, 3 no response (timeout or silent drop), 1 error."
+)]
+pub(crate) struct Args {
+    /// The target's DID (or `broadcast`).
+    #[arg(value_name = "DID")]
+    target: String,
+    /// Where the target listens, HOST:PORT.
+    #[arg(value_name = "HOST:PORT")]
+    addr: String,
+    /// What you want, e.g. temperature.read.
+    intent: String,
+    /// Our own DID.
+    #[arg(long, value_name = "DID")]
+    my_did: String,
+    /// Why (the human purpose, ERACHTER).
+    #[arg(long, default_value = "CLI ping")]
+    purpose: String,
+    /// JSON object sent as the ping's payload.
+    #[arg(long, value_name = "JSON")]
+    payload: Option<String>,
+    /// Local UDP port to send from (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Seconds to wait for the answer.
+    #[arg(long, value_name = "S", default_value = "10", value_parser = parse::seconds)]
+    timeout: Duration,
+    /// Route through the mesh (relays forward it toward the target).
+    #[arg(long)]
+    mesh: bool,
+    /// Print the whole response as one JSON object.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    net: NetFlags,
+}
+
+/// Runs `send`.
+pub(crate) async fn run(args: Args) -> Result<ExitCode> {
+    let target = parse::target_did(&args.target)?;
+    let my_did = parse::did(&args.my_did)?;
+    let addr: SocketAddr = parse::host_port(&args.addr)?;
+    let payload = args.payload.as_deref().map(parse::payload).transpose()?;
+    let node = Node::start(&Settings::client(my_did, args.port, &args.net)).await?;
+    let started = Instant::now();
+    let answer = node
+        .send(Outgoing {
+            target: target.clone(),
+            addr,
+            intent: args.intent.clone(),
+            purpose: args.purpose.clone(),
+            payload: payload.unwrap_or_default(),
+            routing: if args.mesh {
+                RoutingMode::Mesh
+            } else {
+                RoutingMode::Direct
+            },
+            timeout: args.timeout,
+        })
+        .await;
+    let rtt = started.elapsed();
+    node.stop().await;
+    let Some(response) = answer? else {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "no_response": true,
+                    "target": target,
+                    "addr": addr.to_string(),
+                    "timeout_s": args.timeout.as_secs_f64(),
+                })
+            );
+        } else {
+            println!(
+                "no response from {target} at {addr} within {:.1}s (timeout, or a silent drop: \
+                 receivers drop pings from senders they do not trust without answering)",
+                args.timeout.as_secs_f64()
+            );
+        }
+        return Ok(ExitCode::from(EXIT_NO_RESPONSE));
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+    } else {
+        println!("{}", output::answer_line(&response, rtt));
+        if response.decision == PingDecision::Pending {
+            println!(
+                "pending: {} holds the ping for human review",
+                response.responder_did
+            );
+        }
+    }
+    Ok(ExitCode::from(match response.decision {
+        PingDecision::Accept => EXIT_ACCEPTED,
+        PingDecision::Pending => EXIT_PENDING,
+        // A receiver never answers a reject; if one does, it is not a success.
+        PingDecision::Reject => 1,
+    }))
+}

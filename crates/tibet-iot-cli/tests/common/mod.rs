@@ -1,0 +1,153 @@
+//! Helpers shared by the CLI integration tests: run the built binary, and
+//! keep `listen` processes alive until the test ends (killed on drop).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `tibet-iot` binary built for these tests.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tibet-iot"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs the binary with `args` and waits for it.
+pub fn run(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tibet-iot")
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A running `tibet-iot listen`; killed when dropped.
+pub struct Listener {
+    child: Child,
+    /// The bound address from the "listening on ADDR as DID" line.
+    pub addr: SocketAddr,
+    /// Further stdout lines.
+    pub lines: mpsc::Receiver<String>,
+}
+
+impl Listener {
+    /// Starts `listen` with `args` and waits (up to 20 s) for its
+    /// "listening on" line.
+    pub fn start(args: &[&str]) -> Listener {
+        let mut child = bin()
+            .arg("listen")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn listen");
+        let (tx, rx) = mpsc::channel();
+        pump(child.stdout.take().expect("stdout"), tx);
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[listen stderr] {line}");
+            }
+        });
+        let addr = loop {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("listening on ") {
+                        let addr = rest.split(' ').next().expect("addr");
+                        break addr.parse().expect("listening address");
+                    }
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                        && v["event"] == "listening"
+                    {
+                        break v["addr"]
+                            .as_str()
+                            .expect("addr")
+                            .parse()
+                            .expect("listening address");
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!(
+                        "listen did not report its address: {e}; status {:?}",
+                        child.try_wait()
+                    );
+                }
+            }
+        };
+        Listener {
+            child,
+            addr,
+            lines: rx,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of this listener.
+    pub fn loopback(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Waits (up to 10 s) for a stdout line containing `needle`.
+    pub fn wait_for_line(&self, needle: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(10)) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("no line containing {needle:?}: {e}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+
+        self.child.wait().expect("wait listen")
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (for a private
+/// discovery port, so tests never meet each other or a real 7151).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

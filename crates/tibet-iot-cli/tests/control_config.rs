@@ -1,0 +1,257 @@
+//! The control socket (`pending list|approve|reject`), the config file,
+//! audit recording and port conflicts.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{Listener, free_udp_port, run, stderr, stdout};
+
+#[test]
+fn operator_approves_a_pending_ping_and_raises_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("hub.sock");
+    let audit = dir.path().join("audit.jsonl");
+    let sock_s = sock.to_str().unwrap();
+    let hub = Listener::start(&[
+        "--did",
+        "jis:home:hub",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--trust",
+        "jis:home:doorbell=0.5",
+        "--control",
+        sock_s,
+        "--audit",
+        audit.to_str().unwrap(),
+    ]);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "door.unlock",
+        "--my-did",
+        "jis:home:doorbell",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let resp: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let id = resp["in_response_to"].as_str().unwrap().to_owned();
+
+    let out = run(&["pending", "list", "--control", sock_s, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let items = list["pending"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id.as_str());
+    assert_eq!(items[0]["source_did"], "jis:home:doorbell");
+    assert_eq!(items[0]["trust"], 0.5);
+    let table = stdout(&run(&["pending", "list", "--control", sock_s]));
+    assert!(
+        table.contains(&id) && table.contains("door.unlock"),
+        "{table}"
+    );
+
+    let out = run(&[
+        "pending",
+        "approve",
+        &id,
+        "--trust",
+        "0.9",
+        "--control",
+        sock_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("approved"), "{}", stdout(&out));
+    let line = hub.wait_for_line(&format!("approved {id}"));
+    assert!(
+        line.contains("jis:home:doorbell") && line.contains("trust -> 0.90"),
+        "{line}"
+    );
+    let out = run(&["pending", "list", "--control", sock_s]);
+    assert!(
+        stdout(&out).contains("no pending pings"),
+        "{}",
+        stdout(&out)
+    );
+    // Approving again names the missing id.
+    let out = run(&["pending", "reject", &id, "--control", sock_s]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains(&id), "{}", stderr(&out));
+
+    // The raised trust holds: the next ping is GROEN.
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "door.unlock",
+        "--my-did",
+        "jis:home:doorbell",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("GROEN — trust: 0.9"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Stop gracefully so the audit file is flushed, then look at it.
+    assert!(hub.terminate().success());
+    assert!(!sock.exists(), "the control socket is removed on exit");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let actions: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(actions.iter().any(|a| a == "trust_change"), "{actions:?}");
+    assert!(
+        actions.iter().filter(|a| *a == "ping.intent").count() >= 2,
+        "{actions:?}"
+    );
+    let change = text.lines().find(|l| {
+        l.contains("trust_change") && l.contains("jis:home:doorbell") && l.contains("0.9")
+    });
+    assert!(change.is_some(), "{text}");
+    // The trail verifies (hashes and chain links) with `tibet-iot audit verify`.
+    let out = run(&["audit", "verify", audit.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_example_config_is_accepted_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hub.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hub.toml"),
+        &cfg,
+    )
+    .unwrap();
+    let disc = free_udp_port().to_string();
+    // Flags override the file's fixed ports so the test never collides.
+    let hub = Listener::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--port",
+        "0",
+        "--discovery-port",
+        &disc,
+    ]);
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "temperature.read",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("GROEN — trust: 0.9 — "),
+        "{}",
+        stdout(&out)
+    );
+    // Vouched lamps (0.9 x 0.7 = 0.63) are GEEL by threshold, but the rule
+    // "lamps may report" makes status reports GROEN.
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "status.report",
+        "--my-did",
+        "jis:home:lamp1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "light.on",
+        "--my-did",
+        "jis:home:lamp1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    // The rule "door needs a human" holds even a trusted sensor for review.
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "door.unlock",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(hub.terminate().success());
+    // The audit file is resolved next to the config file.
+    let audit = std::fs::read_to_string(dir.path().join("hub-audit.jsonl")).unwrap();
+    assert!(audit.lines().count() >= 4, "{audit}");
+}
+
+#[test]
+fn port_in_use_is_one_clear_line() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = run(&[
+        "listen",
+        "--did",
+        "jis:a:b",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--no-discovery",
+        "--trust",
+        "jis:c:d=0.9",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("port {port} is in use")), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn flags_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("n.toml");
+    std::fs::write(&cfg, "did = \"jis:file:node\"\nport = 1\n[trust]\n\"jis:a:b\" = 0.1\n[discovery]\nenabled = false\n").unwrap();
+    let hub = Listener::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--trust",
+        "jis:a:b=0.8",
+    ]);
+    let out = run(&[
+        "send",
+        "jis:file:node",
+        &hub.loopback(),
+        "x",
+        "--my-did",
+        "jis:a:b",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("GROEN — trust: 0.8"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -1,0 +1,275 @@
+//! `listen` and `send` in separate processes over real UDP on loopback.
+
+mod common;
+
+use common::{Listener, run, stderr, stdout};
+
+fn listener() -> Listener {
+    Listener::start(&[
+        "--did",
+        "jis:home:hub",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--trust",
+        "jis:home:sensor=0.95",
+        "--trust",
+        "jis:home:doorbell=0.5",
+    ])
+}
+
+#[test]
+fn trusted_sender_gets_groen_in_the_seeds_form() {
+    let hub = listener();
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "temperature.read",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = stdout(&out);
+    let line = line.trim_end();
+    let rest = line
+        .strip_prefix("GROEN — trust: 0.95 — RTT: ")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let ms = rest.strip_suffix("ms").expect("ms suffix");
+    assert!(ms.parse::<f64>().unwrap() > 0.0);
+    assert_eq!(ms.split('.').nth(1).map(str::len), Some(3), "{line}");
+    // The listener printed the decided ping.
+    let seen = hub.wait_for_line("jis:home:sensor");
+    assert!(
+        seen.contains("temperature.read") && seen.contains("GROEN") && seen.contains("0.95"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn unknown_sender_gets_silence_and_status_3() {
+    let hub = listener();
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "door.unlock",
+        "--my-did",
+        "jis:evil:x",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).contains("no response"), "{}", stdout(&out));
+    // The listener did receive it and dropped it.
+    let seen = hub.wait_for_line("jis:evil:x");
+    assert!(seen.contains("ROOD") && seen.contains("reject"), "{seen}");
+}
+
+#[test]
+fn half_trusted_sender_is_pending_with_status_2() {
+    let hub = listener();
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "door.unlock",
+        "--my-did",
+        "jis:home:doorbell",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("GEEL — trust: 0.5 — RTT: "),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn json_output_is_the_whole_response() {
+    let hub = listener();
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "temperature.read",
+        "--my-did",
+        "jis:home:sensor",
+        "--payload",
+        r#"{"unit":"C"}"#,
+        "--json",
+        "--msgpack",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    assert_eq!(v["decision"], "accept");
+    assert_eq!(v["airlock_zone"], "GROEN");
+    assert_eq!(v["responder_did"], "jis:home:hub");
+    assert_eq!(v["trust_score"], 0.95);
+    assert!(v["in_response_to"].as_str().unwrap().starts_with("ping_"));
+    assert_eq!(v["fira_breakdown"]["source"], "known");
+
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "x",
+        "--my-did",
+        "jis:evil:x",
+        "--timeout",
+        "0.3",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    assert_eq!(v["no_response"], true);
+}
+
+#[test]
+fn sigterm_stops_the_listener_gracefully() {
+    let hub = listener();
+    let status = hub.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn listen_warns_when_no_sender_is_trusted() {
+    let mut child = common::bin()
+        .args([
+            "listen",
+            "--did",
+            "jis:home:hub",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains("every sender is unknown") && line.contains("dropped silently"),
+        "{line}"
+    );
+}
+
+#[test]
+fn json_log_format_gives_machine_lines() {
+    let hub = Listener::start(&[
+        "--did",
+        "jis:home:hub",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--trust",
+        "jis:home:sensor=0.9",
+        "--log-format",
+        "json",
+    ]);
+    let out = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "t.read",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = hub.wait_for_line("jis:home:sensor");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON event line");
+    assert_eq!(v["event"], "ping");
+    assert_eq!(v["zone"], "GROEN");
+    assert_eq!(v["intent"], "t.read");
+}
+
+#[test]
+fn verbose_flag_turns_on_debug_logs() {
+    let hub = listener();
+    let quiet = run(&[
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "t",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(stderr(&quiet), "");
+    let loud = run(&[
+        "-v",
+        "send",
+        "jis:home:hub",
+        &hub.loopback(),
+        "t",
+        "--my-did",
+        "jis:home:sensor",
+    ]);
+    assert_eq!(loud.status.code(), Some(0));
+    assert!(
+        stderr(&loud).contains("DEBUG") || stderr(&loud).contains("INFO"),
+        "{}",
+        stderr(&loud)
+    );
+    assert!(stderr(&loud).contains("node started"), "{}", stderr(&loud));
+}
+
+#[test]
+fn mesh_send_crosses_a_relay_listener() {
+    // Relay and far node find each other by discovery (multicast on
+    // loopback, private port); the sender only knows the relay.
+    let port = common::free_udp_port().to_string();
+    let base = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        &port,
+    ];
+    let mut relay_args = base.to_vec();
+    relay_args.extend(["--did", "jis:mesh:relay", "--trust", "jis:x:y=0.9"]);
+    let relay = Listener::start(&relay_args);
+    let mut far_args = base.to_vec();
+    far_args.extend(["--did", "jis:mesh:far", "--trust", "jis:mesh:hub=0.9"]);
+    let far = Listener::start(&far_args);
+    relay.wait_for_line("discovered jis:mesh:far");
+    let out = run(&[
+        "send",
+        "jis:mesh:far",
+        &relay.loopback(),
+        "data.sync",
+        "--my-did",
+        "jis:mesh:hub",
+        "--mesh",
+        "--timeout",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v["responder_did"], "jis:mesh:far");
+    assert_eq!(v["airlock_zone"], "GROEN");
+    let seen = far.wait_for_line("jis:mesh:hub");
+    assert!(
+        seen.contains("data.sync") && seen.contains("GROEN"),
+        "{seen}"
+    );
+}

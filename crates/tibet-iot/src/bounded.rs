@@ -1,0 +1,207 @@
+//! A capacity-bounded, insertion-ordered map with age-based expiry: the
+//! building block of the seen-cache, the relay's reverse paths and the
+//! response cache.
+
+use std::borrow::Borrow;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::time::Duration;
+
+use tibet_ping::Timestamp;
+
+/// What happens when an insert finds the map full (after expiring old entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WhenFull {
+    /// Drop the oldest entry to make room (counted as evicted).
+    EvictOldest,
+    /// Refuse the new entry (counted as refused).
+    Refuse,
+}
+
+#[derive(Debug)]
+struct Slot<V> {
+    value: V,
+    at: Timestamp,
+    seq: u64,
+}
+
+/// An insertion-ordered map of at most `capacity` entries, each kept for at
+/// most `ttl`.
+#[derive(Debug)]
+pub(crate) struct BoundedMap<K, V> {
+    map: HashMap<K, Slot<V>>,
+    order: VecDeque<(K, u64, Timestamp)>,
+    capacity: usize,
+    ttl: Duration,
+    when_full: WhenFull,
+    seq: u64,
+    evicted: u64,
+    refused: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
+    pub(crate) fn new(capacity: usize, ttl: Duration, when_full: WhenFull) -> Self {
+        BoundedMap {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            capacity: capacity.max(1),
+            ttl,
+            when_full,
+            seq: 0,
+            evicted: 0,
+            refused: 0,
+        }
+    }
+
+    /// Drops entries older than the ttl.
+    pub(crate) fn expire(&mut self, now: Timestamp) {
+        let cutoff = now - self.ttl;
+        // The queue is in insertion (time) order: look only at its front.
+        while let Some((_, _, at)) = self.order.front() {
+            if *at >= cutoff {
+                break;
+            }
+            let (key, seq, _) = self.order.pop_front().expect("front exists");
+            if self.map.get(&key).is_some_and(|s| s.seq == seq) {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        while let Some((key, seq, _)) = self.order.pop_front() {
+            if self.map.get(&key).is_some_and(|s| s.seq == seq) {
+                self.map.remove(&key);
+                return;
+            }
+        }
+    }
+
+    /// Inserts or replaces; returns false when refused because full.
+    pub(crate) fn insert(&mut self, now: Timestamp, key: K, value: V) -> bool {
+        self.expire(now);
+        if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
+            match self.when_full {
+                WhenFull::Refuse => {
+                    self.refused += 1;
+                    return false;
+                }
+                WhenFull::EvictOldest => {
+                    self.pop_oldest();
+                    self.evicted += 1;
+                }
+            }
+        }
+        self.seq += 1;
+        self.order.push_back((key.clone(), self.seq, now));
+        self.map.insert(
+            key,
+            Slot {
+                value,
+                at: now,
+                seq: self.seq,
+            },
+        );
+        // Replaced keys leave stale order entries; keep the queue bounded too.
+        if self.order.len() > self.capacity.saturating_mul(2) {
+            let map = &self.map;
+            self.order
+                .retain(|(k, s, _)| map.get(k).is_some_and(|slot| slot.seq == *s));
+        }
+        true
+    }
+
+    /// The live value of `key`.
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, now: Timestamp, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        let cutoff = now - self.ttl;
+        self.map
+            .get(key)
+            .filter(|s| s.at >= cutoff)
+            .map(|s| &s.value)
+    }
+
+    /// The live value of `key`, mutably.
+    pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        key: &Q,
+    ) -> Option<&mut V>
+    where
+        K: Borrow<Q>,
+    {
+        let cutoff = now - self.ttl;
+        self.map
+            .get_mut(key)
+            .filter(|s| s.at >= cutoff)
+            .map(|s| &mut s.value)
+    }
+
+    pub(crate) fn contains<Q: Hash + Eq + ?Sized>(&self, now: Timestamp, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.get(now, key).is_some()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    #[cfg(test)]
+    pub(crate) fn refused(&self) -> u64 {
+        self.refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+
+    #[test]
+    fn evicts_oldest_when_full() {
+        let mut m = BoundedMap::new(2, Duration::from_secs(60), WhenFull::EvictOldest);
+        assert!(m.insert(t(0), "a", 1));
+        assert!(m.insert(t(1), "b", 2));
+        assert!(m.insert(t(2), "c", 3));
+        assert_eq!(m.len(), 2);
+        assert!(!m.contains(t(2), &"a"));
+        assert_eq!(m.get(t(2), &"c"), Some(&3));
+        assert_eq!(m.evicted(), 1);
+    }
+
+    #[test]
+    fn refuses_when_full_and_expires_by_age() {
+        let mut m = BoundedMap::new(2, Duration::from_secs(10), WhenFull::Refuse);
+        assert!(m.insert(t(0), "a", 1));
+        assert!(m.insert(t(5), "b", 2));
+        assert!(!m.insert(t(6), "c", 3));
+        assert_eq!(m.refused(), 1);
+        assert!(!m.contains(t(11), &"a"), "a is past its ttl");
+        assert!(m.insert(t(11), "c", 3), "expiry made room");
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn replacing_a_key_keeps_it_until_its_new_age() {
+        let mut m = BoundedMap::new(4, Duration::from_secs(10), WhenFull::EvictOldest);
+        m.insert(t(0), "a", 1);
+        m.insert(t(8), "a", 2);
+        m.expire(t(12));
+        assert_eq!(m.get(t(12), &"a"), Some(&2));
+        for i in 0..100 {
+            m.insert(t(12), "a", i);
+        }
+        assert!(m.order.len() <= 8, "order queue stays bounded");
+    }
+}

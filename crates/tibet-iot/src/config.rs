@@ -1,0 +1,153 @@
+//! [`TransportConfig`]: everything a node can be told, with the seed's defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::retransmit::RetransmitPolicy;
+
+/// Default UDP port of the transport socket.
+pub const DEFAULT_PORT: u16 = 7150;
+/// Default UDP port of the discovery socket.
+pub const DISCOVERY_PORT: u16 = 7151;
+/// Multicast group of discovery beacons ("71.50" = TIBET).
+pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 71, 50);
+/// Multicast TTL of discovery beacons: LAN only, at most one router hop.
+pub const MULTICAST_TTL: u32 = 2;
+
+/// Capacities of every table a node keeps; over capacity it refuses and counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Peers tracked.
+    pub peers: usize,
+    /// Outstanding requests (own pings and heartbeats waiting for an answer).
+    pub pending_requests: usize,
+    /// Packet ids remembered by the mesh relay to break loops.
+    pub seen_cache: usize,
+    /// Reverse paths remembered by the mesh relay (packet id -> previous hop).
+    pub relay_paths: usize,
+    /// Recent responses kept to answer retransmitted duplicates.
+    pub response_cache: usize,
+    /// Discovery answers waiting for their random delay.
+    pub discovery_replies: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            peers: 4096,
+            pending_requests: 65_536,
+            seen_cache: 10_000,
+            relay_paths: 10_000,
+            response_cache: 8192,
+            discovery_replies: 256,
+        }
+    }
+}
+
+/// Configuration of an [`IoTNode`](crate::IoTNode) and its engine.
+///
+/// `Default` gives the reference's values: `0.0.0.0:7150`, JSON, discovery on
+/// `224.0.71.50:7151` with TTL 2, heartbeat 30 s, discovery 60 s, cleanup
+/// 45 s, peer timeout 120 s, request timeout 10 s, no retransmission, relay
+/// hop cap 10.
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Address the transport socket binds to.
+    pub bind_host: IpAddr,
+    /// Port the transport socket binds to (0: any free port).
+    pub bind_port: u16,
+    /// Encode outgoing frames as msgpack instead of JSON (both are decoded).
+    pub use_msgpack: bool,
+    /// Allow sending to broadcast addresses (`SO_BROADCAST`).
+    pub broadcast: bool,
+    /// Run discovery: the multicast listener and the periodic beacon.
+    pub discovery_enabled: bool,
+    /// Multicast group of beacons.
+    pub multicast_group: Ipv4Addr,
+    /// Port of the discovery socket (0: any free port, for tests).
+    pub discovery_port: u16,
+    /// Multicast TTL of beacons.
+    pub multicast_ttl: u32,
+    /// Interface address to join the group on and send beacons from
+    /// (unspecified: the kernel's choice; `127.0.0.1` keeps it on loopback).
+    pub multicast_interface: Ipv4Addr,
+    /// Interval between heartbeats to live peers.
+    pub heartbeat_interval: Duration,
+    /// Interval between discovery beacons (the first one goes out at start).
+    pub discovery_interval: Duration,
+    /// Interval between sweeps of idle peers.
+    pub cleanup_interval: Duration,
+    /// Idle time after which a peer counts as gone.
+    pub peer_timeout: Duration,
+    /// How long `send_ping` waits for an answer by default.
+    pub request_timeout: Duration,
+    /// Retransmission of requests (off by default).
+    pub retransmit: RetransmitPolicy,
+    /// The node's own hop limit for mesh relay (caps each packet's max_hops).
+    pub max_hops: u32,
+    /// Largest random delay before answering a beacon.
+    pub discovery_reply_delay: Duration,
+    /// Least time between two answers to the beacons of one peer.
+    pub discovery_reply_interval: Duration,
+    /// Capabilities announced in beacons.
+    pub capabilities: Vec<String>,
+    /// Device type announced in beacons.
+    pub device_type: String,
+    /// Table capacities.
+    pub limits: Limits,
+    /// Settings of the protocol core.
+    pub ping: tibet_ping::PingNodeConfig,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind_port: DEFAULT_PORT,
+            use_msgpack: false,
+            broadcast: true,
+            discovery_enabled: true,
+            multicast_group: MULTICAST_GROUP,
+            discovery_port: DISCOVERY_PORT,
+            multicast_ttl: MULTICAST_TTL,
+            multicast_interface: Ipv4Addr::UNSPECIFIED,
+            heartbeat_interval: Duration::from_secs(30),
+            discovery_interval: Duration::from_secs(60),
+            cleanup_interval: Duration::from_secs(45),
+            peer_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(10),
+            retransmit: RetransmitPolicy::default(),
+            max_hops: 10,
+            discovery_reply_delay: Duration::from_millis(500),
+            discovery_reply_interval: Duration::from_secs(10),
+            capabilities: Vec::new(),
+            device_type: "generic".to_owned(),
+            limits: Limits::default(),
+            ping: tibet_ping::PingNodeConfig::default(),
+        }
+    }
+}
+
+impl TransportConfig {
+    /// A config for tests and local tools: `127.0.0.1`, any free port,
+    /// discovery off.
+    pub fn loopback() -> Self {
+        TransportConfig {
+            bind_host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bind_port: 0,
+            discovery_enabled: false,
+            multicast_interface: Ipv4Addr::LOCALHOST,
+            ..TransportConfig::default()
+        }
+    }
+
+    /// The address the transport socket binds to.
+    pub fn bind_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.bind_host, self.bind_port)
+    }
+
+    /// Where beacons are sent.
+    pub fn multicast_addr(&self) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.multicast_group), self.discovery_port)
+    }
+}

@@ -1,0 +1,768 @@
+//! [`Engine`]: the sans-IO node. Datagrams and time go in; datagrams to send,
+//! events and the next deadline come out. It owns the [`PingNode`], the peer
+//! table, the mesh relay, discovery scheduling, request correlation and
+//! retransmission, and never touches a socket or a clock.
+//!
+//! Drive it like quinn-proto: feed [`Engine::handle_datagram`] /
+//! [`Engine::handle_discovery_datagram`] and [`Engine::handle_timeout`], then
+//! drain [`Engine::poll_transmit`] and [`Engine::poll_event`], and sleep until
+//! [`Engine::poll_timeout`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tibet_ping::{
+    Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec, PingNode,
+    PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
+};
+
+use crate::audit::AuditSink;
+use crate::bounded::{BoundedMap, WhenFull};
+use crate::config::TransportConfig;
+use crate::discovery::NetworkDiscovery;
+use crate::error::SendError;
+use crate::event::Event;
+use crate::peers::{PeerTracker, PeerUpdate};
+use crate::relay::MeshRelay;
+use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
+use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::stats::{DriverStats, EngineStats, NodeStats};
+
+/// Payload key of our beacons carrying the port of the sender's transport
+/// socket (an extension; the reference ignores unknown payload keys).
+pub const TRANSPORT_PORT_KEY: &str = "transport_port";
+
+/// A datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The frame.
+    pub payload: Vec<u8>,
+}
+
+/// Options of one outgoing ping beyond target, intent and purpose.
+#[derive(Clone, Debug, Default)]
+pub struct SendOptions {
+    /// Type, priority, routing mode, payload, pod, station, max hops.
+    pub ping: tibet_ping::PingOptions,
+    /// Overrides the configured request timeout.
+    pub timeout: Option<Duration>,
+    /// Overrides the configured retransmission policy.
+    pub retransmit: Option<RetransmitPolicy>,
+}
+
+struct CachedResponse {
+    nonce: String,
+    datagram: Vec<u8>,
+}
+
+/// The sans-IO node engine.
+pub struct Engine {
+    node: PingNode,
+    codec: PacketCodec,
+    config: TransportConfig,
+    rng: StdRng,
+    announcement: Announcement,
+    local_port: u16,
+    multicast_dest: SocketAddr,
+    peers: PeerTracker,
+    relay: MeshRelay,
+    discovery: NetworkDiscovery,
+    requests: Requests,
+    responses: BoundedMap<(SocketAddr, String), CachedResponse>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    events_enabled: bool,
+    next_heartbeat: Option<Timestamp>,
+    next_cleanup: Option<Timestamp>,
+    audit: Option<Box<dyn AuditSink>>,
+    stats: EngineStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("did", &self.node.did())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bound on queued events: beyond it new events are dropped and counted.
+const EVENT_QUEUE_CAPACITY: usize = 65_536;
+
+impl Engine {
+    /// An engine for `did`; all randomness (ids, nonces, jitter, discovery
+    /// delays) comes from `seed`.
+    pub fn new(did: impl Into<String>, config: TransportConfig, seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let node_rng = StdRng::from_rng(&mut rng).expect("StdRng from StdRng cannot fail");
+        let node = PingNode::new(did, config.ping.clone(), Box::new(node_rng));
+        let nonce_window = config.ping.nonce_window;
+        let announcement = Announcement {
+            capabilities: config.capabilities.clone(),
+            device_type: Some(config.device_type.clone()),
+            ..Announcement::default()
+        };
+        Engine {
+            codec: PacketCodec::new(config.use_msgpack),
+            rng,
+            announcement,
+            local_port: config.bind_port,
+            multicast_dest: config.multicast_addr(),
+            peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
+            relay: MeshRelay::new(
+                config.max_hops,
+                config.limits.seen_cache,
+                config.limits.relay_paths,
+                nonce_window.max(config.request_timeout),
+            ),
+            discovery: NetworkDiscovery::new(
+                config.discovery_enabled,
+                config.discovery_interval,
+                config.discovery_reply_delay,
+                config.discovery_reply_interval,
+                config.limits.discovery_replies,
+            ),
+            requests: Requests::default(),
+            responses: BoundedMap::new(
+                config.limits.response_cache,
+                nonce_window,
+                WhenFull::EvictOldest,
+            ),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            events_enabled: true,
+            next_heartbeat: None,
+            next_cleanup: None,
+            audit: None,
+            stats: EngineStats::default(),
+            node,
+            config,
+        }
+    }
+
+    /// This node's DID.
+    pub fn did(&self) -> &str {
+        self.node.did()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+
+    /// The protocol core, for what the engine does not wrap.
+    pub fn ping_node(&self) -> &PingNode {
+        &self.node
+    }
+
+    /// The protocol core, mutably (trust, rules, beacon handler, topology).
+    pub fn ping_node_mut(&mut self) -> &mut PingNode {
+        &mut self.node
+    }
+
+    /// The peer table.
+    pub fn peers(&self) -> &PeerTracker {
+        &self.peers
+    }
+
+    /// Records a peer by hand (a static configuration, a CLI `--peer`).
+    pub fn add_peer(&mut self, now: Timestamp, did: &str, addr: SocketAddr) {
+        let upd = self.peers.record_activity(now, did, addr);
+        self.peer_update(did, addr, upd);
+    }
+
+    /// Tells the engine the transport socket's bound port (announced in
+    /// beacons) and where beacons go (the multicast group and the bound
+    /// discovery port).
+    pub fn set_local(&mut self, transport_port: u16, multicast_dest: SocketAddr) {
+        self.local_port = transport_port;
+        self.multicast_dest = multicast_dest;
+    }
+
+    /// Installs an audit sink.
+    pub fn set_audit(&mut self, sink: Option<Box<dyn AuditSink>>) {
+        self.audit = sink;
+    }
+
+    /// Turns event generation off (a driver with no listeners saves the work);
+    /// request outcomes are always reported.
+    pub fn set_events_enabled(&mut self, enabled: bool) {
+        self.events_enabled = enabled;
+    }
+
+    /// Starts the background timers: heartbeat, cleanup, and discovery (the
+    /// first beacon is due at `now`).
+    pub fn start(&mut self, now: Timestamp) {
+        self.next_heartbeat = Some(now + self.config.heartbeat_interval);
+        self.next_cleanup = Some(now + self.config.cleanup_interval);
+        self.discovery.start(now);
+    }
+
+    fn event(&mut self, e: Event) {
+        let always = matches!(
+            e,
+            Event::RequestAnswered { .. } | Event::RequestTimedOut { .. }
+        );
+        if !(always || self.events_enabled) {
+            return;
+        }
+        if self.events.len() >= EVENT_QUEUE_CAPACITY {
+            self.stats.events_dropped += 1;
+            return;
+        }
+        self.events.push_back(e);
+    }
+
+    fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+        self.stats.datagrams_out += 1;
+        self.transmits.push_back(Transmit {
+            destination,
+            payload,
+        });
+    }
+
+    fn peer_update(&mut self, did: &str, address: SocketAddr, upd: PeerUpdate) {
+        if upd == PeerUpdate::Joined {
+            self.event(Event::PeerJoined {
+                did: did.to_owned(),
+                address,
+            });
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        [
+            self.requests.poll_timeout(),
+            self.next_heartbeat,
+            self.next_cleanup,
+            self.discovery.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    /// Sends a ping to `target` at `addr` (the target itself, or the first
+    /// hop of a mesh route); its answer or timeout becomes an event carrying
+    /// the returned id.
+    pub fn send_ping(
+        &mut self,
+        now: Timestamp,
+        target: &str,
+        addr: SocketAddr,
+        intent: &str,
+        purpose: &str,
+        opts: SendOptions,
+    ) -> Result<RequestId, SendError> {
+        self.check_capacity()?;
+        let packet = self.node.ping(now, target, intent, purpose, opts.ping);
+        let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
+        let policy = opts.retransmit.unwrap_or(self.config.retransmit);
+        self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
+    }
+
+    /// Sends a heartbeat to `target` at `addr`; answered like a ping.
+    pub fn send_heartbeat(
+        &mut self,
+        now: Timestamp,
+        target: &str,
+        addr: SocketAddr,
+        status: Option<JsonMap>,
+    ) -> Result<RequestId, SendError> {
+        self.check_capacity()?;
+        let packet = self.node.heartbeat(now, target, status);
+        let (timeout, policy) = (self.config.request_timeout, self.config.retransmit);
+        self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
+    }
+
+    /// Sends our discover packet by unicast to `addr` (a discovery port, or
+    /// a host the multicast group cannot reach).
+    pub fn announce_to(&mut self, now: Timestamp, addr: SocketAddr) -> Result<(), SendError> {
+        let bytes = self.discover_datagram(now)?;
+        self.transmit(addr, bytes);
+        Ok(())
+    }
+
+    /// The packet id of an outstanding request.
+    pub fn request_packet_id(&self, id: RequestId) -> Option<&str> {
+        self.requests.packet_id(id)
+    }
+
+    /// Forgets an outstanding request (its caller gave up); no event follows.
+    pub fn cancel_request(&mut self, id: RequestId) {
+        self.requests.remove(id);
+    }
+
+    /// Forgets every outstanding request (the driver stopped).
+    pub fn cancel_all_requests(&mut self) {
+        self.requests.clear();
+    }
+
+    fn check_capacity(&mut self) -> Result<(), SendError> {
+        if self.requests.len() >= self.config.limits.pending_requests {
+            self.stats.requests_refused += 1;
+            return Err(SendError::TooManyPending {
+                capacity: self.config.limits.pending_requests,
+            });
+        }
+        Ok(())
+    }
+
+    fn send_request(
+        &mut self,
+        now: Timestamp,
+        packet: PingPacket,
+        addr: SocketAddr,
+        kind: RequestKind,
+        timeout: Duration,
+        policy: RetransmitPolicy,
+    ) -> Result<RequestId, SendError> {
+        let bytes = self
+            .codec
+            .encode_packet(&packet)
+            .map_err(|e| SendError::Encode(e.to_string()))?;
+        if packet.routing_mode == RoutingMode::Mesh {
+            // Our own packet flooding back to us must not be relayed again.
+            self.relay.mark_seen(now, &packet.packet_id);
+        }
+        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let deadline = now + timeout;
+        let next_due = retransmit
+            .as_ref()
+            .map_or(deadline, |st| (now + st.wait()).min(deadline));
+        let id = self.requests.next_id();
+        let direct = packet.routing_mode != RoutingMode::Mesh;
+        self.requests.insert(Request {
+            id,
+            kind,
+            packet_id: packet.packet_id,
+            target_did: packet.target_did,
+            addr,
+            direct,
+            deadline,
+            next_due,
+            datagram: retransmit.as_ref().map(|_| bytes.clone()),
+            retransmit,
+        });
+        self.stats.requests_sent += 1;
+        self.transmit(addr, bytes);
+        Ok(id)
+    }
+
+    fn discover_datagram(&mut self, now: Timestamp) -> Result<Vec<u8>, SendError> {
+        let mut packet = self.node.discover(now, &self.announcement);
+        packet
+            .payload
+            .insert(TRANSPORT_PORT_KEY.to_owned(), self.local_port.into());
+        self.codec
+            .encode_packet(&packet)
+            .map_err(|e| SendError::Encode(e.to_string()))
+    }
+
+    // ---- trust and policy (audited) ------------------------------------
+
+    /// Sets the trust of `did` (clamped to 0..1), audited as a trust change.
+    pub fn set_trust(&mut self, now: Timestamp, did: &str, trust: f64) {
+        let old = self.node.trust_of(now, did).score;
+        self.node.set_trust(did, trust);
+        let new = self.node.trust_of(now, did).score;
+        if let Some(a) = self.audit.as_mut() {
+            a.record_trust_change(did, old, new, "set_trust");
+        }
+    }
+
+    /// Approves a pending (GEEL) ping, optionally raising the sender's trust
+    /// (audited as a trust change).
+    pub fn approve_pending(
+        &mut self,
+        now: Timestamp,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<tibet_ping::PendingPing> {
+        let did = self
+            .node
+            .pending()
+            .find(|p| p.packet.packet_id == packet_id)
+            .map(|p| p.packet.source_did.clone())?;
+        let old = self.node.trust_of(now, &did).score;
+        let approved = self.node.approve_pending(packet_id, raise_trust_to)?;
+        if raise_trust_to.is_some() {
+            let new = self.node.trust_of(now, &did).score;
+            if let Some(a) = self.audit.as_mut() {
+                a.record_trust_change(&did, old, new, "pending approved");
+            }
+        }
+        Some(approved)
+    }
+
+    // ---- inputs --------------------------------------------------------
+
+    /// A datagram arrived on the transport socket from `from`.
+    pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        match self.codec.decode(datagram) {
+            Err(e) => self.malformed(from, e.to_string()),
+            Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
+            Ok(Frame::Packet(p)) => {
+                if p.ping_type == PingType::Discover && p.is_broadcast() {
+                    self.on_beacon(now, from, &p, false);
+                } else {
+                    self.on_packet(now, from, p);
+                }
+            }
+        }
+    }
+
+    /// A datagram arrived on the discovery socket (multicast, or a beacon
+    /// sent by unicast to the discovery port).
+    pub fn handle_discovery_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+        self.stats.datagrams_in += 1;
+        match self.codec.decode(datagram) {
+            Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
+                self.on_beacon(now, from, &p, true)
+            }
+            Ok(_) => self.malformed(from, "not a discover packet".to_owned()),
+            Err(e) => self.malformed(from, e.to_string()),
+        }
+    }
+
+    fn malformed(&mut self, from: SocketAddr, reason: String) {
+        self.stats.malformed += 1;
+        if self.events_enabled {
+            self.event(Event::MalformedDropped { from, reason });
+        }
+    }
+
+    fn on_packet(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
+        if packet.target_did != self.node.did() && !packet.is_broadcast() {
+            self.on_relay(now, from, packet);
+            return;
+        }
+        let key = (from, packet.packet_id);
+        if let Some(cached) = self.responses.get(now, &key)
+            && cached.nonce == packet.nonce
+        {
+            // A retransmission: the same answer again, not a replay.
+            let bytes = cached.datagram.clone();
+            self.stats.duplicates_answered += 1;
+            self.transmit(from, bytes);
+            return;
+        }
+        if packet.hop_count > 0
+            && packet.routing_mode == RoutingMode::Mesh
+            && !self.relay.mark_seen(now, &key.1)
+        {
+            // A second copy that took another path through the mesh.
+            self.stats.mesh_duplicates += 1;
+            return;
+        }
+        let (from, packet_id) = key;
+        let packet = PingPacket {
+            packet_id,
+            ..packet
+        };
+        let reception = self.node.receive(now, &packet);
+        let replay = matches!(reception.outcome, Outcome::Replay);
+        let reply = reception.should_reply();
+        let response = reception.response;
+        if let Some(a) = self.audit.as_mut() {
+            a.record_ping(&packet, &response);
+        }
+        if reply {
+            match self.codec.encode_response(&response) {
+                Ok(bytes) => {
+                    self.responses.insert(
+                        now,
+                        (from, packet.packet_id.clone()),
+                        CachedResponse {
+                            nonce: packet.nonce.clone(),
+                            datagram: bytes.clone(),
+                        },
+                    );
+                    self.stats.pings_answered += 1;
+                    self.transmit(from, bytes);
+                }
+                Err(_) => self.stats.encode_errors += 1,
+            }
+            // Only a packet that passed the replay check and was not ROOD,
+            // and came straight from its sender, may move a peer.
+            if packet.hop_count == 0 {
+                let upd = self.peers.record_activity(now, &packet.source_did, from);
+                self.peer_update(&packet.source_did, from, upd);
+                if packet.ping_type == PingType::Heartbeat
+                    && let Some(a) = self.audit.as_mut()
+                {
+                    a.record_heartbeat(&packet.source_did, from);
+                }
+            }
+        } else if replay {
+            self.stats.replays_dropped += 1;
+        } else {
+            self.stats.rood_dropped += 1;
+        }
+        if self.events_enabled {
+            self.event(Event::PingDecided {
+                from,
+                packet_id: packet.packet_id,
+                source_did: packet.source_did,
+                intent: packet.intent,
+                ping_type: packet.ping_type,
+                zone: response.airlock_zone,
+                decision: response.decision,
+                replay,
+            });
+        }
+    }
+
+    fn on_response(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        response: PingResponse,
+        datagram: &[u8],
+    ) {
+        if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
+            let target_ok =
+                req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
+            if !(target_ok && from == req.addr) {
+                self.stats.responses_foreign += 1;
+                return;
+            }
+            let id = req.id;
+            let req = self.requests.remove(id).expect("present");
+            self.stats.responses_matched += 1;
+            if req.direct {
+                let upd = self
+                    .peers
+                    .record_activity(now, &response.responder_did, from);
+                self.peer_update(&response.responder_did, from, upd);
+            }
+            if req.kind == RequestKind::Caller {
+                self.event(Event::RequestAnswered {
+                    id,
+                    response: Box::new(response),
+                });
+            }
+            return;
+        }
+        if let Some(prev) = self.relay.reverse_path(now, &response.in_response_to) {
+            self.transmit(prev, datagram.to_vec());
+            if self.events_enabled {
+                self.event(Event::ResponseRelayed {
+                    in_response_to: response.in_response_to,
+                    to: prev,
+                });
+            }
+            return;
+        }
+        self.stats.responses_orphan += 1;
+    }
+
+    fn on_relay(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
+        let Ok(out) = self.relay.prepare(now, &packet, from) else {
+            return;
+        };
+        let bytes = match self.codec.encode_packet(&out) {
+            Ok(b) => b,
+            Err(_) => {
+                self.stats.encode_errors += 1;
+                return;
+            }
+        };
+        let hops: Vec<SocketAddr> = match self.peers.get_address(now, &out.target_did) {
+            Some(a) => vec![a],
+            None => self
+                .peers
+                .alive(now)
+                .map(|p| p.address)
+                .filter(|a| *a != from)
+                .collect(),
+        };
+        for hop in &hops {
+            self.transmit(*hop, bytes.clone());
+        }
+        if let Some(a) = self.audit.as_mut() {
+            a.record_relay_to(&out, &hops);
+        }
+        if self.events_enabled {
+            self.event(Event::PacketRelayed {
+                packet_id: out.packet_id,
+                target_did: out.target_did,
+                hop_count: out.hop_count,
+                next_hops: hops.len(),
+            });
+        }
+    }
+
+    fn on_beacon(
+        &mut self,
+        now: Timestamp,
+        from: SocketAddr,
+        packet: &PingPacket,
+        via_discovery: bool,
+    ) {
+        if packet.source_did == self.node.did() {
+            return; // our own beacon, looped back by the multicast group
+        }
+        let Some(beacon) = Beacon::from_discover_packet(packet) else {
+            self.malformed(from, "discover packet is not a beacon".to_owned());
+            return;
+        };
+        let answer = self.node.handle_beacon(now, &beacon);
+        let decision = answer.decision;
+        if decision == BeaconDecision::Rejected {
+            self.stats.beacons_rejected += 1;
+            return;
+        }
+        // Our beacons name the transport port; the reference's come from a
+        // throwaway socket and cannot be answered or reached.
+        let transport = packet
+            .payload
+            .get(TRANSPORT_PORT_KEY)
+            .and_then(|v| v.as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
+            .map(|p| SocketAddr::new(from.ip(), p));
+        if let Some(addr) = transport {
+            // A beacon proves nothing: it may introduce a peer, never move one.
+            let upd = self.peers.introduce(now, &packet.source_did, addr);
+            self.peer_update(&packet.source_did, addr, upd);
+        }
+        let address = transport.unwrap_or(from);
+        if let Some(a) = self.audit.as_mut() {
+            a.record_discovery(&packet.source_did, address, beacon_decision_str(decision));
+        }
+        if via_discovery {
+            if let Some(addr) = transport {
+                self.discovery
+                    .on_beacon(now, &packet.source_did, addr, &mut self.rng);
+            } else {
+                self.discovery.on_beacon_unanswerable();
+            }
+        } else {
+            self.discovery.on_announcement();
+        }
+        self.event(Event::PeerDiscovered {
+            did: packet.source_did.clone(),
+            address,
+            decision,
+            device_type: beacon.device_type.clone(),
+            capabilities: beacon.capabilities.clone(),
+        });
+    }
+
+    /// Runs what is due at `now`: resends, timeouts, heartbeats, peer
+    /// cleanup, beacons and discovery answers.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some(due) = self.requests.pop_due(now) {
+            match due {
+                Due::Resend(addr, bytes) => {
+                    self.stats.retransmissions += 1;
+                    self.transmit(addr, bytes);
+                }
+                Due::TimedOut(req) => {
+                    self.stats.requests_timed_out += 1;
+                    if req.kind == RequestKind::Caller {
+                        self.event(Event::RequestTimedOut { id: req.id });
+                    }
+                }
+            }
+        }
+        if self.next_heartbeat.is_some_and(|t| t <= now) {
+            self.next_heartbeat = Some(now + self.config.heartbeat_interval);
+            let targets: Vec<(String, SocketAddr)> = self
+                .peers
+                .alive(now)
+                .map(|p| (p.did.clone(), p.address))
+                .collect();
+            for (did, addr) in targets {
+                if self.check_capacity().is_err() {
+                    break;
+                }
+                let packet = self.node.heartbeat(now, &did, None);
+                let timeout = self.config.request_timeout;
+                if self
+                    .send_request(
+                        now,
+                        packet,
+                        addr,
+                        RequestKind::Background,
+                        timeout,
+                        RetransmitPolicy::default(),
+                    )
+                    .is_ok()
+                {
+                    self.stats.heartbeats_sent += 1;
+                }
+            }
+        }
+        if self.next_cleanup.is_some_and(|t| t <= now) {
+            self.next_cleanup = Some(now + self.config.cleanup_interval);
+            for gone in self.peers.prune(now) {
+                self.event(Event::PeerExpired {
+                    did: gone.did,
+                    address: gone.address,
+                });
+            }
+            self.responses.expire(now);
+            self.node.collect_garbage(now);
+        }
+        if self.discovery.beacon_due(now) {
+            match self.discover_datagram(now) {
+                Ok(bytes) => self.transmit(self.multicast_dest, bytes),
+                Err(_) => self.stats.encode_errors += 1,
+            }
+        }
+        for addr in self.discovery.due_replies(now) {
+            if self.announce_to(now, addr).is_err() {
+                self.stats.encode_errors += 1;
+            }
+        }
+    }
+
+    /// Counters of the engine and its parts.
+    pub fn stats(&self, now: Timestamp) -> NodeStats {
+        NodeStats {
+            did: self.node.did().to_owned(),
+            engine: self.stats.clone(),
+            pending_requests: self.requests.len(),
+            response_cache_entries: self.responses.len(),
+            response_cache_evicted: self.responses.evicted(),
+            peers: self.peers.stats(now),
+            relay: self.relay.stats(),
+            discovery: self.discovery.stats(),
+            ping: self.node.stats(),
+            driver: DriverStats::default(),
+        }
+    }
+}
+
+/// The wire spelling of a beacon decision (as the reference writes it).
+pub(crate) fn beacon_decision_str(d: BeaconDecision) -> &'static str {
+    match d {
+        BeaconDecision::AutoVouched => "auto_vouched",
+        BeaconDecision::HitlPending => "hitl_pending",
+        BeaconDecision::Rejected => "rejected",
+    }
+}

@@ -1,0 +1,97 @@
+//! [`Event`]: what a node reports, as plain data.
+
+use std::net::SocketAddr;
+
+use tibet_ping::{AirlockZone, BeaconDecision, PingDecision, PingResponse, PingType};
+
+use crate::requests::RequestId;
+
+/// Something that happened in a node.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A ping addressed to this node went through the pipeline.
+    PingDecided {
+        /// Where it came from.
+        from: SocketAddr,
+        /// Its packet id.
+        packet_id: String,
+        /// Its sender.
+        source_did: String,
+        /// What it asked for.
+        intent: String,
+        /// Its type.
+        ping_type: PingType,
+        /// The zone it landed in.
+        zone: AirlockZone,
+        /// The decision (a response is sent for accept and pending).
+        decision: PingDecision,
+        /// Dropped by the replay check.
+        replay: bool,
+    },
+    /// A request made through this node was answered by its target.
+    RequestAnswered {
+        /// The request.
+        id: RequestId,
+        /// The answer.
+        response: Box<PingResponse>,
+    },
+    /// A request made through this node got no answer in time.
+    RequestTimedOut {
+        /// The request.
+        id: RequestId,
+    },
+    /// A beacon or an announcement was heard.
+    PeerDiscovered {
+        /// The announcing DID.
+        did: String,
+        /// Its transport address (for the reference's beacons, the source
+        /// address of the beacon).
+        address: SocketAddr,
+        /// The beacon handler's decision (auto-vouched or waiting for review).
+        decision: BeaconDecision,
+        /// Announced device type.
+        device_type: String,
+        /// Announced capabilities.
+        capabilities: Vec<String>,
+    },
+    /// A peer entered the peer table.
+    PeerJoined {
+        /// Its DID.
+        did: String,
+        /// Its address.
+        address: SocketAddr,
+    },
+    /// A peer was pruned for idleness.
+    PeerExpired {
+        /// Its DID.
+        did: String,
+        /// Its last address.
+        address: SocketAddr,
+    },
+    /// A mesh packet for another node was forwarded.
+    PacketRelayed {
+        /// Its packet id.
+        packet_id: String,
+        /// Its target.
+        target_did: String,
+        /// Its hop count after this hop.
+        hop_count: u32,
+        /// How many peers it was sent to.
+        next_hops: usize,
+    },
+    /// A response to a relayed packet was sent back along the reverse path.
+    ResponseRelayed {
+        /// The packet answered.
+        in_response_to: String,
+        /// The previous hop it went to.
+        to: SocketAddr,
+    },
+    /// A datagram that was not a valid frame was dropped.
+    MalformedDropped {
+        /// Where it came from.
+        from: SocketAddr,
+        /// Why it was refused.
+        reason: String,
+    },
+}

@@ -1,0 +1,491 @@
+//! [`IoTNode`]: the tokio driver around the [`Engine`].
+//!
+//! One task owns the sockets and drives the engine: it waits on the
+//! transport socket, the discovery socket, the engine's next deadline, a
+//! wake-up from API calls and the shutdown signal; then it handles at most a
+//! bounded batch of datagrams, always runs the due timers, and flushes what
+//! the engine wants sent. API calls lock the engine briefly (as quinn's
+//! endpoint handles do), queue their work, and wake the task.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tibet_ping::{
+    AirlockRule, JsonMap, PendingPing, PingResponse, Timestamp, Vouch, VouchError, VouchOptions,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::audit::AuditSink;
+use crate::config::TransportConfig;
+use crate::engine::{Engine, SendOptions, Transmit};
+use crate::error::{SendError, StartError};
+use crate::event::Event;
+use crate::peers::PeerRecord;
+use crate::requests::RequestId;
+use crate::socket;
+use crate::stats::NodeStats;
+
+/// Datagrams handled per socket per wake-up, so timers and commands run
+/// between batches even under a flood.
+const RECV_BATCH: usize = 64;
+/// Datagrams waiting for the socket to become writable; beyond, dropped
+/// and counted (UDP is lossy anyway; memory stays bounded).
+const SEND_QUEUE: usize = 8192;
+/// Capacity of the event channel; slow subscribers see `Lagged`.
+const EVENT_CHANNEL: usize = 4096;
+
+type Waiter = oneshot::Sender<Option<PingResponse>>;
+
+struct State {
+    engine: Engine,
+    waiters: HashMap<RequestId, Waiter>,
+    running: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+    send_errors: AtomicU64,
+    send_queue_dropped: AtomicU64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent-enough counters;
+        // keep serving rather than poisoning every later call.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct Running {
+    local_addr: SocketAddr,
+    discovery_addr: Option<SocketAddr>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// An IoT node: a [`PingNode`](tibet_ping::PingNode) on a UDP socket, with
+/// discovery, peer tracking and mesh relay.
+pub struct IoTNode {
+    did: String,
+    shared: Arc<Shared>,
+    events: broadcast::Sender<Event>,
+    running: Mutex<Option<Running>>,
+}
+
+impl std::fmt::Debug for IoTNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoTNode")
+            .field("did", &self.did)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IoTNode {
+    /// A stopped node for `did` with `config`; randomness from the OS.
+    pub fn new(did: impl Into<String>, config: TransportConfig) -> Self {
+        Self::with_seed(did, config, rand::random())
+    }
+
+    /// A stopped node whose ids, nonces and jitter come from `seed`.
+    pub fn with_seed(did: impl Into<String>, config: TransportConfig, seed: u64) -> Self {
+        let did = did.into();
+        let mut engine = Engine::new(did.clone(), config, seed);
+        let origin = Instant::now();
+        engine
+            .ping_node_mut()
+            .set_processing_clock(Box::new(move || origin.elapsed()));
+        let (events, _) = broadcast::channel(EVENT_CHANNEL);
+        IoTNode {
+            did,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    engine,
+                    waiters: HashMap::new(),
+                    running: false,
+                }),
+                wake: Notify::new(),
+                send_errors: AtomicU64::new(0),
+                send_queue_dropped: AtomicU64::new(0),
+            }),
+            events,
+            running: Mutex::new(None),
+        }
+    }
+
+    /// This node's DID.
+    pub fn did(&self) -> &str {
+        &self.did
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Binds the sockets and starts the driver task; returns the bound
+    /// transport address (port 0 in the config picks a free port). A
+    /// discovery socket that cannot be set up (no multicast route, port
+    /// taken) is a logged warning, not an error.
+    pub async fn start(&self) -> Result<SocketAddr, StartError> {
+        let mut running = self.running();
+        if running.is_some() {
+            return Err(StartError::AlreadyRunning);
+        }
+        // tokio's from_std panics outside a runtime with I/O: refuse instead.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StartError::NoRuntime);
+        }
+        let config = self.shared.lock().engine.config().clone();
+        let bind = config.bind_addr();
+        let std_sock = socket::transport_socket(&config)
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let sock = UdpSocket::from_std(std_sock)
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let local_addr = sock
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let disc = if config.discovery_enabled {
+            match socket::discovery_socket(&config).and_then(UdpSocket::from_std) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, group = %config.multicast_group, port = config.discovery_port,
+                        "discovery unavailable; continuing without multicast listener");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let discovery_addr = disc.as_ref().and_then(|d| d.local_addr().ok());
+        let disc_port = discovery_addr.map_or(config.discovery_port, |a| a.port());
+        {
+            let mut st = self.shared.lock();
+            let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
+            st.engine.set_local(local_addr.port(), dest);
+            st.engine.start(Timestamp::now());
+            st.running = true;
+        }
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(drive(
+            self.shared.clone(),
+            sock,
+            disc,
+            self.events.clone(),
+            rx,
+        ));
+        tracing::info!(did = %self.did, %local_addr, "node started");
+        *running = Some(Running {
+            local_addr,
+            discovery_addr,
+            shutdown: tx,
+            task,
+        });
+        Ok(local_addr)
+    }
+
+    /// Stops the node: the driver task ends, the sockets close, outstanding
+    /// requests end with [`SendError::Stopped`]. Idempotent.
+    pub async fn stop(&self) {
+        let Some(run) = self.running().take() else {
+            return;
+        };
+        let _ = run.shutdown.send(());
+        let _ = run.task.await;
+        let mut st = self.shared.lock();
+        st.running = false;
+        st.waiters.clear();
+        st.engine.cancel_all_requests();
+        tracing::info!(did = %self.did, "node stopped");
+    }
+
+    /// Whether the node is running.
+    pub fn is_running(&self) -> bool {
+        self.running().is_some()
+    }
+
+    /// The bound transport address, while running.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running().as_ref().map(|r| r.local_addr)
+    }
+
+    /// The bound discovery address, while running with discovery.
+    pub fn discovery_addr(&self) -> Option<SocketAddr> {
+        self.running().as_ref().and_then(|r| r.discovery_addr)
+    }
+
+    /// A stream of the node's events (from now on).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    async fn request(
+        &self,
+        make: impl FnOnce(&mut Engine, Timestamp) -> Result<RequestId, SendError>,
+    ) -> Result<Option<PingResponse>, SendError> {
+        let rx = {
+            let mut st = self.shared.lock();
+            if !st.running {
+                return Err(SendError::NotRunning);
+            }
+            let id = make(&mut st.engine, Timestamp::now())?;
+            let (tx, rx) = oneshot::channel();
+            st.waiters.insert(id, tx);
+            rx
+        };
+        self.shared.wake.notify_one();
+        rx.await.map_err(|_| SendError::Stopped)
+    }
+
+    /// Pings `target` at `addr` and waits for its answer: `Ok(None)` when
+    /// none came in time (a ROOD silent drop looks exactly like this).
+    pub async fn send_ping(
+        &self,
+        target: &str,
+        addr: SocketAddr,
+        intent: &str,
+        purpose: &str,
+        options: SendOptions,
+    ) -> Result<Option<PingResponse>, SendError> {
+        self.request(|e, now| e.send_ping(now, target, addr, intent, purpose, options))
+            .await
+    }
+
+    /// Sends a heartbeat to `target` at `addr` and waits for its answer.
+    pub async fn send_heartbeat(
+        &self,
+        target: &str,
+        addr: SocketAddr,
+        status: Option<JsonMap>,
+    ) -> Result<Option<PingResponse>, SendError> {
+        self.request(|e, now| e.send_heartbeat(now, target, addr, status))
+            .await
+    }
+
+    /// Sends our discover packet by unicast to `addr`.
+    pub fn announce_to(&self, addr: SocketAddr) -> Result<(), SendError> {
+        let mut st = self.shared.lock();
+        if !st.running {
+            return Err(SendError::NotRunning);
+        }
+        st.engine.announce_to(Timestamp::now(), addr)?;
+        drop(st);
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs `f` on the engine (for what this type does not wrap, e.g.
+    /// auto-vouch rules via `ping_node_mut().beacon_handler_mut()`).
+    pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let r = f(&mut self.shared.lock().engine);
+        self.shared.wake.notify_one();
+        r
+    }
+
+    /// Sets the trust of `did` (0..1).
+    pub fn set_trust(&self, did: &str, trust: f64) {
+        self.shared
+            .lock()
+            .engine
+            .set_trust(Timestamp::now(), did, trust);
+    }
+
+    /// Vouches for `dids` (refused when the vouch registry is full).
+    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
+        self.shared
+            .lock()
+            .engine
+            .ping_node_mut()
+            .vouch(Timestamp::now(), dids, options)
+    }
+
+    /// Adds an airlock rule.
+    pub fn add_rule(&self, rule: AirlockRule) {
+        self.shared.lock().engine.ping_node_mut().add_rule(rule);
+    }
+
+    /// Pings waiting for human review (GEEL).
+    pub fn pending(&self) -> Vec<PendingPing> {
+        self.shared
+            .lock()
+            .engine
+            .ping_node()
+            .pending()
+            .cloned()
+            .collect()
+    }
+
+    /// Approves a pending ping, optionally raising its sender's trust.
+    pub fn approve_pending(
+        &self,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<PendingPing> {
+        self.shared
+            .lock()
+            .engine
+            .approve_pending(Timestamp::now(), packet_id, raise_trust_to)
+    }
+
+    /// Rejects a pending ping.
+    pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
+        self.shared
+            .lock()
+            .engine
+            .ping_node_mut()
+            .reject_pending(packet_id)
+    }
+
+    /// Records a peer by hand.
+    pub fn add_peer(&self, did: &str, addr: SocketAddr) {
+        self.shared
+            .lock()
+            .engine
+            .add_peer(Timestamp::now(), did, addr);
+    }
+
+    /// Live peers.
+    pub fn peers(&self) -> Vec<PeerRecord> {
+        let now = Timestamp::now();
+        self.shared
+            .lock()
+            .engine
+            .peers()
+            .alive(now)
+            .cloned()
+            .collect()
+    }
+
+    /// Installs (or removes) an audit sink.
+    pub fn set_audit(&self, sink: Option<Box<dyn AuditSink>>) {
+        self.shared.lock().engine.set_audit(sink);
+    }
+
+    /// Counters of the engine, its tables and the driver, and (kept for
+    /// callers of the first API) the driver's send errors again.
+    pub fn stats(&self) -> (NodeStats, u64) {
+        let mut s = self.shared.lock().engine.stats(Timestamp::now());
+        s.driver.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
+        s.driver.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        let errors = s.driver.send_errors;
+        (s, errors)
+    }
+}
+
+impl Drop for IoTNode {
+    fn drop(&mut self) {
+        if let Some(run) = self.running().take() {
+            run.task.abort();
+        }
+    }
+}
+
+fn to_instant(deadline: Timestamp) -> tokio::time::Instant {
+    let wait = deadline.saturating_duration_since(Timestamp::now());
+    tokio::time::Instant::now() + wait
+}
+
+async fn drive(
+    shared: Arc<Shared>,
+    sock: UdpSocket,
+    disc: Option<UdpSocket>,
+    events: broadcast::Sender<Event>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut buf = vec![0u8; 70_000];
+    let mut outq: VecDeque<Transmit> = VecDeque::new();
+    loop {
+        let deadline = shared.lock().engine.poll_timeout().map(to_instant);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            _ = shared.wake.notified() => {}
+            r = sock.readable() => { if r.is_err() { break } }
+            r = async { disc.as_ref().expect("guarded").readable().await }, if disc.is_some() => {
+                if r.is_err() { break }
+            }
+            _ = sock.writable(), if !outq.is_empty() => {}
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
+        }
+        let mut st = shared.lock();
+        st.engine.set_events_enabled(events.receiver_count() > 0);
+        let now = Timestamp::now();
+        for _ in 0..RECV_BATCH {
+            match sock.try_recv_from(&mut buf) {
+                Ok((n, from)) => st.engine.handle_datagram(now, from, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => tracing::debug!(error = %e, "recv error"),
+            }
+        }
+        if let Some(d) = disc.as_ref() {
+            for _ in 0..RECV_BATCH / 4 {
+                match d.try_recv_from(&mut buf) {
+                    Ok((n, from)) => st.engine.handle_discovery_datagram(now, from, &buf[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => tracing::debug!(error = %e, "discovery recv error"),
+                }
+            }
+        }
+        if st.engine.poll_timeout().is_some_and(|t| t <= now) {
+            st.engine.handle_timeout(now);
+        }
+        while let Some(t) = st.engine.poll_transmit() {
+            if outq.len() >= SEND_QUEUE {
+                shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            outq.push_back(t);
+        }
+        while let Some(ev) = st.engine.poll_event() {
+            match ev {
+                Event::RequestAnswered { id, response } => {
+                    let waiter = st.waiters.remove(&id);
+                    if events.receiver_count() > 0 {
+                        let _ = events.send(Event::RequestAnswered {
+                            id,
+                            response: response.clone(),
+                        });
+                    }
+                    if let Some(w) = waiter {
+                        let _ = w.send(Some(*response));
+                    }
+                }
+                Event::RequestTimedOut { id } => {
+                    if let Some(w) = st.waiters.remove(&id) {
+                        let _ = w.send(None);
+                    }
+                    let _ = events.send(ev);
+                }
+                other => {
+                    let _ = events.send(other);
+                }
+            }
+        }
+        drop(st);
+        while let Some(t) = outq.front() {
+            match sock.try_send_to(&t.payload, t.destination) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                    if t.destination.ip().is_multicast() {
+                        // Beacons are rare (one a minute): say it loudly.
+                        tracing::warn!(error = %e, to = %t.destination, "discovery beacon not sent (no multicast route?)");
+                    } else {
+                        tracing::debug!(error = %e, to = %t.destination, "send failed");
+                    }
+                }
+            }
+            outq.pop_front();
+        }
+    }
+    // Graceful: flush what can go out without waiting.
+    while let Some(t) = outq.pop_front() {
+        let _ = sock.try_send_to(&t.payload, t.destination);
+    }
+}

@@ -1,0 +1,264 @@
+//! [`PeerTracker`]: which devices we heard from, where, and when; bounded.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tibet_ping::Timestamp;
+
+/// What we know of one peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// The peer's DID.
+    pub did: String,
+    /// Its last known transport address.
+    pub address: SocketAddr,
+    /// When we first heard of it.
+    pub first_seen: Timestamp,
+    /// When we last heard from it.
+    pub last_seen: Timestamp,
+    /// Packets counted from it.
+    pub packet_count: u64,
+}
+
+impl PeerRecord {
+    /// Time since the last activity.
+    pub fn idle(&self, now: Timestamp) -> Duration {
+        now.saturating_duration_since(self.last_seen)
+    }
+}
+
+/// The effect of recording activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerUpdate {
+    /// A new peer.
+    Joined,
+    /// A known peer, same address.
+    Refreshed,
+    /// A known peer at a new address.
+    Moved,
+    /// Table full: not recorded.
+    Refused,
+    /// A known peer that may not be moved or refreshed by this source.
+    Ignored,
+}
+
+/// Peer table counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStats {
+    /// Entries in the table.
+    pub tracked: usize,
+    /// Entries not idle past the timeout.
+    pub alive: usize,
+    /// New peers refused because the table was full.
+    pub refused: u64,
+    /// Peers pruned for idleness.
+    pub expired: u64,
+}
+
+/// Tracks peers by DID with a liveness timeout and a capacity.
+#[derive(Debug)]
+pub struct PeerTracker {
+    timeout: Duration,
+    capacity: usize,
+    peers: HashMap<String, PeerRecord>,
+    refused: u64,
+    expired: u64,
+}
+
+impl PeerTracker {
+    /// An empty tracker: peers idle longer than `timeout` are stale; at most
+    /// `capacity` peers.
+    pub fn new(timeout: Duration, capacity: usize) -> Self {
+        PeerTracker {
+            timeout,
+            capacity: capacity.max(1),
+            peers: HashMap::new(),
+            refused: 0,
+            expired: 0,
+        }
+    }
+
+    /// The idle timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    fn is_alive(&self, now: Timestamp, p: &PeerRecord) -> bool {
+        p.idle(now) <= self.timeout
+    }
+
+    /// Records activity of `did` at `addr` (the caller has authenticated the
+    /// packet as far as the protocol allows: replay-checked, not ROOD).
+    pub fn record_activity(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+        if let Some(p) = self.peers.get_mut(did) {
+            p.last_seen = now;
+            p.packet_count += 1;
+            if p.address != addr {
+                p.address = addr;
+                return PeerUpdate::Moved;
+            }
+            return PeerUpdate::Refreshed;
+        }
+        self.insert_new(now, did, addr)
+    }
+
+    /// Records a peer only if unknown (or stale): for unauthenticated sources
+    /// such as beacons, which may introduce a device but never move one.
+    pub fn introduce(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+        match self.peers.get(did) {
+            Some(p) if self.is_alive(now, p) => {
+                if p.address == addr {
+                    let p = self.peers.get_mut(did).expect("present");
+                    p.last_seen = now;
+                    p.packet_count += 1;
+                    PeerUpdate::Refreshed
+                } else {
+                    PeerUpdate::Ignored
+                }
+            }
+            Some(_) => {
+                self.peers.remove(did);
+                self.insert_new(now, did, addr)
+            }
+            None => self.insert_new(now, did, addr),
+        }
+    }
+
+    fn insert_new(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+        if self.peers.len() >= self.capacity {
+            self.prune(now);
+        }
+        if self.peers.len() >= self.capacity {
+            self.refused += 1;
+            return PeerUpdate::Refused;
+        }
+        self.peers.insert(
+            did.to_owned(),
+            PeerRecord {
+                did: did.to_owned(),
+                address: addr,
+                first_seen: now,
+                last_seen: now,
+                packet_count: 1,
+            },
+        );
+        PeerUpdate::Joined
+    }
+
+    /// The address of a live peer.
+    pub fn get_address(&self, now: Timestamp, did: &str) -> Option<SocketAddr> {
+        self.get(now, did).map(|p| p.address)
+    }
+
+    /// The record of a live peer.
+    pub fn get(&self, now: Timestamp, did: &str) -> Option<&PeerRecord> {
+        self.peers.get(did).filter(|p| self.is_alive(now, p))
+    }
+
+    /// Live peers, in no particular order.
+    pub fn alive(&self, now: Timestamp) -> impl Iterator<Item = &PeerRecord> {
+        self.peers.values().filter(move |p| self.is_alive(now, p))
+    }
+
+    /// Removes stale peers and returns them.
+    pub fn prune(&mut self, now: Timestamp) -> Vec<PeerRecord> {
+        let timeout = self.timeout;
+        let stale: Vec<String> = self
+            .peers
+            .values()
+            .filter(|p| p.idle(now) > timeout)
+            .map(|p| p.did.clone())
+            .collect();
+        let gone: Vec<PeerRecord> = stale.iter().filter_map(|d| self.peers.remove(d)).collect();
+        self.expired += gone.len() as u64;
+        gone
+    }
+
+    /// Number of entries, stale ones included.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self, now: Timestamp) -> PeerStats {
+        PeerStats {
+            tracked: self.peers.len(),
+            alive: self.alive(now).count(),
+            refused: self.refused,
+            expired: self.expired,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+
+    #[test]
+    fn tracks_moves_and_expiry() {
+        let mut pt = PeerTracker::new(Duration::from_secs(120), 10);
+        assert_eq!(
+            pt.record_activity(t(0), "jis:a", addr(1)),
+            PeerUpdate::Joined
+        );
+        assert_eq!(
+            pt.record_activity(t(10), "jis:a", addr(1)),
+            PeerUpdate::Refreshed
+        );
+        assert_eq!(
+            pt.record_activity(t(20), "jis:a", addr(2)),
+            PeerUpdate::Moved
+        );
+        assert_eq!(pt.get_address(t(140), "jis:a"), Some(addr(2)));
+        assert_eq!(pt.get_address(t(141), "jis:a"), None, "idle past 120 s");
+        assert_eq!(pt.len(), 1, "stale until pruned");
+        let gone = pt.prune(t(141));
+        assert_eq!(gone.len(), 1);
+        assert!(pt.is_empty());
+        assert_eq!(pt.stats(t(141)).expired, 1);
+    }
+
+    #[test]
+    fn introduce_never_moves_a_live_peer() {
+        let mut pt = PeerTracker::new(Duration::from_secs(120), 10);
+        assert_eq!(pt.introduce(t(0), "jis:a", addr(1)), PeerUpdate::Joined);
+        assert_eq!(pt.introduce(t(1), "jis:a", addr(9)), PeerUpdate::Ignored);
+        assert_eq!(pt.get_address(t(1), "jis:a"), Some(addr(1)));
+        assert_eq!(
+            pt.introduce(t(200), "jis:a", addr(9)),
+            PeerUpdate::Joined,
+            "stale entry replaced"
+        );
+    }
+
+    #[test]
+    fn refuses_over_capacity_after_pruning() {
+        let mut pt = PeerTracker::new(Duration::from_secs(120), 2);
+        pt.record_activity(t(0), "jis:a", addr(1));
+        pt.record_activity(t(0), "jis:b", addr(2));
+        assert_eq!(
+            pt.record_activity(t(1), "jis:c", addr(3)),
+            PeerUpdate::Refused
+        );
+        assert_eq!(pt.stats(t(1)).refused, 1);
+        assert_eq!(
+            pt.record_activity(t(200), "jis:c", addr(3)),
+            PeerUpdate::Joined,
+            "stale ones pruned"
+        );
+    }
+}

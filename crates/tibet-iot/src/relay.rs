@@ -1,0 +1,285 @@
+//! [`MeshRelay`]: multi-hop forwarding with a bounded seen-cache, a hop
+//! limit, and reverse paths so responses find their way home (SPEC 6, 8).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tibet_ping::{PingPacket, RoutingMode, Timestamp};
+
+use crate::bounded::{BoundedMap, WhenFull};
+
+/// Why a packet was not relayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayRefusal {
+    /// Only `routing_mode = mesh` is relayed.
+    NotMesh,
+    /// Already relayed (a loop or a second copy).
+    Seen,
+    /// The hop limit is reached.
+    HopLimit,
+    /// The reverse-path table is full (fail closed).
+    PathsFull,
+}
+
+/// Relay counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RelayStats {
+    /// Packets forwarded.
+    pub relayed: u64,
+    /// Responses sent back along a reverse path.
+    pub responses_relayed: u64,
+    /// Refused: not mesh.
+    pub dropped_not_mesh: u64,
+    /// Refused: seen before.
+    pub dropped_seen: u64,
+    /// Retransmissions from the recorded previous hop forwarded again.
+    pub resends_forwarded: u64,
+    /// Refused: hop limit.
+    pub dropped_hop_limit: u64,
+    /// Refused: reverse-path table full.
+    pub paths_refused: u64,
+    /// Seen-cache entries evicted to make room.
+    pub seen_evicted: u64,
+    /// Entries in the seen-cache.
+    pub seen_entries: usize,
+    /// Entries in the reverse-path table.
+    pub path_entries: usize,
+}
+
+/// The way back for one relayed packet.
+#[derive(Debug)]
+struct Path {
+    prev_hop: SocketAddr,
+    resends: u8,
+}
+
+/// How often a retransmission from the recorded previous hop is forwarded
+/// again (bounds what a replaying neighbour can make us send).
+const MAX_FORWARDED_RESENDS: u8 = 8;
+
+/// Mesh relay state of one node.
+#[derive(Debug)]
+pub struct MeshRelay {
+    max_hops: u32,
+    seen: BoundedMap<String, ()>,
+    paths: BoundedMap<String, Path>,
+    stats: RelayStats,
+}
+
+impl MeshRelay {
+    /// A relay capping hops at `max_hops`, remembering `seen_capacity` packet
+    /// ids and `path_capacity` reverse paths for `ttl` each.
+    pub fn new(max_hops: u32, seen_capacity: usize, path_capacity: usize, ttl: Duration) -> Self {
+        MeshRelay {
+            max_hops,
+            seen: BoundedMap::new(seen_capacity, ttl, WhenFull::EvictOldest),
+            paths: BoundedMap::new(path_capacity, ttl, WhenFull::Refuse),
+            stats: RelayStats::default(),
+        }
+    }
+
+    /// The node's hop cap.
+    pub fn max_hops(&self) -> u32 {
+        self.max_hops
+    }
+
+    /// Marks a packet id as seen (own mesh packets, mesh packets delivered
+    /// here); returns false if it was already seen.
+    pub fn mark_seen(&mut self, now: Timestamp, packet_id: &str) -> bool {
+        if self.seen.contains(now, packet_id) {
+            return false;
+        }
+        self.seen.insert(now, packet_id.to_owned(), ());
+        true
+    }
+
+    /// Whether a packet id was seen.
+    pub fn is_seen(&self, now: Timestamp, packet_id: &str) -> bool {
+        self.seen.contains(now, packet_id)
+    }
+
+    /// Decides on a packet for another node that came from `from`: on success
+    /// returns the copy to forward (hop_count + 1) and remembers `from` as
+    /// the way back. A packet seen before is refused, except a
+    /// retransmission from the same previous hop, which is forwarded again
+    /// (a bounded number of times) so resends work end to end.
+    pub fn prepare(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        from: SocketAddr,
+    ) -> Result<PingPacket, RelayRefusal> {
+        let resend = self
+            .paths
+            .get_mut(now, packet.packet_id.as_str())
+            .filter(|p| p.prev_hop == from && p.resends < MAX_FORWARDED_RESENDS);
+        if let Some(path) = resend
+            && packet.routing_mode == RoutingMode::Mesh
+        {
+            path.resends += 1;
+            self.stats.resends_forwarded += 1;
+            let mut out = packet.clone();
+            out.hop_count = packet.hop_count.saturating_add(1);
+            return Ok(out);
+        }
+        let refusal = if packet.routing_mode != RoutingMode::Mesh {
+            Some(RelayRefusal::NotMesh)
+        } else if self.is_seen(now, &packet.packet_id) {
+            Some(RelayRefusal::Seen)
+        } else if packet.hop_count >= packet.max_hops.min(self.max_hops) {
+            Some(RelayRefusal::HopLimit)
+        } else if !self.paths.insert(
+            now,
+            packet.packet_id.clone(),
+            Path {
+                prev_hop: from,
+                resends: 0,
+            },
+        ) {
+            Some(RelayRefusal::PathsFull)
+        } else {
+            None
+        };
+        if let Some(r) = refusal {
+            match r {
+                RelayRefusal::NotMesh => self.stats.dropped_not_mesh += 1,
+                RelayRefusal::Seen => self.stats.dropped_seen += 1,
+                RelayRefusal::HopLimit => self.stats.dropped_hop_limit += 1,
+                RelayRefusal::PathsFull => self.stats.paths_refused += 1,
+            }
+            return Err(r);
+        }
+        self.mark_seen(now, &packet.packet_id);
+        self.stats.relayed += 1;
+        let mut out = packet.clone();
+        out.hop_count = packet.hop_count.saturating_add(1);
+        Ok(out)
+    }
+
+    /// The previous hop of a relayed packet, for its response.
+    pub fn reverse_path(&mut self, now: Timestamp, packet_id: &str) -> Option<SocketAddr> {
+        let hop = self.paths.get(now, packet_id).map(|p| p.prev_hop);
+        if hop.is_some() {
+            self.stats.responses_relayed += 1;
+        }
+        hop
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RelayStats {
+        RelayStats {
+            seen_evicted: self.seen.evicted(),
+            seen_entries: self.seen.len(),
+            path_entries: self.paths.len(),
+            ..self.stats.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tibet_ping::{PingType, Priority};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + s)
+    }
+    fn addr(p: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], p))
+    }
+    fn packet(id: &str, mode: RoutingMode, hops: u32, max: u32) -> PingPacket {
+        PingPacket {
+            packet_id: id.into(),
+            source_did: "jis:a".into(),
+            target_did: "jis:c".into(),
+            ping_type: PingType::Intent,
+            priority: Priority::Normal,
+            routing_mode: mode,
+            intent: "x".into(),
+            purpose: "y".into(),
+            payload: Default::default(),
+            pod_id: None,
+            station_id: None,
+            hop_count: hops,
+            max_hops: max,
+            nonce: String::new(),
+            timestamp: String::new(),
+            tibet_token_id: None,
+            vouched_by: None,
+            vouch_signature: None,
+            signature: String::new(),
+        }
+    }
+
+    #[test]
+    fn relays_mesh_once_and_remembers_the_way_back() {
+        let mut r = MeshRelay::new(10, 100, 100, Duration::from_secs(30));
+        let out = r
+            .prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(1))
+            .unwrap();
+        assert_eq!(out.hop_count, 1);
+        assert_eq!(
+            r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(2)),
+            Err(RelayRefusal::Seen)
+        );
+        // A resend from the recorded previous hop goes through, a few times.
+        for _ in 0..MAX_FORWARDED_RESENDS {
+            assert!(
+                r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(1))
+                    .is_ok()
+            );
+        }
+        assert_eq!(
+            r.prepare(t(0), &packet("p1", RoutingMode::Mesh, 0, 5), addr(1)),
+            Err(RelayRefusal::Seen)
+        );
+        assert_eq!(
+            r.stats().resends_forwarded,
+            u64::from(MAX_FORWARDED_RESENDS)
+        );
+        assert_eq!(r.reverse_path(t(1), "p1"), Some(addr(1)));
+        assert_eq!(r.reverse_path(t(31), "p1"), None, "path expires");
+        assert_eq!(
+            r.prepare(t(0), &packet("p2", RoutingMode::Direct, 0, 5), addr(1)),
+            Err(RelayRefusal::NotMesh)
+        );
+    }
+
+    #[test]
+    fn hop_limit_is_the_smaller_of_packet_and_node() {
+        let mut r = MeshRelay::new(3, 100, 100, Duration::from_secs(30));
+        assert!(
+            r.prepare(t(0), &packet("a", RoutingMode::Mesh, 2, 50), addr(1))
+                .is_ok()
+        );
+        assert_eq!(
+            r.prepare(t(0), &packet("b", RoutingMode::Mesh, 3, 50), addr(1)),
+            Err(RelayRefusal::HopLimit)
+        );
+        assert_eq!(
+            r.prepare(t(0), &packet("c", RoutingMode::Mesh, 1, 1), addr(1)),
+            Err(RelayRefusal::HopLimit)
+        );
+        assert_eq!(r.stats().dropped_hop_limit, 2);
+    }
+
+    #[test]
+    fn full_path_table_fails_closed() {
+        let mut r = MeshRelay::new(10, 100, 1, Duration::from_secs(30));
+        assert!(
+            r.prepare(t(0), &packet("a", RoutingMode::Mesh, 0, 5), addr(1))
+                .is_ok()
+        );
+        assert_eq!(
+            r.prepare(t(0), &packet("b", RoutingMode::Mesh, 0, 5), addr(1)),
+            Err(RelayRefusal::PathsFull)
+        );
+        assert_eq!(r.stats().paths_refused, 1);
+        assert!(
+            r.prepare(t(40), &packet("b", RoutingMode::Mesh, 0, 5), addr(1))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,141 @@
+//! Outstanding requests: correlation by packet id, deadlines and resends.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+use tibet_ping::Timestamp;
+
+use crate::retransmit::RetransmitState;
+
+/// Identifies a request made through the engine; small and `Copy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub(crate) u64);
+
+impl RequestId {
+    /// The raw number (unique per engine).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// Who waits for the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RequestKind {
+    /// A caller: the answer or timeout becomes an event.
+    Caller,
+    /// The engine's own heartbeat: an answer only refreshes the peer.
+    Background,
+}
+
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub(crate) id: RequestId,
+    pub(crate) kind: RequestKind,
+    pub(crate) packet_id: String,
+    pub(crate) target_did: String,
+    pub(crate) addr: SocketAddr,
+    /// Whether the target is addressed directly (its answer proves its address).
+    pub(crate) direct: bool,
+    pub(crate) deadline: Timestamp,
+    pub(crate) next_due: Timestamp,
+    pub(crate) retransmit: Option<RetransmitState>,
+    /// The datagram, kept only when it may be resent.
+    pub(crate) datagram: Option<Vec<u8>>,
+}
+
+/// What a due timer asks for.
+#[derive(Debug)]
+pub(crate) enum Due {
+    Resend(SocketAddr, Vec<u8>),
+    TimedOut(Request),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    by_id: HashMap<RequestId, Request>,
+    by_packet: HashMap<String, RequestId>,
+    timers: BTreeSet<(Timestamp, RequestId)>,
+    next_id: u64,
+}
+
+impl Requests {
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub(crate) fn next_id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    pub(crate) fn insert(&mut self, req: Request) {
+        self.timers.insert((req.next_due, req.id));
+        self.by_packet.insert(req.packet_id.clone(), req.id);
+        self.by_id.insert(req.id, req);
+    }
+
+    pub(crate) fn get_by_packet(&self, packet_id: &str) -> Option<&Request> {
+        self.by_packet
+            .get(packet_id)
+            .and_then(|id| self.by_id.get(id))
+    }
+
+    pub(crate) fn packet_id(&self, id: RequestId) -> Option<&str> {
+        self.by_id.get(&id).map(|r| r.packet_id.as_str())
+    }
+
+    pub(crate) fn remove(&mut self, id: RequestId) -> Option<Request> {
+        let req = self.by_id.remove(&id)?;
+        self.by_packet.remove(&req.packet_id);
+        self.timers.remove(&(req.next_due, id));
+        Some(req)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.by_id.clear();
+        self.by_packet.clear();
+        self.timers.clear();
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// The next timer due at `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<Due> {
+        loop {
+            let &(at, id) = self.timers.first()?;
+            if at > now {
+                return None;
+            }
+            self.timers.pop_first();
+            let Some(req) = self.by_id.get_mut(&id) else {
+                continue;
+            };
+            if req.next_due != at {
+                continue;
+            }
+            if now >= req.deadline {
+                let req = self.by_id.remove(&id).expect("present");
+                self.by_packet.remove(&req.packet_id);
+                return Some(Due::TimedOut(req));
+            }
+            let (Some(st), Some(bytes)) = (req.retransmit.as_mut(), req.datagram.as_ref()) else {
+                req.next_due = req.deadline;
+                self.timers.insert((req.deadline, id));
+                continue;
+            };
+            let bytes = bytes.clone();
+            let next = match st.on_resend() {
+                Some(wait) => (now + wait).min(req.deadline),
+                None => req.deadline,
+            };
+            if next == req.deadline {
+                req.retransmit = None;
+            }
+            req.next_due = next;
+            self.timers.insert((next, id));
+            return Some(Due::Resend(req.addr, bytes));
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! [`EngineStats`] and [`NodeStats`]: the counters of a node, refusals included.
+
+use serde::Serialize;
+
+/// Counters of the engine itself (the parts count their own).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Datagrams handed to the engine.
+    pub datagrams_in: u64,
+    /// Datagrams the engine asked to send.
+    pub datagrams_out: u64,
+    /// Datagrams dropped as malformed (bad frame, bad payload, wrong socket).
+    pub malformed: u64,
+    /// Pings answered (GROEN and GEEL).
+    pub pings_answered: u64,
+    /// Pings dropped silently as ROOD.
+    pub rood_dropped: u64,
+    /// Pings dropped by the replay check.
+    pub replays_dropped: u64,
+    /// Retransmitted duplicates answered from the response cache.
+    pub duplicates_answered: u64,
+    /// Copies of a mesh packet for us that arrived by a second path.
+    pub mesh_duplicates: u64,
+    /// Requests sent (pings, heartbeats).
+    pub requests_sent: u64,
+    /// Requests refused because too many were outstanding.
+    pub requests_refused: u64,
+    /// Requests that timed out.
+    pub requests_timed_out: u64,
+    /// Resends of requests.
+    pub retransmissions: u64,
+    /// Responses matched to our requests.
+    pub responses_matched: u64,
+    /// Responses to our requests from someone other than the target: ignored.
+    pub responses_foreign: u64,
+    /// Responses for nothing we sent or relayed.
+    pub responses_orphan: u64,
+    /// Heartbeats sent by the background loop.
+    pub heartbeats_sent: u64,
+    /// Beacons refused by the beacon handler (too old).
+    pub beacons_rejected: u64,
+    /// Encoding failures of our own frames.
+    pub encode_errors: u64,
+    /// Events dropped because the event queue was full.
+    pub events_dropped: u64,
+}
+
+/// Everything a node counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStats {
+    /// The node's DID.
+    pub did: String,
+    /// Engine counters.
+    pub engine: EngineStats,
+    /// Requests waiting for an answer.
+    pub pending_requests: usize,
+    /// Responses cached for duplicates.
+    pub response_cache_entries: usize,
+    /// Responses evicted from the cache to make room.
+    pub response_cache_evicted: u64,
+    /// Peer table.
+    pub peers: crate::peers::PeerStats,
+    /// Mesh relay.
+    pub relay: crate::relay::RelayStats,
+    /// Discovery.
+    pub discovery: crate::discovery::DiscoveryStats,
+    /// The protocol core.
+    pub ping: tibet_ping::PingNodeStats,
+    /// The socket driver (zero when the engine runs without one).
+    pub driver: DriverStats,
+}
+
+/// Counters of the tokio driver.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DriverStats {
+    /// Datagrams the OS refused to send (unreachable, no route, ...).
+    pub send_errors: u64,
+    /// Datagrams dropped because the send queue was full (socket not
+    /// writable for long).
+    pub send_queue_dropped: u64,
+}

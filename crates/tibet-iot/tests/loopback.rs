@@ -1,0 +1,719 @@
+//! The tokio node over real sockets on 127.0.0.1 (port 0).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tibet_iot::{Event, IoTNode, SendError, SendOptions, TransportConfig};
+use tibet_ping::{
+    AirlockZone, Frame, PacketCodec, PingDecision, PingNode, PingNodeConfig, PingPacket,
+    PingResponse, Timestamp,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::broadcast;
+use tokio::time::timeout;
+
+fn quick() -> TransportConfig {
+    TransportConfig {
+        request_timeout: Duration::from_secs(3),
+        ..TransportConfig::loopback()
+    }
+}
+
+async fn pair(a: &str, b: &str) -> (IoTNode, IoTNode, SocketAddr, SocketAddr) {
+    let na = IoTNode::new(a, quick());
+    let nb = IoTNode::new(b, quick());
+    let aa = na.start().await.unwrap();
+    let ab = nb.start().await.unwrap();
+    (na, nb, aa, ab)
+}
+
+/// Waits (bounded) for the first event matching `f`.
+async fn wait_for<T>(
+    rx: &mut broadcast::Receiver<Event>,
+    mut f: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            let ev = rx.recv().await.expect("event stream open");
+            if let Some(t) = f(&ev) {
+                return t;
+            }
+        }
+    })
+    .await
+    .expect("event within 5 s")
+}
+
+fn crafter(did: &str) -> PingNode {
+    PingNode::new(
+        did,
+        PingNodeConfig::default(),
+        Box::new(StdRng::seed_from_u64(42)),
+    )
+}
+
+/// Options for a ping that is expected to go unanswered.
+fn silence() -> SendOptions {
+    SendOptions {
+        timeout: Some(Duration::from_millis(300)),
+        ..SendOptions::default()
+    }
+}
+
+const ANSWER: Duration = Duration::from_secs(3);
+const SILENCE: Duration = Duration::from_millis(300);
+
+async fn raw_exchange(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    bytes: &[u8],
+    wait: Duration,
+) -> Option<Vec<u8>> {
+    sock.send_to(bytes, to).await.unwrap();
+    let mut buf = vec![0u8; 70_000];
+    match timeout(wait, sock.recv_from(&mut buf)).await {
+        Ok(Ok((n, _))) => Some(buf[..n].to_vec()),
+        _ => None,
+    }
+}
+
+fn response_of(bytes: &[u8]) -> PingResponse {
+    match PacketCodec::json().decode(bytes).unwrap() {
+        Frame::Response(r) => r,
+        Frame::Packet(p) => panic!("expected a response, got packet {p:?}"),
+    }
+}
+
+#[tokio::test]
+async fn trusted_ping_is_groen_and_reported_on_both_sides() {
+    let (hub, sensor, _, sensor_addr) = pair("jis:home:hub", "jis:home:sensor").await;
+    sensor.set_trust("jis:home:hub", 0.9);
+    let mut events = sensor.subscribe();
+    let resp = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "temperature.read",
+            "check",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("answered");
+    assert_eq!(resp.airlock_zone, AirlockZone::Groen);
+    assert_eq!(resp.decision, PingDecision::Accept);
+    let zone = wait_for(&mut events, |e| match e {
+        Event::PingDecided {
+            source_did, zone, ..
+        } if source_did == "jis:home:hub" => Some(*zone),
+        _ => None,
+    })
+    .await;
+    assert_eq!(zone, AirlockZone::Groen);
+    assert_eq!(
+        sensor
+            .peers()
+            .iter()
+            .filter(|p| p.did == "jis:home:hub")
+            .count(),
+        1,
+        "an accepted ping records its sender"
+    );
+    hub.stop().await;
+    sensor.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_sender_gets_silence() {
+    let (hub, sensor, _, sensor_addr) = pair("jis:x:stranger", "jis:home:sensor").await;
+    let mut events = sensor.subscribe();
+    let resp = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "door.open",
+            "let me in",
+            silence(),
+        )
+        .await;
+    assert_eq!(
+        resp,
+        Ok(None),
+        "ROOD is a silent drop: the caller sees a timeout"
+    );
+    let zone = wait_for(&mut events, |e| match e {
+        Event::PingDecided { zone, .. } => Some(*zone),
+        _ => None,
+    })
+    .await;
+    assert_eq!(zone, AirlockZone::Rood);
+    let (stats, _) = sensor.stats();
+    assert_eq!(stats.engine.rood_dropped, 1);
+    assert_eq!(stats.engine.pings_answered, 0);
+    assert!(
+        sensor.peers().is_empty(),
+        "a ROOD packet does not create a peer"
+    );
+    hub.stop().await;
+    sensor.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
+    let node = IoTNode::new("jis:home:sensor", quick());
+    node.set_trust("jis:home:raw", 0.9);
+    let addr = node.start().await.unwrap();
+    let mut events = node.subscribe();
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut crafter = crafter("jis:home:raw");
+    let codec = PacketCodec::json();
+    let packet = crafter.ping(
+        Timestamp::now(),
+        "jis:home:sensor",
+        "x",
+        "y",
+        Default::default(),
+    );
+    let bytes = codec.encode_packet(&packet).unwrap();
+
+    let first = raw_exchange(&sock, addr, &bytes, ANSWER)
+        .await
+        .expect("first answer");
+    let again = raw_exchange(&sock, addr, &bytes, ANSWER)
+        .await
+        .expect("the identical datagram is answered");
+    assert_eq!(first, again, "from the response cache, byte for byte");
+    assert_eq!(response_of(&first).airlock_zone, AirlockZone::Groen);
+
+    // Same nonce, new packet id: a replay, dropped silently.
+    let replay = PingPacket {
+        packet_id: "ping_00000000000000aa".into(),
+        ..packet.clone()
+    };
+    assert_eq!(
+        raw_exchange(&sock, addr, &codec.encode_packet(&replay).unwrap(), SILENCE).await,
+        None
+    );
+    assert!(
+        wait_for(&mut events, |e| match e {
+            Event::PingDecided {
+                packet_id, replay, ..
+            } if packet_id == "ping_00000000000000aa" => Some(*replay),
+            _ => None,
+        })
+        .await
+    );
+
+    // A fresh nonce but a stale timestamp: also a replay.
+    let stale = crafter.ping(
+        Timestamp::now() - Duration::from_secs(60),
+        "jis:home:sensor",
+        "x",
+        "y",
+        Default::default(),
+    );
+    assert_eq!(
+        raw_exchange(&sock, addr, &codec.encode_packet(&stale).unwrap(), SILENCE).await,
+        None
+    );
+    let stale_id = stale.packet_id.clone();
+    assert!(
+        wait_for(&mut events, |e| match e {
+            Event::PingDecided {
+                packet_id, replay, ..
+            } if *packet_id == stale_id => Some(*replay),
+            _ => None,
+        })
+        .await,
+        "a stale timestamp is a replay"
+    );
+    let (stats, _) = node.stats();
+    assert_eq!(stats.engine.duplicates_answered, 1);
+    assert_eq!(stats.engine.replays_dropped, 2);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn geel_waits_for_review_then_approval_makes_groen() {
+    let (hub, sensor, _, sensor_addr) = pair("jis:home:newcomer", "jis:home:sensor").await;
+    sensor.set_trust("jis:home:newcomer", 0.5);
+    let first = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.airlock_zone, AirlockZone::Geel);
+    assert_eq!(first.decision, PingDecision::Pending);
+    let pending = sensor.pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].packet.packet_id, first.in_response_to);
+    assert!(
+        sensor
+            .approve_pending(&first.in_response_to, Some(0.9))
+            .is_some()
+    );
+    assert!(sensor.pending().is_empty());
+    let next = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.airlock_zone, AirlockZone::Groen);
+    hub.stop().await;
+    sensor.stop().await;
+}
+
+#[tokio::test]
+async fn vouched_device_is_accepted() {
+    let (device, hub, _, hub_addr) = pair("jis:home:bulb", "jis:home:hub").await;
+    let before = device
+        .send_ping("jis:home:hub", hub_addr, "x", "y", silence())
+        .await
+        .unwrap();
+    assert_eq!(before, None, "unknown first");
+    hub.vouch(
+        vec!["jis:home:bulb".into()],
+        tibet_ping::VouchOptions {
+            vouch_factor: 0.9,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let after = device
+        .send_ping("jis:home:hub", hub_addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(after.decision, PingDecision::Reject);
+    assert!(after.trust_score > 0.7, "0.9 x 0.9");
+    device.stop().await;
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn msgpack_and_json_nodes_understand_each_other() {
+    let mp = IoTNode::new(
+        "jis:mp",
+        TransportConfig {
+            use_msgpack: true,
+            ..quick()
+        },
+    );
+    let js = IoTNode::new("jis:js", quick());
+    mp.set_trust("jis:js", 0.9);
+    js.set_trust("jis:mp", 0.9);
+    let mp_addr = mp.start().await.unwrap();
+    let js_addr = js.start().await.unwrap();
+    let r1 = mp
+        .send_ping("jis:js", js_addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    let r2 = js
+        .send_ping("jis:mp", mp_addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (r1.airlock_zone, r2.airlock_zone),
+        (AirlockZone::Groen, AirlockZone::Groen)
+    );
+    // The msgpack node answers in msgpack (flag bit 1) even to JSON.
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    mp.set_trust("jis:raw", 0.9);
+    let p = crafter("jis:raw").ping(Timestamp::now(), "jis:mp", "x", "y", Default::default());
+    let answer = raw_exchange(
+        &sock,
+        mp_addr,
+        &PacketCodec::json().encode_packet(&p).unwrap(),
+        ANSWER,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer[3] & 0b11, 0b11, "response + msgpack flags");
+    assert!(matches!(
+        PacketCodec::json().decode(&answer),
+        Ok(Frame::Response(_))
+    ));
+    mp.stop().await;
+    js.stop().await;
+}
+
+#[tokio::test]
+async fn answers_from_anyone_but_the_target_are_ignored() {
+    let node = IoTNode::new("jis:asker", quick());
+    let node_addr = node.start().await.unwrap();
+    let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let other = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let asking = tokio::spawn(async move {
+        node.send_ping(
+            "jis:target",
+            target_addr,
+            "x",
+            "y",
+            SendOptions {
+                timeout: Some(Duration::from_secs(3)),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|r| (r, node))
+    });
+    let mut buf = vec![0u8; 70_000];
+    let (n, _) = timeout(Duration::from_secs(2), target.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let Frame::Packet(p) = PacketCodec::json().decode(&buf[..n]).unwrap() else {
+        panic!("packet expected")
+    };
+    let mut answer = crafter("jis:target").receive(Timestamp::now(), &p).response;
+    answer.responder_did = "jis:impostor".into();
+    target
+        .send_to(
+            &PacketCodec::json().encode_response(&answer).unwrap(),
+            node_addr,
+        )
+        .await
+        .unwrap();
+    answer.responder_did = "jis:target".into();
+    other
+        .send_to(
+            &PacketCodec::json().encode_response(&answer).unwrap(),
+            node_addr,
+        )
+        .await
+        .unwrap();
+    answer.payload.insert("genuine".into(), true.into());
+    target
+        .send_to(
+            &PacketCodec::json().encode_response(&answer).unwrap(),
+            node_addr,
+        )
+        .await
+        .unwrap();
+    let (resp, node) = asking.await.unwrap().unwrap();
+    let resp = resp.expect("the genuine answer");
+    assert_eq!(resp.payload.get("genuine"), Some(&true.into()));
+    assert_eq!(node.stats().0.engine.responses_foreign, 2);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn stop_is_graceful_and_idempotent() {
+    let node = IoTNode::new("jis:a", quick());
+    let err = node
+        .send_ping(
+            "jis:b",
+            "127.0.0.1:9".parse().unwrap(),
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await;
+    assert_eq!(err, Err(SendError::NotRunning));
+    let addr = node.start().await.unwrap();
+    assert_ne!(addr.port(), 0);
+    assert!(node.start().await.is_err(), "already running");
+    let sink = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let node = std::sync::Arc::new(node);
+    let waiting = {
+        let node = node.clone();
+        let to = sink.local_addr().unwrap();
+        tokio::spawn(async move {
+            node.send_ping(
+                "jis:b",
+                to,
+                "x",
+                "y",
+                SendOptions {
+                    timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                },
+            )
+            .await
+        })
+    };
+    let mut buf = [0u8; 2048];
+    timeout(Duration::from_secs(2), sink.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    node.stop().await;
+    assert_eq!(waiting.await.unwrap(), Err(SendError::Stopped));
+    node.stop().await;
+    assert!(!node.is_running());
+    // The port is free again: the driver task and its socket are gone.
+    let rebound = UdpSocket::bind(addr)
+        .await
+        .expect("rebind the released port");
+    drop(rebound);
+    // A stopped node can start again and serve.
+    node.set_trust("jis:b", 0.9);
+    let again = node.start().await.unwrap();
+    let b = IoTNode::new("jis:b", quick());
+    b.start().await.unwrap();
+    let r = b
+        .send_ping("jis:a", again, "x", "after restart", SendOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(r.map(|r| r.airlock_zone), Some(AirlockZone::Groen));
+    node.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn multicast_discovery_on_loopback_finds_both_ways() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = TransportConfig {
+        discovery_enabled: true,
+        discovery_port: port,
+        discovery_reply_delay: Duration::from_millis(50),
+        ..quick()
+    };
+    let a = IoTNode::new("jis:lan:a", cfg.clone());
+    let b = IoTNode::new("jis:lan:b", cfg);
+    let mut ea = a.subscribe();
+    let mut eb = b.subscribe();
+    a.start().await.unwrap();
+    assert!(
+        a.discovery_addr().is_some(),
+        "multicast listener on loopback"
+    );
+    // b's start-up beacon reaches a by multicast; a answers b by unicast.
+    let b_addr = b.start().await.unwrap();
+    let heard_b = wait_for(&mut ea, |e| match e {
+        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:b" => Some(*address),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard_b, b_addr, "the beacon names b's transport address");
+    let a_addr = a.local_addr().unwrap();
+    let heard_a = wait_for(&mut eb, |e| match e {
+        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:a" => Some(*address),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard_a, a_addr, "a's unicast announcement reached b");
+    assert!(b.peers().iter().any(|p| p.did == "jis:lan:a"));
+    assert!(a.peers().iter().any(|p| p.did == "jis:lan:b"));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[derive(Default)]
+struct Recorded {
+    lines: std::sync::Mutex<Vec<String>>,
+}
+
+struct Recorder(std::sync::Arc<Recorded>);
+
+impl tibet_iot::AuditSink for Recorder {
+    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
+        self.0.lines.lock().unwrap().push(format!(
+            "ping.{} {}",
+            packet.ping_type, response.airlock_zone
+        ));
+    }
+    fn record_heartbeat(&mut self, did: &str, _addr: SocketAddr) {
+        self.0
+            .lines
+            .lock()
+            .unwrap()
+            .push(format!("heartbeat {did}"));
+    }
+    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, _reason: &str) {
+        self.0
+            .lines
+            .lock()
+            .unwrap()
+            .push(format!("trust_change {did} {old} {new}"));
+    }
+}
+
+#[tokio::test]
+async fn heartbeats_are_answered_and_audited() {
+    let (a, b, _, b_addr) = pair("jis:hb:a", "jis:hb:b").await;
+    let rec = std::sync::Arc::new(Recorded::default());
+    b.set_audit(Some(Box::new(Recorder(rec.clone()))));
+    b.set_trust("jis:hb:a", 0.8);
+    let resp = a
+        .send_heartbeat("jis:hb:b", b_addr, None)
+        .await
+        .unwrap()
+        .expect("answered");
+    assert_eq!(resp.airlock_zone, AirlockZone::Groen);
+    let _ = a
+        .send_ping("jis:hb:b", b_addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap();
+    let lines = rec.lines.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        [
+            "trust_change jis:hb:a 0 0.8",
+            "ping.heartbeat GROEN",
+            "heartbeat jis:hb:a",
+            "ping.intent GROEN"
+        ]
+    );
+    assert!(
+        b.peers().iter().any(|p| p.did == "jis:hb:a"),
+        "a heartbeat refreshes the peer"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error_not_a_panic() {
+    use std::future::Future;
+    let node = IoTNode::new("jis:a", quick());
+    let mut fut = std::pin::pin!(node.start());
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let polled = fut.as_mut().poll(&mut cx);
+    assert!(
+        matches!(
+            polled,
+            std::task::Poll::Ready(Err(tibet_iot::StartError::NoRuntime))
+        ),
+        "{polled:?}"
+    );
+    assert!(!node.is_running());
+}
+
+#[tokio::test]
+async fn network_bridge_records_provenance_tokens() {
+    let (a, b, _, b_addr) = pair("jis:prov:a", "jis:prov:b").await;
+    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = tokens.clone();
+    let provider = tibet_core::Provider::new("jis:prov:b").on_token(move |t| {
+        sink.lock()
+            .unwrap()
+            .push((t.action.clone(), t.erachter.clone()))
+    });
+    b.set_audit(Some(Box::new(tibet_core::NetworkBridge::new(provider))));
+    b.set_trust("jis:prov:a", 0.9);
+    let r = a
+        .send_ping(
+            "jis:prov:b",
+            b_addr,
+            "temperature.read",
+            "audit me",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert!(r.is_some());
+    let got = tokens.lock().unwrap().clone();
+    let actions: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(actions, ["trust_change", "ping.intent"]);
+    assert_eq!(got[1].1, "audit me", "ERACHTER is the ping's purpose");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn airlock_rules_decide_before_trust() {
+    let (guest, door, _, door_addr) = pair("jis:guest:visitor", "jis:home:door").await;
+    let pattern = tibet_ping::RulePattern {
+        intent: Some("doorbell.*".into()),
+        ..Default::default()
+    };
+    door.add_rule(tibet_ping::AirlockRule::new(
+        "r1",
+        "doorbell",
+        pattern,
+        AirlockZone::Groen,
+    ));
+    let ring = guest
+        .send_ping(
+            "jis:home:door",
+            door_addr,
+            "doorbell.ring",
+            "let me ring",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .expect("the rule lets an unknown guest ring");
+    assert_eq!(ring.airlock_zone, AirlockZone::Groen);
+    assert_eq!(ring.applied_rule.as_deref(), Some("doorbell"));
+    let open = guest
+        .send_ping(
+            "jis:home:door",
+            door_addr,
+            "door.open",
+            "let me in",
+            silence(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, None, "anything else from a stranger stays ROOD");
+    guest.stop().await;
+    door.stop().await;
+}
+
+#[tokio::test]
+async fn rejected_review_leaves_the_queue_and_trust_unchanged() {
+    let (hub, sensor, _, sensor_addr) = pair("jis:home:maybe", "jis:home:sensor").await;
+    sensor.set_trust("jis:home:maybe", 0.5);
+    let first = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.airlock_zone, AirlockZone::Geel);
+    let rejected = sensor
+        .reject_pending(&first.in_response_to)
+        .expect("was pending");
+    assert_eq!(rejected.packet.source_did, "jis:home:maybe");
+    assert!(sensor.pending().is_empty());
+    assert!(
+        sensor.reject_pending(&first.in_response_to).is_none(),
+        "only once"
+    );
+    let next = hub
+        .send_ping(
+            "jis:home:sensor",
+            sensor_addr,
+            "x",
+            "y",
+            SendOptions::default(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        next.airlock_zone,
+        AirlockZone::Geel,
+        "still in review territory"
+    );
+    hub.stop().await;
+    sensor.stop().await;
+}

@@ -1,0 +1,299 @@
+//! Multi-host tests in network namespaces (root only; skipped with a reason
+//! otherwise). Each host runs a node in a child process: this test binary
+//! re-executed inside the namespace (`ip netns exec NS <self> netns_child`)
+//! with the node's settings in the environment, driven line by line over
+//! stdin/stdout. Addresses are 10.77.x.y inside our own namespaces only.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{ChildStdin, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use tibet_testkit::netns::{ChildGuard, Netns, Switch, netns_available, veth};
+
+// ---- the child: a node inside a namespace ---------------------------------
+
+#[test]
+#[ignore = "helper: runs only re-executed inside a namespace by the tests below"]
+fn netns_child() {
+    let Ok(did) = std::env::var("TIBET_CHILD_DID") else {
+        return;
+    };
+    let discovery = std::env::var("TIBET_CHILD_DISCOVERY").is_ok_and(|v| v == "1");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(child_main(did, discovery));
+}
+
+async fn child_main(did: String, discovery: bool) {
+    use tibet_iot::{Event, IoTNode, SendOptions, TransportConfig};
+    use tibet_ping::{PingOptions, RoutingMode};
+    use tokio::io::AsyncBufReadExt;
+
+    let cfg = TransportConfig {
+        discovery_enabled: discovery,
+        discovery_reply_delay: Duration::from_millis(100),
+        request_timeout: Duration::from_secs(3),
+        ..TransportConfig::default()
+    };
+    let node = IoTNode::new(did, cfg);
+    let mut events = node.subscribe();
+    let addr = node.start().await.expect("start in namespace");
+    let disc = node
+        .discovery_addr()
+        .map_or_else(|| "none".to_owned(), |a| a.to_string());
+    println!("NODE ready {addr} {disc}");
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["trust", d, t] => {
+                node.set_trust(d, t.parse().unwrap());
+                println!("NODE ok");
+            }
+            ["peer", d, a] => {
+                node.add_peer(d, a.parse().unwrap());
+                println!("NODE ok");
+            }
+            ["ping", d, a, mode] => {
+                let routing_mode = if *mode == "mesh" {
+                    RoutingMode::Mesh
+                } else {
+                    RoutingMode::Direct
+                };
+                let opts = SendOptions {
+                    ping: PingOptions {
+                        routing_mode,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                match node
+                    .send_ping(d, a.parse().unwrap(), "netns.test", "across hosts", opts)
+                    .await
+                {
+                    Ok(Some(r)) => println!("NODE resp {} {}", r.airlock_zone, r.responder_did),
+                    Ok(None) => println!("NODE resp none"),
+                    Err(e) => println!("NODE resp error {e}"),
+                }
+            }
+            ["send_errors"] => {
+                // No event reports a refused send: poll the counter, bounded.
+                let mut n = 0;
+                for _ in 0..500 {
+                    n = node.stats().0.driver.send_errors;
+                    if n > 0 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                println!("NODE send_errors {n}");
+            }
+            ["relayed"] => {
+                let (s, _) = node.stats();
+                println!(
+                    "NODE relayed {} {}",
+                    s.relay.relayed, s.relay.responses_relayed
+                );
+            }
+            ["discovered", want] => {
+                let mut found = node
+                    .peers()
+                    .into_iter()
+                    .find(|p| p.did == *want)
+                    .map(|p| p.address);
+                while found.is_none() {
+                    match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
+                        Ok(Ok(Event::PeerDiscovered { did, address, .. })) if did == *want => {
+                            found = Some(address)
+                        }
+                        Ok(Ok(_)) | Ok(Err(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+                match found {
+                    Some(a) => println!("NODE discovered {want} {a}"),
+                    None => println!("NODE discovered {want} none"),
+                }
+            }
+            ["quit"] => break,
+            _ => println!("NODE error unknown command {line}"),
+        }
+    }
+    node.stop().await;
+}
+
+// ---- the parent side ------------------------------------------------------
+
+struct Host {
+    _child: ChildGuard,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    addr: SocketAddr,
+    /// The discovery socket's address, or `none`.
+    discovery: String,
+}
+
+impl Host {
+    fn spawn(ns: &Netns, did: &str, discovery: bool) -> Host {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = ns
+            .command(exe)
+            .args([
+                "netns_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TIBET_CHILD_DID", did)
+            .env("TIBET_CHILD_DISCOVERY", if discovery { "1" } else { "0" })
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn node in namespace");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // libtest may print "test netns_child ... " before our line.
+                if let Some(at) = line.find("NODE ")
+                    && tx.send(line[at + 5..].to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let mut host = Host {
+            _child: ChildGuard(child),
+            stdin,
+            lines: rx,
+            addr: "0.0.0.0:0".parse().unwrap(),
+            discovery: String::new(),
+        };
+        let ready = host.expect("ready", Duration::from_secs(20));
+        host.addr = ready[1].parse().unwrap();
+        host.discovery = ready[2].clone();
+        host
+    }
+
+    fn expect(&mut self, word: &str, wait: Duration) -> Vec<String> {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(wait)
+                .unwrap_or_else(|e| panic!("no {word:?} from node: {e}"));
+            let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            if words.first().map(String::as_str) == Some(word) {
+                return words;
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str, word: &str) -> Vec<String> {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        self.expect(word, Duration::from_secs(30))
+    }
+}
+
+#[test]
+fn two_hosts_ping_across_a_veth_link() {
+    if !netns_available() {
+        return;
+    }
+    let a = Netns::new("a").unwrap();
+    let b = Netns::new("b").unwrap();
+    veth(&a, "eth0", "10.77.1.1/24", &b, "eth0", "10.77.1.2/24").unwrap();
+    let mut ha = Host::spawn(&a, "jis:ns:a", false);
+    let mut hb = Host::spawn(&b, "jis:ns:b", false);
+    assert_eq!(
+        ha.cmd("ping jis:ns:b 10.77.1.2:7150 direct", "resp"),
+        ["resp", "none"],
+        "unknown: silence"
+    );
+    hb.cmd("trust jis:ns:a 0.9", "ok");
+    assert_eq!(
+        ha.cmd("ping jis:ns:b 10.77.1.2:7150 direct", "resp"),
+        ["resp", "GROEN", "jis:ns:b"]
+    );
+    assert_eq!(hb.addr.port(), 7150);
+    assert_eq!(hb.discovery, "none", "discovery off");
+}
+
+#[test]
+fn three_hosts_relay_through_the_middle_and_answer_back() {
+    if !netns_available() {
+        return;
+    }
+    let a = Netns::new("a").unwrap();
+    let b = Netns::new("b").unwrap();
+    let c = Netns::new("c").unwrap();
+    veth(&a, "eth0", "10.77.2.1/24", &b, "eth0", "10.77.2.2/24").unwrap();
+    veth(&b, "eth1", "10.77.3.2/24", &c, "eth0", "10.77.3.3/24").unwrap();
+    let mut ha = Host::spawn(&a, "jis:ns:a", false);
+    let mut hb = Host::spawn(&b, "jis:ns:b", false);
+    let mut hc = Host::spawn(&c, "jis:ns:c", false);
+    hc.cmd("trust jis:ns:a 0.9", "ok");
+    // A cannot reach C: no route, B does not forward IP.
+    assert_eq!(
+        ha.cmd("ping jis:ns:c 10.77.3.3:7150 direct", "resp"),
+        ["resp", "none"]
+    );
+    hb.cmd("peer jis:ns:a 10.77.2.1:7150", "ok");
+    hb.cmd("peer jis:ns:c 10.77.3.3:7150", "ok");
+    assert_eq!(
+        ha.cmd("ping jis:ns:c 10.77.2.2:7150 mesh", "resp"),
+        ["resp", "GROEN", "jis:ns:c"]
+    );
+    assert_eq!(
+        hb.cmd("relayed", "relayed"),
+        ["relayed", "1", "1"],
+        "one packet relayed, one response back"
+    );
+}
+
+#[test]
+fn discovery_by_multicast_across_a_bridge_of_three_hosts() {
+    if !netns_available() {
+        return;
+    }
+    let mut sw = Switch::new().unwrap();
+    let hosts: Vec<Netns> = (0..3)
+        .map(|i| Netns::new(&format!("h{i}")).unwrap())
+        .collect();
+    for (i, h) in hosts.iter().enumerate() {
+        sw.plug(h, "eth0", &format!("10.77.4.{}/24", i + 1))
+            .unwrap();
+        h.multicast_route("eth0").unwrap();
+    }
+    let mut nodes: Vec<Host> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| Host::spawn(h, &format!("jis:lan:n{i}"), true))
+        .collect();
+    for (i, node) in nodes.iter_mut().enumerate() {
+        for j in (0..3).filter(|j| *j != i) {
+            let got = node.cmd(&format!("discovered jis:lan:n{j}"), "discovered");
+            assert_eq!(got[2], format!("10.77.4.{}:7150", j + 1), "n{i} found n{j}");
+        }
+    }
+}
+
+#[test]
+fn a_host_without_multicast_route_still_starts() {
+    if !netns_available() {
+        return;
+    }
+    let lonely = Netns::new("lonely").unwrap();
+    let mut h = Host::spawn(&lonely, "jis:ns:lonely", true);
+    assert_eq!(h.addr.port(), 7150, "started despite discovery trouble");
+    assert_eq!(h.discovery, "none", "no multicast listener without a route");
+    let ready_line = h.cmd("send_errors", "send_errors");
+    // The start-up beacon had no route: counted, not fatal.
+    assert_ne!(ready_line[1], "0", "beacon send failure counted");
+}

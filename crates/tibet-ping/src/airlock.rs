@@ -1,0 +1,344 @@
+//! The airlock: turns a packet and its sender's trust into a zone (GROEN,
+//! GEEL, ROOD), first by rules, then by thresholds, and keeps the bounded
+//! queue of GEEL pings waiting for a human.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::packet::{AirlockZone, PingPacket};
+use crate::rule::AirlockRule;
+use crate::time::Timestamp;
+
+/// Default lower bound of GROEN (inclusive).
+pub const DEFAULT_TRUST_GROEN: f64 = 0.7;
+/// Default upper bound of ROOD (exclusive).
+pub const DEFAULT_TRUST_ROOD: f64 = 0.3;
+/// Default number of pings that may wait for review.
+pub const DEFAULT_PENDING_CAPACITY: usize = 1024;
+
+/// A GEEL ping waiting for a human decision.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PendingPing {
+    /// The packet as received.
+    pub packet: PingPacket,
+    /// The sender's trust when it arrived.
+    pub sender_trust: f64,
+    /// Why it waits, e.g. `Trust 0.50 in GEEL zone (rule: doors)`.
+    pub reason: String,
+    /// Name of the rule that sent it here, if any.
+    pub rule: Option<String>,
+    /// When it was queued.
+    #[serde(serialize_with = "crate::iso::serialize")]
+    pub queued_at: Timestamp,
+}
+
+/// The zone the airlock chose and what follows from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Verdict<'a> {
+    /// The zone.
+    pub zone: AirlockZone,
+    /// The rule that decided, if any (else the thresholds did).
+    pub rule: Option<&'a AirlockRule>,
+    /// For GEEL: whether the ping was queued for review (`false` means the
+    /// queue was full and the ping must be refused).
+    pub queued: bool,
+}
+
+/// Rules, thresholds and the pending-review queue.
+#[derive(Debug)]
+pub struct Airlock {
+    rules: Vec<AirlockRule>,
+    groen: f64,
+    rood: f64,
+    capacity: usize,
+    next_seq: u64,
+    order: BTreeMap<u64, PendingPing>,
+    index: HashMap<String, u64>,
+    refused: u64,
+}
+
+impl Default for Airlock {
+    fn default() -> Self {
+        Airlock::new(
+            DEFAULT_TRUST_GROEN,
+            DEFAULT_TRUST_ROOD,
+            DEFAULT_PENDING_CAPACITY,
+        )
+    }
+}
+
+impl Airlock {
+    /// An airlock with the given thresholds (trust >= `groen` is GROEN,
+    /// trust < `rood` is ROOD) and pending-queue capacity.
+    pub fn new(groen: f64, rood: f64, pending_capacity: usize) -> Self {
+        Airlock {
+            rules: Vec::new(),
+            groen,
+            rood,
+            capacity: pending_capacity,
+            next_seq: 0,
+            order: BTreeMap::new(),
+            index: HashMap::new(),
+            refused: 0,
+        }
+    }
+
+    /// Adds a rule, keeping rules sorted by priority (highest first, equal
+    /// priorities in insertion order).
+    pub fn add_rule(&mut self, rule: AirlockRule) {
+        let at = self.rules.partition_point(|r| r.priority >= rule.priority);
+        self.rules.insert(at, rule);
+    }
+
+    /// Removes the rule with `rule_id`; returns it if it existed.
+    pub fn remove_rule(&mut self, rule_id: &str) -> Option<AirlockRule> {
+        let at = self.rules.iter().position(|r| r.rule_id == rule_id)?;
+        Some(self.rules.remove(at))
+    }
+
+    /// The rules in the order they are checked.
+    pub fn rules(&self) -> &[AirlockRule] {
+        &self.rules
+    }
+
+    /// The GROEN and ROOD thresholds.
+    pub fn thresholds(&self) -> (f64, f64) {
+        (self.groen, self.rood)
+    }
+
+    /// The zone for `packet` from a sender with `trust`, without side effects.
+    pub fn gate(&self, packet: &PingPacket, trust: f64) -> (AirlockZone, Option<&AirlockRule>) {
+        match self.rules.iter().find(|r| r.matches(packet, trust)) {
+            Some(rule) => (rule.zone, Some(rule)),
+            None => (self.threshold_zone(trust), None),
+        }
+    }
+
+    /// The zone the thresholds alone give `trust`.
+    pub fn threshold_zone(&self, trust: f64) -> AirlockZone {
+        if trust >= self.groen {
+            AirlockZone::Groen
+        } else if trust < self.rood {
+            AirlockZone::Rood
+        } else {
+            AirlockZone::Geel
+        }
+    }
+
+    /// Gates `packet` and, for GEEL, queues a copy for review (bounded: when
+    /// the queue is full the ping is not queued and the refusal is counted).
+    pub fn process(&mut self, now: Timestamp, packet: &PingPacket, trust: f64) -> Verdict<'_> {
+        let (zone, rule_at) = match self.rules.iter().position(|r| r.matches(packet, trust)) {
+            Some(i) => (self.rules[i].zone, Some(i)),
+            None => (self.threshold_zone(trust), None),
+        };
+        let mut queued = false;
+        if zone == AirlockZone::Geel {
+            let rule_name = rule_at.map(|i| self.rules[i].name.clone());
+            let mut reason = format!("Trust {trust:.2} in GEEL zone");
+            if let Some(name) = &rule_name {
+                reason.push_str(&format!(" (rule: {name})"));
+            }
+            let pending = PendingPing {
+                packet: packet.clone(),
+                sender_trust: trust,
+                reason,
+                rule: rule_name,
+                queued_at: now,
+            };
+            queued = self.enqueue(pending);
+        }
+        Verdict {
+            zone,
+            rule: rule_at.map(|i| &self.rules[i]),
+            queued,
+        }
+    }
+
+    fn enqueue(&mut self, pending: PendingPing) -> bool {
+        if let Some(&seq) = self.index.get(&pending.packet.packet_id) {
+            // Same packet id again (with a new nonce): replace, keep its place.
+            self.order.insert(seq, pending);
+            return true;
+        }
+        if self.order.len() >= self.capacity {
+            self.refused += 1;
+            return false;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.index.insert(pending.packet.packet_id.clone(), seq);
+        self.order.insert(seq, pending);
+        true
+    }
+
+    /// Pings waiting for review, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
+        self.order.values()
+    }
+
+    /// How many pings wait for review.
+    pub fn pending_len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// GEEL pings refused because the queue was full.
+    pub fn pending_refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Takes a pending ping out of the queue (approve or reject alike).
+    pub fn take_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
+        let seq = self.index.remove(packet_id)?;
+        self.order.remove(&seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::PingType;
+    use crate::rule::{RulePattern, tests::packet};
+
+    const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
+
+    fn rule(id: &str, intent: &str, zone: AirlockZone, priority: i32) -> AirlockRule {
+        AirlockRule::new(
+            id,
+            id,
+            RulePattern {
+                intent: Some(intent.into()),
+                ..Default::default()
+            },
+            zone,
+        )
+        .with_priority(priority)
+    }
+
+    #[test]
+    fn threshold_boundaries() {
+        let a = Airlock::default();
+        let p = packet("jis:a", "x");
+        assert_eq!(a.gate(&p, 0.7).0, AirlockZone::Groen);
+        assert_eq!(a.gate(&p, 0.699_999).0, AirlockZone::Geel);
+        assert_eq!(a.gate(&p, 0.3).0, AirlockZone::Geel);
+        assert_eq!(a.gate(&p, 0.299_999).0, AirlockZone::Rood);
+        assert_eq!(a.gate(&p, 1.0).0, AirlockZone::Groen);
+        assert_eq!(a.gate(&p, 0.0).0, AirlockZone::Rood);
+        let strict = Airlock::new(0.9, 0.5, 4);
+        assert_eq!(strict.gate(&p, 0.8).0, AirlockZone::Geel);
+        assert_eq!(strict.gate(&p, 0.4).0, AirlockZone::Rood);
+    }
+
+    #[test]
+    fn rules_by_priority_then_insertion() {
+        let mut a = Airlock::default();
+        a.add_rule(rule("low", "*", AirlockZone::Groen, 10));
+        a.add_rule(rule("first50", "door.*", AirlockZone::Geel, 50));
+        a.add_rule(rule("second50", "door.*", AirlockZone::Rood, 50));
+        a.add_rule(rule("high", "door.unlock", AirlockZone::Rood, 90));
+        let ids: Vec<_> = a.rules().iter().map(|r| r.rule_id.as_str()).collect();
+        assert_eq!(ids, ["high", "first50", "second50", "low"]);
+        let (zone, r) = a.gate(&packet("jis:a", "door.unlock"), 1.0);
+        assert_eq!(
+            (zone, r.unwrap().rule_id.as_str()),
+            (AirlockZone::Rood, "high")
+        );
+        let (zone, r) = a.gate(&packet("jis:a", "door.open"), 1.0);
+        assert_eq!(
+            (zone, r.unwrap().rule_id.as_str()),
+            (AirlockZone::Geel, "first50")
+        );
+        let (zone, r) = a.gate(&packet("jis:a", "light.on"), 0.0);
+        assert_eq!(
+            (zone, r.unwrap().rule_id.as_str()),
+            (AirlockZone::Groen, "low")
+        );
+        assert!(a.remove_rule("low").is_some());
+        assert_eq!(
+            a.gate(&packet("jis:a", "light.on"), 0.0),
+            (AirlockZone::Rood, None)
+        );
+    }
+
+    #[test]
+    fn rule_on_ping_type_and_min_trust() {
+        let mut a = Airlock::default();
+        let pat = RulePattern {
+            ping_type: Some(PingType::Heartbeat),
+            min_trust: Some(0.4),
+            ..Default::default()
+        };
+        a.add_rule(AirlockRule::new(
+            "hb",
+            "heartbeats",
+            pat,
+            AirlockZone::Groen,
+        ));
+        let mut p = packet("jis:a", "heartbeat");
+        p.ping_type = PingType::Heartbeat;
+        assert_eq!(a.gate(&p, 0.4).0, AirlockZone::Groen);
+        assert_eq!(a.gate(&p, 0.35), (AirlockZone::Geel, None));
+    }
+
+    #[test]
+    fn pending_queue_is_bounded_and_fails_closed() {
+        let mut a = Airlock::new(0.7, 0.3, 2);
+        for i in 0..3 {
+            let mut p = packet("jis:a", "x");
+            p.packet_id = format!("ping_{i:016x}");
+            let v = a.process(NOW, &p, 0.5);
+            assert_eq!(v.zone, AirlockZone::Geel);
+            assert_eq!(v.queued, i < 2, "packet {i}");
+        }
+        assert_eq!(a.pending_len(), 2);
+        assert_eq!(a.pending_refused(), 1);
+        let first = a.pending().next().unwrap();
+        assert_eq!(first.packet.packet_id, "ping_0000000000000000");
+        assert_eq!(first.reason, "Trust 0.50 in GEEL zone");
+        // Taking one out makes room again.
+        assert!(a.take_pending("ping_0000000000000000").is_some());
+        assert!(a.take_pending("ping_0000000000000000").is_none());
+        let mut p = packet("jis:a", "x");
+        p.packet_id = "ping_00000000000000ff".into();
+        assert!(a.process(NOW, &p, 0.5).queued);
+        // GROEN and ROOD never queue.
+        assert!(!a.process(NOW, &p, 0.9).queued && !a.process(NOW, &p, 0.1).queued);
+    }
+
+    #[test]
+    fn same_packet_id_replaces_in_place() {
+        let mut a = Airlock::new(0.7, 0.3, 1);
+        a.add_rule(rule("doors", "door.*", AirlockZone::Geel, 50));
+        let p = packet("jis:a", "door.open");
+        assert!(a.process(NOW, &p, 0.9).queued);
+        assert!(
+            a.process(NOW, &p, 0.95).queued,
+            "replacing needs no extra room"
+        );
+        assert_eq!(a.pending_len(), 1);
+        let only = a.pending().next().unwrap();
+        assert_eq!(only.reason, "Trust 0.95 in GEEL zone (rule: doors)");
+        assert_eq!(only.rule.as_deref(), Some("doors"));
+    }
+
+    proptest::proptest! {
+        /// The rule that decides is the first matching one in a stable sort
+        /// by descending priority, whatever the insertion order.
+        #[test]
+        fn first_match_in_stable_priority_order(
+            specs in proptest::collection::vec((0i32..4, proptest::sample::select(vec!["*", "a*", "*b", "ab", "x*"])), 0..12),
+            intent in proptest::sample::select(vec!["ab", "a", "b", "xb", ""]),
+        ) {
+            let mut a = Airlock::default();
+            for (i, (prio, glob)) in specs.iter().enumerate() {
+                a.add_rule(rule(&i.to_string(), glob, AirlockZone::Geel, *prio));
+            }
+            let mut model: Vec<(usize, i32, &str)> =
+                specs.iter().enumerate().map(|(i, (p, g))| (i, *p, *g)).collect();
+            model.sort_by_key(|&(_, p, _)| std::cmp::Reverse(p));
+            let expect = model.iter().find(|&&(_, _, g)| crate::rule::Glob::new(g).matches(intent)).map(|&(i, _, _)| i.to_string());
+            let got = a.gate(&packet("jis:a", intent), 0.5).1.map(|r| r.rule_id.clone());
+            proptest::prop_assert_eq!(got, expect);
+        }
+    }
+}

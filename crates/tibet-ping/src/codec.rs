@@ -1,0 +1,299 @@
+//! The TP frame codec: one UDP datagram carries one [`PingPacket`] or
+//! [`PingResponse`] (SPEC section 2).
+//!
+//! ```text
+//! 0  2  magic "TP" (0x54 0x50)
+//! 2  1  version 0x01
+//! 3  1  flags: bit0 is_response, bit1 msgpack (other bits ignored)
+//! 4  4  payload length, u32 big-endian (at most 65,536)
+//! 8  N  payload: compact JSON (UTF-8) or a msgpack map with string keys
+//! ```
+//!
+//! Decoding treats the datagram as hostile: the header is checked before
+//! anything is read from the payload, the declared length must match the
+//! datagram exactly, nesting is bounded (JSON by `serde_json`'s limit of 128,
+//! msgpack by a structural pre-check, see [`MAX_DEPTH`]), no allocation is
+//! sized from an unchecked length prefix, and every failure is a typed
+//! [`DecodeError`], never a panic.
+//!
+//! JSON is written compact and in UTF-8: non-ASCII text goes out as raw
+//! UTF-8, where the Python reference (`json.dumps(..., separators=(",",
+//! ":"))`, `ensure_ascii` on) writes `\uXXXX` escapes. Both decode to the
+//! same strings on either side; our frames are the shorter. Field order
+//! follows the reference's `to_dict()`, so ASCII-only frames are usually
+//! byte-identical to Python's (floats may differ in spelling: `1e-5` versus
+//! `1e-05`, same value). Msgpack uses named fields (a map), like
+//! `rmp_serde::to_vec_named`.
+
+use std::cell::Cell;
+
+use serde::{Deserializer as _, Serialize};
+
+use crate::packet::{PingPacket, PingResponse};
+
+mod error;
+mod fields;
+mod guard;
+
+pub use error::{DecodeError, EncodeError, WireFormat};
+pub use guard::MAX_DEPTH;
+
+use fields::{Issue, PacketSeed, ResponseSeed};
+
+/// Largest payload a frame may carry, in bytes (64 KiB).
+pub const MAX_PAYLOAD: usize = 65_536;
+/// Length of the frame header in bytes.
+pub const HEADER_LEN: usize = 8;
+/// The two magic bytes that open every frame: `TP`.
+pub const MAGIC: [u8; 2] = *b"TP";
+/// The only frame version.
+pub const VERSION: u8 = 0x01;
+/// Flag bit 0: the payload is a [`PingResponse`].
+pub const FLAG_RESPONSE: u8 = 0b01;
+/// Flag bit 1: the payload is msgpack (else JSON).
+pub const FLAG_MSGPACK: u8 = 0b10;
+
+/// A validated frame header: magic and version checked, and the declared
+/// payload length equal to what the datagram holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// The raw flags byte (unknown bits kept, but ignored).
+    pub flags: u8,
+    /// The payload length in bytes.
+    pub payload_len: u32,
+}
+
+impl FrameHeader {
+    /// Whether the payload is a response (flag bit 0).
+    pub const fn is_response(&self) -> bool {
+        self.flags & FLAG_RESPONSE != 0
+    }
+
+    /// The payload format (flag bit 1).
+    pub const fn format(&self) -> WireFormat {
+        if self.flags & FLAG_MSGPACK != 0 {
+            WireFormat::Msgpack
+        } else {
+            WireFormat::Json
+        }
+    }
+}
+
+/// Checks a datagram's header and length without touching the payload.
+///
+/// Cheap enough to count or route frames by kind before decoding them.
+pub fn decode_header(datagram: &[u8]) -> Result<FrameHeader, DecodeError> {
+    let Some((header, payload)) = datagram.split_first_chunk::<HEADER_LEN>() else {
+        return Err(DecodeError::ShortHeader {
+            len: datagram.len(),
+        });
+    };
+    let [m0, m1, version, flags, l0, l1, l2, l3] = *header;
+    if [m0, m1] != MAGIC {
+        return Err(DecodeError::BadMagic { found: [m0, m1] });
+    }
+    if version != VERSION {
+        return Err(DecodeError::UnsupportedVersion { version });
+    }
+    let payload_len = u32::from_be_bytes([l0, l1, l2, l3]);
+    let declared = payload_len as usize;
+    if declared > MAX_PAYLOAD {
+        return Err(DecodeError::TooLarge {
+            declared: u64::from(payload_len),
+        });
+    }
+    if declared > payload.len() {
+        return Err(DecodeError::Truncated {
+            declared,
+            available: payload.len(),
+        });
+    }
+    if declared < payload.len() {
+        return Err(DecodeError::TrailingBytes {
+            declared,
+            extra: payload.len() - declared,
+        });
+    }
+    Ok(FrameHeader { flags, payload_len })
+}
+
+/// One decoded frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Frame {
+    /// A ping (flag bit 0 clear).
+    Packet(PingPacket),
+    /// An answer (flag bit 0 set).
+    Response(PingResponse),
+}
+
+/// Encodes and decodes TP frames; the setting picks the format written,
+/// decoding reads either format by the flags.
+///
+/// ```
+/// use tibet_ping::{DecodeError, Frame, PacketCodec, PingPacket};
+///
+/// let packet: PingPacket = serde_json::from_str(
+///     r#"{"packet_id":"ping_0011223344556677","source_did":"jis:home:sensor",
+///         "target_did":"jis:home:hub","ping_type":"intent","priority":2,
+///         "routing_mode":"direct","intent":"temperature.read","purpose":"climate"}"#,
+/// )?;
+/// let datagram = PacketCodec::msgpack().encode_packet(&packet)?;
+/// assert_eq!(&datagram[..2], b"TP");
+/// // Any codec decodes either format.
+/// assert_eq!(PacketCodec::json().decode(&datagram)?, Frame::Packet(packet));
+/// assert_eq!(
+///     PacketCodec::json().decode(&datagram[..5]),
+///     Err(DecodeError::ShortHeader { len: 5 })
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketCodec {
+    use_msgpack: bool,
+}
+
+impl PacketCodec {
+    /// A codec writing msgpack when `use_msgpack`, else JSON.
+    pub const fn new(use_msgpack: bool) -> Self {
+        PacketCodec { use_msgpack }
+    }
+
+    /// A codec writing compact JSON (the reference's default).
+    pub const fn json() -> Self {
+        Self::new(false)
+    }
+
+    /// A codec writing msgpack maps.
+    pub const fn msgpack() -> Self {
+        Self::new(true)
+    }
+
+    /// The format this codec writes.
+    pub const fn format(&self) -> WireFormat {
+        if self.use_msgpack {
+            WireFormat::Msgpack
+        } else {
+            WireFormat::Json
+        }
+    }
+
+    /// Encodes a packet into one datagram.
+    pub fn encode_packet(&self, p: &PingPacket) -> Result<Vec<u8>, EncodeError> {
+        self.encode(p, 0)
+    }
+
+    /// Encodes a response into one datagram.
+    pub fn encode_response(&self, r: &PingResponse) -> Result<Vec<u8>, EncodeError> {
+        if !r.trust_score.is_finite() {
+            return Err(EncodeError::NonFinite {
+                field: "trust_score",
+            });
+        }
+        if r.rtt_ms.is_some_and(|v| !v.is_finite()) {
+            return Err(EncodeError::NonFinite { field: "rtt_ms" });
+        }
+        self.encode(r, FLAG_RESPONSE)
+    }
+
+    fn encode<T: Serialize>(&self, value: &T, flags: u8) -> Result<Vec<u8>, EncodeError> {
+        let format = self.format();
+        let mut buf = Vec::with_capacity(HEADER_LEN + 640);
+        let flags = match format {
+            WireFormat::Json => flags,
+            WireFormat::Msgpack => flags | FLAG_MSGPACK,
+        };
+        buf.extend_from_slice(&[MAGIC[0], MAGIC[1], VERSION, flags, 0, 0, 0, 0]);
+        let written = match format {
+            WireFormat::Json => serde_json::to_writer(&mut buf, value).map_err(error::reason),
+            WireFormat::Msgpack => value
+                .serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+                .map_err(error::reason),
+        };
+        written.map_err(|reason| EncodeError::Serialize { format, reason })?;
+        let len = buf.len() - HEADER_LEN;
+        if len > MAX_PAYLOAD {
+            return Err(EncodeError::TooLarge { len });
+        }
+        // len <= MAX_PAYLOAD, so it fits in a u32.
+        buf[4..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
+        Ok(buf)
+    }
+
+    /// Decodes one datagram, in whichever format its flags name, into a
+    /// packet or a response (flag bit 0).
+    pub fn decode(&self, datagram: &[u8]) -> Result<Frame, DecodeError> {
+        let header = decode_header(datagram)?;
+        let payload = &datagram[HEADER_LEN..];
+        let issue = Cell::new(None);
+        match header.format() {
+            WireFormat::Json => {
+                // Like the reference, the whole payload must be UTF-8 text;
+                // checking it once lets serde_json skip a check per string.
+                let text = std::str::from_utf8(payload).map_err(|e| DecodeError::Payload {
+                    format: WireFormat::Json,
+                    reason: error::reason(e),
+                })?;
+                let mut de = serde_json::Deserializer::from_str(text);
+                let frame = if header.is_response() {
+                    de.deserialize_map(ResponseSeed(&issue))
+                        .map(Frame::Response)
+                } else {
+                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                };
+                frame.and_then(|f| de.end().map(|()| f)).map_err(|e| {
+                    let data = e.classify() == serde_json::error::Category::Data;
+                    classify(WireFormat::Json, issue.get(), data, e)
+                })
+            }
+            WireFormat::Msgpack => {
+                guard::check(payload).map_err(|e| DecodeError::Payload {
+                    format: WireFormat::Msgpack,
+                    reason: e.to_string(),
+                })?;
+                let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+                // The guard already bounds nesting; this is a second fence.
+                de.set_max_depth(MAX_DEPTH + 2);
+                let frame = if header.is_response() {
+                    de.deserialize_map(ResponseSeed(&issue))
+                        .map(Frame::Response)
+                } else {
+                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                };
+                frame.map_err(|e| {
+                    use rmp_serde::decode::Error as E;
+                    let data = matches!(
+                        e,
+                        E::TypeMismatch(_) | E::OutOfRange | E::Syntax(_) | E::Uncategorized(_)
+                    );
+                    classify(WireFormat::Msgpack, issue.get(), data, e)
+                })
+            }
+        }
+    }
+}
+
+/// Turns a format error plus what the visitor noted into a [`DecodeError`].
+/// `data` says the format blamed the value's type or content rather than
+/// the syntax.
+fn classify(
+    format: WireFormat,
+    issue: Option<Issue>,
+    data: bool,
+    err: impl std::fmt::Display,
+) -> DecodeError {
+    match issue {
+        Some(Issue::Missing(field)) => DecodeError::MissingField { field },
+        Some(Issue::Duplicate(field)) => DecodeError::DuplicateField { field },
+        Some(Issue::InField(field)) if data => DecodeError::WrongType {
+            field,
+            reason: error::reason(err),
+        },
+        _ => DecodeError::Payload {
+            format,
+            reason: error::reason(err),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,338 @@
+//! Field-aware deserializers for [`PingPacket`] and [`PingResponse`], shared
+//! by the JSON and msgpack paths.
+//!
+//! The derived `Deserialize` cannot say *which* field had the wrong type, and
+//! reports missing fields only as text. These visitors read the map once,
+//! match keys without allocating, skip unknown keys (as the reference does),
+//! refuse duplicate keys, and note the field at fault in an [`IssueCell`], so
+//! the codec can return a typed [`DecodeError`](super::DecodeError).
+
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::str::FromStr;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::packet::{
+    AirlockZone, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority, RoutingMode,
+};
+
+/// What the visitor knows about a failure beyond the format's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Issue {
+    /// A required field is absent.
+    Missing(&'static str),
+    /// A known field appears twice.
+    Duplicate(&'static str),
+    /// Reading this field's value failed.
+    InField(&'static str),
+}
+
+/// Side channel from the visitor to the codec.
+pub(super) type IssueCell = Cell<Option<Issue>>;
+
+/// Wire names of a packet's fields; the first eight are required.
+const PACKET_FIELDS: &[&str] = &[
+    "packet_id",
+    "source_did",
+    "target_did",
+    "ping_type",
+    "priority",
+    "routing_mode",
+    "intent",
+    "purpose",
+    "payload",
+    "pod_id",
+    "station_id",
+    "hop_count",
+    "max_hops",
+    "nonce",
+    "timestamp",
+    "tibet_token_id",
+    "vouched_by",
+    "vouch_signature",
+    "signature",
+];
+
+/// Wire names of a response's fields; the first four are required.
+const RESPONSE_FIELDS: &[&str] = &[
+    "response_id",
+    "in_response_to",
+    "responder_did",
+    "decision",
+    "payload",
+    "capabilities",
+    "trust_score",
+    "fira_breakdown",
+    "tibet_token_id",
+    "timestamp",
+    "rtt_ms",
+    "airlock_zone",
+    "applied_rule",
+];
+
+/// Maps a key to its index in a field table (`None` for unknown keys).
+struct Key(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for Key {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| *name == v))
+    }
+}
+
+/// Reads a string and parses it with `FromStr`, without allocating.
+struct Parse<T>(PhantomData<T>);
+
+impl<T> Parse<T> {
+    const NEW: Self = Parse(PhantomData);
+}
+
+impl<'de, T: FromStr> DeserializeSeed<'de> for Parse<T>
+where
+    T::Err: fmt::Display,
+{
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<T: FromStr> Visitor<'_> for Parse<T>
+where
+    T::Err: fmt::Display,
+{
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        v.parse().map_err(E::custom)
+    }
+}
+
+/// Records `issue` and passes `err` on.
+fn note<E>(cell: &IssueCell, issue: Issue, err: E) -> E {
+    cell.set(Some(issue));
+    err
+}
+
+/// Deserializes a [`PingPacket`] from a map, noting failures in the cell.
+pub(super) struct PacketSeed<'a>(pub(super) &'a IssueCell);
+
+impl<'de> DeserializeSeed<'de> for PacketSeed<'_> {
+    type Value = PingPacket;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PingPacket, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PacketSeed<'_> {
+    type Value = PingPacket;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a PingPacket map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PingPacket, A::Error> {
+        let cell = self.0;
+        let mut seen = 0u32;
+        let (mut packet_id, mut source_did, mut target_did) = (None, None, None);
+        let (mut ping_type, mut priority, mut routing_mode) = (None, None, None);
+        let (mut intent, mut purpose) = (None, None);
+        let mut payload = JsonMap::new();
+        let (mut pod_id, mut station_id) = (None, None);
+        let (mut hop_count, mut max_hops) = (0u32, 5u32);
+        let (mut nonce, mut timestamp, mut signature) =
+            (String::new(), String::new(), String::new());
+        let (mut tibet_token_id, mut vouched_by, mut vouch_signature) = (None, None, None);
+
+        while let Some(key) = map.next_key_seed(Key(PACKET_FIELDS))? {
+            let Some(i) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let name = PACKET_FIELDS[i];
+            if seen & (1 << i) != 0 {
+                return Err(note(
+                    cell,
+                    Issue::Duplicate(name),
+                    de::Error::duplicate_field(name),
+                ));
+            }
+            seen |= 1 << i;
+            let read = match i {
+                0 => map.next_value().map(|v| packet_id = Some(v)),
+                1 => map.next_value().map(|v| source_did = Some(v)),
+                2 => map.next_value().map(|v| target_did = Some(v)),
+                3 => map
+                    .next_value_seed(Parse::<PingType>::NEW)
+                    .map(|v| ping_type = Some(v)),
+                4 => map.next_value::<Priority>().map(|v| priority = Some(v)),
+                5 => map
+                    .next_value_seed(Parse::<RoutingMode>::NEW)
+                    .map(|v| routing_mode = Some(v)),
+                6 => map.next_value().map(|v| intent = Some(v)),
+                7 => map.next_value().map(|v| purpose = Some(v)),
+                8 => map.next_value().map(|v| payload = v),
+                9 => map.next_value().map(|v| pod_id = v),
+                10 => map.next_value().map(|v| station_id = v),
+                11 => map.next_value().map(|v| hop_count = v),
+                12 => map.next_value().map(|v| max_hops = v),
+                13 => map.next_value().map(|v| nonce = v),
+                14 => map.next_value().map(|v| timestamp = v),
+                15 => map.next_value().map(|v| tibet_token_id = v),
+                16 => map.next_value().map(|v| vouched_by = v),
+                17 => map.next_value().map(|v| vouch_signature = v),
+                _ => map.next_value().map(|v| signature = v),
+            };
+            read.map_err(|e| note(cell, Issue::InField(name), e))?;
+        }
+
+        macro_rules! required {
+            ($v:ident) => {
+                $v.ok_or_else(|| {
+                    let name = stringify!($v);
+                    note(cell, Issue::Missing(name), de::Error::missing_field(name))
+                })?
+            };
+        }
+        Ok(PingPacket {
+            packet_id: required!(packet_id),
+            source_did: required!(source_did),
+            target_did: required!(target_did),
+            ping_type: required!(ping_type),
+            priority: required!(priority),
+            routing_mode: required!(routing_mode),
+            intent: required!(intent),
+            purpose: required!(purpose),
+            payload,
+            pod_id,
+            station_id,
+            hop_count,
+            max_hops,
+            nonce,
+            timestamp,
+            tibet_token_id,
+            vouched_by,
+            vouch_signature,
+            signature,
+        })
+    }
+}
+
+/// Deserializes a [`PingResponse`] from a map, noting failures in the cell.
+pub(super) struct ResponseSeed<'a>(pub(super) &'a IssueCell);
+
+impl<'de> DeserializeSeed<'de> for ResponseSeed<'_> {
+    type Value = PingResponse;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PingResponse, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+/// Reads a float field and refuses NaN and infinities (JSON cannot carry
+/// them, so such a value could not be forwarded).
+fn finite<E: de::Error>(v: f64) -> Result<f64, E> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(E::custom("expected a finite number"))
+    }
+}
+
+impl<'de> Visitor<'de> for ResponseSeed<'_> {
+    type Value = PingResponse;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a PingResponse map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PingResponse, A::Error> {
+        let cell = self.0;
+        let mut seen = 0u32;
+        let (mut response_id, mut in_response_to, mut responder_did) = (None, None, None);
+        let mut decision = None;
+        let (mut payload, mut fira_breakdown) = (JsonMap::new(), JsonMap::new());
+        let mut capabilities = Vec::new();
+        let mut trust_score = 0.0f64;
+        let (mut tibet_token_id, mut applied_rule) = (None, None);
+        let mut timestamp = String::new();
+        let mut rtt_ms: Option<f64> = None;
+        let mut airlock_zone = AirlockZone::Rood;
+
+        while let Some(key) = map.next_key_seed(Key(RESPONSE_FIELDS))? {
+            let Some(i) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let name = RESPONSE_FIELDS[i];
+            if seen & (1 << i) != 0 {
+                return Err(note(
+                    cell,
+                    Issue::Duplicate(name),
+                    de::Error::duplicate_field(name),
+                ));
+            }
+            seen |= 1 << i;
+            let read = match i {
+                0 => map.next_value().map(|v| response_id = Some(v)),
+                1 => map.next_value().map(|v| in_response_to = Some(v)),
+                2 => map.next_value().map(|v| responder_did = Some(v)),
+                3 => map
+                    .next_value_seed(Parse::<PingDecision>::NEW)
+                    .map(|v| decision = Some(v)),
+                4 => map.next_value().map(|v| payload = v),
+                5 => map.next_value().map(|v| capabilities = v),
+                6 => map.next_value().and_then(finite).map(|v| trust_score = v),
+                7 => map.next_value().map(|v| fira_breakdown = v),
+                8 => map.next_value().map(|v| tibet_token_id = v),
+                9 => map.next_value().map(|v| timestamp = v),
+                10 => map
+                    .next_value::<Option<f64>>()
+                    .and_then(|v| v.map(finite).transpose())
+                    .map(|v| rtt_ms = v),
+                11 => map
+                    .next_value_seed(Parse::<AirlockZone>::NEW)
+                    .map(|v| airlock_zone = v),
+                _ => map.next_value().map(|v| applied_rule = v),
+            };
+            read.map_err(|e| note(cell, Issue::InField(name), e))?;
+        }
+
+        macro_rules! required {
+            ($v:ident) => {
+                $v.ok_or_else(|| {
+                    let name = stringify!($v);
+                    note(cell, Issue::Missing(name), de::Error::missing_field(name))
+                })?
+            };
+        }
+        Ok(PingResponse {
+            response_id: required!(response_id),
+            in_response_to: required!(in_response_to),
+            responder_did: required!(responder_did),
+            decision: required!(decision),
+            payload,
+            capabilities,
+            trust_score,
+            fira_breakdown,
+            tibet_token_id,
+            timestamp,
+            rtt_ms,
+            airlock_zone,
+            applied_rule,
+        })
+    }
+}

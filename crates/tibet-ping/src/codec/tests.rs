@@ -1,0 +1,413 @@
+//! Unit tests of the frame codec: each malformed class, both formats.
+
+use serde_json::json;
+
+use super::*;
+use crate::packet::{AirlockZone, PingDecision, PingType, Priority, RoutingMode};
+
+fn packet() -> PingPacket {
+    serde_json::from_value(json!({
+        "packet_id": "ping_0011223344556677", "source_did": "jis:home:sensor",
+        "target_did": "jis:home:hub", "ping_type": "intent", "priority": 3,
+        "routing_mode": "mesh", "intent": "temperature.report", "purpose": "warm? 🌡",
+        "payload": {"celsius": 21.5, "n": [1, -2, null]}, "pod_id": "pod-1",
+        "hop_count": 1, "max_hops": 4, "nonce": "00112233445566778899aabbccddeeff",
+        "timestamp": "2026-11-26T11:00:33.762558+00:00",
+    }))
+    .unwrap()
+}
+
+fn response() -> PingResponse {
+    serde_json::from_value(json!({
+        "response_id": "resp_0011223344556677", "in_response_to": "ping_0011223344556677",
+        "responder_did": "jis:home:hub", "decision": "pending", "payload": {"queued": true},
+        "capabilities": ["temp", "humidity"], "trust_score": 0.5,
+        "fira_breakdown": {"score": 0.5, "source": "vouched", "vouch_count": 1},
+        "timestamp": "2026-11-26T11:00:33+00:00", "rtt_ms": 0.25, "airlock_zone": "GEEL",
+    }))
+    .unwrap()
+}
+
+/// A frame around an arbitrary payload.
+fn frame(flags: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![b'T', b'P', 1, flags];
+    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+fn decode(b: &[u8]) -> Result<Frame, DecodeError> {
+    PacketCodec::default().decode(b)
+}
+
+#[test]
+fn round_trips_both_kinds_in_both_formats() {
+    for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+        let b = codec.encode_packet(&packet()).unwrap();
+        assert_eq!(&b[..3], b"TP\x01");
+        assert_eq!(
+            b[3],
+            if codec == PacketCodec::msgpack() {
+                0b10
+            } else {
+                0
+            }
+        );
+        assert_eq!(
+            u32::from_be_bytes(b[4..8].try_into().unwrap()) as usize,
+            b.len() - 8
+        );
+        assert_eq!(decode(&b), Ok(Frame::Packet(packet())));
+        let b = codec.encode_response(&response()).unwrap();
+        assert_eq!(b[3] & 1, 1);
+        assert_eq!(decode(&b), Ok(Frame::Response(response())));
+    }
+}
+
+#[test]
+fn json_is_compact_utf8_in_reference_key_order() {
+    let b = PacketCodec::json().encode_packet(&packet()).unwrap();
+    let text = std::str::from_utf8(&b[8..]).unwrap();
+    assert!(
+        text.starts_with(r#"{"packet_id":"ping_0011223344556677","source_did":"#),
+        "{text}"
+    );
+    assert!(text.contains(r#""purpose":"warm? 🌡","payload":{"celsius":21.5,"n":[1,-2,null]}"#));
+    assert!(
+        text.ends_with(r#""vouch_signature":null,"signature":""}"#),
+        "{text}"
+    );
+    assert!(!text.contains(": ") && !text.contains(", "));
+    assert!(text.contains(r#""priority":3,"#));
+}
+
+#[test]
+fn header_errors() {
+    assert_eq!(decode(b"TP\x01"), Err(DecodeError::ShortHeader { len: 3 }));
+    assert_eq!(decode(&[]), Err(DecodeError::ShortHeader { len: 0 }));
+    let good = PacketCodec::json().encode_packet(&packet()).unwrap();
+    let mut b = good.clone();
+    b[0] = b'X';
+    assert_eq!(decode(&b), Err(DecodeError::BadMagic { found: *b"XP" }));
+    let mut b = good.clone();
+    b[2] = 2;
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::UnsupportedVersion { version: 2 })
+    );
+    let n = good.len() - 8;
+    assert_eq!(
+        decode(&good[..good.len() - 1]),
+        Err(DecodeError::Truncated {
+            declared: n,
+            available: n - 1
+        })
+    );
+    let mut b = good.clone();
+    b.extend_from_slice(b"  ");
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::TrailingBytes {
+            declared: n,
+            extra: 2
+        })
+    );
+    // A huge declared length is refused from the header alone.
+    let b = [b'T', b'P', 1, 0, 0xff, 0xff, 0xff, 0xff, b'{'];
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::TooLarge {
+            declared: u64::from(u32::MAX)
+        })
+    );
+    let mut b = vec![b'T', b'P', 1, 0];
+    b.extend_from_slice(&(MAX_PAYLOAD as u32 + 1).to_be_bytes());
+    assert!(matches!(
+        decode(&b),
+        Err(DecodeError::TooLarge { declared: 65_537 })
+    ));
+}
+
+#[test]
+fn unknown_flag_bits_are_ignored() {
+    let mut b = PacketCodec::msgpack().encode_response(&response()).unwrap();
+    b[3] |= 0b1111_1100;
+    assert_eq!(decode(&b), Ok(Frame::Response(response())));
+    let h = decode_header(&b).unwrap();
+    assert!(h.is_response());
+    assert_eq!(h.format(), WireFormat::Msgpack);
+    assert_eq!(h.payload_len as usize, b.len() - HEADER_LEN);
+}
+
+#[test]
+fn undecodable_payloads() {
+    for bad in [
+        &b"{"[..],
+        b"{\"packet_id\":}",
+        b"[1,2]",
+        b"\"x\"",
+        b"",
+        b"\xef\xbb\xbf{}",
+    ] {
+        assert!(
+            matches!(
+                decode(&frame(0, bad)),
+                Err(DecodeError::Payload {
+                    format: WireFormat::Json,
+                    ..
+                })
+            ),
+            "{bad:?}: {:?}",
+            decode(&frame(0, bad))
+        );
+    }
+    // A whole valid packet followed by garbage inside the payload.
+    let mut body = serde_json::to_vec(&packet()).unwrap();
+    body.extend_from_slice(b" x");
+    assert!(matches!(
+        decode(&frame(0, &body)),
+        Err(DecodeError::Payload { .. })
+    ));
+    // Invalid UTF-8 inside a JSON string.
+    let bad = frame(0, b"{\"packet_id\":\"\xff\"}");
+    assert!(
+        matches!(decode(&bad), Err(DecodeError::Payload { .. })),
+        "{:?}",
+        decode(&bad)
+    );
+    // Invalid UTF-8 in a msgpack string, a msgpack array at top level, bin.
+    for bad in [
+        &[0x81, 0xa1, b'a', 0xa1, 0xff][..],
+        &[0x90],
+        &[0x81, 0xa1, b'a', 0xc4, 0],
+    ] {
+        assert!(
+            matches!(
+                decode(&frame(2, bad)),
+                Err(DecodeError::Payload {
+                    format: WireFormat::Msgpack,
+                    ..
+                })
+            ),
+            "{bad:?}: {:?}",
+            decode(&frame(2, bad))
+        );
+    }
+}
+
+#[test]
+fn missing_fields_are_named() {
+    let mut v = serde_json::to_value(packet()).unwrap();
+    v.as_object_mut().unwrap().remove("routing_mode");
+    let json = frame(0, &serde_json::to_vec(&v).unwrap());
+    assert_eq!(
+        decode(&json),
+        Err(DecodeError::MissingField {
+            field: "routing_mode"
+        })
+    );
+    let mp = frame(2, &rmp_serde::to_vec_named(&v).unwrap());
+    assert_eq!(
+        decode(&mp),
+        Err(DecodeError::MissingField {
+            field: "routing_mode"
+        })
+    );
+    let r = frame(
+        1,
+        br#"{"response_id":"r","in_response_to":"p","decision":"accept"}"#,
+    );
+    assert_eq!(
+        decode(&r),
+        Err(DecodeError::MissingField {
+            field: "responder_did"
+        })
+    );
+    assert_eq!(
+        decode(&frame(0, b"{}")),
+        Err(DecodeError::MissingField { field: "packet_id" })
+    );
+}
+
+#[test]
+fn wrong_types_are_named() {
+    let cases: &[(&str, serde_json::Value)] = &[
+        ("priority", json!("high")),
+        ("priority", json!(7)),
+        ("ping_type", json!("shout")),
+        ("hop_count", json!(-1)),
+        ("payload", json!([1])),
+        ("pod_id", json!(5)),
+        ("intent", json!(null)),
+        ("signature", json!(null)),
+    ];
+    for (field, value) in cases {
+        let mut v = serde_json::to_value(packet()).unwrap();
+        v[*field] = value.clone();
+        for b in [
+            frame(0, &serde_json::to_vec(&v).unwrap()),
+            frame(2, &rmp_serde::to_vec_named(&v).unwrap()),
+        ] {
+            match decode(&b) {
+                Err(DecodeError::WrongType { field: f, .. }) => assert_eq!(f, *field),
+                other => panic!("{field}={value}: {other:?}"),
+            }
+        }
+    }
+    let r = frame(1, br#"{"response_id":"r","in_response_to":"p","responder_did":"d","decision":"accept","airlock_zone":"BLAUW"}"#);
+    assert!(matches!(
+        decode(&r),
+        Err(DecodeError::WrongType {
+            field: "airlock_zone",
+            ..
+        })
+    ));
+    let r = frame(1, br#"{"response_id":"r","in_response_to":"p","responder_did":"d","decision":"accept","capabilities":"all"}"#);
+    assert!(matches!(
+        decode(&r),
+        Err(DecodeError::WrongType {
+            field: "capabilities",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn duplicate_known_fields_are_refused_unknown_keys_ignored() {
+    let b = frame(1, br#"{"response_id":"r","in_response_to":"p","responder_did":"d","decision":"accept","decision":"reject"}"#);
+    assert_eq!(
+        decode(&b),
+        Err(DecodeError::DuplicateField { field: "decision" })
+    );
+    let b = frame(1, br#"{"x":{"deep":[1,2,{"y":null}]},"response_id":"r","in_response_to":"p","responder_did":"d","decision":"accept","rtt_ms":3}"#);
+    let Ok(Frame::Response(r)) = decode(&b) else {
+        panic!("{:?}", decode(&b))
+    };
+    assert_eq!(
+        (r.decision, r.airlock_zone, r.rtt_ms, r.trust_score),
+        (PingDecision::Accept, AirlockZone::Rood, Some(3.0), 0.0)
+    );
+}
+
+#[test]
+fn defaults_apply_to_optional_fields() {
+    let b = frame(0, br#"{"packet_id":"p","source_did":"a","target_did":"broadcast","ping_type":"discover","priority":1,"routing_mode":"broadcast","intent":"discover","purpose":""}"#);
+    let Ok(Frame::Packet(p)) = decode(&b) else {
+        panic!()
+    };
+    assert_eq!(
+        (p.ping_type, p.priority, p.routing_mode),
+        (PingType::Discover, Priority::Lazy, RoutingMode::Broadcast)
+    );
+    assert_eq!(
+        (p.hop_count, p.max_hops, p.pod_id, p.signature.as_str()),
+        (0, 5, None, "")
+    );
+}
+
+#[test]
+fn encoding_refuses_oversize_and_non_finite() {
+    let mut p = packet();
+    p.payload
+        .insert("blob".into(), json!("x".repeat(MAX_PAYLOAD)));
+    for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+        assert!(
+            matches!(codec.encode_packet(&p), Err(EncodeError::TooLarge { len }) if len > MAX_PAYLOAD)
+        );
+    }
+    // Just at the limit is fine.
+    let mut p = packet();
+    let base = PacketCodec::json().encode_packet(&p).unwrap().len() - HEADER_LEN;
+    let filler = MAX_PAYLOAD - base - r#","pad":"""#.len();
+    p.payload.insert("pad".into(), json!("y".repeat(filler)));
+    let b = PacketCodec::json().encode_packet(&p).unwrap();
+    assert_eq!(b.len(), HEADER_LEN + MAX_PAYLOAD);
+    assert_eq!(decode(&b), Ok(Frame::Packet(p)));
+    let mut r = response();
+    r.trust_score = f64::NAN;
+    assert_eq!(
+        PacketCodec::json().encode_response(&r),
+        Err(EncodeError::NonFinite {
+            field: "trust_score"
+        })
+    );
+    r.trust_score = 0.1;
+    r.rtt_ms = Some(f64::INFINITY);
+    assert_eq!(
+        PacketCodec::msgpack().encode_response(&r),
+        Err(EncodeError::NonFinite { field: "rtt_ms" })
+    );
+}
+
+#[test]
+fn msgpack_non_finite_floats_are_refused_on_decode() {
+    let mut v = serde_json::to_value(response()).unwrap();
+    v.as_object_mut().unwrap().remove("trust_score");
+    let mut body = rmp_serde::to_vec_named(&v).unwrap();
+    // Append "trust_score": NaN by bumping the fixmap count.
+    body[0] += 1;
+    body.extend_from_slice(&rmp_serde::to_vec("trust_score").unwrap());
+    body.extend_from_slice(&rmp_serde::to_vec(&f64::NAN).unwrap());
+    assert!(matches!(
+        decode(&frame(3, &body)),
+        Err(DecodeError::WrongType {
+            field: "trust_score",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn deep_nesting_is_bounded_in_both_formats() {
+    let wrap = |depth: usize| {
+        let mut s = String::from(
+            r#"{"response_id":"r","in_response_to":"p","responder_did":"d","decision":"accept","payload":{"x":"#,
+        );
+        s.push_str(&"[".repeat(depth));
+        s.push_str(&"]".repeat(depth));
+        s.push_str("}}");
+        s
+    };
+    assert!(decode(&frame(1, wrap(100).as_bytes())).is_ok());
+    let deep = decode(&frame(1, wrap(30_000).as_bytes()));
+    assert!(matches!(deep, Err(DecodeError::Payload { .. })), "{deep:?}");
+    let mp = |depth: usize| {
+        let v: serde_json::Value = serde_json::from_str(&wrap(1)).unwrap();
+        let mut b = rmp_serde::to_vec_named(&v).unwrap();
+        // Replace the trailing empty array (0x90) by `depth` nested arrays.
+        assert_eq!(b.pop(), Some(0x90));
+        b.extend(std::iter::repeat_n(0x91u8, depth - 1));
+        b.push(0x90);
+        b
+    };
+    assert!(decode(&frame(3, &mp(MAX_DEPTH - 2))).is_ok());
+    assert!(matches!(
+        decode(&frame(3, &mp(MAX_DEPTH))),
+        Err(DecodeError::Payload { .. })
+    ));
+    assert!(matches!(
+        decode(&frame(3, &mp(60_000))),
+        Err(DecodeError::Payload { .. })
+    ));
+}
+
+#[test]
+fn msgpack_length_prefixes_cannot_claim_more_than_the_datagram() {
+    // capabilities: array32 of 4 billion strings, in a 30-byte payload.
+    let mut body = vec![0x85];
+    for (k, v) in [
+        ("response_id", "r"),
+        ("in_response_to", "p"),
+        ("responder_did", "d"),
+        ("decision", "accept"),
+    ] {
+        body.extend(rmp_serde::to_vec(k).unwrap());
+        body.extend(rmp_serde::to_vec(v).unwrap());
+    }
+    body.extend(rmp_serde::to_vec("capabilities").unwrap());
+    body.extend([0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0]);
+    assert!(matches!(
+        decode(&frame(3, &body)),
+        Err(DecodeError::Payload { .. })
+    ));
+}

@@ -1,0 +1,605 @@
+//! [`PingNode`]: one device's protocol state (nonces, trust, vouches,
+//! airlock, beacons, topology) with packet builders and the receive
+//! pipeline of SPEC section 5. Sans-IO: time comes in as arguments,
+//! randomness from the injected RNG.
+//!
+//! Changes to the contract in `PINGNODE_API.md`:
+//! - [`PingNode::vouch`] returns `Result<Vouch, VouchError>`: the vouch
+//!   registry is bounded and refuses (and counts) when full.
+//! - [`PingNodeConfig`] has extra capacity fields (`vouch_capacity`,
+//!   `hitl_capacity`, `topology_capacity`); build it with
+//!   `..PingNodeConfig::default()`.
+//! - [`Reception`] has an extra field, `replay`, saying why the replay check
+//!   refused a packet ([`Outcome::Replay`] also covers a full nonce tracker).
+//! - Beacons dated more than `future_skew` ahead are not fresh (the
+//!   reference only checks age).
+//!
+//! Additions: [`PacketSigner`] and [`PingNode::set_signer`] (outgoing
+//! `signature`), [`PingNode::remove_rule`], [`PingNode::clear_trust`],
+//! [`PingNode::revoke_vouch`], [`PingNode::approve_beacon`],
+//! [`PingNode::reject_beacon`], [`PingNode::pending_beacons`],
+//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], and read access
+//! to the airlock, vouches and topology.
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::RngCore;
+use serde_json::Value;
+
+use crate::airlock::{
+    Airlock, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PendingPing,
+};
+use crate::beacon::{
+    Announcement, Beacon, BeaconDecision, BeaconHandler, BeaconResponse, DEFAULT_BEACON_MAX_AGE,
+    DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, discover_payload,
+};
+use crate::ids;
+use crate::iso::{self, IsoFormatter};
+use crate::nonce::{
+    DEFAULT_FUTURE_SKEW, DEFAULT_NONCE_CAPACITY, DEFAULT_NONCE_WINDOW, NonceTracker, ReplayReason,
+};
+use crate::packet::{
+    AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
+    RoutingMode,
+};
+use crate::rule::AirlockRule;
+use crate::stats::{Counters, PingNodeStats};
+use crate::time::Timestamp;
+use crate::topology::{DEFAULT_TOPOLOGY_CAPACITY, Pod, TopologyError, TopologyManager};
+use crate::trust::{TrustAssessment, TrustStore};
+use crate::vouch::{DEFAULT_VOUCH_CAPACITY, Vouch, VouchError, VouchOptions, VouchRegistry};
+
+/// A node's limits and thresholds; `Default` gives the reference's values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PingNodeConfig {
+    /// Replay window (30 s).
+    pub nonce_window: Duration,
+    /// Tolerated sender clock lead (5 s).
+    pub future_skew: Duration,
+    /// Most nonces remembered (3,200,000: 100k packets/s over 30 s, plus headroom).
+    pub nonce_capacity: usize,
+    /// Trust at or above this is GROEN (0.7).
+    pub trust_groen: f64,
+    /// Trust below this is ROOD (0.3).
+    pub trust_rood: f64,
+    /// Most GEEL pings waiting for review (1024).
+    pub pending_capacity: usize,
+    /// Oldest beacon accepted (300 s).
+    pub beacon_max_age: Duration,
+    /// Most vouches held (16,384).
+    pub vouch_capacity: usize,
+    /// Most beacons waiting for review (256).
+    pub hitl_capacity: usize,
+    /// Most devices, pods and stations in the topology (65,536 each).
+    pub topology_capacity: usize,
+}
+
+impl Default for PingNodeConfig {
+    fn default() -> Self {
+        PingNodeConfig {
+            nonce_window: DEFAULT_NONCE_WINDOW,
+            future_skew: DEFAULT_FUTURE_SKEW,
+            nonce_capacity: DEFAULT_NONCE_CAPACITY,
+            trust_groen: DEFAULT_TRUST_GROEN,
+            trust_rood: DEFAULT_TRUST_ROOD,
+            pending_capacity: DEFAULT_PENDING_CAPACITY,
+            beacon_max_age: DEFAULT_BEACON_MAX_AGE,
+            vouch_capacity: DEFAULT_VOUCH_CAPACITY,
+            hitl_capacity: DEFAULT_HITL_CAPACITY,
+            topology_capacity: DEFAULT_TOPOLOGY_CAPACITY,
+        }
+    }
+}
+
+/// Options for [`PingNode::ping`]; defaults as in the reference (intent,
+/// normal priority, direct routing, empty payload, max_hops 5).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PingOptions {
+    /// What the ping is for.
+    pub ping_type: PingType,
+    /// Urgency.
+    pub priority: Priority,
+    /// Routing.
+    pub routing_mode: RoutingMode,
+    /// Intent arguments.
+    pub payload: JsonMap,
+    /// Pod context.
+    pub pod_id: Option<String>,
+    /// Station context.
+    pub station_id: Option<String>,
+    /// Hop limit (default 5).
+    pub max_hops: Option<u32>,
+}
+
+/// What happened to a received packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// GROEN: accepted.
+    Accepted,
+    /// GEEL: queued for human review.
+    Pending,
+    /// ROOD, or GEEL with a full review queue: dropped silently.
+    Rejected,
+    /// Refused by the replay check (see [`Reception::replay`]): dropped silently.
+    Replay,
+}
+
+/// The result of [`PingNode::receive`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reception {
+    /// The response (sent only when [`Reception::should_reply`]).
+    pub response: PingResponse,
+    /// What happened.
+    pub outcome: Outcome,
+    /// For [`Outcome::Replay`]: why.
+    pub replay: Option<ReplayReason>,
+}
+
+impl Reception {
+    /// Whether the response goes on the wire: for accepted and pending
+    /// pings; rejects and replays are dropped without a word.
+    pub fn should_reply(&self) -> bool {
+        matches!(self.outcome, Outcome::Accepted | Outcome::Pending)
+    }
+}
+
+/// Signs outgoing packets; the node fills `signature` with its result.
+pub trait PacketSigner: Send {
+    /// The signature for `packet` (whose `signature` is still empty).
+    fn sign(&self, packet: &PingPacket) -> String;
+}
+
+type ProcessingClock = Box<dyn Fn() -> Duration + Send>;
+
+/// One device's sans-IO protocol state; see the module docs.
+pub struct PingNode {
+    did: String,
+    config: PingNodeConfig,
+    rng: Box<dyn RngCore + Send>,
+    nonces: NonceTracker,
+    trust: TrustStore,
+    vouches: VouchRegistry,
+    airlock: Airlock,
+    beacons: BeaconHandler,
+    topology: TopologyManager,
+    clock: Option<ProcessingClock>,
+    signer: Option<Box<dyn PacketSigner>>,
+    counters: Counters,
+    latest: Timestamp,
+    iso: IsoFormatter,
+}
+
+impl fmt::Debug for PingNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PingNode")
+            .field("did", &self.did)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+const REPLAY_REASON: &str = "replay_detected";
+const PENDING_FULL_REASON: &str = "pending_queue_full";
+
+impl PingNode {
+    /// A node for `did` with `config`, drawing ids and nonces from `rng`.
+    pub fn new(
+        did: impl Into<String>,
+        config: PingNodeConfig,
+        rng: Box<dyn RngCore + Send>,
+    ) -> Self {
+        PingNode {
+            did: did.into(),
+            nonces: NonceTracker::new(
+                config.nonce_window,
+                config.future_skew,
+                config.nonce_capacity,
+            ),
+            trust: TrustStore::new(),
+            vouches: VouchRegistry::new(config.vouch_capacity),
+            airlock: Airlock::new(
+                config.trust_groen,
+                config.trust_rood,
+                config.pending_capacity,
+            ),
+            beacons: BeaconHandler::new(
+                config.beacon_max_age,
+                config.future_skew,
+                config.hitl_capacity,
+            ),
+            topology: TopologyManager::new(config.topology_capacity),
+            config,
+            rng,
+            clock: None,
+            signer: None,
+            counters: Counters::default(),
+            latest: Timestamp::EPOCH,
+            iso: IsoFormatter::default(),
+        }
+    }
+
+    /// This node's DID.
+    pub fn did(&self) -> &str {
+        &self.did
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PingNodeConfig {
+        &self.config
+    }
+
+    /// Installs a monotonic clock used only to fill `rtt_ms` (processing
+    /// time). Without one, `rtt_ms` is `None`.
+    pub fn set_processing_clock(&mut self, clock: Box<dyn Fn() -> Duration + Send>) {
+        self.clock = Some(clock);
+    }
+
+    /// Installs a signer for outgoing packets (unsigned without one).
+    pub fn set_signer(&mut self, signer: Box<dyn PacketSigner>) {
+        self.signer = Some(signer);
+    }
+
+    fn seen(&mut self, now: Timestamp) {
+        self.latest = self.latest.max(now);
+    }
+
+    // ── building packets ────────────────────────────────────────────
+
+    /// A ping from this node to `target`, sent at `now`.
+    pub fn ping(
+        &mut self,
+        now: Timestamp,
+        target: &str,
+        intent: &str,
+        purpose: &str,
+        opts: PingOptions,
+    ) -> PingPacket {
+        self.seen(now);
+        let mut packet = PingPacket {
+            packet_id: ids::packet_id(&mut self.rng),
+            source_did: self.did.clone(),
+            target_did: target.to_owned(),
+            ping_type: opts.ping_type,
+            priority: opts.priority,
+            routing_mode: opts.routing_mode,
+            intent: intent.to_owned(),
+            purpose: purpose.to_owned(),
+            payload: opts.payload,
+            pod_id: opts.pod_id,
+            station_id: opts.station_id,
+            hop_count: 0,
+            max_hops: opts.max_hops.unwrap_or(5),
+            nonce: ids::nonce(&mut self.rng),
+            timestamp: now.to_iso(),
+            tibet_token_id: None,
+            vouched_by: None,
+            vouch_signature: None,
+            signature: String::new(),
+        };
+        if let Some(signer) = &self.signer {
+            packet.signature = signer.sign(&packet);
+        }
+        packet
+    }
+
+    /// A heartbeat: lazy priority, payload `{"status": status}` (default
+    /// `{"alive": true}`), broadcast routing when `target` is broadcast.
+    pub fn heartbeat(
+        &mut self,
+        now: Timestamp,
+        target: &str,
+        status: Option<JsonMap>,
+    ) -> PingPacket {
+        let status =
+            status.unwrap_or_else(|| JsonMap::from_iter([("alive".to_owned(), Value::Bool(true))]));
+        let opts = PingOptions {
+            ping_type: PingType::Heartbeat,
+            priority: Priority::Lazy,
+            routing_mode: if target == BROADCAST {
+                RoutingMode::Broadcast
+            } else {
+                RoutingMode::Direct
+            },
+            payload: JsonMap::from_iter([("status".to_owned(), Value::Object(status))]),
+            ..PingOptions::default()
+        };
+        self.ping(now, target, "heartbeat", "Periodic keep-alive", opts)
+    }
+
+    /// A broadcast discover packet announcing `announce`.
+    pub fn discover(&mut self, now: Timestamp, announce: &Announcement) -> PingPacket {
+        let opts = PingOptions {
+            ping_type: PingType::Discover,
+            routing_mode: RoutingMode::Broadcast,
+            payload: discover_payload(announce),
+            ..PingOptions::default()
+        };
+        self.ping(now, BROADCAST, "discover", DISCOVER_PURPOSE, opts)
+    }
+
+    // ── receiving ───────────────────────────────────────────────────
+
+    /// Runs a received packet through replay check, trust and airlock
+    /// (SPEC section 5) and builds the response.
+    pub fn receive(&mut self, now: Timestamp, packet: &PingPacket) -> Reception {
+        let start = self.clock.as_ref().map(|c| c());
+        self.seen(now);
+        self.counters.received += 1;
+
+        if let Err(reason) = self
+            .nonces
+            .check_at(now, &packet.nonce, iso::parse(&packet.timestamp))
+        {
+            self.counters.count_replay(reason);
+            let mut response = self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
+            response
+                .payload
+                .insert("reason".to_owned(), Value::from(REPLAY_REASON));
+            return Reception {
+                response,
+                outcome: Outcome::Replay,
+                replay: Some(reason),
+            };
+        }
+
+        let trust = self.trust.assess(now, &packet.source_did, &self.vouches);
+        let verdict = self.airlock.process(now, packet, trust.score);
+        let (zone, queued) = (verdict.zone, verdict.queued);
+        let applied_rule = verdict.rule.map(|r| r.name.clone());
+
+        let (outcome, zone, refused) = match zone {
+            AirlockZone::Groen => (Outcome::Accepted, zone, false),
+            AirlockZone::Geel if queued => (Outcome::Pending, zone, false),
+            // No room to queue for review: fail closed.
+            AirlockZone::Geel => (Outcome::Rejected, AirlockZone::Rood, true),
+            AirlockZone::Rood => (Outcome::Rejected, zone, false),
+        };
+        match outcome {
+            Outcome::Accepted => self.counters.accepted += 1,
+            Outcome::Pending => self.counters.pending += 1,
+            _ if refused => self.counters.pending_refusals += 1,
+            _ => self.counters.rejected += 1,
+        }
+        let mut response = self.response(now, packet, zone.decision(), zone);
+        if refused {
+            response
+                .payload
+                .insert("reason".to_owned(), Value::from(PENDING_FULL_REASON));
+        }
+        response.trust_score = trust.score;
+        response.fira_breakdown = trust.fira_breakdown();
+        response.applied_rule = applied_rule;
+        if let (Some(clock), Some(start)) = (&self.clock, start) {
+            response.rtt_ms = Some(clock().saturating_sub(start).as_secs_f64() * 1000.0);
+        }
+        Reception {
+            response,
+            outcome,
+            replay: None,
+        }
+    }
+
+    fn response(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        decision: PingDecision,
+        zone: AirlockZone,
+    ) -> PingResponse {
+        PingResponse {
+            response_id: ids::response_id(&mut self.rng),
+            in_response_to: packet.packet_id.clone(),
+            responder_did: self.did.clone(),
+            decision,
+            payload: JsonMap::new(),
+            capabilities: Vec::new(),
+            trust_score: 0.0,
+            fira_breakdown: JsonMap::new(),
+            tibet_token_id: None,
+            timestamp: self.iso.format(now),
+            rtt_ms: None,
+            airlock_zone: zone,
+            applied_rule: None,
+        }
+    }
+}
+
+impl PingNode {
+    // ── trust and policy ────────────────────────────────────────────
+
+    /// Sets `did`'s trust, clamped into 0..=1 (NaN counts as 0).
+    pub fn set_trust(&mut self, did: &str, trust: f64) {
+        self.trust.set(did, trust);
+    }
+
+    /// Forgets `did`'s explicit trust; returns it.
+    pub fn clear_trust(&mut self, did: &str) -> Option<f64> {
+        self.trust.remove(did)
+    }
+
+    /// `did`'s trust at `now`, and where it comes from.
+    pub fn trust_of(&self, now: Timestamp, did: &str) -> TrustAssessment {
+        self.trust.assess(now, did, &self.vouches)
+    }
+
+    /// Vouches for `dids` as this node: they inherit `my_trust x vouch_factor`.
+    pub fn vouch(
+        &mut self,
+        now: Timestamp,
+        dids: Vec<String>,
+        opts: VouchOptions,
+    ) -> Result<Vouch, VouchError> {
+        self.seen(now);
+        let vouch = Vouch {
+            vouch_id: ids::vouch_id(&mut self.rng),
+            voucher_did: self.did.clone(),
+            voucher_trust: opts.my_trust,
+            vouched_dids: dids,
+            vouch_factor: opts.vouch_factor,
+            pod_id: opts.pod_id,
+            reason: opts.reason,
+            created_at: now,
+            expires_at: opts.expires_at,
+            tibet_token_id: None,
+            signature: String::new(),
+        };
+        self.vouches.add(now, vouch.clone())?;
+        Ok(vouch)
+    }
+
+    /// Withdraws a vouch; returns it.
+    pub fn revoke_vouch(&mut self, vouch_id: &str) -> Option<Vouch> {
+        self.vouches.revoke(vouch_id)
+    }
+
+    /// The vouch registry.
+    pub fn vouches(&self) -> &VouchRegistry {
+        &self.vouches
+    }
+
+    /// Adds an airlock rule.
+    pub fn add_rule(&mut self, rule: AirlockRule) {
+        self.airlock.add_rule(rule);
+    }
+
+    /// Removes the airlock rule with `rule_id`; returns it.
+    pub fn remove_rule(&mut self, rule_id: &str) -> Option<AirlockRule> {
+        self.airlock.remove_rule(rule_id)
+    }
+
+    /// The airlock (rules, thresholds, review queue).
+    pub fn airlock(&self) -> &Airlock {
+        &self.airlock
+    }
+
+    /// GEEL pings waiting for review, oldest first.
+    pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
+        self.airlock.pending()
+    }
+
+    /// A human approves a pending ping; with `raise_trust_to`, the sender's
+    /// trust is set to that value, so its next ping may land in GROEN.
+    pub fn approve_pending(
+        &mut self,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<PendingPing> {
+        let pending = self.airlock.take_pending(packet_id)?;
+        if let Some(t) = raise_trust_to {
+            self.trust.set(&pending.packet.source_did, t);
+        }
+        Some(pending)
+    }
+
+    /// A human rejects a pending ping.
+    pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
+        self.airlock.take_pending(packet_id)
+    }
+
+    // ── beacons and topology ────────────────────────────────────────
+
+    /// A bootstrap beacon for this node.
+    pub fn beacon(&mut self, now: Timestamp, announce: &Announcement) -> Beacon {
+        self.seen(now);
+        let id = ids::packet_id(&mut self.rng);
+        let suffix = id.strip_prefix("ping_").unwrap_or(&id);
+        Beacon::new(format!("beacon_{suffix}"), &self.did, announce, now)
+    }
+
+    /// Handles a beacon as hub: auto-vouch (registered in this node's vouch
+    /// registry; the device joins the assigned pod if this node knows it),
+    /// or human review.
+    pub fn handle_beacon(&mut self, now: Timestamp, beacon: &Beacon) -> BeaconResponse {
+        self.seen(now);
+        let response =
+            self.beacons
+                .handle(now, beacon, &self.did, &mut self.vouches, &mut self.rng);
+        if response.decision == BeaconDecision::AutoVouched
+            && let Some(pod) = &response.assigned_pod
+        {
+            // Best effort: an unknown pod or a full topology leaves the vouch in place.
+            let _ = self.topology.add_hubby_to_pod(pod, &beacon.source_did);
+        }
+        response
+    }
+
+    /// A human approves a beacon waiting for review: this node vouches for
+    /// its device. `None` if no such beacon waits.
+    pub fn approve_beacon(
+        &mut self,
+        now: Timestamp,
+        beacon_id: &str,
+        opts: VouchOptions,
+    ) -> Option<Result<Vouch, VouchError>> {
+        let beacon = self.beacons.take_pending(beacon_id)?;
+        Some(self.vouch(now, vec![beacon.source_did], opts))
+    }
+
+    /// A human rejects a beacon waiting for review.
+    pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
+        self.beacons.take_pending(beacon_id)
+    }
+
+    /// Beacons waiting for review, oldest first.
+    pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
+        self.beacons.pending()
+    }
+
+    /// The beacon handler (auto-vouch rules, review queue).
+    pub fn beacon_handler_mut(&mut self) -> &mut BeaconHandler {
+        &mut self.beacons
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &TopologyManager {
+        &self.topology
+    }
+
+    /// The topology, for changes.
+    pub fn topology_mut(&mut self) -> &mut TopologyManager {
+        &mut self.topology
+    }
+
+    /// Creates a pod with this node as hub.
+    pub fn create_pod(
+        &mut self,
+        pod_id: &str,
+        name: &str,
+        station_id: Option<&str>,
+        capabilities: impl IntoIterator<Item = String>,
+    ) -> Result<&Pod, TopologyError> {
+        self.topology
+            .create_pod(pod_id, name, &self.did, station_id, capabilities)
+    }
+
+    /// Forgets expired nonces and vouches (also done incrementally on use).
+    pub fn collect_garbage(&mut self, now: Timestamp) {
+        self.seen(now);
+        self.nonces.collect_garbage(now);
+        self.vouches.purge_expired(now);
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> PingNodeStats {
+        let c = self.counters;
+        PingNodeStats {
+            device_did: self.did.clone(),
+            received: c.received,
+            accepted: c.accepted,
+            pending: c.pending,
+            rejected: c.rejected,
+            replays: c.replays.total(),
+            replay_reasons: c.replays,
+            nonce_refusals: c.nonce_refusals,
+            pending_refusals: c.pending_refusals,
+            nonce_tracked: self.nonces.tracked(),
+            pending_count: self.airlock.pending_len(),
+            rules: self.airlock.rules().len(),
+            known_devices: self.trust.len(),
+            vouching: self.vouches.stats(self.latest),
+            beacons: self.beacons.stats(),
+            topology: self.topology.stats(),
+        }
+    }
+}
