@@ -8,10 +8,13 @@
 //!   the duration of one `write`, so appenders in different processes never
 //!   interleave lines. Each line reaches the OS at once (a crash of the
 //!   process loses nothing); when it reaches the disk depends on the
-//!   [`Durability`] policy.
+//!   [`Durability`] policy (default: group commit, `fsync` at most every
+//!   100 ms; [`Durability::EveryToken`] syncs each token).
 //! - **Memory** does not depend on the file size: opening reads only the
 //!   tail to find the last token id (to continue the chain); queries, `get`,
-//!   `verify_file` and `rotate` stream the file line by line.
+//!   `verify_file` and `rotate` stream the file line by line. Queries
+//!   (`find`, `get`, `trace`) skip unparseable lines; [`Store::scan`] and
+//!   `verify_file` list them with line numbers.
 //! - **Crash damage**: a torn last line (a write cut short) is reported by
 //!   [`FileStore::recovered`] with its line number; the next append starts a
 //!   fresh line after it, so no valid token before or after is lost. Every
@@ -39,7 +42,10 @@ pub enum Durability {
     /// Group commit: `fsync` on the first append after `interval` has passed
     /// since the last one, and on [`FileStore::flush`] and drop. A power
     /// loss may cost the tokens of the last interval; a process crash costs
-    /// nothing (lines are written to the OS immediately).
+    /// nothing (lines are written to the OS immediately). There is no
+    /// background thread: when appends stop, the pending `fsync` waits for
+    /// the next append, `flush` or drop, so a long-running hub should call
+    /// [`Provider::flush`](crate::Provider::flush) from a periodic timer.
     GroupCommit {
         /// The longest time an appended token stays unsynced while appends
         /// continue.
@@ -47,6 +53,7 @@ pub enum Durability {
     },
 }
 
+/// The default is group commit with a 100 ms interval.
 impl Default for Durability {
     /// Group commit every 100 ms.
     fn default() -> Self {
@@ -625,6 +632,10 @@ impl Store for FileStore {
 
     fn last_id(&self) -> Option<String> {
         self.last_id.clone()
+    }
+
+    fn flush(&mut self) -> Result<(), AppendError> {
+        FileStore::flush(self)
     }
 
     /// Two streaming passes: parent links first (memory: one id pair per
