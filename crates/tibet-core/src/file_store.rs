@@ -148,7 +148,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
 
 impl FileStore {
     /// Opens (creating it and its directory if needed) a token file with the
-    /// default [`Durability`], reading only its tail.
+    /// default [`Durability`], reading only its tail: the last parseable
+    /// token within the last 64 MiB continues the chain (none found: the
+    /// next token starts a new chain).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, Durability::default())
     }
