@@ -221,6 +221,12 @@ impl PacketCodec {
 
     /// Decodes one datagram, in whichever format its flags name, into a
     /// packet or a response (flag bit 0).
+    ///
+    /// Stricter than the Python reference, which accepts these: bytes after
+    /// the declared payload, a declared length over 64 KiB, a known field
+    /// given twice, NaN or infinite `trust_score`/`rtt_ms`, msgpack `bin` and
+    /// `ext` values, and nesting deeper than [`MAX_DEPTH`]. Like it, unknown
+    /// keys are ignored and flag bits 2 to 7 are ignored.
     pub fn decode(&self, datagram: &[u8]) -> Result<Frame, DecodeError> {
         let header = decode_header(datagram)?;
         let payload = &datagram[HEADER_LEN..];

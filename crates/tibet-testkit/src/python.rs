@@ -48,13 +48,14 @@ pub fn run_python(py: &PathBuf, script: &str, args: &[&str], stdin: &[u8]) -> Py
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
+    // Feed stdin from its own thread: a script that prints more than a pipe
+    // buffer before it has read all its input would otherwise deadlock.
+    let mut pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_vec();
+    let feeder = std::thread::spawn(move || pipe.write_all(&input));
     let out = child.wait_with_output().expect("wait python");
+    // A script may exit without reading all its input; its status says more.
+    let _ = feeder.join().expect("stdin feeder thread");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
