@@ -8,10 +8,14 @@
 //!   the duration of one `write`, so appenders in different processes never
 //!   interleave lines. Each line reaches the OS at once (a crash of the
 //!   process loses nothing); when it reaches the disk depends on the
-//!   [`Durability`] policy.
+//!   [`Durability`] policy (default: group commit, a background `fsync`
+//!   every 100 ms while there is something to sync;
+//!   [`Durability::EveryToken`] syncs each token before returning).
 //! - **Memory** does not depend on the file size: opening reads only the
 //!   tail to find the last token id (to continue the chain); queries, `get`,
-//!   `verify_file` and `rotate` stream the file line by line.
+//!   `verify_file` and `rotate` stream the file line by line. Queries
+//!   (`find`, `get`, `trace`) skip unparseable lines; [`Store::scan`] and
+//!   `verify_file` list them with line numbers.
 //! - **Crash damage**: a torn last line (a write cut short) is reported by
 //!   [`FileStore::recovered`] with its line number; the next append starts a
 //!   fresh line after it, so no valid token before or after is lost. Every
@@ -22,10 +26,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tibet_ping::Timestamp;
 
+use crate::group_commit::GroupCommit;
 use crate::store::{AppendError, ReadError, ScanReport, Store};
 use crate::token::{HmacKey, Token};
 use crate::verify::{VerifyReport, verify_path};
@@ -36,17 +41,19 @@ pub enum Durability {
     /// `fsync` after every token: nothing acknowledged is ever lost, at the
     /// cost of one disk flush per token.
     EveryToken,
-    /// Group commit: `fsync` on the first append after `interval` has passed
-    /// since the last one, and on [`FileStore::flush`] and drop. A power
-    /// loss may cost the tokens of the last interval; a process crash costs
-    /// nothing (lines are written to the OS immediately).
+    /// Group commit: each line is written to the OS at once (a process
+    /// crash loses nothing), and a background thread `fsync`s the file once
+    /// per `interval` when something was written; [`FileStore::flush`] and
+    /// drop sync at once. A power loss may cost the tokens of the last
+    /// interval. A failed background sync is returned by the next append
+    /// or flush.
     GroupCommit {
-        /// The longest time an appended token stays unsynced while appends
-        /// continue.
+        /// The longest time an appended token stays unsynced.
         interval: Duration,
     },
 }
 
+/// The default is group commit with a 100 ms interval.
 impl Default for Durability {
     /// Group commit every 100 ms.
     fn default() -> Self {
@@ -118,8 +125,10 @@ pub struct FileStore {
     path: PathBuf,
     file: File,
     durability: Durability,
-    last_sync: Instant,
+    /// Written but not synced (EveryToken mode; the syncer tracks its own).
     dirty: bool,
+    /// The background syncer (group commit only).
+    group: Option<GroupCommit>,
     /// File length after our last write, to skip the newline check.
     known_len: Option<u64>,
     last_id: Option<String>,
@@ -139,7 +148,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OpenError + '_ {
 
 impl FileStore {
     /// Opens (creating it and its directory if needed) a token file with the
-    /// default [`Durability`], reading only its tail.
+    /// default [`Durability`], reading only its tail: the last parseable
+    /// token within the last 64 MiB continues the chain (none found: the
+    /// next token starts a new chain).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, OpenError> {
         Self::open_with(path, Durability::default())
     }
@@ -160,8 +171,8 @@ impl FileStore {
             path,
             file,
             durability,
-            last_sync: Instant::now(),
             dirty: false,
+            group: None,
             known_len: None,
             last_id: None,
             recovered: None,
@@ -170,6 +181,10 @@ impl FileStore {
             identity: (0, 0),
         };
         store.identity = file_identity(&store.file.metadata().map_err(io_err(&store.path))?);
+        if let Durability::GroupCommit { interval } = durability {
+            let handle = store.file.try_clone().map_err(io_err(&store.path))?;
+            store.group = Some(GroupCommit::start(handle, interval).map_err(io_err(&store.path))?);
+        }
         store.read_tail().map_err(io_err(&store.path.clone()))?;
         Ok(store)
     }
@@ -183,8 +198,8 @@ impl FileStore {
             path,
             file,
             durability: Durability::default(),
-            last_sync: Instant::now(),
             dirty: false,
+            group: None,
             known_len: None,
             last_id: None,
             recovered: None,
@@ -199,6 +214,11 @@ impl FileStore {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The durability policy.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The torn or corrupt last line found when opening, if any.
@@ -285,6 +305,9 @@ impl FileStore {
     /// Writes `self.line` at the end under the exclusive lock.
     fn write_locked(&mut self) -> std::io::Result<()> {
         self.check_writable()?;
+        if let Some(e) = self.group.as_ref().and_then(GroupCommit::take_error) {
+            return Err(e); // a background fsync failed: do not carry on silently
+        }
         if self.line.is_empty() {
             return Ok(());
         }
@@ -325,13 +348,12 @@ impl FileStore {
         }
         self.file.write_all(&self.line)?;
         self.known_len = Some(len + self.line.len() as u64);
-        self.dirty = true;
-        let sync_now = match self.durability {
-            Durability::EveryToken => true,
-            Durability::GroupCommit { interval } => self.last_sync.elapsed() >= interval,
-        };
-        if sync_now {
-            self.sync()?;
+        match &self.group {
+            Some(group) => group.mark_dirty(),
+            None => {
+                self.dirty = true;
+                self.sync()?;
+            }
         }
         Ok(())
     }
@@ -363,25 +385,49 @@ impl FileStore {
                 .open(&self.path)?;
             self.identity = file_identity(&self.file.metadata()?);
             self.known_len = None;
+            if let Some(g) = &self.group {
+                g.replace_file(self.file.try_clone()?);
+            }
         }
         Ok(())
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        if self.dirty {
+        let pending = self.dirty || self.group.as_ref().is_some_and(GroupCommit::is_dirty);
+        if pending {
             self.file.sync_data()?;
             self.dirty = false;
+            if let Some(g) = &self.group {
+                g.mark_clean();
+            }
         }
-        self.last_sync = Instant::now();
         Ok(())
     }
 
-    /// Forces every appended token to disk now.
+    /// Waits until every appended token has been synced to disk (by the
+    /// group-commit thread or a flush), at most `timeout`; true if so.
+    pub fn wait_synced(&self, timeout: Duration) -> bool {
+        match &self.group {
+            Some(g) => g.wait_clean(timeout),
+            None => !self.dirty,
+        }
+    }
+
+    /// How many times the group-commit thread has synced the file.
+    pub fn background_syncs(&self) -> u64 {
+        self.group.as_ref().map_or(0, GroupCommit::syncs)
+    }
+
+    /// Forces every appended token to disk now (and reports a failed
+    /// background sync).
     pub fn flush(&mut self) -> Result<(), AppendError> {
-        self.sync().map_err(|source| AppendError::Io {
-            path: self.path.clone(),
-            source,
-        })
+        let background = self.group.as_ref().and_then(GroupCommit::take_error);
+        background
+            .map_or_else(|| self.sync(), Err)
+            .map_err(|source| AppendError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Streams every line of the file: `f` gets the 1-based line number and
@@ -625,6 +671,10 @@ impl Store for FileStore {
 
     fn last_id(&self) -> Option<String> {
         self.last_id.clone()
+    }
+
+    fn flush(&mut self) -> Result<(), AppendError> {
+        FileStore::flush(self)
     }
 
     /// Two streaming passes: parent links first (memory: one id pair per

@@ -48,6 +48,7 @@
 mod bridge;
 mod chain;
 mod file_store;
+mod group_commit;
 mod id;
 mod provider;
 mod pyjson;

@@ -299,6 +299,11 @@ impl Provider {
         Ok(Some(token))
     }
 
+    /// Makes every stored token durable now (see [`Durability`](crate::Durability)).
+    pub fn flush(&mut self) -> Result<(), AppendError> {
+        self.store.flush()
+    }
+
     /// The token with this id.
     pub fn get(&self, token_id: &str) -> Result<Option<Token>, ReadError> {
         self.store.get(token_id)

@@ -125,6 +125,11 @@ pub trait Store: Send {
     /// The id of the last token, used to continue a chain.
     fn last_id(&self) -> Option<String>;
 
+    /// Makes every appended token durable now (a no-op for memory).
+    fn flush(&mut self) -> Result<(), AppendError> {
+        Ok(())
+    }
+
     /// The token with this id (the first one, should ids repeat).
     fn get(&self, token_id: &str) -> Result<Option<Token>, ReadError> {
         let mut found = None;

@@ -1,6 +1,7 @@
 //! [`Token`]: the atomic provenance record, its content hash and its JSON
 //! line (SPEC section 7).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -156,36 +157,19 @@ impl Token {
     }
 
     fn write_hash_content(&self, out: &mut Vec<u8>) {
-        // The ten top-level keys, already in sorted (code point) order.
-        out.extend_from_slice(b"{\"action\": ");
-        pyjson::write_str(out, &self.action);
-        out.extend_from_slice(b", \"actor\": ");
-        pyjson::write_str(out, &self.actor);
-        out.extend_from_slice(b", \"eraan\": [");
-        for (i, item) in self.eraan.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(b", ");
-            }
-            pyjson::write_str(out, item);
+        HashFields {
+            token_id: &self.token_id,
+            action: &self.action,
+            timestamp: &self.timestamp,
+            actor: &self.actor,
+            erin: &self.erin,
+            eraan: &mut self.eraan.iter().map(String::as_str),
+            eromheen: &self.eromheen,
+            erachter: &self.erachter,
+            parent_id: self.parent_id.as_deref(),
+            state: self.state,
         }
-        out.extend_from_slice(b"], \"erachter\": ");
-        pyjson::write_str(out, &self.erachter);
-        out.extend_from_slice(b", \"erin\": ");
-        pyjson::write_value(out, &self.erin, true);
-        out.extend_from_slice(b", \"eromheen\": ");
-        pyjson::write_map(out, &self.eromheen, true);
-        out.extend_from_slice(b", \"parent_id\": ");
-        match &self.parent_id {
-            Some(p) => pyjson::write_str(out, p),
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b", \"state\": ");
-        pyjson::write_str(out, self.state.as_str());
-        out.extend_from_slice(b", \"timestamp\": ");
-        pyjson::write_str(out, &self.timestamp);
-        out.extend_from_slice(b", \"token_id\": ");
-        pyjson::write_str(out, &self.token_id);
-        out.push(b'}');
+        .write(out);
     }
 
     /// Computes the hex content hash: HMAC-SHA256 with a non-empty key,
@@ -193,16 +177,7 @@ impl Token {
     pub fn compute_hash(&self, key: Option<&HmacKey>) -> String {
         let mut content = Vec::with_capacity(320);
         self.write_hash_content(&mut content);
-        let digest: [u8; 32] = match key {
-            Some(k) if !k.0.is_empty() => {
-                let mut mac =
-                    Hmac::<Sha256>::new_from_slice(&k.0).expect("HMAC takes any key length");
-                mac.update(&content);
-                mac.finalize().into_bytes().into()
-            }
-            _ => Sha256::digest(&content).into(),
-        };
-        hex_lower(&digest)
+        digest_hex(&content, key)
     }
 
     /// Sets `content_hash` from the current content.
@@ -273,6 +248,130 @@ impl Token {
     /// error, as they are for the reference's `Token.from_dict`.
     pub fn from_json_line(line: &[u8]) -> Result<Token, ParseTokenError> {
         Ok(serde_json::from_slice(line)?)
+    }
+}
+
+/// The ten hashed fields, borrowed from a [`Token`] or a [`TokenRef`].
+struct HashFields<'a, 'i> {
+    token_id: &'a str,
+    action: &'a str,
+    timestamp: &'a str,
+    actor: &'a str,
+    erin: &'a Value,
+    eraan: &'i mut dyn Iterator<Item = &'a str>,
+    eromheen: &'a JsonMap,
+    erachter: &'a str,
+    parent_id: Option<&'a str>,
+    state: TokenState,
+}
+
+impl HashFields<'_, '_> {
+    /// Python's `json.dumps(d, sort_keys=True)` of the ten fields.
+    fn write(self, out: &mut Vec<u8>) {
+        // The ten top-level keys, already in sorted (code point) order.
+        out.extend_from_slice(b"{\"action\": ");
+        pyjson::write_str(out, self.action);
+        out.extend_from_slice(b", \"actor\": ");
+        pyjson::write_str(out, self.actor);
+        out.extend_from_slice(b", \"eraan\": [");
+        for (i, item) in self.eraan.enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            pyjson::write_str(out, item);
+        }
+        out.extend_from_slice(b"], \"erachter\": ");
+        pyjson::write_str(out, self.erachter);
+        out.extend_from_slice(b", \"erin\": ");
+        pyjson::write_value(out, self.erin, true);
+        out.extend_from_slice(b", \"eromheen\": ");
+        pyjson::write_map(out, self.eromheen, true);
+        out.extend_from_slice(b", \"parent_id\": ");
+        match self.parent_id {
+            Some(p) => pyjson::write_str(out, p),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b", \"state\": ");
+        pyjson::write_str(out, self.state.as_str());
+        out.extend_from_slice(b", \"timestamp\": ");
+        pyjson::write_str(out, self.timestamp);
+        out.extend_from_slice(b", \"token_id\": ");
+        pyjson::write_str(out, self.token_id);
+        out.push(b'}');
+    }
+}
+
+/// Hex SHA-256, or HMAC-SHA256 with a non-empty key, of `content`.
+fn digest_hex(content: &[u8], key: Option<&HmacKey>) -> String {
+    let digest: [u8; 32] = match key {
+        Some(k) if !k.0.is_empty() => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(&k.0).expect("HMAC takes any key length");
+            mac.update(content);
+            mac.finalize().into_bytes().into()
+        }
+        _ => Sha256::digest(content).into(),
+    };
+    hex_lower(&digest)
+}
+
+/// A token line parsed for verification only: strings borrowed from the
+/// line where they need no unescaping (fewer allocations on the hot path
+/// of `audit verify`). Same keys, defaults and strictness as [`Token`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRef<'a> {
+    #[serde(borrow)]
+    pub(crate) token_id: Cow<'a, str>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    actor: Cow<'a, str>,
+    #[serde(default)]
+    erin: Value,
+    #[serde(default, borrow)]
+    eraan: Vec<Cow<'a, str>>,
+    #[serde(default)]
+    eromheen: JsonMap,
+    #[serde(default, borrow)]
+    erachter: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub(crate) parent_id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    state: TokenState,
+    #[serde(default, borrow)]
+    content_hash: Cow<'a, str>,
+    #[serde(default, borrow)]
+    #[allow(dead_code)] // parsed for strictness, not hashed
+    signature: Cow<'a, str>,
+}
+
+impl<'a> TokenRef<'a> {
+    /// Parses one line (see [`Token::from_json_line`]).
+    pub(crate) fn parse(line: &'a [u8]) -> Result<Self, ParseTokenError> {
+        Ok(serde_json::from_slice(line)?)
+    }
+
+    /// Same as [`Token::verify`].
+    pub(crate) fn verify(&self, key: Option<&HmacKey>) -> bool {
+        let mut content = Vec::with_capacity(320);
+        HashFields {
+            token_id: &self.token_id,
+            action: &self.action,
+            timestamp: &self.timestamp,
+            actor: &self.actor,
+            erin: &self.erin,
+            eraan: &mut self.eraan.iter().map(|c| c.as_ref()),
+            eromheen: &self.eromheen,
+            erachter: &self.erachter,
+            parent_id: self.parent_id.as_deref(),
+            state: self.state,
+        }
+        .write(&mut content);
+        let expected = digest_hex(&content, key);
+        !self.content_hash.is_empty()
+            && bool::from(expected.as_bytes().ct_eq(self.content_hash.as_bytes()))
     }
 }
 
@@ -390,6 +489,28 @@ mod tests {
             .map(|b| format!("{b:02x}"))
             .collect();
         assert_eq!(t.content_hash, want);
+    }
+
+    #[test]
+    fn borrowed_parse_verifies_like_token() {
+        let key = HmacKey::new(b"k".to_vec());
+        let mut t = sample();
+        t.erachter = "with \"escapes\" \u{e9}".into();
+        t.parent_id = Some("tibet_parent".into());
+        t.seal(Some(&key));
+        let line = t.to_json_line();
+        let r = TokenRef::parse(line.as_bytes()).unwrap();
+        assert!(r.verify(Some(&key)));
+        assert!(!r.verify(None));
+        assert_eq!(r.parent_id.as_deref(), Some("tibet_parent"));
+        let tampered = line.replacen("escapes", "escaped", 1);
+        assert!(
+            !TokenRef::parse(tampered.as_bytes())
+                .unwrap()
+                .verify(Some(&key))
+        );
+        let extra = line.replacen('{', r#"{"bogus": 1, "#, 1);
+        assert!(TokenRef::parse(extra.as_bytes()).is_err());
     }
 
     #[test]

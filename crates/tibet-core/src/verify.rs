@@ -11,7 +11,7 @@ use std::sync::mpsc::sync_channel;
 
 use crate::file_store::{READ_BUF, settled_len};
 use crate::store::{BadLine, MAX_BAD_LINES_KEPT, ReadError};
-use crate::token::{HmacKey, Token};
+use crate::token::{HmacKey, Token, TokenRef};
 
 /// A token whose content hash does not match its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,18 +298,15 @@ fn check_batch(batch: &Batch, key: Option<&HmacKey>, hasher: &RandomState) -> Ve
         let start = end;
         end += raw.len();
         if !raw.iter().all(u8::is_ascii_whitespace) {
-            out.push(match Token::from_json_line(raw) {
-                Ok(t) => {
-                    let ok = t.verify(key);
-                    Outcome::Token {
-                        line,
-                        start,
-                        end,
-                        id_hash: hasher.hash_one(t.token_id.as_str()),
-                        parent_hash: t.parent_id.as_deref().map(|p| hasher.hash_one(p)),
-                        ok,
-                    }
-                }
+            out.push(match TokenRef::parse(raw) {
+                Ok(t) => Outcome::Token {
+                    line,
+                    start,
+                    end,
+                    id_hash: hasher.hash_one(t.token_id.as_ref()),
+                    parent_hash: t.parent_id.as_deref().map(|p| hasher.hash_one(p)),
+                    ok: t.verify(key),
+                },
                 Err(e) => Outcome::Bad {
                     line,
                     reason: if raw.ends_with(b"\n") {

@@ -311,3 +311,59 @@ fn parallel_verify_keeps_file_order_across_batches() {
         .unwrap();
     assert_eq!(n, 5999);
 }
+
+#[test]
+fn group_commit_syncs_in_the_background_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gc.jsonl");
+    let store = FileStore::open_with(
+        &path,
+        Durability::GroupCommit {
+            interval: Duration::from_millis(20),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        store.durability(),
+        Durability::GroupCommit {
+            interval: Duration::from_millis(20)
+        }
+    );
+    let mut p = Provider::new("jis:hub").with_store(store);
+    p.create(NewToken::new("one")).unwrap();
+    p.create(NewToken::new("two")).unwrap();
+    p.flush().unwrap();
+    drop(p);
+
+    let mut store = FileStore::open_with(
+        &path,
+        Durability::GroupCommit {
+            interval: Duration::from_millis(20),
+        },
+    )
+    .unwrap();
+    let mut fresh = tibet_core::Token::from_json_line(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    fresh.token_id.push_str("_x");
+    fresh.seal(None);
+    store.append(&fresh).unwrap();
+    // No further appends: the background thread must sync on its own.
+    assert!(
+        store.wait_synced(Duration::from_secs(10)),
+        "background sync did not happen"
+    );
+    assert!(store.background_syncs() >= 1);
+    // Nothing pending: a flush has nothing left to do and reports no error.
+    store.flush().unwrap();
+    let every = FileStore::open_with(&path, Durability::EveryToken).unwrap();
+    assert!(every.wait_synced(Duration::ZERO));
+    assert_eq!(every.background_syncs(), 0);
+    assert_eq!(verify_path(&path, None).unwrap().valid, 3);
+}

@@ -38,6 +38,8 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     };
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut sigint =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let mut stdout = std::io::stdout();
     match format {
         LogFormat::Text => writeln!(
@@ -58,9 +60,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         writeln!(stdout, "control socket at {}", path.display())?;
     }
     stdout.flush()?;
-    loop {
+    // An output error (e.g. a closed pipe) still stops the node gracefully.
+    let mut outcome = Ok(());
+    while outcome.is_ok() {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             call = async { match calls.as_mut() { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                 if let Some(call) = call {
@@ -71,21 +75,22 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                     };
                     let answer = node.control(call.request);
                     if let (Some((verb, trust)), Some(item)) = (action, answer.item.as_ref()) {
-                        print_review(&mut stdout, verb, item, trust, format)?;
+                        outcome = print_review(&mut stdout, verb, item, trust, format);
                     }
                     let _ = call.reply.send(answer);
                 }
             }
             event = node.next_event() => {
                 let Some(event) = event else { break };
-                print_event(&mut stdout, &event, format)?;
+                outcome = print_event(&mut stdout, &event, format);
             }
         }
     }
-    if format == LogFormat::Text {
-        writeln!(stdout, "stopping")?;
+    if outcome.is_ok() && format == LogFormat::Text {
+        let _ = writeln!(stdout, "stopping");
     }
     node.stop().await;
+    outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -132,6 +132,10 @@ fn sigterm_stops_the_listener_gracefully() {
     let hub = listener();
     let status = hub.terminate();
     assert!(status.success(), "{status:?}");
+    // Ctrl-C (SIGINT) too.
+    let hub = listener();
+    let status = hub.signal("-INT");
+    assert!(status.success(), "{status:?}");
 }
 
 #[test]

@@ -114,13 +114,17 @@ impl Listener {
     }
 
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.signal("-TERM")
+    }
+
+    /// Sends `sig` (e.g. `-INT`) and waits for the exit status.
+    pub fn signal(mut self, sig: &str) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([sig, &pid])
             .status()
             .expect("kill");
-
         self.child.wait().expect("wait listen")
     }
 }
