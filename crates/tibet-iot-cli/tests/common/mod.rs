@@ -25,6 +25,44 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run tibet-iot")
 }
 
+/// Runs `send TARGET ADDR INTENT --my-did MY_DID` followed by `extra`.
+pub fn send(target: &str, addr: &str, intent: &str, my_did: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["send", target, addr, intent, "--my-did", my_did];
+    args.extend(extra);
+    run(&args)
+}
+
+/// Asserts the exit status is `code`, showing stdout and stderr if not.
+pub fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// stdout parsed as one JSON value.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).trim()).expect("one JSON value on stdout")
+}
+
+/// Flags binding 127.0.0.1 (ephemeral port) with discovery by multicast on
+/// loopback only, on the private `discovery_port`.
+pub fn multicast_loopback(discovery_port: &str) -> Vec<&str> {
+    vec![
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        discovery_port,
+    ]
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -95,6 +133,26 @@ impl Listener {
             addr,
             lines: rx,
         }
+    }
+
+    /// Starts a listener named `did` on 127.0.0.1 (ephemeral port, no
+    /// discovery) that trusts each `DID=SCORE` in `trust`; `extra` flags
+    /// follow.
+    pub fn loopback_hub(did: &str, trust: &[&str], extra: &[&str]) -> Listener {
+        let mut args = vec![
+            "--did",
+            did,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+        ];
+        for t in trust {
+            args.extend(["--trust", t]);
+        }
+        args.extend(extra);
+        Listener::start(&args)
     }
 
     /// `127.0.0.1:PORT` of this listener.
