@@ -21,13 +21,7 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "jis:home:doorbell",
-        &["--json"],
-    );
+    let out = hub.send("door.unlock", "jis:home:doorbell", &["--json"]);
     assert_code(&out, 2);
     let resp = json(&out);
     let id = resp["in_response_to"].as_str().unwrap().to_owned();
@@ -74,13 +68,7 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     assert!(stderr(&out).contains(&id), "{}", stderr(&out));
 
     // The raised trust holds: the next ping is GROEN.
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "jis:home:doorbell",
-        &[],
-    );
+    let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
     assert_code(&out, 0);
     assert!(
         stdout(&out).starts_with("GROEN — trust: 0.9"),
@@ -134,13 +122,8 @@ fn the_example_config_is_accepted_as_is() {
         "--discovery-port",
         &disc,
     ]);
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "temperature.read",
-        "jis:home:sensor",
-        &[],
-    );
+    assert_eq!(hub.did, "jis:home:hub", "the DID comes from the file");
+    let out = hub.send("temperature.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);
     assert!(
         stdout(&out).starts_with("GROEN — trust: 0.9 — "),
@@ -149,30 +132,12 @@ fn the_example_config_is_accepted_as_is() {
     );
     // Vouched lamps (0.9 x 0.7 = 0.63) are GEEL by threshold, but the rule
     // "lamps may report" makes status reports GROEN.
-    let status_report = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "status.report",
-        "jis:home:lamp1",
-        &[],
-    );
+    let status_report = hub.send("status.report", "jis:home:lamp1", &[]);
     assert_code(&status_report, 0);
-    let light_on = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "light.on",
-        "jis:home:lamp1",
-        &[],
-    );
+    let light_on = hub.send("light.on", "jis:home:lamp1", &[]);
     assert_code(&light_on, 2);
     // The rule "door needs a human" holds even a trusted sensor for review.
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "jis:home:sensor",
-        &[],
-    );
+    let out = hub.send("door.unlock", "jis:home:sensor", &[]);
     assert_code(&out, 2);
     assert!(hub.terminate().success());
     // The audit file is resolved next to the config file.

@@ -15,13 +15,7 @@ fn listener() -> Listener {
 #[test]
 fn trusted_sender_gets_groen_in_the_seeds_form() {
     let hub = listener();
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "temperature.read",
-        "jis:home:sensor",
-        &[],
-    );
+    let out = hub.send("temperature.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);
     let line = stdout(&out);
     let line = line.trim_end();
@@ -42,13 +36,7 @@ fn trusted_sender_gets_groen_in_the_seeds_form() {
 #[test]
 fn unknown_sender_gets_silence_and_status_3() {
     let hub = listener();
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "jis:evil:x",
-        &["--timeout", "0.5"],
-    );
+    let out = hub.send("door.unlock", "jis:evil:x", &["--timeout", "0.5"]);
     assert_code(&out, 3);
     assert!(stdout(&out).contains("no response"), "{}", stdout(&out));
     // The listener did receive it and dropped it.
@@ -59,13 +47,7 @@ fn unknown_sender_gets_silence_and_status_3() {
 #[test]
 fn half_trusted_sender_is_pending_with_status_2() {
     let hub = listener();
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "jis:home:doorbell",
-        &[],
-    );
+    let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
     assert_code(&out, 2);
     assert!(
         stdout(&out).starts_with("GEEL — trust: 0.5 — RTT: "),
@@ -77,9 +59,7 @@ fn half_trusted_sender_is_pending_with_status_2() {
 #[test]
 fn json_output_is_the_whole_response() {
     let hub = listener();
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
+    let out = hub.send(
         "temperature.read",
         "jis:home:sensor",
         &["--payload", r#"{"unit":"C"}"#, "--json", "--msgpack"],
@@ -93,13 +73,7 @@ fn json_output_is_the_whole_response() {
     assert!(v["in_response_to"].as_str().unwrap().starts_with("ping_"));
     assert_eq!(v["fira_breakdown"]["source"], "known");
 
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "x",
-        "jis:evil:x",
-        &["--timeout", "0.3", "--json"],
-    );
+    let out = hub.send("x", "jis:evil:x", &["--timeout", "0.3", "--json"]);
     assert_code(&out, 3);
     let v = json(&out);
     assert_eq!(v["no_response"], true);
@@ -151,13 +125,7 @@ fn json_log_format_gives_machine_lines() {
         &["jis:home:sensor=0.9"],
         &["--log-format", "json"],
     );
-    let out = send(
-        "jis:home:hub",
-        &hub.loopback(),
-        "t.read",
-        "jis:home:sensor",
-        &[],
-    );
+    let out = hub.send("t.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);
     let line = hub.wait_for_line("jis:home:sensor");
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON event line");
@@ -169,7 +137,7 @@ fn json_log_format_gives_machine_lines() {
 #[test]
 fn verbose_flag_turns_on_debug_logs() {
     let hub = listener();
-    let quiet = send("jis:home:hub", &hub.loopback(), "t", "jis:home:sensor", &[]);
+    let quiet = hub.send("t", "jis:home:sensor", &[]);
     assert_eq!(stderr(&quiet), "");
     let loud = run(&[
         "-v",

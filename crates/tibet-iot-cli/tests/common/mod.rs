@@ -78,6 +78,8 @@ pub struct Listener {
     child: Child,
     /// The bound address from the "listening on ADDR as DID" line.
     pub addr: SocketAddr,
+    /// The DID from that line.
+    pub did: String,
     /// Further stdout lines.
     pub lines: mpsc::Receiver<String>,
 }
@@ -102,21 +104,11 @@ impl Listener {
                 eprintln!("[listen stderr] {line}");
             }
         });
-        let addr = loop {
+        let (addr, did) = loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("listening on ") {
-                        let addr = rest.split(' ').next().expect("addr");
-                        break addr.parse().expect("listening address");
-                    }
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && v["event"] == "listening"
-                    {
-                        break v["addr"]
-                            .as_str()
-                            .expect("addr")
-                            .parse()
-                            .expect("listening address");
+                    if let Some(found) = listening(&line) {
+                        break found;
                     }
                 }
                 Err(e) => {
@@ -131,6 +123,7 @@ impl Listener {
         Listener {
             child,
             addr,
+            did,
             lines: rx,
         }
     }
@@ -153,6 +146,12 @@ impl Listener {
         }
         args.extend(extra);
         Listener::start(&args)
+    }
+
+    /// Runs `send` to this listener (its DID at its loopback address):
+    /// `INTENT --my-did MY_DID` followed by `extra`.
+    pub fn send(&self, intent: &str, my_did: &str, extra: &[&str]) -> Output {
+        send(&self.did, &self.loopback(), intent, my_did, extra)
     }
 
     /// `127.0.0.1:PORT` of this listener.
@@ -192,6 +191,22 @@ impl Drop for Listener {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address and DID of a "listening on ADDR as DID" line, or of its
+/// JSON form (`{"event": "listening", "addr": ..., "did": ...}`).
+fn listening(line: &str) -> Option<(SocketAddr, String)> {
+    if let Some(rest) = line.strip_prefix("listening on ") {
+        let (addr, did) = rest.split_once(" as ").expect("ADDR as DID");
+        return Some((addr.parse().expect("listening address"), did.to_owned()));
+    }
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    if v["event"] != "listening" {
+        return None;
+    }
+    let addr = v["addr"].as_str().expect("addr");
+    let did = v["did"].as_str().expect("did");
+    Some((addr.parse().expect("listening address"), did.to_owned()))
 }
 
 fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
