@@ -474,3 +474,57 @@ fn item(p: &PendingPing) -> PendingItem {
         received_at: p.queued_at.to_iso(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::NetFlags;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn unset_settings_keep_the_library_defaults() {
+        let s = Settings::client("jis:a:b".into(), 0, &NetFlags::default());
+        let expected = TransportConfig {
+            bind_host: s.bind,
+            bind_port: 0,
+            discovery_enabled: false,
+            ..TransportConfig::default()
+        };
+        assert_eq!(
+            format!("{:?}", transport_config(&s)),
+            format!("{expected:?}")
+        );
+    }
+
+    #[test]
+    fn set_settings_override_the_defaults() {
+        let mut s = Settings::client("jis:a:b".into(), 7, &NetFlags::default());
+        s.msgpack = true;
+        s.discovery = true;
+        s.discovery_port = Some(9);
+        s.group = Some(Ipv4Addr::new(224, 0, 0, 9));
+        s.multicast_if = Some(Ipv4Addr::LOCALHOST);
+        s.ttl = Some(5);
+        s.heartbeat = Some(Duration::from_secs(1));
+        s.discovery_interval = Some(Duration::from_secs(2));
+        s.cleanup = Some(Duration::from_secs(3));
+        s.peer_timeout = Some(Duration::from_secs(4));
+        s.device_type = Some("lamp".into());
+        s.capabilities = vec!["light.on".into()];
+        let c = transport_config(&s);
+        assert_eq!(
+            (c.bind_port, c.use_msgpack, c.discovery_enabled),
+            (7, true, true)
+        );
+        assert_eq!(c.discovery_port, 9);
+        assert_eq!(c.multicast_group, Ipv4Addr::new(224, 0, 0, 9));
+        assert_eq!(c.multicast_interface, Ipv4Addr::LOCALHOST);
+        assert_eq!(c.multicast_ttl, 5);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(c.discovery_interval, Duration::from_secs(2));
+        assert_eq!(c.cleanup_interval, Duration::from_secs(3));
+        assert_eq!(c.peer_timeout, Duration::from_secs(4));
+        assert_eq!(c.device_type, "lamp");
+        assert_eq!(c.capabilities, ["light.on"]);
+    }
+}
