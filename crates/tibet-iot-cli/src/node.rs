@@ -132,42 +132,25 @@ impl std::fmt::Debug for Node {
 
 /// The library configuration for `settings`.
 pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
-    let mut c = TransportConfig {
+    // Settings left unset keep the library's defaults.
+    let d = TransportConfig::default();
+    TransportConfig {
         bind_host: s.bind,
         bind_port: s.port,
         use_msgpack: s.msgpack,
         discovery_enabled: s.discovery,
-        ..TransportConfig::default()
-    };
-    if let Some(p) = s.discovery_port {
-        c.discovery_port = p;
+        discovery_port: s.discovery_port.unwrap_or(d.discovery_port),
+        multicast_group: s.group.unwrap_or(d.multicast_group),
+        multicast_interface: s.multicast_if.unwrap_or(d.multicast_interface),
+        multicast_ttl: s.ttl.unwrap_or(d.multicast_ttl),
+        heartbeat_interval: s.heartbeat.unwrap_or(d.heartbeat_interval),
+        discovery_interval: s.discovery_interval.unwrap_or(d.discovery_interval),
+        cleanup_interval: s.cleanup.unwrap_or(d.cleanup_interval),
+        peer_timeout: s.peer_timeout.unwrap_or(d.peer_timeout),
+        device_type: s.device_type.clone().unwrap_or(d.device_type.clone()),
+        capabilities: s.capabilities.clone(),
+        ..d
     }
-    if let Some(g) = s.group {
-        c.multicast_group = g;
-    }
-    if let Some(i) = s.multicast_if {
-        c.multicast_interface = i;
-    }
-    if let Some(t) = s.ttl {
-        c.multicast_ttl = t;
-    }
-    if let Some(d) = s.heartbeat {
-        c.heartbeat_interval = d;
-    }
-    if let Some(d) = s.discovery_interval {
-        c.discovery_interval = d;
-    }
-    if let Some(d) = s.cleanup {
-        c.cleanup_interval = d;
-    }
-    if let Some(d) = s.peer_timeout {
-        c.peer_timeout = d;
-    }
-    if let Some(t) = &s.device_type {
-        c.device_type = t.clone();
-    }
-    c.capabilities = s.capabilities.clone();
-    c
 }
 
 /// Applies trust, vouches, airlock rules and auto-vouch rules to `node`.
