@@ -106,20 +106,22 @@ fn demo_matches_every_step() {
     assert_eq!(text.matches("-> matched").count(), 16, "{text}");
 }
 
+/// Runs `bench` against `hub` as `my_did`, followed by `extra`.
+fn bench(hub: &Listener, my_did: &str, extra: &[&str]) -> std::process::Output {
+    let addr = hub.loopback();
+    let mut args = vec!["bench", &addr, "--my-did", my_did];
+    args.extend(extra);
+    run(&args)
+}
+
 #[test]
 fn bench_reports_a_positive_rate() {
     let hub = Listener::loopback_hub("jis:bench:hub", &["jis:bench:client=0.9"], &[]);
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let out = bench(
+        &hub,
         "jis:bench:client",
-        "-n",
-        "400",
-        "-c",
-        "8",
-        "--json",
-    ]);
+        &["-n", "400", "-c", "8", "--json"],
+    );
     assert_code(&out, 0);
     let r = json(&out);
     assert_eq!(r["sent"], 400);
@@ -138,17 +140,11 @@ fn bench_reports_a_positive_rate() {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{rtt}");
 
     // A timed run instead of a count.
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let out = bench(
+        &hub,
         "jis:bench:client",
-        "--duration",
-        "0.5",
-        "-c",
-        "4",
-        "--json",
-    ]);
+        &["--duration", "0.5", "-c", "4", "--json"],
+    );
     assert_code(&out, 0);
     let r = json(&out);
     assert!(r["answered"].as_u64().unwrap() > 0, "{r}");
@@ -156,18 +152,11 @@ fn bench_reports_a_positive_rate() {
     assert!((0.5..5.0).contains(&elapsed), "{r}");
 
     // An untrusted client: every ping is lost, and the report says so.
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let out = bench(
+        &hub,
         "jis:bench:stranger",
-        "-n",
-        "5",
-        "-c",
-        "5",
-        "--timeout",
-        "0.3",
-    ]);
+        &["-n", "5", "-c", "5", "--timeout", "0.3"],
+    );
     assert_code(&out, 3);
     assert!(stdout(&out).contains("lost:     5"), "{}", stdout(&out));
 }
