@@ -5,7 +5,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Listener, assert_code, free_udp_port, json, run, send, stderr, stdout};
+use common::{
+    Listener, assert_code, assert_stdout_starts, free_udp_port, json, run, send, stderr, stdout,
+};
 
 #[test]
 fn operator_approves_a_pending_ping_and_raises_trust() {
@@ -70,11 +72,7 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     // The raised trust holds: the next ping is GROEN.
     let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_starts(&out, "GROEN — trust: 0.9");
 
     // Stop gracefully so the audit file is flushed, then look at it.
     assert!(hub.terminate().success());
@@ -125,11 +123,7 @@ fn the_example_config_is_accepted_as_is() {
     assert_eq!(hub.did, "jis:home:hub", "the DID comes from the file");
     let out = hub.send("temperature.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9 — "),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_starts(&out, "GROEN — trust: 0.9 — ");
     // Vouched lamps (0.9 x 0.7 = 0.63) are GEEL by threshold, but the rule
     // "lamps may report" makes status reports GROEN.
     let status_report = hub.send("status.report", "jis:home:lamp1", &[]);
@@ -184,9 +178,5 @@ fn flags_override_the_config_file() {
     ]);
     let out = send("jis:file:node", &hub.loopback(), "x", "jis:a:b", &[]);
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.8"),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_starts(&out, "GROEN — trust: 0.8");
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Listener, assert_code, json, send, stderr, stdout};
+use common::{Listener, assert_code, assert_stdout_starts, json, send, stderr, stdout};
 
 /// A Python tibet-ping listener on 127.0.0.1 (free port) that trusts
 /// `jis:rust:cli` (0.9) and `jis:rust:door` (0.5), prints `READY <port>`
@@ -69,11 +69,7 @@ fn our_send_to_a_python_listener() {
 
     let out = send("jis:py:hub", &addr, "temperature.read", "jis:rust:cli", &[]);
     assert_code(&out, 0);
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9 — RTT: "),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_starts(&out, "GROEN — trust: 0.9 — RTT: ");
 
     // msgpack frames are understood by the reference too.
     let out = send(

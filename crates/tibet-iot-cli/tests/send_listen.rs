@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{Listener, assert_code, json, multicast_loopback, run, send, stderr, stdout};
+use common::{
+    Listener, assert_code, assert_stdout_starts, json, multicast_loopback, run, send, stderr,
+    stdout,
+};
 
 fn listener() -> Listener {
     Listener::loopback_hub(
@@ -49,11 +52,7 @@ fn half_trusted_sender_is_pending_with_status_2() {
     let hub = listener();
     let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
     assert_code(&out, 2);
-    assert!(
-        stdout(&out).starts_with("GEEL — trust: 0.5 — RTT: "),
-        "{}",
-        stdout(&out)
-    );
+    assert_stdout_starts(&out, "GEEL — trust: 0.5 — RTT: ");
 }
 
 #[test]

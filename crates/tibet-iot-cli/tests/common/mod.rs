@@ -33,6 +33,7 @@ pub fn send(target: &str, addr: &str, intent: &str, my_did: &str, extra: &[&str]
 }
 
 /// Asserts the exit status is `code`, showing stdout and stderr if not.
+#[track_caller]
 pub fn assert_code(out: &Output, code: i32) {
     assert_eq!(
         out.status.code(),
@@ -41,6 +42,13 @@ pub fn assert_code(out: &Output, code: i32) {
         stdout(out),
         stderr(out)
     );
+}
+
+/// Asserts stdout starts with `prefix`, showing it if not.
+#[track_caller]
+pub fn assert_stdout_starts(out: &Output, prefix: &str) {
+    let text = stdout(out);
+    assert!(text.starts_with(prefix), "{text:?} lacks prefix {prefix:?}");
 }
 
 /// stdout parsed as one JSON value.
