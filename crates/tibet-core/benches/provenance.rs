@@ -2,41 +2,15 @@
 //! group commit, and line verification. Results go to docs/PERFORMANCE.md.
 
 use std::hint::black_box;
-use std::ops::ControlFlow;
-use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_main};
-use serde_json::json;
-use tibet_core::{
-    AppendError, Durability, FileStore, NewToken, Provider, ReadError, ScanReport, Store, Token,
-    TokenIdGen,
-};
+use tibet_core::{Provider, Token, TokenIdGen};
 use tibet_ping::Timestamp;
 
-/// A store that keeps only the last id, so the bench measures creation.
-struct Discard(Option<String>);
+#[path = "../examples/fixture/mod.rs"]
+mod fixture;
 
-impl Store for Discard {
-    fn append(&mut self, token: &Token) -> Result<(), AppendError> {
-        self.0 = Some(token.token_id.clone());
-        Ok(())
-    }
-    fn scan(&self, _: &mut dyn FnMut(Token) -> ControlFlow<()>) -> Result<ScanReport, ReadError> {
-        Ok(ScanReport::default())
-    }
-    fn last_id(&self) -> Option<String> {
-        self.0.clone()
-    }
-}
-
-fn new_token() -> NewToken {
-    NewToken::new("ping.intent")
-        .erin(json!({"intent": "temperature.read", "purpose": "Thermostat check", "payload": {"celsius": 21.5, "unit": "°C"}}))
-        .eraan(["jis:home:sensor", "jis:home:hub"])
-        .eromheen(json!({"routing_mode": "direct", "hop_count": 0, "decision": "accept", "trust_score": 0.9, "zone": "GROEN"}))
-        .erachter("Thermostat check")
-        .actor("jis:home:sensor")
-}
+use fixture::{Discard, group_commit_store, ping_intent};
 
 fn provider() -> Provider {
     let t0 = Timestamp::from_secs(1_795_000_000);
@@ -49,7 +23,7 @@ fn create(c: &mut Criterion) {
     let mut g = c.benchmark_group("token");
     g.throughput(Throughput::Elements(1));
     let mut p = provider().with_store(Discard(None));
-    let template = new_token();
+    let template = ping_intent();
     g.bench_function("create_sha256", |b| {
         b.iter(|| black_box(p.create(template.clone()).unwrap()))
     });
@@ -65,15 +39,9 @@ fn append(c: &mut Criterion) {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join("bench-append.jsonl");
     let _ = std::fs::remove_file(&path);
-    let store = FileStore::open_with(
-        &path,
-        Durability::GroupCommit {
-            interval: Duration::from_millis(100),
-        },
-    )
-    .unwrap();
+    let store = group_commit_store(&path).unwrap();
     let mut p = provider().with_store(store);
-    let template = new_token();
+    let template = ping_intent();
     let mut g = c.benchmark_group("file_store");
     g.throughput(Throughput::Elements(1));
     g.bench_function("create_and_append_group_commit_100ms", |b| {

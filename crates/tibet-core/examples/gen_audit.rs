@@ -5,8 +5,12 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tibet_core::{Durability, FileStore, NewToken, Provider, TokenIdGen};
+use tibet_core::{NewToken, Provider, TokenIdGen};
 use tibet_ping::Timestamp;
+
+mod fixture;
+
+use fixture::group_commit_store;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -17,12 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(1_000_000);
     let _ = std::fs::remove_file(&path);
-    let store = FileStore::open_with(
-        &path,
-        Durability::GroupCommit {
-            interval: Duration::from_millis(100),
-        },
-    )?;
+    let store = group_commit_store(&path)?;
     let mut t = Timestamp::parse("2026-11-26T11:00:00+00:00").ok_or("bad time")?;
     let mut p = Provider::new("jis:home:hub")
         .with_store(store)

@@ -6,31 +6,14 @@
 //! `cargo run --release -p tibet-core --example provenance_rates [N]`
 //! (writes `target/rates-append.jsonl`, removed afterwards).
 
-use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use tibet_core::{
-    AppendError, Durability, FileStore, NewToken, Provider, ReadError, ScanReport, Store, Token,
-    TokenIdGen,
-};
+use tibet_core::{FileStore, Provider, Store, Token, TokenIdGen};
 use tibet_ping::Timestamp;
 
-/// Keeps only the last id, so creation is measured alone.
-struct Discard(Option<String>);
+mod fixture;
 
-impl Store for Discard {
-    fn append(&mut self, token: &Token) -> Result<(), AppendError> {
-        self.0 = Some(token.token_id.clone());
-        Ok(())
-    }
-    fn scan(&self, _: &mut dyn FnMut(Token) -> ControlFlow<()>) -> Result<ScanReport, ReadError> {
-        Ok(ScanReport::default())
-    }
-    fn last_id(&self) -> Option<String> {
-        self.0.clone()
-    }
-}
+use fixture::{Discard, group_commit_store, ping_intent};
 
 /// This thread's CPU time (user + system), if the kernel reports it.
 fn thread_cpu() -> Option<Duration> {
@@ -56,15 +39,6 @@ fn measure(name: &str, n: u64, mut f: impl FnMut(u64)) {
     );
 }
 
-fn template() -> NewToken {
-    NewToken::new("ping.intent")
-        .erin(json!({"intent": "temperature.read", "purpose": "Thermostat check", "payload": {"celsius": 21.5, "unit": "°C"}}))
-        .eraan(["jis:home:sensor", "jis:home:hub"])
-        .eromheen(json!({"routing_mode": "direct", "hop_count": 0, "decision": "accept", "trust_score": 0.9, "zone": "GROEN"}))
-        .erachter("Thermostat check")
-        .actor("jis:home:sensor")
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = std::env::args()
         .nth(1)
@@ -72,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(300_000);
     let t0 = Timestamp::parse("2026-11-26T11:00:00+00:00").ok_or("time")?;
-    let new = template();
+    let new = ping_intent();
 
     let mut p = Provider::new("jis:home:hub")
         .with_store(Discard(None))
@@ -86,12 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/rates-append.jsonl");
     let _ = std::fs::remove_file(&path);
-    let store = FileStore::open_with(
-        &path,
-        Durability::GroupCommit {
-            interval: Duration::from_millis(100),
-        },
-    )?;
+    let store = group_commit_store(&path)?;
     let mut p = Provider::new("jis:home:hub")
         .with_store(store)
         .with_id_gen(TokenIdGen::new(2));

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use tibet_ping::{AirlockZone, PingPacket, PingResponse};
 
-use crate::provider::{NewToken, Provider, packet_token};
+use crate::provider::{NewToken, Provider, heartbeat_token, packet_token};
 use crate::store::AppendError;
 use crate::token::Token;
 
@@ -89,22 +89,11 @@ impl NetworkBridge {
         addr: Option<SocketAddr>,
         status: Option<&str>,
     ) -> Result<Token, AppendError> {
-        let mut erin = json!({"source": source_did});
-        if let Some(s) = status.filter(|s| !s.is_empty()) {
-            erin["status"] = json!(s);
-        }
         let eromheen = match addr {
             Some(a) => json!({"host": a.ip().to_string(), "port": a.port()}),
             None => json!({}),
         };
-        self.record(
-            NewToken::new("heartbeat")
-                .erin(erin)
-                .eraan([source_did])
-                .eromheen(eromheen)
-                .erachter(format!("Heartbeat from {source_did}"))
-                .actor(source_did),
-        )
+        self.record(heartbeat_token(source_did, status).eromheen(eromheen))
     }
 
     /// A device found on the network (action `discovery`; `decision` such

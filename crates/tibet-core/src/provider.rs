@@ -259,18 +259,7 @@ impl Provider {
         source_did: &str,
         status: Option<&str>,
     ) -> Result<Token, AppendError> {
-        let mut erin = JsonMap::new();
-        erin.insert("source".into(), json!(source_did));
-        if let Some(s) = status.filter(|s| !s.is_empty()) {
-            erin.insert("status".into(), json!(s));
-        }
-        self.create(
-            NewToken::new("heartbeat")
-                .erin(Value::Object(erin))
-                .eraan([source_did])
-                .erachter(format!("Heartbeat from {source_did}"))
-                .actor(source_did),
-        )
+        self.create(heartbeat_token(source_did, status))
     }
 
     /// Records a state change of `token_id` as a new `state_change` token
@@ -341,6 +330,22 @@ impl Provider {
         report.bad_lines = scan.bad_lines;
         Ok(report)
     }
+}
+
+/// The token content for a heartbeat from `source_did`: action
+/// `heartbeat`; ERIN `source` and `status` (when given and not empty);
+/// ERAAN `[source]`; ERACHTER `Heartbeat from SOURCE`; actor the source.
+pub(crate) fn heartbeat_token(source_did: &str, status: Option<&str>) -> NewToken {
+    let mut erin = JsonMap::new();
+    erin.insert("source".into(), json!(source_did));
+    if let Some(s) = status.filter(|s| !s.is_empty()) {
+        erin.insert("status".into(), json!(s));
+    }
+    NewToken::new("heartbeat")
+        .erin(Value::Object(erin))
+        .eraan([source_did])
+        .erachter(format!("Heartbeat from {source_did}"))
+        .actor(source_did)
 }
 
 /// The token content for a ping and its optional response (the reference's

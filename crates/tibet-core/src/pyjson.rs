@@ -158,8 +158,19 @@ pub(crate) fn write_float(out: &mut Vec<u8>, f: f64) {
         out.extend_from_slice(if f > 0.0 { b"Infinity" } else { b"-Infinity" });
         return;
     }
-    // `{:e}` gives the shortest round-trip digits as `d.ddde<exp>`.
-    let sci = format!("{f:e}");
+    // `{:e}` gives the shortest round-trip digit count as `d.ddde<exp>`,
+    // but on a tie between two such strings it may pick the upper one;
+    // Python's repr takes the correctly rounded one (ties to even), which
+    // the exact `{:.N$e}` formatting gives for that digit count.
+    let shortest = format!("{f:e}");
+    let digit_count = shortest
+        .split('e')
+        .next()
+        .unwrap_or_default()
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .count();
+    let sci = format!("{f:.*e}", digit_count.saturating_sub(1));
     let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let (negative, mantissa) = match mantissa.strip_prefix('-') {
@@ -232,6 +243,8 @@ mod tests {
             (1e100, "1e+100"),
             (5e-324, "5e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
+            // A tie between two shortest strings: Python rounds to even.
+            (-(20413271056098.0 + 13.0 / 16.0), "-20413271056098.812"),
             (0.3, "0.3"),
             (2.0 / 3.0, "0.6666666666666666"),
         ];

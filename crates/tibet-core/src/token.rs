@@ -189,9 +189,7 @@ impl Token {
     /// An empty `content_hash` never verifies (the reference would recompute
     /// it on load and call any content valid; we fail closed).
     pub fn verify(&self, key: Option<&HmacKey>) -> bool {
-        let expected = self.compute_hash(key);
-        !self.content_hash.is_empty()
-            && bool::from(expected.as_bytes().ct_eq(self.content_hash.as_bytes()))
+        stored_hash_matches(&self.content_hash, &self.compute_hash(key))
     }
 
     /// The creation time, if `timestamp` parses.
@@ -369,10 +367,14 @@ impl<'a> TokenRef<'a> {
             state: self.state,
         }
         .write(&mut content);
-        let expected = digest_hex(&content, key);
-        !self.content_hash.is_empty()
-            && bool::from(expected.as_bytes().ct_eq(self.content_hash.as_bytes()))
+        stored_hash_matches(&self.content_hash, &digest_hex(&content, key))
     }
+}
+
+/// Whether a token's `stored` content hash equals the `expected` one
+/// (constant-time compare); an empty stored hash never matches (fail closed).
+fn stored_hash_matches(stored: &str, expected: &str) -> bool {
+    !stored.is_empty() && bool::from(expected.as_bytes().ct_eq(stored.as_bytes()))
 }
 
 /// Lowercase hex of a digest (what Python's `hexdigest()` prints).

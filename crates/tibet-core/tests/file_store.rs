@@ -37,6 +37,12 @@ fn fill(p: &mut Provider, n: usize, big: usize) -> Vec<String> {
         .collect()
 }
 
+/// The last token written to the file at `path`.
+fn last_token(path: &Path) -> tibet_core::Token {
+    let text = std::fs::read_to_string(path).unwrap();
+    tibet_core::Token::from_json_line(text.lines().last().unwrap().as_bytes()).unwrap()
+}
+
 #[test]
 fn threads_with_separate_handles_never_interleave() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,15 +245,7 @@ fn rotate_archives_old_tokens_and_other_handles_follow() {
     );
 
     // A handle opened before the rotation appends to the new active file.
-    let mut late = tibet_core::Token::from_json_line(
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
+    let mut late = last_token(&path);
     late.parent_id = Some(late.token_id.clone());
     late.token_id.push_str("_late");
     late.seal(None);
@@ -342,15 +340,7 @@ fn group_commit_syncs_in_the_background_when_idle() {
         },
     )
     .unwrap();
-    let mut fresh = tibet_core::Token::from_json_line(
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
+    let mut fresh = last_token(&path);
     fresh.token_id.push_str("_x");
     fresh.seal(None);
     store.append(&fresh).unwrap();

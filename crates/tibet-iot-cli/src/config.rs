@@ -246,8 +246,7 @@ impl ConfigFile {
         }
         for (did, score) in &self.trust {
             parse::did(did).with_context(|| format!("key `trust.\"{did}\"`"))?;
-            parse::check_score(*score)
-                .map_err(|e| anyhow::anyhow!("key `trust.\"{did}\"`: {e}"))?;
+            check_score_at(&format!("trust.\"{did}\""), *score)?;
         }
         for (i, v) in self.vouches.iter().enumerate() {
             if v.dids.is_empty() {
@@ -258,8 +257,7 @@ impl ConfigFile {
             }
             for (k, s) in [("factor", v.factor), ("my_trust", v.my_trust)] {
                 if let Some(s) = s {
-                    parse::check_score(s)
-                        .map_err(|e| anyhow::anyhow!("key `vouch[{i}].{k}`: {e}"))?;
+                    check_score_at(&format!("vouch[{i}].{k}"), s)?;
                 }
             }
         }
@@ -275,8 +273,7 @@ impl ConfigFile {
                     .map_err(|e| anyhow::anyhow!("key `airlock_rule[{i}].ping_type`: {e}"))?;
             }
             if let Some(m) = r.min_trust {
-                parse::check_score(m)
-                    .map_err(|e| anyhow::anyhow!("key `airlock_rule[{i}].min_trust`: {e}"))?;
+                check_score_at(&format!("airlock_rule[{i}].min_trust"), m)?;
             }
         }
         if let Some(a) = &self.audit {
@@ -295,6 +292,13 @@ impl ConfigFile {
         }
         Ok(())
     }
+}
+
+/// [`parse::check_score`], naming `key` in the error.
+fn check_score_at(key: &str, score: f64) -> Result<()> {
+    parse::check_score(score)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("key `{key}`: {e}"))
 }
 
 fn check_regex(p: &str) -> Result<(), String> {

@@ -58,6 +58,25 @@ impl Tally {
         ok
     }
 
+    /// Checks that the answer `a` came from zone `zone`, printed as
+    /// "`label`: <answer>".
+    fn check_zone(&mut self, label: &str, a: &Answer, zone: AirlockZone, expected: &str) -> bool {
+        self.check(&format!("{label}: {}", show(a)), zone_is(a, zone), expected)
+    }
+
+    /// Checks the hub's decision `seen` (`ok` says whether it is the
+    /// expected one), printed as "hub decided: <decision>".
+    fn check_decided(&mut self, seen: &Option<Event>, ok: bool, expected: &str) -> bool {
+        self.check(
+            &format!(
+                "hub decided: {}",
+                seen.as_ref().map_or("nothing".into(), describe)
+            ),
+            ok,
+            expected,
+        )
+    }
+
     fn close(&mut self, all: bool) {
         if all {
             self.matched += 1;
@@ -106,70 +125,32 @@ pub(crate) async fn run(_args: Args) -> Result<ExitCode> {
     t.step("hub and sensor trust each other and ping over UDP");
     hub.set_trust(SENSOR, 0.9);
     sensor.set_trust(HUB, 0.95);
-    let a = ping(
-        &sensor,
-        HUB,
-        hub_addr,
-        "temperature.report",
-        ANSWER,
-        RoutingMode::Direct,
-    )
-    .await?;
-    let b = ping(
-        &hub,
-        SENSOR,
-        sensor_addr,
-        "temperature.read",
-        ANSWER,
-        RoutingMode::Direct,
-    )
-    .await?;
-    let ok1 = t.check(
-        &format!("sensor -> hub: {}", show(&a)),
-        zone_is(&a, AirlockZone::Groen),
-        "GROEN",
-    );
-    let ok2 = t.check(
-        &format!("hub -> sensor: {}", show(&b)),
-        zone_is(&b, AirlockZone::Groen),
-        "GROEN",
-    );
+    let a = direct(&sensor, HUB, hub_addr, "temperature.report", ANSWER).await?;
+    let b = direct(&hub, SENSOR, sensor_addr, "temperature.read", ANSWER).await?;
+    let ok1 = t.check_zone("sensor -> hub", &a, AirlockZone::Groen, "GROEN");
+    let ok2 = t.check_zone("hub -> sensor", &b, AirlockZone::Groen, "GROEN");
     t.close(ok1 && ok2);
 
     // 2. Unknown sender: silent drop.
     t.step("an unknown node pings the hub");
     let stranger = IoTNode::new(STRANGER, cfg(false));
     stranger.start().await.context("starting the stranger")?;
-    let r = ping(
-        &stranger,
-        HUB,
-        hub_addr,
-        "door.unlock",
-        SILENCE,
-        RoutingMode::Direct,
-    )
-    .await?;
+    let r = direct(&stranger, HUB, hub_addr, "door.unlock", SILENCE).await?;
     let seen = decided(&mut hub_events, STRANGER).await;
     let ok1 = t.check(
         &format!("stranger -> hub: {}", show(&r)),
         r.1.is_none(),
         "no answer at all",
     );
-    let ok2 = t.check(
-        &format!(
-            "hub decided: {}",
-            seen.as_ref().map_or("nothing".into(), describe)
-        ),
-        matches!(
-            &seen,
-            Some(Event::PingDecided {
-                zone: AirlockZone::Rood,
-                decision: PingDecision::Reject,
-                ..
-            })
-        ),
-        "ROOD, rejected silently",
+    let rejected = matches!(
+        &seen,
+        Some(Event::PingDecided {
+            zone: AirlockZone::Rood,
+            decision: PingDecision::Reject,
+            ..
+        })
     );
+    let ok2 = t.check_decided(&seen, rejected, "ROOD, rejected silently");
     t.close(ok1 && ok2);
     stranger.stop().await;
 
@@ -197,23 +178,11 @@ pub(crate) async fn run(_args: Args) -> Result<ExitCode> {
     );
     let lamp = IoTNode::new(LAMP, cfg(false));
     lamp.start().await.context("starting the lamp")?;
-    let r = ping(
-        &lamp,
-        HUB,
-        hub_addr,
-        "status.report",
-        ANSWER,
-        RoutingMode::Direct,
-    )
-    .await?;
+    let r = direct(&lamp, HUB, hub_addr, "status.report", ANSWER).await?;
     let source =
         r.1.as_ref()
             .and_then(|x| x.fira_breakdown.get("source").cloned());
-    let ok1 = t.check(
-        &format!("lamp -> hub: {}", show(&r)),
-        zone_is(&r, AirlockZone::Groen),
-        "GROEN",
-    );
+    let ok1 = t.check_zone("lamp -> hub", &r, AirlockZone::Groen, "GROEN");
     let ok2 = t.check(
         &format!(
             "trust source: {}",
@@ -230,20 +199,8 @@ pub(crate) async fn run(_args: Args) -> Result<ExitCode> {
     hub.set_trust(DOORBELL, 0.5);
     let doorbell = IoTNode::new(DOORBELL, cfg(false));
     doorbell.start().await.context("starting the doorbell")?;
-    let r = ping(
-        &doorbell,
-        HUB,
-        hub_addr,
-        "door.unlock",
-        ANSWER,
-        RoutingMode::Direct,
-    )
-    .await?;
-    let ok1 = t.check(
-        &format!("doorbell -> hub: {}", show(&r)),
-        zone_is(&r, AirlockZone::Geel),
-        "GEEL, pending",
-    );
+    let r = direct(&doorbell, HUB, hub_addr, "door.unlock", ANSWER).await?;
+    let ok1 = t.check_zone("doorbell -> hub", &r, AirlockZone::Geel, "GEEL, pending");
     let queued = hub.pending();
     let ok2 = t.check(
         &format!("hub review queue: {} ping(s)", queued.len()),
@@ -265,20 +222,8 @@ pub(crate) async fn run(_args: Args) -> Result<ExitCode> {
         approved.is_some() && hub.pending().is_empty(),
         "approved, queue empty",
     );
-    let r = ping(
-        &doorbell,
-        HUB,
-        hub_addr,
-        "door.unlock",
-        ANSWER,
-        RoutingMode::Direct,
-    )
-    .await?;
-    let ok4 = t.check(
-        &format!("doorbell asks again: {}", show(&r)),
-        zone_is(&r, AirlockZone::Groen),
-        "GROEN",
-    );
+    let r = direct(&doorbell, HUB, hub_addr, "door.unlock", ANSWER).await?;
+    let ok4 = t.check_zone("doorbell asks again", &r, AirlockZone::Groen, "GROEN");
     t.close(ok1 && ok2 && ok3 && ok4);
     doorbell.stop().await;
 
@@ -381,6 +326,23 @@ async fn ping(
     Ok((started.elapsed(), r))
 }
 
+/// A direct (not mesh) ping, see [`ping`].
+async fn direct(
+    from: &IoTNode,
+    target: &str,
+    addr: SocketAddr,
+    intent: &str,
+    timeout: Duration,
+) -> Result<Answer> {
+    ping(from, target, addr, intent, timeout, RoutingMode::Direct).await
+}
+
+/// The zone of a raw response, or "no answer".
+fn zone_or_no_answer(r: &Option<PingResponse>) -> String {
+    r.as_ref()
+        .map_or("no answer".into(), |r| format!("{}", r.airlock_zone))
+}
+
 fn show(a: &Answer) -> String {
     match &a.1 {
         Some(r) => output::answer_line(r, a.0),
@@ -459,12 +421,7 @@ async fn replay_step(
     original.send_to(&bytes, hub_addr).await?;
     let first = recv_response(&codec, &original, ANSWER).await;
     let ok1 = t.check(
-        &format!(
-            "original: {}",
-            first
-                .as_ref()
-                .map_or("no answer".into(), |r| format!("{}", r.airlock_zone))
-        ),
+        &format!("original: {}", zone_or_no_answer(&first)),
         first
             .as_ref()
             .is_some_and(|r| r.airlock_zone == AirlockZone::Groen),
@@ -475,30 +432,19 @@ async fn replay_step(
     let second = recv_response(&codec, &attacker, SILENCE).await;
     let seen = decided(hub_events, SENSOR).await;
     let ok2 = t.check(
-        &format!(
-            "replay: {}",
-            second
-                .as_ref()
-                .map_or("no answer".into(), |r| format!("{}", r.airlock_zone))
-        ),
+        &format!("replay: {}", zone_or_no_answer(&second)),
         second.is_none(),
         "no answer",
     );
-    let ok3 = t.check(
-        &format!(
-            "hub decided: {}",
-            seen.as_ref().map_or("nothing".into(), describe)
-        ),
-        matches!(
-            seen,
-            Some(Event::PingDecided {
-                replay: true,
-                zone: AirlockZone::Rood,
-                ..
-            })
-        ),
-        "ROOD, replay detected",
+    let detected = matches!(
+        seen,
+        Some(Event::PingDecided {
+            replay: true,
+            zone: AirlockZone::Rood,
+            ..
+        })
     );
+    let ok3 = t.check_decided(&seen, detected, "ROOD, replay detected");
     Ok(ok1 && ok2 && ok3)
 }
 

@@ -132,42 +132,25 @@ impl std::fmt::Debug for Node {
 
 /// The library configuration for `settings`.
 pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
-    let mut c = TransportConfig {
+    // Settings left unset keep the library's defaults.
+    let d = TransportConfig::default();
+    TransportConfig {
         bind_host: s.bind,
         bind_port: s.port,
         use_msgpack: s.msgpack,
         discovery_enabled: s.discovery,
-        ..TransportConfig::default()
-    };
-    if let Some(p) = s.discovery_port {
-        c.discovery_port = p;
+        discovery_port: s.discovery_port.unwrap_or(d.discovery_port),
+        multicast_group: s.group.unwrap_or(d.multicast_group),
+        multicast_interface: s.multicast_if.unwrap_or(d.multicast_interface),
+        multicast_ttl: s.ttl.unwrap_or(d.multicast_ttl),
+        heartbeat_interval: s.heartbeat.unwrap_or(d.heartbeat_interval),
+        discovery_interval: s.discovery_interval.unwrap_or(d.discovery_interval),
+        cleanup_interval: s.cleanup.unwrap_or(d.cleanup_interval),
+        peer_timeout: s.peer_timeout.unwrap_or(d.peer_timeout),
+        device_type: s.device_type.clone().unwrap_or(d.device_type.clone()),
+        capabilities: s.capabilities.clone(),
+        ..d
     }
-    if let Some(g) = s.group {
-        c.multicast_group = g;
-    }
-    if let Some(i) = s.multicast_if {
-        c.multicast_interface = i;
-    }
-    if let Some(t) = s.ttl {
-        c.multicast_ttl = t;
-    }
-    if let Some(d) = s.heartbeat {
-        c.heartbeat_interval = d;
-    }
-    if let Some(d) = s.discovery_interval {
-        c.discovery_interval = d;
-    }
-    if let Some(d) = s.cleanup {
-        c.cleanup_interval = d;
-    }
-    if let Some(d) = s.peer_timeout {
-        c.peer_timeout = d;
-    }
-    if let Some(t) = &s.device_type {
-        c.device_type = t.clone();
-    }
-    c.capabilities = s.capabilities.clone();
-    c
 }
 
 /// Applies trust, vouches, airlock rules and auto-vouch rules to `node`.
@@ -472,5 +455,59 @@ fn item(p: &PendingPing) -> PendingItem {
         trust: p.sender_trust,
         zone: AirlockZone::Geel.to_string(),
         received_at: p.queued_at.to_iso(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::NetFlags;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn unset_settings_keep_the_library_defaults() {
+        let s = Settings::client("jis:a:b".into(), 0, &NetFlags::default());
+        let expected = TransportConfig {
+            bind_host: s.bind,
+            bind_port: 0,
+            discovery_enabled: false,
+            ..TransportConfig::default()
+        };
+        assert_eq!(
+            format!("{:?}", transport_config(&s)),
+            format!("{expected:?}")
+        );
+    }
+
+    #[test]
+    fn set_settings_override_the_defaults() {
+        let mut s = Settings::client("jis:a:b".into(), 7, &NetFlags::default());
+        s.msgpack = true;
+        s.discovery = true;
+        s.discovery_port = Some(9);
+        s.group = Some(Ipv4Addr::new(224, 0, 0, 9));
+        s.multicast_if = Some(Ipv4Addr::LOCALHOST);
+        s.ttl = Some(5);
+        s.heartbeat = Some(Duration::from_secs(1));
+        s.discovery_interval = Some(Duration::from_secs(2));
+        s.cleanup = Some(Duration::from_secs(3));
+        s.peer_timeout = Some(Duration::from_secs(4));
+        s.device_type = Some("lamp".into());
+        s.capabilities = vec!["light.on".into()];
+        let c = transport_config(&s);
+        assert_eq!(
+            (c.bind_port, c.use_msgpack, c.discovery_enabled),
+            (7, true, true)
+        );
+        assert_eq!(c.discovery_port, 9);
+        assert_eq!(c.multicast_group, Ipv4Addr::new(224, 0, 0, 9));
+        assert_eq!(c.multicast_interface, Ipv4Addr::LOCALHOST);
+        assert_eq!(c.multicast_ttl, 5);
+        assert_eq!(c.heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(c.discovery_interval, Duration::from_secs(2));
+        assert_eq!(c.cleanup_interval, Duration::from_secs(3));
+        assert_eq!(c.peer_timeout, Duration::from_secs(4));
+        assert_eq!(c.device_type, "lamp");
+        assert_eq!(c.capabilities, ["light.on"]);
     }
 }

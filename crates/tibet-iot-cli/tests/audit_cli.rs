@@ -47,6 +47,18 @@ fn setup(n: u64) -> (tempfile::TempDir, PathBuf, Vec<String>) {
     (dir, path, ids)
 }
 
+/// `tibet-iot audit SUB FILE`, ready for more arguments.
+fn audit_cmd(sub: &str, file: &Path) -> Command {
+    let mut c = bin();
+    c.args(["audit", sub]).arg(file);
+    c
+}
+
+/// Runs `tibet-iot audit SUB FILE EXTRA...` and returns its output.
+fn audit(sub: &str, file: &Path, extra: &[&str]) -> std::process::Output {
+    audit_cmd(sub, file).args(extra).output().unwrap()
+}
+
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
@@ -70,7 +82,7 @@ fn one_clean_error_line(out: &std::process::Output) -> String {
 #[test]
 fn verify_intact_file_succeeds() {
     let (_d, path, _) = setup(5);
-    let out = bin().args(["audit", "verify"]).arg(&path).output().unwrap();
+    let out = audit("verify", &path, &[]);
     assert!(out.status.success(), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
@@ -91,7 +103,7 @@ fn verify_reports_corrupt_torn_and_broken_links() {
     damaged.push_str(r#"{"token_id": "tibet_torn"#); // crash mid-write
     std::fs::write(&path, damaged).unwrap();
 
-    let out = bin().args(["audit", "verify"]).arg(&path).output().unwrap();
+    let out = audit("verify", &path, &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
@@ -123,21 +135,17 @@ fn verify_with_hmac_key_file() {
     write_log(&path, 3, Some(b"hub-secret"));
     let key = dir.path().join("key");
     std::fs::write(&key, "hub-secret\n").unwrap();
-    bin()
-        .args(["audit", "verify"])
-        .arg(&path)
+    audit_cmd("verify", &path)
         .arg("--hmac-key-file")
         .arg(&key)
         .assert()
         .success();
     // Without the key (plain SHA-256) every token fails.
-    let out = bin().args(["audit", "verify"]).arg(&path).output().unwrap();
+    let out = audit("verify", &path, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("3 tokens, 0 valid, 3 invalid"));
     std::fs::write(&key, "wrong").unwrap();
-    bin()
-        .args(["audit", "verify"])
-        .arg(&path)
+    audit_cmd("verify", &path)
         .arg("--hmac-key-file")
         .arg(&key)
         .assert()
@@ -158,77 +166,34 @@ fn verify_archive_and_active_as_one_log() {
     std::fs::write(&archive, old.join("\n") + "\n").unwrap();
     std::fs::write(&path, new.join("\n") + "\n").unwrap();
     // Alone, the active file's first token has its parent in the archive.
-    bin()
-        .args(["audit", "verify"])
-        .arg(&path)
-        .assert()
-        .failure();
-    bin()
-        .args(["audit", "verify"])
-        .arg(&archive)
-        .arg(&path)
-        .assert()
-        .success();
+    audit_cmd("verify", &path).assert().failure();
+    audit_cmd("verify", &archive).arg(&path).assert().success();
 }
 
 #[test]
 fn errors_are_one_clean_line() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.jsonl");
-    let err = one_clean_error_line(
-        &bin()
-            .args(["audit", "verify"])
-            .arg(&missing)
-            .output()
-            .unwrap(),
-    );
+    let err = one_clean_error_line(&audit("verify", &missing, &[]));
     assert!(err.contains("nope.jsonl"), "{err}");
-    one_clean_error_line(
-        &bin()
-            .args(["audit", "list"])
-            .arg(&missing)
-            .output()
-            .unwrap(),
-    );
+    one_clean_error_line(&audit("list", &missing, &[]));
     assert!(!missing.exists(), "reading must not create the file");
     let (_d, path, _) = setup(2);
-    let err = one_clean_error_line(
-        &bin()
-            .args(["audit", "list"])
-            .arg(&path)
-            .args(["--since", "yesterday"])
-            .output()
-            .unwrap(),
-    );
+    let err = one_clean_error_line(&audit("list", &path, &["--since", "yesterday"]));
     assert!(err.contains("--since"), "{err}");
-    let err = one_clean_error_line(
-        &bin()
-            .args(["audit", "trace"])
-            .arg(&path)
-            .arg("tibet_unknown")
-            .output()
-            .unwrap(),
-    );
+    let err = one_clean_error_line(&audit("trace", &path, &["tibet_unknown"]));
     assert!(err.contains("tibet_unknown"), "{err}");
-    one_clean_error_line(
-        &bin()
-            .args(["audit", "verify"])
-            .arg(&path)
-            .args(["--hmac-key-file", "/nonexistent/key"])
-            .output()
-            .unwrap(),
-    );
+    one_clean_error_line(&audit(
+        "verify",
+        &path,
+        &["--hmac-key-file", "/nonexistent/key"],
+    ));
 }
 
 #[test]
 fn list_filters_and_limits() {
     let (_d, path, ids) = setup(10);
-    let out = bin()
-        .args(["audit", "list"])
-        .arg(&path)
-        .args(["--action", "heartbeat", "--limit", "2"])
-        .output()
-        .unwrap();
+    let out = audit("list", &path, &["--action", "heartbeat", "--limit", "2"]);
     assert!(out.status.success());
     let text = stdout(&out);
     let rows: Vec<&str> = text.lines().collect();
@@ -242,18 +207,17 @@ fn list_filters_and_limits() {
         "{text}"
     );
 
-    let out = bin()
-        .args(["audit", "list"])
-        .arg(&path)
-        .args([
+    let out = audit(
+        "list",
+        &path,
+        &[
             "--actor",
             "jis:b",
             "--since",
             "2026-11-26T11:00:05Z",
             "--json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let tokens: Vec<Token> = stdout(&out)
         .lines()
         .map(|l| Token::from_json_line(l.as_bytes()).unwrap())
@@ -269,7 +233,7 @@ fn list_warns_about_bad_lines_but_lists_the_rest() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.insert_str(0, "garbage\n");
     std::fs::write(&path, text).unwrap();
-    let out = bin().args(["audit", "list"]).arg(&path).output().unwrap();
+    let out = audit("list", &path, &[]);
     assert!(out.status.success());
     assert_eq!(stdout(&out).lines().count(), 3);
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
@@ -278,12 +242,7 @@ fn list_warns_about_bad_lines_but_lists_the_rest() {
 #[test]
 fn trace_walks_back_to_the_root() {
     let (_d, path, ids) = setup(6);
-    let out = bin()
-        .args(["audit", "trace"])
-        .arg(&path)
-        .arg(&ids[3])
-        .output()
-        .unwrap();
+    let out = audit("trace", &path, &[ids[3].as_str()]);
     assert!(out.status.success());
     let text = stdout(&out);
     let rows: Vec<&str> = text.lines().collect();
@@ -295,13 +254,7 @@ fn trace_walks_back_to_the_root() {
         );
     }
     assert_eq!(rows[4], "root reached (4 tokens)");
-    let out = bin()
-        .args(["audit", "trace"])
-        .arg(&path)
-        .arg(&ids[5])
-        .args(["--depth", "2"])
-        .output()
-        .unwrap();
+    let out = audit("trace", &path, &[ids[5].as_str(), "--depth", "2"]);
     assert_eq!(stdout(&out).lines().count(), 3);
     assert!(stdout(&out).contains("depth limit 2 reached"));
 }

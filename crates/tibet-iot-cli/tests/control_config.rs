@@ -5,7 +5,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Listener, free_udp_port, run, stderr, stdout};
+use common::{
+    Listener, assert_code, assert_stdout_starts, free_udp_port, json, run, send, stderr, stdout,
+};
 
 #[test]
 fn operator_approves_a_pending_ping_and_raises_trust() {
@@ -13,40 +15,22 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     let sock = dir.path().join("hub.sock");
     let audit = dir.path().join("audit.jsonl");
     let sock_s = sock.to_str().unwrap();
-    let hub = Listener::start(&[
-        "--did",
+    let hub = Listener::loopback_hub(
         "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:home:doorbell=0.5",
-        "--control",
-        sock_s,
-        "--audit",
-        audit.to_str().unwrap(),
-    ]);
+        &["jis:home:doorbell=0.5"],
+        &["--control", sock_s, "--audit", audit.to_str().unwrap()],
+    );
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "--my-did",
-        "jis:home:doorbell",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    let resp: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let out = hub.send("door.unlock", "jis:home:doorbell", &["--json"]);
+    assert_code(&out, 2);
+    let resp = json(&out);
     let id = resp["in_response_to"].as_str().unwrap().to_owned();
 
     let out = run(&["pending", "list", "--control", sock_s, "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let list: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_code(&out, 0);
+    let list = json(&out);
     let items = list["pending"].as_array().unwrap();
     assert_eq!(items.len(), 1);
     assert_eq!(items[0]["id"], id.as_str());
@@ -67,7 +51,7 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
         "--control",
         sock_s,
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_code(&out, 0);
     assert!(stdout(&out).contains("approved"), "{}", stdout(&out));
     let line = hub.wait_for_line(&format!("approved {id}"));
     assert!(
@@ -86,20 +70,9 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     assert!(stderr(&out).contains(&id), "{}", stderr(&out));
 
     // The raised trust holds: the next ping is GROEN.
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "--my-did",
-        "jis:home:doorbell",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9"),
-        "{}",
-        stdout(&out)
-    );
+    let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
+    assert_code(&out, 0);
+    assert_stdout_starts(&out, "GROEN — trust: 0.9");
 
     // Stop gracefully so the audit file is flushed, then look at it.
     assert!(hub.terminate().success());
@@ -125,13 +98,7 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
     assert!(change.is_some(), "{text}");
     // The trail verifies (hashes and chain links) with `tibet-iot audit verify`.
     let out = run(&["audit", "verify", audit.to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_code(&out, 0);
 }
 
 #[test]
@@ -153,50 +120,19 @@ fn the_example_config_is_accepted_as_is() {
         "--discovery-port",
         &disc,
     ]);
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "temperature.read",
-        "--my-did",
-        "jis:home:sensor",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9 — "),
-        "{}",
-        stdout(&out)
-    );
+    assert_eq!(hub.did, "jis:home:hub", "the DID comes from the file");
+    let out = hub.send("temperature.read", "jis:home:sensor", &[]);
+    assert_code(&out, 0);
+    assert_stdout_starts(&out, "GROEN — trust: 0.9 — ");
     // Vouched lamps (0.9 x 0.7 = 0.63) are GEEL by threshold, but the rule
     // "lamps may report" makes status reports GROEN.
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "status.report",
-        "--my-did",
-        "jis:home:lamp1",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "light.on",
-        "--my-did",
-        "jis:home:lamp1",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let status_report = hub.send("status.report", "jis:home:lamp1", &[]);
+    assert_code(&status_report, 0);
+    let light_on = hub.send("light.on", "jis:home:lamp1", &[]);
+    assert_code(&light_on, 2);
     // The rule "door needs a human" holds even a trusted sensor for review.
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "--my-did",
-        "jis:home:sensor",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    let out = hub.send("door.unlock", "jis:home:sensor", &[]);
+    assert_code(&out, 2);
     assert!(hub.terminate().success());
     // The audit file is resolved next to the config file.
     let audit = std::fs::read_to_string(dir.path().join("hub-audit.jsonl")).unwrap();
@@ -240,18 +176,7 @@ fn flags_override_the_config_file() {
         "--trust",
         "jis:a:b=0.8",
     ]);
-    let out = run(&[
-        "send",
-        "jis:file:node",
-        &hub.loopback(),
-        "x",
-        "--my-did",
-        "jis:a:b",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.8"),
-        "{}",
-        stdout(&out)
-    );
+    let out = send("jis:file:node", &hub.loopback(), "x", "jis:a:b", &[]);
+    assert_code(&out, 0);
+    assert_stdout_starts(&out, "GROEN — trust: 0.8");
 }

@@ -3,25 +3,15 @@
 
 mod common;
 
-use common::{Listener, free_udp_port, run, stderr, stdout};
+use common::{Listener, assert_code, free_udp_port, json, multicast_loopback, run, stderr, stdout};
 
 #[test]
 fn discover_finds_two_listeners_on_loopback_multicast() {
     // A private discovery port so parallel tests and real networks never
     // meet; the group stays 224.0.71.50, on the loopback interface only.
     let port = free_udp_port().to_string();
-    let common_args = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--multicast-if",
-        "127.0.0.1",
-        "--discovery-port",
-    ];
-    let mut a_args = common_args.to_vec();
+    let mut a_args = multicast_loopback(&port);
     a_args.extend([
-        port.as_str(),
         "--did",
         "jis:home:hub",
         "--device-type",
@@ -29,9 +19,8 @@ fn discover_finds_two_listeners_on_loopback_multicast() {
         "--trust",
         "jis:x:y=0.9",
     ]);
-    let mut b_args = common_args.to_vec();
+    let mut b_args = multicast_loopback(&port);
     b_args.extend([
-        port.as_str(),
         "--did",
         "jis:home:sensor",
         "--device-type",
@@ -55,8 +44,8 @@ fn discover_finds_two_listeners_on_loopback_multicast() {
         &port,
         "--json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let found: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON array");
+    assert_code(&out, 0);
+    let found = json(&out);
     let found = found.as_array().expect("array");
     let by_did = |did: &str| {
         found
@@ -117,32 +106,24 @@ fn demo_matches_every_step() {
     assert_eq!(text.matches("-> matched").count(), 16, "{text}");
 }
 
+/// Runs `bench` against `hub` as `my_did`, followed by `extra`.
+fn bench(hub: &Listener, my_did: &str, extra: &[&str]) -> std::process::Output {
+    let addr = hub.loopback();
+    let mut args = vec!["bench", &addr, "--my-did", my_did];
+    args.extend(extra);
+    run(&args)
+}
+
 #[test]
 fn bench_reports_a_positive_rate() {
-    let hub = Listener::start(&[
-        "--did",
-        "jis:bench:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:bench:client=0.9",
-    ]);
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let hub = Listener::loopback_hub("jis:bench:hub", &["jis:bench:client=0.9"], &[]);
+    let out = bench(
+        &hub,
         "jis:bench:client",
-        "-n",
-        "400",
-        "-c",
-        "8",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON report");
+        &["-n", "400", "-c", "8", "--json"],
+    );
+    assert_code(&out, 0);
+    let r = json(&out);
     assert_eq!(r["sent"], 400);
     assert_eq!(
         r["answered"].as_u64().unwrap() + r["lost"].as_u64().unwrap(),
@@ -159,36 +140,23 @@ fn bench_reports_a_positive_rate() {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{rtt}");
 
     // A timed run instead of a count.
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let out = bench(
+        &hub,
         "jis:bench:client",
-        "--duration",
-        "0.5",
-        "-c",
-        "4",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("JSON report");
+        &["--duration", "0.5", "-c", "4", "--json"],
+    );
+    assert_code(&out, 0);
+    let r = json(&out);
     assert!(r["answered"].as_u64().unwrap() > 0, "{r}");
     let elapsed = r["elapsed_s"].as_f64().unwrap();
     assert!((0.5..5.0).contains(&elapsed), "{r}");
 
     // An untrusted client: every ping is lost, and the report says so.
-    let out = run(&[
-        "bench",
-        &hub.loopback(),
-        "--my-did",
+    let out = bench(
+        &hub,
         "jis:bench:stranger",
-        "-n",
-        "5",
-        "-c",
-        "5",
-        "--timeout",
-        "0.3",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
+        &["-n", "5", "-c", "5", "--timeout", "0.3"],
+    );
+    assert_code(&out, 3);
     assert!(stdout(&out).contains("lost:     5"), "{}", stdout(&out));
 }

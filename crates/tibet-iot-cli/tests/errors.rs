@@ -29,6 +29,20 @@ fn assert_one_line_error(args: &[&str], needle: &str) {
     );
 }
 
+/// `send jis:a:b 127.0.0.1:7150 x --my-did jis:c:d` followed by `extra`.
+fn send_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "send",
+        "jis:a:b",
+        "127.0.0.1:7150",
+        "x",
+        "--my-did",
+        "jis:c:d",
+    ];
+    args.extend(extra);
+    args
+}
+
 #[test]
 fn bad_target_did() {
     assert_one_line_error(
@@ -93,31 +107,10 @@ fn bad_host_port() {
 #[test]
 fn bad_json_payload() {
     assert_one_line_error(
-        &[
-            "send",
-            "jis:a:b",
-            "127.0.0.1:7150",
-            "x",
-            "--my-did",
-            "jis:c:d",
-            "--payload",
-            "{unit: C}",
-        ],
+        &send_args(&["--payload", "{unit: C}"]),
         "invalid JSON payload",
     );
-    assert_one_line_error(
-        &[
-            "send",
-            "jis:a:b",
-            "127.0.0.1:7150",
-            "x",
-            "--my-did",
-            "jis:c:d",
-            "--payload",
-            "[1,2]",
-        ],
-        "expected an object",
-    );
+    assert_one_line_error(&send_args(&["--payload", "[1,2]"]), "expected an object");
 }
 
 #[test]
@@ -159,16 +152,7 @@ fn unreadable_config() {
 #[test]
 fn bad_timeout_is_one_line() {
     assert_one_line_error(
-        &[
-            "send",
-            "jis:a:b",
-            "127.0.0.1:7150",
-            "x",
-            "--my-did",
-            "jis:c:d",
-            "--timeout",
-            "0",
-        ],
+        &send_args(&["--timeout", "0"]),
         "positive number of seconds",
     );
 }

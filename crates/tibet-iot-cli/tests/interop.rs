@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Listener, run, stderr, stdout};
+use common::{Listener, assert_code, assert_stdout_starts, json, send, stderr, stdout};
 
 /// A Python tibet-ping listener on 127.0.0.1 (free port) that trusts
 /// `jis:rust:cli` (0.9) and `jis:rust:door` (0.5), prints `READY <port>`
@@ -67,81 +67,33 @@ fn our_send_to_a_python_listener() {
     let port = ready.strip_prefix("READY ").expect("READY <port>");
     let addr = format!("127.0.0.1:{port}");
 
-    let out = run(&[
-        "send",
-        "jis:py:hub",
-        &addr,
-        "temperature.read",
-        "--my-did",
-        "jis:rust:cli",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).starts_with("GROEN — trust: 0.9 — RTT: "),
-        "{}",
-        stdout(&out)
-    );
+    let out = send("jis:py:hub", &addr, "temperature.read", "jis:rust:cli", &[]);
+    assert_code(&out, 0);
+    assert_stdout_starts(&out, "GROEN — trust: 0.9 — RTT: ");
 
     // msgpack frames are understood by the reference too.
-    let out = run(&[
-        "send",
+    let out = send(
         "jis:py:hub",
         &addr,
         "t.read",
-        "--my-did",
         "jis:rust:cli",
-        "--msgpack",
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+        &["--msgpack", "--json"],
     );
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_code(&out, 0);
+    let v = json(&out);
     assert_eq!(v["responder_did"], "jis:py:hub");
 
-    let out = run(&[
-        "send",
-        "jis:py:hub",
-        &addr,
-        "door.unlock",
-        "--my-did",
-        "jis:rust:door",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    let out = send("jis:py:hub", &addr, "door.unlock", "jis:rust:door", &[]);
+    assert_code(&out, 2);
 
-    let out = run(&[
-        "send",
+    let out = send(
         "jis:py:hub",
         &addr,
         "door.unlock",
-        "--my-did",
         "jis:rust:nobody",
-        "--timeout",
-        "0.5",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+        &["--timeout", "0.5"],
     );
+    assert_code(&out, 3);
     drop(guard);
 }
 
@@ -152,17 +104,7 @@ fn python_cli_send_to_our_listener() {
     };
     let cli = py.parent().unwrap().join("tibet-ping");
     assert!(cli.exists(), "{} missing", cli.display());
-    let hub = Listener::start(&[
-        "--did",
-        "jis:rust:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:py:cli=0.9",
-    ]);
+    let hub = Listener::loopback_hub("jis:rust:hub", &["jis:py:cli=0.9"], &[]);
     let out = Command::new(&cli)
         .args([
             "send",

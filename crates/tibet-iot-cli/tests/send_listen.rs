@@ -2,36 +2,24 @@
 
 mod common;
 
-use common::{Listener, run, stderr, stdout};
+use common::{
+    Listener, assert_code, assert_stdout_starts, json, multicast_loopback, run, send, stderr,
+    stdout,
+};
 
 fn listener() -> Listener {
-    Listener::start(&[
-        "--did",
+    Listener::loopback_hub(
         "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:home:sensor=0.95",
-        "--trust",
-        "jis:home:doorbell=0.5",
-    ])
+        &["jis:home:sensor=0.95", "jis:home:doorbell=0.5"],
+        &[],
+    )
 }
 
 #[test]
 fn trusted_sender_gets_groen_in_the_seeds_form() {
     let hub = listener();
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "temperature.read",
-        "--my-did",
-        "jis:home:sensor",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = hub.send("temperature.read", "jis:home:sensor", &[]);
+    assert_code(&out, 0);
     let line = stdout(&out);
     let line = line.trim_end();
     let rest = line
@@ -51,17 +39,8 @@ fn trusted_sender_gets_groen_in_the_seeds_form() {
 #[test]
 fn unknown_sender_gets_silence_and_status_3() {
     let hub = listener();
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "--my-did",
-        "jis:evil:x",
-        "--timeout",
-        "0.5",
-    ]);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = hub.send("door.unlock", "jis:evil:x", &["--timeout", "0.5"]);
+    assert_code(&out, 3);
     assert!(stdout(&out).contains("no response"), "{}", stdout(&out));
     // The listener did receive it and dropped it.
     let seen = hub.wait_for_line("jis:evil:x");
@@ -71,39 +50,21 @@ fn unknown_sender_gets_silence_and_status_3() {
 #[test]
 fn half_trusted_sender_is_pending_with_status_2() {
     let hub = listener();
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "door.unlock",
-        "--my-did",
-        "jis:home:doorbell",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stdout(&out).starts_with("GEEL — trust: 0.5 — RTT: "),
-        "{}",
-        stdout(&out)
-    );
+    let out = hub.send("door.unlock", "jis:home:doorbell", &[]);
+    assert_code(&out, 2);
+    assert_stdout_starts(&out, "GEEL — trust: 0.5 — RTT: ");
 }
 
 #[test]
 fn json_output_is_the_whole_response() {
     let hub = listener();
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
+    let out = hub.send(
         "temperature.read",
-        "--my-did",
         "jis:home:sensor",
-        "--payload",
-        r#"{"unit":"C"}"#,
-        "--json",
-        "--msgpack",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+        &["--payload", r#"{"unit":"C"}"#, "--json", "--msgpack"],
+    );
+    assert_code(&out, 0);
+    let v = json(&out);
     assert_eq!(v["decision"], "accept");
     assert_eq!(v["airlock_zone"], "GROEN");
     assert_eq!(v["responder_did"], "jis:home:hub");
@@ -111,19 +72,9 @@ fn json_output_is_the_whole_response() {
     assert!(v["in_response_to"].as_str().unwrap().starts_with("ping_"));
     assert_eq!(v["fira_breakdown"]["source"], "known");
 
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "x",
-        "--my-did",
-        "jis:evil:x",
-        "--timeout",
-        "0.3",
-        "--json",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object");
+    let out = hub.send("x", "jis:evil:x", &["--timeout", "0.3", "--json"]);
+    assert_code(&out, 3);
+    let v = json(&out);
     assert_eq!(v["no_response"], true);
 }
 
@@ -168,28 +119,13 @@ fn listen_warns_when_no_sender_is_trusted() {
 
 #[test]
 fn json_log_format_gives_machine_lines() {
-    let hub = Listener::start(&[
-        "--did",
+    let hub = Listener::loopback_hub(
         "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:home:sensor=0.9",
-        "--log-format",
-        "json",
-    ]);
-    let out = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "t.read",
-        "--my-did",
-        "jis:home:sensor",
-    ]);
-    assert_eq!(out.status.code(), Some(0));
+        &["jis:home:sensor=0.9"],
+        &["--log-format", "json"],
+    );
+    let out = hub.send("t.read", "jis:home:sensor", &[]);
+    assert_code(&out, 0);
     let line = hub.wait_for_line("jis:home:sensor");
     let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON event line");
     assert_eq!(v["event"], "ping");
@@ -200,14 +136,7 @@ fn json_log_format_gives_machine_lines() {
 #[test]
 fn verbose_flag_turns_on_debug_logs() {
     let hub = listener();
-    let quiet = run(&[
-        "send",
-        "jis:home:hub",
-        &hub.loopback(),
-        "t",
-        "--my-did",
-        "jis:home:sensor",
-    ]);
+    let quiet = hub.send("t", "jis:home:sensor", &[]);
     assert_eq!(stderr(&quiet), "");
     let loud = run(&[
         "-v",
@@ -218,7 +147,7 @@ fn verbose_flag_turns_on_debug_logs() {
         "--my-did",
         "jis:home:sensor",
     ]);
-    assert_eq!(loud.status.code(), Some(0));
+    assert_code(&loud, 0);
     assert!(
         stderr(&loud).contains("DEBUG") || stderr(&loud).contains("INFO"),
         "{}",
@@ -232,43 +161,22 @@ fn mesh_send_crosses_a_relay_listener() {
     // Relay and far node find each other by discovery (multicast on
     // loopback, private port); the sender only knows the relay.
     let port = common::free_udp_port().to_string();
-    let base = [
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--multicast-if",
-        "127.0.0.1",
-        "--discovery-port",
-        &port,
-    ];
-    let mut relay_args = base.to_vec();
+    let mut relay_args = multicast_loopback(&port);
     relay_args.extend(["--did", "jis:mesh:relay", "--trust", "jis:x:y=0.9"]);
     let relay = Listener::start(&relay_args);
-    let mut far_args = base.to_vec();
+    let mut far_args = multicast_loopback(&port);
     far_args.extend(["--did", "jis:mesh:far", "--trust", "jis:mesh:hub=0.9"]);
     let far = Listener::start(&far_args);
     relay.wait_for_line("discovered jis:mesh:far");
-    let out = run(&[
-        "send",
+    let out = send(
         "jis:mesh:far",
         &relay.loopback(),
         "data.sync",
-        "--my-did",
         "jis:mesh:hub",
-        "--mesh",
-        "--timeout",
-        "3",
-        "--json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+        &["--mesh", "--timeout", "3", "--json"],
     );
-    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_code(&out, 0);
+    let v = json(&out);
     assert_eq!(v["responder_did"], "jis:mesh:far");
     assert_eq!(v["airlock_zone"], "GROEN");
     let seen = far.wait_for_line("jis:mesh:hub");

@@ -25,6 +25,52 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run tibet-iot")
 }
 
+/// Runs `send TARGET ADDR INTENT --my-did MY_DID` followed by `extra`.
+pub fn send(target: &str, addr: &str, intent: &str, my_did: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["send", target, addr, intent, "--my-did", my_did];
+    args.extend(extra);
+    run(&args)
+}
+
+/// Asserts the exit status is `code`, showing stdout and stderr if not.
+#[track_caller]
+pub fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Asserts stdout starts with `prefix`, showing it if not.
+#[track_caller]
+pub fn assert_stdout_starts(out: &Output, prefix: &str) {
+    let text = stdout(out);
+    assert!(text.starts_with(prefix), "{text:?} lacks prefix {prefix:?}");
+}
+
+/// stdout parsed as one JSON value.
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(out).trim()).expect("one JSON value on stdout")
+}
+
+/// Flags binding 127.0.0.1 (ephemeral port) with discovery by multicast on
+/// loopback only, on the private `discovery_port`.
+pub fn multicast_loopback(discovery_port: &str) -> Vec<&str> {
+    vec![
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        discovery_port,
+    ]
+}
+
 /// stdout as text.
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -40,6 +86,8 @@ pub struct Listener {
     child: Child,
     /// The bound address from the "listening on ADDR as DID" line.
     pub addr: SocketAddr,
+    /// The DID from that line.
+    pub did: String,
     /// Further stdout lines.
     pub lines: mpsc::Receiver<String>,
 }
@@ -64,21 +112,11 @@ impl Listener {
                 eprintln!("[listen stderr] {line}");
             }
         });
-        let addr = loop {
+        let (addr, did) = loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(line) => {
-                    if let Some(rest) = line.strip_prefix("listening on ") {
-                        let addr = rest.split(' ').next().expect("addr");
-                        break addr.parse().expect("listening address");
-                    }
-                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                        && v["event"] == "listening"
-                    {
-                        break v["addr"]
-                            .as_str()
-                            .expect("addr")
-                            .parse()
-                            .expect("listening address");
+                    if let Some(found) = listening(&line) {
+                        break found;
                     }
                 }
                 Err(e) => {
@@ -93,8 +131,35 @@ impl Listener {
         Listener {
             child,
             addr,
+            did,
             lines: rx,
         }
+    }
+
+    /// Starts a listener named `did` on 127.0.0.1 (ephemeral port, no
+    /// discovery) that trusts each `DID=SCORE` in `trust`; `extra` flags
+    /// follow.
+    pub fn loopback_hub(did: &str, trust: &[&str], extra: &[&str]) -> Listener {
+        let mut args = vec![
+            "--did",
+            did,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+        ];
+        for t in trust {
+            args.extend(["--trust", t]);
+        }
+        args.extend(extra);
+        Listener::start(&args)
+    }
+
+    /// Runs `send` to this listener (its DID at its loopback address):
+    /// `INTENT --my-did MY_DID` followed by `extra`.
+    pub fn send(&self, intent: &str, my_did: &str, extra: &[&str]) -> Output {
+        send(&self.did, &self.loopback(), intent, my_did, extra)
     }
 
     /// `127.0.0.1:PORT` of this listener.
@@ -134,6 +199,22 @@ impl Drop for Listener {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address and DID of a "listening on ADDR as DID" line, or of its
+/// JSON form (`{"event": "listening", "addr": ..., "did": ...}`).
+fn listening(line: &str) -> Option<(SocketAddr, String)> {
+    if let Some(rest) = line.strip_prefix("listening on ") {
+        let (addr, did) = rest.split_once(" as ").expect("ADDR as DID");
+        return Some((addr.parse().expect("listening address"), did.to_owned()));
+    }
+    let v = serde_json::from_str::<serde_json::Value>(line).ok()?;
+    if v["event"] != "listening" {
+        return None;
+    }
+    let addr = v["addr"].as_str().expect("addr");
+    let did = v["did"].as_str().expect("did");
+    Some((addr.parse().expect("listening address"), did.to_owned()))
 }
 
 fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
