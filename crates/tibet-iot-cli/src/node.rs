@@ -309,12 +309,11 @@ impl Node {
                 intent,
                 zone,
                 decision,
+                trust,
                 replay,
                 ..
             } => {
-                let trust = self
-                    .inner
-                    .with_engine(|e| e.ping_node().trust_of(now, &source_did).score);
+                // The trust the pipeline used for this very ping, not today's.
                 Some(Event::Ping {
                     time: now.to_iso(),
                     source_did,

@@ -530,6 +530,7 @@ impl Engine {
                 ping_type: packet.ping_type,
                 zone: response.airlock_zone,
                 decision: response.decision,
+                trust: response.trust_score,
                 replay,
             });
         }

@@ -26,6 +26,8 @@ pub enum Event {
         zone: AirlockZone,
         /// The decision (a response is sent for accept and pending).
         decision: PingDecision,
+        /// The sender's trust as the pipeline computed it for this ping.
+        trust: f64,
         /// Dropped by the replay check.
         replay: bool,
     },

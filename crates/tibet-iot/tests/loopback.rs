@@ -104,14 +104,18 @@ async fn trusted_ping_is_groen_and_reported_on_both_sides() {
         .expect("answered");
     assert_eq!(resp.airlock_zone, AirlockZone::Groen);
     assert_eq!(resp.decision, PingDecision::Accept);
-    let zone = wait_for(&mut events, |e| match e {
+    let (zone, trust) = wait_for(&mut events, |e| match e {
         Event::PingDecided {
-            source_did, zone, ..
-        } if source_did == "jis:home:hub" => Some(*zone),
+            source_did,
+            zone,
+            trust,
+            ..
+        } if source_did == "jis:home:hub" => Some((*zone, *trust)),
         _ => None,
     })
     .await;
     assert_eq!(zone, AirlockZone::Groen);
+    assert_eq!(trust, 0.9, "the event carries the trust the pipeline used");
     assert_eq!(
         sensor
             .peers()
