@@ -79,6 +79,52 @@ async fn raw_exchange(
     }
 }
 
+/// Sends a plain "x"/"y" ping with default options and expects an answer.
+async fn ask(from: &IoTNode, target: &str, addr: SocketAddr) -> PingResponse {
+    from.send_ping(target, addr, "x", "y", SendOptions::default())
+        .await
+        .unwrap()
+        .expect("answered")
+}
+
+/// Waits for the decision on `packet_id` and says whether it was a replay.
+async fn decided_as_replay(rx: &mut broadcast::Receiver<Event>, packet_id: &str) -> bool {
+    wait_for(rx, |e| match e {
+        Event::PingDecided {
+            packet_id: id,
+            replay,
+            ..
+        } if id == packet_id => Some(*replay),
+        _ => None,
+    })
+    .await
+}
+
+/// Waits for `did` to be discovered and returns the address it announced.
+async fn discovered(rx: &mut broadcast::Receiver<Event>, did: &str) -> SocketAddr {
+    wait_for(rx, |e| match e {
+        Event::PeerDiscovered {
+            did: found,
+            address,
+            ..
+        } if found == did => Some(*address),
+        _ => None,
+    })
+    .await
+}
+
+/// Sends `response` as JSON from `sock` to `to`.
+async fn send_response(sock: &UdpSocket, response: &PingResponse, to: SocketAddr) {
+    sock.send_to(&PacketCodec::json().encode_response(response).unwrap(), to)
+        .await
+        .unwrap();
+}
+
+async fn stop_both(a: &IoTNode, b: &IoTNode) {
+    a.stop().await;
+    b.stop().await;
+}
+
 fn response_of(bytes: &[u8]) -> PingResponse {
     match PacketCodec::json().decode(bytes).unwrap() {
         Frame::Response(r) => r,
@@ -125,8 +171,7 @@ async fn trusted_ping_is_groen_and_reported_on_both_sides() {
         1,
         "an accepted ping records its sender"
     );
-    hub.stop().await;
-    sensor.stop().await;
+    stop_both(&hub, &sensor).await;
 }
 
 #[tokio::test]
@@ -160,8 +205,7 @@ async fn unknown_sender_gets_silence() {
         sensor.peers().is_empty(),
         "a ROOD packet does not create a peer"
     );
-    hub.stop().await;
-    sensor.stop().await;
+    stop_both(&hub, &sensor).await;
 }
 
 #[tokio::test]
@@ -200,15 +244,7 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         raw_exchange(&sock, addr, &codec.encode_packet(&replay).unwrap(), SILENCE).await,
         None
     );
-    assert!(
-        wait_for(&mut events, |e| match e {
-            Event::PingDecided {
-                packet_id, replay, ..
-            } if packet_id == "ping_00000000000000aa" => Some(*replay),
-            _ => None,
-        })
-        .await
-    );
+    assert!(decided_as_replay(&mut events, "ping_00000000000000aa").await);
 
     // A fresh nonce but a stale timestamp: also a replay.
     let stale = crafter.ping(
@@ -222,15 +258,8 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         raw_exchange(&sock, addr, &codec.encode_packet(&stale).unwrap(), SILENCE).await,
         None
     );
-    let stale_id = stale.packet_id.clone();
     assert!(
-        wait_for(&mut events, |e| match e {
-            Event::PingDecided {
-                packet_id, replay, ..
-            } if *packet_id == stale_id => Some(*replay),
-            _ => None,
-        })
-        .await,
+        decided_as_replay(&mut events, &stale.packet_id).await,
         "a stale timestamp is a replay"
     );
     let (stats, _) = node.stats();
@@ -243,17 +272,7 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
 async fn geel_waits_for_review_then_approval_makes_groen() {
     let (hub, sensor, _, sensor_addr) = pair("jis:home:newcomer", "jis:home:sensor").await;
     sensor.set_trust("jis:home:newcomer", 0.5);
-    let first = hub
-        .send_ping(
-            "jis:home:sensor",
-            sensor_addr,
-            "x",
-            "y",
-            SendOptions::default(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let first = ask(&hub, "jis:home:sensor", sensor_addr).await;
     assert_eq!(first.airlock_zone, AirlockZone::Geel);
     assert_eq!(first.decision, PingDecision::Pending);
     let pending = sensor.pending();
@@ -265,20 +284,9 @@ async fn geel_waits_for_review_then_approval_makes_groen() {
             .is_some()
     );
     assert!(sensor.pending().is_empty());
-    let next = hub
-        .send_ping(
-            "jis:home:sensor",
-            sensor_addr,
-            "x",
-            "y",
-            SendOptions::default(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let next = ask(&hub, "jis:home:sensor", sensor_addr).await;
     assert_eq!(next.airlock_zone, AirlockZone::Groen);
-    hub.stop().await;
-    sensor.stop().await;
+    stop_both(&hub, &sensor).await;
 }
 
 #[tokio::test]
@@ -297,15 +305,10 @@ async fn vouched_device_is_accepted() {
         },
     )
     .unwrap();
-    let after = device
-        .send_ping("jis:home:hub", hub_addr, "x", "y", SendOptions::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let after = ask(&device, "jis:home:hub", hub_addr).await;
     assert_ne!(after.decision, PingDecision::Reject);
     assert!(after.trust_score > 0.7, "0.9 x 0.9");
-    device.stop().await;
-    hub.stop().await;
+    stop_both(&device, &hub).await;
 }
 
 #[tokio::test]
@@ -322,16 +325,8 @@ async fn msgpack_and_json_nodes_understand_each_other() {
     js.set_trust("jis:mp", 0.9);
     let mp_addr = mp.start().await.unwrap();
     let js_addr = js.start().await.unwrap();
-    let r1 = mp
-        .send_ping("jis:js", js_addr, "x", "y", SendOptions::default())
-        .await
-        .unwrap()
-        .unwrap();
-    let r2 = js
-        .send_ping("jis:mp", mp_addr, "x", "y", SendOptions::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let r1 = ask(&mp, "jis:js", js_addr).await;
+    let r2 = ask(&js, "jis:mp", mp_addr).await;
     assert_eq!(
         (r1.airlock_zone, r2.airlock_zone),
         (AirlockZone::Groen, AirlockZone::Groen)
@@ -353,8 +348,7 @@ async fn msgpack_and_json_nodes_understand_each_other() {
         PacketCodec::json().decode(&answer),
         Ok(Frame::Response(_))
     ));
-    mp.stop().await;
-    js.stop().await;
+    stop_both(&mp, &js).await;
 }
 
 #[tokio::test]
@@ -388,29 +382,11 @@ async fn answers_from_anyone_but_the_target_are_ignored() {
     };
     let mut answer = crafter("jis:target").receive(Timestamp::now(), &p).response;
     answer.responder_did = "jis:impostor".into();
-    target
-        .send_to(
-            &PacketCodec::json().encode_response(&answer).unwrap(),
-            node_addr,
-        )
-        .await
-        .unwrap();
+    send_response(&target, &answer, node_addr).await;
     answer.responder_did = "jis:target".into();
-    other
-        .send_to(
-            &PacketCodec::json().encode_response(&answer).unwrap(),
-            node_addr,
-        )
-        .await
-        .unwrap();
+    send_response(&other, &answer, node_addr).await;
     answer.payload.insert("genuine".into(), true.into());
-    target
-        .send_to(
-            &PacketCodec::json().encode_response(&answer).unwrap(),
-            node_addr,
-        )
-        .await
-        .unwrap();
+    send_response(&target, &answer, node_addr).await;
     let (resp, node) = asking.await.unwrap().unwrap();
     let resp = resp.expect("the genuine answer");
     assert_eq!(resp.payload.get("genuine"), Some(&true.into()));
@@ -477,8 +453,7 @@ async fn stop_is_graceful_and_idempotent() {
         .await
         .unwrap();
     assert_eq!(r.map(|r| r.airlock_zone), Some(AirlockZone::Groen));
-    node.stop().await;
-    b.stop().await;
+    stop_both(&node, &b).await;
 }
 
 #[tokio::test]
@@ -505,23 +480,14 @@ async fn multicast_discovery_on_loopback_finds_both_ways() {
     );
     // b's start-up beacon reaches a by multicast; a answers b by unicast.
     let b_addr = b.start().await.unwrap();
-    let heard_b = wait_for(&mut ea, |e| match e {
-        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:b" => Some(*address),
-        _ => None,
-    })
-    .await;
+    let heard_b = discovered(&mut ea, "jis:lan:b").await;
     assert_eq!(heard_b, b_addr, "the beacon names b's transport address");
     let a_addr = a.local_addr().unwrap();
-    let heard_a = wait_for(&mut eb, |e| match e {
-        Event::PeerDiscovered { did, address, .. } if did == "jis:lan:a" => Some(*address),
-        _ => None,
-    })
-    .await;
+    let heard_a = discovered(&mut eb, "jis:lan:a").await;
     assert_eq!(heard_a, a_addr, "a's unicast announcement reached b");
     assert!(b.peers().iter().any(|p| p.did == "jis:lan:a"));
     assert!(a.peers().iter().any(|p| p.did == "jis:lan:b"));
-    a.stop().await;
-    b.stop().await;
+    stop_both(&a, &b).await;
 }
 
 #[derive(Default)]
@@ -584,8 +550,7 @@ async fn heartbeats_are_answered_and_audited() {
         b.peers().iter().any(|p| p.did == "jis:hb:a"),
         "a heartbeat refreshes the peer"
     );
-    a.stop().await;
-    b.stop().await;
+    stop_both(&a, &b).await;
 }
 
 #[test]
@@ -632,8 +597,7 @@ async fn network_bridge_records_provenance_tokens() {
     let actions: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["trust_change", "ping.intent"]);
     assert_eq!(got[1].1, "audit me", "ERACHTER is the ping's purpose");
-    a.stop().await;
-    b.stop().await;
+    stop_both(&a, &b).await;
 }
 
 #[tokio::test]
@@ -673,25 +637,14 @@ async fn airlock_rules_decide_before_trust() {
         .await
         .unwrap();
     assert_eq!(open, None, "anything else from a stranger stays ROOD");
-    guest.stop().await;
-    door.stop().await;
+    stop_both(&guest, &door).await;
 }
 
 #[tokio::test]
 async fn rejected_review_leaves_the_queue_and_trust_unchanged() {
     let (hub, sensor, _, sensor_addr) = pair("jis:home:maybe", "jis:home:sensor").await;
     sensor.set_trust("jis:home:maybe", 0.5);
-    let first = hub
-        .send_ping(
-            "jis:home:sensor",
-            sensor_addr,
-            "x",
-            "y",
-            SendOptions::default(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let first = ask(&hub, "jis:home:sensor", sensor_addr).await;
     assert_eq!(first.airlock_zone, AirlockZone::Geel);
     let rejected = sensor
         .reject_pending(&first.in_response_to)
@@ -702,24 +655,13 @@ async fn rejected_review_leaves_the_queue_and_trust_unchanged() {
         sensor.reject_pending(&first.in_response_to).is_none(),
         "only once"
     );
-    let next = hub
-        .send_ping(
-            "jis:home:sensor",
-            sensor_addr,
-            "x",
-            "y",
-            SendOptions::default(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let next = ask(&hub, "jis:home:sensor", sensor_addr).await;
     assert_eq!(
         next.airlock_zone,
         AirlockZone::Geel,
         "still in review territory"
     );
-    hub.stop().await;
-    sensor.stop().await;
+    stop_both(&hub, &sensor).await;
 }
 
 #[tokio::test]
@@ -745,6 +687,5 @@ async fn huge_timeouts_and_intervals_do_not_overflow() {
         .await
         .unwrap();
     assert!(r.is_some());
-    a.stop().await;
-    b.stop().await;
+    stop_both(&a, &b).await;
 }
