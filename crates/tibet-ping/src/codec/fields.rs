@@ -128,6 +128,44 @@ fn note<E>(cell: &IssueCell, issue: Issue, err: E) -> E {
     err
 }
 
+/// Reads keys until the next one of `fields`, skipping unknown keys and
+/// refusing a field already marked in `seen`; `None` at the end of the map.
+fn next_field<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    fields: &'static [&'static str],
+    seen: &mut u32,
+    cell: &IssueCell,
+) -> Result<Option<usize>, A::Error> {
+    while let Some(key) = map.next_key_seed(Key(fields))? {
+        let Some(i) = key else {
+            map.next_value::<IgnoredAny>()?;
+            continue;
+        };
+        if *seen & (1 << i) != 0 {
+            let name = fields[i];
+            return Err(note(
+                cell,
+                Issue::Duplicate(name),
+                de::Error::duplicate_field(name),
+            ));
+        }
+        *seen |= 1 << i;
+        return Ok(Some(i));
+    }
+    Ok(None)
+}
+
+/// Unwraps a required field, or notes it as missing (named after the
+/// variable, which is named after the wire field) and returns the error.
+macro_rules! required {
+    ($cell:expr, $v:ident) => {
+        $v.ok_or_else(|| {
+            let name = stringify!($v);
+            note($cell, Issue::Missing(name), de::Error::missing_field(name))
+        })?
+    };
+}
+
 /// Deserializes a [`PingPacket`] from a map, noting failures in the cell.
 pub(super) struct PacketSeed<'a>(pub(super) &'a IssueCell);
 
@@ -158,20 +196,8 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
             (String::new(), String::new(), String::new());
         let (mut tibet_token_id, mut vouched_by, mut vouch_signature) = (None, None, None);
 
-        while let Some(key) = map.next_key_seed(Key(PACKET_FIELDS))? {
-            let Some(i) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
+        while let Some(i) = next_field(&mut map, PACKET_FIELDS, &mut seen, cell)? {
             let name = PACKET_FIELDS[i];
-            if seen & (1 << i) != 0 {
-                return Err(note(
-                    cell,
-                    Issue::Duplicate(name),
-                    de::Error::duplicate_field(name),
-                ));
-            }
-            seen |= 1 << i;
             let read = match i {
                 0 => map.next_value().map(|v| packet_id = Some(v)),
                 1 => map.next_value().map(|v| source_did = Some(v)),
@@ -199,24 +225,15 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
             };
             read.map_err(|e| note(cell, Issue::InField(name), e))?;
         }
-
-        macro_rules! required {
-            ($v:ident) => {
-                $v.ok_or_else(|| {
-                    let name = stringify!($v);
-                    note(cell, Issue::Missing(name), de::Error::missing_field(name))
-                })?
-            };
-        }
         Ok(PingPacket {
-            packet_id: required!(packet_id),
-            source_did: required!(source_did),
-            target_did: required!(target_did),
-            ping_type: required!(ping_type),
-            priority: required!(priority),
-            routing_mode: required!(routing_mode),
-            intent: required!(intent),
-            purpose: required!(purpose),
+            packet_id: required!(cell, packet_id),
+            source_did: required!(cell, source_did),
+            target_did: required!(cell, target_did),
+            ping_type: required!(cell, ping_type),
+            priority: required!(cell, priority),
+            routing_mode: required!(cell, routing_mode),
+            intent: required!(cell, intent),
+            purpose: required!(cell, purpose),
             payload,
             pod_id,
             station_id,
@@ -272,20 +289,8 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
         let mut rtt_ms: Option<f64> = None;
         let mut airlock_zone = AirlockZone::Rood;
 
-        while let Some(key) = map.next_key_seed(Key(RESPONSE_FIELDS))? {
-            let Some(i) = key else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            };
+        while let Some(i) = next_field(&mut map, RESPONSE_FIELDS, &mut seen, cell)? {
             let name = RESPONSE_FIELDS[i];
-            if seen & (1 << i) != 0 {
-                return Err(note(
-                    cell,
-                    Issue::Duplicate(name),
-                    de::Error::duplicate_field(name),
-                ));
-            }
-            seen |= 1 << i;
             let read = match i {
                 0 => map.next_value().map(|v| response_id = Some(v)),
                 1 => map.next_value().map(|v| in_response_to = Some(v)),
@@ -310,20 +315,11 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
             };
             read.map_err(|e| note(cell, Issue::InField(name), e))?;
         }
-
-        macro_rules! required {
-            ($v:ident) => {
-                $v.ok_or_else(|| {
-                    let name = stringify!($v);
-                    note(cell, Issue::Missing(name), de::Error::missing_field(name))
-                })?
-            };
-        }
         Ok(PingResponse {
-            response_id: required!(response_id),
-            in_response_to: required!(in_response_to),
-            responder_did: required!(responder_did),
-            decision: required!(decision),
+            response_id: required!(cell, response_id),
+            in_response_to: required!(cell, in_response_to),
+            responder_did: required!(cell, responder_did),
+            decision: required!(cell, decision),
             payload,
             capabilities,
             trust_score,
