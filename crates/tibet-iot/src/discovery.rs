@@ -197,29 +197,27 @@ mod tests {
     fn addr(p: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], p))
     }
+    /// Beacons every 60 s, answers each peer at most every 10 s, queues 8.
+    fn discovery(enabled: bool, reply_delay: Duration) -> NetworkDiscovery {
+        NetworkDiscovery::new(
+            enabled,
+            Duration::from_secs(60),
+            reply_delay,
+            Duration::from_secs(10),
+            8,
+        )
+    }
 
     #[test]
     fn beacons_at_start_then_every_interval() {
-        let mut d = NetworkDiscovery::new(
-            true,
-            Duration::from_secs(60),
-            Duration::ZERO,
-            Duration::from_secs(10),
-            8,
-        );
+        let mut d = discovery(true, Duration::ZERO);
         assert!(!d.beacon_due(t(0)), "not before start");
         d.start(t(0));
         assert!(d.beacon_due(t(0)));
         assert!(!d.beacon_due(t(59_999)));
         assert_eq!(d.poll_timeout(), Some(t(60_000)));
         assert!(d.beacon_due(t(60_000)));
-        let mut off = NetworkDiscovery::new(
-            false,
-            Duration::from_secs(60),
-            Duration::ZERO,
-            Duration::from_secs(10),
-            8,
-        );
+        let mut off = discovery(false, Duration::ZERO);
         off.start(t(0));
         assert!(!off.beacon_due(t(0)));
         assert_eq!(off.poll_timeout(), None);
@@ -228,13 +226,7 @@ mod tests {
     #[test]
     fn answers_after_a_delay_once_per_peer() {
         let mut rng = StdRng::seed_from_u64(3);
-        let mut d = NetworkDiscovery::new(
-            true,
-            Duration::from_secs(60),
-            Duration::from_millis(500),
-            Duration::from_secs(10),
-            8,
-        );
+        let mut d = discovery(true, Duration::from_millis(500));
         d.on_beacon(t(0), "jis:b", addr(2), &mut rng);
         d.on_beacon(t(1), "jis:b", addr(2), &mut rng);
         assert_eq!(d.stats().replies_rate_limited, 1);
@@ -253,13 +245,7 @@ mod tests {
     #[test]
     fn global_burst_and_queue_are_bounded() {
         let mut rng = StdRng::seed_from_u64(3);
-        let mut d = NetworkDiscovery::new(
-            true,
-            Duration::from_secs(60),
-            Duration::from_millis(500),
-            Duration::from_secs(10),
-            8,
-        );
+        let mut d = discovery(true, Duration::from_millis(500));
         for i in 0..100 {
             d.on_beacon(t(0), &format!("jis:n{i}"), addr(i), &mut rng);
         }
