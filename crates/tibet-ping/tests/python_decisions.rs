@@ -62,6 +62,22 @@ struct Case {
     expect: (&'static str, &'static str),
 }
 
+/// A case spec: `from` sends a ping with `intent`.
+fn ping(from: &str, intent: &str) -> Value {
+    json!({"from": from, "kind": "ping", "intent": intent})
+}
+
+/// A case spec: `from` sends a heartbeat.
+fn heartbeat(from: &str) -> Value {
+    json!({"from": from, "kind": "heartbeat"})
+}
+
+/// `spec` with one more key.
+fn with(mut spec: Value, key: &str, value: Value) -> Value {
+    spec[key] = value;
+    spec
+}
+
 fn cases() -> Vec<Case> {
     let c = |spec: Value, decision, zone| Case {
         spec,
@@ -69,63 +85,47 @@ fn cases() -> Vec<Case> {
     };
     vec![
         c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "temperature.read"}),
+            ping("jis:test:trusted", "temperature.read"),
             "accept",
             "GROEN",
         ),
         c(
-            json!({"from": "jis:test:unknown", "kind": "ping", "intent": "temperature.read"}),
+            ping("jis:test:unknown", "temperature.read"),
             "reject",
             "ROOD",
         ),
         c(json!({"replay_of": 0}), "reject", "ROOD"),
         c(
-            json!({"from": "jis:test:vouched", "kind": "ping", "intent": "temperature.read"}),
+            ping("jis:test:vouched", "temperature.read"),
             "pending",
             "GEEL",
         ),
+        c(ping("jis:test:geel", "lights.on"), "pending", "GEEL"),
+        c(ping("jis:test:trusted", "door.unlock"), "pending", "GEEL"),
+        c(heartbeat("jis:test:vouched"), "accept", "GROEN"),
+        c(heartbeat("jis:test:geel"), "pending", "GEEL"),
+        c(ping("jis:test:blocked", "anything"), "reject", "ROOD"),
         c(
-            json!({"from": "jis:test:geel", "kind": "ping", "intent": "lights.on"}),
-            "pending",
-            "GEEL",
-        ),
-        c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "door.unlock"}),
-            "pending",
-            "GEEL",
-        ),
-        c(
-            json!({"from": "jis:test:vouched", "kind": "heartbeat"}),
-            "accept",
-            "GROEN",
-        ),
-        c(
-            json!({"from": "jis:test:geel", "kind": "heartbeat"}),
-            "pending",
-            "GEEL",
-        ),
-        c(
-            json!({"from": "jis:test:blocked", "kind": "ping", "intent": "anything"}),
+            with(ping("jis:test:trusted", "x"), "offset_s", json!(-60)),
             "reject",
             "ROOD",
         ),
         c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "x", "offset_s": -60}),
+            with(ping("jis:test:trusted", "x"), "offset_s", json!(60)),
             "reject",
             "ROOD",
         ),
         c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "x", "offset_s": 60}),
+            with(
+                ping("jis:test:trusted", "x"),
+                "timestamp",
+                json!("not-a-time"),
+            ),
             "reject",
             "ROOD",
         ),
         c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "x", "timestamp": "not-a-time"}),
-            "reject",
-            "ROOD",
-        ),
-        c(
-            json!({"from": "jis:test:trusted", "kind": "ping", "intent": "x", "timestamp": ""}),
+            with(ping("jis:test:trusted", "x"), "timestamp", json!("")),
             "reject",
             "ROOD",
         ),
