@@ -212,7 +212,6 @@ impl MeshRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tibet_ping::{PingType, Priority};
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_secs(1_800_000_000 + s)
@@ -222,25 +221,10 @@ mod tests {
     }
     fn packet(id: &str, mode: RoutingMode, hops: u32, max: u32) -> PingPacket {
         PingPacket {
-            packet_id: id.into(),
-            source_did: "jis:a".into(),
-            target_did: "jis:c".into(),
-            ping_type: PingType::Intent,
-            priority: Priority::Normal,
             routing_mode: mode,
-            intent: "x".into(),
-            purpose: "y".into(),
-            payload: Default::default(),
-            pod_id: None,
-            station_id: None,
             hop_count: hops,
             max_hops: max,
-            nonce: String::new(),
-            timestamp: String::new(),
-            tibet_token_id: None,
-            vouched_by: None,
-            vouch_signature: None,
-            signature: String::new(),
+            ..PingPacket::new(id, "jis:a", "jis:c", "x", "y")
         }
     }
 

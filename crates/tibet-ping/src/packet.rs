@@ -245,6 +245,43 @@ pub struct PingPacket {
 }
 
 impl PingPacket {
+    /// A direct, normal-priority intent ping with the wire defaults for
+    /// everything else: empty payload, no pod or station, hop 0 of 5, empty
+    /// nonce, timestamp and signature, no token or vouch.
+    ///
+    /// Change fields with struct update syntax:
+    /// `PingPacket { max_hops: 2, ..PingPacket::new(..) }`.
+    /// [`PingNode::ping`](crate::PingNode::ping) builds a ready-to-send one.
+    pub fn new(
+        packet_id: impl Into<String>,
+        source_did: impl Into<String>,
+        target_did: impl Into<String>,
+        intent: impl Into<String>,
+        purpose: impl Into<String>,
+    ) -> Self {
+        PingPacket {
+            packet_id: packet_id.into(),
+            source_did: source_did.into(),
+            target_did: target_did.into(),
+            ping_type: PingType::Intent,
+            priority: Priority::Normal,
+            routing_mode: RoutingMode::Direct,
+            intent: intent.into(),
+            purpose: purpose.into(),
+            payload: JsonMap::new(),
+            pod_id: None,
+            station_id: None,
+            hop_count: 0,
+            max_hops: default_max_hops(),
+            nonce: String::new(),
+            timestamp: String::new(),
+            tibet_token_id: None,
+            vouched_by: None,
+            vouch_signature: None,
+            signature: String::new(),
+        }
+    }
+
     /// The send time, if the timestamp parses.
     pub fn sent_at(&self) -> Option<Timestamp> {
         Timestamp::parse(&self.timestamp)

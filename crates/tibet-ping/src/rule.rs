@@ -177,31 +177,16 @@ impl AirlockRule {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::packet::{Priority, RoutingMode};
     use proptest::prelude::*;
 
     pub(crate) fn packet(source: &str, intent: &str) -> PingPacket {
-        PingPacket {
-            packet_id: "ping_0000000000000001".into(),
-            source_did: source.into(),
-            target_did: "jis:home:hub".into(),
-            ping_type: PingType::Intent,
-            priority: Priority::Normal,
-            routing_mode: RoutingMode::Direct,
-            intent: intent.into(),
-            purpose: "test".into(),
-            payload: Default::default(),
-            pod_id: None,
-            station_id: None,
-            hop_count: 0,
-            max_hops: 5,
-            nonce: String::new(),
-            timestamp: String::new(),
-            tibet_token_id: None,
-            vouched_by: None,
-            vouch_signature: None,
-            signature: String::new(),
-        }
+        PingPacket::new(
+            "ping_0000000000000001",
+            source,
+            "jis:home:hub",
+            intent,
+            "test",
+        )
     }
 
     #[test]

@@ -641,26 +641,13 @@ mod hostile {
             intent in text(), nonce in prop_oneof![Just("00".repeat(16)), text()], timestamp in text(),
             pod in proptest::option::of(text()), ping_type in proptest::sample::select(PingType::ALL.to_vec()),
         ) -> PingPacket {
+            let packet_id = format!("ping_{nonce}");
             PingPacket {
-                packet_id: format!("ping_{nonce}"),
-                source_did: source,
-                target_did: "jis:home:hub".into(),
                 ping_type,
-                priority: Priority::Normal,
-                routing_mode: RoutingMode::Direct,
-                intent,
-                purpose: String::new(),
-                payload: JsonMap::new(),
                 pod_id: pod,
-                station_id: None,
-                hop_count: 0,
-                max_hops: 5,
                 nonce,
                 timestamp,
-                tibet_token_id: None,
-                vouched_by: None,
-                vouch_signature: None,
-                signature: String::new(),
+                ..PingPacket::new(packet_id, source, "jis:home:hub", intent, "")
             }
         }
     }
