@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids;
-use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, Priority, RoutingMode};
+use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, RoutingMode};
 use crate::time::Timestamp;
 use crate::vouch::{Vouch, VouchError, VouchRegistry};
 
@@ -153,25 +153,18 @@ impl Beacon {
                 .then(|| self.public_key_hash.clone()),
         };
         PingPacket {
-            packet_id: format!("ping_{suffix}"),
-            source_did: self.source_did.clone(),
-            target_did: BROADCAST.to_owned(),
             ping_type: PingType::Discover,
-            priority: Priority::Normal,
             routing_mode: RoutingMode::Broadcast,
-            intent: "discover".to_owned(),
-            purpose: DISCOVER_PURPOSE.to_owned(),
             payload: discover_payload(&announce),
-            pod_id: None,
-            station_id: None,
-            hop_count: 0,
-            max_hops: 5,
             nonce,
             timestamp: self.timestamp.clone(),
-            tibet_token_id: None,
-            vouched_by: None,
-            vouch_signature: None,
-            signature: String::new(),
+            ..PingPacket::new(
+                format!("ping_{suffix}"),
+                self.source_did.clone(),
+                BROADCAST,
+                "discover",
+                DISCOVER_PURPOSE,
+            )
         }
     }
 }

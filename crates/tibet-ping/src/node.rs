@@ -256,26 +256,18 @@ impl PingNode {
         opts: PingOptions,
     ) -> PingPacket {
         self.seen(now);
+        let packet_id = ids::packet_id(&mut self.rng);
         let mut packet = PingPacket {
-            packet_id: ids::packet_id(&mut self.rng),
-            source_did: self.did.clone(),
-            target_did: target.to_owned(),
             ping_type: opts.ping_type,
             priority: opts.priority,
             routing_mode: opts.routing_mode,
-            intent: intent.to_owned(),
-            purpose: purpose.to_owned(),
             payload: opts.payload,
             pod_id: opts.pod_id,
             station_id: opts.station_id,
-            hop_count: 0,
             max_hops: opts.max_hops.unwrap_or(5),
             nonce: ids::nonce(&mut self.rng),
             timestamp: now.to_iso(),
-            tibet_token_id: None,
-            vouched_by: None,
-            vouch_signature: None,
-            signature: String::new(),
+            ..PingPacket::new(packet_id, self.did.clone(), target, intent, purpose)
         };
         if let Some(signer) = &self.signer {
             packet.signature = signer.sign(&packet);
