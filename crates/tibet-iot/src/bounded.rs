@@ -163,10 +163,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_secs(1_800_000_000 + s)
-    }
+    use crate::peers::tests::t;
 
     #[test]
     fn evicts_oldest_when_full() {

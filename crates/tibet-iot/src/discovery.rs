@@ -188,14 +188,12 @@ impl NetworkDiscovery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peers::tests::addr;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     fn t(ms: i64) -> Timestamp {
         Timestamp::from_micros(1_800_000_000_000_000 + ms * 1000)
-    }
-    fn addr(p: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], p))
     }
     /// Beacons every 60 s, answers each peer at most every 10 s, queues 8.
     fn discovery(enabled: bool, reply_delay: Duration) -> NetworkDiscovery {

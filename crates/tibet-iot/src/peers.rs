@@ -198,13 +198,15 @@ impl PeerTracker {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn t(s: i64) -> Timestamp {
+    /// `s` seconds after a fixed instant: the unit tests' clock.
+    pub(crate) fn t(s: i64) -> Timestamp {
         Timestamp::from_secs(1_800_000_000 + s)
     }
-    fn addr(p: u16) -> SocketAddr {
+    /// 127.0.0.1 at port `p`.
+    pub(crate) fn addr(p: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], p))
     }
 

@@ -212,13 +212,8 @@ impl MeshRelay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peers::tests::{addr, t};
 
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_secs(1_800_000_000 + s)
-    }
-    fn addr(p: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], p))
-    }
     fn packet(id: &str, mode: RoutingMode, hops: u32, max: u32) -> PingPacket {
         PingPacket {
             routing_mode: mode,
