@@ -422,7 +422,7 @@ impl Engine {
     pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
-            Err(e) => self.malformed(from, e.to_string()),
+            Err(e) => self.malformed(from, e),
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
@@ -442,14 +442,17 @@ impl Engine {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
                 self.on_beacon(now, from, &p, true)
             }
-            Ok(_) => self.malformed(from, "not a discover packet".to_owned()),
-            Err(e) => self.malformed(from, e.to_string()),
+            Ok(_) => self.malformed(from, "not a discover packet"),
+            Err(e) => self.malformed(from, e),
         }
     }
 
-    fn malformed(&mut self, from: SocketAddr, reason: String) {
+    /// Counts a dropped datagram; the reason is only formatted when someone
+    /// listens, so a flood of garbage costs no allocation.
+    fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
         self.stats.malformed += 1;
         if self.events_enabled {
+            let reason = reason.to_string();
             self.event(Event::MalformedDropped { from, reason });
         }
     }
@@ -630,7 +633,7 @@ impl Engine {
             return; // our own beacon, looped back by the multicast group
         }
         let Some(beacon) = Beacon::from_discover_packet(packet) else {
-            self.malformed(from, "discover packet is not a beacon".to_owned());
+            self.malformed(from, "discover packet is not a beacon");
             return;
         };
         let answer = self.node.handle_beacon(now, &beacon);
