@@ -31,11 +31,14 @@ use serde::{Deserializer as _, Serialize};
 
 use crate::packet::{PingPacket, PingResponse};
 
+mod counts;
 mod error;
 mod fields;
 mod guard;
 
+pub use counts::DecodeCounts;
 pub use error::{DecodeError, EncodeError, WireFormat};
+pub use fields::{MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN, MAX_PURPOSE_LEN};
 pub use guard::MAX_DEPTH;
 
 use fields::{Issue, PacketSeed, ResponseSeed};
@@ -290,6 +293,7 @@ fn classify(
     match issue {
         Some(Issue::Missing(field)) => DecodeError::MissingField { field },
         Some(Issue::Duplicate(field)) => DecodeError::DuplicateField { field },
+        Some(Issue::TooLong(field, len, max)) => DecodeError::FieldTooLong { field, len, max },
         Some(Issue::InField(field)) if data => DecodeError::WrongType {
             field,
             reason: error::reason(err),

@@ -65,8 +65,9 @@ pub use beacon::{
     GENERIC_DEVICE, discover_payload,
 };
 pub use codec::{
-    DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader, HEADER_LEN, MAGIC,
-    MAX_DEPTH, MAX_PAYLOAD, PacketCodec, VERSION, WireFormat, decode_header,
+    DecodeCounts, DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader,
+    HEADER_LEN, MAGIC, MAX_DEPTH, MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN,
+    MAX_PAYLOAD, MAX_PURPOSE_LEN, PacketCodec, VERSION, WireFormat, decode_header,
 };
 pub use node::{Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception};
 pub use nonce::{

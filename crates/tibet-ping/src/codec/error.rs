@@ -123,6 +123,18 @@ pub enum DecodeError {
         /// What was wrong, shortened.
         reason: String,
     },
+    /// A string field is longer than its cap (see
+    /// [`MAX_DID_LEN`](crate::MAX_DID_LEN) and its siblings); refused before
+    /// the string is stored.
+    #[error("field `{field}` is {len} bytes, max {max}")]
+    FieldTooLong {
+        /// The field's wire name.
+        field: &'static str,
+        /// The string's length in bytes.
+        len: usize,
+        /// The cap for that field.
+        max: usize,
+    },
     /// A known field appears twice in the map (ambiguous, so refused).
     #[error("duplicate field `{field}`")]
     DuplicateField {
@@ -145,6 +157,7 @@ impl DecodeError {
             DecodeError::MissingField { .. } => "missing_field",
             DecodeError::WrongType { .. } => "wrong_type",
             DecodeError::DuplicateField { .. } => "duplicate_field",
+            DecodeError::FieldTooLong { .. } => "field_too_long",
         }
     }
 }

@@ -27,6 +27,8 @@ pub(super) enum Issue {
     Duplicate(&'static str),
     /// Reading this field's value failed.
     InField(&'static str),
+    /// A string field is longer than its cap (field, length in bytes, cap).
+    TooLong(&'static str, usize, usize),
 }
 
 /// Side channel from the visitor to the codec.
@@ -122,9 +124,79 @@ where
     }
 }
 
-/// Records `issue` and passes `err` on.
+/// Longest DID accepted in any DID field, in bytes.
+pub const MAX_DID_LEN: usize = 256;
+/// Longest `packet_id`, `response_id` or `in_response_to`, in bytes.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest `nonce`, in bytes.
+pub const MAX_NONCE_LEN: usize = 128;
+/// Longest `intent`, in bytes.
+pub const MAX_INTENT_LEN: usize = 256;
+/// Longest `purpose`, in bytes (4 KiB).
+pub const MAX_PURPOSE_LEN: usize = 4096;
+
+/// Reads a string of at most `max` bytes; a longer one is refused before
+/// anything is allocated for it, and noted as [`Issue::TooLong`].
+struct Capped<'a> {
+    cell: &'a IssueCell,
+    field: &'static str,
+    max: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Capped<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for Capped<'_> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a string of at most {} bytes", self.max)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        if v.len() > self.max {
+            self.cell
+                .set(Some(Issue::TooLong(self.field, v.len(), self.max)));
+            return Err(E::custom("string too long"));
+        }
+        Ok(v.to_owned())
+    }
+}
+
+/// Like [`Capped`], for a field that may be null.
+struct CappedOpt<'a>(Capped<'a>);
+
+impl<'de> DeserializeSeed<'de> for CappedOpt<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CappedOpt<'_> {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "null or a string of at most {} bytes", self.0.max)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        self.0.deserialize(d).map(Some)
+    }
+}
+
+/// Records `issue` and passes `err` on; a length cap noted by [`Capped`]
+/// is the more precise reason and is kept.
 fn note<E>(cell: &IssueCell, issue: Issue, err: E) -> E {
-    cell.set(Some(issue));
+    if !matches!(cell.get(), Some(Issue::TooLong(..))) {
+        cell.set(Some(issue));
+    }
     err
 }
 
@@ -198,10 +270,21 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
 
         while let Some(i) = next_field(&mut map, PACKET_FIELDS, &mut seen, cell)? {
             let name = PACKET_FIELDS[i];
+            let capped = |max| Capped {
+                cell,
+                field: name,
+                max,
+            };
             let read = match i {
-                0 => map.next_value().map(|v| packet_id = Some(v)),
-                1 => map.next_value().map(|v| source_did = Some(v)),
-                2 => map.next_value().map(|v| target_did = Some(v)),
+                0 => map
+                    .next_value_seed(capped(MAX_ID_LEN))
+                    .map(|v| packet_id = Some(v)),
+                1 => map
+                    .next_value_seed(capped(MAX_DID_LEN))
+                    .map(|v| source_did = Some(v)),
+                2 => map
+                    .next_value_seed(capped(MAX_DID_LEN))
+                    .map(|v| target_did = Some(v)),
                 3 => map
                     .next_value_seed(Parse::<PingType>::NEW)
                     .map(|v| ping_type = Some(v)),
@@ -209,17 +292,25 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
                 5 => map
                     .next_value_seed(Parse::<RoutingMode>::NEW)
                     .map(|v| routing_mode = Some(v)),
-                6 => map.next_value().map(|v| intent = Some(v)),
-                7 => map.next_value().map(|v| purpose = Some(v)),
+                6 => map
+                    .next_value_seed(capped(MAX_INTENT_LEN))
+                    .map(|v| intent = Some(v)),
+                7 => map
+                    .next_value_seed(capped(MAX_PURPOSE_LEN))
+                    .map(|v| purpose = Some(v)),
                 8 => map.next_value().map(|v| payload = v),
                 9 => map.next_value().map(|v| pod_id = v),
                 10 => map.next_value().map(|v| station_id = v),
                 11 => map.next_value().map(|v| hop_count = v),
                 12 => map.next_value().map(|v| max_hops = v),
-                13 => map.next_value().map(|v| nonce = v),
+                13 => map
+                    .next_value_seed(capped(MAX_NONCE_LEN))
+                    .map(|v| nonce = v),
                 14 => map.next_value().map(|v| timestamp = v),
                 15 => map.next_value().map(|v| tibet_token_id = v),
-                16 => map.next_value().map(|v| vouched_by = v),
+                16 => map
+                    .next_value_seed(CappedOpt(capped(MAX_DID_LEN)))
+                    .map(|v| vouched_by = v),
                 17 => map.next_value().map(|v| vouch_signature = v),
                 _ => map.next_value().map(|v| signature = v),
             };
@@ -291,10 +382,21 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
 
         while let Some(i) = next_field(&mut map, RESPONSE_FIELDS, &mut seen, cell)? {
             let name = RESPONSE_FIELDS[i];
+            let capped = |max| Capped {
+                cell,
+                field: name,
+                max,
+            };
             let read = match i {
-                0 => map.next_value().map(|v| response_id = Some(v)),
-                1 => map.next_value().map(|v| in_response_to = Some(v)),
-                2 => map.next_value().map(|v| responder_did = Some(v)),
+                0 => map
+                    .next_value_seed(capped(MAX_ID_LEN))
+                    .map(|v| response_id = Some(v)),
+                1 => map
+                    .next_value_seed(capped(MAX_ID_LEN))
+                    .map(|v| in_response_to = Some(v)),
+                2 => map
+                    .next_value_seed(capped(MAX_DID_LEN))
+                    .map(|v| responder_did = Some(v)),
                 3 => map
                     .next_value_seed(Parse::<PingDecision>::NEW)
                     .map(|v| decision = Some(v)),

@@ -411,3 +411,87 @@ fn msgpack_length_prefixes_cannot_claim_more_than_the_datagram() {
         Err(DecodeError::Payload { .. })
     ));
 }
+
+/// Each capped field: at the cap it decodes, one byte over it is refused
+/// with `FieldTooLong` naming the field, in both formats.
+#[test]
+fn field_length_caps_at_limit_pass_and_one_over_is_refused() {
+    let packet_caps: [(&str, usize); 7] = [
+        ("packet_id", MAX_ID_LEN),
+        ("source_did", MAX_DID_LEN),
+        ("target_did", MAX_DID_LEN),
+        ("intent", MAX_INTENT_LEN),
+        ("purpose", MAX_PURPOSE_LEN),
+        ("nonce", MAX_NONCE_LEN),
+        ("vouched_by", MAX_DID_LEN),
+    ];
+    let response_caps: [(&str, usize); 3] = [
+        ("response_id", MAX_ID_LEN),
+        ("in_response_to", MAX_ID_LEN),
+        ("responder_did", MAX_DID_LEN),
+    ];
+    let mut counts = DecodeCounts::default();
+    for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+        for (is_response, caps) in [(false, &packet_caps[..]), (true, &response_caps[..])] {
+            for &(field, max) in caps {
+                for len in [max, max + 1] {
+                    let mut value = if is_response {
+                        serde_json::to_value(response()).unwrap()
+                    } else {
+                        serde_json::to_value(packet()).unwrap()
+                    };
+                    value[field] = json!("é".repeat(len / 2) + &"x".repeat(len % 2));
+                    let bytes = if is_response {
+                        let r: PingResponse = serde_json::from_value(value).unwrap();
+                        codec.encode_response(&r).unwrap()
+                    } else {
+                        let p: PingPacket = serde_json::from_value(value).unwrap();
+                        codec.encode_packet(&p).unwrap()
+                    };
+                    let got = decode(&bytes);
+                    if len == max {
+                        assert!(got.is_ok(), "{field} at {max} ({codec:?}): {got:?}");
+                    } else {
+                        let err = got.unwrap_err();
+                        assert_eq!(
+                            err,
+                            DecodeError::FieldTooLong {
+                                field,
+                                len: max + 1,
+                                max
+                            },
+                            "{codec:?}"
+                        );
+                        assert_eq!(err.kind(), "field_too_long");
+                        counts.record(&err);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(counts.too_long(), 20);
+    assert_eq!(counts.total(), 20);
+    assert_eq!(counts.did_too_long, 2 * 4);
+    assert_eq!(counts.id_too_long, 2 * 3);
+    assert_eq!(
+        (
+            counts.nonce_too_long,
+            counts.intent_too_long,
+            counts.purpose_too_long
+        ),
+        (2, 2, 2)
+    );
+}
+
+#[test]
+fn a_long_field_is_refused_in_an_escaped_json_string_too() {
+    let id = "\\u0041".repeat(MAX_ID_LEN + 1);
+    let text = serde_json::to_string(&packet())
+        .unwrap()
+        .replace("\"ping_0011223344556677\"", &format!("\"{id}\""));
+    let err = decode(&frame(0, text.as_bytes())).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::FieldTooLong { field: "packet_id", len, .. } if len == MAX_ID_LEN + 1),
+        "{err:?}"
+    );
+}
