@@ -17,13 +17,20 @@
 //! ```
 //!
 //! Unknown keys in a request are ignored. A line longer than [`MAX_LINE`] bytes closes the connection; at most
-//! [`MAX_CONNECTIONS`] clients are served at once (others are refused).
+//! [`MAX_CONNECTIONS`] clients are served at once (others get one JSON error
+//! line and are closed), and a client that sends nothing for
+//! [`IDLE_TIMEOUT`] is closed, so idle clients cannot lock the operator out.
+//!
+//! `serve` only ever replaces a stale socket (a socket file nobody listens
+//! on); a regular file, a directory, a symlink or a live socket at the path
+//! is an error and is left untouched.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -35,6 +42,8 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 /// Clients served at the same time.
 pub(crate) const MAX_CONNECTIONS: usize = 16;
+/// A connection that sends no complete request for this long is closed.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,18 +140,51 @@ impl Drop for ControlServer {
 
 /// Binds the control socket at `path` (mode 0600) and returns the calls
 /// it receives. A stale socket file (nobody listening) is replaced; a live
-/// one is an error.
+/// one, or anything that is not a socket, is an error.
 pub(crate) fn serve(path: &Path) -> Result<(ControlServer, mpsc::Receiver<Call>)> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!(
-                "control socket {} is in use by another process",
-                path.display()
-            );
+    serve_with(path, IDLE_TIMEOUT)
+}
+
+/// Removes a stale socket at `path`; refuses anything else that is there.
+fn clear_path(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot stat control socket {}", path.display()));
         }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale control socket {}", path.display()))?;
+    };
+    let kind = meta.file_type();
+    if !kind.is_socket() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_file() {
+            "a regular file"
+        } else {
+            "not a socket"
+        };
+        bail!(
+            "refusing to replace {} with the control socket: it is {what}",
+            path.display()
+        );
     }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        bail!(
+            "control socket {} is in use by another process",
+            path.display()
+        );
+    }
+    std::fs::remove_file(path)
+        .with_context(|| format!("cannot remove stale control socket {}", path.display()))
+}
+
+/// [`serve`] with a chosen idle timeout.
+fn serve_with(path: &Path, idle: Duration) -> Result<(ControlServer, mpsc::Receiver<Call>)> {
+    clear_path(path)?;
     let listener = UnixListener::bind(path)
         .with_context(|| format!("cannot bind control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
@@ -166,13 +208,14 @@ pub(crate) fn serve(path: &Path) -> Result<(ControlServer, mpsc::Receiver<Call>)
             }
             if active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
                 tracing::warn!("control socket: too many clients, refused one");
+                tokio::spawn(refuse(stream));
                 continue;
             }
             active.fetch_add(1, Ordering::Relaxed);
             let tx = tx.clone();
             let active = active.clone();
             tokio::spawn(async move {
-                if let Err(e) = connection(stream, tx).await {
+                if let Err(e) = connection(stream, tx, idle).await {
                     tracing::debug!("control connection ended: {e}");
                 }
                 active.fetch_sub(1, Ordering::Relaxed);
@@ -188,16 +231,32 @@ pub(crate) fn serve(path: &Path) -> Result<(ControlServer, mpsc::Receiver<Call>)
     ))
 }
 
-async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>) -> Result<()> {
+/// Tells a client over the connection limit why it is closed, without
+/// waiting on it for long.
+async fn refuse(mut stream: UnixStream) {
+    let mut out = serde_json::to_vec(&Response::error(format!(
+        "too many control clients (at most {MAX_CONNECTIONS}); try again"
+    )))
+    .unwrap_or_default();
+    out.push(b'\n');
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+}
+
+async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = tokio::io::BufReader::new(read);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut read)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let mut limited = (&mut read).take(MAX_LINE as u64 + 1);
+        let read_line = limited.read_until(b'\n', &mut line);
+        let Ok(n) = tokio::time::timeout(idle, read_line).await else {
+            let mut out = serde_json::to_vec(&Response::error("idle timeout"))?;
+            out.push(b'\n');
+            let _ = tokio::time::timeout(Duration::from_secs(1), write.write_all(&out)).await;
+            bail!("idle for {idle:?}");
+        };
+        let n = n?;
         if n == 0 {
             return Ok(());
         }
@@ -321,5 +380,62 @@ mod tests {
         assert!(garbage.contains("bad request"), "{garbage}");
         drop(server);
         assert!(!path.exists());
+    }
+
+    /// Answers every call with an empty list, until the server goes.
+    fn answer_lists(mut calls: mpsc::Receiver<Call>) {
+        tokio::spawn(async move {
+            while let Some(call) = calls.recv().await {
+                let _ = call.reply.send(Response {
+                    ok: true,
+                    pending: Some(vec![]),
+                    ..Default::default()
+                });
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn idle_clients_are_closed_and_a_refused_client_is_told_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ctl.sock");
+        let (_server, calls) = serve_with(&path, Duration::from_millis(300)).unwrap();
+        answer_lists(calls);
+        let mut idle = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            idle.push(UnixStream::connect(&path).await.unwrap());
+        }
+        // Give the server time to count them (an accepted connection is
+        // counted when its task starts, so poll until one is refused).
+        let refused = loop {
+            let mut s = UnixStream::connect(&path).await.unwrap();
+            let mut buf = String::new();
+            tokio::io::BufReader::new(&mut s)
+                .read_line(&mut buf)
+                .await
+                .unwrap();
+            if !buf.is_empty() {
+                break buf;
+            }
+        };
+        let refused: Response = serde_json::from_str(&refused).unwrap();
+        assert!(!refused.ok);
+        assert!(refused.error.unwrap().contains("too many control clients"));
+        // The idle ones are told and closed after the idle timeout...
+        for s in &mut idle {
+            let mut buf = String::new();
+            tokio::io::BufReader::new(s)
+                .read_line(&mut buf)
+                .await
+                .unwrap();
+            assert!(buf.contains("idle timeout"), "{buf}");
+        }
+        // ... and the operator gets in again.
+        let p = path.clone();
+        let list = tokio::task::spawn_blocking(move || call(&p, &Request::List))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(list.ok);
     }
 }
