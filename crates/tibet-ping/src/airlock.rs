@@ -1,11 +1,18 @@
 //! The airlock: turns a packet and its sender's trust into a zone (GROEN,
 //! GEEL, ROOD), first by rules, then by thresholds, and keeps the bounded
 //! queue of GEEL pings waiting for a human.
+//!
+//! The queue is a [`ReviewQueue`] keyed by (source DID, packet id): a
+//! re-send never changes the DID, intent or purpose of an entry under
+//! review, entries expire (see [`Airlock::expire_pending`]) and the queue is
+//! bounded in bytes as well as entries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use crate::packet::{AirlockZone, PingPacket};
+use crate::review::{DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::rule::AirlockRule;
+use crate::size;
 use crate::time::Timestamp;
 
 /// Default lower bound of GROEN (inclusive).
@@ -14,6 +21,8 @@ pub const DEFAULT_TRUST_GROEN: f64 = 0.7;
 pub const DEFAULT_TRUST_ROOD: f64 = 0.3;
 /// Default number of pings that may wait for review.
 pub const DEFAULT_PENDING_CAPACITY: usize = 1024;
+/// Default byte budget of the pings waiting for review (8 MiB).
+pub const DEFAULT_PENDING_BYTES: usize = 8 << 20;
 
 /// A GEEL ping waiting for a human decision.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -49,11 +58,7 @@ pub struct Airlock {
     rules: Vec<AirlockRule>,
     groen: f64,
     rood: f64,
-    capacity: usize,
-    next_seq: u64,
-    order: BTreeMap<u64, PendingPing>,
-    index: HashMap<String, u64>,
-    refused: u64,
+    queue: ReviewQueue<PendingPing>,
 }
 
 impl Default for Airlock {
@@ -74,12 +79,14 @@ impl Airlock {
             rules: Vec::new(),
             groen,
             rood,
-            capacity: pending_capacity,
-            next_seq: 0,
-            order: BTreeMap::new(),
-            index: HashMap::new(),
-            refused: 0,
+            queue: ReviewQueue::new(pending_capacity, DEFAULT_PENDING_BYTES, DEFAULT_REVIEW_TTL),
         }
+    }
+
+    /// Sets the review queue's byte budget and how long a ping may wait
+    /// before [`Airlock::expire_pending`] removes it.
+    pub fn set_pending_limits(&mut self, byte_capacity: usize, ttl: Duration) {
+        self.queue.set_limits(byte_capacity, ttl);
     }
 
     /// Adds a rule, keeping rules sorted by priority (highest first, equal
@@ -155,41 +162,54 @@ impl Airlock {
     }
 
     fn enqueue(&mut self, pending: PendingPing) -> bool {
-        if let Some(&seq) = self.index.get(&pending.packet.packet_id) {
-            // Same packet id again (with a new nonce): replace, keep its place.
-            self.order.insert(seq, pending);
-            return true;
-        }
-        if self.order.len() >= self.capacity {
-            self.refused += 1;
-            return false;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.index.insert(pending.packet.packet_id.clone(), seq);
-        self.order.insert(seq, pending);
-        true
+        let bytes = size::packet(&pending.packet)
+            + pending.reason.len()
+            + pending.rule.as_ref().map_or(0, String::len);
+        let (did, id) = (
+            pending.packet.source_did.clone(),
+            pending.packet.packet_id.clone(),
+        );
+        self.queue
+            .offer(pending.queued_at, &did, &id, pending, bytes)
+            .is_waiting()
     }
 
     /// Pings waiting for review, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
-        self.order.values()
+        self.queue.iter()
     }
 
     /// How many pings wait for review.
     pub fn pending_len(&self) -> usize {
-        self.order.len()
+        self.queue.len()
     }
 
-    /// GEEL pings refused because the queue was full.
+    /// GEEL pings refused because the queue was full (entries or bytes).
     pub fn pending_refused(&self) -> u64 {
-        self.refused
+        let s = self.queue.stats();
+        s.refused_entries + s.refused_bytes
     }
 
-    /// Takes a pending ping out of the queue (approve or reject alike).
+    /// The review queue's counters and sizes.
+    pub fn pending_stats(&self) -> ReviewStats {
+        self.queue.stats()
+    }
+
+    /// Takes a pending ping out of the queue (approve or reject alike). If
+    /// several senders used `packet_id`, the one that arrived first.
     pub fn take_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
-        let seq = self.index.remove(packet_id)?;
-        self.order.remove(&seq)
+        self.queue.take_oldest(packet_id)
+    }
+
+    /// Takes the pending ping `packet_id` from `source_did`.
+    pub fn take_pending_from(&mut self, source_did: &str, packet_id: &str) -> Option<PendingPing> {
+        self.queue.take(source_did, packet_id)
+    }
+
+    /// Removes and returns the pings that waited the time to live (15 min
+    /// by default) by `now`, oldest first, so the caller can audit them.
+    pub fn expire_pending(&mut self, now: Timestamp) -> Vec<PendingPing> {
+        self.queue.expire(now)
     }
 }
 
@@ -306,19 +326,56 @@ mod tests {
     }
 
     #[test]
-    fn same_packet_id_replaces_in_place() {
+    fn a_resend_never_changes_the_entry_under_review() {
         let mut a = Airlock::new(0.7, 0.3, 1);
         a.add_rule(rule("doors", "door.*", AirlockZone::Geel, 50));
         let p = packet("jis:a", "door.open");
         assert!(a.process(NOW, &p, 0.9).queued);
+        let mut changed = p.clone();
+        changed.intent = "door.unlock".into();
+        changed.purpose = "trust me".into();
         assert!(
-            a.process(NOW, &p, 0.95).queued,
-            "replacing needs no extra room"
+            a.process(NOW, &changed, 0.95).queued,
+            "already waiting needs no extra room"
         );
         assert_eq!(a.pending_len(), 1);
         let only = a.pending().next().unwrap();
-        assert_eq!(only.reason, "Trust 0.95 in GEEL zone (rule: doors)");
-        assert_eq!(only.rule.as_deref(), Some("doors"));
+        assert_eq!(only.packet, p, "the first arrival stays");
+        assert_eq!(only.reason, "Trust 0.90 in GEEL zone (rule: doors)");
+        // The same id from another DID is another entry (here: no room).
+        let mut evil = p.clone();
+        evil.source_did = "jis:evil".into();
+        assert!(!a.process(NOW, &evil, 0.5).queued);
+        assert_eq!(a.pending().next().unwrap().packet.source_did, "jis:a");
+    }
+
+    #[test]
+    fn pending_pings_expire_and_are_returned() {
+        let mut a = Airlock::new(0.7, 0.3, 8);
+        a.set_pending_limits(DEFAULT_PENDING_BYTES, Duration::from_secs(60));
+        assert!(a.process(NOW, &packet("jis:a", "x"), 0.5).queued);
+        assert!(a.expire_pending(NOW + Duration::from_secs(59)).is_empty());
+        let gone = a.expire_pending(NOW + Duration::from_secs(60));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].packet.source_did, "jis:a");
+        assert_eq!(a.pending_len(), 0);
+        assert_eq!(a.pending_stats().expired, 1);
+    }
+
+    #[test]
+    fn pending_queue_is_bounded_in_bytes() {
+        let mut a = Airlock::new(0.7, 0.3, 1000);
+        a.set_pending_limits(64 * 1024, DEFAULT_REVIEW_TTL);
+        let mut queued = 0;
+        for i in 0..100 {
+            let mut p = packet("jis:a", "x");
+            p.packet_id = format!("ping_{i:016x}");
+            p.purpose = "p".repeat(4096);
+            queued += usize::from(a.process(NOW, &p, 0.5).queued);
+        }
+        assert!((10..16).contains(&queued), "{queued}");
+        assert_eq!(a.pending_refused(), 100 - queued as u64);
+        assert!(a.pending_stats().bytes <= 64 * 1024);
     }
 
     proptest::proptest! {

@@ -6,7 +6,6 @@
 //! assessed as vouched. A beacon travels on the wire as a discover ping:
 //! see [`Beacon::from_discover_packet`] and [`Beacon::to_discover_packet`].
 
-use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rand::RngCore;
@@ -16,6 +15,7 @@ use serde_json::Value;
 
 use crate::ids;
 use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, RoutingMode};
+use crate::review::{DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::time::Timestamp;
 use crate::vouch::{Vouch, VouchError, VouchRegistry};
 
@@ -23,6 +23,8 @@ use crate::vouch::{Vouch, VouchError, VouchRegistry};
 pub const DEFAULT_BEACON_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default number of beacons that may wait for a human.
 pub const DEFAULT_HITL_CAPACITY: usize = 256;
+/// Default byte budget of the beacons waiting for review (1 MiB).
+pub const DEFAULT_HITL_BYTES: usize = 1 << 20;
 /// The device type of a beacon that names none.
 pub const GENERIC_DEVICE: &str = "generic";
 /// Purpose written into discover packets.
@@ -330,11 +332,8 @@ pub struct BeaconStats {
 pub struct BeaconHandler {
     max_age: Duration,
     future_skew: Duration,
-    capacity: usize,
     rules: Vec<CompiledRule>,
-    next_seq: u64,
-    order: BTreeMap<u64, Beacon>,
-    index: HashMap<String, u64>,
+    queue: ReviewQueue<Beacon>,
     stats: BeaconStats,
 }
 
@@ -358,13 +357,16 @@ impl BeaconHandler {
         BeaconHandler {
             max_age,
             future_skew,
-            capacity: hitl_capacity,
             rules: Vec::new(),
-            next_seq: 0,
-            order: BTreeMap::new(),
-            index: HashMap::new(),
+            queue: ReviewQueue::new(hitl_capacity, DEFAULT_HITL_BYTES, DEFAULT_REVIEW_TTL),
             stats: BeaconStats::default(),
         }
+    }
+
+    /// Sets the review queue's byte budget and how long a beacon may wait
+    /// before [`BeaconHandler::expire_pending`] removes it.
+    pub fn set_review_limits(&mut self, byte_capacity: usize, ttl: Duration) {
+        self.queue.set_limits(byte_capacity, ttl);
     }
 
     /// Adds an auto-vouch rule (checked in insertion order), compiling its
@@ -472,7 +474,7 @@ impl BeaconHandler {
                 }
             };
         }
-        if self.enqueue(beacon.clone()) {
+        if self.enqueue(now, beacon.clone()) {
             self.stats.hitl_pending += 1;
             respond(
                 BeaconDecision::HitlPending,
@@ -491,36 +493,48 @@ impl BeaconHandler {
         }
     }
 
-    fn enqueue(&mut self, beacon: Beacon) -> bool {
-        if let Some(&seq) = self.index.get(&beacon.beacon_id) {
-            self.order.insert(seq, beacon);
-            return true;
-        }
-        if self.order.len() >= self.capacity {
-            return false;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.index.insert(beacon.beacon_id.clone(), seq);
-        self.order.insert(seq, beacon);
-        true
+    fn enqueue(&mut self, now: Timestamp, beacon: Beacon) -> bool {
+        let bytes = beacon.beacon_id.len()
+            + beacon.source_did.len()
+            + beacon
+                .capabilities
+                .iter()
+                .map(|c| c.len() + 24)
+                .sum::<usize>()
+            + beacon.requested_pod.as_ref().map_or(0, String::len)
+            + beacon.device_type.len()
+            + beacon.public_key_hash.len()
+            + beacon.timestamp.len();
+        let (did, id) = (beacon.source_did.clone(), beacon.beacon_id.clone());
+        self.queue.offer(now, &did, &id, beacon, bytes).is_waiting()
     }
 
     /// Beacons waiting for a human, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &Beacon> {
-        self.order.values()
+        self.queue.iter()
     }
 
-    /// Takes a waiting beacon out of the queue.
+    /// Takes a waiting beacon out of the queue (if several devices used
+    /// `beacon_id`, the one that arrived first).
     pub fn take_pending(&mut self, beacon_id: &str) -> Option<Beacon> {
-        let seq = self.index.remove(beacon_id)?;
-        self.order.remove(&seq)
+        self.queue.take_oldest(beacon_id)
+    }
+
+    /// Removes and returns the beacons that waited the time to live (15
+    /// min by default) by `now`, oldest first, so the caller can audit them.
+    pub fn expire_pending(&mut self, now: Timestamp) -> Vec<Beacon> {
+        self.queue.expire(now)
+    }
+
+    /// The review queue's counters and sizes.
+    pub fn review_stats(&self) -> ReviewStats {
+        self.queue.stats()
     }
 
     /// Counters.
     pub fn stats(&self) -> BeaconStats {
         BeaconStats {
-            hitl_waiting: self.order.len(),
+            hitl_waiting: self.queue.len(),
             ..self.stats
         }
     }
@@ -668,6 +682,51 @@ mod tests {
             );
         }
         assert_eq!(h.rules().count(), 0);
+    }
+
+    #[test]
+    fn beacon_reviews_expire_are_byte_bounded_and_keep_the_first_arrival() {
+        let mut h = BeaconHandler::new(DEFAULT_BEACON_MAX_AGE, Duration::from_secs(5), 256);
+        h.set_review_limits(16 * 1024, Duration::from_secs(900));
+        let mut r = VouchRegistry::default();
+        let first = beacon("jis:a", "g", &[], NOW);
+        assert_eq!(
+            handle(&mut h, &mut r, &first).decision,
+            BeaconDecision::HitlPending
+        );
+        let mut changed = first.clone();
+        changed.device_type = "door_lock".into();
+        handle(&mut h, &mut r, &changed);
+        assert_eq!(h.pending().collect::<Vec<_>>(), [&first]);
+        // 256 invented beacons with long capability lists cannot fill 16 KiB.
+        for i in 0..256 {
+            let caps: Vec<String> = (0..8).map(|c| format!("cap{c:0>120}")).collect();
+            let caps: Vec<&str> = caps.iter().map(String::as_str).collect();
+            let mut b = beacon(&format!("jis:x:{i}"), "g", &caps, NOW);
+            b.beacon_id = format!("beacon_{i:016x}");
+            handle(&mut h, &mut r, &b);
+        }
+        let rs = h.review_stats();
+        assert!(rs.bytes <= 16 * 1024 && rs.refused_bytes > 200, "{rs:?}");
+        assert_eq!(h.stats().hitl_refused, rs.refused_bytes);
+        // After the time to live they all go, and new devices fit again.
+        let later = NOW + Duration::from_secs(900);
+        let gone = h.expire_pending(later);
+        assert_eq!(gone.len(), rs.waiting);
+        assert_eq!(gone[0], first);
+        assert_eq!(h.stats().hitl_waiting, 0);
+        let fresh = beacon("jis:new", "g", &[], later);
+        assert_eq!(
+            h.handle(
+                later,
+                &fresh,
+                "jis:hub",
+                &mut r,
+                &mut StdRng::seed_from_u64(1)
+            )
+            .decision,
+            BeaconDecision::HitlPending
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ mod iso;
 mod node;
 mod nonce;
 mod packet;
+mod review;
 mod rule;
+mod size;
 mod stats;
 mod time;
 mod topology;
@@ -56,20 +58,22 @@ mod trust;
 mod vouch;
 
 pub use airlock::{
-    Airlock, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PendingPing,
-    Verdict,
+    Airlock, DEFAULT_PENDING_BYTES, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN,
+    DEFAULT_TRUST_ROOD, PendingPing, Verdict,
 };
 pub use beacon::{
     Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, BeaconHandler,
-    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE,
-    GENERIC_DEVICE, discover_payload,
+    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY,
+    DISCOVER_PURPOSE, GENERIC_DEVICE, discover_payload,
 };
 pub use codec::{
     DecodeCounts, DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader,
     HEADER_LEN, MAGIC, MAX_DEPTH, MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN,
     MAX_PAYLOAD, MAX_PURPOSE_LEN, PacketCodec, VERSION, WireFormat, decode_header,
 };
-pub use node::{Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception};
+pub use node::{
+    ExpiredReviews, Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception,
+};
 pub use nonce::{
     DEFAULT_FUTURE_SKEW, DEFAULT_NONCE_CAPACITY, DEFAULT_NONCE_WINDOW, NonceTracker, ReplayReason,
 };
@@ -77,6 +81,7 @@ pub use packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode, UnknownVariant,
 };
+pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
 pub use stats::{PingNodeStats, ReplayCounts};
 pub use time::Timestamp;

@@ -28,11 +28,12 @@ use rand::RngCore;
 use serde_json::Value;
 
 use crate::airlock::{
-    Airlock, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PendingPing,
+    Airlock, DEFAULT_PENDING_BYTES, DEFAULT_PENDING_CAPACITY, DEFAULT_TRUST_GROEN,
+    DEFAULT_TRUST_ROOD, PendingPing,
 };
 use crate::beacon::{
     Announcement, Beacon, BeaconDecision, BeaconHandler, BeaconResponse, DEFAULT_BEACON_MAX_AGE,
-    DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, discover_payload,
+    DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, discover_payload,
 };
 use crate::ids;
 use crate::iso::{self, IsoFormatter};
@@ -43,6 +44,7 @@ use crate::packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode,
 };
+use crate::review::DEFAULT_REVIEW_TTL;
 use crate::rule::AirlockRule;
 use crate::stats::{Counters, PingNodeStats};
 use crate::time::Timestamp;
@@ -73,6 +75,13 @@ pub struct PingNodeConfig {
     pub hitl_capacity: usize,
     /// Most devices, pods and stations in the topology (65,536 each).
     pub topology_capacity: usize,
+    /// How long a GEEL ping or a beacon waits for review before
+    /// [`PingNode::expire_reviews`] removes it (15 min).
+    pub review_ttl: Duration,
+    /// Byte budget of the GEEL pings waiting for review (8 MiB).
+    pub pending_bytes: usize,
+    /// Byte budget of the beacons waiting for review (1 MiB).
+    pub hitl_bytes: usize,
 }
 
 impl Default for PingNodeConfig {
@@ -88,6 +97,9 @@ impl Default for PingNodeConfig {
             vouch_capacity: DEFAULT_VOUCH_CAPACITY,
             hitl_capacity: DEFAULT_HITL_CAPACITY,
             topology_capacity: DEFAULT_TOPOLOGY_CAPACITY,
+            review_ttl: DEFAULT_REVIEW_TTL,
+            pending_bytes: DEFAULT_PENDING_BYTES,
+            hitl_bytes: DEFAULT_HITL_BYTES,
         }
     }
 }
@@ -144,6 +156,15 @@ impl Reception {
     }
 }
 
+/// What [`PingNode::expire_reviews`] removed, oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ExpiredReviews {
+    /// GEEL pings nobody approved or rejected in time.
+    pub pings: Vec<PendingPing>,
+    /// Beacons nobody approved or rejected in time.
+    pub beacons: Vec<Beacon>,
+}
+
 /// Signs outgoing packets; the node fills `signature` with its result.
 pub trait PacketSigner: Send {
     /// The signature for `packet` (whose `signature` is still empty).
@@ -189,6 +210,18 @@ impl PingNode {
         config: PingNodeConfig,
         rng: Box<dyn RngCore + Send>,
     ) -> Self {
+        let mut airlock = Airlock::new(
+            config.trust_groen,
+            config.trust_rood,
+            config.pending_capacity,
+        );
+        airlock.set_pending_limits(config.pending_bytes, config.review_ttl);
+        let mut beacons = BeaconHandler::new(
+            config.beacon_max_age,
+            config.future_skew,
+            config.hitl_capacity,
+        );
+        beacons.set_review_limits(config.hitl_bytes, config.review_ttl);
         PingNode {
             did: did.into(),
             nonces: NonceTracker::new(
@@ -198,16 +231,8 @@ impl PingNode {
             ),
             trust: TrustStore::new(),
             vouches: VouchRegistry::new(config.vouch_capacity),
-            airlock: Airlock::new(
-                config.trust_groen,
-                config.trust_rood,
-                config.pending_capacity,
-            ),
-            beacons: BeaconHandler::new(
-                config.beacon_max_age,
-                config.future_skew,
-                config.hitl_capacity,
-            ),
+            airlock,
+            beacons,
             topology: TopologyManager::new(config.topology_capacity),
             config,
             rng,
@@ -484,9 +509,36 @@ impl PingNode {
         Some(pending)
     }
 
+    /// Like [`PingNode::approve_pending`], for the ping `packet_id` from
+    /// `source_did` exactly (when several senders used one packet id,
+    /// [`PingNode::approve_pending`] takes the first to arrive).
+    pub fn approve_pending_from(
+        &mut self,
+        source_did: &str,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<PendingPing> {
+        let pending = self.airlock.take_pending_from(source_did, packet_id)?;
+        if let Some(t) = raise_trust_to {
+            self.trust.set(&pending.packet.source_did, t);
+        }
+        Some(pending)
+    }
+
     /// A human rejects a pending ping.
     pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
         self.airlock.take_pending(packet_id)
+    }
+
+    /// Removes the GEEL pings and beacons that waited for review longer
+    /// than [`PingNodeConfig::review_ttl`] by `now`, and returns them so the
+    /// caller can audit their expiry. Call it periodically.
+    pub fn expire_reviews(&mut self, now: Timestamp) -> ExpiredReviews {
+        self.seen(now);
+        ExpiredReviews {
+            pings: self.airlock.expire_pending(now),
+            beacons: self.beacons.expire_pending(now),
+        }
     }
 
     // ── beacons and topology ────────────────────────────────────────
