@@ -14,15 +14,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids;
+use crate::nonce::NonceTracker;
 use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, RoutingMode};
 use crate::review::{DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::time::Timestamp;
-use crate::vouch::{Vouch, VouchError, VouchRegistry};
+use crate::vouch::{DEFAULT_VOUCH_TTL, Vouch, VouchAdmission, VouchError, VouchRegistry};
 
 /// Default maximum beacon age.
 pub const DEFAULT_BEACON_MAX_AGE: Duration = Duration::from_secs(300);
 /// Default number of beacons that may wait for a human.
 pub const DEFAULT_HITL_CAPACITY: usize = 256;
+/// Most beacons remembered by the beacon replay check.
+pub const DEFAULT_BEACON_REPLAY_CAPACITY: usize = 65_536;
 /// Default byte budget of the beacons waiting for review (1 MiB).
 pub const DEFAULT_HITL_BYTES: usize = 1 << 20;
 /// The device type of a beacon that names none.
@@ -251,7 +254,8 @@ pub struct AutoVouchRule {
     pub voucher_trust: f64,
     /// Passed-on share (default 0.7).
     pub vouch_factor: f64,
-    /// How long the vouch lasts (default: no expiry).
+    /// How long the vouch lasts (default: the handler's default vouch
+    /// lifetime, 24 h; each fresh beacon of the device renews it).
     pub vouch_ttl: Option<Duration>,
 }
 
@@ -323,6 +327,11 @@ pub struct BeaconStats {
     pub hitl_refused: u64,
     /// Refused because the vouch registry was full.
     pub vouch_refused: u64,
+    /// Rejected by the replay check (the same beacon again within its
+    /// freshness window, or the replay table full).
+    pub replayed: u64,
+    /// Auto-vouches that refreshed the device's existing vouch.
+    pub vouch_refreshed: u64,
     /// Beacons waiting for a human now.
     pub hitl_waiting: usize,
 }
@@ -334,6 +343,8 @@ pub struct BeaconHandler {
     future_skew: Duration,
     rules: Vec<CompiledRule>,
     queue: ReviewQueue<Beacon>,
+    replays: NonceTracker,
+    vouch_ttl: Duration,
     stats: BeaconStats,
 }
 
@@ -359,8 +370,21 @@ impl BeaconHandler {
             future_skew,
             rules: Vec::new(),
             queue: ReviewQueue::new(hitl_capacity, DEFAULT_HITL_BYTES, DEFAULT_REVIEW_TTL),
+            replays: NonceTracker::new(max_age, future_skew, DEFAULT_BEACON_REPLAY_CAPACITY),
+            vouch_ttl: DEFAULT_VOUCH_TTL,
             stats: BeaconStats::default(),
         }
+    }
+
+    /// Sets the lifetime of auto-vouches whose rule gives none (default
+    /// [`DEFAULT_VOUCH_TTL`]); each fresh beacon of the device renews it.
+    pub fn set_default_vouch_ttl(&mut self, ttl: Duration) {
+        self.vouch_ttl = ttl;
+    }
+
+    /// The lifetime of auto-vouches whose rule gives none.
+    pub fn default_vouch_ttl(&self) -> Duration {
+        self.vouch_ttl
     }
 
     /// Sets the review queue's byte budget and how long a beacon may wait
@@ -432,6 +456,22 @@ impl BeaconHandler {
                 "Beacon too old".into(),
             );
         }
+        // The same beacon (device and id) counts once within its freshness
+        // window; the tracker is bounded and fails closed when full.
+        let key = format!("{}\u{0}{}", beacon.source_did, beacon.beacon_id);
+        if self
+            .replays
+            .check_at(now, &key, Timestamp::parse(&beacon.timestamp))
+            .is_err()
+        {
+            self.stats.replayed += 1;
+            return respond(
+                BeaconDecision::Rejected,
+                None,
+                None,
+                "Beacon replayed".into(),
+            );
+        }
         if let Some(rule) = self
             .rules
             .iter()
@@ -447,15 +487,21 @@ impl BeaconHandler {
                 pod_id: rule.pod_id.clone(),
                 reason: format!("Auto-vouched via rule: {}", rule.name),
                 created_at: now,
-                expires_at: rule.vouch_ttl.map(|ttl| now + ttl),
+                expires_at: Some(now + rule.vouch_ttl.unwrap_or(self.vouch_ttl)),
                 tibet_token_id: None,
                 signature: String::new(),
             };
-            let id = vouch.vouch_id.clone();
             let message = vouch.reason.clone();
-            return match vouches.add(now, vouch) {
-                Ok(()) => {
+            return match vouches.refresh_or_add(now, vouch.clone()) {
+                Ok(admission) => {
                     self.stats.auto_vouched += 1;
+                    let id = match admission {
+                        VouchAdmission::Added => vouch.vouch_id,
+                        VouchAdmission::Refreshed(id) => {
+                            self.stats.vouch_refreshed += 1;
+                            id
+                        }
+                    };
                     respond(
                         BeaconDecision::AutoVouched,
                         Some(id),
@@ -464,7 +510,10 @@ impl BeaconHandler {
                     )
                 }
                 Err(e) => {
-                    self.stats.vouch_refused += u64::from(matches!(e, VouchError::Full { .. }));
+                    self.stats.vouch_refused += u64::from(matches!(
+                        e,
+                        VouchError::Full { .. } | VouchError::FullBytes { .. }
+                    ));
                     respond(
                         BeaconDecision::Rejected,
                         None,
@@ -746,6 +795,9 @@ mod tests {
         );
         assert_eq!(h.stats().hitl_refused, 1);
         assert!(h.take_pending("beacon_00000000000000aa").is_some());
+        // The same beacon again is a replay; a new one fits.
+        assert_eq!(handle(&mut h, &mut r, &b1).message, "Beacon replayed");
+        b1.beacon_id = "beacon_3".into();
         assert_eq!(
             handle(&mut h, &mut r, &b1).decision,
             BeaconDecision::HitlPending

@@ -63,8 +63,8 @@ pub use airlock::{
 };
 pub use beacon::{
     Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, BeaconHandler,
-    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY,
-    DISCOVER_PURPOSE, GENERIC_DEVICE, discover_payload,
+    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_BEACON_REPLAY_CAPACITY,
+    DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, GENERIC_DEVICE, discover_payload,
 };
 pub use codec::{
     DecodeCounts, DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader,
@@ -91,6 +91,6 @@ pub use topology::{
 };
 pub use trust::{TrustAssessment, TrustSource, TrustStore, clamp_trust};
 pub use vouch::{
-    DEFAULT_VOUCH_CAPACITY, MAX_DIDS_PER_VOUCH, Vouch, VouchError, VouchOptions, VouchRegistry,
-    VouchStats,
+    DEFAULT_VOUCH_BYTES, DEFAULT_VOUCH_CAPACITY, DEFAULT_VOUCH_TTL, MAX_DIDS_PER_VOUCH, Vouch,
+    VouchAdmission, VouchError, VouchOptions, VouchRegistry, VouchStats,
 };

@@ -50,7 +50,10 @@ use crate::stats::{Counters, PingNodeStats};
 use crate::time::Timestamp;
 use crate::topology::{DEFAULT_TOPOLOGY_CAPACITY, Pod, TopologyError, TopologyManager};
 use crate::trust::{TrustAssessment, TrustStore};
-use crate::vouch::{DEFAULT_VOUCH_CAPACITY, Vouch, VouchError, VouchOptions, VouchRegistry};
+use crate::vouch::{
+    DEFAULT_VOUCH_BYTES, DEFAULT_VOUCH_CAPACITY, DEFAULT_VOUCH_TTL, Vouch, VouchError,
+    VouchOptions, VouchRegistry,
+};
 
 /// A node's limits and thresholds; `Default` gives the reference's values.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +85,13 @@ pub struct PingNodeConfig {
     pub pending_bytes: usize,
     /// Byte budget of the beacons waiting for review (1 MiB).
     pub hitl_bytes: usize,
+    /// Lifetime of vouches made for beacons (auto-vouch without a rule
+    /// TTL, or a beacon approved without an expiry): 24 h, renewed by each
+    /// fresh beacon. Vouches made with [`PingNode::vouch`] keep the expiry
+    /// they are given.
+    pub vouch_ttl: Duration,
+    /// Byte budget of the vouch registry (8 MiB).
+    pub vouch_bytes: usize,
 }
 
 impl Default for PingNodeConfig {
@@ -100,6 +110,8 @@ impl Default for PingNodeConfig {
             review_ttl: DEFAULT_REVIEW_TTL,
             pending_bytes: DEFAULT_PENDING_BYTES,
             hitl_bytes: DEFAULT_HITL_BYTES,
+            vouch_ttl: DEFAULT_VOUCH_TTL,
+            vouch_bytes: DEFAULT_VOUCH_BYTES,
         }
     }
 }
@@ -222,6 +234,7 @@ impl PingNode {
             config.hitl_capacity,
         );
         beacons.set_review_limits(config.hitl_bytes, config.review_ttl);
+        beacons.set_default_vouch_ttl(config.vouch_ttl);
         PingNode {
             did: did.into(),
             nonces: NonceTracker::new(
@@ -230,7 +243,7 @@ impl PingNode {
                 config.nonce_capacity,
             ),
             trust: TrustStore::new(),
-            vouches: VouchRegistry::new(config.vouch_capacity),
+            vouches: VouchRegistry::with_byte_capacity(config.vouch_capacity, config.vouch_bytes),
             airlock,
             beacons,
             topology: TopologyManager::new(config.topology_capacity),
@@ -569,14 +582,16 @@ impl PingNode {
     }
 
     /// A human approves a beacon waiting for review: this node vouches for
-    /// its device. `None` if no such beacon waits.
+    /// its device (until `opts.expires_at`, else for
+    /// [`PingNodeConfig::vouch_ttl`]). `None` if no such beacon waits.
     pub fn approve_beacon(
         &mut self,
         now: Timestamp,
         beacon_id: &str,
-        opts: VouchOptions,
+        mut opts: VouchOptions,
     ) -> Option<Result<Vouch, VouchError>> {
         let beacon = self.beacons.take_pending(beacon_id)?;
+        opts.expires_at = opts.expires_at.or(Some(now + self.config.vouch_ttl));
         Some(self.vouch(now, vec![beacon.source_did], opts))
     }
 

@@ -2,6 +2,7 @@
 //! then inherit `voucher_trust x vouch_factor` (e.g. 0.9 x 0.7 = 0.63).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -11,6 +12,41 @@ use crate::time::Timestamp;
 pub const DEFAULT_VOUCH_CAPACITY: usize = 16_384;
 /// Most DIDs one vouch may name.
 pub const MAX_DIDS_PER_VOUCH: usize = 1024;
+/// Default byte budget of a registry (8 MiB).
+pub const DEFAULT_VOUCH_BYTES: usize = 8 << 20;
+/// Default lifetime of a vouch made because of network input (a beacon):
+/// 24 h, renewed by each fresh beacon of the device.
+pub const DEFAULT_VOUCH_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Bytes charged per vouch and per vouched DID on top of their strings.
+const VOUCH_OVERHEAD: usize = 192;
+const DID_OVERHEAD: usize = 64;
+
+/// The bytes a vouch is charged against the registry's budget: its strings,
+/// plus the index entries (DID and id) kept for each vouched DID.
+fn vouch_bytes(v: &Vouch) -> usize {
+    VOUCH_OVERHEAD
+        + v.vouch_id.len()
+        + v.voucher_did.len()
+        + v.vouched_dids
+            .iter()
+            .map(|d| 2 * d.len() + v.vouch_id.len() + DID_OVERHEAD)
+            .sum::<usize>()
+        + v.pod_id.as_ref().map_or(0, String::len)
+        + v.reason.len()
+        + v.tibet_token_id.as_ref().map_or(0, String::len)
+        + v.signature.len()
+}
+
+/// What [`VouchRegistry::refresh_or_add`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VouchAdmission {
+    /// The vouch was registered as a new one.
+    Added,
+    /// A vouch by the same voucher for the same DIDs existed; it was
+    /// refreshed (expiry, trust, factor, pod, reason) and keeps this id.
+    Refreshed(String),
+}
 
 /// A vouching record; serializes as the reference's `to_dict` (with
 /// `computed_trust`, and `signature` only when signed).
@@ -118,6 +154,12 @@ pub enum VouchError {
         /// How many it named.
         count: usize,
     },
+    /// The registry's byte budget would be exceeded.
+    #[error("vouch registry full ({byte_capacity} bytes)")]
+    FullBytes {
+        /// The registry's byte budget.
+        byte_capacity: usize,
+    },
     /// A vouch with this id is already registered.
     #[error("duplicate vouch id {0}")]
     Duplicate(String),
@@ -132,17 +174,24 @@ pub struct VouchStats {
     pub active_vouches: usize,
     /// Distinct DIDs named by held vouches.
     pub vouched_devices: usize,
-    /// Vouches refused because the registry was full.
+    /// Vouches refused because the registry was full (entries or bytes).
     pub refused: u64,
+    /// Bytes charged for the held vouches.
+    pub bytes: usize,
+    /// Vouches refreshed in place instead of added again.
+    pub refreshed: u64,
 }
 
 /// The vouches a node knows, indexed by vouched DID; bounded.
 #[derive(Debug)]
 pub struct VouchRegistry {
     capacity: usize,
+    byte_capacity: usize,
+    bytes: usize,
     vouches: HashMap<String, Vouch>,
     by_did: HashMap<String, Vec<String>>,
     refused: u64,
+    refreshed: u64,
 }
 
 impl Default for VouchRegistry {
@@ -154,12 +203,64 @@ impl Default for VouchRegistry {
 impl VouchRegistry {
     /// An empty registry holding at most `capacity` vouches.
     pub fn new(capacity: usize) -> Self {
+        Self::with_byte_capacity(capacity, DEFAULT_VOUCH_BYTES)
+    }
+
+    /// An empty registry holding at most `capacity` vouches and
+    /// `byte_capacity` bytes (as charged by the registry).
+    pub fn with_byte_capacity(capacity: usize, byte_capacity: usize) -> Self {
         VouchRegistry {
             capacity,
+            byte_capacity,
+            bytes: 0,
             vouches: HashMap::new(),
             by_did: HashMap::new(),
             refused: 0,
+            refreshed: 0,
         }
+    }
+
+    /// Registers `vouch`, unless a vouch by the same voucher naming the
+    /// same DIDs is held: that one is refreshed instead (its id stays, its
+    /// expiry, trust, factor, pod and reason become `vouch`'s). So a beacon
+    /// replayed many times keeps one vouch alive, never adds more.
+    pub fn refresh_or_add(
+        &mut self,
+        now: Timestamp,
+        vouch: Vouch,
+    ) -> Result<VouchAdmission, VouchError> {
+        let existing = vouch.vouched_dids.first().and_then(|first| {
+            self.by_did
+                .get(first)?
+                .iter()
+                .filter_map(|id| self.vouches.get(id))
+                .find(|v| {
+                    v.voucher_did == vouch.voucher_did && v.vouched_dids == vouch.vouched_dids
+                })
+                .map(|v| v.vouch_id.clone())
+        });
+        let Some(id) = existing else {
+            return self.add(now, vouch).map(|()| VouchAdmission::Added);
+        };
+        let held = self.vouches.get_mut(&id).expect("indexed vouch is held");
+        let before = vouch_bytes(held);
+        let after = before - held.reason.len() - held.pod_id.as_ref().map_or(0, String::len)
+            + vouch.reason.len()
+            + vouch.pod_id.as_ref().map_or(0, String::len);
+        if self.bytes - before + after > self.byte_capacity {
+            self.refused += 1;
+            return Err(VouchError::FullBytes {
+                byte_capacity: self.byte_capacity,
+            });
+        }
+        held.expires_at = vouch.expires_at;
+        held.voucher_trust = vouch.voucher_trust;
+        held.vouch_factor = vouch.vouch_factor;
+        held.pod_id = vouch.pod_id;
+        held.reason = vouch.reason;
+        self.bytes = self.bytes - before + vouch_bytes(held);
+        self.refreshed += 1;
+        Ok(VouchAdmission::Refreshed(id))
     }
 
     /// Registers a vouch. When full, expired vouches are purged first; if
@@ -173,7 +274,8 @@ impl VouchRegistry {
         if self.vouches.contains_key(&vouch.vouch_id) {
             return Err(VouchError::Duplicate(vouch.vouch_id));
         }
-        if self.vouches.len() >= self.capacity {
+        let bytes = vouch_bytes(&vouch);
+        if self.vouches.len() >= self.capacity || self.bytes + bytes > self.byte_capacity {
             self.purge_expired(now);
             if self.vouches.len() >= self.capacity {
                 self.refused += 1;
@@ -181,7 +283,14 @@ impl VouchRegistry {
                     capacity: self.capacity,
                 });
             }
+            if self.bytes + bytes > self.byte_capacity {
+                self.refused += 1;
+                return Err(VouchError::FullBytes {
+                    byte_capacity: self.byte_capacity,
+                });
+            }
         }
+        self.bytes += bytes;
         for did in &vouch.vouched_dids {
             let ids = self.by_did.entry(did.clone()).or_default();
             if !ids.contains(&vouch.vouch_id) {
@@ -195,6 +304,7 @@ impl VouchRegistry {
     /// Removes a vouch (e.g. its voucher was compromised); returns it.
     pub fn revoke(&mut self, vouch_id: &str) -> Option<Vouch> {
         let vouch = self.vouches.remove(vouch_id)?;
+        self.bytes -= vouch_bytes(&vouch);
         for did in &vouch.vouched_dids {
             if let Some(ids) = self.by_did.get_mut(did) {
                 ids.retain(|id| id != vouch_id);
@@ -258,6 +368,8 @@ impl VouchRegistry {
             active_vouches: self.vouches.values().filter(|v| !v.is_expired(now)).count(),
             vouched_devices: self.by_did.len(),
             refused: self.refused,
+            bytes: self.bytes,
+            refreshed: self.refreshed,
         }
     }
 
@@ -336,7 +448,9 @@ mod tests {
                 total_vouches: 2,
                 active_vouches: 1,
                 vouched_devices: 2,
-                refused: 0
+                refused: 0,
+                bytes: r.stats(after).bytes,
+                refreshed: 0,
             }
         );
         assert_eq!(r.trust_for(NOW, "jis:nobody"), None);
@@ -390,6 +504,65 @@ mod tests {
             r.add(NOW, big),
             Err(VouchError::TooManyDids { .. })
         ));
+    }
+
+    #[test]
+    fn refresh_keeps_one_vouch_per_voucher_and_dids() {
+        let mut r = VouchRegistry::default();
+        let first = vouch(
+            "v1",
+            0.9,
+            0.7,
+            &["jis:s1"],
+            Some(NOW + Duration::from_secs(10)),
+        );
+        assert_eq!(r.refresh_or_add(NOW, first), Ok(VouchAdmission::Added));
+        let bytes = r.stats(NOW).bytes;
+        let later = Some(NOW + Duration::from_secs(100));
+        let again = vouch("v2", 0.8, 0.7, &["jis:s1"], later);
+        assert_eq!(
+            r.refresh_or_add(NOW, again),
+            Ok(VouchAdmission::Refreshed("v1".into()))
+        );
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.get("v1").unwrap().expires_at, later);
+        assert_eq!(r.stats(NOW).bytes, bytes);
+        assert_eq!(r.stats(NOW).refreshed, 1);
+        // Another voucher, or other DIDs, is another vouch.
+        let mut other = vouch("v3", 0.9, 0.7, &["jis:s1"], None);
+        other.voucher_did = "jis:other:hub".into();
+        assert_eq!(r.refresh_or_add(NOW, other), Ok(VouchAdmission::Added));
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn bounded_in_bytes() {
+        let mut r = VouchRegistry::with_byte_capacity(1_000_000, 64 * 1024);
+        let long = "d".repeat(256);
+        let mut added = 0;
+        for i in 0..1000 {
+            let did = format!("{long}{i}");
+            if r.add(NOW, vouch(&format!("v{i}"), 0.9, 0.7, &[&did], None))
+                .is_ok()
+            {
+                added += 1;
+            }
+        }
+        let s = r.stats(NOW);
+        assert!(s.bytes <= 64 * 1024, "{s:?}");
+        assert!((60..120).contains(&added), "{added}");
+        assert_eq!(s.refused, 1000 - added);
+        assert_eq!(
+            r.add(NOW, vouch("x", 0.9, 0.7, &[&long], None)),
+            Err(VouchError::FullBytes {
+                byte_capacity: 64 * 1024
+            })
+        );
+        // Revoking gives the bytes back.
+        for i in 0..added {
+            r.revoke(&format!("v{i}"));
+        }
+        assert_eq!(r.stats(NOW).bytes, 0);
     }
 
     #[test]
