@@ -48,6 +48,7 @@ mod iso;
 mod node;
 mod nonce;
 mod packet;
+mod ratelimit;
 mod review;
 mod rule;
 mod size;
@@ -81,6 +82,7 @@ pub use packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode, UnknownVariant,
 };
+pub use ratelimit::{RateLimitStats, RateLimiter};
 pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
 pub use stats::{PingNodeStats, ReplayCounts};
