@@ -131,13 +131,31 @@ impl Airlock {
         }
     }
 
+    /// The zone for `packet` from a sender with `trust`, and the index of
+    /// the rule that decided (none: the thresholds did).
+    pub(crate) fn classify(&self, packet: &PingPacket, trust: f64) -> (AirlockZone, Option<usize>) {
+        match self.rules.iter().position(|r| r.matches(packet, trust)) {
+            Some(i) => (self.rules[i].zone, Some(i)),
+            None => (self.threshold_zone(trust), None),
+        }
+    }
+
     /// Gates `packet` and, for GEEL, queues a copy for review (bounded: when
     /// the queue is full the ping is not queued and the refusal is counted).
     pub fn process(&mut self, now: Timestamp, packet: &PingPacket, trust: f64) -> Verdict<'_> {
-        let (zone, rule_at) = match self.rules.iter().position(|r| r.matches(packet, trust)) {
-            Some(i) => (self.rules[i].zone, Some(i)),
-            None => (self.threshold_zone(trust), None),
-        };
+        let decided = self.classify(packet, trust);
+        self.process_classified(now, packet, trust, decided)
+    }
+
+    /// [`Airlock::process`] with the zone already chosen by
+    /// [`Airlock::classify`].
+    pub(crate) fn process_classified(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        trust: f64,
+        (zone, rule_at): (AirlockZone, Option<usize>),
+    ) -> Verdict<'_> {
         let mut queued = false;
         if zone == AirlockZone::Geel {
             let rule_name = rule_at.map(|i| self.rules[i].name.clone());

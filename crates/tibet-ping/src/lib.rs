@@ -4,8 +4,10 @@
 //! `temperature.report`, because ...". This crate holds the wire types, the
 //! frame codec and the decision pipeline. A [`PingNode`] is one device's
 //! protocol state: it builds packets, and runs every received packet through
-//! the replay check ([`NonceTracker`]), the sender's trust (explicit, else
-//! vouched through the [`VouchRegistry`], else zero) and the [`Airlock`]
+//! the sender's trust (explicit, else vouched through the
+//! [`VouchRegistry`], else zero), the replay check ([`NonceTracker`]; skipped
+//! for pings that would be ROOD, rate-limited per DID by a [`RateLimiter`]
+//! below GROEN trust) and the [`Airlock`]
 //! (rules, then thresholds: GROEN accept, GEEL pending human review, ROOD
 //! silent drop). It owns no sockets and reads no clock: time comes in as a
 //! [`Timestamp`] and randomness from an injected RNG, so every behaviour is
@@ -34,7 +36,12 @@
 //! assert_eq!((got.outcome, got.response.airlock_zone), (Outcome::Rejected, AirlockZone::Rood));
 //! assert!(!got.should_reply());
 //!
-//! // The same packet again is a replay.
+//! // Its nonce was not even stored: nothing to protect for a ROOD sender.
+//! assert_eq!(hub.stats().nonce_tracked, 1);
+//!
+//! // The sensor's packet again is a replay.
+//! let ping = sensor.ping(now, "jis:home:hub", "temperature.report", "again", PingOptions::default());
+//! assert_eq!(hub.receive(now, &ping).outcome, Outcome::Accepted);
 //! assert_eq!(hub.receive(now, &ping).outcome, Outcome::Replay);
 //! ```
 

@@ -44,6 +44,7 @@ use crate::packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode,
 };
+use crate::ratelimit::RateLimiter;
 use crate::review::DEFAULT_REVIEW_TTL;
 use crate::rule::AirlockRule;
 use crate::stats::{Counters, PingNodeStats};
@@ -92,6 +93,20 @@ pub struct PingNodeConfig {
     pub vouch_ttl: Duration,
     /// Byte budget of the vouch registry (8 MiB).
     pub vouch_bytes: usize,
+    /// Most nonces remembered for senders below GROEN trust (65,536), in a
+    /// table of their own so they can never crowd out trusted senders'.
+    /// Senders whose ping would be ROOD have no nonce stored at all.
+    pub untrusted_nonce_capacity: usize,
+    /// Per claimed DID below GROEN trust: nonce entries at once (64).
+    pub untrusted_burst: f64,
+    /// Per claimed DID below GROEN trust: nonce entries per second (16).
+    pub untrusted_rate: f64,
+    /// Per claimed DID below GROEN trust: review entries at once (8).
+    pub untrusted_pending_burst: f64,
+    /// Per claimed DID below GROEN trust: review entries per second (0.1).
+    pub untrusted_pending_rate: f64,
+    /// Most DIDs each of those rate limiters tracks (4,096).
+    pub rate_limit_keys: usize,
 }
 
 impl Default for PingNodeConfig {
@@ -112,6 +127,12 @@ impl Default for PingNodeConfig {
             hitl_bytes: DEFAULT_HITL_BYTES,
             vouch_ttl: DEFAULT_VOUCH_TTL,
             vouch_bytes: DEFAULT_VOUCH_BYTES,
+            untrusted_nonce_capacity: 65_536,
+            untrusted_burst: 64.0,
+            untrusted_rate: 16.0,
+            untrusted_pending_burst: 8.0,
+            untrusted_pending_rate: 0.1,
+            rate_limit_keys: 4096,
         }
     }
 }
@@ -191,6 +212,9 @@ pub struct PingNode {
     config: PingNodeConfig,
     rng: Box<dyn RngCore + Send>,
     nonces: NonceTracker,
+    untrusted_nonces: NonceTracker,
+    nonce_limit: RateLimiter<String>,
+    pending_limit: RateLimiter<String>,
     trust: TrustStore,
     vouches: VouchRegistry,
     airlock: Airlock,
@@ -214,6 +238,7 @@ impl fmt::Debug for PingNode {
 
 const REPLAY_REASON: &str = "replay_detected";
 const PENDING_FULL_REASON: &str = "pending_queue_full";
+const RATE_LIMITED_REASON: &str = "rate_limited";
 
 impl PingNode {
     /// A node for `did` with `config`, drawing ids and nonces from `rng`.
@@ -241,6 +266,21 @@ impl PingNode {
                 config.nonce_window,
                 config.future_skew,
                 config.nonce_capacity,
+            ),
+            untrusted_nonces: NonceTracker::new(
+                config.nonce_window,
+                config.future_skew,
+                config.untrusted_nonce_capacity,
+            ),
+            nonce_limit: RateLimiter::new(
+                config.untrusted_burst,
+                config.untrusted_rate,
+                config.rate_limit_keys,
+            ),
+            pending_limit: RateLimiter::new(
+                config.untrusted_pending_burst,
+                config.untrusted_pending_rate,
+                config.rate_limit_keys,
             ),
             trust: TrustStore::new(),
             vouches: VouchRegistry::with_byte_capacity(config.vouch_capacity, config.vouch_bytes),
@@ -357,24 +397,53 @@ impl PingNode {
         self.seen(now);
         self.counters.received += 1;
 
-        if let Err(reason) = self
-            .nonces
-            .check_at(now, &packet.nonce, iso::parse(&packet.timestamp))
-        {
-            self.counters.count_replay(reason);
-            let mut response = self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
-            response
-                .payload
-                .insert("reason".to_owned(), Value::from(REPLAY_REASON));
-            return Reception {
-                response,
-                outcome: Outcome::Replay,
-                replay: Some(reason),
+        // Trust and zone first: a ping that would be ROOD is dropped without
+        // storing its nonce (there is nothing to protect), and senders below
+        // GROEN use their own, rate-limited nonce table.
+        let trust = self.trust.assess(now, &packet.source_did, &self.vouches);
+        let decided = self.airlock.classify(packet, trust.score);
+        if decided.0 != AirlockZone::Rood {
+            let trusted = trust.score >= self.config.trust_groen;
+            if !trusted
+                && (!self.nonce_limit.allow(now, packet.source_did.as_str())
+                    || (decided.0 == AirlockZone::Geel
+                        && !self.pending_limit.allow(now, packet.source_did.as_str())))
+            {
+                self.counters.rate_limited += 1;
+                let mut response =
+                    self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
+                response
+                    .payload
+                    .insert("reason".to_owned(), Value::from(RATE_LIMITED_REASON));
+                return Reception {
+                    response,
+                    outcome: Outcome::Rejected,
+                    replay: None,
+                };
+            }
+            let table = if trusted {
+                &mut self.nonces
+            } else {
+                &mut self.untrusted_nonces
             };
+            if let Err(reason) = table.check_at(now, &packet.nonce, iso::parse(&packet.timestamp)) {
+                self.counters.count_replay(reason);
+                let mut response =
+                    self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
+                response
+                    .payload
+                    .insert("reason".to_owned(), Value::from(REPLAY_REASON));
+                return Reception {
+                    response,
+                    outcome: Outcome::Replay,
+                    replay: Some(reason),
+                };
+            }
         }
 
-        let trust = self.trust.assess(now, &packet.source_did, &self.vouches);
-        let verdict = self.airlock.process(now, packet, trust.score);
+        let verdict = self
+            .airlock
+            .process_classified(now, packet, trust.score, decided);
         let (zone, queued) = (verdict.zone, verdict.queued);
         let applied_rule = verdict.rule.map(|r| r.name.clone());
 
@@ -636,6 +705,7 @@ impl PingNode {
     pub fn collect_garbage(&mut self, now: Timestamp) {
         self.seen(now);
         self.nonces.collect_garbage(now);
+        self.untrusted_nonces.collect_garbage(now);
         self.vouches.purge_expired(now);
     }
 
@@ -652,7 +722,11 @@ impl PingNode {
             replay_reasons: c.replays,
             nonce_refusals: c.nonce_refusals,
             pending_refusals: c.pending_refusals,
+            rate_limited: c.rate_limited,
             nonce_tracked: self.nonces.tracked(),
+            untrusted_nonce_tracked: self.untrusted_nonces.tracked(),
+            nonce_limit: self.nonce_limit.stats(),
+            pending_limit: self.pending_limit.stats(),
             pending_count: self.airlock.pending_len(),
             rules: self.airlock.rules().len(),
             known_devices: self.trust.len(),

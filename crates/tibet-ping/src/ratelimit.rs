@@ -69,7 +69,6 @@ impl<K: Hash + Eq> RateLimiter<K> {
         }
     }
 
-
     /// Spends one token of `key` at `now`; `false` (counted) when its
     /// bucket is empty or a new key finds the table full.
     pub fn allow<Q>(&mut self, now: Timestamp, key: &Q) -> bool

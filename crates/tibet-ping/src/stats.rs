@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::beacon::BeaconStats;
 use crate::nonce::ReplayReason;
+use crate::ratelimit::RateLimitStats;
 use crate::topology::TopologyStats;
 use crate::vouch::VouchStats;
 
@@ -37,6 +38,7 @@ pub(crate) struct Counters {
     pub(crate) replays: ReplayCounts,
     pub(crate) nonce_refusals: u64,
     pub(crate) pending_refusals: u64,
+    pub(crate) rate_limited: u64,
 }
 
 impl Counters {
@@ -53,7 +55,8 @@ impl Counters {
 
 /// A snapshot of a node's state and counters. Every received packet is
 /// counted in exactly one of `accepted`, `pending`, `rejected`, `replays`,
-/// `nonce_refusals` and `pending_refusals`, so they sum to `received`.
+/// `nonce_refusals`, `pending_refusals` and `rate_limited`, so they sum to
+/// `received`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PingNodeStats {
     /// The node's DID.
@@ -74,8 +77,17 @@ pub struct PingNodeStats {
     pub nonce_refusals: u64,
     /// GEEL pings refused because the review queue was full.
     pub pending_refusals: u64,
-    /// Nonces remembered now.
+    /// Pings from senders below GROEN trust refused by the per-DID rate
+    /// limits (nonce entries or review entries).
+    pub rate_limited: u64,
+    /// Nonces remembered now for GROEN-trust senders.
     pub nonce_tracked: usize,
+    /// Nonces remembered now for senders below GROEN trust.
+    pub untrusted_nonce_tracked: usize,
+    /// The per-DID limiter of nonce entries for senders below GROEN.
+    pub nonce_limit: RateLimitStats,
+    /// The per-DID limiter of review entries for senders below GROEN.
+    pub pending_limit: RateLimitStats,
     /// Pings waiting for review now.
     pub pending_count: usize,
     /// Airlock rules.

@@ -79,3 +79,84 @@ fn fresh_beacons_of_one_device_refresh_its_vouch_never_add_another() {
     assert_eq!(vouch.expires_at, Some(last + DEFAULT_VOUCH_TTL), "renewed");
     assert_eq!(hub.stats().beacons.vouch_refreshed, 15_999);
 }
+
+/// A ping from `did` with its own unique nonce, sent at `at`.
+fn forged(template: &PingPacket, did: &str, i: u64, at: Timestamp) -> PingPacket {
+    PingPacket {
+        source_did: did.into(),
+        packet_id: format!("ping_{i:016x}"),
+        nonce: format!("{i:032x}"),
+        timestamp: at.to_iso(),
+        ..template.clone()
+    }
+}
+
+#[test]
+fn a_unique_nonce_flood_from_unknown_or_untrusted_senders_never_refuses_trusted_pings() {
+    let now = t0();
+    let config = PingNodeConfig {
+        nonce_capacity: 1_000,
+        untrusted_nonce_capacity: 1_000,
+        ..PingNodeConfig::default()
+    };
+    let mut hub = node_with("jis:home:hub", 1, config);
+    let mut sensor = node_with("jis:home:sensor", 2, small());
+    hub.set_trust("jis:home:sensor", 0.9);
+    hub.set_trust("jis:home:visitor", 0.5);
+    let template = sensor.ping(now, "jis:home:hub", "x", "y", PingOptions::default());
+
+    let mut trusted_ok = 0;
+    for i in 0..100_000u64 {
+        let at = now + Duration::from_micros(i * 100); // 10 s at 10,000/s
+        // Unknown DID (ROOD): nothing stored.
+        hub.receive(at, &forged(&template, "jis:evil:x", i, at));
+        // Untrusted (GEEL) DID, and a fresh invented DID each time.
+        hub.receive(at, &forged(&template, "jis:home:visitor", i, at));
+        hub.receive(at, &forged(&template, &format!("jis:evil:{i}"), i, at));
+        if i % 100 == 0 {
+            let p = sensor.ping(
+                at,
+                "jis:home:hub",
+                "temperature.report",
+                "hourly",
+                PingOptions::default(),
+            );
+            let r = hub.receive(at, &p);
+            assert_eq!(
+                r.outcome,
+                Outcome::Accepted,
+                "trusted ping {i} refused: {r:?}"
+            );
+            trusted_ok += 1;
+        }
+    }
+    assert_eq!(trusted_ok, 1_000);
+    let s = hub.stats();
+    assert_eq!(
+        s.nonce_tracked.max(1),
+        s.nonce_tracked,
+        "only trusted nonces"
+    );
+    assert!(
+        s.nonce_tracked <= 1_000 && s.untrusted_nonce_tracked <= 1_000,
+        "{s:?}"
+    );
+    assert_eq!(s.nonce_refusals, 0, "trusted table never filled");
+    // The visitor was held to its rate: 64 at once plus 16/s over 10 s.
+    assert!(
+        s.rate_limited >= 100_000 - 64 - 16 * 10 - 1,
+        "{}",
+        s.rate_limited
+    );
+    assert!(s.nonce_limit.keys <= 4096);
+    assert_eq!(
+        s.accepted
+            + s.pending
+            + s.rejected
+            + s.replays
+            + s.nonce_refusals
+            + s.pending_refusals
+            + s.rate_limited,
+        s.received
+    );
+}

@@ -218,9 +218,15 @@ fn receive_pipeline_zones_and_responses() {
             unparseable: 1
         }
     );
+    // Trusted, untrusted (GEEL) and none for the ROOD sender.
     assert_eq!(
-        (s.nonce_tracked, s.pending_count, s.known_devices),
-        (3, 1, 2)
+        (
+            s.nonce_tracked,
+            s.untrusted_nonce_tracked,
+            s.pending_count,
+            s.known_devices
+        ),
+        (1, 1, 1, 2)
     );
 }
 
@@ -574,7 +580,13 @@ fn stats_serialize_and_counts_sum_to_received() {
     let s = hub.stats();
     assert_eq!(s.received, 25);
     assert_eq!(
-        s.accepted + s.pending + s.rejected + s.replays + s.nonce_refusals + s.pending_refusals,
+        s.accepted
+            + s.pending
+            + s.rejected
+            + s.replays
+            + s.nonce_refusals
+            + s.pending_refusals
+            + s.rate_limited,
         s.received
     );
     assert!(s.pending_refusals > 0);
@@ -671,7 +683,7 @@ mod hostile {
                 prop_assert_eq!(&r.response.in_response_to, &p.packet_id);
                 let s = hub.stats();
                 prop_assert!(s.nonce_tracked <= 8 && s.pending_count <= 3);
-                prop_assert_eq!(s.accepted + s.pending + s.rejected + s.replays + s.nonce_refusals + s.pending_refusals, s.received);
+                prop_assert_eq!(s.accepted + s.pending + s.rejected + s.replays + s.nonce_refusals + s.pending_refusals + s.rate_limited, s.received);
             }
         }
     }
