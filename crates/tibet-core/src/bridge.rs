@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use tibet_ping::{AirlockZone, PingPacket, PingResponse};
 
+use crate::drops::DropRecord;
 use crate::provider::{NewToken, Provider, heartbeat_token, packet_token};
 use crate::store::AppendError;
 use crate::token::Token;
@@ -139,6 +140,32 @@ impl NetworkBridge {
         )
     }
 
+    /// Aggregated drops of one source over one interval (action `drops`):
+    /// ERIN `source`, `counts` by reason, `total`, `from`, `until` (ISO
+    /// 8601); ERAAN the source; EROMHEEN `interval_s`. One token per
+    /// [`DropRecord`], so an attacker's datagrams never each cost a token.
+    pub fn record_drops(&mut self, record: &DropRecord) -> Result<Token, AppendError> {
+        let source = record.source.to_string();
+        let total = record.total();
+        let seconds = record
+            .until
+            .saturating_duration_since(record.from)
+            .as_secs_f64();
+        self.record(
+            NewToken::new("drops")
+                .erin(json!({
+                    "source": source,
+                    "counts": record.counts,
+                    "total": total,
+                    "from": record.from.to_iso(),
+                    "until": record.until.to_iso(),
+                }))
+                .eraan([source.as_str()])
+                .eromheen(json!({"interval_s": seconds}))
+                .erachter(format!("{total} dropped from {source} in {seconds:.0} s")),
+        )
+    }
+
     /// A change of `did`'s trust score (action `trust_change`); ERACHTER is
     /// `reason` (or a description), plus `(zone: A -> B)` when the zone
     /// changes.
@@ -246,6 +273,75 @@ mod tests {
             ]
         );
         assert_eq!(b.last_id(), Some(trust.token_id.as_str()));
+    }
+
+    #[test]
+    fn drops_are_one_token_per_source_per_interval() {
+        use crate::drops::{DropAggregator, DropSource};
+        let mut b = NetworkBridge::new(fixed_provider("jis:home:hub"));
+        let t0 = tibet_ping::Timestamp::from_secs(1_790_000_000);
+        let mut agg = DropAggregator::new(std::time::Duration::from_secs(10), 64);
+        let addr: SocketAddr = "10.0.0.9:7150".parse().unwrap();
+        for i in 0..100_000u64 {
+            let at = t0 + std::time::Duration::from_micros(i * 50);
+            agg.note(
+                at,
+                DropSource::Addr(addr),
+                if i % 2 == 0 { "rood" } else { "replay" },
+            );
+            for r in agg.flush_due(at) {
+                b.record_drops(&r).unwrap();
+            }
+        }
+        for r in agg.flush(t0 + std::time::Duration::from_secs(10)) {
+            b.record_drops(&r).unwrap();
+        }
+        let tokens = b.provider().store().all().unwrap().len();
+        assert_eq!(tokens, 1, "100,000 drops in 5 s from one source: one token");
+        let t = b.provider().last_id().map(str::to_owned).unwrap();
+        let t = b.provider().store().get(&t).unwrap().unwrap();
+        assert_eq!(t.action, "drops");
+        assert_eq!(
+            t.erin,
+            json!({"source": "10.0.0.9:7150", "counts": {"replay": 50_000, "rood": 50_000},
+                   "total": 100_000, "from": t0.to_iso(),
+                   "until": (t0 + std::time::Duration::from_secs(10)).to_iso()})
+        );
+        assert_eq!(t.eromheen["interval_s"], 10.0);
+        assert!(t.verify(None));
+    }
+
+    #[test]
+    fn ping_tokens_cap_purpose_and_payload_with_a_hash_of_the_full_value() {
+        let mut b = NetworkBridge::new(fixed_provider("jis:home:hub"));
+        let mut p = packet();
+        p.purpose = "é".repeat(3000);
+        p.payload = json!({"blob": "x".repeat(60_000)})
+            .as_object()
+            .unwrap()
+            .clone();
+        let t = b.record_ping(&p, None).unwrap();
+        let purpose = t.erin["purpose"].as_str().unwrap();
+        assert_eq!(purpose.len(), 256);
+        assert_eq!(t.erachter, purpose);
+        assert_eq!(t.erin["purpose_bytes"], 6000);
+        assert_eq!(
+            t.erin["purpose_sha256"],
+            crate::cap::sha256_hex(p.purpose.as_bytes())
+        );
+        assert_eq!(t.erin["payload"], json!({}));
+        let full = serde_json::to_vec(&p.payload).unwrap();
+        assert_eq!(t.erin["payload_bytes"], full.len());
+        assert_eq!(t.erin["payload_sha256"], crate::cap::sha256_hex(&full));
+        assert!(
+            t.to_json_line().len() < 4096,
+            "a 60 KB datagram makes a small token"
+        );
+        // Small values are kept as they are, with no extra keys.
+        let t = b.record_ping(&packet(), None).unwrap();
+        assert_eq!(t.erin["purpose"], "Thermostat check");
+        assert_eq!(t.erin["payload"], json!({"celsius": 21.5}));
+        assert!(t.erin.get("payload_sha256").is_none());
     }
 
     #[test]

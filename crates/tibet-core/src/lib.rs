@@ -46,7 +46,9 @@
 #![forbid(unsafe_code)]
 
 mod bridge;
+mod cap;
 mod chain;
+mod drops;
 mod file_store;
 mod group_commit;
 mod id;
@@ -57,7 +59,11 @@ mod token;
 mod verify;
 
 pub use bridge::{NetworkBridge, zone_for};
+pub use cap::{MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 pub use chain::{Chain, ChainSummary, DEFAULT_TRACE_DEPTH, TreeNode};
+pub use drops::{
+    DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
+};
 pub use file_store::{Durability, FileStore, OpenError, Recovery, RotateError, RotateReport};
 pub use id::TokenIdGen;
 pub use provider::{ExportFormat, NewToken, Provider, UpdateStateError, packet_token};

@@ -6,6 +6,7 @@ use std::fmt;
 use serde_json::{Value, json};
 use tibet_ping::{JsonMap, PingPacket, PingResponse, Timestamp};
 
+use crate::cap::{self, MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 use crate::id::TokenIdGen;
 use crate::store::{AppendError, MemoryStore, Query, ReadError, Store};
 use crate::token::{HmacKey, Token, TokenState};
@@ -350,7 +351,10 @@ pub(crate) fn heartbeat_token(source_did: &str, status: Option<&str>) -> NewToke
 
 /// The token content for a ping and its optional response (the reference's
 /// `Provider.from_packet` facts): action `ping.<ping_type>`; ERIN `intent`,
-/// `purpose`, `payload`; ERAAN `[source, target]`; EROMHEEN `routing_mode`,
+/// `purpose` (at most [`MAX_TOKEN_PURPOSE`] bytes), `payload` (kept when its
+/// JSON is at most [`MAX_TOKEN_PAYLOAD`] bytes, else `{}`), and for a capped
+/// value `purpose_bytes`/`purpose_sha256` or `payload_bytes`/`payload_sha256`
+/// (length and hex SHA-256 of the full value); ERAAN `[source, target]`; EROMHEEN `routing_mode`,
 /// `hop_count`, `pod_id` (when set) and, from the response, `decision`,
 /// `trust_score` and `zone` (the real airlock zone; the reference writes
 /// `unknown` there); ERACHTER the purpose (or `Ping from A to B`); actor
@@ -367,14 +371,18 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
         eromheen.insert("trust_score".into(), json!(r.trust_score));
         eromheen.insert("zone".into(), json!(r.airlock_zone.as_str()));
     }
+    let mut erin = JsonMap::new();
+    erin.insert("intent".into(), json!(packet.intent));
+    let purpose = cap::put_text(&mut erin, "purpose", &packet.purpose, MAX_TOKEN_PURPOSE);
+    cap::put_payload(&mut erin, "payload", &packet.payload, MAX_TOKEN_PAYLOAD);
     let erachter = if packet.purpose.is_empty() {
         format!("Ping from {} to {}", packet.source_did, packet.target_did)
     } else {
-        packet.purpose.clone()
+        purpose.to_owned()
     };
     NewToken {
         action: format!("ping.{}", packet.ping_type),
-        erin: json!({"intent": packet.intent, "purpose": packet.purpose, "payload": packet.payload}),
+        erin: Value::Object(erin),
         eraan: vec![packet.source_did.clone(), packet.target_did.clone()],
         eromheen,
         erachter,

@@ -10,7 +10,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
 use tibet_core::{
-    Durability, FileStore, HmacKey, NewToken, Provider, Token, TokenIdGen, TokenState, verify_path,
+    DropAggregator, DropSource, Durability, FileStore, HmacKey, MAX_TOKEN_PURPOSE, NewToken,
+    Provider, Token, TokenIdGen, TokenState, verify_path,
 };
 use tibet_ping::Timestamp;
 use tibet_testkit::{python, run_python};
@@ -298,4 +299,50 @@ fn canonical_content_matches_python_for_random_values() {
             String::from_utf8_lossy(py_bytes)
         );
     }
+}
+
+/// Tokens with capped purpose and payload, and aggregated drop records,
+/// verify in Python tibet-core byte for byte.
+#[test]
+fn capped_and_drop_tokens_verify_in_python() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("capped.jsonl");
+    let mut bridge = tibet_core::NetworkBridge::new(provider(&path, None));
+    let mut packet = tibet_ping::PingPacket::new(
+        "ping_0011223344556677",
+        "jis:evil:x",
+        "jis:home:hub",
+        "door.unlock",
+        &"Wärme ☀ ".repeat(100),
+    );
+    packet.payload = json!({"blob": "x".repeat(5000), "n": [1, 2.5]})
+        .as_object()
+        .unwrap()
+        .clone();
+    let capped = bridge.record_ping(&packet, None).unwrap();
+    assert!(capped.erin["purpose"].as_str().unwrap().len() <= MAX_TOKEN_PURPOSE);
+    assert_eq!(capped.erin["payload"], json!({}));
+    assert_eq!(capped.erin["payload_sha256"].as_str().unwrap().len(), 64);
+    let mut agg = DropAggregator::new(std::time::Duration::from_secs(10), 8);
+    let t0 = Timestamp::parse("2026-11-26T11:00:00Z").unwrap();
+    for i in 0..5_000u64 {
+        let at = t0 + std::time::Duration::from_millis(i);
+        agg.note(
+            at,
+            DropSource::Addr("10.0.0.9:7150".parse().unwrap()),
+            "rood",
+        );
+        agg.note(at, DropSource::did("jis:evil:x"), "replay");
+    }
+    let records = agg.flush(t0 + std::time::Duration::from_secs(10));
+    assert_eq!(records.len(), 2, "one record per source");
+    for r in &records {
+        bridge.record_drops(r).unwrap();
+    }
+    drop(bridge);
+    let r = py_check(&py, &path, "");
+    assert_eq!(r["count"], 3, "{r}");
+    assert_eq!(r["report"]["integrity"], true, "{r}");
+    assert_eq!(r["same_lines"], true, "{r}");
 }
