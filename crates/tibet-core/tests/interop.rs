@@ -314,7 +314,7 @@ fn capped_and_drop_tokens_verify_in_python() {
         "jis:evil:x",
         "jis:home:hub",
         "door.unlock",
-        &"Wärme ☀ ".repeat(100),
+        "Wärme ☀ ".repeat(100),
     );
     packet.payload = json!({"blob": "x".repeat(5000), "n": [1, 2.5]})
         .as_object()
