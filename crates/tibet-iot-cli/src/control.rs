@@ -33,7 +33,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
@@ -45,77 +44,9 @@ pub(crate) const MAX_CONNECTIONS: usize = 16;
 /// A connection that sends no complete request for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-pub(crate) enum Request {
-    /// The pending pings.
-    List,
-    /// Accept a pending ping; optionally set the sender's trust.
-    Approve {
-        /// The pending ping's packet id.
-        id: String,
-        /// New trust score for the sender (0..1).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        trust: Option<f64>,
-    },
-    /// Drop a pending ping.
-    Reject {
-        /// The pending ping's packet id.
-        id: String,
-    },
-    /// The node's counters.
-    Stats,
-}
+mod protocol;
 
-/// A pending ping as shown to the operator.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct PendingItem {
-    /// Packet id; the handle for approve/reject.
-    pub(crate) id: String,
-    /// Who sent it.
-    pub(crate) source_did: String,
-    /// What it wants.
-    pub(crate) intent: String,
-    /// Why.
-    pub(crate) purpose: String,
-    /// The sender's trust when it arrived.
-    pub(crate) trust: f64,
-    /// The zone it was put in.
-    pub(crate) zone: String,
-    /// When it arrived (ISO 8601).
-    pub(crate) received_at: String,
-}
-
-/// One response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub(crate) struct Response {
-    /// Whether the request succeeded.
-    pub(crate) ok: bool,
-    /// Why not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) error: Option<String>,
-    /// For `list`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) pending: Option<Vec<PendingItem>>,
-    /// For `approve` / `reject`: the item acted on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) item: Option<PendingItem>,
-    /// For `stats`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) stats: Option<serde_json::Value>,
-}
-
-impl Response {
-    /// A failure with a message.
-    pub(crate) fn error(msg: impl Into<String>) -> Self {
-        Response {
-            ok: false,
-            error: Some(msg.into()),
-            ..Default::default()
-        }
-    }
-}
+pub(crate) use protocol::{PendingItem, Request, Response, parse_request};
 
 /// A request waiting for the node's answer.
 pub(crate) struct Call {
@@ -266,8 +197,8 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) 
             write.write_all(&out).await?;
             bail!("request line too long");
         }
-        let response = match serde_json::from_slice::<Request>(&line) {
-            Err(e) => Response::error(format!("bad request: {e}")),
+        let response = match parse_request(&line) {
+            Err(refusal) => refusal,
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
                 if tx.send(Call { request, reply }).await.is_err() {

@@ -1,0 +1,113 @@
+//! The control protocol's messages: one JSON object per line each way.
+//! Kept free of I/O and of the rest of the CLI so that the fuzz target in
+//! `fuzz/` can include this file as it is.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest error detail echoed back for a bad request, in bytes.
+const MAX_ERROR_DETAIL: usize = 200;
+
+/// One request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum Request {
+    /// The pending pings.
+    List,
+    /// Accept a pending ping; optionally set the sender's trust.
+    Approve {
+        /// The pending ping's packet id.
+        id: String,
+        /// New trust score for the sender (0..1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trust: Option<f64>,
+    },
+    /// Drop a pending ping.
+    Reject {
+        /// The pending ping's packet id.
+        id: String,
+    },
+    /// The node's counters.
+    Stats,
+}
+
+/// A pending ping as shown to the operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PendingItem {
+    /// Packet id; the handle for approve/reject.
+    pub(crate) id: String,
+    /// Who sent it.
+    pub(crate) source_did: String,
+    /// What it wants.
+    pub(crate) intent: String,
+    /// Why.
+    pub(crate) purpose: String,
+    /// The sender's trust when it arrived.
+    pub(crate) trust: f64,
+    /// The zone it was put in.
+    pub(crate) zone: String,
+    /// When it arrived (ISO 8601).
+    pub(crate) received_at: String,
+}
+
+/// One response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub(crate) struct Response {
+    /// Whether the request succeeded.
+    pub(crate) ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+    /// For `list`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pending: Option<Vec<PendingItem>>,
+    /// For `approve` / `reject`: the item acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) item: Option<PendingItem>,
+    /// For `stats`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) stats: Option<serde_json::Value>,
+}
+
+impl Response {
+    /// A failure with a message.
+    pub(crate) fn error(msg: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(msg.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses one request line; a bad one gives the error response to send
+/// (with a bounded message, whatever the line held).
+pub(crate) fn parse_request(line: &[u8]) -> Result<Request, Response> {
+    serde_json::from_slice::<Request>(line).map_err(|e| {
+        let mut detail = e.to_string();
+        if detail.len() > MAX_ERROR_DETAIL {
+            let mut at = MAX_ERROR_DETAIL;
+            while !detail.is_char_boundary(at) {
+                at -= 1;
+            }
+            detail.truncate(at);
+            detail.push_str("...");
+        }
+        Response::error(format!("bad request: {detail}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_requests_get_a_bounded_error() {
+        let long = format!(r#"{{"op":"{}"}}"#, "x".repeat(100_000));
+        let err = parse_request(long.as_bytes()).unwrap_err();
+        assert!(!err.ok);
+        let msg = err.error.unwrap();
+        assert!(msg.starts_with("bad request: unknown variant"), "{msg}");
+        assert!(msg.len() < 260, "{}", msg.len());
+        assert_eq!(parse_request(br#"{"op":"list"}"#), Ok(Request::List));
+    }
+}
