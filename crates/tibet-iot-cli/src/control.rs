@@ -198,7 +198,7 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) 
             bail!("request line too long");
         }
         let response = match parse_request(&line) {
-            Err(refusal) => refusal,
+            Err(message) => Response::error(message),
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
                 if tx.send(Call { request, reply }).await.is_err() {
