@@ -20,6 +20,15 @@
 //! [`PingNode::reject_beacon`], [`PingNode::pending_beacons`],
 //! [`PingNode::create_pod`], [`PingNode::collect_garbage`], and read access
 //! to the airlock, vouches and topology.
+//!
+//! Hardening (see docs/SECURITY.md): a ping that would be ROOD stores no
+//! nonce; senders below GROEN trust have their own nonce table and per-DID
+//! token buckets ([`RateLimiter`](crate::RateLimiter)) for nonce and review
+//! entries (a refusal is [`Outcome::Rejected`] with reason `rate_limited`,
+//! counted in `rate_limited`); reviews are keyed by (DID, packet id) and
+//! expire ([`PingNode::expire_reviews`]); [`PingNode::approve_pending_from`]
+//! names the DID; beacon vouches expire (`vouch_ttl`) and are refreshed,
+//! not added again.
 
 use std::fmt;
 use std::time::Duration;
