@@ -351,7 +351,8 @@ pub(crate) fn heartbeat_token(source_did: &str, status: Option<&str>) -> NewToke
 /// The token content for a ping and its optional response (the reference's
 /// `Provider.from_packet` facts): action `ping.<ping_type>`; ERIN `intent`,
 /// `purpose`, `payload`; ERAAN `[source, target]`; EROMHEEN `routing_mode`,
-/// `hop_count`, `pod_id` (when set) and, from the response, `decision`,
+/// `hop_count`, `packet_id` (to find the token of a pending ping),
+/// `pod_id` (when set) and, from the response, `decision`,
 /// `trust_score` and `zone` (the real airlock zone; the reference writes
 /// `unknown` there); ERACHTER the purpose (or `Ping from A to B`); actor
 /// the source DID.
@@ -359,6 +360,7 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
     let mut eromheen = JsonMap::new();
     eromheen.insert("routing_mode".into(), json!(packet.routing_mode.as_str()));
     eromheen.insert("hop_count".into(), json!(packet.hop_count));
+    eromheen.insert("packet_id".into(), json!(packet.packet_id));
     if let Some(pod) = packet.pod_id.as_deref().filter(|p| !p.is_empty()) {
         eromheen.insert("pod_id".into(), json!(pod));
     }
@@ -503,7 +505,7 @@ pub(crate) mod tests {
         assert_eq!(t.eraan, ["jis:home:sensor", "jis:home:hub"]);
         assert_eq!(
             Value::Object(t.eromheen.clone()),
-            json!({"routing_mode": "mesh", "hop_count": 2, "pod_id": "pod-1", "decision": "pending", "trust_score": 0.5, "zone": "GEEL"})
+            json!({"routing_mode": "mesh", "hop_count": 2, "packet_id": "ping_0011223344556677", "pod_id": "pod-1", "decision": "pending", "trust_score": 0.5, "zone": "GEEL"})
         );
         assert_eq!(t.erachter, "Thermostat check");
         let mut bare = packet();
@@ -513,7 +515,7 @@ pub(crate) mod tests {
         assert_eq!(t.erachter, "Ping from jis:home:sensor to jis:home:hub");
         assert_eq!(
             Value::Object(t.eromheen),
-            json!({"routing_mode": "mesh", "hop_count": 2})
+            json!({"routing_mode": "mesh", "hop_count": 2, "packet_id": "ping_0011223344556677"})
         );
     }
 
