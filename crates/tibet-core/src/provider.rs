@@ -355,7 +355,8 @@ pub(crate) fn heartbeat_token(source_did: &str, status: Option<&str>) -> NewToke
 /// JSON is at most [`MAX_TOKEN_PAYLOAD`] bytes, else `{}`), and for a capped
 /// value `purpose_bytes`/`purpose_sha256` or `payload_bytes`/`payload_sha256`
 /// (length and hex SHA-256 of the full value); ERAAN `[source, target]`; EROMHEEN `routing_mode`,
-/// `hop_count`, `pod_id` (when set) and, from the response, `decision`,
+/// `hop_count`, `packet_id` (to find the token of a pending ping),
+/// `pod_id` (when set) and, from the response, `decision`,
 /// `trust_score` and `zone` (the real airlock zone; the reference writes
 /// `unknown` there); ERACHTER the purpose (or `Ping from A to B`); actor
 /// the source DID.
@@ -363,6 +364,7 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
     let mut eromheen = JsonMap::new();
     eromheen.insert("routing_mode".into(), json!(packet.routing_mode.as_str()));
     eromheen.insert("hop_count".into(), json!(packet.hop_count));
+    eromheen.insert("packet_id".into(), json!(packet.packet_id));
     if let Some(pod) = packet.pod_id.as_deref().filter(|p| !p.is_empty()) {
         eromheen.insert("pod_id".into(), json!(pod));
     }
@@ -511,7 +513,7 @@ pub(crate) mod tests {
         assert_eq!(t.eraan, ["jis:home:sensor", "jis:home:hub"]);
         assert_eq!(
             Value::Object(t.eromheen.clone()),
-            json!({"routing_mode": "mesh", "hop_count": 2, "pod_id": "pod-1", "decision": "pending", "trust_score": 0.5, "zone": "GEEL"})
+            json!({"routing_mode": "mesh", "hop_count": 2, "packet_id": "ping_0011223344556677", "pod_id": "pod-1", "decision": "pending", "trust_score": 0.5, "zone": "GEEL"})
         );
         assert_eq!(t.erachter, "Thermostat check");
         let mut bare = packet();
@@ -521,7 +523,7 @@ pub(crate) mod tests {
         assert_eq!(t.erachter, "Ping from jis:home:sensor to jis:home:hub");
         assert_eq!(
             Value::Object(t.eromheen),
-            json!({"routing_mode": "mesh", "hop_count": 2})
+            json!({"routing_mode": "mesh", "hop_count": 2, "packet_id": "ping_0011223344556677"})
         );
     }
 

@@ -1,18 +1,25 @@
 //! The README's Quick Start: a hub that trusts a sensor and pings it over UDP.
 //!
 //! ```text
+//! # once: put `tibet-iot` on the PATH
+//! cargo install --path crates/tibet-iot-cli
 //! # terminal 1: the sensor, trusting the hub
 //! tibet-iot listen --did jis:home:sensor --bind 127.0.0.1 --port 7152 --trust jis:home:hub=0.9
 //! # terminal 2
 //! cargo run -p tibet-iot-cli --example quick_start -- 127.0.0.1:7152
 //! ```
+//!
+//! Exit status 0 when the sensor answered, 3 (and "no answer") when nothing
+//! answered in time.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use tibet_iot::{IoTNode, SendOptions, TransportConfig};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
     // Where the sensor listens, e.g. 192.168.1.42:7150 on a LAN.
     let sensor: SocketAddr = std::env::args()
         .nth(1)
@@ -20,7 +27,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()?;
 
     let config = TransportConfig {
-        bind_port: 7150,
+        // Any free port: 7150 is where `tibet-iot listen` runs by default.
+        bind_port: 0,
         // Loopback only; drop these two lines to run on a LAN.
         bind_host: std::net::Ipv4Addr::LOCALHOST.into(),
         multicast_interface: std::net::Ipv4Addr::LOCALHOST,
@@ -31,20 +39,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     node.start().await?;
 
     // Send a real ping over UDP; `None` means no answer in time (a silent drop looks the same).
+    let options = SendOptions {
+        timeout: Some(Duration::from_secs(3)),
+        ..SendOptions::default()
+    };
     let response = node
         .send_ping(
             "jis:home:sensor",
             sensor,
             "temperature.read",
             "Check room temperature",
-            SendOptions::default(),
+            options,
         )
         .await?;
-
-    if let Some(response) = response {
-        println!("{} — zone: {}", response.decision, response.airlock_zone);
-    }
-
     node.stop().await;
-    Ok(())
+
+    match response {
+        Some(response) => {
+            println!("{} — zone: {}", response.decision, response.airlock_zone);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!(
+                "no answer from {sensor} (is the sensor listening, and does it trust jis:home:hub?)"
+            );
+            Ok(ExitCode::from(3))
+        }
+    }
 }

@@ -13,6 +13,8 @@ use tibet_core::{
 };
 use tibet_ping::Timestamp;
 
+use crate::output::safe;
+
 /// The `audit` subcommands.
 #[derive(Subcommand, Debug)]
 pub(crate) enum AuditCommand {
@@ -49,6 +51,10 @@ pub(crate) struct ListArgs {
     /// Only tokens at or after this ISO 8601 time.
     #[arg(long, value_name = "T")]
     since: Option<String>,
+    /// Only the token of this packet (the packet id `listen` and `pending
+    /// list` show).
+    #[arg(long, value_name = "ID")]
+    packet: Option<String>,
     /// How many of the last matches to show.
     #[arg(long, value_name = "N", default_value_t = 100)]
     limit: usize,
@@ -187,7 +193,11 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     };
     let mut window: VecDeque<Token> = VecDeque::new();
     let report = store.scan(&mut |t| {
-        if query.limit > 0 && query.matches(&t) {
+        let packet_matches = args
+            .packet
+            .as_deref()
+            .is_none_or(|id| t.eromheen.get("packet_id").and_then(|v| v.as_str()) == Some(id));
+        if query.limit > 0 && packet_matches && query.matches(&t) {
             if window.len() == query.limit {
                 window.pop_front();
             }
@@ -203,9 +213,17 @@ fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "{}  {}  {}  {}  {}",
-                t.timestamp, t.action, t.actor, t.token_id, t.erachter
+                safe(&t.timestamp),
+                safe(&t.action),
+                safe(&t.actor),
+                safe(&t.token_id),
+                safe(&t.erachter)
             )?;
         }
+    }
+    if window.is_empty() {
+        // On stderr, so stdout stays empty (and valid JSONL with --json).
+        eprintln!("no tokens match in {}", args.file.display());
     }
     drop(out);
     warn_bad_lines(&args.file, &report);
@@ -231,12 +249,12 @@ fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         writeln!(
             out,
             "{}  {}  {}  {}  {}  {}",
-            t.token_id,
-            t.timestamp,
-            t.action,
-            t.actor,
+            safe(&t.token_id),
+            safe(&t.timestamp),
+            safe(&t.action),
+            safe(&t.actor),
             if valid { "valid" } else { "CORRUPT" },
-            t.erachter
+            safe(&t.erachter)
         )?;
     }
     let end = chain.last().and_then(|t| t.parent_id.as_deref());

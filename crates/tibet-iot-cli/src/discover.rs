@@ -10,13 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::node::{Found, Node};
 use crate::output;
 use crate::parse;
-use crate::settings::{NetFlags, Settings};
+use crate::settings::{DiscoveryFlags, NetFlags, Settings};
 
 /// Arguments of `discover`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// Seconds to listen for answers.
-    #[arg(long, value_name = "S", default_value = "5", value_parser = parse::seconds)]
+    #[arg(long, value_name = "S", default_value = "5", value_parser = parse::seconds, allow_negative_numbers = true)]
     timeout: Duration,
     /// Our DID in the beacon.
     #[arg(long, value_name = "DID", default_value = "jis:iot:cli")]
@@ -29,14 +29,16 @@ pub(crate) struct Args {
     json: bool,
     #[command(flatten)]
     net: NetFlags,
+    #[command(flatten)]
+    disc: DiscoveryFlags,
 }
 
 /// Runs `discover`.
 pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     let did = parse::did(&args.did)?;
-    let mut settings = Settings::client(did, args.port, &args.net);
-    // Discovery on: the first beacon goes out at start; no second one in the window.
-    settings.discovery = true;
+    let mut settings = Settings::discoverer(did, args.port, &args.net, &args.disc);
+    settings.check_interfaces()?;
+    // The first beacon goes out at start; no second one in the window.
     settings.discovery_interval = Some(Duration::from_secs(3600));
     let node = Node::start(&settings).await?;
     let spinner = ProgressBar::new_spinner();
@@ -66,15 +68,17 @@ fn print_found(found: &[Found]) {
         .iter()
         .map(|f| {
             [
-                f.did.clone(),
+                output::safe(&f.did),
                 f.addr.to_string(),
-                f.device_type.clone().unwrap_or_else(|| "-".into()),
+                f.device_type
+                    .as_deref()
+                    .map_or_else(|| "-".into(), output::safe),
                 if f.capabilities.is_empty() {
                     "-".into()
                 } else {
-                    f.capabilities.join(",")
+                    output::safe(&f.capabilities.join(","))
                 },
-                f.decision.clone(),
+                output::safe(&f.decision),
             ]
         })
         .collect();

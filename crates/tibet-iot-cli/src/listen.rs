@@ -1,34 +1,210 @@
 //! `tibet-iot listen`: run a node until Ctrl-C or SIGTERM, printing one line
 //! per decided ping and per discovery.
+//!
+//! Every string a sender chose is passed through [`output::safe`] before it
+//! is printed. Drop lines (reject, replay) are limited per second with a
+//! summary of what was left out; heartbeats from untrusted peers are only
+//! counted; a discovery heard twice in a moment prints once.
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::control;
-use crate::logging::LogFormat;
+use crate::logging::{self, LogFormat};
 use crate::node::{Event, Node};
+use crate::output::safe;
 use crate::settings::ListenFlags;
+
+/// Which events `listen` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Events {
+    /// Accepted and pending pings, discoveries and reviews.
+    Accepted,
+    /// Every decided ping (drops limited per second), discoveries and reviews.
+    All,
+    /// Only reviews made through the control socket.
+    None,
+}
 
 /// Arguments of `listen`.
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     #[command(flatten)]
     flags: ListenFlags,
+    /// Which events to print.
+    #[arg(long, value_enum, default_value_t = Events::All)]
+    events: Events,
+    /// Print no event lines (same as --events none).
+    #[arg(short, long)]
+    quiet: bool,
+    /// At most this many drop lines (reject, replay) per second; the rest
+    /// are counted in one summary line.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    max_drop_lines: u32,
+}
+
+/// How long a discovery of the same DID at the same address is not
+/// printed again (a beacon and its answer arrive within moments).
+const DISCOVERY_REPEAT: Duration = Duration::from_secs(2);
+/// Discoveries remembered for [`DISCOVERY_REPEAT`].
+const DISCOVERY_MEMORY: usize = 64;
+
+/// Decides which events are printed and counts the ones that are not.
+#[derive(Debug)]
+struct Filter {
+    events: Events,
+    max_drop_lines: u32,
+    drops_this_second: u32,
+    suppressed_this_second: u64,
+    suppressed_total: u64,
+    untrusted_heartbeats: u64,
+    recent_discoveries: VecDeque<(Instant, String, SocketAddr)>,
+}
+
+impl Filter {
+    fn new(events: Events, max_drop_lines: u32) -> Self {
+        Filter {
+            events,
+            max_drop_lines,
+            drops_this_second: 0,
+            suppressed_this_second: 0,
+            suppressed_total: 0,
+            untrusted_heartbeats: 0,
+            recent_discoveries: VecDeque::new(),
+        }
+    }
+
+    /// Whether `event` is printed now.
+    fn admit(&mut self, event: &Event, now: Instant) -> bool {
+        if self.events == Events::None {
+            return false;
+        }
+        match event {
+            Event::Ping {
+                intent, outcome, ..
+            } => {
+                let dropped = outcome == "reject" || outcome == "replay";
+                if !dropped {
+                    return true;
+                }
+                if intent == "heartbeat" && outcome == "reject" {
+                    self.untrusted_heartbeats += 1;
+                    return false;
+                }
+                if self.events == Events::Accepted {
+                    return false;
+                }
+                if self.drops_this_second < self.max_drop_lines {
+                    self.drops_this_second += 1;
+                    true
+                } else {
+                    self.suppressed_this_second += 1;
+                    self.suppressed_total += 1;
+                    false
+                }
+            }
+            Event::Discovered { did, addr, .. } => {
+                while self
+                    .recent_discoveries
+                    .front()
+                    .is_some_and(|(at, _, _)| now.duration_since(*at) > DISCOVERY_REPEAT)
+                {
+                    self.recent_discoveries.pop_front();
+                }
+                if self
+                    .recent_discoveries
+                    .iter()
+                    .any(|(_, d, a)| d == did && a == addr)
+                {
+                    return false;
+                }
+                if self.recent_discoveries.len() >= DISCOVERY_MEMORY {
+                    self.recent_discoveries.pop_front();
+                }
+                self.recent_discoveries.push_back((now, did.clone(), *addr));
+                true
+            }
+        }
+    }
+
+    /// Starts a new second; returns how many drop lines the last one left out.
+    fn next_second(&mut self) -> u64 {
+        self.drops_this_second = 0;
+        std::mem::take(&mut self.suppressed_this_second)
+    }
+}
+
+/// `event` with every sender-chosen string escaped and capped.
+fn escaped(event: Event) -> Event {
+    match event {
+        Event::Ping {
+            time,
+            source_did,
+            from,
+            intent,
+            zone,
+            trust,
+            outcome,
+            packet_id,
+        } => Event::Ping {
+            time,
+            source_did: safe(&source_did),
+            from,
+            intent: safe(&intent),
+            zone,
+            trust,
+            outcome,
+            packet_id: safe(&packet_id),
+        },
+        Event::Discovered {
+            time,
+            did,
+            addr,
+            decision,
+        } => Event::Discovered {
+            time,
+            did: safe(&did),
+            addr,
+            decision,
+        },
+    }
 }
 
 /// Runs `listen`.
 pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let settings = args.flags.resolve()?;
+    settings.check_interfaces()?;
+    settings.check_audit_file()?;
+    let mut node = Node::start(&settings).await?;
     if settings.trust.is_empty() && settings.vouches.is_empty() && settings.rules.is_empty() {
-        eprintln!(
-            "warning: no trust given: every sender is unknown (trust 0.0, zone ROOD) and will be \
-             dropped silently; add --trust DID=SCORE or a config file with [trust]"
+        logging::warn(
+            format,
+            "no trust given: every sender is unknown (trust 0.0, zone ROOD) and will be \
+             dropped silently; add --trust DID=SCORE or a config file with [trust]",
         );
     }
-    let mut node = Node::start(&settings).await?;
+    if settings.control.is_none() && settings.geel_reachable() {
+        logging::warn(
+            format,
+            "GEEL pings can arrive (an airlock rule or a trust score in 0.3..0.7) but no \
+             control socket is set, so nobody can review them; add --control PATH or \
+             `control` in the config",
+        );
+    }
+    let events = if args.quiet {
+        Events::None
+    } else {
+        args.events
+    };
+    let mut filter = Filter::new(events, args.max_drop_lines);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (_control_guard, mut calls) = match &settings.control {
         Some(path) => {
             let (guard, calls) = control::serve(path)?;
@@ -82,13 +258,22 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             }
             event = node.next_event() => {
                 let Some(event) = event else { break };
-                outcome = print_event(&mut stdout, &event, format);
+                if filter.admit(&event, Instant::now()) {
+                    outcome = print_event(&mut stdout, &escaped(event), format);
+                }
+            }
+            _ = second.tick() => {
+                let left_out = filter.next_second();
+                if left_out > 0 {
+                    outcome = print_suppressed(&mut stdout, left_out, format);
+                }
             }
         }
     }
-    if outcome.is_ok() && format == LogFormat::Text {
-        let _ = writeln!(stdout, "stopping");
+    if outcome.is_ok() {
+        let _ = print_stop(&mut stdout, &filter, format);
     }
+    tracing::info!(target: "tibet_iot_cli", "listener stopping");
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
@@ -98,6 +283,47 @@ fn print_event(out: &mut impl Write, event: &Event, format: LogFormat) -> Result
     match format {
         LogFormat::Json => writeln!(out, "{}", serde_json::to_string(event)?)?,
         LogFormat::Text => writeln!(out, "{}", event.line())?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_suppressed(out: &mut impl Write, count: u64, format: LogFormat) -> Result<()> {
+    match format {
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "suppressed", "drop_lines": count})
+        )?,
+        LogFormat::Text => writeln!(
+            out,
+            "{}  ... {count} more drop line(s) in the last second not shown",
+            tibet_ping::Timestamp::now().to_iso()
+        )?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_stop(out: &mut impl Write, filter: &Filter, format: LogFormat) -> Result<()> {
+    match format {
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "stopping",
+                "untrusted_heartbeats": filter.untrusted_heartbeats,
+                "drop_lines_suppressed": filter.suppressed_total})
+        )?,
+        LogFormat::Text => {
+            if filter.untrusted_heartbeats > 0 {
+                writeln!(
+                    out,
+                    "{} heartbeat(s) from untrusted peers were dropped (not shown)",
+                    filter.untrusted_heartbeats
+                )?;
+            }
+            writeln!(out, "stopping")?;
+        }
     }
     out.flush()?;
     Ok(())
@@ -115,8 +341,9 @@ fn print_review(
         LogFormat::Json => writeln!(
             out,
             "{}",
-            serde_json::json!({"event": verb, "time": time, "packet_id": item.id,
-                "source_did": item.source_did, "intent": item.intent, "new_trust": trust})
+            serde_json::json!({"event": verb, "time": time, "packet_id": safe(&item.id),
+                "source_did": safe(&item.source_did), "intent": safe(&item.intent),
+                "new_trust": trust})
         )?,
         LogFormat::Text => {
             let raised = trust
@@ -125,10 +352,105 @@ fn print_review(
             writeln!(
                 out,
                 "{time}  {verb} {} from {}  {}{raised}",
-                item.id, item.source_did, item.intent
+                safe(&item.id),
+                safe(&item.source_did),
+                safe(&item.intent)
             )?
         }
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ping(intent: &str, outcome: &str) -> Event {
+        Event::Ping {
+            time: "t".into(),
+            source_did: "jis:a:b".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            intent: intent.into(),
+            zone: "ROOD".into(),
+            trust: 0.0,
+            outcome: outcome.into(),
+            packet_id: "p".into(),
+        }
+    }
+
+    fn discovered(did: &str) -> Event {
+        Event::Discovered {
+            time: "t".into(),
+            did: did.into(),
+            addr: "127.0.0.1:9".parse().unwrap(),
+            decision: "hitl_pending".into(),
+        }
+    }
+
+    #[test]
+    fn drop_lines_are_limited_per_second_and_counted() {
+        let now = Instant::now();
+        let mut f = Filter::new(Events::All, 2);
+        let shown = (0..10)
+            .filter(|_| f.admit(&ping("x", "reject"), now))
+            .count();
+        assert_eq!(shown, 2);
+        assert!(f.admit(&ping("x", "accept"), now), "accepts always show");
+        assert_eq!(f.next_second(), 8);
+        assert!(f.admit(&ping("x", "replay"), now), "a new second");
+        assert_eq!(f.suppressed_total, 8);
+    }
+
+    #[test]
+    fn untrusted_heartbeats_are_counted_not_shown() {
+        let now = Instant::now();
+        let mut f = Filter::new(Events::All, 5);
+        assert!(!f.admit(&ping("heartbeat", "reject"), now));
+        assert!(!f.admit(&ping("heartbeat", "reject"), now));
+        assert_eq!(f.untrusted_heartbeats, 2);
+        assert!(f.admit(&ping("heartbeat", "accept"), now));
+    }
+
+    #[test]
+    fn one_discovery_prints_once() {
+        let now = Instant::now();
+        let mut f = Filter::new(Events::All, 5);
+        assert!(f.admit(&discovered("jis:a:b"), now));
+        assert!(!f.admit(&discovered("jis:a:b"), now + Duration::from_millis(400)));
+        assert!(f.admit(&discovered("jis:c:d"), now));
+        assert!(f.admit(&discovered("jis:a:b"), now + Duration::from_secs(3)));
+        for i in 0..1000 {
+            f.admit(&discovered(&format!("jis:n:{i}")), now);
+        }
+        assert!(f.recent_discoveries.len() <= DISCOVERY_MEMORY);
+    }
+
+    #[test]
+    fn filters() {
+        let now = Instant::now();
+        let mut accepted = Filter::new(Events::Accepted, 5);
+        assert!(!accepted.admit(&ping("x", "reject"), now));
+        assert!(accepted.admit(&ping("x", "pending"), now));
+        let mut none = Filter::new(Events::None, 5);
+        assert!(!none.admit(&ping("x", "accept"), now));
+        assert!(!none.admit(&discovered("jis:a:b"), now));
+    }
+
+    #[test]
+    fn events_are_escaped() {
+        let e = escaped(Event::Ping {
+            time: "t".into(),
+            source_did: "jis:a\u{1b}[2K".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            intent: "i\r".into(),
+            zone: "ROOD".into(),
+            trust: 0.0,
+            outcome: "reject".into(),
+            packet_id: "p\n".into(),
+        });
+        let line = e.line();
+        assert!(!line.contains(['\u{1b}', '\r', '\n']), "{line:?}");
+        assert!(line.contains("jis:a\\u{1b}[2K"), "{line}");
+    }
 }

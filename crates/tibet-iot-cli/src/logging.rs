@@ -1,6 +1,9 @@
 //! Log setup: human-readable lines on stderr by default, JSON for machines.
 //! `-v` turns on debug logs of the tibet crates, `-vv` trace; `RUST_LOG`
-//! overrides both.
+//! overrides both. Colour only on a terminal, and never when `NO_COLOR` is
+//! set (<https://no-color.org>).
+
+use std::io::IsTerminal;
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -27,10 +30,26 @@ pub(crate) fn init(verbose: u8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_wanted())
         .with_target(verbose > 0);
     // A second init (tests calling twice) is harmless; ignore the error.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// Whether log lines may carry ANSI colour codes: stderr is a terminal and
+/// `NO_COLOR` is unset or empty.
+fn colour_wanted() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A warning for the operator: `warning: ...` on stderr as text, or a JSON
+/// log line (through the subscriber) with `--log-format json`.
+pub(crate) fn warn(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("warning: {message}"),
+        LogFormat::Json => tracing::warn!(target: "tibet_iot_cli", "{message}"),
+    }
 }

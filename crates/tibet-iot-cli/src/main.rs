@@ -26,7 +26,7 @@ mod stats;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// IoT transport for TIBET: intent-based pings over UDP, trust-gated by an
 /// airlock, with LAN discovery and mesh relay.
@@ -61,6 +61,20 @@ enum Command {
     /// Inspect and verify provenance audit files (JSONL token files).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Print a shell completion script (bash, zsh, fish, ...) to stdout.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout, e.g. `tibet-iot man > tibet-iot.1`.
+    Man,
+}
+
+/// Arguments of `completions`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example: tibet-iot completions bash > ~/.local/share/bash-completion/completions/tibet-iot"
+)]
+struct CompletionsArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
 }
 
 fn main() -> ExitCode {
@@ -79,15 +93,11 @@ fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                 }
-                ErrorKind::ValueValidation | ErrorKind::InvalidValue => {
-                    // One line naming the problem, no usage dump.
-                    let text = e.render().to_string();
-                    eprintln!("{}", text.lines().next().unwrap_or("error: invalid value"));
-                    ExitCode::FAILURE
-                }
                 _ => {
-                    let _ = e.print();
-                    // Usage errors exit 1: status 2 means "pending" for `send`.
+                    // One line naming the problem and where to look, no
+                    // usage dump. Usage errors exit 1: status 2 means
+                    // "pending" for `send`.
+                    eprintln!("{}", short_error(&e));
                     ExitCode::FAILURE
                 }
             };
@@ -96,6 +106,12 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, cli.log_format);
     let format = cli.log_format;
     let result = match cli.command {
+        Command::Completions(args) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(args.shell, &mut cmd, "tibet-iot", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => man(),
         Command::Pending(args) => pending::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Listen(args) => block_on(listen::run(args, format)),
@@ -107,9 +123,72 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// clap's error line (with the items it lists, on one line) plus a pointer
+/// to the help of the (sub)command that failed.
+fn short_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let mut first = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_owned();
+    if first.ends_with(':') {
+        // "the following required arguments were not provided:" and its list.
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with("  "))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", items.join(", "));
+        first = first.trim_end().to_owned();
+    }
+    format!("{first} (see `{} --help`)", command_path())
+}
+
+/// The (sub)command named on the command line, e.g. `tibet-iot audit verify`.
+fn command_path() -> String {
+    let mut cmd = Cli::command();
+    let mut path = vec!["tibet-iot".to_owned()];
+    for arg in std::env::args().skip(1) {
+        let Some(sub) = cmd.find_subcommand(&arg).cloned() else {
+            continue;
+        };
+        path.push(arg);
+        cmd = sub;
+    }
+    path.join(" ")
+}
+
+/// An error and its causes on one line, each cause shown once (a library
+/// error may already include its source's text in its own message).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Writes the man page of the whole command to stdout.
+fn man() -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::anyhow!("cannot write the man page: {e}"))
+        }
+        _ => Ok(ExitCode::SUCCESS),
     }
 }
 

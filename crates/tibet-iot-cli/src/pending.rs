@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 use clap::Subcommand;
 
 use crate::control::{self, PendingItem, Request};
+use crate::output::safe;
 use crate::parse;
 
 /// Arguments of `pending`.
@@ -76,17 +77,21 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         (Action::Approve { trust, .. }, _, Some(item)) => {
             print!(
                 "approved {} from {} ({})",
-                item.id, item.source_did, item.intent
+                safe(&item.id),
+                safe(&item.source_did),
+                safe(&item.intent)
             );
             match trust {
-                Some(t) => println!("; trust of {} set to {t}", item.source_did),
+                Some(t) => println!("; trust of {} set to {t}", safe(&item.source_did)),
                 None => println!(),
             }
         }
         (Action::Reject { .. }, _, Some(item)) => {
             println!(
                 "rejected {} from {} ({})",
-                item.id, item.source_did, item.intent
+                safe(&item.id),
+                safe(&item.source_did),
+                safe(&item.intent)
             )
         }
         _ => bail!("the listener sent an answer without the expected content"),
@@ -103,12 +108,12 @@ fn print_table(items: &[PendingItem]) {
         .iter()
         .map(|i| {
             [
-                i.id.clone(),
-                i.source_did.clone(),
-                i.intent.clone(),
+                safe(&i.id),
+                safe(&i.source_did),
+                safe(&i.intent),
                 format!("{:.2}", i.trust),
-                i.received_at.clone(),
-                i.purpose.clone(),
+                safe(&i.received_at),
+                safe(&i.purpose),
             ]
         })
         .collect();

@@ -46,12 +46,14 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
     /// Seconds to wait for the answer.
-    #[arg(long, value_name = "S", default_value = "10", value_parser = parse::seconds)]
+    #[arg(long, value_name = "S", default_value = "10", value_parser = parse::seconds, allow_negative_numbers = true)]
     timeout: Duration,
     /// Route through the mesh (relays forward it toward the target).
     #[arg(long)]
     mesh: bool,
-    /// Print the whole response as one JSON object.
+    /// Print the whole response as one JSON object, plus `round_trip_ms`
+    /// (measured here, send to answer); its `rtt_ms` is the responder's
+    /// own processing time.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -81,7 +83,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
             timeout: args.timeout,
         })
         .await;
-    let rtt = started.elapsed();
+    // Sender-measured round trip; the response's `rtt_ms` is the
+    // responder's processing time, a different number.
+    let round_trip = started.elapsed();
     node.stop().await;
     let Some(response) = answer? else {
         if args.json {
@@ -104,13 +108,20 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NO_RESPONSE));
     };
     if args.json {
-        println!("{}", serde_json::to_string(&response)?);
+        let mut v = serde_json::to_value(&response)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert(
+                "round_trip_ms".into(),
+                serde_json::json!(round_trip.as_secs_f64() * 1000.0),
+            );
+        }
+        println!("{}", serde_json::to_string(&v)?);
     } else {
-        println!("{}", output::answer_line(&response, rtt));
+        println!("{}", output::answer_line(&response, round_trip));
         if response.decision == PingDecision::Pending {
             println!(
                 "pending: {} holds the ping for human review",
-                response.responder_did
+                output::safe(&response.responder_did)
             );
         }
     }

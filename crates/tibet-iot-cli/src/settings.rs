@@ -16,6 +16,11 @@ pub(crate) struct NetFlags {
     /// Encode outgoing frames as msgpack (incoming frames are read either way).
     #[arg(long)]
     pub(crate) msgpack: bool,
+}
+
+/// Flags of the commands that use discovery (`listen`, `discover`).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct DiscoveryFlags {
     /// Discovery port (default 7151).
     #[arg(long, value_name = "PORT")]
     pub(crate) discovery_port: Option<u16>,
@@ -82,9 +87,9 @@ impl Settings {
             port,
             msgpack: net.msgpack,
             discovery: false,
-            discovery_port: net.discovery_port,
+            discovery_port: None,
             group: None,
-            multicast_if: net.multicast_if,
+            multicast_if: None,
             ttl: None,
             heartbeat: None,
             discovery_interval: None,
@@ -99,6 +104,74 @@ impl Settings {
             audit: None,
             control: None,
         }
+    }
+
+    /// Settings for `discover`: a client node whose first beacon goes out
+    /// at start.
+    pub(crate) fn discoverer(
+        did: String,
+        port: u16,
+        net: &NetFlags,
+        disc: &DiscoveryFlags,
+    ) -> Self {
+        let mut s = Settings::client(did, port, net);
+        s.discovery = true;
+        s.discovery_port = disc.discovery_port;
+        s.multicast_if = disc.multicast_if;
+        s
+    }
+
+    /// Checks, before any socket is bound, what the library would report
+    /// only as a bind failure: that the multicast interface address is on
+    /// this machine. The error names the flag (or config key) to fix.
+    pub(crate) fn check_interfaces(&self) -> Result<()> {
+        if let Some(ip) = self.multicast_if.filter(|ip| !ip.is_unspecified())
+            && let Err(e) = std::net::UdpSocket::bind((ip, 0))
+        {
+            let why = if e.kind() == std::io::ErrorKind::AddrNotAvailable {
+                "the address is not on this machine".to_owned()
+            } else {
+                e.to_string()
+            };
+            return Err(anyhow!(
+                "--multicast-if {ip} (or [discovery] interface in the config): {why}; \
+                 give the IPv4 address of a local interface (127.0.0.1 keeps discovery on loopback)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the audit file (if any) can be appended to, so a bad
+    /// `--audit` fails at start with one line, not later per token.
+    pub(crate) fn check_audit_file(&self) -> Result<()> {
+        if let Some((path, _)) = &self.audit {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    anyhow!("cannot create the audit directory {}: {e}", dir.display())
+                })?;
+            }
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .map_err(|e| anyhow!("cannot append to audit file {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Whether some sender can land in GEEL (pending review): an airlock
+    /// rule names GEEL, or a trust score (given or vouched) lies in the
+    /// GEEL range 0.3..0.7.
+    pub(crate) fn geel_reachable(&self) -> bool {
+        let geel = |t: f64| (0.3..0.7).contains(&t);
+        self.rules
+            .iter()
+            .any(|r| r.zone.eq_ignore_ascii_case("GEEL"))
+            || self.trust.iter().any(|(_, t)| geel(*t))
+            || self.vouches.iter().any(|v| {
+                let d = tibet_ping::VouchOptions::default();
+                geel(v.my_trust.unwrap_or(d.my_trust) * v.factor.unwrap_or(d.vouch_factor))
+            })
     }
 
     /// Merges a config file with flags; flags override the file.
@@ -127,6 +200,7 @@ impl Settings {
             (None, None) => None,
         };
         let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
+        let discovery = !flags.no_discovery && file.discovery.enabled.unwrap_or(true);
         Ok(Settings {
             did,
             bind: flags
@@ -135,10 +209,16 @@ impl Settings {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             port: flags.port.or(file.port).unwrap_or(7150),
             msgpack: flags.net.msgpack || file.msgpack.unwrap_or(false),
-            discovery: !flags.no_discovery && file.discovery.enabled.unwrap_or(true),
-            discovery_port: flags.net.discovery_port.or(file.discovery.port),
+            discovery,
+            discovery_port: flags.disc.discovery_port.or(file.discovery.port),
             group: file.discovery.group,
-            multicast_if: flags.net.multicast_if.or(file.discovery.interface),
+            // Without discovery no multicast is sent or joined: the
+            // interface is not used, so a wrong one must not stop the node.
+            multicast_if: if discovery {
+                flags.disc.multicast_if.or(file.discovery.interface)
+            } else {
+                None
+            },
             ttl: file.discovery.ttl,
             heartbeat: secs(file.intervals.heartbeat),
             discovery_interval: secs(file.intervals.discovery),
@@ -195,6 +275,8 @@ pub(crate) struct ListenFlags {
     pub(crate) capability: Vec<String>,
     #[command(flatten)]
     pub(crate) net: NetFlags,
+    #[command(flatten)]
+    pub(crate) disc: DiscoveryFlags,
 }
 
 impl ListenFlags {
@@ -203,17 +285,14 @@ impl ListenFlags {
         let file = match &self.config {
             Some(path) => {
                 let mut file = ConfigFile::load(path)?;
-                // Paths in the file are relative to the file, not to the cwd.
+                // Paths in the file are relative to the file, not to the
+                // cwd; `~/` is the home directory.
                 let base = path.parent().unwrap_or(std::path::Path::new("."));
-                if let Some(a) = file.audit.as_mut()
-                    && a.file.is_relative()
-                {
-                    a.file = base.join(&a.file);
+                if let Some(a) = file.audit.as_mut() {
+                    a.file = config_path(base, &a.file)?;
                 }
-                if let Some(c) = file.control.as_mut()
-                    && c.is_relative()
-                {
-                    *c = base.join(&*c);
+                if let Some(c) = file.control.as_mut() {
+                    *c = config_path(base, c)?;
                 }
                 file
             }
@@ -221,6 +300,22 @@ impl ListenFlags {
         };
         Settings::from_file_and_flags(file, self)
     }
+}
+
+/// A path from the config file at `base`: `~/...` under `$HOME`, a relative
+/// path under `base`, an absolute path as it is.
+fn config_path(base: &std::path::Path, p: &std::path::Path) -> Result<PathBuf> {
+    if let Ok(rest) = p.strip_prefix("~") {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| anyhow!("{}: `~` needs $HOME, which is not set", p.display()))?;
+        return Ok(PathBuf::from(home).join(rest));
+    }
+    Ok(if p.is_relative() {
+        base.join(p)
+    } else {
+        p.to_path_buf()
+    })
 }
 
 #[cfg(test)]
@@ -244,6 +339,57 @@ mod tests {
         assert!(s.trust.contains(&("jis:a:b".into(), 0.9)));
         assert!(s.trust.contains(&("jis:c:d".into(), 0.8)));
         assert_eq!(s.trust.len(), 2);
+    }
+
+    #[test]
+    fn a_wrong_multicast_interface_names_its_flag() {
+        let flags = ListenFlags {
+            did: Some("jis:a:b".into()),
+            disc: DiscoveryFlags {
+                multicast_if: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let s = Settings::from_file_and_flags(ConfigFile::default(), &flags).unwrap();
+        let e = s.check_interfaces().unwrap_err().to_string();
+        assert!(e.contains("--multicast-if 192.0.2.1"), "{e}");
+        assert!(!e.contains("--bind"), "{e}");
+        let off = ListenFlags {
+            no_discovery: true,
+            ..flags
+        };
+        let s = Settings::from_file_and_flags(ConfigFile::default(), &off).unwrap();
+        assert!(s.check_interfaces().is_ok(), "unused without discovery");
+    }
+
+    #[test]
+    fn config_paths() {
+        let base = std::path::Path::new("/etc/tibet");
+        let p = |s: &str| config_path(base, std::path::Path::new(s)).unwrap();
+        assert_eq!(p("a.jsonl"), PathBuf::from("/etc/tibet/a.jsonl"));
+        assert_eq!(p("/var/a.jsonl"), PathBuf::from("/var/a.jsonl"));
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            assert_eq!(p("~/x/a.jsonl"), PathBuf::from(home).join("x/a.jsonl"));
+        }
+    }
+
+    #[test]
+    fn geel_reachability() {
+        let file = |t: &str| ConfigFile::from_toml(&format!("did = \"jis:a:b\"\n{t}")).unwrap();
+        let reach = |t: &str| {
+            Settings::from_file_and_flags(file(t), &ListenFlags::default())
+                .unwrap()
+                .geel_reachable()
+        };
+        assert!(!reach("[trust]\n\"jis:x:y\" = 0.9\n"));
+        assert!(reach("[trust]\n\"jis:x:y\" = 0.5\n"));
+        assert!(reach(
+            "[[airlock_rule]]\nname = \"n\"\nzone = \"GEEL\"\nintent = \"door.*\"\n"
+        ));
+        assert!(reach(
+            "[[vouch]]\ndids = [\"jis:x:y\"]\nfactor = 0.7\nmy_trust = 0.9\n"
+        ));
     }
 
     #[test]

@@ -111,15 +111,20 @@ fn the_example_config_is_accepted_as_is() {
     )
     .unwrap();
     let disc = free_udp_port().to_string();
+    let home = tempfile::tempdir().unwrap();
     // Flags override the file's fixed ports so the test never collides.
-    let hub = Listener::start(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--port",
-        "0",
-        "--discovery-port",
-        &disc,
-    ]);
+    let hub = Listener::start_with(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--port",
+            "0",
+            "--discovery-port",
+            &disc,
+        ],
+        &[("HOME", home.path().to_str().unwrap())],
+        None,
+    );
     assert_eq!(hub.did, "jis:home:hub", "the DID comes from the file");
     let out = hub.send("temperature.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);
@@ -134,8 +139,9 @@ fn the_example_config_is_accepted_as_is() {
     let out = hub.send("door.unlock", "jis:home:sensor", &[]);
     assert_code(&out, 2);
     assert!(hub.terminate().success());
-    // The audit file is resolved next to the config file.
-    let audit = std::fs::read_to_string(dir.path().join("hub-audit.jsonl")).unwrap();
+    // The audit file is under $HOME (`~/` in the file), not in the repository.
+    let audit = std::fs::read_to_string(home.path().join(".local/state/tibet-iot/hub-audit.jsonl"))
+        .unwrap();
     assert!(audit.lines().count() >= 4, "{audit}");
 }
 

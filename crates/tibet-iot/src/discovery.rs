@@ -5,7 +5,8 @@
 //! transport socket, so its source address is where the sender listens. A
 //! node hearing one answers by unicast to that address with its own discover
 //! packet, after a random delay of up to `reply_delay`, at most once per
-//! `reply_interval` per DID and at most `burst` times per second overall,
+//! `reply_interval` per (source address, beacon nonce) and at most `burst`
+//! times per second overall (the global answer budget),
 //! with a bounded queue. Answers arrive on the transport socket and are never
 //! answered themselves, so there is no ping-pong.
 
@@ -46,7 +47,7 @@ pub struct NetworkDiscovery {
     next_beacon: Option<Timestamp>,
     queue: Vec<(Timestamp, SocketAddr)>,
     queue_capacity: usize,
-    answered: BoundedMap<String, ()>,
+    answered: BoundedMap<(SocketAddr, String), ()>,
     window_start: Timestamp,
     window_count: u32,
     burst: u32,
@@ -56,7 +57,8 @@ pub struct NetworkDiscovery {
 impl NetworkDiscovery {
     /// A schedule: a beacon every `interval` (the first at the first timeout
     /// handled) when `enabled`; answers delayed up to `reply_delay`, one per
-    /// DID per `reply_interval`, `queue_capacity` waiting at most.
+    /// (source address, beacon nonce) per `reply_interval`, `queue_capacity`
+    /// waiting at most.
     pub fn new(
         enabled: bool,
         interval: Duration,
@@ -103,17 +105,22 @@ impl NetworkDiscovery {
         }
     }
 
-    /// Records a beacon heard from `did` at `from` and decides whether to
-    /// answer it; an answer is queued with a random delay.
+    /// Records a beacon with nonce `nonce` heard from `from` and decides
+    /// whether to answer it; an answer is queued with a random delay.
+    ///
+    /// The same beacon (same address and nonce) is answered once per
+    /// `reply_interval`; a fresh beacon of the same sender (a second
+    /// `discover`) is answered again, within the global budget.
     pub fn on_beacon(
         &mut self,
         now: Timestamp,
-        did: &str,
+        nonce: &str,
         from: SocketAddr,
         rng: &mut (impl Rng + ?Sized),
     ) {
         self.stats.beacons_received += 1;
-        if self.answered.contains(now, did) {
+        let key = (from, nonce.to_owned());
+        if self.answered.contains(now, &key) {
             self.stats.replies_rate_limited += 1;
             return;
         }
@@ -125,8 +132,7 @@ impl NetworkDiscovery {
             self.stats.replies_rate_limited += 1;
             return;
         }
-        if self.queue.len() >= self.queue_capacity || !self.answered.insert(now, did.to_owned(), ())
-        {
+        if self.queue.len() >= self.queue_capacity || !self.answered.insert(now, key, ()) {
             self.stats.replies_refused += 1;
             return;
         }
@@ -222,17 +228,17 @@ mod tests {
     }
 
     #[test]
-    fn answers_after_a_delay_once_per_peer() {
+    fn answers_after_a_delay_once_per_beacon() {
         let mut rng = StdRng::seed_from_u64(3);
         let mut d = discovery(true, Duration::from_millis(500));
-        d.on_beacon(t(0), "jis:b", addr(2), &mut rng);
-        d.on_beacon(t(1), "jis:b", addr(2), &mut rng);
+        d.on_beacon(t(0), "n1", addr(2), &mut rng);
+        d.on_beacon(t(1), "n1", addr(2), &mut rng);
         assert_eq!(d.stats().replies_rate_limited, 1);
         let due = d.poll_timeout().unwrap();
         assert!(due >= t(0) && due <= t(500));
         assert!(d.due_replies(t(501)) == vec![addr(2)]);
         assert!(d.due_replies(t(502)).is_empty());
-        d.on_beacon(t(10_001), "jis:b", addr(2), &mut rng);
+        d.on_beacon(t(10_001), "n1", addr(2), &mut rng);
         assert_eq!(
             d.due_replies(t(10_600)),
             vec![addr(2)],
@@ -241,11 +247,26 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_beacon_of_the_same_sender_is_answered_again() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut d = discovery(true, Duration::ZERO);
+        d.on_beacon(t(0), "n1", addr(2), &mut rng);
+        assert_eq!(d.due_replies(t(0)), vec![addr(2)]);
+        d.on_beacon(t(100), "n2", addr(2), &mut rng);
+        assert_eq!(d.due_replies(t(100)), vec![addr(2)], "a second scan");
+        d.on_beacon(t(200), "n1", addr(3), &mut rng);
+        assert_eq!(d.due_replies(t(200)), vec![addr(3)], "another address");
+        d.on_beacon(t(300), "n2", addr(2), &mut rng);
+        assert!(d.due_replies(t(300)).is_empty(), "a repeated beacon");
+        assert_eq!(d.stats().replies_rate_limited, 1);
+    }
+
+    #[test]
     fn global_burst_and_queue_are_bounded() {
         let mut rng = StdRng::seed_from_u64(3);
         let mut d = discovery(true, Duration::from_millis(500));
         for i in 0..100 {
-            d.on_beacon(t(0), &format!("jis:n{i}"), addr(i), &mut rng);
+            d.on_beacon(t(0), &format!("n{i}"), addr(i), &mut rng);
         }
         let s = d.stats();
         assert_eq!(s.beacons_received, 100);

@@ -663,7 +663,7 @@ impl Engine {
         if via_discovery {
             if let Some(addr) = transport {
                 self.discovery
-                    .on_beacon(now, &packet.source_did, addr, &mut self.rng);
+                    .on_beacon(now, &packet.nonce, addr, &mut self.rng);
             } else {
                 self.discovery.on_beacon_unanswerable();
             }

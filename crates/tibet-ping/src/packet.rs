@@ -322,7 +322,8 @@ pub struct PingResponse {
     /// ISO 8601 time of the answer.
     #[serde(default)]
     pub timestamp: String,
-    /// Processing time in milliseconds.
+    /// The responder's processing time in milliseconds (the wire name says
+    /// RTT; it is not the round trip a sender measures).
     #[serde(default)]
     pub rtt_ms: Option<f64>,
     /// The zone the ping landed in.

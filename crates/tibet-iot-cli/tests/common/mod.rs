@@ -96,22 +96,39 @@ impl Listener {
     /// Starts `listen` with `args` and waits (up to 20 s) for its
     /// "listening on" line.
     pub fn start(args: &[&str]) -> Listener {
-        let mut child = bin()
-            .arg("listen")
+        Listener::start_with(args, &[], None)
+    }
+
+    /// Like [`Listener::start`], with extra environment variables `env`,
+    /// and stderr written to `stderr_file` when given (else shown in the
+    /// test's output). Global flags (`-v`, `--log-format`) may lead `args`.
+    pub fn start_with(
+        args: &[&str],
+        env: &[(&str, &str)],
+        stderr_file: Option<&std::path::Path>,
+    ) -> Listener {
+        let mut cmd = bin();
+        cmd.arg("listen")
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn listen");
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        match stderr_file {
+            Some(path) => cmd.stderr(std::fs::File::create(path).expect("stderr file")),
+            None => cmd.stderr(Stdio::piped()),
+        };
+        let mut child = cmd.spawn().expect("spawn listen");
         let (tx, rx) = mpsc::channel();
         pump(child.stdout.take().expect("stdout"), tx);
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[listen stderr] {line}");
-            }
-        });
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[listen stderr] {line}");
+                }
+            });
+        }
         let (addr, did) = loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
                 Ok(line) => {
@@ -176,6 +193,30 @@ impl Listener {
                 Err(e) => panic!("no line containing {needle:?}: {e}"),
             }
         }
+    }
+
+    /// Waits (up to 10 s) for the next stdout line.
+    pub fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a stdout line")
+    }
+
+    /// Sends SIGTERM, asserts a clean exit, and returns the stdout lines
+    /// not read yet (all of them: the pipe closes when the process ends).
+    pub fn terminate_and_collect(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let status = self.child.wait().expect("wait listen");
+        assert!(status.success(), "{status:?}");
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Sends SIGTERM and waits for the exit status.
