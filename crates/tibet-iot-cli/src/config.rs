@@ -50,6 +50,8 @@ pub(crate) struct ConfigFile {
     pub(crate) auto_vouch: Vec<AutoVouchEntry>,
     /// Provenance recording.
     pub(crate) audit: Option<AuditSection>,
+    /// Metrics endpoint (docs/OPERATIONS.md).
+    pub(crate) metrics: Option<crate::ops::MetricsSection>,
 }
 
 /// `[discovery]`

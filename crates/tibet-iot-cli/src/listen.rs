@@ -17,6 +17,8 @@ use crate::settings::ListenFlags;
 pub(crate) struct Args {
     #[command(flatten)]
     flags: ListenFlags,
+    #[command(flatten)]
+    ops: crate::ops::OpsFlags,
 }
 
 /// Runs `listen`.
@@ -28,6 +30,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
              dropped silently; add --trust DID=SCORE or a config file with [trust]"
         );
     }
+    let mut ops = crate::ops::Ops::start(&args.ops, args.flags.config.as_deref()).await?;
     let mut node = Node::start(&settings).await?;
     let (_control_guard, mut calls) = match &settings.control {
         Some(path) => {
@@ -60,6 +63,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         writeln!(stdout, "control socket at {}", path.display())?;
     }
     stdout.flush()?;
+    ops.ready(node.did(), node.local_addr());
     // An output error (e.g. a closed pipe) still stops the node gracefully.
     let mut outcome = Ok(());
     while outcome.is_ok() {
@@ -80,6 +84,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                     let _ = call.reply.send(answer);
                 }
             }
+            Some(call) = ops.next_call() => { let _ = call.reply.send(node.control(call.request)); }
             event = node.next_event() => {
                 let Some(event) = event else { break };
                 outcome = print_event(&mut stdout, &event, format);
@@ -89,6 +94,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     if outcome.is_ok() && format == LogFormat::Text {
         let _ = writeln!(stdout, "stopping");
     }
+    ops.stopping();
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)

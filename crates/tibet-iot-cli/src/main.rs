@@ -16,13 +16,16 @@ mod demo;
 mod discover;
 mod listen;
 mod logging;
+mod metrics;
 mod node;
+mod ops;
 mod output;
 mod parse;
 mod pending;
 mod send;
 mod settings;
 mod stats;
+mod systemd;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,207 @@
+//! Operations: the metrics endpoint scraped over real HTTP, and the systemd
+//! notifications of `listen` received on a real notify socket.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Listener, assert_code, bin, run, stderr};
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of the sample line starting with `series ` (exact series).
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_are_served_over_http_and_count_decisions() {
+    let port = free_tcp_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let hub = Listener::loopback_hub(
+        "jis:home:hub",
+        &["jis:home:phone=0.9", "jis:home:guest=0.5"],
+        &["--metrics", &metrics],
+    );
+    assert_code(&hub.send("light.on", "jis:home:phone", &[]), 0);
+    assert_code(&hub.send("door.unlock", "jis:home:guest", &[]), 2);
+    assert_code(
+        &hub.send("door.unlock", "jis:home:stranger", &["--timeout", "1"]),
+        3,
+    );
+
+    // Prometheus asks for OpenMetrics.
+    let url = format!("http://{metrics}/metrics");
+    let response = ureq::get(&url)
+        .set(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .call()
+        .expect("scrape");
+    assert_eq!(response.status(), 200);
+    assert!(
+        response
+            .header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("application/openmetrics-text"),
+    );
+    let openmetrics = response.into_string().unwrap();
+    assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    assert!(openmetrics.contains("# TYPE tibet_pings counter\n"));
+    // Other clients get the classic text format.
+    let response = ureq::get(&url).call().expect("scrape");
+    assert!(
+        response
+            .header("Content-Type")
+            .unwrap_or_default()
+            .starts_with("text/plain; version=0.0.4"),
+    );
+    let page = response.into_string().unwrap();
+    assert!(
+        page.contains("# TYPE tibet_pings_total counter\n"),
+        "{page}"
+    );
+    let pings = |zone: &str, decision: &str| {
+        sample(
+            &page,
+            &format!("tibet_pings_total{{zone=\"{zone}\",decision=\"{decision}\"}}"),
+        )
+    };
+    assert_eq!(pings("GROEN", "accept"), Some(1.0), "{page}");
+    assert_eq!(pings("GEEL", "pending"), Some(1.0), "{page}");
+    assert_eq!(pings("ROOD", "reject"), Some(1.0), "{page}");
+    assert_eq!(
+        sample(&page, "tibet_drops_total{reason=\"airlock_rood\"}"),
+        Some(1.0)
+    );
+    assert_eq!(sample(&page, "tibet_pending_reviews"), Some(1.0), "{page}");
+    assert_eq!(
+        sample(&page, "tibet_ping_processing_seconds_count"),
+        Some(3.0),
+        "{page}"
+    );
+
+    // Anything but GET /metrics is refused.
+    match ureq::get(&format!("http://{metrics}/")).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("expected 404, got {other:?}"),
+    }
+
+    // promtool (Debian package `prometheus`) accepts the page where present.
+    if let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("promtool not installed: format check skipped");
+    }
+}
+
+#[test]
+fn a_bad_metrics_address_is_one_line_and_exit_1() {
+    for addr in ["nope", "192.0.2.1:9"] {
+        let out = run(&[
+            "listen",
+            "--did",
+            "jis:home:hub",
+            "--trust",
+            "jis:home:phone=0.9",
+            "--port",
+            "0",
+            "--no-discovery",
+            "--metrics",
+            addr,
+        ]);
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(addr), "{err}");
+    }
+}
+
+/// Reads notify datagrams until one contains `needle` (10 s at most).
+fn expect_notify(sock: &UnixDatagram, needle: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push(msg.clone());
+            if msg.lines().any(|l| l == needle) {
+                return;
+            }
+        }
+    }
+    panic!("no {needle} notification; got {seen:?}");
+}
+
+#[test]
+fn listen_notifies_systemd_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = bin()
+        .args([
+            "listen",
+            "--did",
+            "jis:home:hub",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+        ])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "100000")
+        .env_remove("WATCHDOG_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    expect_notify(&sock, "READY=1", &mut seen);
+    assert!(
+        seen.iter().all(|m| !m.contains("WATCHDOG=1")),
+        "watchdog before ready: {seen:?}"
+    );
+    expect_notify(&sock, "WATCHDOG=1", &mut seen);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    expect_notify(&sock, "STOPPING=1", &mut seen);
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
