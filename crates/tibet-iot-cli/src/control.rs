@@ -57,6 +57,8 @@ pub(crate) enum Request {
     },
     /// The node's counters.
     Stats,
+    /// The peer table (for `tibet-iot status`).
+    Peers,
 }
 
 /// A pending ping as shown to the operator.
@@ -95,6 +97,9 @@ pub(crate) struct Response {
     /// For `stats`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) stats: Option<serde_json::Value>,
+    /// For `peers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peers: Option<Vec<crate::status::PeerItem>>,
 }
 
 impl Response {

@@ -25,6 +25,7 @@ mod pending;
 mod send;
 mod settings;
 mod stats;
+mod status;
 mod systemd;
 
 use std::process::ExitCode;
@@ -61,6 +62,8 @@ enum Command {
     Bench(bench::Args),
     /// Review pending (GEEL) pings of a running listener.
     Pending(pending::Args),
+    /// Show a running listener: identity, peers, pending reviews, counters.
+    Status(status::Args),
     /// Inspect and verify provenance audit files (JSONL token files).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pending(args) => pending::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Status(args) => status::run(args),
         Command::Listen(args) => block_on(listen::run(args, format)),
         Command::Send(args) => block_on(send::run(args)),
         Command::Discover(args) => block_on(discover::run(args)),

@@ -416,6 +416,11 @@ impl Node {
                 },
                 None => Response::error(format!("no pending ping with id {id}")),
             },
+            Request::Peers => Response {
+                ok: true,
+                peers: Some(crate::status::peer_items(&self.inner)),
+                ..Default::default()
+            },
             Request::Stats => {
                 let (stats, send_errors) = self.inner.stats();
                 let mut v = serde_json::to_value(stats).unwrap_or_default();
