@@ -52,6 +52,8 @@ pub(crate) struct ConfigFile {
     pub(crate) audit: Option<AuditSection>,
     /// Metrics endpoint (docs/OPERATIONS.md).
     pub(crate) metrics: Option<crate::ops::MetricsSection>,
+    /// MQTT fleet bridge (docs/FLEETS.md).
+    pub(crate) mqtt: Option<crate::mqtt::MqttSection>,
 }
 
 /// `[discovery]`

@@ -30,7 +30,8 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
              dropped silently; add --trust DID=SCORE or a config file with [trust]"
         );
     }
-    let mut ops = crate::ops::Ops::start(&args.ops, args.flags.config.as_deref()).await?;
+    let mut ops =
+        crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did).await?;
     let mut node = Node::start(&settings).await?;
     let (_control_guard, mut calls) = match &settings.control {
         Some(path) => {

@@ -17,6 +17,7 @@ mod discover;
 mod listen;
 mod logging;
 mod metrics;
+mod mqtt;
 mod node;
 mod ops;
 mod output;

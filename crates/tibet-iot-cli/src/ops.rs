@@ -5,7 +5,7 @@
 //! shutdown.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -26,6 +26,12 @@ pub(crate) struct OpsFlags {
     /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) metrics: Option<SocketAddr>,
+    /// Join a fleet through this MQTT broker: mqtt://HOST[:PORT] or mqtts://.
+    #[arg(long, value_name = "URL")]
+    pub(crate) mqtt: Option<String>,
+    /// File whose first line is USERNAME:PASSWORD for the MQTT broker.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mqtt_credentials: Option<PathBuf>,
 }
 
 /// `[metrics]` in the config file.
@@ -45,12 +51,39 @@ pub(crate) struct Ops {
 }
 
 impl Ops {
-    /// Binds what the flags and the config file (`config`) ask for.
-    pub(crate) async fn start(flags: &OpsFlags, config: Option<&Path>) -> Result<Ops> {
+    /// Binds what the flags and the config file (`config`) ask for, for
+    /// the node `did`.
+    pub(crate) async fn start(flags: &OpsFlags, config: Option<&Path>, did: &str) -> Result<Ops> {
         let file = match config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
         };
+        let section = file.mqtt.clone().unwrap_or_default();
+        if let Some(url) = flags.mqtt.as_ref().or(section.url.as_ref()) {
+            // Relative paths in the file are relative to the file.
+            let base = config.and_then(Path::parent).unwrap_or(Path::new("."));
+            let mut section = section.clone();
+            for p in [&mut section.credentials_file, &mut section.ca_file]
+                .into_iter()
+                .flatten()
+            {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+            let mqtt = crate::mqtt::MqttSettings::resolve(
+                &section,
+                url,
+                flags.mqtt_credentials.as_deref(),
+                did,
+            )?;
+            tracing::warn!(
+                "MQTT settings checked ({}:{}); bridging frames into the node comes with the \
+                 engine hook (docs/FLEETS.md), so this version does not connect yet",
+                mqtt.host,
+                mqtt.port
+            );
+        }
         let (tx, calls) = mpsc::channel(CALL_QUEUE);
         let metrics = match flags
             .metrics

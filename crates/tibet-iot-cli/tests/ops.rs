@@ -237,3 +237,40 @@ fn systemd_analyze_verifies_the_shipped_unit() {
     // verify exits 0 even for directives it ignores; those lines name the file.
     assert!(!err.contains("tibet-iot.service"), "{err}");
 }
+
+#[test]
+fn a_bad_mqtt_url_or_credentials_file_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-credentials");
+    let missing = missing.to_str().unwrap();
+    for (extra, needle) in [
+        (vec!["--mqtt", "broker.lan:1883"], "bad MQTT URL"),
+        (vec!["--mqtt", "mqtt://broker.lan:port"], "bad MQTT URL"),
+        (
+            vec![
+                "--mqtt",
+                "mqtt://127.0.0.1:1883",
+                "--mqtt-credentials",
+                missing,
+            ],
+            "cannot read MQTT credentials file",
+        ),
+    ] {
+        let mut args = vec![
+            "listen",
+            "--did",
+            "jis:site-a:hub",
+            "--trust",
+            "jis:site-a:phone=0.9",
+            "--port",
+            "0",
+            "--no-discovery",
+        ];
+        args.extend(extra);
+        let out = run(&args);
+        assert_code(&out, 1);
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
