@@ -26,7 +26,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 use tibet_iot::AuditSink;
-use tibet_ping::{PingPacket, PingResponse};
+use tibet_ping::{AirlockZone, PingDecision, PingPacket, PingResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -48,19 +48,39 @@ type Labels = Vec<(&'static str, String)>;
 /// What the node's audit path saw, process-wide (one node per `listen`).
 struct Observed {
     pings: Family<Labels, Counter>,
+    /// The usual (zone, decision) pairs, created up front so counting a
+    /// ping allocates nothing.
+    usual: [(AirlockZone, PingDecision, Counter); 3],
     processing: Histogram,
     tokens_written: AtomicU64,
     tokens_failed: AtomicU64,
 }
 
-static OBSERVED: LazyLock<Observed> = LazyLock::new(|| Observed {
-    pings: Family::default(),
-    // 10 us .. ~0.65 s: a ping is decided in microseconds; slow ones stand out.
-    processing: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        1e-5, 4.0, 9,
-    )),
-    tokens_written: AtomicU64::new(0),
-    tokens_failed: AtomicU64::new(0),
+fn ping_labels(zone: AirlockZone, decision: PingDecision) -> Labels {
+    vec![
+        ("zone", zone.to_string()),
+        ("decision", decision.to_string()),
+    ]
+}
+
+static OBSERVED: LazyLock<Observed> = LazyLock::new(|| {
+    let pings = Family::<Labels, Counter>::default();
+    let usual = [
+        (AirlockZone::Groen, PingDecision::Accept),
+        (AirlockZone::Geel, PingDecision::Pending),
+        (AirlockZone::Rood, PingDecision::Reject),
+    ]
+    .map(|(z, d)| (z, d, pings.get_or_create(&ping_labels(z, d)).clone()));
+    Observed {
+        pings,
+        usual,
+        // 10 us .. ~0.65 s: a ping is decided in microseconds; slow ones stand out.
+        processing: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            1e-5, 4.0, 9,
+        )),
+        tokens_written: AtomicU64::new(0),
+        tokens_failed: AtomicU64::new(0),
+    }
 });
 
 /// Counts one audit token written (`true`) or failed (`false`).
@@ -88,14 +108,22 @@ impl ObservingSink {
 
 impl AuditSink for ObservingSink {
     fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
-        let zone = response.airlock_zone.to_string();
-        OBSERVED
-            .pings
-            .get_or_create(&vec![
-                ("zone", zone),
-                ("decision", response.decision.to_string()),
-            ])
-            .inc();
+        let (zone, decision) = (response.airlock_zone, response.decision);
+        match OBSERVED
+            .usual
+            .iter()
+            .find(|(z, d, _)| *z == zone && *d == decision)
+        {
+            Some((_, _, counter)) => {
+                counter.inc();
+            }
+            None => {
+                OBSERVED
+                    .pings
+                    .get_or_create(&ping_labels(zone, decision))
+                    .inc();
+            }
+        }
         if let Some(ms) = response.rtt_ms
             && ms.is_finite()
             && ms >= 0.0
