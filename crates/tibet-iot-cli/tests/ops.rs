@@ -29,10 +29,12 @@ fn sample(page: &str, series: &str) -> Option<f64> {
 fn metrics_are_served_over_http_and_count_decisions() {
     let port = free_tcp_port();
     let metrics = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
     let hub = Listener::loopback_hub(
         "jis:home:hub",
         &["jis:home:phone=0.9", "jis:home:guest=0.5"],
-        &["--metrics", &metrics],
+        &["--metrics", &metrics, "--audit", audit.to_str().unwrap()],
     );
     assert_code(&hub.send("light.on", "jis:home:phone", &[]), 0);
     assert_code(&hub.send("door.unlock", "jis:home:guest", &[]), 2);
@@ -87,6 +89,10 @@ fn metrics_are_served_over_http_and_count_decisions() {
         Some(1.0)
     );
     assert_eq!(sample(&page, "tibet_pending_reviews"), Some(1.0), "{page}");
+    // One token per decided ping, none lost.
+    let written = sample(&page, "tibet_audit_tokens_written_total").unwrap();
+    assert!(written >= 3.0, "{page}");
+    assert_eq!(sample(&page, "tibet_audit_tokens_failed_total"), Some(0.0));
     assert_eq!(
         sample(&page, "tibet_ping_processing_seconds_count"),
         Some(3.0),
@@ -273,4 +279,39 @@ fn a_bad_mqtt_url_or_credentials_file_is_one_line_and_exit_1() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(err.contains(needle), "{err}");
     }
+}
+
+#[test]
+fn the_config_file_sets_metrics_and_checks_mqtt() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "did = \"jis:site-a:hub\"\nbind = \"127.0.0.1\"\nport = 0\n[discovery]\nenabled = false\n\
+             [trust]\n\"jis:site-a:phone\" = 0.9\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let hub = Listener::start(&["--config", config.to_str().unwrap()]);
+    let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_string()
+        .unwrap();
+    assert!(page.contains("tibet_peers 0"), "{page}");
+    drop(hub);
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "did = \"jis:site-a:hub\"\n[trust]\n\"jis:site-a:phone\" = 0.9\n[mqtt]\nurl = \"tcp://broker\"\n",
+    )
+    .unwrap();
+    let out = run(&["listen", "--config", bad.to_str().unwrap(), "--port", "0"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("bad MQTT URL"), "{err}");
 }
