@@ -27,6 +27,8 @@ pub(crate) fn init(verbose: u8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Plain text for journald and files: colours only on a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(verbose > 0);
     // A second init (tests calling twice) is harmless; ignore the error.
     let _ = match format {

@@ -315,3 +315,27 @@ fn the_config_file_sets_metrics_and_checks_mqtt() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("bad MQTT URL"), "{err}");
 }
+
+#[test]
+fn logs_on_a_pipe_have_levels_and_no_colours() {
+    // The MQTT settings warning is logged before the metrics address fails
+    // to bind, so this run logs one warning and exits.
+    let out = run(&[
+        "listen",
+        "--did",
+        "jis:site-a:hub",
+        "--trust",
+        "jis:site-a:phone=0.9",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--mqtt",
+        "mqtt://127.0.0.1:1883",
+        "--metrics",
+        "192.0.2.1:9",
+    ]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains(" WARN "), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
