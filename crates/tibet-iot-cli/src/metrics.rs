@@ -153,6 +153,12 @@ impl AuditSink for ObservingSink {
         }
     }
 
+    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_relay_to(packet, next_hops);
+        }
+    }
+
     fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
         if let Some(s) = self.inner.as_mut() {
             s.record_trust_change(did, old, new, reason);
