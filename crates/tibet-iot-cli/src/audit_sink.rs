@@ -21,6 +21,7 @@ struct BridgeSink {
 
 impl BridgeSink {
     fn check<T, E: std::fmt::Display>(&mut self, r: Result<T, E>) {
+        crate::metrics::count_token(r.is_ok());
         if let Err(e) = r {
             self.failures += 1;
             tracing::error!(failures = self.failures, "audit record not written: {e}");

@@ -50,6 +50,10 @@ pub(crate) struct ConfigFile {
     pub(crate) auto_vouch: Vec<AutoVouchEntry>,
     /// Provenance recording.
     pub(crate) audit: Option<AuditSection>,
+    /// Metrics endpoint (docs/OPERATIONS.md).
+    pub(crate) metrics: Option<crate::ops::MetricsSection>,
+    /// MQTT fleet bridge (docs/FLEETS.md).
+    pub(crate) mqtt: Option<crate::mqtt::MqttSection>,
 }
 
 /// `[discovery]`

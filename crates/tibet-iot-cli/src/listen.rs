@@ -47,6 +47,8 @@ pub(crate) struct Args {
     /// are counted in one summary line.
     #[arg(long, value_name = "N", default_value_t = 5)]
     max_drop_lines: u32,
+    #[command(flatten)]
+    ops: crate::ops::OpsFlags,
 }
 
 /// How long a discovery of the same DID at the same address is not
@@ -181,6 +183,8 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let settings = args.flags.resolve()?;
     settings.check_interfaces()?;
     settings.check_audit_file()?;
+    let mut ops =
+        crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did).await?;
     let mut node = Node::start(&settings).await?;
     if settings.trust.is_empty() && settings.vouches.is_empty() && settings.rules.is_empty() {
         logging::warn(
@@ -236,6 +240,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         writeln!(stdout, "control socket at {}", path.display())?;
     }
     stdout.flush()?;
+    ops.ready(node.did(), node.local_addr());
     // An output error (e.g. a closed pipe) still stops the node gracefully.
     let mut outcome = Ok(());
     while outcome.is_ok() {
@@ -256,6 +261,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                     let _ = call.reply.send(answer);
                 }
             }
+            Some(call) = ops.next_call() => { let _ = call.reply.send(node.control(call.request)); }
             event = node.next_event() => {
                 let Some(event) = event else { break };
                 if filter.admit(&event, Instant::now()) {
@@ -274,6 +280,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         let _ = print_stop(&mut stdout, &filter, format);
     }
     tracing::info!(target: "tibet_iot_cli", "listener stopping");
+    ops.stopping();
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)

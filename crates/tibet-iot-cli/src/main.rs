@@ -16,13 +16,18 @@ mod demo;
 mod discover;
 mod listen;
 mod logging;
+mod metrics;
+mod mqtt;
 mod node;
+mod ops;
 mod output;
 mod parse;
 mod pending;
 mod send;
 mod settings;
 mod stats;
+mod status;
+mod systemd;
 
 use std::process::ExitCode;
 
@@ -58,6 +63,8 @@ enum Command {
     Bench(bench::Args),
     /// Review pending (GEEL) pings of a running listener.
     Pending(pending::Args),
+    /// Show a running listener: identity, peers, pending reviews, counters.
+    Status(status::Args),
     /// Inspect and verify provenance audit files (JSONL token files).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -114,6 +121,7 @@ fn main() -> ExitCode {
         Command::Man => man(),
         Command::Pending(args) => pending::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Status(args) => status::run(args),
         Command::Listen(args) => block_on(listen::run(args, format)),
         Command::Send(args) => block_on(send::run(args)),
         Command::Discover(args) => block_on(discover::run(args)),

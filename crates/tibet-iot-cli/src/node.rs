@@ -223,13 +223,13 @@ impl Node {
     pub(crate) async fn start(settings: &Settings) -> Result<Node> {
         let inner = IoTNode::new(settings.did.clone(), transport_config(settings));
         apply_policy(&inner, settings)?;
-        if let Some((path, durability)) = &settings.audit {
-            inner.set_audit(Some(crate::audit_sink::open(
-                path,
-                *durability,
-                &settings.did,
-            )?));
-        }
+        let audit = match &settings.audit {
+            Some((path, durability)) => {
+                Some(crate::audit_sink::open(path, *durability, &settings.did)?)
+            }
+            None => None,
+        };
+        inner.set_audit(Some(crate::metrics::ObservingSink::wrap(audit)));
         let events = inner.subscribe();
         let addr = inner.start().await.map_err(|e| match e {
             StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
@@ -415,6 +415,11 @@ impl Node {
                     ..Default::default()
                 },
                 None => Response::error(format!("no pending ping with id {id}")),
+            },
+            Request::Peers => Response {
+                ok: true,
+                peers: Some(crate::status::peer_items(&self.inner)),
+                ..Default::default()
             },
             Request::Stats => {
                 let (stats, send_errors) = self.inner.stats();

@@ -28,6 +28,8 @@ pub(crate) enum Request {
     },
     /// The node's counters.
     Stats,
+    /// The peer table (for `tibet-iot status`).
+    Peers,
 }
 
 /// A pending ping as shown to the operator.
@@ -66,6 +68,9 @@ pub(crate) struct Response {
     /// For `stats`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) stats: Option<serde_json::Value>,
+    /// For `peers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) peers: Option<Vec<PeerItem>>,
 }
 
 impl Response {
@@ -108,4 +113,28 @@ mod tests {
         assert!(msg.len() < 260, "{}", msg.len());
         assert_eq!(parse_request(br#"{"op":"list"}"#), Ok(Request::List));
     }
+}
+
+/// A peer as the control socket's `peers` op reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PeerItem {
+    /// Its DID.
+    pub(crate) did: String,
+    /// Its last known address.
+    pub(crate) address: String,
+    /// When it was last heard from (ISO 8601).
+    pub(crate) last_seen: String,
+    /// Seconds since then.
+    pub(crate) idle_secs: f64,
+    /// Packets counted from it.
+    pub(crate) packets: u64,
+    /// Its trust as the node computes it now.
+    pub(crate) trust: f64,
+    /// The zone that trust falls in by the thresholds (rules may differ per
+    /// intent).
+    pub(crate) zone: String,
+    /// Its pinned key's fingerprint (not known until identity lands).
+    pub(crate) key_fingerprint: Option<String>,
+    /// Its route's next hop and hop count (not known until routing lands).
+    pub(crate) route: Option<String>,
 }

@@ -1,0 +1,656 @@
+//! `listen --metrics ADDR:PORT`: the node's counters as a Prometheus /
+//! OpenMetrics text page at `GET /metrics` (`prometheus-client` encodes it).
+//!
+//! Each scrape asks the node loop for a fresh `stats` snapshot (the same data
+//! as the control socket's `stats` op) and builds the page from it, plus what
+//! [`ObservingSink`] saw: pings by zone and decision, processing time and
+//! audit tokens. The HTTP side is a small HTTP/1.1 responder over a tokio
+//! `TcpListener` rather than a web framework: it only ever answers one GET,
+//! so it reads at most [`MAX_REQUEST`] bytes within [`REQUEST_TIMEOUT`],
+//! serves at most [`MAX_CONNECTIONS`] clients at once (others are closed and
+//! counted) and closes every connection after its answer. The page holds
+//! no packet content, only counts and fixed label values, so an untrusted
+//! sender cannot grow it or inject text into it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use serde_json::Value;
+use tibet_iot::AuditSink;
+use tibet_ping::{AirlockZone, PingDecision, PingPacket, PingResponse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::control::{Call, Request};
+
+/// Longest HTTP request head read.
+pub(crate) const MAX_REQUEST: usize = 8 * 1024;
+/// Time a client has to send its request head.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at the same time.
+pub(crate) const MAX_CONNECTIONS: usize = 16;
+/// Time the node loop has to answer a snapshot request.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Label set: `(name, value)` pairs with fixed names and bounded values.
+type Labels = Vec<(&'static str, String)>;
+
+/// What the node's audit path saw, process-wide (one node per `listen`).
+struct Observed {
+    pings: Family<Labels, Counter>,
+    /// The usual (zone, decision) pairs, created up front so counting a
+    /// ping allocates nothing.
+    usual: [(AirlockZone, PingDecision, Counter); 3],
+    processing: Histogram,
+    tokens_written: AtomicU64,
+    tokens_failed: AtomicU64,
+}
+
+fn ping_labels(zone: AirlockZone, decision: PingDecision) -> Labels {
+    vec![
+        ("zone", zone.to_string()),
+        ("decision", decision.to_string()),
+    ]
+}
+
+static OBSERVED: LazyLock<Observed> = LazyLock::new(|| {
+    let pings = Family::<Labels, Counter>::default();
+    let usual = [
+        (AirlockZone::Groen, PingDecision::Accept),
+        (AirlockZone::Geel, PingDecision::Pending),
+        (AirlockZone::Rood, PingDecision::Reject),
+    ]
+    .map(|(z, d)| (z, d, pings.get_or_create(&ping_labels(z, d)).clone()));
+    Observed {
+        pings,
+        usual,
+        // 10 us .. ~0.65 s: a ping is decided in microseconds; slow ones stand out.
+        processing: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            1e-5, 4.0, 9,
+        )),
+        tokens_written: AtomicU64::new(0),
+        tokens_failed: AtomicU64::new(0),
+    }
+});
+
+/// Counts one audit token written (`true`) or failed (`false`).
+pub(crate) fn count_token(written: bool) {
+    let c = if written {
+        &OBSERVED.tokens_written
+    } else {
+        &OBSERVED.tokens_failed
+    };
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An [`AuditSink`] that observes every decided ping (zone, decision,
+/// processing time) and passes everything on to the real sink, if any.
+pub(crate) struct ObservingSink {
+    inner: Option<Box<dyn AuditSink>>,
+}
+
+impl ObservingSink {
+    /// Wraps `inner` (the `--audit` sink, or none).
+    pub(crate) fn wrap(inner: Option<Box<dyn AuditSink>>) -> Box<dyn AuditSink> {
+        Box::new(ObservingSink { inner })
+    }
+}
+
+impl AuditSink for ObservingSink {
+    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
+        let (zone, decision) = (response.airlock_zone, response.decision);
+        match OBSERVED
+            .usual
+            .iter()
+            .find(|(z, d, _)| *z == zone && *d == decision)
+        {
+            Some((_, _, counter)) => {
+                counter.inc();
+            }
+            None => {
+                OBSERVED
+                    .pings
+                    .get_or_create(&ping_labels(zone, decision))
+                    .inc();
+            }
+        }
+        if let Some(ms) = response.rtt_ms
+            && ms.is_finite()
+            && ms >= 0.0
+        {
+            OBSERVED.processing.observe(ms / 1000.0);
+        }
+        if let Some(s) = self.inner.as_mut() {
+            s.record_ping(packet, response);
+        }
+    }
+
+    fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_heartbeat(did, addr);
+        }
+    }
+
+    fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_discovery(did, addr, decision);
+        }
+    }
+
+    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_relay(packet, next_hops);
+        }
+    }
+
+    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_relay_to(packet, next_hops);
+        }
+    }
+
+    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
+        if let Some(s) = self.inner.as_mut() {
+            s.record_trust_change(did, old, new, reason);
+        }
+    }
+}
+
+/// The bound metrics endpoint; serving stops when it is dropped.
+pub(crate) struct MetricsServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Binds `addr`; snapshot requests go to `calls` (answered by the node
+    /// loop).
+    pub(crate) async fn bind(addr: SocketAddr, calls: mpsc::Sender<Call>) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot serve metrics on {addr}"))?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(serve(listener, calls));
+        Ok(MetricsServer { addr, task })
+    }
+
+    /// The bound address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(listener: TcpListener, calls: mpsc::Sender<Call>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refused = Arc::new(AtomicU64::new(0));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("metrics: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(refused = n, "metrics: too many clients, connection closed");
+            continue;
+        };
+        let calls = calls.clone();
+        let refused = refused.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &calls, refused.load(Ordering::Relaxed)).await {
+                tracing::debug!("metrics: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Reads one request head and writes one response.
+async fn answer(mut stream: TcpStream, calls: &mpsc::Sender<Call>, refused: u64) -> Result<()> {
+    let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
+        .await
+        .context("request timed out")??;
+    let (status, kind, body) = match route(&head) {
+        Route::Metrics => match snapshot(calls).await {
+            Some(stats) if wants_openmetrics(&head) => (
+                "200 OK",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(&stats, refused),
+            ),
+            Some(stats) => (
+                "200 OK",
+                "text/plain; version=0.0.4; charset=utf-8",
+                to_prometheus_text(&render(&stats, refused)),
+            ),
+            None => (
+                "503 Service Unavailable",
+                "text/plain",
+                "node not answering\n".into(),
+            ),
+        },
+        Route::NotFound => ("404 Not Found", "text/plain", "try /metrics\n".into()),
+        Route::BadMethod => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+        Route::Bad => ("400 Bad Request", "text/plain", "bad request\n".into()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(reply.as_bytes()).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            anyhow::bail!("connection closed before the request ended");
+        }
+        head.extend_from_slice(&buf[..n]);
+        if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Ok(head);
+        }
+        if head.len() > MAX_REQUEST {
+            anyhow::bail!("request head longer than {MAX_REQUEST} bytes");
+        }
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Route {
+    Metrics,
+    NotFound,
+    BadMethod,
+    Bad,
+}
+
+fn route(head: &[u8]) -> Route {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut parts = line.trim_end().split(' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Route::Bad;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::Bad;
+    }
+    if method != "GET" {
+        return Route::BadMethod;
+    }
+    let path = target.split('?').next().unwrap_or_default();
+    if path == "/metrics" {
+        Route::Metrics
+    } else {
+        Route::NotFound
+    }
+}
+
+/// Whether the client's `Accept` header asks for OpenMetrics (Prometheus
+/// does); others get the classic text format.
+fn wants_openmetrics(head: &[u8]) -> bool {
+    String::from_utf8_lossy(head).lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("accept") && v.contains("application/openmetrics-text")
+        })
+    })
+}
+
+/// The OpenMetrics page in the classic Prometheus text format (0.0.4): a
+/// counter family is named with its `_total` suffix, and the `# UNIT` and
+/// `# EOF` lines go.
+fn to_prometheus_text(page: &str) -> String {
+    let counters: std::collections::HashSet<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(page.len() + 64);
+    for line in page.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+/// Asks the node loop for its `stats`.
+async fn snapshot(calls: &mpsc::Sender<Call>) -> Option<Value> {
+    let (reply, answer) = oneshot::channel();
+    calls
+        .try_send(Call {
+            request: Request::Stats,
+            reply,
+        })
+        .ok()?;
+    let response = tokio::time::timeout(SNAPSHOT_TIMEOUT, answer)
+        .await
+        .ok()?
+        .ok()?;
+    response.stats
+}
+
+/// A number at a `/`-separated path of the stats JSON (0 when absent).
+fn num(stats: &Value, path: &str) -> u64 {
+    let mut v = stats;
+    for key in path.split('/') {
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return 0,
+        }
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+fn counter(value: u64) -> Counter {
+    let c = Counter::default();
+    c.inc_by(value);
+    c
+}
+
+fn gauge(value: u64) -> Gauge {
+    let g = Gauge::default();
+    g.set(i64::try_from(value).unwrap_or(i64::MAX));
+    g
+}
+
+fn family<'a>(
+    label: &'static str,
+    items: impl IntoIterator<Item = (&'a str, u64)>,
+) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    for (name, value) in items {
+        f.get_or_create(&vec![(label, name.to_owned())])
+            .inc_by(value);
+    }
+    f
+}
+
+/// Drop reasons and the stats path counting each.
+const DROPS: &[(&str, &str)] = &[
+    ("malformed", "engine/malformed"),
+    ("airlock_rood", "engine/rood_dropped"),
+    ("replay", "engine/replays_dropped"),
+    ("nonce_cache_full", "ping/nonce_refusals"),
+    ("review_queue_full", "ping/pending_refusals"),
+    ("request_queue_full", "engine/requests_refused"),
+    ("response_foreign", "engine/responses_foreign"),
+    ("response_orphan", "engine/responses_orphan"),
+    ("beacon_too_old", "engine/beacons_rejected"),
+    ("events_full", "engine/events_dropped"),
+    ("peer_table_full", "peers/refused"),
+    ("relay_not_mesh", "relay/dropped_not_mesh"),
+    ("relay_seen", "relay/dropped_seen"),
+    ("relay_hop_limit", "relay/dropped_hop_limit"),
+    ("relay_path_table_full", "relay/paths_refused"),
+    ("relay_response_foreign", "relay/responses_foreign"),
+    (
+        "discovery_reply_rate_limited",
+        "discovery/replies_rate_limited",
+    ),
+    ("discovery_reply_queue_full", "discovery/replies_refused"),
+    ("send_queue_full", "driver/send_queue_dropped"),
+    ("send_error", "driver/send_errors"),
+];
+
+/// Queues and caches with their current depth.
+const QUEUES: &[(&str, &str)] = &[
+    ("pending_requests", "pending_requests"),
+    ("response_cache", "response_cache_entries"),
+    ("nonce_cache", "ping/nonce_tracked"),
+    ("relay_seen_cache", "relay/seen_entries"),
+    ("relay_paths", "relay/path_entries"),
+    ("review_queue", "ping/pending_count"),
+];
+
+/// Plain counters: (name without `_total`, help, stats path).
+const COUNTERS: &[(&str, &str, &str)] = &[
+    (
+        "tibet_datagrams_received",
+        "Datagrams handed to the engine",
+        "engine/datagrams_in",
+    ),
+    (
+        "tibet_datagrams_sent",
+        "Datagrams the engine sent",
+        "engine/datagrams_out",
+    ),
+    (
+        "tibet_requests_sent",
+        "Requests sent (pings, heartbeats)",
+        "engine/requests_sent",
+    ),
+    (
+        "tibet_requests_timed_out",
+        "Requests that got no answer in time",
+        "engine/requests_timed_out",
+    ),
+    (
+        "tibet_retransmissions",
+        "Resends of requests",
+        "engine/retransmissions",
+    ),
+    (
+        "tibet_responses_matched",
+        "Responses matched to our requests",
+        "engine/responses_matched",
+    ),
+    (
+        "tibet_duplicates_answered",
+        "Retransmitted duplicates answered from the response cache",
+        "engine/duplicates_answered",
+    ),
+    (
+        "tibet_peers_expired",
+        "Peers pruned for idleness",
+        "peers/expired",
+    ),
+    (
+        "tibet_beacons_sent",
+        "Discovery beacons sent",
+        "discovery/beacons_sent",
+    ),
+    (
+        "tibet_beacons_received",
+        "Discovery beacons heard",
+        "discovery/beacons_received",
+    ),
+];
+
+/// The page for one `stats` snapshot.
+fn render(stats: &Value, refused_scrapes: u64) -> String {
+    let mut r = Registry::default();
+    let observed = &*OBSERVED;
+    r.register(
+        "tibet_pings",
+        "Pings addressed to this node, by airlock zone and decision",
+        observed.pings.clone(),
+    );
+    r.register_with_unit(
+        "tibet_ping_processing",
+        "Time from receipt to decision of a ping",
+        Unit::Seconds,
+        observed.processing.clone(),
+    );
+    r.register(
+        "tibet_drops",
+        "Datagrams, pings and answers refused, by reason",
+        family("reason", DROPS.iter().map(|(n, p)| (*n, num(stats, p)))),
+    );
+    let replays = stats
+        .pointer("/ping/replay_reasons")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.as_str(), v.as_u64().unwrap_or(0)))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    r.register(
+        "tibet_replays",
+        "Pings refused by the replay check, by reason",
+        family("reason", replays),
+    );
+    r.register(
+        "tibet_relays",
+        "Mesh packets forwarded (packet) and responses sent back (response)",
+        family(
+            "kind",
+            [
+                ("packet", num(stats, "relay/relayed")),
+                ("response", num(stats, "relay/responses_relayed")),
+            ],
+        ),
+    );
+    for (name, help, path) in COUNTERS {
+        r.register(*name, *help, counter(num(stats, path)));
+    }
+    r.register(
+        "tibet_audit_tokens_written",
+        "Provenance tokens appended to the audit file",
+        counter(observed.tokens_written.load(Ordering::Relaxed)),
+    );
+    r.register(
+        "tibet_audit_tokens_failed",
+        "Provenance tokens that could not be written",
+        counter(observed.tokens_failed.load(Ordering::Relaxed)),
+    );
+    r.register(
+        "tibet_metrics_scrapes_refused",
+        "Metrics connections closed because too many were open",
+        counter(refused_scrapes),
+    );
+    r.register(
+        "tibet_peers",
+        "Peers in the peer table",
+        gauge(num(stats, "peers/tracked")),
+    );
+    r.register(
+        "tibet_peers_alive",
+        "Peers heard from within the peer timeout",
+        gauge(num(stats, "peers/alive")),
+    );
+    r.register(
+        "tibet_pending_reviews",
+        "GEEL pings waiting for an operator",
+        gauge(num(stats, "ping/pending_count")),
+    );
+    let depths = Family::<Labels, Gauge>::default();
+    for (queue, path) in QUEUES {
+        depths
+            .get_or_create(&vec![("queue", (*queue).to_owned())])
+            .set(i64::try_from(num(stats, path)).unwrap_or(i64::MAX));
+    }
+    r.register(
+        "tibet_queue_depth",
+        "Entries in each bounded queue or cache",
+        depths,
+    );
+    let mut out = String::new();
+    if encode(&mut out, &r).is_err() {
+        out = "# EOF\n".into();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_only_get_metrics() {
+        assert_eq!(route(b"GET /metrics HTTP/1.1\r\n\r\n"), Route::Metrics);
+        assert_eq!(route(b"GET /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics);
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::BadMethod);
+        assert_eq!(route(b"\x00\xff garbage"), Route::Bad);
+        assert_eq!(route(b"GET /metrics SPDY/3\r\n\r\n"), Route::Bad);
+    }
+
+    #[test]
+    fn the_page_carries_the_snapshot() {
+        let stats = serde_json::json!({
+            "engine": {"malformed": 7, "datagrams_in": 9},
+            "relay": {"relayed": 3},
+            "peers": {"tracked": 2, "alive": 1},
+            "ping": {"pending_count": 4, "replay_reasons": {"nonce_reused": 5}},
+        });
+        let page = render(&stats, 0);
+        assert!(
+            page.contains("tibet_drops_total{reason=\"malformed\"} 7"),
+            "{page}"
+        );
+        assert!(page.contains("tibet_datagrams_received_total 9"), "{page}");
+        assert!(
+            page.contains("tibet_relays_total{kind=\"packet\"} 3"),
+            "{page}"
+        );
+        assert!(page.contains("tibet_peers 2"), "{page}");
+        assert!(page.contains("tibet_pending_reviews 4"), "{page}");
+        assert!(
+            page.contains("tibet_queue_depth{queue=\"review_queue\"} 4"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_replays_total{reason=\"nonce_reused\"} 5"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_bucket"),
+            "{page}"
+        );
+        assert!(page.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn classic_text_names_counters_with_total() {
+        let om = "# HELP a_b Some.\n# TYPE a_b counter\na_b_total 1\n# HELP t Time.\n# TYPE t_seconds histogram\n# UNIT t_seconds seconds\nt_seconds_count 0\n# EOF\n";
+        let text = to_prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP a_b_total Some.\n# TYPE a_b_total counter\na_b_total 1\n# HELP t Time.\n# TYPE t_seconds histogram\nt_seconds_count 0\n"
+        );
+        assert!(wants_openmetrics(
+            b"GET /metrics HTTP/1.1\r\nAccept: application/openmetrics-text;version=1.0.0\r\n\r\n"
+        ));
+        assert!(!wants_openmetrics(
+            b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn missing_paths_read_as_zero() {
+        assert_eq!(num(&serde_json::json!({"a": {"b": 1}}), "a/c"), 0);
+        assert_eq!(num(&serde_json::json!({"a": {"b": 1}}), "a/b"), 1);
+    }
+}

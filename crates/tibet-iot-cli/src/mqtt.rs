@@ -1,0 +1,762 @@
+//! Fleets through an MQTT broker (docs/FLEETS.md): a bridge that carries
+//! frames, bytes unchanged, between nodes that share no LAN.
+//!
+//! A node subscribes to `PREFIX/ping/<own DID>` and `PREFIX/response/<own
+//! DID>`; it publishes a ping for a far DID to `PREFIX/ping/<target DID>` and
+//! a response to `PREFIX/response/<origin DID>`. QoS 1; a redelivered
+//! message (`dup` set, a packet id seen recently) is dropped through a
+//! bounded cache. The broker is a transport, never a source of trust: the
+//! frames that come out of [`Bridge`] go through the node's airlock, replay
+//! check and identity exactly like UDP datagrams.
+//!
+//! Nothing here blocks the caller: [`Bridge::publish_ping`] and
+//! [`Bridge::publish_response`] queue into a bounded channel and count what
+//! does not fit; inbound frames go to a bounded channel the node drains. A
+//! broker that is down is logged and counted, and the bridge retries with
+//! exponential backoff (a warning, never an exit).
+//!
+//! This phase ships the bridge and its settings; the node engine hands it
+//! the unroutable mesh pings in the next phase.
+
+// Until that hook lands only the tests and the settings check use the bridge.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// The default topic prefix.
+pub(crate) const DEFAULT_PREFIX: &str = "tibet/v1";
+/// Largest frame carried: the 8-byte header plus a 64 KiB payload.
+pub(crate) const MAX_FRAME: usize = 8 + 65_536;
+/// Publishes waiting for the broker connection.
+pub(crate) const OUTBOUND_QUEUE: usize = 1024;
+/// Received frames waiting for the node.
+pub(crate) const INBOUND_QUEUE: usize = 1024;
+/// Packet ids remembered for duplicate detection.
+pub(crate) const DEDUPE_CAPACITY: usize = 1024;
+/// Longest wait between reconnect attempts.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// `[mqtt]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MqttSection {
+    /// Broker URL: `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS).
+    pub(crate) url: Option<String>,
+    /// Client id (default: `tibet-` and the node's DID with `:` as `-`).
+    pub(crate) client_id: Option<String>,
+    /// Use TLS (implied by `mqtts://`).
+    pub(crate) tls: Option<bool>,
+    /// PEM file of the CA that signed the broker's certificate (TLS).
+    pub(crate) ca_file: Option<PathBuf>,
+    /// File whose first line is `USERNAME:PASSWORD`.
+    pub(crate) credentials_file: Option<PathBuf>,
+    /// Topic prefix (default `tibet/v1`).
+    pub(crate) topic_prefix: Option<String>,
+}
+
+/// Resolved bridge settings.
+#[derive(Clone)]
+pub(crate) struct MqttSettings {
+    /// Broker host.
+    pub(crate) host: String,
+    /// Broker port.
+    pub(crate) port: u16,
+    /// MQTT client id.
+    pub(crate) client_id: String,
+    /// CA certificate (PEM) when TLS is on.
+    pub(crate) tls_ca: Option<Vec<u8>>,
+    /// Username and password.
+    pub(crate) credentials: Option<(String, String)>,
+    /// Topic prefix without a trailing `/`.
+    pub(crate) prefix: String,
+    /// This node's DID.
+    pub(crate) own_did: String,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.debug_struct("MqttSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("tls", &self.tls_ca.is_some())
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("prefix", &self.prefix)
+            .field("own_did", &self.own_did)
+            .finish()
+    }
+}
+
+/// Host, port and whether the scheme asks for TLS.
+pub(crate) fn parse_url(url: &str) -> Result<(String, u16, bool)> {
+    let bad = || {
+        anyhow::anyhow!("bad MQTT URL '{url}': expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
+    };
+    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
+        (r, false)
+    } else if let Some(r) = url.strip_prefix("mqtts://") {
+        (r, true)
+    } else {
+        return Err(bad());
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '@', '?', '#', ' ']) {
+        return Err(bad());
+    }
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, tail) = v6.split_once(']').ok_or_else(bad)?;
+        match tail.strip_prefix(':') {
+            Some(p) => (host, p.parse().map_err(|_| bad())?),
+            None if tail.is_empty() => (host, default_port),
+            None => return Err(bad()),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+            None => (rest, default_port),
+        }
+    };
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port, tls))
+}
+
+/// Reads `USERNAME:PASSWORD` from the first line of `path`.
+pub(crate) fn read_credentials(path: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read MQTT credentials file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    match line.split_once(':') {
+        Some((user, pass)) if !user.is_empty() => Ok((user.to_owned(), pass.to_owned())),
+        _ => bail!(
+            "MQTT credentials file {} must start with a USERNAME:PASSWORD line",
+            path.display()
+        ),
+    }
+}
+
+/// Whether `did` can be one level of a topic (no `/`, `+`, `#`, NUL, not empty).
+fn topic_safe(did: &str) -> bool {
+    !did.is_empty() && !did.contains(['/', '+', '#', '\0']) && did.len() <= 1024
+}
+
+impl MqttSettings {
+    /// Resolves `section` for the node `own_did` (`url` from a flag wins).
+    pub(crate) fn resolve(
+        section: &MqttSection,
+        url: &str,
+        credentials_file: Option<&Path>,
+        own_did: &str,
+    ) -> Result<Self> {
+        let (host, port, scheme_tls) = parse_url(url)?;
+        if !topic_safe(own_did) {
+            bail!("DID '{own_did}' cannot be used in MQTT topics (contains / + or #)");
+        }
+        let prefix = section
+            .topic_prefix
+            .as_deref()
+            .unwrap_or(DEFAULT_PREFIX)
+            .trim_end_matches('/')
+            .to_owned();
+        if prefix.is_empty() || prefix.contains(['+', '#', '\0']) {
+            bail!("MQTT topic prefix '{prefix}' must be non-empty without + or #");
+        }
+        let tls = scheme_tls || section.tls.unwrap_or(false);
+        let tls_ca = match (tls, &section.ca_file) {
+            (false, _) => None,
+            (true, Some(path)) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read MQTT CA file {}", path.display()))?,
+            ),
+            (true, None) => bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]"),
+        };
+        let credentials = match credentials_file.or(section.credentials_file.as_deref()) {
+            Some(path) => Some(read_credentials(path)?),
+            None => None,
+        };
+        let client_id = section
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("tibet-{}", own_did.replace(':', "-")));
+        Ok(MqttSettings {
+            host,
+            port,
+            client_id,
+            tls_ca,
+            credentials,
+            prefix,
+            own_did: own_did.to_owned(),
+        })
+    }
+
+    fn topic(&self, kind: Kind, did: &str) -> String {
+        format!("{}/{}/{did}", self.prefix, kind.word())
+    }
+}
+
+/// Which topic family a frame travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    /// A ping for the DID in the topic.
+    Ping,
+    /// A response for the origin DID in the topic.
+    Response,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Ping => "ping",
+            Kind::Response => "response",
+        }
+    }
+}
+
+/// A frame that arrived through the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Inbound {
+    /// Ping or response.
+    pub(crate) kind: Kind,
+    /// The frame, as published.
+    pub(crate) frame: Vec<u8>,
+}
+
+/// The bridge's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Frames handed to the broker connection.
+    pub(crate) published: AtomicU64,
+    /// Frames refused: outbound queue full.
+    pub(crate) publish_dropped: AtomicU64,
+    /// Frames refused: target DID unusable in a topic, or frame too large.
+    pub(crate) publish_invalid: AtomicU64,
+    /// Frames received on our topics.
+    pub(crate) received: AtomicU64,
+    /// Redeliveries dropped by the packet-id cache.
+    pub(crate) duplicates: AtomicU64,
+    /// Frames dropped: inbound queue full (the node is behind).
+    pub(crate) inbound_dropped: AtomicU64,
+    /// Messages on topics we did not ask for, or too large: ignored.
+    pub(crate) foreign: AtomicU64,
+    /// Connection failures (broker down, refused, lost).
+    pub(crate) broker_down: AtomicU64,
+    /// Connections established after the first.
+    pub(crate) reconnects: AtomicU64,
+    /// Subscriptions the broker confirmed (two per connection).
+    pub(crate) subscribed: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct MqttStats {
+    /// See [`Counters::published`].
+    pub(crate) published: u64,
+    /// See [`Counters::publish_dropped`].
+    pub(crate) publish_dropped: u64,
+    /// See [`Counters::publish_invalid`].
+    pub(crate) publish_invalid: u64,
+    /// See [`Counters::received`].
+    pub(crate) received: u64,
+    /// See [`Counters::duplicates`].
+    pub(crate) duplicates: u64,
+    /// See [`Counters::inbound_dropped`].
+    pub(crate) inbound_dropped: u64,
+    /// See [`Counters::foreign`].
+    pub(crate) foreign: u64,
+    /// See [`Counters::broker_down`].
+    pub(crate) broker_down: u64,
+    /// See [`Counters::reconnects`].
+    pub(crate) reconnects: u64,
+    /// See [`Counters::subscribed`].
+    pub(crate) subscribed: u64,
+}
+
+/// Remembers the packet ids of recent QoS 1 deliveries, at most
+/// [`DEDUPE_CAPACITY`].
+#[derive(Debug, Default)]
+struct Dedupe {
+    order: VecDeque<u16>,
+    set: HashSet<u16>,
+}
+
+impl Dedupe {
+    /// Whether a delivery is a redelivery of one already passed on.
+    fn is_duplicate(&mut self, pkid: u16, dup: bool) -> bool {
+        if dup && self.set.contains(&pkid) {
+            return true;
+        }
+        if self.set.insert(pkid) {
+            self.order.push_back(pkid);
+            if self.order.len() > DEDUPE_CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+        false
+    }
+}
+
+/// A running bridge; stops when dropped.
+pub(crate) struct Bridge {
+    client: AsyncClient,
+    settings: MqttSettings,
+    counters: Arc<Counters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Bridge {
+    /// Starts connecting (in the background, retrying) and returns the
+    /// bridge and its stream of received frames.
+    pub(crate) fn start(settings: MqttSettings) -> (Bridge, mpsc::Receiver<Inbound>) {
+        let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+        options.set_keep_alive(Duration::from_secs(15));
+        options.set_clean_session(true);
+        // Topic and header overhead on top of the largest frame.
+        options.set_max_packet_size(MAX_FRAME + 2048, MAX_FRAME + 2048);
+        if let Some((user, pass)) = &settings.credentials {
+            options.set_credentials(user, pass);
+        }
+        if let Some(ca) = &settings.tls_ca {
+            options.set_transport(Transport::tls(ca.clone(), None, None));
+        }
+        let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
+        let task = tokio::spawn(drive(
+            eventloop,
+            client.clone(),
+            settings.clone(),
+            counters.clone(),
+            tx,
+        ));
+        (
+            Bridge {
+                client,
+                settings,
+                counters,
+                task,
+            },
+            rx,
+        )
+    }
+
+    /// Publishes a ping frame for `target_did`; `false` when it was refused
+    /// (counted).
+    pub(crate) fn publish_ping(&self, target_did: &str, frame: &[u8]) -> bool {
+        self.publish(Kind::Ping, target_did, frame)
+    }
+
+    /// Publishes a response frame for `origin_did`; `false` when it was
+    /// refused (counted).
+    pub(crate) fn publish_response(&self, origin_did: &str, frame: &[u8]) -> bool {
+        self.publish(Kind::Response, origin_did, frame)
+    }
+
+    fn publish(&self, kind: Kind, did: &str, frame: &[u8]) -> bool {
+        let c = &self.counters;
+        if !topic_safe(did) || frame.len() > MAX_FRAME {
+            c.publish_invalid.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let topic = self.settings.topic(kind, did);
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, false, frame.to_vec())
+        {
+            Ok(()) => {
+                c.published.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                let n = c.publish_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::debug!(dropped = n, "mqtt: outbound queue full, frame dropped");
+                false
+            }
+        }
+    }
+
+    /// The counters now.
+    pub(crate) fn stats(&self) -> MqttStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MqttStats {
+            published: get(&c.published),
+            publish_dropped: get(&c.publish_dropped),
+            publish_invalid: get(&c.publish_invalid),
+            received: get(&c.received),
+            duplicates: get(&c.duplicates),
+            inbound_dropped: get(&c.inbound_dropped),
+            foreign: get(&c.foreign),
+            broker_down: get(&c.broker_down),
+            reconnects: get(&c.reconnects),
+            subscribed: get(&c.subscribed),
+        }
+    }
+}
+
+/// Polls the connection: subscribes on every (re)connect, passes frames on,
+/// backs off while the broker is unreachable.
+async fn drive(
+    mut eventloop: rumqttc::EventLoop,
+    client: AsyncClient,
+    settings: MqttSettings,
+    counters: Arc<Counters>,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let ping_topic = settings.topic(Kind::Ping, &settings.own_did);
+    let response_topic = settings.topic(Kind::Response, &settings.own_did);
+    let mut dedupe = Dedupe::default();
+    let mut backoff = Duration::from_millis(100);
+    let mut connected_once = false;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if connected_once {
+                    counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                connected_once = true;
+                backoff = Duration::from_millis(100);
+                tracing::info!(
+                    "mqtt: connected to {}:{} as {}",
+                    settings.host,
+                    settings.port,
+                    settings.client_id
+                );
+                for topic in [&ping_topic, &response_topic] {
+                    if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+                        tracing::warn!("mqtt: cannot subscribe to {topic}: {e}");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let kind = if p.topic == ping_topic {
+                    Kind::Ping
+                } else if p.topic == response_topic {
+                    Kind::Response
+                } else {
+                    counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if p.payload.len() > MAX_FRAME {
+                    counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if p.qos != QoS::AtMostOnce && dedupe.is_duplicate(p.pkid, p.dup) {
+                    counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                let frame = Inbound {
+                    kind,
+                    frame: p.payload.to_vec(),
+                };
+                if inbound.try_send(frame).is_err() {
+                    counters.inbound_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                let granted = ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)))
+                    .count();
+                if granted < ack.return_codes.len() {
+                    tracing::warn!("mqtt: the broker refused a subscription (check its ACL)");
+                }
+                counters
+                    .subscribed
+                    .fetch_add(granted as u64, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let n = counters.broker_down.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::warn!(
+                    failures = n,
+                    "mqtt: broker {}:{} unreachable ({e}); retrying in {:.1}s",
+                    settings.host,
+                    settings.port,
+                    backoff.as_secs_f64()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("mqtt://broker.lan").unwrap(),
+            ("broker.lan".into(), 1883, false)
+        );
+        assert_eq!(
+            parse_url("mqtts://10.0.0.2:9999/").unwrap(),
+            ("10.0.0.2".into(), 9999, true)
+        );
+        assert_eq!(
+            parse_url("mqtt://[::1]:1884").unwrap(),
+            ("::1".into(), 1884, false)
+        );
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://h:port",
+            "mqtt://h:0",
+            "mqtt://u@h",
+            "mqtt://h/x",
+            "broker:1883",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dids_with_wildcards_never_become_topics() {
+        assert!(topic_safe("jis:site-b:lock"));
+        for bad in ["", "a/b", "a+", "#", "a\0"] {
+            assert!(!topic_safe(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn redeliveries_are_dropped_and_the_cache_is_bounded() {
+        let mut d = Dedupe::default();
+        assert!(!d.is_duplicate(1, false));
+        assert!(d.is_duplicate(1, true));
+        // A reused packet id without the dup flag is a new message.
+        assert!(!d.is_duplicate(1, false));
+        // A dup for an id never seen is passed on (first copy lost).
+        assert!(!d.is_duplicate(2, true));
+        for id in 3..(3 + DEDUPE_CAPACITY as u16 * 2) {
+            d.is_duplicate(id, false);
+        }
+        assert_eq!(d.set.len(), DEDUPE_CAPACITY);
+        assert_eq!(d.order.len(), DEDUPE_CAPACITY);
+        assert!(!d.is_duplicate(1, true), "old ids are forgotten");
+    }
+
+    #[test]
+    fn settings_resolve_and_hide_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::write(&creds, "site-a:s3cret\n").unwrap();
+        let s = MqttSettings::resolve(
+            &MqttSection::default(),
+            "mqtt://127.0.0.1:1999",
+            Some(&creds),
+            "jis:site-a:hub",
+        )
+        .unwrap();
+        assert_eq!(s.prefix, "tibet/v1");
+        assert_eq!(s.client_id, "tibet-jis-site-a-hub");
+        assert_eq!(
+            s.topic(Kind::Ping, "jis:b:lock"),
+            "tibet/v1/ping/jis:b:lock"
+        );
+        assert_eq!(s.credentials, Some(("site-a".into(), "s3cret".into())));
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let missing = dir.path().join("nope");
+        let e = MqttSettings::resolve(
+            &MqttSection::default(),
+            "mqtt://h",
+            Some(&missing),
+            "jis:a:b",
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read MQTT credentials file"));
+        let tls = MqttSettings::resolve(&MqttSection::default(), "mqtts://h", None, "jis:a:b");
+        assert!(tls.is_err(), "TLS without a CA file is refused");
+    }
+
+    /// A mosquitto on a free loopback port with a temp config; killed on drop.
+    struct Broker {
+        child: std::process::Child,
+        port: u16,
+        conf: PathBuf,
+    }
+
+    impl Broker {
+        fn binary() -> Option<PathBuf> {
+            ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        }
+
+        fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
+            let conf = dir.join("mosquitto.conf");
+            std::fs::write(
+                &conf,
+                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            )
+            .unwrap();
+            let child = std::process::Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            Broker { child, port, conf }
+        }
+
+        fn restart(mut self, bin: &Path) -> Broker {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let dir = self.conf.parent().unwrap().to_owned();
+            Broker::start(bin, &dir, self.port)
+        }
+    }
+
+    impl Drop for Broker {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Waits (10 s at most) until `cond` holds on the bridge's counters.
+    async fn until(bridge: &Bridge, what: &str, cond: impl Fn(&MqttStats) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cond(&bridge.stats()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: {:?}",
+                bridge.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a frame within 10 s")
+            .expect("bridge running")
+    }
+
+    fn settings(port: u16, did: &str) -> MqttSettings {
+        MqttSettings::resolve(
+            &MqttSection::default(),
+            &format!("mqtt://127.0.0.1:{port}"),
+            None,
+            did,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_sites_exchange_frames_through_a_real_broker_that_restarts() {
+        let Some(bin) = Broker::binary() else {
+            eprintln!("mosquitto not installed (apt-get install mosquitto): test skipped");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let broker = Broker::start(&bin, dir.path(), port);
+        let (a, mut a_in) = Bridge::start(settings(port, "jis:site-a:hub"));
+        let (b, mut b_in) = Bridge::start(settings(port, "jis:site-b:hub"));
+        until(&a, "a subscribed", |s| s.subscribed >= 2).await;
+        until(&b, "b subscribed", |s| s.subscribed >= 2).await;
+
+        // Frames are opaque bytes: not even valid UTF-8 is required.
+        let ping = b"TP\x01\x00\x00\x00\x00\x02{}\xff".to_vec();
+        assert!(a.publish_ping("jis:site-b:hub", &ping));
+        let got = next(&mut b_in).await;
+        assert_eq!(
+            got,
+            Inbound {
+                kind: Kind::Ping,
+                frame: ping.clone()
+            }
+        );
+        let response = b"TP\x01\x01\x00\x00\x00\x02{}".to_vec();
+        assert!(b.publish_response("jis:site-a:hub", &response));
+        let got = next(&mut a_in).await;
+        assert_eq!(
+            got,
+            Inbound {
+                kind: Kind::Response,
+                frame: response.clone()
+            }
+        );
+        // Nobody else's topic reaches a site; wildcards are refused.
+        assert!(!a.publish_ping("jis:site-b:+", &ping));
+        assert_eq!(a.stats().publish_invalid, 1);
+
+        // The broker dies and comes back: both sites reconnect, resubscribe
+        // and deliver again.
+        let broker = broker.restart(&bin);
+        until(&a, "a reconnected", |s| {
+            s.reconnects >= 1 && s.subscribed >= 4
+        })
+        .await;
+        until(&b, "b reconnected", |s| {
+            s.reconnects >= 1 && s.subscribed >= 4
+        })
+        .await;
+        assert!(a.stats().broker_down >= 1 && b.stats().broker_down >= 1);
+        assert!(a.publish_ping("jis:site-b:hub", b"again"));
+        assert_eq!(next(&mut b_in).await.frame, b"again");
+        assert!(b.publish_response("jis:site-a:hub", b"answer"));
+        assert_eq!(next(&mut a_in).await.frame, b"answer");
+        assert_eq!(b.stats().received, 2);
+        assert_eq!(a.stats().received, 2);
+        assert_eq!(a.stats().duplicates + b.stats().duplicates, 0);
+        drop(broker);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_is_down_never_blocks_the_caller() {
+        // Nothing listens on this port: the bridge retries in the background.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (a, _rx) = Bridge::start(settings(port, "jis:site-a:hub"));
+        let mut accepted = 0;
+        for _ in 0..(OUTBOUND_QUEUE + 100) {
+            if a.publish_ping("jis:site-b:hub", b"frame") {
+                accepted += 1;
+            }
+        }
+        let s = a.stats();
+        assert!(accepted <= OUTBOUND_QUEUE, "{s:?}");
+        assert_eq!(
+            s.published + s.publish_dropped,
+            (OUTBOUND_QUEUE + 100) as u64
+        );
+        assert!(s.publish_dropped >= 100, "{s:?}");
+        until(&a, "broker down counted", |s| s.broker_down >= 1).await;
+    }
+}

@@ -1,0 +1,310 @@
+//! `tibet-iot status --control SOCKET`: a readable snapshot of a running
+//! `listen` through its control socket (the `stats`, `list` and `peers`
+//! ops): identity, peers, pending reviews and counters with rates from two
+//! samples. `--json` gives the same data; `--watch` refreshes like `top`.
+//!
+//! Everything shown that a sender chose (DIDs, intents) passes through
+//! [`clean`], so a hostile packet cannot move the cursor or recolour the
+//! operator's terminal.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use serde_json::Value;
+use tibet_iot::IoTNode;
+use tibet_ping::Timestamp;
+
+pub(crate) use crate::control::PeerItem;
+use crate::control::{self, PendingItem, Request};
+use crate::parse;
+
+/// Arguments of `status`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The listener's control socket (`listen --control SOCKET`).
+    #[arg(long, value_name = "SOCKET")]
+    control: PathBuf,
+    /// Print the snapshot as JSON (one object per refresh).
+    #[arg(long)]
+    json: bool,
+    /// Refresh until interrupted, like `top`.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between the two samples that give the rates (and between
+    /// refreshes with --watch).
+    #[arg(long, value_name = "S", default_value = "1", value_parser = parse::seconds)]
+    interval: Duration,
+    /// With --watch: stop after this many refreshes.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+}
+
+/// The node side of the `peers` op.
+pub(crate) fn peer_items(node: &IoTNode) -> Vec<PeerItem> {
+    let now = Timestamp::now();
+    let peers = node.peers();
+    node.with_engine(|e| {
+        let ping = e.ping_node();
+        peers
+            .iter()
+            .map(|p| {
+                let trust = ping.trust_of(now, &p.did).score;
+                PeerItem {
+                    did: p.did.clone(),
+                    address: p.address.to_string(),
+                    last_seen: p.last_seen.to_iso(),
+                    idle_secs: p.idle(now).as_secs_f64(),
+                    packets: p.packet_count,
+                    trust,
+                    zone: ping.airlock().threshold_zone(trust).to_string(),
+                    key_fingerprint: None,
+                    route: None,
+                }
+            })
+            .collect()
+    })
+}
+
+/// Counters shown with rates: (label, path in the `stats` JSON).
+const COUNTERS: &[(&str, &str)] = &[
+    ("datagrams in", "engine/datagrams_in"),
+    ("datagrams out", "engine/datagrams_out"),
+    ("pings received", "ping/received"),
+    ("accepted (GROEN)", "ping/accepted"),
+    ("pending (GEEL)", "ping/pending"),
+    ("rejected (ROOD)", "ping/rejected"),
+    ("replays", "ping/replays"),
+    ("malformed", "engine/malformed"),
+    ("relayed", "relay/relayed"),
+    ("requests sent", "engine/requests_sent"),
+    ("requests timed out", "engine/requests_timed_out"),
+    ("send errors", "driver/send_errors"),
+];
+
+/// One counter with its rate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Counter {
+    name: &'static str,
+    total: u64,
+    per_second: f64,
+}
+
+/// What `status` shows.
+#[derive(Debug, Clone, Serialize)]
+struct Snapshot {
+    did: String,
+    peers: Vec<PeerItem>,
+    pending: Vec<PendingItem>,
+    counters: Vec<Counter>,
+    interval_secs: f64,
+}
+
+fn num(stats: &Value, path: &str) -> u64 {
+    let mut v = stats;
+    for key in path.split('/') {
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return 0,
+        }
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+fn ask(socket: &std::path::Path, request: &Request) -> Result<control::Response> {
+    let r = control::call(socket, request)?;
+    if !r.ok {
+        bail!("{}", r.error.unwrap_or_else(|| "request failed".into()));
+    }
+    Ok(r)
+}
+
+fn stats(socket: &std::path::Path) -> Result<(Value, Instant)> {
+    let r = ask(socket, &Request::Stats)?;
+    let at = Instant::now();
+    match r.stats {
+        Some(s) => Ok((s, at)),
+        None => bail!("the listener sent stats without content"),
+    }
+}
+
+/// A snapshot whose rates run from `before` to now.
+fn snapshot(
+    socket: &std::path::Path,
+    before: &(Value, Instant),
+) -> Result<(Snapshot, Value, Instant)> {
+    let (now, at) = stats(socket)?;
+    let peers = ask(socket, &Request::Peers)?.peers.unwrap_or_default();
+    let pending = ask(socket, &Request::List)?.pending.unwrap_or_default();
+    let dt = at.duration_since(before.1).as_secs_f64();
+    let counters = COUNTERS
+        .iter()
+        .map(|(name, path)| {
+            let total = num(&now, path);
+            let delta = total.saturating_sub(num(&before.0, path));
+            Counter {
+                name,
+                total,
+                per_second: if dt > 0.0 { delta as f64 / dt } else { 0.0 },
+            }
+        })
+        .collect();
+    let did = now
+        .get("did")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((
+        Snapshot {
+            did,
+            peers,
+            pending,
+            counters,
+            interval_secs: dt,
+        },
+        now,
+        at,
+    ))
+}
+
+/// `s` with control characters shown as `\u{..}` escapes.
+fn clean(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_owned()
+    }
+}
+
+fn ago(secs: f64) -> String {
+    match secs {
+        s if s < 120.0 => format!("{s:.0}s ago"),
+        s if s < 7200.0 => format!("{:.0}m ago", s / 60.0),
+        s => format!("{:.1}h ago", s / 3600.0),
+    }
+}
+
+fn render(s: &Snapshot) -> String {
+    let mut out = format!("node {}\n\n", clean(&s.did));
+    out += &format!("peers ({})\n", s.peers.len());
+    if !s.peers.is_empty() {
+        let rows: Vec<[String; 8]> = s
+            .peers
+            .iter()
+            .map(|p| {
+                [
+                    clean(&p.did),
+                    p.address.clone(),
+                    ago(p.idle_secs),
+                    format!("{:.2}", p.trust),
+                    p.zone.clone(),
+                    p.packets.to_string(),
+                    p.key_fingerprint.clone().unwrap_or_else(|| "-".into()),
+                    p.route.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        out += &crate::output::render_table(
+            &[
+                "DID",
+                "ADDRESS",
+                "LAST SEEN",
+                "TRUST",
+                "ZONE",
+                "PACKETS",
+                "KEY",
+                "ROUTE",
+            ],
+            &rows,
+        );
+    }
+    out += &format!("\npending reviews ({})\n", s.pending.len());
+    if !s.pending.is_empty() {
+        let rows: Vec<[String; 5]> = s
+            .pending
+            .iter()
+            .map(|i| {
+                [
+                    i.id.clone(),
+                    clean(&i.source_did),
+                    clean(&i.intent),
+                    format!("{:.2}", i.trust),
+                    i.received_at.clone(),
+                ]
+            })
+            .collect();
+        out += &crate::output::render_table(&["ID", "FROM", "INTENT", "TRUST", "RECEIVED"], &rows);
+    }
+    out += &format!("\ncounters (rates over {:.1}s)\n", s.interval_secs);
+    let rows: Vec<[String; 3]> = s
+        .counters
+        .iter()
+        .map(|c| {
+            [
+                c.name.to_owned(),
+                c.total.to_string(),
+                format!("{:.1}/s", c.per_second),
+            ]
+        })
+        .collect();
+    out += &crate::output::render_table(&["COUNTER", "TOTAL", "RATE"], &rows);
+    out
+}
+
+/// Runs `status`.
+pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    let mut before = stats(&args.control)?;
+    let mut shown = 0u64;
+    let mut stdout = std::io::stdout();
+    loop {
+        std::thread::sleep(args.interval);
+        let (snap, now, at) = snapshot(&args.control, &before)?;
+        if args.json {
+            writeln!(stdout, "{}", serde_json::to_string(&snap)?)?;
+        } else {
+            if args.watch {
+                // Clear the screen and home the cursor, like `top`.
+                write!(stdout, "\x1b[2J\x1b[H")?;
+            }
+            write!(stdout, "{}", render(&snap))?;
+        }
+        stdout.flush()?;
+        shown += 1;
+        if !args.watch || args.count.is_some_and(|n| shown >= n) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        before = (now, at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("jis:a:b"), "jis:a:b");
+        assert_eq!(clean("x\x1b[2Jy"), "x\\u{1b}[2Jy");
+    }
+
+    #[test]
+    fn rates_come_from_two_samples() {
+        let a = serde_json::json!({"ping": {"received": 10}});
+        let b = serde_json::json!({"ping": {"received": 40}});
+        assert_eq!(num(&b, "ping/received") - num(&a, "ping/received"), 30);
+        assert_eq!(num(&a, "ping/nothing"), 0);
+        assert_eq!(ago(5.0), "5s ago");
+        assert_eq!(ago(600.0), "10m ago");
+    }
+}
