@@ -62,7 +62,7 @@ cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 measure() {
   local name=$1 pid=$2 port=$3 did=$4 c before after load
   # Warm-up (not recorded): first packets, caches, page faults.
-  "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$did" -n 2000 -c 32 --json > /dev/null || true
+  "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$did" -n 2000 -c 32 --json > /dev/null 2>&1 || true
   for c in $CONCURRENCY; do
     load=$(cut -d' ' -f1 /proc/loadavg)
     before=$(cpu_ticks "$pid")
