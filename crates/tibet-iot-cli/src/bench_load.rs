@@ -144,10 +144,12 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
     let mut free: Vec<usize> = (0..c).rev().collect();
     let mut tx_bufs = vec![plan.template.frame().to_vec(); BATCH.min(c)];
     let mut tx_slots: Vec<usize> = Vec::with_capacity(BATCH);
-    let mut rx_bufs = vec![[0u8; RX_BUF]; BATCH];
-    let mut rx_lens: Vec<usize> = Vec::with_capacity(BATCH);
+    // No more answers can be pending than pings in flight (bar stray datagrams).
+    let rx_batch = BATCH.min(c);
+    let mut rx_bufs = vec![[0u8; RX_BUF]; rx_batch];
+    let mut rx_lens: Vec<usize> = Vec::with_capacity(rx_batch);
     let mut tx_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
-    let mut rx_headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut rx_headers = MultiHeaders::<SockaddrStorage>::preallocate(rx_batch, None);
     let addrs = vec![dest; BATCH];
     let no_cmsgs: [ControlMessage<'_>; 0] = [];
 
@@ -169,7 +171,7 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
             while tx_slots.len() < tx_bufs.len() {
                 if plan
                     .count
-                    .is_some_and(|n| t.sent + tx_slots.len() as u64 >= n)
+                    .is_some_and(|n| t.sent + t.errors + tx_slots.len() as u64 >= n)
                 {
                     break;
                 }
