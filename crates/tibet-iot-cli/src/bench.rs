@@ -1,24 +1,30 @@
 //! `tibet-iot bench`: a load generator against any listener (ours or the
-//! Python reference). C workers each keep one ping in flight; the report
-//! gives answered pings per second, lost pings and RTT percentiles.
+//! Python reference). It keeps C pings in flight from one thread and one
+//! socket (`bench_load.rs`) and reports answered pings per second, lost
+//! pings, RTT percentiles and its own CPU time per answered ping, so a run
+//! shows whether it measured the listener or itself.
 //!
 //! The listener must trust `--my-did` (GROEN or GEEL), or every ping is
-//! dropped silently and counted as lost.
+//! dropped silently. When nothing of the first window is answered, the run
+//! stops early with a hint and exit status 3. Ctrl-C stops the run and
+//! prints what was measured so far (exit status 130).
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use nix::sys::resource::{UsageWho, getrusage};
 use serde::Serialize;
-use tibet_ping::{BROADCAST, RoutingMode};
+use tibet_ping::{BROADCAST, PacketCodec};
+use tokio::signal::unix::{SignalKind, signal};
 
-use crate::node::{Node, Outgoing};
+use crate::bench_load::{self, Plan, Tally};
+use crate::bench_wire::PingTemplate;
 use crate::parse;
-use crate::settings::{NetFlags, Settings};
-use crate::stats::{Rtts, Summary};
+use crate::stats::Summary;
 
 /// Arguments of `bench`.
 #[derive(clap::Args, Debug)]
@@ -50,11 +56,28 @@ pub(crate) struct Args {
     /// Local UDP port (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// How to wait for answers: `spin` busy-polls (measures the listener's
+    /// latency, costs a core), `block` sleeps in the kernel; `auto` spins
+    /// with one ping in flight only.
+    #[arg(long, value_enum, default_value_t = Poll::Auto)]
+    poll: Poll,
+    /// Encode the pings as msgpack.
+    #[arg(long)]
+    msgpack: bool,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    net: NetFlags,
+}
+
+/// How the client waits for answers.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Poll {
+    /// `spin` at `-c 1`, else `block`.
+    Auto,
+    /// Busy-poll (up to 2 ms per wait, then block).
+    Spin,
+    /// Block in the kernel.
+    Block,
 }
 
 /// The outcome of a run.
@@ -65,10 +88,38 @@ struct Report {
     answered: u64,
     lost: u64,
     errors: u64,
+    /// Pings still unanswered when Ctrl-C stopped the run.
+    in_flight: u64,
+    /// Answers that came after their ping was counted lost.
+    late: u64,
+    /// Responses that were no valid answer to our pings.
+    invalid: u64,
+    /// Datagrams that were not responses (e.g. heartbeats).
+    unsolicited: u64,
     elapsed_s: f64,
     answered_per_s: f64,
     concurrency: u32,
+    /// `spin` or `block`.
+    poll: &'static str,
+    /// This process's CPU time (user + system) during the run, in seconds.
+    client_cpu_s: f64,
+    /// That CPU time divided by the answered pings, in microseconds.
+    client_cpu_us_per_ping: Option<f64>,
+    /// Stopped early because nothing was answered.
+    gave_up: bool,
+    /// Stopped by Ctrl-C.
+    interrupted: bool,
     rtt: Option<Summary>,
+}
+
+/// User + system CPU time of this process so far.
+fn cpu_time() -> Result<Duration> {
+    let u = getrusage(UsageWho::RUSAGE_SELF).context("getrusage")?;
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    Ok(tv(u.user_time()) + tv(u.system_time()))
 }
 
 /// Runs `bench`.
@@ -79,136 +130,125 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     if args.duration.is_none() && args.count == 0 {
         bail!("-n must be at least 1");
     }
-    let node = Arc::new(Node::start(&Settings::client(my_did, args.port, &args.net)).await?);
-    let bar = match args.duration {
-        Some(d) => ProgressBar::new(d.as_secs().max(1)),
-        None => ProgressBar::new(args.count),
+    let codec = PacketCodec::new(args.msgpack);
+    let spin = match args.poll {
+        Poll::Auto => args.concurrency == 1,
+        Poll::Spin => true,
+        Poll::Block => false,
     };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").expect("valid template"),
+    let plan = Plan {
+        addr,
+        port: args.port,
+        concurrency: args.concurrency as usize,
+        count: args.duration.is_none().then_some(args.count),
+        duration: args.duration,
+        timeout: args.timeout,
+        spin,
+        template: PingTemplate::new(codec, &my_did, &target, &args.intent)?,
+        codec,
+    };
+    let (bar, style) = match args.duration {
+        Some(d) => (
+            ProgressBar::new(d.as_secs().max(1)),
+            "{bar:40} {pos}/{len} s {msg}",
+        ),
+        None => (ProgressBar::new(args.count), "{bar:40} {pos}/{len} {msg}"),
+    };
+    bar.set_style(ProgressStyle::with_template(style).expect("valid template"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    // Installed before the load starts, so an early Ctrl-C is never lost.
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    eprintln!(
+        "bench: {addr}, {} in flight (Ctrl-C stops with a partial report)",
+        args.concurrency
     );
-    let tickets = Arc::new(AtomicU64::new(0));
-    let answered = Arc::new(AtomicU64::new(0));
-    let lost = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = args.duration.map(|d| started + d);
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (node, tickets, answered, lost, errors, bar) = (
-            node.clone(),
-            tickets.clone(),
-            answered.clone(),
-            lost.clone(),
-            errors.clone(),
-            bar.clone(),
-        );
-        let (target, intent, timeout, count) = (
-            target.clone(),
-            args.intent.clone(),
-            args.timeout,
-            args.count,
-        );
-        let by_count = deadline.is_none();
-        workers.push(tokio::spawn(async move {
-            let mut rtts = Rtts::default();
-            loop {
-                match deadline {
-                    Some(end) if Instant::now() >= end => break,
-                    _ => {}
-                }
-                let ticket = tickets.fetch_add(1, Ordering::Relaxed);
-                if by_count && ticket >= count {
-                    break;
-                }
-                let t0 = Instant::now();
-                let out = Outgoing {
-                    target: target.clone(),
-                    addr,
-                    intent: intent.clone(),
-                    purpose: "tibet-iot bench".into(),
-                    payload: Default::default(),
-                    routing: RoutingMode::Direct,
-                    timeout,
-                };
-                match node.send(out).await {
-                    Ok(Some(_)) => {
-                        rtts.push(t0.elapsed());
-                        answered.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(None) => {
-                        lost.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::debug!("bench send failed: {e:#}");
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                if by_count {
-                    bar.inc(1);
-                }
-            }
-            rtts
-        }));
-    }
-    let ticker = deadline.map(|_| {
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                bar.inc(1);
-            }
-        })
+    let cpu_before = cpu_time()?;
+    let mut load = tokio::task::spawn_blocking({
+        let (stop, bar) = (stop.clone(), bar.clone());
+        move || bench_load::run(plan, stop, bar)
     });
-    let mut rtts = Rtts::default();
-    for w in workers {
-        rtts.merge(w.await?);
+    let tally = tokio::select! {
+        done = &mut load => done,
+        _ = interrupt.recv() => {
+            stop.store(true, Ordering::Relaxed);
+            load.await
+        }
     }
-    if let Some(t) = ticker {
-        t.abort();
-    }
-    let elapsed = started.elapsed();
+    .context("the bench thread failed")??;
+    let cpu = cpu_time()?.saturating_sub(cpu_before);
     bar.finish_and_clear();
-    if let Ok(node) = Arc::try_unwrap(node) {
-        node.stop().await;
-    }
-    let answered = answered.load(Ordering::Relaxed);
-    let lost = lost.load(Ordering::Relaxed);
-    let errors = errors.load(Ordering::Relaxed);
-    let report = Report {
-        target: addr.to_string(),
-        sent: answered + lost + errors,
-        answered,
-        lost,
-        errors,
-        elapsed_s: elapsed.as_secs_f64(),
-        answered_per_s: answered as f64 / elapsed.as_secs_f64().max(1e-9),
-        concurrency: args.concurrency,
-        rtt: rtts.summary(),
-    };
+    let report = report(&args, addr, spin, cpu, tally);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report);
     }
-    Ok(if answered > 0 {
+    if report.gave_up {
+        eprintln!(
+            "0 of the first {} pings answered: does the listener trust {my_did}?",
+            report.sent
+        );
+    }
+    Ok(if report.interrupted {
+        ExitCode::from(130)
+    } else if report.answered > 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
 }
 
+fn report(
+    args: &Args,
+    addr: std::net::SocketAddr,
+    spin: bool,
+    cpu: Duration,
+    mut t: Tally,
+) -> Report {
+    let elapsed = t.elapsed.as_secs_f64();
+    Report {
+        target: addr.to_string(),
+        sent: t.sent,
+        answered: t.answered,
+        lost: t.lost,
+        errors: t.errors,
+        in_flight: t.in_flight,
+        late: t.late,
+        invalid: t.invalid,
+        unsolicited: t.unsolicited,
+        elapsed_s: elapsed,
+        answered_per_s: t.answered as f64 / elapsed.max(1e-9),
+        concurrency: args.concurrency,
+        poll: if spin { "spin" } else { "block" },
+        client_cpu_s: cpu.as_secs_f64(),
+        client_cpu_us_per_ping: (t.answered > 0)
+            .then(|| cpu.as_secs_f64() * 1e6 / t.answered as f64),
+        gave_up: t.gave_up,
+        interrupted: t.interrupted,
+        rtt: t.rtts.summary(),
+    }
+}
+
 fn print_report(r: &Report) {
+    if r.interrupted {
+        println!("interrupted: partial results");
+    }
     println!(
         "{} pings to {} in {:.2}s with {} in flight",
         r.sent, r.target, r.elapsed_s, r.concurrency
     );
     println!("answered: {} ({:.0}/s)", r.answered, r.answered_per_s);
     println!("lost:     {} (no answer within the timeout)", r.lost);
+    if r.in_flight > 0 {
+        println!("pending:  {} (in flight when stopped)", r.in_flight);
+    }
     if r.errors > 0 {
         println!("errors:   {}", r.errors);
+    }
+    if r.late > 0 || r.invalid > 0 {
+        println!("late:     {}, invalid: {}", r.late, r.invalid);
     }
     match &r.rtt {
         Some(s) => println!(
@@ -216,5 +256,8 @@ fn print_report(r: &Report) {
             s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
         ),
         None => println!("RTT:      no answers (does the listener trust this DID?)"),
+    }
+    if let Some(us) = r.client_cpu_us_per_ping {
+        println!("client CPU: {us:.2} µs per answered ping ({} wait)", r.poll);
     }
 }

@@ -10,6 +10,8 @@
 mod audit;
 mod audit_sink;
 mod bench;
+mod bench_load;
+mod bench_wire;
 mod config;
 mod control;
 mod demo;

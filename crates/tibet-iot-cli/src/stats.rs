@@ -41,18 +41,6 @@ impl Rtts {
             .push(u32::try_from(d.as_micros()).unwrap_or(u32::MAX));
     }
 
-    /// Moves every sample of `other` into `self`.
-    pub(crate) fn merge(&mut self, other: Rtts) {
-        self.dropped += other.dropped;
-        for m in other.micros {
-            if self.micros.len() >= MAX_SAMPLES {
-                self.dropped += 1;
-            } else {
-                self.micros.push(m);
-            }
-        }
-    }
-
     /// Nearest-rank percentiles, or `None` without samples.
     pub(crate) fn summary(&mut self) -> Option<Summary> {
         if self.micros.is_empty() {
@@ -97,12 +85,10 @@ mod tests {
     }
 
     #[test]
-    fn single_sample_and_merge() {
+    fn two_samples() {
         let mut a = Rtts::default();
         a.push(Duration::from_micros(383));
-        let mut b = Rtts::default();
-        b.push(Duration::from_micros(1000));
-        a.merge(b);
+        a.push(Duration::from_micros(1000));
         assert_eq!(a.micros.len(), 2);
         let s = a.summary().unwrap();
         assert_eq!(s.p50_ms, 0.383);

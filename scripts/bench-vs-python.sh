@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Side by side, in one run, on loopback: the floor responder
+# (crates/tibet-iot/examples/floor_responder.rs), our `tibet-iot listen
+# --no-discovery` and the Python reference listener (tibet-ping 0.3.5
+# IoTNode, installed by scripts/pyref.sh into target/pyref; nothing else is
+# installed). Each is measured by `tibet-iot bench --json` at 1, 32 and 256
+# pings in flight; the responder's CPU time per answered ping comes from
+# /proc/PID/stat (utime + stime) read before and after each run.
+# Prints one table (docs/PERFORMANCE.md explains the columns).
+#
+#   bash scripts/bench-vs-python.sh            # 3 s per run, about 40 s in all
+#   DURATION=5 bash scripts/bench-vs-python.sh
+#   ONLY="floor rust" bash scripts/bench-vs-python.sh   # skip Python
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-3}
+CONCURRENCY=${CONCURRENCY:-"1 32 256"}
+ONLY=${ONLY:-"floor rust python"}
+CLIENT=jis:bench:client
+
+cargo build --release --quiet -p tibet-iot-cli --bin tibet-iot
+cargo build --release --quiet -p tibet-iot --example floor_responder
+BIN=$PWD/target/release/tibet-iot
+FLOOR=$PWD/target/release/examples/floor_responder
+case " $ONLY " in *" python "*) PY=$(bash scripts/pyref.sh) ;; esac
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts a responder in the background: $1 name, rest the command. Waits (up
+# to 30 s) for its "listening on ADDR ..." or "ready PORT" line; sets PID and PORT.
+start() {
+  local name=$1; shift
+  "$@" > "$work/$name.out" 2> "$work/$name.err" &
+  PID=$!
+  pids+=("$PID")
+  PORT=
+  for _ in $(seq 300); do
+    PORT=$(sed -n -e 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' -e 's/^ready \([0-9]*\)$/\1/p' "$work/$name.out" | head -n1)
+    [ -n "$PORT" ] && return 0
+    kill -0 "$PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
+}
+
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+# utime + stime of a process, in clock ticks (fields 14 and 15 of
+# /proc/PID/stat, counted after the ")" that ends the command name).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+
+# Measures one responder: $1 name, $2 pid, $3 port, $4 its DID.
+measure() {
+  local name=$1 pid=$2 port=$3 did=$4 c before after load
+  # Warm-up (not recorded): first packets, caches, page faults.
+  "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$did" -n 2000 -c 32 --json > /dev/null 2>&1 || true
+  for c in $CONCURRENCY; do
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    before=$(cpu_ticks "$pid")
+    "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$did" \
+      --duration "$DURATION" -c "$c" --json > "$work/run.json" 2> "$work/run.err" || true
+    after=$(cpu_ticks "$pid")
+    python3 - "$name" "$c" "$((after - before))" "$(getconf CLK_TCK)" "$load" "$work/run.json" >> "$work/rows.jsonl" <<'PYEOF'
+import json, sys
+name, c, ticks, hz, load, path = sys.argv[1:]
+try:
+    r = json.load(open(path))
+except Exception:
+    r = {}
+r.update(responder=name, c=int(c), responder_cpu_s=int(ticks) / int(hz), load=float(load))
+print(json.dumps(r))
+PYEOF
+  done
+}
+
+PY_LISTENER='
+import asyncio, sys
+from tibet_ping.transport import IoTNode, TransportConfig
+async def main():
+    node = IoTNode(sys.argv[1], config=TransportConfig(bind_host="127.0.0.1", bind_port=0, broadcast=False),
+                   heartbeat_interval=3600, discovery_interval=3600)
+    node.set_trust(sys.argv[2], 0.9)
+    await node.start()
+    print("ready", node.transport._transport.get_extra_info("sockname")[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+'
+
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+for who in $ONLY; do
+  case $who in
+    floor)
+      start floor "$FLOOR" --bind 127.0.0.1 --port 0 --did jis:bench:floor
+      measure "floor responder" "$PID" "$PORT" jis:bench:floor ;;
+    rust)
+      start rust "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
+        --no-discovery --trust "$CLIENT=0.9"
+      measure "tibet-iot listen" "$PID" "$PORT" jis:bench:hub ;;
+    python)
+      start python "$PY" -c "$PY_LISTENER" jis:py:hub "$CLIENT"
+      measure "python tibet-ping 0.3.5" "$PID" "$PORT" jis:py:hub ;;
+    *) echo "unknown responder $who (floor, rust, python)" >&2; exit 1 ;;
+  esac
+  stop "$PID"
+done
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+
+python3 - "$work/rows.jsonl" "$DURATION" "$load_start" "$load_end" <<'PYEOF'
+import json, sys, os
+path, duration, load_start, load_end = sys.argv[1:]
+rows = [json.loads(l) for l in open(path)]
+def f(v, fmt):
+    return "-" if v is None else format(v, fmt)
+print(f"{os.cpu_count()} cores, {duration} s per run, load average {load_start} at start, {load_end} at end")
+print()
+print("| responder | in flight | answered/s | lost | responder CPU µs/ping | RTT p50 µs | RTT p99 µs | client CPU µs/ping | load avg |")
+print("|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    answered = r.get("answered") or 0
+    cpu = r["responder_cpu_s"] * 1e6 / answered if answered else None
+    rtt = r.get("rtt") or {}
+    p50 = rtt.get("p50_ms"); p99 = rtt.get("p99_ms")
+    print("| {} | {} | {} | {} | {} | {} | {} | {} | {:.2f} |".format(
+        r["responder"], r["c"], f(r.get("answered_per_s"), ",.0f"), r.get("lost", "-"), f(cpu, ".2f"),
+        f(p50 and p50 * 1000, ".0f"), f(p99 and p99 * 1000, ".0f"),
+        f(r.get("client_cpu_us_per_ping"), ".2f"), r["load"]))
+by = {(r["responder"], r["c"]): r for r in rows}
+floor = [r for r in rows if r["responder"] == "floor responder" and r.get("answered")]
+if floor:
+    print()
+    for r in rows:
+        if r["responder"] == "floor responder" or not r.get("answered"):
+            continue
+        fl = by.get(("floor responder", r["c"]))
+        if fl and fl.get("answered"):
+            ratio = (r["responder_cpu_s"] / r["answered"]) / (fl["responder_cpu_s"] / fl["answered"]) if fl["responder_cpu_s"] else float("nan")
+            print(f"{r['responder']} at {r['c']} in flight: {ratio:.2f}x the floor's CPU per ping")
+PYEOF
