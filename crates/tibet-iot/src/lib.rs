@@ -1,14 +1,15 @@
 //! `tibet-iot`: UDP transport, LAN discovery, peer tracking and mesh relay
-//! for TIBET pings.
+//! for TIBET pings, over tokio.
 //!
-//! The model follows quinn: a sans-IO [`Engine`] holds all node behaviour
-//! (the [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
+//! The model follows quinn: the sans-IO [`Engine`] of the `tibet-iot-proto`
+//! crate (re-exported here) holds all node behaviour (the
+//! [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
 //! [`MeshRelay`] with its seen-cache and reverse paths, [`NetworkDiscovery`]
 //! scheduling, request correlation and retransmission). Datagrams and time go
 //! in, datagrams to send, [`Event`]s and the next deadline come out; the
 //! engine reads no clock and owns no socket, so a simulated network can
-//! drive hundreds of engines deterministically. [`IoTNode`] is the thin
-//! tokio driver: one task owns the sockets and the engine, waits on the
+//! drive hundreds of engines deterministically. [`IoTNode`], this crate, is
+//! the thin tokio driver: one task owns the sockets and the engine, waits on the
 //! transport socket, the multicast discovery socket, the next deadline and
 //! API calls, and bounds the work per wake-up so floods cannot starve
 //! timers. Every table is bounded and counts what it refused.
@@ -50,33 +51,16 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
-mod bounded;
-mod config;
-mod discovery;
-mod engine;
 mod error;
-mod event;
 mod node;
-mod peers;
-mod relay;
-mod requests;
-mod retransmit;
 mod socket;
-mod stats;
 
-pub use audit::AuditSink;
-pub use config::{
-    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
-};
-pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
-pub use error::{SendError, StartError};
-pub use event::Event;
+pub use error::StartError;
 pub use node::IoTNode;
-pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
-pub use relay::{MeshRelay, RelayRefusal, RelayStats};
-pub use requests::RequestId;
-pub use retransmit::RetransmitPolicy;
-pub use stats::{DriverStats, EngineStats, NodeStats};
-pub use tibet_ping::PacketCodec;
+pub use tibet_iot_proto::{
+    AuditSink, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
+    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, NetworkDiscovery, NodeStats,
+    PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal, RelayStats,
+    RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
+    TransportConfig,
+};

@@ -21,15 +21,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::audit::AuditSink;
-use crate::config::TransportConfig;
-use crate::engine::{Engine, SendOptions, Transmit};
-use crate::error::{SendError, StartError};
-use crate::event::Event;
-use crate::peers::PeerRecord;
-use crate::requests::RequestId;
+use tibet_iot_proto::{
+    AuditSink, Engine, Event, NodeStats, PeerRecord, RequestId, SendError, SendOptions, Transmit,
+    TransportConfig,
+};
+
+use crate::error::StartError;
 use crate::socket;
-use crate::stats::NodeStats;
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood.
