@@ -71,6 +71,12 @@ impl NetworkBridge {
         Ok(token)
     }
 
+    /// Any other event, as a token joining the trail (its parent is the
+    /// bridge's previous event unless `new` names one).
+    pub fn record_event(&mut self, new: NewToken) -> Result<Token, AppendError> {
+        self.record(new)
+    }
+
     /// A ping and its optional response (action `ping.<ping_type>`; fields
     /// as [`Provider::from_packet`]).
     pub fn record_ping(

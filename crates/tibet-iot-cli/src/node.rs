@@ -208,12 +208,8 @@ fn apply_policy(node: &IoTNode, s: &Settings) -> Result<()> {
             pod_id: a.pod_id.clone(),
             ..AutoVouchRule::default()
         };
-        node.with_engine(|e| {
-            e.ping_node_mut()
-                .beacon_handler_mut()
-                .add_auto_vouch_rule(rule)
-        })
-        .with_context(|| format!("auto_vouch[{i}]"))?;
+        node.add_auto_vouch_rule(rule)
+            .with_context(|| format!("auto_vouch[{i}]"))?;
     }
     Ok(())
 }
@@ -417,7 +413,8 @@ impl Node {
                 None => Response::error(format!("no pending ping with id {id}")),
             },
             Request::Stats => {
-                let (stats, send_errors) = self.inner.stats();
+                let stats = self.inner.stats();
+                let send_errors = stats.driver.send_errors;
                 let mut v = serde_json::to_value(stats).unwrap_or_default();
                 if let Some(m) = v.as_object_mut() {
                     m.insert("driver_send_errors".into(), send_errors.into());

@@ -5,8 +5,10 @@
 //!
 //! Drive it like quinn-proto: feed [`Engine::handle_datagram`] /
 //! [`Engine::handle_discovery_datagram`] and [`Engine::handle_timeout`], then
-//! drain [`Engine::poll_transmit`] and [`Engine::poll_event`], and sleep until
-//! [`Engine::poll_timeout`].
+//! drain [`Engine::poll_transmit`], [`Engine::poll_event`] and
+//! [`Engine::poll_audit`], and sleep until [`Engine::poll_timeout`]. Every
+//! state change made through the engine's commands (trust, vouch, rules,
+//! review of pending pings) is reported as an [`AuditRecord`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -15,11 +17,12 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::{
-    Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec, PingNode,
-    PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
+    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, Frame,
+    JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
+    RoutingMode, Timestamp, Vouch, VouchError, VouchOptions,
 };
 
-use crate::audit::AuditSink;
+use crate::audit::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
@@ -79,7 +82,8 @@ pub struct Engine {
     events_enabled: bool,
     next_heartbeat: Option<Timestamp>,
     next_cleanup: Option<Timestamp>,
-    audit: Option<Box<dyn AuditSink>>,
+    audit: VecDeque<AuditRecord>,
+    audit_enabled: bool,
     stats: EngineStats,
 }
 
@@ -94,6 +98,9 @@ impl std::fmt::Debug for Engine {
 
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
+/// Bound on queued audit records: beyond it new records are dropped and
+/// counted.
+const AUDIT_QUEUE_CAPACITY: usize = 65_536;
 
 impl Engine {
     /// An engine for `did`; all randomness (ids, nonces, jitter, discovery
@@ -139,7 +146,8 @@ impl Engine {
             events_enabled: true,
             next_heartbeat: None,
             next_cleanup: None,
-            audit: None,
+            audit: VecDeque::new(),
+            audit_enabled: false,
             stats: EngineStats::default(),
             node,
             config,
@@ -156,12 +164,17 @@ impl Engine {
         &self.config
     }
 
-    /// The protocol core, for what the engine does not wrap.
+    /// The protocol core, read-only (trust, pending pings, vouches, rules).
+    /// Changes go through the engine's commands so that they are audited.
     pub fn ping_node(&self) -> &PingNode {
         &self.node
     }
 
-    /// The protocol core, mutably (trust, rules, beacon handler, topology).
+    /// The protocol core, mutably, for set-up that is not a policy change
+    /// (e.g. the processing clock). Policy changes made here bypass the
+    /// audit: use [`Engine::set_trust`], [`Engine::vouch`],
+    /// [`Engine::add_rule`], [`Engine::add_auto_vouch_rule`],
+    /// [`Engine::approve_pending`] and [`Engine::reject_pending`].
     pub fn ping_node_mut(&mut self) -> &mut PingNode {
         &mut self.node
     }
@@ -185,9 +198,24 @@ impl Engine {
         self.multicast_dest = multicast_dest;
     }
 
-    /// Installs an audit sink.
-    pub fn set_audit(&mut self, sink: Option<Box<dyn AuditSink>>) {
-        self.audit = sink;
+    /// Turns audit records on or off (off by default: a node without a
+    /// sink pays nothing). Turning them off discards the queued ones.
+    pub fn set_audit_enabled(&mut self, enabled: bool) {
+        self.audit_enabled = enabled;
+        if !enabled {
+            self.audit.clear();
+        }
+    }
+
+    fn audit(&mut self, record: impl FnOnce() -> AuditRecord) {
+        if !self.audit_enabled {
+            return;
+        }
+        if self.audit.len() >= AUDIT_QUEUE_CAPACITY {
+            self.stats.audit_dropped += 1;
+            return;
+        }
+        self.audit.push_back(record());
     }
 
     /// Turns event generation off (a driver with no listeners saves the work);
@@ -246,6 +274,11 @@ impl Engine {
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next audit record (while audit records are enabled).
+    pub fn poll_audit(&mut self) -> Option<AuditRecord> {
+        self.audit.pop_front()
     }
 
     /// When [`Engine::handle_timeout`] should next be called.
@@ -387,19 +420,61 @@ impl Engine {
         let old = self.node.trust_of(now, did).score;
         self.node.set_trust(did, trust);
         let new = self.node.trust_of(now, did).score;
-        if let Some(a) = self.audit.as_mut() {
-            a.record_trust_change(did, old, new, "set_trust");
-        }
+        self.audit(|| AuditRecord::TrustChange {
+            did: did.to_owned(),
+            old,
+            new,
+            reason: "set_trust".to_owned(),
+        });
     }
 
-    /// Approves a pending (GEEL) ping, optionally raising the sender's trust
-    /// (audited as a trust change).
+    /// Vouches for `dids` (refused when the vouch registry is full), audited.
+    pub fn vouch(
+        &mut self,
+        now: Timestamp,
+        dids: Vec<String>,
+        options: VouchOptions,
+    ) -> Result<Vouch, VouchError> {
+        let vouch = self.node.vouch(now, dids, options)?;
+        self.audit(|| AuditRecord::Vouched {
+            vouch: Box::new(vouch.clone()),
+        });
+        Ok(vouch)
+    }
+
+    /// Adds an airlock rule, audited.
+    pub fn add_rule(&mut self, rule: AirlockRule) {
+        self.audit(|| AuditRecord::RuleAdded {
+            rule: Box::new(rule.clone()),
+        });
+        self.node.add_rule(rule);
+    }
+
+    /// Adds an auto-vouch rule for beacons (refused when invalid), audited.
+    pub fn add_auto_vouch_rule(&mut self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
+        let record = self.audit_enabled.then(|| rule.clone());
+        self.node.beacon_handler_mut().add_auto_vouch_rule(rule)?;
+        if let Some(rule) = record {
+            self.audit(|| AuditRecord::AutoVouchRuleAdded {
+                rule: Box::new(rule),
+            });
+        }
+        Ok(())
+    }
+
+    /// Pings waiting for human review (GEEL).
+    pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
+        self.node.pending()
+    }
+
+    /// Approves a pending (GEEL) ping, optionally raising the sender's trust;
+    /// audited as a review, then (when raised) a trust change.
     pub fn approve_pending(
         &mut self,
         now: Timestamp,
         packet_id: &str,
         raise_trust_to: Option<f64>,
-    ) -> Option<tibet_ping::PendingPing> {
+    ) -> Option<PendingPing> {
         let did = self
             .node
             .pending()
@@ -407,13 +482,30 @@ impl Engine {
             .map(|p| p.packet.source_did.clone())?;
         let old = self.node.trust_of(now, &did).score;
         let approved = self.node.approve_pending(packet_id, raise_trust_to)?;
+        self.audit(|| AuditRecord::PendingReviewed {
+            pending: Box::new(approved.clone()),
+            approved: true,
+        });
         if raise_trust_to.is_some() {
             let new = self.node.trust_of(now, &did).score;
-            if let Some(a) = self.audit.as_mut() {
-                a.record_trust_change(&did, old, new, "pending approved");
-            }
+            self.audit(|| AuditRecord::TrustChange {
+                did,
+                old,
+                new,
+                reason: "pending approved".to_owned(),
+            });
         }
         Some(approved)
+    }
+
+    /// Rejects a pending (GEEL) ping; audited as a review.
+    pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
+        let rejected = self.node.reject_pending(packet_id)?;
+        self.audit(|| AuditRecord::PendingReviewed {
+            pending: Box::new(rejected.clone()),
+            approved: false,
+        });
+        Some(rejected)
     }
 
     // ---- inputs --------------------------------------------------------
@@ -489,8 +581,11 @@ impl Engine {
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let response = reception.response;
-        if let Some(a) = self.audit.as_mut() {
-            a.record_ping(&packet, &response);
+        if self.audit_enabled {
+            self.audit(|| AuditRecord::Ping {
+                packet: Box::new(packet.clone()),
+                response: Box::new(response.clone()),
+            });
         }
         if reply {
             match self.codec.encode_response(&response) {
@@ -513,10 +608,11 @@ impl Engine {
             if packet.hop_count == 0 {
                 let upd = self.peers.record_activity(now, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                if packet.ping_type == PingType::Heartbeat
-                    && let Some(a) = self.audit.as_mut()
-                {
-                    a.record_heartbeat(&packet.source_did, from);
+                if packet.ping_type == PingType::Heartbeat {
+                    self.audit(|| AuditRecord::Heartbeat {
+                        did: packet.source_did.clone(),
+                        address: from,
+                    });
                 }
             }
         } else if replay {
@@ -609,8 +705,11 @@ impl Engine {
             self.transmit(*hop, bytes.clone());
         }
         self.relay.set_next_hops(now, &out.packet_id, &hops);
-        if let Some(a) = self.audit.as_mut() {
-            a.record_relay_to(&out, &hops);
+        if self.audit_enabled {
+            self.audit(|| AuditRecord::Relay {
+                packet: Box::new(out.clone()),
+                next_hops: hops.clone(),
+            });
         }
         if self.events_enabled {
             self.event(Event::PacketRelayed {
@@ -657,9 +756,11 @@ impl Engine {
             self.peer_update(&packet.source_did, addr, upd);
         }
         let address = transport.unwrap_or(from);
-        if let Some(a) = self.audit.as_mut() {
-            a.record_discovery(&packet.source_did, address, beacon_decision_str(decision));
-        }
+        self.audit(|| AuditRecord::Discovery {
+            did: packet.source_did.clone(),
+            address,
+            decision,
+        });
         if via_discovery {
             if let Some(addr) = transport {
                 self.discovery
@@ -762,14 +863,5 @@ impl Engine {
             ping: self.node.stats(),
             driver: DriverStats::default(),
         }
-    }
-}
-
-/// The wire spelling of a beacon decision (as the reference writes it).
-pub(crate) fn beacon_decision_str(d: BeaconDecision) -> &'static str {
-    match d {
-        BeaconDecision::AutoVouched => "auto_vouched",
-        BeaconDecision::HitlPending => "hitl_pending",
-        BeaconDecision::Rejected => "rejected",
     }
 }

@@ -27,7 +27,7 @@ mod requests;
 mod retransmit;
 mod stats;
 
-pub use audit::AuditSink;
+pub use audit::AuditRecord;
 pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };

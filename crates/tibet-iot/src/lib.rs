@@ -19,8 +19,10 @@
 //! response cache instead of being called replays (also through relays);
 //! a node hearing a beacon answers by unicast, so discovery finds every
 //! live node; a peer's address moves only on packets that passed the replay
-//! check and were not ROOD. With the `tibet-core` feature (default),
-//! `tibet_core::NetworkBridge` is an [`AuditSink`].
+//! check and were not ROOD. Audit records leave the engine as data
+//! ([`AuditRecord`]) and reach the [`AuditSink`] on a dedicated thread. With
+//! the `tibet-core` feature (default), `tibet_core::NetworkBridge` is an
+//! [`AuditSink`].
 //!
 //! Two nodes on loopback, one trusting the other:
 //!
@@ -51,14 +53,19 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
+mod audit_worker;
+#[cfg(feature = "tibet-core")]
+mod bridge_audit;
 mod error;
 mod node;
 mod socket;
 
+pub use audit::{AuditError, AuditSink};
 pub use error::StartError;
 pub use node::IoTNode;
 pub use tibet_iot_proto::{
-    AuditSink, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
+    AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
     Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, NetworkDiscovery, NodeStats,
     PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal, RelayStats,
     RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,

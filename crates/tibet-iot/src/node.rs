@@ -5,7 +5,9 @@
 //! wake-up from API calls and the shutdown signal; then it handles at most a
 //! bounded batch of datagrams, always runs the due timers, and flushes what
 //! the engine wants sent. API calls lock the engine briefly (as quinn's
-//! endpoint handles do), queue their work, and wake the task.
+//! endpoint handles do), queue their work, and wake the task. Audit records
+//! go to the audit worker thread (see `audit_worker.rs`), never to the
+//! sink directly.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -15,17 +17,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tibet_ping::{
-    AirlockRule, JsonMap, PendingPing, PingResponse, Timestamp, Vouch, VouchError, VouchOptions,
+    AirlockRule, AutoVouchRule, AutoVouchRuleError, JsonMap, PendingPing, PingResponse, Timestamp,
+    Vouch, VouchError, VouchOptions,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
-    AuditSink, Engine, Event, NodeStats, PeerRecord, RequestId, SendError, SendOptions, Transmit,
+    Engine, Event, NodeStats, PeerRecord, RequestId, SendError, SendOptions, Transmit,
     TransportConfig,
 };
 
+use crate::audit::AuditSink;
+use crate::audit_worker::{self, AuditWorker};
 use crate::error::StartError;
 use crate::socket;
 
@@ -44,6 +49,21 @@ struct State {
     engine: Engine,
     waiters: HashMap<RequestId, Waiter>,
     running: bool,
+    audit: Option<AuditWorker>,
+}
+
+impl State {
+    /// Hands the engine's audit records to the worker (cheap: a queue push).
+    fn drain_audit(&mut self, dropped: &AtomicU64) {
+        let Some(worker) = self.audit.as_ref() else {
+            return;
+        };
+        while let Some(r) = self.engine.poll_audit() {
+            if !worker.submit(r) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -51,6 +71,8 @@ struct Shared {
     wake: Notify,
     send_errors: AtomicU64,
     send_queue_dropped: AtomicU64,
+    audit_dropped: AtomicU64,
+    audit_failures: Arc<AtomicU64>,
 }
 
 impl Shared {
@@ -58,6 +80,14 @@ impl Shared {
         // A panic while holding the lock leaves consistent-enough counters;
         // keep serving rather than poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs an engine command and passes on its audit records.
+    fn command<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st.engine);
+        st.drain_audit(&self.audit_dropped);
+        r
     }
 }
 
@@ -107,10 +137,13 @@ impl IoTNode {
                     engine,
                     waiters: HashMap::new(),
                     running: false,
+                    audit: None,
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
+                audit_dropped: AtomicU64::new(0),
+                audit_failures: Arc::new(AtomicU64::new(0)),
             }),
             events,
             running: Mutex::new(None),
@@ -188,18 +221,35 @@ impl IoTNode {
     }
 
     /// Stops the node: the driver task ends, the sockets close, outstanding
-    /// requests end with [`SendError::Stopped`]. Idempotent.
+    /// requests end with [`SendError::Stopped`], and the audit records so far
+    /// are stored and flushed. Idempotent.
     pub async fn stop(&self) {
         let Some(run) = self.running().take() else {
             return;
         };
         let _ = run.shutdown.send(());
         let _ = run.task.await;
-        let mut st = self.shared.lock();
-        st.running = false;
-        st.waiters.clear();
-        st.engine.cancel_all_requests();
+        {
+            let mut st = self.shared.lock();
+            st.running = false;
+            st.waiters.clear();
+            st.engine.cancel_all_requests();
+        }
+        self.flush_audit().await;
         tracing::info!(did = %self.did, "node stopped");
+    }
+
+    /// Waits until every audit record of what happened so far has been
+    /// handed to the sink and the sink has flushed.
+    pub async fn flush_audit(&self) {
+        let tx = {
+            let mut st = self.shared.lock();
+            st.drain_audit(&self.shared.audit_dropped);
+            st.audit.as_ref().and_then(AuditWorker::sender)
+        };
+        if let Some(tx) = tx {
+            audit_worker::flush(tx).await;
+        }
     }
 
     /// Whether the node is running.
@@ -232,6 +282,7 @@ impl IoTNode {
                 return Err(SendError::NotRunning);
             }
             let id = make(&mut st.engine, Timestamp::now())?;
+            st.drain_audit(&self.shared.audit_dropped);
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, tx);
             rx
@@ -277,74 +328,73 @@ impl IoTNode {
         Ok(())
     }
 
-    /// Runs `f` on the engine (for what this type does not wrap, e.g.
-    /// auto-vouch rules via `ping_node_mut().beacon_handler_mut()`).
+    /// Runs `f` on the engine, for what this type does not wrap (reading
+    /// tables, tests). State changes belong in the named methods below,
+    /// which are audited; records `f` causes are passed on all the same.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
-        let r = f(&mut self.shared.lock().engine);
+        let r = self.shared.command(f);
         self.shared.wake.notify_one();
         r
     }
 
-    /// Sets the trust of `did` (0..1).
+    /// Sets the trust of `did` (0..1); audited.
     pub fn set_trust(&self, did: &str, trust: f64) {
         self.shared
-            .lock()
-            .engine
-            .set_trust(Timestamp::now(), did, trust);
+            .command(|e| e.set_trust(Timestamp::now(), did, trust));
     }
 
-    /// Vouches for `dids` (refused when the vouch registry is full).
-    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
-        self.shared
-            .lock()
-            .engine
-            .ping_node_mut()
-            .vouch(Timestamp::now(), dids, options)
-    }
-
-    /// Adds an airlock rule.
-    pub fn add_rule(&self, rule: AirlockRule) {
-        self.shared.lock().engine.ping_node_mut().add_rule(rule);
-    }
-
-    /// Pings waiting for human review (GEEL).
-    pub fn pending(&self) -> Vec<PendingPing> {
+    /// The trust of `did` as the pipeline would compute it now.
+    pub fn trust_of(&self, did: &str) -> f64 {
+        let now = Timestamp::now();
         self.shared
             .lock()
             .engine
             .ping_node()
-            .pending()
-            .cloned()
-            .collect()
+            .trust_of(now, did)
+            .score
     }
 
-    /// Approves a pending ping, optionally raising its sender's trust.
+    /// Vouches for `dids` (refused when the vouch registry is full); audited.
+    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
+        self.shared
+            .command(|e| e.vouch(Timestamp::now(), dids, options))
+    }
+
+    /// Adds an airlock rule; audited.
+    pub fn add_rule(&self, rule: AirlockRule) {
+        self.shared.command(|e| e.add_rule(rule));
+    }
+
+    /// Adds an auto-vouch rule for beacons (refused when invalid); audited.
+    pub fn add_auto_vouch_rule(&self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
+        self.shared.command(|e| e.add_auto_vouch_rule(rule))
+    }
+
+    /// Pings waiting for human review (GEEL).
+    pub fn pending(&self) -> Vec<PendingPing> {
+        self.shared.lock().engine.pending().cloned().collect()
+    }
+
+    /// Approves a pending ping, optionally raising its sender's trust;
+    /// audited.
     pub fn approve_pending(
         &self,
         packet_id: &str,
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
         self.shared
-            .lock()
-            .engine
-            .approve_pending(Timestamp::now(), packet_id, raise_trust_to)
+            .command(|e| e.approve_pending(Timestamp::now(), packet_id, raise_trust_to))
     }
 
-    /// Rejects a pending ping.
+    /// Rejects a pending ping; audited.
     pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
-        self.shared
-            .lock()
-            .engine
-            .ping_node_mut()
-            .reject_pending(packet_id)
+        self.shared.command(|e| e.reject_pending(packet_id))
     }
 
     /// Records a peer by hand.
     pub fn add_peer(&self, did: &str, addr: SocketAddr) {
         self.shared
-            .lock()
-            .engine
-            .add_peer(Timestamp::now(), did, addr);
+            .command(|e| e.add_peer(Timestamp::now(), did, addr));
     }
 
     /// Live peers.
@@ -359,19 +409,38 @@ impl IoTNode {
             .collect()
     }
 
-    /// Installs (or removes) an audit sink.
+    /// Installs (or removes) the audit sink. Its records are stored by a
+    /// dedicated thread; a sink being replaced first stores and flushes what
+    /// it was given.
     pub fn set_audit(&self, sink: Option<Box<dyn AuditSink>>) {
-        self.shared.lock().engine.set_audit(sink);
+        let worker = sink.and_then(|sink| {
+            match AuditWorker::spawn(sink, self.shared.audit_failures.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the audit thread; auditing off");
+                    None
+                }
+            }
+        });
+        let old = {
+            let mut st = self.shared.lock();
+            st.drain_audit(&self.shared.audit_dropped);
+            st.engine.set_audit_enabled(worker.is_some());
+            std::mem::replace(&mut st.audit, worker)
+        };
+        // Joins the old worker outside the lock.
+        drop(old);
     }
 
-    /// Counters of the engine, its tables and the driver, and (kept for
-    /// callers of the first API) the driver's send errors again.
-    pub fn stats(&self) -> (NodeStats, u64) {
+    /// Counters of the engine, its tables and the driver.
+    pub fn stats(&self) -> NodeStats {
         let mut s = self.shared.lock().engine.stats(Timestamp::now());
-        s.driver.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
-        s.driver.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
-        let errors = s.driver.send_errors;
-        (s, errors)
+        let d = &mut s.driver;
+        d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
+        d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
+        d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
+        s
     }
 }
 
@@ -443,6 +512,7 @@ async fn drive(
             }
             outq.push_back(t);
         }
+        st.drain_audit(&shared.audit_dropped);
         while let Some(ev) = st.engine.poll_event() {
             match ev {
                 Event::RequestAnswered { id, response } => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tibet_iot::{Event, IoTNode, SendError, SendOptions, TransportConfig};
+use tibet_iot::{AuditRecord, Event, IoTNode, SendError, SendOptions, TransportConfig};
 use tibet_ping::{
     AirlockZone, Frame, PacketCodec, PingDecision, PingNode, PingNodeConfig, PingPacket,
     PingResponse, Timestamp,
@@ -198,7 +198,7 @@ async fn unknown_sender_gets_silence() {
     })
     .await;
     assert_eq!(zone, AirlockZone::Rood);
-    let (stats, _) = sensor.stats();
+    let stats = sensor.stats();
     assert_eq!(stats.engine.rood_dropped, 1);
     assert_eq!(stats.engine.pings_answered, 0);
     assert!(
@@ -262,7 +262,7 @@ async fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         decided_as_replay(&mut events, &stale.packet_id).await,
         "a stale timestamp is a replay"
     );
-    let (stats, _) = node.stats();
+    let stats = node.stats();
     assert_eq!(stats.engine.duplicates_answered, 1);
     assert_eq!(stats.engine.replays_dropped, 2);
     node.stop().await;
@@ -390,7 +390,7 @@ async fn answers_from_anyone_but_the_target_are_ignored() {
     let (resp, node) = asking.await.unwrap().unwrap();
     let resp = resp.expect("the genuine answer");
     assert_eq!(resp.payload.get("genuine"), Some(&true.into()));
-    assert_eq!(node.stats().0.engine.responses_foreign, 2);
+    assert_eq!(node.stats().engine.responses_foreign, 2);
     node.stop().await;
 }
 
@@ -498,25 +498,19 @@ struct Recorded {
 struct Recorder(std::sync::Arc<Recorded>);
 
 impl tibet_iot::AuditSink for Recorder {
-    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
-        self.0.lines.lock().unwrap().push(format!(
-            "ping.{} {}",
-            packet.ping_type, response.airlock_zone
-        ));
-    }
-    fn record_heartbeat(&mut self, did: &str, _addr: SocketAddr) {
-        self.0
-            .lines
-            .lock()
-            .unwrap()
-            .push(format!("heartbeat {did}"));
-    }
-    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, _reason: &str) {
-        self.0
-            .lines
-            .lock()
-            .unwrap()
-            .push(format!("trust_change {did} {old} {new}"));
+    fn record(&mut self, record: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
+        let line = match record {
+            AuditRecord::Ping { packet, response } => {
+                format!("ping.{} {}", packet.ping_type, response.airlock_zone)
+            }
+            AuditRecord::Heartbeat { did, .. } => format!("heartbeat {did}"),
+            AuditRecord::TrustChange { did, old, new, .. } => {
+                format!("trust_change {did} {old} {new}")
+            }
+            _ => return Ok(()),
+        };
+        self.0.lines.lock().unwrap().push(line);
+        Ok(())
     }
 }
 
@@ -536,6 +530,7 @@ async fn heartbeats_are_answered_and_audited() {
         .send_ping("jis:hb:b", b_addr, "x", "y", SendOptions::default())
         .await
         .unwrap();
+    b.flush_audit().await;
     let lines = rec.lines.lock().unwrap().clone();
     assert_eq!(
         lines,
@@ -593,6 +588,7 @@ async fn network_bridge_records_provenance_tokens() {
         .await
         .unwrap();
     assert!(r.is_some());
+    b.flush_audit().await;
     let got = tokens.lock().unwrap().clone();
     let actions: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
     assert_eq!(actions, ["trust_change", "ping.intent"]);

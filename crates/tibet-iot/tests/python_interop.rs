@@ -177,7 +177,7 @@ async fn python_pings_rust(msgpack: bool) {
     assert_eq!(groen["decision"], "accept", "{groen}");
     assert_eq!(groen["airlock_zone"], "GROEN");
     assert_eq!(groen["responder_did"], "jis:rust:hub");
-    assert_eq!(rust.stats().0.engine.rood_dropped, 1);
+    assert_eq!(rust.stats().engine.rood_dropped, 1);
     py.quit().await;
     rust.stop().await;
 }

@@ -211,19 +211,16 @@ impl Sim {
     }
 }
 
-/// (target, hop count, next hops) of each audited relay.
-type Relayed = Vec<(String, u32, Vec<SocketAddr>)>;
-
-struct RelayLog(std::sync::Arc<std::sync::Mutex<Relayed>>);
-
-impl tibet_iot::AuditSink for RelayLog {
-    fn record_relay_to(&mut self, packet: &tibet_ping::PingPacket, next_hops: &[SocketAddr]) {
-        self.0.lock().unwrap().push((
-            packet.target_did.clone(),
-            packet.hop_count,
-            next_hops.to_vec(),
-        ));
-    }
+/// (target, hop count, next hops) of each relay audited by `engine`.
+fn relays_audited(engine: &mut Engine) -> Vec<(String, u32, Vec<SocketAddr>)> {
+    std::iter::from_fn(|| engine.poll_audit())
+        .filter_map(|r| match r {
+            tibet_iot::AuditRecord::Relay { packet, next_hops } => {
+                Some((packet.target_did, packet.hop_count, next_hops))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn mesh_opts() -> SendOptions {
@@ -255,9 +252,7 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     sim.run_for(Duration::from_secs(11));
     assert_eq!(sim.outcome(0, direct), Some(None), "no route from A to C");
 
-    let relays = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    sim.node(1)
-        .set_audit(Some(Box::new(RelayLog(relays.clone()))));
+    sim.node(1).set_audit_enabled(true);
     let now = sim.now;
     let id = sim
         .node(0)
@@ -281,7 +276,7 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
     assert_eq!(b.relay.relayed, 1);
     assert_eq!(b.relay.responses_relayed, 1);
     assert_eq!(
-        *relays.lock().unwrap(),
+        relays_audited(sim.node(1)),
         [(did(2), 1, vec![addr(2)])],
         "the relay was audited"
     );
@@ -668,8 +663,6 @@ fn beacon_matching_an_auto_vouch_rule_makes_the_newcomer_trusted() {
     sim.links.insert((addr(0), addr(1)));
     sim.links.insert((addr(1), addr(0)));
     sim.node(0)
-        .ping_node_mut()
-        .beacon_handler_mut()
         .add_auto_vouch_rule(tibet_ping::AutoVouchRule {
             name: "sensors".into(),
             device_type: Some("sensor".into()),

@@ -208,6 +208,24 @@ pub enum BeaconDecision {
     Rejected,
 }
 
+impl BeaconDecision {
+    /// The wire spelling, as the reference writes it (`auto_vouched`,
+    /// `hitl_pending`, `rejected`); the same as the serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeaconDecision::AutoVouched => "auto_vouched",
+            BeaconDecision::HitlPending => "hitl_pending",
+            BeaconDecision::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for BeaconDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The hub's answer to a beacon, shaped like the reference's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BeaconResponse {
