@@ -19,7 +19,7 @@ use rand::rngs::StdRng;
 use tibet_ping::{
     AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, Frame,
     JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
-    RoutingMode, Timestamp, Vouch, VouchError, VouchOptions,
+    RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
 use crate::audit::AuditRecord;
@@ -33,6 +33,7 @@ use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::stats::{DriverStats, EngineStats, NodeStats};
+use crate::time::{MonoTime, Now};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -80,8 +81,8 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     events_enabled: bool,
-    next_heartbeat: Option<Timestamp>,
-    next_cleanup: Option<Timestamp>,
+    next_heartbeat: Option<MonoTime>,
+    next_cleanup: Option<MonoTime>,
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
     stats: EngineStats,
@@ -185,8 +186,8 @@ impl Engine {
     }
 
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
-    pub fn add_peer(&mut self, now: Timestamp, did: &str, addr: SocketAddr) {
-        let upd = self.peers.record_activity(now, did, addr);
+    pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        let upd = self.peers.record_activity(now.mono, did, addr);
         self.peer_update(did, addr, upd);
     }
 
@@ -226,10 +227,10 @@ impl Engine {
 
     /// Starts the background timers: heartbeat, cleanup, and discovery (the
     /// first beacon is due at `now`).
-    pub fn start(&mut self, now: Timestamp) {
-        self.next_heartbeat = Some(now + self.config.heartbeat_interval);
-        self.next_cleanup = Some(now + self.config.cleanup_interval);
-        self.discovery.start(now);
+    pub fn start(&mut self, now: Now) {
+        self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
+        self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+        self.discovery.start(now.mono);
     }
 
     fn event(&mut self, e: Event) {
@@ -282,7 +283,7 @@ impl Engine {
     }
 
     /// When [`Engine::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
             self.requests.poll_timeout(),
             self.next_heartbeat,
@@ -301,7 +302,7 @@ impl Engine {
     /// the returned id.
     pub fn send_ping(
         &mut self,
-        now: Timestamp,
+        now: Now,
         target: &str,
         addr: SocketAddr,
         intent: &str,
@@ -309,7 +310,7 @@ impl Engine {
         opts: SendOptions,
     ) -> Result<RequestId, SendError> {
         self.check_capacity()?;
-        let packet = self.node.ping(now, target, intent, purpose, opts.ping);
+        let packet = self.node.ping(now.wall, target, intent, purpose, opts.ping);
         let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
         let policy = opts.retransmit.unwrap_or(self.config.retransmit);
         self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
@@ -318,20 +319,20 @@ impl Engine {
     /// Sends a heartbeat to `target` at `addr`; answered like a ping.
     pub fn send_heartbeat(
         &mut self,
-        now: Timestamp,
+        now: Now,
         target: &str,
         addr: SocketAddr,
         status: Option<JsonMap>,
     ) -> Result<RequestId, SendError> {
         self.check_capacity()?;
-        let packet = self.node.heartbeat(now, target, status);
+        let packet = self.node.heartbeat(now.wall, target, status);
         let (timeout, policy) = (self.config.request_timeout, self.config.retransmit);
         self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
     }
 
     /// Sends our discover packet by unicast to `addr` (a discovery port, or
     /// a host the multicast group cannot reach).
-    pub fn announce_to(&mut self, now: Timestamp, addr: SocketAddr) -> Result<(), SendError> {
+    pub fn announce_to(&mut self, now: Now, addr: SocketAddr) -> Result<(), SendError> {
         let bytes = self.discover_datagram(now)?;
         self.transmit(addr, bytes);
         Ok(())
@@ -364,7 +365,7 @@ impl Engine {
 
     fn send_request(
         &mut self,
-        now: Timestamp,
+        now: Now,
         packet: PingPacket,
         addr: SocketAddr,
         kind: RequestKind,
@@ -377,13 +378,13 @@ impl Engine {
             .map_err(|e| SendError::Encode(e.to_string()))?;
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
-            self.relay.mark_seen(now, &packet.packet_id);
+            self.relay.mark_seen(now.mono, &packet.packet_id);
         }
         let retransmit = RetransmitState::new(&policy, &mut self.rng);
-        let deadline = now + timeout;
+        let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
-            .map_or(deadline, |st| (now + st.wait()).min(deadline));
+            .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
@@ -403,8 +404,8 @@ impl Engine {
         Ok(id)
     }
 
-    fn discover_datagram(&mut self, now: Timestamp) -> Result<Vec<u8>, SendError> {
-        let mut packet = self.node.discover(now, &self.announcement);
+    fn discover_datagram(&mut self, now: Now) -> Result<Vec<u8>, SendError> {
+        let mut packet = self.node.discover(now.wall, &self.announcement);
         packet
             .payload
             .insert(TRANSPORT_PORT_KEY.to_owned(), self.local_port.into());
@@ -416,10 +417,10 @@ impl Engine {
     // ---- trust and policy (audited) ------------------------------------
 
     /// Sets the trust of `did` (clamped to 0..1), audited as a trust change.
-    pub fn set_trust(&mut self, now: Timestamp, did: &str, trust: f64) {
-        let old = self.node.trust_of(now, did).score;
+    pub fn set_trust(&mut self, now: Now, did: &str, trust: f64) {
+        let old = self.node.trust_of(now.wall, did).score;
         self.node.set_trust(did, trust);
-        let new = self.node.trust_of(now, did).score;
+        let new = self.node.trust_of(now.wall, did).score;
         self.audit(|| AuditRecord::TrustChange {
             did: did.to_owned(),
             old,
@@ -431,11 +432,11 @@ impl Engine {
     /// Vouches for `dids` (refused when the vouch registry is full), audited.
     pub fn vouch(
         &mut self,
-        now: Timestamp,
+        now: Now,
         dids: Vec<String>,
         options: VouchOptions,
     ) -> Result<Vouch, VouchError> {
-        let vouch = self.node.vouch(now, dids, options)?;
+        let vouch = self.node.vouch(now.wall, dids, options)?;
         self.audit(|| AuditRecord::Vouched {
             vouch: Box::new(vouch.clone()),
         });
@@ -471,7 +472,7 @@ impl Engine {
     /// audited as a review, then (when raised) a trust change.
     pub fn approve_pending(
         &mut self,
-        now: Timestamp,
+        now: Now,
         packet_id: &str,
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
@@ -480,14 +481,14 @@ impl Engine {
             .pending()
             .find(|p| p.packet.packet_id == packet_id)
             .map(|p| p.packet.source_did.clone())?;
-        let old = self.node.trust_of(now, &did).score;
+        let old = self.node.trust_of(now.wall, &did).score;
         let approved = self.node.approve_pending(packet_id, raise_trust_to)?;
         self.audit(|| AuditRecord::PendingReviewed {
             pending: Box::new(approved.clone()),
             approved: true,
         });
         if raise_trust_to.is_some() {
-            let new = self.node.trust_of(now, &did).score;
+            let new = self.node.trust_of(now.wall, &did).score;
             self.audit(|| AuditRecord::TrustChange {
                 did,
                 old,
@@ -511,7 +512,7 @@ impl Engine {
     // ---- inputs --------------------------------------------------------
 
     /// A datagram arrived on the transport socket from `from`.
-    pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+    pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
             Err(e) => self.malformed(from, e),
@@ -528,7 +529,7 @@ impl Engine {
 
     /// A datagram arrived on the discovery socket (multicast, or a beacon
     /// sent by unicast to the discovery port).
-    pub fn handle_discovery_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+    pub fn handle_discovery_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
@@ -549,13 +550,13 @@ impl Engine {
         }
     }
 
-    fn on_packet(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
+    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
         if packet.target_did != self.node.did() && !packet.is_broadcast() {
             self.on_relay(now, from, packet);
             return;
         }
         let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now, &key)
+        if let Some(cached) = self.responses.get(now.mono, &key)
             && cached.nonce == packet.nonce
         {
             // A retransmission: the same answer again, not a replay.
@@ -566,7 +567,7 @@ impl Engine {
         }
         if packet.hop_count > 0
             && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now, &key.1)
+            && !self.relay.mark_seen(now.mono, &key.1)
         {
             // A second copy that took another path through the mesh.
             self.stats.mesh_duplicates += 1;
@@ -577,7 +578,7 @@ impl Engine {
             packet_id,
             ..packet
         };
-        let reception = self.node.receive(now, &packet);
+        let reception = self.node.receive(now.wall, &packet);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let response = reception.response;
@@ -591,7 +592,7 @@ impl Engine {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
                     self.responses.insert(
-                        now,
+                        now.mono,
                         (from, packet.packet_id.clone()),
                         CachedResponse {
                             nonce: packet.nonce.clone(),
@@ -606,7 +607,9 @@ impl Engine {
             // Only a packet that passed the replay check and was not ROOD,
             // and came straight from its sender, may move a peer.
             if packet.hop_count == 0 {
-                let upd = self.peers.record_activity(now, &packet.source_did, from);
+                let upd = self
+                    .peers
+                    .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
                 if packet.ping_type == PingType::Heartbeat {
                     self.audit(|| AuditRecord::Heartbeat {
@@ -635,13 +638,7 @@ impl Engine {
         }
     }
 
-    fn on_response(
-        &mut self,
-        now: Timestamp,
-        from: SocketAddr,
-        response: PingResponse,
-        datagram: &[u8],
-    ) {
+    fn on_response(&mut self, now: Now, from: SocketAddr, response: PingResponse, datagram: &[u8]) {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
@@ -655,7 +652,7 @@ impl Engine {
             if req.direct {
                 let upd = self
                     .peers
-                    .record_activity(now, &response.responder_did, from);
+                    .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
             }
             if req.kind == RequestKind::Caller {
@@ -666,7 +663,10 @@ impl Engine {
             }
             return;
         }
-        if let Some(prev) = self.relay.reverse_path(now, &response.in_response_to, from) {
+        if let Some(prev) = self
+            .relay
+            .reverse_path(now.mono, &response.in_response_to, from)
+        {
             self.transmit(prev, datagram.to_vec());
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
@@ -676,13 +676,13 @@ impl Engine {
             }
             return;
         }
-        if !self.relay.has_path(now, &response.in_response_to) {
+        if !self.relay.has_path(now.mono, &response.in_response_to) {
             self.stats.responses_orphan += 1;
         }
     }
 
-    fn on_relay(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
-        let Ok(out) = self.relay.prepare(now, &packet, from) else {
+    fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
         let bytes = match self.codec.encode_packet(&out) {
@@ -692,11 +692,11 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now, &out.target_did) {
+        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
             Some(a) => vec![a],
             None => self
                 .peers
-                .alive(now)
+                .alive(now.mono)
                 .map(|p| p.address)
                 .filter(|a| *a != from)
                 .collect(),
@@ -704,7 +704,7 @@ impl Engine {
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
-        self.relay.set_next_hops(now, &out.packet_id, &hops);
+        self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
                 packet: Box::new(out.clone()),
@@ -721,13 +721,7 @@ impl Engine {
         }
     }
 
-    fn on_beacon(
-        &mut self,
-        now: Timestamp,
-        from: SocketAddr,
-        packet: &PingPacket,
-        via_discovery: bool,
-    ) {
+    fn on_beacon(&mut self, now: Now, from: SocketAddr, packet: &PingPacket, via_discovery: bool) {
         if packet.source_did == self.node.did() {
             return; // our own beacon, looped back by the multicast group
         }
@@ -735,7 +729,7 @@ impl Engine {
             self.malformed(from, "discover packet is not a beacon");
             return;
         };
-        let answer = self.node.handle_beacon(now, &beacon);
+        let answer = self.node.handle_beacon(now.wall, &beacon);
         let decision = answer.decision;
         if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
@@ -752,7 +746,7 @@ impl Engine {
             .map(|p| SocketAddr::new(from.ip(), p));
         if let Some(addr) = transport {
             // A beacon proves nothing: it may introduce a peer, never move one.
-            let upd = self.peers.introduce(now, &packet.source_did, addr);
+            let upd = self.peers.introduce(now.mono, &packet.source_did, addr);
             self.peer_update(&packet.source_did, addr, upd);
         }
         let address = transport.unwrap_or(from);
@@ -764,7 +758,7 @@ impl Engine {
         if via_discovery {
             if let Some(addr) = transport {
                 self.discovery
-                    .on_beacon(now, &packet.source_did, addr, &mut self.rng);
+                    .on_beacon(now.mono, &packet.source_did, addr, &mut self.rng);
             } else {
                 self.discovery.on_beacon_unanswerable();
             }
@@ -782,8 +776,8 @@ impl Engine {
 
     /// Runs what is due at `now`: resends, timeouts, heartbeats, peer
     /// cleanup, beacons and discovery answers.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(due) = self.requests.pop_due(now) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
                 Due::Resend(addr, bytes) => {
                     self.stats.retransmissions += 1;
@@ -797,18 +791,18 @@ impl Engine {
                 }
             }
         }
-        if self.next_heartbeat.is_some_and(|t| t <= now) {
-            self.next_heartbeat = Some(now + self.config.heartbeat_interval);
+        if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
+            self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
             let targets: Vec<(String, SocketAddr)> = self
                 .peers
-                .alive(now)
+                .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address))
                 .collect();
             for (did, addr) in targets {
                 if self.check_capacity().is_err() {
                     break;
                 }
-                let packet = self.node.heartbeat(now, &did, None);
+                let packet = self.node.heartbeat(now.wall, &did, None);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -825,24 +819,24 @@ impl Engine {
                 }
             }
         }
-        if self.next_cleanup.is_some_and(|t| t <= now) {
-            self.next_cleanup = Some(now + self.config.cleanup_interval);
-            for gone in self.peers.prune(now) {
+        if self.next_cleanup.is_some_and(|t| t <= now.mono) {
+            self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            for gone in self.peers.prune(now.mono) {
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
                 });
             }
-            self.responses.expire(now);
-            self.node.collect_garbage(now);
+            self.responses.expire(now.mono);
+            self.node.collect_garbage(now.wall);
         }
-        if self.discovery.beacon_due(now) {
+        if self.discovery.beacon_due(now.mono) {
             match self.discover_datagram(now) {
                 Ok(bytes) => self.transmit(self.multicast_dest, bytes),
                 Err(_) => self.stats.encode_errors += 1,
             }
         }
-        for addr in self.discovery.due_replies(now) {
+        for addr in self.discovery.due_replies(now.mono) {
             if self.announce_to(now, addr).is_err() {
                 self.stats.encode_errors += 1;
             }
@@ -850,14 +844,14 @@ impl Engine {
     }
 
     /// Counters of the engine and its parts.
-    pub fn stats(&self, now: Timestamp) -> NodeStats {
+    pub fn stats(&self, now: Now) -> NodeStats {
         NodeStats {
             did: self.node.did().to_owned(),
             engine: self.stats.clone(),
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
-            peers: self.peers.stats(now),
+            peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),

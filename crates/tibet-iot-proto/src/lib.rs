@@ -8,7 +8,8 @@
 //! engine reads no clock and owns no socket, so a simulated network can drive
 //! hundreds of engines deterministically, and this crate depends on neither
 //! tokio nor a socket library. The tokio driver is the `tibet-iot` crate.
-//! Every table is bounded and counts what it refused.
+//! Every table is bounded and counts what it refused. [`sim::Sim`] runs
+//! many engines on a simulated network, deterministically.
 //!
 //! See `docs/ARCHITECTURE.md` for where each concern lives.
 
@@ -25,7 +26,9 @@ mod peers;
 mod relay;
 mod requests;
 mod retransmit;
+pub mod sim;
 mod stats;
+mod time;
 
 pub use audit::AuditRecord;
 pub use config::{
@@ -41,3 +44,4 @@ pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;
+pub use time::{MonoTime, Now};

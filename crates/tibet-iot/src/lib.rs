@@ -66,8 +66,8 @@ pub use error::StartError;
 pub use node::IoTNode;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
-    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, NetworkDiscovery, NodeStats,
-    PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal, RelayStats,
-    RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
+    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
+    NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal,
+    RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
     TransportConfig,
 };

@@ -25,8 +25,8 @@ use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
-    Engine, Event, NodeStats, PeerRecord, RequestId, SendError, SendOptions, Transmit,
-    TransportConfig,
+    Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError, SendOptions,
+    Transmit, TransportConfig,
 };
 
 use crate::audit::AuditSink;
@@ -73,6 +73,8 @@ struct Shared {
     send_queue_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     audit_failures: Arc<AtomicU64>,
+    /// Origin of the engine's monotonic clock.
+    origin: Instant,
 }
 
 impl Shared {
@@ -80,6 +82,15 @@ impl Shared {
         // A panic while holding the lock leaves consistent-enough counters;
         // keep serving rather than poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Both clocks, now: monotonic since `origin` for timers, wall-clock for
+    /// packets and replay windows.
+    fn now(&self) -> Now {
+        Now::new(
+            MonoTime::from_duration(self.origin.elapsed()),
+            Timestamp::now(),
+        )
     }
 
     /// Runs an engine command and passes on its audit records.
@@ -144,6 +155,7 @@ impl IoTNode {
                 send_queue_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
                 audit_failures: Arc::new(AtomicU64::new(0)),
+                origin,
             }),
             events,
             running: Mutex::new(None),
@@ -199,7 +211,7 @@ impl IoTNode {
             let mut st = self.shared.lock();
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
-            st.engine.start(Timestamp::now());
+            st.engine.start(self.shared.now());
             st.running = true;
         }
         let (tx, rx) = oneshot::channel();
@@ -274,14 +286,14 @@ impl IoTNode {
 
     async fn request(
         &self,
-        make: impl FnOnce(&mut Engine, Timestamp) -> Result<RequestId, SendError>,
+        make: impl FnOnce(&mut Engine, Now) -> Result<RequestId, SendError>,
     ) -> Result<Option<PingResponse>, SendError> {
         let rx = {
             let mut st = self.shared.lock();
             if !st.running {
                 return Err(SendError::NotRunning);
             }
-            let id = make(&mut st.engine, Timestamp::now())?;
+            let id = make(&mut st.engine, self.shared.now())?;
             st.drain_audit(&self.shared.audit_dropped);
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, tx);
@@ -322,7 +334,7 @@ impl IoTNode {
         if !st.running {
             return Err(SendError::NotRunning);
         }
-        st.engine.announce_to(Timestamp::now(), addr)?;
+        st.engine.announce_to(self.shared.now(), addr)?;
         drop(st);
         self.shared.wake.notify_one();
         Ok(())
@@ -339,25 +351,25 @@ impl IoTNode {
 
     /// Sets the trust of `did` (0..1); audited.
     pub fn set_trust(&self, did: &str, trust: f64) {
-        self.shared
-            .command(|e| e.set_trust(Timestamp::now(), did, trust));
+        let now = self.shared.now();
+        self.shared.command(|e| e.set_trust(now, did, trust));
     }
 
     /// The trust of `did` as the pipeline would compute it now.
     pub fn trust_of(&self, did: &str) -> f64 {
-        let now = Timestamp::now();
+        let now = self.shared.now();
         self.shared
             .lock()
             .engine
             .ping_node()
-            .trust_of(now, did)
+            .trust_of(now.wall, did)
             .score
     }
 
     /// Vouches for `dids` (refused when the vouch registry is full); audited.
     pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
-        self.shared
-            .command(|e| e.vouch(Timestamp::now(), dids, options))
+        let now = self.shared.now();
+        self.shared.command(|e| e.vouch(now, dids, options))
     }
 
     /// Adds an airlock rule; audited.
@@ -382,8 +394,9 @@ impl IoTNode {
         packet_id: &str,
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
+        let now = self.shared.now();
         self.shared
-            .command(|e| e.approve_pending(Timestamp::now(), packet_id, raise_trust_to))
+            .command(|e| e.approve_pending(now, packet_id, raise_trust_to))
     }
 
     /// Rejects a pending ping; audited.
@@ -393,18 +406,18 @@ impl IoTNode {
 
     /// Records a peer by hand.
     pub fn add_peer(&self, did: &str, addr: SocketAddr) {
-        self.shared
-            .command(|e| e.add_peer(Timestamp::now(), did, addr));
+        let now = self.shared.now();
+        self.shared.command(|e| e.add_peer(now, did, addr));
     }
 
     /// Live peers.
     pub fn peers(&self) -> Vec<PeerRecord> {
-        let now = Timestamp::now();
+        let now = self.shared.now();
         self.shared
             .lock()
             .engine
             .peers()
-            .alive(now)
+            .alive(now.mono)
             .cloned()
             .collect()
     }
@@ -434,7 +447,7 @@ impl IoTNode {
 
     /// Counters of the engine, its tables and the driver.
     pub fn stats(&self) -> NodeStats {
-        let mut s = self.shared.lock().engine.stats(Timestamp::now());
+        let mut s = self.shared.lock().engine.stats(self.shared.now());
         let d = &mut s.driver;
         d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
@@ -452,11 +465,11 @@ impl Drop for IoTNode {
     }
 }
 
-fn to_instant(deadline: Timestamp) -> tokio::time::Instant {
+fn to_instant(deadline: MonoTime, now: MonoTime) -> tokio::time::Instant {
     // Capped: a configured "forever" must not overflow the Instant; waking
     // once a day to find nothing due is harmless.
     let wait = deadline
-        .saturating_duration_since(Timestamp::now())
+        .saturating_duration_since(now)
         .min(std::time::Duration::from_secs(86_400));
     tokio::time::Instant::now() + wait
 }
@@ -471,7 +484,14 @@ async fn drive(
     let mut buf = vec![0u8; 70_000];
     let mut outq: VecDeque<Transmit> = VecDeque::new();
     loop {
-        let deadline = shared.lock().engine.poll_timeout().map(to_instant);
+        let deadline = {
+            let now = shared.now().mono;
+            shared
+                .lock()
+                .engine
+                .poll_timeout()
+                .map(|d| to_instant(d, now))
+        };
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -485,7 +505,7 @@ async fn drive(
         }
         let mut st = shared.lock();
         st.engine.set_events_enabled(events.receiver_count() > 0);
-        let now = Timestamp::now();
+        let now = shared.now();
         for _ in 0..RECV_BATCH {
             match sock.try_recv_from(&mut buf) {
                 Ok((n, from)) => st.engine.handle_datagram(now, from, &buf[..n]),
@@ -502,7 +522,7 @@ async fn drive(
                 }
             }
         }
-        if st.engine.poll_timeout().is_some_and(|t| t <= now) {
+        if st.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
