@@ -1,5 +1,5 @@
 //! [`MeshRelay`]: multi-hop forwarding with a bounded seen-cache, a hop
-//! limit, and reverse paths so responses find their way home (SPEC 6, 8).
+//! limit, and reverse paths so responses find their way home (docs/PROTOCOL.md §5, docs/ARCHITECTURE.md).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Bootstrap beacons: a new device announces itself (public facts only); a
 //! hub auto-vouches for it when a rule matches, else queues it for a human.
 //!
-//! Beyond the reference (SPEC section 8), an auto-vouch really registers a
+//! Beyond the reference (docs/ARCHITECTURE.md), an auto-vouch really registers a
 //! vouch in the hub's [`VouchRegistry`], so the device's next ping is
 //! assessed as vouched. A beacon travels on the wire as a discover ping:
 //! see [`Beacon::from_discover_packet`] and [`Beacon::to_discover_packet`].
