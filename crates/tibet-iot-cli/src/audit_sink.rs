@@ -13,10 +13,6 @@ use crate::config::Durability;
 
 /// Opens (or creates) the token file at `path` for the node `actor`.
 pub(crate) fn open(path: &Path, durability: Durability, actor: &str) -> Result<Box<dyn AuditSink>> {
-    let durability = match durability {
-        Durability::EveryToken => tibet_core::Durability::EveryToken,
-        Durability::GroupCommit(interval) => tibet_core::Durability::GroupCommit { interval },
-    };
     let store = FileStore::open_with(path, durability)
         .with_context(|| format!("cannot open audit file {}", path.display()))?;
     let provider = Provider::new(actor).with_store(store);

@@ -436,10 +436,7 @@ impl Node {
 
 /// The wire spelling of a beacon decision (`auto_vouched`, `hitl_pending`, `rejected`).
 fn beacon_decision(d: BeaconDecision) -> String {
-    serde_json::to_value(d)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{d:?}"))
+    d.as_str().to_owned()
 }
 
 fn item(p: &PendingPing) -> PendingItem {

@@ -10,7 +10,8 @@
 use std::net::SocketAddr;
 
 use tibet_ping::{
-    AirlockRule, AutoVouchRule, BeaconDecision, PendingPing, PingPacket, PingResponse, Vouch,
+    AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, PendingPing, PingPacket, PingResponse,
+    Vouch,
 };
 
 /// One auditable event of a node. New kinds of record are added over time
@@ -57,6 +58,10 @@ pub enum AuditRecord {
         old: f64,
         /// After.
         new: f64,
+        /// The zone `old` falls in by the node's configured thresholds.
+        old_zone: AirlockZone,
+        /// The zone `new` falls in.
+        new_zone: AirlockZone,
         /// Why (`set_trust`, `pending approved`, `vouched`).
         reason: String,
     },

@@ -117,7 +117,7 @@ impl Default for TransportConfig {
             cleanup_interval: Duration::from_secs(45),
             peer_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
-            retransmit: RetransmitPolicy::default(),
+            retransmit: RetransmitPolicy::OFF,
             max_hops: 10,
             discovery_reply_delay: Duration::from_millis(500),
             discovery_reply_interval: Duration::from_secs(10),

@@ -421,11 +421,19 @@ impl Engine {
         let old = self.node.trust_of(now.wall, did).score;
         self.node.set_trust(did, trust);
         let new = self.node.trust_of(now.wall, did).score;
+        self.audit_trust_change(did.to_owned(), old, new, "set_trust");
+    }
+
+    fn audit_trust_change(&mut self, did: String, old: f64, new: f64, reason: &str) {
+        let airlock = self.node.airlock();
+        let (old_zone, new_zone) = (airlock.threshold_zone(old), airlock.threshold_zone(new));
         self.audit(|| AuditRecord::TrustChange {
-            did: did.to_owned(),
+            did,
             old,
             new,
-            reason: "set_trust".to_owned(),
+            old_zone,
+            new_zone,
+            reason: reason.to_owned(),
         });
     }
 
@@ -489,12 +497,7 @@ impl Engine {
         });
         if raise_trust_to.is_some() {
             let new = self.node.trust_of(now.wall, &did).score;
-            self.audit(|| AuditRecord::TrustChange {
-                did,
-                old,
-                new,
-                reason: "pending approved".to_owned(),
-            });
+            self.audit_trust_change(did, old, new, "pending approved");
         }
         Some(approved)
     }
@@ -811,7 +814,7 @@ impl Engine {
                         addr,
                         RequestKind::Background,
                         timeout,
-                        RetransmitPolicy::default(),
+                        RetransmitPolicy::OFF,
                     )
                     .is_ok()
                 {

@@ -300,7 +300,7 @@ fn retransmission_gets_through_thirty_percent_loss_without_replay_alarms() {
         let s = sim.node(1).stats(now).engine;
         (ok, s.duplicates_answered, s.replays_dropped)
     };
-    let (plain, _, _) = run(RetransmitPolicy::default());
+    let (plain, _, _) = run(RetransmitPolicy::OFF);
     let (with_retx, duplicates, replays) = run(retx);
     assert!(plain < 70, "without resends about half fail: {plain}/100");
     assert!(with_retx >= 95, "with resends: {with_retx}/100");

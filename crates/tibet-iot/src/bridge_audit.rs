@@ -43,8 +43,12 @@ impl AuditSink for NetworkBridge {
                 did,
                 old,
                 new,
+                old_zone,
+                new_zone,
                 reason,
-            } => stored(self.record_trust_change(did, *old, *new, reason)),
+            } => {
+                stored(self.record_trust_change_in(did, *old, *new, (*old_zone, *new_zone), reason))
+            }
             AuditRecord::PendingReviewed { pending, approved } => {
                 let p = &pending.packet;
                 let (action, verb) = if *approved {

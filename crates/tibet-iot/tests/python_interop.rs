@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tibet_iot::{Event, IoTNode, SendOptions, TransportConfig};
 use tibet_ping::{AirlockZone, PingDecision};
+use tibet_testkit::free_udp_port;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
@@ -134,14 +135,6 @@ impl PyNode {
         self.cmd("quit").await;
         let _ = timeout(Duration::from_secs(5), self.child.wait()).await;
     }
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn rust_node(did: &str, msgpack: bool) -> (IoTNode, SocketAddr) {
