@@ -521,3 +521,72 @@ async fn rejecting_a_pending_ping_leaves_a_review_token_with_its_packet_id() {
     assert_eq!(b.stats().driver.audit_dropped, 0);
     stop_both(&a, &b).await;
 }
+
+/// A sink that stores nothing until the test opens its gate.
+struct Gated {
+    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl tibet_iot::AuditSink for Gated {
+    fn record(&mut self, record: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
+        let _ = self.gate.lock().unwrap().recv();
+        let kind = match record {
+            AuditRecord::TrustChange { .. } => "trust_change",
+            AuditRecord::Ping { .. } => "ping",
+            _ => "other",
+        };
+        self.seen.lock().unwrap().push(kind.to_owned());
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_audit_sink_does_not_hold_up_answers() {
+    let (a, b, _, b_addr) = pair("jis:slow:a", "jis:slow:b").await;
+    let (open, gate) = std::sync::mpsc::channel();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    b.set_audit(Some(Box::new(Gated {
+        gate: std::sync::Mutex::new(gate),
+        seen: seen.clone(),
+    })));
+    // The sink is stuck on this first record until the gate opens.
+    b.set_trust("jis:slow:a", 0.9);
+    let answer = ask(&a, "jis:slow:b", b_addr).await;
+    assert_eq!(answer.airlock_zone, AirlockZone::Groen);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "answered while the sink had stored nothing"
+    );
+    open.send(()).unwrap();
+    open.send(()).unwrap();
+    b.flush_audit().await;
+    assert_eq!(*seen.lock().unwrap(), ["trust_change", "ping"]);
+    let s = b.stats();
+    assert_eq!((s.driver.audit_dropped, s.driver.audit_failures), (0, 0));
+    stop_both(&a, &b).await;
+}
+
+struct Broken;
+
+impl tibet_iot::AuditSink for Broken {
+    fn record(&mut self, _: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
+        Err(tibet_iot::AuditError(
+            std::io::Error::other("disk full").into(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn records_a_sink_cannot_store_are_counted_and_the_node_keeps_serving() {
+    let (a, b, _, b_addr) = pair("jis:broken:a", "jis:broken:b").await;
+    b.set_audit(Some(Box::new(Broken)));
+    b.set_trust("jis:broken:a", 0.9);
+    assert_eq!(
+        ask(&a, "jis:broken:b", b_addr).await.airlock_zone,
+        AirlockZone::Groen
+    );
+    b.flush_audit().await;
+    assert_eq!(b.stats().driver.audit_failures, 2, "trust change and ping");
+    stop_both(&a, &b).await;
+}
