@@ -3,8 +3,10 @@
 //! The model follows quinn-proto: an [`Engine`] holds all node behaviour
 //! (the [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
 //! [`MeshRelay`] with its seen-cache and reverse paths, [`NetworkDiscovery`]
-//! scheduling, request correlation and retransmission). Datagrams and time go
-//! in; datagrams to send, [`Event`]s and the next deadline come out. The
+//! scheduling, request correlation and retransmission). Datagrams and time
+//! ([`Now`]: a monotonic [`MonoTime`] for timers, a wall-clock timestamp for
+//! packets and replay windows) go in; datagrams to send, [`Event`]s,
+//! [`AuditRecord`]s and the next deadline come out. The
 //! engine reads no clock and owns no socket, so a simulated network can drive
 //! hundreds of engines deterministically, and this crate depends on neither
 //! tokio nor a socket library. The tokio driver is the `tibet-iot` crate.

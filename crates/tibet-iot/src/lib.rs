@@ -64,6 +64,7 @@ mod socket;
 pub use audit::{AuditError, AuditSink};
 pub use error::StartError;
 pub use node::IoTNode;
+pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
     Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
