@@ -4,18 +4,19 @@
 use std::net::SocketAddr;
 
 use serde_json::json;
-use tibet_ping::{AirlockZone, PingPacket, PingResponse};
+use tibet_ping::{AirlockZone, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PingPacket, PingResponse};
 
 use crate::drops::DropRecord;
 use crate::provider::{NewToken, Provider, heartbeat_token, packet_token};
 use crate::store::AppendError;
 use crate::token::Token;
 
-/// The zone a trust score falls in (>= 0.7 GROEN, >= 0.3 GEEL, else ROOD).
-pub fn zone_for(trust: f64) -> AirlockZone {
-    if trust >= 0.7 {
+/// The zone a trust score falls in with thresholds `groen` and `rood`
+/// (>= `groen` GROEN, >= `rood` GEEL, else ROOD), as the airlock decides.
+pub fn zone_for(trust: f64, groen: f64, rood: f64) -> AirlockZone {
+    if trust >= groen {
         AirlockZone::Groen
-    } else if trust >= 0.3 {
+    } else if trust >= rood {
         AirlockZone::Geel
     } else {
         AirlockZone::Rood
@@ -70,6 +71,12 @@ impl NetworkBridge {
         let token = self.provider.create(new)?;
         self.last_id = Some(token.token_id.clone());
         Ok(token)
+    }
+
+    /// Any other event, as a token joining the trail (its parent is the
+    /// bridge's previous event unless `new` names one).
+    pub fn record_event(&mut self, new: NewToken) -> Result<Token, AppendError> {
+        self.record(new)
     }
 
     /// A ping and its optional response (action `ping.<ping_type>`; fields
@@ -166,9 +173,8 @@ impl NetworkBridge {
         )
     }
 
-    /// A change of `did`'s trust score (action `trust_change`); ERACHTER is
-    /// `reason` (or a description), plus `(zone: A -> B)` when the zone
-    /// changes.
+    /// A change of `did`'s trust score (action `trust_change`), zones by the
+    /// default thresholds; see [`NetworkBridge::record_trust_change_in`].
     pub fn record_trust_change(
         &mut self,
         did: &str,
@@ -176,7 +182,23 @@ impl NetworkBridge {
         new_trust: f64,
         reason: &str,
     ) -> Result<Token, AppendError> {
-        let (old_zone, new_zone) = (zone_for(old_trust), zone_for(new_trust));
+        let zone = |t| zone_for(t, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD);
+        let zones = (zone(old_trust), zone(new_trust));
+        self.record_trust_change_in(did, old_trust, new_trust, zones, reason)
+    }
+
+    /// A change of `did`'s trust score (action `trust_change`) between the
+    /// zones `(old, new)` the node's configured thresholds give; ERACHTER is
+    /// `reason` (or a description), plus `(zone: A -> B)` when the zone
+    /// changes.
+    pub fn record_trust_change_in(
+        &mut self,
+        did: &str,
+        old_trust: f64,
+        new_trust: f64,
+        (old_zone, new_zone): (AirlockZone, AirlockZone),
+        reason: &str,
+    ) -> Result<Token, AppendError> {
         let mut erachter = if reason.is_empty() {
             format!("Trust change for {did}: {old_trust:.2} -> {new_trust:.2}")
         } else {
@@ -355,7 +377,12 @@ mod tests {
             t.erachter,
             "Trust change for jis:x: 0.75 -> 0.10 (zone: GROEN -> ROOD)"
         );
-        assert_eq!(zone_for(0.3), AirlockZone::Geel);
-        assert_eq!(zone_for(0.29), AirlockZone::Rood);
+        assert_eq!(zone_for(0.3, 0.7, 0.3), AirlockZone::Geel);
+        assert_eq!(zone_for(0.29, 0.7, 0.3), AirlockZone::Rood);
+        assert_eq!(
+            zone_for(0.75, 0.8, 0.5),
+            AirlockZone::Geel,
+            "thresholds are taken"
+        );
     }
 }

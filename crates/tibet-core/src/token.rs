@@ -1,5 +1,5 @@
 //! [`Token`]: the atomic provenance record, its content hash and its JSON
-//! line (SPEC section 7).
+//! line (docs/PROTOCOL.md §7).
 
 use std::borrow::Cow;
 use std::fmt;

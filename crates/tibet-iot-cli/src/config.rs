@@ -177,29 +177,17 @@ pub(crate) enum DurabilityKind {
     EveryToken,
 }
 
-/// The resolved durability policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// fsync after every record.
-    EveryToken,
-    /// fsync at most every this long.
-    GroupCommit(std::time::Duration),
-}
-
-impl Default for Durability {
-    fn default() -> Self {
-        Durability::GroupCommit(std::time::Duration::from_millis(100))
-    }
-}
+/// The resolved durability policy: the store's own type.
+pub(crate) use tibet_core::Durability;
 
 impl AuditSection {
     /// The policy this section asks for.
     pub(crate) fn durability(&self) -> Durability {
         match self.durability.unwrap_or_default() {
             DurabilityKind::EveryToken => Durability::EveryToken,
-            DurabilityKind::GroupCommit => Durability::GroupCommit(
-                std::time::Duration::from_millis(self.group_commit_ms.unwrap_or(100)),
-            ),
+            DurabilityKind::GroupCommit => Durability::GroupCommit {
+                interval: std::time::Duration::from_millis(self.group_commit_ms.unwrap_or(100)),
+            },
         }
     }
 }

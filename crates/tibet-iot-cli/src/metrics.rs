@@ -25,8 +25,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
-use tibet_iot::AuditSink;
-use tibet_ping::{AirlockZone, PingDecision, PingPacket, PingResponse};
+use tibet_iot::{AuditError, AuditRecord, AuditSink};
+use tibet_ping::{AirlockZone, PingDecision, PingResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -107,62 +107,49 @@ impl ObservingSink {
 }
 
 impl AuditSink for ObservingSink {
-    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
-        let (zone, decision) = (response.airlock_zone, response.decision);
-        match OBSERVED
-            .usual
-            .iter()
-            .find(|(z, d, _)| *z == zone && *d == decision)
-        {
-            Some((_, _, counter)) => {
-                counter.inc();
-            }
-            None => {
-                OBSERVED
-                    .pings
-                    .get_or_create(&ping_labels(zone, decision))
-                    .inc();
-            }
+    fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
+        if let AuditRecord::Ping { response, .. } = record {
+            observe_ping(response);
         }
-        if let Some(ms) = response.rtt_ms
-            && ms.is_finite()
-            && ms >= 0.0
-        {
-            OBSERVED.processing.observe(ms / 1000.0);
-        }
-        if let Some(s) = self.inner.as_mut() {
-            s.record_ping(packet, response);
-        }
+        let Some(inner) = self.inner.as_mut() else {
+            return Ok(());
+        };
+        let r = inner.record(record);
+        count_token(r.is_ok());
+        r
     }
 
-    fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
-        if let Some(s) = self.inner.as_mut() {
-            s.record_heartbeat(did, addr);
+    fn flush(&mut self) -> Result<(), AuditError> {
+        match self.inner.as_mut() {
+            Some(inner) => inner.flush(),
+            None => Ok(()),
         }
     }
+}
 
-    fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
-        if let Some(s) = self.inner.as_mut() {
-            s.record_discovery(did, addr, decision);
+/// Counts a decided ping by zone and decision, and its processing time.
+fn observe_ping(response: &PingResponse) {
+    let (zone, decision) = (response.airlock_zone, response.decision);
+    match OBSERVED
+        .usual
+        .iter()
+        .find(|(z, d, _)| *z == zone && *d == decision)
+    {
+        Some((_, _, counter)) => {
+            counter.inc();
+        }
+        None => {
+            OBSERVED
+                .pings
+                .get_or_create(&ping_labels(zone, decision))
+                .inc();
         }
     }
-
-    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
-        if let Some(s) = self.inner.as_mut() {
-            s.record_relay(packet, next_hops);
-        }
-    }
-
-    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
-        if let Some(s) = self.inner.as_mut() {
-            s.record_relay_to(packet, next_hops);
-        }
-    }
-
-    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
-        if let Some(s) = self.inner.as_mut() {
-            s.record_trust_change(did, old, new, reason);
-        }
+    if let Some(ms) = response.rtt_ms
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        OBSERVED.processing.observe(ms / 1000.0);
     }
 }
 

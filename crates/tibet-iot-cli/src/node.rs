@@ -208,12 +208,8 @@ fn apply_policy(node: &IoTNode, s: &Settings) -> Result<()> {
             pod_id: a.pod_id.clone(),
             ..AutoVouchRule::default()
         };
-        node.with_engine(|e| {
-            e.ping_node_mut()
-                .beacon_handler_mut()
-                .add_auto_vouch_rule(rule)
-        })
-        .with_context(|| format!("auto_vouch[{i}]"))?;
+        node.add_auto_vouch_rule(rule)
+            .with_context(|| format!("auto_vouch[{i}]"))?;
     }
     Ok(())
 }
@@ -422,7 +418,8 @@ impl Node {
                 ..Default::default()
             },
             Request::Stats => {
-                let (stats, send_errors) = self.inner.stats();
+                let stats = self.inner.stats();
+                let send_errors = stats.driver.send_errors;
                 let mut v = serde_json::to_value(stats).unwrap_or_default();
                 if let Some(m) = v.as_object_mut() {
                     m.insert("driver_send_errors".into(), send_errors.into());
@@ -444,10 +441,7 @@ impl Node {
 
 /// The wire spelling of a beacon decision (`auto_vouched`, `hitl_pending`, `rejected`).
 fn beacon_decision(d: BeaconDecision) -> String {
-    serde_json::to_value(d)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{d:?}"))
+    d.as_str().to_owned()
 }
 
 fn item(p: &PendingPing) -> PendingItem {

@@ -16,7 +16,6 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 use serde_json::Value;
 use tibet_iot::IoTNode;
-use tibet_ping::Timestamp;
 
 pub(crate) use crate::control::PeerItem;
 use crate::control::{self, PendingItem, Request};
@@ -45,19 +44,20 @@ pub(crate) struct Args {
 
 /// The node side of the `peers` op.
 pub(crate) fn peer_items(node: &IoTNode) -> Vec<PeerItem> {
-    let now = Timestamp::now();
+    let now = node.clock();
     let peers = node.peers();
     node.with_engine(|e| {
         let ping = e.ping_node();
         peers
             .iter()
             .map(|p| {
-                let trust = ping.trust_of(now, &p.did).score;
+                let trust = ping.trust_of(now.wall, &p.did).score;
+                let idle = p.idle(now.mono);
                 PeerItem {
                     did: p.did.clone(),
                     address: p.address.to_string(),
-                    last_seen: p.last_seen.to_iso(),
-                    idle_secs: p.idle(now).as_secs_f64(),
+                    last_seen: (now.wall - idle).to_iso(),
+                    idle_secs: idle.as_secs_f64(),
                     packets: p.packet_count,
                     trust,
                     zone: ping.airlock().threshold_zone(trust).to_string(),

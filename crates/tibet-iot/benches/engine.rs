@@ -12,11 +12,11 @@ use std::net::SocketAddr;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tibet_iot::{Engine, TransportConfig};
+use tibet_iot::{Engine, MonoTime, Now, TransportConfig};
 use tibet_ping::{PacketCodec, PingNode, PingNodeConfig, Timestamp};
 
 fn bench(c: &mut Criterion) {
-    let now = Timestamp::now();
+    let now = Now::new(MonoTime::ZERO, Timestamp::now());
     let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     let mut crafter = PingNode::new(
         "jis:bench:client",
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     let p = crafter.ping(
-                        now,
+                        now.wall,
                         "jis:bench:node",
                         "bench.ping",
                         "engine bench",

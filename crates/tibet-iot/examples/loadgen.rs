@@ -255,7 +255,7 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     let rust = run(addr, &a, a.count, 1);
     print("tibet-iot (Rust)", &rust);
-    let (stats, _) = node.stats();
+    let stats = node.stats();
     let send_errors = stats.driver.send_errors;
     let mut counters = HashMap::new();
     counters.insert("pings_answered", stats.engine.pings_answered);

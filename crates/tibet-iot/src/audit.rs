@@ -1,108 +1,29 @@
-//! [`AuditSink`]: where a node reports network events for provenance.
+//! [`AuditSink`]: where a node's [`AuditRecord`]s end up.
 //!
-//! The node calls the sink synchronously from its engine, once per event, in
-//! the order the events happened. With the `tibet-core` feature (default),
-//! `tibet_core::NetworkBridge` is a sink: tokens `ping.<type>`, `heartbeat`,
-//! `discovery`, `relay`, `trust_change`. Without a sink nothing is recorded
-//! and nothing is paid.
+//! The engine queues records; the driver drains them after each batch of
+//! work and hands them, through a bounded queue, to a dedicated thread that
+//! calls the sink. A slow sink (a file with fsync) therefore never runs on
+//! the receive path or under the engine lock: when it falls behind, records
+//! are dropped and counted (`DriverStats::audit_dropped`), and records it
+//! fails to store are counted too (`DriverStats::audit_failures`). With the
+//! `tibet-core` feature (default), `tibet_core::NetworkBridge` is a sink.
 
-use std::net::SocketAddr;
+use tibet_iot_proto::AuditRecord;
 
-use tibet_ping::{PingPacket, PingResponse};
+/// Why a sink could not store a record.
+#[derive(Debug, thiserror::Error)]
+#[error("audit record not stored: {0}")]
+pub struct AuditError(#[from] pub Box<dyn std::error::Error + Send + Sync>);
 
-/// Receives the auditable events of a node. Every method defaults to doing
-/// nothing, so a sink implements only what it records.
+/// Receives the audit records of a node, in the order they happened.
 pub trait AuditSink: Send {
-    /// A ping addressed to this node was decided; `response` is what the
-    /// pipeline produced (sent for accept and pending, withheld for reject).
-    fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
-        let _ = (packet, response);
-    }
+    /// Stores one record. Sinks ignore kinds of record they do not know.
+    fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError>;
 
-    /// A heartbeat from `did` at `addr` was accepted.
-    fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
-        let _ = (did, addr);
-    }
-
-    /// A beacon of `did` from `addr` was handled with `decision`
-    /// (`auto_vouched`, `hitl_pending`, ...).
-    fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
-        let _ = (did, addr, decision);
-    }
-
-    /// `packet` (hop count already raised) was forwarded to `next_hops` peers.
-    fn record_relay(&mut self, packet: &PingPacket, next_hops: usize) {
-        let _ = (packet, next_hops);
-    }
-
-    /// `packet` (hop count already raised) was forwarded to these addresses;
-    /// by default reported through [`AuditSink::record_relay`] as a count.
-    fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
-        self.record_relay(packet, next_hops.len());
-    }
-
-    /// The trust of `did` changed from `old` to `new` because of `reason`.
-    fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
-        let _ = (did, old, new, reason);
-    }
-}
-
-#[cfg(feature = "tibet-core")]
-mod bridge {
-    use std::net::SocketAddr;
-
-    use tibet_core::NetworkBridge;
-    use tibet_ping::{PingPacket, PingResponse};
-
-    use super::AuditSink;
-
-    fn logged<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) {
-        if let Err(e) = r {
-            // The node keeps serving; the store's trouble is the operator's.
-            tracing::warn!(error = %e, "audit: cannot record {what}");
-        }
-    }
-
-    /// Records through the bridge; a store error is logged, never fatal.
-    impl AuditSink for NetworkBridge {
-        fn record_ping(&mut self, packet: &PingPacket, response: &PingResponse) {
-            logged(
-                "ping",
-                NetworkBridge::record_ping(self, packet, Some(response)),
-            );
-        }
-
-        fn record_heartbeat(&mut self, did: &str, addr: SocketAddr) {
-            logged(
-                "heartbeat",
-                NetworkBridge::record_heartbeat(self, did, Some(addr), None),
-            );
-        }
-
-        fn record_discovery(&mut self, did: &str, addr: SocketAddr, decision: &str) {
-            logged(
-                "discovery",
-                NetworkBridge::record_discovery(self, did, addr, decision),
-            );
-        }
-
-        fn record_relay(&mut self, packet: &PingPacket, _next_hops: usize) {
-            logged("relay", NetworkBridge::record_relay(self, packet, None));
-        }
-
-        fn record_relay_to(&mut self, packet: &PingPacket, next_hops: &[SocketAddr]) {
-            let single = match next_hops {
-                [one] => Some(*one),
-                _ => None,
-            };
-            logged("relay", NetworkBridge::record_relay(self, packet, single));
-        }
-
-        fn record_trust_change(&mut self, did: &str, old: f64, new: f64, reason: &str) {
-            logged(
-                "trust change",
-                NetworkBridge::record_trust_change(self, did, old, new, reason),
-            );
-        }
+    /// Makes what was stored durable (called by
+    /// [`IoTNode::flush_audit`](crate::IoTNode::flush_audit), at stop, and
+    /// when the sink is removed). Defaults to nothing.
+    fn flush(&mut self) -> Result<(), AuditError> {
+        Ok(())
     }
 }

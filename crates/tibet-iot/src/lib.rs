@@ -1,14 +1,15 @@
 //! `tibet-iot`: UDP transport, LAN discovery, peer tracking and mesh relay
-//! for TIBET pings.
+//! for TIBET pings, over tokio.
 //!
-//! The model follows quinn: a sans-IO [`Engine`] holds all node behaviour
-//! (the [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
+//! The model follows quinn: the sans-IO [`Engine`] of the `tibet-iot-proto`
+//! crate (re-exported here) holds all node behaviour (the
+//! [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
 //! [`MeshRelay`] with its seen-cache and reverse paths, [`NetworkDiscovery`]
 //! scheduling, request correlation and retransmission). Datagrams and time go
 //! in, datagrams to send, [`Event`]s and the next deadline come out; the
 //! engine reads no clock and owns no socket, so a simulated network can
-//! drive hundreds of engines deterministically. [`IoTNode`] is the thin
-//! tokio driver: one task owns the sockets and the engine, waits on the
+//! drive hundreds of engines deterministically. [`IoTNode`], this crate, is
+//! the thin tokio driver: one task owns the sockets and the engine, waits on the
 //! transport socket, the multicast discovery socket, the next deadline and
 //! API calls, and bounds the work per wake-up so floods cannot starve
 //! timers. Every table is bounded and counts what it refused.
@@ -18,8 +19,10 @@
 //! response cache instead of being called replays (also through relays);
 //! a node hearing a beacon answers by unicast, so discovery finds every
 //! live node; a peer's address moves only on packets that passed the replay
-//! check and were not ROOD. With the `tibet-core` feature (default),
-//! `tibet_core::NetworkBridge` is an [`AuditSink`].
+//! check and were not ROOD. Audit records leave the engine as data
+//! ([`AuditRecord`]) and reach the [`AuditSink`] on a dedicated thread. With
+//! the `tibet-core` feature (default), `tibet_core::NetworkBridge` is an
+//! [`AuditSink`].
 //!
 //! Two nodes on loopback, one trusting the other:
 //!
@@ -51,32 +54,21 @@
 #![forbid(unsafe_code)]
 
 mod audit;
-mod bounded;
-mod config;
-mod discovery;
-mod engine;
+mod audit_worker;
+#[cfg(feature = "tibet-core")]
+mod bridge_audit;
 mod error;
-mod event;
 mod node;
-mod peers;
-mod relay;
-mod requests;
-mod retransmit;
 mod socket;
-mod stats;
 
-pub use audit::AuditSink;
-pub use config::{
-    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
-};
-pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
-pub use error::{SendError, StartError};
-pub use event::Event;
+pub use audit::{AuditError, AuditSink};
+pub use error::StartError;
 pub use node::IoTNode;
-pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
-pub use relay::{MeshRelay, RelayRefusal, RelayStats};
-pub use requests::RequestId;
-pub use retransmit::RetransmitPolicy;
-pub use stats::{DriverStats, EngineStats, NodeStats};
-pub use tibet_ping::PacketCodec;
+pub use tibet_iot_proto::sim;
+pub use tibet_iot_proto::{
+    AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
+    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
+    NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal,
+    RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
+    TransportConfig,
+};

@@ -5,7 +5,9 @@
 //! wake-up from API calls and the shutdown signal; then it handles at most a
 //! bounded batch of datagrams, always runs the due timers, and flushes what
 //! the engine wants sent. API calls lock the engine briefly (as quinn's
-//! endpoint handles do), queue their work, and wake the task.
+//! endpoint handles do), queue their work, and wake the task. Audit records
+//! go to the audit worker thread (see `audit_worker.rs`), never to the
+//! sink directly.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -15,21 +17,22 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tibet_ping::{
-    AirlockRule, JsonMap, PendingPing, PingResponse, Timestamp, Vouch, VouchError, VouchOptions,
+    AirlockRule, AutoVouchRule, AutoVouchRuleError, JsonMap, PendingPing, PingResponse, Timestamp,
+    Vouch, VouchError, VouchOptions,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 
+use tibet_iot_proto::{
+    Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError, SendOptions,
+    Transmit, TransportConfig,
+};
+
 use crate::audit::AuditSink;
-use crate::config::TransportConfig;
-use crate::engine::{Engine, SendOptions, Transmit};
-use crate::error::{SendError, StartError};
-use crate::event::Event;
-use crate::peers::PeerRecord;
-use crate::requests::RequestId;
+use crate::audit_worker::{self, AuditWorker};
+use crate::error::StartError;
 use crate::socket;
-use crate::stats::NodeStats;
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood.
@@ -46,6 +49,21 @@ struct State {
     engine: Engine,
     waiters: HashMap<RequestId, Waiter>,
     running: bool,
+    audit: Option<AuditWorker>,
+}
+
+impl State {
+    /// Hands the engine's audit records to the worker (cheap: a queue push).
+    fn drain_audit(&mut self, dropped: &AtomicU64) {
+        let Some(worker) = self.audit.as_ref() else {
+            return;
+        };
+        while let Some(r) = self.engine.poll_audit() {
+            if !worker.submit(r) {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -53,6 +71,10 @@ struct Shared {
     wake: Notify,
     send_errors: AtomicU64,
     send_queue_dropped: AtomicU64,
+    audit_dropped: AtomicU64,
+    audit_failures: Arc<AtomicU64>,
+    /// Origin of the engine's monotonic clock.
+    origin: Instant,
 }
 
 impl Shared {
@@ -60,6 +82,23 @@ impl Shared {
         // A panic while holding the lock leaves consistent-enough counters;
         // keep serving rather than poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Both clocks, now: monotonic since `origin` for timers, wall-clock for
+    /// packets and replay windows.
+    fn now(&self) -> Now {
+        Now::new(
+            MonoTime::from_duration(self.origin.elapsed()),
+            Timestamp::now(),
+        )
+    }
+
+    /// Runs an engine command and passes on its audit records.
+    fn command<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+        let mut st = self.lock();
+        let r = f(&mut st.engine);
+        st.drain_audit(&self.audit_dropped);
+        r
     }
 }
 
@@ -109,10 +148,14 @@ impl IoTNode {
                     engine,
                     waiters: HashMap::new(),
                     running: false,
+                    audit: None,
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
+                audit_dropped: AtomicU64::new(0),
+                audit_failures: Arc::new(AtomicU64::new(0)),
+                origin,
             }),
             events,
             running: Mutex::new(None),
@@ -168,7 +211,7 @@ impl IoTNode {
             let mut st = self.shared.lock();
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
-            st.engine.start(Timestamp::now());
+            st.engine.start(self.shared.now());
             st.running = true;
         }
         let (tx, rx) = oneshot::channel();
@@ -190,18 +233,35 @@ impl IoTNode {
     }
 
     /// Stops the node: the driver task ends, the sockets close, outstanding
-    /// requests end with [`SendError::Stopped`]. Idempotent.
+    /// requests end with [`SendError::Stopped`], and the audit records so far
+    /// are stored and flushed. Idempotent.
     pub async fn stop(&self) {
         let Some(run) = self.running().take() else {
             return;
         };
         let _ = run.shutdown.send(());
         let _ = run.task.await;
-        let mut st = self.shared.lock();
-        st.running = false;
-        st.waiters.clear();
-        st.engine.cancel_all_requests();
+        {
+            let mut st = self.shared.lock();
+            st.running = false;
+            st.waiters.clear();
+            st.engine.cancel_all_requests();
+        }
+        self.flush_audit().await;
         tracing::info!(did = %self.did, "node stopped");
+    }
+
+    /// Waits until every audit record of what happened so far has been
+    /// handed to the sink and the sink has flushed.
+    pub async fn flush_audit(&self) {
+        let tx = {
+            let mut st = self.shared.lock();
+            st.drain_audit(&self.shared.audit_dropped);
+            st.audit.as_ref().and_then(AuditWorker::sender)
+        };
+        if let Some(tx) = tx {
+            audit_worker::flush(tx).await;
+        }
     }
 
     /// Whether the node is running.
@@ -226,14 +286,15 @@ impl IoTNode {
 
     async fn request(
         &self,
-        make: impl FnOnce(&mut Engine, Timestamp) -> Result<RequestId, SendError>,
+        make: impl FnOnce(&mut Engine, Now) -> Result<RequestId, SendError>,
     ) -> Result<Option<PingResponse>, SendError> {
         let rx = {
             let mut st = self.shared.lock();
             if !st.running {
                 return Err(SendError::NotRunning);
             }
-            let id = make(&mut st.engine, Timestamp::now())?;
+            let id = make(&mut st.engine, self.shared.now())?;
+            st.drain_audit(&self.shared.audit_dropped);
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, tx);
             rx
@@ -273,107 +334,132 @@ impl IoTNode {
         if !st.running {
             return Err(SendError::NotRunning);
         }
-        st.engine.announce_to(Timestamp::now(), addr)?;
+        st.engine.announce_to(self.shared.now(), addr)?;
         drop(st);
         self.shared.wake.notify_one();
         Ok(())
     }
 
-    /// Runs `f` on the engine (for what this type does not wrap, e.g.
-    /// auto-vouch rules via `ping_node_mut().beacon_handler_mut()`).
+    /// Runs `f` on the engine, for what this type does not wrap (reading
+    /// tables, tests). State changes belong in the named methods below,
+    /// which are audited; records `f` causes are passed on all the same.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
-        let r = f(&mut self.shared.lock().engine);
+        let r = self.shared.command(f);
         self.shared.wake.notify_one();
         r
     }
 
-    /// Sets the trust of `did` (0..1).
+    /// Sets the trust of `did` (0..1); audited.
     pub fn set_trust(&self, did: &str, trust: f64) {
-        self.shared
-            .lock()
-            .engine
-            .set_trust(Timestamp::now(), did, trust);
+        let now = self.shared.now();
+        self.shared.command(|e| e.set_trust(now, did, trust));
     }
 
-    /// Vouches for `dids` (refused when the vouch registry is full).
-    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
-        self.shared
-            .lock()
-            .engine
-            .ping_node_mut()
-            .vouch(Timestamp::now(), dids, options)
-    }
-
-    /// Adds an airlock rule.
-    pub fn add_rule(&self, rule: AirlockRule) {
-        self.shared.lock().engine.ping_node_mut().add_rule(rule);
-    }
-
-    /// Pings waiting for human review (GEEL).
-    pub fn pending(&self) -> Vec<PendingPing> {
+    /// The trust of `did` as the pipeline would compute it now.
+    pub fn trust_of(&self, did: &str) -> f64 {
+        let now = self.shared.now();
         self.shared
             .lock()
             .engine
             .ping_node()
-            .pending()
-            .cloned()
-            .collect()
+            .trust_of(now.wall, did)
+            .score
     }
 
-    /// Approves a pending ping, optionally raising its sender's trust.
+    /// Vouches for `dids` (refused when the vouch registry is full); audited.
+    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
+        let now = self.shared.now();
+        self.shared.command(|e| e.vouch(now, dids, options))
+    }
+
+    /// Adds an airlock rule; audited.
+    pub fn add_rule(&self, rule: AirlockRule) {
+        self.shared.command(|e| e.add_rule(rule));
+    }
+
+    /// Adds an auto-vouch rule for beacons (refused when invalid); audited.
+    pub fn add_auto_vouch_rule(&self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
+        self.shared.command(|e| e.add_auto_vouch_rule(rule))
+    }
+
+    /// Pings waiting for human review (GEEL).
+    pub fn pending(&self) -> Vec<PendingPing> {
+        self.shared.lock().engine.pending().cloned().collect()
+    }
+
+    /// Approves a pending ping, optionally raising its sender's trust;
+    /// audited.
     pub fn approve_pending(
         &self,
         packet_id: &str,
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
+        let now = self.shared.now();
         self.shared
-            .lock()
-            .engine
-            .approve_pending(Timestamp::now(), packet_id, raise_trust_to)
+            .command(|e| e.approve_pending(now, packet_id, raise_trust_to))
     }
 
-    /// Rejects a pending ping.
+    /// Rejects a pending ping; audited.
     pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
-        self.shared
-            .lock()
-            .engine
-            .ping_node_mut()
-            .reject_pending(packet_id)
+        self.shared.command(|e| e.reject_pending(packet_id))
     }
 
     /// Records a peer by hand.
     pub fn add_peer(&self, did: &str, addr: SocketAddr) {
-        self.shared
-            .lock()
-            .engine
-            .add_peer(Timestamp::now(), did, addr);
+        let now = self.shared.now();
+        self.shared.command(|e| e.add_peer(now, did, addr));
+    }
+
+    /// Both clocks as this node reads them: the monotonic time its peer
+    /// records and timers use, and the wall clock.
+    pub fn clock(&self) -> Now {
+        self.shared.now()
     }
 
     /// Live peers.
     pub fn peers(&self) -> Vec<PeerRecord> {
-        let now = Timestamp::now();
+        let now = self.shared.now();
         self.shared
             .lock()
             .engine
             .peers()
-            .alive(now)
+            .alive(now.mono)
             .cloned()
             .collect()
     }
 
-    /// Installs (or removes) an audit sink.
+    /// Installs (or removes) the audit sink. Its records are stored by a
+    /// dedicated thread; a sink being replaced first stores and flushes what
+    /// it was given.
     pub fn set_audit(&self, sink: Option<Box<dyn AuditSink>>) {
-        self.shared.lock().engine.set_audit(sink);
+        let worker = sink.and_then(|sink| {
+            match AuditWorker::spawn(sink, self.shared.audit_failures.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the audit thread; auditing off");
+                    None
+                }
+            }
+        });
+        let old = {
+            let mut st = self.shared.lock();
+            st.drain_audit(&self.shared.audit_dropped);
+            st.engine.set_audit_enabled(worker.is_some());
+            std::mem::replace(&mut st.audit, worker)
+        };
+        // Joins the old worker outside the lock.
+        drop(old);
     }
 
-    /// Counters of the engine, its tables and the driver, and (kept for
-    /// callers of the first API) the driver's send errors again.
-    pub fn stats(&self) -> (NodeStats, u64) {
-        let mut s = self.shared.lock().engine.stats(Timestamp::now());
-        s.driver.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
-        s.driver.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
-        let errors = s.driver.send_errors;
-        (s, errors)
+    /// Counters of the engine, its tables and the driver.
+    pub fn stats(&self) -> NodeStats {
+        let mut s = self.shared.lock().engine.stats(self.shared.now());
+        let d = &mut s.driver;
+        d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
+        d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
+        d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
+        s
     }
 }
 
@@ -385,11 +471,11 @@ impl Drop for IoTNode {
     }
 }
 
-fn to_instant(deadline: Timestamp) -> tokio::time::Instant {
+fn to_instant(deadline: MonoTime, now: MonoTime) -> tokio::time::Instant {
     // Capped: a configured "forever" must not overflow the Instant; waking
     // once a day to find nothing due is harmless.
     let wait = deadline
-        .saturating_duration_since(Timestamp::now())
+        .saturating_duration_since(now)
         .min(std::time::Duration::from_secs(86_400));
     tokio::time::Instant::now() + wait
 }
@@ -404,7 +490,14 @@ async fn drive(
     let mut buf = vec![0u8; 70_000];
     let mut outq: VecDeque<Transmit> = VecDeque::new();
     loop {
-        let deadline = shared.lock().engine.poll_timeout().map(to_instant);
+        let deadline = {
+            let now = shared.now().mono;
+            shared
+                .lock()
+                .engine
+                .poll_timeout()
+                .map(|d| to_instant(d, now))
+        };
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
@@ -418,7 +511,7 @@ async fn drive(
         }
         let mut st = shared.lock();
         st.engine.set_events_enabled(events.receiver_count() > 0);
-        let now = Timestamp::now();
+        let now = shared.now();
         for _ in 0..RECV_BATCH {
             match sock.try_recv_from(&mut buf) {
                 Ok((n, from)) => st.engine.handle_datagram(now, from, &buf[..n]),
@@ -435,7 +528,7 @@ async fn drive(
                 }
             }
         }
-        if st.engine.poll_timeout().is_some_and(|t| t <= now) {
+        if st.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
@@ -445,6 +538,7 @@ async fn drive(
             }
             outq.push_back(t);
         }
+        st.drain_audit(&shared.audit_dropped);
         while let Some(ev) = st.engine.poll_event() {
             match ev {
                 Event::RequestAnswered { id, response } => {

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::config::TransportConfig;
+use tibet_iot_proto::TransportConfig;
 
 const BUFFER_BYTES: usize = 4 << 20;
 

@@ -84,7 +84,7 @@ async fn child_main(did: String, discovery: bool) {
                 // No event reports a refused send: poll the counter, bounded.
                 let mut n = 0;
                 for _ in 0..500 {
-                    n = node.stats().0.driver.send_errors;
+                    n = node.stats().driver.send_errors;
                     if n > 0 {
                         break;
                     }
@@ -93,7 +93,7 @@ async fn child_main(did: String, discovery: bool) {
                 println!("NODE send_errors {n}");
             }
             ["relayed"] => {
-                let (s, _) = node.stats();
+                let s = node.stats();
                 println!(
                     "NODE relayed {} {}",
                     s.relay.relayed, s.relay.responses_relayed

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tibet_iot::{Event, IoTNode, SendOptions, TransportConfig};
 use tibet_ping::{AirlockZone, PingDecision};
+use tibet_testkit::free_udp_port;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::timeout;
@@ -136,14 +137,6 @@ impl PyNode {
     }
 }
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn rust_node(did: &str, msgpack: bool) -> (IoTNode, SocketAddr) {
     let cfg = TransportConfig {
         use_msgpack: msgpack,
@@ -177,7 +170,7 @@ async fn python_pings_rust(msgpack: bool) {
     assert_eq!(groen["decision"], "accept", "{groen}");
     assert_eq!(groen["airlock_zone"], "GROEN");
     assert_eq!(groen["responder_did"], "jis:rust:hub");
-    assert_eq!(rust.stats().0.engine.rood_dropped, 1);
+    assert_eq!(rust.stats().engine.rood_dropped, 1);
     py.quit().await;
     rust.stop().await;
 }

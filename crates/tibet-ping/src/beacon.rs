@@ -1,7 +1,7 @@
 //! Bootstrap beacons: a new device announces itself (public facts only); a
 //! hub auto-vouches for it when a rule matches, else queues it for a human.
 //!
-//! Beyond the reference (SPEC section 8), an auto-vouch really registers a
+//! Beyond the reference (docs/ARCHITECTURE.md), an auto-vouch really registers a
 //! vouch in the hub's [`VouchRegistry`], so the device's next ping is
 //! assessed as vouched. A beacon travels on the wire as a discover ping:
 //! see [`Beacon::from_discover_packet`] and [`Beacon::to_discover_packet`].
@@ -211,6 +211,24 @@ pub enum BeaconDecision {
     HitlPending,
     /// Too old, or refused for lack of room.
     Rejected,
+}
+
+impl BeaconDecision {
+    /// The wire spelling, as the reference writes it (`auto_vouched`,
+    /// `hitl_pending`, `rejected`); the same as the serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BeaconDecision::AutoVouched => "auto_vouched",
+            BeaconDecision::HitlPending => "hitl_pending",
+            BeaconDecision::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for BeaconDecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The hub's answer to a beacon, shaped like the reference's.

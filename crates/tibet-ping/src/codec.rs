@@ -1,5 +1,5 @@
 //! The TP frame codec: one UDP datagram carries one [`PingPacket`] or
-//! [`PingResponse`] (SPEC section 2).
+//! [`PingResponse`] (docs/PROTOCOL.md §1).
 //!
 //! ```text
 //! 0  2  magic "TP" (0x54 0x50)

@@ -1,9 +1,9 @@
 //! [`PingNode`]: one device's protocol state (nonces, trust, vouches,
 //! airlock, beacons, topology) with packet builders and the receive
-//! pipeline of SPEC section 5. Sans-IO: time comes in as arguments,
+//! pipeline of docs/PROTOCOL.md §4. Sans-IO: time comes in as arguments,
 //! randomness from the injected RNG.
 //!
-//! Changes to the contract in `PINGNODE_API.md`:
+//! Changes to the reference's node API (docs/PROTOCOL.md §5):
 //! - [`PingNode::vouch`] returns `Result<Vouch, VouchError>`: the vouch
 //!   registry is bounded and refuses (and counts) when full.
 //! - [`PingNodeConfig`] has extra capacity fields (`vouch_capacity`,
@@ -400,7 +400,7 @@ impl PingNode {
     // ── receiving ───────────────────────────────────────────────────
 
     /// Runs a received packet through replay check, trust and airlock
-    /// (SPEC section 5) and builds the response.
+    /// (docs/PROTOCOL.md §4) and builds the response.
     pub fn receive(&mut self, now: Timestamp, packet: &PingPacket) -> Reception {
         let start = self.clock.as_ref().map(|c| c());
         self.seen(now);

@@ -1,5 +1,5 @@
 //! The wire types: [`PingPacket`], [`PingResponse`] and their enums, with the
-//! exact JSON/msgpack mapping of the Python reference (SPEC sections 3 and 4).
+//! exact JSON/msgpack mapping of the Python reference (docs/PROTOCOL.md §2 and §3).
 
 use std::fmt;
 use std::str::FromStr;
@@ -190,7 +190,7 @@ fn default_max_hops() -> u32 {
     5
 }
 
-/// An intent-based ping: who I am, what I want, and why (SPEC section 3).
+/// An intent-based ping: who I am, what I want, and why (docs/PROTOCOL.md §2).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PingPacket {
     /// `ping_` + 16 lowercase hex.
@@ -293,7 +293,7 @@ impl PingPacket {
     }
 }
 
-/// The answer to a [`PingPacket`] (SPEC section 4).
+/// The answer to a [`PingPacket`] (docs/PROTOCOL.md §3).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PingResponse {
     /// `resp_` + 16 lowercase hex.

@@ -1,7 +1,7 @@
 //! Beacon interop with the Python reference (`tibet_ping.BeaconHandler`):
 //! the same auto-vouch rules and beacons (built by Rust and by Python, as
 //! JSON dicts) give the same decision, response id, assigned pod and message
-//! on both hubs; our auto-vouch also registers the vouch (SPEC section 8).
+//! on both hubs; our auto-vouch also registers the vouch (docs/ARCHITECTURE.md).
 //!
 //! The reference reads the wall clock, so this test uses real time.
 

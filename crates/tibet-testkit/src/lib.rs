@@ -6,10 +6,13 @@
 //!   CI a missing interpreter fails the test instead of skipping it.
 //! - [`netns`]: network namespaces, veth links and a bridge for multi-host
 //!   tests (root only), deleted again on drop.
+//! - [`free_udp_port`]: a free loopback UDP port.
 
 #![forbid(unsafe_code)]
 
 pub mod netns;
+mod ports;
 mod python;
 
+pub use ports::free_udp_port;
 pub use python::{PyOutput, python, run_python};

@@ -268,12 +268,6 @@ fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
     });
 }
 
-/// A UDP port on 127.0.0.1 that was free a moment ago (for a private
-/// discovery port, so tests never meet each other or a real 7151).
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// Not every test binary uses it.
+#[allow(unused_imports)]
+pub use tibet_testkit::free_udp_port;

@@ -23,22 +23,26 @@ pub struct RetransmitPolicy {
 }
 
 impl Default for RetransmitPolicy {
-    /// Off: no resends (CoAP's 2 s / 1.5 are kept for when it is turned on).
+    /// [`RetransmitPolicy::OFF`].
     fn default() -> Self {
-        RetransmitPolicy {
-            max_retransmits: 0,
-            initial_timeout: Duration::from_secs(2),
-            random_factor: 1.5,
-        }
+        RetransmitPolicy::OFF
     }
 }
 
 impl RetransmitPolicy {
+    /// No resends (CoAP's 2 s / 1.5 are kept for when it is turned on). The
+    /// default.
+    pub const OFF: RetransmitPolicy = RetransmitPolicy {
+        max_retransmits: 0,
+        initial_timeout: Duration::from_secs(2),
+        random_factor: 1.5,
+    };
+
     /// CoAP's defaults: 4 resends, 2 s initial timeout, factor 1.5.
     pub fn coap() -> Self {
         RetransmitPolicy {
             max_retransmits: 4,
-            ..RetransmitPolicy::default()
+            ..RetransmitPolicy::OFF
         }
     }
 
@@ -115,7 +119,8 @@ mod tests {
     #[test]
     fn off_by_default() {
         let mut rng = StdRng::seed_from_u64(1);
-        assert!(RetransmitState::new(&RetransmitPolicy::default(), &mut rng).is_none());
+        assert!(RetransmitState::new(&RetransmitPolicy::OFF, &mut rng).is_none());
+        assert_eq!(RetransmitPolicy::default(), RetransmitPolicy::OFF);
     }
 
     #[test]

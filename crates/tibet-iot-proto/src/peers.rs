@@ -1,11 +1,11 @@
 //! [`PeerTracker`]: which devices we heard from, where, and when; bounded.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::time::MonoTime;
 use serde::Serialize;
-use tibet_ping::Timestamp;
 
 /// What we know of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,16 +15,16 @@ pub struct PeerRecord {
     /// Its last known transport address.
     pub address: SocketAddr,
     /// When we first heard of it.
-    pub first_seen: Timestamp,
+    pub first_seen: MonoTime,
     /// When we last heard from it.
-    pub last_seen: Timestamp,
+    pub last_seen: MonoTime,
     /// Packets counted from it.
     pub packet_count: u64,
 }
 
 impl PeerRecord {
     /// Time since the last activity.
-    pub fn idle(&self, now: Timestamp) -> Duration {
+    pub fn idle(&self, now: MonoTime) -> Duration {
         now.saturating_duration_since(self.last_seen)
     }
 }
@@ -62,7 +62,7 @@ pub struct PeerStats {
 pub struct PeerTracker {
     timeout: Duration,
     capacity: usize,
-    peers: HashMap<String, PeerRecord>,
+    peers: BTreeMap<String, PeerRecord>,
     refused: u64,
     expired: u64,
 }
@@ -74,7 +74,7 @@ impl PeerTracker {
         PeerTracker {
             timeout,
             capacity: capacity.max(1),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             refused: 0,
             expired: 0,
         }
@@ -85,13 +85,13 @@ impl PeerTracker {
         self.timeout
     }
 
-    fn is_alive(&self, now: Timestamp, p: &PeerRecord) -> bool {
+    fn is_alive(&self, now: MonoTime, p: &PeerRecord) -> bool {
         p.idle(now) <= self.timeout
     }
 
     /// Records activity of `did` at `addr` (the caller has authenticated the
     /// packet as far as the protocol allows: replay-checked, not ROOD).
-    pub fn record_activity(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+    pub fn record_activity(&mut self, now: MonoTime, did: &str, addr: SocketAddr) -> PeerUpdate {
         if let Some(p) = self.peers.get_mut(did) {
             p.last_seen = now;
             p.packet_count += 1;
@@ -106,7 +106,7 @@ impl PeerTracker {
 
     /// Records a peer only if unknown (or stale): for unauthenticated sources
     /// such as beacons, which may introduce a device but never move one.
-    pub fn introduce(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+    pub fn introduce(&mut self, now: MonoTime, did: &str, addr: SocketAddr) -> PeerUpdate {
         match self.peers.get(did) {
             Some(p) if self.is_alive(now, p) => {
                 if p.address == addr {
@@ -126,7 +126,7 @@ impl PeerTracker {
         }
     }
 
-    fn insert_new(&mut self, now: Timestamp, did: &str, addr: SocketAddr) -> PeerUpdate {
+    fn insert_new(&mut self, now: MonoTime, did: &str, addr: SocketAddr) -> PeerUpdate {
         if self.peers.len() >= self.capacity {
             self.prune(now);
         }
@@ -148,22 +148,22 @@ impl PeerTracker {
     }
 
     /// The address of a live peer.
-    pub fn get_address(&self, now: Timestamp, did: &str) -> Option<SocketAddr> {
+    pub fn get_address(&self, now: MonoTime, did: &str) -> Option<SocketAddr> {
         self.get(now, did).map(|p| p.address)
     }
 
     /// The record of a live peer.
-    pub fn get(&self, now: Timestamp, did: &str) -> Option<&PeerRecord> {
+    pub fn get(&self, now: MonoTime, did: &str) -> Option<&PeerRecord> {
         self.peers.get(did).filter(|p| self.is_alive(now, p))
     }
 
     /// Live peers, in no particular order.
-    pub fn alive(&self, now: Timestamp) -> impl Iterator<Item = &PeerRecord> {
+    pub fn alive(&self, now: MonoTime) -> impl Iterator<Item = &PeerRecord> {
         self.peers.values().filter(move |p| self.is_alive(now, p))
     }
 
     /// Removes stale peers and returns them.
-    pub fn prune(&mut self, now: Timestamp) -> Vec<PeerRecord> {
+    pub fn prune(&mut self, now: MonoTime) -> Vec<PeerRecord> {
         let timeout = self.timeout;
         let stale: Vec<String> = self
             .peers
@@ -187,7 +187,7 @@ impl PeerTracker {
     }
 
     /// Counters.
-    pub fn stats(&self, now: Timestamp) -> PeerStats {
+    pub fn stats(&self, now: MonoTime) -> PeerStats {
         PeerStats {
             tracked: self.peers.len(),
             alive: self.alive(now).count(),
@@ -202,8 +202,8 @@ pub(crate) mod tests {
     use super::*;
 
     /// `s` seconds after a fixed instant: the unit tests' clock.
-    pub(crate) fn t(s: i64) -> Timestamp {
-        Timestamp::from_secs(1_800_000_000 + s)
+    pub(crate) fn t(s: i64) -> MonoTime {
+        MonoTime::from_secs((1_000_000 + s) as u64)
     }
     /// 127.0.0.1 at port `p`.
     pub(crate) fn addr(p: u16) -> SocketAddr {

@@ -13,9 +13,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::time::MonoTime;
 use rand::Rng;
 use serde::Serialize;
-use tibet_ping::Timestamp;
 
 use crate::bounded::{BoundedMap, WhenFull};
 
@@ -44,11 +44,11 @@ pub struct NetworkDiscovery {
     enabled: bool,
     interval: Duration,
     reply_delay: Duration,
-    next_beacon: Option<Timestamp>,
-    queue: Vec<(Timestamp, SocketAddr)>,
+    next_beacon: Option<MonoTime>,
+    queue: Vec<(MonoTime, SocketAddr)>,
     queue_capacity: usize,
     answered: BoundedMap<(SocketAddr, String), ()>,
-    window_start: Timestamp,
+    window_start: MonoTime,
     window_count: u32,
     burst: u32,
     stats: DiscoveryStats,
@@ -74,7 +74,7 @@ impl NetworkDiscovery {
             queue: Vec::new(),
             queue_capacity: queue_capacity.max(1),
             answered: BoundedMap::new(4096, reply_interval, WhenFull::Refuse),
-            window_start: Timestamp::EPOCH,
+            window_start: MonoTime::ZERO,
             window_count: 0,
             burst: 20,
             stats: DiscoveryStats::default(),
@@ -87,14 +87,14 @@ impl NetworkDiscovery {
     }
 
     /// Called when the node starts: the first beacon is due at `now`.
-    pub fn start(&mut self, now: Timestamp) {
+    pub fn start(&mut self, now: MonoTime) {
         if self.enabled {
             self.next_beacon = Some(now);
         }
     }
 
     /// Whether a beacon is due; if so, schedules the next one.
-    pub fn beacon_due(&mut self, now: Timestamp) -> bool {
+    pub fn beacon_due(&mut self, now: MonoTime) -> bool {
         match self.next_beacon {
             Some(at) if at <= now => {
                 self.next_beacon = Some(now + self.interval);
@@ -113,7 +113,7 @@ impl NetworkDiscovery {
     /// `discover`) is answered again, within the global budget.
     pub fn on_beacon(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         nonce: &str,
         from: SocketAddr,
         rng: &mut (impl Rng + ?Sized),
@@ -124,7 +124,7 @@ impl NetworkDiscovery {
             self.stats.replies_rate_limited += 1;
             return;
         }
-        if now.micros_since(self.window_start) >= 1_000_000 {
+        if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
             self.window_count = 0;
         }
@@ -159,7 +159,7 @@ impl NetworkDiscovery {
     }
 
     /// Takes the answers due at `now`.
-    pub fn due_replies(&mut self, now: Timestamp) -> Vec<SocketAddr> {
+    pub fn due_replies(&mut self, now: MonoTime) -> Vec<SocketAddr> {
         if !self.queue.iter().any(|(at, _)| *at <= now) {
             return Vec::new();
         }
@@ -177,7 +177,7 @@ impl NetworkDiscovery {
     }
 
     /// The next time something is due.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
         let reply = self.queue.iter().map(|(at, _)| *at).min();
         match (self.next_beacon, reply) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -198,8 +198,8 @@ mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
-    fn t(ms: i64) -> Timestamp {
-        Timestamp::from_micros(1_800_000_000_000_000 + ms * 1000)
+    fn t(ms: i64) -> MonoTime {
+        MonoTime::from_millis((1_000_000_000 + ms) as u64)
     }
     /// Beacons every 60 s, answers each peer at most every 10 s, queues 8.
     fn discovery(enabled: bool, reply_delay: Duration) -> NetworkDiscovery {

@@ -5,12 +5,17 @@
 use std::net::SocketAddr;
 
 use proptest::prelude::*;
-use tibet_iot::{Engine, TransportConfig};
+use tibet_iot_proto::{Engine, TransportConfig};
+use tibet_iot_proto::{MonoTime, Now};
 use tibet_ping::{PacketCodec, PingNode, PingNodeConfig, Timestamp};
+
+fn now() -> Now {
+    Now::new(MonoTime::from_secs(1), Timestamp::from_secs(1_800_000_000))
+}
 
 fn engine() -> Engine {
     let mut e = Engine::new("jis:prop:node", TransportConfig::default(), 1);
-    e.start(Timestamp::from_secs(1_800_000_000));
+    e.start(now());
     e
 }
 
@@ -37,7 +42,7 @@ proptest! {
     #[test]
     fn random_bytes_are_dropped_and_counted(data in proptest::collection::vec(any::<u8>(), 0..2048), disc in any::<bool>()) {
         let mut e = engine();
-        let now = Timestamp::from_secs(1_800_000_000);
+        let now = now();
         let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         if disc { e.handle_discovery_datagram(now, from, &data) } else { e.handle_datagram(now, from, &data) }
         let s = e.stats(now).engine;
@@ -56,7 +61,7 @@ proptest! {
         }
         frame.truncate(truncate % (frame.len() + 1));
         let mut e = engine();
-        let now = Timestamp::from_secs(1_800_000_000);
+        let now = now();
         e.handle_datagram(now, "127.0.0.1:40001".parse().unwrap(), &frame);
         // The sender is unknown (trust 0): whatever survives decoding is ROOD.
         prop_assert!(e.poll_transmit().is_none());

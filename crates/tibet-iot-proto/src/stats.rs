@@ -43,6 +43,8 @@ pub struct EngineStats {
     pub encode_errors: u64,
     /// Events dropped because the event queue was full.
     pub events_dropped: u64,
+    /// Audit records dropped because the audit queue was full.
+    pub audit_dropped: u64,
 }
 
 /// Everything a node counts.
@@ -78,4 +80,9 @@ pub struct DriverStats {
     /// Datagrams dropped because the send queue was full (socket not
     /// writable for long).
     pub send_queue_dropped: u64,
+    /// Audit records dropped because the sink fell behind (its queue was
+    /// full).
+    pub audit_dropped: u64,
+    /// Audit records the sink failed to store.
+    pub audit_failures: u64,
 }

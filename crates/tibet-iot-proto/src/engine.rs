@@ -5,8 +5,10 @@
 //!
 //! Drive it like quinn-proto: feed [`Engine::handle_datagram`] /
 //! [`Engine::handle_discovery_datagram`] and [`Engine::handle_timeout`], then
-//! drain [`Engine::poll_transmit`] and [`Engine::poll_event`], and sleep until
-//! [`Engine::poll_timeout`].
+//! drain [`Engine::poll_transmit`], [`Engine::poll_event`] and
+//! [`Engine::poll_audit`], and sleep until [`Engine::poll_timeout`]. Every
+//! state change made through the engine's commands (trust, vouch, rules,
+//! review of pending pings) is reported as an [`AuditRecord`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -15,11 +17,12 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::{
-    Announcement, Beacon, BeaconDecision, Frame, JsonMap, Outcome, PacketCodec, PingNode,
-    PingPacket, PingResponse, PingType, RoutingMode, Timestamp,
+    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, Frame,
+    JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
+    RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
-use crate::audit::AuditSink;
+use crate::audit::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
@@ -30,6 +33,7 @@ use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::stats::{DriverStats, EngineStats, NodeStats};
+use crate::time::{MonoTime, Now};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -77,9 +81,10 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     events_enabled: bool,
-    next_heartbeat: Option<Timestamp>,
-    next_cleanup: Option<Timestamp>,
-    audit: Option<Box<dyn AuditSink>>,
+    next_heartbeat: Option<MonoTime>,
+    next_cleanup: Option<MonoTime>,
+    audit: VecDeque<AuditRecord>,
+    audit_enabled: bool,
     stats: EngineStats,
 }
 
@@ -94,6 +99,9 @@ impl std::fmt::Debug for Engine {
 
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
+/// Bound on queued audit records: beyond it new records are dropped and
+/// counted.
+const AUDIT_QUEUE_CAPACITY: usize = 65_536;
 
 impl Engine {
     /// An engine for `did`; all randomness (ids, nonces, jitter, discovery
@@ -139,7 +147,8 @@ impl Engine {
             events_enabled: true,
             next_heartbeat: None,
             next_cleanup: None,
-            audit: None,
+            audit: VecDeque::new(),
+            audit_enabled: false,
             stats: EngineStats::default(),
             node,
             config,
@@ -156,12 +165,17 @@ impl Engine {
         &self.config
     }
 
-    /// The protocol core, for what the engine does not wrap.
+    /// The protocol core, read-only (trust, pending pings, vouches, rules).
+    /// Changes go through the engine's commands so that they are audited.
     pub fn ping_node(&self) -> &PingNode {
         &self.node
     }
 
-    /// The protocol core, mutably (trust, rules, beacon handler, topology).
+    /// The protocol core, mutably, for set-up that is not a policy change
+    /// (e.g. the processing clock). Policy changes made here bypass the
+    /// audit: use [`Engine::set_trust`], [`Engine::vouch`],
+    /// [`Engine::add_rule`], [`Engine::add_auto_vouch_rule`],
+    /// [`Engine::approve_pending`] and [`Engine::reject_pending`].
     pub fn ping_node_mut(&mut self) -> &mut PingNode {
         &mut self.node
     }
@@ -172,8 +186,8 @@ impl Engine {
     }
 
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
-    pub fn add_peer(&mut self, now: Timestamp, did: &str, addr: SocketAddr) {
-        let upd = self.peers.record_activity(now, did, addr);
+    pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        let upd = self.peers.record_activity(now.mono, did, addr);
         self.peer_update(did, addr, upd);
     }
 
@@ -185,9 +199,24 @@ impl Engine {
         self.multicast_dest = multicast_dest;
     }
 
-    /// Installs an audit sink.
-    pub fn set_audit(&mut self, sink: Option<Box<dyn AuditSink>>) {
-        self.audit = sink;
+    /// Turns audit records on or off (off by default: a node without a
+    /// sink pays nothing). Turning them off discards the queued ones.
+    pub fn set_audit_enabled(&mut self, enabled: bool) {
+        self.audit_enabled = enabled;
+        if !enabled {
+            self.audit.clear();
+        }
+    }
+
+    fn audit(&mut self, record: impl FnOnce() -> AuditRecord) {
+        if !self.audit_enabled {
+            return;
+        }
+        if self.audit.len() >= AUDIT_QUEUE_CAPACITY {
+            self.stats.audit_dropped += 1;
+            return;
+        }
+        self.audit.push_back(record());
     }
 
     /// Turns event generation off (a driver with no listeners saves the work);
@@ -198,10 +227,10 @@ impl Engine {
 
     /// Starts the background timers: heartbeat, cleanup, and discovery (the
     /// first beacon is due at `now`).
-    pub fn start(&mut self, now: Timestamp) {
-        self.next_heartbeat = Some(now + self.config.heartbeat_interval);
-        self.next_cleanup = Some(now + self.config.cleanup_interval);
-        self.discovery.start(now);
+    pub fn start(&mut self, now: Now) {
+        self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
+        self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+        self.discovery.start(now.mono);
     }
 
     fn event(&mut self, e: Event) {
@@ -248,8 +277,13 @@ impl Engine {
         self.events.pop_front()
     }
 
+    /// The next audit record (while audit records are enabled).
+    pub fn poll_audit(&mut self) -> Option<AuditRecord> {
+        self.audit.pop_front()
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
-    pub fn poll_timeout(&self) -> Option<Timestamp> {
+    pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
             self.requests.poll_timeout(),
             self.next_heartbeat,
@@ -268,7 +302,7 @@ impl Engine {
     /// the returned id.
     pub fn send_ping(
         &mut self,
-        now: Timestamp,
+        now: Now,
         target: &str,
         addr: SocketAddr,
         intent: &str,
@@ -276,7 +310,7 @@ impl Engine {
         opts: SendOptions,
     ) -> Result<RequestId, SendError> {
         self.check_capacity()?;
-        let packet = self.node.ping(now, target, intent, purpose, opts.ping);
+        let packet = self.node.ping(now.wall, target, intent, purpose, opts.ping);
         let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
         let policy = opts.retransmit.unwrap_or(self.config.retransmit);
         self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
@@ -285,20 +319,20 @@ impl Engine {
     /// Sends a heartbeat to `target` at `addr`; answered like a ping.
     pub fn send_heartbeat(
         &mut self,
-        now: Timestamp,
+        now: Now,
         target: &str,
         addr: SocketAddr,
         status: Option<JsonMap>,
     ) -> Result<RequestId, SendError> {
         self.check_capacity()?;
-        let packet = self.node.heartbeat(now, target, status);
+        let packet = self.node.heartbeat(now.wall, target, status);
         let (timeout, policy) = (self.config.request_timeout, self.config.retransmit);
         self.send_request(now, packet, addr, RequestKind::Caller, timeout, policy)
     }
 
     /// Sends our discover packet by unicast to `addr` (a discovery port, or
     /// a host the multicast group cannot reach).
-    pub fn announce_to(&mut self, now: Timestamp, addr: SocketAddr) -> Result<(), SendError> {
+    pub fn announce_to(&mut self, now: Now, addr: SocketAddr) -> Result<(), SendError> {
         let bytes = self.discover_datagram(now)?;
         self.transmit(addr, bytes);
         Ok(())
@@ -331,7 +365,7 @@ impl Engine {
 
     fn send_request(
         &mut self,
-        now: Timestamp,
+        now: Now,
         packet: PingPacket,
         addr: SocketAddr,
         kind: RequestKind,
@@ -344,13 +378,13 @@ impl Engine {
             .map_err(|e| SendError::Encode(e.to_string()))?;
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
-            self.relay.mark_seen(now, &packet.packet_id);
+            self.relay.mark_seen(now.mono, &packet.packet_id);
         }
         let retransmit = RetransmitState::new(&policy, &mut self.rng);
-        let deadline = now + timeout;
+        let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
-            .map_or(deadline, |st| (now + st.wait()).min(deadline));
+            .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
@@ -370,8 +404,8 @@ impl Engine {
         Ok(id)
     }
 
-    fn discover_datagram(&mut self, now: Timestamp) -> Result<Vec<u8>, SendError> {
-        let mut packet = self.node.discover(now, &self.announcement);
+    fn discover_datagram(&mut self, now: Now) -> Result<Vec<u8>, SendError> {
+        let mut packet = self.node.discover(now.wall, &self.announcement);
         packet
             .payload
             .insert(TRANSPORT_PORT_KEY.to_owned(), self.local_port.into());
@@ -383,43 +417,105 @@ impl Engine {
     // ---- trust and policy (audited) ------------------------------------
 
     /// Sets the trust of `did` (clamped to 0..1), audited as a trust change.
-    pub fn set_trust(&mut self, now: Timestamp, did: &str, trust: f64) {
-        let old = self.node.trust_of(now, did).score;
+    pub fn set_trust(&mut self, now: Now, did: &str, trust: f64) {
+        let old = self.node.trust_of(now.wall, did).score;
         self.node.set_trust(did, trust);
-        let new = self.node.trust_of(now, did).score;
-        if let Some(a) = self.audit.as_mut() {
-            a.record_trust_change(did, old, new, "set_trust");
-        }
+        let new = self.node.trust_of(now.wall, did).score;
+        self.audit_trust_change(did.to_owned(), old, new, "set_trust");
     }
 
-    /// Approves a pending (GEEL) ping, optionally raising the sender's trust
-    /// (audited as a trust change).
+    fn audit_trust_change(&mut self, did: String, old: f64, new: f64, reason: &str) {
+        let airlock = self.node.airlock();
+        let (old_zone, new_zone) = (airlock.threshold_zone(old), airlock.threshold_zone(new));
+        self.audit(|| AuditRecord::TrustChange {
+            did,
+            old,
+            new,
+            old_zone,
+            new_zone,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Vouches for `dids` (refused when the vouch registry is full), audited.
+    pub fn vouch(
+        &mut self,
+        now: Now,
+        dids: Vec<String>,
+        options: VouchOptions,
+    ) -> Result<Vouch, VouchError> {
+        let vouch = self.node.vouch(now.wall, dids, options)?;
+        self.audit(|| AuditRecord::Vouched {
+            vouch: Box::new(vouch.clone()),
+        });
+        Ok(vouch)
+    }
+
+    /// Adds an airlock rule, audited.
+    pub fn add_rule(&mut self, rule: AirlockRule) {
+        self.audit(|| AuditRecord::RuleAdded {
+            rule: Box::new(rule.clone()),
+        });
+        self.node.add_rule(rule);
+    }
+
+    /// Adds an auto-vouch rule for beacons (refused when invalid), audited.
+    pub fn add_auto_vouch_rule(&mut self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
+        let record = self.audit_enabled.then(|| rule.clone());
+        self.node.beacon_handler_mut().add_auto_vouch_rule(rule)?;
+        if let Some(rule) = record {
+            self.audit(|| AuditRecord::AutoVouchRuleAdded {
+                rule: Box::new(rule),
+            });
+        }
+        Ok(())
+    }
+
+    /// Pings waiting for human review (GEEL).
+    pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
+        self.node.pending()
+    }
+
+    /// Approves a pending (GEEL) ping, optionally raising the sender's trust;
+    /// audited as a review, then (when raised) a trust change.
     pub fn approve_pending(
         &mut self,
-        now: Timestamp,
+        now: Now,
         packet_id: &str,
         raise_trust_to: Option<f64>,
-    ) -> Option<tibet_ping::PendingPing> {
+    ) -> Option<PendingPing> {
         let did = self
             .node
             .pending()
             .find(|p| p.packet.packet_id == packet_id)
             .map(|p| p.packet.source_did.clone())?;
-        let old = self.node.trust_of(now, &did).score;
+        let old = self.node.trust_of(now.wall, &did).score;
         let approved = self.node.approve_pending(packet_id, raise_trust_to)?;
+        self.audit(|| AuditRecord::PendingReviewed {
+            pending: Box::new(approved.clone()),
+            approved: true,
+        });
         if raise_trust_to.is_some() {
-            let new = self.node.trust_of(now, &did).score;
-            if let Some(a) = self.audit.as_mut() {
-                a.record_trust_change(&did, old, new, "pending approved");
-            }
+            let new = self.node.trust_of(now.wall, &did).score;
+            self.audit_trust_change(did, old, new, "pending approved");
         }
         Some(approved)
+    }
+
+    /// Rejects a pending (GEEL) ping; audited as a review.
+    pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
+        let rejected = self.node.reject_pending(packet_id)?;
+        self.audit(|| AuditRecord::PendingReviewed {
+            pending: Box::new(rejected.clone()),
+            approved: false,
+        });
+        Some(rejected)
     }
 
     // ---- inputs --------------------------------------------------------
 
     /// A datagram arrived on the transport socket from `from`.
-    pub fn handle_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+    pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
             Err(e) => self.malformed(from, e),
@@ -436,7 +532,7 @@ impl Engine {
 
     /// A datagram arrived on the discovery socket (multicast, or a beacon
     /// sent by unicast to the discovery port).
-    pub fn handle_discovery_datagram(&mut self, now: Timestamp, from: SocketAddr, datagram: &[u8]) {
+    pub fn handle_discovery_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
@@ -457,13 +553,13 @@ impl Engine {
         }
     }
 
-    fn on_packet(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
+    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
         if packet.target_did != self.node.did() && !packet.is_broadcast() {
             self.on_relay(now, from, packet);
             return;
         }
         let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now, &key)
+        if let Some(cached) = self.responses.get(now.mono, &key)
             && cached.nonce == packet.nonce
         {
             // A retransmission: the same answer again, not a replay.
@@ -474,7 +570,7 @@ impl Engine {
         }
         if packet.hop_count > 0
             && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now, &key.1)
+            && !self.relay.mark_seen(now.mono, &key.1)
         {
             // A second copy that took another path through the mesh.
             self.stats.mesh_duplicates += 1;
@@ -485,18 +581,21 @@ impl Engine {
             packet_id,
             ..packet
         };
-        let reception = self.node.receive(now, &packet);
+        let reception = self.node.receive(now.wall, &packet);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let response = reception.response;
-        if let Some(a) = self.audit.as_mut() {
-            a.record_ping(&packet, &response);
+        if self.audit_enabled {
+            self.audit(|| AuditRecord::Ping {
+                packet: Box::new(packet.clone()),
+                response: Box::new(response.clone()),
+            });
         }
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
                     self.responses.insert(
-                        now,
+                        now.mono,
                         (from, packet.packet_id.clone()),
                         CachedResponse {
                             nonce: packet.nonce.clone(),
@@ -511,12 +610,15 @@ impl Engine {
             // Only a packet that passed the replay check and was not ROOD,
             // and came straight from its sender, may move a peer.
             if packet.hop_count == 0 {
-                let upd = self.peers.record_activity(now, &packet.source_did, from);
+                let upd = self
+                    .peers
+                    .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                if packet.ping_type == PingType::Heartbeat
-                    && let Some(a) = self.audit.as_mut()
-                {
-                    a.record_heartbeat(&packet.source_did, from);
+                if packet.ping_type == PingType::Heartbeat {
+                    self.audit(|| AuditRecord::Heartbeat {
+                        did: packet.source_did.clone(),
+                        address: from,
+                    });
                 }
             }
         } else if replay {
@@ -539,13 +641,7 @@ impl Engine {
         }
     }
 
-    fn on_response(
-        &mut self,
-        now: Timestamp,
-        from: SocketAddr,
-        response: PingResponse,
-        datagram: &[u8],
-    ) {
+    fn on_response(&mut self, now: Now, from: SocketAddr, response: PingResponse, datagram: &[u8]) {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
@@ -559,7 +655,7 @@ impl Engine {
             if req.direct {
                 let upd = self
                     .peers
-                    .record_activity(now, &response.responder_did, from);
+                    .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
             }
             if req.kind == RequestKind::Caller {
@@ -570,7 +666,10 @@ impl Engine {
             }
             return;
         }
-        if let Some(prev) = self.relay.reverse_path(now, &response.in_response_to, from) {
+        if let Some(prev) = self
+            .relay
+            .reverse_path(now.mono, &response.in_response_to, from)
+        {
             self.transmit(prev, datagram.to_vec());
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
@@ -580,13 +679,13 @@ impl Engine {
             }
             return;
         }
-        if !self.relay.has_path(now, &response.in_response_to) {
+        if !self.relay.has_path(now.mono, &response.in_response_to) {
             self.stats.responses_orphan += 1;
         }
     }
 
-    fn on_relay(&mut self, now: Timestamp, from: SocketAddr, packet: PingPacket) {
-        let Ok(out) = self.relay.prepare(now, &packet, from) else {
+    fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
         let bytes = match self.codec.encode_packet(&out) {
@@ -596,11 +695,11 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now, &out.target_did) {
+        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
             Some(a) => vec![a],
             None => self
                 .peers
-                .alive(now)
+                .alive(now.mono)
                 .map(|p| p.address)
                 .filter(|a| *a != from)
                 .collect(),
@@ -608,9 +707,12 @@ impl Engine {
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
-        self.relay.set_next_hops(now, &out.packet_id, &hops);
-        if let Some(a) = self.audit.as_mut() {
-            a.record_relay_to(&out, &hops);
+        self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
+        if self.audit_enabled {
+            self.audit(|| AuditRecord::Relay {
+                packet: Box::new(out.clone()),
+                next_hops: hops.clone(),
+            });
         }
         if self.events_enabled {
             self.event(Event::PacketRelayed {
@@ -622,13 +724,7 @@ impl Engine {
         }
     }
 
-    fn on_beacon(
-        &mut self,
-        now: Timestamp,
-        from: SocketAddr,
-        packet: &PingPacket,
-        via_discovery: bool,
-    ) {
+    fn on_beacon(&mut self, now: Now, from: SocketAddr, packet: &PingPacket, via_discovery: bool) {
         if packet.source_did == self.node.did() {
             return; // our own beacon, looped back by the multicast group
         }
@@ -636,7 +732,7 @@ impl Engine {
             self.malformed(from, "discover packet is not a beacon");
             return;
         };
-        let answer = self.node.handle_beacon(now, &beacon);
+        let answer = self.node.handle_beacon(now.wall, &beacon);
         let decision = answer.decision;
         if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
@@ -653,17 +749,19 @@ impl Engine {
             .map(|p| SocketAddr::new(from.ip(), p));
         if let Some(addr) = transport {
             // A beacon proves nothing: it may introduce a peer, never move one.
-            let upd = self.peers.introduce(now, &packet.source_did, addr);
+            let upd = self.peers.introduce(now.mono, &packet.source_did, addr);
             self.peer_update(&packet.source_did, addr, upd);
         }
         let address = transport.unwrap_or(from);
-        if let Some(a) = self.audit.as_mut() {
-            a.record_discovery(&packet.source_did, address, beacon_decision_str(decision));
-        }
+        self.audit(|| AuditRecord::Discovery {
+            did: packet.source_did.clone(),
+            address,
+            decision,
+        });
         if via_discovery {
             if let Some(addr) = transport {
                 self.discovery
-                    .on_beacon(now, &packet.nonce, addr, &mut self.rng);
+                    .on_beacon(now.mono, &packet.nonce, addr, &mut self.rng);
             } else {
                 self.discovery.on_beacon_unanswerable();
             }
@@ -681,8 +779,8 @@ impl Engine {
 
     /// Runs what is due at `now`: resends, timeouts, heartbeats, peer
     /// cleanup, beacons and discovery answers.
-    pub fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(due) = self.requests.pop_due(now) {
+    pub fn handle_timeout(&mut self, now: Now) {
+        while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
                 Due::Resend(addr, bytes) => {
                     self.stats.retransmissions += 1;
@@ -696,18 +794,18 @@ impl Engine {
                 }
             }
         }
-        if self.next_heartbeat.is_some_and(|t| t <= now) {
-            self.next_heartbeat = Some(now + self.config.heartbeat_interval);
+        if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
+            self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
             let targets: Vec<(String, SocketAddr)> = self
                 .peers
-                .alive(now)
+                .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address))
                 .collect();
             for (did, addr) in targets {
                 if self.check_capacity().is_err() {
                     break;
                 }
-                let packet = self.node.heartbeat(now, &did, None);
+                let packet = self.node.heartbeat(now.wall, &did, None);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -716,7 +814,7 @@ impl Engine {
                         addr,
                         RequestKind::Background,
                         timeout,
-                        RetransmitPolicy::default(),
+                        RetransmitPolicy::OFF,
                     )
                     .is_ok()
                 {
@@ -724,24 +822,24 @@ impl Engine {
                 }
             }
         }
-        if self.next_cleanup.is_some_and(|t| t <= now) {
-            self.next_cleanup = Some(now + self.config.cleanup_interval);
-            for gone in self.peers.prune(now) {
+        if self.next_cleanup.is_some_and(|t| t <= now.mono) {
+            self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            for gone in self.peers.prune(now.mono) {
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
                 });
             }
-            self.responses.expire(now);
-            self.node.collect_garbage(now);
+            self.responses.expire(now.mono);
+            self.node.collect_garbage(now.wall);
         }
-        if self.discovery.beacon_due(now) {
+        if self.discovery.beacon_due(now.mono) {
             match self.discover_datagram(now) {
                 Ok(bytes) => self.transmit(self.multicast_dest, bytes),
                 Err(_) => self.stats.encode_errors += 1,
             }
         }
-        for addr in self.discovery.due_replies(now) {
+        for addr in self.discovery.due_replies(now.mono) {
             if self.announce_to(now, addr).is_err() {
                 self.stats.encode_errors += 1;
             }
@@ -749,27 +847,18 @@ impl Engine {
     }
 
     /// Counters of the engine and its parts.
-    pub fn stats(&self, now: Timestamp) -> NodeStats {
+    pub fn stats(&self, now: Now) -> NodeStats {
         NodeStats {
             did: self.node.did().to_owned(),
             engine: self.stats.clone(),
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
-            peers: self.peers.stats(now),
+            peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
             driver: DriverStats::default(),
         }
-    }
-}
-
-/// The wire spelling of a beacon decision (as the reference writes it).
-pub(crate) fn beacon_decision_str(d: BeaconDecision) -> &'static str {
-    match d {
-        BeaconDecision::AutoVouched => "auto_vouched",
-        BeaconDecision::HitlPending => "hitl_pending",
-        BeaconDecision::Rejected => "rejected",
     }
 }

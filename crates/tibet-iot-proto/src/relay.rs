@@ -1,11 +1,13 @@
 //! [`MeshRelay`]: multi-hop forwarding with a bounded seen-cache, a hop
-//! limit, and reverse paths so responses find their way home (SPEC 6, 8).
+//! limit, and reverse paths so responses find their way home (docs/PROTOCOL.md §5, docs/ARCHITECTURE.md).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use tibet_ping::{PingPacket, RoutingMode, Timestamp};
+use tibet_ping::{PingPacket, RoutingMode};
+
+use crate::time::MonoTime;
 
 use crate::bounded::{BoundedMap, WhenFull};
 
@@ -92,7 +94,7 @@ impl MeshRelay {
 
     /// Marks a packet id as seen (own mesh packets, mesh packets delivered
     /// here); returns false if it was already seen.
-    pub fn mark_seen(&mut self, now: Timestamp, packet_id: &str) -> bool {
+    pub fn mark_seen(&mut self, now: MonoTime, packet_id: &str) -> bool {
         if self.seen.contains(now, packet_id) {
             return false;
         }
@@ -101,7 +103,7 @@ impl MeshRelay {
     }
 
     /// Whether a packet id was seen.
-    pub fn is_seen(&self, now: Timestamp, packet_id: &str) -> bool {
+    pub fn is_seen(&self, now: MonoTime, packet_id: &str) -> bool {
         self.seen.contains(now, packet_id)
     }
 
@@ -112,7 +114,7 @@ impl MeshRelay {
     /// (a bounded number of times) so resends work end to end.
     pub fn prepare(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         packet: &PingPacket,
         from: SocketAddr,
     ) -> Result<PingPacket, RelayRefusal> {
@@ -166,7 +168,7 @@ impl MeshRelay {
 
     /// Records where a relayed packet was sent (the only addresses whose
     /// response to it will be passed back).
-    pub fn set_next_hops(&mut self, now: Timestamp, packet_id: &str, hops: &[SocketAddr]) {
+    pub fn set_next_hops(&mut self, now: MonoTime, packet_id: &str, hops: &[SocketAddr]) {
         if let Some(p) = self.paths.get_mut(now, packet_id) {
             for h in hops {
                 if !p.next_hops.contains(h) {
@@ -177,7 +179,7 @@ impl MeshRelay {
     }
 
     /// Whether a reverse path for `packet_id` is held.
-    pub fn has_path(&self, now: Timestamp, packet_id: &str) -> bool {
+    pub fn has_path(&self, now: MonoTime, packet_id: &str) -> bool {
         self.paths.contains(now, packet_id)
     }
 
@@ -185,7 +187,7 @@ impl MeshRelay {
     /// the previous hop, if `from` is one of the packet's next hops.
     pub fn reverse_path(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         packet_id: &str,
         from: SocketAddr,
     ) -> Option<SocketAddr> {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
-use tibet_ping::Timestamp;
+use crate::time::MonoTime;
 
 /// What happens when an insert finds the map full (after expiring old entries).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,7 +21,7 @@ pub(crate) enum WhenFull {
 #[derive(Debug)]
 struct Slot<V> {
     value: V,
-    at: Timestamp,
+    at: MonoTime,
     seq: u64,
 }
 
@@ -30,7 +30,7 @@ struct Slot<V> {
 #[derive(Debug)]
 pub(crate) struct BoundedMap<K, V> {
     map: HashMap<K, Slot<V>>,
-    order: VecDeque<(K, u64, Timestamp)>,
+    order: VecDeque<(K, u64, MonoTime)>,
     capacity: usize,
     ttl: Duration,
     when_full: WhenFull,
@@ -54,7 +54,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Drops entries older than the ttl.
-    pub(crate) fn expire(&mut self, now: Timestamp) {
+    pub(crate) fn expire(&mut self, now: MonoTime) {
         let cutoff = now - self.ttl;
         // The queue is in insertion (time) order: look only at its front.
         while let Some((_, _, at)) = self.order.front() {
@@ -78,7 +78,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// Inserts or replaces; returns false when refused because full.
-    pub(crate) fn insert(&mut self, now: Timestamp, key: K, value: V) -> bool {
+    pub(crate) fn insert(&mut self, now: MonoTime, key: K, value: V) -> bool {
         self.expire(now);
         if !self.map.contains_key(&key) && self.map.len() >= self.capacity {
             match self.when_full {
@@ -112,7 +112,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     }
 
     /// The live value of `key`.
-    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, now: Timestamp, key: &Q) -> Option<&V>
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, now: MonoTime, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
     {
@@ -126,7 +126,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
     /// The live value of `key`, mutably.
     pub(crate) fn get_mut<Q: Hash + Eq + ?Sized>(
         &mut self,
-        now: Timestamp,
+        now: MonoTime,
         key: &Q,
     ) -> Option<&mut V>
     where
@@ -139,7 +139,7 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
             .map(|s| &mut s.value)
     }
 
-    pub(crate) fn contains<Q: Hash + Eq + ?Sized>(&self, now: Timestamp, key: &Q) -> bool
+    pub(crate) fn contains<Q: Hash + Eq + ?Sized>(&self, now: MonoTime, key: &Q) -> bool
     where
         K: Borrow<Q>,
     {

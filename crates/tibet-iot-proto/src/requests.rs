@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
-use tibet_ping::Timestamp;
+use crate::time::MonoTime;
 
 use crate::retransmit::RetransmitState;
 
@@ -36,8 +36,8 @@ pub(crate) struct Request {
     pub(crate) addr: SocketAddr,
     /// Whether the target is addressed directly (its answer proves its address).
     pub(crate) direct: bool,
-    pub(crate) deadline: Timestamp,
-    pub(crate) next_due: Timestamp,
+    pub(crate) deadline: MonoTime,
+    pub(crate) next_due: MonoTime,
     pub(crate) retransmit: Option<RetransmitState>,
     /// The datagram, kept only when it may be resent.
     pub(crate) datagram: Option<Vec<u8>>,
@@ -54,7 +54,7 @@ pub(crate) enum Due {
 pub(crate) struct Requests {
     by_id: HashMap<RequestId, Request>,
     by_packet: HashMap<String, RequestId>,
-    timers: BTreeSet<(Timestamp, RequestId)>,
+    timers: BTreeSet<(MonoTime, RequestId)>,
     next_id: u64,
 }
 
@@ -97,12 +97,12 @@ impl Requests {
         self.timers.clear();
     }
 
-    pub(crate) fn poll_timeout(&self) -> Option<Timestamp> {
+    pub(crate) fn poll_timeout(&self) -> Option<MonoTime> {
         self.timers.first().map(|(at, _)| *at)
     }
 
     /// The next timer due at `now`, if any.
-    pub(crate) fn pop_due(&mut self, now: Timestamp) -> Option<Due> {
+    pub(crate) fn pop_due(&mut self, now: MonoTime) -> Option<Due> {
         loop {
             let &(at, id) = self.timers.first()?;
             if at > now {

@@ -44,7 +44,8 @@ impl Default for Limits {
     }
 }
 
-/// Configuration of an [`IoTNode`](crate::IoTNode) and its engine.
+/// Configuration of a node: its [`Engine`](crate::Engine) and the driver
+/// around it (`tibet_iot::IoTNode`).
 ///
 /// `Default` gives the reference's values: `0.0.0.0:7150`, JSON, discovery on
 /// `224.0.71.50:7151` with TTL 2, heartbeat 30 s, discovery 60 s, cleanup
@@ -116,7 +117,7 @@ impl Default for TransportConfig {
             cleanup_interval: Duration::from_secs(45),
             peer_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
-            retransmit: RetransmitPolicy::default(),
+            retransmit: RetransmitPolicy::OFF,
             max_hops: 10,
             discovery_reply_delay: Duration::from_millis(500),
             discovery_reply_interval: Duration::from_secs(10),

@@ -1,0 +1,90 @@
+//! [`AuditRecord`]: what a node reports for provenance, as plain data.
+//!
+//! The engine never calls out to an audit store: it queues records (only
+//! while [`Engine::set_audit_enabled`](crate::Engine::set_audit_enabled) is
+//! on, so a node without a sink pays nothing), and the driver drains them
+//! with [`Engine::poll_audit`](crate::Engine::poll_audit) and hands them to
+//! its sink off the receive path. Records come out in the order the events
+//! happened. `tibet-iot` turns them into `tibet-core` tokens.
+
+use std::net::SocketAddr;
+
+use tibet_ping::{
+    AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, PendingPing, PingPacket, PingResponse,
+    Vouch,
+};
+
+/// One auditable event of a node. New kinds of record are added over time
+/// (e.g. identity pins): match with a wildcard arm.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum AuditRecord {
+    /// A ping addressed to this node was decided; `response` is what the
+    /// pipeline produced (sent for accept and pending, withheld for reject).
+    Ping {
+        /// The packet as received (its id and content).
+        packet: Box<PingPacket>,
+        /// The pipeline's response.
+        response: Box<PingResponse>,
+    },
+    /// A heartbeat from `did` at `address` was accepted.
+    Heartbeat {
+        /// The sender.
+        did: String,
+        /// Where it came from.
+        address: SocketAddr,
+    },
+    /// A beacon (or announcement) of `did` was handled with `decision`.
+    Discovery {
+        /// The announcing DID.
+        did: String,
+        /// Its transport address (or the beacon's source address).
+        address: SocketAddr,
+        /// The beacon handler's decision.
+        decision: BeaconDecision,
+    },
+    /// A mesh packet for another node was forwarded.
+    Relay {
+        /// The packet as sent on (hop count already raised).
+        packet: Box<PingPacket>,
+        /// Where it was sent.
+        next_hops: Vec<SocketAddr>,
+    },
+    /// The trust of `did` changed.
+    TrustChange {
+        /// Whose trust.
+        did: String,
+        /// Before.
+        old: f64,
+        /// After.
+        new: f64,
+        /// The zone `old` falls in by the node's configured thresholds.
+        old_zone: AirlockZone,
+        /// The zone `new` falls in.
+        new_zone: AirlockZone,
+        /// Why (`set_trust`, `pending approved`, `vouched`).
+        reason: String,
+    },
+    /// A pending (GEEL) ping was approved or rejected by a human.
+    PendingReviewed {
+        /// The ping that waited.
+        pending: Box<PendingPing>,
+        /// Approved (`true`) or rejected.
+        approved: bool,
+    },
+    /// This node vouched for devices.
+    Vouched {
+        /// The vouch made.
+        vouch: Box<Vouch>,
+    },
+    /// An airlock rule was added.
+    RuleAdded {
+        /// The rule.
+        rule: Box<AirlockRule>,
+    },
+    /// An auto-vouch rule for beacons was added.
+    AutoVouchRuleAdded {
+        /// The rule.
+        rule: Box<AutoVouchRule>,
+    },
+}

@@ -1,0 +1,49 @@
+//! `tibet-iot-proto`: the sans-IO node engine of TIBET IoT.
+//!
+//! The model follows quinn-proto: an [`Engine`] holds all node behaviour
+//! (the [`tibet_ping::PingNode`] decision pipeline, the [`PeerTracker`], the
+//! [`MeshRelay`] with its seen-cache and reverse paths, [`NetworkDiscovery`]
+//! scheduling, request correlation and retransmission). Datagrams and time
+//! ([`Now`]: a monotonic [`MonoTime`] for timers, a wall-clock timestamp for
+//! packets and replay windows) go in; datagrams to send, [`Event`]s,
+//! [`AuditRecord`]s and the next deadline come out. The
+//! engine reads no clock and owns no socket, so a simulated network can drive
+//! hundreds of engines deterministically, and this crate depends on neither
+//! tokio nor a socket library. The tokio driver is the `tibet-iot` crate.
+//! Every table is bounded and counts what it refused. [`sim::Sim`] runs
+//! many engines on a simulated network, deterministically.
+//!
+//! See `docs/ARCHITECTURE.md` for where each concern lives.
+
+#![forbid(unsafe_code)]
+
+mod audit;
+mod bounded;
+mod config;
+mod discovery;
+mod engine;
+mod error;
+mod event;
+mod peers;
+mod relay;
+mod requests;
+mod retransmit;
+pub mod sim;
+mod stats;
+mod time;
+
+pub use audit::AuditRecord;
+pub use config::{
+    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
+};
+pub use discovery::{DiscoveryStats, NetworkDiscovery};
+pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use error::SendError;
+pub use event::Event;
+pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
+pub use relay::{MeshRelay, RelayRefusal, RelayStats};
+pub use requests::RequestId;
+pub use retransmit::RetransmitPolicy;
+pub use stats::{DriverStats, EngineStats, NodeStats};
+pub use tibet_ping::PacketCodec;
+pub use time::{MonoTime, Now};

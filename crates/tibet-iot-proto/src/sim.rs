@@ -1,0 +1,399 @@
+//! [`Sim`]: a deterministic network of [`Engine`]s on a virtual clock.
+//!
+//! Nodes are keyed by address ([`addr`]`(i)`, DID [`did`]`(i)`). Directed
+//! [`Link`]s decide who hears whom, each with latency, jitter and loss; a
+//! link can be cut and healed (partitions). Multicast reaches every node the
+//! sender has a link to. Everything random (engine seeds, loss, jitter) comes
+//! from the one seed, and every table the simulation iterates is ordered, so
+//! a scenario run twice with the same seed transmits the same bytes at the
+//! same virtual instants ([`Sim::record_wire`]).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tibet_iot_proto::SendOptions;
+//! use tibet_iot_proto::sim::{Sim, addr, did};
+//!
+//! let mut sim = Sim::new(1);
+//! sim.add(0, Sim::config());
+//! sim.add(1, Sim::config());
+//! sim.link(0, 1);
+//! sim.trust_all(2);
+//! let now = sim.now();
+//! let id = sim
+//!     .node(0)
+//!     .send_ping(now, &did(1), addr(1), "x", "y", SendOptions::default())
+//!     .unwrap();
+//! sim.run_for(Duration::from_secs(1));
+//! assert!(sim.outcome(0, id).unwrap().is_some());
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tibet_ping::{PingResponse, Timestamp};
+
+use crate::config::TransportConfig;
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::requests::RequestId;
+use crate::time::{MonoTime, Now};
+
+/// The address of node `i` (`10.0.x.y:7150`).
+pub fn addr(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)),
+        7150,
+    )
+}
+
+/// The DID of node `i` (`jis:sim:n<i>`).
+pub fn did(i: usize) -> String {
+    format!("jis:sim:n{i}")
+}
+
+/// One direction of a link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Link {
+    /// Fixed delay.
+    pub latency: Duration,
+    /// Uniform extra delay, 0 up to this (exclusive).
+    pub jitter: Duration,
+    /// Probability that a datagram is lost (0..1).
+    pub loss: f64,
+}
+
+impl Default for Link {
+    /// 1 ms latency, up to 1 ms jitter, no loss.
+    fn default() -> Self {
+        Link {
+            latency: Duration::from_millis(1),
+            jitter: Duration::from_millis(1),
+            loss: 0.0,
+        }
+    }
+}
+
+/// A datagram put on the wire (recorded with [`Sim::record_wire`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Datagram {
+    /// When it was sent.
+    pub at: MonoTime,
+    /// Sender.
+    pub from: SocketAddr,
+    /// Destination as the sender addressed it (may be a multicast group).
+    pub to: SocketAddr,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+struct InFlight {
+    at: MonoTime,
+    seq: u64,
+    from: SocketAddr,
+    to: SocketAddr,
+    discovery: bool,
+    bytes: Vec<u8>,
+}
+
+impl PartialEq for InFlight {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for InFlight {}
+impl PartialOrd for InFlight {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for InFlight {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// A simulated network of engines.
+pub struct Sim {
+    now: MonoTime,
+    wall_origin: Timestamp,
+    rng: StdRng,
+    nodes: BTreeMap<SocketAddr, Engine>,
+    links: BTreeMap<(SocketAddr, SocketAddr), Link>,
+    cut: BTreeSet<(SocketAddr, SocketAddr)>,
+    default_link: Link,
+    queue: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    sent: u64,
+    events: VecDeque<(MonoTime, SocketAddr, Event)>,
+    wire: Option<Vec<Datagram>>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sim {
+    /// An empty network; everything random derives from `seed`. Virtual
+    /// wall-clock time starts at 2026-11-26T11:00:00Z.
+    pub fn new(seed: u64) -> Sim {
+        Sim {
+            now: MonoTime::ZERO,
+            wall_origin: Timestamp::from_secs(1_795_690_800),
+            rng: StdRng::seed_from_u64(seed),
+            nodes: BTreeMap::new(),
+            links: BTreeMap::new(),
+            cut: BTreeSet::new(),
+            default_link: Link::default(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            sent: 0,
+            events: VecDeque::new(),
+            wire: None,
+        }
+    }
+
+    /// The defaults with discovery off (scenarios turn it on when needed).
+    pub fn config() -> TransportConfig {
+        TransportConfig {
+            discovery_enabled: false,
+            ..TransportConfig::default()
+        }
+    }
+
+    /// Both virtual clocks.
+    pub fn now(&self) -> Now {
+        Now::new(
+            self.now,
+            self.wall_origin + self.now.saturating_duration_since(MonoTime::ZERO),
+        )
+    }
+
+    /// The simulation's RNG (for scenarios that draw topologies).
+    pub fn rng(&mut self) -> &mut StdRng {
+        &mut self.rng
+    }
+
+    /// Datagrams sent so far (before loss).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Adds node `i` at [`addr`]`(i)` as [`did`]`(i)`, started now.
+    pub fn add(&mut self, i: usize, config: TransportConfig) -> SocketAddr {
+        let seed = self.rng.r#gen();
+        let mut e = Engine::new(did(i), config, seed);
+        e.set_local(7150, SocketAddr::from(([224, 0, 71, 50], 7151)));
+        e.start(self.now());
+        self.nodes.insert(addr(i), e);
+        addr(i)
+    }
+
+    /// Node `i`'s engine.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn node(&mut self, i: usize) -> &mut Engine {
+        self.nodes.get_mut(&addr(i)).expect("no such node")
+    }
+
+    /// Every engine, by address.
+    pub fn engines(&self) -> impl Iterator<Item = (&SocketAddr, &Engine)> {
+        self.nodes.iter()
+    }
+
+    /// A link both ways with the default properties; each side learns the
+    /// other as a peer.
+    pub fn link(&mut self, a: usize, b: usize) {
+        self.connect(a, b);
+        self.connect(b, a);
+        let now = self.now();
+        self.node(a).add_peer(now, &did(b), addr(b));
+        self.node(b).add_peer(now, &did(a), addr(a));
+    }
+
+    /// A link from `a` to `b` only, with the default properties; no peers.
+    pub fn connect(&mut self, a: usize, b: usize) {
+        self.links.insert((addr(a), addr(b)), self.default_link);
+    }
+
+    /// Sets the properties of the link from `a` to `b` (creating it).
+    pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
+        self.links.insert((addr(a), addr(b)), link);
+    }
+
+    /// Sets the loss of every link, present and future.
+    pub fn set_loss(&mut self, loss: f64) {
+        self.default_link.loss = loss;
+        for l in self.links.values_mut() {
+            l.loss = loss;
+        }
+    }
+
+    /// Partitions `a` from `b` (both ways) until [`Sim::heal`]; datagrams
+    /// already in flight still arrive.
+    pub fn cut(&mut self, a: usize, b: usize) {
+        self.cut.insert((addr(a), addr(b)));
+        self.cut.insert((addr(b), addr(a)));
+    }
+
+    /// Ends a partition made by [`Sim::cut`].
+    pub fn heal(&mut self, a: usize, b: usize) {
+        self.cut.remove(&(addr(a), addr(b)));
+        self.cut.remove(&(addr(b), addr(a)));
+    }
+
+    /// Every node trusts every other among the first `n` at 0.9.
+    pub fn trust_all(&mut self, n: usize) {
+        let now = self.now();
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    self.node(i).set_trust(now, &did(j), 0.9);
+                }
+            }
+        }
+    }
+
+    /// Starts (or stops) recording every datagram put on the wire.
+    pub fn record_wire(&mut self, on: bool) {
+        self.wire = on.then(Vec::new);
+    }
+
+    /// The datagrams recorded since [`Sim::record_wire`].
+    pub fn wire(&self) -> &[Datagram] {
+        self.wire.as_deref().unwrap_or_default()
+    }
+
+    /// Events of all nodes so far: (when, which node, what).
+    pub fn events(&self) -> &VecDeque<(MonoTime, SocketAddr, Event)> {
+        &self.events
+    }
+
+    fn usable(&self, from: SocketAddr, to: SocketAddr) -> Option<Link> {
+        if self.cut.contains(&(from, to)) {
+            return None;
+        }
+        self.links.get(&(from, to)).copied()
+    }
+
+    /// Moves every queued transmit onto the wire and collects events.
+    fn flush(&mut self) {
+        let addrs: Vec<SocketAddr> = self.nodes.keys().copied().collect();
+        for from in addrs {
+            while let Some(t) = self.nodes.get_mut(&from).expect("node").poll_transmit() {
+                self.sent += 1;
+                if let Some(w) = self.wire.as_mut() {
+                    w.push(Datagram {
+                        at: self.now,
+                        from,
+                        to: t.destination,
+                        bytes: t.payload.clone(),
+                    });
+                }
+                let multicast = t.destination.ip().is_multicast();
+                let targets: Vec<(SocketAddr, Link)> = if multicast {
+                    self.links
+                        .range((from, SocketAddr::from(([0, 0, 0, 0], 0)))..)
+                        .take_while(|((a, _), _)| *a == from)
+                        .filter_map(|((_, b), _)| self.usable(from, *b).map(|l| (*b, l)))
+                        .collect()
+                } else {
+                    self.usable(from, t.destination)
+                        .map(|l| (t.destination, l))
+                        .into_iter()
+                        .collect()
+                };
+                for (to, link) in targets {
+                    if self.rng.gen_bool(link.loss.clamp(0.0, 1.0)) {
+                        continue;
+                    }
+                    let jitter_us = u64::try_from(link.jitter.as_micros()).unwrap_or(u64::MAX);
+                    let jitter = Duration::from_micros(if jitter_us == 0 {
+                        0
+                    } else {
+                        self.rng.gen_range(0..jitter_us)
+                    });
+                    self.seq += 1;
+                    self.queue.push(Reverse(InFlight {
+                        at: self.now + link.latency + jitter,
+                        seq: self.seq,
+                        from,
+                        to,
+                        discovery: multicast,
+                        bytes: t.payload.clone(),
+                    }));
+                }
+            }
+            while let Some(ev) = self.nodes.get_mut(&from).expect("node").poll_event() {
+                self.events.push_back((self.now, from, ev));
+            }
+        }
+    }
+
+    /// Runs until virtual time `end`: delivers datagrams and fires timers in
+    /// time order.
+    pub fn run_until(&mut self, end: MonoTime) {
+        loop {
+            self.flush();
+            let next_packet = self.queue.peek().map(|r| r.0.at);
+            let next_timer = self.nodes.values().filter_map(|e| e.poll_timeout()).min();
+            let next = match (next_packet, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            let now = self.now();
+            while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
+                let p = self.queue.pop().expect("peeked").0;
+                if let Some(e) = self.nodes.get_mut(&p.to) {
+                    if p.discovery {
+                        e.handle_discovery_datagram(now, p.from, &p.bytes);
+                    } else {
+                        e.handle_datagram(now, p.from, &p.bytes);
+                    }
+                }
+            }
+            for e in self.nodes.values_mut() {
+                if e.poll_timeout().is_some_and(|t| t <= now.mono) {
+                    e.handle_timeout(now);
+                }
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        self.run_until(end);
+    }
+
+    /// The answer (`Some(Some(_))`) or timeout (`Some(None)`) of request `id`
+    /// made at node `at`, taken out of the events; `None` while undecided.
+    pub fn outcome(&mut self, at: usize, id: RequestId) -> Option<Option<PingResponse>> {
+        let pos = self.events.iter().position(|(_, a, e)| {
+            *a == addr(at)
+                && matches!(e, Event::RequestAnswered { id: i, .. } | Event::RequestTimedOut { id: i } if *i == id)
+        })?;
+        match self.events.remove(pos).expect("found").2 {
+            Event::RequestAnswered { response, .. } => Some(Some(*response)),
+            _ => Some(None),
+        }
+    }
+}

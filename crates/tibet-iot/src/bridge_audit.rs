@@ -1,0 +1,113 @@
+//! The one audit adapter over `tibet_core::NetworkBridge`: each
+//! [`AuditRecord`] becomes a provenance token on the bridge's trail.
+//!
+//! Actions: `ping.<type>`, `heartbeat`, `discovery`, `relay` (with the
+//! forwarded-to address when the packet went to one next hop),
+//! `trust_change`, `review.approved` / `review.rejected` (with the packet id
+//! of the pending ping), `vouch`, `rule_added`, `auto_vouch_rule_added`.
+
+use serde_json::json;
+use tibet_core::{NetworkBridge, NewToken};
+use tibet_iot_proto::AuditRecord;
+
+use crate::audit::{AuditError, AuditSink};
+
+fn stored<T, E: std::error::Error + Send + Sync + 'static>(
+    r: Result<T, E>,
+) -> Result<(), AuditError> {
+    r.map(|_| ()).map_err(|e| AuditError(Box::new(e)))
+}
+
+impl AuditSink for NetworkBridge {
+    fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
+        match record {
+            AuditRecord::Ping { packet, response } => {
+                stored(self.record_ping(packet, Some(response)))
+            }
+            AuditRecord::Heartbeat { did, address } => {
+                stored(self.record_heartbeat(did, Some(*address), None))
+            }
+            AuditRecord::Discovery {
+                did,
+                address,
+                decision,
+            } => stored(self.record_discovery(did, *address, decision.as_str())),
+            AuditRecord::Relay { packet, next_hops } => {
+                let single = match next_hops.as_slice() {
+                    [one] => Some(*one),
+                    _ => None,
+                };
+                stored(self.record_relay(packet, single))
+            }
+            AuditRecord::TrustChange {
+                did,
+                old,
+                new,
+                old_zone,
+                new_zone,
+                reason,
+            } => {
+                stored(self.record_trust_change_in(did, *old, *new, (*old_zone, *new_zone), reason))
+            }
+            AuditRecord::PendingReviewed { pending, approved } => {
+                let p = &pending.packet;
+                let (action, verb) = if *approved {
+                    ("review.approved", "Approved")
+                } else {
+                    ("review.rejected", "Rejected")
+                };
+                stored(
+                    self.record_event(
+                        NewToken::new(action)
+                            .erin(json!({
+                                "packet_id": p.packet_id,
+                                "source_did": p.source_did,
+                                "intent": p.intent,
+                                "sender_trust": pending.sender_trust,
+                                "reason": pending.reason,
+                            }))
+                            .eraan([p.source_did.as_str()])
+                            .eromheen(json!({"packet_id": p.packet_id}))
+                            .erachter(format!(
+                                "{verb} pending ping {} from {}",
+                                p.packet_id, p.source_did
+                            )),
+                    ),
+                )
+            }
+            AuditRecord::Vouched { vouch } => stored(
+                self.record_event(
+                    NewToken::new("vouch")
+                        .erin(json!({
+                            "vouch_id": vouch.vouch_id,
+                            "voucher_did": vouch.voucher_did,
+                            "vouched_dids": vouch.vouched_dids,
+                            "vouch_factor": vouch.vouch_factor,
+                        }))
+                        .eraan(vouch.vouched_dids.iter().map(String::as_str))
+                        .eromheen(json!({"pod_id": vouch.pod_id}))
+                        .erachter(format!("Vouched: {}", vouch.reason)),
+                ),
+            ),
+            AuditRecord::RuleAdded { rule } => stored(
+                self.record_event(
+                    NewToken::new("rule_added")
+                        .erin(serde_json::to_value(rule).unwrap_or_default())
+                        .erachter("Airlock rule added"),
+                ),
+            ),
+            AuditRecord::AutoVouchRuleAdded { rule } => stored(
+                self.record_event(
+                    NewToken::new("auto_vouch_rule_added")
+                        .erin(serde_json::to_value(rule).unwrap_or_default())
+                        .erachter("Auto-vouch rule added"),
+                ),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), AuditError> {
+        stored(self.provider_mut().flush())
+    }
+}
