@@ -43,11 +43,13 @@
 mod airlock;
 mod beacon;
 mod codec;
+pub mod identity;
 pub mod ids;
 mod iso;
 mod node;
 mod nonce;
 mod packet;
+pub mod pyjson;
 mod rule;
 mod stats;
 mod time;
