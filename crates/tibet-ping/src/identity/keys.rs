@@ -14,7 +14,9 @@ use std::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use ed25519_dalek::pkcs8::{
+    DecodePrivateKey, EncodePrivateKey, KeypairBytes, spki::der::pem::LineEnding,
+};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
@@ -195,10 +197,16 @@ impl Keypair {
         SigningKey::from_pkcs8_pem(text).ok().map(Keypair)
     }
 
-    /// The PKCS#8 PEM text (v1, as OpenSSL writes it).
+    /// The PKCS#8 PEM text, v1 without the public key: byte for byte the form
+    /// `openssl genpkey -algorithm ed25519` writes (some OpenSSL 3 releases
+    /// cannot read the v2 form that carries the public key).
     pub fn to_pem(&self) -> String {
-        // Encoding a valid 32-byte key cannot fail.
-        self.0
+        let bytes = KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
+        // Encoding 32 key bytes cannot fail.
+        bytes
             .to_pkcs8_pem(LineEnding::LF)
             .map(|z| z.to_string())
             .unwrap_or_default()

@@ -321,3 +321,51 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod vector {
+    //! The test vector of docs/PROTOCOL.md section 6.
+    use super::*;
+    use serde_json::json;
+
+    pub(super) fn vector_packet() -> PingPacket {
+        let mut p = PingPacket::new(
+            "ping_0011223344556677",
+            "jis:home:sensor",
+            "jis:home:hub",
+            "temperature.report",
+            "hourly log",
+        );
+        p.payload = json!({"celsius": 21.5}).as_object().unwrap().clone();
+        p.hop_count = 1;
+        p.nonce = "00112233445566778899aabbccddeeff".into();
+        p.timestamp = "2026-11-26T11:00:33.762558+00:00".into();
+        p
+    }
+
+    #[test]
+    fn protocol_md_test_vector() {
+        let key = Keypair::from_seed(&[0x42; 32]);
+        assert_eq!(
+            key.public().to_base64(),
+            "IVL40Zt5HSRFMkLhXy6rbLfP+ntqXtMAl5YOBpiB2xI="
+        );
+        let mut p = vector_packet();
+        assert_eq!(
+            String::from_utf8(packet_signing_input(&p)).unwrap(),
+            concat!(
+                r#"{"intent":"temperature.report","max_hops":5,"nonce":"00112233445566778899aabbccddeeff","#,
+                r#""packet_id":"ping_0011223344556677","payload":{"celsius":21.5},"ping_type":"intent","#,
+                r#""pod_id":null,"priority":2,"purpose":"hourly log","routing_mode":"direct","#,
+                r#""source_did":"jis:home:sensor","station_id":null,"target_did":"jis:home:hub","#,
+                r#""tibet_token_id":null,"timestamp":"2026-11-26T11:00:33.762558+00:00","#,
+                r#""vouch_signature":null,"vouched_by":null}"#
+            )
+        );
+        sign_packet(&mut p, &key);
+        assert_eq!(
+            p.signature,
+            "RuDvz1yE06qOt84vCCmWSv5mHnIs4EOKmf2MNL36Hr/9u21tu4PsCiWlJSYLEKkRVT9RDrycggAt1dwbzuqoCA=="
+        );
+    }
+}
