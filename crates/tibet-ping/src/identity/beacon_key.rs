@@ -47,7 +47,7 @@ pub fn add_beacon_key(payload: &mut JsonMap, key: &PublicKey) {
 /// The key a payload carries, if any (`public_key` absent: `Ok(None)`),
 /// checked against `public_key_hash` when that is present.
 pub fn beacon_key(payload: &JsonMap) -> Result<Option<PublicKey>, BeaconKeyError> {
-    beacon_key_with(payload, |text| PublicKey::parse(text))
+    beacon_key_with(payload, PublicKey::parse)
 }
 
 fn beacon_key_with(
