@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::keys::{Keypair, PublicKey};
+use crate::node::PacketSigner;
 use crate::packet::{PingPacket, PingResponse};
 use crate::pyjson::{self, Style};
 
@@ -99,6 +100,14 @@ pub fn response_signing_input(response: &PingResponse) -> Vec<u8> {
 /// Signs `packet` in place: sets its `signature` field.
 pub fn sign_packet(packet: &mut PingPacket, key: &Keypair) {
     packet.signature = signature_text(&key.signing_key().sign(&packet_signing_input(packet)));
+}
+
+/// A [`Keypair`] signs the packets a [`PingNode`](crate::PingNode) builds
+/// (`PingNode::set_signer(Box::new(keypair))`).
+impl PacketSigner for Keypair {
+    fn sign(&self, packet: &PingPacket) -> String {
+        signature_text(&self.signing_key().sign(&packet_signing_input(packet)))
+    }
 }
 
 /// Checks `packet.signature` against `key`.
@@ -291,6 +300,32 @@ mod tests {
             verify_response(&r, &sig, &key.public()),
             Err(SignatureError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_ping_node_with_a_keypair_signer_sends_verifiable_packets() {
+        use crate::{PingNode, PingNodeConfig, PingOptions, Timestamp};
+        use rand::{SeedableRng, rngs::StdRng};
+        let key = Keypair::from_seed(&[21; 32]);
+        let config = PingNodeConfig {
+            nonce_capacity: 64,
+            ..PingNodeConfig::default()
+        };
+        let mut node = PingNode::new(
+            "jis:home:sensor",
+            config,
+            Box::new(StdRng::seed_from_u64(1)),
+        );
+        node.set_signer(Box::new(key.clone()));
+        let now = Timestamp::parse("2026-11-26T11:00:00Z").unwrap();
+        let p = node.ping(
+            now,
+            "jis:home:hub",
+            "temperature.report",
+            "log",
+            PingOptions::default(),
+        );
+        assert_eq!(verify_packet(&p, &key.public()), Ok(()));
     }
 
     #[test]
