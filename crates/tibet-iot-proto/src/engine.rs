@@ -34,6 +34,7 @@ use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
+use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -85,6 +86,7 @@ pub struct Engine {
     next_cleanup: Option<MonoTime>,
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
+    uplink: UplinkState,
     stats: EngineStats,
 }
 
@@ -149,6 +151,10 @@ impl Engine {
             next_cleanup: None,
             audit: VecDeque::new(),
             audit_enabled: false,
+            uplink: UplinkState::new(
+                config.limits.relay_paths,
+                nonce_window.max(config.request_timeout),
+            ),
             stats: EngineStats::default(),
             node,
             config,
@@ -282,6 +288,18 @@ impl Engine {
         self.audit.pop_front()
     }
 
+    /// The next frame for the uplink (while an uplink is attached).
+    pub fn poll_uplink(&mut self) -> Option<Uplink> {
+        self.uplink.poll()
+    }
+
+    /// Attaches or detaches the uplink (off by default). While attached, a
+    /// mesh ping with no local next hop goes to the uplink, and
+    /// [`UPLINK_ADDR`] is a valid destination for [`Engine::send_ping`].
+    pub fn set_uplink_enabled(&mut self, enabled: bool) {
+        self.uplink.set_enabled(enabled);
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
@@ -380,18 +398,24 @@ impl Engine {
             // Our own packet flooding back to us must not be relayed again.
             self.relay.mark_seen(now.mono, &packet.packet_id);
         }
-        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let uplink = addr == UPLINK_ADDR;
+        if uplink && !self.uplink.enabled() {
+            return Err(SendError::NoUplink);
+        }
+        // The uplink delivers at least once (MQTT QoS 1): no resends over it.
+        let retransmit = RetransmitState::new(&policy, &mut self.rng).filter(|_| !uplink);
         let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
             .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
+        let target_did = packet.target_did;
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
             id,
             kind,
             packet_id: packet.packet_id,
-            target_did: packet.target_did,
+            target_did: target_did.clone(),
             addr,
             direct,
             deadline,
@@ -400,7 +424,11 @@ impl Engine {
             retransmit,
         });
         self.stats.requests_sent += 1;
-        self.transmit(addr, bytes);
+        if uplink {
+            self.uplink.ping(&target_did, bytes);
+        } else {
+            self.transmit(addr, bytes);
+        }
         Ok(id)
     }
 
@@ -517,6 +545,9 @@ impl Engine {
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        if from == UPLINK_ADDR {
+            return self.malformed(from, "datagram from the uplink's address");
+        }
         match self.codec.decode(datagram) {
             Err(e) => self.malformed(from, e),
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
@@ -543,6 +574,43 @@ impl Engine {
         }
     }
 
+    /// A frame arrived over the uplink (docs/FLEETS.md): handled exactly like
+    /// a datagram from [`UPLINK_ADDR`]; answers to it leave through
+    /// [`Engine::poll_uplink`]. Discover packets and broadcasts are refused.
+    pub fn handle_uplink_frame(&mut self, now: Now, frame: &[u8]) {
+        match self.codec.decode(frame) {
+            Err(e) => {
+                if self.uplink.accept_in(false) {
+                    self.malformed(UPLINK_ADDR, e);
+                }
+            }
+            Ok(Frame::Response(r)) => {
+                if self.uplink.accept_in(false) {
+                    self.on_response(now, UPLINK_ADDR, r, frame);
+                }
+            }
+            Ok(Frame::Packet(p)) => {
+                let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
+                if self.uplink.accept_in(lan_only)
+                    && self
+                        .uplink
+                        .note_origin(now.mono, &p.packet_id, &p.source_did)
+                {
+                    self.on_packet(now, UPLINK_ADDR, p);
+                }
+            }
+        }
+    }
+
+    /// Sends an answer to `from`, or over the uplink to `origin_did`.
+    fn reply(&mut self, from: SocketAddr, origin_did: &str, bytes: Vec<u8>) {
+        if from == UPLINK_ADDR {
+            self.uplink.response(origin_did, bytes);
+        } else {
+            self.transmit(from, bytes);
+        }
+    }
+
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
     fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
@@ -565,7 +633,7 @@ impl Engine {
             // A retransmission: the same answer again, not a replay.
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
-            self.transmit(from, bytes);
+            self.reply(from, &packet.source_did, bytes);
             return;
         }
         if packet.hop_count > 0
@@ -603,13 +671,14 @@ impl Engine {
                         },
                     );
                     self.stats.pings_answered += 1;
-                    self.transmit(from, bytes);
+                    self.reply(from, &packet.source_did, bytes);
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
             // Only a packet that passed the replay check and was not ROOD,
-            // and came straight from its sender, may move a peer.
-            if packet.hop_count == 0 {
+            // and came straight from its sender (not over the uplink), may
+            // move a peer.
+            if packet.hop_count == 0 && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
@@ -652,7 +721,7 @@ impl Engine {
             let id = req.id;
             let req = self.requests.remove(id).expect("present");
             self.stats.responses_matched += 1;
-            if req.direct {
+            if req.direct && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
@@ -670,7 +739,12 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            self.transmit(prev, datagram.to_vec());
+            if prev == UPLINK_ADDR {
+                self.uplink
+                    .relayed_response(now.mono, &response.in_response_to, datagram);
+            } else {
+                self.transmit(prev, datagram.to_vec());
+            }
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -707,6 +781,14 @@ impl Engine {
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
+        // No local next hop: the uplink, if attached, becomes the next hop
+        // (never for a packet that came over it).
+        let hops = if hops.is_empty() && from != UPLINK_ADDR && self.uplink.enabled() {
+            self.uplink.ping(&out.target_did, bytes);
+            vec![UPLINK_ADDR]
+        } else {
+            hops
+        };
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
@@ -831,6 +913,7 @@ impl Engine {
                 });
             }
             self.responses.expire(now.mono);
+            self.uplink.expire(now.mono);
             self.node.collect_garbage(now.wall);
         }
         if self.discovery.beacon_due(now.mono) {
@@ -858,6 +941,7 @@ impl Engine {
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            uplink: self.uplink.stats(),
             driver: DriverStats::default(),
         }
     }

@@ -31,6 +31,7 @@ mod retransmit;
 pub mod sim;
 mod stats;
 mod time;
+mod uplink;
 
 pub use audit::AuditRecord;
 pub use config::{
@@ -47,3 +48,4 @@ pub use retransmit::RetransmitPolicy;
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;
 pub use time::{MonoTime, Now};
+pub use uplink::{UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats};
