@@ -8,8 +8,9 @@
 //! decode, airlock, replay check and trust as UDP datagrams. Every queue on
 //! the way is bounded and counts what it drops, and all of it runs outside
 //! the node's socket task, so a slow or absent broker never blocks UDP.
-//! Every few seconds the hub's live peers become the local DIDs the bridge
-//! subscribes to.
+//! Every few seconds the hub's live peers that it trusts (GROEN) become the
+//! local DIDs the bridge subscribes to: a device that merely beacons a DID
+//! on the LAN cannot make the hub fetch that DID's pings from the broker.
 
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ use crate::mqtt::{Bridge, Inbound, MqttSettings, MqttStats};
 pub(crate) const UPLINK_CHANNEL: usize = 1024;
 /// How often the local peers' DIDs are subscribed to anew.
 const PEER_SYNC: Duration = Duration::from_secs(2);
+/// Decided pings published to the events topic per second, at most (a
+/// flood of junk on the LAN must not crowd frames out of the broker queue).
+pub(crate) const EVENTS_PER_SECOND: u32 = 50;
 
 /// A node joined to a fleet.
 pub(crate) struct Fleet {
@@ -31,6 +35,8 @@ pub(crate) struct Fleet {
     inbound: mpsc::Receiver<Inbound>,
     outbound: mpsc::Receiver<Uplink>,
     sync: tokio::time::Interval,
+    /// Start of the current second and the events published in it.
+    events_window: (tokio::time::Instant, u32),
 }
 
 impl Fleet {
@@ -46,6 +52,7 @@ impl Fleet {
             inbound,
             outbound,
             sync,
+            events_window: (tokio::time::Instant::now(), 0),
         }
     }
 
@@ -65,16 +72,36 @@ impl Fleet {
                 other => tracing::debug!("mqtt: uplink frame of an unknown kind: {other:?}"),
             },
             _ = self.sync.tick() => {
-                let peers = node.peers();
-                self.bridge.set_local_dids(peers.iter().map(|p| p.did.as_str()));
+                let now = node.clock();
+                let trusted: Vec<String> = node.with_engine(|e| {
+                    let groen = e.config().ping.trust_groen;
+                    e.peers()
+                        .alive(now.mono)
+                        .filter(|p| e.ping_node().trust_of(now.wall, &p.did).score >= groen)
+                        .map(|p| p.did.clone())
+                        .collect()
+                });
+                self.bridge.set_local_dids(trusted.iter().map(String::as_str));
             }
         }
     }
 
     /// Publishes a decided ping to the events topic, when asked to
     /// (`--mqtt-events`).
-    pub(crate) fn publish_event(&self, json: &[u8]) {
-        self.bridge.publish_event(json);
+    /// At most [`EVENTS_PER_SECOND`]; the rest are counted.
+    pub(crate) fn publish_event(&mut self, json: &[u8]) {
+        let now = tokio::time::Instant::now();
+        let (start, n) = &mut self.events_window;
+        if now.duration_since(*start) >= Duration::from_secs(1) {
+            (*start, *n) = (now, 0);
+        }
+        if *n >= EVENTS_PER_SECOND {
+            self.bridge.count_event_limited();
+            return;
+        }
+        if self.bridge.publish_event(json) {
+            *n += 1;
+        }
     }
 
     /// The bridge's counters now.
@@ -182,10 +209,18 @@ mod tests {
         let (phone_mq, hub_mq, lock_mq) = (phone_mq.unwrap(), hub_mq.unwrap(), lock_mq.unwrap());
         lock.set_trust("jis:site-a:phone", 0.9);
         lock.set_trust("jis:site-a:tablet", 0.9);
+        hub.set_trust("jis:site-a:tablet", 0.9);
         hub.add_peer("jis:site-a:tablet", tablet_addr);
-        for (mq, what) in [(&phone_mq, "phone"), (&lock_mq, "lock")] {
-            until(mq, what, |s| s.subscribed >= 2).await;
-        }
+        // Of two peers that arrive together, only the trusted one is
+        // subscribed for.
+        phone.set_trust("jis:site-a:speaker", 0.9);
+        phone.add_peer("jis:site-a:speaker", "127.0.0.1:9".parse().unwrap());
+        phone.add_peer("jis:site-a:stranger", "127.0.0.1:10".parse().unwrap());
+        until(&phone_mq, "phone and speaker", |s| {
+            s.local_dids == 1 && s.subscribed >= 4
+        })
+        .await;
+        until(&lock_mq, "lock", |s| s.subscribed >= 2).await;
         until(intruder_mq.as_ref().unwrap(), "intruder", |s| {
             s.subscribed >= 2
         })
@@ -237,8 +272,8 @@ mod tests {
         // The broker dies and comes back: the nodes reconnect and deliver
         // again.
         let broker = broker.restart(&bin);
-        for (mq, what) in [(&phone_mq, "phone"), (&lock_mq, "lock")] {
-            until(mq, what, |s| s.reconnects >= 1 && s.subscribed >= 4).await;
+        for (mq, what, subs) in [(&phone_mq, "phone", 8), (&lock_mq, "lock", 4)] {
+            until(mq, what, |s| s.reconnects >= 1 && s.subscribed >= subs).await;
         }
         let r = ping(
             &phone,

@@ -279,7 +279,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             _ = async { match fleet.as_mut() { Some(f) => f.pump(&lib).await, None => std::future::pending().await } } => {}
             event = node.next_event() => {
                 let Some(event) = event else { break };
-                if let (Some(f), Event::Ping { .. }) = (fleet.as_ref(), &event)
+                if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
                     && let Ok(json) = serde_json::to_vec(&event)
                 {
                     f.publish_event(&json);

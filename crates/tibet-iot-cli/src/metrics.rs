@@ -491,6 +491,11 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
         "Decided pings published to the events topic",
         "mqtt/events_published",
     ),
+    (
+        "tibet_mqtt_events_limited",
+        "Decided pings not published: over the per-second limit",
+        "mqtt/events_limited",
+    ),
 ];
 
 /// Plain counters: (name without `_total`, help, stats path).

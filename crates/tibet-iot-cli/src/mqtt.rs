@@ -275,6 +275,8 @@ pub(crate) struct Counters {
     pub(crate) local_dids: AtomicU64,
     /// Decided pings published to the events topic (QoS 0).
     pub(crate) events_published: AtomicU64,
+    /// Decided pings not published: over the per-second limit.
+    pub(crate) events_limited: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -306,6 +308,8 @@ pub(crate) struct MqttStats {
     pub(crate) local_dids: u64,
     /// See [`Counters::events_published`].
     pub(crate) events_published: u64,
+    /// See [`Counters::events_limited`].
+    pub(crate) events_limited: u64,
 }
 
 /// Remembers the packet ids of recent QoS 1 deliveries, at most
@@ -424,6 +428,11 @@ impl Bridge {
         }
     }
 
+    /// Counts an event left out by the caller's rate limit.
+    pub(crate) fn count_event_limited(&self) {
+        self.counters.events_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn publish(&self, kind: Kind, did: &str, frame: &[u8]) -> bool {
         let c = &self.counters;
         if !topic_safe(did) || frame.len() > MAX_FRAME {
@@ -518,6 +527,7 @@ impl StatsReader {
             local_refused: get(&c.local_refused),
             local_dids: get(&c.local_dids),
             events_published: get(&c.events_published),
+            events_limited: get(&c.events_limited),
         }
     }
 }
