@@ -312,3 +312,38 @@ fn a_ping_from_the_uplink_for_an_unknown_did_never_goes_back_to_it() {
     // It was relayed (to no one: node 5 has no peers), not uplinked again.
     assert_eq!(s.relay.relayed, 1);
 }
+
+#[test]
+fn a_hub_delivers_a_far_ping_to_its_local_device_and_sends_the_answer_back_up() {
+    let mut f = Fleet::new();
+    // Site A: phone 0 on the uplink; site B: hub 6 (uplink, subscribed to
+    // its device's DID) and lock 5, a plain device on the hub's LAN.
+    f.add_uplinked(0, 0);
+    f.add_uplinked(1, 6);
+    f.sites[1].add(5, Sim::config());
+    f.sites[1].link(5, 6);
+    f.subscriptions.push((did(5), 1, 6));
+    let now = f.sites[1].now();
+    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    let now = f.sites[0].now();
+    let id = f.sites[0]
+        .node(0)
+        .send_ping(now, &did(5), UPLINK_ADDR, "lock.open", "home", mesh_opts())
+        .unwrap();
+    f.run_for(Duration::from_millis(200));
+    let resp = f.sites[0]
+        .outcome(0, id)
+        .expect("decided")
+        .expect("answered through hub B");
+    assert_eq!(resp.responder_did, did(5));
+    let hub = f.stats(1, 6);
+    assert_eq!(hub.relay.relayed, 1);
+    assert_eq!(hub.relay.responses_relayed, 1);
+    assert_eq!(hub.uplink.responses_out, 1, "addressed to the phone's DID");
+    assert_eq!(hub.uplink.pings_out, 0);
+    assert!(
+        matches!(f.published.last(), Some(Uplink::Response { origin_did, .. }) if *origin_did == did(0))
+    );
+    // The lock heard the ping from its hub (one hop), not from the broker.
+    assert_eq!(f.stats(1, 5).engine.pings_answered, 1);
+}
