@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use tibet_iot::{IoTNode, Uplink};
+use tibet_ping::AirlockZone;
 use tokio::sync::mpsc;
 
 #[cfg(test)]
@@ -72,15 +73,12 @@ impl Fleet {
                 other => tracing::debug!("mqtt: uplink frame of an unknown kind: {other:?}"),
             },
             _ = self.sync.tick() => {
-                let now = node.clock();
-                let trusted: Vec<String> = node.with_engine(|e| {
-                    let groen = e.config().ping.trust_groen;
-                    e.peers()
-                        .alive(now.mono)
-                        .filter(|p| e.ping_node().trust_of(now.wall, &p.did).score >= groen)
-                        .map(|p| p.did.clone())
-                        .collect()
-                });
+                let trusted: Vec<String> = node
+                    .peers()
+                    .into_iter()
+                    .filter(|p| node.threshold_zone(node.trust_of(&p.did)) == AirlockZone::Groen)
+                    .map(|p| p.did)
+                    .collect();
                 self.bridge.set_local_dids(trusted.iter().map(String::as_str));
             }
         }
@@ -122,7 +120,7 @@ mod tests {
     use std::sync::Arc;
 
     use tibet_iot::{SendOptions, TransportConfig, UPLINK_ADDR};
-    use tibet_ping::{AirlockZone, PingOptions, PingResponse, RoutingMode};
+    use tibet_ping::{PingOptions, PingResponse, RoutingMode};
 
     use super::*;
     use crate::mqtt::tests::{Broker, settings};
