@@ -22,6 +22,11 @@ use tibet_ping::{
     RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
+mod mesh;
+
+pub use mesh::FLOOD_FANOUT;
+use mesh::NextHops;
+
 use crate::audit::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
@@ -32,6 +37,7 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
 
@@ -75,6 +81,7 @@ pub struct Engine {
     multicast_dest: SocketAddr,
     peers: PeerTracker,
     relay: MeshRelay,
+    routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
     responses: BoundedMap<(SocketAddr, String), CachedResponse>,
@@ -128,6 +135,11 @@ impl Engine {
                 config.limits.seen_cache,
                 config.limits.relay_paths,
                 nonce_window.max(config.request_timeout),
+            ),
+            routes: RoutingTable::new(
+                config.limits.routes,
+                config.limits.route_bytes,
+                config.peer_timeout * 2,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
@@ -398,6 +410,8 @@ impl Engine {
             next_due,
             datagram: retransmit.as_ref().map(|_| bytes.clone()),
             retransmit,
+            also: Vec::new(),
+            fallback: None,
         });
         self.stats.requests_sent += 1;
         self.transmit(addr, bytes);
@@ -614,6 +628,7 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
+                self.learn_from_heartbeat(now, &packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     self.audit(|| AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -645,7 +660,7 @@ impl Engine {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
-            if !(target_ok && from == req.addr) {
+            if !(target_ok && (from == req.addr || req.also.contains(&from))) {
                 self.stats.responses_foreign += 1;
                 return;
             }
@@ -657,6 +672,9 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
+                self.learn_neighbour(now, &response.responder_did, from);
+            } else {
+                self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
                 self.event(Event::RequestAnswered {
@@ -671,6 +689,9 @@ impl Engine {
             .reverse_path(now.mono, &response.in_response_to, from)
         {
             self.transmit(prev, datagram.to_vec());
+            self.relay
+                .store_response(now.mono, &response.in_response_to, datagram);
+            self.learn_from_response(now, &response.responder_did, from);
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -685,6 +706,15 @@ impl Engine {
     }
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        if let Some(answer) = self
+            .relay
+            .cached_response(now.mono, &packet.packet_id, from)
+        {
+            // Our previous hop resends a packet whose answer we passed back:
+            // it was lost behind us; answer again from here.
+            self.transmit(from, answer);
+            return;
+        }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
@@ -695,15 +725,19 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
-            Some(a) => vec![a],
-            None => self
-                .peers
-                .alive(now.mono)
-                .map(|p| p.address)
-                .filter(|a| *a != from)
-                .collect(),
+        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+            NextHops::Routed(a) => {
+                self.routes.stats.routed += 1;
+                vec![a]
+            }
+            NextHops::Flood(hops) => {
+                self.routes.stats.flooded += 1;
+                hops
+            }
         };
+        if hops.is_empty() {
+            self.on_unroutable(now, &out);
+        }
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
@@ -782,9 +816,16 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
-                Due::Resend(addr, bytes) => {
+                Due::Resend(addr, also, bytes) => {
                     self.stats.retransmissions += 1;
+                    for a in also {
+                        self.transmit(a, bytes.clone());
+                    }
                     self.transmit(addr, bytes);
+                }
+                Due::TimedOut(mut req) if req.fallback.is_some() => {
+                    let fb = req.fallback.take().expect("checked");
+                    self.retry_by_flood(now, req, *fb);
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
@@ -801,11 +842,17 @@ impl Engine {
                 .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address))
                 .collect();
+            let round = if self.config.routing {
+                self.routes.advertisement_round(now.mono)
+            } else {
+                Vec::new()
+            };
             for (did, addr) in targets {
                 if self.check_capacity().is_err() {
                     break;
                 }
-                let packet = self.node.heartbeat(now.wall, &did, None);
+                let mut packet = self.node.heartbeat(now.wall, &did, None);
+                Self::attach_routes(&round, &mut packet, &did, addr);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -824,7 +871,9 @@ impl Engine {
         }
         if self.next_cleanup.is_some_and(|t| t <= now.mono) {
             self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
+                self.forget_neighbour(gone.address);
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
@@ -856,6 +905,7 @@ impl Engine {
             response_cache_evicted: self.responses.evicted(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
+            routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
             driver: DriverStats::default(),

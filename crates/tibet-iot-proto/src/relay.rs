@@ -45,6 +45,9 @@ pub struct RelayStats {
     pub dropped_hop_limit: u64,
     /// Refused: reverse-path table full.
     pub paths_refused: u64,
+    /// Resends from the previous hop answered with the response this relay
+    /// already passed back (the answer was lost behind us).
+    pub responses_resent: u64,
     /// Seen-cache entries evicted to make room.
     pub seen_evicted: u64,
     /// Entries in the seen-cache.
@@ -60,6 +63,9 @@ struct Path {
     resends: u8,
     /// Where the packet went: only these may send its response back.
     next_hops: Vec<SocketAddr>,
+    /// The response passed back, kept so that a resend from the previous
+    /// hop is answered here instead of travelling the whole way again.
+    response: Option<Vec<u8>>,
 }
 
 /// How often a retransmission from the recorded previous hop is forwarded
@@ -144,6 +150,7 @@ impl MeshRelay {
                 prev_hop: from,
                 resends: 0,
                 next_hops: Vec::new(),
+                response: None,
             },
         ) {
             Some(RelayRefusal::PathsFull)
@@ -198,6 +205,35 @@ impl MeshRelay {
         }
         self.stats.responses_relayed += 1;
         Some(path.prev_hop)
+    }
+
+    /// Keeps the response passed back for a relayed packet (see
+    /// [`MeshRelay::cached_response`]).
+    pub fn store_response(&mut self, now: MonoTime, packet_id: &str, datagram: &[u8]) {
+        if let Some(p) = self.paths.get_mut(now, packet_id)
+            && p.response.is_none()
+        {
+            p.response = Some(datagram.to_vec());
+        }
+    }
+
+    /// The response already passed back for `packet_id`, when `from` is the
+    /// recorded previous hop resending the packet (a bounded number of
+    /// times, like forwarded resends).
+    pub fn cached_response(
+        &mut self,
+        now: MonoTime,
+        packet_id: &str,
+        from: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let p = self.paths.get_mut(now, packet_id)?;
+        if p.prev_hop != from || p.resends >= MAX_FORWARDED_RESENDS {
+            return None;
+        }
+        let bytes = p.response.clone()?;
+        p.resends += 1;
+        self.stats.responses_resent += 1;
+        Some(bytes)
     }
 
     /// Counters.
