@@ -391,6 +391,7 @@ impl Engine {
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
             self.relay.mark_seen(now.mono, &packet.packet_id);
+            self.routes.stats.mesh_datagrams += 1;
         }
         let retransmit = RetransmitState::new(&policy, &mut self.rng);
         let deadline = now.mono + timeout;
@@ -579,6 +580,9 @@ impl Engine {
             // A retransmission: the same answer again, not a replay.
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
+            if packet.routing_mode == RoutingMode::Mesh {
+                self.routes.stats.mesh_datagrams += 1;
+            }
             self.transmit(from, bytes);
             return;
         }
@@ -617,6 +621,15 @@ impl Engine {
                         },
                     );
                     self.stats.pings_answered += 1;
+                    if packet.routing_mode == RoutingMode::Mesh {
+                        let relays = (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                        let seen = &mut self.routes.stats.mesh_relays_seen;
+                        if seen.len() <= relays {
+                            seen.resize(relays + 1, 0);
+                        }
+                        seen[relays] += 1;
+                        self.routes.stats.mesh_datagrams += 1;
+                    }
                     self.transmit(from, bytes);
                 }
                 Err(_) => self.stats.encode_errors += 1,
@@ -688,6 +701,7 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
+            self.routes.stats.mesh_datagrams += 1;
             self.transmit(prev, datagram.to_vec());
             self.relay
                 .store_response(now.mono, &response.in_response_to, datagram);
@@ -712,6 +726,7 @@ impl Engine {
         {
             // Our previous hop resends a packet whose answer we passed back:
             // it was lost behind us; answer again from here.
+            self.routes.stats.mesh_datagrams += 1;
             self.transmit(from, answer);
             return;
         }
@@ -738,6 +753,7 @@ impl Engine {
         if hops.is_empty() {
             self.on_unroutable(now, &out);
         }
+        self.routes.stats.mesh_datagrams += hops.len() as u64;
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
@@ -816,8 +832,11 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
-                Due::Resend(addr, also, bytes) => {
+                Due::Resend(addr, also, bytes, mesh) => {
                     self.stats.retransmissions += 1;
+                    if mesh {
+                        self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
+                    }
                     for a in also {
                         self.transmit(a, bytes.clone());
                     }

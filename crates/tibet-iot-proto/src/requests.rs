@@ -62,7 +62,8 @@ pub(crate) struct MeshFallback {
 /// What a due timer asks for.
 #[derive(Debug)]
 pub(crate) enum Due {
-    Resend(SocketAddr, Vec<SocketAddr>, Vec<u8>),
+    /// Address, further addresses, the datagram, whether it is a mesh packet.
+    Resend(SocketAddr, Vec<SocketAddr>, Vec<u8>, bool),
     TimedOut(Request),
 }
 
@@ -151,7 +152,7 @@ impl Requests {
             }
             req.next_due = next;
             self.timers.insert((next, id));
-            return Some(Due::Resend(req.addr, req.also.clone(), bytes));
+            return Some(Due::Resend(req.addr, req.also.clone(), bytes, !req.direct));
         }
     }
 }

@@ -32,8 +32,9 @@ use crate::time::MonoTime;
 pub const ROUTES_KEY: &str = "routes";
 /// Most entries one advertisement carries, and most entries read from one.
 pub const MAX_ADVERTISED: usize = 256;
-/// Hop count meaning "unreachable" (RIP's 16).
-pub const INFINITY: u32 = 16;
+/// Hop count meaning "unreachable" (RIP uses 16; a radio mesh of 10,000
+/// nodes can be 60 links across).
+pub const INFINITY: u32 = 64;
 /// Hop count recorded for a route learned from a response (length unknown):
 /// usable, but any route of known length is preferred.
 pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
@@ -93,6 +94,14 @@ pub struct RouteStats {
     pub flooded: u64,
     /// Mesh packets with no route and no neighbour to flood to.
     pub unroutable: u64,
+    /// Datagrams this node sent for mesh packets, routed or flooded: its
+    /// own pings and their resends, relayed copies, answers to mesh pings
+    /// and answers passed back (what `tibet-iot sim` divides by deliveries).
+    pub mesh_datagrams: u64,
+    /// Mesh pings answered here, by the number of relays they passed
+    /// (index i: i relays; the vector grows to the largest count seen, at
+    /// most [`INFINITY`] + 1 entries).
+    pub mesh_relays_seen: Vec<u64>,
 }
 
 /// The routing table of one node.
@@ -491,7 +500,7 @@ mod tests {
         )
         .unwrap();
         let got = rt.parse_advertisement(&advert, "jis:me", "jis:n");
-        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), INFINITY)]);
+        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), 100)]);
         assert_eq!(rt.stats().entries_ignored, 4);
     }
 }

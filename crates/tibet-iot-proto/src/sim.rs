@@ -36,6 +36,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tibet_ping::{PingResponse, Timestamp};
 
+pub mod scenario;
+
 use crate::config::TransportConfig;
 use crate::engine::Engine;
 use crate::event::Event;

@@ -142,6 +142,7 @@ impl Engine {
             fallback,
         });
         self.stats.requests_sent += 1;
+        self.routes.stats.mesh_datagrams += hops.len() as u64;
         for hop in &hops {
             self.transmit(*hop, bytes.clone());
         }
