@@ -500,7 +500,7 @@ mod tests {
         )
         .unwrap();
         let got = rt.parse_advertisement(&advert, "jis:me", "jis:n");
-        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), 100)]);
+        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), INFINITY)]);
         assert_eq!(rt.stats().entries_ignored, 4);
     }
 }
