@@ -106,6 +106,11 @@ pub struct TransportConfig {
     /// every live peer (the reference's behaviour; the baseline of
     /// `tibet-iot sim`).
     pub routing: bool,
+    /// How many times a mesh packet sent along a route, and a mesh answer,
+    /// is transmitted (1: once, the default). On lossy radio links 2 makes
+    /// a hop fail only when both copies are lost; copies of one datagram
+    /// arriving within 50 ms count as one.
+    pub mesh_copies: u8,
     /// Table capacities.
     pub limits: Limits,
     /// Settings of the protocol core.
@@ -136,6 +141,7 @@ impl Default for TransportConfig {
             capabilities: Vec::new(),
             device_type: "generic".to_owned(),
             routing: true,
+            mesh_copies: 1,
             limits: Limits::default(),
             ping: tibet_ping::PingNodeConfig::default(),
         }

@@ -104,6 +104,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Copies of one mesh datagram arriving within this window are one packet
+/// (with `mesh_copies` > 1); real resends come much later.
+const MESH_COPY_WINDOW: Duration = Duration::from_millis(50);
+
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
 /// Bound on queued audit records: beyond it new records are dropped and
@@ -123,6 +127,15 @@ impl Engine {
             device_type: Some(config.device_type.clone()),
             ..Announcement::default()
         };
+        let mut relay = MeshRelay::new(
+            config.max_hops,
+            config.limits.seen_cache,
+            config.limits.relay_paths,
+            nonce_window.max(config.request_timeout),
+        );
+        if config.mesh_copies > 1 {
+            relay.set_duplicate_window(MESH_COPY_WINDOW);
+        }
         Engine {
             codec: PacketCodec::new(config.use_msgpack),
             rng,
@@ -130,12 +143,7 @@ impl Engine {
             local_port: config.bind_port,
             multicast_dest: config.multicast_addr(),
             peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
-            relay: MeshRelay::new(
-                config.max_hops,
-                config.limits.seen_cache,
-                config.limits.relay_paths,
-                nonce_window.max(config.request_timeout),
-            ),
+            relay,
             routes: RoutingTable::new(
                 config.limits.routes,
                 config.limits.route_bytes,
@@ -581,9 +589,10 @@ impl Engine {
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
             if packet.routing_mode == RoutingMode::Mesh {
-                self.routes.stats.mesh_datagrams += 1;
+                self.transmit_mesh(from, bytes, self.config.mesh_copies);
+            } else {
+                self.transmit(from, bytes);
             }
-            self.transmit(from, bytes);
             return;
         }
         if packet.hop_count > 0
@@ -622,15 +631,17 @@ impl Engine {
                     );
                     self.stats.pings_answered += 1;
                     if packet.routing_mode == RoutingMode::Mesh {
-                        let relays = (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                        let relays =
+                            (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
                         let seen = &mut self.routes.stats.mesh_relays_seen;
                         if seen.len() <= relays {
                             seen.resize(relays + 1, 0);
                         }
                         seen[relays] += 1;
-                        self.routes.stats.mesh_datagrams += 1;
+                        self.transmit_mesh(from, bytes, self.config.mesh_copies);
+                    } else {
+                        self.transmit(from, bytes);
                     }
-                    self.transmit(from, bytes);
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
@@ -701,10 +712,14 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            self.routes.stats.mesh_datagrams += 1;
-            self.transmit(prev, datagram.to_vec());
-            self.relay
-                .store_response(now.mono, &response.in_response_to, datagram);
+            if !self
+                .relay
+                .store_response(now.mono, &response.in_response_to, datagram)
+            {
+                // A copy of an answer already passed back.
+                return;
+            }
+            self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
             self.learn_from_response(now, &response.responder_did, from);
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
@@ -725,9 +740,11 @@ impl Engine {
             .cached_response(now.mono, &packet.packet_id, from)
         {
             // Our previous hop resends a packet whose answer we passed back:
-            // it was lost behind us; answer again from here.
-            self.routes.stats.mesh_datagrams += 1;
-            self.transmit(from, answer);
+            // it was lost behind us; answer again from here (an empty
+            // answer: a copy of a resend just answered).
+            if !answer.is_empty() {
+                self.transmit_mesh(from, answer, self.config.mesh_copies);
+            }
             return;
         }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
@@ -740,9 +757,11 @@ impl Engine {
                 return;
             }
         };
+        let mut copies = 1;
         let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
             NextHops::Routed(a) => {
                 self.routes.stats.routed += 1;
+                copies = self.config.mesh_copies;
                 vec![a]
             }
             NextHops::Flood(hops) => {
@@ -753,9 +772,8 @@ impl Engine {
         if hops.is_empty() {
             self.on_unroutable(now, &out);
         }
-        self.routes.stats.mesh_datagrams += hops.len() as u64;
         for hop in &hops {
-            self.transmit(*hop, bytes.clone());
+            self.transmit_mesh(*hop, bytes.clone(), copies);
         }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {

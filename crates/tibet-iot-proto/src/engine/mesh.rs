@@ -142,11 +142,26 @@ impl Engine {
             fallback,
         });
         self.stats.requests_sent += 1;
-        self.routes.stats.mesh_datagrams += hops.len() as u64;
+        let copies = if hops.len() == 1 {
+            self.config.mesh_copies
+        } else {
+            1
+        };
         for hop in &hops {
-            self.transmit(*hop, bytes.clone());
+            self.transmit_mesh(*hop, bytes.clone(), copies);
         }
         Ok(id)
+    }
+
+    /// Sends a datagram of a mesh packet (or its answer) `copies` times
+    /// (at least once), counted as mesh traffic.
+    pub(crate) fn transmit_mesh(&mut self, to: SocketAddr, bytes: Vec<u8>, copies: u8) {
+        let copies = copies.max(1);
+        self.routes.stats.mesh_datagrams += u64::from(copies);
+        for _ in 1..copies {
+            self.transmit(to, bytes.clone());
+        }
+        self.transmit(to, bytes);
     }
 
     /// A routed mesh request timed out: drop its route and flood it once.

@@ -308,6 +308,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     let node_cfg = TransportConfig {
         routing,
         max_hops: MAX_HOPS,
+        // Lossy links: send routed datagrams twice (the flood has its own
+        // redundancy; the reference sends once).
+        mesh_copies: if routing && cfg.loss > 0.0 { 2 } else { 1 },
         discovery_enabled: true,
         ..TransportConfig::default()
     };
@@ -367,9 +370,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         }
         let now = sim.now();
         attempted += 1;
-        if let Ok(id) = sim
-            .node(src)
-            .send_mesh_ping(now, &did(dst), "sim.ping", "scenario", ping_options())
+        if let Ok(id) =
+            sim.node(src)
+                .send_mesh_ping(now, &did(dst), "sim.ping", "scenario", ping_options())
         {
             started.insert((super::addr(src), id), now.mono);
         }
@@ -459,6 +462,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         p99_latency_ms: p99.as_secs_f64() * 1000.0,
         bytes_per_node_peak: sim.peak_bytes_per_node_second(),
         routes_per_node: routes as f64 / n as f64,
-        virtual_seconds: sim.now.saturating_duration_since(MonoTime::ZERO).as_secs_f64(),
+        virtual_seconds: sim
+            .now
+            .saturating_duration_since(MonoTime::ZERO)
+            .as_secs_f64(),
     }
 }
