@@ -147,7 +147,7 @@ impl Engine {
             routes: RoutingTable::new(
                 config.limits.routes,
                 config.limits.route_bytes,
-                config.peer_timeout * 2,
+                config.peer_timeout * 4,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,

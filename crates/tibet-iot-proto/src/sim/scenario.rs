@@ -270,7 +270,6 @@ fn ping_options() -> SendOptions {
             initial_timeout: Duration::from_millis(250),
             random_factor: 1.5,
         }),
-        ..SendOptions::default()
     }
 }
 
@@ -384,10 +383,10 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
 
     let mut latencies: Vec<Duration> = Vec::new();
     for (at, a, ev) in std::mem::take(&mut sim.events) {
-        if let Event::RequestAnswered { id, .. } = ev {
-            if let Some(t0) = started.get(&(a, id)) {
-                latencies.push(at.saturating_duration_since(*t0));
-            }
+        if let Event::RequestAnswered { id, .. } = ev
+            && let Some(t0) = started.get(&(a, id))
+        {
+            latencies.push(at.saturating_duration_since(*t0));
         }
     }
     latencies.sort_unstable();
