@@ -114,6 +114,9 @@ pub struct RoutingTable {
     ttl: Duration,
     cursor: Option<String>,
     neighbours: BTreeMap<SocketAddr, String>,
+    /// Routes lost since the last advertisement round: advertised once as
+    /// unreachable so that neighbours drop them too (bounded like routes).
+    withdrawn: std::collections::BTreeSet<String>,
     pub(crate) stats: RouteStats,
 }
 
@@ -129,6 +132,7 @@ impl RoutingTable {
             ttl,
             cursor: None,
             neighbours: BTreeMap::new(),
+            withdrawn: std::collections::BTreeSet::new(),
             stats: RouteStats::default(),
         }
     }
@@ -153,6 +157,7 @@ impl RoutingTable {
             if r.next_hop == next_hop {
                 if hops >= INFINITY {
                     self.remove(destination);
+                    self.withdraw(destination);
                     self.stats.expired += 1;
                     return false;
                 }
@@ -227,6 +232,13 @@ impl RoutingTable {
     pub fn fail(&mut self, destination: &str) {
         if self.remove(destination).is_some() {
             self.stats.failed += 1;
+            self.withdraw(destination);
+        }
+    }
+
+    fn withdraw(&mut self, destination: &str) {
+        if self.withdrawn.len() < self.capacity {
+            self.withdrawn.insert(destination.to_owned());
         }
     }
 
@@ -240,6 +252,7 @@ impl RoutingTable {
             .collect();
         for d in &gone {
             self.remove(d);
+            self.withdraw(d);
         }
         self.stats.expired += gone.len() as u64;
         gone.len()
@@ -270,6 +283,15 @@ impl RoutingTable {
             r.source != RouteSource::Response && now.saturating_duration_since(r.learned) <= ttl
         };
         let mut out: Vec<(String, SocketAddr, u32)> = Vec::new();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        while out.len() < MAX_ADVERTISED {
+            let Some(d) = self.withdrawn.pop_first() else {
+                break;
+            };
+            if !self.routes.contains_key(&d) {
+                out.push((d, unspecified, INFINITY));
+            }
+        }
         for (d, r) in self.routes.iter_mut() {
             if out.len() >= MAX_ADVERTISED {
                 break;
@@ -490,6 +512,21 @@ mod tests {
         assert!(!to_a.contains_key("jis:d000"), "not its own route");
         assert_eq!(to_a["jis:d002"], INFINITY, "learned from it: poisoned");
         assert_eq!(to_a["jis:d001"], 2);
+    }
+
+    #[test]
+    fn lost_routes_are_advertised_once_as_unreachable() {
+        let mut rt = table();
+        rt.learn(t(0), "jis:d", addr(1), 2, RouteSource::Advertised);
+        rt.learn(t(0), "jis:e", addr(2), 2, RouteSource::Advertised);
+        rt.advertisement_round(t(1));
+        assert_eq!(rt.remove_via(addr(1)), 1);
+        let round = rt.advertisement_round(t(2));
+        let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
+        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn");
+        assert_eq!(to_n["jis:e"], 2);
+        let again = rt.advertisement_round(t(3));
+        assert!(again.iter().all(|(d, _, _)| d != "jis:d"), "only once");
     }
 
     #[test]
