@@ -19,6 +19,12 @@ pub enum SendError {
     /// The destination is the uplink, but no uplink is attached.
     #[error("no uplink attached")]
     NoUplink,
+    /// A mesh ping found neither a route nor a live peer to flood to.
+    #[error("no route to {target} and no peer to flood to")]
+    NoRoute {
+        /// The destination DID.
+        target: String,
+    },
     /// The node stopped while the request was outstanding.
     #[error("node stopped before an answer arrived")]
     Stopped,
