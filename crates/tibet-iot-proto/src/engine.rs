@@ -22,6 +22,11 @@ use tibet_ping::{
     RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
+mod mesh;
+
+pub use mesh::FLOOD_FANOUT;
+use mesh::NextHops;
+
 use crate::audit::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
@@ -32,8 +37,10 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
+use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -75,6 +82,7 @@ pub struct Engine {
     multicast_dest: SocketAddr,
     peers: PeerTracker,
     relay: MeshRelay,
+    routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
     responses: BoundedMap<(SocketAddr, String), CachedResponse>,
@@ -85,6 +93,7 @@ pub struct Engine {
     next_cleanup: Option<MonoTime>,
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
+    uplink: UplinkState,
     stats: EngineStats,
 }
 
@@ -96,6 +105,10 @@ impl std::fmt::Debug for Engine {
             .finish_non_exhaustive()
     }
 }
+
+/// Copies of one mesh datagram arriving within this window are one packet
+/// (with `mesh_copies` > 1); real resends come much later.
+const MESH_COPY_WINDOW: Duration = Duration::from_millis(50);
 
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
@@ -116,6 +129,15 @@ impl Engine {
             device_type: Some(config.device_type.clone()),
             ..Announcement::default()
         };
+        let mut relay = MeshRelay::new(
+            config.max_hops,
+            config.limits.seen_cache,
+            config.limits.relay_paths,
+            nonce_window.max(config.request_timeout),
+        );
+        if config.mesh_copies > 1 {
+            relay.set_duplicate_window(MESH_COPY_WINDOW);
+        }
         Engine {
             codec: PacketCodec::new(config.use_msgpack),
             rng,
@@ -123,11 +145,11 @@ impl Engine {
             local_port: config.bind_port,
             multicast_dest: config.multicast_addr(),
             peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
-            relay: MeshRelay::new(
-                config.max_hops,
-                config.limits.seen_cache,
-                config.limits.relay_paths,
-                nonce_window.max(config.request_timeout),
+            relay,
+            routes: RoutingTable::new(
+                config.limits.routes,
+                config.limits.route_bytes,
+                config.peer_timeout * 4,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
@@ -149,6 +171,10 @@ impl Engine {
             next_cleanup: None,
             audit: VecDeque::new(),
             audit_enabled: false,
+            uplink: UplinkState::new(
+                config.limits.relay_paths,
+                nonce_window.max(config.request_timeout),
+            ),
             stats: EngineStats::default(),
             node,
             config,
@@ -282,6 +308,18 @@ impl Engine {
         self.audit.pop_front()
     }
 
+    /// The next frame for the uplink (while an uplink is attached).
+    pub fn poll_uplink(&mut self) -> Option<Uplink> {
+        self.uplink.poll()
+    }
+
+    /// Attaches or detaches the uplink (off by default). While attached, a
+    /// mesh ping with no local next hop goes to the uplink, and
+    /// [`UPLINK_ADDR`] is a valid destination for [`Engine::send_ping`].
+    pub fn set_uplink_enabled(&mut self, enabled: bool) {
+        self.uplink.set_enabled(enabled);
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
@@ -379,28 +417,41 @@ impl Engine {
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
             self.relay.mark_seen(now.mono, &packet.packet_id);
+            self.routes.stats.mesh_datagrams += 1;
         }
-        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let uplink = addr == UPLINK_ADDR;
+        if uplink && !self.uplink.enabled() {
+            return Err(SendError::NoUplink);
+        }
+        // The uplink delivers at least once (MQTT QoS 1): no resends over it.
+        let retransmit = RetransmitState::new(&policy, &mut self.rng).filter(|_| !uplink);
         let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
             .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
+        let target_did = packet.target_did;
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
             id,
             kind,
             packet_id: packet.packet_id,
-            target_did: packet.target_did,
+            target_did: target_did.clone(),
             addr,
             direct,
             deadline,
             next_due,
             datagram: retransmit.as_ref().map(|_| bytes.clone()),
             retransmit,
+            also: Vec::new(),
+            fallback: None,
         });
         self.stats.requests_sent += 1;
-        self.transmit(addr, bytes);
+        if uplink {
+            self.uplink.ping(&target_did, bytes);
+        } else {
+            self.transmit(addr, bytes);
+        }
         Ok(id)
     }
 
@@ -517,6 +568,9 @@ impl Engine {
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        if from == UPLINK_ADDR {
+            return self.malformed(from, "datagram from the uplink's address");
+        }
         match self.codec.decode(datagram) {
             Err(e) => self.malformed(from, e),
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
@@ -543,6 +597,43 @@ impl Engine {
         }
     }
 
+    /// A frame arrived over the uplink (docs/FLEETS.md): handled exactly like
+    /// a datagram from [`UPLINK_ADDR`]; answers to it leave through
+    /// [`Engine::poll_uplink`]. Discover packets and broadcasts are refused.
+    pub fn handle_uplink_frame(&mut self, now: Now, frame: &[u8]) {
+        match self.codec.decode(frame) {
+            Err(e) => {
+                if self.uplink.accept_in(false) {
+                    self.malformed(UPLINK_ADDR, e);
+                }
+            }
+            Ok(Frame::Response(r)) => {
+                if self.uplink.accept_in(false) {
+                    self.on_response(now, UPLINK_ADDR, r, frame);
+                }
+            }
+            Ok(Frame::Packet(p)) => {
+                let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
+                if self.uplink.accept_in(lan_only)
+                    && self
+                        .uplink
+                        .note_origin(now.mono, &p.packet_id, &p.source_did)
+                {
+                    self.on_packet(now, UPLINK_ADDR, p);
+                }
+            }
+        }
+    }
+
+    /// Sends an answer to `from`, or over the uplink to `origin_did`.
+    fn reply(&mut self, from: SocketAddr, origin_did: &str, bytes: Vec<u8>) {
+        if from == UPLINK_ADDR {
+            self.uplink.response(origin_did, bytes);
+        } else {
+            self.transmit(from, bytes);
+        }
+    }
+
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
     fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
@@ -565,7 +656,13 @@ impl Engine {
             // A retransmission: the same answer again, not a replay.
             let bytes = cached.datagram.clone();
             self.stats.duplicates_answered += 1;
-            self.transmit(from, bytes);
+            if from == UPLINK_ADDR {
+                self.reply(from, &packet.source_did, bytes);
+            } else if packet.routing_mode == RoutingMode::Mesh {
+                self.transmit_mesh(from, bytes, self.config.mesh_copies);
+            } else {
+                self.transmit(from, bytes);
+            }
             return;
         }
         if packet.hop_count > 0
@@ -603,17 +700,32 @@ impl Engine {
                         },
                     );
                     self.stats.pings_answered += 1;
-                    self.transmit(from, bytes);
+                    if from == UPLINK_ADDR {
+                        self.reply(from, &packet.source_did, bytes);
+                    } else if packet.routing_mode == RoutingMode::Mesh {
+                        let relays =
+                            (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                        let seen = &mut self.routes.stats.mesh_relays_seen;
+                        if seen.len() <= relays {
+                            seen.resize(relays + 1, 0);
+                        }
+                        seen[relays] += 1;
+                        self.transmit_mesh(from, bytes, self.config.mesh_copies);
+                    } else {
+                        self.transmit(from, bytes);
+                    }
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
             // Only a packet that passed the replay check and was not ROOD,
-            // and came straight from its sender, may move a peer.
-            if packet.hop_count == 0 {
+            // and came straight from its sender (not over the uplink), may
+            // move a peer.
+            if packet.hop_count == 0 && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
+                self.learn_from_heartbeat(now, &packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     self.audit(|| AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -645,18 +757,21 @@ impl Engine {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
-            if !(target_ok && from == req.addr) {
+            if !(target_ok && (from == req.addr || req.also.contains(&from))) {
                 self.stats.responses_foreign += 1;
                 return;
             }
             let id = req.id;
             let req = self.requests.remove(id).expect("present");
             self.stats.responses_matched += 1;
-            if req.direct {
+            if req.direct && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
+                self.learn_neighbour(now, &response.responder_did, from);
+            } else if from != UPLINK_ADDR {
+                self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
                 self.event(Event::RequestAnswered {
@@ -670,7 +785,23 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            self.transmit(prev, datagram.to_vec());
+            if !self
+                .relay
+                .store_response(now.mono, &response.in_response_to, datagram)
+            {
+                // A copy of an answer already passed back.
+                return;
+            }
+            if prev == UPLINK_ADDR {
+                self.uplink
+                    .relayed_response(now.mono, &response.in_response_to, datagram);
+            } else {
+                self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
+            }
+            // The uplink is no route on the mesh.
+            if from != UPLINK_ADDR {
+                self.learn_from_response(now, &response.responder_did, from);
+            }
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -685,6 +816,21 @@ impl Engine {
     }
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        if let Some(answer) = self
+            .relay
+            .cached_response(now.mono, &packet.packet_id, from)
+        {
+            // Our previous hop resends a packet whose answer we passed back:
+            // it was lost behind us; answer again from here (an empty
+            // answer: a copy of a resend just answered).
+            if from == UPLINK_ADDR && !answer.is_empty() {
+                self.uplink
+                    .relayed_response(now.mono, &packet.packet_id, &answer);
+            } else if !answer.is_empty() {
+                self.transmit_mesh(from, answer, self.config.mesh_copies);
+            }
+            return;
+        }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
@@ -695,18 +841,32 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
-            Some(a) => vec![a],
-            None => self
-                .peers
-                .alive(now.mono)
-                .map(|p| p.address)
-                .filter(|a| *a != from)
-                .collect(),
+        let mut copies = 1;
+        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+            NextHops::Routed(a) => {
+                self.routes.stats.routed += 1;
+                copies = self.config.mesh_copies;
+                vec![a]
+            }
+            NextHops::Flood(hops) => {
+                self.routes.stats.flooded += 1;
+                hops
+            }
         };
-        for hop in &hops {
-            self.transmit(*hop, bytes.clone());
+        if hops.is_empty() {
+            self.on_unroutable(now, &out);
         }
+        for hop in &hops {
+            self.transmit_mesh(*hop, bytes.clone(), copies);
+        }
+        // No local next hop: the uplink, if attached, becomes the next hop
+        // (never for a packet that came over it).
+        let hops = if hops.is_empty() && from != UPLINK_ADDR && self.uplink.enabled() {
+            self.uplink.ping(&out.target_did, bytes);
+            vec![UPLINK_ADDR]
+        } else {
+            hops
+        };
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
@@ -782,9 +942,19 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
-                Due::Resend(addr, bytes) => {
+                Due::Resend(addr, also, bytes, mesh) => {
                     self.stats.retransmissions += 1;
+                    if mesh {
+                        self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
+                    }
+                    for a in also {
+                        self.transmit(a, bytes.clone());
+                    }
                     self.transmit(addr, bytes);
+                }
+                Due::TimedOut(mut req) if req.fallback.is_some() => {
+                    let fb = req.fallback.take().expect("checked");
+                    self.retry_by_flood(now, req, *fb);
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
@@ -801,11 +971,17 @@ impl Engine {
                 .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address))
                 .collect();
+            let round = if self.config.routing {
+                self.routes.advertisement_round(now.mono)
+            } else {
+                Vec::new()
+            };
             for (did, addr) in targets {
                 if self.check_capacity().is_err() {
                     break;
                 }
-                let packet = self.node.heartbeat(now.wall, &did, None);
+                let mut packet = self.node.heartbeat(now.wall, &did, None);
+                Self::attach_routes(&round, &mut packet, &did, addr);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -824,13 +1000,16 @@ impl Engine {
         }
         if self.next_cleanup.is_some_and(|t| t <= now.mono) {
             self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
+                self.forget_neighbour(gone.address);
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
                 });
             }
             self.responses.expire(now.mono);
+            self.uplink.expire(now.mono);
             self.node.collect_garbage(now.wall);
         }
         if self.discovery.beacon_due(now.mono) {
@@ -856,8 +1035,10 @@ impl Engine {
             response_cache_evicted: self.responses.evicted(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
+            routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            uplink: self.uplink.stats(),
             driver: DriverStats::default(),
         }
     }

@@ -64,10 +64,14 @@ pub struct NodeStats {
     pub peers: crate::peers::PeerStats,
     /// Mesh relay.
     pub relay: crate::relay::RelayStats,
+    /// Learned routes.
+    pub routes: crate::routes::RouteStats,
     /// Discovery.
     pub discovery: crate::discovery::DiscoveryStats,
     /// The protocol core.
     pub ping: tibet_ping::PingNodeStats,
+    /// The uplink (fleets, docs/FLEETS.md).
+    pub uplink: crate::uplink::UplinkStats,
     /// The socket driver (zero when the engine runs without one).
     pub driver: DriverStats,
 }
@@ -85,4 +89,6 @@ pub struct DriverStats {
     pub audit_dropped: u64,
     /// Audit records the sink failed to store.
     pub audit_failures: u64,
+    /// Uplink frames dropped because the uplink's channel was full or closed.
+    pub uplink_dropped: u64,
 }
