@@ -70,6 +70,8 @@ pub struct NodeStats {
     pub ping: tibet_ping::PingNodeStats,
     /// The socket driver (zero when the engine runs without one).
     pub driver: DriverStats,
+    /// The identity gate: verified and refused packets, by reason.
+    pub identity: crate::identity::IdentityStats,
 }
 
 /// Counters of the tokio driver.

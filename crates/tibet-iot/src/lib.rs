@@ -67,8 +67,8 @@ pub use node::IoTNode;
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
-    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
-    NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal,
-    RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
-    TransportConfig,
+    Event, IdentityConfig, IdentityStats, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay,
+    MonoTime, NetworkDiscovery, NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker,
+    PeerUpdate, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
+    TRANSPORT_PORT_KEY, Transmit, TransportConfig,
 };
