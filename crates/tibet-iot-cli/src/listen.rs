@@ -193,6 +193,16 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
              dropped silently; add --trust DID=SCORE or a config file with [trust]",
         );
     }
+    let (mode, pins) = node.identity();
+    let trusted = settings.trust.iter().map(|(d, _)| d.as_str()).chain(
+        settings
+            .vouches
+            .iter()
+            .flat_map(|v| v.dids.iter().map(String::as_str)),
+    );
+    for line in crate::identity::unpinned_trust_warnings(mode, &pins, trusted) {
+        logging::warn(format, &line);
+    }
     if settings.control.is_none() && settings.geel_reachable() {
         logging::warn(
             format,
@@ -281,6 +291,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     }
     tracing::info!(target: "tibet_iot_cli", "listener stopping");
     ops.stopping();
+    node.save_pins();
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
