@@ -109,7 +109,7 @@ pub enum AuditRecord {
         /// The DID.
         did: String,
         /// Its key.
-        key: PublicKey,
+        key: Box<PublicKey>,
         /// Why (`auto_vouched`, `beacon approved`).
         reason: String,
     },

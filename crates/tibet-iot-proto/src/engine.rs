@@ -968,7 +968,7 @@ impl Engine {
             self.pins_generation += 1;
             self.audit(|| AuditRecord::Pinned {
                 did: did.to_owned(),
-                key,
+                key: Box::new(key),
                 reason: reason.to_owned(),
             });
         }

@@ -370,7 +370,7 @@ fn trust_on_first_use_pins_an_auto_vouched_beacon_and_refuses_a_re_pin() {
     assert_eq!(hub.pins_generation(), 1);
     let pinned: Vec<_> = std::iter::from_fn(|| hub.poll_audit())
         .filter_map(|r| match r {
-            AuditRecord::Pinned { did, key, reason } => Some((did, key, reason)),
+            AuditRecord::Pinned { did, key, reason } => Some((did, *key, reason)),
             _ => None,
         })
         .collect();
