@@ -267,9 +267,7 @@ impl Node {
         let Some((path, saved)) = &self.pins_file else {
             return;
         };
-        let (generation, text) = self
-            .inner
-            .with_engine(|e| (e.pins_generation(), e.pins().clone()));
+        let (text, generation) = self.inner.pins();
         if generation == saved.load(Ordering::Relaxed) {
             return;
         }
@@ -286,8 +284,7 @@ impl Node {
         tibet_ping::identity::IdentityMode,
         tibet_ping::identity::PinStore,
     ) {
-        self.inner
-            .with_engine(|e| (e.identity_mode(), e.pins().clone()))
+        (self.inner.identity_mode(), self.inner.pins().0)
     }
 
     /// This node's DID.
@@ -428,10 +425,7 @@ impl Node {
         match request {
             Request::List => {
                 let mut pending: Vec<PendingItem> = self.inner.pending().iter().map(item).collect();
-                pending.extend(
-                    self.inner
-                        .with_engine(|e| e.pending_beacons().map(beacon_item).collect::<Vec<_>>()),
-                );
+                pending.extend(self.inner.pending_beacons().iter().map(beacon_item));
                 Response {
                     ok: true,
                     pending: Some(pending),
@@ -439,11 +433,13 @@ impl Node {
                 }
             }
             Request::Approve { id, .. } if id.starts_with("beacon_") => {
-                let now = self.inner.clock();
-                let found = self.inner.with_engine(|e| {
-                    let beacon = e.pending_beacons().find(|b| b.beacon_id == id).cloned()?;
-                    Some((beacon, e.approve_beacon(now, &id, Default::default())?))
-                });
+                let beacon = self
+                    .inner
+                    .pending_beacons()
+                    .into_iter()
+                    .find(|b| b.beacon_id == id);
+                let found = beacon
+                    .and_then(|b| Some((b, self.inner.approve_beacon(&id, Default::default())?)));
                 match found {
                     Some((beacon, Ok(_))) => {
                         self.save_pins();
@@ -458,7 +454,7 @@ impl Node {
                 }
             }
             Request::Reject { id } if id.starts_with("beacon_") => {
-                match self.inner.with_engine(|e| e.reject_beacon(&id)) {
+                match self.inner.reject_beacon(&id) {
                     Some(b) => Response {
                         ok: true,
                         item: Some(beacon_item(&b)),

@@ -58,6 +58,7 @@ mod audit_worker;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
 mod error;
+mod identity;
 mod node;
 mod socket;
 
