@@ -136,3 +136,66 @@ fn bad_identity_input_is_one_line_and_exit_1() {
     ]);
     assert_one_line_error(&out, "missing.key");
 }
+
+#[test]
+fn an_approved_signed_beacon_pins_its_key_in_the_pins_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lamp_key, lamp_pub) = keygen(dir.path(), "lamp.key");
+    let port = common::free_udp_port().to_string();
+    let sock = dir.path().join("hub.sock");
+    let audit = dir.path().join("audit.jsonl");
+    let mut args = common::multicast_loopback(&port);
+    args.extend([
+        "--did",
+        "jis:home:hub",
+        "--trust",
+        "jis:x:y=0.9",
+        "--control",
+        sock.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
+    ]);
+    let hub = Listener::start(&args);
+    // The lamp announces itself with its key (a signed beacon).
+    let out = run(&[
+        "discover",
+        "--timeout",
+        "2",
+        "--did",
+        "jis:home:lamp",
+        "--key",
+        lamp_key.to_str().unwrap(),
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        &port,
+    ]);
+    assert_code(&out, 0);
+    hub.wait_for_line("jis:home:lamp");
+    let sock = sock.to_str().unwrap();
+    let out = run(&["pending", "list", "--control", sock, "--json"]);
+    assert_code(&out, 0);
+    let listed = common::json(&out);
+    let item = listed["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source_did"] == "jis:home:lamp")
+        .unwrap_or_else(|| panic!("no beacon review in {listed}"))
+        .clone();
+    let id = item["id"].as_str().unwrap();
+    assert!(id.starts_with("beacon_"), "{item}");
+    let hash = tibet_ping::identity::PublicKey::parse(&lamp_pub)
+        .unwrap()
+        .sha256_hex();
+    assert!(item["purpose"].as_str().unwrap().contains(&hash), "{item}");
+    let out = run(&["pending", "approve", id, "--control", sock]);
+    assert_code(&out, 0);
+    let pins = fs::read_to_string(dir.path().join("pins")).expect("pins file written");
+    assert!(
+        pins.lines()
+            .any(|l| l == format!("jis:home:lamp {lamp_pub}")),
+        "{pins}"
+    );
+    hub.terminate();
+}
