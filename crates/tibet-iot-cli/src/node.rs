@@ -116,7 +116,7 @@ impl Event {
 
 /// A running node.
 pub(crate) struct Node {
-    inner: IoTNode,
+    inner: std::sync::Arc<IoTNode>,
     addr: SocketAddr,
     events: broadcast::Receiver<LibEvent>,
     /// The pins file and the pins generation last written to it.
@@ -253,7 +253,7 @@ impl Node {
             .pins_file()
             .map(|p| (p, std::sync::atomic::AtomicU64::new(0)));
         Ok(Node {
-            inner,
+            inner: std::sync::Arc::new(inner),
             addr,
             events,
             pins_file,
@@ -285,6 +285,11 @@ impl Node {
         tibet_ping::identity::PinStore,
     ) {
         (self.inner.identity_mode(), self.inner.pins().0)
+    }
+
+    /// The library node (for the fleet uplink).
+    pub(crate) fn inner(&self) -> std::sync::Arc<IoTNode> {
+        self.inner.clone()
     }
 
     /// This node's DID.

@@ -493,3 +493,34 @@ fn a_vouch_credential_from_a_pinned_voucher_admits_an_unseen_device() {
     assert_eq!(stats.identity.vouch_credentials_absent, 2);
     assert_eq!(stats.engine.rood_dropped, 2);
 }
+
+#[test]
+fn the_uplink_is_no_way_around_the_identity_step() {
+    let mut sim = Sim::new(19);
+    sim.add(0, keyed(0, &[1], IdentityMode::Prefer));
+    let now = sim.now();
+    let hub = sim.node(0);
+    hub.set_uplink_enabled(true);
+    hub.set_trust(now, &did(1), 0.9);
+    let mut unsigned = speaker(&did(1), None, 2);
+    let spoof = unsigned.ping(
+        now.wall,
+        &did(0),
+        "door.unlock",
+        "x",
+        PingOptions::default(),
+    );
+    hub.handle_uplink_frame(now, &encode(&spoof));
+    assert!(hub.poll_uplink().is_none(), "no answer over the uplink");
+    assert_eq!(hub.stats(now).identity.unsigned, 1);
+    let mut owner = speaker(&did(1), Some(key(1)), 1);
+    let genuine = owner.ping(
+        now.wall,
+        &did(0),
+        "door.unlock",
+        "x",
+        PingOptions::default(),
+    );
+    hub.handle_uplink_frame(now, &encode(&genuine));
+    assert!(hub.poll_uplink().is_some(), "the signed one is answered");
+}

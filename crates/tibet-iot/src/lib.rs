@@ -71,5 +71,6 @@ pub use tibet_iot_proto::{
     Event, IdentityConfig, IdentityStats, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay,
     MonoTime, NetworkDiscovery, NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker,
     PeerUpdate, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
-    TRANSPORT_PORT_KEY, Transmit, TransportConfig,
+    TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
+    UplinkStats,
 };
