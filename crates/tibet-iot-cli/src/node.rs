@@ -89,7 +89,15 @@ pub(crate) enum Event {
 
 impl Event {
     /// The human-readable line.
+    #[cfg(test)]
     pub(crate) fn line(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The human-readable line, written straight into the output buffer.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Event::Ping {
                 time,
@@ -100,7 +108,10 @@ impl Event {
                 outcome,
                 ..
             } => {
-                format!("{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}")
+                write!(
+                    f,
+                    "{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}"
+                )
             }
             Event::Discovered {
                 time,
@@ -108,7 +119,7 @@ impl Event {
                 addr,
                 decision,
             } => {
-                format!("{time}  discovered {did} at {addr}  {decision}")
+                write!(f, "{time}  discovered {did} at {addr}  {decision}")
             }
         }
     }
@@ -118,7 +129,8 @@ impl Event {
 pub(crate) struct Node {
     inner: IoTNode,
     addr: SocketAddr,
-    events: broadcast::Receiver<LibEvent>,
+    /// `None` once unsubscribed: the library then builds no events.
+    events: Option<broadcast::Receiver<LibEvent>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -219,13 +231,12 @@ impl Node {
     pub(crate) async fn start(settings: &Settings) -> Result<Node> {
         let inner = IoTNode::new(settings.did.clone(), transport_config(settings));
         apply_policy(&inner, settings)?;
-        let audit = match &settings.audit {
-            Some((path, durability)) => {
-                Some(crate::audit_sink::open(path, *durability, &settings.did)?)
-            }
-            None => None,
-        };
-        inner.set_audit(Some(crate::metrics::ObservingSink::wrap(audit)));
+        // No sink without --audit: the engine then builds no audit records
+        // (the metrics page reads the engine's own ping counters).
+        if let Some((path, durability)) = &settings.audit {
+            let sink = crate::audit_sink::open(path, *durability, &settings.did)?;
+            inner.set_audit(Some(crate::metrics::CountingSink::wrap(sink)));
+        }
         let events = inner.subscribe();
         let addr = inner.start().await.map_err(|e| match e {
             StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
@@ -247,7 +258,7 @@ impl Node {
         Ok(Node {
             inner,
             addr,
-            events,
+            events: Some(events),
         })
     }
 
@@ -278,10 +289,19 @@ impl Node {
             .await?)
     }
 
+    /// Stops receiving events; the node then builds none (`next_event`
+    /// waits forever).
+    pub(crate) fn unsubscribe(&mut self) {
+        self.events = None;
+    }
+
     /// The next printable event; `None` when the node stopped.
     pub(crate) async fn next_event(&mut self) -> Option<Event> {
+        let Some(events) = self.events.as_mut() else {
+            return std::future::pending().await;
+        };
         loop {
-            let event = match self.events.recv().await {
+            let event = match events.recv().await {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("{n} events were not printed (output too slow)");
@@ -289,54 +309,28 @@ impl Node {
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            if let Some(e) = self.printable(event) {
+            if let Some(e) = printable(event) {
                 return Some(e);
             }
         }
     }
 
-    fn printable(&self, event: LibEvent) -> Option<Event> {
-        let now = Timestamp::now();
-        match event {
-            LibEvent::PingDecided {
-                from,
-                packet_id,
-                source_did,
-                intent,
-                zone,
-                decision,
-                trust,
-                replay,
-                ..
-            } => {
-                // The trust the pipeline used for this very ping, not today's.
-                Some(Event::Ping {
-                    time: now.to_iso(),
-                    source_did,
-                    from,
-                    intent,
-                    zone: zone.to_string(),
-                    trust,
-                    outcome: if replay {
-                        "replay".into()
-                    } else {
-                        decision.to_string()
-                    },
-                    packet_id,
-                })
+    /// The next printable event already queued, without waiting; `None`
+    /// when the queue is empty (or the node stopped).
+    pub(crate) fn try_next_event(&mut self) -> Option<Event> {
+        let events = self.events.as_mut()?;
+        loop {
+            let event = match events.try_recv() {
+                Ok(e) => e,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    tracing::warn!("{n} events were not printed (output too slow)");
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            if let Some(e) = printable(event) {
+                return Some(e);
             }
-            LibEvent::PeerDiscovered {
-                did,
-                address,
-                decision,
-                ..
-            } => Some(Event::Discovered {
-                time: now.to_iso(),
-                did,
-                addr: address,
-                decision: beacon_decision(decision),
-            }),
-            _ => None,
         }
     }
 
@@ -348,7 +342,7 @@ impl Node {
         loop {
             let event = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
-                e = self.events.recv() => e,
+                e = async { match self.events.as_mut() { Some(ev) => ev.recv().await, None => std::future::pending().await } } => e,
             };
             match event {
                 Ok(LibEvent::PeerDiscovered {
@@ -436,6 +430,53 @@ impl Node {
     /// Stops gracefully.
     pub(crate) async fn stop(self) {
         self.inner.stop().await;
+    }
+}
+
+/// The printable form of a library event (`None` for the ones `listen`
+/// does not print).
+fn printable(event: LibEvent) -> Option<Event> {
+    let now = Timestamp::now();
+    match event {
+        LibEvent::PingDecided {
+            from,
+            packet_id,
+            source_did,
+            intent,
+            zone,
+            decision,
+            trust,
+            replay,
+            ..
+        } => {
+            // The trust the pipeline used for this very ping, not today's.
+            Some(Event::Ping {
+                time: now.to_iso(),
+                source_did,
+                from,
+                intent,
+                zone: zone.to_string(),
+                trust,
+                outcome: if replay {
+                    "replay".into()
+                } else {
+                    decision.to_string()
+                },
+                packet_id,
+            })
+        }
+        LibEvent::PeerDiscovered {
+            did,
+            address,
+            decision,
+            ..
+        } => Some(Event::Discovered {
+            time: now.to_iso(),
+            did,
+            addr: address,
+            decision: beacon_decision(decision),
+        }),
+        _ => None,
     }
 }
 

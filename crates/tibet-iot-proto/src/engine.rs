@@ -23,14 +23,15 @@ use tibet_ping::{
 };
 
 use crate::audit::AuditRecord;
-use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
+use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
+use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
@@ -59,11 +60,6 @@ pub struct SendOptions {
     pub retransmit: Option<RetransmitPolicy>,
 }
 
-struct CachedResponse {
-    nonce: String,
-    datagram: Vec<u8>,
-}
-
 /// The sans-IO node engine.
 pub struct Engine {
     node: PingNode,
@@ -77,7 +73,7 @@ pub struct Engine {
     relay: MeshRelay,
     discovery: NetworkDiscovery,
     requests: Requests,
-    responses: BoundedMap<(SocketAddr, String), CachedResponse>,
+    responses: ResponseCache,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     events_enabled: bool,
@@ -86,6 +82,7 @@ pub struct Engine {
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
     stats: EngineStats,
+    metrics: PingMetrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -137,11 +134,7 @@ impl Engine {
                 config.limits.discovery_replies,
             ),
             requests: Requests::default(),
-            responses: BoundedMap::new(
-                config.limits.response_cache,
-                nonce_window,
-                WhenFull::EvictOldest,
-            ),
+            responses: ResponseCache::new(config.limits.response_cache, nonce_window),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_enabled: true,
@@ -150,6 +143,7 @@ impl Engine {
             audit: VecDeque::new(),
             audit_enabled: false,
             stats: EngineStats::default(),
+            metrics: PingMetrics::default(),
             node,
             config,
         }
@@ -558,33 +552,28 @@ impl Engine {
             self.on_relay(now, from, packet);
             return;
         }
-        let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now.mono, &key)
-            && cached.nonce == packet.nonce
-        {
+        let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
+        if let Some(cached) = self.responses.get(now.mono, key, from) {
             // A retransmission: the same answer again, not a replay.
-            let bytes = cached.datagram.clone();
+            let bytes = cached.to_vec();
             self.stats.duplicates_answered += 1;
             self.transmit(from, bytes);
             return;
         }
         if packet.hop_count > 0
             && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now.mono, &key.1)
+            && !self.relay.mark_seen(now.mono, &packet.packet_id)
         {
             // A second copy that took another path through the mesh.
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let (from, packet_id) = key;
-        let packet = PingPacket {
-            packet_id,
-            ..packet
-        };
         let reception = self.node.receive(now.wall, &packet);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let response = reception.response;
+        self.metrics
+            .observe(response.airlock_zone, response.decision, response.rtt_ms);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Ping {
                 packet: Box::new(packet.clone()),
@@ -594,14 +583,7 @@ impl Engine {
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
-                    self.responses.insert(
-                        now.mono,
-                        (from, packet.packet_id.clone()),
-                        CachedResponse {
-                            nonce: packet.nonce.clone(),
-                            datagram: bytes.clone(),
-                        },
-                    );
+                    self.responses.insert(now.mono, key, from, bytes.clone());
                     self.stats.pings_answered += 1;
                     self.transmit(from, bytes);
                 }
@@ -851,6 +833,7 @@ impl Engine {
         NodeStats {
             did: self.node.did().to_owned(),
             engine: self.stats.clone(),
+            pings: self.metrics.clone(),
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
