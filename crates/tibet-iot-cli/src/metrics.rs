@@ -627,6 +627,53 @@ mod tests {
     }
 
     #[test]
+    fn ping_counts_and_processing_time_come_from_the_snapshot() {
+        let stats = serde_json::json!({
+            "pings": {
+                "decided": {"GROEN/accept": 5, "ROOD/reject": 2, "BOGUS/x": 9, "GEEL": 1},
+                "processing_buckets": [3, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+                "processing_sum_ns": 2_000_000_000u64,
+                "processing_count": 5,
+            },
+        });
+        let page = render(&stats, 0);
+        assert!(
+            page.contains("tibet_pings_total{zone=\"GROEN\",decision=\"accept\"} 5"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_pings_total{zone=\"ROOD\",decision=\"reject\"} 2"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_pings_total{zone=\"GEEL\",decision=\"pending\"} 0"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("BOGUS"),
+            "unknown labels are not echoed: {page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_count 5"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_sum 2.0"),
+            "{page}"
+        );
+        // Cumulative: 3 at 10 µs, 4 at 40 µs, 5 at +Inf.
+        assert!(
+            page.contains("tibet_ping_processing_seconds_bucket{le=\"4e-5\"} 4")
+                || page.contains("tibet_ping_processing_seconds_bucket{le=\"0.00004\"} 4"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_bucket{le=\"+Inf\"} 5"),
+            "{page}"
+        );
+    }
+
+    #[test]
     fn classic_text_names_counters_with_total() {
         let om = "# HELP a_b Some.\n# TYPE a_b counter\na_b_total 1\n# HELP t Time.\n# TYPE t_seconds histogram\n# UNIT t_seconds seconds\nt_seconds_count 0\n# EOF\n";
         let text = to_prometheus_text(om);
