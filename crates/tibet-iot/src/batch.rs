@@ -42,12 +42,13 @@ impl RecvBatch {
     }
 
     /// Receives up to [`BATCH`] datagrams without waiting: the count, or
-    /// `WouldBlock` when none is queued (which clears tokio's readiness).
+    /// `WouldBlock` when none is queued. Tokio's readiness is cleared when
+    /// the queue was emptied (none, or fewer than a batch, received).
     pub(crate) fn recv(&mut self, sock: &UdpSocket) -> io::Result<usize> {
         self.got.clear();
         let fd = sock.as_raw_fd();
         let (buf, got) = (&mut self.buf, &mut self.got);
-        sock.try_io(Interest::READABLE, || {
+        let r = sock.try_io(Interest::READABLE, || {
             let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
             let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
                 buf.chunks_mut(SLOT).map(|b| [IoSliceMut::new(b)]).collect();
@@ -62,8 +63,21 @@ impl RecvBatch {
             // on as received: its frame length no longer matches, so the
             // decoder drops and counts it.
             got.extend(results.map(|r| (r.bytes, r.address.as_ref().and_then(to_std))));
+            if got.len() < BATCH {
+                // A short batch emptied the queue: report WouldBlock so tokio
+                // clears the readiness now, saving the recvmmsg that would
+                // only find EAGAIN. A datagram arriving meanwhile raises a
+                // new readiness event, which this clear does not erase.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             Ok(got.len())
-        })
+        });
+        match r {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !self.got.is_empty() => {
+                Ok(self.got.len())
+            }
+            r => r,
+        }
     }
 
     /// The datagrams of the last batch with their senders (datagrams whose
