@@ -50,11 +50,13 @@
 mod airlock;
 mod beacon;
 mod codec;
+pub mod identity;
 pub mod ids;
 mod iso;
 mod node;
 mod nonce;
 mod packet;
+pub mod pyjson;
 mod ratelimit;
 mod review;
 mod rule;
