@@ -22,6 +22,11 @@ use tibet_ping::{
     RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
+mod mesh;
+
+pub use mesh::FLOOD_FANOUT;
+use mesh::NextHops;
+
 use crate::audit::AuditRecord;
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
@@ -33,6 +38,7 @@ use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
 
@@ -71,6 +77,7 @@ pub struct Engine {
     multicast_dest: SocketAddr,
     peers: PeerTracker,
     relay: MeshRelay,
+    routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
     responses: ResponseCache,
@@ -94,6 +101,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Copies of one mesh datagram arriving within this window are one packet
+/// (with `mesh_copies` > 1); real resends come much later.
+const MESH_COPY_WINDOW: Duration = Duration::from_millis(50);
+
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
 /// Bound on queued audit records: beyond it new records are dropped and
@@ -113,6 +124,15 @@ impl Engine {
             device_type: Some(config.device_type.clone()),
             ..Announcement::default()
         };
+        let mut relay = MeshRelay::new(
+            config.max_hops,
+            config.limits.seen_cache,
+            config.limits.relay_paths,
+            nonce_window.max(config.request_timeout),
+        );
+        if config.mesh_copies > 1 {
+            relay.set_duplicate_window(MESH_COPY_WINDOW);
+        }
         Engine {
             codec: PacketCodec::new(config.use_msgpack),
             rng,
@@ -120,11 +140,11 @@ impl Engine {
             local_port: config.bind_port,
             multicast_dest: config.multicast_addr(),
             peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
-            relay: MeshRelay::new(
-                config.max_hops,
-                config.limits.seen_cache,
-                config.limits.relay_paths,
-                nonce_window.max(config.request_timeout),
+            relay,
+            routes: RoutingTable::new(
+                config.limits.routes,
+                config.limits.route_bytes,
+                config.peer_timeout * 4,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
@@ -373,6 +393,7 @@ impl Engine {
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
             self.relay.mark_seen(now.mono, &packet.packet_id);
+            self.routes.stats.mesh_datagrams += 1;
         }
         let retransmit = RetransmitState::new(&policy, &mut self.rng);
         let deadline = now.mono + timeout;
@@ -392,6 +413,8 @@ impl Engine {
             next_due,
             datagram: retransmit.as_ref().map(|_| bytes.clone()),
             retransmit,
+            also: Vec::new(),
+            fallback: None,
         });
         self.stats.requests_sent += 1;
         self.transmit(addr, bytes);
@@ -557,7 +580,11 @@ impl Engine {
             // A retransmission: the same answer again, not a replay.
             let bytes = cached.to_vec();
             self.stats.duplicates_answered += 1;
-            self.transmit(from, bytes);
+            if packet.routing_mode == RoutingMode::Mesh {
+                self.transmit_mesh(from, bytes, self.config.mesh_copies);
+            } else {
+                self.transmit(from, bytes);
+            }
             return;
         }
         if packet.hop_count > 0
@@ -585,7 +612,18 @@ impl Engine {
                 Ok(bytes) => {
                     self.responses.insert(now.mono, key, from, bytes.clone());
                     self.stats.pings_answered += 1;
-                    self.transmit(from, bytes);
+                    if packet.routing_mode == RoutingMode::Mesh {
+                        let relays =
+                            (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                        let seen = &mut self.routes.stats.mesh_relays_seen;
+                        if seen.len() <= relays {
+                            seen.resize(relays + 1, 0);
+                        }
+                        seen[relays] += 1;
+                        self.transmit_mesh(from, bytes, self.config.mesh_copies);
+                    } else {
+                        self.transmit(from, bytes);
+                    }
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
@@ -596,6 +634,7 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
+                self.learn_from_heartbeat(now, &packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     self.audit(|| AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -627,7 +666,7 @@ impl Engine {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
-            if !(target_ok && from == req.addr) {
+            if !(target_ok && (from == req.addr || req.also.contains(&from))) {
                 self.stats.responses_foreign += 1;
                 return;
             }
@@ -639,6 +678,9 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
+                self.learn_neighbour(now, &response.responder_did, from);
+            } else {
+                self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
                 self.event(Event::RequestAnswered {
@@ -652,7 +694,15 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            self.transmit(prev, datagram.to_vec());
+            if !self
+                .relay
+                .store_response(now.mono, &response.in_response_to, datagram)
+            {
+                // A copy of an answer already passed back.
+                return;
+            }
+            self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
+            self.learn_from_response(now, &response.responder_did, from);
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -667,6 +717,18 @@ impl Engine {
     }
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        if let Some(answer) = self
+            .relay
+            .cached_response(now.mono, &packet.packet_id, from)
+        {
+            // Our previous hop resends a packet whose answer we passed back:
+            // it was lost behind us; answer again from here (an empty
+            // answer: a copy of a resend just answered).
+            if !answer.is_empty() {
+                self.transmit_mesh(from, answer, self.config.mesh_copies);
+            }
+            return;
+        }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
@@ -677,17 +739,23 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
-            Some(a) => vec![a],
-            None => self
-                .peers
-                .alive(now.mono)
-                .map(|p| p.address)
-                .filter(|a| *a != from)
-                .collect(),
+        let mut copies = 1;
+        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+            NextHops::Routed(a) => {
+                self.routes.stats.routed += 1;
+                copies = self.config.mesh_copies;
+                vec![a]
+            }
+            NextHops::Flood(hops) => {
+                self.routes.stats.flooded += 1;
+                hops
+            }
         };
+        if hops.is_empty() {
+            self.on_unroutable(now, &out);
+        }
         for hop in &hops {
-            self.transmit(*hop, bytes.clone());
+            self.transmit_mesh(*hop, bytes.clone(), copies);
         }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
@@ -764,9 +832,19 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
-                Due::Resend(addr, bytes) => {
+                Due::Resend(addr, also, bytes, mesh) => {
                     self.stats.retransmissions += 1;
+                    if mesh {
+                        self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
+                    }
+                    for a in also {
+                        self.transmit(a, bytes.clone());
+                    }
                     self.transmit(addr, bytes);
+                }
+                Due::TimedOut(mut req) if req.fallback.is_some() => {
+                    let fb = req.fallback.take().expect("checked");
+                    self.retry_by_flood(now, req, *fb);
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
@@ -783,11 +861,17 @@ impl Engine {
                 .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address))
                 .collect();
+            let round = if self.config.routing {
+                self.routes.advertisement_round(now.mono)
+            } else {
+                Vec::new()
+            };
             for (did, addr) in targets {
                 if self.check_capacity().is_err() {
                     break;
                 }
-                let packet = self.node.heartbeat(now.wall, &did, None);
+                let mut packet = self.node.heartbeat(now.wall, &did, None);
+                Self::attach_routes(&round, &mut packet, &did, addr);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -806,7 +890,9 @@ impl Engine {
         }
         if self.next_cleanup.is_some_and(|t| t <= now.mono) {
             self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
+                self.forget_neighbour(gone.address);
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
@@ -839,6 +925,7 @@ impl Engine {
             response_cache_evicted: self.responses.evicted(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
+            routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
             driver: DriverStats::default(),

@@ -30,6 +30,7 @@ mod relay;
 mod requests;
 mod response_cache;
 mod retransmit;
+mod routes;
 pub mod sim;
 mod stats;
 mod time;
@@ -39,7 +40,7 @@ pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };
 pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use engine::{Engine, FLOOD_FANOUT, SendOptions, TRANSPORT_PORT_KEY, Transmit};
 pub use error::SendError;
 pub use event::Event;
 pub use metrics::{PROCESSING_BUCKETS_NS, PingMetrics};
@@ -47,6 +48,10 @@ pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
+pub use routes::{
+    INFINITY, MAX_ADVERTISED, ROUTES_KEY, Route, RouteSource, RouteStats, RoutingTable,
+    UNKNOWN_HOPS,
+};
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;
 pub use time::{MonoTime, Now};
