@@ -191,6 +191,18 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let mut ops =
         crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did).await?;
     let mut node = Node::start(&settings).await?;
+    // Joins the fleet (docs/FLEETS.md); a broker that is down is a warning
+    // and a retry in the background, never an exit.
+    let mut fleet = ops.mqtt.take().map(|mqtt| {
+        tracing::info!(
+            "mqtt: joining the fleet through {}:{} (topics under {}/)",
+            mqtt.host,
+            mqtt.port,
+            mqtt.prefix
+        );
+        crate::fleet::Fleet::start(mqtt, &node.inner())
+    });
+    let lib = node.inner();
     if settings.trust.is_empty() && settings.vouches.is_empty() && settings.rules.is_empty() {
         logging::warn(
             format,
@@ -211,8 +223,9 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     } else {
         args.events
     };
-    if events == Events::None {
-        // Nobody reads ping events: the node then builds none.
+    if events == Events::None && fleet.is_none() {
+        // Nobody reads ping events (no lines, no MQTT fleet that may
+        // publish them): the node then builds none.
         node.unsubscribe();
     }
     let mut filter = Filter::new(events, args.max_drop_lines);
@@ -267,14 +280,17 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                         control::Request::Reject { .. } => Some(("rejected", None)),
                         _ => None,
                     };
-                    let answer = node.control(call.request);
+                    let answer = with_mqtt(node.control(call.request), fleet.as_ref());
                     if let (Some((verb, trust)), Some(item)) = (action, answer.item.as_ref()) {
                         outcome = print_review(&mut stdout, verb, item, trust, format);
                     }
                     let _ = call.reply.send(answer);
                 }
             }
-            Some(call) = ops.next_call() => { let _ = call.reply.send(node.control(call.request)); }
+            Some(call) = ops.next_call() => {
+                let _ = call.reply.send(with_mqtt(node.control(call.request), fleet.as_ref()));
+            }
+            _ = async { match fleet.as_mut() { Some(f) => f.pump(&lib).await, None => std::future::pending().await } } => {}
             event = node.next_event() => {
                 let Some(event) = event else { break };
                 // Take the whole batch that is queued now, then flush once.
@@ -282,6 +298,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                 let mut next = Some(event);
                 let mut taken = 0;
                 while let Some(event) = next {
+                    if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
+                        && let Ok(json) = serde_json::to_vec(&event)
+                    {
+                        f.publish_event(&json);
+                    }
                     if outcome.is_ok() && filter.admit(&event, now) {
                         outcome = print_event(&mut stdout, &escaped(event), format);
                     }
@@ -310,6 +331,19 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the MQTT bridge's counters (`mqtt`) to a `stats` answer.
+fn with_mqtt(
+    mut answer: control::Response,
+    fleet: Option<&crate::fleet::Fleet>,
+) -> control::Response {
+    if let (Some(f), Some(serde_json::Value::Object(m))) = (fleet, answer.stats.as_mut())
+        && let Ok(v) = serde_json::to_value(f.stats())
+    {
+        m.insert("mqtt".into(), v);
+    }
+    answer
 }
 
 /// Writes one event line into `out` (buffered; the caller flushes).

@@ -127,7 +127,7 @@ impl std::fmt::Display for Event {
 
 /// A running node.
 pub(crate) struct Node {
-    inner: IoTNode,
+    inner: std::sync::Arc<IoTNode>,
     addr: SocketAddr,
     /// `None` once unsubscribed: the library then builds no events.
     events: Option<broadcast::Receiver<LibEvent>>,
@@ -256,10 +256,15 @@ impl Node {
             other => anyhow::anyhow!("{other}"),
         })?;
         Ok(Node {
-            inner,
+            inner: std::sync::Arc::new(inner),
             addr,
             events: Some(events),
         })
+    }
+
+    /// The library node (for the fleet uplink).
+    pub(crate) fn inner(&self) -> std::sync::Arc<IoTNode> {
+        self.inner.clone()
     }
 
     /// This node's DID.

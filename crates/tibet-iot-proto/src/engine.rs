@@ -41,6 +41,7 @@ use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
+use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -88,6 +89,7 @@ pub struct Engine {
     next_cleanup: Option<MonoTime>,
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
+    uplink: UplinkState,
     stats: EngineStats,
     metrics: PingMetrics,
 }
@@ -162,6 +164,10 @@ impl Engine {
             next_cleanup: None,
             audit: VecDeque::new(),
             audit_enabled: false,
+            uplink: UplinkState::new(
+                config.limits.relay_paths,
+                nonce_window.max(config.request_timeout),
+            ),
             stats: EngineStats::default(),
             metrics: PingMetrics::default(),
             node,
@@ -296,6 +302,18 @@ impl Engine {
         self.audit.pop_front()
     }
 
+    /// The next frame for the uplink (while an uplink is attached).
+    pub fn poll_uplink(&mut self) -> Option<Uplink> {
+        self.uplink.poll()
+    }
+
+    /// Attaches or detaches the uplink (off by default). While attached, a
+    /// mesh ping with no local next hop goes to the uplink, and
+    /// [`UPLINK_ADDR`] is a valid destination for [`Engine::send_ping`].
+    pub fn set_uplink_enabled(&mut self, enabled: bool) {
+        self.uplink.set_enabled(enabled);
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
@@ -395,18 +413,24 @@ impl Engine {
             self.relay.mark_seen(now.mono, &packet.packet_id);
             self.routes.stats.mesh_datagrams += 1;
         }
-        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let uplink = addr == UPLINK_ADDR;
+        if uplink && !self.uplink.enabled() {
+            return Err(SendError::NoUplink);
+        }
+        // The uplink delivers at least once (MQTT QoS 1): no resends over it.
+        let retransmit = RetransmitState::new(&policy, &mut self.rng).filter(|_| !uplink);
         let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
             .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
+        let target_did = packet.target_did;
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
             id,
             kind,
             packet_id: packet.packet_id,
-            target_did: packet.target_did,
+            target_did: target_did.clone(),
             addr,
             direct,
             deadline,
@@ -417,7 +441,11 @@ impl Engine {
             fallback: None,
         });
         self.stats.requests_sent += 1;
-        self.transmit(addr, bytes);
+        if uplink {
+            self.uplink.ping(&target_did, bytes);
+        } else {
+            self.transmit(addr, bytes);
+        }
         Ok(id)
     }
 
@@ -534,6 +562,9 @@ impl Engine {
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        if from == UPLINK_ADDR {
+            return self.malformed(from, "datagram from the uplink's address");
+        }
         match self.codec.decode(datagram) {
             Err(e) => self.malformed(from, e),
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
@@ -560,6 +591,43 @@ impl Engine {
         }
     }
 
+    /// A frame arrived over the uplink (docs/FLEETS.md): handled exactly like
+    /// a datagram from [`UPLINK_ADDR`]; answers to it leave through
+    /// [`Engine::poll_uplink`]. Discover packets and broadcasts are refused.
+    pub fn handle_uplink_frame(&mut self, now: Now, frame: &[u8]) {
+        match self.codec.decode(frame) {
+            Err(e) => {
+                if self.uplink.accept_in(false) {
+                    self.malformed(UPLINK_ADDR, e);
+                }
+            }
+            Ok(Frame::Response(r)) => {
+                if self.uplink.accept_in(false) {
+                    self.on_response(now, UPLINK_ADDR, r, frame);
+                }
+            }
+            Ok(Frame::Packet(p)) => {
+                let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
+                if self.uplink.accept_in(lan_only)
+                    && self
+                        .uplink
+                        .note_origin(now.mono, &p.packet_id, &p.source_did)
+                {
+                    self.on_packet(now, UPLINK_ADDR, p);
+                }
+            }
+        }
+    }
+
+    /// Sends an answer to `from`, or over the uplink to `origin_did`.
+    fn reply(&mut self, from: SocketAddr, origin_did: &str, bytes: Vec<u8>) {
+        if from == UPLINK_ADDR {
+            self.uplink.response(origin_did, bytes);
+        } else {
+            self.transmit(from, bytes);
+        }
+    }
+
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
     fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
@@ -580,7 +648,9 @@ impl Engine {
             // A retransmission: the same answer again, not a replay.
             let bytes = cached.to_vec();
             self.stats.duplicates_answered += 1;
-            if packet.routing_mode == RoutingMode::Mesh {
+            if from == UPLINK_ADDR {
+                self.reply(from, &packet.source_did, bytes);
+            } else if packet.routing_mode == RoutingMode::Mesh {
                 self.transmit_mesh(from, bytes, self.config.mesh_copies);
             } else {
                 self.transmit(from, bytes);
@@ -612,7 +682,9 @@ impl Engine {
                 Ok(bytes) => {
                     self.responses.insert(now.mono, key, from, bytes.clone());
                     self.stats.pings_answered += 1;
-                    if packet.routing_mode == RoutingMode::Mesh {
+                    if from == UPLINK_ADDR {
+                        self.reply(from, &packet.source_did, bytes);
+                    } else if packet.routing_mode == RoutingMode::Mesh {
                         let relays =
                             (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
                         let seen = &mut self.routes.stats.mesh_relays_seen;
@@ -628,8 +700,9 @@ impl Engine {
                 Err(_) => self.stats.encode_errors += 1,
             }
             // Only a packet that passed the replay check and was not ROOD,
-            // and came straight from its sender, may move a peer.
-            if packet.hop_count == 0 {
+            // and came straight from its sender (not over the uplink), may
+            // move a peer.
+            if packet.hop_count == 0 && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
@@ -673,13 +746,13 @@ impl Engine {
             let id = req.id;
             let req = self.requests.remove(id).expect("present");
             self.stats.responses_matched += 1;
-            if req.direct {
+            if req.direct && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
                 self.peer_update(&response.responder_did, from, upd);
                 self.learn_neighbour(now, &response.responder_did, from);
-            } else {
+            } else if from != UPLINK_ADDR {
                 self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
@@ -701,8 +774,16 @@ impl Engine {
                 // A copy of an answer already passed back.
                 return;
             }
-            self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
-            self.learn_from_response(now, &response.responder_did, from);
+            if prev == UPLINK_ADDR {
+                self.uplink
+                    .relayed_response(now.mono, &response.in_response_to, datagram);
+            } else {
+                self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
+            }
+            // The uplink is no route on the mesh.
+            if from != UPLINK_ADDR {
+                self.learn_from_response(now, &response.responder_did, from);
+            }
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -724,7 +805,10 @@ impl Engine {
             // Our previous hop resends a packet whose answer we passed back:
             // it was lost behind us; answer again from here (an empty
             // answer: a copy of a resend just answered).
-            if !answer.is_empty() {
+            if from == UPLINK_ADDR && !answer.is_empty() {
+                self.uplink
+                    .relayed_response(now.mono, &packet.packet_id, &answer);
+            } else if !answer.is_empty() {
                 self.transmit_mesh(from, answer, self.config.mesh_copies);
             }
             return;
@@ -757,6 +841,14 @@ impl Engine {
         for hop in &hops {
             self.transmit_mesh(*hop, bytes.clone(), copies);
         }
+        // No local next hop: the uplink, if attached, becomes the next hop
+        // (never for a packet that came over it).
+        let hops = if hops.is_empty() && from != UPLINK_ADDR && self.uplink.enabled() {
+            self.uplink.ping(&out.target_did, bytes);
+            vec![UPLINK_ADDR]
+        } else {
+            hops
+        };
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
@@ -899,6 +991,7 @@ impl Engine {
                 });
             }
             self.responses.expire(now.mono);
+            self.uplink.expire(now.mono);
             self.node.collect_garbage(now.wall);
         }
         if self.discovery.beacon_due(now.mono) {
@@ -928,6 +1021,7 @@ impl Engine {
             routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            uplink: self.uplink.stats(),
             driver: DriverStats::default(),
         }
     }

@@ -71,5 +71,6 @@ pub use tibet_iot_proto::{
     Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
     NodeStats, Now, PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord, PeerStats, PeerTracker,
     PeerUpdate, PingMetrics, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError,
-    SendOptions, TRANSPORT_PORT_KEY, Transmit, TransportConfig,
+    SendOptions, TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY,
+    Uplink, UplinkStats,
 };
