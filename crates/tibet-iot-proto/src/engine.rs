@@ -824,31 +824,32 @@ impl Engine {
             }
         };
         let mut copies = 1;
-        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
-            NextHops::Routed(a) => {
-                self.routes.stats.routed += 1;
-                copies = self.config.mesh_copies;
-                vec![a]
-            }
-            NextHops::Flood(hops) => {
-                self.routes.stats.flooded += 1;
-                hops
-            }
-        };
+        let (mut hops, routed): (Vec<SocketAddr>, bool) =
+            match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+                NextHops::Routed(a) => {
+                    self.routes.stats.routed += 1;
+                    copies = self.config.mesh_copies;
+                    (vec![a], true)
+                }
+                NextHops::Flood(hops) => {
+                    self.routes.stats.flooded += 1;
+                    (hops, false)
+                }
+            };
         if hops.is_empty() {
             self.on_unroutable(now, &out);
         }
         for hop in &hops {
             self.transmit_mesh(*hop, bytes.clone(), copies);
         }
-        // No local next hop: the uplink, if attached, becomes the next hop
-        // (never for a packet that came over it).
-        let hops = if hops.is_empty() && from != UPLINK_ADDR && self.uplink.enabled() {
+        // The local mesh has no route to the target (it is not a live peer and
+        // no neighbour taught a route): the uplink, if attached, is one more
+        // next hop beside the bounded local flood (never for a packet that
+        // came over it). docs/FLEETS.md.
+        if !routed && from != UPLINK_ADDR && self.uplink.enabled() {
             self.uplink.ping(&out.target_did, bytes);
-            vec![UPLINK_ADDR]
-        } else {
-            hops
-        };
+            hops.push(UPLINK_ADDR);
+        }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {

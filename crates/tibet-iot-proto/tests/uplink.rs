@@ -347,3 +347,45 @@ fn a_hub_delivers_a_far_ping_to_its_local_device_and_sends_the_answer_back_up() 
     // The lock heard the ping from its hub (one hop), not from the broker.
     assert_eq!(f.stats(1, 5).engine.pings_answered, 1);
 }
+
+#[test]
+fn a_hub_with_other_local_peers_still_publishes_a_ping_it_cannot_route() {
+    let mut f = Fleet::new();
+    // Site A: phone 0, hub 1 (uplink) and a local sensor 2 the hub also
+    // knows; site B: lock 5. The hub has no route to the lock, so it floods
+    // to the sensor and publishes to the broker.
+    f.sites[0].add(0, Sim::config());
+    f.sites[0].add(2, Sim::config());
+    f.add_uplinked(0, 1);
+    f.sites[0].link(0, 1);
+    f.sites[0].link(1, 2);
+    f.subscriptions.push((did(0), 0, 1));
+    f.add_uplinked(1, 5);
+    let now = f.sites[1].now();
+    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+
+    let now = f.sites[0].now();
+    let id = f.sites[0]
+        .node(0)
+        .send_ping(
+            now,
+            &did(5),
+            addr(1),
+            "lock.open",
+            "coming home",
+            mesh_opts(),
+        )
+        .unwrap();
+    f.run_for(Duration::from_millis(200));
+    let resp = f.sites[0]
+        .outcome(0, id)
+        .expect("decided")
+        .expect("answered across sites although the hub had another peer");
+    assert_eq!(resp.responder_did, did(5));
+    assert!(
+        f.published
+            .iter()
+            .any(|u| matches!(u, Uplink::Ping { target_did, .. } if *target_did == did(5))),
+        "the ping went to the broker"
+    );
+}
