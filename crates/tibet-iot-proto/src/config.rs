@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::identity::IdentityConfig;
 use crate::retransmit::RetransmitPolicy;
 
 /// Default UDP port of the transport socket.
@@ -115,6 +116,8 @@ pub struct TransportConfig {
     pub limits: Limits,
     /// Settings of the protocol core.
     pub ping: tibet_ping::PingNodeConfig,
+    /// Keys, pins and the identity policy (default: `prefer`, no key, no pins).
+    pub identity: IdentityConfig,
 }
 
 impl Default for TransportConfig {
@@ -144,6 +147,7 @@ impl Default for TransportConfig {
             mesh_copies: 1,
             limits: Limits::default(),
             ping: tibet_ping::PingNodeConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }

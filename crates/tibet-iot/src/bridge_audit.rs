@@ -4,7 +4,8 @@
 //! Actions: `ping.<type>`, `heartbeat`, `discovery`, `relay` (with the
 //! forwarded-to address when the packet went to one next hop),
 //! `trust_change`, `review.approved` / `review.rejected` (with the packet id
-//! of the pending ping), `vouch`, `rule_added`, `auto_vouch_rule_added`.
+//! of the pending ping), `vouch`, `rule_added`, `auto_vouch_rule_added`, `identity.refused` (one
+//! token per source per interval, with the count), `identity.pinned`.
 
 use serde_json::json;
 use tibet_core::{NetworkBridge, NewToken};
@@ -101,6 +102,40 @@ impl AuditSink for NetworkBridge {
                     NewToken::new("auto_vouch_rule_added")
                         .erin(serde_json::to_value(rule).unwrap_or_default())
                         .erachter("Auto-vouch rule added"),
+                ),
+            ),
+            AuditRecord::IdentityRefused {
+                did,
+                address,
+                reason,
+                count,
+            } => stored(
+                self.record_event(
+                    NewToken::new("identity.refused")
+                        .erin(json!({
+                            "claimed_did": did,
+                            "address": address.to_string(),
+                            "reason": reason,
+                            "count": count,
+                        }))
+                        .eraan([did.as_str()])
+                        .eromheen(json!({"address": address.to_string()}))
+                        .erachter(format!(
+                            "Refused {count} packet(s) claiming {did} from {address}: {reason}"
+                        )),
+                ),
+            ),
+            AuditRecord::Pinned { did, key, reason } => stored(
+                self.record_event(
+                    NewToken::new("identity.pinned")
+                        .erin(json!({
+                            "did": did,
+                            "public_key": key.to_base64(),
+                            "public_key_hash": key.sha256_hex(),
+                        }))
+                        .eraan([did.as_str()])
+                        .eromheen(json!({"reason": reason}))
+                        .erachter(format!("Pinned {did} to its key ({reason})")),
                 ),
             ),
             _ => Ok(()),
