@@ -234,6 +234,12 @@ impl Engine {
         self.identity.mode()
     }
 
+    /// The learned route to `destination` at `now`, if any (next hop and
+    /// hop count).
+    pub fn route_to(&self, now: MonoTime, destination: &str) -> Option<crate::routes::Route> {
+        self.routes.get(now, destination).cloned()
+    }
+
     /// The pinned DIDs (configured, and pinned by trust on first use).
     pub fn pins(&self) -> &PinStore {
         self.identity.pins()

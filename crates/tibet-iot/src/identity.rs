@@ -20,6 +20,12 @@ impl IoTNode {
         self.with_engine(|e| (e.pins().clone(), e.pins_generation()))
     }
 
+    /// The fingerprint of the key `did` is pinned to: the first 16 hex
+    /// digits of the SHA-256 of the raw key (as in `public_key_hash`).
+    pub fn key_fingerprint(&self, did: &str) -> Option<String> {
+        self.with_engine(|e| e.pins().get(did).map(|k| k.sha256_hex()[..16].to_owned()))
+    }
+
     /// Beacons waiting for human review.
     pub fn pending_beacons(&self) -> Vec<Beacon> {
         self.with_engine(|e| e.pending_beacons().cloned().collect())
