@@ -35,9 +35,11 @@ use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::identity::{IdentityGate, IdentityStats};
+use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
+use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
@@ -68,11 +70,6 @@ pub struct SendOptions {
     pub retransmit: Option<RetransmitPolicy>,
 }
 
-struct CachedResponse {
-    nonce: String,
-    datagram: Vec<u8>,
-}
-
 /// The sans-IO node engine.
 pub struct Engine {
     node: PingNode,
@@ -87,7 +84,7 @@ pub struct Engine {
     routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
-    responses: BoundedMap<(SocketAddr, String), CachedResponse>,
+    responses: ResponseCache,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     events_enabled: bool,
@@ -97,6 +94,7 @@ pub struct Engine {
     audit_enabled: bool,
     uplink: UplinkState,
     stats: EngineStats,
+    metrics: PingMetrics,
     identity: IdentityGate,
     /// The identity of the packet being handled (see
     /// [`Engine::source_authenticated`]).
@@ -173,11 +171,7 @@ impl Engine {
                 config.limits.discovery_replies,
             ),
             requests: Requests::default(),
-            responses: BoundedMap::new(
-                config.limits.response_cache,
-                nonce_window,
-                WhenFull::EvictOldest,
-            ),
+            responses: ResponseCache::new(config.limits.response_cache, nonce_window),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_enabled: true,
@@ -190,6 +184,7 @@ impl Engine {
                 nonce_window.max(config.request_timeout),
             ),
             stats: EngineStats::default(),
+            metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
             current_identity: Identity::NotChecked,
             current_credential: None,
@@ -752,12 +747,10 @@ impl Engine {
             self.on_relay(now, from, packet);
             return;
         }
-        let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now.mono, &key)
-            && cached.nonce == packet.nonce
-        {
+        let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
+        if let Some(cached) = self.responses.get(now.mono, key, from) {
             // A retransmission: the same answer again, not a replay.
-            let bytes = cached.datagram.clone();
+            let bytes = cached.to_vec();
             self.stats.duplicates_answered += 1;
             if from == UPLINK_ADDR {
                 self.reply(from, &packet.source_did, bytes);
@@ -770,23 +763,20 @@ impl Engine {
         }
         if packet.hop_count > 0
             && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now.mono, &key.1)
+            && !self.relay.mark_seen(now.mono, &packet.packet_id)
         {
             // A second copy that took another path through the mesh.
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let (from, packet_id) = key;
-        let packet = PingPacket {
-            packet_id,
-            ..packet
-        };
         let reception = self
             .node
             .receive_vouched(now.wall, &packet, self.current_credential);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let mut response = reception.response;
+        self.metrics
+            .observe(response.airlock_zone, response.decision, response.rtt_ms);
         if reply {
             self.identity.sign_response(&mut response);
         }
@@ -799,14 +789,7 @@ impl Engine {
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
-                    self.responses.insert(
-                        now.mono,
-                        (from, packet.packet_id.clone()),
-                        CachedResponse {
-                            nonce: packet.nonce.clone(),
-                            datagram: bytes.clone(),
-                        },
-                    );
+                    self.responses.insert(now.mono, key, from, bytes.clone());
                     self.stats.pings_answered += 1;
                     if from == UPLINK_ADDR {
                         self.reply(from, &packet.source_did, bytes);
@@ -1208,6 +1191,7 @@ impl Engine {
         NodeStats {
             did: self.node.did().to_owned(),
             engine: self.stats.clone(),
+            pings: self.metrics.clone(),
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
