@@ -96,6 +96,9 @@ pub struct TransportConfig {
     pub device_type: String,
     /// Table capacities.
     pub limits: Limits,
+    /// What untrusted input may make the node do: amplification credit,
+    /// per-address buckets, drop aggregation.
+    pub guard: crate::guard::GuardConfig,
     /// Settings of the protocol core.
     pub ping: tibet_ping::PingNodeConfig,
 }
@@ -124,6 +127,7 @@ impl Default for TransportConfig {
             capabilities: Vec::new(),
             device_type: "generic".to_owned(),
             limits: Limits::default(),
+            guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),
         }
     }

@@ -11,15 +11,15 @@
 //! review of pending pings) is reported as an [`AuditRecord`].
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::{
-    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, Frame,
-    JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
-    RoutingMode, Vouch, VouchError, VouchOptions,
+    AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
+    BeaconDecision, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec, PendingPing,
+    PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
 use crate::audit::AuditRecord;
@@ -28,6 +28,7 @@ use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
+use crate::guard::SourceGuard;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
@@ -62,6 +63,9 @@ pub struct SendOptions {
 struct CachedResponse {
     nonce: String,
     datagram: Vec<u8>,
+    /// The original answer went to a trusted (GROEN) sender: resends are
+    /// not charged to the address's amplification credit.
+    exempt: bool,
 }
 
 /// The sans-IO node engine.
@@ -86,6 +90,9 @@ pub struct Engine {
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
     stats: EngineStats,
+    guard: SourceGuard,
+    drops: DropAggregator,
+    next_drop_flush: Option<MonoTime>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,6 +157,9 @@ impl Engine {
             audit: VecDeque::new(),
             audit_enabled: false,
             stats: EngineStats::default(),
+            guard: SourceGuard::new(config.guard.clone()),
+            drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
+            next_drop_flush: None,
             node,
             config,
         }
@@ -188,7 +198,20 @@ impl Engine {
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
     pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
         let upd = self.peers.record_activity(now.mono, did, addr);
+        // The operator vouches for the address.
+        self.peers.set_proven(did, true);
         self.peer_update(did, addr, upd);
+    }
+
+    /// Marks peer `did` as having proven its current address (e.g. by a
+    /// packet whose signature was checked); `false` when it is unknown.
+    pub fn set_peer_proven(&mut self, did: &str, proven: bool) -> bool {
+        self.peers.set_proven(did, proven)
+    }
+
+    /// The amplification credit and per-address buckets.
+    pub fn guard(&self) -> &SourceGuard {
+        &self.guard
     }
 
     /// Tells the engine the transport socket's bound port (announced in
@@ -205,7 +228,67 @@ impl Engine {
         self.audit_enabled = enabled;
         if !enabled {
             self.audit.clear();
+            self.drops = DropAggregator::new(
+                self.config.guard.drop_interval,
+                self.config.guard.drop_sources,
+            );
+            self.next_drop_flush = None;
         }
+    }
+
+    /// Counts one dropped input from `from` for the aggregated drop record
+    /// (only while audit records are on).
+    fn note_drop(&mut self, now: Now, from: SocketAddr, reason: &'static str) {
+        if !self.audit_enabled {
+            return;
+        }
+        self.drops.note(now.wall, DropSource::Addr(from), reason);
+        if self.next_drop_flush.is_none() {
+            self.next_drop_flush = Some(now.mono + self.config.guard.drop_interval);
+        }
+    }
+
+    /// An audit record caused by untrusted `from`, within its address's
+    /// audit bucket; over it, counted as a drop instead.
+    fn audit_untrusted(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        record: impl FnOnce() -> AuditRecord,
+    ) {
+        if !self.audit_enabled {
+            return;
+        }
+        if self.guard.allow_audit(now.mono, from.ip()) {
+            self.audit(record);
+        } else {
+            self.stats.audit_rate_limited += 1;
+            self.note_drop(now, from, "audit_limited");
+        }
+    }
+
+    /// Whether `did` is trusted (GROEN by trust score): its traffic is exempt
+    /// from the amplification credit and the per-address buckets.
+    fn is_trusted(&self, now: Now, did: &str) -> bool {
+        let score = self.node.trust_of(now.wall, did).score;
+        self.node.airlock().threshold_zone(score) == AirlockZone::Groen
+    }
+
+    /// Sends `payload` caused by input from `source` (an untrusted address),
+    /// if its amplification credit covers it; `false` (counted) otherwise.
+    fn transmit_charged(
+        &mut self,
+        now: Now,
+        source: IpAddr,
+        to: SocketAddr,
+        payload: Vec<u8>,
+    ) -> bool {
+        if !self.guard.spend(now.mono, source, payload.len()) {
+            self.note_drop(now, SocketAddr::new(source, 0), "amplification");
+            return false;
+        }
+        self.transmit(to, payload);
+        true
     }
 
     fn audit(&mut self, record: impl FnOnce() -> AuditRecord) {
@@ -289,6 +372,7 @@ impl Engine {
             self.next_heartbeat,
             self.next_cleanup,
             self.discovery.poll_timeout(),
+            self.next_drop_flush,
         ]
         .into_iter()
         .flatten()
@@ -517,8 +601,14 @@ impl Engine {
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        // Every datagram earns its address amplification credit; only what
+        // untrusted input causes spends it.
+        self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
-            Err(e) => self.malformed(from, e),
+            Err(e) => {
+                self.stats.decode.record(&e);
+                self.malformed(now, from, e)
+            }
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
@@ -534,19 +624,24 @@ impl Engine {
     /// sent by unicast to the discovery port).
     pub fn handle_discovery_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
                 self.on_beacon(now, from, &p, true)
             }
-            Ok(_) => self.malformed(from, "not a discover packet"),
-            Err(e) => self.malformed(from, e),
+            Ok(_) => self.malformed(now, from, "not a discover packet"),
+            Err(e) => {
+                self.stats.decode.record(&e);
+                self.malformed(now, from, e)
+            }
         }
     }
 
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
-    fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
+    fn malformed(&mut self, now: Now, from: SocketAddr, reason: impl std::fmt::Display) {
         self.stats.malformed += 1;
+        self.note_drop(now, from, "malformed");
         if self.events_enabled {
             let reason = reason.to_string();
             self.event(Event::MalformedDropped { from, reason });
@@ -562,10 +657,15 @@ impl Engine {
         if let Some(cached) = self.responses.get(now.mono, &key)
             && cached.nonce == packet.nonce
         {
-            // A retransmission: the same answer again, not a replay.
-            let bytes = cached.datagram.clone();
+            // A retransmission: the same answer again, not a replay, and
+            // only to the address that got the original answer (the key).
+            let (bytes, exempt) = (cached.datagram.clone(), cached.exempt);
             self.stats.duplicates_answered += 1;
-            self.transmit(from, bytes);
+            if exempt {
+                self.transmit(from, bytes);
+            } else {
+                self.transmit_charged(now, from.ip(), from, bytes);
+            }
             return;
         }
         if packet.hop_count > 0
@@ -585,25 +685,42 @@ impl Engine {
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let response = reception.response;
-        if self.audit_enabled {
-            self.audit(|| AuditRecord::Ping {
+        let trusted = response.airlock_zone == AirlockZone::Groen;
+        if self.audit_enabled && reply {
+            // ROOD drops and replays are aggregated (below), never one
+            // record per datagram; answers to untrusted senders are
+            // recorded within the address's audit bucket.
+            let record = || AuditRecord::Ping {
                 packet: Box::new(packet.clone()),
                 response: Box::new(response.clone()),
-            });
+            };
+            if trusted {
+                self.audit(record);
+            } else {
+                self.audit_untrusted(now, from, record);
+            }
         }
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
-                    self.responses.insert(
-                        now.mono,
-                        (from, packet.packet_id.clone()),
-                        CachedResponse {
-                            nonce: packet.nonce.clone(),
-                            datagram: bytes.clone(),
-                        },
-                    );
-                    self.stats.pings_answered += 1;
-                    self.transmit(from, bytes);
+                    let sent = if trusted {
+                        self.transmit(from, bytes.clone());
+                        true
+                    } else {
+                        self.transmit_charged(now, from.ip(), from, bytes.clone())
+                    };
+                    if sent {
+                        self.responses.insert(
+                            now.mono,
+                            (from, packet.packet_id.clone()),
+                            CachedResponse {
+                                nonce: packet.nonce.clone(),
+                                datagram: bytes,
+                                exempt: trusted,
+                            },
+                        );
+                        self.stats.pings_answered += 1;
+                    }
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
@@ -615,16 +732,23 @@ impl Engine {
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
                 if packet.ping_type == PingType::Heartbeat {
-                    self.audit(|| AuditRecord::Heartbeat {
+                    let record = || AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
                         address: from,
-                    });
+                    };
+                    if trusted {
+                        self.audit(record);
+                    } else {
+                        self.audit_untrusted(now, from, record);
+                    }
                 }
             }
         } else if replay {
             self.stats.replays_dropped += 1;
+            self.note_drop(now, from, "replay");
         } else {
             self.stats.rood_dropped += 1;
+            self.note_drop(now, from, "rood");
         }
         if self.events_enabled {
             self.event(Event::PingDecided {
@@ -656,6 +780,9 @@ impl Engine {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
+                // An answer from the address we sent a fresh packet id and
+                // nonce to: the peer receives there (a nonce challenge).
+                self.peers.set_proven(&response.responder_did, true);
                 self.peer_update(&response.responder_did, from, upd);
             }
             if req.kind == RequestKind::Caller {
@@ -670,7 +797,11 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            self.transmit(prev, datagram.to_vec());
+            if self.is_trusted(now, &response.responder_did) {
+                self.transmit(prev, datagram.to_vec());
+            } else if !self.transmit_charged(now, from.ip(), prev, datagram.to_vec()) {
+                return;
+            }
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -685,6 +816,22 @@ impl Engine {
     }
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        // Relay only what we would not drop ourselves, and for untrusted
+        // senders within the address's reverse-path bucket; each copy is
+        // paid from the address's amplification credit (below).
+        let score = self.node.trust_of(now.wall, &packet.source_did).score;
+        let airlock = self.node.airlock();
+        let trusted = airlock.threshold_zone(score) == AirlockZone::Groen;
+        if airlock.zone_of(&packet, score) == AirlockZone::Rood {
+            self.stats.relay_refused_rood += 1;
+            self.note_drop(now, from, "relay_rood");
+            return;
+        }
+        if !trusted && !self.guard.allow_relay(now.mono, from.ip()) {
+            self.stats.relay_rate_limited += 1;
+            self.note_drop(now, from, "relay_limited");
+            return;
+        }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
@@ -695,18 +842,29 @@ impl Engine {
                 return;
             }
         };
-        let hops: Vec<SocketAddr> = match self.peers.get_address(now.mono, &out.target_did) {
+        // Only peers that proved their address get relayed traffic.
+        let unproven = self.peers.alive(now.mono).filter(|p| !p.proven).count() as u64;
+        self.stats.relay_unproven_skipped += unproven;
+        let hops: Vec<SocketAddr> = match self.peers.proven_address(now.mono, &out.target_did) {
             Some(a) => vec![a],
             None => self
                 .peers
                 .alive(now.mono)
+                .filter(|p| p.proven)
                 .map(|p| p.address)
                 .filter(|a| *a != from)
                 .collect(),
         };
-        for hop in &hops {
-            self.transmit(*hop, bytes.clone());
+        let mut sent = Vec::with_capacity(hops.len());
+        for hop in hops {
+            if trusted {
+                self.transmit(hop, bytes.clone());
+            } else if !self.transmit_charged(now, from.ip(), hop, bytes.clone()) {
+                continue;
+            }
+            sent.push(hop);
         }
+        let hops = sent;
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
@@ -729,13 +887,21 @@ impl Engine {
             return; // our own beacon, looped back by the multicast group
         }
         let Some(beacon) = Beacon::from_discover_packet(packet) else {
-            self.malformed(from, "discover packet is not a beacon");
+            self.malformed(now, from, "discover packet is not a beacon");
             return;
         };
+        // Beacons cost review entries, vouches, audit records and answers:
+        // a bucket per address bounds them.
+        if !self.guard.allow_beacon(now.mono, from.ip()) {
+            self.stats.beacons_rate_limited += 1;
+            self.note_drop(now, from, "beacon_limited");
+            return;
+        }
         let answer = self.node.handle_beacon(now.wall, &beacon);
         let decision = answer.decision;
         if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
+            self.note_drop(now, from, "beacon_rejected");
             return;
         }
         // Our beacons name the transport port; the reference's come from a
@@ -751,6 +917,10 @@ impl Engine {
             // A beacon proves nothing: it may introduce a peer, never move one.
             let upd = self.peers.introduce(now.mono, &packet.source_did, addr);
             self.peer_update(&packet.source_did, addr, upd);
+            if upd == PeerUpdate::Joined {
+                // Ask the newcomer to prove its address right away.
+                self.challenge(now, &packet.source_did, addr);
+            }
         }
         let address = transport.unwrap_or(from);
         self.audit(|| AuditRecord::Discovery {
@@ -796,14 +966,18 @@ impl Engine {
         }
         if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
             self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
-            let targets: Vec<(String, SocketAddr)> = self
+            let targets: Vec<(String, SocketAddr, bool)> = self
                 .peers
                 .alive(now.mono)
-                .map(|p| (p.did.clone(), p.address))
+                .map(|p| (p.did.clone(), p.address, p.proven))
                 .collect();
-            for (did, addr) in targets {
+            for (did, addr, proven) in targets {
                 if self.check_capacity().is_err() {
                     break;
+                }
+                if !proven {
+                    self.challenge(now, &did, addr);
+                    continue;
                 }
                 let packet = self.node.heartbeat(now.wall, &did, None);
                 let timeout = self.config.request_timeout;
@@ -832,6 +1006,24 @@ impl Engine {
             }
             self.responses.expire(now.mono);
             self.node.collect_garbage(now.wall);
+            let expired = self.node.expire_reviews(now.wall);
+            self.stats.reviews_expired += (expired.pings.len() + expired.beacons.len()) as u64;
+            for pending in expired.pings {
+                self.audit(|| AuditRecord::PendingExpired {
+                    pending: Box::new(pending),
+                });
+            }
+            for beacon in expired.beacons {
+                self.audit(|| AuditRecord::BeaconReviewExpired {
+                    beacon: Box::new(beacon),
+                });
+            }
+        }
+        if self.next_drop_flush.is_some_and(|t| t <= now.mono) {
+            self.next_drop_flush = None;
+            for record in self.drops.flush(now.wall) {
+                self.audit(|| AuditRecord::Drops(record));
+            }
         }
         if self.discovery.beacon_due(now.mono) {
             match self.discover_datagram(now) {
@@ -840,9 +1032,44 @@ impl Engine {
             }
         }
         for addr in self.discovery.due_replies(now.mono) {
-            if self.announce_to(now, addr).is_err() {
-                self.stats.encode_errors += 1;
+            // An answer to a beacon: paid from the credit the beacon's
+            // address earned.
+            match self.discover_datagram(now) {
+                Ok(bytes) => {
+                    self.transmit_charged(now, addr.ip(), addr, bytes);
+                }
+                Err(_) => self.stats.encode_errors += 1,
             }
+        }
+    }
+
+    /// Sends unproven peer `did` at `addr` a heartbeat: its nonce challenge
+    /// (an answer from `addr` proves the address). Paid from the credit the
+    /// address earned, since only input from it introduced the peer.
+    fn challenge(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        if self.check_capacity().is_err() {
+            return;
+        }
+        let packet = self.node.heartbeat(now.wall, did, None);
+        let len = self.codec.encode_packet(&packet).map_or(0, |b| b.len());
+        if !self.guard.spend(now.mono, addr.ip(), len) {
+            self.stats.challenges_refused += 1;
+            return;
+        }
+        let timeout = self.config.request_timeout;
+        if self
+            .send_request(
+                now,
+                packet,
+                addr,
+                RequestKind::Background,
+                timeout,
+                RetransmitPolicy::OFF,
+            )
+            .is_ok()
+        {
+            self.stats.heartbeats_sent += 1;
+            self.stats.challenges_sent += 1;
         }
     }
 
@@ -858,6 +1085,7 @@ impl Engine {
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            guard: self.guard.stats(),
             driver: DriverStats::default(),
         }
     }
