@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::{
@@ -45,8 +46,9 @@ pub const TRANSPORT_PORT_KEY: &str = "transport_port";
 pub struct Transmit {
     /// Where to.
     pub destination: SocketAddr,
-    /// The frame.
-    pub payload: Vec<u8>,
+    /// The frame; shared, not copied, when one datagram goes to several
+    /// next hops.
+    pub payload: Bytes,
 }
 
 /// Options of one outgoing ping beyond target, intent and purpose.
@@ -62,7 +64,7 @@ pub struct SendOptions {
 
 struct CachedResponse {
     nonce: String,
-    datagram: Vec<u8>,
+    datagram: Bytes,
     /// The original answer went to a trusted (GROEN) sender: resends are
     /// not charged to the address's amplification credit.
     exempt: bool,
@@ -281,8 +283,9 @@ impl Engine {
         now: Now,
         source: IpAddr,
         to: SocketAddr,
-        payload: Vec<u8>,
+        payload: impl Into<Bytes>,
     ) -> bool {
+        let payload = payload.into();
         if !self.guard.spend(now.mono, source, payload.len()) {
             self.note_drop(now, SocketAddr::new(source, 0), "amplification");
             return false;
@@ -331,11 +334,11 @@ impl Engine {
         self.events.push_back(e);
     }
 
-    fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+    fn transmit(&mut self, destination: SocketAddr, payload: impl Into<Bytes>) {
         self.stats.datagrams_out += 1;
         self.transmits.push_back(Transmit {
             destination,
-            payload,
+            payload: payload.into(),
         });
     }
 
@@ -703,6 +706,7 @@ impl Engine {
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
+                    let bytes = Bytes::from(bytes);
                     let sent = if trusted {
                         self.transmit(from, bytes.clone());
                         true
@@ -797,9 +801,10 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
+            let frame = Bytes::copy_from_slice(datagram);
             if self.is_trusted(now, &response.responder_did) {
-                self.transmit(prev, datagram.to_vec());
-            } else if !self.transmit_charged(now, from.ip(), prev, datagram.to_vec()) {
+                self.transmit(prev, frame);
+            } else if !self.transmit_charged(now, from.ip(), prev, frame) {
                 return;
             }
             if self.events_enabled {
@@ -836,7 +841,8 @@ impl Engine {
             return;
         };
         let bytes = match self.codec.encode_packet(&out) {
-            Ok(b) => b,
+            // One frame shared by every next hop.
+            Ok(b) => Bytes::from(b),
             Err(_) => {
                 self.stats.encode_errors += 1;
                 return;

@@ -312,7 +312,7 @@ impl Sim {
                         at: self.now,
                         from,
                         to: t.destination,
-                        bytes: t.payload.clone(),
+                        bytes: t.payload.to_vec(),
                     });
                 }
                 let multicast = t.destination.ip().is_multicast();
@@ -345,7 +345,7 @@ impl Sim {
                         from,
                         to,
                         discovery: multicast,
-                        bytes: t.payload.clone(),
+                        bytes: t.payload.to_vec(),
                     }));
                 }
             }

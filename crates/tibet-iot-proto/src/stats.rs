@@ -102,9 +102,11 @@ pub struct NodeStats {
 pub struct DriverStats {
     /// Datagrams the OS refused to send (unreachable, no route, ...).
     pub send_errors: u64,
-    /// Datagrams dropped because the send queue was full (socket not
-    /// writable for long).
+    /// Datagrams dropped because the send queue was full, in datagrams or
+    /// in bytes (socket not writable for long).
     pub send_queue_dropped: u64,
+    /// Bytes of the datagrams dropped so.
+    pub send_queue_bytes_dropped: u64,
     /// Audit records dropped because the sink fell behind (its queue was
     /// full).
     pub audit_dropped: u64,

@@ -40,6 +40,9 @@ const RECV_BATCH: usize = 64;
 /// Datagrams waiting for the socket to become writable; beyond, dropped
 /// and counted (UDP is lossy anyway; memory stays bounded).
 const SEND_QUEUE: usize = 8192;
+/// Bytes waiting for the socket; beyond, dropped and counted. Frames sent to
+/// several next hops share one buffer but count once per datagram here.
+const SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
@@ -71,6 +74,7 @@ struct Shared {
     wake: Notify,
     send_errors: AtomicU64,
     send_queue_dropped: AtomicU64,
+    send_queue_bytes_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     audit_failures: Arc<AtomicU64>,
     /// Origin of the engine's monotonic clock.
@@ -153,6 +157,7 @@ impl IoTNode {
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
+                send_queue_bytes_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
                 audit_failures: Arc::new(AtomicU64::new(0)),
                 origin,
@@ -457,6 +462,7 @@ impl IoTNode {
         let d = &mut s.driver;
         d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
         d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
         s
@@ -489,6 +495,7 @@ async fn drive(
 ) {
     let mut buf = vec![0u8; 70_000];
     let mut outq: VecDeque<Transmit> = VecDeque::new();
+    let mut outq_bytes = 0usize;
     loop {
         let deadline = {
             let now = shared.now().mono;
@@ -532,10 +539,14 @@ async fn drive(
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
-            if outq.len() >= SEND_QUEUE {
+            if outq.len() >= SEND_QUEUE || outq_bytes + t.payload.len() > SEND_QUEUE_BYTES {
                 shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .send_queue_bytes_dropped
+                    .fetch_add(t.payload.len() as u64, Ordering::Relaxed);
                 continue;
             }
+            outq_bytes += t.payload.len();
             outq.push_back(t);
         }
         st.drain_audit(&shared.audit_dropped);
@@ -579,7 +590,9 @@ async fn drive(
                     }
                 }
             }
-            outq.pop_front();
+            if let Some(t) = outq.pop_front() {
+                outq_bytes -= t.payload.len();
+            }
         }
     }
     // Graceful: flush what can go out without waiting.
