@@ -54,6 +54,11 @@ struct Observed {
     processing: Histogram,
     tokens_written: AtomicU64,
     tokens_failed: AtomicU64,
+    /// `engine.rood_dropped` already added to the ROOD/reject counter: the
+    /// engine audits ROOD drops aggregated (one `drops` record per source
+    /// per interval), not as one ping record each, so they are counted from
+    /// the stats at each scrape.
+    rood_from_stats: AtomicU64,
 }
 
 fn ping_labels(zone: AirlockZone, decision: PingDecision) -> Labels {
@@ -80,6 +85,7 @@ static OBSERVED: LazyLock<Observed> = LazyLock::new(|| {
         )),
         tokens_written: AtomicU64::new(0),
         tokens_failed: AtomicU64::new(0),
+        rood_from_stats: AtomicU64::new(0),
     }
 });
 
@@ -478,6 +484,11 @@ const COUNTERS: &[(&str, &str, &str)] = &[
 fn render(stats: &Value, refused_scrapes: u64) -> String {
     let mut r = Registry::default();
     let observed = &*OBSERVED;
+    let rood = num(stats, "engine/rood_dropped");
+    let before = observed.rood_from_stats.fetch_max(rood, Ordering::Relaxed);
+    if rood > before {
+        observed.usual[2].2.inc_by(rood - before);
+    }
     r.register(
         "tibet_pings",
         "Pings addressed to this node, by airlock zone and decision",

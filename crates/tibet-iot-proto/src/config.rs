@@ -29,6 +29,12 @@ pub struct Limits {
     pub response_cache: usize,
     /// Discovery answers waiting for their random delay.
     pub discovery_replies: usize,
+    /// Bytes of the seen-cache (packet ids plus a per-entry overhead).
+    pub seen_cache_bytes: usize,
+    /// Bytes of the reverse paths (packet ids, next hops, overhead).
+    pub relay_path_bytes: usize,
+    /// Bytes of the response cache (cached datagrams, keys, overhead).
+    pub response_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -40,6 +46,9 @@ impl Default for Limits {
             relay_paths: 10_000,
             response_cache: 8192,
             discovery_replies: 256,
+            seen_cache_bytes: 4 * 1024 * 1024,
+            relay_path_bytes: 8 * 1024 * 1024,
+            response_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -137,6 +137,10 @@ impl Engine {
                 config.limits.seen_cache,
                 config.limits.relay_paths,
                 nonce_window.max(config.request_timeout),
+            )
+            .with_byte_budgets(
+                config.limits.seen_cache_bytes,
+                config.limits.relay_path_bytes,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
@@ -150,7 +154,8 @@ impl Engine {
                 config.limits.response_cache,
                 nonce_window,
                 WhenFull::EvictOldest,
-            ),
+            )
+            .with_max_bytes(config.limits.response_cache_bytes),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_enabled: true,
@@ -714,7 +719,8 @@ impl Engine {
                         self.transmit_charged(now, from.ip(), from, bytes.clone())
                     };
                     if sent {
-                        self.responses.insert(
+                        let size = packet.packet_id.len() + packet.nonce.len() + bytes.len();
+                        self.responses.insert_sized(
                             now.mono,
                             (from, packet.packet_id.clone()),
                             CachedResponse {
@@ -722,6 +728,7 @@ impl Engine {
                                 datagram: bytes,
                                 exempt: trusted,
                             },
+                            size,
                         );
                         self.stats.pings_answered += 1;
                     }
@@ -786,8 +793,18 @@ impl Engine {
                     .record_activity(now.mono, &response.responder_did, from);
                 // An answer from the address we sent a fresh packet id and
                 // nonce to: the peer receives there (a nonce challenge).
+                let was = self
+                    .peers
+                    .get(now.mono, &response.responder_did)
+                    .is_some_and(|p| p.proven);
                 self.peers.set_proven(&response.responder_did, true);
                 self.peer_update(&response.responder_did, from, upd);
+                if !was && upd != PeerUpdate::Refused {
+                    self.event(Event::PeerProven {
+                        did: response.responder_did.clone(),
+                        address: from,
+                    });
+                }
             }
             if req.kind == RequestKind::Caller {
                 self.event(Event::RequestAnswered {
@@ -1087,6 +1104,7 @@ impl Engine {
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
+            response_cache_bytes: self.responses.bytes(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
             discovery: self.discovery.stats(),

@@ -51,6 +51,17 @@ pub struct RelayStats {
     pub seen_entries: usize,
     /// Entries in the reverse-path table.
     pub path_entries: usize,
+    /// Bytes held by the seen-cache (ids plus per-entry overhead).
+    pub seen_bytes: usize,
+    /// Bytes held by the reverse-path table (ids, next hops, overhead).
+    pub path_bytes: usize,
+    /// Bytes of reverse paths refused (the table full in entries or bytes).
+    pub paths_refused_bytes: u64,
+}
+
+/// Own size of a reverse path for `packet_id` with `hops` next hops.
+fn path_size(packet_id: &str, hops: usize) -> usize {
+    packet_id.len() + std::mem::size_of::<Path>() + hops * std::mem::size_of::<SocketAddr>()
 }
 
 /// The way back for one relayed packet.
@@ -87,6 +98,14 @@ impl MeshRelay {
         }
     }
 
+    /// Also bounds the seen-cache and the reverse-path table in bytes
+    /// (ids, next hops, and a per-entry overhead).
+    pub fn with_byte_budgets(mut self, seen_bytes: usize, path_bytes: usize) -> Self {
+        self.seen = self.seen.with_max_bytes(seen_bytes);
+        self.paths = self.paths.with_max_bytes(path_bytes);
+        self
+    }
+
     /// The node's hop cap.
     pub fn max_hops(&self) -> u32 {
         self.max_hops
@@ -98,7 +117,8 @@ impl MeshRelay {
         if self.seen.contains(now, packet_id) {
             return false;
         }
-        self.seen.insert(now, packet_id.to_owned(), ());
+        self.seen
+            .insert_sized(now, packet_id.to_owned(), (), packet_id.len());
         true
     }
 
@@ -137,7 +157,7 @@ impl MeshRelay {
             Some(RelayRefusal::Seen)
         } else if packet.hop_count >= packet.max_hops.min(self.max_hops) {
             Some(RelayRefusal::HopLimit)
-        } else if !self.paths.insert(
+        } else if !self.paths.insert_sized(
             now,
             packet.packet_id.clone(),
             Path {
@@ -145,6 +165,7 @@ impl MeshRelay {
                 resends: 0,
                 next_hops: Vec::new(),
             },
+            path_size(&packet.packet_id, 0),
         ) {
             Some(RelayRefusal::PathsFull)
         } else {
@@ -175,6 +196,8 @@ impl MeshRelay {
                     p.next_hops.push(*h);
                 }
             }
+            let size = path_size(packet_id, p.next_hops.len());
+            self.paths.resize(packet_id, size);
         }
     }
 
@@ -206,6 +229,9 @@ impl MeshRelay {
             seen_evicted: self.seen.evicted(),
             seen_entries: self.seen.len(),
             path_entries: self.paths.len(),
+            seen_bytes: self.seen.bytes(),
+            path_bytes: self.paths.bytes(),
+            paths_refused_bytes: self.paths.refused_bytes(),
             ..self.stats.clone()
         }
     }

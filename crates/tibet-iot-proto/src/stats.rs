@@ -83,6 +83,8 @@ pub struct NodeStats {
     pub response_cache_entries: usize,
     /// Responses evicted from the cache to make room.
     pub response_cache_evicted: u64,
+    /// Bytes held by the response cache (datagrams, keys, overhead).
+    pub response_cache_bytes: usize,
     /// Peer table.
     pub peers: crate::peers::PeerStats,
     /// Mesh relay.

@@ -473,6 +473,45 @@ fn row8_oversized_fields_are_refused_before_anything_is_stored() {
     assert!(rig.out.is_empty());
 }
 
+// Row 8, the tables: bounded in bytes as well as entries, with maximal
+// field lengths from a (trusted, so unlimited by buckets) sender.
+#[test]
+fn row8_engine_tables_are_bounded_in_bytes() {
+    let mut cfg = Rig::config();
+    cfg.limits.response_cache_bytes = 256 * 1024;
+    cfg.limits.relay_path_bytes = 128 * 1024;
+    cfg.limits.seen_cache_bytes = 64 * 1024;
+    let mut rig = Rig::new(cfg);
+    let now = rig.now();
+    rig.e
+        .add_peer(now, "jis:hop", SocketAddr::new(ip(0, 0, 5), 7150));
+    let mut friend = device(FRIEND, 22);
+    let from = SocketAddr::new(ip(0, 0, 2), 7150);
+    for i in 0..5_000 {
+        let mut p = friend.ping(rig.now().wall, NODE, "x", "y", PingOptions::default());
+        p.packet_id = format!("{i:0>128}");
+        p.nonce = format!("{i:n>128}");
+        rig.feed(from, &rig.encode(&p));
+        let mut m = friend.ping(rig.now().wall, "jis:far", "x", "y", mesh(JsonMap::new()));
+        m.packet_id = format!("{i:m>128}");
+        rig.feed(from, &rig.encode(&m));
+    }
+    let s = rig.e.stats(rig.now());
+    assert_eq!(
+        s.engine.pings_answered, 5_000,
+        "every trusted ping answered"
+    );
+    assert!(
+        s.response_cache_bytes <= 256 * 1024,
+        "{}",
+        s.response_cache_bytes
+    );
+    assert!(s.response_cache_entries < 5_000);
+    assert!(s.relay.path_bytes <= 128 * 1024, "{}", s.relay.path_bytes);
+    assert!(s.relay.seen_bytes <= 64 * 1024, "{}", s.relay.seen_bytes);
+    assert!(s.relay.paths_refused > 0 && s.relay.paths_refused_bytes > 0);
+}
+
 // Row 9: tiny untrusted mesh datagrams fill the reverse-path table.
 #[test]
 fn row9_tiny_untrusted_mesh_datagrams_cannot_fill_the_reverse_path_table() {
