@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Python reference peers (tibet-ping 0.3.5, tibet-core 0.5.0,
-# msgpack) from PyPI into target/pyref, once. Prints the interpreter path.
+# msgpack, and cryptography for scripts/signing.py) from PyPI into target/pyref, once. Prints the interpreter path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/pyref
-want="tibet-ping==0.3.5 tibet-core==0.5.0 msgpack==1.1.0"
+want="tibet-ping==0.3.5 tibet-core==0.5.0 msgpack==1.1.0 cryptography==44.0.2"
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   rm -rf "$venv"

@@ -16,6 +16,7 @@ mod config;
 mod control;
 mod demo;
 mod discover;
+mod keys;
 mod listen;
 mod logging;
 mod metrics;
@@ -70,6 +71,10 @@ enum Command {
     /// Inspect and verify provenance audit files (JSONL token files).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Write a new Ed25519 private key file and print its public key.
+    Keygen(keys::KeygenArgs),
+    /// Print the public key of a private key file.
+    Pubkey(keys::PubkeyArgs),
     /// Print a shell completion script (bash, zsh, fish, ...) to stdout.
     Completions(CompletionsArgs),
     /// Print the man page (roff) to stdout, e.g. `tibet-iot man > tibet-iot.1`.
@@ -129,6 +134,8 @@ fn main() -> ExitCode {
         Command::Discover(args) => block_on(discover::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Bench(args) => block_on(bench::run(args)),
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Pubkey(args) => keys::pubkey(args),
     };
     match result {
         Ok(code) => code,

@@ -46,27 +46,24 @@ pub(crate) struct Args {
 pub(crate) fn peer_items(node: &IoTNode) -> Vec<PeerItem> {
     let now = node.clock();
     let peers = node.peers();
-    node.with_engine(|e| {
-        let ping = e.ping_node();
-        peers
-            .iter()
-            .map(|p| {
-                let trust = ping.trust_of(now.wall, &p.did).score;
-                let idle = p.idle(now.mono);
-                PeerItem {
-                    did: p.did.clone(),
-                    address: p.address.to_string(),
-                    last_seen: (now.wall - idle).to_iso(),
-                    idle_secs: idle.as_secs_f64(),
-                    packets: p.packet_count,
-                    trust,
-                    zone: ping.airlock().threshold_zone(trust).to_string(),
-                    key_fingerprint: None,
-                    route: None,
-                }
-            })
-            .collect()
-    })
+    peers
+        .iter()
+        .map(|p| {
+            let trust = node.trust_of(&p.did);
+            let idle = p.idle(now.mono);
+            PeerItem {
+                did: p.did.clone(),
+                address: p.address.to_string(),
+                last_seen: (now.wall - idle).to_iso(),
+                idle_secs: idle.as_secs_f64(),
+                packets: p.packet_count,
+                trust,
+                zone: node.threshold_zone(trust).to_string(),
+                key_fingerprint: None,
+                route: None,
+            }
+        })
+        .collect()
 }
 
 /// Counters shown with rates: (label, path in the `stats` JSON).

@@ -371,6 +371,17 @@ impl IoTNode {
             .score
     }
 
+    /// The zone `trust` falls in by this node's thresholds (rules may still
+    /// put one intent elsewhere).
+    pub fn threshold_zone(&self, trust: f64) -> tibet_ping::AirlockZone {
+        self.shared
+            .lock()
+            .engine
+            .ping_node()
+            .airlock()
+            .threshold_zone(trust)
+    }
+
     /// Vouches for `dids` (refused when the vouch registry is full); audited.
     pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
         let now = self.shared.now();
