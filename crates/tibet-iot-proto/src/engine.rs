@@ -1043,10 +1043,7 @@ impl Engine {
             }
         }
         if self.next_drop_flush.is_some_and(|t| t <= now.mono) {
-            self.next_drop_flush = None;
-            for record in self.drops.flush(now.wall) {
-                self.audit(|| AuditRecord::Drops(record));
-            }
+            self.flush_drops(now);
         }
         if self.discovery.beacon_due(now.mono) {
             match self.discover_datagram(now) {
@@ -1063,6 +1060,15 @@ impl Engine {
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
+        }
+    }
+
+    /// Ends the current drop interval now: its counts become
+    /// [`AuditRecord::Drops`] records at once (e.g. when the node stops).
+    pub fn flush_drops(&mut self, now: Now) {
+        self.next_drop_flush = None;
+        for record in self.drops.flush(now.wall) {
+            self.audit(|| AuditRecord::Drops(record));
         }
     }
 

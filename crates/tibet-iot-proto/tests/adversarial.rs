@@ -624,3 +624,25 @@ fn an_introduced_peer_gets_relayed_traffic_after_it_answers_a_challenge() {
     relay(&mut rig, &mut friend);
     assert_eq!(rig.sent_to(peer_addr), 2, "proven: relayed to");
 }
+
+// The drops of an unfinished interval are recorded on demand (at stop).
+#[test]
+fn flush_drops_records_the_unfinished_interval() {
+    let mut rig = Rig::new(Rig::config());
+    let mut evil = device("jis:evil:g", 23);
+    let from = SocketAddr::new(ip(6, 6, 13), 40000);
+    for _ in 0..5 {
+        let p = evil.ping(rig.now().wall, NODE, "x", "y", PingOptions::default());
+        rig.feed(from, &rig.encode(&p));
+    }
+    rig.feed(from, b"garbage");
+    assert!(rig.audit.is_empty(), "nothing before the interval ends");
+    let now = rig.now();
+    rig.e.flush_drops(now);
+    rig.drain();
+    let [AuditRecord::Drops(d)] = rig.audit.as_slice() else {
+        panic!("one drop record: {:?}", rig.audit);
+    };
+    assert_eq!(d.counts.get("rood"), Some(&5));
+    assert_eq!(d.counts.get("malformed"), Some(&1));
+}

@@ -251,6 +251,9 @@ impl IoTNode {
             st.running = false;
             st.waiters.clear();
             st.engine.cancel_all_requests();
+            // The drops of the unfinished interval are recorded too.
+            let now = self.shared.now();
+            st.engine.flush_drops(now);
         }
         self.flush_audit().await;
         tracing::info!(did = %self.did, "node stopped");
