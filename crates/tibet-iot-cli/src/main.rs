@@ -28,6 +28,7 @@ mod parse;
 mod pending;
 mod send;
 mod settings;
+mod sim;
 mod stats;
 mod status;
 mod systemd;
@@ -64,6 +65,8 @@ enum Command {
     Demo(demo::Args),
     /// Load-generate pings against a listener and report rate and latency.
     Bench(bench::Args),
+    /// Simulate a whole network on a virtual clock: routing, loss, scale.
+    Sim(sim::Args),
     /// Review pending (GEEL) pings of a running listener.
     Pending(pending::Args),
     /// Show a running listener: identity, peers, pending reviews, counters.
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
         Command::Discover(args) => block_on(discover::run(args)),
         Command::Demo(args) => block_on(demo::run(args)),
         Command::Bench(args) => block_on(bench::run(args)),
+        Command::Sim(args) => sim::run(args),
         Command::Keygen(args) => keys::keygen(args),
         Command::Pubkey(args) => keys::pubkey(args),
     };

@@ -35,6 +35,10 @@ pub struct Limits {
     pub relay_path_bytes: usize,
     /// Bytes of the response cache (cached datagrams, keys, overhead).
     pub response_cache_bytes: usize,
+    /// Learned routes (destination DID -> next hop).
+    pub routes: usize,
+    /// Bytes the routing table may hold.
+    pub route_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +53,8 @@ impl Default for Limits {
             seen_cache_bytes: 4 * 1024 * 1024,
             relay_path_bytes: 8 * 1024 * 1024,
             response_cache_bytes: 16 * 1024 * 1024,
+            routes: 2048,
+            route_bytes: 2048 * 128,
         }
     }
 }
@@ -103,6 +109,17 @@ pub struct TransportConfig {
     pub capabilities: Vec<String>,
     /// Device type announced in beacons.
     pub device_type: String,
+    /// Learned routing (on by default): mesh packets follow learned next
+    /// hops and flood, boundedly, only when no route is known; heartbeats
+    /// carry route advertisements. Off: every mesh packet is flooded to
+    /// every live peer (the reference's behaviour; the baseline of
+    /// `tibet-iot sim`).
+    pub routing: bool,
+    /// How many times a mesh packet sent along a route, and a mesh answer,
+    /// is transmitted (1: once, the default). On lossy radio links 2 makes
+    /// a hop fail only when both copies are lost; copies of one datagram
+    /// arriving within 50 ms count as one.
+    pub mesh_copies: u8,
     /// Table capacities.
     pub limits: Limits,
     /// What untrusted input may make the node do: amplification credit,
@@ -135,6 +152,8 @@ impl Default for TransportConfig {
             discovery_reply_interval: Duration::from_secs(10),
             capabilities: Vec::new(),
             device_type: "generic".to_owned(),
+            routing: true,
+            mesh_copies: 1,
             limits: Limits::default(),
             guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),

@@ -23,6 +23,11 @@ use tibet_ping::{
     PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
+mod mesh;
+
+pub use mesh::FLOOD_FANOUT;
+use mesh::NextHops;
+
 use crate::audit::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
@@ -34,6 +39,7 @@ use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
 
@@ -81,6 +87,7 @@ pub struct Engine {
     multicast_dest: SocketAddr,
     peers: PeerTracker,
     relay: MeshRelay,
+    routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
     responses: BoundedMap<(SocketAddr, String), CachedResponse>,
@@ -106,6 +113,10 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Copies of one mesh datagram arriving within this window are one packet
+/// (with `mesh_copies` > 1); real resends come much later.
+const MESH_COPY_WINDOW: Duration = Duration::from_millis(50);
+
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
 /// Bound on queued audit records: beyond it new records are dropped and
@@ -125,6 +136,19 @@ impl Engine {
             device_type: Some(config.device_type.clone()),
             ..Announcement::default()
         };
+        let mut relay = MeshRelay::new(
+            config.max_hops,
+            config.limits.seen_cache,
+            config.limits.relay_paths,
+            nonce_window.max(config.request_timeout),
+        )
+        .with_byte_budgets(
+            config.limits.seen_cache_bytes,
+            config.limits.relay_path_bytes,
+        );
+        if config.mesh_copies > 1 {
+            relay.set_duplicate_window(MESH_COPY_WINDOW);
+        }
         Engine {
             codec: PacketCodec::new(config.use_msgpack),
             rng,
@@ -132,15 +156,11 @@ impl Engine {
             local_port: config.bind_port,
             multicast_dest: config.multicast_addr(),
             peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
-            relay: MeshRelay::new(
-                config.max_hops,
-                config.limits.seen_cache,
-                config.limits.relay_paths,
-                nonce_window.max(config.request_timeout),
-            )
-            .with_byte_budgets(
-                config.limits.seen_cache_bytes,
-                config.limits.relay_path_bytes,
+            relay,
+            routes: RoutingTable::new(
+                config.limits.routes,
+                config.limits.route_bytes,
+                config.peer_timeout * 4,
             ),
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
@@ -296,6 +316,38 @@ impl Engine {
             return false;
         }
         self.transmit(to, payload);
+        true
+    }
+
+    /// Sends an answer (or a relayed answer) to `to`: mesh answers as
+    /// `mesh_copies` copies; when `charge` names an untrusted source, only if
+    /// its credit covers every copy (`false`, counted, otherwise).
+    fn answer(
+        &mut self,
+        now: Now,
+        to: SocketAddr,
+        bytes: Bytes,
+        mesh: bool,
+        charge: Option<IpAddr>,
+    ) -> bool {
+        let copies = if mesh {
+            self.config.mesh_copies.max(1)
+        } else {
+            1
+        };
+        if let Some(ip) = charge
+            && !self
+                .guard
+                .spend(now.mono, ip, bytes.len() * usize::from(copies))
+        {
+            self.note_drop(now, SocketAddr::new(ip, 0), "amplification");
+            return false;
+        }
+        if mesh {
+            self.transmit_mesh(to, bytes, copies);
+        } else {
+            self.transmit(to, bytes);
+        }
         true
     }
 
@@ -471,6 +523,7 @@ impl Engine {
         if packet.routing_mode == RoutingMode::Mesh {
             // Our own packet flooding back to us must not be relayed again.
             self.relay.mark_seen(now.mono, &packet.packet_id);
+            self.routes.stats.mesh_datagrams += 1;
         }
         let retransmit = RetransmitState::new(&policy, &mut self.rng);
         let deadline = now.mono + timeout;
@@ -490,6 +543,8 @@ impl Engine {
             next_due,
             datagram: retransmit.as_ref().map(|_| bytes.clone()),
             retransmit,
+            also: Vec::new(),
+            fallback: None,
         });
         self.stats.requests_sent += 1;
         self.transmit(addr, bytes);
@@ -669,11 +724,9 @@ impl Engine {
             // only to the address that got the original answer (the key).
             let (bytes, exempt) = (cached.datagram.clone(), cached.exempt);
             self.stats.duplicates_answered += 1;
-            if exempt {
-                self.transmit(from, bytes);
-            } else {
-                self.transmit_charged(now, from.ip(), from, bytes);
-            }
+            let mesh = packet.routing_mode == RoutingMode::Mesh;
+            let charge = (!exempt).then(|| from.ip());
+            self.answer(now, from, bytes, mesh, charge);
             return;
         }
         if packet.hop_count > 0
@@ -712,13 +765,9 @@ impl Engine {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
                     let bytes = Bytes::from(bytes);
-                    let sent = if trusted {
-                        self.transmit(from, bytes.clone());
-                        true
-                    } else {
-                        self.transmit_charged(now, from.ip(), from, bytes.clone())
-                    };
-                    if sent {
+                    let mesh = packet.routing_mode == RoutingMode::Mesh;
+                    let charge = (!trusted).then(|| from.ip());
+                    if self.answer(now, from, bytes.clone(), mesh, charge) {
                         let size = packet.packet_id.len() + packet.nonce.len() + bytes.len();
                         self.responses.insert_sized(
                             now.mono,
@@ -731,6 +780,15 @@ impl Engine {
                             size,
                         );
                         self.stats.pings_answered += 1;
+                        if mesh {
+                            let relays =
+                                (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                            let seen = &mut self.routes.stats.mesh_relays_seen;
+                            if seen.len() <= relays {
+                                seen.resize(relays + 1, 0);
+                            }
+                            seen[relays] += 1;
+                        }
                     }
                 }
                 Err(_) => self.stats.encode_errors += 1,
@@ -742,6 +800,7 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
+                self.learn_from_heartbeat(now, &packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     let record = || AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -780,7 +839,7 @@ impl Engine {
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
-            if !(target_ok && from == req.addr) {
+            if !(target_ok && (from == req.addr || req.also.contains(&from))) {
                 self.stats.responses_foreign += 1;
                 return;
             }
@@ -805,6 +864,9 @@ impl Engine {
                         address: from,
                     });
                 }
+                self.learn_neighbour(now, &response.responder_did, from);
+            } else {
+                self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
                 self.event(Event::RequestAnswered {
@@ -818,12 +880,19 @@ impl Engine {
             .relay
             .reverse_path(now.mono, &response.in_response_to, from)
         {
-            let frame = Bytes::copy_from_slice(datagram);
-            if self.is_trusted(now, &response.responder_did) {
-                self.transmit(prev, frame);
-            } else if !self.transmit_charged(now, from.ip(), prev, frame) {
+            if !self
+                .relay
+                .store_response(now.mono, &response.in_response_to, datagram)
+            {
+                // A copy of an answer already passed back.
                 return;
             }
+            let frame = Bytes::copy_from_slice(datagram);
+            let charge = (!self.is_trusted(now, &response.responder_did)).then(|| from.ip());
+            if !self.answer(now, prev, frame, true, charge) {
+                return;
+            }
+            self.learn_from_response(now, &response.responder_did, from);
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -854,6 +923,19 @@ impl Engine {
             self.note_drop(now, from, "relay_limited");
             return;
         }
+        let charge = (!trusted).then(|| from.ip());
+        if let Some(answer) = self
+            .relay
+            .cached_response(now.mono, &packet.packet_id, from)
+        {
+            // Our previous hop resends a packet whose answer we passed back:
+            // it was lost behind us; answer again from here (an empty
+            // answer: a copy of a resend just answered).
+            if !answer.is_empty() {
+                self.answer(now, from, Bytes::from(answer), true, charge);
+            }
+            return;
+        }
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
@@ -865,26 +947,35 @@ impl Engine {
                 return;
             }
         };
-        // Only peers that proved their address get relayed traffic.
+        // Only peers that proved their address get relayed traffic (the
+        // next hops are chosen among proven peers, engine/mesh.rs).
         let unproven = self.peers.alive(now.mono).filter(|p| !p.proven).count() as u64;
         self.stats.relay_unproven_skipped += unproven;
-        let hops: Vec<SocketAddr> = match self.peers.proven_address(now.mono, &out.target_did) {
-            Some(a) => vec![a],
-            None => self
-                .peers
-                .alive(now.mono)
-                .filter(|p| p.proven)
-                .map(|p| p.address)
-                .filter(|a| *a != from)
-                .collect(),
+        let mut copies = 1;
+        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+            NextHops::Routed(a) => {
+                self.routes.stats.routed += 1;
+                copies = self.config.mesh_copies;
+                vec![a]
+            }
+            NextHops::Flood(hops) => {
+                self.routes.stats.flooded += 1;
+                hops
+            }
         };
+        if hops.is_empty() {
+            self.on_unroutable(now, &out);
+        }
         let mut sent = Vec::with_capacity(hops.len());
         for hop in hops {
-            if trusted {
-                self.transmit(hop, bytes.clone());
-            } else if !self.transmit_charged(now, from.ip(), hop, bytes.clone()) {
-                continue;
+            if charge.is_some() {
+                let need = bytes.len() * usize::from(copies.max(1));
+                if !self.guard.spend(now.mono, from.ip(), need) {
+                    self.note_drop(now, from, "amplification");
+                    continue;
+                }
             }
+            self.transmit_mesh(hop, bytes.clone(), copies);
             sent.push(hop);
         }
         let hops = sent;
@@ -975,9 +1066,19 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Now) {
         while let Some(due) = self.requests.pop_due(now.mono) {
             match due {
-                Due::Resend(addr, bytes) => {
+                Due::Resend(addr, also, bytes, mesh) => {
                     self.stats.retransmissions += 1;
+                    if mesh {
+                        self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
+                    }
+                    for a in also {
+                        self.transmit(a, bytes.clone());
+                    }
                     self.transmit(addr, bytes);
+                }
+                Due::TimedOut(mut req) if req.fallback.is_some() => {
+                    let fb = req.fallback.take().expect("checked");
+                    self.retry_by_flood(now, req, *fb);
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
@@ -994,6 +1095,11 @@ impl Engine {
                 .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address, p.proven))
                 .collect();
+            let round = if self.config.routing {
+                self.routes.advertisement_round(now.mono)
+            } else {
+                Vec::new()
+            };
             for (did, addr, proven) in targets {
                 if self.check_capacity().is_err() {
                     break;
@@ -1002,7 +1108,8 @@ impl Engine {
                     self.challenge(now, &did, addr);
                     continue;
                 }
-                let packet = self.node.heartbeat(now.wall, &did, None);
+                let mut packet = self.node.heartbeat(now.wall, &did, None);
+                Self::attach_routes(&round, &mut packet, &did, addr);
                 let timeout = self.config.request_timeout;
                 if self
                     .send_request(
@@ -1021,7 +1128,9 @@ impl Engine {
         }
         if self.next_cleanup.is_some_and(|t| t <= now.mono) {
             self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+            self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
+                self.forget_neighbour(gone.address);
                 self.event(Event::PeerExpired {
                     did: gone.did,
                     address: gone.address,
@@ -1113,6 +1222,7 @@ impl Engine {
             response_cache_bytes: self.responses.bytes(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
+            routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
             guard: self.guard.stats(),

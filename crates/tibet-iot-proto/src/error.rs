@@ -16,6 +16,12 @@ pub enum SendError {
     /// The packet could not be encoded (e.g. payload over 64 KiB).
     #[error("cannot encode packet: {0}")]
     Encode(String),
+    /// A mesh ping found neither a route nor a live peer to flood to.
+    #[error("no route to {target} and no peer to flood to")]
+    NoRoute {
+        /// The destination DID.
+        target: String,
+    },
     /// The node stopped while the request was outstanding.
     #[error("node stopped before an answer arrived")]
     Stopped,

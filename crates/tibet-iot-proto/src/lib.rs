@@ -29,6 +29,7 @@ mod peers;
 mod relay;
 mod requests;
 mod retransmit;
+mod routes;
 pub mod sim;
 mod stats;
 mod time;
@@ -38,7 +39,7 @@ pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };
 pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use engine::{Engine, FLOOD_FANOUT, SendOptions, TRANSPORT_PORT_KEY, Transmit};
 pub use error::SendError;
 pub use event::Event;
 pub use guard::{GuardConfig, GuardStats, SourceGuard};
@@ -46,6 +47,10 @@ pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
+pub use routes::{
+    INFINITY, MAX_ADVERTISED, ROUTES_KEY, Route, RouteSource, RouteStats, RoutingTable,
+    UNKNOWN_HOPS,
+};
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;
 pub use time::{MonoTime, Now};

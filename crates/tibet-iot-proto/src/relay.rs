@@ -45,6 +45,9 @@ pub struct RelayStats {
     pub dropped_hop_limit: u64,
     /// Refused: reverse-path table full.
     pub paths_refused: u64,
+    /// Resends from the previous hop answered with the response this relay
+    /// already passed back (the answer was lost behind us).
+    pub responses_resent: u64,
     /// Seen-cache entries evicted to make room.
     pub seen_evicted: u64,
     /// Entries in the seen-cache.
@@ -59,9 +62,13 @@ pub struct RelayStats {
     pub paths_refused_bytes: u64,
 }
 
-/// Own size of a reverse path for `packet_id` with `hops` next hops.
-fn path_size(packet_id: &str, hops: usize) -> usize {
-    packet_id.len() + std::mem::size_of::<Path>() + hops * std::mem::size_of::<SocketAddr>()
+/// Own size of the reverse path `p` for `packet_id`: the id, the record,
+/// its next hops and the response kept for resends.
+fn path_size(packet_id: &str, p: &Path) -> usize {
+    packet_id.len()
+        + std::mem::size_of::<Path>()
+        + p.next_hops.len() * std::mem::size_of::<SocketAddr>()
+        + p.response.as_ref().map_or(0, Vec::len)
 }
 
 /// The way back for one relayed packet.
@@ -71,6 +78,11 @@ struct Path {
     resends: u8,
     /// Where the packet went: only these may send its response back.
     next_hops: Vec<SocketAddr>,
+    /// The response passed back, kept so that a resend from the previous
+    /// hop is answered here instead of travelling the whole way again.
+    response: Option<Vec<u8>>,
+    /// When the packet was last forwarded (or answered from `response`).
+    last: MonoTime,
 }
 
 /// How often a retransmission from the recorded previous hop is forwarded
@@ -83,6 +95,7 @@ pub struct MeshRelay {
     max_hops: u32,
     seen: BoundedMap<String, ()>,
     paths: BoundedMap<String, Path>,
+    duplicate_window: Duration,
     stats: RelayStats,
 }
 
@@ -94,6 +107,7 @@ impl MeshRelay {
             max_hops,
             seen: BoundedMap::new(seen_capacity, ttl, WhenFull::EvictOldest),
             paths: BoundedMap::new(path_capacity, ttl, WhenFull::Refuse),
+            duplicate_window: Duration::ZERO,
             stats: RelayStats::default(),
         }
     }
@@ -104,6 +118,13 @@ impl MeshRelay {
         self.seen = self.seen.with_max_bytes(seen_bytes);
         self.paths = self.paths.with_max_bytes(path_bytes);
         self
+    }
+
+    /// Copies of one datagram from the previous hop arriving within
+    /// `window` of the last forward are one packet, not a resend (senders
+    /// that transmit each mesh datagram more than once; zero: off).
+    pub fn set_duplicate_window(&mut self, window: Duration) {
+        self.duplicate_window = window;
     }
 
     /// The node's hop cap.
@@ -138,6 +159,7 @@ impl MeshRelay {
         packet: &PingPacket,
         from: SocketAddr,
     ) -> Result<PingPacket, RelayRefusal> {
+        let window = self.duplicate_window;
         let resend = self
             .paths
             .get_mut(now, packet.packet_id.as_str())
@@ -145,6 +167,11 @@ impl MeshRelay {
         if let Some(path) = resend
             && packet.routing_mode == RoutingMode::Mesh
         {
+            if !window.is_zero() && now.saturating_duration_since(path.last) < window {
+                self.stats.dropped_seen += 1;
+                return Err(RelayRefusal::Seen);
+            }
+            path.last = now;
             path.resends += 1;
             self.stats.resends_forwarded += 1;
             let mut out = packet.clone();
@@ -164,8 +191,10 @@ impl MeshRelay {
                 prev_hop: from,
                 resends: 0,
                 next_hops: Vec::new(),
+                response: None,
+                last: now,
             },
-            path_size(&packet.packet_id, 0),
+            packet.packet_id.len() + std::mem::size_of::<Path>(),
         ) {
             Some(RelayRefusal::PathsFull)
         } else {
@@ -196,7 +225,7 @@ impl MeshRelay {
                     p.next_hops.push(*h);
                 }
             }
-            let size = path_size(packet_id, p.next_hops.len());
+            let size = path_size(packet_id, p);
             self.paths.resize(packet_id, size);
         }
     }
@@ -221,6 +250,47 @@ impl MeshRelay {
         }
         self.stats.responses_relayed += 1;
         Some(path.prev_hop)
+    }
+
+    /// Keeps the response passed back for a relayed packet (see
+    /// [`MeshRelay::cached_response`]); false if one was kept already (this
+    /// is a copy: do not pass it back again).
+    pub fn store_response(&mut self, now: MonoTime, packet_id: &str, datagram: &[u8]) -> bool {
+        match self.paths.get_mut(now, packet_id) {
+            Some(p) if p.response.is_some() => false,
+            Some(p) => {
+                p.response = Some(datagram.to_vec());
+                let size = path_size(packet_id, p);
+                self.paths.resize(packet_id, size);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// The response already passed back for `packet_id`, when `from` is the
+    /// recorded previous hop resending the packet (a bounded number of
+    /// times, like forwarded resends).
+    pub fn cached_response(
+        &mut self,
+        now: MonoTime,
+        packet_id: &str,
+        from: SocketAddr,
+    ) -> Option<Vec<u8>> {
+        let window = self.duplicate_window;
+        let p = self.paths.get_mut(now, packet_id)?;
+        if p.prev_hop != from || p.resends >= MAX_FORWARDED_RESENDS {
+            return None;
+        }
+        let bytes = p.response.clone()?;
+        if !window.is_zero() && now.saturating_duration_since(p.last) < window {
+            // A copy of a resend we just answered: nothing more to send.
+            return Some(Vec::new());
+        }
+        p.last = now;
+        p.resends += 1;
+        self.stats.responses_resent += 1;
+        Some(bytes)
     }
 
     /// Counters.

@@ -41,12 +41,29 @@ pub(crate) struct Request {
     pub(crate) retransmit: Option<RetransmitState>,
     /// The datagram, kept only when it may be resent.
     pub(crate) datagram: Option<Vec<u8>>,
+    /// Further addresses the request went to (a bounded flood): their
+    /// answers count too, and resends go to them as well.
+    pub(crate) also: Vec<SocketAddr>,
+    /// A mesh request sent along a learned route: on timeout the route is
+    /// dropped and the ping is sent once more by flood.
+    pub(crate) fallback: Option<Box<MeshFallback>>,
+}
+
+/// What a routed mesh ping needs to be sent again by flood.
+#[derive(Debug)]
+pub(crate) struct MeshFallback {
+    pub(crate) intent: String,
+    pub(crate) purpose: String,
+    pub(crate) ping: tibet_ping::PingOptions,
+    pub(crate) retransmit: crate::retransmit::RetransmitPolicy,
+    pub(crate) timeout: std::time::Duration,
 }
 
 /// What a due timer asks for.
 #[derive(Debug)]
 pub(crate) enum Due {
-    Resend(SocketAddr, Vec<u8>),
+    /// Address, further addresses, the datagram, whether it is a mesh packet.
+    Resend(SocketAddr, Vec<SocketAddr>, Vec<u8>, bool),
     TimedOut(Request),
 }
 
@@ -135,7 +152,7 @@ impl Requests {
             }
             req.next_due = next;
             self.timers.insert((next, id));
-            return Some(Due::Resend(req.addr, bytes));
+            return Some(Due::Resend(req.addr, req.also.clone(), bytes, !req.direct));
         }
     }
 }

@@ -36,6 +36,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tibet_ping::{PingResponse, Timestamp};
 
+pub mod scenario;
+
 use crate::config::TransportConfig;
 use crate::engine::Engine;
 use crate::event::Event;
@@ -130,6 +132,16 @@ pub struct Sim {
     sent: u64,
     events: VecDeque<(MonoTime, SocketAddr, Event)>,
     wire: Option<Vec<Datagram>>,
+    /// Nodes touched since the last flush (their outputs may be pending).
+    dirty: BTreeSet<SocketAddr>,
+    /// Each node's next deadline as last scheduled in `timers`.
+    scheduled: BTreeMap<SocketAddr, MonoTime>,
+    /// Deadlines; an entry is stale unless `scheduled` still names it.
+    timers: BinaryHeap<Reverse<(MonoTime, SocketAddr)>>,
+    /// Per node: (virtual second, bytes sent in it).
+    rate: BTreeMap<SocketAddr, (u64, u64)>,
+    /// Most bytes one node sent in one virtual second.
+    peak_rate: u64,
 }
 
 impl std::fmt::Debug for Sim {
@@ -159,6 +171,11 @@ impl Sim {
             sent: 0,
             events: VecDeque::new(),
             wire: None,
+            dirty: BTreeSet::new(),
+            scheduled: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            rate: BTreeMap::new(),
+            peak_rate: 0,
         }
     }
 
@@ -195,7 +212,21 @@ impl Sim {
         e.set_local(7150, SocketAddr::from(([224, 0, 71, 50], 7151)));
         e.start(self.now());
         self.nodes.insert(addr(i), e);
+        self.dirty.insert(addr(i));
         addr(i)
+    }
+
+    /// Removes node `i` (it dies): datagrams to it are lost from now on.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes.remove(&addr(i));
+        self.scheduled.remove(&addr(i));
+        self.dirty.remove(&addr(i));
+    }
+
+    /// The most bytes one node put on the wire within one virtual second
+    /// (each second counted from the virtual start).
+    pub fn peak_bytes_per_node_second(&self) -> u64 {
+        self.peak_rate
     }
 
     /// Node `i`'s engine.
@@ -203,6 +234,7 @@ impl Sim {
     /// # Panics
     /// If there is no node `i`.
     pub fn node(&mut self, i: usize) -> &mut Engine {
+        self.dirty.insert(addr(i));
         self.nodes.get_mut(&addr(i)).expect("no such node")
     }
 
@@ -301,12 +333,23 @@ impl Sim {
         self.links.get(&(from, to)).copied()
     }
 
-    /// Moves every queued transmit onto the wire and collects events.
+    /// Moves every queued transmit onto the wire, collects events and
+    /// reschedules the timers of the nodes touched since the last flush.
     fn flush(&mut self) {
-        let addrs: Vec<SocketAddr> = self.nodes.keys().copied().collect();
+        let addrs = std::mem::take(&mut self.dirty);
         for from in addrs {
+            if !self.nodes.contains_key(&from) {
+                continue;
+            }
             while let Some(t) = self.nodes.get_mut(&from).expect("node").poll_transmit() {
                 self.sent += 1;
+                let second = self.now.saturating_duration_since(MonoTime::ZERO).as_secs();
+                let r = self.rate.entry(from).or_insert((second, 0));
+                if r.0 != second {
+                    *r = (second, 0);
+                }
+                r.1 += t.payload.len() as u64;
+                self.peak_rate = self.peak_rate.max(r.1);
                 if let Some(w) = self.wire.as_mut() {
                     w.push(Datagram {
                         at: self.now,
@@ -349,10 +392,32 @@ impl Sim {
                     }));
                 }
             }
-            while let Some(ev) = self.nodes.get_mut(&from).expect("node").poll_event() {
+            let e = self.nodes.get_mut(&from).expect("node");
+            while let Some(ev) = e.poll_event() {
                 self.events.push_back((self.now, from, ev));
             }
+            match e.poll_timeout() {
+                Some(t) => {
+                    if self.scheduled.insert(from, t) != Some(t) {
+                        self.timers.push(Reverse((t, from)));
+                    }
+                }
+                None => {
+                    self.scheduled.remove(&from);
+                }
+            }
         }
+    }
+
+    /// The earliest live deadline, dropping stale heap entries.
+    fn next_timer(&mut self) -> Option<MonoTime> {
+        while let Some(Reverse((t, a))) = self.timers.peek().copied() {
+            if self.scheduled.get(&a) == Some(&t) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
     }
 
     /// Runs until virtual time `end`: delivers datagrams and fires timers in
@@ -361,7 +426,7 @@ impl Sim {
         loop {
             self.flush();
             let next_packet = self.queue.peek().map(|r| r.0.at);
-            let next_timer = self.nodes.values().filter_map(|e| e.poll_timeout()).min();
+            let next_timer = self.next_timer();
             let next = match (next_packet, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -377,6 +442,7 @@ impl Sim {
             while self.queue.peek().is_some_and(|r| r.0.at <= self.now) {
                 let p = self.queue.pop().expect("peeked").0;
                 if let Some(e) = self.nodes.get_mut(&p.to) {
+                    self.dirty.insert(p.to);
                     if p.discovery {
                         e.handle_discovery_datagram(now, p.from, &p.bytes);
                     } else {
@@ -384,9 +450,21 @@ impl Sim {
                     }
                 }
             }
-            for e in self.nodes.values_mut() {
-                if e.poll_timeout().is_some_and(|t| t <= now.mono) {
-                    e.handle_timeout(now);
+            let mut due = BTreeSet::new();
+            while let Some(t) = self.next_timer() {
+                if t > now.mono {
+                    break;
+                }
+                let Reverse((_, a)) = self.timers.pop().expect("peeked");
+                self.scheduled.remove(&a);
+                due.insert(a);
+            }
+            for a in due {
+                if let Some(e) = self.nodes.get_mut(&a) {
+                    self.dirty.insert(a);
+                    if e.poll_timeout().is_some_and(|t| t <= now.mono) {
+                        e.handle_timeout(now);
+                    }
                 }
             }
         }

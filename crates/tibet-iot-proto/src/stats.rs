@@ -89,6 +89,8 @@ pub struct NodeStats {
     pub peers: crate::peers::PeerStats,
     /// Mesh relay.
     pub relay: crate::relay::RelayStats,
+    /// Learned routes.
+    pub routes: crate::routes::RouteStats,
     /// Discovery.
     pub discovery: crate::discovery::DiscoveryStats,
     /// The protocol core.

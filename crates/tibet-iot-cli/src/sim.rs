@@ -1,0 +1,198 @@
+//! `tibet-iot sim`: the deterministic simulation of a whole network of real
+//! engines on a virtual clock, for planning a deployment before installing
+//! it. Topology, warm-up and the measured pings are
+//! `tibet_iot::sim::scenario`; this file parses flags and formats.
+//!
+//! The same flags give byte-identical output, except `wall_seconds`
+//! (leave it out with `--no-wall-clock`).
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tibet_iot::sim::scenario::{self, Report, ScenarioConfig, Topology};
+
+/// `on` or `off`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// Network shapes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Radio-like: random points in the unit square, linked within the
+    /// radius that connects them.
+    Geometric,
+    /// A random tree plus random extra links.
+    Random,
+    /// A chain.
+    Line,
+    /// A square grid.
+    Grid,
+    /// One hub linked to everyone.
+    Star,
+}
+
+/// Arguments of `sim`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example: tibet-iot sim --nodes 1000 --loss 0.1 --seed 7 --json\n\
+                  Same flags, same output (except wall_seconds)."
+)]
+pub(crate) struct Args {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=60_000))]
+    nodes: u32,
+    /// How the nodes are linked.
+    #[arg(long, value_enum, default_value_t = Shape::Geometric)]
+    topology: Shape,
+    /// Probability that a datagram is lost on a link (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = probability)]
+    loss: f64,
+    /// Latency of every link in ms (jitter up to the same again).
+    #[arg(long, default_value_t = 1.0, value_parser = latency)]
+    latency_ms: f64,
+    /// Seed of everything random.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Mesh pings between random pairs after the warm-up.
+    #[arg(long, default_value_t = 100)]
+    pings: u32,
+    /// Learned routing; `off` floods every mesh ping to every peer.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    routing: OnOff,
+    /// Virtual seconds of heartbeats and discovery before the pings.
+    #[arg(long, default_value_t = 300)]
+    warmup_s: u32,
+    /// Skip the second run with routing off (no
+    /// flood_transmissions_per_delivery).
+    #[arg(long)]
+    no_baseline: bool,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+    /// Leave wall_seconds out (for comparing runs byte for byte).
+    #[arg(long)]
+    no_wall_clock: bool,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a probability between 0 and 1")),
+    }
+}
+
+fn latency(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(ms) if (0.0..=60_000.0).contains(&ms) => Ok(ms),
+        _ => Err(format!("{s:?} is not a latency in ms (0 to 60000)")),
+    }
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wall_seconds: Option<f64>,
+}
+
+pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    let cfg = ScenarioConfig {
+        nodes: args.nodes as usize,
+        topology: match args.topology {
+            Shape::Geometric => Topology::Geometric,
+            Shape::Random => Topology::Random,
+            Shape::Line => Topology::Line,
+            Shape::Grid => Topology::Grid,
+            Shape::Star => Topology::Star,
+        },
+        loss: args.loss,
+        latency: Duration::from_secs_f64(args.latency_ms / 1000.0),
+        seed: args.seed,
+        pings: args.pings as usize,
+        routing: args.routing == OnOff::On,
+        warmup: Duration::from_secs(args.warmup_s.into()),
+        baseline: !args.no_baseline,
+        ..ScenarioConfig::default()
+    };
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} simulating [{bar:40}] {percent}% {elapsed}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar
+    };
+    let started = Instant::now();
+    let report = scenario::run(&cfg, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    let wall = (!args.no_wall_clock).then(|| started.elapsed().as_secs_f64());
+    if args.json {
+        let out = Output {
+            report: &report,
+            wall_seconds: wall,
+        };
+        println!("{}", serde_json::to_string(&out)?);
+    } else {
+        print_summary(&report, wall);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(r: &Report, wall: Option<f64>) {
+    println!(
+        "{} nodes, {} links ({:?}), loss {:.0} %, latency {} ms, seed {}, routing {}",
+        r.nodes,
+        r.edges,
+        r.topology,
+        r.loss * 100.0,
+        r.latency_ms,
+        r.seed,
+        if r.routing { "on" } else { "off" }
+    );
+    println!(
+        "answered      {}/{} mesh pings ({:.1} %)",
+        r.delivered,
+        r.attempted,
+        r.delivery_ratio * 100.0
+    );
+    match r.flood_transmissions_per_delivery {
+        Some(f) => println!(
+            "datagrams     {:.1} per answered ping (flooding: {:.1}, {:.1}x more)",
+            r.transmissions_per_delivery,
+            f,
+            f / r.transmissions_per_delivery.max(f64::MIN_POSITIVE)
+        ),
+        None => println!(
+            "datagrams     {:.1} per answered ping",
+            r.transmissions_per_delivery
+        ),
+    }
+    println!("path          median {} links", r.p50_hops);
+    println!("round trip    p99 {:.1} ms (virtual)", r.p99_latency_ms);
+    println!(
+        "busiest node  {} bytes in one second; {:.0} routes per node",
+        r.bytes_per_node_peak, r.routes_per_node
+    );
+    match wall {
+        Some(w) => println!(
+            "time          {:.0} s virtual in {:.1} s",
+            r.virtual_seconds, w
+        ),
+        None => println!("time          {:.0} s virtual", r.virtual_seconds),
+    }
+}

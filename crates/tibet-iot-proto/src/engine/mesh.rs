@@ -1,0 +1,341 @@
+//! Routing inside the [`Engine`]: who may teach routes, what is learned
+//! from which traffic, how a mesh packet picks its next hops (a learned
+//! route, else a bounded flood), and the flood retry of a failed route. The
+//! table itself is [`RoutingTable`] (`routes.rs`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rand::Rng;
+use tibet_ping::{PingPacket, PingType, RoutingMode};
+
+use super::{Engine, SendOptions};
+use crate::error::SendError;
+use crate::event::Event;
+use crate::requests::{MeshFallback, Request, RequestId, RequestKind};
+use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::routes::{ROUTES_KEY, RouteSource, RoutingTable, UNKNOWN_HOPS};
+use crate::time::Now;
+
+/// Most neighbours a bounded flood hands one packet to.
+pub const FLOOD_FANOUT: usize = 4;
+
+/// Where a mesh packet goes next.
+pub(crate) enum NextHops {
+    /// Along a learned route, or straight to the target (a live peer).
+    Routed(SocketAddr),
+    /// A flood: a bounded one with routing on, every live peer with it off.
+    Flood(Vec<SocketAddr>),
+}
+
+impl Engine {
+    /// Whether `did` may teach this node routes: it is trusted (its trust
+    /// reaches the GROEN threshold, set explicitly or through vouches).
+    /// The one place to widen when authenticated identities arrive.
+    pub fn may_teach_routes(&self, now: Now, did: &str) -> bool {
+        self.node.trust_of(now.wall, did).score >= self.config.ping.trust_groen
+    }
+
+    /// The routing table.
+    pub fn routes(&self) -> &RoutingTable {
+        &self.routes
+    }
+
+    /// Sends a mesh ping to `target` without naming a first hop: along the
+    /// learned route if there is one (the target itself when it is a live
+    /// peer), else by bounded flood. A routed ping that gets no answer in
+    /// half its timeout (resends included) drops the route and is sent once
+    /// more, by flood, for the other half. Its answer or timeout becomes an
+    /// event carrying the returned id.
+    pub fn send_mesh_ping(
+        &mut self,
+        now: Now,
+        target: &str,
+        intent: &str,
+        purpose: &str,
+        opts: SendOptions,
+    ) -> Result<RequestId, SendError> {
+        self.check_capacity()?;
+        let mut ping = opts.ping;
+        ping.routing_mode = RoutingMode::Mesh;
+        let timeout = opts.timeout.unwrap_or(self.config.request_timeout);
+        let policy = opts.retransmit.unwrap_or(self.config.retransmit);
+        let packet = self
+            .node
+            .ping(now.wall, target, intent, purpose, ping.clone());
+        match self.mesh_next_hops(now, target, None) {
+            NextHops::Routed(addr) if self.config.routing => {
+                let half = timeout / 2;
+                let fallback = MeshFallback {
+                    intent: intent.to_owned(),
+                    purpose: purpose.to_owned(),
+                    ping,
+                    retransmit: policy,
+                    timeout: timeout - half,
+                };
+                self.stats_routes_routed();
+                self.send_mesh_request(
+                    now,
+                    packet,
+                    vec![addr],
+                    half,
+                    policy,
+                    Some(Box::new(fallback)),
+                    None,
+                )
+            }
+            NextHops::Routed(addr) => {
+                self.send_mesh_request(now, packet, vec![addr], timeout, policy, None, None)
+            }
+            NextHops::Flood(hops) if hops.is_empty() => {
+                self.routes.stats.unroutable += 1;
+                Err(SendError::NoRoute {
+                    target: target.to_owned(),
+                })
+            }
+            NextHops::Flood(hops) => {
+                self.routes.stats.flooded += 1;
+                self.send_mesh_request(now, packet, hops, timeout, policy, None, None)
+            }
+        }
+    }
+
+    fn stats_routes_routed(&mut self) {
+        self.routes.stats.routed += 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_mesh_request(
+        &mut self,
+        now: Now,
+        packet: PingPacket,
+        hops: Vec<SocketAddr>,
+        timeout: Duration,
+        policy: RetransmitPolicy,
+        fallback: Option<Box<MeshFallback>>,
+        id: Option<RequestId>,
+    ) -> Result<RequestId, SendError> {
+        let bytes = self
+            .codec
+            .encode_packet(&packet)
+            .map_err(|e| SendError::Encode(e.to_string()))?;
+        self.relay.mark_seen(now.mono, &packet.packet_id);
+        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let deadline = now.mono + timeout;
+        let next_due = retransmit
+            .as_ref()
+            .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
+        let id = id.unwrap_or_else(|| self.requests.next_id());
+        let (first, also) = hops.split_first().expect("at least one hop");
+        self.requests.insert(Request {
+            id,
+            kind: RequestKind::Caller,
+            packet_id: packet.packet_id,
+            target_did: packet.target_did,
+            addr: *first,
+            direct: false,
+            deadline,
+            next_due,
+            datagram: retransmit.as_ref().map(|_| bytes.clone()),
+            retransmit,
+            also: also.to_vec(),
+            fallback,
+        });
+        self.stats.requests_sent += 1;
+        let copies = if hops.len() == 1 {
+            self.config.mesh_copies
+        } else {
+            1
+        };
+        for hop in &hops {
+            self.transmit_mesh(*hop, bytes.clone(), copies);
+        }
+        Ok(id)
+    }
+
+    /// Sends a datagram of a mesh packet (or its answer) `copies` times
+    /// (at least once), counted as mesh traffic.
+    pub(crate) fn transmit_mesh(&mut self, to: SocketAddr, bytes: impl Into<Bytes>, copies: u8) {
+        let bytes: Bytes = bytes.into();
+        let copies = copies.max(1);
+        self.routes.stats.mesh_datagrams += u64::from(copies);
+        for _ in 1..copies {
+            self.transmit(to, bytes.clone());
+        }
+        self.transmit(to, bytes);
+    }
+
+    /// A routed mesh request timed out: drop its route and flood it once.
+    pub(crate) fn retry_by_flood(&mut self, now: Now, req: Request, fb: MeshFallback) {
+        self.routes.fail(&req.target_did);
+        let NextHops::Flood(hops) = self.flood_hops(now, None) else {
+            unreachable!("flood_hops floods")
+        };
+        let sent = if hops.is_empty() {
+            None
+        } else {
+            self.routes.stats.flooded += 1;
+            let packet =
+                self.node
+                    .ping(now.wall, &req.target_did, &fb.intent, &fb.purpose, fb.ping);
+            self.send_mesh_request(
+                now,
+                packet,
+                hops,
+                fb.timeout,
+                fb.retransmit,
+                None,
+                Some(req.id),
+            )
+            .ok()
+        };
+        if sent.is_none() {
+            self.stats.requests_timed_out += 1;
+            self.event(Event::RequestTimedOut { id: req.id });
+        }
+    }
+
+    /// The next hops of a mesh packet for `target` that came from `from`
+    /// (`None`: our own).
+    pub(crate) fn mesh_next_hops(
+        &mut self,
+        now: Now,
+        target: &str,
+        from: Option<SocketAddr>,
+    ) -> NextHops {
+        // Only peers that proved their address get mesh traffic
+        // (docs/SECURITY.md).
+        if let Some(a) = self.peers.proven_address(now.mono, target) {
+            return NextHops::Routed(a);
+        }
+        if self.config.routing
+            && let Some(r) = self.routes.get(now.mono, target)
+            && Some(r.next_hop) != from
+            && self.is_live_neighbour(now, r.next_hop)
+        {
+            return NextHops::Routed(r.next_hop);
+        }
+        self.flood_hops(now, from)
+    }
+
+    fn is_live_neighbour(&self, now: Now, addr: SocketAddr) -> bool {
+        self.routes
+            .neighbour(addr)
+            .and_then(|did| self.peers.proven_address(now.mono, did))
+            == Some(addr)
+    }
+
+    /// Live, proven peers except `from`: all of them with routing off, else
+    /// at most [`FLOOD_FANOUT`] drawn by the seeded RNG from the ordered
+    /// table.
+    fn flood_hops(&mut self, now: Now, from: Option<SocketAddr>) -> NextHops {
+        let mut hops: Vec<SocketAddr> = self
+            .peers
+            .alive(now.mono)
+            .filter(|p| p.proven)
+            .map(|p| p.address)
+            .filter(|a| Some(*a) != from)
+            .collect();
+        if self.config.routing && hops.len() > FLOOD_FANOUT {
+            for i in 0..FLOOD_FANOUT {
+                let j = self.rng.gen_range(i..hops.len());
+                hops.swap(i, j);
+            }
+            hops.truncate(FLOOD_FANOUT);
+        }
+        NextHops::Flood(hops)
+    }
+
+    /// `did` at `addr` talked to us directly (a heartbeat, or an answer to
+    /// a direct request): a route of one hop, if it may teach routes.
+    pub(crate) fn learn_neighbour(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        if !self.config.routing {
+            return;
+        }
+        if !self.may_teach_routes(now, did) {
+            self.routes.stats.untrusted_ignored += 1;
+            return;
+        }
+        if self.routes.set_neighbour(addr, did) {
+            self.routes
+                .learn(now.mono, did, addr, 1, RouteSource::Neighbour);
+        }
+    }
+
+    /// A heartbeat from the neighbour `did` at `addr` (verified: replay
+    /// checked, not ROOD, straight from its sender) may carry its routes.
+    pub(crate) fn learn_from_heartbeat(&mut self, now: Now, packet: &PingPacket, addr: SocketAddr) {
+        if !self.config.routing || packet.ping_type != PingType::Heartbeat {
+            return;
+        }
+        self.learn_neighbour(now, &packet.source_did, addr);
+        let Some(advert) = packet.payload.get(ROUTES_KEY).and_then(|v| v.as_object()) else {
+            return;
+        };
+        if !self.may_teach_routes(now, &packet.source_did)
+            || self.routes.neighbour(addr) != Some(packet.source_did.as_str())
+        {
+            return;
+        }
+        let own = self.node.did().to_owned();
+        for (dest, hops) in self
+            .routes
+            .parse_advertisement(advert, &own, &packet.source_did)
+        {
+            self.routes
+                .learn(now.mono, &dest, addr, hops, RouteSource::Advertised);
+        }
+    }
+
+    /// A response from `responder` came back through the neighbour at
+    /// `from`: the way there works. Taught only by a neighbour that may
+    /// teach routes.
+    pub(crate) fn learn_from_response(&mut self, now: Now, responder: &str, from: SocketAddr) {
+        if !self.config.routing || responder == self.node.did() {
+            return;
+        }
+        let teaches = self
+            .routes
+            .neighbour(from)
+            .is_some_and(|n| self.may_teach_routes(now, n));
+        if !teaches {
+            self.routes.stats.untrusted_ignored += 1;
+            return;
+        }
+        self.routes.learn(
+            now.mono,
+            responder,
+            from,
+            UNKNOWN_HOPS,
+            RouteSource::Response,
+        );
+    }
+
+    /// Adds this round's route advertisement to a heartbeat for `to_did` at
+    /// `to`.
+    pub(crate) fn attach_routes(
+        round: &[(String, SocketAddr, u32)],
+        packet: &mut PingPacket,
+        to_did: &str,
+        to: SocketAddr,
+    ) {
+        let advert = RoutingTable::advertisement_for(round, to_did, to);
+        if !advert.is_empty() {
+            packet.payload.insert(ROUTES_KEY.to_owned(), advert.into());
+        }
+    }
+
+    /// The hook for a mesh packet that has no route and no peer to flood to
+    /// (everything it could reach is where it came from). Counted; a bridge
+    /// to a wider transport (MQTT) takes such packets from here.
+    pub(crate) fn on_unroutable(&mut self, _now: Now, _packet: &PingPacket) {
+        self.routes.stats.unroutable += 1;
+    }
+
+    /// A neighbour expired: routes through it are gone.
+    pub(crate) fn forget_neighbour(&mut self, addr: SocketAddr) {
+        self.routes.remove_via(addr);
+        self.routes.remove_neighbour(addr);
+    }
+}

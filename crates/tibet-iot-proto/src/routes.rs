@@ -1,0 +1,543 @@
+//! [`RoutingTable`]: learned next hops towards mesh destinations; bounded in
+//! entries and bytes, and counting what it refused (docs/ARCHITECTURE.md,
+//! "Routing").
+//!
+//! A route says: to reach `destination`, hand the packet to `next_hop`, which
+//! is `hops` links away from it. Routes are learned only from traffic the
+//! engine has verified (see `Engine::may_teach_routes`):
+//!
+//! - a neighbour that answered or sent a heartbeat directly (distance 1);
+//! - a response that came back through a neighbour (the way the ping went
+//!   works; its length is unknown, so such routes are never advertised);
+//! - the `routes` advertisement a trusted neighbour carries in its heartbeat
+//!   payload (`{"<did>": hops, ...}`, at most [`MAX_ADVERTISED`] entries).
+//!
+//! Advertisements use poisoned reverse: a route learned from a neighbour is
+//! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
+//! keep a dead route alive through each other. Routes age out after the
+//! table's ttl unless refreshed, and a route whose next hop is no longer a
+//! live peer is not used.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use tibet_ping::JsonMap;
+
+use crate::time::MonoTime;
+
+/// Payload key of a heartbeat carrying route advertisements (an extension;
+/// peers that do not route ignore unknown payload keys).
+pub const ROUTES_KEY: &str = "routes";
+/// Most entries one advertisement carries, and most entries read from one.
+pub const MAX_ADVERTISED: usize = 256;
+/// Hop count meaning "unreachable" (RIP uses 16; a radio mesh of 10,000
+/// nodes can be 60 links across).
+pub const INFINITY: u32 = 64;
+/// Hop count recorded for a route learned from a response (length unknown):
+/// usable, but any route of known length is preferred.
+pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
+/// Bytes charged per entry on top of the destination DID (map node, next
+/// hop, hop count, age).
+const ENTRY_OVERHEAD: usize = 96;
+
+/// How a route was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum RouteSource {
+    /// The destination is a neighbour that talked to us directly.
+    Neighbour,
+    /// A neighbour advertised it in a heartbeat.
+    Advertised,
+    /// A response came back through this next hop.
+    Response,
+}
+
+/// One learned route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Where to send packets for the destination.
+    pub next_hop: SocketAddr,
+    /// Links from here to the destination ([`UNKNOWN_HOPS`] when unknown).
+    pub hops: u32,
+    /// When the route was last learned or confirmed.
+    pub learned: MonoTime,
+    /// How it was learned.
+    pub source: RouteSource,
+    changed: bool,
+}
+
+/// Routing counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RouteStats {
+    /// Entries in the table.
+    pub entries: usize,
+    /// Bytes charged for the entries.
+    pub bytes: usize,
+    /// New routes refused because the table was full (entries or bytes).
+    pub refused: u64,
+    /// Routes learned or replaced by a better one.
+    pub learned: u64,
+    /// Routes dropped because they failed (no answer after retries).
+    pub failed: u64,
+    /// Routes dropped because they aged out or were poisoned.
+    pub expired: u64,
+    /// Advertisements or responses ignored because the source may not
+    /// teach routes.
+    pub untrusted_ignored: u64,
+    /// Advertisement entries ignored as malformed or beyond the bound.
+    pub entries_ignored: u64,
+    /// Mesh packets sent along a learned route.
+    pub routed: u64,
+    /// Mesh packets sent by bounded flood (no usable route).
+    pub flooded: u64,
+    /// Mesh packets with no route and no neighbour to flood to.
+    pub unroutable: u64,
+    /// Datagrams this node sent for mesh packets, routed or flooded: its
+    /// own pings and their resends, relayed copies, answers to mesh pings
+    /// and answers passed back (what `tibet-iot sim` divides by deliveries).
+    pub mesh_datagrams: u64,
+    /// Mesh pings answered here, by the number of relays they passed
+    /// (index i: i relays; the vector grows to the largest count seen, at
+    /// most [`INFINITY`] + 1 entries).
+    pub mesh_relays_seen: Vec<u64>,
+}
+
+/// The routing table of one node.
+#[derive(Debug)]
+pub struct RoutingTable {
+    routes: BTreeMap<String, Route>,
+    capacity: usize,
+    byte_capacity: usize,
+    bytes: usize,
+    ttl: Duration,
+    cursor: Option<String>,
+    neighbours: BTreeMap<SocketAddr, String>,
+    /// Routes lost since the last advertisement round: advertised once as
+    /// unreachable so that neighbours drop them too (bounded like routes).
+    withdrawn: std::collections::BTreeSet<String>,
+    pub(crate) stats: RouteStats,
+}
+
+impl RoutingTable {
+    /// A table of at most `capacity` routes and `byte_capacity` bytes; a
+    /// route not confirmed for `ttl` is dropped.
+    pub fn new(capacity: usize, byte_capacity: usize, ttl: Duration) -> Self {
+        RoutingTable {
+            routes: BTreeMap::new(),
+            capacity: capacity.max(1),
+            byte_capacity,
+            bytes: 0,
+            ttl,
+            cursor: None,
+            neighbours: BTreeMap::new(),
+            withdrawn: std::collections::BTreeSet::new(),
+            stats: RouteStats::default(),
+        }
+    }
+
+    fn entry_bytes(destination: &str) -> usize {
+        destination.len() + ENTRY_OVERHEAD
+    }
+
+    /// Learns (or confirms) a route; returns whether the table now holds it.
+    /// A shorter route replaces a longer one; the same next hop updates its
+    /// length (a poisoned one, `hops >= INFINITY`, removes it).
+    pub fn learn(
+        &mut self,
+        now: MonoTime,
+        destination: &str,
+        next_hop: SocketAddr,
+        hops: u32,
+        source: RouteSource,
+    ) -> bool {
+        if let Some(r) = self.routes.get_mut(destination) {
+            let stale = now.saturating_duration_since(r.learned) > self.ttl;
+            if r.next_hop == next_hop {
+                if hops >= INFINITY {
+                    self.remove(destination);
+                    self.withdraw(destination);
+                    self.stats.expired += 1;
+                    return false;
+                }
+                // A response confirms the path but says nothing of its length.
+                let hops = if source == RouteSource::Response {
+                    r.hops
+                } else {
+                    hops
+                };
+                r.changed |= r.hops != hops;
+                r.hops = hops;
+                r.learned = now;
+                if source != RouteSource::Response {
+                    r.source = source;
+                }
+                return true;
+            }
+            if hops >= INFINITY || (hops >= r.hops && !stale) {
+                return false;
+            }
+            *r = Route {
+                next_hop,
+                hops,
+                learned: now,
+                source,
+                changed: true,
+            };
+            self.stats.learned += 1;
+            return true;
+        }
+        if hops >= INFINITY {
+            return false;
+        }
+        let cost = Self::entry_bytes(destination);
+        if self.routes.len() >= self.capacity || self.bytes + cost > self.byte_capacity {
+            self.expire(now);
+        }
+        if self.routes.len() >= self.capacity || self.bytes + cost > self.byte_capacity {
+            self.stats.refused += 1;
+            return false;
+        }
+        self.bytes += cost;
+        self.routes.insert(
+            destination.to_owned(),
+            Route {
+                next_hop,
+                hops,
+                learned: now,
+                source,
+                changed: true,
+            },
+        );
+        self.stats.learned += 1;
+        true
+    }
+
+    /// The route to `destination`, if learned within the ttl.
+    pub fn get(&self, now: MonoTime, destination: &str) -> Option<&Route> {
+        self.routes
+            .get(destination)
+            .filter(|r| now.saturating_duration_since(r.learned) <= self.ttl)
+    }
+
+    /// Forgets the route to `destination`.
+    pub fn remove(&mut self, destination: &str) -> Option<Route> {
+        let r = self.routes.remove(destination)?;
+        self.bytes -= Self::entry_bytes(destination);
+        Some(r)
+    }
+
+    /// Drops a route that failed (no answer after retries).
+    pub fn fail(&mut self, destination: &str) {
+        if self.remove(destination).is_some() {
+            self.stats.failed += 1;
+            self.withdraw(destination);
+        }
+    }
+
+    fn withdraw(&mut self, destination: &str) {
+        if self.withdrawn.len() < self.capacity {
+            self.withdrawn.insert(destination.to_owned());
+        }
+    }
+
+    /// Drops every route through `next_hop` (the neighbour is gone).
+    pub fn remove_via(&mut self, next_hop: SocketAddr) -> usize {
+        let gone: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| r.next_hop == next_hop)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &gone {
+            self.remove(d);
+            self.withdraw(d);
+        }
+        self.stats.expired += gone.len() as u64;
+        gone.len()
+    }
+
+    /// Drops routes older than the ttl.
+    pub fn expire(&mut self, now: MonoTime) {
+        let ttl = self.ttl;
+        let gone: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|(_, r)| now.saturating_duration_since(r.learned) > ttl)
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &gone {
+            self.remove(d);
+        }
+        self.stats.expired += gone.len() as u64;
+    }
+
+    /// The destinations of this round's advertisement, at most
+    /// [`MAX_ADVERTISED`]: changed routes first, then the rest in turn
+    /// (a cursor walks the table across rounds). Routes learned from
+    /// responses (length unknown) are never advertised.
+    pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<(String, SocketAddr, u32)> {
+        let ttl = self.ttl;
+        let live = |r: &Route| {
+            r.source != RouteSource::Response && now.saturating_duration_since(r.learned) <= ttl
+        };
+        let mut out: Vec<(String, SocketAddr, u32)> = Vec::new();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        while out.len() < MAX_ADVERTISED {
+            let Some(d) = self.withdrawn.pop_first() else {
+                break;
+            };
+            if !self.routes.contains_key(&d) {
+                out.push((d, unspecified, INFINITY));
+            }
+        }
+        for (d, r) in self.routes.iter_mut() {
+            if out.len() >= MAX_ADVERTISED {
+                break;
+            }
+            if r.changed && live(r) {
+                r.changed = false;
+                out.push((d.clone(), r.next_hop, r.hops));
+            }
+        }
+        if out.len() < MAX_ADVERTISED {
+            let start = self.cursor.take();
+            let after = match &start {
+                Some(c) => self
+                    .routes
+                    .range::<str, _>((
+                        std::ops::Bound::Excluded(c.as_str()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .chain(self.routes.range::<str, _>((
+                        std::ops::Bound::Unbounded,
+                        std::ops::Bound::Included(c.as_str()),
+                    )))
+                    .collect::<Vec<_>>(),
+                None => self.routes.iter().collect(),
+            };
+            for (d, r) in after {
+                if out.len() >= MAX_ADVERTISED {
+                    break;
+                }
+                if live(r) && !out.iter().any(|(o, _, _)| o == d) {
+                    out.push((d.clone(), r.next_hop, r.hops));
+                    self.cursor = Some(d.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// This round's advertisement as sent to the neighbour `to_did` at `to`:
+    /// routes through it are poisoned (advertised as [`INFINITY`]), the
+    /// route to itself is left out.
+    pub fn advertisement_for(
+        round: &[(String, SocketAddr, u32)],
+        to_did: &str,
+        to: SocketAddr,
+    ) -> JsonMap {
+        round
+            .iter()
+            .filter(|(d, _, _)| d != to_did)
+            .map(|(d, hop, hops)| {
+                let h = if *hop == to { INFINITY } else { *hops };
+                (d.clone(), h.into())
+            })
+            .collect()
+    }
+
+    /// Reads an advertisement from the neighbour `from_did` at `from`:
+    /// `(destination, hops from here)` for each valid entry, at most
+    /// [`MAX_ADVERTISED`]; entries naming `own_did` or the neighbour itself,
+    /// and malformed ones, are counted and skipped.
+    pub fn parse_advertisement(
+        &mut self,
+        advert: &JsonMap,
+        own_did: &str,
+        from_did: &str,
+    ) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for (i, (d, h)) in advert.iter().enumerate() {
+            let hops = h.as_u64().and_then(|h| u32::try_from(h).ok());
+            match hops {
+                Some(h) if i < MAX_ADVERTISED && d != own_did && d != from_did && !d.is_empty() => {
+                    out.push((d.clone(), h.saturating_add(1).min(INFINITY)));
+                }
+                _ => self.stats.entries_ignored += 1,
+            }
+        }
+        out
+    }
+
+    /// Every route, by destination.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Route)> {
+        self.routes.iter().map(|(d, r)| (d.as_str(), r))
+    }
+
+    /// Records that the trusted neighbour `did` talks to us from `addr`
+    /// (the only next hops a route may use); false when the neighbour list
+    /// is full (bounded like the routes).
+    pub fn set_neighbour(&mut self, addr: SocketAddr, did: &str) -> bool {
+        if let Some(d) = self.neighbours.get_mut(&addr) {
+            if d != did {
+                did.clone_into(d);
+            }
+            return true;
+        }
+        if self.neighbours.len() >= self.capacity {
+            self.stats.refused += 1;
+            return false;
+        }
+        self.neighbours.insert(addr, did.to_owned());
+        true
+    }
+
+    /// The DID of the neighbour at `addr`.
+    pub fn neighbour(&self, addr: SocketAddr) -> Option<&str> {
+        self.neighbours.get(&addr).map(String::as_str)
+    }
+
+    /// Forgets the neighbour at `addr`.
+    pub fn remove_neighbour(&mut self, addr: SocketAddr) {
+        self.neighbours.remove(&addr);
+    }
+
+    /// Number of routes held.
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Whether no route is held.
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RouteStats {
+        RouteStats {
+            entries: self.routes.len(),
+            bytes: self.bytes,
+            ..self.stats.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::tests::{addr, t};
+
+    fn table() -> RoutingTable {
+        RoutingTable::new(3, 10_000, Duration::from_secs(100))
+    }
+
+    #[test]
+    fn shorter_routes_win_and_the_same_next_hop_updates() {
+        let mut rt = table();
+        assert!(rt.learn(t(0), "jis:d", addr(1), 3, RouteSource::Advertised));
+        assert!(!rt.learn(t(1), "jis:d", addr(2), 4, RouteSource::Advertised));
+        assert_eq!(rt.get(t(1), "jis:d").unwrap().next_hop, addr(1));
+        assert!(rt.learn(t(2), "jis:d", addr(2), 2, RouteSource::Advertised));
+        assert_eq!(rt.get(t(2), "jis:d").unwrap().next_hop, addr(2));
+        assert!(rt.learn(t(3), "jis:d", addr(2), 5, RouteSource::Advertised));
+        assert_eq!(rt.get(t(3), "jis:d").unwrap().hops, 5, "same hop: updated");
+        assert!(!rt.learn(t(4), "jis:d", addr(2), INFINITY, RouteSource::Advertised));
+        assert!(rt.get(t(4), "jis:d").is_none(), "poisoned: removed");
+    }
+
+    #[test]
+    fn response_routes_keep_known_lengths_and_lose_to_known_ones() {
+        let mut rt = table();
+        assert!(rt.learn(t(0), "jis:d", addr(1), UNKNOWN_HOPS, RouteSource::Response));
+        assert!(rt.learn(t(0), "jis:d", addr(2), 6, RouteSource::Advertised));
+        assert!(rt.learn(t(1), "jis:d", addr(2), 0, RouteSource::Response));
+        assert_eq!(rt.get(t(1), "jis:d").unwrap().hops, 6);
+        assert!(
+            rt.advertisement_round(t(1))
+                .iter()
+                .any(|(d, _, _)| d == "jis:d"),
+            "a route of known length is advertised"
+        );
+    }
+
+    #[test]
+    fn bounded_in_entries_and_bytes_and_counts_refusals() {
+        let mut rt = table();
+        for (i, d) in ["jis:a", "jis:b", "jis:c"].iter().enumerate() {
+            assert!(rt.learn(t(0), d, addr(i as u16), 1, RouteSource::Neighbour));
+        }
+        assert!(!rt.learn(t(1), "jis:e", addr(9), 1, RouteSource::Neighbour));
+        assert_eq!(rt.stats().refused, 1);
+        assert!(
+            rt.learn(t(200), "jis:e", addr(9), 1, RouteSource::Neighbour),
+            "room once the old ones aged out"
+        );
+        let mut small = RoutingTable::new(100, 2 * (ENTRY_OVERHEAD + 5), Duration::from_secs(9));
+        assert!(small.learn(t(0), "jis:a", addr(1), 1, RouteSource::Neighbour));
+        assert!(small.learn(t(0), "jis:b", addr(1), 1, RouteSource::Neighbour));
+        assert!(!small.learn(t(0), "jis:c", addr(1), 1, RouteSource::Neighbour));
+        assert_eq!(small.stats().bytes, 2 * (ENTRY_OVERHEAD + 5));
+        assert_eq!(small.stats().refused, 1);
+    }
+
+    #[test]
+    fn advertisements_are_bounded_rotate_and_poison_the_reverse() {
+        let mut rt = RoutingTable::new(1000, 1 << 20, Duration::from_secs(100));
+        for i in 0..300u16 {
+            rt.learn(
+                t(0),
+                &format!("jis:d{i:03}"),
+                addr(i % 2),
+                2,
+                RouteSource::Advertised,
+            );
+        }
+        let first = rt.advertisement_round(t(1));
+        assert_eq!(first.len(), MAX_ADVERTISED);
+        let second = rt.advertisement_round(t(2));
+        assert_eq!(second.len(), MAX_ADVERTISED);
+        let covered: std::collections::BTreeSet<_> = first
+            .iter()
+            .chain(&second)
+            .map(|(d, _, _)| d.clone())
+            .collect();
+        assert_eq!(
+            covered.len(),
+            300,
+            "every route advertised within two rounds"
+        );
+        let to_a = RoutingTable::advertisement_for(&first, "jis:d000", addr(0));
+        assert!(!to_a.contains_key("jis:d000"), "not its own route");
+        assert_eq!(to_a["jis:d002"], INFINITY, "learned from it: poisoned");
+        assert_eq!(to_a["jis:d001"], 2);
+    }
+
+    #[test]
+    fn lost_routes_are_advertised_once_as_unreachable() {
+        let mut rt = table();
+        rt.learn(t(0), "jis:d", addr(1), 2, RouteSource::Advertised);
+        rt.learn(t(0), "jis:e", addr(2), 2, RouteSource::Advertised);
+        rt.advertisement_round(t(1));
+        assert_eq!(rt.remove_via(addr(1)), 1);
+        let round = rt.advertisement_round(t(2));
+        let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
+        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn");
+        assert_eq!(to_n["jis:e"], 2);
+        let again = rt.advertisement_round(t(3));
+        assert!(again.iter().all(|(d, _, _)| d != "jis:d"), "only once");
+    }
+
+    #[test]
+    fn parsing_skips_malformed_self_and_sender_entries() {
+        let mut rt = table();
+        let advert: JsonMap = serde_json::from_str(
+            r#"{"jis:me":1,"jis:n":1,"jis:x":"far","jis:y":-1,"jis:z":3,"jis:w":99}"#,
+        )
+        .unwrap();
+        let got = rt.parse_advertisement(&advert, "jis:me", "jis:n");
+        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), INFINITY)]);
+        assert_eq!(rt.stats().entries_ignored, 4);
+    }
+}

@@ -1,0 +1,469 @@
+//! Whole-network scenarios on the [`Sim`]: a topology, a warm-up of
+//! heartbeats and discovery, then mesh pings between random pairs, measured.
+//! `tibet-iot sim` formats what [`run`] returns; the test suite runs the
+//! same code at a smaller size.
+//!
+//! Every node commissions its graph neighbours (trust 0.9, so they may
+//! teach it routes) and accepts pings from any simulated DID by an airlock
+//! rule. Nodes start staggered over one heartbeat interval, as real devices
+//! power up at different moments. Everything derives from the seed, so the
+//! same [`ScenarioConfig`] gives the same [`Report`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+use tibet_ping::{AirlockRule, AirlockZone, RulePattern};
+
+use super::{Link, Sim, did};
+use crate::config::TransportConfig;
+use crate::engine::SendOptions;
+use crate::event::Event;
+use crate::requests::RequestId;
+use crate::retransmit::RetransmitPolicy;
+use crate::time::MonoTime;
+
+/// How the nodes are connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Topology {
+    /// Radio-like: nodes at random points of the unit square, linked within
+    /// the smallest radius (searched in 5 % steps from 1.4 times the
+    /// connectivity threshold) that connects the graph.
+    Geometric,
+    /// A random spanning tree plus as many random extra links as nodes.
+    Random,
+    /// A chain.
+    Line,
+    /// A square grid, row by row.
+    Grid,
+    /// Node 0 linked to every other node (a hub).
+    Star,
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "geometric" => Topology::Geometric,
+            "random" => Topology::Random,
+            "line" => Topology::Line,
+            "grid" => Topology::Grid,
+            "star" => Topology::Star,
+            _ => return Err(format!("unknown topology {s:?}")),
+        })
+    }
+}
+
+/// What to simulate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScenarioConfig {
+    /// Number of nodes.
+    pub nodes: usize,
+    /// How they are linked.
+    pub topology: Topology,
+    /// Loss on every link (0..1).
+    pub loss: f64,
+    /// Latency of every link; jitter is uniform up to the same amount.
+    pub latency: Duration,
+    /// The seed everything derives from.
+    pub seed: u64,
+    /// Mesh pings between random pairs after the warm-up.
+    pub pings: usize,
+    /// Learned routing on (else every relay floods to every peer).
+    pub routing: bool,
+    /// Virtual time of heartbeats and discovery before the first ping.
+    pub warmup: Duration,
+    /// Virtual time between two pings.
+    pub ping_interval: Duration,
+    /// Whether to run the same scenario with routing off for
+    /// [`Report::flood_transmissions_per_delivery`].
+    pub baseline: bool,
+}
+
+impl Default for ScenarioConfig {
+    /// 100 geometric nodes, no loss, 1 ms links, seed 1, 100 pings, routing
+    /// on, 5 virtual minutes of warm-up, a ping every 100 ms, with baseline.
+    fn default() -> Self {
+        ScenarioConfig {
+            nodes: 100,
+            topology: Topology::Geometric,
+            loss: 0.0,
+            latency: Duration::from_millis(1),
+            seed: 1,
+            pings: 100,
+            routing: true,
+            warmup: Duration::from_secs(300),
+            ping_interval: Duration::from_millis(100),
+            baseline: true,
+        }
+    }
+}
+
+/// What a scenario measured; the same config gives the same report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Nodes.
+    pub nodes: usize,
+    /// Links (each counted once).
+    pub edges: usize,
+    /// The topology.
+    pub topology: Topology,
+    /// The seed.
+    pub seed: u64,
+    /// Link loss.
+    pub loss: f64,
+    /// Link latency in ms.
+    pub latency_ms: f64,
+    /// Whether learned routing was on.
+    pub routing: bool,
+    /// Mesh pings sent.
+    pub attempted: usize,
+    /// Mesh pings whose answer came back to the origin in time.
+    pub delivered: usize,
+    /// delivered / attempted.
+    pub delivery_ratio: f64,
+    /// Datagrams sent for the mesh pings (copies, resends, answers) per
+    /// delivered ping; heartbeats and beacons are not counted.
+    pub transmissions_per_delivery: f64,
+    /// The same with routing off (the flood), when the baseline ran.
+    pub flood_transmissions_per_delivery: Option<f64>,
+    /// Median number of links a mesh ping travelled to its target.
+    pub p50_hops: u32,
+    /// 99th percentile of the virtual round-trip time of answered pings.
+    pub p99_latency_ms: f64,
+    /// Most bytes one node sent in one virtual second (warm-up included:
+    /// heartbeats, advertisements, beacons).
+    pub bytes_per_node_peak: u64,
+    /// Mean number of routes a node held at the end.
+    pub routes_per_node: f64,
+    /// Virtual time simulated (the routed run).
+    pub virtual_seconds: f64,
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Steps done.
+    pub done: u64,
+    /// Steps in all (warm-up tenths plus pings, for each run).
+    pub total: u64,
+}
+
+/// The links of `topology` over `n` nodes, each `(a, b)` with `a < b`,
+/// sorted; randomness from `rng`.
+pub fn edges(topology: Topology, n: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
+    let mut e: Vec<(usize, usize)> = match topology {
+        Topology::Line => (1..n).map(|i| (i - 1, i)).collect(),
+        Topology::Star => (1..n).map(|i| (0, i)).collect(),
+        Topology::Grid => {
+            let side = (n as f64).sqrt().ceil().max(1.0) as usize;
+            let mut v = Vec::new();
+            for i in 0..n {
+                if (i + 1) % side != 0 && i + 1 < n {
+                    v.push((i, i + 1));
+                }
+                if i + side < n {
+                    v.push((i, i + side));
+                }
+            }
+            v
+        }
+        Topology::Random => {
+            let mut set = std::collections::BTreeSet::new();
+            for i in 1..n {
+                set.insert((rng.gen_range(0..i), i));
+            }
+            let mut tries = 0;
+            while n > 2 && set.len() < 2 * (n - 1) && tries < 20 * n {
+                tries += 1;
+                let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+                if a != b {
+                    set.insert((a.min(b), a.max(b)));
+                }
+            }
+            set.into_iter().collect()
+        }
+        Topology::Geometric => geometric(n, rng),
+    };
+    e.sort_unstable();
+    e.dedup();
+    e
+}
+
+fn geometric(n: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
+    if n < 2 {
+        return Vec::new();
+    }
+    let pts: Vec<(f64, f64)> = (0..n).map(|_| (rng.r#gen(), rng.r#gen())).collect();
+    let nf = n as f64;
+    let mut r = 1.4 * (nf.ln().max(1.0) / (std::f64::consts::PI * nf)).sqrt();
+    loop {
+        // Bucket the square into cells of side r: only neighbouring cells
+        // can hold points within r.
+        let cells = ((1.0 / r).floor() as usize).max(1);
+        let cell = |x: f64| ((x * cells as f64) as usize).min(cells - 1);
+        let mut grid: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
+        for (i, &(x, y)) in pts.iter().enumerate() {
+            grid.entry((cell(x), cell(y))).or_default().push(i);
+        }
+        let mut e = Vec::new();
+        for (i, &(x, y)) in pts.iter().enumerate() {
+            let (cx, cy) = (cell(x), cell(y));
+            for gx in cx.saturating_sub(1)..=(cx + 1).min(cells - 1) {
+                for gy in cy.saturating_sub(1)..=(cy + 1).min(cells - 1) {
+                    for &j in grid.get(&(gx, gy)).map_or(&[][..], Vec::as_slice) {
+                        let (dx, dy) = (pts[j].0 - x, pts[j].1 - y);
+                        if j > i && dx * dx + dy * dy <= r * r {
+                            e.push((i, j));
+                        }
+                    }
+                }
+            }
+        }
+        if connected(n, &e) {
+            return e;
+        }
+        r *= 1.05;
+    }
+}
+
+fn connected(n: usize, e: &[(usize, usize)]) -> bool {
+    let mut adj = vec![Vec::new(); n];
+    for &(a, b) in e {
+        adj[a].push(b);
+        adj[b].push(a);
+    }
+    let mut seen = vec![false; n];
+    let mut q = VecDeque::from([0]);
+    seen[0] = true;
+    let mut count = 1;
+    while let Some(x) = q.pop_front() {
+        for &y in &adj[x] {
+            if !seen[y] {
+                seen[y] = true;
+                count += 1;
+                q.push_back(y);
+            }
+        }
+    }
+    count == n
+}
+
+/// Hop limit of the scenario's nodes and pings (a large geometric mesh is
+/// many links across).
+pub const MAX_HOPS: u32 = crate::routes::INFINITY;
+
+/// The options of every scenario ping: 10 s in all, up to four resends
+/// starting after 250 ms.
+fn ping_options() -> SendOptions {
+    SendOptions {
+        ping: tibet_ping::PingOptions {
+            max_hops: Some(MAX_HOPS),
+            ..tibet_ping::PingOptions::default()
+        },
+        timeout: Some(Duration::from_secs(10)),
+        retransmit: Some(RetransmitPolicy {
+            max_retransmits: 4,
+            initial_timeout: Duration::from_millis(250),
+            random_factor: 1.5,
+        }),
+    }
+}
+
+/// Runs the scenario (and, when asked, its flood baseline), reporting
+/// progress to `progress`.
+pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
+    let runs = if cfg.baseline && cfg.routing { 2 } else { 1 };
+    let per_run = cfg.warmup.as_secs() / 10 + cfg.pings as u64;
+    let total = runs * per_run;
+    let mut report = run_once(cfg, cfg.routing, &mut |d| {
+        progress(Progress { done: d, total })
+    });
+    if runs == 2 {
+        let flood = run_once(cfg, false, &mut |d| {
+            progress(Progress {
+                done: per_run + d,
+                total,
+            })
+        });
+        report.flood_transmissions_per_delivery = Some(flood.transmissions_per_delivery);
+    } else if !cfg.routing {
+        report.flood_transmissions_per_delivery = Some(report.transmissions_per_delivery);
+    }
+    report
+}
+
+fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) -> Report {
+    let n = cfg.nodes.max(2);
+    let mut sim = Sim::new(cfg.seed);
+    sim.default_link = Link {
+        latency: cfg.latency,
+        jitter: cfg.latency,
+        loss: cfg.loss.clamp(0.0, 1.0),
+    };
+    let node_cfg = TransportConfig {
+        routing,
+        max_hops: MAX_HOPS,
+        // Lossy links: send routed datagrams twice (the flood has its own
+        // redundancy; the reference sends once).
+        mesh_copies: if routing && cfg.loss > 0.0 { 2 } else { 1 },
+        discovery_enabled: true,
+        ..TransportConfig::default()
+    };
+    let accept_sim = AirlockRule {
+        rule_id: "sim".into(),
+        name: "simulated fleet".into(),
+        pattern: RulePattern {
+            source_did: Some("jis:sim:*".into()),
+            ..RulePattern::default()
+        },
+        zone: AirlockZone::Groen,
+        priority: 50,
+    };
+    let topology_edges = edges(cfg.topology, n, sim.rng());
+    let stagger = node_cfg.heartbeat_interval / n as u32;
+    for i in 0..n {
+        sim.add(i, node_cfg.clone());
+        let e = sim.node(i);
+        e.set_events_enabled(false);
+        e.add_rule(accept_sim.clone());
+        sim.run_for(stagger);
+    }
+    let now = sim.now();
+    for &(a, b) in &topology_edges {
+        sim.link(a, b);
+        sim.node(a).set_trust(now, &did(b), 0.9);
+        sim.node(b).set_trust(now, &did(a), 0.9);
+    }
+    let tenths = cfg.warmup.as_secs() / 10;
+    for step in 0..tenths {
+        sim.run_for(Duration::from_secs(10));
+        progress(step + 1);
+    }
+    sim.run_for(cfg.warmup - Duration::from_secs(10 * tenths));
+
+    let count = |sim: &Sim| -> (u64, Vec<u64>) {
+        let now = sim.now();
+        let mut hist = vec![0u64; crate::routes::INFINITY as usize + 1];
+        let mut sent = 0;
+        for (_, e) in sim.engines() {
+            let r = e.stats(now).routes;
+            sent += r.mesh_datagrams;
+            for (h, c) in hist.iter_mut().zip(r.mesh_relays_seen) {
+                *h += c;
+            }
+        }
+        (sent, hist)
+    };
+    let (sent_before, hist_before) = count(&sim);
+    let mut started: BTreeMap<(std::net::SocketAddr, RequestId), MonoTime> = BTreeMap::new();
+    let mut attempted = 0;
+    for k in 0..cfg.pings {
+        let src = sim.rng().gen_range(0..n);
+        let mut dst = sim.rng().gen_range(0..n - 1);
+        if dst >= src {
+            dst += 1;
+        }
+        let now = sim.now();
+        attempted += 1;
+        if let Ok(id) =
+            sim.node(src)
+                .send_mesh_ping(now, &did(dst), "sim.ping", "scenario", ping_options())
+        {
+            started.insert((super::addr(src), id), now.mono);
+        }
+        sim.run_for(cfg.ping_interval);
+        progress(tenths + k as u64 + 1);
+    }
+    sim.run_for(Duration::from_secs(11));
+    let (sent_after, hist_after) = count(&sim);
+
+    let mut latencies: Vec<Duration> = Vec::new();
+    for (at, a, ev) in std::mem::take(&mut sim.events) {
+        if let Event::RequestAnswered { id, .. } = ev
+            && let Some(t0) = started.get(&(a, id))
+        {
+            latencies.push(at.saturating_duration_since(*t0));
+        }
+    }
+    latencies.sort_unstable();
+    let delivered = latencies.len();
+    let hist: Vec<u64> = hist_after
+        .iter()
+        .zip(&hist_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let answered_at_targets: u64 = hist.iter().sum();
+    let mut acc = 0;
+    let mut p50_hops = 0;
+    for (relays, c) in hist.iter().enumerate() {
+        acc += c;
+        if answered_at_targets > 0 && 2 * acc >= answered_at_targets {
+            p50_hops = relays as u32 + 1;
+            break;
+        }
+    }
+    let p99 = if latencies.is_empty() {
+        Duration::ZERO
+    } else {
+        latencies[((latencies.len() * 99).div_ceil(100)).saturating_sub(1)]
+    };
+    let routes: usize = sim.engines().map(|(_, e)| e.routes().len()).sum();
+    if std::env::var_os("SCENARIO_DEBUG").is_some() {
+        let now = sim.now();
+        let mut agg: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, e) in sim.engines() {
+            let st = e.stats(now);
+            for (k, v) in [
+                ("foreign", st.engine.responses_foreign),
+                ("orphan", st.engine.responses_orphan),
+                ("rood", st.engine.rood_dropped),
+                ("replay", st.engine.replays_dropped),
+                ("mesh_dup", st.engine.mesh_duplicates),
+                ("timed_out", st.engine.requests_timed_out),
+                ("seen", st.relay.dropped_seen),
+                ("hoplimit", st.relay.dropped_hop_limit),
+                ("paths_refused", st.relay.paths_refused),
+                ("relay_foreign", st.relay.responses_foreign),
+                ("routed", st.routes.routed),
+                ("flooded", st.routes.flooded),
+                ("unroutable", st.routes.unroutable),
+                ("failed", st.routes.failed),
+                ("untrusted", st.routes.untrusted_ignored),
+                ("refused", st.routes.refused),
+            ] {
+                *agg.entry(k).or_default() += v;
+            }
+        }
+        eprintln!("{agg:?}");
+    }
+    Report {
+        nodes: n,
+        edges: topology_edges.len(),
+        topology: cfg.topology,
+        seed: cfg.seed,
+        loss: cfg.loss,
+        latency_ms: cfg.latency.as_secs_f64() * 1000.0,
+        routing,
+        attempted,
+        delivered,
+        delivery_ratio: if attempted == 0 {
+            0.0
+        } else {
+            delivered as f64 / attempted as f64
+        },
+        transmissions_per_delivery: (sent_after - sent_before) as f64 / delivered.max(1) as f64,
+        flood_transmissions_per_delivery: None,
+        p50_hops,
+        p99_latency_ms: p99.as_secs_f64() * 1000.0,
+        bytes_per_node_peak: sim.peak_bytes_per_node_second(),
+        routes_per_node: routes as f64 / n as f64,
+        virtual_seconds: sim
+            .now
+            .saturating_duration_since(MonoTime::ZERO)
+            .as_secs_f64(),
+    }
+}
