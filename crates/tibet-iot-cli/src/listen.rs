@@ -193,6 +193,18 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let mut ops =
         crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did).await?;
     let mut node = Node::start(&settings).await?;
+    // Joins the fleet (docs/FLEETS.md); a broker that is down is a warning
+    // and a retry in the background, never an exit.
+    let mut fleet = ops.mqtt.take().map(|mqtt| {
+        tracing::info!(
+            "mqtt: joining the fleet through {}:{} (topics under {}/)",
+            mqtt.host,
+            mqtt.port,
+            mqtt.prefix
+        );
+        crate::fleet::Fleet::start(mqtt, &node.inner())
+    });
+    let lib = node.inner();
     if settings.trust.is_empty() && settings.vouches.is_empty() && settings.rules.is_empty() {
         logging::warn(
             format,
@@ -261,16 +273,24 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                         control::Request::Reject { .. } => Some(("rejected", None)),
                         _ => None,
                     };
-                    let answer = node.control(call.request);
+                    let answer = with_mqtt(node.control(call.request), fleet.as_ref());
                     if let (Some((verb, trust)), Some(item)) = (action, answer.item.as_ref()) {
                         outcome = print_review(&mut stdout, verb, item, trust, format);
                     }
                     let _ = call.reply.send(answer);
                 }
             }
-            Some(call) = ops.next_call() => { let _ = call.reply.send(node.control(call.request)); }
+            Some(call) = ops.next_call() => {
+                let _ = call.reply.send(with_mqtt(node.control(call.request), fleet.as_ref()));
+            }
+            _ = async { match fleet.as_mut() { Some(f) => f.pump(&lib).await, None => std::future::pending().await } } => {}
             event = node.next_event() => {
                 let Some(event) = event else { break };
+                if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
+                    && let Ok(json) = serde_json::to_vec(&event)
+                {
+                    f.publish_event(&json);
+                }
                 if filter.admit(&event, Instant::now()) {
                     outcome = print_event(&mut stdout, &escaped(event), format);
                 }
@@ -291,6 +311,19 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds the MQTT bridge's counters (`mqtt`) to a `stats` answer.
+fn with_mqtt(
+    mut answer: control::Response,
+    fleet: Option<&crate::fleet::Fleet>,
+) -> control::Response {
+    if let (Some(f), Some(serde_json::Value::Object(m))) = (fleet, answer.stats.as_mut())
+        && let Ok(v) = serde_json::to_value(f.stats())
+    {
+        m.insert("mqtt".into(), v);
+    }
+    answer
 }
 
 fn print_event(out: &mut impl Write, event: &Event, format: LogFormat) -> Result<()> {

@@ -16,6 +16,7 @@ mod config;
 mod control;
 mod demo;
 mod discover;
+mod fleet;
 mod keys;
 mod listen;
 mod logging;

@@ -414,6 +414,13 @@ const DROPS: &[(&str, &str)] = &[
     ("discovery_reply_queue_full", "discovery/replies_refused"),
     ("send_queue_full", "driver/send_queue_dropped"),
     ("send_error", "driver/send_errors"),
+    ("uplink_queue_full", "uplink/queue_dropped"),
+    ("uplink_channel_full", "driver/uplink_dropped"),
+    ("uplink_refused", "uplink/frames_refused"),
+    (
+        "uplink_response_unaddressed",
+        "uplink/responses_unaddressed",
+    ),
 ];
 
 /// Queues and caches with their current depth.
@@ -424,6 +431,77 @@ const QUEUES: &[(&str, &str)] = &[
     ("relay_seen_cache", "relay/seen_entries"),
     ("relay_paths", "relay/path_entries"),
     ("review_queue", "ping/pending_count"),
+    ("uplink", "uplink/queued"),
+];
+
+/// The MQTT bridge's counters (docs/FLEETS.md), exported while the node is
+/// in a fleet: (name without `_total`, help, stats path).
+const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
+    (
+        "tibet_mqtt_published",
+        "Frames handed to the broker connection",
+        "mqtt/published",
+    ),
+    (
+        "tibet_mqtt_publish_dropped",
+        "Frames dropped: the outbound queue was full (broker down for long)",
+        "mqtt/publish_dropped",
+    ),
+    (
+        "tibet_mqtt_publish_invalid",
+        "Frames refused: DID unusable in a topic, or frame too large",
+        "mqtt/publish_invalid",
+    ),
+    (
+        "tibet_mqtt_received",
+        "Frames received on this node's topics",
+        "mqtt/received",
+    ),
+    (
+        "tibet_mqtt_duplicates",
+        "QoS 1 redeliveries dropped by packet id",
+        "mqtt/duplicates",
+    ),
+    (
+        "tibet_mqtt_inbound_dropped",
+        "Frames dropped: the node was behind (inbound queue full)",
+        "mqtt/inbound_dropped",
+    ),
+    (
+        "tibet_mqtt_foreign",
+        "Messages on topics not asked for, or too large: ignored",
+        "mqtt/foreign",
+    ),
+    (
+        "tibet_mqtt_broker_down",
+        "Broker connection failures",
+        "mqtt/broker_down",
+    ),
+    (
+        "tibet_mqtt_reconnects",
+        "Broker connections after the first",
+        "mqtt/reconnects",
+    ),
+    (
+        "tibet_mqtt_subscribed",
+        "Subscriptions the broker confirmed",
+        "mqtt/subscribed",
+    ),
+    (
+        "tibet_mqtt_local_refused",
+        "Local peers' DIDs not subscribed to (over the cap, or unusable)",
+        "mqtt/local_refused",
+    ),
+    (
+        "tibet_mqtt_events_published",
+        "Decided pings published to the events topic",
+        "mqtt/events_published",
+    ),
+    (
+        "tibet_mqtt_events_limited",
+        "Decided pings not published: over the per-second limit",
+        "mqtt/events_limited",
+    ),
 ];
 
 /// Plain counters: (name without `_total`, help, stats path).
@@ -563,6 +641,16 @@ fn render(stats: &Value, refused_scrapes: u64) -> String {
         "GEEL pings waiting for an operator",
         gauge(num(stats, "ping/pending_count")),
     );
+    if stats.get("mqtt").is_some() {
+        for (name, help, path) in MQTT_COUNTERS {
+            r.register(*name, *help, counter(num(stats, path)));
+        }
+        r.register(
+            "tibet_mqtt_local_dids",
+            "Local peers' DIDs whose topics this hub subscribes to",
+            gauge(num(stats, "mqtt/local_dids")),
+        );
+    }
     let depths = Family::<Labels, Gauge>::default();
     for (queue, path) in QUEUES {
         depths
@@ -628,6 +716,29 @@ mod tests {
             "{page}"
         );
         assert!(page.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn mqtt_counters_appear_only_in_a_fleet() {
+        let plain = render(&serde_json::json!({"engine": {}}), 0);
+        assert!(!plain.contains("tibet_mqtt_"), "{plain}");
+        let stats = serde_json::json!({
+            "mqtt": {"published": 3, "broker_down": 2, "local_dids": 5},
+            "uplink": {"queue_dropped": 4, "queued": 1},
+        });
+        let page = render(&stats, 0);
+        assert!(page.contains("tibet_mqtt_published_total 3"), "{page}");
+        assert!(page.contains("tibet_mqtt_broker_down_total 2"), "{page}");
+        assert!(page.contains("tibet_mqtt_duplicates_total 0"), "{page}");
+        assert!(page.contains("tibet_mqtt_local_dids 5"), "{page}");
+        assert!(
+            page.contains("tibet_drops_total{reason=\"uplink_queue_full\"} 4"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_queue_depth{queue=\"uplink\"} 1"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -15,16 +15,15 @@
 //! broker that is down is logged and counted, and the bridge retries with
 //! exponential backoff (a warning, never an exit).
 //!
-//! This phase ships the bridge and its settings; the node engine hands it
-//! the unroutable mesh pings in the next phase.
+//! A hub also subscribes to the topics of its local peers' DIDs
+//! ([`Bridge::set_local_dids`], at most [`MAX_LOCAL_DIDS`]), so pings for
+//! them and answers to their pings reach it. `fleet.rs` joins the bridge to
+//! the node's uplink.
 
-// Until that hook lands only the tests and the settings check use the bridge.
-#![cfg_attr(not(test), allow(dead_code))]
-
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -42,6 +41,8 @@ pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 pub(crate) const INBOUND_QUEUE: usize = 1024;
 /// Packet ids remembered for duplicate detection.
 pub(crate) const DEDUPE_CAPACITY: usize = 1024;
+/// Local peers' DIDs a hub subscribes to, at most.
+pub(crate) const MAX_LOCAL_DIDS: usize = 256;
 /// Longest wait between reconnect attempts.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -61,6 +62,8 @@ pub(crate) struct MqttSection {
     pub(crate) credentials_file: Option<PathBuf>,
     /// Topic prefix (default `tibet/v1`).
     pub(crate) topic_prefix: Option<String>,
+    /// Publish decided pings to `PREFIX/events/<node DID>` (default false).
+    pub(crate) publish_events: Option<bool>,
 }
 
 /// Resolved bridge settings.
@@ -80,6 +83,8 @@ pub(crate) struct MqttSettings {
     pub(crate) prefix: String,
     /// This node's DID.
     pub(crate) own_did: String,
+    /// Publish decided pings to `PREFIX/events/<own DID>`.
+    pub(crate) events: bool,
 }
 
 impl std::fmt::Debug for MqttSettings {
@@ -93,6 +98,7 @@ impl std::fmt::Debug for MqttSettings {
             .field("user", &self.credentials.as_ref().map(|c| &c.0))
             .field("prefix", &self.prefix)
             .field("own_did", &self.own_did)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -198,6 +204,7 @@ impl MqttSettings {
             credentials,
             prefix,
             own_did: own_did.to_owned(),
+            events: section.publish_events.unwrap_or(false),
         })
     }
 
@@ -214,6 +221,8 @@ pub(crate) enum Kind {
     Ping,
     /// A response for the origin DID in the topic.
     Response,
+    /// Decided pings of the node in the topic (published only).
+    Events,
 }
 
 impl Kind {
@@ -221,6 +230,7 @@ impl Kind {
         match self {
             Kind::Ping => "ping",
             Kind::Response => "response",
+            Kind::Events => "events",
         }
     }
 }
@@ -255,8 +265,18 @@ pub(crate) struct Counters {
     pub(crate) broker_down: AtomicU64,
     /// Connections established after the first.
     pub(crate) reconnects: AtomicU64,
-    /// Subscriptions the broker confirmed (two per connection).
+    /// Subscriptions the broker confirmed (two per connection, and two per
+    /// local peer).
     pub(crate) subscribed: AtomicU64,
+    /// Local peers' DIDs not subscribed to: over [`MAX_LOCAL_DIDS`], or
+    /// unusable in a topic.
+    pub(crate) local_refused: AtomicU64,
+    /// Local peers' DIDs subscribed to now.
+    pub(crate) local_dids: AtomicU64,
+    /// Decided pings published to the events topic (QoS 0).
+    pub(crate) events_published: AtomicU64,
+    /// Decided pings not published: over the per-second limit.
+    pub(crate) events_limited: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -282,6 +302,14 @@ pub(crate) struct MqttStats {
     pub(crate) reconnects: u64,
     /// See [`Counters::subscribed`].
     pub(crate) subscribed: u64,
+    /// See [`Counters::local_refused`].
+    pub(crate) local_refused: u64,
+    /// See [`Counters::local_dids`].
+    pub(crate) local_dids: u64,
+    /// See [`Counters::events_published`].
+    pub(crate) events_published: u64,
+    /// See [`Counters::events_limited`].
+    pub(crate) events_limited: u64,
 }
 
 /// Remembers the packet ids of recent QoS 1 deliveries, at most
@@ -315,6 +343,7 @@ pub(crate) struct Bridge {
     client: AsyncClient,
     settings: MqttSettings,
     counters: Arc<Counters>,
+    local: Arc<Mutex<BTreeSet<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -341,12 +370,14 @@ impl Bridge {
         }
         let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let counters = Arc::new(Counters::default());
+        let local = Arc::new(Mutex::new(BTreeSet::new()));
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let task = tokio::spawn(drive(
             eventloop,
             client.clone(),
             settings.clone(),
             counters.clone(),
+            local.clone(),
             tx,
         ));
         (
@@ -354,6 +385,7 @@ impl Bridge {
                 client,
                 settings,
                 counters,
+                local,
                 task,
             },
             rx,
@@ -370,6 +402,35 @@ impl Bridge {
     /// refused (counted).
     pub(crate) fn publish_response(&self, origin_did: &str, frame: &[u8]) -> bool {
         self.publish(Kind::Response, origin_did, frame)
+    }
+
+    /// Publishes one decided ping (JSON) to `PREFIX/events/<own DID>` at
+    /// QoS 0, when the settings ask for it; `false` when it was not
+    /// (refusals counted as `publish_dropped`).
+    pub(crate) fn publish_event(&self, json: &[u8]) -> bool {
+        if !self.settings.events {
+            return false;
+        }
+        let topic = self.settings.topic(Kind::Events, &self.settings.own_did);
+        let c = &self.counters;
+        match self
+            .client
+            .try_publish(topic, QoS::AtMostOnce, false, json.to_vec())
+        {
+            Ok(()) => {
+                c.events_published.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                c.publish_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Counts an event left out by the caller's rate limit.
+    pub(crate) fn count_event_limited(&self) {
+        self.counters.events_limited.fetch_add(1, Ordering::Relaxed);
     }
 
     fn publish(&self, kind: Kind, did: &str, frame: &[u8]) -> bool {
@@ -395,9 +456,62 @@ impl Bridge {
         }
     }
 
+    /// Subscribes to the topics of exactly these local peers' DIDs (the
+    /// first [`MAX_LOCAL_DIDS`] usable ones, besides our own) and
+    /// unsubscribes from the others.
+    pub(crate) fn set_local_dids<'a>(&self, dids: impl IntoIterator<Item = &'a str>) {
+        let mut wanted = BTreeSet::new();
+        let mut refused = 0;
+        for did in dids {
+            if did == self.settings.own_did || wanted.contains(did) {
+                continue;
+            }
+            if !topic_safe(did) || wanted.len() >= MAX_LOCAL_DIDS {
+                refused += 1;
+                continue;
+            }
+            wanted.insert(did.to_owned());
+        }
+        let c = &self.counters;
+        c.local_refused.fetch_add(refused, Ordering::Relaxed);
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        for did in wanted.difference(&local) {
+            for kind in [Kind::Ping, Kind::Response] {
+                let topic = self.settings.topic(kind, did);
+                if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+                    tracing::debug!("mqtt: cannot subscribe for {did}: {e}");
+                }
+            }
+        }
+        for did in local.difference(&wanted) {
+            for kind in [Kind::Ping, Kind::Response] {
+                let _ = self.client.try_unsubscribe(self.settings.topic(kind, did));
+            }
+        }
+        c.local_dids.store(wanted.len() as u64, Ordering::Relaxed);
+        *local = wanted;
+    }
+
+    /// A reader of the counters that outlives nothing (for tests and
+    /// metrics).
+    pub(crate) fn stats_reader(&self) -> StatsReader {
+        StatsReader(self.counters.clone())
+    }
+
     /// The counters now.
     pub(crate) fn stats(&self) -> MqttStats {
-        let c = &self.counters;
+        self.stats_reader().stats()
+    }
+}
+
+/// Reads a bridge's counters.
+#[derive(Clone, Debug)]
+pub(crate) struct StatsReader(Arc<Counters>);
+
+impl StatsReader {
+    /// The counters now.
+    pub(crate) fn stats(&self) -> MqttStats {
+        let c = &self.0;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MqttStats {
             published: get(&c.published),
@@ -410,6 +524,10 @@ impl Bridge {
             broker_down: get(&c.broker_down),
             reconnects: get(&c.reconnects),
             subscribed: get(&c.subscribed),
+            local_refused: get(&c.local_refused),
+            local_dids: get(&c.local_dids),
+            events_published: get(&c.events_published),
+            events_limited: get(&c.events_limited),
         }
     }
 }
@@ -421,10 +539,19 @@ async fn drive(
     client: AsyncClient,
     settings: MqttSettings,
     counters: Arc<Counters>,
+    local: Arc<Mutex<BTreeSet<String>>>,
     inbound: mpsc::Sender<Inbound>,
 ) {
     let ping_topic = settings.topic(Kind::Ping, &settings.own_did);
     let response_topic = settings.topic(Kind::Response, &settings.own_did);
+    let ping_prefix = format!("{}/ping/", settings.prefix);
+    let response_prefix = format!("{}/response/", settings.prefix);
+    let is_local = |did: &str| {
+        local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(did)
+    };
     let mut dedupe = Dedupe::default();
     let mut backoff = Duration::from_millis(100);
     let mut connected_once = false;
@@ -442,7 +569,21 @@ async fn drive(
                     settings.port,
                     settings.client_id
                 );
-                for topic in [&ping_topic, &response_topic] {
+                let dids: Vec<String> = local
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .cloned()
+                    .collect();
+                let topics = [ping_topic.clone(), response_topic.clone()]
+                    .into_iter()
+                    .chain(dids.iter().flat_map(|d| {
+                        [
+                            settings.topic(Kind::Ping, d),
+                            settings.topic(Kind::Response, d),
+                        ]
+                    }));
+                for topic in topics {
                     if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
                         tracing::warn!("mqtt: cannot subscribe to {topic}: {e}");
                     }
@@ -452,6 +593,10 @@ async fn drive(
                 let kind = if p.topic == ping_topic {
                     Kind::Ping
                 } else if p.topic == response_topic {
+                    Kind::Response
+                } else if p.topic.strip_prefix(&ping_prefix).is_some_and(is_local) {
+                    Kind::Ping
+                } else if p.topic.strip_prefix(&response_prefix).is_some_and(is_local) {
                     Kind::Response
                 } else {
                     counters.foreign.fetch_add(1, Ordering::Relaxed);
@@ -505,7 +650,7 @@ async fn drive(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -594,21 +739,21 @@ mod tests {
     }
 
     /// A mosquitto on a free loopback port with a temp config; killed on drop.
-    struct Broker {
+    pub(crate) struct Broker {
         child: std::process::Child,
         port: u16,
         conf: PathBuf,
     }
 
     impl Broker {
-        fn binary() -> Option<PathBuf> {
+        pub(crate) fn binary() -> Option<PathBuf> {
             ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.exists())
         }
 
-        fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
+        pub(crate) fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
             let conf = dir.join("mosquitto.conf");
             std::fs::write(
                 &conf,
@@ -625,7 +770,7 @@ mod tests {
             Broker { child, port, conf }
         }
 
-        fn restart(mut self, bin: &Path) -> Broker {
+        pub(crate) fn restart(mut self, bin: &Path) -> Broker {
             let _ = self.child.kill();
             let _ = self.child.wait();
             let dir = self.conf.parent().unwrap().to_owned();
@@ -660,7 +805,7 @@ mod tests {
             .expect("bridge running")
     }
 
-    fn settings(port: u16, did: &str) -> MqttSettings {
+    pub(crate) fn settings(port: u16, did: &str) -> MqttSettings {
         MqttSettings::resolve(
             &MqttSection::default(),
             &format!("mqtt://127.0.0.1:{port}"),

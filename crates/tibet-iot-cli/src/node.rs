@@ -128,7 +128,7 @@ impl Event {
 
 /// A running node.
 pub(crate) struct Node {
-    inner: IoTNode,
+    inner: std::sync::Arc<IoTNode>,
     addr: SocketAddr,
     events: broadcast::Receiver<LibEvent>,
 }
@@ -257,10 +257,15 @@ impl Node {
             other => anyhow::anyhow!("{other}"),
         })?;
         Ok(Node {
-            inner,
+            inner: std::sync::Arc::new(inner),
             addr,
             events,
         })
+    }
+
+    /// The library node (for the fleet uplink).
+    pub(crate) fn inner(&self) -> std::sync::Arc<IoTNode> {
+        self.inner.clone()
     }
 
     /// This node's DID.

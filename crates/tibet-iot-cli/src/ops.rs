@@ -1,5 +1,6 @@
 //! The operations side of `listen`: the metrics endpoint (`--metrics`,
-//! `[metrics]`) and the systemd notifications. `listen` calls
+//! `[metrics]`), the systemd notifications, and the MQTT settings
+//! (`--mqtt`, `[mqtt]`) that `listen` joins the node to a fleet with. `listen` calls
 //! [`Ops::start`] before it starts the node, [`Ops::ready`] once it is bound,
 //! answers [`Ops::next_call`] in its loop and calls [`Ops::stopping`] on
 //! shutdown.
@@ -32,6 +33,10 @@ pub(crate) struct OpsFlags {
     /// File whose first line is USERNAME:PASSWORD for the MQTT broker.
     #[arg(long, value_name = "FILE")]
     pub(crate) mqtt_credentials: Option<PathBuf>,
+    /// Also publish each decided ping to PREFIX/events/<node DID> (for fleet
+    /// dashboards; needs --mqtt).
+    #[arg(long)]
+    pub(crate) mqtt_events: bool,
 }
 
 /// `[metrics]` in the config file.
@@ -46,6 +51,8 @@ pub(crate) struct MetricsSection {
 pub(crate) struct Ops {
     metrics: Option<MetricsServer>,
     calls: mpsc::Receiver<Call>,
+    /// Checked MQTT settings, when the node joins a fleet.
+    pub(crate) mqtt: Option<crate::mqtt::MqttSettings>,
     /// Fed from the node loop itself, so a stuck loop starves it.
     watchdog: Option<tokio::time::Interval>,
 }
@@ -59,6 +66,7 @@ impl Ops {
             None => ConfigFile::default(),
         };
         let section = file.mqtt.clone().unwrap_or_default();
+        let mut mqtt = None;
         if let Some(url) = flags.mqtt.as_ref().or(section.url.as_ref()) {
             // Relative paths in the file are relative to the file.
             let base = config.and_then(Path::parent).unwrap_or(Path::new("."));
@@ -71,18 +79,16 @@ impl Ops {
                     *p = base.join(&*p);
                 }
             }
-            let mqtt = crate::mqtt::MqttSettings::resolve(
+            let mut settings = crate::mqtt::MqttSettings::resolve(
                 &section,
                 url,
                 flags.mqtt_credentials.as_deref(),
                 did,
             )?;
-            tracing::warn!(
-                "MQTT settings checked ({}:{}); bridging frames into the node comes with the \
-                 engine hook (docs/FLEETS.md), so this version does not connect yet",
-                mqtt.host,
-                mqtt.port
-            );
+            settings.events = flags.mqtt_events || section.publish_events.unwrap_or(false);
+            mqtt = Some(settings);
+        } else if flags.mqtt_events {
+            anyhow::bail!("--mqtt-events needs --mqtt URL (or url in [mqtt])");
         }
         let (tx, calls) = mpsc::channel(CALL_QUEUE);
         let metrics = match flags
@@ -95,6 +101,7 @@ impl Ops {
         Ok(Ops {
             metrics,
             calls,
+            mqtt,
             watchdog: None,
         })
     }

@@ -320,24 +320,38 @@ fn the_config_file_sets_metrics_and_checks_mqtt() {
 
 #[test]
 fn logs_on_a_pipe_have_levels_and_no_colours() {
-    // The MQTT settings warning is logged before the metrics address fails
-    // to bind, so this run logs one warning and exits.
-    let out = run(&[
-        "listen",
-        "--did",
-        "jis:site-a:hub",
-        "--trust",
-        "jis:site-a:phone=0.9",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--mqtt",
-        "mqtt://127.0.0.1:1883",
-        "--metrics",
-        "192.0.2.1:9",
-    ]);
-    assert_code(&out, 1);
-    let err = stderr(&out);
+    // A broker that is down is a logged warning and a retry, never an exit:
+    // the listener keeps running and says so with a level, no colours.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mqtt = format!("mqtt://127.0.0.1:{}", free_tcp_port());
+    let hub = Listener::start_with(
+        &[
+            "--did",
+            "jis:site-a:hub",
+            "--trust",
+            "jis:site-a:phone=0.9",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+            "--mqtt",
+            &mqtt,
+        ],
+        &[],
+        Some(&log),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let err = loop {
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        if err.contains("unreachable") || Instant::now() > deadline {
+            break err;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(err.contains(" WARN "), "{err}");
+    assert!(err.contains("unreachable"), "{err}");
     assert!(!err.contains('\x1b'), "{err:?}");
+    assert!(hub.terminate().success(), "still running, stops cleanly");
 }

@@ -42,6 +42,7 @@ use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
+use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -98,6 +99,7 @@ pub struct Engine {
     next_cleanup: Option<MonoTime>,
     audit: VecDeque<AuditRecord>,
     audit_enabled: bool,
+    uplink: UplinkState,
     stats: EngineStats,
     guard: SourceGuard,
     drops: DropAggregator,
@@ -183,6 +185,10 @@ impl Engine {
             next_cleanup: None,
             audit: VecDeque::new(),
             audit_enabled: false,
+            uplink: UplinkState::new(
+                config.limits.relay_paths,
+                nonce_window.max(config.request_timeout),
+            ),
             stats: EngineStats::default(),
             guard: SourceGuard::new(config.guard.clone()),
             drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
@@ -425,6 +431,18 @@ impl Engine {
         self.audit.pop_front()
     }
 
+    /// The next frame for the uplink (while an uplink is attached).
+    pub fn poll_uplink(&mut self) -> Option<Uplink> {
+        self.uplink.poll()
+    }
+
+    /// Attaches or detaches the uplink (off by default). While attached, a
+    /// mesh ping with no local next hop goes to the uplink, and
+    /// [`UPLINK_ADDR`] is a valid destination for [`Engine::send_ping`].
+    pub fn set_uplink_enabled(&mut self, enabled: bool) {
+        self.uplink.set_enabled(enabled);
+    }
+
     /// When [`Engine::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
@@ -525,18 +543,24 @@ impl Engine {
             self.relay.mark_seen(now.mono, &packet.packet_id);
             self.routes.stats.mesh_datagrams += 1;
         }
-        let retransmit = RetransmitState::new(&policy, &mut self.rng);
+        let uplink = addr == UPLINK_ADDR;
+        if uplink && !self.uplink.enabled() {
+            return Err(SendError::NoUplink);
+        }
+        // The uplink delivers at least once (MQTT QoS 1): no resends over it.
+        let retransmit = RetransmitState::new(&policy, &mut self.rng).filter(|_| !uplink);
         let deadline = now.mono + timeout;
         let next_due = retransmit
             .as_ref()
             .map_or(deadline, |st| (now.mono + st.wait()).min(deadline));
         let id = self.requests.next_id();
+        let target_did = packet.target_did;
         let direct = packet.routing_mode != RoutingMode::Mesh;
         self.requests.insert(Request {
             id,
             kind,
             packet_id: packet.packet_id,
-            target_did: packet.target_did,
+            target_did: target_did.clone(),
             addr,
             direct,
             deadline,
@@ -547,7 +571,11 @@ impl Engine {
             fallback: None,
         });
         self.stats.requests_sent += 1;
-        self.transmit(addr, bytes);
+        if uplink {
+            self.uplink.ping(&target_did, bytes);
+        } else {
+            self.transmit(addr, bytes);
+        }
         Ok(id)
     }
 
@@ -664,6 +692,9 @@ impl Engine {
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        if from == UPLINK_ADDR {
+            return self.malformed(now, from, "datagram from the uplink's address");
+        }
         // Every datagram earns its address amplification credit; only what
         // untrusted input causes spends it.
         self.guard.earn(now.mono, from.ip(), datagram.len());
@@ -700,6 +731,43 @@ impl Engine {
         }
     }
 
+    /// A frame arrived over the uplink (docs/FLEETS.md): handled exactly like
+    /// a datagram from [`UPLINK_ADDR`]; answers to it leave through
+    /// [`Engine::poll_uplink`]. Discover packets and broadcasts are refused.
+    pub fn handle_uplink_frame(&mut self, now: Now, frame: &[u8]) {
+        match self.codec.decode(frame) {
+            Err(e) => {
+                if self.uplink.accept_in(false) {
+                    self.malformed(now, UPLINK_ADDR, e);
+                }
+            }
+            Ok(Frame::Response(r)) => {
+                if self.uplink.accept_in(false) {
+                    self.on_response(now, UPLINK_ADDR, r, frame);
+                }
+            }
+            Ok(Frame::Packet(p)) => {
+                let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
+                if self.uplink.accept_in(lan_only)
+                    && self
+                        .uplink
+                        .note_origin(now.mono, &p.packet_id, &p.source_did)
+                {
+                    self.on_packet(now, UPLINK_ADDR, p);
+                }
+            }
+        }
+    }
+
+    /// Sends an answer to `from`, or over the uplink to `origin_did`.
+    fn reply(&mut self, from: SocketAddr, origin_did: &str, bytes: Vec<u8>) {
+        if from == UPLINK_ADDR {
+            self.uplink.response(origin_did, bytes);
+        } else {
+            self.transmit(from, bytes);
+        }
+    }
+
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
     fn malformed(&mut self, now: Now, from: SocketAddr, reason: impl std::fmt::Display) {
@@ -724,9 +792,13 @@ impl Engine {
             // only to the address that got the original answer (the key).
             let (bytes, exempt) = (cached.datagram.clone(), cached.exempt);
             self.stats.duplicates_answered += 1;
-            let mesh = packet.routing_mode == RoutingMode::Mesh;
-            let charge = (!exempt).then(|| from.ip());
-            self.answer(now, from, bytes, mesh, charge);
+            if from == UPLINK_ADDR {
+                self.reply(from, &packet.source_did, bytes.to_vec());
+            } else {
+                let mesh = packet.routing_mode == RoutingMode::Mesh;
+                let charge = (!exempt).then(|| from.ip());
+                self.answer(now, from, bytes, mesh, charge);
+            }
             return;
         }
         if packet.hop_count > 0
@@ -766,8 +838,15 @@ impl Engine {
                 Ok(bytes) => {
                     let bytes = Bytes::from(bytes);
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
-                    let charge = (!trusted).then(|| from.ip());
-                    if self.answer(now, from, bytes.clone(), mesh, charge) {
+                    let sent = if from == UPLINK_ADDR {
+                        // The uplink has its own limits (docs/FLEETS.md).
+                        self.reply(from, &packet.source_did, bytes.to_vec());
+                        true
+                    } else {
+                        let charge = (!trusted).then(|| from.ip());
+                        self.answer(now, from, bytes.clone(), mesh, charge)
+                    };
+                    if sent {
                         let size = packet.packet_id.len() + packet.nonce.len() + bytes.len();
                         self.responses.insert_sized(
                             now.mono,
@@ -780,7 +859,7 @@ impl Engine {
                             size,
                         );
                         self.stats.pings_answered += 1;
-                        if mesh {
+                        if mesh && from != UPLINK_ADDR {
                             let relays =
                                 (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
                             let seen = &mut self.routes.stats.mesh_relays_seen;
@@ -794,8 +873,9 @@ impl Engine {
                 Err(_) => self.stats.encode_errors += 1,
             }
             // Only a packet that passed the replay check and was not ROOD,
-            // and came straight from its sender, may move a peer.
-            if packet.hop_count == 0 {
+            // and came straight from its sender (not over the uplink), may
+            // move a peer.
+            if packet.hop_count == 0 && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
@@ -846,7 +926,7 @@ impl Engine {
             let id = req.id;
             let req = self.requests.remove(id).expect("present");
             self.stats.responses_matched += 1;
-            if req.direct {
+            if req.direct && from != UPLINK_ADDR {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
@@ -865,7 +945,7 @@ impl Engine {
                     });
                 }
                 self.learn_neighbour(now, &response.responder_did, from);
-            } else {
+            } else if from != UPLINK_ADDR {
                 self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
@@ -887,12 +967,22 @@ impl Engine {
                 // A copy of an answer already passed back.
                 return;
             }
-            let frame = Bytes::copy_from_slice(datagram);
-            let charge = (!self.is_trusted(now, &response.responder_did)).then(|| from.ip());
-            if !self.answer(now, prev, frame, true, charge) {
-                return;
+            if prev == UPLINK_ADDR {
+                self.uplink
+                    .relayed_response(now.mono, &response.in_response_to, datagram);
+            } else {
+                let frame = Bytes::copy_from_slice(datagram);
+                let charge = (from != UPLINK_ADDR
+                    && !self.is_trusted(now, &response.responder_did))
+                .then(|| from.ip());
+                if !self.answer(now, prev, frame, true, charge) {
+                    return;
+                }
             }
-            self.learn_from_response(now, &response.responder_did, from);
+            // The uplink is no route on the mesh.
+            if from != UPLINK_ADDR {
+                self.learn_from_response(now, &response.responder_did, from);
+            }
             if self.events_enabled {
                 self.event(Event::ResponseRelayed {
                     in_response_to: response.in_response_to,
@@ -910,10 +1000,12 @@ impl Engine {
         // Relay only what we would not drop ourselves, and for untrusted
         // senders within the address's reverse-path bucket; each copy is
         // paid from the address's amplification credit (below).
+        // The uplink (an authenticated broker channel with its own limits,
+        // docs/FLEETS.md) counts as trusted here.
         let score = self.node.trust_of(now.wall, &packet.source_did).score;
         let airlock = self.node.airlock();
-        let trusted = airlock.threshold_zone(score) == AirlockZone::Groen;
-        if airlock.zone_of(&packet, score) == AirlockZone::Rood {
+        let trusted = from == UPLINK_ADDR || airlock.threshold_zone(score) == AirlockZone::Groen;
+        if from != UPLINK_ADDR && airlock.zone_of(&packet, score) == AirlockZone::Rood {
             self.stats.relay_refused_rood += 1;
             self.note_drop(now, from, "relay_rood");
             return;
@@ -931,7 +1023,10 @@ impl Engine {
             // Our previous hop resends a packet whose answer we passed back:
             // it was lost behind us; answer again from here (an empty
             // answer: a copy of a resend just answered).
-            if !answer.is_empty() {
+            if from == UPLINK_ADDR && !answer.is_empty() {
+                self.uplink
+                    .relayed_response(now.mono, &packet.packet_id, &answer);
+            } else if !answer.is_empty() {
                 self.answer(now, from, Bytes::from(answer), true, charge);
             }
             return;
@@ -952,17 +1047,18 @@ impl Engine {
         let unproven = self.peers.alive(now.mono).filter(|p| !p.proven).count() as u64;
         self.stats.relay_unproven_skipped += unproven;
         let mut copies = 1;
-        let hops: Vec<SocketAddr> = match self.mesh_next_hops(now, &out.target_did, Some(from)) {
-            NextHops::Routed(a) => {
-                self.routes.stats.routed += 1;
-                copies = self.config.mesh_copies;
-                vec![a]
-            }
-            NextHops::Flood(hops) => {
-                self.routes.stats.flooded += 1;
-                hops
-            }
-        };
+        let (hops, routed): (Vec<SocketAddr>, bool) =
+            match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+                NextHops::Routed(a) => {
+                    self.routes.stats.routed += 1;
+                    copies = self.config.mesh_copies;
+                    (vec![a], true)
+                }
+                NextHops::Flood(hops) => {
+                    self.routes.stats.flooded += 1;
+                    (hops, false)
+                }
+            };
         if hops.is_empty() {
             self.on_unroutable(now, &out);
         }
@@ -978,7 +1074,15 @@ impl Engine {
             self.transmit_mesh(hop, bytes.clone(), copies);
             sent.push(hop);
         }
-        let hops = sent;
+        let mut hops = sent;
+        // The local mesh has no route to the target (it is not a live peer and
+        // no neighbour taught a route): the uplink, if attached, is one more
+        // next hop beside the bounded local flood (never for a packet that
+        // came over it). docs/FLEETS.md.
+        if !routed && from != UPLINK_ADDR && self.uplink.enabled() {
+            self.uplink.ping(&out.target_did, bytes.to_vec());
+            hops.push(UPLINK_ADDR);
+        }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
         if self.audit_enabled {
             self.audit(|| AuditRecord::Relay {
@@ -1137,6 +1241,7 @@ impl Engine {
                 });
             }
             self.responses.expire(now.mono);
+            self.uplink.expire(now.mono);
             self.node.collect_garbage(now.wall);
             let expired = self.node.expire_reviews(now.wall);
             self.stats.reviews_expired += (expired.pings.len() + expired.beacons.len()) as u64;
@@ -1226,6 +1331,7 @@ impl Engine {
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
             guard: self.guard.stats(),
+            uplink: self.uplink.stats(),
             driver: DriverStats::default(),
         }
     }

@@ -16,6 +16,9 @@ pub enum SendError {
     /// The packet could not be encoded (e.g. payload over 64 KiB).
     #[error("cannot encode packet: {0}")]
     Encode(String),
+    /// The destination is the uplink, but no uplink is attached.
+    #[error("no uplink attached")]
+    NoUplink,
     /// A mesh ping found neither a route nor a live peer to flood to.
     #[error("no route to {target} and no peer to flood to")]
     NoRoute {

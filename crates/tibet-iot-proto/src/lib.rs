@@ -33,6 +33,7 @@ mod routes;
 pub mod sim;
 mod stats;
 mod time;
+mod uplink;
 
 pub use audit::AuditRecord;
 pub use config::{
@@ -54,3 +55,4 @@ pub use routes::{
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;
 pub use time::{MonoTime, Now};
+pub use uplink::{UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats};

@@ -97,6 +97,8 @@ pub struct NodeStats {
     pub ping: tibet_ping::PingNodeStats,
     /// Amplification credit and per-address buckets.
     pub guard: crate::guard::GuardStats,
+    /// The uplink (fleets, docs/FLEETS.md).
+    pub uplink: crate::uplink::UplinkStats,
     /// The socket driver (zero when the engine runs without one).
     pub driver: DriverStats,
 }
@@ -116,4 +118,6 @@ pub struct DriverStats {
     pub audit_dropped: u64,
     /// Audit records the sink failed to store.
     pub audit_failures: u64,
+    /// Uplink frames dropped because the uplink's channel was full or closed.
+    pub uplink_dropped: u64,
 }

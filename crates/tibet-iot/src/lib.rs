@@ -70,5 +70,5 @@ pub use tibet_iot_proto::{
     Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
     NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal,
     RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
-    TransportConfig,
+    TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats,
 };

@@ -21,12 +21,12 @@ use tibet_ping::{
     Vouch, VouchError, VouchOptions,
 };
 use tokio::net::UdpSocket;
-use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
     Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError, SendOptions,
-    Transmit, TransportConfig,
+    Transmit, TransportConfig, Uplink,
 };
 
 use crate::audit::AuditSink;
@@ -53,6 +53,8 @@ struct State {
     waiters: HashMap<RequestId, Waiter>,
     running: bool,
     audit: Option<AuditWorker>,
+    /// Where uplink frames go (docs/FLEETS.md), while one is open.
+    uplink: Option<mpsc::Sender<Uplink>>,
 }
 
 impl State {
@@ -67,6 +69,20 @@ impl State {
             }
         }
     }
+
+    /// Hands the engine's uplink frames to the uplink's channel; what does
+    /// not fit (the uplink is behind) is dropped and counted.
+    fn drain_uplink(&mut self, dropped: &AtomicU64) {
+        while let Some(u) = self.engine.poll_uplink() {
+            let sent = self
+                .uplink
+                .as_ref()
+                .is_some_and(|tx| tx.try_send(u).is_ok());
+            if !sent {
+                dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -77,6 +93,7 @@ struct Shared {
     send_queue_bytes_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     audit_failures: Arc<AtomicU64>,
+    uplink_dropped: AtomicU64,
     /// Origin of the engine's monotonic clock.
     origin: Instant,
 }
@@ -153,6 +170,7 @@ impl IoTNode {
                     waiters: HashMap::new(),
                     running: false,
                     audit: None,
+                    uplink: None,
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
@@ -160,6 +178,7 @@ impl IoTNode {
                 send_queue_bytes_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
                 audit_failures: Arc::new(AtomicU64::new(0)),
+                uplink_dropped: AtomicU64::new(0),
                 origin,
             }),
             events,
@@ -470,6 +489,45 @@ impl IoTNode {
         drop(old);
     }
 
+    /// Opens the uplink (docs/FLEETS.md): mesh pings the LAN cannot route,
+    /// and answers to frames from the uplink, come out of the returned
+    /// channel (at most `capacity` waiting; beyond, dropped and counted as
+    /// `driver.uplink_dropped`), and [`UPLINK_ADDR`](tibet_iot_proto::UPLINK_ADDR)
+    /// becomes a destination for [`IoTNode::send_ping`]. Opening again
+    /// replaces the channel.
+    pub fn open_uplink(&self, capacity: usize) -> mpsc::Receiver<Uplink> {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let mut st = self.shared.lock();
+        st.engine.set_uplink_enabled(true);
+        st.uplink = Some(tx);
+        rx
+    }
+
+    /// Closes the uplink; frames from it are refused from now on.
+    pub fn close_uplink(&self) {
+        let mut st = self.shared.lock();
+        st.engine.set_uplink_enabled(false);
+        st.uplink = None;
+    }
+
+    /// A frame arrived over the uplink: handled like a datagram (decode,
+    /// airlock, replay check, trust) from
+    /// [`UPLINK_ADDR`](tibet_iot_proto::UPLINK_ADDR). Locks the engine
+    /// briefly, like every API call; the driver task sends what follows.
+    pub fn handle_uplink_frame(&self, frame: &[u8]) {
+        let now = self.shared.now();
+        {
+            let mut st = self.shared.lock();
+            if !st.running {
+                return;
+            }
+            st.engine.handle_uplink_frame(now, frame);
+            st.drain_uplink(&self.shared.uplink_dropped);
+            st.drain_audit(&self.shared.audit_dropped);
+        }
+        self.shared.wake.notify_one();
+    }
+
     /// Counters of the engine, its tables and the driver.
     pub fn stats(&self) -> NodeStats {
         let mut s = self.shared.lock().engine.stats(self.shared.now());
@@ -479,6 +537,7 @@ impl IoTNode {
         d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
         d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
+        d.uplink_dropped = self.shared.uplink_dropped.load(Ordering::Relaxed);
         s
     }
 }
@@ -564,6 +623,7 @@ async fn drive(
             outq.push_back(t);
         }
         st.drain_audit(&shared.audit_dropped);
+        st.drain_uplink(&shared.uplink_dropped);
         while let Some(ev) = st.engine.poll_event() {
             match ev {
                 Event::RequestAnswered { id, response } => {
