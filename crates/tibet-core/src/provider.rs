@@ -454,6 +454,7 @@ pub(crate) mod tests {
             rtt_ms: None,
             airlock_zone: AirlockZone::Geel,
             applied_rule: None,
+            signature: String::new(),
         }
     }
 

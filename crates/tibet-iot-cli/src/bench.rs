@@ -64,6 +64,10 @@ pub(crate) struct Args {
     /// Encode the pings as msgpack.
     #[arg(long)]
     msgpack: bool,
+    /// Sign every ping with this Ed25519 key file (for a listener that pins
+    /// `--my-did`); the unsigned path is unchanged without it.
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -131,6 +135,10 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         bail!("-n must be at least 1");
     }
     let codec = PacketCodec::new(args.msgpack);
+    let key = match &args.key {
+        Some(path) => Some(tibet_ping::identity::Keypair::load(path)?),
+        None => None,
+    };
     let spin = match args.poll {
         Poll::Auto => args.concurrency == 1,
         Poll::Spin => true,
@@ -144,7 +152,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         duration: args.duration,
         timeout: args.timeout,
         spin,
-        template: PingTemplate::new(codec, &my_did, &target, &args.intent)?,
+        template: PingTemplate::new(codec, &my_did, &target, &args.intent, key)?,
         codec,
     };
     let (bar, style) = match args.duration {

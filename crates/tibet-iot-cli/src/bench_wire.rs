@@ -7,6 +7,7 @@
 
 use anyhow::{Result, bail};
 use memchr::memmem;
+use tibet_ping::identity::{Keypair, SIGNATURE_TEXT_LEN, packet_signing_input, sign_bytes};
 use tibet_ping::{
     FLAG_MSGPACK, FLAG_RESPONSE, HEADER_LEN, MAGIC, PacketCodec, PingPacket, Timestamp, VERSION,
 };
@@ -24,38 +25,77 @@ pub(crate) struct PingTemplate {
     id_at: usize,
     nonce_at: usize,
     ts_at: usize,
+    signed: Option<Signed>,
+}
+
+/// With a key: the signing input, patched like the frame, is signed per
+/// ping and the signature written over a placeholder of the same length.
+#[derive(Debug, Clone)]
+struct Signed {
+    key: Keypair,
+    input: Vec<u8>,
+    id_at: usize,
+    nonce_at: usize,
+    ts_at: usize,
+    sig_at: usize,
+}
+
+/// Where `needle` occurs in `hay`, if exactly once.
+fn once(hay: &[u8], needle: &[u8], what: &str) -> Result<usize> {
+    let mut hits = memmem::find_iter(hay, needle);
+    match (hits.next(), hits.next()) {
+        (Some(at), None) => Ok(at),
+        _ => bail!("cannot build the bench ping: {what} is not unique in the frame"),
+    }
 }
 
 impl PingTemplate {
-    /// Encodes one ping from `my_did` to `target` with `intent`.
+    /// Encodes one ping from `my_did` to `target` with `intent`, signed
+    /// per send with `key` if given.
     pub(crate) fn new(
         codec: PacketCodec,
         my_did: &str,
         target: &str,
         intent: &str,
+        key: Option<Keypair>,
     ) -> Result<Self> {
         let ts = iso_now();
+        let sig_placeholder = "A".repeat(SIGNATURE_TEXT_LEN - 2) + "==";
         let packet = PingPacket {
             nonce: NONCE_PLACEHOLDER.into(),
             timestamp: ts.clone(),
+            signature: if key.is_some() {
+                sig_placeholder.clone()
+            } else {
+                String::new()
+            },
             ..PingPacket::new(ID_PLACEHOLDER, my_did, target, intent, "tibet-iot bench")
         };
         let frame = codec.encode_packet(&packet)?;
-        let once = |needle: &[u8], what: &str| -> Result<usize> {
-            let mut hits = memmem::find_iter(&frame, needle);
-            match (hits.next(), hits.next()) {
-                (Some(at), None) => Ok(at),
-                _ => bail!("cannot build the bench ping: {what} is not unique in the frame"),
+        let id_at = once(&frame, ID_PLACEHOLDER.as_bytes(), "the packet id")? + "ping_".len();
+        let nonce_at = once(&frame, NONCE_PLACEHOLDER.as_bytes(), "the nonce")?;
+        let ts_at = once(&frame, ts.as_bytes(), "the timestamp")?;
+        let signed = match key {
+            None => None,
+            Some(key) => {
+                let input = packet_signing_input(&packet);
+                Some(Signed {
+                    id_at: once(&input, ID_PLACEHOLDER.as_bytes(), "the packet id")?
+                        + "ping_".len(),
+                    nonce_at: once(&input, NONCE_PLACEHOLDER.as_bytes(), "the nonce")?,
+                    ts_at: once(&input, ts.as_bytes(), "the timestamp")?,
+                    sig_at: once(&frame, sig_placeholder.as_bytes(), "the signature")?,
+                    input,
+                    key,
+                })
             }
         };
-        let id_at = once(ID_PLACEHOLDER.as_bytes(), "the packet id")? + "ping_".len();
-        let nonce_at = once(NONCE_PLACEHOLDER.as_bytes(), "the nonce")?;
-        let ts_at = once(ts.as_bytes(), "the timestamp")?;
         Ok(PingTemplate {
             frame,
             id_at,
             nonce_at,
             ts_at,
+            signed,
         })
     }
 
@@ -71,6 +111,15 @@ impl PingTemplate {
         hex16(nonce[0], &mut buf[self.nonce_at..self.nonce_at + 16]);
         hex16(nonce[1], &mut buf[self.nonce_at + 16..self.nonce_at + 32]);
         buf[self.ts_at..self.ts_at + TS_LEN].copy_from_slice(ts);
+        if let Some(s) = &self.signed {
+            let mut input = s.input.clone();
+            input[s.id_at..s.id_at + 16].copy_from_slice(&buf[self.id_at..self.id_at + 16]);
+            input[s.nonce_at..s.nonce_at + 32]
+                .copy_from_slice(&buf[self.nonce_at..self.nonce_at + 32]);
+            input[s.ts_at..s.ts_at + TS_LEN].copy_from_slice(ts);
+            let sig = sign_bytes(&input, &s.key);
+            buf[s.sig_at..s.sig_at + SIGNATURE_TEXT_LEN].copy_from_slice(sig.as_bytes());
+        }
     }
 }
 
@@ -159,6 +208,7 @@ mod tests {
             rtt_ms: Some(0.1),
             airlock_zone: AirlockZone::Groen,
             applied_rule: None,
+            signature: String::new(),
         };
         codec.encode_response(&r).unwrap()
     }
@@ -166,7 +216,8 @@ mod tests {
     #[test]
     fn patched_pings_decode_with_the_patched_fields() {
         for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
-            let t = PingTemplate::new(codec, "jis:bench:c", "jis:bench:hub", "bench.ping").unwrap();
+            let t = PingTemplate::new(codec, "jis:bench:c", "jis:bench:hub", "bench.ping", None)
+                .unwrap();
             let mut buf = t.frame().to_vec();
             let ts = iso_now_bytes();
             t.patch(&mut buf, 0x0123_4567_89ab_cdef, [1, u64::MAX], &ts);
@@ -179,6 +230,38 @@ mod tests {
             assert!(p.sent_at().is_some());
             assert_eq!(p.source_did, "jis:bench:c");
             assert_eq!(p.target_did, "jis:bench:hub");
+        }
+    }
+
+    #[test]
+    fn signed_templates_sign_each_patched_ping() {
+        use tibet_ping::identity::{SignatureError, verify_packet};
+        let key = Keypair::from_seed(&[9; 32]);
+        for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+            let t = PingTemplate::new(
+                codec,
+                "jis:bench:c",
+                "jis:bench:hub",
+                "bench.ping",
+                Some(key.clone()),
+            )
+            .unwrap();
+            let ts = iso_now_bytes();
+            for id in [1u64, 0xdead_beef] {
+                let mut buf = t.frame().to_vec();
+                t.patch(&mut buf, id, [id, !id], &ts);
+                let Ok(Frame::Packet(p)) = codec.decode(&buf) else {
+                    panic!("not a packet")
+                };
+                assert_eq!(p.packet_id, format!("ping_{id:016x}"));
+                assert_eq!(verify_packet(&p, &key.public()), Ok(()));
+                let mut other = p.clone();
+                other.nonce = "00".repeat(16);
+                assert_eq!(
+                    verify_packet(&other, &key.public()),
+                    Err(SignatureError::Invalid)
+                );
+            }
         }
     }
 

@@ -54,6 +54,11 @@ pub(crate) struct ConfigFile {
     pub(crate) metrics: Option<crate::ops::MetricsSection>,
     /// MQTT fleet bridge (docs/FLEETS.md).
     pub(crate) mqtt: Option<crate::mqtt::MqttSection>,
+    /// Key, identity mode and pins file (docs/PROTOCOL.md section 6).
+    pub(crate) identity: Option<crate::identity::IdentitySection>,
+    /// Pinned DIDs: `"jis:home:sensor" = "PUBKEY"` (base64 of the raw key).
+    #[serde(default)]
+    pub(crate) pins: BTreeMap<String, String>,
 }
 
 /// `[discovery]`

@@ -235,6 +235,18 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         }
         None => (None, None),
     };
+    // After the last start-up check that can fail, so that an error stays
+    // the only line.
+    let (mode, pins) = node.identity();
+    let trusted = settings.trust.iter().map(|(d, _)| d.as_str()).chain(
+        settings
+            .vouches
+            .iter()
+            .flat_map(|v| v.dids.iter().map(String::as_str)),
+    );
+    for line in crate::identity::unpinned_trust_warnings(mode, &pins, trusted) {
+        logging::warn(format, &line);
+    }
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigint =
@@ -308,6 +320,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     }
     tracing::info!(target: "tibet_iot_cli", "listener stopping");
     ops.stopping();
+    node.save_pins();
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)

@@ -17,6 +17,7 @@ mod control;
 mod demo;
 mod discover;
 mod fleet;
+mod identity;
 mod keys;
 mod listen;
 mod logging;

@@ -131,6 +131,8 @@ pub(crate) struct Node {
     inner: std::sync::Arc<IoTNode>,
     addr: SocketAddr,
     events: broadcast::Receiver<LibEvent>,
+    /// The pins file and the pins generation last written to it.
+    pins_file: Option<(std::path::PathBuf, std::sync::atomic::AtomicU64)>,
 }
 
 impl std::fmt::Debug for Node {
@@ -229,7 +231,9 @@ fn apply_policy(node: &IoTNode, s: &Settings) -> Result<()> {
 impl Node {
     /// Binds the sockets and starts the background loops.
     pub(crate) async fn start(settings: &Settings) -> Result<Node> {
-        let inner = IoTNode::new(settings.did.clone(), transport_config(settings));
+        let mut config = transport_config(settings);
+        config.identity = settings.identity.resolve()?;
+        let inner = IoTNode::new(settings.did.clone(), config);
         apply_policy(&inner, settings)?;
         let audit = match &settings.audit {
             Some((path, durability)) => {
@@ -256,11 +260,43 @@ impl Node {
             }
             other => anyhow::anyhow!("{other}"),
         })?;
+        let pins_file = settings
+            .identity
+            .pins_file()
+            .map(|p| (p, std::sync::atomic::AtomicU64::new(0)));
         Ok(Node {
             inner: std::sync::Arc::new(inner),
             addr,
             events,
+            pins_file,
         })
+    }
+
+    /// Writes the pins file (atomically) when trust on first use changed the
+    /// pins since the last write.
+    pub(crate) fn save_pins(&self) {
+        use std::sync::atomic::Ordering;
+        let Some((path, saved)) = &self.pins_file else {
+            return;
+        };
+        let (text, generation) = self.inner.pins();
+        if generation == saved.load(Ordering::Relaxed) {
+            return;
+        }
+        match text.save(path) {
+            Ok(()) => saved.store(generation, Ordering::Relaxed),
+            Err(e) => tracing::warn!("{e}"),
+        }
+    }
+
+    /// The identity mode and pins in force (for the start-up warning).
+    pub(crate) fn identity(
+        &self,
+    ) -> (
+        tibet_ping::identity::IdentityMode,
+        tibet_ping::identity::PinStore,
+    ) {
+        (self.inner.identity_mode(), self.inner.pins().0)
     }
 
     /// The library node (for the fleet uplink).
@@ -306,6 +342,9 @@ impl Node {
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
+            if matches!(event, LibEvent::PeerDiscovered { .. }) {
+                self.save_pins();
+            }
             if let Some(e) = self.printable(event) {
                 return Some(e);
             }
@@ -406,11 +445,46 @@ impl Node {
     /// Answers a control-socket request.
     pub(crate) fn control(&self, request: Request) -> Response {
         match request {
-            Request::List => Response {
-                ok: true,
-                pending: Some(self.inner.pending().iter().map(item).collect()),
-                ..Default::default()
-            },
+            Request::List => {
+                let mut pending: Vec<PendingItem> = self.inner.pending().iter().map(item).collect();
+                pending.extend(self.inner.pending_beacons().iter().map(beacon_item));
+                Response {
+                    ok: true,
+                    pending: Some(pending),
+                    ..Default::default()
+                }
+            }
+            Request::Approve { id, .. } if id.starts_with("beacon_") => {
+                let beacon = self
+                    .inner
+                    .pending_beacons()
+                    .into_iter()
+                    .find(|b| b.beacon_id == id);
+                let found = beacon
+                    .and_then(|b| Some((b, self.inner.approve_beacon(&id, Default::default())?)));
+                match found {
+                    Some((beacon, Ok(_))) => {
+                        self.save_pins();
+                        Response {
+                            ok: true,
+                            item: Some(beacon_item(&beacon)),
+                            ..Default::default()
+                        }
+                    }
+                    Some((_, Err(e))) => Response::error(format!("cannot vouch: {e}")),
+                    None => Response::error(format!("no pending beacon with id {id}")),
+                }
+            }
+            Request::Reject { id } if id.starts_with("beacon_") => {
+                match self.inner.reject_beacon(&id) {
+                    Some(b) => Response {
+                        ok: true,
+                        item: Some(beacon_item(&b)),
+                        ..Default::default()
+                    },
+                    None => Response::error(format!("no pending beacon with id {id}")),
+                }
+            }
             Request::Approve { id, trust } => {
                 if let Some(t) = trust
                     && let Err(e) = crate::parse::check_score(t)
@@ -464,6 +538,26 @@ impl Node {
 /// The wire spelling of a beacon decision (`auto_vouched`, `hitl_pending`, `rejected`).
 fn beacon_decision(d: BeaconDecision) -> String {
     d.as_str().to_owned()
+}
+
+/// A beacon waiting for review, shown like a pending ping: its intent is
+/// `discover`, its purpose names the device type and the key it proved (if
+/// any), and approving it vouches for the device and pins that key.
+fn beacon_item(b: &tibet_ping::Beacon) -> PendingItem {
+    let key = if b.public_key_hash.is_empty() {
+        "no key".to_owned()
+    } else {
+        format!("key sha256 {}", b.public_key_hash)
+    };
+    PendingItem {
+        id: b.beacon_id.clone(),
+        source_did: b.source_did.clone(),
+        intent: "discover".into(),
+        purpose: format!("beacon of a {} ({key})", b.device_type),
+        trust: 0.0,
+        zone: "GEEL".into(),
+        received_at: b.timestamp.clone(),
+    }
 }
 
 fn item(p: &PendingPing) -> PendingItem {

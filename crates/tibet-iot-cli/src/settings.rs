@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 use crate::config::{AutoVouchEntry, ConfigFile, Durability, RuleEntry, VouchEntry};
+use crate::identity::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
 
 /// Flags shared by every command that runs a node (`listen`, `send`, ...).
@@ -16,6 +17,8 @@ pub(crate) struct NetFlags {
     /// Encode outgoing frames as msgpack (incoming frames are read either way).
     #[arg(long)]
     pub(crate) msgpack: bool,
+    #[command(flatten)]
+    pub(crate) identity: IdentityFlags,
 }
 
 /// Flags of the commands that use discovery (`listen`, `discover`).
@@ -75,6 +78,8 @@ pub(crate) struct Settings {
     pub(crate) audit: Option<(PathBuf, Durability)>,
     /// Control socket.
     pub(crate) control: Option<PathBuf>,
+    /// Key, identity mode, pins.
+    pub(crate) identity: IdentitySettings,
 }
 
 impl Settings {
@@ -103,6 +108,7 @@ impl Settings {
             auto_vouch: Vec::new(),
             audit: None,
             control: None,
+            identity: IdentitySettings::from_flags(&net.identity),
         }
     }
 
@@ -200,6 +206,12 @@ impl Settings {
             (None, None) => None,
         };
         let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
+        let identity = IdentitySettings {
+            flags: flags.net.identity.clone(),
+            section: file.identity.clone(),
+            table: file.pins.clone(),
+            default_pins_file: default_pins_file(audit.as_ref().map(|(p, _)| p.as_path())),
+        };
         let discovery = !flags.no_discovery && file.discovery.enabled.unwrap_or(true);
         Ok(Settings {
             did,
@@ -236,6 +248,7 @@ impl Settings {
             auto_vouch: file.auto_vouch,
             audit,
             control: flags.control.clone().or(file.control),
+            identity,
         })
     }
 }
@@ -293,6 +306,14 @@ impl ListenFlags {
                 }
                 if let Some(c) = file.control.as_mut() {
                     *c = config_path(base, c)?;
+                }
+                if let Some(id) = file.identity.as_mut() {
+                    if let Some(k) = id.key.as_mut() {
+                        *k = config_path(base, k)?;
+                    }
+                    if let Some(p) = id.pins_file.as_mut() {
+                        *p = config_path(base, p)?;
+                    }
                 }
                 file
             }

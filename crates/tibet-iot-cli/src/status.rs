@@ -59,8 +59,10 @@ pub(crate) fn peer_items(node: &IoTNode) -> Vec<PeerItem> {
                 packets: p.packet_count,
                 trust,
                 zone: node.threshold_zone(trust).to_string(),
-                key_fingerprint: None,
-                route: None,
+                key_fingerprint: node.key_fingerprint(&p.did),
+                route: node
+                    .route_to(&p.did)
+                    .map(|(hop, hops)| format!("{hop} ({hops} hops)")),
             }
         })
         .collect()

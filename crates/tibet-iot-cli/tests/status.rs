@@ -103,3 +103,44 @@ fn status_without_a_listener_is_one_error_line() {
     let err = common::stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn status_shows_the_fingerprint_of_a_pinned_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("phone.key");
+    let key = key.to_str().unwrap();
+    let out = run(&["keygen", "--out", key]);
+    assert_code(&out, 0);
+    let public = stdout(&out).trim().to_owned();
+    let sock = dir.path().join("control.sock");
+    let sock = sock.to_str().unwrap();
+    let pin = format!("jis:home:phone={public}");
+    let hub = Listener::loopback_hub(
+        "jis:home:hub",
+        &["jis:home:phone=0.9", "jis:home:tv=0.9"],
+        &["--control", sock, "--pin", &pin],
+    );
+    assert_code(&hub.send("light.on", "jis:home:phone", &["--key", key]), 0);
+    assert_code(&hub.send("volume.up", "jis:home:tv", &[]), 0);
+
+    let out = run(&["status", "--control", sock, "--json", "--interval", "0.1"]);
+    assert_code(&out, 0);
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let peer = |did: &str| {
+        v["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["did"] == did)
+            .unwrap_or_else(|| panic!("{did} not among the peers: {v}"))
+            .clone()
+    };
+    let fingerprint = peer("jis:home:phone")["key_fingerprint"].clone();
+    let fingerprint = fingerprint.as_str().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(fingerprint.len(), 16, "{fingerprint}");
+    assert!(
+        fingerprint.chars().all(|c| c.is_ascii_hexdigit()),
+        "{fingerprint}"
+    );
+    assert!(peer("jis:home:tv")["key_fingerprint"].is_null(), "{v}");
+}

@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 
+use tibet_ping::identity::PublicKey;
 use tibet_ping::{
     AirlockRule, AirlockZone, AutoVouchRule, Beacon, BeaconDecision, DropRecord, PendingPing,
     PingPacket, PingResponse, Vouch,
@@ -100,5 +101,30 @@ pub enum AuditRecord {
     BeaconReviewExpired {
         /// The beacon that waited.
         beacon: Box<Beacon>,
+    },
+    /// Packets (or answers to our requests) refused by the identity step.
+    /// At most one record per source address per interval; `count` is how
+    /// many refusals it stands for (this one and those suppressed since the
+    /// previous record of the source).
+    IdentityRefused {
+        /// The DID the refused packet claimed.
+        did: String,
+        /// Where it came from.
+        address: SocketAddr,
+        /// Why (`unsigned`, `bad_signature`, `wrong_key`,
+        /// `unpinned_in_require`, `bad_beacon_key`, `response_refused`).
+        reason: &'static str,
+        /// Refusals this record stands for.
+        count: u64,
+    },
+    /// A DID was pinned to a key (trust on first use by an auto-vouch rule
+    /// or an approved beacon review).
+    Pinned {
+        /// The DID.
+        did: String,
+        /// Its key.
+        key: Box<PublicKey>,
+        /// Why (`auto_vouched`, `beacon approved`).
+        reason: String,
     },
 }

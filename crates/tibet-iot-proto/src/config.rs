@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::identity::IdentityConfig;
 use crate::retransmit::RetransmitPolicy;
 
 /// Default UDP port of the transport socket.
@@ -127,6 +128,8 @@ pub struct TransportConfig {
     pub guard: crate::guard::GuardConfig,
     /// Settings of the protocol core.
     pub ping: tibet_ping::PingNodeConfig,
+    /// Keys, pins and the identity policy (default: `prefer`, no key, no pins).
+    pub identity: IdentityConfig,
 }
 
 impl Default for TransportConfig {
@@ -157,6 +160,7 @@ impl Default for TransportConfig {
             limits: Limits::default(),
             guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
     BeaconDecision, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec, PendingPing,
@@ -35,6 +36,7 @@ use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::guard::SourceGuard;
+use crate::identity::{IdentityGate, IdentityStats};
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
@@ -104,6 +106,15 @@ pub struct Engine {
     guard: SourceGuard,
     drops: DropAggregator,
     next_drop_flush: Option<MonoTime>,
+    identity: IdentityGate,
+    /// The identity of the packet being handled (see
+    /// [`Engine::source_authenticated`]).
+    current_identity: Identity,
+    /// The trust a verified vouch credential of that packet gives its sender.
+    current_credential: Option<f64>,
+    /// Keys of self-certified beacons waiting for human review, by beacon id.
+    beacon_keys: BoundedMap<String, (String, PublicKey)>,
+    pins_generation: u64,
 }
 
 impl std::fmt::Debug for Engine {
@@ -131,7 +142,10 @@ impl Engine {
     pub fn new(did: impl Into<String>, config: TransportConfig, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let node_rng = StdRng::from_rng(&mut rng).expect("StdRng from StdRng cannot fail");
-        let node = PingNode::new(did, config.ping.clone(), Box::new(node_rng));
+        let mut node = PingNode::new(did, config.ping.clone(), Box::new(node_rng));
+        if let Some(key) = &config.identity.key {
+            node.set_signer(Box::new(key.clone()));
+        }
         let nonce_window = config.ping.nonce_window;
         let announcement = Announcement {
             capabilities: config.capabilities.clone(),
@@ -193,6 +207,15 @@ impl Engine {
             guard: SourceGuard::new(config.guard.clone()),
             drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
             next_drop_flush: None,
+            identity: IdentityGate::new(&config.identity),
+            current_identity: Identity::NotChecked,
+            current_credential: None,
+            beacon_keys: BoundedMap::new(
+                config.limits.discovery_replies.max(256),
+                config.ping.review_ttl,
+                WhenFull::EvictOldest,
+            ),
+            pins_generation: 0,
             node,
             config,
         }
@@ -226,6 +249,36 @@ impl Engine {
     /// The peer table.
     pub fn peers(&self) -> &PeerTracker {
         &self.peers
+    }
+
+    /// The identity policy in force.
+    pub fn identity_mode(&self) -> IdentityMode {
+        self.identity.mode()
+    }
+
+    /// The learned route to `destination` at `now`, if any (next hop and
+    /// hop count).
+    pub fn route_to(&self, now: MonoTime, destination: &str) -> Option<crate::routes::Route> {
+        self.routes.get(now, destination).cloned()
+    }
+
+    /// The pinned DIDs (configured, and pinned by trust on first use).
+    pub fn pins(&self) -> &PinStore {
+        self.identity.pins()
+    }
+
+    /// Raised on every change of [`Engine::pins`]: a driver that keeps a
+    /// pins file saves it when this moved.
+    pub fn pins_generation(&self) -> u64 {
+        self.pins_generation
+    }
+
+    /// Whether the packet being handled was signed by the key its source
+    /// DID is pinned to. Route learning and peer introduction may trust
+    /// what such a packet says about its sender's address; false outside
+    /// packet handling.
+    pub fn source_authenticated(&self) -> bool {
+        self.current_identity.is_verified()
     }
 
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
@@ -584,6 +637,9 @@ impl Engine {
         packet
             .payload
             .insert(TRANSPORT_PORT_KEY.to_owned(), self.local_port.into());
+        // Signed again: the key fields and the port were added after the
+        // node signed it.
+        self.identity.sign_beacon(&mut packet);
         self.codec
             .encode_packet(&packet)
             .map_err(|e| SendError::Encode(e.to_string()))
@@ -705,11 +761,16 @@ impl Engine {
             }
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
+                if !self.admit(now, from, &p) {
+                    return;
+                }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
                     self.on_beacon(now, from, &p, false);
                 } else {
                     self.on_packet(now, from, p);
                 }
+                self.current_identity = Identity::NotChecked;
+                self.current_credential = None;
             }
         }
     }
@@ -721,13 +782,50 @@ impl Engine {
         self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
-                self.on_beacon(now, from, &p, true)
+                if self.admit(now, from, &p) {
+                    self.on_beacon(now, from, &p, true);
+                    self.current_identity = Identity::NotChecked;
+                    self.current_credential = None;
+                }
             }
             Ok(_) => self.malformed(now, from, "not a discover packet"),
             Err(e) => {
                 self.stats.decode.record(&e);
                 self.malformed(now, from, e)
             }
+        }
+    }
+
+    /// The identity step (docs/PROTOCOL.md section 6): false drops the
+    /// packet silently, like ROOD; it is counted by reason and audited at
+    /// most once per source per interval, and moves no peer entry.
+    fn admit(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
+        let (checked, credential) = self.identity.check(packet, now.wall);
+        self.current_credential = credential
+            .map(|cred| self.node.trust_of(now.wall, &cred.voucher_did).score * cred.factor);
+        match checked {
+            Ok(identity) => {
+                self.current_identity = identity;
+                true
+            }
+            Err(refusal) => {
+                self.identity_refused(now, from, &packet.source_did, refusal.as_str());
+                false
+            }
+        }
+    }
+
+    fn identity_refused(&mut self, now: Now, from: SocketAddr, did: &str, reason: &'static str) {
+        if !self.audit_enabled {
+            return;
+        }
+        if let Some(count) = self.identity.audit_due(now.mono, from) {
+            self.audit(|| AuditRecord::IdentityRefused {
+                did: did.to_owned(),
+                address: from,
+                reason,
+                count,
+            });
         }
     }
 
@@ -748,13 +846,18 @@ impl Engine {
             }
             Ok(Frame::Packet(p)) => {
                 let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
+                // The identity step applies to the uplink as to the LAN: a
+                // broker is no more trusted than a datagram.
                 if self.uplink.accept_in(lan_only)
+                    && self.admit(now, UPLINK_ADDR, &p)
                     && self
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)
                 {
                     self.on_packet(now, UPLINK_ADDR, p);
                 }
+                self.current_identity = Identity::NotChecked;
+                self.current_credential = None;
             }
         }
     }
@@ -814,10 +917,15 @@ impl Engine {
             packet_id,
             ..packet
         };
-        let reception = self.node.receive(now.wall, &packet);
+        let reception = self
+            .node
+            .receive_vouched(now.wall, &packet, self.current_credential);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
-        let response = reception.response;
+        let mut response = reception.response;
+        if reply {
+            self.identity.sign_response(&mut response);
+        }
         let trusted = response.airlock_zone == AirlockZone::Groen;
         if self.audit_enabled && reply {
             // ROOD drops and replays are aggregated (below), never one
@@ -921,6 +1029,13 @@ impl Engine {
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
             if !(target_ok && (from == req.addr || req.also.contains(&from))) {
                 self.stats.responses_foreign += 1;
+                return;
+            }
+            if !self.identity.accept_response(&response) {
+                // Forged or unsigned where a signature is due: the request
+                // stays open for the real answer.
+                let did = response.responder_did;
+                self.identity_refused(now, from, &did, "response_refused");
                 return;
             }
             let id = req.id;
@@ -1141,6 +1256,20 @@ impl Engine {
             }
         }
         let address = transport.unwrap_or(from);
+        if let Identity::SelfCertified(key) = self.current_identity {
+            match decision {
+                BeaconDecision::AutoVouched => {
+                    self.pin_first_use(&packet.source_did, key, "auto_vouched")
+                }
+                BeaconDecision::HitlPending => {
+                    let entry = (packet.source_did.clone(), key);
+                    let size = beacon.beacon_id.len() + entry.0.len() + 32;
+                    self.beacon_keys
+                        .insert_sized(now.mono, beacon.beacon_id.clone(), entry, size);
+                }
+                _ => {}
+            }
+        }
         self.audit(|| AuditRecord::Discovery {
             did: packet.source_did.clone(),
             address,
@@ -1316,6 +1445,55 @@ impl Engine {
         }
     }
 
+    fn pin_first_use(&mut self, did: &str, key: PublicKey, reason: &str) {
+        if self.identity.pin_first_use(did, key) == tibet_ping::identity::PinDecision::Pinned {
+            self.pins_generation += 1;
+            self.audit(|| AuditRecord::Pinned {
+                did: did.to_owned(),
+                key: Box::new(key),
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// Beacons waiting for human review.
+    pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
+        self.node.pending_beacons()
+    }
+
+    /// A human approves a beacon waiting for review: this node vouches for
+    /// its device (audited), and a beacon that was signed by the key it
+    /// carries pins its DID to that key (trust on first use, audited).
+    /// `None` if no such beacon waits.
+    pub fn approve_beacon(
+        &mut self,
+        now: Now,
+        beacon_id: &str,
+        opts: VouchOptions,
+    ) -> Option<Result<Vouch, VouchError>> {
+        let key = self.beacon_keys.get(now.mono, beacon_id).cloned();
+        let result = self.node.approve_beacon(now.wall, beacon_id, opts)?;
+        if let Ok(vouch) = &result {
+            self.audit(|| AuditRecord::Vouched {
+                vouch: Box::new(vouch.clone()),
+            });
+            if let Some((did, key)) = key {
+                self.pin_first_use(&did, key, "beacon approved");
+            }
+        }
+        Some(result)
+    }
+
+    /// A human rejects a beacon waiting for review.
+    pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
+        self.node.reject_beacon(beacon_id)
+    }
+
+    /// Counters of the identity gate.
+    pub fn identity_stats(&self) -> &IdentityStats {
+        &self.identity.stats
+    }
+
     /// Counters of the engine and its parts.
     pub fn stats(&self, now: Now) -> NodeStats {
         NodeStats {
@@ -1333,6 +1511,7 @@ impl Engine {
             guard: self.guard.stats(),
             uplink: self.uplink.stats(),
             driver: DriverStats::default(),
+            identity: self.identity.stats.clone(),
         }
     }
 }

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod event;
 mod guard;
+mod identity;
 mod peers;
 mod relay;
 mod requests;
@@ -44,6 +45,7 @@ pub use engine::{Engine, FLOOD_FANOUT, SendOptions, TRANSPORT_PORT_KEY, Transmit
 pub use error::SendError;
 pub use event::Event;
 pub use guard::{GuardConfig, GuardStats, SourceGuard};
+pub use identity::{IdentityConfig, IdentityStats};
 pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;

@@ -101,6 +101,8 @@ pub struct NodeStats {
     pub uplink: crate::uplink::UplinkStats,
     /// The socket driver (zero when the engine runs without one).
     pub driver: DriverStats,
+    /// The identity gate: verified and refused packets, by reason.
+    pub identity: crate::identity::IdentityStats,
 }
 
 /// Counters of the tokio driver.

@@ -104,6 +104,7 @@ fn line_a_b_c_mesh_ping_reaches_c_and_the_answer_returns() {
         rtt_ms: None,
         airlock_zone: AirlockZone::Groen,
         applied_rule: None,
+        signature: String::new(),
     };
     let bytes = tibet_ping::PacketCodec::json()
         .encode_response(&forged)

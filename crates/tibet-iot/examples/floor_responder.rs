@@ -87,6 +87,7 @@ impl Canned {
             rtt_ms: Some(0.0),
             airlock_zone: AirlockZone::Groen,
             applied_rule: None,
+            signature: String::new(),
         };
         let frame = PacketCodec::json()
             .encode_response(&response)

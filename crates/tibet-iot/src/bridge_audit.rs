@@ -5,8 +5,10 @@
 //! forwarded-to address when the packet went to one next hop),
 //! `trust_change`, `review.approved` / `review.rejected` (with the packet id
 //! of the pending ping), `review.expired` (a pending ping or a beacon nobody
-//! reviewed in time), `vouch`, `rule_added`, `auto_vouch_rule_added`, and
-//! `drops` (one token per source per interval, with counts by reason).
+//! reviewed in time), `vouch`, `rule_added`, `auto_vouch_rule_added`,
+//! `drops` (one token per source per interval, with counts by reason),
+//! `identity.refused` (one token per source per interval, with the count),
+//! `identity.pinned`.
 
 use serde_json::json;
 use tibet_core::{NetworkBridge, NewToken};
@@ -142,6 +144,40 @@ impl AuditSink for NetworkBridge {
                             "Beacon {} of {} expired unreviewed",
                             beacon.beacon_id, beacon.source_did
                         )),
+                ),
+            ),
+            AuditRecord::IdentityRefused {
+                did,
+                address,
+                reason,
+                count,
+            } => stored(
+                self.record_event(
+                    NewToken::new("identity.refused")
+                        .erin(json!({
+                            "claimed_did": did,
+                            "address": address.to_string(),
+                            "reason": reason,
+                            "count": count,
+                        }))
+                        .eraan([did.as_str()])
+                        .eromheen(json!({"address": address.to_string()}))
+                        .erachter(format!(
+                            "Refused {count} packet(s) claiming {did} from {address}: {reason}"
+                        )),
+                ),
+            ),
+            AuditRecord::Pinned { did, key, reason } => stored(
+                self.record_event(
+                    NewToken::new("identity.pinned")
+                        .erin(json!({
+                            "did": did,
+                            "public_key": key.to_base64(),
+                            "public_key_hash": key.sha256_hex(),
+                        }))
+                        .eraan([did.as_str()])
+                        .eromheen(json!({"reason": reason}))
+                        .erachter(format!("Pinned {did} to its key ({reason})")),
                 ),
             ),
             _ => Ok(()),

@@ -58,6 +58,7 @@ mod audit_worker;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
 mod error;
+mod identity;
 mod node;
 mod socket;
 
@@ -67,8 +68,9 @@ pub use node::IoTNode;
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
-    Event, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
-    NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate, RelayRefusal,
-    RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit,
-    TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats,
+    Event, IdentityConfig, IdentityStats, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay,
+    MonoTime, NetworkDiscovery, NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker,
+    PeerUpdate, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
+    TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
+    UplinkStats,
 };

@@ -454,6 +454,12 @@ impl IoTNode {
         self.shared.now()
     }
 
+    /// The learned mesh route to `did`: next hop and hop count.
+    pub fn route_to(&self, did: &str) -> Option<(SocketAddr, u32)> {
+        let now = self.shared.now();
+        self.with_engine(|e| e.route_to(now.mono, did).map(|r| (r.next_hop, r.hops)))
+    }
+
     /// Live peers.
     pub fn peers(&self) -> Vec<PeerRecord> {
         let now = self.shared.now();

@@ -37,6 +37,7 @@ async fn child_main(did: String, discovery: bool) {
         discovery_enabled: discovery,
         discovery_reply_delay: Duration::from_millis(100),
         request_timeout: Duration::from_secs(3),
+        identity: child_identity(),
         ..TransportConfig::default()
     };
     let node = IoTNode::new(did, cfg);
@@ -92,6 +93,16 @@ async fn child_main(did: String, discovery: bool) {
                 }
                 println!("NODE send_errors {n}");
             }
+            ["identity"] => {
+                let s = node.stats().identity;
+                println!(
+                    "NODE identity {} {} {} {}",
+                    s.verified,
+                    s.refused(),
+                    s.responses_verified,
+                    s.responses_refused
+                );
+            }
             ["relayed"] => {
                 let s = node.stats();
                 println!(
@@ -126,6 +137,27 @@ async fn child_main(did: String, discovery: bool) {
     node.stop().await;
 }
 
+/// The child's key and pins from the environment: `TIBET_CHILD_KEY=N`
+/// (a key from the seed of 32 bytes N) and `TIBET_CHILD_PINS=DID=N,...`.
+fn child_identity() -> tibet_iot::IdentityConfig {
+    use tibet_ping::identity::{Keypair, PinStore};
+    let key = |n: &str| Keypair::from_seed(&[n.parse::<u8>().expect("seed byte"); 32]);
+    let mut pins = PinStore::new(16);
+    for entry in std::env::var("TIBET_CHILD_PINS")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|e| !e.is_empty())
+    {
+        let (did, n) = entry.split_once('=').expect("DID=N");
+        pins.set(did, key(n).public()).expect("pin");
+    }
+    tibet_iot::IdentityConfig {
+        key: std::env::var("TIBET_CHILD_KEY").ok().map(|n| key(&n)),
+        pins,
+        ..Default::default()
+    }
+}
+
 // ---- the parent side ------------------------------------------------------
 
 struct Host {
@@ -139,6 +171,10 @@ struct Host {
 
 impl Host {
     fn spawn(ns: &Netns, did: &str, discovery: bool) -> Host {
+        Host::spawn_with(ns, did, discovery, &[])
+    }
+
+    fn spawn_with(ns: &Netns, did: &str, discovery: bool, env: &[(&str, &str)]) -> Host {
         let exe = std::env::current_exe().unwrap();
         let mut child = ns
             .command(exe)
@@ -151,6 +187,7 @@ impl Host {
             ])
             .env("TIBET_CHILD_DID", did)
             .env("TIBET_CHILD_DISCOVERY", if discovery { "1" } else { "0" })
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -300,4 +337,54 @@ fn a_host_without_multicast_route_still_starts() {
     let ready_line = h.cmd("send_errors", "send_errors");
     // The start-up beacon had no route: counted, not fatal.
     assert_ne!(ready_line[1], "0", "beacon send failure counted");
+}
+
+#[test]
+fn two_hosts_with_keys_verify_each_other_and_a_third_cannot_pose_as_one() {
+    if !netns_available() {
+        return;
+    }
+    let mut sw = Switch::new().unwrap();
+    let hosts: Vec<Netns> = ["ka", "kb", "kx"]
+        .iter()
+        .map(|n| Netns::new(n).unwrap())
+        .collect();
+    for (i, h) in hosts.iter().enumerate() {
+        sw.plug(h, "eth0", &format!("10.77.5.{}/24", i + 1))
+            .unwrap();
+    }
+    let mut ha = Host::spawn_with(
+        &hosts[0],
+        "jis:ns:a",
+        false,
+        &[("TIBET_CHILD_KEY", "1"), ("TIBET_CHILD_PINS", "jis:ns:b=2")],
+    );
+    let mut hb = Host::spawn_with(
+        &hosts[1],
+        "jis:ns:b",
+        false,
+        &[("TIBET_CHILD_KEY", "2"), ("TIBET_CHILD_PINS", "jis:ns:a=1")],
+    );
+    // The impostor claims A's DID without A's key.
+    let mut hx = Host::spawn(&hosts[2], "jis:ns:a", false);
+    hb.cmd("trust jis:ns:a 0.9", "ok");
+    assert_eq!(
+        ha.cmd("ping jis:ns:b 10.77.5.2:7150 direct", "resp"),
+        ["resp", "GROEN", "jis:ns:b"]
+    );
+    assert_eq!(
+        ha.cmd("identity", "identity"),
+        ["identity", "0", "0", "1", "0"],
+        "A verified B's signed answer"
+    );
+    assert_eq!(
+        hx.cmd("ping jis:ns:b 10.77.5.2:7150 direct", "resp"),
+        ["resp", "none"],
+        "the impostor is dropped silently"
+    );
+    assert_eq!(
+        hb.cmd("identity", "identity"),
+        ["identity", "1", "1", "0", "0"],
+        "B verified A once and refused the impostor once"
+    );
 }

@@ -265,3 +265,62 @@ async fn beacons_are_understood_both_ways() {
     py.quit().await;
     rust.stop().await;
 }
+
+/// A Rust node with a key in `mode`, trusting the Python sensor.
+async fn keyed_rust_node(
+    did: &str,
+    mode: tibet_ping::identity::IdentityMode,
+) -> (IoTNode, SocketAddr) {
+    let cfg = TransportConfig {
+        request_timeout: Duration::from_secs(2),
+        identity: tibet_iot::IdentityConfig {
+            mode,
+            key: Some(tibet_ping::identity::Keypair::from_seed(&[3; 32])),
+            ..Default::default()
+        },
+        ..TransportConfig::loopback()
+    };
+    let node = IoTNode::new(did, cfg);
+    let addr = node.start().await.unwrap();
+    node.set_trust("jis:py:sensor", 0.9);
+    (node, addr)
+}
+
+#[tokio::test]
+async fn an_unsigned_python_peer_works_in_prefer_and_is_dropped_in_require() {
+    use tibet_ping::identity::IdentityMode;
+    let Some(mut py) = PyNode::spawn("jis:py:sensor", false, free_udp_port()).await else {
+        return;
+    };
+    let (prefer, pa) = keyed_rust_node("jis:rust:prefer", IdentityMode::Prefer).await;
+    let (require, ra) = keyed_rust_node("jis:rust:require", IdentityMode::Require).await;
+    // Python reads our signed answer (the extra `signature` key is ignored).
+    let answer = py.ping("jis:rust:prefer", pa.port()).await;
+    assert_eq!(answer["decision"], "accept", "{answer}");
+    assert_eq!(answer["responder_did"], "jis:rust:prefer");
+    let silent = py.ping("jis:rust:require", ra.port()).await;
+    assert!(
+        silent.is_null(),
+        "require drops the unsigned peer: {silent}"
+    );
+    assert_eq!(require.stats().identity.unpinned_in_require, 1);
+    assert_eq!(require.stats().engine.pings_answered, 0);
+    // Our signed ping is understood by Python, whose answer is unsigned
+    // and accepted in prefer mode (the Python DID is not pinned).
+    py.cmd("trust jis:rust:prefer 0.95").await;
+    py.expect("ok").await;
+    let opts = SendOptions {
+        timeout: Some(Duration::from_secs(2)),
+        ..Default::default()
+    };
+    let resp = prefer
+        .send_ping("jis:py:sensor", py.addr, "temperature.read", "signed", opts)
+        .await
+        .unwrap()
+        .expect("Python answered our signed ping");
+    assert_eq!(resp.decision, PingDecision::Accept);
+    assert_eq!(resp.signature, "");
+    py.quit().await;
+    prefer.stop().await;
+    require.stop().await;
+}

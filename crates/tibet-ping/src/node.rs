@@ -59,7 +59,7 @@ use crate::rule::AirlockRule;
 use crate::stats::{Counters, PingNodeStats};
 use crate::time::Timestamp;
 use crate::topology::{DEFAULT_TOPOLOGY_CAPACITY, Pod, TopologyError, TopologyManager};
-use crate::trust::{TrustAssessment, TrustStore};
+use crate::trust::{TrustAssessment, TrustSource, TrustStore};
 use crate::vouch::{
     DEFAULT_VOUCH_BYTES, DEFAULT_VOUCH_CAPACITY, DEFAULT_VOUCH_TTL, Vouch, VouchError,
     VouchOptions, VouchRegistry,
@@ -402,6 +402,20 @@ impl PingNode {
     /// Runs a received packet through replay check, trust and airlock
     /// (docs/PROTOCOL.md §4) and builds the response.
     pub fn receive(&mut self, now: Timestamp, packet: &PingPacket) -> Reception {
+        self.receive_vouched(now, packet, None)
+    }
+
+    /// [`PingNode::receive`] for a packet that presented a verified vouch
+    /// credential (docs/PROTOCOL.md section 6) worth `credential_trust`
+    /// (the voucher's trust x the factor): the sender gets that trust if it
+    /// is higher than what this node knows of it. The caller verifies the
+    /// credential; `None` is plain `receive`.
+    pub fn receive_vouched(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        credential_trust: Option<f64>,
+    ) -> Reception {
         let start = self.clock.as_ref().map(|c| c());
         self.seen(now);
         self.counters.received += 1;
@@ -409,7 +423,16 @@ impl PingNode {
         // Trust and zone first: a ping that would be ROOD is dropped without
         // storing its nonce (there is nothing to protect), and senders below
         // GROEN use their own, rate-limited nonce table.
-        let trust = self.trust.assess(now, &packet.source_did, &self.vouches);
+        let mut trust = self.trust.assess(now, &packet.source_did, &self.vouches);
+        if let Some(t) = credential_trust.map(crate::trust::clamp_trust)
+            && t > trust.score
+        {
+            trust = TrustAssessment {
+                score: t,
+                source: TrustSource::Vouched,
+                vouch_count: Some(1),
+            };
+        }
         let decided = self.airlock.classify(packet, trust.score);
         if decided.0 != AirlockZone::Rood {
             let trusted = trust.score >= self.config.trust_groen;
@@ -509,6 +532,7 @@ impl PingNode {
             rtt_ms: None,
             airlock_zone: zone,
             applied_rule: None,
+            signature: String::new(),
         }
     }
 }

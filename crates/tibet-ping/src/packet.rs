@@ -332,6 +332,11 @@ pub struct PingResponse {
     /// Name of the airlock rule that decided, if any.
     #[serde(default)]
     pub applied_rule: Option<String>,
+    /// Standard base64 of the responder's Ed25519 signature over the
+    /// response minus this field (docs/PROTOCOL.md section 6); empty when
+    /// unsigned, and then left out of the frame, as the reference sends it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
 }
 
 fn default_zone() -> AirlockZone {

@@ -133,6 +133,7 @@ fn response() -> impl Strategy<Value = PingResponse> {
                 rtt_ms,
                 airlock_zone,
                 applied_rule,
+                signature: String::new(),
             },
         )
 }

@@ -65,6 +65,7 @@ fn response() -> PingResponse {
         rtt_ms: Some(0.125),
         airlock_zone: AirlockZone::Groen,
         applied_rule: Some("sensors".into()),
+        signature: String::new(),
     }
 }
 

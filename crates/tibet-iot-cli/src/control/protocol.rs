@@ -133,8 +133,8 @@ pub(crate) struct PeerItem {
     /// The zone that trust falls in by the thresholds (rules may differ per
     /// intent).
     pub(crate) zone: String,
-    /// Its pinned key's fingerprint (not known until identity lands).
+    /// Its pinned key's fingerprint (16 hex digits of the key's SHA-256).
     pub(crate) key_fingerprint: Option<String>,
-    /// Its route's next hop and hop count (not known until routing lands).
+    /// Its learned route: next hop and hop count.
     pub(crate) route: Option<String>,
 }

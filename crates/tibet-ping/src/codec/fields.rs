@@ -72,6 +72,7 @@ const RESPONSE_FIELDS: &[&str] = &[
     "rtt_ms",
     "airlock_zone",
     "applied_rule",
+    "signature",
 ];
 
 /// Maps a key to its index in a field table (`None` for unknown keys).
@@ -379,6 +380,7 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
         let mut timestamp = String::new();
         let mut rtt_ms: Option<f64> = None;
         let mut airlock_zone = AirlockZone::Rood;
+        let mut signature = String::new();
 
         while let Some(i) = next_field(&mut map, RESPONSE_FIELDS, &mut seen, cell)? {
             let name = RESPONSE_FIELDS[i];
@@ -413,7 +415,8 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
                 11 => map
                     .next_value_seed(Parse::<AirlockZone>::NEW)
                     .map(|v| airlock_zone = v),
-                _ => map.next_value().map(|v| applied_rule = v),
+                12 => map.next_value().map(|v| applied_rule = v),
+                _ => map.next_value().map(|v| signature = v),
             };
             read.map_err(|e| note(cell, Issue::InField(name), e))?;
         }
@@ -431,6 +434,7 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
             rtt_ms,
             airlock_zone,
             applied_rule,
+            signature,
         })
     }
 }

@@ -495,3 +495,24 @@ fn a_long_field_is_refused_in_an_escaped_json_string_too() {
         "{err:?}"
     );
 }
+
+#[test]
+fn response_signature_is_omitted_when_empty_and_round_trips_when_set() {
+    for codec in [PacketCodec::json(), PacketCodec::msgpack()] {
+        let unsigned = response();
+        assert_eq!(unsigned.signature, "");
+        let bytes = codec.encode_response(&unsigned).unwrap();
+        assert!(
+            !bytes.windows(9).any(|w| w == b"signature"),
+            "{:?}",
+            codec.format()
+        );
+        let mut signed = response();
+        signed.signature = "A".repeat(86) + "==";
+        let bytes = codec.encode_response(&signed).unwrap();
+        let Ok(Frame::Response(back)) = codec.decode(&bytes) else {
+            panic!("decode {:?}", codec.format());
+        };
+        assert_eq!(back, signed);
+    }
+}

@@ -27,6 +27,6 @@ pub use pins::{
 pub use policy::{Identity, IdentityMode, IdentityRefusal, UnknownIdentityMode, check_identity};
 pub use signing::{
     SIGNATURE_TEXT_LEN, SignatureError, canonical_json, packet_signing_input, parse_signature,
-    response_signing_input, sign_packet, sign_response, signature_text, verify_bytes,
+    response_signing_input, sign_bytes, sign_packet, sign_response, signature_text, verify_bytes,
     verify_packet, verify_packets, verify_response,
 };

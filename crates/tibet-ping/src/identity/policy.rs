@@ -72,6 +72,15 @@ pub enum Identity {
     Unpinned,
 }
 
+impl Identity {
+    /// Whether the packet's source is authenticated: signed by the key its
+    /// DID is pinned to. Only such a packet proves who sent it (a
+    /// self-certified beacon proves possession of a key, not of the DID).
+    pub const fn is_verified(&self) -> bool {
+        matches!(self, Identity::Verified(_))
+    }
+}
+
 /// Why a packet is dropped by the identity step. The engine counts these
 /// by [`IdentityRefusal::as_str`], audits once per source per interval, and
 /// never lets such a packet move a peer entry.

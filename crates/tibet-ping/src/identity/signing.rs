@@ -97,6 +97,13 @@ pub fn response_signing_input(response: &PingResponse) -> Vec<u8> {
     canonical_json(&object_without(response, &["signature"]))
 }
 
+/// The `signature` text of arbitrary bytes, for callers that build the
+/// signing input themselves (e.g. a load generator patching a template of
+/// [`packet_signing_input`]).
+pub fn sign_bytes(message: &[u8], key: &Keypair) -> String {
+    signature_text(&key.signing_key().sign(message))
+}
+
 /// Signs `packet` in place: sets its `signature` field.
 pub fn sign_packet(packet: &mut PingPacket, key: &Keypair) {
     packet.signature = signature_text(&key.signing_key().sign(&packet_signing_input(packet)));
@@ -292,6 +299,7 @@ mod tests {
             rtt_ms: Some(0.25),
             airlock_zone: crate::packet::AirlockZone::Groen,
             applied_rule: None,
+            signature: String::new(),
         };
         let sig = sign_response(&r, &key);
         assert_eq!(verify_response(&r, &sig, &key.public()), Ok(()));

@@ -1,0 +1,243 @@
+//! Identity flags and config (`--key`, `--identity`, `--pin`, `[identity]`,
+//! `[pins]`), resolved into the library's `IdentityConfig`, and the pins
+//! file the node keeps (docs/PROTOCOL.md section 6).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, anyhow};
+use serde::Deserialize;
+use tibet_iot::IdentityConfig;
+use tibet_ping::identity::{DEFAULT_PIN_CAPACITY, IdentityMode, Keypair, PinStore, PublicKey};
+
+/// Identity flags shared by every command that runs a node.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct IdentityFlags {
+    /// Ed25519 private key file (PKCS#8 PEM, mode 0600, see `keygen`): sign
+    /// every packet, response, beacon and heartbeat sent.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// How strictly signatures are demanded: `off`, `prefer` (default:
+    /// pinned DIDs must sign) or `require` (drop anything unsigned or
+    /// unpinned; needs --key).
+    #[arg(long, value_name = "MODE")]
+    pub(crate) identity: Option<IdentityMode>,
+    /// Pin a DID to its public key: DID=PUBKEY (base64, as `pubkey` prints
+    /// it; repeatable).
+    #[arg(long, value_name = "DID=PUBKEY")]
+    pub(crate) pin: Vec<String>,
+}
+
+/// `[identity]` of the config file.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentitySection {
+    /// Private key file (relative to the config file).
+    pub(crate) key: Option<PathBuf>,
+    /// `off`, `prefer` or `require`.
+    pub(crate) mode: Option<String>,
+    /// Where the node keeps the DIDs it pinned by trust on first use
+    /// (default: `pins` next to the audit file, none without one).
+    pub(crate) pins_file: Option<PathBuf>,
+}
+
+/// The identity part of a node's settings, as given; [`IdentitySettings::resolve`]
+/// checks it and loads the files.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct IdentitySettings {
+    /// The flags.
+    pub(crate) flags: IdentityFlags,
+    /// `[identity]` of the config file (paths already relative to it).
+    pub(crate) section: Option<IdentitySection>,
+    /// `[pins]` of the config file.
+    pub(crate) table: BTreeMap<String, String>,
+    /// The pins file when `[identity] pins_file` is not set.
+    pub(crate) default_pins_file: Option<PathBuf>,
+}
+
+impl IdentitySettings {
+    /// Settings from flags alone (client commands).
+    pub(crate) fn from_flags(flags: &IdentityFlags) -> Self {
+        IdentitySettings {
+            flags: flags.clone(),
+            ..IdentitySettings::default()
+        }
+    }
+
+    /// The mode: `--identity` over `[identity] mode`, default prefer.
+    pub(crate) fn mode(&self) -> Result<IdentityMode> {
+        match (
+            self.flags.identity,
+            self.section.as_ref().and_then(|s| s.mode.as_deref()),
+        ) {
+            (Some(m), _) => Ok(m),
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| anyhow!("[identity] mode in the config: {e}")),
+            (None, None) => Ok(IdentityMode::Prefer),
+        }
+    }
+
+    /// The pins file the node keeps.
+    pub(crate) fn pins_file(&self) -> Option<PathBuf> {
+        self.section
+            .as_ref()
+            .and_then(|s| s.pins_file.clone())
+            .or_else(|| self.default_pins_file.clone())
+    }
+
+    /// Pins given by `[pins]` and `--pin` (flags replace the file's entry).
+    fn pins(&self) -> Result<Vec<(String, String)>> {
+        let mut pins: Vec<(String, String)> = self
+            .table
+            .iter()
+            .map(|(d, k)| (d.clone(), k.clone()))
+            .collect();
+        for entry in &self.flags.pin {
+            let (did, key) = entry
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--pin {entry:?}: expected DID=PUBKEY"))?;
+            pins.retain(|(d, _)| d != did);
+            pins.push((did.to_owned(), key.to_owned()));
+        }
+        Ok(pins)
+    }
+
+    /// Loads the key and the pins file and checks the pins: the library
+    /// config, or one clear error (naming the file, or the DID of a bad pin).
+    pub(crate) fn resolve(&self) -> Result<IdentityConfig> {
+        let mode = self.mode()?;
+        let key_file = self
+            .flags
+            .key
+            .clone()
+            .or_else(|| self.section.as_ref().and_then(|s| s.key.clone()));
+        let key = match &key_file {
+            Some(path) => Some(Keypair::load(path)?),
+            None => None,
+        };
+        if mode == IdentityMode::Require && key.is_none() {
+            return Err(anyhow!(
+                "--identity require needs --key FILE (or [identity] key): a node that demands \
+                 signatures must sign its own packets"
+            ));
+        }
+        let mut pins = match self.pins_file() {
+            Some(path) => PinStore::load(&path, DEFAULT_PIN_CAPACITY)?,
+            None => PinStore::new(DEFAULT_PIN_CAPACITY),
+        };
+        for (did, text) in self.pins()? {
+            let key = PublicKey::parse(text.trim()).map_err(|e| {
+                anyhow!(
+                    "pin for {did}: {e} (give the 44-character base64 that `tibet-iot pubkey` prints)"
+                )
+            })?;
+            pins.set(&did, key)
+                .map_err(|e| anyhow!("pin for {did:?}: refused ({e:?})"))?;
+        }
+        Ok(IdentityConfig {
+            mode,
+            key,
+            pins,
+            ..IdentityConfig::default()
+        })
+    }
+}
+
+/// The start-up warning of `listen` in prefer mode: one line per DID given
+/// trust (or a vouch) without a pin, since anyone can claim such a DID.
+pub(crate) fn unpinned_trust_warnings<'a>(
+    mode: IdentityMode,
+    pins: &PinStore,
+    trusted: impl IntoIterator<Item = &'a str>,
+) -> Vec<String> {
+    if mode != IdentityMode::Prefer {
+        return Vec::new();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    trusted
+        .into_iter()
+        .filter(|d| pins.get(d).is_none() && seen.insert(*d))
+        .map(|d| {
+            format!(
+                "{d} is trusted without a pin: anyone on the network can claim it \
+                 (pin it with --pin {d}=PUBKEY)"
+            )
+        })
+        .collect()
+}
+
+/// The default pins file: `pins` next to the audit file.
+pub(crate) fn default_pins_file(audit: Option<&Path>) -> Option<PathBuf> {
+    let audit = audit?;
+    Some(match audit.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.join("pins"),
+        None => PathBuf::from("pins"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_pin_names_its_did() {
+        let flags = IdentityFlags {
+            pin: vec!["jis:home:sensor=not-a-key".into()],
+            ..Default::default()
+        };
+        let e = IdentitySettings::from_flags(&flags)
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jis:home:sensor"), "{e}");
+        let flags = IdentityFlags {
+            pin: vec!["no-equals".into()],
+            ..Default::default()
+        };
+        assert!(IdentitySettings::from_flags(&flags).resolve().is_err());
+    }
+
+    #[test]
+    fn require_needs_a_key_and_flags_override_the_file() {
+        let flags = IdentityFlags {
+            identity: Some(IdentityMode::Require),
+            ..Default::default()
+        };
+        let section = IdentitySection {
+            mode: Some("off".into()),
+            ..Default::default()
+        };
+        let with = |flags: &IdentityFlags, section: &IdentitySection| IdentitySettings {
+            flags: flags.clone(),
+            section: Some(section.clone()),
+            ..IdentitySettings::default()
+        };
+        let s = with(&flags, &section);
+        assert_eq!(s.mode().unwrap(), IdentityMode::Require);
+        let e = s.resolve().unwrap_err().to_string();
+        assert!(e.contains("--key"), "{e}");
+        let s = with(&IdentityFlags::default(), &section);
+        assert_eq!(s.mode().unwrap(), IdentityMode::Off);
+        let bad = IdentitySection {
+            mode: Some("strict".into()),
+            ..Default::default()
+        };
+        assert!(with(&IdentityFlags::default(), &bad).resolve().is_err());
+    }
+
+    #[test]
+    fn warnings_name_each_unpinned_trusted_did_once() {
+        let mut pins = PinStore::new(8);
+        pins.set("jis:a:pinned", Keypair::from_seed(&[1; 32]).public())
+            .unwrap();
+        let w = unpinned_trust_warnings(
+            IdentityMode::Prefer,
+            &pins,
+            ["jis:a:pinned", "jis:b:open", "jis:b:open"],
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("jis:b:open"));
+        assert!(unpinned_trust_warnings(IdentityMode::Require, &pins, ["jis:b:open"]).is_empty());
+    }
+}

@@ -1,0 +1,50 @@
+//! [`IoTNode`]'s identity commands (docs/PROTOCOL.md section 6): the pins
+//! in force, and the review of beacons, whose approval pins the key a
+//! beacon proved (trust on first use). Audited like the other commands.
+
+use tibet_ping::identity::{IdentityMode, PinStore};
+use tibet_ping::{Beacon, Vouch, VouchError, VouchOptions};
+
+use crate::node::IoTNode;
+
+impl IoTNode {
+    /// The identity policy in force.
+    pub fn identity_mode(&self) -> IdentityMode {
+        self.with_engine(|e| e.identity_mode())
+    }
+
+    /// The pins in force (configured, and learnt by trust on first use),
+    /// and their generation, raised on every change (a caller that keeps a
+    /// pins file saves it when the generation moved).
+    pub fn pins(&self) -> (PinStore, u64) {
+        self.with_engine(|e| (e.pins().clone(), e.pins_generation()))
+    }
+
+    /// The fingerprint of the key `did` is pinned to: the first 16 hex
+    /// digits of the SHA-256 of the raw key (as in `public_key_hash`).
+    pub fn key_fingerprint(&self, did: &str) -> Option<String> {
+        self.with_engine(|e| e.pins().get(did).map(|k| k.sha256_hex()[..16].to_owned()))
+    }
+
+    /// Beacons waiting for human review.
+    pub fn pending_beacons(&self) -> Vec<Beacon> {
+        self.with_engine(|e| e.pending_beacons().cloned().collect())
+    }
+
+    /// Approves a beacon waiting for review: vouches for its device and,
+    /// when the beacon proved a key, pins the DID to it; audited. `None` if
+    /// no such beacon waits.
+    pub fn approve_beacon(
+        &self,
+        beacon_id: &str,
+        options: VouchOptions,
+    ) -> Option<Result<Vouch, VouchError>> {
+        let now = self.clock();
+        self.with_engine(|e| e.approve_beacon(now, beacon_id, options))
+    }
+
+    /// Rejects a beacon waiting for review.
+    pub fn reject_beacon(&self, beacon_id: &str) -> Option<Beacon> {
+        self.with_engine(|e| e.reject_beacon(beacon_id))
+    }
+}
