@@ -11,6 +11,8 @@
 #   bash scripts/bench-vs-python.sh            # 3 s per run, about 40 s in all
 #   DURATION=5 bash scripts/bench-vs-python.sh
 #   ONLY="floor rust" bash scripts/bench-vs-python.sh   # skip Python
+#   ONLY="rust rust1" ...   # listen on 2 vs 1 tokio worker threads
+#   ONLY="floor rust rustq" ... # with and without event lines (--quiet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -105,10 +107,20 @@ for who in $ONLY; do
       start rust "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
         --no-discovery --trust "$CLIENT=0.9"
       measure "tibet-iot listen" "$PID" "$PORT" jis:bench:hub ;;
+    rustq)
+      # The same listener printing no event lines (--quiet: no events built).
+      start rustq "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
+        --no-discovery --trust "$CLIENT=0.9" --quiet
+      measure "tibet-iot listen --quiet" "$PID" "$PORT" jis:bench:hub ;;
+    rust1)
+      # The same listener on one tokio worker thread (plus its main thread).
+      start rust1 env TOKIO_WORKER_THREADS=1 "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
+        --no-discovery --trust "$CLIENT=0.9"
+      measure "tibet-iot listen, 1 worker" "$PID" "$PORT" jis:bench:hub ;;
     python)
       start python "$PY" -c "$PY_LISTENER" jis:py:hub "$CLIENT"
       measure "python tibet-ping 0.3.5" "$PID" "$PORT" jis:py:hub ;;
-    *) echo "unknown responder $who (floor, rust, python)" >&2; exit 1 ;;
+    *) echo "unknown responder $who (floor, rust, rustq, rust1, python)" >&2; exit 1 ;;
   esac
   stop "$PID"
 done

@@ -36,12 +36,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Numbers: JSON integers are held as `i64`/`u64` (the workspace's
-//! `serde_json` has no `arbitrary_precision`); a token whose ERIN or
-//! EROMHEEN holds a larger integer (Python allows any size) reads it as a
-//! float, so its hash fails to verify here and it is reported as corrupt,
-//! never silently accepted. Lone UTF-16 surrogates, which Python strings may
-//! hold, make a line unparseable (reported likewise).
+//! Numbers: the workspace's `serde_json` keeps each JSON number as its text
+//! (`arbitrary_precision`), so integers of any size (Python allows any)
+//! read, hash and write back exactly, and floats hash as Python's `repr`.
+//! Lone UTF-16 surrogates, which Python strings may hold, make a line
+//! unparseable (reported as such, never silently accepted).
 
 #![forbid(unsafe_code)]
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::{Value, json};
+use serde_json::{Number, Value, json};
 use tibet_core::{
     DropAggregator, DropSource, Durability, FileStore, HmacKey, MAX_TOKEN_PURPOSE, NewToken,
     Provider, Token, TokenIdGen, TokenState, verify_path,
@@ -219,6 +219,9 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
+        // Integers beyond 64 bits, which Python ints hold.
+        any::<i128>().prop_map(|i| Value::Number(Number::from_i128(i).unwrap())),
+        "-?[1-9][0-9]{19,50}".prop_map(|s| serde_json::from_str(&s).unwrap()),
         float.prop_map(Value::from),
         any::<String>().prop_map(Value::String),
         "[a-zA-Z\u{e9}\u{1F600}\\\\\"\n ]{0,8}".prop_map(Value::String),
@@ -345,4 +348,54 @@ fn capped_and_drop_tokens_verify_in_python() {
     assert_eq!(r["count"], 3, "{r}");
     assert_eq!(r["report"]["integrity"], true, "{r}");
     assert_eq!(r["same_lines"], true, "{r}");
+}
+
+const PY_WRITE_BIG: &str = r#"
+import sys
+from tibet_core import Provider, FileStore
+path, key = sys.argv[1], sys.argv[2].encode() or None
+p = Provider(actor="jis:py:hub", store=FileStore(path), hmac_key=key)
+p.create("counter", erin={"two64": 2**64, "two70": 2**70, "neg": -2**64-1, "list": [2**100, -2**63, 2**64-1, 1.5]}, eraan=["jis:x"], eromheen={"big": 2**64, "small": 1}, erachter="big integers")
+p.create("plain", erin=-2**64-1)
+"#;
+
+/// Integers beyond 64 bits, as Python writes them: the file verifies, the
+/// lines read back byte for byte, and our tokens with them verify in Python.
+#[test]
+fn big_integers_verify_in_both_directions() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for key in ["", "py-secret"] {
+        let path = dir.path().join(format!("big{}.jsonl", key.len()));
+        run_python(&py, PY_WRITE_BIG, &[path.to_str().unwrap(), key], b"");
+        let hkey = (!key.is_empty()).then(|| HmacKey::new(key.as_bytes().to_vec()));
+        let report = verify_path(&path, hkey.as_ref()).unwrap();
+        assert_eq!(report.valid, 2, "{report:?}");
+        assert!(report.is_intact(), "{report:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(r#""two70": 1180591620717411303424"#),
+            "{text}"
+        );
+        for line in text.lines() {
+            let t = Token::from_json_line(line.as_bytes()).unwrap();
+            assert_eq!(t.to_json_line(), line);
+        }
+        let first = Token::from_json_line(text.lines().next().unwrap().as_bytes()).unwrap();
+        assert_eq!(first.erin["neg"].to_string(), "-18446744073709551617");
+        assert_eq!(first.eromheen["big"].to_string(), "18446744073709551616");
+    }
+
+    // Ours, with the same numbers, verify in Python.
+    let path = dir.path().join("ours-big.jsonl");
+    let mut p = provider(&path, None);
+    let erin: Value =
+        serde_json::from_str(r#"{"two64": 18446744073709551616, "two70": 1180591620717411303424, "neg": -18446744073709551617}"#)
+            .unwrap();
+    p.create(NewToken::new("counter").erin(erin)).unwrap();
+    assert!(verify_path(&path, None).unwrap().is_intact());
+    let out = run_python(&py, PY_TAMPER_CHECK, &[path.to_str().unwrap()], b"");
+    let theirs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs["valid"], 1, "{theirs}");
+    assert_eq!(theirs["invalid"], 0, "{theirs}");
 }

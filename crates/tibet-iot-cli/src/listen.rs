@@ -7,7 +7,7 @@
 //! counted; a discovery heard twice in a moment prints once.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -54,6 +54,11 @@ pub(crate) struct Args {
 /// How long a discovery of the same DID at the same address is not
 /// printed again (a beacon and its answer arrive within moments).
 const DISCOVERY_REPEAT: Duration = Duration::from_secs(2);
+/// Bytes of event lines buffered before a write (flushed earlier when the
+/// event queue is drained).
+const OUT_BUFFER: usize = 64 * 1024;
+/// Events printed per wake-up before the buffer is flushed.
+const EVENT_BATCH: usize = 1024;
 /// Discoveries remembered for [`DISCOVERY_REPEAT`].
 const DISCOVERY_MEMORY: usize = 64;
 
@@ -225,6 +230,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     } else {
         args.events
     };
+    if events == Events::None && fleet.is_none() && !node.saves_pins() {
+        // Nobody reads events (no lines, no MQTT fleet that may publish
+        // them, no pins file fed by discoveries): the node then builds none.
+        node.unsubscribe();
+    }
     let mut filter = Filter::new(events, args.max_drop_lines);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -251,7 +261,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigint =
         signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
-    let mut stdout = std::io::stdout();
+    // One locked, buffered writer for the whole run: event lines are
+    // formatted straight into it and flushed once the node's event queue is
+    // drained (one write(2) per batch, not per line). Nothing else in this
+    // process writes to stdout while listening.
+    let mut stdout = BufWriter::with_capacity(OUT_BUFFER, std::io::stdout().lock());
     match format {
         LogFormat::Text => writeln!(
             stdout,
@@ -298,13 +312,26 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             _ = async { match fleet.as_mut() { Some(f) => f.pump(&lib).await, None => std::future::pending().await } } => {}
             event = node.next_event() => {
                 let Some(event) = event else { break };
-                if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
-                    && let Ok(json) = serde_json::to_vec(&event)
-                {
-                    f.publish_event(&json);
+                // Take the whole batch that is queued now, then flush once.
+                let now = Instant::now();
+                let mut next = Some(event);
+                let mut taken = 0;
+                while let Some(event) = next {
+                    if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
+                        && let Ok(json) = serde_json::to_vec(&event)
+                    {
+                        f.publish_event(&json);
+                    }
+                    if outcome.is_ok() && filter.admit(&event, now) {
+                        outcome = print_event(&mut stdout, &escaped(event), format);
+                    }
+                    taken += 1;
+                    // Bounded, so signals and the control socket are served
+                    // between batches even under a flood.
+                    next = if taken < EVENT_BATCH { node.try_next_event() } else { None };
                 }
-                if filter.admit(&event, Instant::now()) {
-                    outcome = print_event(&mut stdout, &escaped(event), format);
+                if outcome.is_ok() {
+                    outcome = stdout.flush().map_err(Into::into);
                 }
             }
             _ = second.tick() => {
@@ -339,12 +366,15 @@ fn with_mqtt(
     answer
 }
 
+/// Writes one event line into `out` (buffered; the caller flushes).
 fn print_event(out: &mut impl Write, event: &Event, format: LogFormat) -> Result<()> {
     match format {
-        LogFormat::Json => writeln!(out, "{}", serde_json::to_string(event)?)?,
-        LogFormat::Text => writeln!(out, "{}", event.line())?,
+        LogFormat::Json => {
+            serde_json::to_writer(&mut *out, event)?;
+            out.write_all(b"\n")?;
+        }
+        LogFormat::Text => writeln!(out, "{event}")?,
     }
-    out.flush()?;
     Ok(())
 }
 

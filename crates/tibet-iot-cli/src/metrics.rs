@@ -2,9 +2,9 @@
 //! OpenMetrics text page at `GET /metrics` (`prometheus-client` encodes it).
 //!
 //! Each scrape asks the node loop for a fresh `stats` snapshot (the same data
-//! as the control socket's `stats` op) and builds the page from it, plus what
-//! [`ObservingSink`] saw: pings by zone and decision, processing time and
-//! audit tokens. The HTTP side is a small HTTP/1.1 responder over a tokio
+//! as the control socket's `stats` op: the engine counts pings by zone and
+//! decision and their processing time itself) and builds the page from it,
+//! plus the audit tokens [`CountingSink`] saw. The HTTP side is a small HTTP/1.1 responder over a tokio
 //! `TcpListener` rather than a web framework: it only ever answers one GET,
 //! so it reads at most [`MAX_REQUEST`] bytes within [`REQUEST_TIMEOUT`],
 //! serves at most [`MAX_CONNECTIONS`] clients at once (others are closed and
@@ -13,20 +13,22 @@
 //! sender cannot grow it or inject text into it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
+use tibet_iot::PROCESSING_BUCKETS_NS;
 use tibet_iot::{AuditError, AuditRecord, AuditSink};
-use tibet_ping::{AirlockZone, PingDecision, PingResponse};
+use tibet_ping::{AirlockZone, PingDecision};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -45,117 +47,117 @@ const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Label set: `(name, value)` pairs with fixed names and bounded values.
 type Labels = Vec<(&'static str, String)>;
 
-/// What the node's audit path saw, process-wide (one node per `listen`).
-struct Observed {
-    pings: Family<Labels, Counter>,
-    /// The usual (zone, decision) pairs, created up front so counting a
-    /// ping allocates nothing.
-    usual: [(AirlockZone, PingDecision, Counter); 3],
-    processing: Histogram,
-    tokens_written: AtomicU64,
-    tokens_failed: AtomicU64,
-    /// `engine.rood_dropped` already added to the ROOD/reject counter: the
-    /// engine audits ROOD drops aggregated (one `drops` record per source
-    /// per interval), not as one ping record each, so they are counted from
-    /// the stats at each scrape.
-    rood_from_stats: AtomicU64,
-}
-
-fn ping_labels(zone: AirlockZone, decision: PingDecision) -> Labels {
-    vec![
-        ("zone", zone.to_string()),
-        ("decision", decision.to_string()),
-    ]
-}
-
-static OBSERVED: LazyLock<Observed> = LazyLock::new(|| {
-    let pings = Family::<Labels, Counter>::default();
-    let usual = [
-        (AirlockZone::Groen, PingDecision::Accept),
-        (AirlockZone::Geel, PingDecision::Pending),
-        (AirlockZone::Rood, PingDecision::Reject),
-    ]
-    .map(|(z, d)| (z, d, pings.get_or_create(&ping_labels(z, d)).clone()));
-    Observed {
-        pings,
-        usual,
-        // 10 us .. ~0.65 s: a ping is decided in microseconds; slow ones stand out.
-        processing: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-            1e-5, 4.0, 9,
-        )),
-        tokens_written: AtomicU64::new(0),
-        tokens_failed: AtomicU64::new(0),
-        rood_from_stats: AtomicU64::new(0),
-    }
-});
+/// Audit tokens written and lost, process-wide (one node per `listen`).
+/// Only counted when `--audit` installs a sink.
+static TOKENS_WRITTEN: AtomicU64 = AtomicU64::new(0);
+static TOKENS_FAILED: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one audit token written (`true`) or failed (`false`).
 pub(crate) fn count_token(written: bool) {
     let c = if written {
-        &OBSERVED.tokens_written
+        &TOKENS_WRITTEN
     } else {
-        &OBSERVED.tokens_failed
+        &TOKENS_FAILED
     };
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// An [`AuditSink`] that observes every decided ping (zone, decision,
-/// processing time) and passes everything on to the real sink, if any.
-pub(crate) struct ObservingSink {
-    inner: Option<Box<dyn AuditSink>>,
+/// An [`AuditSink`] that counts the tokens its inner sink stored or failed
+/// to store. Installed only with `--audit`: without it the engine builds no
+/// audit records at all (the ping counters come from the engine's stats).
+pub(crate) struct CountingSink {
+    inner: Box<dyn AuditSink>,
 }
 
-impl ObservingSink {
-    /// Wraps `inner` (the `--audit` sink, or none).
-    pub(crate) fn wrap(inner: Option<Box<dyn AuditSink>>) -> Box<dyn AuditSink> {
-        Box::new(ObservingSink { inner })
+impl CountingSink {
+    /// Wraps `inner` (the `--audit` sink).
+    pub(crate) fn wrap(inner: Box<dyn AuditSink>) -> Box<dyn AuditSink> {
+        Box::new(CountingSink { inner })
     }
 }
 
-impl AuditSink for ObservingSink {
+impl AuditSink for CountingSink {
     fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
-        if let AuditRecord::Ping { response, .. } = record {
-            observe_ping(response);
-        }
-        let Some(inner) = self.inner.as_mut() else {
-            return Ok(());
-        };
-        let r = inner.record(record);
+        let r = self.inner.record(record);
         count_token(r.is_ok());
         r
     }
 
     fn flush(&mut self) -> Result<(), AuditError> {
-        match self.inner.as_mut() {
-            Some(inner) => inner.flush(),
-            None => Ok(()),
+        self.inner.flush()
+    }
+}
+
+/// Pings by zone and decision from the snapshot's `pings/decided` map
+/// (`"ZONE/decision" -> count`); the usual three pairs are always present.
+fn ping_family(stats: &Value) -> Family<Labels, Counter> {
+    let f = Family::<Labels, Counter>::default();
+    for (z, d) in [
+        (AirlockZone::Groen, PingDecision::Accept),
+        (AirlockZone::Geel, PingDecision::Pending),
+        (AirlockZone::Rood, PingDecision::Reject),
+    ] {
+        let _ = f.get_or_create(&ping_labels(z.as_str(), d.as_str()));
+    }
+    let decided = stats.pointer("/pings/decided").and_then(Value::as_object);
+    for (key, n) in decided.into_iter().flatten() {
+        // Only the engine's own spelling is turned into labels, so the
+        // label values stay a fixed, small set.
+        let Some((z, d)) = key.split_once('/') else {
+            continue;
+        };
+        let (Ok(z), Ok(d)) = (z.parse::<AirlockZone>(), d.parse::<PingDecision>()) else {
+            continue;
+        };
+        f.get_or_create(&ping_labels(z.as_str(), d.as_str()))
+            .inc_by(n.as_u64().unwrap_or(0));
+    }
+    f
+}
+
+fn ping_labels(zone: &str, decision: &str) -> Labels {
+    vec![("zone", zone.to_owned()), ("decision", decision.to_owned())]
+}
+
+/// The processing-time histogram of a snapshot (`pings/processing_*`),
+/// encoded as an OpenMetrics histogram in seconds.
+#[derive(Debug)]
+struct ProcessingHistogram {
+    sum_s: f64,
+    count: u64,
+    /// (upper bound in seconds, count in that bucket); not cumulative.
+    buckets: Vec<(f64, u64)>,
+}
+
+impl ProcessingHistogram {
+    fn from_stats(stats: &Value) -> Self {
+        let counts: Vec<u64> = stats
+            .pointer("/pings/processing_buckets")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_u64().unwrap_or(0)).collect())
+            .unwrap_or_default();
+        let buckets = PROCESSING_BUCKETS_NS
+            .iter()
+            .map(|ns| *ns as f64 / 1e9)
+            .chain(std::iter::once(f64::MAX))
+            .enumerate()
+            .map(|(i, bound)| (bound, counts.get(i).copied().unwrap_or(0)))
+            .collect();
+        ProcessingHistogram {
+            sum_s: num(stats, "pings/processing_sum_ns") as f64 / 1e9,
+            count: num(stats, "pings/processing_count"),
+            buckets,
         }
     }
 }
 
-/// Counts a decided ping by zone and decision, and its processing time.
-fn observe_ping(response: &PingResponse) {
-    let (zone, decision) = (response.airlock_zone, response.decision);
-    match OBSERVED
-        .usual
-        .iter()
-        .find(|(z, d, _)| *z == zone && *d == decision)
-    {
-        Some((_, _, counter)) => {
-            counter.inc();
-        }
-        None => {
-            OBSERVED
-                .pings
-                .get_or_create(&ping_labels(zone, decision))
-                .inc();
-        }
+impl EncodeMetric for ProcessingHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.sum_s, self.count, &self.buckets, None)
     }
-    if let Some(ms) = response.rtt_ms
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        OBSERVED.processing.observe(ms / 1000.0);
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -565,22 +567,16 @@ const COUNTERS: &[(&str, &str, &str)] = &[
 /// The page for one `stats` snapshot.
 fn render(stats: &Value, refused_scrapes: u64) -> String {
     let mut r = Registry::default();
-    let observed = &*OBSERVED;
-    let rood = num(stats, "engine/rood_dropped");
-    let before = observed.rood_from_stats.fetch_max(rood, Ordering::Relaxed);
-    if rood > before {
-        observed.usual[2].2.inc_by(rood - before);
-    }
     r.register(
         "tibet_pings",
         "Pings addressed to this node, by airlock zone and decision",
-        observed.pings.clone(),
+        ping_family(stats),
     );
     r.register_with_unit(
         "tibet_ping_processing",
         "Time from receipt to decision of a ping",
         Unit::Seconds,
-        observed.processing.clone(),
+        ProcessingHistogram::from_stats(stats),
     );
     r.register(
         "tibet_drops",
@@ -618,12 +614,12 @@ fn render(stats: &Value, refused_scrapes: u64) -> String {
     r.register(
         "tibet_audit_tokens_written",
         "Provenance tokens appended to the audit file",
-        counter(observed.tokens_written.load(Ordering::Relaxed)),
+        counter(TOKENS_WRITTEN.load(Ordering::Relaxed)),
     );
     r.register(
         "tibet_audit_tokens_failed",
         "Provenance tokens that could not be written",
-        counter(observed.tokens_failed.load(Ordering::Relaxed)),
+        counter(TOKENS_FAILED.load(Ordering::Relaxed)),
     );
     r.register(
         "tibet_metrics_scrapes_refused",
@@ -720,6 +716,53 @@ mod tests {
             "{page}"
         );
         assert!(page.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn ping_counts_and_processing_time_come_from_the_snapshot() {
+        let stats = serde_json::json!({
+            "pings": {
+                "decided": {"GROEN/accept": 5, "ROOD/reject": 2, "BOGUS/x": 9, "GEEL": 1},
+                "processing_buckets": [3, 1, 0, 0, 0, 0, 0, 0, 0, 1],
+                "processing_sum_ns": 2_000_000_000u64,
+                "processing_count": 5,
+            },
+        });
+        let page = render(&stats, 0);
+        assert!(
+            page.contains("tibet_pings_total{zone=\"GROEN\",decision=\"accept\"} 5"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_pings_total{zone=\"ROOD\",decision=\"reject\"} 2"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_pings_total{zone=\"GEEL\",decision=\"pending\"} 0"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("BOGUS"),
+            "unknown labels are not echoed: {page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_count 5"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_sum 2.0"),
+            "{page}"
+        );
+        // Cumulative: 3 at 10 µs, 4 at 40 µs, 5 at +Inf.
+        assert!(
+            page.contains("tibet_ping_processing_seconds_bucket{le=\"4e-5\"} 4")
+                || page.contains("tibet_ping_processing_seconds_bucket{le=\"0.00004\"} 4"),
+            "{page}"
+        );
+        assert!(
+            page.contains("tibet_ping_processing_seconds_bucket{le=\"+Inf\"} 5"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -98,7 +98,15 @@ pub(crate) enum Event {
 
 impl Event {
     /// The human-readable line.
+    #[cfg(test)]
     pub(crate) fn line(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// The human-readable line, written straight into the output buffer.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Event::Ping {
                 time,
@@ -109,7 +117,10 @@ impl Event {
                 outcome,
                 ..
             } => {
-                format!("{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}")
+                write!(
+                    f,
+                    "{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}"
+                )
             }
             Event::Discovered {
                 time,
@@ -117,10 +128,10 @@ impl Event {
                 addr,
                 decision,
             } => {
-                format!("{time}  discovered {did} at {addr}  {decision}")
+                write!(f, "{time}  discovered {did} at {addr}  {decision}")
             }
             Event::Proven { time, did, addr } => {
-                format!("{time}  proven {did} at {addr}")
+                write!(f, "{time}  proven {did} at {addr}")
             }
         }
     }
@@ -130,7 +141,8 @@ impl Event {
 pub(crate) struct Node {
     inner: std::sync::Arc<IoTNode>,
     addr: SocketAddr,
-    events: broadcast::Receiver<LibEvent>,
+    /// `None` once unsubscribed: the library then builds no events.
+    events: Option<broadcast::Receiver<LibEvent>>,
     /// The pins file and the pins generation last written to it.
     pins_file: Option<(std::path::PathBuf, std::sync::atomic::AtomicU64)>,
 }
@@ -235,13 +247,12 @@ impl Node {
         config.identity = settings.identity.resolve()?;
         let inner = IoTNode::new(settings.did.clone(), config);
         apply_policy(&inner, settings)?;
-        let audit = match &settings.audit {
-            Some((path, durability)) => {
-                Some(crate::audit_sink::open(path, *durability, &settings.did)?)
-            }
-            None => None,
-        };
-        inner.set_audit(Some(crate::metrics::ObservingSink::wrap(audit)));
+        // No sink without --audit: the engine then builds no audit records
+        // (the metrics page reads the engine's own ping counters).
+        if let Some((path, durability)) = &settings.audit {
+            let sink = crate::audit_sink::open(path, *durability, &settings.did)?;
+            inner.set_audit(Some(crate::metrics::CountingSink::wrap(sink)));
+        }
         let events = inner.subscribe();
         let addr = inner.start().await.map_err(|e| match e {
             StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
@@ -267,7 +278,7 @@ impl Node {
         Ok(Node {
             inner: std::sync::Arc::new(inner),
             addr,
-            events,
+            events: Some(events),
             pins_file,
         })
     }
@@ -331,10 +342,25 @@ impl Node {
             .await?)
     }
 
+    /// Whether discovered keys are saved to a pins file (which needs the
+    /// discovery events).
+    pub(crate) fn saves_pins(&self) -> bool {
+        self.pins_file.is_some()
+    }
+
+    /// Stops receiving events; the node then builds none (`next_event`
+    /// waits forever).
+    pub(crate) fn unsubscribe(&mut self) {
+        self.events = None;
+    }
+
     /// The next printable event; `None` when the node stopped.
     pub(crate) async fn next_event(&mut self) -> Option<Event> {
         loop {
-            let event = match self.events.recv().await {
+            let Some(events) = self.events.as_mut() else {
+                return std::future::pending().await;
+            };
+            let event = match events.recv().await {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("{n} events were not printed (output too slow)");
@@ -345,59 +371,30 @@ impl Node {
             if matches!(event, LibEvent::PeerDiscovered { .. }) {
                 self.save_pins();
             }
-            if let Some(e) = self.printable(event) {
+            if let Some(e) = printable(event) {
                 return Some(e);
             }
         }
     }
 
-    fn printable(&self, event: LibEvent) -> Option<Event> {
-        let now = Timestamp::now();
-        match event {
-            LibEvent::PingDecided {
-                from,
-                packet_id,
-                source_did,
-                intent,
-                zone,
-                decision,
-                trust,
-                replay,
-                ..
-            } => {
-                // The trust the pipeline used for this very ping, not today's.
-                Some(Event::Ping {
-                    time: now.to_iso(),
-                    source_did,
-                    from,
-                    intent,
-                    zone: zone.to_string(),
-                    trust,
-                    outcome: if replay {
-                        "replay".into()
-                    } else {
-                        decision.to_string()
-                    },
-                    packet_id,
-                })
+    /// The next printable event already queued, without waiting; `None`
+    /// when the queue is empty (or the node stopped).
+    pub(crate) fn try_next_event(&mut self) -> Option<Event> {
+        loop {
+            let event = match self.events.as_mut()?.try_recv() {
+                Ok(e) => e,
+                Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                    tracing::warn!("{n} events were not printed (output too slow)");
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            if matches!(event, LibEvent::PeerDiscovered { .. }) {
+                self.save_pins();
             }
-            LibEvent::PeerDiscovered {
-                did,
-                address,
-                decision,
-                ..
-            } => Some(Event::Discovered {
-                time: now.to_iso(),
-                did,
-                addr: address,
-                decision: beacon_decision(decision),
-            }),
-            LibEvent::PeerProven { did, address } => Some(Event::Proven {
-                time: now.to_iso(),
-                did,
-                addr: address,
-            }),
-            _ => None,
+            if let Some(e) = printable(event) {
+                return Some(e);
+            }
         }
     }
 
@@ -409,7 +406,7 @@ impl Node {
         loop {
             let event = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
-                e = self.events.recv() => e,
+                e = async { match self.events.as_mut() { Some(ev) => ev.recv().await, None => std::future::pending().await } } => e,
             };
             match event {
                 Ok(LibEvent::PeerDiscovered {
@@ -532,6 +529,58 @@ impl Node {
     /// Stops gracefully.
     pub(crate) async fn stop(self) {
         self.inner.stop().await;
+    }
+}
+
+/// The printable form of a library event (`None` for the ones `listen`
+/// does not print).
+fn printable(event: LibEvent) -> Option<Event> {
+    let now = Timestamp::now();
+    match event {
+        LibEvent::PingDecided {
+            from,
+            packet_id,
+            source_did,
+            intent,
+            zone,
+            decision,
+            trust,
+            replay,
+            ..
+        } => {
+            // The trust the pipeline used for this very ping, not today's.
+            Some(Event::Ping {
+                time: now.to_iso(),
+                source_did,
+                from,
+                intent,
+                zone: zone.to_string(),
+                trust,
+                outcome: if replay {
+                    "replay".into()
+                } else {
+                    decision.to_string()
+                },
+                packet_id,
+            })
+        }
+        LibEvent::PeerDiscovered {
+            did,
+            address,
+            decision,
+            ..
+        } => Some(Event::Discovered {
+            time: now.to_iso(),
+            did,
+            addr: address,
+            decision: beacon_decision(decision),
+        }),
+        LibEvent::PeerProven { did, address } => Some(Event::Proven {
+            time: now.to_iso(),
+            did,
+            addr: address,
+        }),
+        _ => None,
     }
 }
 

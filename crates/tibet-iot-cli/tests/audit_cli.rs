@@ -258,3 +258,46 @@ fn trace_walks_back_to_the_root() {
     assert_eq!(stdout(&out).lines().count(), 3);
     assert!(stdout(&out).contains("depth limit 2 reached"));
 }
+
+/// A log written by the Python reference (`tibet_core` 0.5.0) with integers
+/// beyond 64 bits in ERIN and EROMHEEN verifies, as it does in Python.
+#[test]
+fn verify_python_file_with_big_integers() {
+    let Some(py) = tibet_testkit::python() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("py-big.jsonl");
+    tibet_testkit::run_python(
+        &py,
+        r#"
+import sys
+from tibet_core import Provider, FileStore
+p = Provider(actor="jis:py:hub", store=FileStore(sys.argv[1]))
+p.create("counter", erin={"two64": 2**64, "two70": 2**70, "neg": -2**64-1}, eromheen={"big": [2**64, -2**64-1]}, erachter="big")
+p.create("counter", erin=2**100)
+"#,
+        &[path.to_str().unwrap()],
+        b"",
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("18446744073709551616") && text.contains("-18446744073709551617"));
+    let out = audit("verify", &path, &[]);
+    let report = stdout(&out);
+    assert!(out.status.success(), "{report}{}", stderr(&out));
+    assert!(
+        report.contains("2 tokens, 2 valid, 0 invalid, 0 unparseable lines, 0 chain breaks"),
+        "{report}"
+    );
+    assert!(report.contains("OK: integrity intact"), "{report}");
+
+    // Changing one digit of 2**70 is caught.
+    std::fs::write(
+        &path,
+        text.replace("1180591620717411303424", "1180591620717411303425"),
+    )
+    .unwrap();
+    let out = audit("verify", &path, &[]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).contains("1 invalid"), "{}", stdout(&out));
+}

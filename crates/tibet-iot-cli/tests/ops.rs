@@ -25,6 +25,45 @@ fn sample(page: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.split(' ').next()?.parse().ok())
 }
 
+/// Without `--audit` no audit sink is installed (the engine builds no audit
+/// records); the ping counters and the processing histogram come from the
+/// engine's own stats all the same.
+#[test]
+fn metrics_count_pings_without_an_audit_file() {
+    let port = free_tcp_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let hub = Listener::loopback_hub(
+        "jis:home:hub",
+        &["jis:home:phone=0.9"],
+        &["--metrics", &metrics],
+    );
+    assert_code(&hub.send("light.on", "jis:home:phone", &[]), 0);
+    assert_code(&hub.send("light.off", "jis:home:phone", &[]), 0);
+    let page = ureq::get(&format!("http://{metrics}/metrics"))
+        .call()
+        .expect("scrape")
+        .into_string()
+        .unwrap();
+    assert_eq!(
+        sample(
+            &page,
+            "tibet_pings_total{zone=\"GROEN\",decision=\"accept\"}"
+        ),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "tibet_ping_processing_seconds_count"),
+        Some(2.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(&page, "tibet_audit_tokens_written_total"),
+        Some(0.0),
+        "{page}"
+    );
+}
+
 #[test]
 fn metrics_are_served_over_http_and_count_decisions() {
     let port = free_tcp_port();
@@ -90,14 +129,14 @@ fn metrics_are_served_over_http_and_count_decisions() {
     );
     assert_eq!(sample(&page, "tibet_pending_reviews"), Some(1.0), "{page}");
     // One token per answered ping, none lost; the ROOD drop goes into the
-    // aggregated `drops` token of its interval (docs/SECURITY.md), so it
-    // has no token or processing time of its own.
+    // aggregated `drops` token of its interval (docs/SECURITY.md). The
+    // engine times every decided ping, the dropped one too.
     let written = sample(&page, "tibet_audit_tokens_written_total").unwrap();
     assert!(written >= 2.0, "{page}");
     assert_eq!(sample(&page, "tibet_audit_tokens_failed_total"), Some(0.0));
     assert_eq!(
         sample(&page, "tibet_ping_processing_seconds_count"),
-        Some(2.0),
+        Some(3.0),
         "{page}"
     );
 

@@ -37,9 +37,11 @@ use crate::error::SendError;
 use crate::event::Event;
 use crate::guard::SourceGuard;
 use crate::identity::{IdentityGate, IdentityStats};
+use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
+use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
@@ -71,14 +73,6 @@ pub struct SendOptions {
     pub retransmit: Option<RetransmitPolicy>,
 }
 
-struct CachedResponse {
-    nonce: String,
-    datagram: Bytes,
-    /// The original answer went to a trusted (GROEN) sender: resends are
-    /// not charged to the address's amplification credit.
-    exempt: bool,
-}
-
 /// The sans-IO node engine.
 pub struct Engine {
     node: PingNode,
@@ -93,7 +87,7 @@ pub struct Engine {
     routes: RoutingTable,
     discovery: NetworkDiscovery,
     requests: Requests,
-    responses: BoundedMap<(SocketAddr, String), CachedResponse>,
+    responses: ResponseCache,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     events_enabled: bool,
@@ -106,6 +100,7 @@ pub struct Engine {
     guard: SourceGuard,
     drops: DropAggregator,
     next_drop_flush: Option<MonoTime>,
+    metrics: PingMetrics,
     identity: IdentityGate,
     /// The identity of the packet being handled (see
     /// [`Engine::source_authenticated`]).
@@ -186,12 +181,8 @@ impl Engine {
                 config.limits.discovery_replies,
             ),
             requests: Requests::default(),
-            responses: BoundedMap::new(
-                config.limits.response_cache,
-                nonce_window,
-                WhenFull::EvictOldest,
-            )
-            .with_max_bytes(config.limits.response_cache_bytes),
+            responses: ResponseCache::new(config.limits.response_cache, nonce_window)
+                .with_max_bytes(config.limits.response_cache_bytes),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_enabled: true,
@@ -207,6 +198,7 @@ impl Engine {
             guard: SourceGuard::new(config.guard.clone()),
             drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
             next_drop_flush: None,
+            metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
             current_identity: Identity::NotChecked,
             current_credential: None,
@@ -887,13 +879,10 @@ impl Engine {
             self.on_relay(now, from, packet);
             return;
         }
-        let key = (from, packet.packet_id);
-        if let Some(cached) = self.responses.get(now.mono, &key)
-            && cached.nonce == packet.nonce
-        {
+        let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
+        if let Some((bytes, exempt)) = self.responses.get(now.mono, key, from) {
             // A retransmission: the same answer again, not a replay, and
-            // only to the address that got the original answer (the key).
-            let (bytes, exempt) = (cached.datagram.clone(), cached.exempt);
+            // only to the address that got the original answer.
             self.stats.duplicates_answered += 1;
             if from == UPLINK_ADDR {
                 self.reply(from, &packet.source_did, bytes.to_vec());
@@ -906,23 +895,20 @@ impl Engine {
         }
         if packet.hop_count > 0
             && packet.routing_mode == RoutingMode::Mesh
-            && !self.relay.mark_seen(now.mono, &key.1)
+            && !self.relay.mark_seen(now.mono, &packet.packet_id)
         {
             // A second copy that took another path through the mesh.
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let (from, packet_id) = key;
-        let packet = PingPacket {
-            packet_id,
-            ..packet
-        };
         let reception = self
             .node
             .receive_vouched(now.wall, &packet, self.current_credential);
         let replay = matches!(reception.outcome, Outcome::Replay);
         let reply = reception.should_reply();
         let mut response = reception.response;
+        self.metrics
+            .observe(response.airlock_zone, response.decision, response.rtt_ms);
         if reply {
             self.identity.sign_response(&mut response);
         }
@@ -955,17 +941,7 @@ impl Engine {
                         self.answer(now, from, bytes.clone(), mesh, charge)
                     };
                     if sent {
-                        let size = packet.packet_id.len() + packet.nonce.len() + bytes.len();
-                        self.responses.insert_sized(
-                            now.mono,
-                            (from, packet.packet_id.clone()),
-                            CachedResponse {
-                                nonce: packet.nonce.clone(),
-                                datagram: bytes,
-                                exempt: trusted,
-                            },
-                            size,
-                        );
+                        self.responses.insert(now.mono, key, from, bytes, trusted);
                         self.stats.pings_answered += 1;
                         if mesh && from != UPLINK_ADDR {
                             let relays =
@@ -1499,6 +1475,7 @@ impl Engine {
         NodeStats {
             did: self.node.did().to_owned(),
             engine: self.stats.clone(),
+            pings: self.metrics.clone(),
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),

@@ -77,6 +77,8 @@ pub struct NodeStats {
     pub did: String,
     /// Engine counters.
     pub engine: EngineStats,
+    /// Pings decided, by zone and decision, and their processing time.
+    pub pings: crate::metrics::PingMetrics,
     /// Requests waiting for an answer.
     pub pending_requests: usize,
     /// Responses cached for duplicates.

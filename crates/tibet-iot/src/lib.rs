@@ -55,6 +55,7 @@
 
 mod audit;
 mod audit_worker;
+mod batch;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
 mod error;
@@ -69,8 +70,8 @@ pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
     Event, IdentityConfig, IdentityStats, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay,
-    MonoTime, NetworkDiscovery, NodeStats, Now, PacketCodec, PeerRecord, PeerStats, PeerTracker,
-    PeerUpdate, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
-    TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
-    UplinkStats,
+    MonoTime, NetworkDiscovery, NodeStats, Now, PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord,
+    PeerStats, PeerTracker, PeerUpdate, PingMetrics, RelayRefusal, RelayStats, RequestId,
+    RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit, TransportConfig,
+    UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats,
 };

@@ -31,12 +31,14 @@ use tibet_iot_proto::{
 
 use crate::audit::AuditSink;
 use crate::audit_worker::{self, AuditWorker};
+use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
 use crate::socket;
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
-/// between batches even under a flood.
-const RECV_BATCH: usize = 64;
+/// between batches even under a flood (one `recvmmsg` on the transport
+/// socket).
+const RECV_BATCH: usize = batch::BATCH;
 /// Datagrams waiting for the socket to become writable; beyond, dropped
 /// and counted (UDP is lossy anyway; memory stays bounded).
 const SEND_QUEUE: usize = 8192;
@@ -573,6 +575,8 @@ async fn drive(
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; 70_000];
+    let mut inbatch = RecvBatch::new();
+    let mut outbatch = SendBatch::new();
     let mut outq: VecDeque<Transmit> = VecDeque::new();
     let mut outq_bytes = 0usize;
     loop {
@@ -598,12 +602,15 @@ async fn drive(
         let mut st = shared.lock();
         st.engine.set_events_enabled(events.receiver_count() > 0);
         let now = shared.now();
-        for _ in 0..RECV_BATCH {
-            match sock.try_recv_from(&mut buf) {
-                Ok((n, from)) => st.engine.handle_datagram(now, from, &buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => tracing::debug!(error = %e, "recv error"),
+        // One batch, then timers and commands get their turn.
+        match inbatch.recv(&sock) {
+            Ok(_) => {
+                for (from, datagram) in inbatch.datagrams() {
+                    st.engine.handle_datagram(now, from, datagram);
+                }
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => tracing::debug!(error = %e, "recv error"),
         }
         if let Some(d) = disc.as_ref() {
             for _ in 0..RECV_BATCH / 4 {
@@ -656,9 +663,14 @@ async fn drive(
             }
         }
         drop(st);
+        // Up to a batch per sendmmsg; an error belongs to the first
+        // datagram of the batch, which is counted and dropped.
         while let Some(t) = outq.front() {
-            match sock.try_send_to(&t.payload, t.destination) {
-                Ok(_) => {}
+            match outbatch.send(&sock, &outq) {
+                Ok(n) => {
+                    outq.drain(..n.clamp(1, outq.len()));
+                    continue;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     shared.send_errors.fetch_add(1, Ordering::Relaxed);

@@ -21,20 +21,25 @@
 //! ":"))`, `ensure_ascii` on) writes `\uXXXX` escapes. Both decode to the
 //! same strings on either side; our frames are the shorter. Field order
 //! follows the reference's `to_dict()`, so ASCII-only frames are usually
-//! byte-identical to Python's (floats may differ in spelling: `1e-5` versus
-//! `1e-05`, same value). Msgpack uses named fields (a map), like
-//! `rmp_serde::to_vec_named`.
+//! byte-identical to Python's (floats we produce may differ in spelling:
+//! `1e-5` versus `1e-05`, same value). Payload numbers keep their JSON text,
+//! so integers of any size and relayed floats go back out as they came in.
+//! Msgpack uses named fields (a map), like `rmp_serde::to_vec_named`, with
+//! native numbers; an integer msgpack cannot hold is an
+//! [`EncodeError::MsgpackNumber`] (see `codec/native.rs`).
 
 use std::cell::Cell;
 
 use serde::{Deserializer as _, Serialize};
 
-use crate::packet::{PingPacket, PingResponse};
+use crate::packet::{JsonMap, PingPacket, PingResponse};
 
 mod counts;
 mod error;
 mod fields;
 mod guard;
+pub(crate) mod native;
+mod payload;
 
 pub use counts::DecodeCounts;
 pub use error::{DecodeError, EncodeError, WireFormat};
@@ -182,6 +187,7 @@ impl PacketCodec {
 
     /// Encodes a packet into one datagram.
     pub fn encode_packet(&self, p: &PingPacket) -> Result<Vec<u8>, EncodeError> {
+        self.check_numbers("payload", &p.payload)?;
         self.encode(p, 0)
     }
 
@@ -195,7 +201,23 @@ impl PacketCodec {
         if r.rtt_ms.is_some_and(|v| !v.is_finite()) {
             return Err(EncodeError::NonFinite { field: "rtt_ms" });
         }
+        self.check_numbers("payload", &r.payload)?;
+        self.check_numbers("fira_breakdown", &r.fira_breakdown)?;
         self.encode(r, FLAG_RESPONSE)
+    }
+
+    /// Msgpack only: refuses a map holding a number msgpack cannot carry
+    /// (an integer outside `-2^63..2^64`; JSON frames carry any size).
+    fn check_numbers(&self, field: &'static str, map: &JsonMap) -> Result<(), EncodeError> {
+        match self.format() {
+            WireFormat::Json => Ok(()),
+            WireFormat::Msgpack => native::unfit_number(map).map_or(Ok(()), |n| {
+                Err(EncodeError::MsgpackNumber {
+                    field,
+                    number: error::reason(n),
+                })
+            }),
+        }
     }
 
     fn encode<T: Serialize>(&self, value: &T, flags: u8) -> Result<Vec<u8>, EncodeError> {

@@ -210,7 +210,7 @@ pub struct PingPacket {
     /// The human "why" (ERACHTER).
     pub purpose: String,
     /// Intent arguments.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::codec::native::serialize_map")]
     pub payload: JsonMap,
     /// Pod context.
     #[serde(default)]
@@ -305,7 +305,7 @@ pub struct PingResponse {
     /// The airlock's decision.
     pub decision: PingDecision,
     /// Response data.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::codec::native::serialize_map")]
     pub payload: JsonMap,
     /// What the responder can do.
     #[serde(default)]
@@ -314,7 +314,7 @@ pub struct PingResponse {
     #[serde(default)]
     pub trust_score: f64,
     /// How the trust was computed: `score`, `source`, `vouch_count`.
-    #[serde(default)]
+    #[serde(default, serialize_with = "crate::codec::native::serialize_map")]
     pub fira_breakdown: JsonMap,
     /// Link to a provenance token.
     #[serde(default)]

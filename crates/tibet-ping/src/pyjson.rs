@@ -23,8 +23,8 @@
 //! - floats: Python's `repr`: the shortest digits that round-trip, fixed
 //!   notation when the decimal exponent is in `-4..16` (with `.0` added to
 //!   whole numbers), otherwise `d.ddde±XX` (sign always, two digits at least);
-//! - integers: decimal, as `serde_json` holds them (i64 or u64; see the
-//!   crate docs for larger integers);
+//! - integers: in full decimal, whatever their size (the workspace's
+//!   `serde_json` keeps a number's text, `arbitrary_precision`), `-0` as `0`;
 //! - objects: keys in insertion order, or sorted by code point when asked
 //!   (Rust's byte order of UTF-8 strings is code point order).
 
@@ -177,13 +177,23 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
-fn write_number(out: &mut Vec<u8>, n: &Number) {
-    if let Some(i) = n.as_i64() {
-        out.extend_from_slice(i.to_string().as_bytes());
-    } else if let Some(u) = n.as_u64() {
-        out.extend_from_slice(u.to_string().as_bytes());
-    } else if let Some(f) = n.as_f64() {
-        write_float(out, f);
+/// Appends what Python prints for the JSON number `n` after `json.loads`:
+/// an integer literal is a Python `int` of any size, printed in full; a
+/// literal with a fraction or exponent is a `float` (correctly rounded,
+/// infinite beyond the double range), printed as its `repr`.
+pub fn write_number(out: &mut Vec<u8>, n: &Number) {
+    // The workspace's `serde_json` keeps each number as its JSON text
+    // (`arbitrary_precision`): `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    let text = n.as_str();
+    if text.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        // Rust's parse rounds correctly like Python's `float()`; an
+        // out-of-range literal gives infinity, as it does in Python.
+        write_float(out, text.parse().unwrap_or(f64::NAN));
+    } else if text == "-0" {
+        out.push(b'0');
+    } else {
+        // JSON forbids leading zeros, so the literal is already canonical.
+        out.extend_from_slice(text.as_bytes());
     }
 }
 
@@ -319,6 +329,49 @@ mod tests {
     fn integers_at_the_edges() {
         assert_eq!(dumps(&json!(i64::MIN), false), "-9223372036854775808");
         assert_eq!(dumps(&json!(u64::MAX), false), "18446744073709551615");
+    }
+
+    fn reparse(text: &str) -> String {
+        let v: Value = serde_json::from_str(text).unwrap();
+        dumps(&v, true)
+    }
+
+    #[test]
+    fn integers_of_any_size_stay_exact() {
+        // 2**64, 2**70, -2**64-1, 10**40: Python ints, printed in full.
+        for text in [
+            "18446744073709551616",
+            "1180591620717411303424",
+            "-18446744073709551617",
+            "10000000000000000000000000000000000000000",
+        ] {
+            assert_eq!(reparse(text), text);
+        }
+        assert_eq!(
+            reparse(r#"{"b": [-9223372036854775809], "a": 18446744073709551616}"#),
+            r#"{"a": 18446744073709551616, "b": [-9223372036854775809]}"#
+        );
+        // Python's json.loads("-0") is the int 0.
+        assert_eq!(reparse("-0"), "0");
+    }
+
+    #[test]
+    fn float_literals_print_as_the_python_float_they_read_as() {
+        let cases = [
+            ("1e-5", "1e-05"),
+            ("1E2", "100.0"),
+            ("2.50", "2.5"),
+            ("-0.0", "-0.0"),
+            ("10000000000000000.0", "1e+16"),
+            ("0.1000000000000000055511151231257827", "0.1"),
+            ("18446744073709551616.0", "1.8446744073709552e+19"),
+            // Beyond the double range: Python reads inf, dumps prints Infinity.
+            ("1e400", "Infinity"),
+            ("-1e400", "-Infinity"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(reparse(text), want, "{text}");
+        }
     }
 
     #[test]

@@ -149,3 +149,39 @@ fn python_and_rust_agree_on_responses() {
         Ok(())
     );
 }
+
+/// Integers beyond 64 bits (2**64, 2**70, -2**64-1) in a payload: the
+/// signing input is Python's, and signatures verify both ways.
+#[test]
+fn big_integers_sign_the_same_in_python() {
+    let Some(py) = python() else { return };
+    let key = Keypair::from_seed(&SEED);
+    let wire = br#"{"packet_id":"ping_0011223344556677","source_did":"jis:home:sensor","target_did":"jis:home:hub","ping_type":"intent","priority":2,"routing_mode":"direct","intent":"counter.report","purpose":"big","payload":{"two64":18446744073709551616,"two70":1180591620717411303424,"neg":-18446744073709551617,"list":[1e-05,-0,2.50]},"pod_id":null,"station_id":null,"hop_count":3,"max_hops":5,"nonce":"00112233445566778899aabbccddeeff","timestamp":"2026-11-26T11:00:33.762558+00:00","tibet_token_id":null,"vouched_by":null,"vouch_signature":null,"signature":""}"#;
+    let packet: PingPacket = serde_json::from_slice(wire).unwrap();
+    let input = run_python(&py, SCRIPT, &["input"], wire).stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&input),
+        String::from_utf8_lossy(&packet_signing_input(&packet))
+    );
+    assert!(
+        String::from_utf8_lossy(&input).contains(
+            r#""payload":{"list":[1e-05,0,2.5],"neg":-18446744073709551617,"two64":18446744073709551616,"two70":1180591620717411303424}"#
+        ),
+        "{}",
+        String::from_utf8_lossy(&input)
+    );
+    // Python signs, we verify; we sign, Python verifies.
+    let signed = run_python(&py, SCRIPT, &["sign", &hex::encode(SEED)], wire).stdout;
+    let theirs: PingPacket = serde_json::from_slice(&signed).unwrap();
+    assert_eq!(verify_packet(&theirs, &key.public()), Ok(()));
+    let mut ours = packet.clone();
+    sign_packet(&mut ours, &key);
+    assert_eq!(theirs.signature, ours.signature);
+    let out = run_python(
+        &py,
+        SCRIPT,
+        &["verify", &key.public().to_base64()],
+        &serde_json::to_vec(&ours).unwrap(),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

@@ -18,7 +18,11 @@ pub(crate) enum Request {
         /// The pending ping's packet id.
         id: String,
         /// New trust score for the sender (0..1).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "optional_number"
+        )]
         trust: Option<f64>,
     },
     /// Drop a pending ping.
@@ -84,6 +88,21 @@ impl Response {
     }
 }
 
+/// Reads an optional JSON number as `f64`. The workspace's `serde_json`
+/// keeps each number as its text (`arbitrary_precision`), which an
+/// internally tagged enum buffers as a map that `f64` cannot read; a
+/// `serde_json::Value` can.
+fn optional_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("trust is out of range")),
+        Some(_) => Err(serde::de::Error::custom("trust must be a number")),
+    }
+}
+
 /// Parses one request line; a bad one gives the error message to send
 /// back (bounded, whatever the line held).
 pub(crate) fn parse_request(line: &[u8]) -> Result<Request, String> {
@@ -112,6 +131,33 @@ mod tests {
         assert!(msg.starts_with("bad request: unknown variant"), "{msg}");
         assert!(msg.len() < 260, "{}", msg.len());
         assert_eq!(parse_request(br#"{"op":"list"}"#), Ok(Request::List));
+    }
+
+    #[test]
+    fn approve_reads_trust_in_any_number_spelling() {
+        for (text, trust) in [
+            (r#"{"op":"approve","id":"p","trust":0.9}"#, Some(0.9)),
+            (r#"{"op":"approve","id":"p","trust":0.90}"#, Some(0.9)),
+            (r#"{"op":"approve","id":"p","trust":1}"#, Some(1.0)),
+            (r#"{"op":"approve","id":"p","trust":5e-1}"#, Some(0.5)),
+            (r#"{"op":"approve","id":"p","trust":null}"#, None),
+            (r#"{"op":"approve","id":"p"}"#, None),
+        ] {
+            assert_eq!(
+                parse_request(text.as_bytes()),
+                Ok(Request::Approve {
+                    id: "p".into(),
+                    trust
+                }),
+                "{text}"
+            );
+        }
+        for bad in [
+            r#"{"op":"approve","id":"p","trust":"high"}"#,
+            r#"{"op":"approve","id":"p","trust":1e400}"#,
+        ] {
+            assert!(parse_request(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }
 

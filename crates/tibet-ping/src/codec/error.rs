@@ -43,6 +43,16 @@ pub enum EncodeError {
         /// The field's wire name.
         field: &'static str,
     },
+    /// A msgpack frame cannot carry a number in this field: an integer
+    /// outside `-2^63..2^64` (msgpack has no bigger ints) or a float literal
+    /// beyond the double range. A JSON frame carries it exactly.
+    #[error("field `{field}`: number {number} does not fit a msgpack frame")]
+    MsgpackNumber {
+        /// The field's wire name (`payload` or `fira_breakdown`).
+        field: &'static str,
+        /// The number's decimal text, shortened.
+        number: String,
+    },
     /// The serializer failed.
     #[error("cannot serialize {format} payload: {reason}")]
     Serialize {

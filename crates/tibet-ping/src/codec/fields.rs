@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use super::payload::MapSeed;
 use crate::packet::{
     AirlockZone, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority, RoutingMode,
 };
@@ -299,7 +300,7 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
                 7 => map
                     .next_value_seed(capped(MAX_PURPOSE_LEN))
                     .map(|v| purpose = Some(v)),
-                8 => map.next_value().map(|v| payload = v),
+                8 => map.next_value_seed(MapSeed).map(|v| payload = v),
                 9 => map.next_value().map(|v| pod_id = v),
                 10 => map.next_value().map(|v| station_id = v),
                 11 => map.next_value().map(|v| hop_count = v),
@@ -402,10 +403,10 @@ impl<'de> Visitor<'de> for ResponseSeed<'_> {
                 3 => map
                     .next_value_seed(Parse::<PingDecision>::NEW)
                     .map(|v| decision = Some(v)),
-                4 => map.next_value().map(|v| payload = v),
+                4 => map.next_value_seed(MapSeed).map(|v| payload = v),
                 5 => map.next_value().map(|v| capabilities = v),
                 6 => map.next_value().and_then(finite).map(|v| trust_score = v),
-                7 => map.next_value().map(|v| fira_breakdown = v),
+                7 => map.next_value_seed(MapSeed).map(|v| fira_breakdown = v),
                 8 => map.next_value().map(|v| tibet_token_id = v),
                 9 => map.next_value().map(|v| timestamp = v),
                 10 => map

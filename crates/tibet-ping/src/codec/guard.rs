@@ -172,10 +172,10 @@ mod tests {
 
     #[test]
     fn accepts_well_formed_values() {
-        let v = rmp_serde::to_vec_named(&serde_json::json!({
+        let v = rmp_serde::to_vec_named(&super::super::native::NativeValue(&serde_json::json!({
             "a": [1, -2, 3.5, null, true, "é🦀", {"b": u64::MAX, "c": i64::MIN}],
             "s": "x".repeat(300),
-        }))
+        })))
         .unwrap();
         assert_eq!(check(&v), Ok(()));
         assert_eq!(check(&[0x80]), Ok(()));

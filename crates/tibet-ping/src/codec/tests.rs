@@ -28,6 +28,11 @@ fn response() -> PingResponse {
     .unwrap()
 }
 
+/// A JSON value as msgpack, numbers native (as the codec writes them).
+fn to_msgpack(v: &serde_json::Value) -> Vec<u8> {
+    rmp_serde::to_vec_named(&native::NativeValue(v)).unwrap()
+}
+
 /// A frame around an arbitrary payload.
 fn frame(flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = vec![b'T', b'P', 1, flags];
@@ -206,7 +211,7 @@ fn missing_fields_are_named() {
             field: "routing_mode"
         })
     );
-    let mp = frame(2, &rmp_serde::to_vec_named(&v).unwrap());
+    let mp = frame(2, &to_msgpack(&v));
     assert_eq!(
         decode(&mp),
         Err(DecodeError::MissingField {
@@ -246,7 +251,7 @@ fn wrong_types_are_named() {
         v[*field] = value.clone();
         for b in [
             frame(0, &serde_json::to_vec(&v).unwrap()),
-            frame(2, &rmp_serde::to_vec_named(&v).unwrap()),
+            frame(2, &to_msgpack(&v)),
         ] {
             match decode(&b) {
                 Err(DecodeError::WrongType { field: f, .. }) => assert_eq!(f, *field),
@@ -343,7 +348,7 @@ fn encoding_refuses_oversize_and_non_finite() {
 fn msgpack_non_finite_floats_are_refused_on_decode() {
     let mut v = serde_json::to_value(response()).unwrap();
     v.as_object_mut().unwrap().remove("trust_score");
-    let mut body = rmp_serde::to_vec_named(&v).unwrap();
+    let mut body = to_msgpack(&v);
     // Append "trust_score": NaN by bumping the fixmap count.
     body[0] += 1;
     body.extend_from_slice(&rmp_serde::to_vec("trust_score").unwrap());
@@ -373,7 +378,7 @@ fn deep_nesting_is_bounded_in_both_formats() {
     assert!(matches!(deep, Err(DecodeError::Payload { .. })), "{deep:?}");
     let mp = |depth: usize| {
         let v: serde_json::Value = serde_json::from_str(&wrap(1)).unwrap();
-        let mut b = rmp_serde::to_vec_named(&v).unwrap();
+        let mut b = to_msgpack(&v);
         // Replace the trailing empty array (0x90) by `depth` nested arrays.
         assert_eq!(b.pop(), Some(0x90));
         b.extend(std::iter::repeat_n(0x91u8, depth - 1));
