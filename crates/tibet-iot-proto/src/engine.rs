@@ -1319,20 +1319,7 @@ impl Engine {
                 }
                 let mut packet = self.node.heartbeat(now.wall, &did, None);
                 Self::attach_routes(&round, &mut packet, &did, addr);
-                let timeout = self.config.request_timeout;
-                if self
-                    .send_request(
-                        now,
-                        packet,
-                        addr,
-                        RequestKind::Background,
-                        timeout,
-                        RetransmitPolicy::OFF,
-                    )
-                    .is_ok()
-                {
-                    self.stats.heartbeats_sent += 1;
-                }
+                self.send_background_heartbeat(now, packet, addr);
             }
         }
         if self.next_cleanup.is_some_and(|t| t <= now.mono) {
@@ -1391,6 +1378,31 @@ impl Engine {
         }
     }
 
+    /// Sends a heartbeat of our own (no caller waits for it, no resend);
+    /// whether it went out.
+    fn send_background_heartbeat(
+        &mut self,
+        now: Now,
+        packet: PingPacket,
+        addr: SocketAddr,
+    ) -> bool {
+        let timeout = self.config.request_timeout;
+        let sent = self
+            .send_request(
+                now,
+                packet,
+                addr,
+                RequestKind::Background,
+                timeout,
+                RetransmitPolicy::OFF,
+            )
+            .is_ok();
+        if sent {
+            self.stats.heartbeats_sent += 1;
+        }
+        sent
+    }
+
     /// Sends unproven peer `did` at `addr` a heartbeat: its nonce challenge
     /// (an answer from `addr` proves the address). Paid from the credit the
     /// address earned, since only input from it introduced the peer.
@@ -1404,19 +1416,7 @@ impl Engine {
             self.stats.challenges_refused += 1;
             return;
         }
-        let timeout = self.config.request_timeout;
-        if self
-            .send_request(
-                now,
-                packet,
-                addr,
-                RequestKind::Background,
-                timeout,
-                RetransmitPolicy::OFF,
-            )
-            .is_ok()
-        {
-            self.stats.heartbeats_sent += 1;
+        if self.send_background_heartbeat(now, packet, addr) {
             self.stats.challenges_sent += 1;
         }
     }
