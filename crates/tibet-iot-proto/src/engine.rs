@@ -18,12 +18,15 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
-    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, Frame,
-    JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
-    RoutingMode, Vouch, VouchError, VouchOptions,
+    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision,
+    DecodeError, Frame, JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket,
+    PingResponse, PingType, RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
+mod batch;
 mod mesh;
+
+pub use batch::MAX_DATAGRAM_BATCH;
 
 pub use mesh::FLOOD_FANOUT;
 use mesh::NextHops;
@@ -34,7 +37,7 @@ use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
-use crate::identity::{IdentityGate, IdentityStats};
+use crate::identity::{IdentityGate, IdentityStats, PreVerified};
 use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
@@ -96,6 +99,8 @@ pub struct Engine {
     stats: EngineStats,
     metrics: PingMetrics,
     identity: IdentityGate,
+    /// Signatures checked ahead by [`Engine::handle_datagrams`].
+    batch_verified: u64,
     /// The identity of the packet being handled (see
     /// [`Engine::source_authenticated`]).
     current_identity: Identity,
@@ -186,6 +191,7 @@ impl Engine {
             stats: EngineStats::default(),
             metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
+            batch_verified: 0,
             current_identity: Identity::NotChecked,
             current_credential: None,
             beacon_keys: BoundedMap::new(
@@ -622,11 +628,25 @@ impl Engine {
         if from == UPLINK_ADDR {
             return self.malformed(from, "datagram from the uplink's address");
         }
-        match self.codec.decode(datagram) {
+        let decoded = self.codec.decode(datagram);
+        self.handle_decoded(now, from, datagram, decoded, None);
+    }
+
+    /// [`Engine::handle_datagram`] after decoding, with the packet's
+    /// signature possibly checked already (see [`Engine::handle_datagrams`]).
+    fn handle_decoded(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        datagram: &[u8],
+        decoded: Result<Frame, DecodeError>,
+        pre: Option<PreVerified>,
+    ) {
+        match decoded {
             Err(e) => self.malformed(from, e),
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
-                if !self.admit(now, from, &p) {
+                if !self.admit(now, from, &p, pre) {
                     return;
                 }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
@@ -646,7 +666,7 @@ impl Engine {
         self.stats.datagrams_in += 1;
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
-                if self.admit(now, from, &p) {
+                if self.admit(now, from, &p, None) {
                     self.on_beacon(now, from, &p, true);
                     self.current_identity = Identity::NotChecked;
                     self.current_credential = None;
@@ -660,8 +680,14 @@ impl Engine {
     /// The identity step (docs/PROTOCOL.md section 6): false drops the
     /// packet silently, like ROOD; it is counted by reason and audited at
     /// most once per source per interval, and moves no peer entry.
-    fn admit(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
-        let (checked, credential) = self.identity.check(packet, now.wall);
+    fn admit(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        packet: &PingPacket,
+        pre: Option<PreVerified>,
+    ) -> bool {
+        let (checked, credential) = self.identity.check(packet, now.wall, pre);
         self.current_credential = credential
             .map(|cred| self.node.trust_of(now.wall, &cred.voucher_did).score * cred.factor);
         match checked {
@@ -710,7 +736,7 @@ impl Engine {
                 // The identity step applies to the uplink as to the LAN: a
                 // broker is no more trusted than a datagram.
                 if self.uplink.accept_in(lan_only)
-                    && self.admit(now, UPLINK_ADDR, &p)
+                    && self.admit(now, UPLINK_ADDR, &p, None)
                     && self
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)
