@@ -370,4 +370,42 @@ mod tests {
             crate::identity::PinDecision::Conflict
         );
     }
+
+    #[test]
+    fn a_pre_checked_result_counts_only_for_the_key_pinned_now() {
+        let owner = Keypair::from_seed(&[1; 32]);
+        let other = Keypair::from_seed(&[2; 32]);
+        let mut pins = PinStore::new(8);
+        pins.pin_first_use("jis:home:sensor", owner.public());
+        let mode = IdentityMode::Prefer;
+        let good = signed("jis:home:sensor", &owner);
+        let mut keys = KeyCache::new(4);
+        let failed = Err(SignatureError::Invalid);
+        // A result for the pinned key is taken as it is...
+        assert_eq!(
+            check_identity_cached(
+                &good,
+                &pins,
+                mode,
+                Some((&owner.public(), failed)),
+                &mut keys
+            ),
+            Err(IdentityRefusal::BadSignature)
+        );
+        // ...one for another key is ignored and the signature checked here.
+        assert_eq!(
+            check_identity_cached(
+                &good,
+                &pins,
+                mode,
+                Some((&other.public(), failed)),
+                &mut keys
+            ),
+            Ok(Identity::Verified(owner.public()))
+        );
+        assert_eq!(
+            check_identity_cached(&good, &pins, mode, None, &mut keys),
+            check_identity(&good, &pins, mode)
+        );
+    }
 }
