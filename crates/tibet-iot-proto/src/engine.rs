@@ -101,6 +101,9 @@ pub struct Engine {
     identity: IdentityGate,
     /// Signatures checked ahead by [`Engine::handle_datagrams`].
     batch_verified: u64,
+    /// Receive batches still to be checked one by one after a batch check
+    /// failed (see `engine/batch.rs`).
+    batch_backoff: u8,
     /// The identity of the packet being handled (see
     /// [`Engine::source_authenticated`]).
     current_identity: Identity,
@@ -192,6 +195,7 @@ impl Engine {
             metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
             batch_verified: 0,
+            batch_backoff: 0,
             current_identity: Identity::NotChecked,
             current_credential: None,
             beacon_keys: BoundedMap::new(

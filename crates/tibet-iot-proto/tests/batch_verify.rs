@@ -236,3 +236,31 @@ fn a_beacon_key_is_parsed_once() {
     let cache = sim.node(0).key_cache_stats();
     assert_eq!((cache.misses, cache.hits), (1, 4));
 }
+
+#[test]
+fn after_a_batch_with_a_forgery_the_next_batches_are_checked_one_by_one() {
+    let mut sim = hub(IdentityMode::Prefer);
+    let now = sim.now();
+    let mixed = mixed_batch(now.wall);
+    let refs: Vec<(SocketAddr, &[u8])> = mixed.iter().map(|(f, d)| (*f, d.as_slice())).collect();
+    sim.node(0).handle_datagrams(now, &refs);
+    assert_eq!(sim.node(0).batch_verified(), 14);
+    let mut owners: Vec<PingNode> = (1..=3)
+        .map(|j| speaker(&did(j), Some(key(j)), 300 + j as u64))
+        .collect();
+    for round in 0..9 {
+        let good: Vec<(SocketAddr, Vec<u8>)> = (0..4)
+            .map(|i| {
+                let j = i % 3;
+                let p = owners[j].ping(now.wall, &did(0), "a", "x", PingOptions::default());
+                (src(j as u8 + 1), encode(&p))
+            })
+            .collect();
+        let refs: Vec<(SocketAddr, &[u8])> = good.iter().map(|(f, d)| (*f, d.as_slice())).collect();
+        sim.node(0).handle_datagrams(now, &refs);
+        let expected = if round < 8 { 14 } else { 18 };
+        assert_eq!(sim.node(0).batch_verified(), expected, "round {round}");
+    }
+    // Checked one by one or together, every good packet was verified.
+    assert_eq!(sim.node(0).stats(now).identity.verified, 10 + 36);
+}

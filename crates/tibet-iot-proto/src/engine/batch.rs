@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use tibet_ping::identity::{IdentityMode, PublicKey, verify_packets};
+use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
 use tibet_ping::{DecodeError, Frame, PingPacket};
 
 use super::Engine;
@@ -16,6 +16,12 @@ use crate::uplink::UPLINK_ADDR;
 /// Most datagrams decoded ahead at once by [`Engine::handle_datagrams`]
 /// (larger batches are taken in chunks of this size).
 pub const MAX_DATAGRAM_BATCH: usize = 64;
+
+/// After a batch that held a bad signature, this many batches are checked
+/// one signature at a time: a sender that puts one forged packet into every
+/// batch cannot make the node pay a failing batch check on top of the
+/// single checks each time (at most one batch in `BATCH_BACKOFF + 1`).
+const BATCH_BACKOFF: u8 = 8;
 
 impl Engine {
     /// Several datagrams that arrived on the transport socket, in arrival
@@ -59,11 +65,20 @@ impl Engine {
                     slots.push(i);
                 }
             }
-            if items.len() >= 2 {
+            if self.batch_backoff > 0 {
+                // A recent batch held a bad signature: checking one by one
+                // costs less than a failing batch plus the singles.
+                self.batch_backoff -= 1;
+            } else if items.len() >= 2 {
                 let refs: Vec<(&PingPacket, &PublicKey)> =
                     items.iter().map(|(p, k)| (*p, k)).collect();
                 let results = verify_packets(&refs);
                 self.batch_verified += refs.len() as u64;
+                // Well-formed but not verifying: the batch check failed and
+                // every signature was checked again alone.
+                if results.contains(&Err(SignatureError::Invalid)) {
+                    self.batch_backoff = BATCH_BACKOFF;
+                }
                 for ((&slot, (_, key)), result) in slots.iter().zip(&items).zip(results) {
                     pre[slot] = Some((*key, result));
                 }
