@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use serde_json::json;
 use tibet_ping::{AirlockZone, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PingPacket, PingResponse};
 
-use crate::drops::DropRecord;
 use crate::provider::{NewToken, Provider, heartbeat_token, packet_token};
 use crate::store::AppendError;
 use crate::token::Token;
+use tibet_ping::DropRecord;
 
 /// The zone a trust score falls in with thresholds `groen` and `rood`
 /// (>= `groen` GROEN, >= `rood` GEEL, else ROOD), as the airlock decides.
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn drops_are_one_token_per_source_per_interval() {
-        use crate::drops::{DropAggregator, DropSource};
+        use tibet_ping::{DropAggregator, DropSource};
         let mut b = NetworkBridge::new(fixed_provider("jis:home:hub"));
         let t0 = tibet_ping::Timestamp::from_secs(1_790_000_000);
         let mut agg = DropAggregator::new(std::time::Duration::from_secs(10), 64);

@@ -47,7 +47,6 @@
 mod bridge;
 mod cap;
 mod chain;
-mod drops;
 mod file_store;
 mod group_commit;
 mod id;
@@ -60,14 +59,14 @@ mod verify;
 pub use bridge::{NetworkBridge, zone_for};
 pub use cap::{MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 pub use chain::{Chain, ChainSummary, DEFAULT_TRACE_DEPTH, TreeNode};
-pub use drops::{
-    DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
-};
 pub use file_store::{Durability, FileStore, OpenError, Recovery, RotateError, RotateReport};
 pub use id::TokenIdGen;
 pub use provider::{ExportFormat, NewToken, Provider, UpdateStateError, packet_token};
 pub use store::{
     AppendError, BadLine, MAX_BAD_LINES_KEPT, MemoryStore, Query, ReadError, ScanReport, Store,
+};
+pub use tibet_ping::{
+    DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
 };
 pub use token::{HmacKey, ParseTokenError, Token, TokenState, UnknownState};
 pub use verify::{ChainBreak, CorruptToken, Verifier, VerifyReport, verify_into, verify_path};

@@ -15,6 +15,18 @@ use crate::config::Durability;
 pub(crate) fn open(path: &Path, durability: Durability, actor: &str) -> Result<Box<dyn AuditSink>> {
     let store = FileStore::open_with(path, durability)
         .with_context(|| format!("cannot open audit file {}", path.display()))?;
+    if let Some(r) = store.recovered() {
+        // One line: the file's own text could hold anything, so the reason
+        // is escaped and capped.
+        let reason: String = r.reason.escape_debug().take(200).collect();
+        eprintln!(
+            "warning: audit file {}: recovered a torn or garbage last line (line {}, {} bytes at offset {}: {reason}); new tokens start on a fresh line",
+            path.display(),
+            r.line,
+            r.len,
+            r.offset
+        );
+    }
     let provider = Provider::new(actor).with_store(store);
     // The library's adapter; the node stores records off its receive path
     // and counts failures (`stats`: driver.audit_failures).

@@ -137,6 +137,8 @@ impl Filter {
                 self.recent_discoveries.push_back((now, did.clone(), *addr));
                 true
             }
+            // Once per peer and address: it takes an answer to our request.
+            Event::Proven { .. } => true,
         }
     }
 
@@ -179,6 +181,11 @@ fn escaped(event: Event) -> Event {
             did: safe(&did),
             addr,
             decision,
+        },
+        Event::Proven { time, did, addr } => Event::Proven {
+            time,
+            did: safe(&did),
+            addr,
         },
     }
 }

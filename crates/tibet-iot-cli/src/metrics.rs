@@ -407,6 +407,10 @@ const DROPS: &[(&str, &str)] = &[
     ("relay_not_mesh", "relay/dropped_not_mesh"),
     ("relay_seen", "relay/dropped_seen"),
     ("relay_hop_limit", "relay/dropped_hop_limit"),
+    ("relay_sender_rood", "engine/relay_refused_rood"),
+    ("relay_rate_limited", "engine/relay_rate_limited"),
+    ("beacon_rate_limited", "engine/beacons_rate_limited"),
+    ("amplification", "guard/refused_datagrams"),
     ("relay_path_table_full", "relay/paths_refused"),
     ("relay_response_foreign", "relay/responses_foreign"),
     (

@@ -74,6 +74,15 @@ pub(crate) enum Event {
         /// The packet id (the handle for `pending approve`).
         packet_id: String,
     },
+    /// A peer proved its address (it answered our challenge from there).
+    Proven {
+        /// When (ISO 8601).
+        time: String,
+        /// Its DID.
+        did: String,
+        /// Its address.
+        addr: SocketAddr,
+    },
     /// A node was discovered.
     Discovered {
         /// When (ISO 8601).
@@ -120,6 +129,9 @@ impl std::fmt::Display for Event {
                 decision,
             } => {
                 write!(f, "{time}  discovered {did} at {addr}  {decision}")
+            }
+            Event::Proven { time, did, addr } => {
+                write!(f, "{time}  proven {did} at {addr}")
             }
         }
     }
@@ -562,6 +574,11 @@ fn printable(event: LibEvent) -> Option<Event> {
             did,
             addr: address,
             decision: beacon_decision(decision),
+        }),
+        LibEvent::PeerProven { did, address } => Some(Event::Proven {
+            time: now.to_iso(),
+            did,
+            addr: address,
         }),
         _ => None,
     }

@@ -429,3 +429,38 @@ fn completions_and_man_page() {
     );
     assert!(page.contains("listen"), "{page}");
 }
+
+/// The Quick Start example, as `cargo test` built it beside this test.
+fn quick_start() -> std::process::Command {
+    let deps = std::env::current_exe().unwrap();
+    let exe = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("examples").join("quick_start"))
+        .unwrap();
+    assert!(exe.exists(), "{} was not built", exe.display());
+    std::process::Command::new(exe)
+}
+
+#[test]
+fn the_quick_start_says_no_answer_and_exits_non_zero_then_answers() {
+    // Nothing answers on this socket: it only swallows the ping.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = quick_start()
+        .arg(silent.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
+    assert_code(&out, 3);
+    assert!(stdout(&out).contains("no answer"), "{}", stdout(&out));
+
+    // A sensor that trusts the hub answers; the example's own port is any
+    // free one, so it runs beside a listener on the default port too.
+    let sensor = Listener::loopback_hub("jis:home:sensor", &["jis:home:hub=0.9"], &[]);
+    let out = quick_start().arg(sensor.loopback()).output().unwrap();
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).starts_with("accept — zone: GROEN"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -185,7 +185,8 @@ fn a_phone_at_site_a_reaches_the_lock_at_site_b_through_a_broker_that_restarts()
     assert_eq!(sample(lock_metrics, "tibet_mqtt_received_total"), 1.0);
     assert!(sample(lock_metrics, "tibet_mqtt_events_published_total") >= 1.0);
 
-    // Airlock: an unknown sender over MQTT is dropped (ROOD), as over UDP.
+    // An unknown sender is dropped (ROOD): the hub relays only for senders
+    // it would not drop itself (docs/SECURITY.md), so it never reaches MQTT.
     let r = send(
         "jis:site-b:lock",
         &hub,
@@ -195,8 +196,8 @@ fn a_phone_at_site_a_reaches_the_lock_at_site_b_through_a_broker_that_restarts()
     );
     assert!(r.is_none(), "{r:?}");
     until(
-        lock_metrics,
-        "tibet_drops_total{reason=\"airlock_rood\"}",
+        hub_metrics,
+        "tibet_drops_total{reason=\"relay_sender_rood\"}",
         1.0,
     );
 

@@ -128,9 +128,11 @@ fn metrics_are_served_over_http_and_count_decisions() {
         Some(1.0)
     );
     assert_eq!(sample(&page, "tibet_pending_reviews"), Some(1.0), "{page}");
-    // One token per decided ping, none lost.
+    // One token per answered ping, none lost; the ROOD drop goes into the
+    // aggregated `drops` token of its interval (docs/SECURITY.md). The
+    // engine times every decided ping, the dropped one too.
     let written = sample(&page, "tibet_audit_tokens_written_total").unwrap();
-    assert!(written >= 3.0, "{page}");
+    assert!(written >= 2.0, "{page}");
     assert_eq!(sample(&page, "tibet_audit_tokens_failed_total"), Some(0.0));
     assert_eq!(
         sample(&page, "tibet_ping_processing_seconds_count"),

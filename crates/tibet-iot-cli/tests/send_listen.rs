@@ -162,12 +162,22 @@ fn mesh_send_crosses_a_relay_listener() {
     // loopback, private port); the sender only knows the relay.
     let port = common::free_udp_port().to_string();
     let mut relay_args = multicast_loopback(&port);
-    relay_args.extend(["--did", "jis:mesh:relay", "--trust", "jis:x:y=0.9"]);
+    // The relay relays only for senders it would not drop (the hub is GEEL
+    // there), and only to peers that proved their address: far answers the
+    // relay's challenge heartbeat because it trusts the relay.
+    relay_args.extend(["--did", "jis:mesh:relay", "--trust", "jis:mesh:hub=0.5"]);
     let relay = Listener::start(&relay_args);
     let mut far_args = multicast_loopback(&port);
-    far_args.extend(["--did", "jis:mesh:far", "--trust", "jis:mesh:hub=0.9"]);
+    far_args.extend([
+        "--did",
+        "jis:mesh:far",
+        "--trust",
+        "jis:mesh:hub=0.9",
+        "--trust",
+        "jis:mesh:relay=0.9",
+    ]);
     let far = Listener::start(&far_args);
-    relay.wait_for_line("discovered jis:mesh:far");
+    relay.wait_for_line("proven jis:mesh:far");
     let out = send(
         "jis:mesh:far",
         &relay.loopback(),

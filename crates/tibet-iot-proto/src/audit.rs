@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 
 use tibet_ping::identity::PublicKey;
 use tibet_ping::{
-    AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, PendingPing, PingPacket, PingResponse,
-    Vouch,
+    AirlockRule, AirlockZone, AutoVouchRule, Beacon, BeaconDecision, DropRecord, PendingPing,
+    PingPacket, PingResponse, Vouch,
 };
 
 /// One auditable event of a node. New kinds of record are added over time
@@ -87,6 +87,20 @@ pub enum AuditRecord {
     AutoVouchRuleAdded {
         /// The rule.
         rule: Box<AutoVouchRule>,
+    },
+    /// Input dropped from one source over one interval (ROOD pings,
+    /// replays, malformed frames, refusals by a budget), counted by reason:
+    /// never one record per datagram.
+    Drops(DropRecord),
+    /// A GEEL ping waited for review past the review TTL and was removed.
+    PendingExpired {
+        /// The ping that waited.
+        pending: Box<PendingPing>,
+    },
+    /// A beacon waited for review past the review TTL and was removed.
+    BeaconReviewExpired {
+        /// The beacon that waited.
+        beacon: Box<Beacon>,
     },
     /// Packets (or answers to our requests) refused by the identity step.
     /// At most one record per source address per interval; `count` is how

@@ -30,6 +30,12 @@ pub struct Limits {
     pub response_cache: usize,
     /// Discovery answers waiting for their random delay.
     pub discovery_replies: usize,
+    /// Bytes of the seen-cache (packet ids plus a per-entry overhead).
+    pub seen_cache_bytes: usize,
+    /// Bytes of the reverse paths (packet ids, next hops, overhead).
+    pub relay_path_bytes: usize,
+    /// Bytes of the response cache (cached datagrams, keys, overhead).
+    pub response_cache_bytes: usize,
     /// Learned routes (destination DID -> next hop).
     pub routes: usize,
     /// Bytes the routing table may hold.
@@ -45,6 +51,9 @@ impl Default for Limits {
             relay_paths: 10_000,
             response_cache: 8192,
             discovery_replies: 256,
+            seen_cache_bytes: 4 * 1024 * 1024,
+            relay_path_bytes: 8 * 1024 * 1024,
+            response_cache_bytes: 16 * 1024 * 1024,
             routes: 2048,
             route_bytes: 2048 * 128,
         }
@@ -114,6 +123,9 @@ pub struct TransportConfig {
     pub mesh_copies: u8,
     /// Table capacities.
     pub limits: Limits,
+    /// What untrusted input may make the node do: amplification credit,
+    /// per-address buckets, drop aggregation.
+    pub guard: crate::guard::GuardConfig,
     /// Settings of the protocol core.
     pub ping: tibet_ping::PingNodeConfig,
     /// Keys, pins and the identity policy (default: `prefer`, no key, no pins).
@@ -146,6 +158,7 @@ impl Default for TransportConfig {
             routing: true,
             mesh_copies: 1,
             limits: Limits::default(),
+            guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),
             identity: IdentityConfig::default(),
         }

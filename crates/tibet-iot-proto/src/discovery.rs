@@ -132,7 +132,7 @@ impl NetworkDiscovery {
             self.stats.replies_rate_limited += 1;
             return;
         }
-        if self.queue.len() >= self.queue_capacity || !self.answered.insert(now, key, ()) {
+        if self.queue.len() >= self.queue_capacity || !self.answered.insert_sized(now, key, (), 0) {
             self.stats.replies_refused += 1;
             return;
         }

@@ -11,16 +11,18 @@
 //! review of pending pings) is reported as an [`AuditRecord`].
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
-    AirlockRule, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision,
-    DecodeError, Frame, JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket,
-    PingResponse, PingType, RoutingMode, Vouch, VouchError, VouchOptions,
+    AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
+    BeaconDecision, DecodeError, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec,
+    PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError,
+    VouchOptions,
 };
 
 mod batch;
@@ -37,6 +39,7 @@ use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
+use crate::guard::SourceGuard;
 use crate::identity::{IdentityGate, IdentityStats, PreVerified};
 use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
@@ -58,8 +61,9 @@ pub const TRANSPORT_PORT_KEY: &str = "transport_port";
 pub struct Transmit {
     /// Where to.
     pub destination: SocketAddr,
-    /// The frame.
-    pub payload: Vec<u8>,
+    /// The frame; shared, not copied, when one datagram goes to several
+    /// next hops.
+    pub payload: Bytes,
 }
 
 /// Options of one outgoing ping beyond target, intent and purpose.
@@ -97,6 +101,9 @@ pub struct Engine {
     audit_enabled: bool,
     uplink: UplinkState,
     stats: EngineStats,
+    guard: SourceGuard,
+    drops: DropAggregator,
+    next_drop_flush: Option<MonoTime>,
     metrics: PingMetrics,
     identity: IdentityGate,
     /// Signatures checked ahead by [`Engine::handle_datagrams`].
@@ -154,6 +161,10 @@ impl Engine {
             config.limits.seen_cache,
             config.limits.relay_paths,
             nonce_window.max(config.request_timeout),
+        )
+        .with_byte_budgets(
+            config.limits.seen_cache_bytes,
+            config.limits.relay_path_bytes,
         );
         if config.mesh_copies > 1 {
             relay.set_duplicate_window(MESH_COPY_WINDOW);
@@ -179,7 +190,8 @@ impl Engine {
                 config.limits.discovery_replies,
             ),
             requests: Requests::default(),
-            responses: ResponseCache::new(config.limits.response_cache, nonce_window),
+            responses: ResponseCache::new(config.limits.response_cache, nonce_window)
+                .with_max_bytes(config.limits.response_cache_bytes),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             events_enabled: true,
@@ -192,6 +204,9 @@ impl Engine {
                 nonce_window.max(config.request_timeout),
             ),
             stats: EngineStats::default(),
+            guard: SourceGuard::new(config.guard.clone()),
+            drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
+            next_drop_flush: None,
             metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
             batch_verified: 0,
@@ -272,7 +287,20 @@ impl Engine {
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
     pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
         let upd = self.peers.record_activity(now.mono, did, addr);
+        // The operator vouches for the address.
+        self.peers.set_proven(did, true);
         self.peer_update(did, addr, upd);
+    }
+
+    /// Marks peer `did` as having proven its current address (e.g. by a
+    /// packet whose signature was checked); `false` when it is unknown.
+    pub fn set_peer_proven(&mut self, did: &str, proven: bool) -> bool {
+        self.peers.set_proven(did, proven)
+    }
+
+    /// The amplification credit and per-address buckets.
+    pub fn guard(&self) -> &SourceGuard {
+        &self.guard
     }
 
     /// Tells the engine the transport socket's bound port (announced in
@@ -289,7 +317,100 @@ impl Engine {
         self.audit_enabled = enabled;
         if !enabled {
             self.audit.clear();
+            self.drops = DropAggregator::new(
+                self.config.guard.drop_interval,
+                self.config.guard.drop_sources,
+            );
+            self.next_drop_flush = None;
         }
+    }
+
+    /// Counts one dropped input from `from` for the aggregated drop record
+    /// (only while audit records are on).
+    fn note_drop(&mut self, now: Now, from: SocketAddr, reason: &'static str) {
+        if !self.audit_enabled {
+            return;
+        }
+        self.drops.note(now.wall, DropSource::Addr(from), reason);
+        if self.next_drop_flush.is_none() {
+            self.next_drop_flush = Some(now.mono + self.config.guard.drop_interval);
+        }
+    }
+
+    /// An audit record caused by untrusted `from`, within its address's
+    /// audit bucket; over it, counted as a drop instead.
+    fn audit_untrusted(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        record: impl FnOnce() -> AuditRecord,
+    ) {
+        if !self.audit_enabled {
+            return;
+        }
+        if self.guard.allow_audit(now.mono, from.ip()) {
+            self.audit(record);
+        } else {
+            self.stats.audit_rate_limited += 1;
+            self.note_drop(now, from, "audit_limited");
+        }
+    }
+
+    /// Whether `did` is trusted (GROEN by trust score): its traffic is exempt
+    /// from the amplification credit and the per-address buckets.
+    fn is_trusted(&self, now: Now, did: &str) -> bool {
+        let score = self.node.trust_of(now.wall, did).score;
+        self.node.airlock().threshold_zone(score) == AirlockZone::Groen
+    }
+
+    /// Sends `payload` caused by input from `source` (an untrusted address),
+    /// if its amplification credit covers it; `false` (counted) otherwise.
+    fn transmit_charged(
+        &mut self,
+        now: Now,
+        source: IpAddr,
+        to: SocketAddr,
+        payload: impl Into<Bytes>,
+    ) -> bool {
+        let payload = payload.into();
+        if !self.guard.spend(now.mono, source, payload.len()) {
+            self.note_drop(now, SocketAddr::new(source, 0), "amplification");
+            return false;
+        }
+        self.transmit(to, payload);
+        true
+    }
+
+    /// Sends an answer (or a relayed answer) to `to`: mesh answers as
+    /// `mesh_copies` copies; when `charge` names an untrusted source, only if
+    /// its credit covers every copy (`false`, counted, otherwise).
+    fn answer(
+        &mut self,
+        now: Now,
+        to: SocketAddr,
+        bytes: Bytes,
+        mesh: bool,
+        charge: Option<IpAddr>,
+    ) -> bool {
+        let copies = if mesh {
+            self.config.mesh_copies.max(1)
+        } else {
+            1
+        };
+        if let Some(ip) = charge
+            && !self
+                .guard
+                .spend(now.mono, ip, bytes.len() * usize::from(copies))
+        {
+            self.note_drop(now, SocketAddr::new(ip, 0), "amplification");
+            return false;
+        }
+        if mesh {
+            self.transmit_mesh(to, bytes, copies);
+        } else {
+            self.transmit(to, bytes);
+        }
+        true
     }
 
     fn audit(&mut self, record: impl FnOnce() -> AuditRecord) {
@@ -332,11 +453,11 @@ impl Engine {
         self.events.push_back(e);
     }
 
-    fn transmit(&mut self, destination: SocketAddr, payload: Vec<u8>) {
+    fn transmit(&mut self, destination: SocketAddr, payload: impl Into<Bytes>) {
         self.stats.datagrams_out += 1;
         self.transmits.push_back(Transmit {
             destination,
-            payload,
+            payload: payload.into(),
         });
     }
 
@@ -385,6 +506,7 @@ impl Engine {
             self.next_heartbeat,
             self.next_cleanup,
             self.discovery.poll_timeout(),
+            self.next_drop_flush,
         ]
         .into_iter()
         .flatten()
@@ -630,14 +752,18 @@ impl Engine {
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
         if from == UPLINK_ADDR {
-            return self.malformed(from, "datagram from the uplink's address");
+            return self.malformed(now, from, "datagram from the uplink's address");
         }
+        // Every datagram earns its address amplification credit; only what
+        // untrusted input causes spends it.
+        self.guard.earn(now.mono, from.ip(), datagram.len());
         let decoded = self.codec.decode(datagram);
         self.handle_decoded(now, from, datagram, decoded, None);
     }
 
-    /// [`Engine::handle_datagram`] after decoding, with the packet's
-    /// signature possibly checked already (see [`Engine::handle_datagrams`]).
+    /// [`Engine::handle_datagram`] after decoding (and after the datagram
+    /// was counted and earned its credit), with the packet's signature
+    /// possibly checked already (see [`Engine::handle_datagrams`]).
     fn handle_decoded(
         &mut self,
         now: Now,
@@ -647,7 +773,10 @@ impl Engine {
         pre: Option<PreVerified>,
     ) {
         match decoded {
-            Err(e) => self.malformed(from, e),
+            Err(e) => {
+                self.stats.decode.record(&e);
+                self.malformed(now, from, e)
+            }
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
                 if !self.admit(now, from, &p, pre) {
@@ -668,6 +797,7 @@ impl Engine {
     /// sent by unicast to the discovery port).
     pub fn handle_discovery_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
         self.stats.datagrams_in += 1;
+        self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
                 if self.admit(now, from, &p, None) {
@@ -676,8 +806,11 @@ impl Engine {
                     self.current_credential = None;
                 }
             }
-            Ok(_) => self.malformed(from, "not a discover packet"),
-            Err(e) => self.malformed(from, e),
+            Ok(_) => self.malformed(now, from, "not a discover packet"),
+            Err(e) => {
+                self.stats.decode.record(&e);
+                self.malformed(now, from, e)
+            }
         }
     }
 
@@ -727,7 +860,7 @@ impl Engine {
         match self.codec.decode(frame) {
             Err(e) => {
                 if self.uplink.accept_in(false) {
-                    self.malformed(UPLINK_ADDR, e);
+                    self.malformed(now, UPLINK_ADDR, e);
                 }
             }
             Ok(Frame::Response(r)) => {
@@ -764,8 +897,9 @@ impl Engine {
 
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
-    fn malformed(&mut self, from: SocketAddr, reason: impl std::fmt::Display) {
+    fn malformed(&mut self, now: Now, from: SocketAddr, reason: impl std::fmt::Display) {
         self.stats.malformed += 1;
+        self.note_drop(now, from, "malformed");
         if self.events_enabled {
             let reason = reason.to_string();
             self.event(Event::MalformedDropped { from, reason });
@@ -778,16 +912,16 @@ impl Engine {
             return;
         }
         let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
-        if let Some(cached) = self.responses.get(now.mono, key, from) {
-            // A retransmission: the same answer again, not a replay.
-            let bytes = cached.to_vec();
+        if let Some((bytes, exempt)) = self.responses.get(now.mono, key, from) {
+            // A retransmission: the same answer again, not a replay, and
+            // only to the address that got the original answer.
             self.stats.duplicates_answered += 1;
             if from == UPLINK_ADDR {
-                self.reply(from, &packet.source_did, bytes);
-            } else if packet.routing_mode == RoutingMode::Mesh {
-                self.transmit_mesh(from, bytes, self.config.mesh_copies);
+                self.reply(from, &packet.source_did, bytes.to_vec());
             } else {
-                self.transmit(from, bytes);
+                let mesh = packet.routing_mode == RoutingMode::Mesh;
+                let charge = (!exempt).then(|| from.ip());
+                self.answer(now, from, bytes, mesh, charge);
             }
             return;
         }
@@ -810,30 +944,46 @@ impl Engine {
         if reply {
             self.identity.sign_response(&mut response);
         }
-        if self.audit_enabled {
-            self.audit(|| AuditRecord::Ping {
+        let trusted = response.airlock_zone == AirlockZone::Groen;
+        if self.audit_enabled && reply {
+            // ROOD drops and replays are aggregated (below), never one
+            // record per datagram; answers to untrusted senders are
+            // recorded within the address's audit bucket.
+            let record = || AuditRecord::Ping {
                 packet: Box::new(packet.clone()),
                 response: Box::new(response.clone()),
-            });
+            };
+            if trusted {
+                self.audit(record);
+            } else {
+                self.audit_untrusted(now, from, record);
+            }
         }
         if reply {
             match self.codec.encode_response(&response) {
                 Ok(bytes) => {
-                    self.responses.insert(now.mono, key, from, bytes.clone());
-                    self.stats.pings_answered += 1;
-                    if from == UPLINK_ADDR {
-                        self.reply(from, &packet.source_did, bytes);
-                    } else if packet.routing_mode == RoutingMode::Mesh {
-                        let relays =
-                            (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
-                        let seen = &mut self.routes.stats.mesh_relays_seen;
-                        if seen.len() <= relays {
-                            seen.resize(relays + 1, 0);
-                        }
-                        seen[relays] += 1;
-                        self.transmit_mesh(from, bytes, self.config.mesh_copies);
+                    let bytes = Bytes::from(bytes);
+                    let mesh = packet.routing_mode == RoutingMode::Mesh;
+                    let sent = if from == UPLINK_ADDR {
+                        // The uplink has its own limits (docs/FLEETS.md).
+                        self.reply(from, &packet.source_did, bytes.to_vec());
+                        true
                     } else {
-                        self.transmit(from, bytes);
+                        let charge = (!trusted).then(|| from.ip());
+                        self.answer(now, from, bytes.clone(), mesh, charge)
+                    };
+                    if sent {
+                        self.responses.insert(now.mono, key, from, bytes, trusted);
+                        self.stats.pings_answered += 1;
+                        if mesh && from != UPLINK_ADDR {
+                            let relays =
+                                (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
+                            let seen = &mut self.routes.stats.mesh_relays_seen;
+                            if seen.len() <= relays {
+                                seen.resize(relays + 1, 0);
+                            }
+                            seen[relays] += 1;
+                        }
                     }
                 }
                 Err(_) => self.stats.encode_errors += 1,
@@ -848,16 +998,23 @@ impl Engine {
                 self.peer_update(&packet.source_did, from, upd);
                 self.learn_from_heartbeat(now, &packet, from);
                 if packet.ping_type == PingType::Heartbeat {
-                    self.audit(|| AuditRecord::Heartbeat {
+                    let record = || AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
                         address: from,
-                    });
+                    };
+                    if trusted {
+                        self.audit(record);
+                    } else {
+                        self.audit_untrusted(now, from, record);
+                    }
                 }
             }
         } else if replay {
             self.stats.replays_dropped += 1;
+            self.note_drop(now, from, "replay");
         } else {
             self.stats.rood_dropped += 1;
+            self.note_drop(now, from, "rood");
         }
         if self.events_enabled {
             self.event(Event::PingDecided {
@@ -896,7 +1053,20 @@ impl Engine {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
+                // An answer from the address we sent a fresh packet id and
+                // nonce to: the peer receives there (a nonce challenge).
+                let was = self
+                    .peers
+                    .get(now.mono, &response.responder_did)
+                    .is_some_and(|p| p.proven);
+                self.peers.set_proven(&response.responder_did, true);
                 self.peer_update(&response.responder_did, from, upd);
+                if !was && upd != PeerUpdate::Refused {
+                    self.event(Event::PeerProven {
+                        did: response.responder_did.clone(),
+                        address: from,
+                    });
+                }
                 self.learn_neighbour(now, &response.responder_did, from);
             } else if from != UPLINK_ADDR {
                 self.learn_from_response(now, &response.responder_did, from);
@@ -924,7 +1094,13 @@ impl Engine {
                 self.uplink
                     .relayed_response(now.mono, &response.in_response_to, datagram);
             } else {
-                self.transmit_mesh(prev, datagram.to_vec(), self.config.mesh_copies);
+                let frame = Bytes::copy_from_slice(datagram);
+                let charge = (from != UPLINK_ADDR
+                    && !self.is_trusted(now, &response.responder_did))
+                .then(|| from.ip());
+                if !self.answer(now, prev, frame, true, charge) {
+                    return;
+                }
             }
             // The uplink is no route on the mesh.
             if from != UPLINK_ADDR {
@@ -944,6 +1120,25 @@ impl Engine {
     }
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+        // Relay only what we would not drop ourselves, and for untrusted
+        // senders within the address's reverse-path bucket; each copy is
+        // paid from the address's amplification credit (below).
+        // The uplink (an authenticated broker channel with its own limits,
+        // docs/FLEETS.md) counts as trusted here.
+        let score = self.node.trust_of(now.wall, &packet.source_did).score;
+        let airlock = self.node.airlock();
+        let trusted = from == UPLINK_ADDR || airlock.threshold_zone(score) == AirlockZone::Groen;
+        if from != UPLINK_ADDR && airlock.zone_of(&packet, score) == AirlockZone::Rood {
+            self.stats.relay_refused_rood += 1;
+            self.note_drop(now, from, "relay_rood");
+            return;
+        }
+        if !trusted && !self.guard.allow_relay(now.mono, from.ip()) {
+            self.stats.relay_rate_limited += 1;
+            self.note_drop(now, from, "relay_limited");
+            return;
+        }
+        let charge = (!trusted).then(|| from.ip());
         if let Some(answer) = self
             .relay
             .cached_response(now.mono, &packet.packet_id, from)
@@ -955,7 +1150,7 @@ impl Engine {
                 self.uplink
                     .relayed_response(now.mono, &packet.packet_id, &answer);
             } else if !answer.is_empty() {
-                self.transmit_mesh(from, answer, self.config.mesh_copies);
+                self.answer(now, from, Bytes::from(answer), true, charge);
             }
             return;
         }
@@ -963,14 +1158,19 @@ impl Engine {
             return;
         };
         let bytes = match self.codec.encode_packet(&out) {
-            Ok(b) => b,
+            // One frame shared by every next hop.
+            Ok(b) => Bytes::from(b),
             Err(_) => {
                 self.stats.encode_errors += 1;
                 return;
             }
         };
+        // Only peers that proved their address get relayed traffic (the
+        // next hops are chosen among proven peers, engine/mesh.rs).
+        let unproven = self.peers.alive(now.mono).filter(|p| !p.proven).count() as u64;
+        self.stats.relay_unproven_skipped += unproven;
         let mut copies = 1;
-        let (mut hops, routed): (Vec<SocketAddr>, bool) =
+        let (hops, routed): (Vec<SocketAddr>, bool) =
             match self.mesh_next_hops(now, &out.target_did, Some(from)) {
                 NextHops::Routed(a) => {
                     self.routes.stats.routed += 1;
@@ -985,15 +1185,25 @@ impl Engine {
         if hops.is_empty() {
             self.on_unroutable(now, &out);
         }
-        for hop in &hops {
-            self.transmit_mesh(*hop, bytes.clone(), copies);
+        let mut sent = Vec::with_capacity(hops.len());
+        for hop in hops {
+            if charge.is_some() {
+                let need = bytes.len() * usize::from(copies.max(1));
+                if !self.guard.spend(now.mono, from.ip(), need) {
+                    self.note_drop(now, from, "amplification");
+                    continue;
+                }
+            }
+            self.transmit_mesh(hop, bytes.clone(), copies);
+            sent.push(hop);
         }
+        let mut hops = sent;
         // The local mesh has no route to the target (it is not a live peer and
         // no neighbour taught a route): the uplink, if attached, is one more
         // next hop beside the bounded local flood (never for a packet that
         // came over it). docs/FLEETS.md.
         if !routed && from != UPLINK_ADDR && self.uplink.enabled() {
-            self.uplink.ping(&out.target_did, bytes);
+            self.uplink.ping(&out.target_did, bytes.to_vec());
             hops.push(UPLINK_ADDR);
         }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
@@ -1018,13 +1228,21 @@ impl Engine {
             return; // our own beacon, looped back by the multicast group
         }
         let Some(beacon) = Beacon::from_discover_packet(packet) else {
-            self.malformed(from, "discover packet is not a beacon");
+            self.malformed(now, from, "discover packet is not a beacon");
             return;
         };
+        // Beacons cost review entries, vouches, audit records and answers:
+        // a bucket per address bounds them.
+        if !self.guard.allow_beacon(now.mono, from.ip()) {
+            self.stats.beacons_rate_limited += 1;
+            self.note_drop(now, from, "beacon_limited");
+            return;
+        }
         let answer = self.node.handle_beacon(now.wall, &beacon);
         let decision = answer.decision;
         if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
+            self.note_drop(now, from, "beacon_rejected");
             return;
         }
         // Our beacons name the transport port; the reference's come from a
@@ -1040,6 +1258,10 @@ impl Engine {
             // A beacon proves nothing: it may introduce a peer, never move one.
             let upd = self.peers.introduce(now.mono, &packet.source_did, addr);
             self.peer_update(&packet.source_did, addr, upd);
+            if upd == PeerUpdate::Joined {
+                // Ask the newcomer to prove its address right away.
+                self.challenge(now, &packet.source_did, addr);
+            }
         }
         let address = transport.unwrap_or(from);
         if let Identity::SelfCertified(key) = self.current_identity {
@@ -1049,8 +1271,9 @@ impl Engine {
                 }
                 BeaconDecision::HitlPending => {
                     let entry = (packet.source_did.clone(), key);
+                    let size = beacon.beacon_id.len() + entry.0.len() + 32;
                     self.beacon_keys
-                        .insert(now.mono, beacon.beacon_id.clone(), entry);
+                        .insert_sized(now.mono, beacon.beacon_id.clone(), entry, size);
                 }
                 _ => {}
             }
@@ -1108,19 +1331,23 @@ impl Engine {
         }
         if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
             self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
-            let targets: Vec<(String, SocketAddr)> = self
+            let targets: Vec<(String, SocketAddr, bool)> = self
                 .peers
                 .alive(now.mono)
-                .map(|p| (p.did.clone(), p.address))
+                .map(|p| (p.did.clone(), p.address, p.proven))
                 .collect();
             let round = if self.config.routing {
                 self.routes.advertisement_round(now.mono)
             } else {
                 Vec::new()
             };
-            for (did, addr) in targets {
+            for (did, addr, proven) in targets {
                 if self.check_capacity().is_err() {
                     break;
+                }
+                if !proven {
+                    self.challenge(now, &did, addr);
+                    continue;
                 }
                 let mut packet = self.node.heartbeat(now.wall, &did, None);
                 Self::attach_routes(&round, &mut packet, &did, addr);
@@ -1153,6 +1380,21 @@ impl Engine {
             self.responses.expire(now.mono);
             self.uplink.expire(now.mono);
             self.node.collect_garbage(now.wall);
+            let expired = self.node.expire_reviews(now.wall);
+            self.stats.reviews_expired += (expired.pings.len() + expired.beacons.len()) as u64;
+            for pending in expired.pings {
+                self.audit(|| AuditRecord::PendingExpired {
+                    pending: Box::new(pending),
+                });
+            }
+            for beacon in expired.beacons {
+                self.audit(|| AuditRecord::BeaconReviewExpired {
+                    beacon: Box::new(beacon),
+                });
+            }
+        }
+        if self.next_drop_flush.is_some_and(|t| t <= now.mono) {
+            self.flush_drops(now);
         }
         if self.discovery.beacon_due(now.mono) {
             match self.discover_datagram(now) {
@@ -1161,9 +1403,53 @@ impl Engine {
             }
         }
         for addr in self.discovery.due_replies(now.mono) {
-            if self.announce_to(now, addr).is_err() {
-                self.stats.encode_errors += 1;
+            // An answer to a beacon: paid from the credit the beacon's
+            // address earned.
+            match self.discover_datagram(now) {
+                Ok(bytes) => {
+                    self.transmit_charged(now, addr.ip(), addr, bytes);
+                }
+                Err(_) => self.stats.encode_errors += 1,
             }
+        }
+    }
+
+    /// Ends the current drop interval now: its counts become
+    /// [`AuditRecord::Drops`] records at once (e.g. when the node stops).
+    pub fn flush_drops(&mut self, now: Now) {
+        self.next_drop_flush = None;
+        for record in self.drops.flush(now.wall) {
+            self.audit(|| AuditRecord::Drops(record));
+        }
+    }
+
+    /// Sends unproven peer `did` at `addr` a heartbeat: its nonce challenge
+    /// (an answer from `addr` proves the address). Paid from the credit the
+    /// address earned, since only input from it introduced the peer.
+    fn challenge(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        if self.check_capacity().is_err() {
+            return;
+        }
+        let packet = self.node.heartbeat(now.wall, did, None);
+        let len = self.codec.encode_packet(&packet).map_or(0, |b| b.len());
+        if !self.guard.spend(now.mono, addr.ip(), len) {
+            self.stats.challenges_refused += 1;
+            return;
+        }
+        let timeout = self.config.request_timeout;
+        if self
+            .send_request(
+                now,
+                packet,
+                addr,
+                RequestKind::Background,
+                timeout,
+                RetransmitPolicy::OFF,
+            )
+            .is_ok()
+        {
+            self.stats.heartbeats_sent += 1;
+            self.stats.challenges_sent += 1;
         }
     }
 
@@ -1225,11 +1511,13 @@ impl Engine {
             pending_requests: self.requests.len(),
             response_cache_entries: self.responses.len(),
             response_cache_evicted: self.responses.evicted(),
+            response_cache_bytes: self.responses.bytes(),
             peers: self.peers.stats(now.mono),
             relay: self.relay.stats(),
             routes: self.routes.stats(),
             discovery: self.discovery.stats(),
             ping: self.node.stats(),
+            guard: self.guard.stats(),
             uplink: self.uplink.stats(),
             driver: DriverStats::default(),
             identity: self.identity.stats.clone(),

@@ -64,6 +64,14 @@ pub enum Event {
         /// Its address.
         address: SocketAddr,
     },
+    /// A peer proved it receives at its address (it answered, from there,
+    /// a request we sent there): it now gets relayed traffic.
+    PeerProven {
+        /// Its DID.
+        did: String,
+        /// Its address.
+        address: SocketAddr,
+    },
     /// A peer was pruned for idleness.
     PeerExpired {
         /// Its DID.

@@ -229,7 +229,7 @@ impl IdentityGate {
             last_record: now,
             pending: 0,
         };
-        if self.windows.insert(now, from, window) {
+        if self.windows.insert_sized(now, from, window, 0) {
             Some(1)
         } else {
             self.stats.audit_sources_refused += 1;

@@ -24,6 +24,7 @@ mod discovery;
 mod engine;
 mod error;
 mod event;
+mod guard;
 mod identity;
 mod metrics;
 mod peers;
@@ -47,6 +48,7 @@ pub use engine::{
 };
 pub use error::SendError;
 pub use event::Event;
+pub use guard::{GuardConfig, GuardStats, SourceGuard};
 pub use identity::{IdentityConfig, IdentityStats};
 pub use metrics::{PROCESSING_BUCKETS_NS, PingMetrics};
 pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};

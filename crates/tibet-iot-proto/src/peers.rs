@@ -20,6 +20,13 @@ pub struct PeerRecord {
     pub last_seen: MonoTime,
     /// Packets counted from it.
     pub packet_count: u64,
+    /// Whether the peer has proven it receives at `address`: it answered a
+    /// request we sent there (a nonce challenge), it was configured by hand,
+    /// or it sent a packet whose signature was checked
+    /// ([`PeerTracker::set_proven`]). Only proven peers get relayed
+    /// traffic; an unproven one gets at most a challenge heartbeat, paid from
+    /// its address's amplification credit (docs/SECURITY.md).
+    pub proven: bool,
 }
 
 impl PeerRecord {
@@ -97,6 +104,8 @@ impl PeerTracker {
             p.packet_count += 1;
             if p.address != addr {
                 p.address = addr;
+                // The proof was for the old address.
+                p.proven = false;
                 return PeerUpdate::Moved;
             }
             return PeerUpdate::Refreshed;
@@ -142,9 +151,27 @@ impl PeerTracker {
                 first_seen: now,
                 last_seen: now,
                 packet_count: 1,
+                proven: false,
             },
         );
         PeerUpdate::Joined
+    }
+
+    /// Marks a known peer as having proven (or not) its current address;
+    /// `false` when the DID is not in the table.
+    pub fn set_proven(&mut self, did: &str, proven: bool) -> bool {
+        match self.peers.get_mut(did) {
+            Some(p) => {
+                p.proven = proven;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The address of a live peer that has proven it.
+    pub fn proven_address(&self, now: MonoTime, did: &str) -> Option<SocketAddr> {
+        self.get(now, did).filter(|p| p.proven).map(|p| p.address)
     }
 
     /// The address of a live peer.
@@ -245,6 +272,22 @@ pub(crate) mod tests {
             PeerUpdate::Joined,
             "stale entry replaced"
         );
+    }
+
+    #[test]
+    fn a_move_drops_the_proof_of_address() {
+        let mut pt = PeerTracker::new(Duration::from_secs(120), 10);
+        pt.introduce(t(0), "jis:a", addr(1));
+        assert_eq!(
+            pt.proven_address(t(0), "jis:a"),
+            None,
+            "a beacon proves nothing"
+        );
+        assert!(pt.set_proven("jis:a", true));
+        assert_eq!(pt.proven_address(t(0), "jis:a"), Some(addr(1)));
+        pt.record_activity(t(1), "jis:a", addr(2));
+        assert_eq!(pt.proven_address(t(1), "jis:a"), None, "moved: prove again");
+        assert!(!pt.set_proven("jis:zz", true));
     }
 
     #[test]

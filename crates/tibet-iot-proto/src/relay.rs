@@ -54,6 +54,21 @@ pub struct RelayStats {
     pub seen_entries: usize,
     /// Entries in the reverse-path table.
     pub path_entries: usize,
+    /// Bytes held by the seen-cache (ids plus per-entry overhead).
+    pub seen_bytes: usize,
+    /// Bytes held by the reverse-path table (ids, next hops, overhead).
+    pub path_bytes: usize,
+    /// Bytes of reverse paths refused (the table full in entries or bytes).
+    pub paths_refused_bytes: u64,
+}
+
+/// Own size of the reverse path `p` for `packet_id`: the id, the record,
+/// its next hops and the response kept for resends.
+fn path_size(packet_id: &str, p: &Path) -> usize {
+    packet_id.len()
+        + std::mem::size_of::<Path>()
+        + p.next_hops.len() * std::mem::size_of::<SocketAddr>()
+        + p.response.as_ref().map_or(0, Vec::len)
 }
 
 /// The way back for one relayed packet.
@@ -97,6 +112,14 @@ impl MeshRelay {
         }
     }
 
+    /// Also bounds the seen-cache and the reverse-path table in bytes
+    /// (ids, next hops, and a per-entry overhead).
+    pub fn with_byte_budgets(mut self, seen_bytes: usize, path_bytes: usize) -> Self {
+        self.seen = self.seen.with_max_bytes(seen_bytes);
+        self.paths = self.paths.with_max_bytes(path_bytes);
+        self
+    }
+
     /// Copies of one datagram from the previous hop arriving within
     /// `window` of the last forward are one packet, not a resend (senders
     /// that transmit each mesh datagram more than once; zero: off).
@@ -115,7 +138,8 @@ impl MeshRelay {
         if self.seen.contains(now, packet_id) {
             return false;
         }
-        self.seen.insert(now, packet_id.to_owned(), ());
+        self.seen
+            .insert_sized(now, packet_id.to_owned(), (), packet_id.len());
         true
     }
 
@@ -160,7 +184,7 @@ impl MeshRelay {
             Some(RelayRefusal::Seen)
         } else if packet.hop_count >= packet.max_hops.min(self.max_hops) {
             Some(RelayRefusal::HopLimit)
-        } else if !self.paths.insert(
+        } else if !self.paths.insert_sized(
             now,
             packet.packet_id.clone(),
             Path {
@@ -170,6 +194,7 @@ impl MeshRelay {
                 response: None,
                 last: now,
             },
+            packet.packet_id.len() + std::mem::size_of::<Path>(),
         ) {
             Some(RelayRefusal::PathsFull)
         } else {
@@ -200,6 +225,8 @@ impl MeshRelay {
                     p.next_hops.push(*h);
                 }
             }
+            let size = path_size(packet_id, p);
+            self.paths.resize(packet_id, size);
         }
     }
 
@@ -233,6 +260,8 @@ impl MeshRelay {
             Some(p) if p.response.is_some() => false,
             Some(p) => {
                 p.response = Some(datagram.to_vec());
+                let size = path_size(packet_id, p);
+                self.paths.resize(packet_id, size);
                 true
             }
             None => true,
@@ -270,6 +299,9 @@ impl MeshRelay {
             seen_evicted: self.seen.evicted(),
             seen_entries: self.seen.len(),
             path_entries: self.paths.len(),
+            seen_bytes: self.seen.bytes(),
+            path_bytes: self.paths.bytes(),
+            paths_refused_bytes: self.paths.refused_bytes(),
             ..self.stats.clone()
         }
     }

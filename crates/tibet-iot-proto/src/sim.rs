@@ -258,6 +258,21 @@ impl Sim {
         self.links.insert((addr(a), addr(b)), self.default_link);
     }
 
+    /// Puts a datagram on the wire from any address (a spoofed source, a
+    /// host that is not a node) to node `to`, arriving now; `discovery`
+    /// delivers it to the discovery socket. For adversarial scenarios.
+    pub fn inject(&mut self, from: SocketAddr, to: usize, bytes: Vec<u8>, discovery: bool) {
+        self.seq += 1;
+        self.queue.push(Reverse(InFlight {
+            at: self.now,
+            seq: self.seq,
+            from,
+            to: addr(to),
+            discovery,
+            bytes,
+        }));
+    }
+
     /// Sets the properties of the link from `a` to `b` (creating it).
     pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
         self.links.insert((addr(a), addr(b)), link);
@@ -340,7 +355,7 @@ impl Sim {
                         at: self.now,
                         from,
                         to: t.destination,
-                        bytes: t.payload.clone(),
+                        bytes: t.payload.to_vec(),
                     });
                 }
                 let multicast = t.destination.ip().is_multicast();
@@ -373,7 +388,7 @@ impl Sim {
                         from,
                         to,
                         discovery: multicast,
-                        bytes: t.payload.clone(),
+                        bytes: t.payload.to_vec(),
                     }));
                 }
             }

@@ -11,6 +11,29 @@ pub struct EngineStats {
     pub datagrams_out: u64,
     /// Datagrams dropped as malformed (bad frame, bad payload, wrong socket).
     pub malformed: u64,
+    /// The codec's refusals among them, by reason.
+    pub decode: tibet_ping::DecodeCounts,
+    /// Packets for another node not relayed because their sender would be
+    /// ROOD here.
+    pub relay_refused_rood: u64,
+    /// Untrusted packets for another node not relayed: the address's
+    /// reverse-path bucket was empty.
+    pub relay_rate_limited: u64,
+    /// Relayed copies not sent to an introduced peer that has not proven
+    /// its address.
+    pub relay_unproven_skipped: u64,
+    /// Beacons dropped: the address's beacon bucket was empty.
+    pub beacons_rate_limited: u64,
+    /// Audit records not made for an untrusted address whose audit bucket
+    /// was empty (counted in the drop records instead).
+    pub audit_rate_limited: u64,
+    /// Challenge heartbeats sent to unproven peers (also counted in
+    /// `heartbeats_sent`).
+    pub challenges_sent: u64,
+    /// Challenge heartbeats to unproven peers not sent for want of credit.
+    pub challenges_refused: u64,
+    /// Review entries (GEEL pings, beacons) that expired unreviewed.
+    pub reviews_expired: u64,
     /// Pings answered (GROEN and GEEL).
     pub pings_answered: u64,
     /// Pings dropped silently as ROOD.
@@ -62,6 +85,8 @@ pub struct NodeStats {
     pub response_cache_entries: usize,
     /// Responses evicted from the cache to make room.
     pub response_cache_evicted: u64,
+    /// Bytes held by the response cache (datagrams, keys, overhead).
+    pub response_cache_bytes: usize,
     /// Peer table.
     pub peers: crate::peers::PeerStats,
     /// Mesh relay.
@@ -72,6 +97,8 @@ pub struct NodeStats {
     pub discovery: crate::discovery::DiscoveryStats,
     /// The protocol core.
     pub ping: tibet_ping::PingNodeStats,
+    /// Amplification credit and per-address buckets.
+    pub guard: crate::guard::GuardStats,
     /// The uplink (fleets, docs/FLEETS.md).
     pub uplink: crate::uplink::UplinkStats,
     /// The socket driver (zero when the engine runs without one).
@@ -85,9 +112,11 @@ pub struct NodeStats {
 pub struct DriverStats {
     /// Datagrams the OS refused to send (unreachable, no route, ...).
     pub send_errors: u64,
-    /// Datagrams dropped because the send queue was full (socket not
-    /// writable for long).
+    /// Datagrams dropped because the send queue was full, in datagrams or
+    /// in bytes (socket not writable for long).
     pub send_queue_dropped: u64,
+    /// Bytes of the datagrams dropped so.
+    pub send_queue_bytes_dropped: u64,
     /// Audit records dropped because the sink fell behind (its queue was
     /// full).
     pub audit_dropped: u64,

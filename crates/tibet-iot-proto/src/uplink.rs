@@ -147,8 +147,9 @@ impl UplinkState {
             }
             return true;
         }
+        let size = packet_id.len() + source_did.len();
         self.origins
-            .insert(now, packet_id.to_owned(), source_did.to_owned());
+            .insert_sized(now, packet_id.to_owned(), source_did.to_owned(), size);
         true
     }
 

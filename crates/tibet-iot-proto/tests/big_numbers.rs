@@ -33,11 +33,13 @@ fn relay_once(use_msgpack: bool) -> (u64, Option<Vec<u8>>) {
     let peer: SocketAddr = "127.0.0.1:40001".parse().unwrap();
     let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
     e.add_peer(now(), "jis:home:far", peer);
+    // A relay forwards only for senders it would not drop (docs/SECURITY.md).
+    e.set_trust(now(), "jis:home:sensor", 0.9);
     e.handle_datagram(now(), from, &datagram());
     let mut out = None;
     while let Some(t) = e.poll_transmit() {
         if t.destination == peer {
-            out = Some(t.payload);
+            out = Some(t.payload.to_vec());
         }
     }
     (e.stats(now()).engine.encode_errors, out)

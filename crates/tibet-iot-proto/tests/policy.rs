@@ -187,7 +187,7 @@ fn duplicate_is_answered_from_cache_but_replays_are_dropped() {
         e.handle_datagram(now, from, bytes);
         std::iter::from_fn(|| e.poll_transmit())
             .filter(|t| t.destination == from)
-            .map(|t| t.payload)
+            .map(|t| t.payload.to_vec())
             .next()
     };
     let first = exchange(&mut sim, &bytes).expect("first answer");

@@ -215,7 +215,7 @@ fn hostile_advert(sim: &mut Sim, hostile: &mut Engine) -> Vec<u8> {
     hostile
         .send_ping(now, &did(0), addr(0), "heartbeat", "trust me", opts)
         .unwrap();
-    hostile.poll_transmit().unwrap().payload
+    hostile.poll_transmit().unwrap().payload.to_vec()
 }
 
 #[test]

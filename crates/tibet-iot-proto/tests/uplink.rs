@@ -114,6 +114,10 @@ fn a_phone_pings_a_lock_at_another_site_through_its_hub_and_the_answer_returns()
     f.add_uplinked(1, 5);
     let now = f.sites[1].now();
     f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    // A hub relays only for senders it would not drop itself
+    // (docs/SECURITY.md): it trusts its site's phone.
+    let now = f.sites[0].now();
+    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
     f.sites[0].node(1).set_audit_enabled(true);
 
     let now = f.sites[0].now();
@@ -363,6 +367,10 @@ fn a_hub_with_other_local_peers_still_publishes_a_ping_it_cannot_route() {
     f.add_uplinked(1, 5);
     let now = f.sites[1].now();
     f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    // A hub relays only for senders it would not drop itself
+    // (docs/SECURITY.md): it trusts its site's phone.
+    let now = f.sites[0].now();
+    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
 
     let now = f.sites[0].now();
     let id = f.sites[0]

@@ -166,7 +166,7 @@ mod tests {
         let queue: VecDeque<Transmit> = (0..100u8)
             .map(|i| Transmit {
                 destination: to,
-                payload: vec![i; 1 + usize::from(i)],
+                payload: vec![i; 1 + usize::from(i)].into(),
             })
             .collect();
         let mut out = SendBatch::new();

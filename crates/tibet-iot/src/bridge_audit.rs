@@ -4,8 +4,11 @@
 //! Actions: `ping.<type>`, `heartbeat`, `discovery`, `relay` (with the
 //! forwarded-to address when the packet went to one next hop),
 //! `trust_change`, `review.approved` / `review.rejected` (with the packet id
-//! of the pending ping), `vouch`, `rule_added`, `auto_vouch_rule_added`, `identity.refused` (one
-//! token per source per interval, with the count), `identity.pinned`.
+//! of the pending ping), `review.expired` (a pending ping or a beacon nobody
+//! reviewed in time), `vouch`, `rule_added`, `auto_vouch_rule_added`,
+//! `drops` (one token per source per interval, with counts by reason),
+//! `identity.refused` (one token per source per interval, with the count),
+//! `identity.pinned`.
 
 use serde_json::json;
 use tibet_core::{NetworkBridge, NewToken};
@@ -102,6 +105,45 @@ impl AuditSink for NetworkBridge {
                     NewToken::new("auto_vouch_rule_added")
                         .erin(serde_json::to_value(rule).unwrap_or_default())
                         .erachter("Auto-vouch rule added"),
+                ),
+            ),
+            AuditRecord::Drops(record) => stored(self.record_drops(record)),
+            AuditRecord::PendingExpired { pending } => {
+                let p = &pending.packet;
+                stored(
+                    self.record_event(
+                        NewToken::new("review.expired")
+                            .erin(json!({
+                                "kind": "ping",
+                                "packet_id": p.packet_id,
+                                "source_did": p.source_did,
+                                "intent": p.intent,
+                                "sender_trust": pending.sender_trust,
+                                "reason": pending.reason,
+                            }))
+                            .eraan([p.source_did.as_str()])
+                            .eromheen(json!({"packet_id": p.packet_id}))
+                            .erachter(format!(
+                                "Pending ping {} from {} expired unreviewed",
+                                p.packet_id, p.source_did
+                            )),
+                    ),
+                )
+            }
+            AuditRecord::BeaconReviewExpired { beacon } => stored(
+                self.record_event(
+                    NewToken::new("review.expired")
+                        .erin(json!({
+                            "kind": "beacon",
+                            "beacon_id": beacon.beacon_id,
+                            "source_did": beacon.source_did,
+                            "device_type": beacon.device_type,
+                        }))
+                        .eraan([beacon.source_did.as_str()])
+                        .erachter(format!(
+                            "Beacon {} of {} expired unreviewed",
+                            beacon.beacon_id, beacon.source_did
+                        )),
                 ),
             ),
             AuditRecord::IdentityRefused {

@@ -42,6 +42,9 @@ const RECV_BATCH: usize = batch::BATCH;
 /// Datagrams waiting for the socket to become writable; beyond, dropped
 /// and counted (UDP is lossy anyway; memory stays bounded).
 const SEND_QUEUE: usize = 8192;
+/// Bytes waiting for the socket; beyond, dropped and counted. Frames sent to
+/// several next hops share one buffer but count once per datagram here.
+const SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
@@ -89,6 +92,7 @@ struct Shared {
     wake: Notify,
     send_errors: AtomicU64,
     send_queue_dropped: AtomicU64,
+    send_queue_bytes_dropped: AtomicU64,
     audit_dropped: AtomicU64,
     audit_failures: Arc<AtomicU64>,
     uplink_dropped: AtomicU64,
@@ -173,6 +177,7 @@ impl IoTNode {
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
+                send_queue_bytes_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
                 audit_failures: Arc::new(AtomicU64::new(0)),
                 uplink_dropped: AtomicU64::new(0),
@@ -267,6 +272,9 @@ impl IoTNode {
             st.running = false;
             st.waiters.clear();
             st.engine.cancel_all_requests();
+            // The drops of the unfinished interval are recorded too.
+            let now = self.shared.now();
+            st.engine.flush_drops(now);
         }
         self.flush_audit().await;
         tracing::info!(did = %self.did, "node stopped");
@@ -534,6 +542,7 @@ impl IoTNode {
         let d = &mut s.driver;
         d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
+        d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
         d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
         d.uplink_dropped = self.shared.uplink_dropped.load(Ordering::Relaxed);
@@ -569,6 +578,7 @@ async fn drive(
     let mut inbatch = RecvBatch::new();
     let mut outbatch = SendBatch::new();
     let mut outq: VecDeque<Transmit> = VecDeque::new();
+    let mut outq_bytes = 0usize;
     loop {
         let deadline = {
             let now = shared.now().mono;
@@ -616,10 +626,14 @@ async fn drive(
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
-            if outq.len() >= SEND_QUEUE {
+            if outq.len() >= SEND_QUEUE || outq_bytes + t.payload.len() > SEND_QUEUE_BYTES {
                 shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .send_queue_bytes_dropped
+                    .fetch_add(t.payload.len() as u64, Ordering::Relaxed);
                 continue;
             }
+            outq_bytes += t.payload.len();
             outq.push_back(t);
         }
         st.drain_audit(&shared.audit_dropped);
@@ -669,7 +683,9 @@ async fn drive(
                     }
                 }
             }
-            outq.pop_front();
+            if let Some(t) = outq.pop_front() {
+                outq_bytes -= t.payload.len();
+            }
         }
     }
     // Graceful: flush what can go out without waiting.

@@ -283,6 +283,10 @@ fn three_hosts_relay_through_the_middle_and_answer_back() {
     );
     hb.cmd("peer jis:ns:a 10.77.2.1:7150", "ok");
     hb.cmd("peer jis:ns:c 10.77.3.3:7150", "ok");
+    // B relays only for senders it would not drop itself (not ROOD): A is
+    // GEEL there, so the relay and the response back are paid from A's and
+    // C's amplification credit (docs/SECURITY.md).
+    hb.cmd("trust jis:ns:a 0.5", "ok");
     assert_eq!(
         ha.cmd("ping jis:ns:c 10.77.2.2:7150 mesh", "resp"),
         ["resp", "GROEN", "jis:ns:c"]

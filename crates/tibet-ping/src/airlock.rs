@@ -131,6 +131,13 @@ impl Airlock {
         }
     }
 
+    /// The zone rules and thresholds give `packet` from a sender with
+    /// `trust`, without queueing anything (e.g. to decide whether a packet
+    /// for another node is worth relaying).
+    pub fn zone_of(&self, packet: &PingPacket, trust: f64) -> AirlockZone {
+        self.classify(packet, trust).0
+    }
+
     /// The zone for `packet` from a sender with `trust`, and the index of
     /// the rule that decided (none: the thresholds did).
     pub(crate) fn classify(&self, packet: &PingPacket, trust: f64) -> (AirlockZone, Option<usize>) {

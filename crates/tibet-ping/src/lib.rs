@@ -50,6 +50,7 @@
 mod airlock;
 mod beacon;
 mod codec;
+mod drops;
 pub mod identity;
 pub mod ids;
 mod iso;
@@ -80,6 +81,9 @@ pub use codec::{
     DecodeCounts, DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader,
     HEADER_LEN, MAGIC, MAX_DEPTH, MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN,
     MAX_PAYLOAD, MAX_PURPOSE_LEN, PacketCodec, VERSION, WireFormat, decode_header,
+};
+pub use drops::{
+    DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
 };
 pub use node::{
     ExpiredReviews, Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception,

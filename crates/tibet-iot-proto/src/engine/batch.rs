@@ -88,7 +88,9 @@ impl Engine {
             match frame {
                 None => self.handle_datagram(now, from, datagram),
                 Some(frame) => {
+                    // As `handle_datagram` does before decoding.
                     self.stats.datagrams_in += 1;
+                    self.guard.earn(now.mono, from.ip(), datagram.len());
                     self.handle_decoded(now, from, datagram, frame, pre);
                 }
             }

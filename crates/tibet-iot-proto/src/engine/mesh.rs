@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
 use rand::Rng;
 use tibet_ping::{PingPacket, PingType, RoutingMode};
 
@@ -155,7 +156,8 @@ impl Engine {
 
     /// Sends a datagram of a mesh packet (or its answer) `copies` times
     /// (at least once), counted as mesh traffic.
-    pub(crate) fn transmit_mesh(&mut self, to: SocketAddr, bytes: Vec<u8>, copies: u8) {
+    pub(crate) fn transmit_mesh(&mut self, to: SocketAddr, bytes: impl Into<Bytes>, copies: u8) {
+        let bytes: Bytes = bytes.into();
         let copies = copies.max(1);
         self.routes.stats.mesh_datagrams += u64::from(copies);
         for _ in 1..copies {
@@ -202,7 +204,9 @@ impl Engine {
         target: &str,
         from: Option<SocketAddr>,
     ) -> NextHops {
-        if let Some(a) = self.peers.get_address(now.mono, target) {
+        // Only peers that proved their address get mesh traffic
+        // (docs/SECURITY.md).
+        if let Some(a) = self.peers.proven_address(now.mono, target) {
             return NextHops::Routed(a);
         }
         if self.config.routing
@@ -218,16 +222,18 @@ impl Engine {
     fn is_live_neighbour(&self, now: Now, addr: SocketAddr) -> bool {
         self.routes
             .neighbour(addr)
-            .and_then(|did| self.peers.get_address(now.mono, did))
+            .and_then(|did| self.peers.proven_address(now.mono, did))
             == Some(addr)
     }
 
-    /// Live peers except `from`: all of them with routing off, else at most
-    /// [`FLOOD_FANOUT`] drawn by the seeded RNG from the ordered table.
+    /// Live, proven peers except `from`: all of them with routing off, else
+    /// at most [`FLOOD_FANOUT`] drawn by the seeded RNG from the ordered
+    /// table.
     fn flood_hops(&mut self, now: Now, from: Option<SocketAddr>) -> NextHops {
         let mut hops: Vec<SocketAddr> = self
             .peers
             .alive(now.mono)
+            .filter(|p| p.proven)
             .map(|p| p.address)
             .filter(|a| Some(*a) != from)
             .collect();

@@ -1,7 +1,7 @@
 //! [`DropAggregator`]: counts dropped input (ROOD, replays, malformed
 //! frames, rate limits) per source and reason, and hands out one
-//! [`DropRecord`] per source per interval, for
-//! [`NetworkBridge::record_drops`](crate::NetworkBridge::record_drops). An
+//! [`DropRecord`] per source per interval, for the audit trail (tibet-core's
+//! `NetworkBridge::record_drops` writes one `drops` token per record). An
 //! attacker's datagrams then cost a counter increment each, never a token.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,9 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tibet_ping::Timestamp;
-
-use crate::cap;
+use crate::time::Timestamp;
 
 /// Default aggregation interval (10 s).
 pub const DEFAULT_DROP_INTERVAL: Duration = Duration::from_secs(10);
@@ -35,7 +33,11 @@ pub enum DropSource {
 impl DropSource {
     /// A DID source, cut to 256 bytes.
     pub fn did(did: &str) -> Self {
-        DropSource::Did(cap::cut(did, MAX_SOURCE_DID).0.to_owned())
+        let mut at = did.len().min(MAX_SOURCE_DID);
+        while !did.is_char_boundary(at) {
+            at -= 1;
+        }
+        DropSource::Did(did[..at].to_owned())
     }
 }
 
