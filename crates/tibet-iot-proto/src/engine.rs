@@ -20,11 +20,15 @@ use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
-    BeaconDecision, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec, PendingPing,
-    PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError, VouchOptions,
+    BeaconDecision, DecodeError, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec,
+    PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError,
+    VouchOptions,
 };
 
+mod batch;
 mod mesh;
+
+pub use batch::MAX_DATAGRAM_BATCH;
 
 pub use mesh::FLOOD_FANOUT;
 use mesh::NextHops;
@@ -36,7 +40,7 @@ use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::guard::SourceGuard;
-use crate::identity::{IdentityGate, IdentityStats};
+use crate::identity::{IdentityGate, IdentityStats, PreVerified};
 use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
@@ -102,6 +106,11 @@ pub struct Engine {
     next_drop_flush: Option<MonoTime>,
     metrics: PingMetrics,
     identity: IdentityGate,
+    /// Signatures checked ahead by [`Engine::handle_datagrams`].
+    batch_verified: u64,
+    /// Receive batches still to be checked one by one after a batch check
+    /// failed (see `engine/batch.rs`).
+    batch_backoff: u8,
     /// The identity of the packet being handled (see
     /// [`Engine::source_authenticated`]).
     current_identity: Identity,
@@ -200,6 +209,8 @@ impl Engine {
             next_drop_flush: None,
             metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
+            batch_verified: 0,
+            batch_backoff: 0,
             current_identity: Identity::NotChecked,
             current_credential: None,
             beacon_keys: BoundedMap::new(
@@ -746,14 +757,29 @@ impl Engine {
         // Every datagram earns its address amplification credit; only what
         // untrusted input causes spends it.
         self.guard.earn(now.mono, from.ip(), datagram.len());
-        match self.codec.decode(datagram) {
+        let decoded = self.codec.decode(datagram);
+        self.handle_decoded(now, from, datagram, decoded, None);
+    }
+
+    /// [`Engine::handle_datagram`] after decoding (and after the datagram
+    /// was counted and earned its credit), with the packet's signature
+    /// possibly checked already (see [`Engine::handle_datagrams`]).
+    fn handle_decoded(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        datagram: &[u8],
+        decoded: Result<Frame, DecodeError>,
+        pre: Option<PreVerified>,
+    ) {
+        match decoded {
             Err(e) => {
                 self.stats.decode.record(&e);
                 self.malformed(now, from, e)
             }
             Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Frame::Packet(p)) => {
-                if !self.admit(now, from, &p) {
+                if !self.admit(now, from, &p, pre) {
                     return;
                 }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
@@ -774,7 +800,7 @@ impl Engine {
         self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
-                if self.admit(now, from, &p) {
+                if self.admit(now, from, &p, None) {
                     self.on_beacon(now, from, &p, true);
                     self.current_identity = Identity::NotChecked;
                     self.current_credential = None;
@@ -791,8 +817,14 @@ impl Engine {
     /// The identity step (docs/PROTOCOL.md section 6): false drops the
     /// packet silently, like ROOD; it is counted by reason and audited at
     /// most once per source per interval, and moves no peer entry.
-    fn admit(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
-        let (checked, credential) = self.identity.check(packet, now.wall);
+    fn admit(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        packet: &PingPacket,
+        pre: Option<PreVerified>,
+    ) -> bool {
+        let (checked, credential) = self.identity.check(packet, now.wall, pre);
         self.current_credential = credential
             .map(|cred| self.node.trust_of(now.wall, &cred.voucher_did).score * cred.factor);
         match checked {
@@ -841,7 +873,7 @@ impl Engine {
                 // The identity step applies to the uplink as to the LAN: a
                 // broker is no more trusted than a datagram.
                 if self.uplink.accept_in(lan_only)
-                    && self.admit(now, UPLINK_ADDR, &p)
+                    && self.admit(now, UPLINK_ADDR, &p, None)
                     && self
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)

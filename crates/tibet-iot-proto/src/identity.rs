@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tibet_ping::identity::{
-    DEFAULT_PIN_CAPACITY, Identity, IdentityMode, IdentityRefusal, Keypair, PinDecision, PinStore,
-    PublicKey, VouchCredential, add_beacon_key, check_identity, sign_packet, sign_response,
+    DEFAULT_KEY_CACHE_CAPACITY, DEFAULT_PIN_CAPACITY, Identity, IdentityMode, IdentityRefusal,
+    KeyCache, KeyCacheStats, Keypair, PinDecision, PinStore, PublicKey, SignatureError,
+    VouchCredential, add_beacon_key, check_identity_cached, sign_packet, sign_response,
     verify_packet_vouch, verify_response,
 };
 use tibet_ping::{PingPacket, PingResponse, PingType, Timestamp};
@@ -125,8 +126,15 @@ pub(crate) struct IdentityGate {
     pins: PinStore,
     interval: Duration,
     windows: BoundedMap<SocketAddr, AuditWindow>,
+    /// Parsed keys carried in beacons, so a beacon's key is not re-parsed
+    /// every beacon.
+    keys: KeyCache,
     pub(crate) stats: IdentityStats,
 }
+
+/// A packet's signature already checked against a key (by a batch check):
+/// the gate uses it only while that key is still the DID's pin.
+pub(crate) type PreVerified = (PublicKey, Result<(), SignatureError>);
 
 impl IdentityGate {
     pub(crate) fn new(config: &IdentityConfig) -> Self {
@@ -140,8 +148,14 @@ impl IdentityGate {
                 config.audit_interval.saturating_mul(10),
                 WhenFull::Refuse,
             ),
+            keys: KeyCache::new(DEFAULT_KEY_CACHE_CAPACITY),
             stats: IdentityStats::default(),
         }
+    }
+
+    /// Counters of the cache of parsed beacon keys.
+    pub(crate) fn key_cache_stats(&self) -> KeyCacheStats {
+        self.keys.stats()
     }
 
     pub(crate) fn mode(&self) -> IdentityMode {
@@ -160,6 +174,7 @@ impl IdentityGate {
         &mut self,
         packet: &PingPacket,
         now: Timestamp,
+        pre: Option<PreVerified>,
     ) -> (Result<Identity, IdentityRefusal>, Option<VouchCredential>) {
         let credential = if self.mode != IdentityMode::Off && packet.vouched_by.is_some() {
             match verify_packet_vouch(packet, &self.pins, now) {
@@ -175,7 +190,8 @@ impl IdentityGate {
         } else {
             None
         };
-        let mut result = check_identity(packet, &self.pins, self.mode);
+        let pre = pre.as_ref().map(|(key, result)| (key, *result));
+        let mut result = check_identity_cached(packet, &self.pins, self.mode, pre, &mut self.keys);
         if let (Err(IdentityRefusal::UnpinnedInRequire), Some(cred)) = (&result, &credential) {
             result = Ok(Identity::Verified(cred.device_key));
         }

@@ -43,7 +43,9 @@ pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };
 pub use discovery::{DiscoveryStats, NetworkDiscovery};
-pub use engine::{Engine, FLOOD_FANOUT, SendOptions, TRANSPORT_PORT_KEY, Transmit};
+pub use engine::{
+    Engine, FLOOD_FANOUT, MAX_DATAGRAM_BATCH, SendOptions, TRANSPORT_PORT_KEY, Transmit,
+};
 pub use error::SendError;
 pub use event::Event;
 pub use guard::{GuardConfig, GuardStats, SourceGuard};

@@ -605,9 +605,10 @@ async fn drive(
         // One batch, then timers and commands get their turn.
         match inbatch.recv(&sock) {
             Ok(_) => {
-                for (from, datagram) in inbatch.datagrams() {
-                    st.engine.handle_datagram(now, from, datagram);
-                }
+                // One call per receive batch: signatures of pinned DIDs are
+                // verified together (same decisions as one by one).
+                let batch: Vec<_> = inbatch.datagrams().collect();
+                st.engine.handle_datagrams(now, &batch);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => tracing::debug!(error = %e, "recv error"),

@@ -50,7 +50,7 @@ pub fn beacon_key(payload: &JsonMap) -> Result<Option<PublicKey>, BeaconKeyError
     beacon_key_with(payload, PublicKey::parse)
 }
 
-fn beacon_key_with(
+pub(super) fn beacon_key_with(
     payload: &JsonMap,
     parse: impl FnOnce(&str) -> Result<PublicKey, PublicKeyError>,
 ) -> Result<Option<PublicKey>, BeaconKeyError> {
@@ -139,6 +139,11 @@ impl KeyCache {
         self.map.insert(text.to_owned(), key);
         self.order.push_back(text.to_owned());
         Ok(key)
+    }
+
+    /// [`beacon_key`] with key parsing through this cache.
+    pub fn beacon_key(&mut self, payload: &JsonMap) -> Result<Option<PublicKey>, BeaconKeyError> {
+        beacon_key_with(payload, |t| self.parse(t))
     }
 
     /// [`beacon_proof`] with key parsing through this cache.

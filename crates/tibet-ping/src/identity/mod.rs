@@ -24,7 +24,10 @@ pub use pins::{
     DEFAULT_PIN_CAPACITY, MAX_PIN_DID_LEN, MAX_PIN_FILE, PinDecision, PinFileError, PinLineError,
     PinStats, PinStore, valid_pin_did,
 };
-pub use policy::{Identity, IdentityMode, IdentityRefusal, UnknownIdentityMode, check_identity};
+pub use policy::{
+    Identity, IdentityMode, IdentityRefusal, UnknownIdentityMode, check_identity,
+    check_identity_cached,
+};
 pub use signing::{
     SIGNATURE_TEXT_LEN, SignatureError, canonical_json, packet_signing_input, parse_signature,
     response_signing_input, sign_bytes, sign_packet, sign_response, signature_text, verify_bytes,

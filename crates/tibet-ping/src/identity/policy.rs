@@ -4,8 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::beacon_key::{BeaconKeyError, beacon_key};
-use super::keys::PublicKey;
+use super::beacon_key::{BeaconKeyError, KeyCache, beacon_key_with};
+use super::keys::{PublicKey, PublicKeyError};
 use super::pins::PinStore;
 use super::signing::{SignatureError, verify_packet};
 use crate::packet::{PingPacket, PingType};
@@ -134,15 +134,46 @@ pub fn check_identity(
     pins: &PinStore,
     mode: IdentityMode,
 ) -> Result<Identity, IdentityRefusal> {
+    check_identity_with(packet, pins, mode, None, &mut |t| PublicKey::parse(t))
+}
+
+/// [`check_identity`] with the work already done elsewhere: `pre` is the
+/// result of checking the packet's signature against a key (from a batch
+/// check, [`super::verify_packets`]); it is used only if that key is the one
+/// the packet's DID is pinned to now, otherwise the signature is checked
+/// here. Carried beacon keys are parsed through `keys` (a
+/// [`KeyCache`](super::KeyCache)). The decision is the same as
+/// [`check_identity`]'s.
+pub fn check_identity_cached(
+    packet: &PingPacket,
+    pins: &PinStore,
+    mode: IdentityMode,
+    pre: Option<(&PublicKey, Result<(), SignatureError>)>,
+    keys: &mut KeyCache,
+) -> Result<Identity, IdentityRefusal> {
+    check_identity_with(packet, pins, mode, pre, &mut |t| keys.parse(t))
+}
+
+fn check_identity_with(
+    packet: &PingPacket,
+    pins: &PinStore,
+    mode: IdentityMode,
+    pre: Option<(&PublicKey, Result<(), SignatureError>)>,
+    parse: &mut dyn FnMut(&str) -> Result<PublicKey, PublicKeyError>,
+) -> Result<Identity, IdentityRefusal> {
     if mode == IdentityMode::Off {
         return Ok(Identity::NotChecked);
     }
     if let Some(pinned) = pins.get(&packet.source_did) {
-        return match verify_packet(packet, pinned) {
+        let verified = match pre {
+            Some((key, result)) if key == pinned => result,
+            _ => verify_packet(packet, pinned),
+        };
+        return match verified {
             Ok(()) => Ok(Identity::Verified(*pinned)),
             Err(SignatureError::Missing) => Err(IdentityRefusal::Unsigned),
             Err(SignatureError::Malformed) => Err(IdentityRefusal::BadSignature),
-            Err(_) => match beacon_key(&packet.payload) {
+            Err(_) => match beacon_key_with(&packet.payload, &mut *parse) {
                 Ok(Some(carried))
                     if carried != *pinned && verify_packet(packet, &carried).is_ok() =>
                 {
@@ -153,7 +184,7 @@ pub fn check_identity(
         };
     }
     // Unpinned. A packet that carries a key must prove it, in any mode.
-    let carried = match beacon_key(&packet.payload) {
+    let carried = match beacon_key_with(&packet.payload, parse) {
         Ok(k) => k,
         Err(_) => return Err(IdentityRefusal::BadBeaconKey),
     };
@@ -337,6 +368,44 @@ mod tests {
         assert_eq!(
             pins.pin_first_use("jis:new:lamp", other.public()),
             crate::identity::PinDecision::Conflict
+        );
+    }
+
+    #[test]
+    fn a_pre_checked_result_counts_only_for_the_key_pinned_now() {
+        let owner = Keypair::from_seed(&[1; 32]);
+        let other = Keypair::from_seed(&[2; 32]);
+        let mut pins = PinStore::new(8);
+        pins.pin_first_use("jis:home:sensor", owner.public());
+        let mode = IdentityMode::Prefer;
+        let good = signed("jis:home:sensor", &owner);
+        let mut keys = KeyCache::new(4);
+        let failed = Err(SignatureError::Invalid);
+        // A result for the pinned key is taken as it is...
+        assert_eq!(
+            check_identity_cached(
+                &good,
+                &pins,
+                mode,
+                Some((&owner.public(), failed)),
+                &mut keys
+            ),
+            Err(IdentityRefusal::BadSignature)
+        );
+        // ...one for another key is ignored and the signature checked here.
+        assert_eq!(
+            check_identity_cached(
+                &good,
+                &pins,
+                mode,
+                Some((&other.public(), failed)),
+                &mut keys
+            ),
+            Ok(Identity::Verified(owner.public()))
+        );
+        assert_eq!(
+            check_identity_cached(&good, &pins, mode, None, &mut keys),
+            check_identity(&good, &pins, mode)
         );
     }
 }

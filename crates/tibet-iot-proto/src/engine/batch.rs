@@ -1,0 +1,110 @@
+//! Receive batches: [`Engine::handle_datagrams`] checks the signatures of a
+//! batch's packets from pinned DIDs in one batch verification
+//! (docs/PERFORMANCE.md, identity section) and then handles each datagram
+//! exactly as [`Engine::handle_datagram`] would, in order.
+
+use std::net::SocketAddr;
+
+use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
+use tibet_ping::{DecodeError, Frame, PingPacket};
+
+use super::Engine;
+use crate::identity::PreVerified;
+use crate::time::Now;
+use crate::uplink::UPLINK_ADDR;
+
+/// Most datagrams decoded ahead at once by [`Engine::handle_datagrams`]
+/// (larger batches are taken in chunks of this size).
+pub const MAX_DATAGRAM_BATCH: usize = 64;
+
+/// After a batch that held a bad signature, this many batches are checked
+/// one signature at a time: a sender that puts one forged packet into every
+/// batch cannot make the node pay a failing batch check on top of the
+/// single checks each time (at most one batch in `BATCH_BACKOFF + 1`).
+const BATCH_BACKOFF: u8 = 8;
+
+impl Engine {
+    /// Several datagrams that arrived on the transport socket, in arrival
+    /// order (one receive batch). The decisions, counters, events, audit
+    /// records and transmits are those of calling
+    /// [`Engine::handle_datagram`] for each in turn; only the work differs:
+    /// signed packets whose DID is pinned are verified together, and a
+    /// failing batch is re-checked one by one to find the bad signatures.
+    /// A pre-checked result is used only if the DID is still pinned to the
+    /// same key when its packet's turn comes (an earlier packet of the batch
+    /// may have changed the pins).
+    pub fn handle_datagrams(&mut self, now: Now, batch: &[(SocketAddr, &[u8])]) {
+        for chunk in batch.chunks(MAX_DATAGRAM_BATCH) {
+            self.handle_chunk(now, chunk);
+        }
+    }
+
+    fn handle_chunk(&mut self, now: Now, chunk: &[(SocketAddr, &[u8])]) {
+        if self.identity.mode() == IdentityMode::Off || chunk.len() < 2 {
+            for &(from, datagram) in chunk {
+                self.handle_datagram(now, from, datagram);
+            }
+            return;
+        }
+        // Datagrams from the uplink's address are refused before decoding,
+        // as by `handle_datagram`.
+        let decoded: Vec<Option<Result<Frame, DecodeError>>> = chunk
+            .iter()
+            .map(|&(from, datagram)| (from != UPLINK_ADDR).then(|| self.codec.decode(datagram)))
+            .collect();
+        let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
+        {
+            let mut items: Vec<(&PingPacket, PublicKey)> = Vec::new();
+            let mut slots = Vec::new();
+            for (i, frame) in decoded.iter().enumerate() {
+                if let Some(Ok(Frame::Packet(p))) = frame
+                    && !p.signature.is_empty()
+                    && let Some(key) = self.identity.pins().get(&p.source_did)
+                {
+                    items.push((p, *key));
+                    slots.push(i);
+                }
+            }
+            if self.batch_backoff > 0 {
+                // A recent batch held a bad signature: checking one by one
+                // costs less than a failing batch plus the singles.
+                self.batch_backoff -= 1;
+            } else if items.len() >= 2 {
+                let refs: Vec<(&PingPacket, &PublicKey)> =
+                    items.iter().map(|(p, k)| (*p, k)).collect();
+                let results = verify_packets(&refs);
+                self.batch_verified += refs.len() as u64;
+                // Well-formed but not verifying: the batch check failed and
+                // every signature was checked again alone.
+                if results.contains(&Err(SignatureError::Invalid)) {
+                    self.batch_backoff = BATCH_BACKOFF;
+                }
+                for ((&slot, (_, key)), result) in slots.iter().zip(&items).zip(results) {
+                    pre[slot] = Some((*key, result));
+                }
+            }
+        }
+        for ((&(from, datagram), frame), pre) in chunk.iter().zip(decoded).zip(pre) {
+            match frame {
+                None => self.handle_datagram(now, from, datagram),
+                Some(frame) => {
+                    // As `handle_datagram` does before decoding.
+                    self.stats.datagrams_in += 1;
+                    self.guard.earn(now.mono, from.ip(), datagram.len());
+                    self.handle_decoded(now, from, datagram, frame, pre);
+                }
+            }
+        }
+    }
+
+    /// Signatures checked ahead in receive batches (a measure of the work
+    /// saved; not part of [`Engine::stats`], which is the same either way).
+    pub fn batch_verified(&self) -> u64 {
+        self.batch_verified
+    }
+
+    /// Counters of the cache of parsed keys carried in beacons.
+    pub fn key_cache_stats(&self) -> tibet_ping::identity::KeyCacheStats {
+        self.identity.key_cache_stats()
+    }
+}
