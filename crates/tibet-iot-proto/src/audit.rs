@@ -127,4 +127,12 @@ pub enum AuditRecord {
         /// Why (`auto_vouched`, `beacon approved`).
         reason: String,
     },
+    /// Every vouch credential `voucher_did` issued for `device_did` was
+    /// revoked: such credentials now count as absent.
+    CredentialRevoked {
+        /// The voucher.
+        voucher_did: String,
+        /// The device.
+        device_did: String,
+    },
 }

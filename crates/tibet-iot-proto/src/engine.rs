@@ -265,6 +265,20 @@ impl Engine {
         self.routes.get(now, destination).cloned()
     }
 
+    /// Revokes every vouch credential `voucher_did` issued for
+    /// `device_did`; audited. False when the revocation list is full
+    /// (counted in `identity.revocations_refused`).
+    pub fn revoke_vouch_credential(&mut self, voucher_did: &str, device_did: &str) -> bool {
+        let done = self.identity.revoke_credential(voucher_did, device_did);
+        if done {
+            self.audit(|| AuditRecord::CredentialRevoked {
+                voucher_did: voucher_did.to_owned(),
+                device_did: device_did.to_owned(),
+            });
+        }
+        done
+    }
+
     /// The pinned DIDs (configured, and pinned by trust on first use).
     pub fn pins(&self) -> &PinStore {
         self.identity.pins()

@@ -75,6 +75,9 @@ pub struct IdentityStats {
     /// Vouch credentials presented that did not verify (expired, forged,
     /// unknown voucher, mismatched): treated as absent.
     pub vouch_credentials_absent: u64,
+    /// Revocations of vouch credentials refused because the revocation list
+    /// was full.
+    pub revocations_refused: u64,
     /// Answers to our requests verified against the responder's pin.
     pub responses_verified: u64,
     /// Answers to our requests refused: a pinned responder did not sign
@@ -129,8 +132,15 @@ pub(crate) struct IdentityGate {
     /// Parsed keys carried in beacons, so a beacon's key is not re-parsed
     /// every beacon.
     keys: KeyCache,
+    /// Revoked vouch credentials, as (voucher DID, device DID): every
+    /// credential that voucher issued for that device counts as absent.
+    revoked: std::collections::BTreeSet<(String, String)>,
     pub(crate) stats: IdentityStats,
 }
+
+/// Revoked (voucher, device) pairs held at most; past it a revocation is
+/// refused and counted.
+pub(crate) const MAX_REVOKED_CREDENTIALS: usize = 4096;
 
 /// A packet's signature already checked against a key (by a batch check):
 /// the gate uses it only while that key is still the DID's pin.
@@ -149,6 +159,7 @@ impl IdentityGate {
                 WhenFull::Refuse,
             ),
             keys: KeyCache::new(DEFAULT_KEY_CACHE_CAPACITY),
+            revoked: std::collections::BTreeSet::new(),
             stats: IdentityStats::default(),
         }
     }
@@ -166,6 +177,26 @@ impl IdentityGate {
         &self.pins
     }
 
+    /// Revokes every vouch credential `voucher_did` issued for
+    /// `device_did`; false when the revocation list is full (counted).
+    pub(crate) fn revoke_credential(&mut self, voucher_did: &str, device_did: &str) -> bool {
+        let pair = (voucher_did.to_owned(), device_did.to_owned());
+        if self.revoked.contains(&pair) {
+            return true;
+        }
+        if self.revoked.len() >= MAX_REVOKED_CREDENTIALS {
+            self.stats.revocations_refused += 1;
+            return false;
+        }
+        self.revoked.insert(pair);
+        true
+    }
+
+    fn is_revoked(&self, cred: &VouchCredential) -> bool {
+        self.revoked
+            .contains(&(cred.voucher_did.clone(), cred.device_did.clone()))
+    }
+
     /// The identity step for a received packet, with the vouch credential
     /// it presents (if any, and valid); refusals are counted. In `require`
     /// mode a valid credential from a pinned voucher admits an unpinned
@@ -178,6 +209,10 @@ impl IdentityGate {
     ) -> (Result<Identity, IdentityRefusal>, Option<VouchCredential>) {
         let credential = if self.mode != IdentityMode::Off && packet.vouched_by.is_some() {
             match verify_packet_vouch(packet, &self.pins, now) {
+                Ok(Some(cred)) if self.is_revoked(&cred) => {
+                    self.stats.vouch_credentials_absent += 1;
+                    None
+                }
                 Ok(cred) => {
                     self.stats.vouch_credentials += u64::from(cred.is_some());
                     cred

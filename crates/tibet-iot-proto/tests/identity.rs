@@ -492,6 +492,17 @@ fn a_vouch_credential_from_a_pinned_voucher_admits_an_unseen_device() {
     let stats = hub.stats(now);
     assert_eq!(stats.identity.vouch_credentials_absent, 2);
     assert_eq!(stats.engine.rood_dropped, 2);
+
+    // Revoked: the same valid credential now counts as absent.
+    assert!(hub.revoke_vouch_credential(&did(5), "jis:home:lamp"));
+    hub.handle_datagram(now, attacker(), &encode(&ping_with(valid)));
+    assert!(
+        hub.poll_transmit().is_none(),
+        "a revoked vouch counts as absent"
+    );
+    let stats = hub.stats(now);
+    assert_eq!(stats.identity.vouch_credentials_absent, 3);
+    assert_eq!(stats.identity.vouch_credentials, 1);
 }
 
 #[test]

@@ -180,6 +180,19 @@ impl AuditSink for NetworkBridge {
                         .erachter(format!("Pinned {did} to its key ({reason})")),
                 ),
             ),
+            AuditRecord::CredentialRevoked {
+                voucher_did,
+                device_did,
+            } => stored(
+                self.record_event(
+                    NewToken::new("identity.credential_revoked")
+                        .erin(json!({"voucher_did": voucher_did, "device_did": device_did}))
+                        .eraan([voucher_did.as_str(), device_did.as_str()])
+                        .erachter(format!(
+                            "Vouch credentials of {voucher_did} for {device_did} revoked"
+                        )),
+                ),
+            ),
             _ => Ok(()),
         }
     }

@@ -26,6 +26,13 @@ impl IoTNode {
         self.with_engine(|e| e.pins().get(did).map(|k| k.sha256_hex()[..16].to_owned()))
     }
 
+    /// Revokes every vouch credential `voucher_did` issued for
+    /// `device_did` (they then count as absent); audited. False when the
+    /// revocation list is full.
+    pub fn revoke_vouch_credential(&self, voucher_did: &str, device_did: &str) -> bool {
+        self.with_engine(|e| e.revoke_vouch_credential(voucher_did, device_did))
+    }
+
     /// Beacons waiting for human review.
     pub fn pending_beacons(&self) -> Vec<Beacon> {
         self.with_engine(|e| e.pending_beacons().cloned().collect())
