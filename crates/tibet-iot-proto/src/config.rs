@@ -40,6 +40,12 @@ pub struct Limits {
     pub routes: usize,
     /// Bytes the routing table may hold.
     pub route_bytes: usize,
+    /// Datagrams the driver holds for a socket that is not writable yet;
+    /// beyond, dropped and counted (UDP is lossy anyway).
+    pub send_queue: usize,
+    /// Bytes the driver holds for the socket, counted per datagram (frames
+    /// sent to several next hops share one buffer but count once each).
+    pub send_queue_bytes: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +62,8 @@ impl Default for Limits {
             response_cache_bytes: 16 * 1024 * 1024,
             routes: 2048,
             route_bytes: 2048 * 128,
+            send_queue: 8192,
+            send_queue_bytes: 16 * 1024 * 1024,
         }
     }
 }

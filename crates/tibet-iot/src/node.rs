@@ -9,7 +9,7 @@
 //! go to the audit worker thread (see `audit_worker.rs`), never to the
 //! sink directly.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,25 +26,20 @@ use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
     Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError, SendOptions,
-    Transmit, TransportConfig, Uplink,
+    TransportConfig, Uplink,
 };
 
 use crate::audit::AuditSink;
 use crate::audit_worker::{self, AuditWorker};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
+use crate::send_queue::SendQueue;
 use crate::socket;
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood (one `recvmmsg` on the transport
 /// socket).
 const RECV_BATCH: usize = batch::BATCH;
-/// Datagrams waiting for the socket to become writable; beyond, dropped
-/// and counted (UDP is lossy anyway; memory stays bounded).
-const SEND_QUEUE: usize = 8192;
-/// Bytes waiting for the socket; beyond, dropped and counted. Frames sent to
-/// several next hops share one buffer but count once per datagram here.
-const SEND_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
@@ -577,8 +572,11 @@ async fn drive(
     let mut buf = vec![0u8; 70_000];
     let mut inbatch = RecvBatch::new();
     let mut outbatch = SendBatch::new();
-    let mut outq: VecDeque<Transmit> = VecDeque::new();
-    let mut outq_bytes = 0usize;
+    let mut outq = {
+        let st = shared.lock();
+        let limits = &st.engine.config().limits;
+        SendQueue::new(limits.send_queue, limits.send_queue_bytes)
+    };
     loop {
         let deadline = {
             let now = shared.now().mono;
@@ -626,15 +624,12 @@ async fn drive(
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
-            if outq.len() >= SEND_QUEUE || outq_bytes + t.payload.len() > SEND_QUEUE_BYTES {
+            if let Err((_, t)) = outq.push(t) {
                 shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
                 shared
                     .send_queue_bytes_dropped
                     .fetch_add(t.payload.len() as u64, Ordering::Relaxed);
-                continue;
             }
-            outq_bytes += t.payload.len();
-            outq.push_back(t);
         }
         st.drain_audit(&shared.audit_dropped);
         st.drain_uplink(&shared.uplink_dropped);
@@ -667,9 +662,9 @@ async fn drive(
         // Up to a batch per sendmmsg; an error belongs to the first
         // datagram of the batch, which is counted and dropped.
         while let Some(t) = outq.front() {
-            match outbatch.send(&sock, &outq) {
+            match outbatch.send(&sock, outq.as_deque()) {
                 Ok(n) => {
-                    outq.drain(..n.clamp(1, outq.len()));
+                    outq.sent(n.max(1));
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -683,9 +678,7 @@ async fn drive(
                     }
                 }
             }
-            if let Some(t) = outq.pop_front() {
-                outq_bytes -= t.payload.len();
-            }
+            outq.pop_front();
         }
     }
     // Graceful: flush what can go out without waiting.

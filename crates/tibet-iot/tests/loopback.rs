@@ -590,3 +590,45 @@ async fn records_a_sink_cannot_store_are_counted_and_the_node_keeps_serving() {
     assert_eq!(b.stats().driver.audit_failures, 2, "trust change and ping");
     stop_both(&a, &b).await;
 }
+
+/// The send queue's byte budget is a bound on what waits for the socket at
+/// once, not on what a node sends in its lifetime: with a budget of a few
+/// answers, hundreds of answers in a row all go out. (A driver that counted
+/// sent batches into the budget but never out of it went silent for good
+/// after its first 16 MiB.)
+#[tokio::test]
+async fn the_send_queue_budget_is_given_back_after_each_batch() {
+    let mut cfg = quick();
+    cfg.limits.send_queue_bytes = 4096;
+    let target = IoTNode::new("jis:home:target", cfg);
+    target.set_trust("jis:home:asker", 0.9);
+    let addr = target.start().await.unwrap();
+    let asker = std::sync::Arc::new(IoTNode::new("jis:home:asker", quick()));
+    asker.start().await.unwrap();
+
+    let mut answered = 0;
+    let mut sent_bytes = 0;
+    // Rounds of 8 pings in flight: answers leave in sendmmsg batches.
+    for _ in 0..40 {
+        let mut round = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let asker = asker.clone();
+            round.spawn(async move { ask(&asker, "jis:home:target", addr).await });
+        }
+        for response in round.join_all().await {
+            assert_eq!(response.decision, PingDecision::Accept);
+            sent_bytes += PacketCodec::json()
+                .encode_response(&response)
+                .unwrap()
+                .len();
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 320);
+    assert!(
+        sent_bytes > 10 * 4096,
+        "the answers ({sent_bytes} bytes) must exceed the budget many times over"
+    );
+    assert_eq!(target.stats().driver.send_queue_dropped, 0);
+    stop_both(&target, &asker).await;
+}
