@@ -125,3 +125,30 @@ fn bench_prints_a_partial_report_on_sigint() {
     );
     assert!(r["elapsed_s"].as_f64().unwrap() < 60.0, "{r}");
 }
+
+/// Under a burst the listener prints in batches (it lets events collect for
+/// a few milliseconds after a busy drain instead of waking per event): every
+/// accepted ping still gets its one line, in full, and a lone ping after the
+/// burst is printed without waiting for more traffic.
+#[test]
+fn a_listener_under_a_burst_prints_every_accepted_ping_once() {
+    let hub = trusting_hub();
+    let out = bench(&hub, CLIENT, &["-n", "3000", "-c", "64", "--json"]);
+    assert_code(&out, 0);
+    assert_eq!(json(&out)["answered"], 3000);
+    let lone = hub.send("after.burst", CLIENT, &[]);
+    assert_code(&lone, 0);
+    let mut printed = 0;
+    loop {
+        let line = hub.next_line();
+        if line.contains("after.burst") {
+            assert!(line.contains("accept"), "{line}");
+            break;
+        }
+        if line.contains("bench.ping") {
+            assert!(line.contains("GROEN") && line.contains("accept"), "{line}");
+            printed += 1;
+        }
+    }
+    assert_eq!(printed, 3000);
+}
