@@ -222,11 +222,11 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
     // A GEEL ping: ESC/CR in the id, the DID, the intent and the purpose,
     // and a purpose far longer than a terminal line.
     let mut ping = tibet_ping::PingPacket::new(
-        &format!("ping_01234567{evil}"),
-        &format!("jis:evil:{evil}"),
+        format!("ping_01234567{evil}"),
+        format!("jis:evil:{evil}"),
         "jis:home:hub",
-        &format!("door.{evil}"),
-        &format!("{evil}{}", "P".repeat(2000)),
+        format!("door.{evil}"),
+        format!("{evil}{}", "P".repeat(2000)),
     );
     ping.nonce = "00112233445566778899aabbccddeeff".into();
     ping.timestamp = tibet_ping::Timestamp::now().to_iso();
@@ -235,7 +235,7 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
 
     // A beacon: ESC/CR in its DID and device type, to the discovery port.
     let mut dev = tibet_ping::PingNode::new(
-        &format!("jis:beacon:{evil}"),
+        format!("jis:beacon:{evil}"),
         tibet_ping::PingNodeConfig::default(),
         Box::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3)),
     );
