@@ -1,5 +1,6 @@
-//! Fuzz the control socket's request parser (the CLI has no library
-//! target, so the I/O-free protocol file is included as it is): any line
+//! Fuzz the control socket's request parser (the CLI's library target holds
+//! only the config file, so the I/O-free protocol file is included as it
+//! is): any line
 //! must parse or give a bounded error message, never panic; a parsed request
 //! re-serializes to a line that parses to the same request.
 #![no_main]

@@ -8,172 +8,217 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 
-use crate::parse;
+use crate::validate;
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file whose content is refused (the cause is the source).
+    #[error("config file {}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with its text.
+        #[source]
+        source: Box<ConfigError>,
+    },
+    /// Not TOML, or not this schema: an unknown key, a missing key, a value
+    /// of the wrong type or range. toml's message, on one line.
+    #[error("{0}")]
+    Syntax(String),
+    /// A key whose value is well-formed but fails a check.
+    #[error("key `{key}`: {message}")]
+    Value {
+        /// The key, e.g. `trust."jis:a:b"` or `vouch[0].dids`.
+        key: String,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+}
+
+/// A [`ConfigError::Value`].
+fn bad(key: impl Into<String>, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        message: message.to_string(),
+    }
+}
 
 /// The whole file. Only `did` is needed when no flag gives it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ConfigFile {
+pub struct ConfigFile {
     /// This node's DID.
-    pub(crate) did: Option<String>,
+    pub did: Option<String>,
     /// Address to bind the transport socket to (default `0.0.0.0`).
-    pub(crate) bind: Option<IpAddr>,
+    pub bind: Option<IpAddr>,
     /// Transport port (default 7150).
-    pub(crate) port: Option<u16>,
+    pub port: Option<u16>,
     /// Encode outgoing frames as msgpack instead of JSON.
-    pub(crate) msgpack: Option<bool>,
+    pub msgpack: Option<bool>,
     /// Path of the local control socket for `tibet-iot pending`.
-    pub(crate) control: Option<PathBuf>,
+    pub control: Option<PathBuf>,
     /// Multicast discovery.
     #[serde(default)]
-    pub(crate) discovery: DiscoverySection,
+    pub discovery: DiscoverySection,
     /// Background loop intervals.
     #[serde(default)]
-    pub(crate) intervals: IntervalsSection,
+    pub intervals: IntervalsSection,
     /// What this node says about itself in discovery.
     #[serde(default)]
-    pub(crate) announce: AnnounceSection,
+    pub announce: AnnounceSection,
     /// Trust scores: `"jis:home:sensor" = 0.9`.
     #[serde(default)]
-    pub(crate) trust: BTreeMap<String, f64>,
+    pub trust: BTreeMap<String, f64>,
     /// Vouches this node makes for other devices.
     #[serde(default, rename = "vouch")]
-    pub(crate) vouches: Vec<VouchEntry>,
+    pub vouches: Vec<VouchEntry>,
     /// Airlock rules, checked before the trust thresholds.
     #[serde(default, rename = "airlock_rule")]
-    pub(crate) airlock_rules: Vec<RuleEntry>,
+    pub airlock_rules: Vec<RuleEntry>,
     /// Auto-vouch rules for discovery beacons.
     #[serde(default, rename = "auto_vouch")]
-    pub(crate) auto_vouch: Vec<AutoVouchEntry>,
+    pub auto_vouch: Vec<AutoVouchEntry>,
     /// Provenance recording.
-    pub(crate) audit: Option<AuditSection>,
+    pub audit: Option<AuditSection>,
     /// Metrics endpoint (docs/OPERATIONS.md).
-    pub(crate) metrics: Option<crate::ops::MetricsSection>,
+    pub metrics: Option<MetricsSection>,
     /// MQTT fleet bridge (docs/FLEETS.md).
-    pub(crate) mqtt: Option<crate::mqtt::MqttSection>,
+    pub mqtt: Option<MqttSection>,
     /// Key, identity mode and pins file (docs/PROTOCOL.md section 6).
-    pub(crate) identity: Option<crate::identity::IdentitySection>,
+    pub identity: Option<IdentitySection>,
     /// Pinned DIDs: `"jis:home:sensor" = "PUBKEY"` (base64 of the raw key).
     #[serde(default)]
-    pub(crate) pins: BTreeMap<String, String>,
+    pub pins: BTreeMap<String, String>,
 }
 
 /// `[discovery]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DiscoverySection {
+pub struct DiscoverySection {
     /// Listen for and answer discovery beacons (default true).
-    pub(crate) enabled: Option<bool>,
+    pub enabled: Option<bool>,
     /// Discovery port (default 7151).
-    pub(crate) port: Option<u16>,
+    pub port: Option<u16>,
     /// Multicast group (default 224.0.71.50).
-    pub(crate) group: Option<Ipv4Addr>,
+    pub group: Option<Ipv4Addr>,
     /// IPv4 address of the interface used for multicast (default: the system's choice).
-    pub(crate) interface: Option<Ipv4Addr>,
+    pub interface: Option<Ipv4Addr>,
     /// Multicast TTL (default 2).
-    pub(crate) ttl: Option<u32>,
+    pub ttl: Option<u32>,
 }
 
 /// `[intervals]`, in seconds.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct IntervalsSection {
+pub struct IntervalsSection {
     /// Heartbeat to known peers (default 30).
-    pub(crate) heartbeat: Option<f64>,
+    pub heartbeat: Option<f64>,
     /// Discovery beacon (default 60).
-    pub(crate) discovery: Option<f64>,
+    pub discovery: Option<f64>,
     /// Peer cleanup (default 45).
-    pub(crate) peer_cleanup: Option<f64>,
+    pub peer_cleanup: Option<f64>,
     /// A peer idle longer than this is pruned (default 120).
-    pub(crate) peer_timeout: Option<f64>,
+    pub peer_timeout: Option<f64>,
 }
 
 /// `[announce]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AnnounceSection {
+pub struct AnnounceSection {
     /// Device type, e.g. `hub`, `sensor`.
-    pub(crate) device_type: Option<String>,
+    pub device_type: Option<String>,
     /// Capabilities, e.g. `temperature.read`.
     #[serde(default)]
-    pub(crate) capabilities: Vec<String>,
+    pub capabilities: Vec<String>,
 }
 
 /// `[[vouch]]`: this node vouches for `dids`; their trust becomes
 /// `my_trust x factor` (0.9 x 0.7 = 0.63 by default).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct VouchEntry {
+pub struct VouchEntry {
     /// The vouched DIDs.
-    pub(crate) dids: Vec<String>,
+    pub dids: Vec<String>,
     /// Vouch factor (default 0.7).
-    pub(crate) factor: Option<f64>,
+    pub factor: Option<f64>,
     /// The voucher's own trust (default 0.9).
-    pub(crate) my_trust: Option<f64>,
+    pub my_trust: Option<f64>,
     /// Pod the devices belong to.
-    pub(crate) pod_id: Option<String>,
+    pub pod_id: Option<String>,
     /// Why.
-    pub(crate) reason: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// `[[airlock_rule]]`: a pattern and the zone it decides.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RuleEntry {
+pub struct RuleEntry {
     /// Rule name, reported as `applied_rule`.
-    pub(crate) name: String,
+    pub name: String,
     /// Zone: `GROEN`, `GEEL` or `ROOD`.
-    pub(crate) zone: String,
+    pub zone: String,
     /// Higher is checked first (default 50).
-    pub(crate) priority: Option<i64>,
+    pub priority: Option<i64>,
     /// Glob on the source DID.
-    pub(crate) source_did: Option<String>,
+    pub source_did: Option<String>,
     /// Glob on the intent.
-    pub(crate) intent: Option<String>,
+    pub intent: Option<String>,
     /// Exact pod id.
-    pub(crate) pod_id: Option<String>,
+    pub pod_id: Option<String>,
     /// Exact ping type.
-    pub(crate) ping_type: Option<String>,
+    pub ping_type: Option<String>,
     /// Minimum sender trust.
-    pub(crate) min_trust: Option<f64>,
+    pub min_trust: Option<f64>,
 }
 
 /// `[[auto_vouch]]`: beacons matching every given condition are vouched.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AutoVouchEntry {
+pub struct AutoVouchEntry {
     /// Rule name.
-    pub(crate) name: String,
+    pub name: String,
     /// Exact device type.
-    pub(crate) device_type: Option<String>,
+    pub device_type: Option<String>,
     /// Capabilities the device must announce (subset).
     #[serde(default)]
-    pub(crate) required_capabilities: Vec<String>,
+    pub required_capabilities: Vec<String>,
     /// Regex on the source DID.
-    pub(crate) source_pattern: Option<String>,
+    pub source_pattern: Option<String>,
     /// Pod to assign.
-    pub(crate) pod_id: Option<String>,
+    pub pod_id: Option<String>,
 }
 
 /// `[audit]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct AuditSection {
+pub struct AuditSection {
     /// JSONL token file, appended to.
-    pub(crate) file: PathBuf,
+    pub file: PathBuf,
     /// When records are forced to disk: `group_commit` (default) or `every_token`.
-    pub(crate) durability: Option<DurabilityKind>,
+    pub durability: Option<DurabilityKind>,
     /// For `group_commit`: the longest time a record stays unsynced (default 100 ms).
-    pub(crate) group_commit_ms: Option<u64>,
+    pub group_commit_ms: Option<u64>,
 }
 
 /// How hard the audit file is pushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum DurabilityKind {
+pub enum DurabilityKind {
     /// fsync at most every `group_commit_ms`; a process crash loses nothing,
     /// a power loss at most that interval.
     #[default]
@@ -183,11 +228,52 @@ pub(crate) enum DurabilityKind {
 }
 
 /// The resolved durability policy: the store's own type.
-pub(crate) use tibet_core::Durability;
+pub use tibet_core::Durability;
+
+/// `[identity]` of the config file.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct IdentitySection {
+    /// Private key file (relative to the config file).
+    pub key: Option<PathBuf>,
+    /// `off`, `prefer` or `require`.
+    pub mode: Option<String>,
+    /// Where the node keeps the DIDs it pinned by trust on first use
+    /// (default: `pins` next to the audit file, none without one).
+    pub pins_file: Option<PathBuf>,
+}
+
+/// `[mqtt]` in the config file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Broker URL: `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS).
+    pub url: Option<String>,
+    /// Client id (default: `tibet-` and the node's DID with `:` as `-`).
+    pub client_id: Option<String>,
+    /// Use TLS (implied by `mqtts://`).
+    pub tls: Option<bool>,
+    /// PEM file of the CA that signed the broker's certificate (TLS).
+    pub ca_file: Option<PathBuf>,
+    /// File whose first line is `USERNAME:PASSWORD`.
+    pub credentials_file: Option<PathBuf>,
+    /// Topic prefix (default `tibet/v1`).
+    pub topic_prefix: Option<String>,
+    /// Publish decided pings to `PREFIX/events/<node DID>` (default false).
+    pub publish_events: Option<bool>,
+}
+
+/// `[metrics]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Address of the metrics endpoint, e.g. `"127.0.0.1:9150"`.
+    pub listen: Option<SocketAddr>,
+}
 
 impl AuditSection {
     /// The policy this section asks for.
-    pub(crate) fn durability(&self) -> Durability {
+    pub fn durability(&self) -> Durability {
         match self.durability.unwrap_or_default() {
             DurabilityKind::EveryToken => Durability::EveryToken,
             DurabilityKind::GroupCommit => Durability::GroupCommit {
@@ -199,25 +285,30 @@ impl AuditSection {
 
 impl ConfigFile {
     /// Reads and checks a file; every error names the file and the key.
-    pub(crate) fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("config file {}", path.display()))
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// Parses and checks TOML text.
-    pub(crate) fn from_toml(text: &str) -> Result<Self> {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let cfg: ConfigFile = toml::from_str(text).map_err(|e| {
             // toml's message names the key; keep it on one line.
-            anyhow::anyhow!("{}", one_line(&e.to_string()))
+            ConfigError::Syntax(one_line(&e.to_string()))
         })?;
         cfg.check()?;
         Ok(cfg)
     }
 
-    fn check(&self) -> Result<()> {
+    fn check(&self) -> Result<(), ConfigError> {
         if let Some(d) = &self.did {
-            parse::did(d).context("key `did`")?;
+            validate::did(d).map_err(|e| bad("did", e))?;
         }
         for (key, v) in [
             ("intervals.heartbeat", self.intervals.heartbeat),
@@ -228,74 +319,82 @@ impl ConfigFile {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0 && v < 1e9)
             {
-                bail!("key `{key}`: {v} must be a positive number of seconds");
+                return Err(bad(
+                    key,
+                    format!("{v} must be a positive number of seconds"),
+                ));
             }
         }
         if let Some(g) = self.discovery.group
             && !g.is_multicast()
         {
-            bail!("key `discovery.group`: {g} is not a multicast address");
+            return Err(bad(
+                "discovery.group",
+                format!("{g} is not a multicast address"),
+            ));
         }
         if let Some(ttl) = self.discovery.ttl
             && (ttl == 0 || ttl > 255)
         {
-            bail!("key `discovery.ttl`: {ttl} must be within 1..=255");
+            return Err(bad(
+                "discovery.ttl",
+                format!("{ttl} must be within 1..=255"),
+            ));
         }
         for (did, score) in &self.trust {
-            parse::did(did).with_context(|| format!("key `trust.\"{did}\"`"))?;
-            check_score_at(&format!("trust.\"{did}\""), *score)?;
+            let key = format!("trust.\"{did}\"");
+            validate::did(did).map_err(|e| bad(&*key, e))?;
+            validate::score(*score).map_err(|e| bad(&*key, e))?;
         }
         for (i, v) in self.vouches.iter().enumerate() {
             if v.dids.is_empty() {
-                bail!("key `vouch[{i}].dids`: must name at least one DID");
+                return Err(bad(
+                    format!("vouch[{i}].dids"),
+                    "must name at least one DID",
+                ));
             }
             for d in &v.dids {
-                parse::did(d).with_context(|| format!("key `vouch[{i}].dids`"))?;
+                validate::did(d).map_err(|e| bad(format!("vouch[{i}].dids"), e))?;
             }
             for (k, s) in [("factor", v.factor), ("my_trust", v.my_trust)] {
                 if let Some(s) = s {
-                    check_score_at(&format!("vouch[{i}].{k}"), s)?;
+                    validate::score(s).map_err(|e| bad(format!("vouch[{i}].{k}"), e))?;
                 }
             }
         }
         for (i, r) in self.airlock_rules.iter().enumerate() {
             if !matches!(r.zone.as_str(), "GROEN" | "GEEL" | "ROOD") {
-                bail!(
-                    "key `airlock_rule[{i}].zone`: '{}' is not one of GROEN, GEEL, ROOD",
-                    r.zone
-                );
+                return Err(bad(
+                    format!("airlock_rule[{i}].zone"),
+                    format!("'{}' is not one of GROEN, GEEL, ROOD", r.zone),
+                ));
             }
             if let Some(t) = &r.ping_type {
                 t.parse::<tibet_ping::PingType>()
-                    .map_err(|e| anyhow::anyhow!("key `airlock_rule[{i}].ping_type`: {e}"))?;
+                    .map_err(|e| bad(format!("airlock_rule[{i}].ping_type"), e))?;
             }
             if let Some(m) = r.min_trust {
-                check_score_at(&format!("airlock_rule[{i}].min_trust"), m)?;
+                validate::score(m).map_err(|e| bad(format!("airlock_rule[{i}].min_trust"), e))?;
             }
         }
         if let Some(a) = &self.audit {
             if a.group_commit_ms == Some(0) {
-                bail!("key `audit.group_commit_ms`: must be at least 1");
+                return Err(bad("audit.group_commit_ms", "must be at least 1"));
             }
             if a.group_commit_ms.is_some() && a.durability == Some(DurabilityKind::EveryToken) {
-                bail!("key `audit.group_commit_ms`: only applies to durability = \"group_commit\"");
+                return Err(bad(
+                    "audit.group_commit_ms",
+                    "only applies to durability = \"group_commit\"",
+                ));
             }
         }
         for (i, a) in self.auto_vouch.iter().enumerate() {
             if let Some(p) = &a.source_pattern {
-                check_regex(p)
-                    .map_err(|e| anyhow::anyhow!("key `auto_vouch[{i}].source_pattern`: {e}"))?;
+                check_regex(p).map_err(|e| bad(format!("auto_vouch[{i}].source_pattern"), e))?;
             }
         }
         Ok(())
     }
-}
-
-/// [`parse::check_score`], naming `key` in the error.
-fn check_score_at(key: &str, score: f64) -> Result<()> {
-    parse::check_score(score)
-        .map(drop)
-        .map_err(|e| anyhow::anyhow!("key `{key}`: {e}"))
 }
 
 fn check_regex(p: &str) -> Result<(), String> {

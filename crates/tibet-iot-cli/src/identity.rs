@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow};
-use serde::Deserialize;
 use tibet_iot::IdentityConfig;
 use tibet_ping::identity::{DEFAULT_PIN_CAPACITY, IdentityMode, Keypair, PinStore, PublicKey};
 
@@ -29,17 +28,7 @@ pub(crate) struct IdentityFlags {
 }
 
 /// `[identity]` of the config file.
-#[derive(Debug, Default, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct IdentitySection {
-    /// Private key file (relative to the config file).
-    pub(crate) key: Option<PathBuf>,
-    /// `off`, `prefer` or `require`.
-    pub(crate) mode: Option<String>,
-    /// Where the node keeps the DIDs it pinned by trust on first use
-    /// (default: `pins` next to the audit file, none without one).
-    pub(crate) pins_file: Option<PathBuf>,
-}
+pub(crate) use tibet_iot_cli::config::IdentitySection;
 
 /// The identity part of a node's settings, as given; [`IdentitySettings::resolve`]
 /// checks it and loads the files.

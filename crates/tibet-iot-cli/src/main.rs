@@ -12,7 +12,6 @@ mod audit_sink;
 mod bench;
 mod bench_load;
 mod bench_wire;
-mod config;
 mod control;
 mod demo;
 mod discover;
@@ -36,6 +35,9 @@ mod status;
 mod systemd;
 
 use std::process::ExitCode;
+
+// The config file lives in the library (src/lib.rs), for tests and fuzzing.
+use tibet_iot_cli::config;
 
 use clap::{CommandFactory, Parser, Subcommand};
 

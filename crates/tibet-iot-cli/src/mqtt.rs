@@ -21,14 +21,14 @@
 //! the node's uplink.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 /// The default topic prefix.
@@ -47,24 +47,7 @@ pub(crate) const MAX_LOCAL_DIDS: usize = 256;
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// `[mqtt]` in the config file.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MqttSection {
-    /// Broker URL: `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS).
-    pub(crate) url: Option<String>,
-    /// Client id (default: `tibet-` and the node's DID with `:` as `-`).
-    pub(crate) client_id: Option<String>,
-    /// Use TLS (implied by `mqtts://`).
-    pub(crate) tls: Option<bool>,
-    /// PEM file of the CA that signed the broker's certificate (TLS).
-    pub(crate) ca_file: Option<PathBuf>,
-    /// File whose first line is `USERNAME:PASSWORD`.
-    pub(crate) credentials_file: Option<PathBuf>,
-    /// Topic prefix (default `tibet/v1`).
-    pub(crate) topic_prefix: Option<String>,
-    /// Publish decided pings to `PREFIX/events/<node DID>` (default false).
-    pub(crate) publish_events: Option<bool>,
-}
+pub(crate) use tibet_iot_cli::config::MqttSection;
 
 /// Resolved bridge settings.
 #[derive(Clone)]
@@ -652,6 +635,7 @@ async fn drive(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn urls() {

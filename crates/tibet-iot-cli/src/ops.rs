@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::config::ConfigFile;
@@ -37,14 +36,6 @@ pub(crate) struct OpsFlags {
     /// dashboards; needs --mqtt).
     #[arg(long)]
     pub(crate) mqtt_events: bool,
-}
-
-/// `[metrics]` in the config file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct MetricsSection {
-    /// Address of the metrics endpoint, e.g. `"127.0.0.1:9150"`.
-    pub(crate) listen: Option<SocketAddr>,
 }
 
 /// Running operations services of one `listen`.

@@ -7,20 +7,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use anyhow::{Context, Result, anyhow, bail};
 use tibet_ping::{BROADCAST, JsonMap};
 
-/// Checks a JIS DID: `jis:` followed by one or more non-empty `:`-separated
-/// segments without whitespace (`jis:home:hub`).
+/// Checks a JIS DID (`jis:home:hub`, see [`tibet_iot_cli::validate::did`]).
 pub(crate) fn did(s: &str) -> Result<String> {
-    let Some(rest) = s.strip_prefix("jis:") else {
-        bail!("invalid DID '{s}': must start with 'jis:' (e.g. jis:home:hub)");
-    };
-    if rest.is_empty() || rest.split(':').any(str::is_empty) {
-        bail!(
-            "invalid DID '{s}': every ':'-separated segment must be non-empty (e.g. jis:home:hub)"
-        );
-    }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        bail!("invalid DID '{s}': must not contain whitespace");
-    }
+    tibet_iot_cli::validate::did(s).map_err(anyhow::Error::msg)?;
     Ok(s.to_owned())
 }
 
@@ -81,13 +70,7 @@ pub(crate) fn score_value(s: &str) -> Result<f64> {
 }
 
 /// Checks that a score is a finite number within 0..=1.
-pub(crate) fn check_score(v: f64) -> Result<f64, String> {
-    if v.is_finite() && (0.0..=1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is outside 0..1"))
-    }
-}
+pub(crate) use tibet_iot_cli::validate::score as check_score;
 
 /// A `--payload` argument: a JSON object.
 pub(crate) fn payload(s: &str) -> Result<JsonMap> {

@@ -19,6 +19,7 @@ use tibet_iot::IoTNode;
 
 pub(crate) use crate::control::PeerItem;
 use crate::control::{self, PendingItem, Request};
+use crate::output::safe;
 use crate::parse;
 
 /// Arguments of `status`.
@@ -169,23 +170,6 @@ fn snapshot(
     ))
 }
 
-/// `s` with control characters shown as `\u{..}` escapes.
-fn clean(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        s.to_owned()
-    }
-}
-
 fn ago(secs: f64) -> String {
     match secs {
         s if s < 120.0 => format!("{s:.0}s ago"),
@@ -195,7 +179,7 @@ fn ago(secs: f64) -> String {
 }
 
 fn render(s: &Snapshot) -> String {
-    let mut out = format!("node {}\n\n", clean(&s.did));
+    let mut out = format!("node {}\n\n", safe(&s.did));
     out += &format!("peers ({})\n", s.peers.len());
     if !s.peers.is_empty() {
         let rows: Vec<[String; 8]> = s
@@ -203,14 +187,14 @@ fn render(s: &Snapshot) -> String {
             .iter()
             .map(|p| {
                 [
-                    clean(&p.did),
-                    p.address.clone(),
+                    safe(&p.did),
+                    safe(&p.address),
                     ago(p.idle_secs),
                     format!("{:.2}", p.trust),
                     p.zone.clone(),
                     p.packets.to_string(),
                     p.key_fingerprint.clone().unwrap_or_else(|| "-".into()),
-                    p.route.clone().unwrap_or_else(|| "-".into()),
+                    p.route.as_deref().map_or_else(|| "-".into(), safe),
                 ]
             })
             .collect();
@@ -235,11 +219,11 @@ fn render(s: &Snapshot) -> String {
             .iter()
             .map(|i| {
                 [
-                    i.id.clone(),
-                    clean(&i.source_did),
-                    clean(&i.intent),
+                    safe(&i.id),
+                    safe(&i.source_did),
+                    safe(&i.intent),
                     format!("{:.2}", i.trust),
-                    i.received_at.clone(),
+                    safe(&i.received_at),
                 ]
             })
             .collect();
@@ -292,9 +276,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(clean("jis:a:b"), "jis:a:b");
-        assert_eq!(clean("x\x1b[2Jy"), "x\\u{1b}[2Jy");
+    fn network_strings_are_escaped_and_capped() {
+        let evil = "x\x1b[2J\ry";
+        let s = Snapshot {
+            did: "jis:a:b".into(),
+            peers: Vec::new(),
+            pending: vec![PendingItem {
+                id: format!("ping_{evil}"),
+                source_did: format!("jis:e:{evil}"),
+                intent: "i".repeat(300),
+                purpose: String::new(),
+                trust: 0.5,
+                zone: "GEEL".into(),
+                received_at: evil.into(),
+            }],
+            counters: Vec::new(),
+            interval_secs: 1.0,
+        };
+        let text = render(&s);
+        assert!(!text.contains(['\x1b', '\r']), "{text:?}");
+        assert!(text.contains("ping_x\\u{1b}[2J\\u{d}y"), "{text}");
+        assert!(!text.contains(&"i".repeat(121)), "capped: {text}");
     }
 
     #[test]

@@ -186,3 +186,111 @@ fn flags_override_the_config_file() {
     assert_code(&out, 0);
     assert_stdout_starts(&out, "GROEN — trust: 0.8");
 }
+
+/// Sends one GEEL-bound ping and one beacon, both full of terminal escapes,
+/// to a listener; `pending list` and `status` must show them escaped and
+/// capped (docs/SECURITY.md, row 10).
+#[test]
+fn pending_list_and_status_escape_and_cap_network_strings() {
+    use std::net::UdpSocket;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("hub.sock");
+    let sock_s = sock.to_str().unwrap();
+    let config = dir.path().join("hub.toml");
+    // Every `door.*` ping waits for a human, whoever sends it.
+    std::fs::write(
+        &config,
+        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
+    )
+    .unwrap();
+    let disc_port = free_udp_port().to_string();
+    let mut args = common::multicast_loopback(&disc_port);
+    args.extend([
+        "--did",
+        "jis:home:hub",
+        "--config",
+        config.to_str().unwrap(),
+        "--control",
+        sock_s,
+    ]);
+    let hub = Listener::start(&args);
+    let evil = "\u{1b}[2K\rGROEN accept";
+    let codec = tibet_ping::PacketCodec::new(false);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+
+    // A GEEL ping: ESC/CR in the id, the DID, the intent and the purpose,
+    // and a purpose far longer than a terminal line.
+    let mut ping = tibet_ping::PingPacket::new(
+        format!("ping_01234567{evil}"),
+        format!("jis:evil:{evil}"),
+        "jis:home:hub",
+        format!("door.{evil}"),
+        format!("{evil}{}", "P".repeat(2000)),
+    );
+    ping.nonce = "00112233445566778899aabbccddeeff".into();
+    ping.timestamp = tibet_ping::Timestamp::now().to_iso();
+    udp.send_to(&codec.encode_packet(&ping).unwrap(), hub.addr)
+        .unwrap();
+
+    // A beacon: ESC/CR in its DID and device type, to the discovery port.
+    let mut dev = tibet_ping::PingNode::new(
+        format!("jis:beacon:{evil}"),
+        tibet_ping::PingNodeConfig::default(),
+        Box::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3)),
+    );
+    let mut beacon = dev.discover(
+        tibet_ping::Timestamp::now(),
+        &tibet_ping::Announcement {
+            device_type: Some(format!("lamp{evil}")),
+            ..Default::default()
+        },
+    );
+    beacon.payload.insert(
+        tibet_iot::TRANSPORT_PORT_KEY.to_owned(),
+        udp.local_addr().unwrap().port().into(),
+    );
+    udp.send_to(
+        &codec.encode_packet(&beacon).unwrap(),
+        format!("127.0.0.1:{disc_port}"),
+    )
+    .unwrap();
+
+    // Both wait for review (the control socket is the only way to see them).
+    let mut items = Vec::new();
+    for _ in 0..100 {
+        let out = run(&["pending", "list", "--control", sock_s, "--json"]);
+        assert_code(&out, 0);
+        items = json(&out)["pending"].as_array().unwrap().clone();
+        if items.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(items.len(), 2, "the ping and the beacon: {items:?}");
+
+    for args in [
+        vec!["pending", "list", "--control", sock_s],
+        vec!["status", "--control", sock_s, "--interval", "0.1"],
+    ] {
+        let out = run(&args);
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        assert!(!text.contains(['\u{1b}', '\r']), "{args:?}: {text:?}");
+        assert!(
+            text.contains("jis:evil:\\u{1b}[2K\\u{d}GROEN accept"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.contains("jis:beacon:\\u{1b}[2K\\u{d}GROEN accept"),
+            "{args:?}: {text}"
+        );
+        assert!(
+            text.lines().all(|l| l.chars().count() < 1000),
+            "lines are capped: {args:?}: {text}"
+        );
+    }
+    let list = stdout(&run(&["pending", "list", "--control", sock_s]));
+    assert!(list.contains("lamp\\u{1b}[2K\\u{d}GROEN accept"), "{list}");
+    assert!(list.contains('…'), "the long purpose is cut: {list}");
+}

@@ -1135,7 +1135,8 @@ impl Engine {
 
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
         // Relay only what we would not drop ourselves, and for untrusted
-        // senders within the address's reverse-path bucket; each copy is
+        // senders within the address's and the claimed DID's reverse-path
+        // buckets; each copy is
         // paid from the address's amplification credit (below).
         // The uplink (an authenticated broker channel with its own limits,
         // docs/FLEETS.md) counts as trusted here.
@@ -1147,7 +1148,11 @@ impl Engine {
             self.note_drop(now, from, "relay_rood");
             return;
         }
-        if !trusted && !self.guard.allow_relay(now.mono, from.ip()) {
+        if !trusted
+            && !self
+                .guard
+                .allow_relay(now.mono, from.ip(), &packet.source_did)
+        {
             self.stats.relay_rate_limited += 1;
             self.note_drop(now, from, "relay_limited");
             return;

@@ -14,7 +14,11 @@
 //!   bytes out per source are at most `amplification` times bytes in.
 //! - **Fairness.** Token buckets per IP address for the work untrusted input
 //!   causes in the engine: reverse paths (relays), beacon reviews and audit
-//!   records.
+//!   records. Reverse paths also take a token from a bucket per claimed
+//!   source DID: an address bucket alone bounds nothing when the source
+//!   addresses are forged, since each new address brings a full bucket (and
+//!   a bucket that has refilled is forgotten), while the DIDs that may be
+//!   relayed at all (not ROOD) are the ones this node was told about.
 //!
 //! Trusted (GROEN) senders are exempt; the engine decides who that is.
 
@@ -99,6 +103,8 @@ pub struct GuardStats {
     pub credit_evicted: u64,
     /// Reverse paths (relays) per address.
     pub relay: RateLimitStats,
+    /// Reverse paths (relays) per claimed source DID.
+    pub relay_dids: RateLimitStats,
     /// Beacon reviews per address.
     pub beacons: RateLimitStats,
     /// Audit records per address.
@@ -119,6 +125,7 @@ pub struct SourceGuard {
     credit: HashMap<IpAddr, Credit>,
     order: VecDeque<(IpAddr, MonoTime)>,
     relay: RateLimiter<IpAddr>,
+    relay_dids: RateLimiter<String>,
     beacons: RateLimiter<IpAddr>,
     audit: RateLimiter<IpAddr>,
     stats: GuardStats,
@@ -135,6 +142,7 @@ impl SourceGuard {
     pub fn new(config: GuardConfig) -> Self {
         SourceGuard {
             relay: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
+            relay_dids: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
             beacons: RateLimiter::new(config.beacon_burst, config.beacon_rate, config.bucket_keys),
             audit: RateLimiter::new(config.audit_burst, config.audit_rate, config.bucket_keys),
             credit: HashMap::new(),
@@ -213,9 +221,11 @@ impl SourceGuard {
         self.credit.get(&ip).map_or(0, |c| c.bytes)
     }
 
-    /// One reverse path (relayed packet) for untrusted `ip`.
-    pub fn allow_relay(&mut self, now: MonoTime, ip: IpAddr) -> bool {
-        self.relay.allow(tick(now), &ip)
+    /// One reverse path (relayed packet) for an untrusted sender at `ip`
+    /// claiming `did`: both the address's and the DID's bucket must have a
+    /// token.
+    pub fn allow_relay(&mut self, now: MonoTime, ip: IpAddr, did: &str) -> bool {
+        self.relay.allow(tick(now), &ip) && self.relay_dids.allow(tick(now), did)
     }
 
     /// One beacon review for untrusted `ip`.
@@ -233,6 +243,7 @@ impl SourceGuard {
         GuardStats {
             credit_sources: self.credit.len(),
             relay: self.relay.stats(),
+            relay_dids: self.relay_dids.stats(),
             beacons: self.beacons.stats(),
             audit: self.audit.stats(),
             ..self.stats.clone()

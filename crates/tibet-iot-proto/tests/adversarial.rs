@@ -557,6 +557,51 @@ fn row9_tiny_untrusted_mesh_datagrams_cannot_fill_the_reverse_path_table() {
     assert_eq!(rig.sent_to(hop), before + 1);
 }
 
+// Row 9 with time passing, as on real sockets (crates/tibet-iot/tests/
+// netns_spoof.rs): an address bucket that has refilled is forgotten, so
+// forged addresses spread over time each bring a full bucket; the bucket
+// per claimed DID bounds the reverse paths.
+#[test]
+fn row9_forged_addresses_spread_over_time_are_bounded_by_the_did_bucket() {
+    let mut rig = Rig::new(Rig::config());
+    let now = rig.now();
+    let hop = SocketAddr::new(ip(0, 0, 5), 7150);
+    rig.e.add_peer(now, "jis:hop", hop);
+    rig.e.set_trust(now, "jis:geel:m", 0.5);
+    let mut geel = device("jis:geel:m", 19);
+    let start = rig.mono;
+    for i in 0..12_000u32 {
+        let from = SocketAddr::new(
+            ip(
+                20 + (i / 62_500) as u8,
+                (i / 250 % 250) as u8,
+                (i % 250) as u8,
+            ),
+            40000,
+        );
+        let p = geel.ping(rig.now().wall, "jis:far", "x", "y", mesh(JsonMap::new()));
+        rig.feed(from, &rig.encode(&p));
+        rig.advance(Duration::from_millis(1));
+    }
+    let secs = rig.mono.saturating_duration_since(start).as_secs_f64();
+    let s = rig.e.stats(rig.now());
+    let g = rig.e.config().guard.clone();
+    let bound = (g.relay_burst + g.relay_rate * secs).ceil() as usize;
+    assert!(
+        s.relay.path_entries <= bound,
+        "{} reverse paths in {secs} s, bound {bound}",
+        s.relay.path_entries
+    );
+    assert!(s.engine.relay_rate_limited >= 12_000 - bound as u64);
+    assert!(s.guard.relay_dids.refused > 0, "{:?}", s.guard.relay_dids);
+    // A trusted mesh ping is still relayed.
+    let mut friend = device(FRIEND, 20);
+    let p = friend.ping(rig.now().wall, "jis:far", "x", "y", mesh(JsonMap::new()));
+    let before = rig.sent_to(hop);
+    rig.feed(SocketAddr::new(ip(0, 0, 2), 7150), &rig.encode(&p));
+    assert_eq!(rig.sent_to(hop), before + 1);
+}
+
 // "Cached duplicate answers go only to the address that got the original
 // answer."
 #[test]
