@@ -252,6 +252,7 @@ mod tests {
             r,
             Request::Approve {
                 id: "ping_1".into(),
+                from: None,
                 trust: Some(0.9)
             }
         );
@@ -274,7 +275,7 @@ mod tests {
         tokio::spawn(async move {
             while let Some(call) = calls.recv().await {
                 let resp = match call.request {
-                    Request::Reject { id } => {
+                    Request::Reject { id, .. } => {
                         Response::error(format!("no pending ping with id {id}"))
                     }
                     _ => Response {
@@ -293,6 +294,7 @@ mod tests {
                 &p,
                 &Request::Reject {
                     id: "ping_x".into(),
+                    from: None,
                 },
             )
             .unwrap();

@@ -440,6 +440,40 @@ impl Node {
     }
 
     /// Answers a control-socket request.
+    /// The sender whose ping `id` a review acts on: `from` when given, else
+    /// the one sender that used `id`. Several senders may have used one id
+    /// (a re-send under another DID is an entry of its own); then the
+    /// operator must name one, so an approval never lands on a ping other
+    /// than the one they read.
+    fn review_sender(&self, id: &str, from: Option<String>) -> Result<String, String> {
+        if let Some(did) = from {
+            return Ok(did);
+        }
+        let senders: Vec<String> = self
+            .inner
+            .pending()
+            .into_iter()
+            .filter(|p| p.packet.packet_id == id)
+            .map(|p| p.packet.source_did)
+            .collect();
+        match senders.as_slice() {
+            [] => Err(format!(
+                "no pending ping with id {}",
+                crate::output::safe(id)
+            )),
+            [one] => Ok(one.clone()),
+            many => Err(format!(
+                "{} pings wait under id {}, from {}: name one with --from DID",
+                many.len(),
+                crate::output::safe(id),
+                many.iter()
+                    .map(|d| crate::output::safe(d))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     pub(crate) fn control(&self, request: Request) -> Response {
         match request {
             Request::List => {
@@ -472,7 +506,7 @@ impl Node {
                     None => Response::error(format!("no pending beacon with id {id}")),
                 }
             }
-            Request::Reject { id } if id.starts_with("beacon_") => {
+            Request::Reject { id, .. } if id.starts_with("beacon_") => {
                 match self.inner.reject_beacon(&id) {
                     Some(b) => Response {
                         ok: true,
@@ -482,29 +516,39 @@ impl Node {
                     None => Response::error(format!("no pending beacon with id {id}")),
                 }
             }
-            Request::Approve { id, trust } => {
+            Request::Approve { id, from, trust } => {
                 if let Some(t) = trust
                     && let Err(e) = crate::parse::check_score(t)
                 {
                     return Response::error(format!("trust {e}"));
                 }
-                match self.inner.approve_pending(&id, trust) {
+                let did = match self.review_sender(&id, from) {
+                    Ok(did) => did,
+                    Err(e) => return Response::error(e),
+                };
+                match self.inner.approve_pending_from(&did, &id, trust) {
                     Some(p) => Response {
                         ok: true,
                         item: Some(item(&p)),
                         ..Default::default()
                     },
-                    None => Response::error(format!("no pending ping with id {id}")),
+                    None => no_pending(&id, &did),
                 }
             }
-            Request::Reject { id } => match self.inner.reject_pending(&id) {
-                Some(p) => Response {
-                    ok: true,
-                    item: Some(item(&p)),
-                    ..Default::default()
-                },
-                None => Response::error(format!("no pending ping with id {id}")),
-            },
+            Request::Reject { id, from } => {
+                let did = match self.review_sender(&id, from) {
+                    Ok(did) => did,
+                    Err(e) => return Response::error(e),
+                };
+                match self.inner.reject_pending_from(&did, &id) {
+                    Some(p) => Response {
+                        ok: true,
+                        item: Some(item(&p)),
+                        ..Default::default()
+                    },
+                    None => no_pending(&id, &did),
+                }
+            }
             Request::Peers => Response {
                 ok: true,
                 peers: Some(crate::status::peer_items(&self.inner)),
@@ -619,6 +663,15 @@ fn item(p: &PendingPing) -> PendingItem {
         zone: AirlockZone::Geel.to_string(),
         received_at: p.queued_at.to_iso(),
     }
+}
+
+/// The answer to a review of a ping that is not (or no longer) waiting.
+fn no_pending(id: &str, did: &str) -> Response {
+    Response::error(format!(
+        "no pending ping with id {} from {}",
+        crate::output::safe(id),
+        crate::output::safe(did)
+    ))
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ enum Action {
     Approve {
         /// The pending ping's id (`ping_...`).
         id: String,
+        /// Its sender's DID: required when several senders used the id
+        /// (`pending list` shows them all).
+        #[arg(long, value_name = "DID")]
+        from: Option<String>,
         /// New trust score for the sender, 0..1 (recorded as a trust change
         /// when the listener audits).
         #[arg(long, value_name = "SCORE", value_parser = |s: &str| parse::score_value(s).map_err(|e| e.to_string()))]
@@ -41,6 +45,9 @@ enum Action {
     Reject {
         /// The pending ping's id (`ping_...`).
         id: String,
+        /// Its sender's DID: required when several senders used the id.
+        #[arg(long, value_name = "DID")]
+        from: Option<String>,
     },
 }
 
@@ -51,11 +58,15 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     };
     let request = match &args.action {
         Action::List => Request::List,
-        Action::Approve { id, trust } => Request::Approve {
+        Action::Approve { id, from, trust } => Request::Approve {
             id: id.clone(),
+            from: from.clone(),
             trust: *trust,
         },
-        Action::Reject { id } => Request::Reject { id: id.clone() },
+        Action::Reject { id, from } => Request::Reject {
+            id: id.clone(),
+            from: from.clone(),
+        },
     };
     let response = control::call(&socket, &request)?;
     if args.json {

@@ -294,3 +294,113 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
     assert!(list.contains("lamp\\u{1b}[2K\\u{d}GROEN accept"), "{list}");
     assert!(list.contains('…'), "the long purpose is cut: {list}");
 }
+
+/// Two senders used one packet id (docs/SECURITY.md, row 4): a review by id
+/// alone is refused and names both senders, `--from DID` picks one, and the
+/// other stays waiting untouched.
+#[test]
+fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
+    use std::net::UdpSocket;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("hub.sock");
+    let sock_s = sock.to_str().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
+    )
+    .unwrap();
+    let hub = Listener::start(&[
+        "--did",
+        "jis:home:hub",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--config",
+        config.to_str().unwrap(),
+        "--control",
+        sock_s,
+    ]);
+    let codec = tibet_ping::PacketCodec::new(false);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let id = "ping_00000000000000aa";
+    for (did, nonce) in [
+        ("jis:home:alice", "00112233445566778899aabbccddeef0"),
+        ("jis:evil:mallory", "00112233445566778899aabbccddeef1"),
+    ] {
+        let mut ping =
+            tibet_ping::PingPacket::new(id, did, "jis:home:hub", "door.open", "let me in");
+        ping.nonce = nonce.into();
+        ping.timestamp = tibet_ping::Timestamp::now().to_iso();
+        udp.send_to(&codec.encode_packet(&ping).unwrap(), hub.addr)
+            .unwrap();
+    }
+    let waiting = || -> Vec<String> {
+        let out = run(&["pending", "list", "--control", sock_s, "--json"]);
+        assert_code(&out, 0);
+        json(&out)["pending"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["source_did"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for _ in 0..100 {
+        if waiting().len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(waiting(), ["jis:home:alice", "jis:evil:mallory"]);
+
+    let out = run(&[
+        "pending",
+        "approve",
+        id,
+        "--control",
+        sock_s,
+        "--trust",
+        "0.9",
+    ]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("2 pings wait under id ping_00000000000000aa")
+            && err.contains("jis:home:alice")
+            && err.contains("jis:evil:mallory")
+            && err.contains("--from DID"),
+        "{err}"
+    );
+    assert_eq!(waiting().len(), 2, "nothing was approved");
+
+    let out = run(&[
+        "pending",
+        "approve",
+        id,
+        "--from",
+        "jis:home:alice",
+        "--control",
+        sock_s,
+    ]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("from jis:home:alice"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(waiting(), ["jis:evil:mallory"]);
+
+    // With one sender left, the id alone is enough again.
+    let out = run(&["pending", "reject", id, "--control", sock_s]);
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("jis:evil:mallory"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(waiting().is_empty());
+    drop(hub);
+}

@@ -725,7 +725,9 @@ impl Engine {
     }
 
     /// Approves a pending (GEEL) ping, optionally raising the sender's trust;
-    /// audited as a review, then (when raised) a trust change.
+    /// audited as a review, then (when raised) a trust change. When several
+    /// senders used `packet_id`, the first to arrive is taken; see
+    /// [`Engine::approve_pending_from`].
     pub fn approve_pending(
         &mut self,
         now: Now,
@@ -737,8 +739,24 @@ impl Engine {
             .pending()
             .find(|p| p.packet.packet_id == packet_id)
             .map(|p| p.packet.source_did.clone())?;
+        self.approve_pending_from(now, &did, packet_id, raise_trust_to)
+    }
+
+    /// Approves the pending ping `packet_id` from `source_did` exactly (a
+    /// review queue may hold one id under several senders: a re-send under
+    /// another DID is a separate entry, never a change to the first).
+    pub fn approve_pending_from(
+        &mut self,
+        now: Now,
+        source_did: &str,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<PendingPing> {
+        let did = source_did.to_owned();
         let old = self.node.trust_of(now.wall, &did).score;
-        let approved = self.node.approve_pending(packet_id, raise_trust_to)?;
+        let approved = self
+            .node
+            .approve_pending_from(&did, packet_id, raise_trust_to)?;
         self.audit(|| AuditRecord::PendingReviewed {
             pending: Box::new(approved.clone()),
             approved: true,
@@ -750,9 +768,25 @@ impl Engine {
         Some(approved)
     }
 
-    /// Rejects a pending (GEEL) ping; audited as a review.
+    /// Rejects a pending (GEEL) ping (the first to arrive under
+    /// `packet_id`); audited as a review.
     pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
-        let rejected = self.node.reject_pending(packet_id)?;
+        let did = self
+            .node
+            .pending()
+            .find(|p| p.packet.packet_id == packet_id)
+            .map(|p| p.packet.source_did.clone())?;
+        self.reject_pending_from(&did, packet_id)
+    }
+
+    /// Rejects the pending ping `packet_id` from `source_did` exactly;
+    /// audited as a review.
+    pub fn reject_pending_from(
+        &mut self,
+        source_did: &str,
+        packet_id: &str,
+    ) -> Option<PendingPing> {
+        let rejected = self.node.reject_pending_from(source_did, packet_id)?;
         self.audit(|| AuditRecord::PendingReviewed {
             pending: Box::new(rejected.clone()),
             approved: false,

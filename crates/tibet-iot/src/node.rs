@@ -434,9 +434,29 @@ impl IoTNode {
             .command(|e| e.approve_pending(now, packet_id, raise_trust_to))
     }
 
+    /// Approves the pending ping `packet_id` from `source_did` exactly,
+    /// optionally raising that sender's trust; audited.
+    pub fn approve_pending_from(
+        &self,
+        source_did: &str,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> Option<PendingPing> {
+        let now = self.shared.now();
+        self.shared
+            .command(|e| e.approve_pending_from(now, source_did, packet_id, raise_trust_to))
+    }
+
     /// Rejects a pending ping; audited.
     pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
         self.shared.command(|e| e.reject_pending(packet_id))
+    }
+
+    /// Rejects the pending ping `packet_id` from `source_did` exactly;
+    /// audited.
+    pub fn reject_pending_from(&self, source_did: &str, packet_id: &str) -> Option<PendingPing> {
+        self.shared
+            .command(|e| e.reject_pending_from(source_did, packet_id))
     }
 
     /// Records a peer by hand.

@@ -640,9 +640,20 @@ impl PingNode {
         Some(pending)
     }
 
-    /// A human rejects a pending ping.
+    /// A human rejects a pending ping (the first to arrive under
+    /// `packet_id`, like [`PingNode::approve_pending`]).
     pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
         self.airlock.take_pending(packet_id)
+    }
+
+    /// Like [`PingNode::reject_pending`], for the ping `packet_id` from
+    /// `source_did` exactly.
+    pub fn reject_pending_from(
+        &mut self,
+        source_did: &str,
+        packet_id: &str,
+    ) -> Option<PendingPing> {
+        self.airlock.take_pending_from(source_did, packet_id)
     }
 
     /// Removes the GEEL pings and beacons that waited for review longer

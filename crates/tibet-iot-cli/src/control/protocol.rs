@@ -17,6 +17,9 @@ pub(crate) enum Request {
     Approve {
         /// The pending ping's packet id.
         id: String,
+        /// Its sender, when several senders used the id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
         /// New trust score for the sender (0..1).
         #[serde(
             default,
@@ -29,6 +32,9 @@ pub(crate) enum Request {
     Reject {
         /// The pending ping's packet id.
         id: String,
+        /// Its sender, when several senders used the id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
     },
     /// The node's counters.
     Stats,
@@ -147,6 +153,7 @@ mod tests {
                 parse_request(text.as_bytes()),
                 Ok(Request::Approve {
                     id: "p".into(),
+                    from: None,
                     trust
                 }),
                 "{text}"
