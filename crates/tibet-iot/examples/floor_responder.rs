@@ -2,7 +2,7 @@
 //! per ping, as a measuring stick for the real listener (docs/PERFORMANCE.md).
 //!
 //! ```text
-//! cargo run --release -p tibet-iot --example floor_responder -- [--bind 127.0.0.1] [--port 0] [--did DID]
+//! cargo run --release -p tibet-iot --example floor_responder -- [--bind 127.0.0.1] [--port 0] [--did DID] [--work-ns N]
 //! ```
 //!
 //! It prints `listening on ADDR as DID` once bound, then answers every JSON
@@ -44,6 +44,10 @@ struct Args {
     bind: String,
     port: u16,
     did: String,
+    /// CPU time spent per answered ping before each batch is sent, in ns
+    /// (`--work-ns`, default 0): shows how the kernel's share of a
+    /// responder's cost moves when the responder itself takes longer.
+    work_ns: u64,
 }
 
 fn args() -> Args {
@@ -51,6 +55,7 @@ fn args() -> Args {
         bind: "127.0.0.1".into(),
         port: 0,
         did: "jis:bench:floor".into(),
+        work_ns: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,6 +64,7 @@ fn args() -> Args {
             "--bind" => a.bind = val(),
             "--port" => a.port = val().parse().expect("--port: a number"),
             "--did" => a.did = val(),
+            "--work-ns" => a.work_ns = val().parse().expect("--work-ns: a number"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -190,6 +196,13 @@ fn main() {
             match canned.answer(&rx_bufs[i][..*len], &mut tx_bufs[replies.len()]) {
                 Some(n) => replies.push((n, *from)),
                 None => dropped += 1,
+            }
+        }
+        if a.work_ns > 0 && !replies.is_empty() {
+            // Spin, not sleep: the point is CPU time on this thread.
+            let until = Instant::now() + Duration::from_nanos(a.work_ns * replies.len() as u64);
+            while Instant::now() < until {
+                std::hint::spin_loop();
             }
         }
         if !replies.is_empty() {
