@@ -204,7 +204,13 @@ impl Engine {
                 nonce_window.max(config.request_timeout),
             ),
             stats: EngineStats::default(),
-            guard: SourceGuard::new(config.guard.clone()),
+            // Every tracked peer may need a challenge paid from its
+            // address's credit: a hub of 10,000 peers whose credit table
+            // held 8,192 sources never proved the rest.
+            guard: SourceGuard::new(crate::guard::GuardConfig {
+                credit_sources: config.guard.credit_sources.max(config.limits.peers),
+                ..config.guard.clone()
+            }),
             drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
             next_drop_flush: None,
             metrics: PingMetrics::default(),
