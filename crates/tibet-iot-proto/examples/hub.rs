@@ -26,8 +26,8 @@ use std::time::Duration;
 use nix::time::{ClockId, clock_gettime};
 
 use rand::SeedableRng;
-use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use rand::rngs::StdRng;
+use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tibet_iot_proto::sim::{addr, did};
 use tibet_iot_proto::{Engine, Limits, MonoTime, Now, PacketCodec, TransportConfig};
 use tibet_ping::{
@@ -312,12 +312,8 @@ impl Hub {
                     return None;
                 };
                 let r = peers[index(tx.destination)].receive(at(t).wall, &p);
-                r.should_reply().then(|| {
-                    (
-                        tx.destination,
-                        codec.encode_response(&r.response).unwrap(),
-                    )
-                })
+                r.should_reply()
+                    .then(|| (tx.destination, codec.encode_response(&r.response).unwrap()))
             })
             .collect();
         self.peer_growth += live() - l0 - held_by(&answers);
@@ -363,9 +359,9 @@ impl Hub {
     }
 
     fn report(self) {
-        let st = self
-            .hub
-            .stats(at(60.0 + 30.0 * self.rounds as f64 - 25.0 + self.rounds as f64));
+        let st = self.hub.stats(at(
+            60.0 + 30.0 * self.rounds as f64 - 25.0 + self.rounds as f64
+        ));
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             self.n,

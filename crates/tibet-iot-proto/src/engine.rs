@@ -1370,7 +1370,7 @@ impl Engine {
                     continue;
                 }
                 let mut packet = self.node.heartbeat(now.wall, &did, None);
-                Self::attach_routes(&round, &mut packet, &did, addr);
+                self.attach_routes(now, &round, &mut packet, &did, addr);
                 self.send_background_heartbeat(now, packet, addr);
             }
         }

@@ -278,6 +278,8 @@ impl Engine {
         {
             return;
         }
+        // It routes: it gets our advertisements from now on.
+        self.routes.note_advertiser(now.mono, addr);
         let own = self.node.did().to_owned();
         for (dest, hops) in self
             .routes
@@ -313,17 +315,26 @@ impl Engine {
     }
 
     /// Adds this round's route advertisement to a heartbeat for `to_did` at
-    /// `to`.
+    /// `to` (with routing on): the routes if the neighbour advertises
+    /// routes itself, else an empty map, which says that this node routes
+    /// and wants the neighbour's advertisements.
     pub(crate) fn attach_routes(
+        &self,
+        now: Now,
         round: &[(String, SocketAddr, u32)],
         packet: &mut PingPacket,
         to_did: &str,
         to: SocketAddr,
     ) {
-        let advert = RoutingTable::advertisement_for(round, to_did, to);
-        if !advert.is_empty() {
-            packet.payload.insert(ROUTES_KEY.to_owned(), advert.into());
+        if !self.config.routing {
+            return;
         }
+        let advert = if self.routes.wants_advertisements(now.mono, to) {
+            RoutingTable::advertisement_for(round, to_did, to)
+        } else {
+            tibet_ping::JsonMap::new()
+        };
+        packet.payload.insert(ROUTES_KEY.to_owned(), advert.into());
     }
 
     /// The hook for a mesh packet that has no route and no peer to flood to
