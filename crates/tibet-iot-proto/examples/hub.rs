@@ -140,8 +140,20 @@ fn main() {
          peers\talive\thb sent\tbytes/peer\thb in (us/hb)\thb out (us/peer)\t\
          hb answers in (us/peer)\tcleanup (ms)\tping (us)"
     );
+    let held: Vec<(usize, i64)> = hubs.iter().map(|h| (h.n, h.held)).collect();
     for h in hubs {
         h.report();
+    }
+    // What one more peer costs, without the fixed costs (caches of fixed
+    // capacity, tables' initial sizes).
+    for w in held.windows(2) {
+        let ((a, ha), (b, hb)) = (w[0], w[1]);
+        if b > a {
+            println!(
+                "bytes per added peer, {a} -> {b} peers: {}",
+                (hb - ha) / (b - a) as i64
+            );
+        }
     }
 }
 
@@ -190,7 +202,7 @@ impl Hub {
             discovery_enabled: false,
             cleanup_interval: Duration::from_secs(CLEANUP),
             limits: Limits {
-                peers: 16_384,
+                peers: n.max(16_384),
                 ..Limits::default()
             },
             ..TransportConfig::default()
