@@ -1369,8 +1369,8 @@ impl Engine {
                     self.challenge(now, &did, addr);
                     continue;
                 }
-                let mut packet = self.node.heartbeat(now.wall, &did, None);
-                self.attach_routes(now, &round, &mut packet, &did, addr);
+                let routes = self.heartbeat_routes(now, &round, &did, addr);
+                let packet = self.node.heartbeat_with(now.wall, &did, None, routes);
                 self.send_background_heartbeat(now, packet, addr);
             }
         }
