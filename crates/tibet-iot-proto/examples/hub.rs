@@ -15,8 +15,9 @@
 //! hits every size alike.
 //!
 //! `cargo run --release -p tibet-iot-proto --example hub [PEERS...]`
-//! (`HUB_ROUNDS`, default 7: rounds per figure; `HUB_DEBUG`: print the hub's
-//! counters).
+//! (`HUB_ROUNDS`, default 7: rounds per figure; `HUB_ROUTING_PEERS`: the
+//! peers say they route, so the hub sends them its route advertisements;
+//! `HUB_DEBUG`: print the hub's counters).
 
 use std::alloc::System;
 use std::hint::black_box;
@@ -29,7 +30,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tibet_iot_proto::sim::{addr, did};
-use tibet_iot_proto::{Engine, Limits, MonoTime, Now, PacketCodec, TransportConfig};
+use tibet_iot_proto::{Engine, Limits, MonoTime, Now, PacketCodec, ROUTES_KEY, TransportConfig};
 use tibet_ping::{
     AirlockRule, AirlockZone, Frame, PingNode, PingNodeConfig, PingOptions, RulePattern, Timestamp,
 };
@@ -169,6 +170,8 @@ struct Hub {
     alive: usize,
     sent: usize,
     held: i64,
+    /// Mean size of a datagram of the hub's last round.
+    round_bytes: usize,
     /// Heap growth of the peers' own nodes (not the hub's).
     peer_growth: i64,
     hb_in: Vec<f64>,
@@ -234,6 +237,7 @@ impl Hub {
             alive: 0,
             sent: 0,
             held: 0,
+            round_bytes: 0,
             peer_growth: 0,
             hb_in: Vec::new(),
             hb_out: Vec::new(),
@@ -278,12 +282,19 @@ impl Hub {
     fn heartbeats(&mut self, t: f64) -> Vec<(SocketAddr, Vec<u8>)> {
         let l0 = live();
         let codec = &self.codec;
+        let routing = std::env::var_os("HUB_ROUTING_PEERS").is_some();
         let v: Vec<(SocketAddr, Vec<u8>)> = self
             .peers
             .iter_mut()
             .enumerate()
             .map(|(i, p)| {
-                let hb = p.heartbeat(at(t).wall, HUB_DID, None);
+                // A routing node with nothing to advertise sends an empty
+                // `routes` map.
+                let mut extra = tibet_ping::JsonMap::new();
+                if routing {
+                    extra.insert(ROUTES_KEY.to_owned(), tibet_ping::JsonMap::new().into());
+                }
+                let hb = p.heartbeat_with(at(t).wall, HUB_DID, None, extra);
                 (addr(i), codec.encode_packet(&hb).unwrap())
             })
             .collect();
@@ -314,6 +325,7 @@ impl Hub {
             out.push(tx);
         }
         let took = start.elapsed();
+        self.round_bytes = out.iter().map(|tx| tx.payload.len()).sum::<usize>() / out.len().max(1);
         let l0 = live();
         let codec = &self.codec;
         let peers = &mut self.peers;
@@ -387,7 +399,10 @@ impl Hub {
             Spread(self.ping),
         );
         if std::env::var_os("HUB_DEBUG").is_some() {
-            eprintln!("{:?}\n{:?}\n{:?}", st.engine, st.peers, st.routes);
+            eprintln!(
+                "{:?}\n{:?}\n{:?}\nmean heartbeat datagram of the hub's last round: {} bytes",
+                st.engine, st.peers, st.routes, self.round_bytes
+            );
         }
         assert_eq!(st.engine.rood_dropped, 0, "every ping answered");
         assert_eq!(self.alive, self.n, "every peer stays alive");
