@@ -204,7 +204,13 @@ impl Engine {
                 nonce_window.max(config.request_timeout),
             ),
             stats: EngineStats::default(),
-            guard: SourceGuard::new(config.guard.clone()),
+            // Every tracked peer may need a challenge paid from its
+            // address's credit: a hub of 10,000 peers whose credit table
+            // held 8,192 sources never proved the rest.
+            guard: SourceGuard::new(crate::guard::GuardConfig {
+                credit_sources: config.guard.credit_sources.max(config.limits.peers),
+                ..config.guard.clone()
+            }),
             drops: DropAggregator::new(config.guard.drop_interval, config.guard.drop_sources),
             next_drop_flush: None,
             metrics: PingMetrics::default(),
@@ -1402,8 +1408,8 @@ impl Engine {
                     self.challenge(now, &did, addr);
                     continue;
                 }
-                let mut packet = self.node.heartbeat(now.wall, &did, None);
-                Self::attach_routes(&round, &mut packet, &did, addr);
+                let routes = self.heartbeat_routes(now, &round, &did, addr);
+                let packet = self.node.heartbeat_with(now.wall, &did, None, routes);
                 self.send_background_heartbeat(now, packet, addr);
             }
         }

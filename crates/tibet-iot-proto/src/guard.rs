@@ -42,7 +42,9 @@ pub struct GuardConfig {
     /// longer than the heartbeat interval, so a challenge heartbeat can be
     /// paid from a beacon's credit).
     pub credit_ttl: Duration,
-    /// Sources whose credit is tracked at once (8,192); the oldest is
+    /// Sources whose credit is tracked at once (8,192; the engine raises it
+    /// to `Limits::peers` when that is larger, since every unproven peer's
+    /// challenge is paid from its address's credit); the oldest is
     /// forgotten first.
     pub credit_sources: usize,
     /// Reverse paths (relayed packets) per untrusted address: burst (64).

@@ -12,6 +12,13 @@
 //! - the `routes` advertisement a trusted neighbour carries in its heartbeat
 //!   payload (`{"<did>": hops, ...}`, at most [`MAX_ADVERTISED`] entries).
 //!
+//! Only neighbours that advertise routes themselves get advertisements: a
+//! routing node's heartbeats always carry the `routes` key (empty when it
+//! has nothing to say), and a trusted neighbour whose heartbeat carried it
+//! within the ttl is sent ours. Devices that do not route (sensors on a hub,
+//! peers with routing off, the Python reference) get plain heartbeats, so a
+//! hub does not pay an advertisement per device per round.
+//!
 //! Advertisements use poisoned reverse: a route learned from a neighbour is
 //! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
 //! keep a dead route alive through each other. Routes age out after the
@@ -104,6 +111,14 @@ pub struct RouteStats {
     pub mesh_relays_seen: Vec<u64>,
 }
 
+/// A trusted neighbour: its DID, and when its heartbeat last carried route
+/// advertisements (it routes, and wants ours).
+#[derive(Debug)]
+struct Neighbour {
+    did: String,
+    advertised: Option<MonoTime>,
+}
+
 /// The routing table of one node.
 #[derive(Debug)]
 pub struct RoutingTable {
@@ -113,7 +128,7 @@ pub struct RoutingTable {
     bytes: usize,
     ttl: Duration,
     cursor: Option<String>,
-    neighbours: BTreeMap<SocketAddr, String>,
+    neighbours: BTreeMap<SocketAddr, Neighbour>,
     /// Routes lost since the last advertisement round: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
     withdrawn: std::collections::BTreeSet<String>,
@@ -380,9 +395,11 @@ impl RoutingTable {
     /// (the only next hops a route may use); false when the neighbour list
     /// is full (bounded like the routes).
     pub fn set_neighbour(&mut self, addr: SocketAddr, did: &str) -> bool {
-        if let Some(d) = self.neighbours.get_mut(&addr) {
-            if d != did {
-                did.clone_into(d);
+        if let Some(n) = self.neighbours.get_mut(&addr) {
+            if n.did != did {
+                did.clone_into(&mut n.did);
+                // Another node at that address: it has advertised nothing.
+                n.advertised = None;
             }
             return true;
         }
@@ -390,13 +407,36 @@ impl RoutingTable {
             self.stats.refused += 1;
             return false;
         }
-        self.neighbours.insert(addr, did.to_owned());
+        self.neighbours.insert(
+            addr,
+            Neighbour {
+                did: did.to_owned(),
+                advertised: None,
+            },
+        );
         true
     }
 
     /// The DID of the neighbour at `addr`.
     pub fn neighbour(&self, addr: SocketAddr) -> Option<&str> {
-        self.neighbours.get(&addr).map(String::as_str)
+        self.neighbours.get(&addr).map(|n| n.did.as_str())
+    }
+
+    /// The trusted neighbour at `addr` sent a heartbeat carrying route
+    /// advertisements (possibly empty): it routes, and is sent ours.
+    pub fn note_advertiser(&mut self, now: MonoTime, addr: SocketAddr) {
+        if let Some(n) = self.neighbours.get_mut(&addr) {
+            n.advertised = Some(now);
+        }
+    }
+
+    /// Whether the neighbour at `addr` advertised routes within the ttl
+    /// (only such neighbours are sent advertisements).
+    pub fn wants_advertisements(&self, now: MonoTime, addr: SocketAddr) -> bool {
+        self.neighbours
+            .get(&addr)
+            .and_then(|n| n.advertised)
+            .is_some_and(|t| now.saturating_duration_since(t) <= self.ttl)
     }
 
     /// Forgets the neighbour at `addr`.
@@ -527,6 +567,24 @@ mod tests {
         assert_eq!(to_n["jis:e"], 2);
         let again = rt.advertisement_round(t(3));
         assert!(again.iter().all(|(d, _, _)| d != "jis:d"), "only once");
+    }
+
+    #[test]
+    fn only_neighbours_that_advertise_want_advertisements() {
+        let mut rt = table();
+        assert!(rt.set_neighbour(addr(1), "jis:a"));
+        assert!(!rt.wants_advertisements(t(0), addr(1)), "silent so far");
+        rt.note_advertiser(t(0), addr(1));
+        assert!(rt.wants_advertisements(t(100), addr(1)));
+        assert!(!rt.wants_advertisements(t(101), addr(1)), "past the ttl");
+        rt.note_advertiser(t(101), addr(1));
+        assert!(rt.set_neighbour(addr(1), "jis:b"));
+        assert!(
+            !rt.wants_advertisements(t(101), addr(1)),
+            "another node at the address"
+        );
+        rt.note_advertiser(t(0), addr(7));
+        assert!(!rt.wants_advertisements(t(0), addr(7)), "not a neighbour");
     }
 
     #[test]

@@ -237,6 +237,10 @@ fn an_untrusted_node_advertising_routes_it_does_not_have_is_ignored() {
     sim.node(0).set_trust(now, &did(h), 0.5);
     let bytes = hostile_advert(&mut sim, &mut hostile);
     sim.node(0).handle_datagram(now, addr(h), &bytes);
+    assert!(
+        !sim.node(0).routes().wants_advertisements(now.mono, addr(h)),
+        "an untrusted node is sent no routes either"
+    );
     let st = sim.node(0).stats(now);
     assert_eq!(st.engine.pings_answered, 2 + 1, "answered, as GEEL");
     assert!(st.routes.untrusted_ignored >= 1);
@@ -252,6 +256,87 @@ fn an_untrusted_node_advertising_routes_it_does_not_have_is_ignored() {
     sim.node(0).handle_datagram(now, addr(h), &bytes);
     let r = sim.node(0).routes().get(now.mono, &did(2)).unwrap().clone();
     assert_eq!((r.next_hop, r.hops), (addr(h), 1));
+}
+
+/// The routes of every heartbeat `from` sent `to` on the wire (`None`: a
+/// heartbeat without the `routes` key).
+fn adverts(sim: &Sim, from: usize, to: usize) -> Vec<Option<tibet_ping::JsonMap>> {
+    let codec = tibet_ping::PacketCodec::json();
+    sim.wire()
+        .iter()
+        .filter(|d| d.from == addr(from) && d.to == addr(to))
+        .filter_map(|d| match codec.decode(&d.bytes) {
+            Ok(tibet_ping::Frame::Packet(p)) if p.ping_type == PingType::Heartbeat => Some(
+                p.payload
+                    .get(ROUTES_KEY)
+                    .and_then(|v| v.as_object())
+                    .cloned(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn only_neighbours_that_route_are_sent_advertisements() {
+    // A hub (0) with a routing neighbour (1, which has a neighbour of its
+    // own, 3) and a device that does not route (2).
+    let mut sim = Sim::new(7);
+    for i in 0..4 {
+        let config = tibet_iot_proto::TransportConfig {
+            routing: i != 2,
+            ..Sim::config()
+        };
+        sim.add(i, config);
+    }
+    for (a, b) in [(0, 1), (0, 2), (1, 3)] {
+        sim.link(a, b);
+    }
+    sim.trust_all(4);
+    sim.record_wire(true);
+    sim.run_for(Duration::from_secs(125));
+    let now = sim.now();
+
+    let to_router = adverts(&sim, 0, 1);
+    let to_device = adverts(&sim, 0, 2);
+    assert!(
+        to_router.len() >= 3 && to_device.len() >= 3,
+        "heartbeats flowed"
+    );
+    assert!(
+        to_router
+            .iter()
+            .flatten()
+            .any(|r| r.get(&did(2)).and_then(|h| h.as_u64()) == Some(1)),
+        "the routing neighbour is told of the device: {to_router:?}"
+    );
+    assert!(
+        to_device
+            .iter()
+            .all(|r| r.as_ref().is_some_and(|m| m.is_empty())),
+        "the device only hears that the hub routes: {to_device:?}"
+    );
+    assert!(
+        adverts(&sim, 2, 0).iter().all(Option::is_none),
+        "a node with routing off says nothing of routes"
+    );
+    assert!(sim.node(0).routes().wants_advertisements(now.mono, addr(1)));
+    assert!(!sim.node(0).routes().wants_advertisements(now.mono, addr(2)));
+    // Routes still travel both ways through the hub.
+    assert_eq!(
+        sim.node(0)
+            .routes()
+            .get(now.mono, &did(3))
+            .map(|r| r.next_hop),
+        Some(addr(1))
+    );
+    assert_eq!(
+        sim.node(1)
+            .routes()
+            .get(now.mono, &did(2))
+            .map(|r| r.next_hop),
+        Some(addr(0))
+    );
 }
 
 fn small(seed: u64) -> ScenarioConfig {

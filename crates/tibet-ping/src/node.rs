@@ -370,8 +370,22 @@ impl PingNode {
         target: &str,
         status: Option<JsonMap>,
     ) -> PingPacket {
+        self.heartbeat_with(now, target, status, JsonMap::new())
+    }
+
+    /// [`PingNode::heartbeat`] with `extra` payload keys beside `status`
+    /// (an extension such as route advertisements; signed with them).
+    pub fn heartbeat_with(
+        &mut self,
+        now: Timestamp,
+        target: &str,
+        status: Option<JsonMap>,
+        extra: JsonMap,
+    ) -> PingPacket {
         let status =
             status.unwrap_or_else(|| JsonMap::from_iter([("alive".to_owned(), Value::Bool(true))]));
+        let mut payload = extra;
+        payload.insert("status".to_owned(), Value::Object(status));
         let opts = PingOptions {
             ping_type: PingType::Heartbeat,
             priority: Priority::Lazy,
@@ -380,7 +394,7 @@ impl PingNode {
             } else {
                 RoutingMode::Direct
             },
-            payload: JsonMap::from_iter([("status".to_owned(), Value::Object(status))]),
+            payload,
             ..PingOptions::default()
         };
         self.ping(now, target, "heartbeat", "Periodic keep-alive", opts)

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tibet_ping::{PingPacket, PingType, RoutingMode};
+use tibet_ping::{JsonMap, PingPacket, PingType, RoutingMode};
 
 use super::{Engine, SendOptions};
 use crate::error::SendError;
@@ -278,6 +278,8 @@ impl Engine {
         {
             return;
         }
+        // It routes: it gets our advertisements from now on.
+        self.routes.note_advertiser(now.mono, addr);
         let own = self.node.did().to_owned();
         for (dest, hops) in self
             .routes
@@ -312,18 +314,29 @@ impl Engine {
         );
     }
 
-    /// Adds this round's route advertisement to a heartbeat for `to_did` at
-    /// `to`.
-    pub(crate) fn attach_routes(
+    /// The payload keys this round adds to a heartbeat for `to_did` at `to`
+    /// (with routing on): the routes if the neighbour advertises routes
+    /// itself, else an empty map, which says that this node routes and
+    /// wants the neighbour's advertisements. Added before the heartbeat is
+    /// signed.
+    pub(crate) fn heartbeat_routes(
+        &self,
+        now: Now,
         round: &[(String, SocketAddr, u32)],
-        packet: &mut PingPacket,
         to_did: &str,
         to: SocketAddr,
-    ) {
-        let advert = RoutingTable::advertisement_for(round, to_did, to);
-        if !advert.is_empty() {
-            packet.payload.insert(ROUTES_KEY.to_owned(), advert.into());
+    ) -> JsonMap {
+        let mut extra = JsonMap::new();
+        if !self.config.routing {
+            return extra;
         }
+        let advert = if self.routes.wants_advertisements(now.mono, to) {
+            RoutingTable::advertisement_for(round, to_did, to)
+        } else {
+            JsonMap::new()
+        };
+        extra.insert(ROUTES_KEY.to_owned(), advert.into());
+        extra
     }
 
     /// The hook for a mesh packet that has no route and no peer to flood to

@@ -115,7 +115,10 @@ impl KeyCache {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         KeyCache {
-            map: HashMap::with_capacity(capacity.min(1024)),
+            // Grows with use: a node that never sees a key pays nothing (a
+            // table sized up front cost ~440 KB per engine, most of a
+            // simulated node's memory).
+            map: HashMap::new(),
             order: VecDeque::new(),
             capacity,
             stats: KeyCacheStats::default(),
