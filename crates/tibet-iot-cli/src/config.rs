@@ -104,6 +104,41 @@ pub struct ConfigFile {
     /// Pinned DIDs: `"jis:home:sensor" = "PUBKEY"` (base64 of the raw key).
     #[serde(default)]
     pub pins: BTreeMap<String, String>,
+    /// Table capacities, for hubs larger than the defaults allow.
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// `[limits]`: capacities of the node's tables. Unset keys keep the
+/// library's defaults; every table refuses (and counts) beyond its capacity.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Peers tracked (default 4,096): a hub needs one per device.
+    pub peers: Option<u64>,
+    /// Nonces held for replay protection (default 3,200,000, about 30 bytes
+    /// each): sustained pings per second x 30 s must fit, or trusted pings
+    /// are refused (fail closed) until entries expire.
+    pub nonce_capacity: Option<u64>,
+    /// Learned routes (default 2,048).
+    pub routes: Option<u64>,
+    /// Recent answers kept for retransmitted duplicates (default 8,192).
+    pub response_cache: Option<u64>,
+    /// Bytes waiting for the socket (default 16 MiB).
+    pub send_queue_bytes: Option<u64>,
+}
+
+impl LimitsSection {
+    /// Each key with the range it must be in.
+    fn entries(&self) -> [(&'static str, Option<u64>, u64); 5] {
+        [
+            ("limits.peers", self.peers, 1_000_000),
+            ("limits.nonce_capacity", self.nonce_capacity, 100_000_000),
+            ("limits.routes", self.routes, 1_000_000),
+            ("limits.response_cache", self.response_cache, 10_000_000),
+            ("limits.send_queue_bytes", self.send_queue_bytes, 1 << 32),
+        ]
+    }
 }
 
 /// `[discovery]`
@@ -309,6 +344,13 @@ impl ConfigFile {
     fn check(&self) -> Result<(), ConfigError> {
         if let Some(d) = &self.did {
             validate::did(d).map_err(|e| bad("did", e))?;
+        }
+        for (key, value, max) in self.limits.entries() {
+            if let Some(v) = value
+                && !(1..=max).contains(&v)
+            {
+                return Err(bad(key, format!("{v} must be between 1 and {max}")));
+            }
         }
         for (key, v) in [
             ("intervals.heartbeat", self.intervals.heartbeat),

@@ -160,6 +160,20 @@ impl std::fmt::Debug for Node {
 pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
     // Settings left unset keep the library's defaults.
     let d = TransportConfig::default();
+    // The config checked every limit against its range (at most 2^32).
+    let size = |v: Option<u64>, default: usize| v.map_or(default, |v| v as usize);
+    let l = &s.limits;
+    let limits = tibet_iot::Limits {
+        peers: size(l.peers, d.limits.peers),
+        routes: size(l.routes, d.limits.routes),
+        response_cache: size(l.response_cache, d.limits.response_cache),
+        send_queue_bytes: size(l.send_queue_bytes, d.limits.send_queue_bytes),
+        ..d.limits.clone()
+    };
+    let ping = tibet_ping::PingNodeConfig {
+        nonce_capacity: size(l.nonce_capacity, d.ping.nonce_capacity),
+        ..d.ping.clone()
+    };
     TransportConfig {
         bind_host: s.bind,
         bind_port: s.port,
@@ -175,6 +189,8 @@ pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
         peer_timeout: s.peer_timeout.unwrap_or(d.peer_timeout),
         device_type: s.device_type.clone().unwrap_or(d.device_type.clone()),
         capabilities: s.capabilities.clone(),
+        limits,
+        ping,
         ..d
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
-use crate::config::{AutoVouchEntry, ConfigFile, Durability, RuleEntry, VouchEntry};
+use crate::config::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
 use crate::identity::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
 
@@ -80,6 +80,8 @@ pub(crate) struct Settings {
     pub(crate) control: Option<PathBuf>,
     /// Key, identity mode, pins.
     pub(crate) identity: IdentitySettings,
+    /// Table capacities (`[limits]`).
+    pub(crate) limits: LimitsSection,
 }
 
 impl Settings {
@@ -109,6 +111,7 @@ impl Settings {
             audit: None,
             control: None,
             identity: IdentitySettings::from_flags(&net.identity),
+            limits: LimitsSection::default(),
         }
     }
 
@@ -249,6 +252,7 @@ impl Settings {
             audit,
             control: flags.control.clone().or(file.control),
             identity,
+            limits: file.limits,
         })
     }
 }

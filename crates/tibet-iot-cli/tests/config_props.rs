@@ -157,6 +157,11 @@ fn known_bad_values_give_value_errors_naming_the_key() {
             "[audit]\nfile = \"a\"\ngroup_commit_ms = 0",
             "audit.group_commit_ms",
         ),
+        ("[limits]\npeers = 0", "limits.peers"),
+        (
+            "[limits]\nnonce_capacity = 1000000000",
+            "limits.nonce_capacity",
+        ),
     ] {
         match parse(text) {
             Err(ConfigError::Value { key: k, .. }) => assert_eq!(k, key, "{text}"),
@@ -166,6 +171,8 @@ fn known_bad_values_give_value_errors_naming_the_key() {
     for text in [
         "port = 70000",
         "heartbeet = 1",
+        "[limits]\npeers = -1",
+        "[limits]\nsockets = 4",
         "[trust]\nx = \"y\"",
         "did = ",
     ] {

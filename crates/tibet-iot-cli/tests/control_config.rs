@@ -404,3 +404,45 @@ fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
     assert!(waiting().is_empty());
     drop(hub);
 }
+
+/// `[limits]` reaches the node: with room for one peer, a second trusted
+/// sender is still answered but not tracked, and the refusal is counted.
+#[test]
+fn the_limits_section_sets_the_node_capacities() {
+    use std::io::{BufRead, BufReader, Write};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("hub.sock");
+    let sock_s = sock.to_str().unwrap();
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[trust]\n\"jis:home:a\" = 0.9\n\"jis:home:b\" = 0.9\n\n[limits]\npeers = 1\nnonce_capacity = 1000\n",
+    )
+    .unwrap();
+    let hub = Listener::start(&[
+        "--did",
+        "jis:home:hub",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--config",
+        config.to_str().unwrap(),
+        "--control",
+        sock_s,
+    ]);
+    assert_code(&hub.send("light.on", "jis:home:a", &[]), 0);
+    assert_code(&hub.send("light.on", "jis:home:b", &[]), 0);
+
+    let mut conn = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    conn.write_all(b"{\"op\":\"stats\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let peers = &v["stats"]["peers"];
+    assert_eq!(peers["tracked"], 1, "{v}");
+    assert_eq!(peers["refused"], 1, "{v}");
+    drop(hub);
+}
