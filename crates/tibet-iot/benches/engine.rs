@@ -1,6 +1,10 @@
 //! The sans-IO engine alone: one trusted ping in, one answer out, no sockets.
 //! Separates the node's own work (decode, pipeline, encode, tables) from the
-//! kernel's share measured by `examples/loadgen.rs`.
+//! kernel's share measured by `examples/loadgen.rs`. The `parts` group takes
+//! the trusted ping apart: decoding the datagram, the protocol pipeline
+//! (trust, airlock, replay check, building the response) and encoding the
+//! answer; what `engine/groen_answered` costs beyond their sum is the
+//! engine's own tables (response cache, peers, routes, credit, metrics).
 //!
 //! `cargo bench -p tibet-iot --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -13,7 +17,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_iot::{Engine, MonoTime, Now, TransportConfig};
-use tibet_ping::{PacketCodec, PingNode, PingNodeConfig, Timestamp};
+use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, Timestamp};
 
 fn bench(c: &mut Criterion) {
     let now = Now::new(MonoTime::ZERO, Timestamp::now());
@@ -51,6 +55,42 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut parts = c.benchmark_group("parts");
+    parts.throughput(Throughput::Elements(1));
+    let fresh = |crafter: &mut PingNode| {
+        crafter.ping(
+            now.wall,
+            "jis:bench:node",
+            "bench.ping",
+            "engine bench",
+            Default::default(),
+        )
+    };
+    let datagram = codec.encode_packet(&fresh(&mut crafter)).unwrap();
+    parts.bench_function("decode", |b| b.iter(|| codec.decode(&datagram)));
+    let mut node = PingNode::new(
+        "jis:bench:node",
+        PingNodeConfig::default(),
+        Box::new(StdRng::seed_from_u64(2)),
+    );
+    node.set_trust("jis:bench:client", 0.9);
+    parts.bench_function("pipeline", |b| {
+        b.iter_batched(
+            || fresh(&mut crafter),
+            |packet| node.receive(now.wall, &packet),
+            BatchSize::SmallInput,
+        )
+    });
+    let packet = match codec.decode(&datagram).unwrap() {
+        Frame::Packet(p) => p,
+        Frame::Response(_) => unreachable!("a ping was encoded"),
+    };
+    let response = node.receive(now.wall, &packet).response;
+    parts.bench_function("encode_response", |b| {
+        b.iter(|| codec.encode_response(&response))
+    });
+    parts.finish();
 }
 
 criterion_group!(benches, bench);
