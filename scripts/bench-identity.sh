@@ -21,70 +21,22 @@ HUB=jis:bench:hub
 cargo build --release --quiet -p tibet-iot-cli --bin tibet-iot
 BIN=$PWD/target/release/tibet-iot
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 "$BIN" keygen --out "$work/hub.key" > "$work/hub.pub"
 "$BIN" keygen --out "$work/client.key" > "$work/client.pub"
 HUB_PUB=$(cat "$work/hub.pub")
 CLIENT_PUB=$(cat "$work/client.pub")
 
-start() {
-  local name=$1; shift
-  "$@" > "$work/$name.out" 2> "$work/$name.err" &
-  PID=$!
-  pids+=("$PID")
-  PORT=
-  for _ in $(seq 300); do
-    PORT=$(sed -n -e 's/^listening on [^ ]*:\([0-9]*\) .*/\1/p' "$work/$name.out" | head -n1)
-    [ -n "$PORT" ] && return 0
-    kill -0 "$PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "$name did not start:" >&2; cat "$work/$name.err" >&2; exit 1
-}
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-
-# $1 name, $2 pid, $3 port, rest: extra bench flags.
-measure() {
-  local name=$1 pid=$2 port=$3 c before after load
-  shift 3
-  "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$HUB" -n 2000 -c 32 --json "$@" > /dev/null 2>&1 || true
-  for c in $CONCURRENCY; do
-    load=$(cut -d' ' -f1 /proc/loadavg)
-    before=$(cpu_ticks "$pid")
-    "$BIN" bench "127.0.0.1:$port" --my-did "$CLIENT" --target "$HUB" \
-      --duration "$DURATION" -c "$c" --json "$@" > "$work/run.json" 2> "$work/run.err" || true
-    after=$(cpu_ticks "$pid")
-    python3 - "$name" "$c" "$((after - before))" "$(getconf CLK_TCK)" "$load" "$work/run.json" >> "$work/rows.jsonl" <<'PYEOF'
-import json, sys
-name, c, ticks, hz, load, path = sys.argv[1:]
-try:
-    r = json.load(open(path))
-except Exception:
-    r = {}
-r.update(responder=name, c=int(c), responder_cpu_s=int(ticks) / int(hz), load=float(load))
-print(json.dumps(r))
-PYEOF
-  done
-}
-
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 start unsigned "$BIN" listen --did "$HUB" --bind 127.0.0.1 --port 0 --no-discovery \
   --trust "$CLIENT=0.9"
-measure "unsigned" "$PID" "$PORT"
+measure "unsigned" "$PID" "$PORT" "$HUB"
 stop "$PID"
 start signed "$BIN" listen --did "$HUB" --bind 127.0.0.1 --port 0 --no-discovery \
   --trust "$CLIENT=0.9" --key "$work/hub.key" --pin "$CLIENT=$CLIENT_PUB"
-measure "signed" "$PID" "$PORT" --key "$work/client.key"
+measure "signed" "$PID" "$PORT" "$HUB" --key "$work/client.key"
 stop "$PID"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 : "$HUB_PUB"
