@@ -295,22 +295,12 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
     assert!(list.contains('…'), "the long purpose is cut: {list}");
 }
 
-/// Two senders used one packet id (docs/SECURITY.md, row 4): a review by id
-/// alone is refused and names both senders, `--from DID` picks one, and the
-/// other stays waiting untouched.
-#[test]
-fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
-    use std::net::UdpSocket;
-
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("hub.sock");
-    let sock_s = sock.to_str().unwrap();
-    let config = dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
-        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
-    )
-    .unwrap();
+/// Starts `jis:home:hub` on 127.0.0.1 (no discovery) with `config` as its
+/// config file and a control socket, both in `dir`; returns the socket path.
+fn hub_with_config(dir: &std::path::Path, config: &str) -> (Listener, std::path::PathBuf) {
+    let sock = dir.join("hub.sock");
+    let file = dir.join("hub.toml");
+    std::fs::write(&file, config).unwrap();
     let hub = Listener::start(&[
         "--did",
         "jis:home:hub",
@@ -320,10 +310,26 @@ fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
         "0",
         "--no-discovery",
         "--config",
-        config.to_str().unwrap(),
+        file.to_str().unwrap(),
         "--control",
-        sock_s,
+        sock.to_str().unwrap(),
     ]);
+    (hub, sock)
+}
+
+/// Two senders used one packet id (docs/SECURITY.md, row 4): a review by id
+/// alone is refused and names both senders, `--from DID` picks one, and the
+/// other stays waiting untouched.
+#[test]
+fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
+    use std::net::UdpSocket;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, sock) = hub_with_config(
+        dir.path(),
+        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
+    );
+    let sock_s = sock.to_str().unwrap();
     let codec = tibet_ping::PacketCodec::new(false);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let id = "ping_00000000000000aa";
@@ -412,27 +418,10 @@ fn the_limits_section_sets_the_node_capacities() {
     use std::io::{BufRead, BufReader, Write};
 
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("hub.sock");
-    let sock_s = sock.to_str().unwrap();
-    let config = dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
+    let (hub, sock) = hub_with_config(
+        dir.path(),
         "[trust]\n\"jis:home:a\" = 0.9\n\"jis:home:b\" = 0.9\n\n[limits]\npeers = 1\nnonce_capacity = 1000\n",
-    )
-    .unwrap();
-    let hub = Listener::start(&[
-        "--did",
-        "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--config",
-        config.to_str().unwrap(),
-        "--control",
-        sock_s,
-    ]);
+    );
     assert_code(&hub.send("light.on", "jis:home:a", &[]), 0);
     assert_code(&hub.send("light.on", "jis:home:b", &[]), 0);
 
