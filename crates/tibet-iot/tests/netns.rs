@@ -4,6 +4,8 @@
 //! with the node's settings in the environment, driven line by line over
 //! stdin/stdout. Addresses are 10.77.x.y inside our own namespaces only.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{ChildStdin, Stdio};
@@ -29,8 +31,7 @@ fn netns_child() {
 }
 
 async fn child_main(did: String, discovery: bool) {
-    use tibet_iot::{Event, IoTNode, SendOptions, TransportConfig};
-    use tibet_ping::{PingOptions, RoutingMode};
+    use tibet_iot::{Event, IoTNode, TransportConfig};
     use tokio::io::AsyncBufReadExt;
 
     let cfg = TransportConfig {
@@ -50,37 +51,11 @@ async fn child_main(did: String, discovery: bool) {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let w: Vec<&str> = line.split_whitespace().collect();
+        if let Some(answer) = common::node_command(&node, &w, "across hosts").await {
+            println!("NODE {answer}");
+            continue;
+        }
         match w.as_slice() {
-            ["trust", d, t] => {
-                node.set_trust(d, t.parse().unwrap());
-                println!("NODE ok");
-            }
-            ["peer", d, a] => {
-                node.add_peer(d, a.parse().unwrap());
-                println!("NODE ok");
-            }
-            ["ping", d, a, mode] => {
-                let routing_mode = if *mode == "mesh" {
-                    RoutingMode::Mesh
-                } else {
-                    RoutingMode::Direct
-                };
-                let opts = SendOptions {
-                    ping: PingOptions {
-                        routing_mode,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                match node
-                    .send_ping(d, a.parse().unwrap(), "netns.test", "across hosts", opts)
-                    .await
-                {
-                    Ok(Some(r)) => println!("NODE resp {} {}", r.airlock_zone, r.responder_did),
-                    Ok(None) => println!("NODE resp none"),
-                    Err(e) => println!("NODE resp error {e}"),
-                }
-            }
             ["send_errors"] => {
                 // No event reports a refused send: poll the counter, bounded.
                 let mut n = 0;

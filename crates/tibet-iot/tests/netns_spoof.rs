@@ -10,6 +10,8 @@
 //! this test binary re-executed inside its namespace (`spoof_child`),
 //! driven line by line over stdin/stdout.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::{ChildStdin, Stdio};
@@ -114,8 +116,7 @@ fn spoof_child() {
 }
 
 async fn node_main() {
-    use tibet_iot::{IoTNode, SendOptions, TransportConfig};
-    use tibet_ping::{PingOptions, RoutingMode};
+    use tibet_iot::{IoTNode, TransportConfig};
     use tokio::io::AsyncBufReadExt;
 
     let did = std::env::var("TIBET_SPOOF_DID").unwrap();
@@ -136,37 +137,11 @@ async fn node_main() {
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let w: Vec<&str> = line.split_whitespace().collect();
+        if let Some(answer) = common::node_command(&node, &w, "trusted").await {
+            println!("OUT {answer}");
+            continue;
+        }
         match w.as_slice() {
-            ["trust", d, t] => {
-                node.set_trust(d, t.parse().unwrap());
-                println!("OUT ok");
-            }
-            ["peer", d, a] => {
-                node.add_peer(d, a.parse().unwrap());
-                println!("OUT ok");
-            }
-            ["ping", d, a, mode] => {
-                let routing_mode = if *mode == "mesh" {
-                    RoutingMode::Mesh
-                } else {
-                    RoutingMode::Direct
-                };
-                let opts = SendOptions {
-                    ping: PingOptions {
-                        routing_mode,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                };
-                match node
-                    .send_ping(d, a.parse().unwrap(), "netns.test", "trusted", opts)
-                    .await
-                {
-                    Ok(Some(r)) => println!("OUT resp {} {}", r.airlock_zone, r.responder_did),
-                    Ok(None) => println!("OUT resp none"),
-                    Err(e) => println!("OUT resp error {e}"),
-                }
-            }
             // Waits (bounded) until counter KEY is at least N, or it has not
             // moved for a second; prints its value.
             ["wait", key, n] => {
