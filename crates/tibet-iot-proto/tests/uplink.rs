@@ -100,6 +100,26 @@ impl Fleet {
             t += step;
         }
     }
+
+    /// Site 0's phone (node 0) sends a mesh ping to the lock (`did(5)`, at
+    /// site 1) by way of its hub (node 1), and both sites run for 200 ms;
+    /// the answer, if one came.
+    fn phone_pings_the_lock(&mut self) -> Option<tibet_ping::PingResponse> {
+        let now = self.sites[0].now();
+        let id = self.sites[0]
+            .node(0)
+            .send_ping(
+                now,
+                &did(5),
+                addr(1),
+                "lock.open",
+                "coming home",
+                mesh_opts(),
+            )
+            .unwrap();
+        self.run_for(Duration::from_millis(200));
+        self.sites[0].outcome(0, id).expect("decided")
+    }
 }
 
 #[test]
@@ -120,23 +140,7 @@ fn a_phone_pings_a_lock_at_another_site_through_its_hub_and_the_answer_returns()
     f.sites[0].node(1).set_trust(now, &did(0), 0.9);
     f.sites[0].node(1).set_audit_enabled(true);
 
-    let now = f.sites[0].now();
-    let id = f.sites[0]
-        .node(0)
-        .send_ping(
-            now,
-            &did(5),
-            addr(1),
-            "lock.open",
-            "coming home",
-            mesh_opts(),
-        )
-        .unwrap();
-    f.run_for(Duration::from_millis(200));
-    let resp = f.sites[0]
-        .outcome(0, id)
-        .expect("decided")
-        .expect("answered across sites");
+    let resp = f.phone_pings_the_lock().expect("answered across sites");
     assert_eq!(resp.responder_did, did(5));
     assert_eq!(resp.airlock_zone, AirlockZone::Groen);
 
@@ -372,22 +376,8 @@ fn a_hub_with_other_local_peers_still_publishes_a_ping_it_cannot_route() {
     let now = f.sites[0].now();
     f.sites[0].node(1).set_trust(now, &did(0), 0.9);
 
-    let now = f.sites[0].now();
-    let id = f.sites[0]
-        .node(0)
-        .send_ping(
-            now,
-            &did(5),
-            addr(1),
-            "lock.open",
-            "coming home",
-            mesh_opts(),
-        )
-        .unwrap();
-    f.run_for(Duration::from_millis(200));
-    let resp = f.sites[0]
-        .outcome(0, id)
-        .expect("decided")
+    let resp = f
+        .phone_pings_the_lock()
         .expect("answered across sites although the hub had another peer");
     assert_eq!(resp.responder_did, did(5));
     assert!(
