@@ -725,40 +725,64 @@ pub(crate) mod tests {
     /// A mosquitto on a free loopback port with a temp config; killed on drop.
     pub(crate) struct Broker {
         child: std::process::Child,
+        bin: PathBuf,
+        dir: tempfile::TempDir,
         port: u16,
-        conf: PathBuf,
     }
 
     impl Broker {
-        pub(crate) fn binary() -> Option<PathBuf> {
-            ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        /// Starts one, or says why not and returns `None` (mosquitto is
+        /// installed by the test command when it runs as root, as in CI).
+        pub(crate) fn launch() -> Option<Broker> {
+            let Some(bin) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
                 .iter()
                 .map(PathBuf::from)
                 .find(|p| p.exists())
+            else {
+                eprintln!("mosquitto not installed (apt-get install mosquitto): test skipped");
+                return None;
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Broker::spawn(&bin, dir.path(), port);
+            Some(Broker {
+                child,
+                bin,
+                dir,
+                port,
+            })
         }
 
-        pub(crate) fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
+        fn spawn(bin: &Path, dir: &Path, port: u16) -> std::process::Child {
             let conf = dir.join("mosquitto.conf");
             std::fs::write(
                 &conf,
                 format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
             )
             .unwrap();
-            let child = std::process::Command::new(bin)
+            std::process::Command::new(bin)
                 .arg("-c")
                 .arg(&conf)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .unwrap();
-            Broker { child, port, conf }
+                .unwrap()
         }
 
-        pub(crate) fn restart(mut self, bin: &Path) -> Broker {
+        /// The loopback port it listens on.
+        pub(crate) fn port(&self) -> u16 {
+            self.port
+        }
+
+        /// Kills it and starts it again on the same port.
+        pub(crate) fn restart(&mut self) {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            let dir = self.conf.parent().unwrap().to_owned();
-            Broker::start(bin, &dir, self.port)
+            self.child = Broker::spawn(&self.bin, self.dir.path(), self.port);
         }
     }
 
@@ -801,17 +825,10 @@ pub(crate) mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_sites_exchange_frames_through_a_real_broker_that_restarts() {
-        let Some(bin) = Broker::binary() else {
-            eprintln!("mosquitto not installed (apt-get install mosquitto): test skipped");
+        let Some(mut broker) = Broker::launch() else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let broker = Broker::start(&bin, dir.path(), port);
+        let port = broker.port();
         let (a, mut a_in) = Bridge::start(settings(port, "jis:site-a:hub"));
         let (b, mut b_in) = Bridge::start(settings(port, "jis:site-b:hub"));
         until(&a, "a subscribed", |s| s.subscribed >= 2).await;
@@ -844,7 +861,7 @@ pub(crate) mod tests {
 
         // The broker dies and comes back: both sites reconnect, resubscribe
         // and deliver again.
-        let broker = broker.restart(&bin);
+        broker.restart();
         until(&a, "a reconnected", |s| {
             s.reconnects >= 1 && s.subscribed >= 4
         })
