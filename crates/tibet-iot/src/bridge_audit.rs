@@ -22,6 +22,31 @@ fn stored<T, E: std::error::Error + Send + Sync + 'static>(
     r.map(|_| ()).map_err(|e| AuditError(Box::new(e)))
 }
 
+/// The token of an event about a GEEL ping under review: `action`, with
+/// `kind` first in its `erin` when given, told in `story`.
+fn pending_token(
+    action: &str,
+    kind: Option<&str>,
+    pending: &tibet_ping::PendingPing,
+    story: String,
+) -> NewToken {
+    let p = &pending.packet;
+    let mut erin = serde_json::Map::new();
+    if let Some(kind) = kind {
+        erin.insert("kind".into(), kind.into());
+    }
+    erin.insert("packet_id".into(), p.packet_id.clone().into());
+    erin.insert("source_did".into(), p.source_did.clone().into());
+    erin.insert("intent".into(), p.intent.clone().into());
+    erin.insert("sender_trust".into(), pending.sender_trust.into());
+    erin.insert("reason".into(), pending.reason.clone().into());
+    NewToken::new(action)
+        .erin(erin.into())
+        .eraan([p.source_did.as_str()])
+        .eromheen(json!({"packet_id": p.packet_id}))
+        .erachter(story)
+}
+
 impl AuditSink for NetworkBridge {
     fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
         match record {
@@ -60,24 +85,8 @@ impl AuditSink for NetworkBridge {
                 } else {
                     ("review.rejected", "Rejected")
                 };
-                stored(
-                    self.record_event(
-                        NewToken::new(action)
-                            .erin(json!({
-                                "packet_id": p.packet_id,
-                                "source_did": p.source_did,
-                                "intent": p.intent,
-                                "sender_trust": pending.sender_trust,
-                                "reason": pending.reason,
-                            }))
-                            .eraan([p.source_did.as_str()])
-                            .eromheen(json!({"packet_id": p.packet_id}))
-                            .erachter(format!(
-                                "{verb} pending ping {} from {}",
-                                p.packet_id, p.source_did
-                            )),
-                    ),
-                )
+                let story = format!("{verb} pending ping {} from {}", p.packet_id, p.source_did);
+                stored(self.record_event(pending_token(action, None, pending, story)))
             }
             AuditRecord::Vouched { vouch } => stored(
                 self.record_event(
@@ -110,25 +119,16 @@ impl AuditSink for NetworkBridge {
             AuditRecord::Drops(record) => stored(self.record_drops(record)),
             AuditRecord::PendingExpired { pending } => {
                 let p = &pending.packet;
-                stored(
-                    self.record_event(
-                        NewToken::new("review.expired")
-                            .erin(json!({
-                                "kind": "ping",
-                                "packet_id": p.packet_id,
-                                "source_did": p.source_did,
-                                "intent": p.intent,
-                                "sender_trust": pending.sender_trust,
-                                "reason": pending.reason,
-                            }))
-                            .eraan([p.source_did.as_str()])
-                            .eromheen(json!({"packet_id": p.packet_id}))
-                            .erachter(format!(
-                                "Pending ping {} from {} expired unreviewed",
-                                p.packet_id, p.source_did
-                            )),
-                    ),
-                )
+                let story = format!(
+                    "Pending ping {} from {} expired unreviewed",
+                    p.packet_id, p.source_did
+                );
+                stored(self.record_event(pending_token(
+                    "review.expired",
+                    Some("ping"),
+                    pending,
+                    story,
+                )))
             }
             AuditRecord::BeaconReviewExpired { beacon } => stored(
                 self.record_event(
