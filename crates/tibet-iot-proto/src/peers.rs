@@ -35,6 +35,18 @@ pub struct PeerRecord {
 }
 
 impl PeerRecord {
+    /// A peer first heard from now, at `address`, not proven yet.
+    fn joined(did: &str, address: SocketAddr, now: MonoTime) -> Self {
+        PeerRecord {
+            did: did.to_owned(),
+            address,
+            first_seen: now,
+            last_seen: now,
+            packet_count: 1,
+            proven: false,
+        }
+    }
+
     /// Time since the last activity.
     pub fn idle(&self, now: MonoTime) -> Duration {
         now.saturating_duration_since(self.last_seen)
@@ -135,14 +147,7 @@ impl PeerTracker {
             Some(_) => {
                 // A stale entry: replaced in place.
                 let p = self.peers.get_mut(did).expect("present");
-                *p = PeerRecord {
-                    did: did.to_owned(),
-                    address: addr,
-                    first_seen: now,
-                    last_seen: now,
-                    packet_count: 1,
-                    proven: false,
-                };
+                *p = PeerRecord::joined(did, addr, now);
                 PeerUpdate::Joined
             }
             None => self.insert_new(now, did, addr),
@@ -157,17 +162,8 @@ impl PeerTracker {
             self.refused += 1;
             return PeerUpdate::Refused;
         }
-        self.peers.insert(
-            did.to_owned(),
-            PeerRecord {
-                did: did.to_owned(),
-                address: addr,
-                first_seen: now,
-                last_seen: now,
-                packet_count: 1,
-                proven: false,
-            },
-        );
+        self.peers
+            .insert(did.to_owned(), PeerRecord::joined(did, addr, now));
         PeerUpdate::Joined
     }
 

@@ -75,6 +75,19 @@ pub struct Route {
     changed: bool,
 }
 
+impl Route {
+    /// A route learned (or changed) now, to be advertised as changed.
+    fn learned(next_hop: SocketAddr, hops: u32, now: MonoTime, source: RouteSource) -> Self {
+        Route {
+            next_hop,
+            hops,
+            learned: now,
+            source,
+            changed: true,
+        }
+    }
+}
+
 /// Routing counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RouteStats {
@@ -193,13 +206,7 @@ impl RoutingTable {
             if hops >= INFINITY || (hops >= r.hops && !stale) {
                 return false;
             }
-            *r = Route {
-                next_hop,
-                hops,
-                learned: now,
-                source,
-                changed: true,
-            };
+            *r = Route::learned(next_hop, hops, now, source);
             self.stats.learned += 1;
             return true;
         }
@@ -217,13 +224,7 @@ impl RoutingTable {
         self.bytes += cost;
         self.routes.insert(
             destination.to_owned(),
-            Route {
-                next_hop,
-                hops,
-                learned: now,
-                source,
-                changed: true,
-            },
+            Route::learned(next_hop, hops, now, source),
         );
         self.stats.learned += 1;
         true
