@@ -478,15 +478,24 @@ impl Node {
                 crate::output::safe(id)
             )),
             [one] => Ok(one.clone()),
-            many => Err(format!(
-                "{} pings wait under id {}, from {}: name one with --from DID",
-                many.len(),
-                crate::output::safe(id),
-                many.iter()
+            many => {
+                // The senders are network input: name a few, count the rest,
+                // so a crowd of DIDs cannot fill the operator's screen.
+                let mut named: Vec<String> = many
+                    .iter()
+                    .take(REVIEW_SENDERS_NAMED)
                     .map(|d| crate::output::safe(d))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .collect();
+                if many.len() > REVIEW_SENDERS_NAMED {
+                    named.push(format!("{} more", many.len() - REVIEW_SENDERS_NAMED));
+                }
+                Err(format!(
+                    "{} pings wait under id {}, from {}: name one with --from DID",
+                    many.len(),
+                    crate::output::safe(id),
+                    named.join(", ")
+                ))
+            }
         }
     }
 
@@ -680,6 +689,9 @@ fn item(p: &PendingPing) -> PendingItem {
         received_at: p.queued_at.to_iso(),
     }
 }
+
+/// Senders named when a review's id is ambiguous (`pending list` shows all).
+const REVIEW_SENDERS_NAMED: usize = 5;
 
 /// The answer to a review of a ping that is not (or no longer) waiting.
 fn no_pending(id: &str, did: &str) -> Response {

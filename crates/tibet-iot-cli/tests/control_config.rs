@@ -354,11 +354,9 @@ fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
             .map(|i| i["source_did"].as_str().unwrap().to_owned())
             .collect()
     };
-    for _ in 0..100 {
-        if waiting().len() == 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    // The listener prints each decided ping once it is queued for review.
+    for _ in 0..2 {
+        hub.wait_for_line("door.open");
     }
     assert_eq!(waiting(), ["jis:home:alice", "jis:evil:mallory"]);
 
@@ -433,5 +431,48 @@ fn the_limits_section_sets_the_node_capacities() {
     let peers = &v["stats"]["peers"];
     assert_eq!(peers["tracked"], 1, "{v}");
     assert_eq!(peers["refused"], 1, "{v}");
+    drop(hub);
+}
+
+/// The senders of an ambiguous id are network input: the refusal names a
+/// few and counts the rest, however many used the id.
+#[test]
+fn an_ambiguous_review_names_at_most_five_senders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hub, sock) = hub_with_config(
+        dir.path(),
+        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
+    );
+    let sock_s = sock.to_str().unwrap();
+    let codec = tibet_ping::PacketCodec::new(false);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let id = "ping_00000000000000bb";
+    for i in 0..8 {
+        let mut ping = tibet_ping::PingPacket::new(
+            id,
+            format!("jis:crowd:d{i}"),
+            "jis:home:hub",
+            "door.open",
+            "let me in",
+        );
+        ping.nonce = format!("00112233445566778899aabbccddee{i:02x}");
+        ping.timestamp = tibet_ping::Timestamp::now().to_iso();
+        udp.send_to(&codec.encode_packet(&ping).unwrap(), hub.addr)
+            .unwrap();
+    }
+    // The listener prints each decided ping once it is queued for review.
+    for _ in 0..8 {
+        hub.wait_for_line("door.open");
+    }
+    let out = run(&["pending", "list", "--control", sock_s, "--json"]);
+    assert_eq!(json(&out)["pending"].as_array().unwrap().len(), 8);
+    let out = run(&["pending", "approve", id, "--control", sock_s]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("8 pings wait under id") && err.contains("3 more"),
+        "{err}"
+    );
+    assert_eq!(err.matches("jis:crowd:").count(), 5, "{err}");
     drop(hub);
 }
