@@ -77,7 +77,7 @@ impl Fleet {
                     .peers()
                     .into_iter()
                     .filter(|p| node.threshold_zone(node.trust_of(&p.did)) == AirlockZone::Groen)
-                    .map(|p| p.did)
+                    .map(|p| p.did.into_string())
                     .collect();
                 self.bridge.set_local_dids(trusted.iter().map(String::as_str));
             }

@@ -53,7 +53,7 @@ pub(crate) fn peer_items(node: &IoTNode) -> Vec<PeerItem> {
             let trust = node.trust_of(&p.did);
             let idle = p.idle(now.mono);
             PeerItem {
-                did: p.did.clone(),
+                did: p.did.to_string(),
                 address: p.address.to_string(),
                 last_seen: (now.wall - idle).to_iso(),
                 idle_secs: idle.as_secs_f64(),

@@ -56,6 +56,10 @@ use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
 /// socket (an extension; the reference ignores unknown payload keys).
 pub const TRANSPORT_PORT_KEY: &str = "transport_port";
 
+/// Slots the outgoing queue keeps once drained (a burst may grow it further
+/// while it lasts).
+const TRANSMITS_KEPT: usize = 1024;
+
 /// A datagram to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
@@ -494,7 +498,13 @@ impl Engine {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let next = self.transmits.pop_front();
+        if next.is_none() && self.transmits.capacity() > TRANSMITS_KEPT {
+            // A hub's heartbeat round queues one datagram per peer at once;
+            // the queue gives that room back once it is drained.
+            self.transmits.shrink_to(TRANSMITS_KEPT);
+        }
+        next
     }
 
     /// The next event.
@@ -1390,7 +1400,7 @@ impl Engine {
         }
         if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
             self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
-            let targets: Vec<(String, SocketAddr, bool)> = self
+            let targets: Vec<(compact_str::CompactString, SocketAddr, bool)> = self
                 .peers
                 .alive(now.mono)
                 .map(|p| (p.did.clone(), p.address, p.proven))
@@ -1419,7 +1429,7 @@ impl Engine {
             for gone in self.peers.prune(now.mono) {
                 self.forget_neighbour(gone.address);
                 self.event(Event::PeerExpired {
-                    did: gone.did,
+                    did: gone.did.into_string(),
                     address: gone.address,
                 });
             }

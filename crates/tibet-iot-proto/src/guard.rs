@@ -124,7 +124,8 @@ struct Credit {
 #[derive(Debug)]
 pub struct SourceGuard {
     config: GuardConfig,
-    credit: HashMap<IpAddr, Credit>,
+    /// Looked up for every datagram: a fast hasher with a random seed.
+    credit: HashMap<IpAddr, Credit, foldhash::fast::RandomState>,
     order: VecDeque<(IpAddr, MonoTime)>,
     relay: RateLimiter<IpAddr>,
     relay_dids: RateLimiter<String>,
@@ -147,7 +148,7 @@ impl SourceGuard {
             relay_dids: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
             beacons: RateLimiter::new(config.beacon_burst, config.beacon_rate, config.bucket_keys),
             audit: RateLimiter::new(config.audit_burst, config.audit_rate, config.bucket_keys),
-            credit: HashMap::new(),
+            credit: HashMap::default(),
             order: VecDeque::new(),
             stats: GuardStats::default(),
             config,

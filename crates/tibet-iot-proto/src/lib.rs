@@ -39,6 +39,7 @@ mod time;
 mod uplink;
 
 pub use audit::AuditRecord;
+pub use compact_str::CompactString;
 pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
 };

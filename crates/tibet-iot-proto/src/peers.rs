@@ -3,8 +3,12 @@
 //! Every answered packet looks its sender up here, so the table is a hash
 //! map (O(1) at 10,000 peers, where a sorted map walked ~14 cold DID strings
 //! per lookup), kept in insertion order so that iteration, and the
-//! simulator's seeded runs, stay deterministic.
+//! simulator's seeded runs, stay deterministic. DIDs up to 24 bytes are
+//! held inline ([`CompactString`]), so a lookup compares its key without
+//! following a pointer, and the hasher is a fast one with a random seed
+//! (the order of iteration does not depend on it).
 
+use compact_str::CompactString;
 use indexmap::IndexMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,8 +19,8 @@ use serde::Serialize;
 /// What we know of one peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PeerRecord {
-    /// The peer's DID.
-    pub did: String,
+    /// The peer's DID (inline up to 24 bytes; derefs to `str`).
+    pub did: CompactString,
     /// Its last known transport address.
     pub address: SocketAddr,
     /// When we first heard of it.
@@ -38,7 +42,7 @@ impl PeerRecord {
     /// A peer first heard from now, at `address`, not proven yet.
     fn joined(did: &str, address: SocketAddr, now: MonoTime) -> Self {
         PeerRecord {
-            did: did.to_owned(),
+            did: CompactString::from(did),
             address,
             first_seen: now,
             last_seen: now,
@@ -86,7 +90,7 @@ pub struct PeerStats {
 pub struct PeerTracker {
     timeout: Duration,
     capacity: usize,
-    peers: IndexMap<String, PeerRecord>,
+    peers: IndexMap<CompactString, PeerRecord, foldhash::fast::RandomState>,
     refused: u64,
     expired: u64,
 }
@@ -98,7 +102,7 @@ impl PeerTracker {
         PeerTracker {
             timeout,
             capacity: capacity.max(1),
-            peers: IndexMap::new(),
+            peers: IndexMap::default(),
             refused: 0,
             expired: 0,
         }
@@ -163,7 +167,7 @@ impl PeerTracker {
             return PeerUpdate::Refused;
         }
         self.peers
-            .insert(did.to_owned(), PeerRecord::joined(did, addr, now));
+            .insert(CompactString::from(did), PeerRecord::joined(did, addr, now));
         PeerUpdate::Joined
     }
 

@@ -69,7 +69,10 @@ pub(crate) enum Due {
 
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    by_id: HashMap<RequestId, Request>,
+    /// Boxed: a hub's heartbeat round puts thousands of requests here at
+    /// once, and a map keeps the capacity it grew to; boxed, that capacity
+    /// costs 16 bytes a slot instead of a whole request.
+    by_id: HashMap<RequestId, Box<Request>>,
     by_packet: HashMap<String, RequestId>,
     timers: BTreeSet<(MonoTime, RequestId)>,
     next_id: u64,
@@ -88,13 +91,14 @@ impl Requests {
     pub(crate) fn insert(&mut self, req: Request) {
         self.timers.insert((req.next_due, req.id));
         self.by_packet.insert(req.packet_id.clone(), req.id);
-        self.by_id.insert(req.id, req);
+        self.by_id.insert(req.id, Box::new(req));
     }
 
     pub(crate) fn get_by_packet(&self, packet_id: &str) -> Option<&Request> {
         self.by_packet
             .get(packet_id)
             .and_then(|id| self.by_id.get(id))
+            .map(|r| &**r)
     }
 
     pub(crate) fn packet_id(&self, id: RequestId) -> Option<&str> {
@@ -105,7 +109,20 @@ impl Requests {
         let req = self.by_id.remove(&id)?;
         self.by_packet.remove(&req.packet_id);
         self.timers.remove(&(req.next_due, id));
-        Some(req)
+        self.give_back_room();
+        Some(*req)
+    }
+
+    /// Maps keep the capacity they grew to: once a burst (a hub's heartbeat
+    /// round, one request per peer) has settled to a quarter of it, the
+    /// room goes back. Amortised: a map shrinks at most once per halving.
+    fn give_back_room(&mut self) {
+        const KEPT: usize = 256;
+        let len = self.by_id.len();
+        if self.by_id.capacity() > KEPT && len < self.by_id.capacity() / 4 {
+            self.by_id.shrink_to((len * 2).max(KEPT));
+            self.by_packet.shrink_to((len * 2).max(KEPT));
+        }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -135,7 +152,8 @@ impl Requests {
             if now >= req.deadline {
                 let req = self.by_id.remove(&id).expect("present");
                 self.by_packet.remove(&req.packet_id);
-                return Some(Due::TimedOut(req));
+                self.give_back_room();
+                return Some(Due::TimedOut(*req));
             }
             let (Some(st), Some(bytes)) = (req.retransmit.as_mut(), req.datagram.as_ref()) else {
                 req.next_due = req.deadline;

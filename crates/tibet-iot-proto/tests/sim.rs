@@ -404,7 +404,7 @@ fn discovery_beacons_and_unicast_answers_find_every_node() {
             .node(i)
             .peers()
             .alive(now.mono)
-            .map(|p| p.did.clone())
+            .map(|p| p.did.to_string())
             .collect();
         assert_eq!(alive.len(), 2, "n{i} knows {alive:?}");
         let s = sim.node(i).stats(now).discovery;
