@@ -25,6 +25,7 @@
 //! table's ttl unless refreshed, and a route whose next hop is no longer a
 //! live peer is not used.
 
+use compact_str::CompactString;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -128,23 +129,23 @@ pub struct RouteStats {
 /// advertisements (it routes, and wants ours).
 #[derive(Debug)]
 struct Neighbour {
-    did: String,
+    did: CompactString,
     advertised: Option<MonoTime>,
 }
 
 /// The routing table of one node.
 #[derive(Debug)]
 pub struct RoutingTable {
-    routes: BTreeMap<String, Route>,
+    routes: BTreeMap<CompactString, Route>,
     capacity: usize,
     byte_capacity: usize,
     bytes: usize,
     ttl: Duration,
-    cursor: Option<String>,
+    cursor: Option<CompactString>,
     neighbours: BTreeMap<SocketAddr, Neighbour>,
     /// Routes lost since the last advertisement round: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
-    withdrawn: std::collections::BTreeSet<String>,
+    withdrawn: std::collections::BTreeSet<CompactString>,
     pub(crate) stats: RouteStats,
 }
 
@@ -223,7 +224,7 @@ impl RoutingTable {
         }
         self.bytes += cost;
         self.routes.insert(
-            destination.to_owned(),
+            CompactString::from(destination),
             Route::learned(next_hop, hops, now, source),
         );
         self.stats.learned += 1;
@@ -254,13 +255,13 @@ impl RoutingTable {
 
     fn withdraw(&mut self, destination: &str) {
         if self.withdrawn.len() < self.capacity {
-            self.withdrawn.insert(destination.to_owned());
+            self.withdrawn.insert(CompactString::from(destination));
         }
     }
 
     /// Drops every route through `next_hop` (the neighbour is gone).
     pub fn remove_via(&mut self, next_hop: SocketAddr) -> usize {
-        let gone: Vec<String> = self
+        let gone: Vec<CompactString> = self
             .routes
             .iter()
             .filter(|(_, r)| r.next_hop == next_hop)
@@ -277,7 +278,7 @@ impl RoutingTable {
     /// Drops routes older than the ttl.
     pub fn expire(&mut self, now: MonoTime) {
         let ttl = self.ttl;
-        let gone: Vec<String> = self
+        let gone: Vec<CompactString> = self
             .routes
             .iter()
             .filter(|(_, r)| now.saturating_duration_since(r.learned) > ttl)
@@ -293,12 +294,12 @@ impl RoutingTable {
     /// [`MAX_ADVERTISED`]: changed routes first, then the rest in turn
     /// (a cursor walks the table across rounds). Routes learned from
     /// responses (length unknown) are never advertised.
-    pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<(String, SocketAddr, u32)> {
+    pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<(CompactString, SocketAddr, u32)> {
         let ttl = self.ttl;
         let live = |r: &Route| {
             r.source != RouteSource::Response && now.saturating_duration_since(r.learned) <= ttl
         };
-        let mut out: Vec<(String, SocketAddr, u32)> = Vec::new();
+        let mut out: Vec<(CompactString, SocketAddr, u32)> = Vec::new();
         let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
         while out.len() < MAX_ADVERTISED {
             let Some(d) = self.withdrawn.pop_first() else {
@@ -350,7 +351,7 @@ impl RoutingTable {
     /// routes through it are poisoned (advertised as [`INFINITY`]), the
     /// route to itself is left out.
     pub fn advertisement_for(
-        round: &[(String, SocketAddr, u32)],
+        round: &[(CompactString, SocketAddr, u32)],
         to_did: &str,
         to: SocketAddr,
     ) -> JsonMap {
@@ -359,7 +360,7 @@ impl RoutingTable {
             .filter(|(d, _, _)| d != to_did)
             .map(|(d, hop, hops)| {
                 let h = if *hop == to { INFINITY } else { *hops };
-                (d.clone(), h.into())
+                (d.to_string(), h.into())
             })
             .collect()
     }
@@ -398,7 +399,7 @@ impl RoutingTable {
     pub fn set_neighbour(&mut self, addr: SocketAddr, did: &str) -> bool {
         if let Some(n) = self.neighbours.get_mut(&addr) {
             if n.did != did {
-                did.clone_into(&mut n.did);
+                n.did = CompactString::from(did);
                 // Another node at that address: it has advertised nothing.
                 n.advertised = None;
             }
@@ -411,7 +412,7 @@ impl RoutingTable {
         self.neighbours.insert(
             addr,
             Neighbour {
-                did: did.to_owned(),
+                did: CompactString::from(did),
                 advertised: None,
             },
         );

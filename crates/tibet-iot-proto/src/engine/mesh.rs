@@ -322,7 +322,7 @@ impl Engine {
     pub(crate) fn heartbeat_routes(
         &self,
         now: Now,
-        round: &[(String, SocketAddr, u32)],
+        round: &[(compact_str::CompactString, SocketAddr, u32)],
         to_did: &str,
         to: SocketAddr,
     ) -> JsonMap {
