@@ -1037,7 +1037,7 @@ impl Engine {
                         self.answer(now, from, bytes.clone(), mesh, charge)
                     };
                     if sent {
-                        self.responses.insert(now.mono, key, from, bytes, trusted);
+                        self.responses.insert(now.mono, key, from, &bytes, trusted);
                         self.stats.pings_answered += 1;
                         if mesh && from != UPLINK_ADDR {
                             let relays =
