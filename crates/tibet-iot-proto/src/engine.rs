@@ -119,6 +119,8 @@ pub struct Engine {
     /// Keys of self-certified beacons waiting for human review, by beacon id.
     beacon_keys: BoundedMap<String, (String, PublicKey)>,
     pins_generation: u64,
+    /// Where answers are written before their exact-size copy is sent.
+    answer_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -225,6 +227,7 @@ impl Engine {
                 WhenFull::EvictOldest,
             ),
             pins_generation: 0,
+            answer_buf: Vec::new(),
             node,
             config,
         }
@@ -987,36 +990,51 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let reception = self
-            .node
-            .receive_vouched(now.wall, &packet, self.current_credential);
-        let replay = matches!(reception.outcome, Outcome::Replay);
-        let reply = reception.should_reply();
-        let mut response = reception.response;
-        self.metrics
-            .observe(response.airlock_zone, response.decision, response.rtt_ms);
+        let answer = self.node.answer(now.wall, &packet, self.current_credential);
+        let replay = matches!(answer.outcome, Outcome::Replay);
+        let reply = answer.should_reply();
+        let (zone, decision) = (answer.zone, answer.decision);
+        self.metrics.observe(zone, decision, answer.rtt_ms);
+        let trusted = zone == AirlockZone::Groen;
         if reply {
-            self.identity.sign_response(&mut response);
-        }
-        let trusted = response.airlock_zone == AirlockZone::Groen;
-        if self.audit_enabled && reply {
-            // ROOD drops and replays are aggregated (below), never one
-            // record per datagram; answers to untrusted senders are
-            // recorded within the address's audit bucket.
-            let record = || AuditRecord::Ping {
-                packet: Box::new(packet.clone()),
-                response: Box::new(response.clone()),
-            };
-            if trusted {
-                self.audit(record);
-            } else {
-                self.audit_untrusted(now, from, record);
+            // The owned response is built only when something needs it: a
+            // signature, or an audit record; otherwise the answer is written
+            // straight from the node's state into the reused buffer.
+            let signs = self.config.identity.key.is_some();
+            let mut response = None;
+            if signs || self.audit_enabled {
+                let mut r = self.node.response_for(now.wall, &answer, &packet);
+                self.identity.sign_response(&mut r);
+                response = Some(r);
             }
-        }
-        if reply {
-            match self.codec.encode_response(&response) {
+            if let Some(response) = response.as_ref().filter(|_| self.audit_enabled) {
+                // ROOD drops and replays are aggregated (below), never one
+                // record per datagram; answers to untrusted senders are
+                // recorded within the address's audit bucket.
+                let record = || AuditRecord::Ping {
+                    packet: Box::new(packet.clone()),
+                    response: Box::new(response.clone()),
+                };
+                if trusted {
+                    self.audit(record);
+                } else {
+                    self.audit_untrusted(now, from, record);
+                }
+            }
+            let mut buf = std::mem::take(&mut self.answer_buf);
+            let encoded = match &response {
+                Some(r) => self.codec.encode_response_into(r, &mut buf),
+                None => {
+                    let view = self.node.response_view(now.wall, &answer, &packet);
+                    self.codec.encode_view_into(&view, &mut buf)
+                }
+            };
+            // One exact-size copy shared by the send queue and the response
+            // cache; the buffer's spare capacity stays here for the next one.
+            let encoded = encoded.map(|()| Bytes::copy_from_slice(&buf));
+            self.answer_buf = buf;
+            match encoded {
                 Ok(bytes) => {
-                    let bytes = Bytes::from(bytes);
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
                     let sent = if from == UPLINK_ADDR {
                         // The uplink has its own limits (docs/FLEETS.md).
@@ -1077,9 +1095,9 @@ impl Engine {
                 source_did: packet.source_did,
                 intent: packet.intent,
                 ping_type: packet.ping_type,
-                zone: response.airlock_zone,
-                decision: response.decision,
-                trust: response.trust_score,
+                zone,
+                decision,
+                trust: answer.trust_score(),
                 replay,
             });
         }

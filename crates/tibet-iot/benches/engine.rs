@@ -3,7 +3,9 @@
 //! kernel's share measured by `examples/loadgen.rs`. The `parts` group takes
 //! the trusted ping apart: decoding the datagram, the protocol pipeline
 //! (trust, airlock, replay check, building the response) and encoding the
-//! answer; what `engine/groen_answered` costs beyond their sum is the
+//! answer, and `answer_written` the engine's path through the pipeline (the
+//! answer written into a reused buffer, no `PingResponse` built); what
+//! `engine/groen_answered` costs beyond their sum is the
 //! engine's own tables (response cache, peers, routes, credit, metrics).
 //!
 //! `cargo bench -p tibet-iot --bench engine -- --warm-up-time 1 --measurement-time 3`
@@ -79,6 +81,21 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || fresh(&mut crafter),
             |packet| node.receive(now.wall, &packet),
+            BatchSize::SmallInput,
+        )
+    });
+    // The engine's path: the same pipeline, the answer written into a reused
+    // buffer without building a `PingResponse`.
+    let mut buf = Vec::new();
+    parts.bench_function("answer_written", |b| {
+        b.iter_batched(
+            || fresh(&mut crafter),
+            |packet| {
+                let answer = node.answer(now.wall, &packet, None);
+                let view = node.response_view(now.wall, &answer, &packet);
+                codec.encode_view_into(&view, &mut buf).unwrap();
+                buf.len()
+            },
             BatchSize::SmallInput,
         )
     });

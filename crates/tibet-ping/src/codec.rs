@@ -33,6 +33,7 @@ use std::cell::Cell;
 use serde::{Deserializer as _, Serialize};
 
 use crate::packet::{JsonMap, PingPacket, PingResponse};
+use crate::response::ResponseView;
 
 mod counts;
 mod error;
@@ -193,17 +194,48 @@ impl PacketCodec {
 
     /// Encodes a response into one datagram.
     pub fn encode_response(&self, r: &PingResponse) -> Result<Vec<u8>, EncodeError> {
-        if !r.trust_score.is_finite() {
+        let mut buf = Vec::with_capacity(HEADER_LEN + 640);
+        self.encode_response_into(r, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`PacketCodec::encode_response`] into `buf` (cleared first), so a
+    /// caller answering many pings reuses one buffer.
+    pub fn encode_response_into(
+        &self,
+        r: &PingResponse,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        Self::check_floats(r.trust_score, r.rtt_ms)?;
+        self.check_numbers("payload", &r.payload)?;
+        self.check_numbers("fira_breakdown", &r.fira_breakdown)?;
+        self.encode_into(r, FLAG_RESPONSE, buf)
+    }
+
+    /// Writes a borrowed response (see [`ResponseView`]) into `buf`
+    /// (cleared first): the same bytes [`PacketCodec::encode_response`]
+    /// writes for the equivalent [`PingResponse`], with no allocation once
+    /// `buf` has grown to an answer's size.
+    pub fn encode_view_into(
+        &self,
+        r: &ResponseView<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        // Its maps hold only a finite score and a count, which fit msgpack.
+        Self::check_floats(r.trust_score(), r.rtt_ms())?;
+        self.encode_into(r, FLAG_RESPONSE, buf)
+    }
+
+    fn check_floats(trust_score: f64, rtt_ms: Option<f64>) -> Result<(), EncodeError> {
+        if !trust_score.is_finite() {
             return Err(EncodeError::NonFinite {
                 field: "trust_score",
             });
         }
-        if r.rtt_ms.is_some_and(|v| !v.is_finite()) {
+        if rtt_ms.is_some_and(|v| !v.is_finite()) {
             return Err(EncodeError::NonFinite { field: "rtt_ms" });
         }
-        self.check_numbers("payload", &r.payload)?;
-        self.check_numbers("fira_breakdown", &r.fira_breakdown)?;
-        self.encode(r, FLAG_RESPONSE)
+        Ok(())
     }
 
     /// Msgpack only: refuses a map holding a number msgpack cannot carry
@@ -221,17 +253,28 @@ impl PacketCodec {
     }
 
     fn encode<T: Serialize>(&self, value: &T, flags: u8) -> Result<Vec<u8>, EncodeError> {
-        let format = self.format();
         let mut buf = Vec::with_capacity(HEADER_LEN + 640);
+        self.encode_into(value, flags, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn encode_into<T: Serialize>(
+        &self,
+        value: &T,
+        flags: u8,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        let format = self.format();
+        buf.clear();
         let flags = match format {
             WireFormat::Json => flags,
             WireFormat::Msgpack => flags | FLAG_MSGPACK,
         };
         buf.extend_from_slice(&[MAGIC[0], MAGIC[1], VERSION, flags, 0, 0, 0, 0]);
         let written = match format {
-            WireFormat::Json => serde_json::to_writer(&mut buf, value).map_err(error::reason),
+            WireFormat::Json => serde_json::to_writer(&mut *buf, value).map_err(error::reason),
             WireFormat::Msgpack => value
-                .serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
+                .serialize(&mut rmp_serde::Serializer::new(&mut *buf).with_struct_map())
                 .map_err(error::reason),
         };
         written.map_err(|reason| EncodeError::Serialize { format, reason })?;
@@ -241,7 +284,7 @@ impl PacketCodec {
         }
         // len <= MAX_PAYLOAD, so it fits in a u32.
         buf[4..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(buf)
+        Ok(())
     }
 
     /// Decodes one datagram, in whichever format its flags name, into a

@@ -59,6 +59,7 @@ mod nonce;
 mod packet;
 pub mod pyjson;
 mod ratelimit;
+mod response;
 mod review;
 mod rule;
 mod size;
@@ -96,6 +97,7 @@ pub use packet::{
     RoutingMode, UnknownVariant,
 };
 pub use ratelimit::{RateLimitStats, RateLimiter};
+pub use response::{Answer, ResponseView};
 pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
 pub use stats::{PingNodeStats, ReplayCounts};
