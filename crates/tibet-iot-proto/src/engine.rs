@@ -20,9 +20,9 @@ use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
-    BeaconDecision, DecodeError, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec,
-    PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError,
-    VouchOptions,
+    BeaconDecision, DecodeError, Decoded, DropAggregator, DropSource, Frame, JsonMap, Outcome,
+    PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch,
+    VouchError, VouchOptions,
 };
 
 mod batch;
@@ -121,6 +121,19 @@ pub struct Engine {
     pins_generation: u64,
     /// Where answers are written before their exact-size copy is sent.
     answer_buf: Vec<u8>,
+    /// The packet datagrams are decoded into (see [`Engine::handle_datagram`]).
+    scratch: PingPacket,
+}
+
+/// Datagrams up to this size leave their decoded strings in the engine's
+/// packet for reuse; larger ones are decoded into it and then dropped.
+const SCRATCH_KEEP_BYTES: usize = 2048;
+
+/// A decoded frame on its way through [`Engine::handle_datagram`]: a packet
+/// borrowed from where it was decoded.
+enum Incoming<'a> {
+    Packet(&'a PingPacket),
+    Response(PingResponse),
 }
 
 impl std::fmt::Debug for Engine {
@@ -228,6 +241,7 @@ impl Engine {
             ),
             pins_generation: 0,
             answer_buf: Vec::new(),
+            scratch: PingPacket::new("", "", "", "", ""),
             node,
             config,
         }
@@ -814,8 +828,40 @@ impl Engine {
         // Every datagram earns its address amplification credit; only what
         // untrusted input causes spends it.
         self.guard.earn(now.mono, from.ip(), datagram.len());
-        let decoded = self.codec.decode(datagram);
+        // Decoded into the engine's own packet, whose strings are reused
+        // from one datagram to the next.
+        let mut packet = std::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
+        let decoded = match self.codec.decode_into(datagram, &mut packet) {
+            Ok(Decoded::Packet) => Ok(Incoming::Packet(&packet)),
+            Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
+            Err(e) => Err(e),
+        };
         self.handle_decoded(now, from, datagram, decoded, None);
+        // A large datagram's strings are not kept: what the engine holds
+        // between datagrams stays within a few KiB.
+        if datagram.len() <= SCRATCH_KEEP_BYTES {
+            self.scratch = packet;
+        }
+    }
+
+    /// [`Engine::handle_decoded`] for a frame decoded into its own values.
+    fn handle_frame(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        datagram: &[u8],
+        frame: Result<Frame, DecodeError>,
+        pre: Option<PreVerified>,
+    ) {
+        match frame {
+            Ok(Frame::Packet(p)) => {
+                self.handle_decoded(now, from, datagram, Ok(Incoming::Packet(&p)), pre)
+            }
+            Ok(Frame::Response(r)) => {
+                self.handle_decoded(now, from, datagram, Ok(Incoming::Response(r)), pre)
+            }
+            Err(e) => self.handle_decoded(now, from, datagram, Err(e), pre),
+        }
     }
 
     /// [`Engine::handle_datagram`] after decoding (and after the datagram
@@ -826,7 +872,7 @@ impl Engine {
         now: Now,
         from: SocketAddr,
         datagram: &[u8],
-        decoded: Result<Frame, DecodeError>,
+        decoded: Result<Incoming<'_>, DecodeError>,
         pre: Option<PreVerified>,
     ) {
         match decoded {
@@ -834,13 +880,13 @@ impl Engine {
                 self.stats.decode.record(&e);
                 self.malformed(now, from, e)
             }
-            Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
-            Ok(Frame::Packet(p)) => {
-                if !self.admit(now, from, &p, pre) {
+            Ok(Incoming::Response(r)) => self.on_response(now, from, r, datagram),
+            Ok(Incoming::Packet(p)) => {
+                if !self.admit(now, from, p, pre) {
                     return;
                 }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
-                    self.on_beacon(now, from, &p, false);
+                    self.on_beacon(now, from, p, false);
                 } else {
                     self.on_packet(now, from, p);
                 }
@@ -935,7 +981,7 @@ impl Engine {
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)
                 {
-                    self.on_packet(now, UPLINK_ADDR, p);
+                    self.on_packet(now, UPLINK_ADDR, &p);
                 }
                 self.current_identity = Identity::NotChecked;
                 self.current_credential = None;
@@ -963,9 +1009,9 @@ impl Engine {
         }
     }
 
-    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) {
         if packet.target_did != self.node.did() && !packet.is_broadcast() {
-            self.on_relay(now, from, packet);
+            self.on_relay(now, from, packet.clone());
             return;
         }
         let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
@@ -990,7 +1036,7 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let answer = self.node.answer(now.wall, &packet, self.current_credential);
+        let answer = self.node.answer(now.wall, packet, self.current_credential);
         let replay = matches!(answer.outcome, Outcome::Replay);
         let reply = answer.should_reply();
         let (zone, decision) = (answer.zone, answer.decision);
@@ -1003,7 +1049,7 @@ impl Engine {
             let signs = self.config.identity.key.is_some();
             let mut response = None;
             if signs || self.audit_enabled {
-                let mut r = self.node.response_for(now.wall, &answer, &packet);
+                let mut r = self.node.response_for(now.wall, &answer, packet);
                 self.identity.sign_response(&mut r);
                 response = Some(r);
             }
@@ -1025,7 +1071,7 @@ impl Engine {
             let encoded = match &response {
                 Some(r) => self.codec.encode_response_into(r, &mut buf),
                 None => {
-                    let view = self.node.response_view(now.wall, &answer, &packet);
+                    let view = self.node.response_view(now.wall, &answer, packet);
                     self.codec.encode_view_into(&view, &mut buf)
                 }
             };
@@ -1068,7 +1114,7 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                self.learn_from_heartbeat(now, &packet, from);
+                self.learn_from_heartbeat(now, packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     let record = || AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -1091,9 +1137,9 @@ impl Engine {
         if self.events_enabled {
             self.event(Event::PingDecided {
                 from,
-                packet_id: packet.packet_id,
-                source_did: packet.source_did,
-                intent: packet.intent,
+                packet_id: packet.packet_id.clone(),
+                source_did: packet.source_did.clone(),
+                intent: packet.intent.clone(),
                 ping_type: packet.ping_type,
                 zone,
                 decision,

@@ -1,7 +1,8 @@
 //! The sans-IO engine alone: one trusted ping in, one answer out, no sockets.
 //! Separates the node's own work (decode, pipeline, encode, tables) from the
 //! kernel's share measured by `examples/loadgen.rs`. The `parts` group takes
-//! the trusted ping apart: decoding the datagram, the protocol pipeline
+//! the trusted ping apart: decoding the datagram (`decode`; `decode_into`
+//! reuses one packet's strings, as the engine does), the protocol pipeline
 //! (trust, airlock, replay check, building the response) and encoding the
 //! answer, and `answer_written` the engine's path through the pipeline (the
 //! answer written into a reused buffer, no `PingResponse` built); what
@@ -19,7 +20,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_iot::{Engine, MonoTime, Now, TransportConfig};
-use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, Timestamp};
+use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, PingPacket, Timestamp};
 
 fn bench(c: &mut Criterion) {
     let now = Now::new(MonoTime::ZERO, Timestamp::now());
@@ -71,6 +72,11 @@ fn bench(c: &mut Criterion) {
     };
     let datagram = codec.encode_packet(&fresh(&mut crafter)).unwrap();
     parts.bench_function("decode", |b| b.iter(|| codec.decode(&datagram)));
+    // The engine's way: into one packet whose strings are reused.
+    let mut slot = PingPacket::new("", "", "", "", "");
+    parts.bench_function("decode_into", |b| {
+        b.iter(|| codec.decode_into(&datagram, &mut slot).is_ok())
+    });
     let mut node = PingNode::new(
         "jis:bench:node",
         PingNodeConfig::default(),

@@ -296,9 +296,32 @@ impl PacketCodec {
     /// `ext` values, and nesting deeper than [`MAX_DEPTH`]. Like it, unknown
     /// keys are ignored and flag bits 2 to 7 are ignored.
     pub fn decode(&self, datagram: &[u8]) -> Result<Frame, DecodeError> {
+        let mut packet = PingPacket::new("", "", "", "", "");
+        Ok(match self.decode_into(datagram, &mut packet)? {
+            Decoded::Packet => Frame::Packet(packet),
+            Decoded::Response(r) => Frame::Response(r),
+        })
+    }
+
+    /// [`PacketCodec::decode`], with a packet decoded into `packet`, whose
+    /// strings are reused: a receiver that keeps one packet for decoding
+    /// allocates nothing for a ping once those strings have grown (the
+    /// `payload`, when not empty, is still built). Every field of `packet`
+    /// is overwritten, absent optional fields with their defaults; after an
+    /// error, or when the frame is a response, it holds unspecified values.
+    /// The checks and errors are exactly those of [`PacketCodec::decode`].
+    pub fn decode_into(
+        &self,
+        datagram: &[u8],
+        packet: &mut PingPacket,
+    ) -> Result<Decoded, DecodeError> {
         let header = decode_header(datagram)?;
         let payload = &datagram[HEADER_LEN..];
         let issue = Cell::new(None);
+        let seed = PacketSeed {
+            cell: &issue,
+            out: packet,
+        };
         match header.format() {
             WireFormat::Json => {
                 // Like the reference, the whole payload must be UTF-8 text;
@@ -310,9 +333,9 @@ impl PacketCodec {
                 let mut de = serde_json::Deserializer::from_str(text);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
-                        .map(Frame::Response)
+                        .map(Decoded::Response)
                 } else {
-                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                    de.deserialize_map(seed).map(|()| Decoded::Packet)
                 };
                 frame.and_then(|f| de.end().map(|()| f)).map_err(|e| {
                     let data = e.classify() == serde_json::error::Category::Data;
@@ -329,9 +352,9 @@ impl PacketCodec {
                 de.set_max_depth(MAX_DEPTH + 2);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
-                        .map(Frame::Response)
+                        .map(Decoded::Response)
                 } else {
-                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                    de.deserialize_map(seed).map(|()| Decoded::Packet)
                 };
                 frame.map_err(|e| {
                     use rmp_serde::decode::Error as E;
@@ -344,6 +367,15 @@ impl PacketCodec {
             }
         }
     }
+}
+
+/// What [`PacketCodec::decode_into`] decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A ping (flag bit 0 clear), now in the packet passed in.
+    Packet,
+    /// An answer (flag bit 0 set).
+    Response(PingResponse),
 }
 
 /// Turns a format error plus what the visitor noted into a [`DecodeError`].

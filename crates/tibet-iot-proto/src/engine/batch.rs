@@ -91,7 +91,7 @@ impl Engine {
                     // As `handle_datagram` does before decoding.
                     self.stats.datagrams_in += 1;
                     self.guard.earn(now.mono, from.ip(), datagram.len());
-                    self.handle_decoded(now, from, datagram, frame, pre);
+                    self.handle_frame(now, from, datagram, frame, pre);
                 }
             }
         }
