@@ -370,6 +370,9 @@ impl PacketCodec {
 }
 
 /// What [`PacketCodec::decode_into`] decoded.
+// Unboxed like `Frame`: a response is moved out at once, and boxing it
+// would cost every receiver of answers an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decoded {
     /// A ping (flag bit 0 clear), now in the packet passed in.
