@@ -123,6 +123,8 @@ pub struct Engine {
     answer_buf: Vec<u8>,
     /// The packet datagrams are decoded into (see [`Engine::handle_datagram`]).
     scratch: PingPacket,
+    /// The packets a receive batch is decoded into (see `engine/batch.rs`).
+    batch_packets: Vec<PingPacket>,
 }
 
 /// Datagrams up to this size leave their decoded strings in the engine's
@@ -244,6 +246,7 @@ impl Engine {
             pins_generation: 0,
             answer_buf: Vec::new(),
             scratch: PingPacket::new("", "", "", "", ""),
+            batch_packets: Vec::new(),
             node,
             config,
         }
@@ -843,26 +846,6 @@ impl Engine {
         // between datagrams stays within a few KiB.
         if datagram.len() <= SCRATCH_KEEP_BYTES {
             self.scratch = packet;
-        }
-    }
-
-    /// [`Engine::handle_decoded`] for a frame decoded into its own values.
-    fn handle_frame(
-        &mut self,
-        now: Now,
-        from: SocketAddr,
-        datagram: &[u8],
-        frame: Result<Frame, DecodeError>,
-        pre: Option<PreVerified>,
-    ) {
-        match frame {
-            Ok(Frame::Packet(p)) => {
-                self.handle_decoded(now, from, datagram, Ok(Incoming::Packet(&p)), pre)
-            }
-            Ok(Frame::Response(r)) => {
-                self.handle_decoded(now, from, datagram, Ok(Incoming::Response(r)), pre)
-            }
-            Err(e) => self.handle_decoded(now, from, datagram, Err(e), pre),
         }
     }
 
