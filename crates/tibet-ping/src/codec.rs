@@ -223,7 +223,13 @@ impl PacketCodec {
     ) -> Result<(), EncodeError> {
         // Its maps hold only a finite score and a count, which fit msgpack.
         Self::check_floats(r.trust_score(), r.rtt_ms())?;
-        self.encode_into(r, FLAG_RESPONSE, buf)
+        match self.format() {
+            // Written without the serializer's per-key work.
+            WireFormat::Json => self.frame_into(FLAG_RESPONSE, buf, |b| {
+                r.write_json(b).map_err(error::reason)
+            }),
+            WireFormat::Msgpack => self.encode_into(r, FLAG_RESPONSE, buf),
+        }
     }
 
     fn check_floats(trust_score: f64, rtt_ms: Option<f64>) -> Result<(), EncodeError> {
@@ -264,6 +270,22 @@ impl PacketCodec {
         flags: u8,
         buf: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
+        self.frame_into(flags, buf, |b| match self.format() {
+            WireFormat::Json => serde_json::to_writer(b, value).map_err(error::reason),
+            WireFormat::Msgpack => value
+                .serialize(&mut rmp_serde::Serializer::new(b).with_struct_map())
+                .map_err(error::reason),
+        })
+    }
+
+    /// A frame into `buf` (cleared first): the header, then the payload
+    /// `write` appends in this codec's format.
+    fn frame_into(
+        &self,
+        flags: u8,
+        buf: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), EncodeError> {
         let format = self.format();
         buf.clear();
         let flags = match format {
@@ -271,13 +293,7 @@ impl PacketCodec {
             WireFormat::Msgpack => flags | FLAG_MSGPACK,
         };
         buf.extend_from_slice(&[MAGIC[0], MAGIC[1], VERSION, flags, 0, 0, 0, 0]);
-        let written = match format {
-            WireFormat::Json => serde_json::to_writer(&mut *buf, value).map_err(error::reason),
-            WireFormat::Msgpack => value
-                .serialize(&mut rmp_serde::Serializer::new(&mut *buf).with_struct_map())
-                .map_err(error::reason),
-        };
-        written.map_err(|reason| EncodeError::Serialize { format, reason })?;
+        write(buf).map_err(|reason| EncodeError::Serialize { format, reason })?;
         let len = buf.len() - HEADER_LEN;
         if len > MAX_PAYLOAD {
             return Err(EncodeError::TooLarge { len });

@@ -98,6 +98,78 @@ impl ResponseView<'_> {
     }
 }
 
+impl ResponseView<'_> {
+    /// Writes the compact JSON `serde_json` writes for this view (and for
+    /// the equivalent `PingResponse`): the keys and fixed parts as
+    /// constants, the strings and numbers through `serde_json`, so escapes
+    /// and number spellings are its own. `answer_bytes` checks the two
+    /// agree byte for byte.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        fn text(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
+            serde_json::to_writer(&mut *out, s)
+        }
+        fn word(out: &mut Vec<u8>, s: &str) {
+            // Enum spellings: plain ASCII letters, nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(s.as_bytes());
+            out.push(b'"');
+        }
+        fn float(out: &mut Vec<u8>, v: f64) -> Result<(), serde_json::Error> {
+            serde_json::to_writer(&mut *out, &v)
+        }
+        out.extend_from_slice(br#"{"response_id":"#);
+        text(out, self.response_id)?;
+        out.extend_from_slice(br#","in_response_to":"#);
+        text(out, self.in_response_to)?;
+        out.extend_from_slice(br#","responder_did":"#);
+        text(out, self.responder_did)?;
+        out.extend_from_slice(br#","decision":"#);
+        word(out, self.decision.as_str());
+        out.extend_from_slice(br#","payload":"#);
+        match self.payload.0 {
+            None => out.extend_from_slice(b"{}"),
+            Some(reason) => {
+                out.extend_from_slice(br#"{"reason":"#);
+                text(out, reason)?;
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(br#","capabilities":[],"trust_score":"#);
+        float(out, self.trust_score)?;
+        out.extend_from_slice(br#","fira_breakdown":"#);
+        match self.fira_breakdown.0 {
+            None => out.extend_from_slice(b"{}"),
+            Some(t) => {
+                out.extend_from_slice(br#"{"score":"#);
+                float(out, t.score)?;
+                out.extend_from_slice(br#","source":"#);
+                word(out, t.source.as_str());
+                if let Some(n) = t.vouch_count {
+                    out.extend_from_slice(br#","vouch_count":"#);
+                    serde_json::to_writer(&mut *out, &(n as u64))?;
+                }
+                out.push(b'}');
+            }
+        }
+        out.extend_from_slice(br#","tibet_token_id":null,"timestamp":"#);
+        text(out, self.timestamp)?;
+        out.extend_from_slice(br#","rtt_ms":"#);
+        match self.rtt_ms {
+            None => out.extend_from_slice(b"null"),
+            Some(v) => float(out, v)?,
+        }
+        out.extend_from_slice(br#","airlock_zone":"#);
+        word(out, self.airlock_zone.as_str());
+        out.extend_from_slice(br#","applied_rule":"#);
+        match self.applied_rule {
+            None => out.extend_from_slice(b"null"),
+            Some(rule) => text(out, rule)?,
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// The `payload` of a node's own response: `{}` or `{"reason": ...}`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Reason(pub(crate) Option<&'static str>);

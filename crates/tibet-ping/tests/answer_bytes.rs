@@ -42,7 +42,16 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         // 1970 to 2100, whole seconds and not.
         0i64..4_102_444_800_000_000,
-        prop::collection::vec((text(), text(), text(), any::<bool>()), 1..12),
+        prop::collection::vec(
+            (
+                text(),
+                // Half of the intents match the rule, if there is one.
+                prop_oneof![text(), Just("rule.read".to_owned())],
+                text(),
+                any::<bool>(),
+            ),
+            1..12,
+        ),
     )
         .prop_map(|(trust, credential, rule, clock, micros, packets)| Case {
             trust,
