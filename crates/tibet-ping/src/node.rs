@@ -18,8 +18,11 @@
 //! `signature`), [`PingNode::remove_rule`], [`PingNode::clear_trust`],
 //! [`PingNode::revoke_vouch`], [`PingNode::approve_beacon`],
 //! [`PingNode::reject_beacon`], [`PingNode::pending_beacons`],
-//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], and read access
-//! to the airlock, vouches and topology.
+//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], read access
+//! to the airlock, vouches and topology, and the allocation-free receive
+//! path: [`PingNode::answer`] (the pipeline of [`PingNode::receive_vouched`]
+//! without building the response), [`PingNode::response_view`] (the answer
+//! to write, borrowed) and [`PingNode::response_for`] (the answer built).
 //!
 //! Hardening (see docs/SECURITY.md): a ping that would be ROOD stores no
 //! nonce; senders below GROEN trust have their own nonce table and per-DID

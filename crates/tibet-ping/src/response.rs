@@ -1,11 +1,11 @@
 //! [`Answer`]: what [`PingNode::answer`](crate::PingNode::answer) decided for
-//! a ping, without the owned [`PingResponse`]; and [`ResponseView`], that
-//! answer's wire form borrowed from the node and the packet, which the codec
-//! writes byte for byte as it writes the equivalent [`PingResponse`]
-//! (docs/PROTOCOL.md §3).
+//! a ping, without the owned [`PingResponse`](crate::PingResponse); and
+//! [`ResponseView`], that answer's wire form borrowed from the node and the
+//! packet, which the codec writes byte for byte as it writes the equivalent
+//! `PingResponse` (docs/PROTOCOL.md §3).
 //!
 //! The receive hot path of a listener needs the response only as bytes:
-//! building a [`PingResponse`] costs a dozen allocations (ids, DIDs, the
+//! building a `PingResponse` costs a dozen allocations (ids, DIDs, the
 //! timestamp, the `fira_breakdown` map with its keys and number texts), all
 //! dropped right after encoding. [`PingNode::receive`](crate::PingNode::receive)
 //! still builds it, from the same [`Answer`].
