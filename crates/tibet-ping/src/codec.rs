@@ -37,6 +37,7 @@ use crate::response::ResponseView;
 
 mod counts;
 mod error;
+mod fast;
 mod fields;
 mod guard;
 pub(crate) mod native;
@@ -334,10 +335,6 @@ impl PacketCodec {
         let header = decode_header(datagram)?;
         let payload = &datagram[HEADER_LEN..];
         let issue = Cell::new(None);
-        let seed = PacketSeed {
-            cell: &issue,
-            out: packet,
-        };
         match header.format() {
             WireFormat::Json => {
                 // Like the reference, the whole payload must be UTF-8 text;
@@ -346,6 +343,15 @@ impl PacketCodec {
                     format: WireFormat::Json,
                     reason: error::reason(e),
                 })?;
+                // The common compact packet without the serde machinery;
+                // anything else (and every error) takes the full path.
+                if !header.is_response() && fast::packet(text, packet) {
+                    return Ok(Decoded::Packet);
+                }
+                let seed = PacketSeed {
+                    cell: &issue,
+                    out: packet,
+                };
                 let mut de = serde_json::Deserializer::from_str(text);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
@@ -363,6 +369,10 @@ impl PacketCodec {
                     format: WireFormat::Msgpack,
                     reason: e.to_string(),
                 })?;
+                let seed = PacketSeed {
+                    cell: &issue,
+                    out: packet,
+                };
                 let mut de = rmp_serde::Deserializer::from_read_ref(payload);
                 // The guard already bounds nesting; this is a second fence.
                 de.set_max_depth(MAX_DEPTH + 2);

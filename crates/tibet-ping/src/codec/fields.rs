@@ -84,7 +84,7 @@ const RESPONSE_FIELDS: &[&str] = &[
 /// checks that both say the same.
 struct Key(fn(&str) -> Option<usize>);
 
-fn packet_field(v: &str) -> Option<usize> {
+pub(super) fn packet_field(v: &str) -> Option<usize> {
     Some(match v {
         "packet_id" => 0,
         "source_did" => 1,
@@ -355,7 +355,7 @@ macro_rules! required {
 }
 
 /// How many of [`PACKET_FIELDS`] are required (the first ones).
-const PACKET_REQUIRED: usize = 8;
+pub(super) const PACKET_REQUIRED: usize = 8;
 
 /// Deserializes a [`PingPacket`] from a map into an existing packet, noting
 /// failures in the cell. Every field is overwritten (absent optional fields
@@ -462,42 +462,47 @@ impl<'de> Visitor<'de> for PacketSeed<'_, '_> {
                 de::Error::missing_field(name),
             ));
         }
-        // Absent optional fields take their defaults.
-        let absent = |i: usize| seen & (1 << i) == 0;
-        if absent(8) {
-            p.payload.clear();
-        }
-        if absent(9) {
-            p.pod_id = None;
-        }
-        if absent(10) {
-            p.station_id = None;
-        }
-        if absent(11) {
-            p.hop_count = 0;
-        }
-        if absent(12) {
-            p.max_hops = crate::packet::DEFAULT_MAX_HOPS;
-        }
-        if absent(13) {
-            p.nonce.clear();
-        }
-        if absent(14) {
-            p.timestamp.clear();
-        }
-        if absent(15) {
-            p.tibet_token_id = None;
-        }
-        if absent(16) {
-            p.vouched_by = None;
-        }
-        if absent(17) {
-            p.vouch_signature = None;
-        }
-        if absent(18) {
-            p.signature.clear();
-        }
+        absent_to_defaults(p, seen);
         Ok(())
+    }
+}
+
+/// Gives the optional packet fields not marked in `seen` (bit i for
+/// [`PACKET_FIELDS`]`[i]`) their wire defaults.
+pub(super) fn absent_to_defaults(p: &mut PingPacket, seen: u32) {
+    let absent = |i: usize| seen & (1 << i) == 0;
+    if absent(8) {
+        p.payload.clear();
+    }
+    if absent(9) {
+        p.pod_id = None;
+    }
+    if absent(10) {
+        p.station_id = None;
+    }
+    if absent(11) {
+        p.hop_count = 0;
+    }
+    if absent(12) {
+        p.max_hops = crate::packet::DEFAULT_MAX_HOPS;
+    }
+    if absent(13) {
+        p.nonce.clear();
+    }
+    if absent(14) {
+        p.timestamp.clear();
+    }
+    if absent(15) {
+        p.tibet_token_id = None;
+    }
+    if absent(16) {
+        p.vouched_by = None;
+    }
+    if absent(17) {
+        p.vouch_signature = None;
+    }
+    if absent(18) {
+        p.signature.clear();
     }
 }
 
