@@ -14,7 +14,9 @@
 //! datagram exactly, nesting is bounded (JSON by `serde_json`'s limit of 128,
 //! msgpack by a structural pre-check, see [`MAX_DEPTH`]), no allocation is
 //! sized from an unchecked length prefix, and every failure is a typed
-//! [`DecodeError`], never a panic.
+//! [`DecodeError`], never a panic. A compact JSON packet of the usual shape
+//! is read by a fast path (`codec/fast.rs`) that hands anything else,
+//! errors included, to the full decoder; what it takes, it decodes alike.
 //!
 //! JSON is written compact and in UTF-8: non-ASCII text goes out as raw
 //! UTF-8, where the Python reference (`json.dumps(..., separators=(",",
