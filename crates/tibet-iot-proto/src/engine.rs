@@ -20,9 +20,9 @@ use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
-    BeaconDecision, DecodeError, DropAggregator, DropSource, Frame, JsonMap, Outcome, PacketCodec,
-    PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch, VouchError,
-    VouchOptions,
+    BeaconDecision, DecodeError, Decoded, DropAggregator, DropSource, Frame, JsonMap, Outcome,
+    PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch,
+    VouchError, VouchOptions,
 };
 
 mod batch;
@@ -123,6 +123,25 @@ pub struct Engine {
     /// Keys of self-certified beacons waiting for human review, by beacon id.
     beacon_keys: BoundedMap<String, (String, PublicKey)>,
     pins_generation: u64,
+    /// Where answers are written before their exact-size copy is sent.
+    answer_buf: Vec<u8>,
+    /// The packet datagrams are decoded into (see [`Engine::handle_datagram`]).
+    scratch: PingPacket,
+    /// The packets a receive batch is decoded into (see `engine/batch.rs`).
+    batch_packets: Vec<PingPacket>,
+}
+
+/// Datagrams up to this size leave their decoded strings in the engine's
+/// packet for reuse; larger ones are decoded into it and then dropped.
+const SCRATCH_KEEP_BYTES: usize = 2048;
+
+/// A decoded frame on its way through [`Engine::handle_datagram`]: a packet
+/// borrowed from where it was decoded.
+// A response is moved on at once; boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Incoming<'a> {
+    Packet(&'a PingPacket),
+    Response(PingResponse),
 }
 
 impl std::fmt::Debug for Engine {
@@ -229,6 +248,9 @@ impl Engine {
                 WhenFull::EvictOldest,
             ),
             pins_generation: 0,
+            answer_buf: Vec::new(),
+            scratch: PingPacket::new("", "", "", "", ""),
+            batch_packets: Vec::new(),
             node,
             config,
         }
@@ -821,8 +843,20 @@ impl Engine {
         // Every datagram earns its address amplification credit; only what
         // untrusted input causes spends it.
         self.guard.earn(now.mono, from.ip(), datagram.len());
-        let decoded = self.codec.decode(datagram);
+        // Decoded into the engine's own packet, whose strings are reused
+        // from one datagram to the next.
+        let mut packet = std::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
+        let decoded = match self.codec.decode_into(datagram, &mut packet) {
+            Ok(Decoded::Packet) => Ok(Incoming::Packet(&packet)),
+            Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
+            Err(e) => Err(e),
+        };
         self.handle_decoded(now, from, datagram, decoded, None);
+        // A large datagram's strings are not kept: what the engine holds
+        // between datagrams stays within a few KiB.
+        if datagram.len() <= SCRATCH_KEEP_BYTES {
+            self.scratch = packet;
+        }
     }
 
     /// [`Engine::handle_datagram`] after decoding (and after the datagram
@@ -833,7 +867,7 @@ impl Engine {
         now: Now,
         from: SocketAddr,
         datagram: &[u8],
-        decoded: Result<Frame, DecodeError>,
+        decoded: Result<Incoming<'_>, DecodeError>,
         pre: Option<PreVerified>,
     ) {
         match decoded {
@@ -841,13 +875,13 @@ impl Engine {
                 self.stats.decode.record(&e);
                 self.malformed(now, from, e)
             }
-            Ok(Frame::Response(r)) => self.on_response(now, from, r, datagram),
-            Ok(Frame::Packet(p)) => {
-                if !self.admit(now, from, &p, pre) {
+            Ok(Incoming::Response(r)) => self.on_response(now, from, r, datagram),
+            Ok(Incoming::Packet(p)) => {
+                if !self.admit(now, from, p, pre) {
                     return;
                 }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
-                    self.on_beacon(now, from, &p, false);
+                    self.on_beacon(now, from, p, false);
                 } else {
                     self.on_packet(now, from, p);
                 }
@@ -942,7 +976,7 @@ impl Engine {
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)
                 {
-                    self.on_packet(now, UPLINK_ADDR, p);
+                    self.on_packet(now, UPLINK_ADDR, &p);
                 }
                 self.current_identity = Identity::NotChecked;
                 self.current_credential = None;
@@ -970,9 +1004,9 @@ impl Engine {
         }
     }
 
-    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) {
         if packet.target_did != self.node.did() && !packet.is_broadcast() {
-            self.on_relay(now, from, packet);
+            self.on_relay(now, from, packet.clone());
             return;
         }
         let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
@@ -997,36 +1031,51 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let reception = self
-            .node
-            .receive_vouched(now.wall, &packet, self.current_credential);
-        let replay = matches!(reception.outcome, Outcome::Replay);
-        let reply = reception.should_reply();
-        let mut response = reception.response;
-        self.metrics
-            .observe(response.airlock_zone, response.decision, response.rtt_ms);
+        let answer = self.node.answer(now.wall, packet, self.current_credential);
+        let replay = matches!(answer.outcome, Outcome::Replay);
+        let reply = answer.should_reply();
+        let (zone, decision) = (answer.zone, answer.decision);
+        self.metrics.observe(zone, decision, answer.rtt_ms);
+        let trusted = zone == AirlockZone::Groen;
         if reply {
-            self.identity.sign_response(&mut response);
-        }
-        let trusted = response.airlock_zone == AirlockZone::Groen;
-        if self.audit_enabled && reply {
-            // ROOD drops and replays are aggregated (below), never one
-            // record per datagram; answers to untrusted senders are
-            // recorded within the address's audit bucket.
-            let record = || AuditRecord::Ping {
-                packet: Box::new(packet.clone()),
-                response: Box::new(response.clone()),
-            };
-            if trusted {
-                self.audit(record);
-            } else {
-                self.audit_untrusted(now, from, record);
+            // The owned response is built only when something needs it: a
+            // signature, or an audit record; otherwise the answer is written
+            // straight from the node's state into the reused buffer.
+            let signs = self.config.identity.key.is_some();
+            let mut response = None;
+            if signs || self.audit_enabled {
+                let mut r = self.node.response_for(now.wall, &answer, packet);
+                self.identity.sign_response(&mut r);
+                response = Some(r);
             }
-        }
-        if reply {
-            match self.codec.encode_response(&response) {
+            if let Some(response) = response.as_ref().filter(|_| self.audit_enabled) {
+                // ROOD drops and replays are aggregated (below), never one
+                // record per datagram; answers to untrusted senders are
+                // recorded within the address's audit bucket.
+                let record = || AuditRecord::Ping {
+                    packet: Box::new(packet.clone()),
+                    response: Box::new(response.clone()),
+                };
+                if trusted {
+                    self.audit(record);
+                } else {
+                    self.audit_untrusted(now, from, record);
+                }
+            }
+            let mut buf = std::mem::take(&mut self.answer_buf);
+            let encoded = match &response {
+                Some(r) => self.codec.encode_response_into(r, &mut buf),
+                None => {
+                    let view = self.node.response_view(now.wall, &answer, packet);
+                    self.codec.encode_view_into(&view, &mut buf)
+                }
+            };
+            // One exact-size copy shared by the send queue and the response
+            // cache; the buffer's spare capacity stays here for the next one.
+            let encoded = encoded.map(|()| Bytes::copy_from_slice(&buf));
+            self.answer_buf = buf;
+            match encoded {
                 Ok(bytes) => {
-                    let bytes = Bytes::from(bytes);
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
                     let sent = if from == UPLINK_ADDR {
                         // The uplink has its own limits (docs/FLEETS.md).
@@ -1060,7 +1109,7 @@ impl Engine {
                     .peers
                     .record_activity(now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                self.learn_from_heartbeat(now, &packet, from);
+                self.learn_from_heartbeat(now, packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     let record = || AuditRecord::Heartbeat {
                         did: packet.source_did.clone(),
@@ -1083,13 +1132,13 @@ impl Engine {
         if self.events_enabled {
             self.event(Event::PingDecided {
                 from,
-                packet_id: packet.packet_id,
-                source_did: packet.source_did,
-                intent: packet.intent,
+                packet_id: packet.packet_id.clone(),
+                source_did: packet.source_did.clone(),
+                intent: packet.intent.clone(),
                 ping_type: packet.ping_type,
-                zone: response.airlock_zone,
-                decision: response.decision,
-                trust: response.trust_score,
+                zone,
+                decision,
+                trust: answer.trust_score(),
                 replay,
             });
         }

@@ -1,9 +1,12 @@
 //! The sans-IO engine alone: one trusted ping in, one answer out, no sockets.
 //! Separates the node's own work (decode, pipeline, encode, tables) from the
 //! kernel's share measured by `examples/loadgen.rs`. The `parts` group takes
-//! the trusted ping apart: decoding the datagram, the protocol pipeline
+//! the trusted ping apart: decoding the datagram (`decode`; `decode_into`
+//! reuses one packet's strings, as the engine does), the protocol pipeline
 //! (trust, airlock, replay check, building the response) and encoding the
-//! answer; what `engine/groen_answered` costs beyond their sum is the
+//! answer, and `answer_written` the engine's path through the pipeline (the
+//! answer written into a reused buffer, no `PingResponse` built); what
+//! `engine/groen_answered` costs beyond their sum is the
 //! engine's own tables (response cache, peers, routes, credit, metrics).
 //!
 //! `cargo bench -p tibet-iot --bench engine -- --warm-up-time 1 --measurement-time 3`
@@ -17,7 +20,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_iot::{Engine, MonoTime, Now, TransportConfig};
-use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, Timestamp};
+use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, PingPacket, Timestamp};
 
 fn bench(c: &mut Criterion) {
     let now = Now::new(MonoTime::ZERO, Timestamp::now());
@@ -69,6 +72,11 @@ fn bench(c: &mut Criterion) {
     };
     let datagram = codec.encode_packet(&fresh(&mut crafter)).unwrap();
     parts.bench_function("decode", |b| b.iter(|| codec.decode(&datagram)));
+    // The engine's way: into one packet whose strings are reused.
+    let mut slot = PingPacket::new("", "", "", "", "");
+    parts.bench_function("decode_into", |b| {
+        b.iter(|| codec.decode_into(&datagram, &mut slot).is_ok())
+    });
     let mut node = PingNode::new(
         "jis:bench:node",
         PingNodeConfig::default(),
@@ -79,6 +87,21 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || fresh(&mut crafter),
             |packet| node.receive(now.wall, &packet),
+            BatchSize::SmallInput,
+        )
+    });
+    // The engine's path: the same pipeline, the answer written into a reused
+    // buffer without building a `PingResponse`.
+    let mut buf = Vec::new();
+    parts.bench_function("answer_written", |b| {
+        b.iter_batched(
+            || fresh(&mut crafter),
+            |packet| {
+                let answer = node.answer(now.wall, &packet, None);
+                let view = node.response_view(now.wall, &answer, &packet);
+                codec.encode_view_into(&view, &mut buf).unwrap();
+                buf.len()
+            },
             BatchSize::SmallInput,
         )
     });

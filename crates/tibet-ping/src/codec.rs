@@ -14,7 +14,9 @@
 //! datagram exactly, nesting is bounded (JSON by `serde_json`'s limit of 128,
 //! msgpack by a structural pre-check, see [`MAX_DEPTH`]), no allocation is
 //! sized from an unchecked length prefix, and every failure is a typed
-//! [`DecodeError`], never a panic.
+//! [`DecodeError`], never a panic. A compact JSON packet of the usual shape
+//! is read by a fast path (`codec/fast.rs`) that hands anything else,
+//! errors included, to the full decoder; what it takes, it decodes alike.
 //!
 //! JSON is written compact and in UTF-8: non-ASCII text goes out as raw
 //! UTF-8, where the Python reference (`json.dumps(..., separators=(",",
@@ -33,9 +35,11 @@ use std::cell::Cell;
 use serde::{Deserializer as _, Serialize};
 
 use crate::packet::{JsonMap, PingPacket, PingResponse};
+use crate::response::ResponseView;
 
 mod counts;
 mod error;
+mod fast;
 mod fields;
 mod guard;
 pub(crate) mod native;
@@ -193,17 +197,54 @@ impl PacketCodec {
 
     /// Encodes a response into one datagram.
     pub fn encode_response(&self, r: &PingResponse) -> Result<Vec<u8>, EncodeError> {
-        if !r.trust_score.is_finite() {
+        let mut buf = Vec::with_capacity(HEADER_LEN + 640);
+        self.encode_response_into(r, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`PacketCodec::encode_response`] into `buf` (cleared first), so a
+    /// caller answering many pings reuses one buffer.
+    pub fn encode_response_into(
+        &self,
+        r: &PingResponse,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        Self::check_floats(r.trust_score, r.rtt_ms)?;
+        self.check_numbers("payload", &r.payload)?;
+        self.check_numbers("fira_breakdown", &r.fira_breakdown)?;
+        self.encode_into(r, FLAG_RESPONSE, buf)
+    }
+
+    /// Writes a borrowed response (see [`ResponseView`]) into `buf`
+    /// (cleared first): the same bytes [`PacketCodec::encode_response`]
+    /// writes for the equivalent [`PingResponse`], with no allocation once
+    /// `buf` has grown to an answer's size.
+    pub fn encode_view_into(
+        &self,
+        r: &ResponseView<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        // Its maps hold only a finite score and a count, which fit msgpack.
+        Self::check_floats(r.trust_score(), r.rtt_ms())?;
+        match self.format() {
+            // Written without the serializer's per-key work.
+            WireFormat::Json => self.frame_into(FLAG_RESPONSE, buf, |b| {
+                r.write_json(b).map_err(error::reason)
+            }),
+            WireFormat::Msgpack => self.encode_into(r, FLAG_RESPONSE, buf),
+        }
+    }
+
+    fn check_floats(trust_score: f64, rtt_ms: Option<f64>) -> Result<(), EncodeError> {
+        if !trust_score.is_finite() {
             return Err(EncodeError::NonFinite {
                 field: "trust_score",
             });
         }
-        if r.rtt_ms.is_some_and(|v| !v.is_finite()) {
+        if rtt_ms.is_some_and(|v| !v.is_finite()) {
             return Err(EncodeError::NonFinite { field: "rtt_ms" });
         }
-        self.check_numbers("payload", &r.payload)?;
-        self.check_numbers("fira_breakdown", &r.fira_breakdown)?;
-        self.encode(r, FLAG_RESPONSE)
+        Ok(())
     }
 
     /// Msgpack only: refuses a map holding a number msgpack cannot carry
@@ -221,27 +262,48 @@ impl PacketCodec {
     }
 
     fn encode<T: Serialize>(&self, value: &T, flags: u8) -> Result<Vec<u8>, EncodeError> {
-        let format = self.format();
         let mut buf = Vec::with_capacity(HEADER_LEN + 640);
+        self.encode_into(value, flags, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn encode_into<T: Serialize>(
+        &self,
+        value: &T,
+        flags: u8,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
+        self.frame_into(flags, buf, |b| match self.format() {
+            WireFormat::Json => serde_json::to_writer(b, value).map_err(error::reason),
+            WireFormat::Msgpack => value
+                .serialize(&mut rmp_serde::Serializer::new(b).with_struct_map())
+                .map_err(error::reason),
+        })
+    }
+
+    /// A frame into `buf` (cleared first): the header, then the payload
+    /// `write` appends in this codec's format.
+    fn frame_into(
+        &self,
+        flags: u8,
+        buf: &mut Vec<u8>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+    ) -> Result<(), EncodeError> {
+        let format = self.format();
+        buf.clear();
         let flags = match format {
             WireFormat::Json => flags,
             WireFormat::Msgpack => flags | FLAG_MSGPACK,
         };
         buf.extend_from_slice(&[MAGIC[0], MAGIC[1], VERSION, flags, 0, 0, 0, 0]);
-        let written = match format {
-            WireFormat::Json => serde_json::to_writer(&mut buf, value).map_err(error::reason),
-            WireFormat::Msgpack => value
-                .serialize(&mut rmp_serde::Serializer::new(&mut buf).with_struct_map())
-                .map_err(error::reason),
-        };
-        written.map_err(|reason| EncodeError::Serialize { format, reason })?;
+        write(buf).map_err(|reason| EncodeError::Serialize { format, reason })?;
         let len = buf.len() - HEADER_LEN;
         if len > MAX_PAYLOAD {
             return Err(EncodeError::TooLarge { len });
         }
         // len <= MAX_PAYLOAD, so it fits in a u32.
         buf[4..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
-        Ok(buf)
+        Ok(())
     }
 
     /// Decodes one datagram, in whichever format its flags name, into a
@@ -253,6 +315,25 @@ impl PacketCodec {
     /// `ext` values, and nesting deeper than [`MAX_DEPTH`]. Like it, unknown
     /// keys are ignored and flag bits 2 to 7 are ignored.
     pub fn decode(&self, datagram: &[u8]) -> Result<Frame, DecodeError> {
+        let mut packet = PingPacket::new("", "", "", "", "");
+        Ok(match self.decode_into(datagram, &mut packet)? {
+            Decoded::Packet => Frame::Packet(packet),
+            Decoded::Response(r) => Frame::Response(r),
+        })
+    }
+
+    /// [`PacketCodec::decode`], with a packet decoded into `packet`, whose
+    /// strings are reused: a receiver that keeps one packet for decoding
+    /// allocates nothing for a ping once those strings have grown (the
+    /// `payload`, when not empty, is still built). Every field of `packet`
+    /// is overwritten, absent optional fields with their defaults; after an
+    /// error, or when the frame is a response, it holds unspecified values.
+    /// The checks and errors are exactly those of [`PacketCodec::decode`].
+    pub fn decode_into(
+        &self,
+        datagram: &[u8],
+        packet: &mut PingPacket,
+    ) -> Result<Decoded, DecodeError> {
         let header = decode_header(datagram)?;
         let payload = &datagram[HEADER_LEN..];
         let issue = Cell::new(None);
@@ -264,12 +345,21 @@ impl PacketCodec {
                     format: WireFormat::Json,
                     reason: error::reason(e),
                 })?;
+                // The common compact packet without the serde machinery;
+                // anything else (and every error) takes the full path.
+                if !header.is_response() && fast::packet(text, packet) {
+                    return Ok(Decoded::Packet);
+                }
+                let seed = PacketSeed {
+                    cell: &issue,
+                    out: packet,
+                };
                 let mut de = serde_json::Deserializer::from_str(text);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
-                        .map(Frame::Response)
+                        .map(Decoded::Response)
                 } else {
-                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                    de.deserialize_map(seed).map(|()| Decoded::Packet)
                 };
                 frame.and_then(|f| de.end().map(|()| f)).map_err(|e| {
                     let data = e.classify() == serde_json::error::Category::Data;
@@ -281,14 +371,18 @@ impl PacketCodec {
                     format: WireFormat::Msgpack,
                     reason: e.to_string(),
                 })?;
+                let seed = PacketSeed {
+                    cell: &issue,
+                    out: packet,
+                };
                 let mut de = rmp_serde::Deserializer::from_read_ref(payload);
                 // The guard already bounds nesting; this is a second fence.
                 de.set_max_depth(MAX_DEPTH + 2);
                 let frame = if header.is_response() {
                     de.deserialize_map(ResponseSeed(&issue))
-                        .map(Frame::Response)
+                        .map(Decoded::Response)
                 } else {
-                    de.deserialize_map(PacketSeed(&issue)).map(Frame::Packet)
+                    de.deserialize_map(seed).map(|()| Decoded::Packet)
                 };
                 frame.map_err(|e| {
                     use rmp_serde::decode::Error as E;
@@ -301,6 +395,18 @@ impl PacketCodec {
             }
         }
     }
+}
+
+/// What [`PacketCodec::decode_into`] decoded.
+// Unboxed like `Frame`: a response is moved out at once, and boxing it
+// would cost every receiver of answers an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decoded {
+    /// A ping (flag bit 0 clear), now in the packet passed in.
+    Packet,
+    /// An answer (flag bit 0 set).
+    Response(PingResponse),
 }
 
 /// Turns a format error plus what the visitor noted into a [`DecodeError`].

@@ -2,9 +2,9 @@
 
 use rand::RngCore;
 
-/// `prefix` then N (at most 16) random bytes as lowercase hex, in one
-/// allocation.
-fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -> String {
+/// N (at most 16) random bytes as lowercase hex, into `out` (at least
+/// 2N bytes long).
+fn fill_hex<const N: usize>(out: &mut [u8], rng: &mut (impl RngCore + ?Sized)) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     const { assert!(N <= 16) };
     let mut bytes = [0u8; N];
@@ -12,11 +12,17 @@ fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -
     for chunk in bytes.chunks_mut(8) {
         chunk.copy_from_slice(&rng.next_u64().to_le_bytes()[..chunk.len()]);
     }
-    let mut buf = [0u8; 32];
-    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0xf)];
     }
+}
+
+/// `prefix` then N (at most 16) random bytes as lowercase hex, in one
+/// allocation.
+fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -> String {
+    let mut buf = [0u8; 32];
+    fill_hex::<N>(&mut buf, rng);
     // Hex digits are ASCII, so this never takes the fallback.
     let hex = std::str::from_utf8(&buf[..2 * N]).unwrap_or_default();
     let mut s = String::with_capacity(prefix.len() + 2 * N);
@@ -33,6 +39,14 @@ pub fn packet_id(rng: &mut (impl RngCore + ?Sized)) -> String {
 /// A response id: `resp_` and 16 lowercase hex digits.
 pub fn response_id(rng: &mut (impl RngCore + ?Sized)) -> String {
     random_hex::<8>("resp_", rng)
+}
+
+/// [`response_id`] as ASCII bytes, without allocating; draws the same
+/// random bytes, so it gives the same id.
+pub(crate) fn response_id_bytes(rng: &mut (impl RngCore + ?Sized)) -> [u8; 21] {
+    let mut id = *b"resp_0000000000000000";
+    fill_hex::<8>(&mut id[5..], rng);
+    id
 }
 
 /// A vouch id: `vouch_` and 16 lowercase hex digits.
@@ -71,5 +85,9 @@ mod tests {
         let mut bytes = [0u8; 16];
         b.fill_bytes(&mut bytes);
         assert_eq!(nonce(&mut a), hex::encode(bytes));
+        let mut a = StdRng::seed_from_u64(11);
+        let mut b = StdRng::seed_from_u64(11);
+        let bytes = response_id_bytes(&mut a);
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), response_id(&mut b));
     }
 }

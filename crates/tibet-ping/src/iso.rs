@@ -91,16 +91,36 @@ pub(crate) fn serialize<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::
 }
 
 /// Formats like [`Timestamp::to_iso`], reusing the date and time of the
-/// last second formatted.
+/// last second formatted, and the whole text of the last instant.
 #[derive(Debug, Default)]
 pub(crate) struct IsoFormatter {
     second: Option<i64>,
     /// `YYYY-MM-DDTHH:MM:SS` of `second`.
     prefix: String,
+    /// The instant `text` spells.
+    last: Option<Timestamp>,
+    text: String,
 }
 
 impl IsoFormatter {
     pub(crate) fn format(&mut self, t: Timestamp) -> String {
+        self.text_of(t).to_owned()
+    }
+
+    /// The text of `t`, borrowed: a batch of answers stamped with one
+    /// instant formats it once.
+    pub(crate) fn text_of(&mut self, t: Timestamp) -> &str {
+        if self.last != Some(t) {
+            let mut text = std::mem::take(&mut self.text);
+            text.clear();
+            self.write(t, &mut text);
+            self.text = text;
+            self.last = Some(t);
+        }
+        &self.text
+    }
+
+    fn write(&mut self, t: Timestamp, s: &mut String) {
         let micros = t.as_micros();
         let (sec, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
         if self.second != Some(sec) {
@@ -111,10 +131,9 @@ impl IsoFormatter {
                     self.prefix.push_str(p);
                     self.second = Some(sec);
                 }
-                _ => return t.to_iso(),
+                _ => return s.push_str(&t.to_iso()),
             }
         }
-        let mut s = String::with_capacity(32);
         s.push_str(&self.prefix);
         if frac != 0 {
             s.push('.');
@@ -127,7 +146,6 @@ impl IsoFormatter {
             buf.iter().for_each(|&c| s.push(char::from(c)));
         }
         s.push_str("+00:00");
-        s
     }
 }
 
@@ -189,6 +207,8 @@ mod tests {
                 prop_assert_eq!(f.format(t), t.to_iso());
                 let same_second = Timestamp::from_micros(m - m.rem_euclid(1_000_000) + 7);
                 prop_assert_eq!(f.format(same_second), same_second.to_iso());
+                prop_assert_eq!(f.text_of(same_second), same_second.to_iso());
+                prop_assert_eq!(f.text_of(t), t.to_iso());
             }
         }
     }

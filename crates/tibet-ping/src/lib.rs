@@ -59,6 +59,7 @@ mod nonce;
 mod packet;
 pub mod pyjson;
 mod ratelimit;
+mod response;
 mod review;
 mod rule;
 mod size;
@@ -78,9 +79,9 @@ pub use beacon::{
     DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, GENERIC_DEVICE, discover_payload,
 };
 pub use codec::{
-    DecodeCounts, DecodeError, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame, FrameHeader,
-    HEADER_LEN, MAGIC, MAX_DEPTH, MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN,
-    MAX_PAYLOAD, MAX_PURPOSE_LEN, PacketCodec, VERSION, WireFormat, decode_header,
+    DecodeCounts, DecodeError, Decoded, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame,
+    FrameHeader, HEADER_LEN, MAGIC, MAX_DEPTH, MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN,
+    MAX_NONCE_LEN, MAX_PAYLOAD, MAX_PURPOSE_LEN, PacketCodec, VERSION, WireFormat, decode_header,
 };
 pub use drops::{
     DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
@@ -96,6 +97,7 @@ pub use packet::{
     RoutingMode, UnknownVariant,
 };
 pub use ratelimit::{RateLimitStats, RateLimiter};
+pub use response::{Answer, ResponseView};
 pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
 pub use stats::{PingNodeStats, ReplayCounts};

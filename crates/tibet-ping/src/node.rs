@@ -18,8 +18,11 @@
 //! `signature`), [`PingNode::remove_rule`], [`PingNode::clear_trust`],
 //! [`PingNode::revoke_vouch`], [`PingNode::approve_beacon`],
 //! [`PingNode::reject_beacon`], [`PingNode::pending_beacons`],
-//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], and read access
-//! to the airlock, vouches and topology.
+//! [`PingNode::create_pod`], [`PingNode::collect_garbage`], read access
+//! to the airlock, vouches and topology, and the allocation-free receive
+//! path: [`PingNode::answer`] (the pipeline of [`PingNode::receive_vouched`]
+//! without building the response), [`PingNode::response_view`] (the answer
+//! to write, borrowed) and [`PingNode::response_for`] (the answer built).
 //!
 //! Hardening (see docs/SECURITY.md): a ping that would be ROOD stores no
 //! nonce; senders below GROEN trust have their own nonce table and per-DID
@@ -54,6 +57,7 @@ use crate::packet::{
     RoutingMode,
 };
 use crate::ratelimit::RateLimiter;
+use crate::response::{Answer, Fira, Reason, ResponseView};
 use crate::review::DEFAULT_REVIEW_TTL;
 use crate::rule::AirlockRule;
 use crate::stats::{Counters, PingNodeStats};
@@ -430,6 +434,27 @@ impl PingNode {
         packet: &PingPacket,
         credential_trust: Option<f64>,
     ) -> Reception {
+        let answer = self.answer(now, packet, credential_trust);
+        let response = self.response_for(now, &answer, packet);
+        Reception {
+            response,
+            outcome: answer.outcome,
+            replay: answer.replay,
+        }
+    }
+
+    /// The allocation-free sibling of [`PingNode::receive_vouched`]: the
+    /// same pipeline, counters and state changes, but the answer comes back
+    /// as an [`Answer`] rather than a built [`PingResponse`]. Write it with
+    /// [`PingNode::response_view`] and
+    /// [`PacketCodec::encode_view_into`](crate::PacketCodec::encode_view_into),
+    /// or build the response with [`PingNode::response_for`] (same `now`).
+    pub fn answer(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        credential_trust: Option<f64>,
+    ) -> Answer {
         let start = self.clock.as_ref().map(|c| c());
         self.seen(now);
         self.counters.received += 1;
@@ -456,16 +481,7 @@ impl PingNode {
                         && !self.pending_limit.allow(now, packet.source_did.as_str())))
             {
                 self.counters.rate_limited += 1;
-                let mut response =
-                    self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
-                response
-                    .payload
-                    .insert("reason".to_owned(), Value::from(RATE_LIMITED_REASON));
-                return Reception {
-                    response,
-                    outcome: Outcome::Rejected,
-                    replay: None,
-                };
+                return self.refusal(Outcome::Rejected, None, RATE_LIMITED_REASON);
             }
             let table = if trusted {
                 &mut self.nonces
@@ -474,16 +490,7 @@ impl PingNode {
             };
             if let Err(reason) = table.check_at(now, &packet.nonce, iso::parse(&packet.timestamp)) {
                 self.counters.count_replay(reason);
-                let mut response =
-                    self.response(now, packet, PingDecision::Reject, AirlockZone::Rood);
-                response
-                    .payload
-                    .insert("reason".to_owned(), Value::from(REPLAY_REASON));
-                return Reception {
-                    response,
-                    outcome: Outcome::Replay,
-                    replay: Some(reason),
-                };
+                return self.refusal(Outcome::Replay, Some(reason), REPLAY_REASON);
             }
         }
 
@@ -506,47 +513,102 @@ impl PingNode {
             _ if refused => self.counters.pending_refusals += 1,
             _ => self.counters.rejected += 1,
         }
-        let mut response = self.response(now, packet, zone.decision(), zone);
-        if refused {
-            response
-                .payload
-                .insert("reason".to_owned(), Value::from(PENDING_FULL_REASON));
-        }
-        response.trust_score = trust.score;
-        response.fira_breakdown = trust.fira_breakdown();
-        response.applied_rule = applied_rule;
-        if let (Some(clock), Some(start)) = (&self.clock, start) {
-            response.rtt_ms = Some(clock().saturating_sub(start).as_secs_f64() * 1000.0);
-        }
-        Reception {
-            response,
+        let response_id = ids::response_id_bytes(&mut self.rng);
+        let rtt_ms = match (&self.clock, start) {
+            (Some(clock), Some(start)) => {
+                Some(clock().saturating_sub(start).as_secs_f64() * 1000.0)
+            }
+            _ => None,
+        };
+        Answer {
             outcome,
             replay: None,
+            decision: zone.decision(),
+            zone,
+            trust: Some(trust),
+            applied_rule,
+            reason: refused.then_some(PENDING_FULL_REASON),
+            rtt_ms,
+            response_id,
         }
     }
 
-    fn response(
+    /// A ping refused before the airlock: ROOD, with a reason.
+    fn refusal(
+        &mut self,
+        outcome: Outcome,
+        replay: Option<ReplayReason>,
+        reason: &'static str,
+    ) -> Answer {
+        Answer {
+            outcome,
+            replay,
+            decision: PingDecision::Reject,
+            zone: AirlockZone::Rood,
+            trust: None,
+            applied_rule: None,
+            reason: Some(reason),
+            rtt_ms: None,
+            response_id: ids::response_id_bytes(&mut self.rng),
+        }
+    }
+
+    /// The response [`PingNode::receive_vouched`] builds for `answer`, which
+    /// [`PingNode::answer`] gave for `packet` at `now`.
+    pub fn response_for(
         &mut self,
         now: Timestamp,
+        answer: &Answer,
         packet: &PingPacket,
-        decision: PingDecision,
-        zone: AirlockZone,
     ) -> PingResponse {
+        let mut payload = JsonMap::new();
+        if let Some(reason) = answer.reason {
+            payload.insert("reason".to_owned(), Value::from(reason));
+        }
         PingResponse {
-            response_id: ids::response_id(&mut self.rng),
+            response_id: answer.response_id().to_owned(),
             in_response_to: packet.packet_id.clone(),
             responder_did: self.did.clone(),
-            decision,
-            payload: JsonMap::new(),
+            decision: answer.decision,
+            payload,
             capabilities: Vec::new(),
-            trust_score: 0.0,
-            fira_breakdown: JsonMap::new(),
+            trust_score: answer.trust_score(),
+            fira_breakdown: answer
+                .trust
+                .map_or_else(JsonMap::new, |t| t.fira_breakdown()),
             tibet_token_id: None,
             timestamp: self.iso.format(now),
-            rtt_ms: None,
-            airlock_zone: zone,
-            applied_rule: None,
+            rtt_ms: answer.rtt_ms,
+            airlock_zone: answer.zone,
+            applied_rule: answer.applied_rule.clone(),
             signature: String::new(),
+        }
+    }
+
+    /// The response to `packet` for `answer` (given at `now`), borrowed:
+    /// what [`PingNode::response_for`] builds, without building it. The
+    /// codec writes both to the same bytes.
+    pub fn response_view<'a>(
+        &'a mut self,
+        now: Timestamp,
+        answer: &'a Answer,
+        packet: &'a PingPacket,
+    ) -> ResponseView<'a> {
+        let timestamp = self.iso.text_of(now);
+        ResponseView {
+            response_id: answer.response_id(),
+            in_response_to: &packet.packet_id,
+            responder_did: &self.did,
+            decision: answer.decision,
+            payload: Reason(answer.reason),
+            capabilities: &[],
+            trust_score: answer.trust_score(),
+            fira_breakdown: Fira(answer.trust),
+            tibet_token_id: None,
+            timestamp,
+            rtt_ms: answer.rtt_ms,
+            airlock_zone: answer.zone,
+            applied_rule: answer.applied_rule.as_deref(),
         }
     }
 }

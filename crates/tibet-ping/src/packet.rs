@@ -186,8 +186,11 @@ impl<'de> Deserialize<'de> for Priority {
     }
 }
 
+/// `max_hops` of a packet that does not say.
+pub(crate) const DEFAULT_MAX_HOPS: u32 = 5;
+
 fn default_max_hops() -> u32 {
-    5
+    DEFAULT_MAX_HOPS
 }
 
 /// An intent-based ping: who I am, what I want, and why (docs/PROTOCOL.md §2).

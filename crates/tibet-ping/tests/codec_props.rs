@@ -5,8 +5,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use tibet_ping::{
-    AirlockZone, DecodeError, Frame, HEADER_LEN, JsonMap, PacketCodec, PingDecision, PingPacket,
-    PingResponse, PingType, Priority, RoutingMode,
+    AirlockZone, DecodeError, EncodeError, Frame, HEADER_LEN, JsonMap, PacketCodec, PingDecision,
+    PingPacket, PingResponse, PingType, Priority, RoutingMode,
 };
 
 /// Any Unicode text, including controls, quotes, escapes and non-BMP.
@@ -162,13 +162,18 @@ fn framed_garbage() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Decoding succeeded: then encoding it again decodes to the same frame.
+/// Msgpack may refuse a number it cannot hold (a JSON frame's
+/// `1e+4356862938`, say), as documented; nothing else.
 fn reencodes_stably(frame: &Frame) {
     for c in [PacketCodec::json(), PacketCodec::msgpack()] {
-        let bytes = match frame {
+        let encoded = match frame {
             Frame::Packet(p) => c.encode_packet(p),
             Frame::Response(r) => c.encode_response(r),
-        }
-        .expect("a decoded frame can be encoded");
+        };
+        let bytes = match encoded {
+            Err(EncodeError::MsgpackNumber { .. }) if c == PacketCodec::msgpack() => continue,
+            other => other.expect("a decoded frame can be encoded"),
+        };
         assert_eq!(&c.decode(&bytes).unwrap(), frame);
     }
 }
@@ -233,6 +238,83 @@ proptest! {
                 if let DecodeError::Payload { reason, .. } | DecodeError::WrongType { reason, .. } = &e {
                     prop_assert!(reason.len() <= 200);
                 }
+            }
+        }
+    }
+}
+
+/// A packet frame with a random subset of its optional fields left out
+/// (their wire defaults apply), in either format.
+fn sparse_packet_frame() -> impl Strategy<Value = Vec<u8>> {
+    const OPTIONAL: &[&str] = &[
+        "payload",
+        "pod_id",
+        "station_id",
+        "hop_count",
+        "max_hops",
+        "nonce",
+        "timestamp",
+        "tibet_token_id",
+        "vouched_by",
+        "vouch_signature",
+        "signature",
+    ];
+    (codec(), packet(), vec(any::<bool>(), OPTIONAL.len())).prop_map(|(c, p, keep)| {
+        let mut v = serde_json::to_value(&p).unwrap();
+        let map = v.as_object_mut().unwrap();
+        for (name, keep) in OPTIONAL.iter().zip(keep) {
+            if !keep {
+                map.remove(*name);
+            }
+        }
+        let body = match c.format() {
+            tibet_ping::WireFormat::Json => serde_json::to_vec(&v).unwrap(),
+            tibet_ping::WireFormat::Msgpack => rmp_serde::to_vec_named(&v).unwrap(),
+        };
+        let flags = if c == PacketCodec::msgpack() { 0b10 } else { 0 };
+        let mut frame = vec![b'T', b'P', 1, flags];
+        frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&body);
+        frame
+    })
+}
+
+/// A frame for the reuse test: valid, sparse, or mutated into garbage.
+fn any_frame() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        valid_frame(),
+        sparse_packet_frame(),
+        (
+            sparse_packet_frame(),
+            any::<prop::sample::Index>(),
+            any::<u8>()
+        )
+            .prop_map(|(mut f, at, xor)| {
+                let i = at.index(f.len());
+                f[i] ^= xor;
+                f
+            }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// One packet reused for a run of frames decodes each exactly as a
+    /// fresh `decode` does: no field of an earlier packet (or of a failed
+    /// decode) survives into a later one.
+    #[test]
+    fn decoding_into_a_reused_packet_agrees_with_decode(frames in vec(any_frame(), 1..10)) {
+        let codec = PacketCodec::default();
+        let mut slot = PingPacket::new("x", "x", "x", "x", "x");
+        for frame in &frames {
+            let fresh = codec.decode(frame);
+            let reused = codec.decode_into(frame, &mut slot);
+            match (fresh, reused) {
+                (Ok(Frame::Packet(p)), Ok(tibet_ping::Decoded::Packet)) => prop_assert_eq!(&slot, &p),
+                (Ok(Frame::Response(a)), Ok(tibet_ping::Decoded::Response(b))) => prop_assert_eq!(a, b),
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "decode {:?}, decode_into {:?}", a, b),
             }
         }
     }

@@ -6,9 +6,9 @@
 use std::net::SocketAddr;
 
 use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
-use tibet_ping::{DecodeError, Frame, PingPacket};
+use tibet_ping::{DecodeError, Decoded, PingPacket};
 
-use super::Engine;
+use super::{Engine, Incoming, SCRATCH_KEEP_BYTES};
 use crate::identity::PreVerified;
 use crate::time::Now;
 use crate::uplink::UPLINK_ADDR;
@@ -46,18 +46,28 @@ impl Engine {
             }
             return;
         }
+        // Packets are decoded into the engine's batch packets, whose strings
+        // are reused from one batch to the next (as `handle_datagram` reuses
+        // one packet).
+        let mut packets = std::mem::take(&mut self.batch_packets);
+        if packets.len() < chunk.len() {
+            packets.resize_with(chunk.len(), || PingPacket::new("", "", "", "", ""));
+        }
         // Datagrams from the uplink's address are refused before decoding,
         // as by `handle_datagram`.
-        let decoded: Vec<Option<Result<Frame, DecodeError>>> = chunk
+        let decoded: Vec<Option<Result<Decoded, DecodeError>>> = chunk
             .iter()
-            .map(|&(from, datagram)| (from != UPLINK_ADDR).then(|| self.codec.decode(datagram)))
+            .zip(packets.iter_mut())
+            .map(|(&(from, datagram), packet)| {
+                (from != UPLINK_ADDR).then(|| self.codec.decode_into(datagram, packet))
+            })
             .collect();
         let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
         {
             let mut items: Vec<(&PingPacket, PublicKey)> = Vec::new();
             let mut slots = Vec::new();
-            for (i, frame) in decoded.iter().enumerate() {
-                if let Some(Ok(Frame::Packet(p))) = frame
+            for (i, (frame, p)) in decoded.iter().zip(&packets).enumerate() {
+                if let Some(Ok(Decoded::Packet)) = frame
                     && !p.signature.is_empty()
                     && let Some(key) = self.identity.pins().get(&p.source_did)
                 {
@@ -84,17 +94,31 @@ impl Engine {
                 }
             }
         }
-        for ((&(from, datagram), frame), pre) in chunk.iter().zip(decoded).zip(pre) {
+        for (((&(from, datagram), frame), pre), packet) in
+            chunk.iter().zip(decoded).zip(pre).zip(&packets)
+        {
             match frame {
                 None => self.handle_datagram(now, from, datagram),
                 Some(frame) => {
                     // As `handle_datagram` does before decoding.
                     self.stats.datagrams_in += 1;
                     self.guard.earn(now.mono, from.ip(), datagram.len());
-                    self.handle_decoded(now, from, datagram, frame, pre);
+                    let incoming = match frame {
+                        Ok(Decoded::Packet) => Ok(Incoming::Packet(packet)),
+                        Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
+                        Err(e) => Err(e),
+                    };
+                    self.handle_decoded(now, from, datagram, incoming, pre);
                 }
             }
         }
+        // As in `handle_datagram`: a large datagram's strings are not kept.
+        for (&(_, datagram), packet) in chunk.iter().zip(packets.iter_mut()) {
+            if datagram.len() > SCRATCH_KEEP_BYTES {
+                *packet = PingPacket::new("", "", "", "", "");
+            }
+        }
+        self.batch_packets = packets;
     }
 
     /// Signatures checked ahead in receive batches (a measure of the work

@@ -84,7 +84,7 @@ const RESPONSE_FIELDS: &[&str] = &[
 /// checks that both say the same.
 struct Key(fn(&str) -> Option<usize>);
 
-fn packet_field(v: &str) -> Option<usize> {
+pub(super) fn packet_field(v: &str) -> Option<usize> {
     Some(match v {
         "packet_id" => 0,
         "source_did" => 1,
@@ -198,48 +198,111 @@ struct Capped<'a> {
 impl<'de> DeserializeSeed<'de> for Capped<'_> {
     type Value = String;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        let mut out = String::new();
+        CappedInto {
+            cap: self,
+            out: &mut out,
+        }
+        .deserialize(d)?;
+        Ok(out)
+    }
+}
+
+/// [`Capped`] into an existing string, reusing its allocation.
+struct CappedInto<'a, 'o> {
+    cap: Capped<'a>,
+    out: &'o mut String,
+}
+
+impl<'de> DeserializeSeed<'de> for CappedInto<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl Visitor<'_> for Capped<'_> {
-    type Value = String;
+impl Visitor<'_> for CappedInto<'_, '_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a string of at most {} bytes", self.max)
+        write!(f, "a string of at most {} bytes", self.cap.max)
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        if v.len() > self.max {
-            self.cell
-                .set(Some(Issue::TooLong(self.field, v.len(), self.max)));
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        let Capped { cell, field, max } = self.cap;
+        if v.len() > max {
+            cell.set(Some(Issue::TooLong(field, v.len(), max)));
             return Err(E::custom("string too long"));
         }
-        Ok(v.to_owned())
+        self.out.clear();
+        self.out.push_str(v);
+        Ok(())
     }
 }
 
-/// Like [`Capped`], for a field that may be null.
-struct CappedOpt<'a>(Capped<'a>);
+/// Reads a string like `String`'s own `Deserialize` (text, or bytes that
+/// are UTF-8), into an existing string.
+struct TextInto<'o>(&'o mut String);
 
-impl<'de> DeserializeSeed<'de> for CappedOpt<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+impl<'de> DeserializeSeed<'de> for TextInto<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_string(self)
+    }
+}
+
+impl Visitor<'_> for TextInto<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.clear();
+        self.0.push_str(v);
+        Ok(())
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
+        match std::str::from_utf8(v) {
+            Ok(text) => self.visit_str(text),
+            Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+        }
+    }
+}
+
+/// Reads null or a string into an existing option, reusing the string it
+/// may hold; the string capped when `cap` is given.
+struct OptInto<'a, 'o> {
+    out: &'o mut Option<String>,
+    cap: Option<Capped<'a>>,
+}
+
+impl<'de> DeserializeSeed<'de> for OptInto<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_option(self)
     }
 }
 
-impl<'de> Visitor<'de> for CappedOpt<'_> {
-    type Value = Option<String>;
+impl<'de> Visitor<'de> for OptInto<'_, '_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "null or a string of at most {} bytes", self.0.max)
+        match &self.cap {
+            Some(cap) => write!(f, "null or a string of at most {} bytes", cap.max),
+            None => f.write_str("option"),
+        }
     }
-    fn visit_none<E: de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        *self.out = None;
+        Ok(())
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        *self.out = None;
+        Ok(())
     }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        self.0.deserialize(d).map(Some)
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let out = self.out.get_or_insert_with(String::new);
+        match self.cap {
+            Some(cap) => CappedInto { cap, out }.deserialize(d),
+            None => TextInto(out).deserialize(d),
+        }
     }
 }
 
@@ -291,35 +354,37 @@ macro_rules! required {
     };
 }
 
-/// Deserializes a [`PingPacket`] from a map, noting failures in the cell.
-pub(super) struct PacketSeed<'a>(pub(super) &'a IssueCell);
+/// How many of [`PACKET_FIELDS`] are required (the first ones).
+pub(super) const PACKET_REQUIRED: usize = 8;
 
-impl<'de> DeserializeSeed<'de> for PacketSeed<'_> {
-    type Value = PingPacket;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<PingPacket, D::Error> {
+/// Deserializes a [`PingPacket`] from a map into an existing packet, noting
+/// failures in the cell. Every field is overwritten (absent optional fields
+/// get their defaults), and the strings the packet held are reused, so a
+/// caller decoding into one packet over and over allocates nothing once its
+/// strings have grown. After an error the packet holds a mix of old and new
+/// fields.
+pub(super) struct PacketSeed<'a, 'p> {
+    pub(super) cell: &'a IssueCell,
+    pub(super) out: &'p mut PingPacket,
+}
+
+impl<'de> DeserializeSeed<'de> for PacketSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for PacketSeed<'_> {
-    type Value = PingPacket;
+impl<'de> Visitor<'de> for PacketSeed<'_, '_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a PingPacket map")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PingPacket, A::Error> {
-        let cell = self.0;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let PacketSeed { cell, out: p } = self;
         let mut seen = 0u32;
-        let (mut packet_id, mut source_did, mut target_did) = (None, None, None);
-        let (mut ping_type, mut priority, mut routing_mode) = (None, None, None);
-        let (mut intent, mut purpose) = (None, None);
-        let mut payload = JsonMap::new();
-        let (mut pod_id, mut station_id) = (None, None);
-        let (mut hop_count, mut max_hops) = (0u32, 5u32);
-        let (mut nonce, mut timestamp, mut signature) =
-            (String::new(), String::new(), String::new());
-        let (mut tibet_token_id, mut vouched_by, mut vouch_signature) = (None, None, None);
 
         while let Some(i) = next_field(&mut map, PACKET_FIELDS, packet_field, &mut seen, cell)? {
             let name = PACKET_FIELDS[i];
@@ -329,67 +394,115 @@ impl<'de> Visitor<'de> for PacketSeed<'_> {
                 max,
             };
             let read = match i {
-                0 => map
-                    .next_value_seed(capped(MAX_ID_LEN))
-                    .map(|v| packet_id = Some(v)),
-                1 => map
-                    .next_value_seed(capped(MAX_DID_LEN))
-                    .map(|v| source_did = Some(v)),
-                2 => map
-                    .next_value_seed(capped(MAX_DID_LEN))
-                    .map(|v| target_did = Some(v)),
+                0 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_ID_LEN),
+                    out: &mut p.packet_id,
+                }),
+                1 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_DID_LEN),
+                    out: &mut p.source_did,
+                }),
+                2 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_DID_LEN),
+                    out: &mut p.target_did,
+                }),
                 3 => map
                     .next_value_seed(Parse::<PingType>::NEW)
-                    .map(|v| ping_type = Some(v)),
-                4 => map.next_value::<Priority>().map(|v| priority = Some(v)),
+                    .map(|v| p.ping_type = v),
+                4 => map.next_value::<Priority>().map(|v| p.priority = v),
                 5 => map
                     .next_value_seed(Parse::<RoutingMode>::NEW)
-                    .map(|v| routing_mode = Some(v)),
-                6 => map
-                    .next_value_seed(capped(MAX_INTENT_LEN))
-                    .map(|v| intent = Some(v)),
-                7 => map
-                    .next_value_seed(capped(MAX_PURPOSE_LEN))
-                    .map(|v| purpose = Some(v)),
-                8 => map.next_value_seed(MapSeed).map(|v| payload = v),
-                9 => map.next_value().map(|v| pod_id = v),
-                10 => map.next_value().map(|v| station_id = v),
-                11 => map.next_value().map(|v| hop_count = v),
-                12 => map.next_value().map(|v| max_hops = v),
-                13 => map
-                    .next_value_seed(capped(MAX_NONCE_LEN))
-                    .map(|v| nonce = v),
-                14 => map.next_value().map(|v| timestamp = v),
-                15 => map.next_value().map(|v| tibet_token_id = v),
-                16 => map
-                    .next_value_seed(CappedOpt(capped(MAX_DID_LEN)))
-                    .map(|v| vouched_by = v),
-                17 => map.next_value().map(|v| vouch_signature = v),
-                _ => map.next_value().map(|v| signature = v),
+                    .map(|v| p.routing_mode = v),
+                6 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_INTENT_LEN),
+                    out: &mut p.intent,
+                }),
+                7 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_PURPOSE_LEN),
+                    out: &mut p.purpose,
+                }),
+                8 => map.next_value_seed(MapSeed).map(|v| p.payload = v),
+                9 => map.next_value_seed(OptInto {
+                    out: &mut p.pod_id,
+                    cap: None,
+                }),
+                10 => map.next_value_seed(OptInto {
+                    out: &mut p.station_id,
+                    cap: None,
+                }),
+                11 => map.next_value().map(|v| p.hop_count = v),
+                12 => map.next_value().map(|v| p.max_hops = v),
+                13 => map.next_value_seed(CappedInto {
+                    cap: capped(MAX_NONCE_LEN),
+                    out: &mut p.nonce,
+                }),
+                14 => map.next_value_seed(TextInto(&mut p.timestamp)),
+                15 => map.next_value_seed(OptInto {
+                    out: &mut p.tibet_token_id,
+                    cap: None,
+                }),
+                16 => map.next_value_seed(OptInto {
+                    out: &mut p.vouched_by,
+                    cap: Some(capped(MAX_DID_LEN)),
+                }),
+                17 => map.next_value_seed(OptInto {
+                    out: &mut p.vouch_signature,
+                    cap: None,
+                }),
+                _ => map.next_value_seed(TextInto(&mut p.signature)),
             };
             read.map_err(|e| note(cell, Issue::InField(name), e))?;
         }
-        Ok(PingPacket {
-            packet_id: required!(cell, packet_id),
-            source_did: required!(cell, source_did),
-            target_did: required!(cell, target_did),
-            ping_type: required!(cell, ping_type),
-            priority: required!(cell, priority),
-            routing_mode: required!(cell, routing_mode),
-            intent: required!(cell, intent),
-            purpose: required!(cell, purpose),
-            payload,
-            pod_id,
-            station_id,
-            hop_count,
-            max_hops,
-            nonce,
-            timestamp,
-            tibet_token_id,
-            vouched_by,
-            vouch_signature,
-            signature,
-        })
+        // The first required field missing, in table order.
+        if let Some(i) = (0..PACKET_REQUIRED).find(|i| seen & (1 << i) == 0) {
+            let name = PACKET_FIELDS[i];
+            return Err(note(
+                cell,
+                Issue::Missing(name),
+                de::Error::missing_field(name),
+            ));
+        }
+        absent_to_defaults(p, seen);
+        Ok(())
+    }
+}
+
+/// Gives the optional packet fields not marked in `seen` (bit i for
+/// [`PACKET_FIELDS`]`[i]`) their wire defaults.
+pub(super) fn absent_to_defaults(p: &mut PingPacket, seen: u32) {
+    let absent = |i: usize| seen & (1 << i) == 0;
+    if absent(8) {
+        p.payload.clear();
+    }
+    if absent(9) {
+        p.pod_id = None;
+    }
+    if absent(10) {
+        p.station_id = None;
+    }
+    if absent(11) {
+        p.hop_count = 0;
+    }
+    if absent(12) {
+        p.max_hops = crate::packet::DEFAULT_MAX_HOPS;
+    }
+    if absent(13) {
+        p.nonce.clear();
+    }
+    if absent(14) {
+        p.timestamp.clear();
+    }
+    if absent(15) {
+        p.tibet_token_id = None;
+    }
+    if absent(16) {
+        p.vouched_by = None;
+    }
+    if absent(17) {
+        p.vouch_signature = None;
+    }
+    if absent(18) {
+        p.signature.clear();
     }
 }
 

@@ -521,3 +521,177 @@ fn response_signature_is_omitted_when_empty_and_round_trips_when_set() {
         assert_eq!(back, signed);
     }
 }
+
+/// Decodes a packet's JSON text with the full visitor only.
+fn visitor_decode(text: &str, p: &mut PingPacket) -> Result<(), ()> {
+    let issue = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(PacketSeed {
+        cell: &issue,
+        out: p,
+    })
+    .and_then(|()| de.end())
+    .map_err(|_| ())
+}
+
+/// What the fast path accepts, the visitor decodes to the same packet;
+/// whether the fast path took it.
+fn fast_agrees(text: &str) -> bool {
+    let mut fast_out = PingPacket::new("stale", "stale", "stale", "stale", "stale");
+    fast_out.nonce = "stale".into();
+    fast_out.pod_id = Some("stale".into());
+    let took = fast::packet(text, &mut fast_out);
+    let mut full = PingPacket::new("", "", "", "", "");
+    let result = visitor_decode(text, &mut full);
+    if took {
+        assert_eq!(
+            result,
+            Ok(()),
+            "fast path took what the visitor refuses: {text}"
+        );
+        assert_eq!(fast_out, full, "{text}");
+    }
+    took
+}
+
+#[test]
+fn fast_path_agrees_with_the_visitor() {
+    let typical = PingPacket {
+        payload: JsonMap::new(),
+        ..packet()
+    };
+    let text = |p: &PingPacket| serde_json::to_string(p).unwrap();
+    // The common packet takes the fast path (else the test is vacuous).
+    assert!(fast_agrees(&text(&typical)));
+    let signed = PingPacket {
+        signature: "c2lnbmF0dXJl".into(),
+        vouched_by: Some("jis:home:hub".into()),
+        ..typical.clone()
+    };
+    assert!(fast_agrees(&text(&signed)));
+    // Required fields only: defaults for the rest.
+    assert!(fast_agrees(
+        "{\"packet_id\":\"p\",\"source_did\":\"a\",\"target_did\":\"b\",\"ping_type\":\"relay\",\
+         \"priority\":1,\"routing_mode\":\"broadcast\",\"intent\":\"\",\"purpose\":\"\u{7f}é\"}"
+    ));
+    // Shapes it must leave to the visitor (valid or not), or may take.
+    let base = text(&typical);
+    let nonce = r#""nonce":"00112233445566778899aabbccddeeff""#;
+    let long = |n: usize, c: &str| c.repeat(n);
+    let edits: Vec<String> = vec![
+        base.replace(r#""payload":{}"#, r#""payload":null"#),
+        base.replace(r#""payload":{}"#, r#""payload":{"a":1}"#),
+        base.replace(r#""payload":{}"#, r#""payload":[]"#),
+        base.replace(r#""priority":3"#, r#""priority":03"#),
+        base.replace(r#""priority":3"#, r#""priority":3.0"#),
+        base.replace(r#""priority":3"#, r#""priority":-3"#),
+        base.replace(r#""priority":3"#, r#""priority":4"#),
+        base.replace(r#""priority":3"#, r#""priority":"3""#),
+        base.replace(r#""hop_count":1"#, r#""hop_count":4294967295"#),
+        base.replace(r#""hop_count":1"#, r#""hop_count":4294967296"#),
+        base.replace(r#""hop_count":1"#, r#""hop_count":1e0"#),
+        base.replace(r#""hop_count":1"#, r#""hop_count":00"#),
+        base.replace(r#""hop_count":1"#, r#""hop_count":0"#),
+        base.replace(r#""pod_id":"pod-1""#, r#""pod_id":null"#),
+        base.replace(r#""pod_id":"pod-1""#, r#""pod_id":7"#),
+        base.replace(r#""pod_id":"pod-1""#, r#""pod_id":"p\"od""#),
+        base.replace(r#""intent":"temperature.report""#, r#""intent":"t\u0041""#),
+        base.replace(r#""intent":"temperature.report""#, "\"intent\":\"t\u{1}\""),
+        base.replace(r#""ping_type":"intent""#, r#""ping_type":"INTENT""#),
+        base.replace(r#""routing_mode":"mesh""#, r#""routing_mode":"mesh ""#),
+        base.replace(r#""packet_id""#, r#""packet_\u0069d""#),
+        base.replace(r#""nonce""#, r#""nonce ""#),
+        base.replace(r#""nonce""#, r#""packet_id""#),
+        base.replace(r#""max_hops":4,"#, ""),
+        base.replace(r#""intent":"temperature.report","#, ""),
+        base.replace(",", ", "),
+        format!(" {base}"),
+        format!("{base} "),
+        format!("{base}x"),
+        base.replace(nonce, &format!(r#""nonce":"{}""#, long(MAX_NONCE_LEN, "a"))),
+        base.replace(
+            nonce,
+            &format!(r#""nonce":"{}""#, long(MAX_NONCE_LEN + 1, "a")),
+        ),
+        base.replace(
+            r#""source_did":"jis:home:sensor""#,
+            &format!(r#""source_did":"{}""#, long(MAX_DID_LEN / 2 + 1, "é")),
+        ),
+        base.replace(r#""signature":"""#, r#""signature":null"#),
+        base.replace(r#""tibet_token_id":null"#, r#""tibet_token_id":"t""#),
+        base.replace(
+            r#""vouched_by":null"#,
+            &format!(r#""vouched_by":"{}""#, long(MAX_DID_LEN + 1, "d")),
+        ),
+        "{}".to_owned(),
+        "{".to_owned(),
+        String::new(),
+    ];
+    let mut taken = 0;
+    for e in &edits {
+        assert_ne!(e, &base, "an edit did not apply");
+        taken += usize::from(fast_agrees(e));
+    }
+    // Some edits are plain valid packets the fast path takes.
+    assert!(taken >= 5, "{taken}");
+    // No proper prefix of the typical packet is taken.
+    for cut in 0..base.len() {
+        if let Some(prefix) = base.get(..cut) {
+            assert!(!fast_agrees(prefix), "{prefix}");
+        }
+    }
+}
+
+mod fast_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-z0-9:._-]{0,20}",
+            1 => "(?s).{0,8}",
+            1 => Just("\"\\/\u{0}\u{1f}\u{7f}\u{2028}🦀".to_owned()),
+        ]
+    }
+
+    proptest! {
+        /// Random packets, with random optional fields left out: whatever
+        /// the fast path takes, the visitor decodes alike.
+        #[test]
+        fn fast_path_agrees_on_random_packets(
+            ids in proptest::collection::vec(text(), 9),
+            nums in (0u8..6, 0u32..6, any::<u32>()),
+            opts in proptest::collection::vec(prop::option::of(text()), 4),
+            drop in proptest::collection::vec(any::<bool>(), 11),
+        ) {
+            let p = PingPacket {
+                priority: Priority::from_u8(nums.0 % 3 + 1).unwrap(),
+                hop_count: nums.1,
+                max_hops: nums.2,
+                nonce: ids[5].clone(),
+                timestamp: ids[6].clone(),
+                signature: ids[7].clone(),
+                pod_id: opts[0].clone(),
+                station_id: opts[1].clone(),
+                tibet_token_id: opts[2].clone(),
+                vouched_by: opts[3].clone(),
+                vouch_signature: Some(ids[8].clone()),
+                ..PingPacket::new(&ids[0], &ids[1], &ids[2], &ids[3], &ids[4])
+            };
+            let mut v = serde_json::to_value(&p).unwrap();
+            let map = v.as_object_mut().unwrap();
+            let optional = [
+                "payload", "pod_id", "station_id", "hop_count", "max_hops", "nonce",
+                "timestamp", "tibet_token_id", "vouched_by", "vouch_signature", "signature",
+            ];
+            for (name, gone) in optional.iter().zip(drop) {
+                if gone {
+                    map.remove(*name);
+                }
+            }
+            let text = serde_json::to_string(&v).unwrap();
+            fast_agrees(&text);
+        }
+    }
+}
