@@ -1070,23 +1070,22 @@ impl Engine {
                     self.codec.encode_view_into(&view, &mut buf)
                 }
             };
-            // One exact-size copy shared by the send queue and the response
-            // cache; the buffer's spare capacity stays here for the next one.
-            let encoded = encoded.map(|()| Bytes::copy_from_slice(&buf));
-            self.answer_buf = buf;
             match encoded {
-                Ok(bytes) => {
+                Ok(()) => {
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
                     let sent = if from == UPLINK_ADDR {
                         // The uplink has its own limits (docs/FLEETS.md).
-                        self.reply(from, &packet.source_did, bytes.to_vec());
+                        self.reply(from, &packet.source_did, buf.to_vec());
                         true
                     } else {
+                        // One exact-size copy for the send queue; the
+                        // buffer's spare capacity stays for the next answer.
                         let charge = (!trusted).then(|| from.ip());
-                        self.answer(now, from, bytes.clone(), mesh, charge)
+                        self.answer(now, from, Bytes::copy_from_slice(&buf), mesh, charge)
                     };
                     if sent {
-                        self.responses.insert(now.mono, key, from, &bytes, trusted);
+                        // The cache keeps its own copy (its byte log).
+                        self.responses.insert(now.mono, key, from, &buf, trusted);
                         self.stats.pings_answered += 1;
                         if mesh && from != UPLINK_ADDR {
                             let relays =
@@ -1101,6 +1100,7 @@ impl Engine {
                 }
                 Err(_) => self.stats.encode_errors += 1,
             }
+            self.answer_buf = buf;
             // Only a packet that passed the replay check and was not ROOD,
             // and came straight from its sender (not over the uplink), may
             // move a peer.
