@@ -286,8 +286,11 @@ impl ResponseCache {
         self.first_seq += 1;
         if e.live {
             self.bytes -= e.size();
-            if self.index.get(&e.key) == Some(&seq) {
-                self.index.remove(&e.key);
+            // One probe: a live entry is what its key points to.
+            if let std::collections::hash_map::Entry::Occupied(o) = self.index.entry(e.key)
+                && *o.get() == seq
+            {
+                o.remove();
             }
             if evicting {
                 self.evicted += 1;
