@@ -194,6 +194,8 @@ impl ResponseCache {
             return;
         };
         if size > self.max_bytes.min(LOG_MAX) {
+            // Refused, and counted with the answers that made room.
+            self.evicted += 1;
             return;
         }
         while !self.index.is_empty()
@@ -324,7 +326,8 @@ impl ResponseCache {
         self.bytes
     }
 
-    /// Answers dropped to make room.
+    /// Answers dropped to make room, or refused as larger than the byte
+    /// bound.
     pub(crate) fn evicted(&self) -> u64 {
         self.evicted
     }
@@ -467,6 +470,7 @@ mod tests {
         assert_eq!(c.get(at(100), k, addr(1)), None);
         assert_eq!(c.len(), 0);
         assert_eq!(c.bytes(), 0);
+        assert_eq!(c.evicted(), 1, "the refusal is counted");
     }
 
     #[test]

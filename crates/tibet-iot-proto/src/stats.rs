@@ -83,7 +83,8 @@ pub struct NodeStats {
     pub pending_requests: usize,
     /// Responses cached for duplicates.
     pub response_cache_entries: usize,
-    /// Responses evicted from the cache to make room.
+    /// Responses evicted from the cache to make room, or not cached because
+    /// they were larger than its byte bound.
     pub response_cache_evicted: u64,
     /// Bytes held by the response cache (datagrams, keys, overhead).
     pub response_cache_bytes: usize,
