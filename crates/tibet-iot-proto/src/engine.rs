@@ -129,6 +129,13 @@ pub struct Engine {
     scratch: PingPacket,
     /// The packets a receive batch is decoded into (see `engine/batch.rs`).
     batch_packets: Vec<PingPacket>,
+    /// The credit the datagram in hand earns, not taken yet: a trusted
+    /// peer's ping at the address it proved earns none when it is answered
+    /// GROEN (see [`Engine::handle_datagram`]); anything that spends credit
+    /// takes it first.
+    pending_earn: Option<(IpAddr, usize)>,
+    /// Where the sender of the packet in hand sits in the peer table.
+    current_peer: Option<usize>,
 }
 
 /// Datagrams up to this size leave their decoded strings in the engine's
@@ -251,6 +258,8 @@ impl Engine {
             answer_buf: Vec::new(),
             scratch: PingPacket::new("", "", "", "", ""),
             batch_packets: Vec::new(),
+            pending_earn: None,
+            current_peer: None,
             node,
             config,
         }
@@ -411,6 +420,42 @@ impl Engine {
 
     /// Sends `payload` caused by input from `source` (an untrusted address),
     /// if its amplification credit covers it; `false` (counted) otherwise.
+    /// Spends `len` bytes of `ip`'s amplification credit (counted when it
+    /// has too little), after taking the credit of the datagram in hand.
+    fn spend_credit(&mut self, now: Now, ip: IpAddr, len: usize) -> bool {
+        self.settle_earn(now);
+        self.guard.spend(now.mono, ip, len)
+    }
+
+    /// Takes the credit the datagram in hand earns, if not taken yet.
+    fn settle_earn(&mut self, now: Now) {
+        if let Some((ip, len)) = self.pending_earn.take() {
+            self.guard.earn(now.mono, ip, len);
+        }
+    }
+
+    /// Whether `packet` comes straight from a live peer that proved `from`
+    /// and whose remembered explicit trust is current and GROEN; notes the
+    /// peer's slot for [`Engine::on_packet`].
+    fn may_earn_late(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
+        if packet.hop_count != 0 || from == UPLINK_ADDR {
+            return false;
+        }
+        let Some(slot) = self.peers.slot(&packet.source_did) else {
+            return false;
+        };
+        self.current_peer = Some(slot);
+        self.peers
+            .proven_at(now.mono, slot, &packet.source_did, from)
+            && self
+                .peers
+                .known_trust(slot)
+                .is_some_and(|(score, generation)| {
+                    generation == self.node.trust_generation()
+                        && score >= self.node.config().trust_groen
+                })
+    }
+
     fn transmit_charged(
         &mut self,
         now: Now,
@@ -419,7 +464,7 @@ impl Engine {
         payload: impl Into<Bytes>,
     ) -> bool {
         let payload = payload.into();
-        if !self.guard.spend(now.mono, source, payload.len()) {
+        if !self.spend_credit(now, source, payload.len()) {
             self.note_drop(now, SocketAddr::new(source, 0), "amplification");
             return false;
         }
@@ -444,9 +489,7 @@ impl Engine {
             1
         };
         if let Some(ip) = charge
-            && !self
-                .guard
-                .spend(now.mono, ip, bytes.len() * usize::from(copies))
+            && !self.spend_credit(now, ip, bytes.len() * usize::from(copies))
         {
             self.note_drop(now, SocketAddr::new(ip, 0), "amplification");
             return false;
@@ -840,18 +883,29 @@ impl Engine {
         if from == UPLINK_ADDR {
             return self.malformed(now, from, "datagram from the uplink's address");
         }
-        // Every datagram earns its address amplification credit; only what
-        // untrusted input causes spends it.
-        self.guard.earn(now.mono, from.ip(), datagram.len());
         // Decoded into the engine's own packet, whose strings are reused
         // from one datagram to the next.
         let mut packet = std::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
-        let decoded = match self.codec.decode_into(datagram, &mut packet) {
+        let decoded = self.codec.decode_into(datagram, &mut packet);
+        // Every datagram earns its address amplification credit; only what
+        // untrusted input causes spends it. One exception: a ping from a
+        // peer that proved this address and is trusted, answered GROEN, earns
+        // none, as its answer spends none; the credit it does not earn could
+        // only ever pay for answers to others claiming the address. Its
+        // credit waits until the answer is decided (`pending_earn`), which
+        // saves a hub the credit table's lookup for every such ping.
+        self.pending_earn = Some((from.ip(), datagram.len()));
+        if !(matches!(decoded, Ok(Decoded::Packet)) && self.may_earn_late(now, from, &packet)) {
+            self.settle_earn(now);
+        }
+        let decoded = match decoded {
             Ok(Decoded::Packet) => Ok(Incoming::Packet(&packet)),
             Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
             Err(e) => Err(e),
         };
         self.handle_decoded(now, from, datagram, decoded, None);
+        self.settle_earn(now);
+        self.current_peer = None;
         // A large datagram's strings are not kept: what the engine holds
         // between datagrams stays within a few KiB.
         if datagram.len() <= SCRATCH_KEEP_BYTES {
@@ -1031,12 +1085,31 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let answer = self.node.answer(now.wall, packet, self.current_credential);
+        let slot = self.current_peer.take().or_else(|| {
+            (packet.hop_count == 0 && from != UPLINK_ADDR)
+                .then(|| self.peers.slot(&packet.source_did))
+                .flatten()
+        });
+        let known = slot.and_then(|i| self.peers.known_trust(i));
+        let answer = self
+            .node
+            .answer_known(now.wall, packet, self.current_credential, known);
+        if let Some(i) = slot
+            && known.is_none_or(|(_, generation)| generation != self.node.trust_generation())
+        {
+            let (score, generation) = self.node.explicit_trust(&packet.source_did);
+            self.peers.remember_trust(i, score, generation);
+        }
         let replay = matches!(answer.outcome, Outcome::Replay);
         let reply = answer.should_reply();
         let (zone, decision) = (answer.zone, answer.decision);
         self.metrics.observe(zone, decision, answer.rtt_ms);
         let trusted = zone == AirlockZone::Groen;
+        if !(reply && trusted) {
+            // Only a GROEN answer leaves the datagram's credit untaken.
+            self.settle_earn(now);
+        }
+        self.pending_earn = None;
         if reply {
             // The owned response is built only when something needs it: a
             // signature, or an audit record; otherwise the answer is written
@@ -1107,7 +1180,7 @@ impl Engine {
             if packet.hop_count == 0 && from != UPLINK_ADDR {
                 let upd = self
                     .peers
-                    .record_activity(now.mono, &packet.source_did, from);
+                    .record_activity_at(slot, now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
                 self.learn_from_heartbeat(now, packet, from);
                 if packet.ping_type == PingType::Heartbeat {
@@ -1307,7 +1380,7 @@ impl Engine {
         for hop in hops {
             if charge.is_some() {
                 let need = bytes.len() * usize::from(copies.max(1));
-                if !self.guard.spend(now.mono, from.ip(), need) {
+                if !self.spend_credit(now, from.ip(), need) {
                     self.note_drop(now, from, "amplification");
                     continue;
                 }
@@ -1562,7 +1635,7 @@ impl Engine {
         }
         let packet = self.node.heartbeat(now.wall, did, None);
         let len = self.codec.encode_packet(&packet).map_or(0, |b| b.len());
-        if !self.guard.spend(now.mono, addr.ip(), len) {
+        if !self.spend_credit(now, addr.ip(), len) {
             self.stats.challenges_refused += 1;
             return;
         }

@@ -36,7 +36,24 @@ pub struct PeerRecord {
     /// traffic; an unproven one gets at most a challenge heartbeat, paid from
     /// its address's amplification credit (docs/SECURITY.md).
     pub proven: bool,
+    /// The peer's explicit trust as last read from the node's trust store,
+    /// with the store's generation then (see [`PeerTracker::known_trust`]).
+    trust: TrustMemo,
 }
+
+/// A copy of a peer's explicit trust score and the trust store's generation
+/// it was read at. Not part of a record's identity: records compare equal
+/// whatever they remember.
+#[derive(Clone, Copy, Debug, Default)]
+struct TrustMemo(Option<(f64, u64)>);
+
+impl PartialEq for TrustMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for TrustMemo {}
 
 impl PeerRecord {
     /// A peer first heard from now, at `address`, not proven yet.
@@ -48,6 +65,7 @@ impl PeerRecord {
             last_seen: now,
             packet_count: 1,
             proven: false,
+            trust: TrustMemo::default(),
         }
     }
 
@@ -132,6 +150,58 @@ impl PeerTracker {
             return PeerUpdate::Refreshed;
         }
         self.insert_new(now, did, addr)
+    }
+
+    /// Where `did` sits in the table, to find it again without a lookup
+    /// ([`PeerTracker::known_trust`], [`PeerTracker::record_activity_at`]).
+    /// Valid until the table changes (a peer added or pruned).
+    pub fn slot(&self, did: &str) -> Option<usize> {
+        self.peers.get_index_of(did)
+    }
+
+    /// Whether the peer in `slot` is `did`, has proven `addr`, and is alive.
+    pub fn proven_at(&self, now: MonoTime, slot: usize, did: &str, addr: SocketAddr) -> bool {
+        self.peers.get_index(slot).is_some_and(|(k, p)| {
+            k.as_str() == did && p.proven && p.address == addr && self.is_alive(now, p)
+        })
+    }
+
+    /// The explicit trust remembered for the peer in `slot`, as `(score,
+    /// generation)` for `PingNode::answer_known`.
+    pub fn known_trust(&self, slot: usize) -> Option<(f64, u64)> {
+        self.peers.get_index(slot).and_then(|(_, p)| p.trust.0)
+    }
+
+    /// Remembers the peer's explicit trust (`None`: it has none) read at
+    /// `generation` of the node's trust store.
+    pub fn remember_trust(&mut self, slot: usize, score: Option<f64>, generation: u64) {
+        if let Some((_, p)) = self.peers.get_index_mut(slot) {
+            p.trust = TrustMemo(score.map(|s| (s, generation)));
+        }
+    }
+
+    /// [`PeerTracker::record_activity`] for the peer found at `slot` (checked
+    /// again: another DID there falls back to the lookup).
+    pub fn record_activity_at(
+        &mut self,
+        slot: Option<usize>,
+        now: MonoTime,
+        did: &str,
+        addr: SocketAddr,
+    ) -> PeerUpdate {
+        match slot.and_then(|i| self.peers.get_index_mut(i)) {
+            Some((k, p)) if k.as_str() == did => {
+                p.last_seen = now;
+                p.packet_count += 1;
+                if p.address != addr {
+                    p.address = addr;
+                    p.proven = false;
+                    return PeerUpdate::Moved;
+                }
+                PeerUpdate::Refreshed
+            }
+            _ => self.record_activity(now, did, addr),
+        }
     }
 
     /// Records a peer only if unknown (or stale): for unauthenticated sources

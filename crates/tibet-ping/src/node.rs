@@ -455,6 +455,21 @@ impl PingNode {
         packet: &PingPacket,
         credential_trust: Option<f64>,
     ) -> Answer {
+        self.answer_known(now, packet, credential_trust, None)
+    }
+
+    /// [`PingNode::answer`] with the sender's explicit trust already known:
+    /// `known` is `(score, generation)` as [`PingNode::explicit_trust`]
+    /// returned it. A caller that keeps per-sender state (the engine's peer
+    /// table) saves the trust table's lookup this way; a score read at an
+    /// older generation is ignored and looked up again.
+    pub fn answer_known(
+        &mut self,
+        now: Timestamp,
+        packet: &PingPacket,
+        credential_trust: Option<f64>,
+        known: Option<(f64, u64)>,
+    ) -> Answer {
         let start = self.clock.as_ref().map(|c| c());
         self.seen(now);
         self.counters.received += 1;
@@ -462,7 +477,14 @@ impl PingNode {
         // Trust and zone first: a ping that would be ROOD is dropped without
         // storing its nonce (there is nothing to protect), and senders below
         // GROEN use their own, rate-limited nonce table.
-        let mut trust = self.trust.assess(now, &packet.source_did, &self.vouches);
+        let mut trust = match known {
+            Some((score, generation)) if generation == self.trust.generation() => TrustAssessment {
+                score,
+                source: TrustSource::Known,
+                vouch_count: None,
+            },
+            _ => self.trust.assess(now, &packet.source_did, &self.vouches),
+        };
         if let Some(t) = credential_trust.map(crate::trust::clamp_trust)
             && t > trust.score
         {
@@ -629,6 +651,18 @@ impl PingNode {
     /// `did`'s trust at `now`, and where it comes from.
     pub fn trust_of(&self, now: Timestamp, did: &str) -> TrustAssessment {
         self.trust.assess(now, did, &self.vouches)
+    }
+
+    /// `did`'s explicitly set trust, and the trust store's generation it
+    /// was read at (see [`PingNode::answer_known`]).
+    pub fn explicit_trust(&self, did: &str) -> (Option<f64>, u64) {
+        (self.trust.get(did), self.trust.generation())
+    }
+
+    /// The trust store's generation: it changes whenever an explicit score
+    /// is set or removed.
+    pub fn trust_generation(&self) -> u64 {
+        self.trust.generation()
     }
 
     /// Vouches for `dids` as this node: they inherit `my_trust x vouch_factor`.

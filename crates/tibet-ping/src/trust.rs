@@ -86,6 +86,8 @@ pub fn clamp_trust(trust: f64) -> f64 {
 #[derive(Debug, Default, Clone)]
 pub struct TrustStore {
     explicit: HashMap<CompactString, f64, foldhash::fast::RandomState>,
+    /// Bumped by every change, so a copy of a score can tell it is current.
+    generation: u64,
 }
 
 impl TrustStore {
@@ -96,6 +98,7 @@ impl TrustStore {
 
     /// Sets `did`'s trust, clamped into 0..=1.
     pub fn set(&mut self, did: &str, trust: f64) {
+        self.generation += 1;
         let t = clamp_trust(trust);
         match self.explicit.get_mut(did) {
             Some(v) => *v = t,
@@ -107,7 +110,14 @@ impl TrustStore {
 
     /// Forgets `did`'s explicit trust; returns it.
     pub fn remove(&mut self, did: &str) -> Option<f64> {
+        self.generation += 1;
         self.explicit.remove(did)
+    }
+
+    /// Changes so far: a score read at one generation is still the score
+    /// while the generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The explicitly set trust of `did`.
