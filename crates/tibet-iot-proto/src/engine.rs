@@ -452,7 +452,7 @@ impl Engine {
                 .known_trust(slot)
                 .is_some_and(|(score, generation)| {
                     generation == self.node.trust_generation()
-                        && score >= self.node.config().trust_groen
+                        && score.is_some_and(|s| s >= self.node.config().trust_groen)
                 })
     }
 
@@ -1090,12 +1090,17 @@ impl Engine {
                 .then(|| self.peers.slot(&packet.source_did))
                 .flatten()
         });
-        let known = slot.and_then(|i| self.peers.known_trust(i));
+        // What the peer table remembers of the sender's explicit trust, if
+        // still current; else it is read again (once per change).
+        let current = slot
+            .and_then(|i| self.peers.known_trust(i))
+            .filter(|&(_, generation)| generation == self.node.trust_generation());
+        let known = current.and_then(|(score, generation)| score.map(|s| (s, generation)));
         let answer = self
             .node
             .answer_known(now.wall, packet, self.current_credential, known);
         if let Some(i) = slot
-            && known.is_none_or(|(_, generation)| generation != self.node.trust_generation())
+            && current.is_none()
         {
             let (score, generation) = self.node.explicit_trust(&packet.source_did);
             self.peers.remember_trust(i, score, generation);

@@ -45,7 +45,7 @@ pub struct PeerRecord {
 /// it was read at. Not part of a record's identity: records compare equal
 /// whatever they remember.
 #[derive(Clone, Copy, Debug, Default)]
-struct TrustMemo(Option<(f64, u64)>);
+struct TrustMemo(Option<(Option<f64>, u64)>);
 
 impl PartialEq for TrustMemo {
     fn eq(&self, _: &Self) -> bool {
@@ -166,9 +166,10 @@ impl PeerTracker {
         })
     }
 
-    /// The explicit trust remembered for the peer in `slot`, as `(score,
-    /// generation)` for `PingNode::answer_known`.
-    pub fn known_trust(&self, slot: usize) -> Option<(f64, u64)> {
+    /// What was remembered of the explicit trust of the peer in `slot`: the
+    /// score (`None`: it had none) and the trust store's generation it was
+    /// read at, as `PingNode::explicit_trust` returned them.
+    pub fn known_trust(&self, slot: usize) -> Option<(Option<f64>, u64)> {
         self.peers.get_index(slot).and_then(|(_, p)| p.trust.0)
     }
 
@@ -176,7 +177,7 @@ impl PeerTracker {
     /// `generation` of the node's trust store.
     pub fn remember_trust(&mut self, slot: usize, score: Option<f64>, generation: u64) {
         if let Some((_, p)) = self.peers.get_index_mut(slot) {
-            p.trust = TrustMemo(score.map(|s| (s, generation)));
+            p.trust = TrustMemo(Some((score, generation)));
         }
     }
 
