@@ -134,8 +134,9 @@ pub struct Engine {
     /// GROEN (see [`Engine::handle_datagram`]); anything that spends credit
     /// takes it first.
     pending_earn: Option<(IpAddr, usize)>,
-    /// Where the sender of the packet in hand sits in the peer table.
-    current_peer: Option<usize>,
+    /// Where the sender of the packet in hand sits in the peer table, once
+    /// looked up (`Some(None)`: not there), so it is looked up once.
+    current_peer: Option<Option<usize>>,
 }
 
 /// Datagrams up to this size leave their decoded strings in the engine's
@@ -441,10 +442,11 @@ impl Engine {
         if packet.hop_count != 0 || from == UPLINK_ADDR {
             return false;
         }
-        let Some(slot) = self.peers.slot(&packet.source_did) else {
+        let found = self.peers.slot(&packet.source_did);
+        self.current_peer = Some(found);
+        let Some(slot) = found else {
             return false;
         };
-        self.current_peer = Some(slot);
         self.peers
             .proven_at(now.mono, slot, &packet.source_did, from)
             && self
@@ -1085,7 +1087,7 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let slot = self.current_peer.take().or_else(|| {
+        let slot = self.current_peer.take().unwrap_or_else(|| {
             (packet.hop_count == 0 && from != UPLINK_ADDR)
                 .then(|| self.peers.slot(&packet.source_did))
                 .flatten()

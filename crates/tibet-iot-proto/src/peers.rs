@@ -69,6 +69,19 @@ impl PeerRecord {
         }
     }
 
+    /// Activity now at `addr`: refreshed, or moved (and no longer proven:
+    /// the proof was for the old address).
+    fn heard(&mut self, now: MonoTime, addr: SocketAddr) -> PeerUpdate {
+        self.last_seen = now;
+        self.packet_count += 1;
+        if self.address != addr {
+            self.address = addr;
+            self.proven = false;
+            return PeerUpdate::Moved;
+        }
+        PeerUpdate::Refreshed
+    }
+
     /// Time since the last activity.
     pub fn idle(&self, now: MonoTime) -> Duration {
         now.saturating_duration_since(self.last_seen)
@@ -138,18 +151,10 @@ impl PeerTracker {
     /// Records activity of `did` at `addr` (the caller has authenticated the
     /// packet as far as the protocol allows: replay-checked, not ROOD).
     pub fn record_activity(&mut self, now: MonoTime, did: &str, addr: SocketAddr) -> PeerUpdate {
-        if let Some(p) = self.peers.get_mut(did) {
-            p.last_seen = now;
-            p.packet_count += 1;
-            if p.address != addr {
-                p.address = addr;
-                // The proof was for the old address.
-                p.proven = false;
-                return PeerUpdate::Moved;
-            }
-            return PeerUpdate::Refreshed;
+        match self.peers.get_mut(did) {
+            Some(p) => p.heard(now, addr),
+            None => self.insert_new(now, did, addr),
         }
-        self.insert_new(now, did, addr)
     }
 
     /// Where `did` sits in the table, to find it again without a lookup
@@ -191,16 +196,7 @@ impl PeerTracker {
         addr: SocketAddr,
     ) -> PeerUpdate {
         match slot.and_then(|i| self.peers.get_index_mut(i)) {
-            Some((k, p)) if k.as_str() == did => {
-                p.last_seen = now;
-                p.packet_count += 1;
-                if p.address != addr {
-                    p.address = addr;
-                    p.proven = false;
-                    return PeerUpdate::Moved;
-                }
-                PeerUpdate::Refreshed
-            }
+            Some((k, p)) if k.as_str() == did => p.heard(now, addr),
             _ => self.record_activity(now, did, addr),
         }
     }

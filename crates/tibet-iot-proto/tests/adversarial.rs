@@ -28,6 +28,18 @@ fn ip(a: u8, b: u8, c: u8) -> IpAddr {
     IpAddr::from([10, a, b, c])
 }
 
+/// The `i`-th forged source address (distinct for i below 14,750,000).
+fn forged(i: u32) -> SocketAddr {
+    SocketAddr::new(
+        ip(
+            20 + (i / 62_500) as u8,
+            (i / 250 % 250) as u8,
+            (i % 250) as u8,
+        ),
+        40000,
+    )
+}
+
 /// One engine under attack, with byte accounting per address.
 struct Rig {
     e: Engine,
@@ -535,14 +547,7 @@ fn row9_tiny_untrusted_mesh_datagrams_cannot_fill_the_reverse_path_table() {
     // From 10,000 spoofed addresses: the bucket table fails closed before
     // the path table fills.
     for i in 0..10_000u32 {
-        let from = SocketAddr::new(
-            ip(
-                20 + (i / 62_500) as u8,
-                (i / 250 % 250) as u8,
-                (i % 250) as u8,
-            ),
-            40000,
-        );
+        let from = forged(i);
         let p = geel.ping(rig.now().wall, "jis:far", "x", "y", mesh(JsonMap::new()));
         rig.feed(from, &rig.encode(&p));
     }
@@ -571,14 +576,7 @@ fn row9_forged_addresses_spread_over_time_are_bounded_by_the_did_bucket() {
     let mut geel = device("jis:geel:m", 19);
     let start = rig.mono;
     for i in 0..12_000u32 {
-        let from = SocketAddr::new(
-            ip(
-                20 + (i / 62_500) as u8,
-                (i / 250 % 250) as u8,
-                (i % 250) as u8,
-            ),
-            40000,
-        );
+        let from = forged(i);
         let p = geel.ping(rig.now().wall, "jis:far", "x", "y", mesh(JsonMap::new()));
         rig.feed(from, &rig.encode(&p));
         rig.advance(Duration::from_millis(1));
