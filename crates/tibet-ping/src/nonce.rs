@@ -4,23 +4,28 @@
 //! window (30 s), more than the allowed skew (5 s) in the future, or when its
 //! nonce was already seen while such a packet could still pass the time check.
 //!
-//! Entries live in a hash set (nonces are attacker-chosen, so each is first
-//! reduced by a randomly keyed SipHash) and in a queue ordered by insertion; expired entries
-//! are removed from the queue's front a few at a time on each check, so no
-//! call scans the whole set. The set has a hard capacity: when it is full of
-//! unexpired nonces the tracker refuses new packets (fails closed) and counts.
+//! Nonces are first reduced to 64 bits by a randomly keyed SipHash (they
+//! are attacker-chosen) and kept, each with its expiry, in a compact table
+//! where an expired entry is a free slot (`table.rs`): a check reads one
+//! cache line in the common case and nothing is ever removed one by one. The
+//! table has a hard capacity: when it is full of unexpired nonces the
+//! tracker refuses new packets (fails closed) and counts.
 //!
 //! A nonce is kept until its timestamp (or the time it arrived, if later)
 //! plus the window, so a packet can never be replayed while its timestamp
-//! still passes. `now` should not go backwards; if it does (a clock step),
-//! nonces are kept longer, never shorter.
+//! still passes, rounded up to a tick (one second, or 1/2048 of window plus
+//! skew when that is longer). `now` should not go backwards; if it does (a
+//! clock step), nonces are kept longer, never shorter.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::time::Duration;
 
 use crate::time::Timestamp;
+
+mod table;
+
+use table::{ExpiringSet, Insert};
 
 /// Default replay window.
 pub const DEFAULT_NONCE_WINDOW: Duration = Duration::from_secs(30);
@@ -30,9 +35,9 @@ pub const DEFAULT_FUTURE_SKEW: Duration = Duration::from_secs(5);
 /// (3,000,000) plus headroom for bursts.
 pub const DEFAULT_NONCE_CAPACITY: usize = 3_200_000;
 
-/// Expired entries removed per check, on top of the one being added; keeps
-/// garbage collection ahead of arrivals without a long pause.
-const GC_STEP: usize = 16;
+/// Most ticks a replay window plus skew spans: longer windows get longer
+/// ticks, so the table's per-tick counters stay small.
+const MAX_TICKS: i64 = 2048;
 
 /// Why the replay check refused a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -71,43 +76,14 @@ impl ReplayReason {
 /// at most n / 2^64 (below 10^-12 at 3,000,000): failing closed, never open.
 type NonceKey = u64;
 
-/// Hashes a [`NonceKey`], which is already a keyed random value, by itself.
-#[derive(Clone, Copy, Debug, Default)]
-struct PreHashed;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct PreHasher(u64);
-
-impl Hasher for PreHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-impl BuildHasher for PreHashed {
-    type Hasher = PreHasher;
-    fn build_hasher(&self) -> PreHasher {
-        PreHasher(0)
-    }
-}
-
 /// Remembers nonces for the replay window; see the module docs.
 #[derive(Debug)]
 pub struct NonceTracker {
     window_us: i64,
     skew_us: i64,
-    capacity: usize,
-    seen: HashSet<NonceKey, PreHashed>,
-    /// (expiry in µs since the epoch, key), in insertion order.
-    queue: VecDeque<(i64, NonceKey)>,
+    /// Length of a tick of the table's expiry times, in µs.
+    tick_us: i64,
+    seen: ExpiringSet,
     keyer: RandomState,
     refused: u64,
 }
@@ -129,12 +105,16 @@ fn micros(d: Duration) -> i64 {
 impl NonceTracker {
     /// A tracker with the given window, future skew and capacity (at least 1).
     pub fn new(window: Duration, future_skew: Duration, capacity: usize) -> Self {
+        let (window_us, skew_us) = (micros(window), micros(future_skew));
+        let span = window_us.saturating_add(skew_us);
+        let tick_us = (span / MAX_TICKS + 1).max(1_000_000);
+        // Live expiries lie between the current tick and this many after.
+        let horizon = span / tick_us + 2;
         NonceTracker {
-            window_us: micros(window),
-            skew_us: micros(future_skew),
-            capacity: capacity.max(1),
-            seen: HashSet::default(),
-            queue: VecDeque::new(),
+            window_us,
+            skew_us,
+            tick_us,
+            seen: ExpiringSet::new(capacity, horizon as u32),
             keyer: RandomState::new(),
             refused: 0,
         }
@@ -147,10 +127,10 @@ impl NonceTracker {
 
     /// The most nonces held at once.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.seen.capacity()
     }
 
-    /// Nonces currently remembered (expired ones may linger until collected).
+    /// Nonces remembered and unexpired as of the last check or collection.
     pub fn tracked(&self) -> usize {
         self.seen.len()
     }
@@ -192,43 +172,33 @@ impl NonceTracker {
             return Err(ReplayReason::TooFarInFuture);
         }
         let now_us = now.as_micros();
-        self.collect(now_us, GC_STEP);
-        let key = self.key(nonce);
-        if self.seen.len() >= self.capacity {
-            if self.seen.contains(&key) {
-                return Err(ReplayReason::Seen);
-            }
-            self.collect(now_us, usize::MAX);
-            if self.seen.len() >= self.capacity {
-                self.refused += 1;
-                return Err(ReplayReason::CapacityExhausted);
-            }
-        }
-        if !self.seen.insert(key) {
-            return Err(ReplayReason::Seen);
-        }
+        self.seen.advance(self.tick(now_us));
         // Remember the nonce while a packet carrying it can still pass the
         // time check: until its timestamp (or now, if later) plus the window.
         let expiry = sent.as_micros().max(now_us).saturating_add(self.window_us);
-        self.queue.push_back((expiry, key));
-        Ok(())
-    }
-
-    /// Forgets every nonce that expired before `now`.
-    pub fn collect_garbage(&mut self, now: Timestamp) {
-        self.collect(now.as_micros(), usize::MAX);
-    }
-
-    fn collect(&mut self, now_us: i64, max: usize) {
-        for _ in 0..max {
-            match self.queue.front() {
-                Some(&(expiry, key)) if expiry < now_us => {
-                    self.queue.pop_front();
-                    self.seen.remove(&key);
-                }
-                _ => break,
+        match self.seen.insert(self.key(nonce), self.tick(expiry)) {
+            Insert::Added => Ok(()),
+            Insert::Present => Err(ReplayReason::Seen),
+            Insert::Full => {
+                self.refused += 1;
+                Err(ReplayReason::CapacityExhausted)
             }
         }
+    }
+
+    /// Forgets every nonce that expired before `now`, and gives back memory
+    /// a burst left behind.
+    pub fn collect_garbage(&mut self, now: Timestamp) {
+        self.seen.advance(self.tick(now.as_micros()));
+        self.seen.shrink();
+    }
+
+    /// The tick holding `micros` (rounded up, so a nonce is never forgotten
+    /// early), at least 1.
+    fn tick(&self, micros: i64) -> u32 {
+        let tick =
+            micros.div_euclid(self.tick_us) + i64::from(micros.rem_euclid(self.tick_us) != 0);
+        u32::try_from(tick.max(1)).unwrap_or(u32::MAX)
     }
 }
 
@@ -324,16 +294,30 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_collected_incrementally() {
+    fn expired_nonces_stop_counting_without_a_collection() {
         let mut t = tracker(1_000);
         for i in 0..100 {
             t.check_at(T0, &n(i), Some(T0)).unwrap();
         }
-        let later = T0 + secs(40);
+        assert_eq!(t.tracked(), 100);
+        let later = T0 + secs(31);
         t.check_at(later, &n(1_000), Some(later)).unwrap();
-        assert_eq!(t.tracked(), 101 - GC_STEP);
-        t.collect_garbage(later);
         assert_eq!(t.tracked(), 1);
+        // An expired nonce is free again (its packet would be too old now).
+        assert_eq!(t.check_at(later, &n(5), Some(later)), Ok(()));
+    }
+
+    #[test]
+    fn a_long_window_is_counted_in_longer_ticks() {
+        // A day's window: ticks of about 42 s, a nonce is never forgotten
+        // early, and at most one tick late.
+        let day = secs(86_400);
+        let mut t = NonceTracker::new(day, secs(5), 10);
+        t.check_at(T0, &n(1), Some(T0)).unwrap();
+        let edge = T0 + day;
+        assert_eq!(t.check_at(edge, &n(1), Some(T0)), Err(ReplayReason::Seen));
+        t.collect_garbage(edge + secs(43));
+        assert_eq!(t.tracked(), 0);
     }
 
     proptest! {
