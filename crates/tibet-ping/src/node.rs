@@ -321,7 +321,8 @@ impl PingNode {
     }
 
     /// Installs a monotonic clock used only to fill `rtt_ms` (processing
-    /// time). Without one, `rtt_ms` is `None`.
+    /// time, in whole microseconds of this clock). Without one, `rtt_ms` is
+    /// `None`.
     pub fn set_processing_clock(&mut self, clock: Box<dyn Fn() -> Duration + Send>) {
         self.clock = Some(clock);
     }
@@ -537,8 +538,13 @@ impl PingNode {
         }
         let response_id = ids::response_id_bytes(&mut self.rng);
         let rtt_ms = match (&self.clock, start) {
+            // In whole microseconds, as the reference's (two readings of a
+            // microsecond clock): no false precision, and answers of one
+            // burst come out the same length, so the driver can send them
+            // segmented (docs/PROTOCOL.md).
             (Some(clock), Some(start)) => {
-                Some(clock().saturating_sub(start).as_secs_f64() * 1000.0)
+                let micros = clock().as_micros().saturating_sub(start.as_micros());
+                Some(micros as f64 / 1000.0)
             }
             _ => None,
         };

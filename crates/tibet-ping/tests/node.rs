@@ -454,6 +454,22 @@ fn processing_clock_fills_rtt() {
 }
 
 #[test]
+fn rtt_is_counted_in_whole_microseconds_of_the_clock() {
+    let mut hub = node("jis:home:hub", 1);
+    let mut dev = node("jis:home:dev", 2);
+    hub.set_trust("jis:home:dev", 0.9);
+    // Readings at 0.9 µs, then 2.3 µs: the clock's microseconds are 0 and
+    // 2, so 2 µs, as two readings of a microsecond clock would say.
+    let ticks = Arc::new(AtomicU64::new(0));
+    let t = ticks.clone();
+    hub.set_processing_clock(Box::new(move || {
+        Duration::from_nanos([900, 2_300][t.fetch_add(1, Ordering::SeqCst) as usize % 2])
+    }));
+    let r = hub.receive(t0(), &ping(&mut dev, t0(), "x"));
+    assert_eq!(r.response.rtt_ms, Some(0.002));
+}
+
+#[test]
 fn signer_fills_signature() {
     struct Len;
     impl PacketSigner for Len {
