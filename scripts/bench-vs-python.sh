@@ -13,6 +13,7 @@
 #   ONLY="floor rust" bash scripts/bench-vs-python.sh   # skip Python
 #   ONLY="rust rust1" ...   # listen on 2 vs 1 tokio worker threads
 #   ONLY="floor rust rustq" ... # with and without event lines (--quiet)
+#   ONLY="floor floorgso rustq" ... # and the floor sending segmented
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,11 @@ for who in $ONLY; do
     floor)
       start floor "$FLOOR" --bind 127.0.0.1 --port 0 --did jis:bench:floor
       measure "floor responder" "$PID" "$PORT" jis:bench:floor ;;
+    floorgso)
+      # The floor sending its answers segmented (UDP_SEGMENT), as the
+      # listener does where it can: the floor for a segmenting responder.
+      start floorgso "$FLOOR" --bind 127.0.0.1 --port 0 --did jis:bench:floor --gso
+      measure "floor responder, segmented" "$PID" "$PORT" jis:bench:floor ;;
     rust)
       start rust "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
         --no-discovery --trust "$CLIENT=0.9"
@@ -66,7 +72,7 @@ for who in $ONLY; do
     python)
       start python "$PY" -c "$PY_LISTENER" jis:py:hub "$CLIENT"
       measure "python tibet-ping 0.3.5" "$PID" "$PORT" jis:py:hub ;;
-    *) echo "unknown responder $who (floor, rust, rustq, rust1, python)" >&2; exit 1 ;;
+    *) echo "unknown responder $who (floor, floorgso, rust, rustq, rust1, python)" >&2; exit 1 ;;
   esac
   stop "$PID"
 done
@@ -92,14 +98,15 @@ for r in rows:
         f(p50 and p50 * 1000, ".0f"), f(p99 and p99 * 1000, ".0f"),
         f(r.get("client_cpu_us_per_ping"), ".2f"), r["load"]))
 by = {(r["responder"], r["c"]): r for r in rows}
-floor = [r for r in rows if r["responder"] == "floor responder" and r.get("answered")]
-if floor:
+floors = ["floor responder", "floor responder, segmented"]
+if any(r["responder"] in floors and r.get("answered") for r in rows):
     print()
     for r in rows:
-        if r["responder"] == "floor responder" or not r.get("answered"):
+        if r["responder"] in floors or not r.get("answered"):
             continue
-        fl = by.get(("floor responder", r["c"]))
-        if fl and fl.get("answered"):
-            ratio = (r["responder_cpu_s"] / r["answered"]) / (fl["responder_cpu_s"] / fl["answered"]) if fl["responder_cpu_s"] else float("nan")
-            print(f"{r['responder']} at {r['c']} in flight: {ratio:.2f}x the floor's CPU per ping")
+        for name, label in zip(floors, ["the floor's", "the segmented floor's"]):
+            fl = by.get((name, r["c"]))
+            if fl and fl.get("answered") and fl["responder_cpu_s"]:
+                ratio = (r["responder_cpu_s"] / r["answered"]) / (fl["responder_cpu_s"] / fl["answered"])
+                print(f"{r['responder']} at {r['c']} in flight: {ratio:.2f}x {label} CPU per ping")
 PYEOF

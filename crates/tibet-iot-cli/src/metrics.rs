@@ -523,6 +523,11 @@ const COUNTERS: &[(&str, &str, &str)] = &[
         "engine/datagrams_out",
     ),
     (
+        "tibet_datagrams_sent_segmented",
+        "Datagrams sent in segmented sends (UDP_SEGMENT)",
+        "driver/sent_segmented",
+    ),
+    (
         "tibet_requests_sent",
         "Requests sent (pings, heartbeats)",
         "engine/requests_sent",

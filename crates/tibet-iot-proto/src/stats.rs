@@ -113,6 +113,9 @@ pub struct NodeStats {
 pub struct DriverStats {
     /// Datagrams the OS refused to send (unreachable, no route, ...).
     pub send_errors: u64,
+    /// Datagrams that left in segmented sends (several in one `sendmsg`,
+    /// cut by the kernel: `UDP_SEGMENT`).
+    pub sent_segmented: u64,
     /// Datagrams dropped because the send queue was full, in datagrams or
     /// in bytes (socket not writable for long).
     pub send_queue_dropped: u64,

@@ -2,7 +2,7 @@
 //! per ping, as a measuring stick for the real listener (docs/PERFORMANCE.md).
 //!
 //! ```text
-//! cargo run --release -p tibet-iot --example floor_responder -- [--bind 127.0.0.1] [--port 0] [--did DID] [--work-ns N]
+//! cargo run --release -p tibet-iot --example floor_responder -- [--bind 127.0.0.1] [--port 0] [--did DID] [--work-ns N] [--gso]
 //! ```
 //!
 //! It prints `listening on ADDR as DID` once bound, then answers every JSON
@@ -10,7 +10,10 @@
 //! ping's `packet_id`. Nothing else is parsed: no trust, no airlock, no
 //! replay check, no events. Datagrams are received and sent in batches
 //! (`recvmmsg`/`sendmmsg` through `nix`, no `unsafe` here), one blocking
-//! socket, one thread. Runs until killed.
+//! socket, one thread. Runs until killed. With `--gso`, answers of a batch
+//! to one address with one length leave in one `sendmsg` with
+//! `UDP_SEGMENT` (as `tibet-iot listen` sends them where it can): the floor
+//! for a responder that segments.
 //!
 //! Not a product path: it answers anyone. What it costs per ping is the
 //! kernel's loopback UDP path plus a copy, the floor any listener pays.
@@ -48,6 +51,8 @@ struct Args {
     /// (`--work-ns`, default 0): shows how the kernel's share of a
     /// responder's cost moves when the responder itself takes longer.
     work_ns: u64,
+    /// Segmented sends (`--gso`).
+    gso: bool,
 }
 
 fn args() -> Args {
@@ -56,6 +61,7 @@ fn args() -> Args {
         port: 0,
         did: "jis:bench:floor".into(),
         work_ns: 0,
+        gso: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -65,6 +71,7 @@ fn args() -> Args {
             "--port" => a.port = val().parse().expect("--port: a number"),
             "--did" => a.did = val(),
             "--work-ns" => a.work_ns = val().parse().expect("--work-ns: a number"),
+            "--gso" => a.gso = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -205,7 +212,11 @@ fn main() {
                 std::hint::spin_loop();
             }
         }
-        if !replies.is_empty() {
+        if a.gso {
+            let (sent, failed) = send_segmented(fd, &replies, &tx_bufs);
+            answered += sent;
+            errors += failed;
+        } else if !replies.is_empty() {
             let addrs: Vec<Option<SockaddrStorage>> = replies.iter().map(|r| r.1).collect();
             let slices: Vec<[IoSlice<'_>; 1]> = replies
                 .iter()
@@ -233,4 +244,36 @@ fn main() {
             last_report = Instant::now();
         }
     }
+}
+
+/// Sends `replies` in runs of one address and one length, each run in one
+/// `sendmsg` with `UDP_SEGMENT`: (answers sent, answers not sent).
+fn send_segmented(
+    fd: std::os::fd::RawFd,
+    replies: &[(usize, Option<SockaddrStorage>)],
+    bufs: &[[u8; BUF]],
+) -> (u64, u64) {
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut at = 0;
+    while at < replies.len() {
+        let (len, to) = replies[at];
+        let run = replies[at..]
+            .iter()
+            .take(64)
+            .take_while(|r| r.0 == len && r.1 == to)
+            .count();
+        let slices: Vec<IoSlice<'_>> = bufs[at..at + run]
+            .iter()
+            .map(|b| IoSlice::new(&b[..len]))
+            .collect();
+        let segment = len as u16;
+        let cmsgs = [ControlMessage::UdpGsoSegments(&segment)];
+        let cmsgs: &[ControlMessage<'_>] = if run > 1 { &cmsgs } else { &[] };
+        match nix::sys::socket::sendmsg(fd, &slices, cmsgs, MsgFlags::empty(), to.as_ref()) {
+            Ok(_) => sent += run as u64,
+            Err(_) => failed += run as u64,
+        }
+        at += run;
+    }
+    (sent, failed)
 }

@@ -2,14 +2,24 @@
 //! `recvmmsg` and per `sendmmsg` (through `nix`, no `unsafe` here), on the
 //! tokio socket's readiness (`try_io`), so a busy node makes two syscalls per
 //! batch instead of two per ping.
+//!
+//! Where the kernel offers UDP segmentation offload (Linux `UDP_SEGMENT`),
+//! a run of datagrams to one destination with one length (the last may be
+//! shorter) leaves in one `sendmsg` as one buffer, which the kernel (or the
+//! network card) cuts into the same datagrams: the route, the IP layer and,
+//! on loopback, the receiving socket's queue are passed once per run instead
+//! of once per datagram. The receiver sees ordinary datagrams. A hub's
+//! answers to one busy client are such runs (docs/PERFORMANCE.md,
+//! "Segmentation offload").
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
+use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, sendmsg,
 };
 use tibet_iot_proto::Transmit;
 use tokio::io::Interest;
@@ -90,20 +100,61 @@ impl RecvBatch {
     }
 }
 
-/// Reusable addresses for `sendmmsg` (headers per batch, as for receiving).
+/// Most datagrams in one segmented send (the kernel's limit is 64 on older
+/// kernels, 128 on newer ones).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Largest datagram sent segmented: a segment must fit the path's MTU, and
+/// 1,200 bytes of payload fit every IPv4 and IPv6 link of at least 1,280
+/// bytes. Longer datagrams go out one by one.
+const GSO_MAX_SEGMENT: usize = 1_200;
+/// Fewest datagrams worth a segmented send.
+const GSO_MIN_RUN: usize = 2;
+
+/// Reusable addresses for `sendmmsg` (headers per batch, as for receiving),
+/// and whether segmented sends work on this socket.
 pub(crate) struct SendBatch {
     addrs: Vec<Option<SockaddrStorage>>,
+    gso: bool,
+    segmented: u64,
 }
 
 impl SendBatch {
-    pub(crate) fn new() -> Self {
+    /// A sender for `sock` that segments where the kernel says it can (it
+    /// knows the `UDP_SEGMENT` option: Linux 4.18 and later; an older kernel
+    /// would ignore the request and send one long datagram, so it is asked
+    /// first) and stops at the first sign the device cannot.
+    pub(crate) fn new(sock: &UdpSocket) -> Self {
         SendBatch {
             addrs: Vec::with_capacity(BATCH),
+            gso: gso_supported(sock),
+            segmented: 0,
         }
     }
 
-    /// Sends the first [`BATCH`] datagrams of `queue` in one `sendmmsg`
-    /// without waiting: how many went out (at least one), `WouldBlock` when
+    /// A sender that never segments (the plain `sendmmsg` path).
+    #[cfg(test)]
+    fn without_gso() -> Self {
+        SendBatch {
+            addrs: Vec::with_capacity(BATCH),
+            gso: false,
+            segmented: 0,
+        }
+    }
+
+    /// Whether segmented sends are tried on this socket.
+    pub(crate) fn segments(&self) -> bool {
+        self.gso
+    }
+
+    /// Datagrams that left in segmented sends.
+    pub(crate) fn segmented(&self) -> u64 {
+        self.segmented
+    }
+
+    /// Sends from the front of `queue` without waiting: a run of datagrams
+    /// that can go segmented (see the module docs) in one `sendmsg`, else up
+    /// to [`BATCH`] datagrams in one `sendmmsg`, stopping before the next
+    /// such run. Returns how many went out (at least one), `WouldBlock` when
     /// the socket is full, or the error of the first datagram (the caller
     /// counts and drops it).
     pub(crate) fn send(
@@ -111,7 +162,43 @@ impl SendBatch {
         sock: &UdpSocket,
         queue: &VecDeque<Transmit>,
     ) -> io::Result<usize> {
-        let n = queue.len().min(BATCH);
+        if self.gso {
+            let run = segment_run(queue, 0);
+            if run >= GSO_MIN_RUN {
+                match send_segmented(sock, queue, run) {
+                    Ok(()) => {
+                        self.segmented += run as u64;
+                        return Ok(run);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(e),
+                    // No offload here (no UDP_SEGMENT, or a device without
+                    // checksum offload): never again on this socket. Any
+                    // other error is the destination's; the plain path
+                    // below meets it again and reports it as usual.
+                    Err(e) => {
+                        if gso_unsupported(&e) {
+                            self.gso = false;
+                        }
+                    }
+                }
+            }
+        }
+        let mut n = queue.len().min(BATCH);
+        if self.gso {
+            n = (1..n)
+                .find(|&i| segment_run(queue, i) >= GSO_MIN_RUN)
+                .unwrap_or(n);
+        }
+        self.send_plain(sock, queue, n)
+    }
+
+    /// The first `n` datagrams of `queue` in one `sendmmsg`.
+    fn send_plain(
+        &mut self,
+        sock: &UdpSocket,
+        queue: &VecDeque<Transmit>,
+        n: usize,
+    ) -> io::Result<usize> {
         self.addrs.clear();
         self.addrs.extend(
             queue
@@ -143,6 +230,88 @@ impl SendBatch {
     }
 }
 
+/// How many datagrams from `queue[from]` on can leave in one segmented
+/// send: same unicast destination, same length (at most
+/// [`GSO_MAX_SEGMENT`]), except that the last may be shorter; at most
+/// [`GSO_MAX_SEGMENTS`] and 65,000 bytes in all.
+fn segment_run(queue: &VecDeque<Transmit>, from: usize) -> usize {
+    let Some(first) = queue.get(from) else {
+        return 0;
+    };
+    let size = first.payload.len();
+    let to = first.destination;
+    if size == 0 || size > GSO_MAX_SEGMENT || to.ip().is_multicast() || is_broadcast(to) {
+        return 1;
+    }
+    let mut run = 1;
+    let mut bytes = size;
+    for t in queue.iter().skip(from + 1).take(GSO_MAX_SEGMENTS - 1) {
+        let len = t.payload.len();
+        if t.destination != to || len > size || len == 0 || bytes + len > 65_000 {
+            break;
+        }
+        run += 1;
+        bytes += len;
+        if len < size {
+            break;
+        }
+    }
+    run
+}
+
+fn is_broadcast(to: SocketAddr) -> bool {
+    matches!(to, SocketAddr::V4(v4) if v4.ip().is_broadcast())
+}
+
+/// The first `run` datagrams of `queue` (see [`segment_run`]) in one
+/// `sendmsg` with `UDP_SEGMENT`.
+#[cfg(target_os = "linux")]
+fn send_segmented(sock: &UdpSocket, queue: &VecDeque<Transmit>, run: usize) -> io::Result<()> {
+    let first = &queue[0];
+    // At most GSO_MAX_SEGMENT, so it fits.
+    let segment = first.payload.len() as u16;
+    let to = SockaddrStorage::from(first.destination);
+    let slices: Vec<IoSlice<'_>> = queue
+        .iter()
+        .take(run)
+        .map(|t| IoSlice::new(&t.payload))
+        .collect();
+    let fd = sock.as_raw_fd();
+    sock.try_io(Interest::WRITABLE, || {
+        sendmsg(
+            fd,
+            &slices,
+            &[ControlMessage::UdpGsoSegments(&segment)],
+            MsgFlags::MSG_DONTWAIT,
+            Some(&to),
+        )?;
+        Ok(())
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn gso_supported(sock: &UdpSocket) -> bool {
+    nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::UdpGsoSegment).is_ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn gso_supported(_: &UdpSocket) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_segmented(_: &UdpSocket, _: &VecDeque<Transmit>, _: usize) -> io::Result<()> {
+    Err(Errno::ENOPROTOOPT.into())
+}
+
+/// Errors that mean the socket or its device cannot segment: `EIO` (no
+/// checksum offload), `ENOPROTOOPT` / `EOPNOTSUPP` (no `UDP_SEGMENT`).
+fn gso_unsupported(e: &io::Error) -> bool {
+    [Errno::EIO, Errno::ENOPROTOOPT, Errno::EOPNOTSUPP]
+        .iter()
+        .any(|&errno| e.raw_os_error() == Some(errno as i32))
+}
+
 /// The std form of a socket address from the kernel.
 fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = a.as_sockaddr_in() {
@@ -169,7 +338,7 @@ mod tests {
                 payload: vec![i; 1 + usize::from(i)].into(),
             })
             .collect();
-        let mut out = SendBatch::new();
+        let mut out = SendBatch::new(&a);
         let mut queue = queue;
         while !queue.is_empty() {
             a.writable().await.unwrap();
@@ -204,6 +373,149 @@ mod tests {
             io::ErrorKind::WouldBlock,
             "nothing more queued"
         );
+    }
+
+    /// Sends all of `queue` from `a` the way the driver does (grouping the
+    /// front first when segmenting) and returns what `b` received.
+    async fn send_all(
+        out: &mut SendBatch,
+        a: &UdpSocket,
+        b: &UdpSocket,
+        queue: Vec<Transmit>,
+    ) -> Vec<Vec<u8>> {
+        let total = queue.len();
+        let mut q = crate::send_queue::SendQueue::new(1024, 1 << 24);
+        for t in queue {
+            assert!(q.push(t).is_ok());
+        }
+        while !q.is_empty() {
+            a.writable().await.unwrap();
+            if out.segments() {
+                q.group_front(BATCH);
+            }
+            match out.send(a, q.as_deque()) {
+                Ok(n) => q.sent(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut inb = RecvBatch::new();
+        let mut seen = Vec::new();
+        while seen.len() < total {
+            tokio::time::timeout(std::time::Duration::from_secs(10), b.readable())
+                .await
+                .unwrap_or_else(|_| panic!("{} of {total} datagrams arrived", seen.len()))
+                .unwrap();
+            match inb.recv(b) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => panic!("{e}"),
+            }
+            seen.extend(inb.datagrams().map(|(_, d)| d.to_vec()));
+        }
+        seen
+    }
+
+    /// Answers as a hub sends them: to two clients, interleaved, in two
+    /// lengths per client, each datagram tagged by its first two bytes.
+    fn answers(a: SocketAddr, b: SocketAddr) -> Vec<Transmit> {
+        (0..120u16)
+            .map(|i| Transmit {
+                destination: if i % 3 == 0 { a } else { b },
+                payload: {
+                    let mut d = vec![b'x'; if i % 2 == 0 { 362 } else { 364 }];
+                    d[..2].copy_from_slice(&i.to_be_bytes());
+                    d
+                }
+                .into(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn segmented_sends_deliver_the_same_datagrams() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (to_b, to_c) = (b.local_addr().unwrap(), c.local_addr().unwrap());
+        let sent = answers(to_b, to_c);
+        let want = |to: SocketAddr| -> Vec<Vec<u8>> {
+            let mut w: Vec<Vec<u8>> = sent
+                .iter()
+                .filter(|t| t.destination == to)
+                .map(|t| t.payload.to_vec())
+                .collect();
+            w.sort();
+            w
+        };
+        let (want_b, want_c) = (want(to_b), want(to_c));
+        let mut out = SendBatch::new(&a);
+        assert!(
+            out.segments() || !cfg!(target_os = "linux"),
+            "Linux 4.18+ segments UDP"
+        );
+        let (to_b_only, to_c_only): (Vec<_>, Vec<_>) =
+            sent.into_iter().partition(|t| t.destination == to_b);
+        for (queue, rx, want) in [(to_b_only, &b, want_b), (to_c_only, &c, want_c)] {
+            let mut got = send_all(&mut out, &a, rx, queue).await;
+            // Same datagrams, one by one, none merged or cut differently.
+            assert!(got.iter().all(|d| d.len() == 362 || d.len() == 364));
+            got.sort();
+            assert_eq!(got, want);
+        }
+        if cfg!(target_os = "linux") {
+            assert!(
+                out.segmented() >= 100,
+                "most went segmented: {}",
+                out.segmented()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_segmentation_the_same_datagrams_go_one_by_one() {
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = b.local_addr().unwrap();
+        let sent = answers(to, to);
+        let mut want: Vec<Vec<u8>> = sent.iter().map(|t| t.payload.to_vec()).collect();
+        let mut out = SendBatch::without_gso();
+        let mut got = send_all(&mut out, &a, &b, sent).await;
+        assert_eq!(got, want, "in order");
+        got.sort();
+        want.sort();
+        assert_eq!(out.segmented(), 0);
+    }
+
+    #[test]
+    fn a_run_is_one_destination_one_length_and_a_shorter_last() {
+        let to = |port: u16| -> SocketAddr { ([127, 0, 0, 1], port).into() };
+        let q = |items: &[(u16, usize)]| -> VecDeque<Transmit> {
+            items
+                .iter()
+                .map(|&(port, len)| Transmit {
+                    destination: to(port),
+                    payload: vec![0; len].into(),
+                })
+                .collect()
+        };
+        assert_eq!(segment_run(&q(&[(1, 9), (1, 9), (1, 9), (2, 9)]), 0), 3);
+        assert_eq!(segment_run(&q(&[(1, 9), (1, 9), (1, 8), (1, 8)]), 0), 3);
+        assert_eq!(segment_run(&q(&[(1, 9), (1, 10)]), 0), 1);
+        assert_eq!(segment_run(&q(&[(1, 9), (1, 9)]), 1), 1);
+        assert_eq!(segment_run(&q(&[(1, 9); 100]), 0), GSO_MAX_SEGMENTS);
+        assert_eq!(segment_run(&q(&[(1, GSO_MAX_SEGMENT + 1); 3]), 0), 1);
+        assert_eq!(
+            segment_run(&q(&[(1, 1_200); 64]), 0),
+            54,
+            "65,000 bytes at most"
+        );
+        let multicast = Transmit {
+            destination: "239.1.2.3:7150".parse().unwrap(),
+            payload: vec![0; 9].into(),
+        };
+        let mc: VecDeque<Transmit> = vec![multicast.clone(), multicast].into();
+        assert_eq!(segment_run(&mc, 0), 1, "beacons go one by one");
     }
 
     #[test]

@@ -86,6 +86,7 @@ struct Shared {
     state: Mutex<State>,
     wake: Notify,
     send_errors: AtomicU64,
+    sent_segmented: AtomicU64,
     send_queue_dropped: AtomicU64,
     send_queue_bytes_dropped: AtomicU64,
     audit_dropped: AtomicU64,
@@ -171,6 +172,7 @@ impl IoTNode {
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
+                sent_segmented: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
                 send_queue_bytes_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
@@ -556,6 +558,7 @@ impl IoTNode {
         let mut s = self.shared.lock().engine.stats(self.shared.now());
         let d = &mut s.driver;
         d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
+        d.sent_segmented = self.shared.sent_segmented.load(Ordering::Relaxed);
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
         d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
@@ -591,7 +594,7 @@ async fn drive(
 ) {
     let mut buf = vec![0u8; 70_000];
     let mut inbatch = RecvBatch::new();
-    let mut outbatch = SendBatch::new();
+    let mut outbatch = SendBatch::new(&sock);
     let mut outq = {
         let st = shared.lock();
         let limits = &st.engine.config().limits;
@@ -679,17 +682,19 @@ async fn drive(
             }
         }
         drop(st);
-        // Up to a batch per sendmmsg; an error belongs to the first
-        // datagram of the batch, which is counted and dropped.
-        while let Some(t) = outq.front() {
+        // A segmented run per sendmsg, else up to a batch per sendmmsg
+        // (batch.rs); an error belongs to the first datagram, which is
+        // counted and dropped.
+        while !outq.is_empty() {
+            if outbatch.segments() {
+                outq.group_front(batch::BATCH);
+            }
             match outbatch.send(&sock, outq.as_deque()) {
-                Ok(n) => {
-                    outq.sent(n.max(1));
-                    continue;
-                }
+                Ok(n) => outq.sent(n.max(1)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     shared.send_errors.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = outq.pop_front() else { break };
                     if t.destination.ip().is_multicast() {
                         // Beacons are rare (one a minute): say it loudly.
                         tracing::warn!(error = %e, to = %t.destination, "discovery beacon not sent (no multicast route?)");
@@ -698,8 +703,10 @@ async fn drive(
                     }
                 }
             }
-            outq.pop_front();
         }
+        shared
+            .sent_segmented
+            .store(outbatch.segmented(), Ordering::Relaxed);
     }
     // Graceful: flush what can go out without waiting.
     while let Some(t) = outq.pop_front() {

@@ -50,14 +50,33 @@ impl SendQueue {
         Ok(())
     }
 
+    /// Orders the first `window` datagrams by destination, and for each
+    /// destination longest first, keeping the order of datagrams alike (a
+    /// stable sort): datagrams that can leave in one segmented send become
+    /// neighbours. UDP promises no order, and datagrams to one destination
+    /// that are alike stay in order.
+    pub(crate) fn group_front(&mut self, window: usize) {
+        let window = window.min(self.queue.len());
+        if window < 2 {
+            return;
+        }
+        let key = |t: &Transmit| (t.destination, std::cmp::Reverse(t.payload.len()));
+        let (head, _) = self.queue.as_mut_slices();
+        if let Some(front) = head.get_mut(..window) {
+            front.sort_by_key(key);
+            return;
+        }
+        // The window wraps around the ring's end (rare): sort a copy.
+        let mut front: Vec<Transmit> = self.queue.drain(..window).collect();
+        front.sort_by_key(key);
+        for t in front.into_iter().rev() {
+            self.queue.push_front(t);
+        }
+    }
+
     /// The datagrams in sending order, for a `sendmmsg` batch.
     pub(crate) fn as_deque(&self) -> &VecDeque<Transmit> {
         &self.queue
-    }
-
-    /// The first datagram, next to be sent.
-    pub(crate) fn front(&self) -> Option<&Transmit> {
-        self.queue.front()
     }
 
     /// Removes the first datagram (sent or given up on).
@@ -122,6 +141,58 @@ mod tests {
             q.sent(10);
         }
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn grouping_makes_alike_datagrams_neighbours_in_their_order() {
+        let to = |port: u16| -> std::net::SocketAddr { ([127, 0, 0, 1], port).into() };
+        // (destination port, length, tag)
+        let items = [
+            (2, 5, 0),
+            (1, 5, 1),
+            (2, 7, 2),
+            (2, 5, 3),
+            (1, 5, 4),
+            (3, 1, 5),
+        ];
+        // Once in a fresh queue, once where the window wraps around the
+        // ring's end.
+        for rotate in [0, 6] {
+            let mut q = SendQueue::new(16, 1 << 20);
+            for _ in 0..rotate {
+                q.push(datagram(1)).expect("room");
+            }
+            q.sent(rotate);
+            for (port, len, tag) in items {
+                q.push(Transmit {
+                    destination: to(port),
+                    payload: vec![tag; len].into(),
+                })
+                .expect("room");
+            }
+            if rotate > 0 {
+                assert!(!q.queue.as_slices().1.is_empty(), "wraps");
+            }
+            q.group_front(5);
+            let order: Vec<(u16, usize, u8)> = q
+                .as_deque()
+                .iter()
+                .map(|t| (t.destination.port(), t.payload.len(), t.payload[0]))
+                .collect();
+            assert_eq!(
+                order,
+                [
+                    (1, 5, 1),
+                    (1, 5, 4),
+                    (2, 7, 2),
+                    (2, 5, 0),
+                    (2, 5, 3),
+                    (3, 1, 5)
+                ],
+                "the sixth is outside the window"
+            );
+            assert_eq!(q.bytes(), 28, "no bytes lost or gained");
+        }
     }
 
     #[test]
