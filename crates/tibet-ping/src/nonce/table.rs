@@ -7,7 +7,7 @@
 //! again on removal), and at 200,000 pings/s its 30 MB defeat the caches.
 //! Here a check reads one 64-byte bucket in the common case, and nothing is
 //! ever removed: an expired entry is simply overwritten (docs/PERFORMANCE.md,
-//! "Replay table").
+//! "Issue 10 met").
 //!
 //! - A bucket holds [`SLOTS`] entries and `passed`, the latest expiry of an
 //!   entry that was placed beyond it because it was full. A lookup walks on
@@ -53,7 +53,9 @@ pub(super) enum Insert {
     Added,
     /// The key is held and has not expired.
     Present,
-    /// Not held, and no room: the set holds its capacity of live entries.
+    /// Not held, and no room: the set holds its capacity of live entries
+    /// (or, improbably, the table at its largest has no free slot within
+    /// [`MAX_PROBE`] buckets of the key's home).
     Full,
 }
 
@@ -68,7 +70,7 @@ pub(super) struct ExpiringSet {
     /// Live entries at tick `now`.
     live: usize,
     /// Live entries by expiry tick, at `expiry % counts.len()`.
-    counts: Vec<u32>,
+    counts: Vec<u64>,
     /// The current tick: entries expiring before it are free. Never goes
     /// back.
     now: u32,
