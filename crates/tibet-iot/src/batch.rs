@@ -17,11 +17,12 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, sendmsg,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
 };
 use tibet_iot_proto::Transmit;
+
+use crate::segment;
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -100,13 +101,6 @@ impl RecvBatch {
     }
 }
 
-/// Most datagrams in one segmented send (the kernel's limit is 64 on older
-/// kernels, 128 on newer ones).
-const GSO_MAX_SEGMENTS: usize = 64;
-/// Largest datagram sent segmented: a segment must fit the path's MTU, and
-/// 1,200 bytes of payload fit every IPv4 and IPv6 link of at least 1,280
-/// bytes. Longer datagrams go out one by one.
-const GSO_MAX_SEGMENT: usize = 1_200;
 /// Fewest datagrams worth a segmented send.
 const GSO_MIN_RUN: usize = 2;
 
@@ -126,7 +120,7 @@ impl SendBatch {
     pub(crate) fn new(sock: &UdpSocket) -> Self {
         SendBatch {
             addrs: Vec::with_capacity(BATCH),
-            gso: gso_supported(sock),
+            gso: segment::supported(sock),
             segmented: 0,
         }
     }
@@ -176,7 +170,7 @@ impl SendBatch {
                     // other error is the destination's; the plain path
                     // below meets it again and reports it as usual.
                     Err(e) => {
-                        if gso_unsupported(&e) {
+                        if segment::unsupported(&e) {
                             self.gso = false;
                         }
                     }
@@ -232,22 +226,22 @@ impl SendBatch {
 
 /// How many datagrams from `queue[from]` on can leave in one segmented
 /// send: same unicast destination, same length (at most
-/// [`GSO_MAX_SEGMENT`]), except that the last may be shorter; at most
-/// [`GSO_MAX_SEGMENTS`] and 65,000 bytes in all.
+/// [`segment::MAX_SEGMENT`]), except that the last may be shorter; at most
+/// [`segment::MAX_SEGMENTS`] and 65,000 bytes in all.
 fn segment_run(queue: &VecDeque<Transmit>, from: usize) -> usize {
     let Some(first) = queue.get(from) else {
         return 0;
     };
     let size = first.payload.len();
     let to = first.destination;
-    if size == 0 || size > GSO_MAX_SEGMENT || to.ip().is_multicast() || is_broadcast(to) {
+    if size == 0 || size > segment::MAX_SEGMENT || to.ip().is_multicast() || is_broadcast(to) {
         return 1;
     }
     let mut run = 1;
     let mut bytes = size;
-    for t in queue.iter().skip(from + 1).take(GSO_MAX_SEGMENTS - 1) {
+    for t in queue.iter().skip(from + 1).take(segment::MAX_SEGMENTS - 1) {
         let len = t.payload.len();
-        if t.destination != to || len > size || len == 0 || bytes + len > 65_000 {
+        if t.destination != to || len > size || len == 0 || bytes + len > segment::MAX_BYTES {
             break;
         }
         run += 1;
@@ -264,52 +258,24 @@ fn is_broadcast(to: SocketAddr) -> bool {
 }
 
 /// The first `run` datagrams of `queue` (see [`segment_run`]) in one
-/// `sendmsg` with `UDP_SEGMENT`.
-#[cfg(target_os = "linux")]
+/// segmented send.
 fn send_segmented(sock: &UdpSocket, queue: &VecDeque<Transmit>, run: usize) -> io::Result<()> {
     let first = &queue[0];
-    // At most GSO_MAX_SEGMENT, so it fits.
-    let segment = first.payload.len() as u16;
     let to = SockaddrStorage::from(first.destination);
     let slices: Vec<IoSlice<'_>> = queue
         .iter()
         .take(run)
         .map(|t| IoSlice::new(&t.payload))
         .collect();
-    let fd = sock.as_raw_fd();
     sock.try_io(Interest::WRITABLE, || {
-        sendmsg(
-            fd,
+        segment::send(
+            sock,
             &slices,
-            &[ControlMessage::UdpGsoSegments(&segment)],
+            first.payload.len(),
+            &to,
             MsgFlags::MSG_DONTWAIT,
-            Some(&to),
-        )?;
-        Ok(())
+        )
     })
-}
-
-#[cfg(target_os = "linux")]
-fn gso_supported(sock: &UdpSocket) -> bool {
-    nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::UdpGsoSegment).is_ok()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn gso_supported(_: &UdpSocket) -> bool {
-    false
-}
-
-#[cfg(not(target_os = "linux"))]
-fn send_segmented(_: &UdpSocket, _: &VecDeque<Transmit>, _: usize) -> io::Result<()> {
-    Err(Errno::ENOPROTOOPT.into())
-}
-
-/// Errors that mean the socket or its device cannot segment: `EIO` (no
-/// checksum offload), `ENOPROTOOPT` / `EOPNOTSUPP` (no `UDP_SEGMENT`).
-fn gso_unsupported(e: &io::Error) -> bool {
-    [Errno::EIO, Errno::ENOPROTOOPT, Errno::EOPNOTSUPP]
-        .iter()
-        .any(|&errno| e.raw_os_error() == Some(errno as i32))
 }
 
 /// The std form of a socket address from the kernel.
@@ -501,8 +467,8 @@ mod tests {
         assert_eq!(segment_run(&q(&[(1, 9), (1, 9), (1, 8), (1, 8)]), 0), 3);
         assert_eq!(segment_run(&q(&[(1, 9), (1, 10)]), 0), 1);
         assert_eq!(segment_run(&q(&[(1, 9), (1, 9)]), 1), 1);
-        assert_eq!(segment_run(&q(&[(1, 9); 100]), 0), GSO_MAX_SEGMENTS);
-        assert_eq!(segment_run(&q(&[(1, GSO_MAX_SEGMENT + 1); 3]), 0), 1);
+        assert_eq!(segment_run(&q(&[(1, 9); 100]), 0), segment::MAX_SEGMENTS);
+        assert_eq!(segment_run(&q(&[(1, segment::MAX_SEGMENT + 1); 3]), 0), 1);
         assert_eq!(
             segment_run(&q(&[(1, 1_200); 64]), 0),
             54,

@@ -61,6 +61,7 @@ mod bridge_audit;
 mod error;
 mod identity;
 mod node;
+mod segment;
 mod send_queue;
 mod socket;
 
