@@ -242,16 +242,24 @@ impl Host {
     }
 }
 
+/// Hosts `jis:ns:a` (10.77.NET.1) and `jis:ns:b` (10.77.NET.2) on one veth
+/// link, discovery off; the namespaces live as long as the first two.
+fn two_hosts(net: u8) -> (Netns, Netns, Host, Host) {
+    let a = Netns::new("a").unwrap();
+    let b = Netns::new("b").unwrap();
+    let (ip_a, ip_b) = (format!("10.77.{net}.1/24"), format!("10.77.{net}.2/24"));
+    veth(&a, "eth0", &ip_a, &b, "eth0", &ip_b).unwrap();
+    let ha = Host::spawn(&a, "jis:ns:a", false);
+    let hb = Host::spawn(&b, "jis:ns:b", false);
+    (a, b, ha, hb)
+}
+
 #[test]
 fn two_hosts_ping_across_a_veth_link() {
     if !netns_available() {
         return;
     }
-    let a = Netns::new("a").unwrap();
-    let b = Netns::new("b").unwrap();
-    veth(&a, "eth0", "10.77.1.1/24", &b, "eth0", "10.77.1.2/24").unwrap();
-    let mut ha = Host::spawn(&a, "jis:ns:a", false);
-    let mut hb = Host::spawn(&b, "jis:ns:b", false);
+    let (_a, _b, mut ha, mut hb) = two_hosts(1);
     assert_eq!(
         ha.cmd("ping jis:ns:b 10.77.1.2:7150 direct", "resp"),
         ["resp", "none"],
@@ -271,11 +279,7 @@ fn a_burst_of_answers_leaves_segmented_across_a_veth_link_and_all_arrive() {
     if !netns_available() {
         return;
     }
-    let a = Netns::new("a").unwrap();
-    let b = Netns::new("b").unwrap();
-    veth(&a, "eth0", "10.77.4.1/24", &b, "eth0", "10.77.4.2/24").unwrap();
-    let mut ha = Host::spawn(&a, "jis:ns:a", false);
-    let mut hb = Host::spawn(&b, "jis:ns:b", false);
+    let (_a, _b, mut ha, mut hb) = two_hosts(4);
     hb.cmd("trust jis:ns:a 0.9", "ok");
     // Whether a burst's pings land in one receive batch depends on timing;
     // every burst must be answered in full, and within a few bursts some

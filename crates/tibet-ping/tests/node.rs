@@ -437,36 +437,32 @@ fn vouch_registry_bounded_through_the_node() {
     assert_eq!(hub.stats().vouching.refused, 1);
 }
 
-#[test]
-fn processing_clock_fills_rtt() {
+/// The `rtt_ms` of one trusted ping answered by a hub whose processing
+/// clock gives `reading(n)` at its n-th reading, and how often it was read.
+fn rtt_with_clock(reading: fn(u64) -> Duration) -> (Option<f64>, u64) {
     let mut hub = node("jis:home:hub", 1);
     let mut dev = node("jis:home:dev", 2);
     hub.set_trust("jis:home:dev", 0.9);
     let ticks = Arc::new(AtomicU64::new(0));
     let t = ticks.clone();
-    // Each reading advances 250 µs: one receive reads twice.
-    hub.set_processing_clock(Box::new(move || {
-        Duration::from_micros(250 * t.fetch_add(1, Ordering::SeqCst))
-    }));
+    hub.set_processing_clock(Box::new(move || reading(t.fetch_add(1, Ordering::SeqCst))));
     let r = hub.receive(t0(), &ping(&mut dev, t0(), "x"));
-    assert_eq!(r.response.rtt_ms, Some(0.25));
-    assert_eq!(ticks.load(Ordering::SeqCst), 2);
+    (r.response.rtt_ms, ticks.load(Ordering::SeqCst))
+}
+
+#[test]
+fn processing_clock_fills_rtt() {
+    // Each reading advances 250 µs: one receive reads twice.
+    let got = rtt_with_clock(|n| Duration::from_micros(250 * n));
+    assert_eq!(got, (Some(0.25), 2));
 }
 
 #[test]
 fn rtt_is_counted_in_whole_microseconds_of_the_clock() {
-    let mut hub = node("jis:home:hub", 1);
-    let mut dev = node("jis:home:dev", 2);
-    hub.set_trust("jis:home:dev", 0.9);
     // Readings at 0.9 µs, then 2.3 µs: the clock's microseconds are 0 and
     // 2, so 2 µs, as two readings of a microsecond clock would say.
-    let ticks = Arc::new(AtomicU64::new(0));
-    let t = ticks.clone();
-    hub.set_processing_clock(Box::new(move || {
-        Duration::from_nanos([900, 2_300][t.fetch_add(1, Ordering::SeqCst) as usize % 2])
-    }));
-    let r = hub.receive(t0(), &ping(&mut dev, t0(), "x"));
-    assert_eq!(r.response.rtt_ms, Some(0.002));
+    let got = rtt_with_clock(|n| Duration::from_nanos([900, 2_300][n as usize % 2]));
+    assert_eq!(got.0, Some(0.002));
 }
 
 #[test]
