@@ -198,12 +198,7 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
     let sock = dir.path().join("hub.sock");
     let sock_s = sock.to_str().unwrap();
     let config = dir.path().join("hub.toml");
-    // Every `door.*` ping waits for a human, whoever sends it.
-    std::fs::write(
-        &config,
-        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
-    )
-    .unwrap();
+    std::fs::write(&config, DOOR_RULE).unwrap();
     let disc_port = free_udp_port().to_string();
     let mut args = common::multicast_loopback(&disc_port);
     args.extend([
@@ -295,6 +290,9 @@ fn pending_list_and_status_escape_and_cap_network_strings() {
     assert!(list.contains('…'), "the long purpose is cut: {list}");
 }
 
+/// A config where every `door.*` ping waits for a human, whoever sends it.
+const DOOR_RULE: &str = "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n";
+
 /// Starts `jis:home:hub` on 127.0.0.1 (no discovery) with `config` as its
 /// config file and a control socket, both in `dir`; returns the socket path.
 fn hub_with_config(dir: &std::path::Path, config: &str) -> (Listener, std::path::PathBuf) {
@@ -325,10 +323,7 @@ fn a_review_of_an_id_two_senders_used_must_name_the_sender() {
     use std::net::UdpSocket;
 
     let dir = tempfile::tempdir().unwrap();
-    let (hub, sock) = hub_with_config(
-        dir.path(),
-        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
-    );
+    let (hub, sock) = hub_with_config(dir.path(), DOOR_RULE);
     let sock_s = sock.to_str().unwrap();
     let codec = tibet_ping::PacketCodec::new(false);
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -439,10 +434,7 @@ fn the_limits_section_sets_the_node_capacities() {
 #[test]
 fn an_ambiguous_review_names_at_most_five_senders() {
     let dir = tempfile::tempdir().unwrap();
-    let (hub, sock) = hub_with_config(
-        dir.path(),
-        "[[airlock_rule]]\nname = \"door\"\nzone = \"GEEL\"\nintent = \"door.*\"\n",
-    );
+    let (hub, sock) = hub_with_config(dir.path(), DOOR_RULE);
     let sock_s = sock.to_str().unwrap();
     let codec = tibet_ping::PacketCodec::new(false);
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

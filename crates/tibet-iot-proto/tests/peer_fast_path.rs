@@ -60,6 +60,14 @@ impl Bench {
         answered
     }
 
+    /// `jis:test:a` at 10.0.0.1:7150, a known peer of the hub trusted 0.9.
+    fn trusted_peer(&mut self) -> (PingNode, SocketAddr) {
+        let (a, at_a) = (node("jis:test:a", 1), addr("10.0.0.1:7150"));
+        self.hub.add_peer(self.now(), "jis:test:a", at_a);
+        self.hub.set_trust(self.now(), "jis:test:a", 0.9);
+        (a, at_a)
+    }
+
     fn credit(&self, from: SocketAddr) -> u64 {
         self.hub.guard().credit(from.ip())
     }
@@ -80,9 +88,7 @@ fn addr(s: &str) -> SocketAddr {
 #[test]
 fn a_trusted_peer_at_its_proven_address_earns_no_credit_once_known() {
     let mut b = Bench::new();
-    let (mut a, at_a) = (node("jis:test:a", 1), addr("10.0.0.1:7150"));
-    b.hub.add_peer(b.now(), "jis:test:a", at_a);
-    b.hub.set_trust(b.now(), "jis:test:a", 0.9);
+    let (mut a, at_a) = b.trusted_peer();
     // The first ping teaches the hub the peer's trust (and earns as usual).
     assert!(b.ping(&mut a, at_a));
     let after_first = b.credit(at_a);
@@ -130,9 +136,7 @@ fn a_trusted_peer_at_its_proven_address_earns_no_credit_once_known() {
 #[test]
 fn a_new_trust_score_applies_to_the_next_ping() {
     let mut b = Bench::new();
-    let (mut a, at_a) = (node("jis:test:a", 1), addr("10.0.0.1:7150"));
-    b.hub.add_peer(b.now(), "jis:test:a", at_a);
-    b.hub.set_trust(b.now(), "jis:test:a", 0.9);
+    let (mut a, at_a) = b.trusted_peer();
     for _ in 0..3 {
         assert!(b.ping(&mut a, at_a), "trusted: answered");
     }

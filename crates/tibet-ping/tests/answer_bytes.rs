@@ -63,6 +63,15 @@ fn case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// The sending device.
+fn sensor(seed: u64) -> PingNode {
+    PingNode::new(
+        "jis:test:sensor",
+        PingNodeConfig::default(),
+        Box::new(StdRng::seed_from_u64(seed)),
+    )
+}
+
 fn node(c: &Case, seed: u64) -> PingNode {
     let config = PingNodeConfig {
         nonce_capacity: 64,
@@ -102,11 +111,7 @@ proptest! {
         let now = Timestamp::from_micros(c.micros);
         let mut owned = node(&c, 5);
         let mut fast = node(&c, 5);
-        let mut sender = PingNode::new(
-            "jis:test:sensor",
-            PingNodeConfig::default(),
-            Box::new(StdRng::seed_from_u64(6)),
-        );
+        let mut sender = sensor(6);
         let mut buf = Vec::new();
         let mut last: Option<PingPacket> = None;
         for (packet_id, intent, purpose, again) in &c.packets {
@@ -159,11 +164,7 @@ fn every_refusal_and_reason_encodes_alike() {
         packets: Vec::new(),
     };
     let mut hub = node(&c, 9);
-    let mut sender = PingNode::new(
-        "jis:test:sensor",
-        PingNodeConfig::default(),
-        Box::new(StdRng::seed_from_u64(10)),
-    );
+    let mut sender = sensor(10);
     let mut seen = Vec::new();
     let mut buf = Vec::new();
     let mut check = |hub: &mut PingNode, packet: &PingPacket, credential: Option<f64>| {
