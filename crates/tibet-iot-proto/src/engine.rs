@@ -20,9 +20,9 @@ use rand::rngs::StdRng;
 use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
-    BeaconDecision, DecodeError, Decoded, DropAggregator, DropSource, Frame, JsonMap, Outcome,
-    PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType, RoutingMode, Vouch,
-    VouchError, VouchOptions,
+    BeaconAdmission, BeaconDecision, DecodeError, Decoded, DropAggregator, DropSource, Frame,
+    JsonMap, Outcome, PacketCodec, PendingPing, PingNode, PingPacket, PingResponse, PingType,
+    RoutingMode, Vouch, VouchError, VouchOptions,
 };
 
 mod batch;
@@ -1436,7 +1436,15 @@ impl Engine {
             self.note_drop(now, from, "beacon_limited");
             return;
         }
-        let answer = self.node.handle_beacon(now.wall, &beacon);
+        // Who the DID already is decides what its beacon may do: nothing it
+        // says binds a key to, or changes the trust of, a DID that an
+        // operator trusted, pinned or vouched for (docs/SECURITY.md).
+        let pinned = self.identity.pins().get(&packet.source_did).is_some();
+        let offers_key = matches!(self.current_identity, Identity::SelfCertified(_));
+        let admission =
+            self.node
+                .beacon_admission(now.wall, &packet.source_did, pinned, offers_key);
+        let answer = self.node.handle_beacon_as(now.wall, &beacon, admission);
         let decision = answer.decision;
         if decision == BeaconDecision::Rejected {
             self.stats.beacons_rejected += 1;
@@ -1464,7 +1472,8 @@ impl Engine {
         let address = transport.unwrap_or(from);
         if let Identity::SelfCertified(key) = self.current_identity {
             match decision {
-                BeaconDecision::AutoVouched => {
+                // Only a DID nobody knew may be pinned by a rule.
+                BeaconDecision::AutoVouched if admission == BeaconAdmission::Open => {
                     self.pin_first_use(&packet.source_did, key, "auto_vouched")
                 }
                 BeaconDecision::HitlPending => {

@@ -211,6 +211,9 @@ pub enum BeaconDecision {
     HitlPending,
     /// Too old, or refused for lack of room.
     Rejected,
+    /// A device the hub already knows (explicit trust, a pin, a vouch):
+    /// recorded as a sign of life; no rule, no review.
+    Known,
 }
 
 impl BeaconDecision {
@@ -221,6 +224,7 @@ impl BeaconDecision {
             BeaconDecision::AutoVouched => "auto_vouched",
             BeaconDecision::HitlPending => "hitl_pending",
             BeaconDecision::Rejected => "rejected",
+            BeaconDecision::Known => "known",
         }
     }
 }
@@ -229,6 +233,24 @@ impl std::fmt::Display for BeaconDecision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// What a hub may do with a beacon, decided by who its DID already is to
+/// the hub (docs/SECURITY.md, "Who may bind a key to a DID"). Nothing a
+/// beacon says may bind a key to, or change the trust of, a DID that an
+/// operator trusted, pinned or vouched for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BeaconAdmission {
+    /// A DID nobody trusted, pinned or vouched for: auto-vouch rules, else
+    /// human review.
+    Open,
+    /// A known device without explicit trust (pinned and signed by its pin,
+    /// or vouched): a matching rule may renew its vouch; never review.
+    RulesOnly,
+    /// A key offered for a known DID: human review only (approval pins it).
+    ReviewOnly,
+    /// A device with explicit trust: recorded, nothing else.
+    Known,
 }
 
 /// The hub's answer to a beacon, shaped like the reference's.
@@ -350,6 +372,10 @@ pub struct BeaconStats {
     pub replayed: u64,
     /// Auto-vouches that refreshed the device's existing vouch.
     pub vouch_refreshed: u64,
+    /// Beacons of known devices: recorded, no rule, no review.
+    pub known: u64,
+    /// Beacons whose device already waited for review: no second entry.
+    pub hitl_joined: u64,
     /// Beacons waiting for a human now.
     pub hitl_waiting: usize,
 }
@@ -454,6 +480,23 @@ impl BeaconHandler {
         vouches: &mut VouchRegistry,
         rng: &mut dyn RngCore,
     ) -> BeaconResponse {
+        self.handle_as(now, beacon, hub_did, vouches, rng, BeaconAdmission::Open)
+    }
+
+    /// [`BeaconHandler::handle`] within what `admission` allows: rules only
+    /// where it allows them, review only where it allows it, else the
+    /// decision is [`BeaconDecision::Known`]. A beacon of a device whose
+    /// review (same DID, same key hash) already waits joins that review
+    /// instead of queueing another.
+    pub fn handle_as(
+        &mut self,
+        now: Timestamp,
+        beacon: &Beacon,
+        hub_did: &str,
+        vouches: &mut VouchRegistry,
+        rng: &mut dyn RngCore,
+        admission: BeaconAdmission,
+    ) -> BeaconResponse {
         self.stats.handled += 1;
         let respond = |decision, vouch_id, assigned_pod, message: String| BeaconResponse {
             response_id: format!("resp_{}", beacon.beacon_id),
@@ -490,9 +533,14 @@ impl BeaconHandler {
                 "Beacon replayed".into(),
             );
         }
+        let rules = matches!(
+            admission,
+            BeaconAdmission::Open | BeaconAdmission::RulesOnly
+        );
         if let Some(rule) = self
             .rules
             .iter()
+            .filter(|_| rules)
             .find(|r| r.matches(beacon))
             .map(|r| &r.rule)
         {
@@ -541,6 +589,22 @@ impl BeaconHandler {
                 }
             };
         }
+        if !matches!(
+            admission,
+            BeaconAdmission::Open | BeaconAdmission::ReviewOnly
+        ) {
+            self.stats.known += 1;
+            return respond(BeaconDecision::Known, None, None, "Known device".into());
+        }
+        if self.review_waits(beacon) {
+            self.stats.hitl_joined += 1;
+            return respond(
+                BeaconDecision::HitlPending,
+                None,
+                None,
+                "Awaiting HITL approval (already queued)".into(),
+            );
+        }
         if self.enqueue(now, beacon.clone()) {
             self.stats.hitl_pending += 1;
             respond(
@@ -558,6 +622,15 @@ impl BeaconHandler {
                 "HITL queue full".into(),
             )
         }
+    }
+
+    /// Whether a beacon of the same device (DID and key hash) waits for
+    /// review already. The queue holds at most `hitl_capacity` entries and
+    /// beacons are rate-limited per address before they get here.
+    fn review_waits(&self, beacon: &Beacon) -> bool {
+        self.queue.iter().any(|b| {
+            b.source_did == beacon.source_did && b.public_key_hash == beacon.public_key_hash
+        })
     }
 
     fn enqueue(&mut self, now: Timestamp, beacon: Beacon) -> bool {
@@ -805,7 +878,16 @@ mod tests {
             handle(&mut h, &mut r, &b1).decision,
             BeaconDecision::HitlPending
         );
+        // Another beacon of the same device joins its waiting review.
+        let mut again = b1.clone();
+        again.beacon_id = "beacon_1".into();
+        assert_eq!(
+            handle(&mut h, &mut r, &again).decision,
+            BeaconDecision::HitlPending
+        );
+        assert_eq!((h.stats().hitl_joined, h.pending().count()), (1, 1));
         b1.beacon_id = "beacon_2".into();
+        b1.source_did = "jis:b".into();
         let resp = handle(&mut h, &mut r, &b1);
         assert_eq!(
             (resp.decision, resp.message.as_str()),

@@ -74,9 +74,10 @@ pub use airlock::{
     DEFAULT_TRUST_ROOD, PendingPing, Verdict,
 };
 pub use beacon::{
-    Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconDecision, BeaconHandler,
-    BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE, DEFAULT_BEACON_REPLAY_CAPACITY,
-    DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, GENERIC_DEVICE, discover_payload,
+    Announcement, AutoVouchRule, AutoVouchRuleError, Beacon, BeaconAdmission, BeaconDecision,
+    BeaconHandler, BeaconResponse, BeaconStats, DEFAULT_BEACON_MAX_AGE,
+    DEFAULT_BEACON_REPLAY_CAPACITY, DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE,
+    GENERIC_DEVICE, discover_payload,
 };
 pub use codec::{
     DecodeCounts, DecodeError, Decoded, EncodeError, FLAG_MSGPACK, FLAG_RESPONSE, Frame,

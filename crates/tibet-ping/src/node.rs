@@ -44,8 +44,9 @@ use crate::airlock::{
     DEFAULT_TRUST_ROOD, PendingPing,
 };
 use crate::beacon::{
-    Announcement, Beacon, BeaconDecision, BeaconHandler, BeaconResponse, DEFAULT_BEACON_MAX_AGE,
-    DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE, discover_payload,
+    Announcement, Beacon, BeaconAdmission, BeaconDecision, BeaconHandler, BeaconResponse,
+    DEFAULT_BEACON_MAX_AGE, DEFAULT_HITL_BYTES, DEFAULT_HITL_CAPACITY, DISCOVER_PURPOSE,
+    discover_payload,
 };
 use crate::ids;
 use crate::iso::{self, IsoFormatter};
@@ -797,10 +798,27 @@ impl PingNode {
     /// registry; the device joins the assigned pod if this node knows it),
     /// or human review.
     pub fn handle_beacon(&mut self, now: Timestamp, beacon: &Beacon) -> BeaconResponse {
+        self.handle_beacon_as(now, beacon, BeaconAdmission::Open)
+    }
+
+    /// [`PingNode::handle_beacon`] within what `admission` allows (the caller
+    /// knows who the DID is: explicit trust, pins, vouches; see
+    /// [`PingNode::beacon_admission`]).
+    pub fn handle_beacon_as(
+        &mut self,
+        now: Timestamp,
+        beacon: &Beacon,
+        admission: BeaconAdmission,
+    ) -> BeaconResponse {
         self.seen(now);
-        let response =
-            self.beacons
-                .handle(now, beacon, &self.did, &mut self.vouches, &mut self.rng);
+        let response = self.beacons.handle_as(
+            now,
+            beacon,
+            &self.did,
+            &mut self.vouches,
+            &mut self.rng,
+            admission,
+        );
         if response.decision == BeaconDecision::AutoVouched
             && let Some(pod) = &response.assigned_pod
         {
@@ -808,6 +826,28 @@ impl PingNode {
             let _ = self.topology.add_hubby_to_pod(pod, &beacon.source_did);
         }
         response
+    }
+
+    /// What a beacon of `did` may do here: `pinned` says whether the DID is
+    /// pinned to a key, `offers_key` whether the beacon carries a key of its
+    /// own that is not pinned (self-certified). A DID with explicit trust,
+    /// a pin or an unexpired vouch is known: its beacons never enter review
+    /// as a device, and a key they offer goes to review, never to a rule.
+    pub fn beacon_admission(
+        &self,
+        now: Timestamp,
+        did: &str,
+        pinned: bool,
+        offers_key: bool,
+    ) -> BeaconAdmission {
+        let explicit = self.trust.get(did).is_some();
+        let known = explicit || pinned || self.trust_of(now, did).source == TrustSource::Vouched;
+        match (known, offers_key) {
+            (false, _) => BeaconAdmission::Open,
+            (true, true) => BeaconAdmission::ReviewOnly,
+            (true, false) if explicit => BeaconAdmission::Known,
+            (true, false) => BeaconAdmission::RulesOnly,
+        }
     }
 
     /// A human approves a beacon waiting for review: this node vouches for
