@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tibet_ping::identity::{Identity, IdentityMode, PinStore, PublicKey};
+use tibet_ping::identity::{Identity, IdentityMode, PUBLIC_KEY_FIELD, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AirlockZone, Announcement, AutoVouchRule, AutoVouchRuleError, Beacon,
     BeaconAdmission, BeaconDecision, DecodeError, Decoded, DropAggregator, DropSource, Frame,
@@ -40,7 +40,7 @@ use crate::discovery::NetworkDiscovery;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::guard::SourceGuard;
-use crate::identity::{IdentityGate, IdentityStats, PreVerified};
+use crate::identity::{Budget, IdentityGate, IdentityStats, PreVerified};
 use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
@@ -905,7 +905,7 @@ impl Engine {
             Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
             Err(e) => Err(e),
         };
-        self.handle_decoded(now, from, datagram, decoded, None);
+        self.handle_decoded(now, from, datagram, decoded, None, Budget::Unchecked);
         self.settle_earn(now);
         self.current_peer = None;
         // A large datagram's strings are not kept: what the engine holds
@@ -925,6 +925,7 @@ impl Engine {
         datagram: &[u8],
         decoded: Result<Incoming<'_>, DecodeError>,
         pre: Option<PreVerified>,
+        budget: Budget,
     ) {
         match decoded {
             Err(e) => {
@@ -933,7 +934,7 @@ impl Engine {
             }
             Ok(Incoming::Response(r)) => self.on_response(now, from, r, datagram),
             Ok(Incoming::Packet(p)) => {
-                if !self.admit(now, from, p, pre) {
+                if !self.admit(now, from, p, pre, budget) {
                     return;
                 }
                 if p.ping_type == PingType::Discover && p.is_broadcast() {
@@ -954,7 +955,7 @@ impl Engine {
         self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
-                if self.admit(now, from, &p, None) {
+                if self.admit(now, from, &p, None, Budget::Unchecked) {
                     self.on_beacon(now, from, &p, true);
                     self.current_identity = Identity::NotChecked;
                     self.current_credential = None;
@@ -977,7 +978,17 @@ impl Engine {
         from: SocketAddr,
         packet: &PingPacket,
         pre: Option<PreVerified>,
+        budget: Budget,
     ) -> bool {
+        let budget = match budget {
+            Budget::Unchecked => self.verify_budget(now, from, packet),
+            paid => paid,
+        };
+        if budget == Budget::Refused {
+            self.identity.stats.over_verify_budget += 1;
+            self.identity_refused(now, from, &packet.source_did, "over_verify_budget");
+            return false;
+        }
         let (checked, credential) = self.identity.check(packet, now.wall, pre);
         self.current_credential = credential
             .map(|cred| self.node.trust_of(now.wall, &cred.voucher_did).score * cred.factor);
@@ -990,6 +1001,33 @@ impl Engine {
                 self.identity_refused(now, from, &packet.source_did, refusal.as_str());
                 false
             }
+        }
+    }
+
+    /// Whether `packet`'s signature may be checked (docs/SECURITY.md,
+    /// verification budget): a check it would not cost, or one for a DID at
+    /// the address it proved, is free; any other takes a token from the
+    /// source address's bucket and the shared one ([`SourceGuard::allow_verify`]).
+    fn verify_budget(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> Budget {
+        if self.identity.mode() == IdentityMode::Off {
+            return Budget::Granted;
+        }
+        let did = packet.source_did.as_str();
+        let signed = !packet.signature.is_empty()
+            && (self.identity.pins().get(did).is_some()
+                || packet.payload.contains_key(PUBLIC_KEY_FIELD));
+        if !signed && packet.vouched_by.is_none() {
+            return Budget::Granted;
+        }
+        let proven = from != UPLINK_ADDR
+            && self
+                .peers
+                .slot(did)
+                .is_some_and(|slot| self.peers.proven_at(now.mono, slot, did, from));
+        if proven || self.guard.allow_verify(now.mono, from.ip()) {
+            Budget::Granted
+        } else {
+            Budget::Refused
         }
     }
 
@@ -1027,7 +1065,7 @@ impl Engine {
                 // The identity step applies to the uplink as to the LAN: a
                 // broker is no more trusted than a datagram.
                 if self.uplink.accept_in(lan_only)
-                    && self.admit(now, UPLINK_ADDR, &p, None)
+                    && self.admit(now, UPLINK_ADDR, &p, None, Budget::Unchecked)
                     && self
                         .uplink
                         .note_origin(now.mono, &p.packet_id, &p.source_did)
@@ -1189,6 +1227,12 @@ impl Engine {
                     .peers
                     .record_activity_at(slot, now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
+                if self.current_identity.is_verified() {
+                    // Signed by the DID's pin and fresh: the address is
+                    // proven (its signatures are then checked without a
+                    // budget, docs/SECURITY.md).
+                    self.peers.set_proven(&packet.source_did, true);
+                }
                 self.learn_from_heartbeat(now, packet, from);
                 if packet.ping_type == PingType::Heartbeat {
                     let record = || AuditRecord::Heartbeat {

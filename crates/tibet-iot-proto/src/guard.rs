@@ -20,7 +20,18 @@
 //!   a bucket that has refilled is forgotten), while the DIDs that may be
 //!   relayed at all (not ROOD) are the ones this node was told about.
 //!
-//! Trusted (GROEN) senders are exempt; the engine decides who that is.
+//! - **Verification budget.** Checking an Ed25519 signature is the most
+//!   expensive thing a datagram can ask of the engine. A packet whose
+//!   signature would be checked (a pinned DID, a carried beacon key, a vouch
+//!   credential) and that does not come from the address its DID proved
+//!   takes a token from its address's verification bucket and from one
+//!   bucket shared by all such packets before it is checked; without both
+//!   it is dropped unchecked. Pinned peers at their proven addresses are
+//!   checked without a budget, so a flood of signatures from elsewhere (the
+//!   same IP included) cannot starve them (docs/SECURITY.md).
+//!
+//! Trusted (GROEN) senders are exempt from the credit and the buckets above
+//! but the verification budget; the engine decides who that is.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -59,6 +70,16 @@ pub struct GuardConfig {
     pub audit_burst: f64,
     /// ... and refill per second (4).
     pub audit_rate: f64,
+    /// Signature checks for packets not from their DID's proven address,
+    /// per IP address: burst (64).
+    pub verify_burst: f64,
+    /// ... and refill per second (32).
+    pub verify_rate: f64,
+    /// Signature checks for all packets not from their DID's proven address
+    /// together: burst (512).
+    pub verify_total_burst: f64,
+    /// ... and refill per second (1,000: about 3 % of a core).
+    pub verify_total_rate: f64,
     /// Addresses with a bucket at once, per kind of work (4,096).
     pub bucket_keys: usize,
     /// Interval over which drops (ROOD, replays, malformed, refused by a
@@ -81,6 +102,10 @@ impl Default for GuardConfig {
             beacon_rate: 0.5,
             audit_burst: 32.0,
             audit_rate: 4.0,
+            verify_burst: 64.0,
+            verify_rate: 32.0,
+            verify_total_burst: 512.0,
+            verify_total_rate: 1000.0,
             bucket_keys: 4096,
             drop_interval: tibet_ping::DEFAULT_DROP_INTERVAL,
             drop_sources: tibet_ping::DEFAULT_DROP_SOURCES,
@@ -111,6 +136,10 @@ pub struct GuardStats {
     pub beacons: RateLimitStats,
     /// Audit records per address.
     pub audit: RateLimitStats,
+    /// Signature checks per address (packets not from a proven address).
+    pub verify: RateLimitStats,
+    /// Signature checks of all such packets together.
+    pub verify_total: RateLimitStats,
 }
 
 #[derive(Debug)]
@@ -131,6 +160,8 @@ pub struct SourceGuard {
     relay_dids: RateLimiter<String>,
     beacons: RateLimiter<IpAddr>,
     audit: RateLimiter<IpAddr>,
+    verify: RateLimiter<IpAddr>,
+    verify_total: RateLimiter<()>,
     stats: GuardStats,
 }
 
@@ -148,6 +179,8 @@ impl SourceGuard {
             relay_dids: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
             beacons: RateLimiter::new(config.beacon_burst, config.beacon_rate, config.bucket_keys),
             audit: RateLimiter::new(config.audit_burst, config.audit_rate, config.bucket_keys),
+            verify: RateLimiter::new(config.verify_burst, config.verify_rate, config.bucket_keys),
+            verify_total: RateLimiter::new(config.verify_total_burst, config.verify_total_rate, 1),
             credit: HashMap::default(),
             order: VecDeque::new(),
             stats: GuardStats::default(),
@@ -241,6 +274,13 @@ impl SourceGuard {
         self.audit.allow(tick(now), &ip)
     }
 
+    /// One signature check for a packet from `ip` that is not at its DID's
+    /// proven address: the address's bucket and the shared one must both
+    /// have a token.
+    pub fn allow_verify(&mut self, now: MonoTime, ip: IpAddr) -> bool {
+        self.verify.allow(tick(now), &ip) && self.verify_total.allow(tick(now), &())
+    }
+
     /// Counters.
     pub fn stats(&self) -> GuardStats {
         GuardStats {
@@ -249,6 +289,8 @@ impl SourceGuard {
             relay_dids: self.relay_dids.stats(),
             beacons: self.beacons.stats(),
             audit: self.audit.stats(),
+            verify: self.verify.stats(),
+            verify_total: self.verify_total.stats(),
             ..self.stats.clone()
         }
     }
@@ -297,5 +339,26 @@ mod tests {
         assert_eq!(g.stats().credit_sources, 2);
         assert_eq!(g.stats().credit_evicted, 1);
         assert!(!g.spend(t0 + Duration::from_secs(61), ip(3), 1), "expired");
+    }
+
+    #[test]
+    fn signature_checks_are_budgeted_per_address_and_in_total() {
+        let cfg = GuardConfig {
+            verify_burst: 4.0,
+            verify_rate: 1.0,
+            verify_total_burst: 6.0,
+            verify_total_rate: 2.0,
+            ..GuardConfig::default()
+        };
+        let mut g = SourceGuard::new(cfg);
+        let t0 = MonoTime::from_secs(100);
+        let granted =
+            |g: &mut SourceGuard, t, n: u8| (0..10).filter(|_| g.allow_verify(t, ip(n))).count();
+        assert_eq!(granted(&mut g, t0, 1), 4, "the address's burst");
+        assert_eq!(granted(&mut g, t0, 2), 2, "what is left of the total");
+        assert_eq!(granted(&mut g, t0, 3), 0, "the total is spent");
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(granted(&mut g, t1, 1), 1, "one a second per address");
+        assert_eq!(g.stats().verify_total.allowed, 7);
     }
 }

@@ -87,6 +87,9 @@ pub struct IdentityStats {
     pub pins_added: u64,
     /// Beacons that tried to re-pin a DID to another key (refused).
     pub pin_conflicts: u64,
+    /// Dropped unchecked: a signature check over the source's verification
+    /// budget (not from the DID's proven address; docs/SECURITY.md).
+    pub over_verify_budget: u64,
     /// Refusals not audited because their source was audited within the
     /// interval (the next record of that source carries them in its count).
     pub audit_suppressed: u64,
@@ -112,6 +115,7 @@ impl IdentityStats {
             + self.wrong_key
             + self.unpinned_in_require
             + self.bad_beacon_key
+            + self.over_verify_budget
     }
 }
 
@@ -141,6 +145,18 @@ pub(crate) struct IdentityGate {
 /// Revoked (voucher, device) pairs held at most; past it a revocation is
 /// refused and counted.
 pub(crate) const MAX_REVOKED_CREDENTIALS: usize = 4096;
+
+/// Whether a packet's signature check is paid for
+/// ([`crate::SourceGuard::allow_verify`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// Not decided yet: the identity step asks the guard.
+    Unchecked,
+    /// Free (no check, or the DID's proven address) or paid.
+    Granted,
+    /// Over budget: dropped unchecked.
+    Refused,
+}
 
 /// A packet's signature already checked against a key (by a batch check):
 /// the gate uses it only while that key is still the DID's pin.

@@ -9,7 +9,7 @@ use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packe
 use tibet_ping::{DecodeError, Decoded, PingPacket};
 
 use super::{Engine, Incoming, SCRATCH_KEEP_BYTES};
-use crate::identity::PreVerified;
+use crate::identity::{Budget, PreVerified};
 use crate::time::Now;
 use crate::uplink::UPLINK_ADDR;
 
@@ -63,11 +63,18 @@ impl Engine {
             })
             .collect();
         let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
+        // Each packet's signature check is paid for (or refused) once, here,
+        // before any is checked.
+        let mut budgets = vec![Budget::Unchecked; chunk.len()];
         {
             let mut items: Vec<(&PingPacket, PublicKey)> = Vec::new();
             let mut slots = Vec::new();
             for (i, (frame, p)) in decoded.iter().zip(&packets).enumerate() {
-                if let Some(Ok(Decoded::Packet)) = frame
+                let Some(Ok(Decoded::Packet)) = frame else {
+                    continue;
+                };
+                budgets[i] = self.verify_budget(now, chunk[i].0, p);
+                if budgets[i] == Budget::Granted
                     && !p.signature.is_empty()
                     && let Some(key) = self.identity.pins().get(&p.source_did)
                 {
@@ -94,8 +101,12 @@ impl Engine {
                 }
             }
         }
-        for (((&(from, datagram), frame), pre), packet) in
-            chunk.iter().zip(decoded).zip(pre).zip(&packets)
+        for ((((&(from, datagram), frame), pre), packet), budget) in chunk
+            .iter()
+            .zip(decoded)
+            .zip(pre)
+            .zip(&packets)
+            .zip(budgets)
         {
             match frame {
                 None => self.handle_datagram(now, from, datagram),
@@ -108,7 +119,7 @@ impl Engine {
                         Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
                         Err(e) => Err(e),
                     };
-                    self.handle_decoded(now, from, datagram, incoming, pre);
+                    self.handle_decoded(now, from, datagram, incoming, pre, budget);
                 }
             }
         }
