@@ -1748,6 +1748,19 @@ impl Engine {
         self.node.reject_beacon(beacon_id)
     }
 
+    /// Refuses every packet and beacon sent at or before `horizon` as a
+    /// replay (see [`PingNode::set_replay_horizon`]); the driver passes what
+    /// its state directory says of the last run.
+    pub fn set_replay_horizon(&mut self, horizon: tibet_ping::Timestamp) {
+        self.node.set_replay_horizon(horizon);
+    }
+
+    /// The latest timestamp of anything that passed the replay check (see
+    /// [`PingNode::latest_accepted`]).
+    pub fn latest_accepted(&self) -> Option<tibet_ping::Timestamp> {
+        self.node.latest_accepted()
+    }
+
     /// Counters of the identity gate.
     pub fn identity_stats(&self) -> &IdentityStats {
         &self.identity.stats

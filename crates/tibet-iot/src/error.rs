@@ -15,6 +15,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The state directory could not be opened, locked or read.
+    #[error(transparent)]
+    State(#[from] crate::replay_horizon::StateError),
     /// `start` was called outside a tokio runtime.
     #[error("start must be called within a tokio runtime")]
     NoRuntime,

@@ -61,6 +61,7 @@ mod bridge_audit;
 mod error;
 mod identity;
 mod node;
+mod replay_horizon;
 mod segment;
 mod send_queue;
 mod socket;
@@ -68,6 +69,7 @@ mod socket;
 pub use audit::{AuditError, AuditSink};
 pub use error::StartError;
 pub use node::IoTNode;
+pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -33,6 +34,7 @@ use crate::audit::AuditSink;
 use crate::audit_worker::{self, AuditWorker};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
+use crate::replay_horizon::{HorizonKeeper, StateDir};
 use crate::send_queue::SendQueue;
 use crate::socket;
 
@@ -52,6 +54,8 @@ struct State {
     audit: Option<AuditWorker>,
     /// Where uplink frames go (docs/FLEETS.md), while one is open.
     uplink: Option<mpsc::Sender<Uplink>>,
+    /// The state directory ([`IoTNode::set_state_dir`]).
+    state_dir: Option<PathBuf>,
 }
 
 impl State {
@@ -122,6 +126,10 @@ impl Shared {
 }
 
 struct Running {
+    /// The locked state directory and the task that keeps its replay
+    /// horizon ahead of the clock.
+    /// The horizon this run started with.
+    state: Option<(HorizonKeeper, Option<Timestamp>)>,
     local_addr: SocketAddr,
     discovery_addr: Option<SocketAddr>,
     shutdown: oneshot::Sender<()>,
@@ -169,6 +177,7 @@ impl IoTNode {
                     running: false,
                     audit: None,
                     uplink: None,
+                    state_dir: None,
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
@@ -230,13 +239,21 @@ impl IoTNode {
         };
         let discovery_addr = disc.as_ref().and_then(|d| d.local_addr().ok());
         let disc_port = discovery_addr.map_or(config.discovery_port, |a| a.port());
+        let state = self.open_state()?;
+        let started_with = state.as_ref().and_then(|s| s.1);
         {
             let mut st = self.shared.lock();
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
-            st.engine.start(self.shared.now());
+            // Nothing an earlier run could have accepted is accepted again:
+            // the horizon it left, or, knowing of none, this start.
+            let now = self.shared.now();
+            let horizon = started_with.unwrap_or(now.wall);
+            st.engine.set_replay_horizon(horizon);
+            st.engine.start(now);
             st.running = true;
         }
+
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(drive(
             self.shared.clone(),
@@ -247,12 +264,37 @@ impl IoTNode {
         ));
         tracing::info!(did = %self.did, %local_addr, "node started");
         *running = Some(Running {
+            state: state.map(|(keeper, _)| (keeper, started_with)),
             local_addr,
             discovery_addr,
             shutdown: tx,
             task,
         });
         Ok(local_addr)
+    }
+
+    /// Keeps this node's state in `dir` (created with mode 0700 at start):
+    /// the replay horizon, so a packet accepted before a restart (clean or
+    /// SIGKILL) is never accepted after it, and a lock, so two nodes never
+    /// share it (docs/SECURITY.md). Without one, the node refuses packets
+    /// sent before it started. Takes effect at the next [`IoTNode::start`].
+    pub fn set_state_dir(&self, dir: Option<PathBuf>) {
+        self.shared.lock().state_dir = dir;
+    }
+
+    /// Opens and locks the state directory and starts keeping its horizon
+    /// (written once before the first packet is read); with the horizon the
+    /// last run left.
+    fn open_state(&self) -> Result<Option<(HorizonKeeper, Option<Timestamp>)>, StartError> {
+        let (dir, skew) = {
+            let st = self.shared.lock();
+            let Some(dir) = st.state_dir.clone() else {
+                return Ok(None);
+            };
+            (dir, st.engine.ping_node().future_skew())
+        };
+        let (state, horizon) = StateDir::open(&dir)?;
+        Ok(Some((HorizonKeeper::start(state, skew)?, horizon)))
     }
 
     /// Stops the node: the driver task ends, the sockets close, outstanding
@@ -264,6 +306,17 @@ impl IoTNode {
         };
         let _ = run.shutdown.send(());
         let _ = run.task.await;
+        if let Some((keeper, started_with)) = run.state {
+            // A clean stop: no packet this run accepted was sent after the
+            // latest it accepted, so that is the next run's horizon (or the
+            // one this run started with, if it accepted nothing).
+            let latest = self.shared.lock().engine.latest_accepted();
+            let horizon = latest.max(started_with).unwrap_or_else(Timestamp::now);
+            let written = tokio::task::spawn_blocking(move || keeper.stop(horizon)).await;
+            if let Ok(Err(e)) = written {
+                tracing::warn!(error = %e, "could not write the replay horizon at stop");
+            }
+        }
         {
             let mut st = self.shared.lock();
             st.running = false;

@@ -464,6 +464,17 @@ impl BeaconHandler {
         Ok(())
     }
 
+    /// Refuses beacons sent at or before `horizon` as replays (see
+    /// [`NonceTracker::set_horizon`]).
+    pub fn set_replay_horizon(&mut self, horizon: Timestamp) {
+        self.replays.set_horizon(horizon);
+    }
+
+    /// The latest timestamp of a beacon that passed the replay check.
+    pub fn latest_accepted(&self) -> Option<Timestamp> {
+        self.replays.latest_accepted()
+    }
+
     /// The rules, in the order they are tried.
     pub fn rules(&self) -> impl Iterator<Item = &AutoVouchRule> {
         self.rules.iter().map(|r| &r.rule)

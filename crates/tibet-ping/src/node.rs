@@ -874,6 +874,38 @@ impl PingNode {
         self.beacons.pending()
     }
 
+    /// Refuses every packet and beacon sent at or before `horizon` as a
+    /// replay ([`ReplayReason::BeforeRestart`](crate::ReplayReason)): a node
+    /// that restarts does not know the nonces its last run saw, so it
+    /// refuses whatever that run could have accepted: the caller passes
+    /// [`PingNode::latest_accepted`] of a run that stopped cleanly, the last
+    /// instant a crashed run could have been alive plus
+    /// [`PingNode::future_skew`], or, knowing of no earlier run, its own
+    /// start.
+    pub fn set_replay_horizon(&mut self, horizon: Timestamp) {
+        self.nonces.set_horizon(horizon);
+        self.untrusted_nonces.set_horizon(horizon);
+        self.beacons.set_replay_horizon(horizon);
+    }
+
+    /// The latest timestamp of any packet or beacon that passed the replay
+    /// check: after a clean stop, the next run's horizon.
+    pub fn latest_accepted(&self) -> Option<Timestamp> {
+        [
+            self.nonces.latest_accepted(),
+            self.untrusted_nonces.latest_accepted(),
+            self.beacons.latest_accepted(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
+    /// How far in the future a packet's timestamp may be.
+    pub fn future_skew(&self) -> Duration {
+        self.nonces.future_skew()
+    }
+
     /// The beacon handler (auto-vouch rules, review queue).
     pub fn beacon_handler_mut(&mut self) -> &mut BeaconHandler {
         &mut self.beacons

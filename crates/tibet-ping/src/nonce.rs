@@ -54,6 +54,9 @@ pub enum ReplayReason {
     Unparseable,
     /// The tracker is full of unexpired nonces; refused to stay safe.
     CapacityExhausted,
+    /// Sent before this node's replay horizon: a packet an earlier run of
+    /// the node may have accepted ([`NonceTracker::set_horizon`]).
+    BeforeRestart,
 }
 
 impl ReplayReason {
@@ -65,6 +68,7 @@ impl ReplayReason {
             ReplayReason::TooFarInFuture => "too_far_in_future",
             ReplayReason::Unparseable => "unparseable",
             ReplayReason::CapacityExhausted => "capacity_exhausted",
+            ReplayReason::BeforeRestart => "before_restart",
         }
     }
 }
@@ -86,6 +90,10 @@ pub struct NonceTracker {
     seen: ExpiringSet,
     keyer: RandomState,
     refused: u64,
+    /// Packets sent at or before this instant (µs) are refused.
+    horizon_us: i64,
+    /// The latest timestamp of a packet that passed (µs).
+    latest_us: Option<i64>,
 }
 
 impl Default for NonceTracker {
@@ -117,7 +125,30 @@ impl NonceTracker {
             seen: ExpiringSet::new(capacity, horizon as u32),
             keyer: RandomState::new(),
             refused: 0,
+            horizon_us: i64::MIN,
+            latest_us: None,
         }
+    }
+
+    /// The latest timestamp of a packet that passed the check: a node that
+    /// stops cleanly keeps it as its next run's horizon, since no packet it
+    /// accepted was sent later.
+    pub fn latest_accepted(&self) -> Option<Timestamp> {
+        self.latest_us.map(Timestamp::from_micros)
+    }
+
+    /// Refuses every packet whose timestamp is at or before `horizon`: the
+    /// nonces an earlier run of the node saw are not known to this one, so
+    /// whatever that run could have accepted is refused
+    /// ([`ReplayReason::BeforeRestart`]). The driver passes the last instant
+    /// a run said it was alive, plus the future skew (docs/SECURITY.md).
+    pub fn set_horizon(&mut self, horizon: Timestamp) {
+        self.horizon_us = horizon.as_micros();
+    }
+
+    /// The future skew allowed to senders' clocks.
+    pub fn future_skew(&self) -> Duration {
+        Duration::from_micros(self.skew_us.max(0) as u64)
     }
 
     /// The replay window.
@@ -164,6 +195,9 @@ impl NonceTracker {
         sent_at: Option<Timestamp>,
     ) -> Result<(), ReplayReason> {
         let sent = sent_at.ok_or(ReplayReason::Unparseable)?;
+        if sent.as_micros() <= self.horizon_us {
+            return Err(ReplayReason::BeforeRestart);
+        }
         let age = now.micros_since(sent);
         if age > self.window_us {
             return Err(ReplayReason::TooOld);
@@ -177,7 +211,11 @@ impl NonceTracker {
         // time check: until its timestamp (or now, if later) plus the window.
         let expiry = sent.as_micros().max(now_us).saturating_add(self.window_us);
         match self.seen.insert(self.key(nonce), self.tick(expiry)) {
-            Insert::Added => Ok(()),
+            Insert::Added => {
+                let sent_us = sent.as_micros();
+                self.latest_us = Some(self.latest_us.map_or(sent_us, |l| l.max(sent_us)));
+                Ok(())
+            }
             Insert::Present => Err(ReplayReason::Seen),
             Insert::Full => {
                 self.refused += 1;

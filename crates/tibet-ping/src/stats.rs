@@ -19,12 +19,14 @@ pub struct ReplayCounts {
     pub too_far_in_future: u64,
     /// Timestamp unparseable.
     pub unparseable: u64,
+    /// Sent before the node's replay horizon (an earlier run may have seen it).
+    pub before_restart: u64,
 }
 
 impl ReplayCounts {
     /// All replays.
     pub fn total(&self) -> u64 {
-        self.seen + self.too_old + self.too_far_in_future + self.unparseable
+        self.seen + self.too_old + self.too_far_in_future + self.unparseable + self.before_restart
     }
 }
 
@@ -49,6 +51,7 @@ impl Counters {
             ReplayReason::TooFarInFuture => self.replays.too_far_in_future += 1,
             ReplayReason::Unparseable => self.replays.unparseable += 1,
             ReplayReason::CapacityExhausted => self.nonce_refusals += 1,
+            ReplayReason::BeforeRestart => self.replays.before_restart += 1,
         }
     }
 }

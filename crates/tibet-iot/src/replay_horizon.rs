@@ -1,0 +1,249 @@
+//! The replay horizon kept in a node's state directory (docs/SECURITY.md,
+//! "No replay across restarts").
+//!
+//! The replay table lives in memory, so a node that restarts does not know
+//! the nonces its last run accepted. What it can know is the latest
+//! timestamp that run could have accepted, kept in `replay-horizon` (one
+//! RFC 3339 timestamp); the next run refuses every packet sent at or before
+//! it, so a packet the last run could have accepted is never accepted again.
+//!
+//! - While running, the driver writes every [`HORIZON_INTERVAL`] the crash
+//!   horizon: the clock plus [`HORIZON_LEAD`] plus the future skew allowed
+//!   to senders' clocks. Whatever the run accepts before its next write was
+//!   sent before that, so a SIGKILL at any moment is covered; the cost is
+//!   that the next run refuses pings for up to lead + skew (8 s) after the
+//!   crash.
+//! - At a clean stop it writes the latest timestamp the run actually
+//!   accepted: the next run refuses nothing a sender makes after the stop.
+//!
+//! The directory also holds `lock`, held (`flock`) while the node runs, so
+//! two nodes never share one state directory. Files are written atomically
+//! (temporary file, fsync, rename) and are mode 0600 in a 0700 directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tibet_ping::Timestamp;
+
+/// How often a running node writes its horizon.
+pub const HORIZON_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How far ahead of the clock the written crash horizon is: longer than
+/// the interval, so a crash between two writes is still covered.
+pub const HORIZON_LEAD: Duration = Duration::from_secs(3);
+
+const HORIZON_FILE: &str = "replay-horizon";
+const LOCK_FILE: &str = "lock";
+
+/// Why a state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    /// The directory or one of its files could not be created, read or
+    /// written.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Another node runs with this state directory.
+    #[error(
+        "state directory {0} is in use by another running node (give each node its own --state DIR)"
+    )]
+    InUse(PathBuf),
+    /// The horizon file holds something that is not a timestamp: refused,
+    /// never overwritten, so nothing is silently forgotten.
+    #[error("{0}: not a timestamp; move the file away to start without a replay horizon")]
+    Corrupt(PathBuf),
+}
+
+/// A state directory opened and locked by a running node.
+#[derive(Debug)]
+pub(crate) struct StateDir {
+    dir: PathBuf,
+    /// Held while the node runs; the lock goes with the file.
+    _lock: File,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl StateDir {
+    /// Creates (0700) and locks `dir`; returns it with the horizon the last
+    /// run left, if any.
+    pub(crate) fn open(dir: &Path) -> Result<(StateDir, Option<Timestamp>), StateError> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StateError::InUse(dir.to_owned())),
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path)(e)),
+        }
+        let path = dir.join(HORIZON_FILE);
+        let horizon = match fs::read_to_string(&path) {
+            Ok(text) => Some(Timestamp::parse(text.trim()).ok_or(StateError::Corrupt(path))?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let state = StateDir {
+            dir: dir.to_owned(),
+            _lock: lock,
+        };
+        Ok((state, horizon))
+    }
+
+    /// Writes `alive_until` as the horizon, atomically and durably.
+    pub(crate) fn write_horizon(&self, alive_until: Timestamp) -> Result<(), StateError> {
+        write_atomic(
+            &self.dir.join(HORIZON_FILE),
+            alive_until.to_iso().as_bytes(),
+        )
+    }
+}
+
+/// What a run that crashed before its next horizon write could have
+/// accepted at most: a packet received by then, sent up to the future skew
+/// ahead of the clock.
+fn crash_horizon(skew: Duration) -> Timestamp {
+    Timestamp::now() + HORIZON_LEAD + skew
+}
+
+/// A thread that keeps the crash horizon of a running node written, and
+/// holds its state directory's lock. Dropped (as in a crash, or a node
+/// dropped without a stop) it ends without a last write.
+#[derive(Debug)]
+pub(crate) struct HorizonKeeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<StateDir>>,
+}
+
+impl HorizonKeeper {
+    /// Writes the crash horizon now (before the node reads a packet), then
+    /// every [`HORIZON_INTERVAL`] on a thread of its own: a slow disk never
+    /// blocks the receive path.
+    pub(crate) fn start(dir: StateDir, skew: Duration) -> Result<Self, StateError> {
+        dir.write_horizon(crash_horizon(skew))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tibet-horizon".into())
+            .spawn(move || {
+                let mut last_warning: Option<Instant> = None;
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(HORIZON_INTERVAL)
+                {
+                    if let Err(e) = dir.write_horizon(crash_horizon(skew))
+                        && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+                    {
+                        last_warning = Some(Instant::now());
+                        tracing::warn!(error = %e, "could not write the replay horizon");
+                    }
+                }
+                dir
+            })
+            .map_err(|source| StateError::Io {
+                path: PathBuf::from("(horizon thread)"),
+                source,
+            })?;
+        Ok(HorizonKeeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// A clean stop: the thread ends and `horizon` is written last; the
+    /// lock is released when this returns. Blocks for one write.
+    pub(crate) fn stop(mut self, horizon: Timestamp) -> Result<(), StateError> {
+        self.stop.take();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(dir)) => dir.write_horizon(horizon),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for HorizonKeeper {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it: fsync, then
+/// rename, then fsync of the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
+    file.write_all(bytes).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_horizon_survives_and_the_directory_is_locked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("node");
+        let (state, horizon) = StateDir::open(&dir).unwrap();
+        assert_eq!(horizon, None, "a new directory has no horizon");
+        assert!(matches!(StateDir::open(&dir), Err(StateError::InUse(_))));
+        let t = Timestamp::parse("2026-12-06T23:00:00.250000+00:00").unwrap();
+        state.write_horizon(t).unwrap();
+        drop(state);
+        let (_state, horizon) = StateDir::open(&dir).unwrap();
+        assert_eq!(horizon, Some(t));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_corrupt_horizon_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(HORIZON_FILE), "yesterday").unwrap();
+        assert!(matches!(
+            StateDir::open(tmp.path()),
+            Err(StateError::Corrupt(_))
+        ));
+        let text = fs::read_to_string(tmp.path().join(HORIZON_FILE)).unwrap();
+        assert_eq!(text, "yesterday");
+    }
+}
