@@ -475,8 +475,13 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
     ),
     (
         "tibet_mqtt_foreign",
-        "Messages on topics not asked for, or too large: ignored",
+        "Messages on topics not asked for: ignored",
         "mqtt/foreign",
+    ),
+    (
+        "tibet_mqtt_oversized",
+        "Messages larger than a frame: dropped, the connection kept",
+        "mqtt/oversized",
     ),
     (
         "tibet_mqtt_broker_down",
@@ -497,6 +502,16 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
         "tibet_mqtt_local_refused",
         "Local peers' DIDs not subscribed to (over the cap, or unusable)",
         "mqtt/local_refused",
+    ),
+    (
+        "tibet_mqtt_origins_subscribed",
+        "Response topics held for senders of relayed pings that are not local peers",
+        "mqtt/origins_subscribed",
+    ),
+    (
+        "tibet_mqtt_origins_refused",
+        "Senders of relayed pings whose response topic was not held (over the cap)",
+        "mqtt/origins_refused",
     ),
     (
         "tibet_mqtt_events_published",

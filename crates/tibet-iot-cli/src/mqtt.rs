@@ -3,13 +3,20 @@
 //!
 //! A node subscribes to `PREFIX/ping/<own DID>` and `PREFIX/response/<own
 //! DID>`; it publishes a ping for a far DID to `PREFIX/ping/<target DID>` and
-//! a response to `PREFIX/response/<origin DID>`. QoS 1; a redelivered
+//! a response to `PREFIX/response/<origin DID>`. MQTT 5, QoS 1; a redelivered
 //! message (`dup` set, a packet id seen recently) is dropped through a
-//! bounded cache. The broker is a transport, never a source of trust: the
+//! bounded cache.
+//!
+//! Size: the client tells the broker the largest packet it takes
+//! ([`MAX_PACKET`], MQTT 5's Maximum Packet Size), so the broker discards a
+//! larger publish for us instead of sending it (a client that receives a
+//! packet over its limit can only drop the connection). A publish within
+//! that limit but larger than a frame ([`MAX_FRAME`]) is dropped here and
+//! counted (`oversized`); the connection stays up either way. The broker is a transport, never a source of trust: the
 //! frames that come out of [`Bridge`] go through the node's airlock, replay
 //! check and identity exactly like UDP datagrams.
 //!
-//! Nothing here blocks the caller: [`Bridge::publish_ping`] and
+//! Nothing here blocks the caller: [`Bridge::publish_ping_from`] and
 //! [`Bridge::publish_response`] queue into a bounded channel and count what
 //! does not fit; inbound frames go to a bounded channel the node drains. A
 //! broker that is down is logged and counted, and the bridge retries with
@@ -17,8 +24,10 @@
 //!
 //! A hub also subscribes to the topics of its local peers' DIDs
 //! ([`Bridge::set_local_dids`], at most [`MAX_LOCAL_DIDS`]), so pings for
-//! them and answers to their pings reach it. `fleet.rs` joins the bridge to
-//! the node's uplink.
+//! them and answers to their pings reach it. For a ping it relays from any
+//! other sender, it holds that sender's response topic for a while
+//! ([`Bridge::publish_ping_from`], `origins.rs`), so a one-off sender gets
+//! its answer too. `fleet.rs` joins the bridge to the node's uplink.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::Path;
@@ -27,14 +36,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::Transport;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use crate::origins::{Noted, Origins};
 
 /// The default topic prefix.
 pub(crate) const DEFAULT_PREFIX: &str = "tibet/v1";
 /// Largest frame carried: the 8-byte header plus a 64 KiB payload.
 pub(crate) const MAX_FRAME: usize = 8 + 65_536;
+/// Largest MQTT packet the client takes (told to the broker, which discards
+/// larger publishes instead of sending them): a frame with room for the
+/// topic, and room to see (and count) publishes that are too large for a
+/// frame.
+pub(crate) const MAX_PACKET: usize = 4 * MAX_FRAME;
 /// Publishes waiting for the broker connection.
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 /// Received frames waiting for the node.
@@ -242,8 +261,11 @@ pub(crate) struct Counters {
     pub(crate) duplicates: AtomicU64,
     /// Frames dropped: inbound queue full (the node is behind).
     pub(crate) inbound_dropped: AtomicU64,
-    /// Messages on topics we did not ask for, or too large: ignored.
+    /// Messages on topics we did not ask for: ignored.
     pub(crate) foreign: AtomicU64,
+    /// Messages larger than a frame (up to [`MAX_PACKET`]; the broker
+    /// discards larger ones): dropped, the connection kept.
+    pub(crate) oversized: AtomicU64,
     /// Connection failures (broker down, refused, lost).
     pub(crate) broker_down: AtomicU64,
     /// Connections established after the first.
@@ -256,6 +278,11 @@ pub(crate) struct Counters {
     pub(crate) local_refused: AtomicU64,
     /// Local peers' DIDs subscribed to now.
     pub(crate) local_dids: AtomicU64,
+    /// Response topics subscribed to for senders of relayed pings that are
+    /// not local peers (`origins.rs`).
+    pub(crate) origins_subscribed: AtomicU64,
+    /// Such senders not subscribed for: over [`crate::origins::MAX_ORIGINS`].
+    pub(crate) origins_refused: AtomicU64,
     /// Decided pings published to the events topic (QoS 0).
     pub(crate) events_published: AtomicU64,
     /// Decided pings not published: over the per-second limit.
@@ -279,6 +306,8 @@ pub(crate) struct MqttStats {
     pub(crate) inbound_dropped: u64,
     /// See [`Counters::foreign`].
     pub(crate) foreign: u64,
+    /// See [`Counters::oversized`].
+    pub(crate) oversized: u64,
     /// See [`Counters::broker_down`].
     pub(crate) broker_down: u64,
     /// See [`Counters::reconnects`].
@@ -289,6 +318,10 @@ pub(crate) struct MqttStats {
     pub(crate) local_refused: u64,
     /// See [`Counters::local_dids`].
     pub(crate) local_dids: u64,
+    /// See [`Counters::origins_subscribed`].
+    pub(crate) origins_subscribed: u64,
+    /// See [`Counters::origins_refused`].
+    pub(crate) origins_refused: u64,
     /// See [`Counters::events_published`].
     pub(crate) events_published: u64,
     /// See [`Counters::events_limited`].
@@ -327,6 +360,7 @@ pub(crate) struct Bridge {
     settings: MqttSettings,
     counters: Arc<Counters>,
     local: Arc<Mutex<BTreeSet<String>>>,
+    origins: Arc<Mutex<Origins>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -342,9 +376,9 @@ impl Bridge {
     pub(crate) fn start(settings: MqttSettings) -> (Bridge, mpsc::Receiver<Inbound>) {
         let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         options.set_keep_alive(Duration::from_secs(15));
-        options.set_clean_session(true);
-        // Topic and header overhead on top of the largest frame.
-        options.set_max_packet_size(MAX_FRAME + 2048, MAX_FRAME + 2048);
+        options.set_clean_start(true);
+        // Also the client's own limit on what it reads (module docs).
+        options.set_max_packet_size(Some(MAX_PACKET as u32));
         if let Some((user, pass)) = &settings.credentials {
             options.set_credentials(user, pass);
         }
@@ -354,13 +388,17 @@ impl Bridge {
         let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let counters = Arc::new(Counters::default());
         let local = Arc::new(Mutex::new(BTreeSet::new()));
+        let origins = Arc::new(Mutex::new(Origins::default()));
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let task = tokio::spawn(drive(
             eventloop,
             client.clone(),
             settings.clone(),
             counters.clone(),
-            local.clone(),
+            Subscriptions {
+                local: local.clone(),
+                origins: origins.clone(),
+            },
             tx,
         ));
         (
@@ -369,16 +407,74 @@ impl Bridge {
                 settings,
                 counters,
                 local,
+                origins,
                 task,
             },
             rx,
         )
     }
 
-    /// Publishes a ping frame for `target_did`; `false` when it was refused
-    /// (counted).
+    /// Publishes a ping frame of our own for `target_did`; `false` when it
+    /// was refused (counted).
+    #[cfg(test)]
     pub(crate) fn publish_ping(&self, target_did: &str, frame: &[u8]) -> bool {
         self.publish(Kind::Ping, target_did, frame)
+    }
+
+    /// Publishes a ping frame that `origin_did` sent for `target_did`.
+    /// Unless the sender is this node or a local peer (whose response
+    /// topics are held already), first subscribes to its response topic
+    /// for [`crate::origins::ORIGIN_TTL`] (renewed by each of its pings), so
+    /// the answer reaches us: the subscription goes to the broker before the
+    /// publish, on the same connection. `false` when the ping was refused
+    /// (counted).
+    pub(crate) fn publish_ping_from(
+        &self,
+        origin_did: &str,
+        target_did: &str,
+        frame: &[u8],
+    ) -> bool {
+        if topic_safe(target_did) && frame.len() <= MAX_FRAME {
+            self.await_response(origin_did);
+        }
+        self.publish(Kind::Ping, target_did, frame)
+    }
+
+    /// Holds `did`'s response topic (see [`Bridge::publish_ping_from`]).
+    fn await_response(&self, did: &str) {
+        if did == self.settings.own_did || !topic_safe(did) || lock(&self.local).contains(did) {
+            return;
+        }
+        let noted = lock(&self.origins).note(tokio::time::Instant::now(), did);
+        let c = &self.counters;
+        match noted {
+            Noted::New => {
+                let topic = self.settings.topic(Kind::Response, did);
+                if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+                    tracing::debug!("mqtt: cannot subscribe for {did}: {e}");
+                }
+                c.origins_subscribed.fetch_add(1, Ordering::Relaxed);
+            }
+            Noted::Renewed => {}
+            Noted::Refused => {
+                c.origins_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lets go of the response topics of senders whose time is up (called
+    /// every few seconds by `fleet.rs`).
+    pub(crate) fn expire_origins(&self) {
+        let expired = lock(&self.origins).expire(tokio::time::Instant::now());
+        if expired.is_empty() {
+            return;
+        }
+        let local = lock(&self.local);
+        for did in expired.iter().filter(|d| !local.contains(*d)) {
+            let _ = self
+                .client
+                .try_unsubscribe(self.settings.topic(Kind::Response, did));
+        }
     }
 
     /// Publishes a response frame for `origin_did`; `false` when it was
@@ -457,7 +553,7 @@ impl Bridge {
         }
         let c = &self.counters;
         c.local_refused.fetch_add(refused, Ordering::Relaxed);
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut local = lock(&self.local);
         for did in wanted.difference(&local) {
             for kind in [Kind::Ping, Kind::Response] {
                 let topic = self.settings.topic(kind, did);
@@ -467,7 +563,12 @@ impl Bridge {
             }
         }
         for did in local.difference(&wanted) {
+            // A sender's response topic may still be held for its pings.
+            let awaited = lock(&self.origins).contains(did);
             for kind in [Kind::Ping, Kind::Response] {
+                if kind == Kind::Response && awaited {
+                    continue;
+                }
                 let _ = self.client.try_unsubscribe(self.settings.topic(kind, did));
             }
         }
@@ -504,37 +605,50 @@ impl StatsReader {
             duplicates: get(&c.duplicates),
             inbound_dropped: get(&c.inbound_dropped),
             foreign: get(&c.foreign),
+            oversized: get(&c.oversized),
             broker_down: get(&c.broker_down),
             reconnects: get(&c.reconnects),
             subscribed: get(&c.subscribed),
             local_refused: get(&c.local_refused),
             local_dids: get(&c.local_dids),
+            origins_subscribed: get(&c.origins_subscribed),
+            origins_refused: get(&c.origins_refused),
             events_published: get(&c.events_published),
             events_limited: get(&c.events_limited),
         }
     }
 }
 
+/// Locks `m`, also after a panic elsewhere (the sets stay consistent: every
+/// change is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The DIDs whose topics the bridge holds besides its own.
+struct Subscriptions {
+    /// Local peers: both topics.
+    local: Arc<Mutex<BTreeSet<String>>>,
+    /// Senders of relayed pings: their response topic.
+    origins: Arc<Mutex<Origins>>,
+}
+
 /// Polls the connection: subscribes on every (re)connect, passes frames on,
 /// backs off while the broker is unreachable.
 async fn drive(
-    mut eventloop: rumqttc::EventLoop,
+    mut eventloop: rumqttc::v5::EventLoop,
     client: AsyncClient,
     settings: MqttSettings,
     counters: Arc<Counters>,
-    local: Arc<Mutex<BTreeSet<String>>>,
+    subs: Subscriptions,
     inbound: mpsc::Sender<Inbound>,
 ) {
     let ping_topic = settings.topic(Kind::Ping, &settings.own_did);
     let response_topic = settings.topic(Kind::Response, &settings.own_did);
     let ping_prefix = format!("{}/ping/", settings.prefix);
     let response_prefix = format!("{}/response/", settings.prefix);
-    let is_local = |did: &str| {
-        local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(did)
-    };
+    let is_local = |did: &str| lock(&subs.local).contains(did);
+    let is_awaited = |did: &str| is_local(did) || lock(&subs.origins).contains(did);
     let mut dedupe = Dedupe::default();
     let mut backoff = Duration::from_millis(100);
     let mut connected_once = false;
@@ -552,12 +666,8 @@ async fn drive(
                     settings.port,
                     settings.client_id
                 );
-                let dids: Vec<String> = local
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .cloned()
-                    .collect();
+                let dids: Vec<String> = lock(&subs.local).iter().cloned().collect();
+                let origins: Vec<String> = lock(&subs.origins).dids().map(str::to_owned).collect();
                 let topics = [ping_topic.clone(), response_topic.clone()]
                     .into_iter()
                     .chain(dids.iter().flat_map(|d| {
@@ -565,7 +675,8 @@ async fn drive(
                             settings.topic(Kind::Ping, d),
                             settings.topic(Kind::Response, d),
                         ]
-                    }));
+                    }))
+                    .chain(origins.iter().map(|d| settings.topic(Kind::Response, d)));
                 for topic in topics {
                     if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
                         tracing::warn!("mqtt: cannot subscribe to {topic}: {e}");
@@ -573,20 +684,21 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let kind = if p.topic == ping_topic {
+                let topic = std::str::from_utf8(&p.topic).unwrap_or_default();
+                let kind = if topic == ping_topic {
                     Kind::Ping
-                } else if p.topic == response_topic {
+                } else if topic == response_topic {
                     Kind::Response
-                } else if p.topic.strip_prefix(&ping_prefix).is_some_and(is_local) {
+                } else if topic.strip_prefix(&ping_prefix).is_some_and(is_local) {
                     Kind::Ping
-                } else if p.topic.strip_prefix(&response_prefix).is_some_and(is_local) {
+                } else if topic.strip_prefix(&response_prefix).is_some_and(is_awaited) {
                     Kind::Response
                 } else {
                     counters.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 if p.payload.len() > MAX_FRAME {
-                    counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    counters.oversized.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 if p.qos != QoS::AtMostOnce && dedupe.is_duplicate(p.pkid, p.dup) {
@@ -606,7 +718,7 @@ async fn drive(
                 let granted = ack
                     .return_codes
                     .iter()
-                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)))
+                    .filter(|c| matches!(c, SubscribeReasonCode::Success(_)))
                     .count();
                 if granted < ack.return_codes.len() {
                     tracing::warn!("mqtt: the broker refused a subscription (check its ACL)");
@@ -879,6 +991,55 @@ pub(crate) mod tests {
         assert_eq!(a.stats().received, 2);
         assert_eq!(a.stats().duplicates + b.stats().duplicates, 0);
         drop(broker);
+    }
+
+    /// A plain client of the broker that publishes whatever it is given
+    /// (at QoS 1, any size); its connection is driven by a task.
+    fn raw_publisher(port: u16) -> AsyncClient {
+        let mut options = MqttOptions::new("raw-publisher", "127.0.0.1", port);
+        options.set_max_packet_size(Some(64 << 20));
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
+        tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        client
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn oversized_publishes_are_dropped_and_counted_and_the_connection_stays() {
+        let Some(broker) = Broker::launch() else {
+            return;
+        };
+        let (hub, mut hub_in) = Bridge::start(settings(broker.port(), "jis:site-a:hub"));
+        until(&hub, "hub subscribed", |s| s.subscribed >= 2).await;
+        // (A first attempt may have found the broker not yet listening.)
+        let down = hub.stats().broker_down;
+        let raw = raw_publisher(broker.port());
+        let topic = "tibet/v1/ping/jis:site-a:hub";
+        // Larger than a frame, within the client's limit: seen, dropped and
+        // counted here. Far larger (1 MiB): the broker discards it for us.
+        for size in [70_000, 1 << 20] {
+            raw.publish(topic, QoS::AtLeastOnce, false, vec![b'x'; size])
+                .await
+                .unwrap();
+        }
+        raw.publish(topic, QoS::AtLeastOnce, false, b"a frame".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(next(&mut hub_in).await.frame, b"a frame");
+        let s = hub.stats();
+        assert_eq!(s.oversized, 1, "{s:?}");
+        assert_eq!(
+            (s.received, s.broker_down, s.reconnects),
+            (1, down, 0),
+            "{s:?}"
+        );
+        // Still connected: our own frames go both ways.
+        let (other, mut other_in) = Bridge::start(settings(broker.port(), "jis:site-b:lock"));
+        until(&other, "other subscribed", |s| s.subscribed >= 2).await;
+        assert!(hub.publish_ping("jis:site-b:lock", b"ping"));
+        assert_eq!(next(&mut other_in).await.frame, b"ping");
+        assert!(other.publish_response("jis:site-a:hub", b"answer"));
+        assert_eq!(next(&mut hub_in).await.frame, b"answer");
+        assert_eq!((hub.stats().broker_down, hub.stats().reconnects), (down, 0));
     }
 
     #[tokio::test]
