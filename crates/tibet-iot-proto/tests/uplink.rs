@@ -447,7 +447,10 @@ fn a_broker_client_flooding_a_hub_fills_no_reverse_path_table_and_no_audit() {
     }
     let hub = f.stats(0, 1);
     assert_eq!(hub.uplink.frames_in, 24_000);
-    assert_eq!(hub.engine.relay_refused_rood, 12_000, "ROOD is never relayed");
+    assert_eq!(
+        hub.engine.relay_refused_rood, 12_000,
+        "ROOD is never relayed"
+    );
     // The guest gets the burst of its buckets (64), no more.
     let relayed = hub.relay.relayed;
     assert!(relayed <= 64, "{relayed} relayed");
