@@ -1157,7 +1157,8 @@ impl Engine {
                 Ok(()) => {
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
                     let sent = if from == UPLINK_ADDR {
-                        // The uplink has its own limits (docs/FLEETS.md).
+                        // One answer per ping answered, back through the
+                        // broker (never onto the LAN): no credit spent.
                         self.reply(from, &packet.source_did, buf.to_vec());
                         true
                     } else {
