@@ -517,7 +517,7 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
     ),
     (
         "tibet_mqtt_origins_refused",
-        "Senders of relayed pings whose response topic was not held (over the cap)",
+        "Senders of relayed pings whose response topic was not held (over the cap, or queue full)",
         "mqtt/origins_refused",
     ),
     (

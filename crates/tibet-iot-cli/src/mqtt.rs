@@ -281,7 +281,8 @@ pub(crate) struct Counters {
     /// Response topics subscribed to for senders of relayed pings that are
     /// not local peers (`origins.rs`).
     pub(crate) origins_subscribed: AtomicU64,
-    /// Such senders not subscribed for: over [`crate::origins::MAX_ORIGINS`].
+    /// Such senders not subscribed for: over [`crate::origins::MAX_ORIGINS`],
+    /// or the request queue full.
     pub(crate) origins_refused: AtomicU64,
     /// Decided pings published to the events topic (QoS 0).
     pub(crate) events_published: AtomicU64,
@@ -450,10 +451,18 @@ impl Bridge {
         match noted {
             Noted::New => {
                 let topic = self.settings.topic(Kind::Response, did);
-                if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
-                    tracing::debug!("mqtt: cannot subscribe for {did}: {e}");
+                match self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+                    Ok(()) => {
+                        c.origins_subscribed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        // The request queue is full: not held, so the
+                        // sender's next ping tries again.
+                        lock(&self.origins).forget(did);
+                        c.origins_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("mqtt: cannot subscribe for {did}: {e}");
+                    }
                 }
-                c.origins_subscribed.fetch_add(1, Ordering::Relaxed);
             }
             Noted::Renewed => {}
             Noted::Refused => {

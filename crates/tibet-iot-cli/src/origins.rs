@@ -55,6 +55,11 @@ impl Origins {
         Noted::New
     }
 
+    /// Lets go of `did` (its subscription could not be made).
+    pub(crate) fn forget(&mut self, did: &str) {
+        self.until.remove(did);
+    }
+
     /// Whether `did`'s response topic is held.
     pub(crate) fn contains(&self, did: &str) -> bool {
         self.until.contains_key(did)
@@ -105,6 +110,9 @@ mod tests {
         );
         assert!(!o.contains("jis:a:phone"));
         assert_eq!(o.len(), 0);
+        assert_eq!(o.note(t0, "jis:a:tablet"), Noted::New);
+        o.forget("jis:a:tablet");
+        assert_eq!(o.note(t0, "jis:a:tablet"), Noted::New, "forgotten");
     }
 
     #[test]
