@@ -11,6 +11,9 @@
 //! Every few seconds the hub's live peers that it trusts (GROEN) become the
 //! local DIDs the bridge subscribes to: a device that merely beacons a DID
 //! on the LAN cannot make the hub fetch that DID's pings from the broker.
+//! The sender of any other ping the hub publishes gets its response topic
+//! held for a while (`origins.rs`), and those that expired are let go at
+//! the same tick.
 
 use std::time::Duration;
 
@@ -64,8 +67,8 @@ impl Fleet {
         tokio::select! {
             Some(frame) = self.inbound.recv() => node.handle_uplink_frame(&frame.frame),
             Some(up) = self.outbound.recv() => match up {
-                Uplink::Ping { target_did, frame } => {
-                    self.bridge.publish_ping(&target_did, &frame);
+                Uplink::Ping { target_did, origin_did, frame } => {
+                    self.bridge.publish_ping_from(&origin_did, &target_did, &frame);
                 }
                 Uplink::Response { origin_did, frame } => {
                     self.bridge.publish_response(&origin_did, &frame);
@@ -80,6 +83,7 @@ impl Fleet {
                     .map(|p| p.did.into_string())
                     .collect();
                 self.bridge.set_local_dids(trusted.iter().map(String::as_str));
+                self.bridge.expire_origins();
             }
         }
     }
@@ -277,6 +281,39 @@ mod tests {
         assert_eq!(r.responder_did, "jis:site-b:lock");
         assert!(phone_mq.stats().broker_down >= 1);
         assert_eq!(phone.stats().driver.uplink_dropped, 0);
+        drop(broker);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_one_off_sender_through_a_hub_gets_its_answer() {
+        let Some(broker) = Broker::launch() else {
+            return;
+        };
+        let port = broker.port();
+        // Site A: a hub, and a script that is no peer of it (it never said
+        // hello, it has no uplink); site B: the lock.
+        let (hub, hub_addr, hub_mq) = node("jis:site-a:hub", Some(port)).await;
+        let (script, _, _) = node("jis:site-a:script", None).await;
+        let (lock, _, lock_mq) = node("jis:site-b:lock", Some(port)).await;
+        let (hub_mq, lock_mq) = (hub_mq.unwrap(), lock_mq.unwrap());
+        hub.set_trust("jis:site-a:script", 0.9);
+        lock.set_trust("jis:site-a:script", 0.9);
+        until(&hub_mq, "hub", |s| s.subscribed >= 2).await;
+        until(&lock_mq, "lock", |s| s.subscribed >= 2).await;
+
+        let r = ping(&script, "jis:site-b:lock", hub_addr, Duration::from_secs(5))
+            .await
+            .expect("the one-off sender's answer comes back through the hub");
+        assert_eq!(r.responder_did, "jis:site-b:lock");
+        assert!(hub.peers().is_empty(), "the script never became a peer");
+        let s = hub_mq.stats();
+        assert_eq!((s.origins_subscribed, s.origins_refused), (1, 0), "{s:?}");
+        assert_eq!(s.local_dids, 0);
+        // A second ping from it renews the topic it holds, no new one.
+        ping(&script, "jis:site-b:lock", hub_addr, Duration::from_secs(5))
+            .await
+            .expect("answered again");
+        assert_eq!(hub_mq.stats().origins_subscribed, 1);
         drop(broker);
     }
 }

@@ -33,6 +33,7 @@ mod metrics;
 mod mqtt;
 mod node;
 mod ops;
+mod origins;
 mod output;
 mod parse;
 mod pending;

@@ -7,8 +7,8 @@
 //! plus the audit tokens [`CountingSink`] saw. The HTTP side is a small HTTP/1.1 responder over a tokio
 //! `TcpListener` rather than a web framework: it only ever answers one GET,
 //! so it reads at most [`MAX_REQUEST`] bytes within [`REQUEST_TIMEOUT`],
-//! serves at most [`MAX_CONNECTIONS`] clients at once (others are closed and
-//! counted) and closes every connection after its answer. The page holds
+//! serves at most [`MAX_CONNECTIONS`] clients at once (others are closed,
+//! counted, and logged at most once a second with their number) and closes every connection after its answer. The page holds
 //! no packet content, only counts and fixed label values, so an untrusted
 //! sender cannot grow it or inject text into it.
 
@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::control::{Call, Request};
+use crate::logging::EverySecond;
 
 /// Longest HTTP request head read.
 pub(crate) const MAX_REQUEST: usize = 8 * 1024;
@@ -194,6 +195,7 @@ impl Drop for MetricsServer {
 async fn serve(listener: TcpListener, calls: mpsc::Sender<Call>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let refused = Arc::new(AtomicU64::new(0));
+    let mut refusals = EverySecond::default();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -205,7 +207,12 @@ async fn serve(listener: TcpListener, calls: mpsc::Sender<Call>) {
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             let n = refused.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(refused = n, "metrics: too many clients, connection closed");
+            if let Some(since) = refusals.note(std::time::Instant::now()) {
+                tracing::warn!(
+                    refused = n,
+                    "metrics: too many clients, {since} connection(s) closed since the last line"
+                );
+            }
             continue;
         };
         let calls = calls.clone();
@@ -475,8 +482,13 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
     ),
     (
         "tibet_mqtt_foreign",
-        "Messages on topics not asked for, or too large: ignored",
+        "Messages on topics not asked for: ignored",
         "mqtt/foreign",
+    ),
+    (
+        "tibet_mqtt_oversized",
+        "Messages larger than a frame: dropped, the connection kept",
+        "mqtt/oversized",
     ),
     (
         "tibet_mqtt_broker_down",
@@ -497,6 +509,16 @@ const MQTT_COUNTERS: &[(&str, &str, &str)] = &[
         "tibet_mqtt_local_refused",
         "Local peers' DIDs not subscribed to (over the cap, or unusable)",
         "mqtt/local_refused",
+    ),
+    (
+        "tibet_mqtt_origins_subscribed",
+        "Response topics held for senders of relayed pings that are not local peers",
+        "mqtt/origins_subscribed",
+    ),
+    (
+        "tibet_mqtt_origins_refused",
+        "Senders of relayed pings whose response topic was not held (over the cap, or queue full)",
+        "mqtt/origins_refused",
     ),
     (
         "tibet_mqtt_events_published",

@@ -3,13 +3,20 @@
 //!
 //! A node subscribes to `PREFIX/ping/<own DID>` and `PREFIX/response/<own
 //! DID>`; it publishes a ping for a far DID to `PREFIX/ping/<target DID>` and
-//! a response to `PREFIX/response/<origin DID>`. QoS 1; a redelivered
+//! a response to `PREFIX/response/<origin DID>`. MQTT 5, QoS 1; a redelivered
 //! message (`dup` set, a packet id seen recently) is dropped through a
-//! bounded cache. The broker is a transport, never a source of trust: the
+//! bounded cache.
+//!
+//! Size: the client tells the broker the largest packet it takes
+//! ([`MAX_PACKET`], MQTT 5's Maximum Packet Size), so the broker discards a
+//! larger publish for us instead of sending it (a client that receives a
+//! packet over its limit can only drop the connection). A publish within
+//! that limit but larger than a frame ([`MAX_FRAME`]) is dropped here and
+//! counted (`oversized`); the connection stays up either way. The broker is a transport, never a source of trust: the
 //! frames that come out of [`Bridge`] go through the node's airlock, replay
 //! check and identity exactly like UDP datagrams.
 //!
-//! Nothing here blocks the caller: [`Bridge::publish_ping`] and
+//! Nothing here blocks the caller: [`Bridge::publish_ping_from`] and
 //! [`Bridge::publish_response`] queue into a bounded channel and count what
 //! does not fit; inbound frames go to a bounded channel the node drains. A
 //! broker that is down is logged and counted, and the bridge retries with
@@ -17,8 +24,10 @@
 //!
 //! A hub also subscribes to the topics of its local peers' DIDs
 //! ([`Bridge::set_local_dids`], at most [`MAX_LOCAL_DIDS`]), so pings for
-//! them and answers to their pings reach it. `fleet.rs` joins the bridge to
-//! the node's uplink.
+//! them and answers to their pings reach it. For a ping it relays from any
+//! other sender, it holds that sender's response topic for a while
+//! ([`Bridge::publish_ping_from`], `origins.rs`), so a one-off sender gets
+//! its answer too. `fleet.rs` joins the bridge to the node's uplink.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::path::Path;
@@ -27,14 +36,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, Transport};
+use rumqttc::Transport;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
+
+use crate::origins::{Noted, Origins};
 
 /// The default topic prefix.
 pub(crate) const DEFAULT_PREFIX: &str = "tibet/v1";
 /// Largest frame carried: the 8-byte header plus a 64 KiB payload.
 pub(crate) const MAX_FRAME: usize = 8 + 65_536;
+/// Largest MQTT packet the client takes (told to the broker, which discards
+/// larger publishes instead of sending them): a frame with room for the
+/// topic, and room to see (and count) publishes that are too large for a
+/// frame.
+pub(crate) const MAX_PACKET: usize = 4 * MAX_FRAME;
 /// Publishes waiting for the broker connection.
 pub(crate) const OUTBOUND_QUEUE: usize = 1024;
 /// Received frames waiting for the node.
@@ -242,8 +261,11 @@ pub(crate) struct Counters {
     pub(crate) duplicates: AtomicU64,
     /// Frames dropped: inbound queue full (the node is behind).
     pub(crate) inbound_dropped: AtomicU64,
-    /// Messages on topics we did not ask for, or too large: ignored.
+    /// Messages on topics we did not ask for: ignored.
     pub(crate) foreign: AtomicU64,
+    /// Messages larger than a frame (up to [`MAX_PACKET`]; the broker
+    /// discards larger ones): dropped, the connection kept.
+    pub(crate) oversized: AtomicU64,
     /// Connection failures (broker down, refused, lost).
     pub(crate) broker_down: AtomicU64,
     /// Connections established after the first.
@@ -256,6 +278,12 @@ pub(crate) struct Counters {
     pub(crate) local_refused: AtomicU64,
     /// Local peers' DIDs subscribed to now.
     pub(crate) local_dids: AtomicU64,
+    /// Response topics subscribed to for senders of relayed pings that are
+    /// not local peers (`origins.rs`).
+    pub(crate) origins_subscribed: AtomicU64,
+    /// Such senders not subscribed for: over [`crate::origins::MAX_ORIGINS`],
+    /// or the request queue full.
+    pub(crate) origins_refused: AtomicU64,
     /// Decided pings published to the events topic (QoS 0).
     pub(crate) events_published: AtomicU64,
     /// Decided pings not published: over the per-second limit.
@@ -279,6 +307,8 @@ pub(crate) struct MqttStats {
     pub(crate) inbound_dropped: u64,
     /// See [`Counters::foreign`].
     pub(crate) foreign: u64,
+    /// See [`Counters::oversized`].
+    pub(crate) oversized: u64,
     /// See [`Counters::broker_down`].
     pub(crate) broker_down: u64,
     /// See [`Counters::reconnects`].
@@ -289,6 +319,10 @@ pub(crate) struct MqttStats {
     pub(crate) local_refused: u64,
     /// See [`Counters::local_dids`].
     pub(crate) local_dids: u64,
+    /// See [`Counters::origins_subscribed`].
+    pub(crate) origins_subscribed: u64,
+    /// See [`Counters::origins_refused`].
+    pub(crate) origins_refused: u64,
     /// See [`Counters::events_published`].
     pub(crate) events_published: u64,
     /// See [`Counters::events_limited`].
@@ -327,6 +361,7 @@ pub(crate) struct Bridge {
     settings: MqttSettings,
     counters: Arc<Counters>,
     local: Arc<Mutex<BTreeSet<String>>>,
+    origins: Arc<Mutex<Origins>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -342,9 +377,9 @@ impl Bridge {
     pub(crate) fn start(settings: MqttSettings) -> (Bridge, mpsc::Receiver<Inbound>) {
         let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         options.set_keep_alive(Duration::from_secs(15));
-        options.set_clean_session(true);
-        // Topic and header overhead on top of the largest frame.
-        options.set_max_packet_size(MAX_FRAME + 2048, MAX_FRAME + 2048);
+        options.set_clean_start(true);
+        // Also the client's own limit on what it reads (module docs).
+        options.set_max_packet_size(Some(MAX_PACKET as u32));
         if let Some((user, pass)) = &settings.credentials {
             options.set_credentials(user, pass);
         }
@@ -354,13 +389,17 @@ impl Bridge {
         let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let counters = Arc::new(Counters::default());
         let local = Arc::new(Mutex::new(BTreeSet::new()));
+        let origins = Arc::new(Mutex::new(Origins::default()));
         let (tx, rx) = mpsc::channel(INBOUND_QUEUE);
         let task = tokio::spawn(drive(
             eventloop,
             client.clone(),
             settings.clone(),
             counters.clone(),
-            local.clone(),
+            Subscriptions {
+                local: local.clone(),
+                origins: origins.clone(),
+            },
             tx,
         ));
         (
@@ -369,16 +408,82 @@ impl Bridge {
                 settings,
                 counters,
                 local,
+                origins,
                 task,
             },
             rx,
         )
     }
 
-    /// Publishes a ping frame for `target_did`; `false` when it was refused
-    /// (counted).
+    /// Publishes a ping frame of our own for `target_did`; `false` when it
+    /// was refused (counted).
+    #[cfg(test)]
     pub(crate) fn publish_ping(&self, target_did: &str, frame: &[u8]) -> bool {
         self.publish(Kind::Ping, target_did, frame)
+    }
+
+    /// Publishes a ping frame that `origin_did` sent for `target_did`.
+    /// Unless the sender is this node or a local peer (whose response
+    /// topics are held already), first subscribes to its response topic
+    /// for [`crate::origins::ORIGIN_TTL`] (renewed by each of its pings), so
+    /// the answer reaches us: the subscription goes to the broker before the
+    /// publish, on the same connection. `false` when the ping was refused
+    /// (counted).
+    pub(crate) fn publish_ping_from(
+        &self,
+        origin_did: &str,
+        target_did: &str,
+        frame: &[u8],
+    ) -> bool {
+        if topic_safe(target_did) && frame.len() <= MAX_FRAME {
+            self.await_response(origin_did);
+        }
+        self.publish(Kind::Ping, target_did, frame)
+    }
+
+    /// Holds `did`'s response topic (see [`Bridge::publish_ping_from`]).
+    fn await_response(&self, did: &str) {
+        if did == self.settings.own_did || !topic_safe(did) || lock(&self.local).contains(did) {
+            return;
+        }
+        let noted = lock(&self.origins).note(tokio::time::Instant::now(), did);
+        let c = &self.counters;
+        match noted {
+            Noted::New => {
+                let topic = self.settings.topic(Kind::Response, did);
+                match self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+                    Ok(()) => {
+                        c.origins_subscribed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        // The request queue is full: not held, so the
+                        // sender's next ping tries again.
+                        lock(&self.origins).forget(did);
+                        c.origins_refused.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("mqtt: cannot subscribe for {did}: {e}");
+                    }
+                }
+            }
+            Noted::Renewed => {}
+            Noted::Refused => {
+                c.origins_refused.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lets go of the response topics of senders whose time is up (called
+    /// every few seconds by `fleet.rs`).
+    pub(crate) fn expire_origins(&self) {
+        let expired = lock(&self.origins).expire(tokio::time::Instant::now());
+        if expired.is_empty() {
+            return;
+        }
+        let local = lock(&self.local);
+        for did in expired.iter().filter(|d| !local.contains(*d)) {
+            let _ = self
+                .client
+                .try_unsubscribe(self.settings.topic(Kind::Response, did));
+        }
     }
 
     /// Publishes a response frame for `origin_did`; `false` when it was
@@ -457,7 +562,7 @@ impl Bridge {
         }
         let c = &self.counters;
         c.local_refused.fetch_add(refused, Ordering::Relaxed);
-        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        let mut local = lock(&self.local);
         for did in wanted.difference(&local) {
             for kind in [Kind::Ping, Kind::Response] {
                 let topic = self.settings.topic(kind, did);
@@ -467,7 +572,12 @@ impl Bridge {
             }
         }
         for did in local.difference(&wanted) {
+            // A sender's response topic may still be held for its pings.
+            let awaited = lock(&self.origins).contains(did);
             for kind in [Kind::Ping, Kind::Response] {
+                if kind == Kind::Response && awaited {
+                    continue;
+                }
                 let _ = self.client.try_unsubscribe(self.settings.topic(kind, did));
             }
         }
@@ -504,37 +614,50 @@ impl StatsReader {
             duplicates: get(&c.duplicates),
             inbound_dropped: get(&c.inbound_dropped),
             foreign: get(&c.foreign),
+            oversized: get(&c.oversized),
             broker_down: get(&c.broker_down),
             reconnects: get(&c.reconnects),
             subscribed: get(&c.subscribed),
             local_refused: get(&c.local_refused),
             local_dids: get(&c.local_dids),
+            origins_subscribed: get(&c.origins_subscribed),
+            origins_refused: get(&c.origins_refused),
             events_published: get(&c.events_published),
             events_limited: get(&c.events_limited),
         }
     }
 }
 
+/// Locks `m`, also after a panic elsewhere (the sets stay consistent: every
+/// change is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The DIDs whose topics the bridge holds besides its own.
+struct Subscriptions {
+    /// Local peers: both topics.
+    local: Arc<Mutex<BTreeSet<String>>>,
+    /// Senders of relayed pings: their response topic.
+    origins: Arc<Mutex<Origins>>,
+}
+
 /// Polls the connection: subscribes on every (re)connect, passes frames on,
 /// backs off while the broker is unreachable.
 async fn drive(
-    mut eventloop: rumqttc::EventLoop,
+    mut eventloop: rumqttc::v5::EventLoop,
     client: AsyncClient,
     settings: MqttSettings,
     counters: Arc<Counters>,
-    local: Arc<Mutex<BTreeSet<String>>>,
+    subs: Subscriptions,
     inbound: mpsc::Sender<Inbound>,
 ) {
     let ping_topic = settings.topic(Kind::Ping, &settings.own_did);
     let response_topic = settings.topic(Kind::Response, &settings.own_did);
     let ping_prefix = format!("{}/ping/", settings.prefix);
     let response_prefix = format!("{}/response/", settings.prefix);
-    let is_local = |did: &str| {
-        local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(did)
-    };
+    let is_local = |did: &str| lock(&subs.local).contains(did);
+    let is_awaited = |did: &str| is_local(did) || lock(&subs.origins).contains(did);
     let mut dedupe = Dedupe::default();
     let mut backoff = Duration::from_millis(100);
     let mut connected_once = false;
@@ -552,12 +675,8 @@ async fn drive(
                     settings.port,
                     settings.client_id
                 );
-                let dids: Vec<String> = local
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .cloned()
-                    .collect();
+                let dids: Vec<String> = lock(&subs.local).iter().cloned().collect();
+                let origins: Vec<String> = lock(&subs.origins).dids().map(str::to_owned).collect();
                 let topics = [ping_topic.clone(), response_topic.clone()]
                     .into_iter()
                     .chain(dids.iter().flat_map(|d| {
@@ -565,7 +684,8 @@ async fn drive(
                             settings.topic(Kind::Ping, d),
                             settings.topic(Kind::Response, d),
                         ]
-                    }));
+                    }))
+                    .chain(origins.iter().map(|d| settings.topic(Kind::Response, d)));
                 for topic in topics {
                     if let Err(e) = client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
                         tracing::warn!("mqtt: cannot subscribe to {topic}: {e}");
@@ -573,20 +693,21 @@ async fn drive(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                let kind = if p.topic == ping_topic {
+                let topic = std::str::from_utf8(&p.topic).unwrap_or_default();
+                let kind = if topic == ping_topic {
                     Kind::Ping
-                } else if p.topic == response_topic {
+                } else if topic == response_topic {
                     Kind::Response
-                } else if p.topic.strip_prefix(&ping_prefix).is_some_and(is_local) {
+                } else if topic.strip_prefix(&ping_prefix).is_some_and(is_local) {
                     Kind::Ping
-                } else if p.topic.strip_prefix(&response_prefix).is_some_and(is_local) {
+                } else if topic.strip_prefix(&response_prefix).is_some_and(is_awaited) {
                     Kind::Response
                 } else {
                     counters.foreign.fetch_add(1, Ordering::Relaxed);
                     continue;
                 };
                 if p.payload.len() > MAX_FRAME {
-                    counters.foreign.fetch_add(1, Ordering::Relaxed);
+                    counters.oversized.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 if p.qos != QoS::AtMostOnce && dedupe.is_duplicate(p.pkid, p.dup) {
@@ -606,7 +727,7 @@ async fn drive(
                 let granted = ack
                     .return_codes
                     .iter()
-                    .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_)))
+                    .filter(|c| matches!(c, SubscribeReasonCode::Success(_)))
                     .count();
                 if granted < ack.return_codes.len() {
                     tracing::warn!("mqtt: the broker refused a subscription (check its ACL)");
@@ -633,276 +754,4 @@ async fn drive(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::path::PathBuf;
-
-    #[test]
-    fn urls() {
-        assert_eq!(
-            parse_url("mqtt://broker.lan").unwrap(),
-            ("broker.lan".into(), 1883, false)
-        );
-        assert_eq!(
-            parse_url("mqtts://10.0.0.2:9999/").unwrap(),
-            ("10.0.0.2".into(), 9999, true)
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]:1884").unwrap(),
-            ("::1".into(), 1884, false)
-        );
-        for bad in [
-            "http://x",
-            "mqtt://",
-            "mqtt://h:port",
-            "mqtt://h:0",
-            "mqtt://u@h",
-            "mqtt://h/x",
-            "broker:1883",
-        ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn dids_with_wildcards_never_become_topics() {
-        assert!(topic_safe("jis:site-b:lock"));
-        for bad in ["", "a/b", "a+", "#", "a\0"] {
-            assert!(!topic_safe(bad), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn redeliveries_are_dropped_and_the_cache_is_bounded() {
-        let mut d = Dedupe::default();
-        assert!(!d.is_duplicate(1, false));
-        assert!(d.is_duplicate(1, true));
-        // A reused packet id without the dup flag is a new message.
-        assert!(!d.is_duplicate(1, false));
-        // A dup for an id never seen is passed on (first copy lost).
-        assert!(!d.is_duplicate(2, true));
-        for id in 3..(3 + DEDUPE_CAPACITY as u16 * 2) {
-            d.is_duplicate(id, false);
-        }
-        assert_eq!(d.set.len(), DEDUPE_CAPACITY);
-        assert_eq!(d.order.len(), DEDUPE_CAPACITY);
-        assert!(!d.is_duplicate(1, true), "old ids are forgotten");
-    }
-
-    #[test]
-    fn settings_resolve_and_hide_the_password() {
-        let dir = tempfile::tempdir().unwrap();
-        let creds = dir.path().join("creds");
-        std::fs::write(&creds, "site-a:s3cret\n").unwrap();
-        let s = MqttSettings::resolve(
-            &MqttSection::default(),
-            "mqtt://127.0.0.1:1999",
-            Some(&creds),
-            "jis:site-a:hub",
-        )
-        .unwrap();
-        assert_eq!(s.prefix, "tibet/v1");
-        assert_eq!(s.client_id, "tibet-jis-site-a-hub");
-        assert_eq!(
-            s.topic(Kind::Ping, "jis:b:lock"),
-            "tibet/v1/ping/jis:b:lock"
-        );
-        assert_eq!(s.credentials, Some(("site-a".into(), "s3cret".into())));
-        assert!(!format!("{s:?}").contains("s3cret"));
-        let missing = dir.path().join("nope");
-        let e = MqttSettings::resolve(
-            &MqttSection::default(),
-            "mqtt://h",
-            Some(&missing),
-            "jis:a:b",
-        )
-        .unwrap_err();
-        assert!(format!("{e:#}").contains("cannot read MQTT credentials file"));
-        let tls = MqttSettings::resolve(&MqttSection::default(), "mqtts://h", None, "jis:a:b");
-        assert!(tls.is_err(), "TLS without a CA file is refused");
-    }
-
-    /// A mosquitto on a free loopback port with a temp config; killed on drop.
-    pub(crate) struct Broker {
-        child: std::process::Child,
-        bin: PathBuf,
-        dir: tempfile::TempDir,
-        port: u16,
-    }
-
-    impl Broker {
-        /// Starts one, or says why not and returns `None` (mosquitto is
-        /// installed by the test command when it runs as root, as in CI).
-        pub(crate) fn launch() -> Option<Broker> {
-            let Some(bin) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-            else {
-                eprintln!("mosquitto not installed (apt-get install mosquitto): test skipped");
-                return None;
-            };
-            let dir = tempfile::tempdir().unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let child = Broker::spawn(&bin, dir.path(), port);
-            Some(Broker {
-                child,
-                bin,
-                dir,
-                port,
-            })
-        }
-
-        fn spawn(bin: &Path, dir: &Path, port: u16) -> std::process::Child {
-            let conf = dir.join("mosquitto.conf");
-            std::fs::write(
-                &conf,
-                format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
-            )
-            .unwrap();
-            std::process::Command::new(bin)
-                .arg("-c")
-                .arg(&conf)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        }
-
-        /// The loopback port it listens on.
-        pub(crate) fn port(&self) -> u16 {
-            self.port
-        }
-
-        /// Kills it and starts it again on the same port.
-        pub(crate) fn restart(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.child = Broker::spawn(&self.bin, self.dir.path(), self.port);
-        }
-    }
-
-    impl Drop for Broker {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    /// Waits (10 s at most) until `cond` holds on the bridge's counters.
-    async fn until(bridge: &Bridge, what: &str, cond: impl Fn(&MqttStats) -> bool) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while !cond(&bridge.stats()) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: {:?}",
-                bridge.stats()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
-        tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a frame within 10 s")
-            .expect("bridge running")
-    }
-
-    pub(crate) fn settings(port: u16, did: &str) -> MqttSettings {
-        MqttSettings::resolve(
-            &MqttSection::default(),
-            &format!("mqtt://127.0.0.1:{port}"),
-            None,
-            did,
-        )
-        .unwrap()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_sites_exchange_frames_through_a_real_broker_that_restarts() {
-        let Some(mut broker) = Broker::launch() else {
-            return;
-        };
-        let port = broker.port();
-        let (a, mut a_in) = Bridge::start(settings(port, "jis:site-a:hub"));
-        let (b, mut b_in) = Bridge::start(settings(port, "jis:site-b:hub"));
-        until(&a, "a subscribed", |s| s.subscribed >= 2).await;
-        until(&b, "b subscribed", |s| s.subscribed >= 2).await;
-
-        // Frames are opaque bytes: not even valid UTF-8 is required.
-        let ping = b"TP\x01\x00\x00\x00\x00\x02{}\xff".to_vec();
-        assert!(a.publish_ping("jis:site-b:hub", &ping));
-        let got = next(&mut b_in).await;
-        assert_eq!(
-            got,
-            Inbound {
-                kind: Kind::Ping,
-                frame: ping.clone()
-            }
-        );
-        let response = b"TP\x01\x01\x00\x00\x00\x02{}".to_vec();
-        assert!(b.publish_response("jis:site-a:hub", &response));
-        let got = next(&mut a_in).await;
-        assert_eq!(
-            got,
-            Inbound {
-                kind: Kind::Response,
-                frame: response.clone()
-            }
-        );
-        // Nobody else's topic reaches a site; wildcards are refused.
-        assert!(!a.publish_ping("jis:site-b:+", &ping));
-        assert_eq!(a.stats().publish_invalid, 1);
-
-        // The broker dies and comes back: both sites reconnect, resubscribe
-        // and deliver again.
-        broker.restart();
-        until(&a, "a reconnected", |s| {
-            s.reconnects >= 1 && s.subscribed >= 4
-        })
-        .await;
-        until(&b, "b reconnected", |s| {
-            s.reconnects >= 1 && s.subscribed >= 4
-        })
-        .await;
-        assert!(a.stats().broker_down >= 1 && b.stats().broker_down >= 1);
-        assert!(a.publish_ping("jis:site-b:hub", b"again"));
-        assert_eq!(next(&mut b_in).await.frame, b"again");
-        assert!(b.publish_response("jis:site-a:hub", b"answer"));
-        assert_eq!(next(&mut a_in).await.frame, b"answer");
-        assert_eq!(b.stats().received, 2);
-        assert_eq!(a.stats().received, 2);
-        assert_eq!(a.stats().duplicates + b.stats().duplicates, 0);
-        drop(broker);
-    }
-
-    #[tokio::test]
-    async fn a_broker_that_is_down_never_blocks_the_caller() {
-        // Nothing listens on this port: the bridge retries in the background.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let (a, _rx) = Bridge::start(settings(port, "jis:site-a:hub"));
-        let mut accepted = 0;
-        for _ in 0..(OUTBOUND_QUEUE + 100) {
-            if a.publish_ping("jis:site-b:hub", b"frame") {
-                accepted += 1;
-            }
-        }
-        let s = a.stats();
-        assert!(accepted <= OUTBOUND_QUEUE, "{s:?}");
-        assert_eq!(
-            s.published + s.publish_dropped,
-            (OUTBOUND_QUEUE + 100) as u64
-        );
-        assert!(s.publish_dropped >= 100, "{s:?}");
-        until(&a, "broker down counted", |s| s.broker_down >= 1).await;
-    }
-}
+pub(crate) mod tests;

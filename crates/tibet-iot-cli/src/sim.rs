@@ -5,14 +5,25 @@
 //!
 //! The same flags give byte-identical output, except `wall_seconds`
 //! (leave it out with `--no-wall-clock`).
+//!
+//! Before it starts, a run's memory is estimated
+//! ([`scenario::memory_estimate`]) and compared with what the machine has
+//! available (`MemAvailable`, and the cgroup's limit when one is set) or
+//! with `--memory-limit`: a run that cannot fit is refused with both
+//! figures and the number of nodes that would fit, instead of aborting
+//! half-way. `--pings` is at most [`MAX_PINGS`].
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tibet_iot::sim::scenario::{self, Report, ScenarioConfig, Topology};
+
+/// Most mesh pings one run measures (a ping every 100 ms of virtual time:
+/// about 28 virtual hours).
+pub(crate) const MAX_PINGS: u32 = 1_000_000;
 
 /// `on` or `off`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +72,9 @@ pub(crate) struct Args {
     /// Seed of everything random.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Mesh pings between random pairs after the warm-up.
-    #[arg(long, default_value_t = 100)]
+    /// Mesh pings between random pairs after the warm-up (at most
+    /// 1,000,000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PINGS)))]
     pings: u32,
     /// Learned routing; `off` floods every mesh ping to every peer.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
@@ -80,6 +92,98 @@ pub(crate) struct Args {
     /// Leave wall_seconds out (for comparing runs byte for byte).
     #[arg(long)]
     no_wall_clock: bool,
+    /// Refuse a run estimated to need more than this many MiB (default:
+    /// the memory available on this machine).
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<u64>,
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// `bytes` for people: MiB below 1 GiB, else GiB with one decimal.
+fn size(bytes: u64) -> String {
+    if bytes < 1024 * MIB {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    } else {
+        format!("{:.1} GiB", bytes as f64 / (1024 * MIB) as f64)
+    }
+}
+
+/// The value in kB of `key` in a `/proc/meminfo` text, in bytes.
+fn meminfo(text: &str, key: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line[key.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Memory this process may still use: the machine's available memory, or
+/// what is left under the cgroup's limit when that is smaller; with where
+/// the figure comes from. `None` where neither can be read.
+fn available_memory() -> Option<(u64, &'static str)> {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| meminfo(&t, "MemAvailable:"));
+    let read = |p: &str| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok();
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .map(|max| max.saturating_sub(read("/sys/fs/cgroup/memory.current").unwrap_or(0)));
+    match (machine, cgroup) {
+        (Some(m), Some(c)) if c < m => Some((c, "left under this cgroup's memory.max")),
+        (Some(m), _) => Some((m, "available on this machine")),
+        (None, Some(c)) => Some((c, "left under this cgroup's memory.max")),
+        (None, None) => None,
+    }
+}
+
+/// Refuses `cfg` when its estimated memory exceeds `limit` (or what the
+/// machine has available), saying both and how many nodes would fit.
+fn check_memory(cfg: &ScenarioConfig, limit: Option<u64>) -> Result<()> {
+    let need = scenario::memory_estimate(cfg);
+    let (have, what) = match limit {
+        Some(mib) => (mib.saturating_mul(MIB), "allowed by --memory-limit"),
+        None => match available_memory() {
+            Some(found) => found,
+            None => {
+                tracing::warn!("sim: cannot read the memory available; not checked");
+                return Ok(());
+            }
+        },
+    };
+    if need <= have {
+        return Ok(());
+    }
+    let fits = |nodes: usize| {
+        scenario::memory_estimate(&ScenarioConfig {
+            nodes,
+            ..cfg.clone()
+        }) <= have
+    };
+    let (mut lo, mut hi) = (1, cfg.nodes);
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let advice = if lo >= 2 && fits(lo) {
+        format!("at most {lo} nodes fit")
+    } else {
+        "not even 2 nodes fit".to_owned()
+    };
+    bail!(
+        "sim: {} nodes and {} pings need about {} of memory; {} {}: {advice}",
+        cfg.nodes,
+        cfg.pings,
+        size(need),
+        size(have),
+        what
+    )
 }
 
 fn probability(s: &str) -> Result<f64, String> {
@@ -123,6 +227,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         baseline: !args.no_baseline,
         ..ScenarioConfig::default()
     };
+    check_memory(&cfg, args.memory_limit)?;
     let bar = if args.json {
         ProgressBar::hidden()
     } else {
@@ -194,5 +299,19 @@ fn print_summary(r: &Report, wall: Option<f64>) {
             r.virtual_seconds, w
         ),
         None => println!("time          {:.0} s virtual", r.virtual_seconds),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_and_sizes_read_and_print() {
+        let text = "MemTotal:       24683772 kB\nMemAvailable:   22822224 kB\n";
+        assert_eq!(meminfo(text, "MemAvailable:"), Some(22_822_224 * 1024));
+        assert_eq!(meminfo(text, "Nope:"), None);
+        assert_eq!(size(5 * MIB + 1), "6 MiB");
+        assert_eq!(size(3 * 1024 * MIB / 2), "1.5 GiB");
     }
 }

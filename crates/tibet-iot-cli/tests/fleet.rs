@@ -2,7 +2,8 @@
 //! processes that share no LAN (different loopback ports, no discovery, no
 //! peers in common) joined only by a Mosquitto started on a free port; a
 //! phone at site A pings the lock at site B through its hub, the answer
-//! comes back; the broker is killed and restarted and they deliver again.
+//! comes back, also to a one-off sender that is no peer of the hub; the
+//! broker is killed and restarted and they deliver again.
 
 mod common;
 
@@ -95,12 +96,12 @@ fn until(metrics_port: u16, series: &str, at_least: f64) {
     }
 }
 
-fn site(did: &str, trust: &str, broker: u16, metrics: u16) -> Listener {
+fn site(did: &str, trust: &[&str], broker: u16, metrics: u16) -> Listener {
     let mqtt = format!("mqtt://127.0.0.1:{broker}");
     let metrics = format!("127.0.0.1:{metrics}");
     Listener::loopback_hub(
         did,
-        &[trust],
+        trust,
         &["--mqtt", &mqtt, "--metrics", &metrics, "--mqtt-events"],
     )
 }
@@ -145,13 +146,9 @@ fn a_phone_at_site_a_reaches_the_lock_at_site_b_through_a_broker_that_restarts()
     let port = free_tcp_port();
     let broker = Broker::start(&bin, dir.path(), port);
     let (hub_metrics, lock_metrics) = (free_tcp_port(), free_tcp_port());
-    let hub = site("jis:site-a:hub", "jis:site-a:phone=0.9", port, hub_metrics);
-    let lock = site(
-        "jis:site-b:lock",
-        "jis:site-a:phone=0.9",
-        port,
-        lock_metrics,
-    );
+    let trusted = ["jis:site-a:phone=0.9", "jis:site-a:script=0.9"];
+    let hub = site("jis:site-a:hub", &trusted, port, hub_metrics);
+    let lock = site("jis:site-b:lock", &trusted, port, lock_metrics);
     until(lock_metrics, "tibet_mqtt_subscribed_total", 2.0);
 
     // The phone says hello to its hub directly: it becomes a local peer,
@@ -184,6 +181,23 @@ fn a_phone_at_site_a_reaches_the_lock_at_site_b_through_a_broker_that_restarts()
     assert_eq!(sample(hub_metrics, "tibet_mqtt_published_total"), 1.0);
     assert_eq!(sample(lock_metrics, "tibet_mqtt_received_total"), 1.0);
     assert!(sample(lock_metrics, "tibet_mqtt_events_published_total") >= 1.0);
+
+    // A one-off sender (a script that never said hello, so no peer of the
+    // hub) gets its answer too: the hub holds its response topic for a
+    // while before publishing its ping.
+    let r = send(
+        "jis:site-b:lock",
+        &hub,
+        "jis:site-a:script",
+        free_udp_port(),
+        true,
+    )
+    .expect("the one-off sender is answered across sites");
+    assert_eq!(r["responder_did"], "jis:site-b:lock", "{r}");
+    assert_eq!(
+        sample(hub_metrics, "tibet_mqtt_origins_subscribed_total"),
+        1.0
+    );
 
     // An unknown sender is dropped (ROOD): the hub relays only for senders
     // it would not drop itself (docs/SECURITY.md), so it never reaches MQTT.

@@ -394,3 +394,98 @@ fn logs_on_a_pipe_have_levels_and_no_colours() {
     assert!(!err.contains('\x1b'), "{err:?}");
     assert!(hub.terminate().success(), "still running, stops cleanly");
 }
+
+/// 16 slow clients hold every slot of `--metrics`; the 3,000 connections
+/// that follow, paced over 2.25 s, are each refused (closed), and the log
+/// says so at most once a second, each line with a count.
+#[test]
+fn refused_metrics_connections_are_logged_at_most_once_a_second() {
+    use std::io::Read;
+    use std::net::TcpStream;
+
+    let port = free_tcp_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr");
+    let hub = Listener::start_with(
+        &[
+            "--did",
+            "jis:home:hub",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+            "--metrics",
+            &metrics,
+        ],
+        &[],
+        Some(&log),
+    );
+    // Slow clients: connected, saying nothing (the server waits 5 s).
+    let slow: Vec<TcpStream> = (0..16)
+        .map(|_| TcpStream::connect(&metrics).unwrap())
+        .collect();
+    let started = Instant::now();
+    let mut refused = 0u64;
+    while refused < 3000 && started.elapsed() < Duration::from_secs(4) {
+        // The load's pace: one connection every 0.75 ms.
+        let due = started + Duration::from_micros(750 * refused);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let mut s = TcpStream::connect(&metrics).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        // Refused: closed at once, without a byte.
+        match s.read(&mut [0u8; 64]) {
+            Ok(0) => refused += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => refused += 1,
+            other => panic!("a connection beyond the slots was served: {other:?}"),
+        }
+    }
+    let burst = started.elapsed();
+    drop(slow);
+    assert!(refused >= 100, "only {refused} connections in {burst:?}");
+    // Every refusal is counted (a scrape made before the slow clients'
+    // slots are free is refused too).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut attempts = 0;
+    let counted = loop {
+        attempts += 1;
+        let page = ureq::get(&format!("http://{metrics}/metrics"))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok());
+        if let Some(v) = page.and_then(|p| sample(&p, "tibet_metrics_scrapes_refused_total")) {
+            break v as u64;
+        }
+        assert!(Instant::now() < deadline, "no scrape");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        (refused..refused + attempts).contains(&counted),
+        "{counted} counted, {refused} refused"
+    );
+    assert!(hub.terminate().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("metrics: too many clients"))
+        .collect();
+    let most = burst.as_secs() + 1;
+    assert!(
+        lines.len() >= 2 && lines.len() as u64 <= most,
+        "{} lines for {refused} refusals in {burst:?}: {:?}",
+        lines.len(),
+        &lines[..lines.len().min(5)]
+    );
+    // The counts add up to the refusals, less those after the last line.
+    let counts: u64 = lines
+        .iter()
+        .filter_map(|l| {
+            let (head, _) = l.split_once(" connection(s) closed since the last line")?;
+            head.rsplit(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert!(counts >= 1 && counts <= refused, "{counts} of {refused}");
+}

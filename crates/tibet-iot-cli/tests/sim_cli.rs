@@ -54,3 +54,56 @@ fn same_seed_same_json_and_the_required_fields() {
     assert_eq!(v["nodes"], 25);
     assert_eq!(v["attempted"], 8);
 }
+
+/// Runs `sim` with `args`, killed (and the test failed) after 60 s: a run
+/// that should have been refused before it started must not run for hours.
+fn sim_within_a_minute(args: &[&str]) -> std::process::Output {
+    use std::time::{Duration, Instant};
+    let mut child = common::bin()
+        .arg("sim")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sim {args:?} still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_run_that_cannot_fit_is_refused_before_it_starts_and_pings_are_bounded() {
+    let out = sim_within_a_minute(&["--nodes", "60000", "--memory-limit", "1024"]);
+    common::assert_code(&out, 1);
+    let err = common::stderr(&out);
+    assert!(
+        err.contains("60000 nodes and 100 pings need about ")
+            && err.contains("GiB of memory; 1.0 GiB allowed by --memory-limit: at most "),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing simulated");
+    // The nodes it names do fit.
+    let fit: String = err
+        .split("at most ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let fit: u32 = fit.parse().unwrap();
+    assert!((2..60_000).contains(&fit), "{err}");
+
+    let out = sim_within_a_minute(&["--pings", "1000000000"]);
+    common::assert_code(&out, 1);
+    assert!(
+        common::stderr(&out).contains("--pings"),
+        "{}",
+        common::stderr(&out)
+    );
+}

@@ -725,7 +725,7 @@ impl Engine {
         });
         self.stats.requests_sent += 1;
         if uplink {
-            self.uplink.ping(&target_did, bytes);
+            self.uplink.ping(&target_did, self.node.did(), bytes);
         } else {
             self.transmit(addr, bytes);
         }
@@ -1063,13 +1063,16 @@ impl Engine {
             Ok(Frame::Packet(p)) => {
                 let lan_only = p.ping_type == PingType::Discover || p.is_broadcast();
                 // The identity step applies to the uplink as to the LAN: a
-                // broker is no more trusted than a datagram.
+                // broker is no more trusted than a datagram. The uplink is
+                // one source like an address: its frames earn the credit
+                // that pays for what they make us send onto the LAN.
                 if self.uplink.accept_in(lan_only)
                     && self.admit(now, UPLINK_ADDR, &p, None, Budget::Unchecked)
                     && self
                         .uplink
-                        .note_origin(now.mono, &p.packet_id, &p.source_did)
+                        .origin_consistent(now.mono, &p.packet_id, &p.source_did)
                 {
+                    self.guard.earn(now.mono, UPLINK_ADDR.ip(), frame.len());
                     self.on_packet(now, UPLINK_ADDR, &p);
                 }
                 self.current_identity = Identity::NotChecked;
@@ -1192,7 +1195,8 @@ impl Engine {
                 Ok(()) => {
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
                     let sent = if from == UPLINK_ADDR {
-                        // The uplink has its own limits (docs/FLEETS.md).
+                        // One answer per ping answered, back through the
+                        // broker (never onto the LAN): no credit spent.
                         self.reply(from, &packet.source_did, buf.to_vec());
                         true
                     } else {
@@ -1204,6 +1208,13 @@ impl Engine {
                     if sent {
                         // The cache keeps its own copy (its byte log).
                         self.responses.insert(now.mono, key, from, &buf, trusted);
+                        if from == UPLINK_ADDR {
+                            self.uplink.note_origin(
+                                now.mono,
+                                &packet.packet_id,
+                                &packet.source_did,
+                            );
+                        }
                         self.stats.pings_answered += 1;
                         if mesh && from != UPLINK_ADDR {
                             let relays =
@@ -1359,14 +1370,14 @@ impl Engine {
     fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
         // Relay only what we would not drop ourselves, and for untrusted
         // senders within the address's and the claimed DID's reverse-path
-        // buckets; each copy is
-        // paid from the address's amplification credit (below).
-        // The uplink (an authenticated broker channel with its own limits,
-        // docs/FLEETS.md) counts as trusted here.
+        // buckets; each copy is paid from the address's amplification
+        // credit (below). The uplink is one more such source (its address
+        // is `UPLINK_ADDR`): any client of the broker may publish to our
+        // topics (docs/FLEETS.md).
         let score = self.node.trust_of(now.wall, &packet.source_did).score;
         let airlock = self.node.airlock();
-        let trusted = from == UPLINK_ADDR || airlock.threshold_zone(score) == AirlockZone::Groen;
-        if from != UPLINK_ADDR && airlock.zone_of(&packet, score) == AirlockZone::Rood {
+        let trusted = airlock.threshold_zone(score) == AirlockZone::Groen;
+        if airlock.zone_of(&packet, score) == AirlockZone::Rood {
             self.stats.relay_refused_rood += 1;
             self.note_drop(now, from, "relay_rood");
             return;
@@ -1399,6 +1410,11 @@ impl Engine {
         let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
             return;
         };
+        if from == UPLINK_ADDR {
+            // Its answer goes back to the sender's topic.
+            self.uplink
+                .note_origin(now.mono, &packet.packet_id, &packet.source_did);
+        }
         let bytes = match self.codec.encode_packet(&out) {
             // One frame shared by every next hop.
             Ok(b) => Bytes::from(b),
@@ -1445,7 +1461,8 @@ impl Engine {
         // next hop beside the bounded local flood (never for a packet that
         // came over it). docs/FLEETS.md.
         if !routed && from != UPLINK_ADDR && self.uplink.enabled() {
-            self.uplink.ping(&out.target_did, bytes.to_vec());
+            self.uplink
+                .ping(&out.target_did, &out.source_did, bytes.to_vec());
             hops.push(UPLINK_ADDR);
         }
         self.relay.set_next_hops(now.mono, &out.packet_id, &hops);

@@ -11,7 +11,11 @@
 //!
 //! The uplink is a transport, never a source of trust: nothing that arrives
 //! over it adds or moves a peer, and discover packets and broadcasts are
-//! refused (they belong to the LAN).
+//! refused (they belong to the LAN). Any client of the broker may publish to
+//! a node's topics, so the uplink is one more untrusted source: its frames
+//! earn and spend amplification credit under [`UPLINK_ADDR`], and ROOD
+//! senders are not relayed and untrusted ones only within the address's and
+//! the claimed DID's buckets, exactly as for a datagram.
 
 use std::collections::VecDeque;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -45,6 +49,9 @@ pub enum Uplink {
     Ping {
         /// The ping's target (topic `PREFIX/ping/<target_did>`).
         target_did: String,
+        /// The ping's source: this node, or the sender of a relayed ping,
+        /// whose answer comes back on `PREFIX/response/<origin_did>`.
+        origin_did: String,
         /// The encoded ping.
         frame: Vec<u8>,
     },
@@ -135,28 +142,43 @@ impl UplinkState {
         true
     }
 
-    /// Remembers who sent a ping that came over the uplink; false (counted
-    /// as refused) when the packet id is already claimed by another DID, so
-    /// a copy with a forged source cannot redirect a cached answer.
-    pub(crate) fn note_origin(&mut self, now: MonoTime, packet_id: &str, source_did: &str) -> bool {
-        if let Some(known) = self.origins.get(now, packet_id) {
-            if known != source_did {
+    /// Whether a ping that came over the uplink may be taken: false
+    /// (counted as refused) when its packet id is already claimed by
+    /// another DID, so a copy with a forged source cannot redirect a cached
+    /// answer.
+    pub(crate) fn origin_consistent(
+        &mut self,
+        now: MonoTime,
+        packet_id: &str,
+        source_did: &str,
+    ) -> bool {
+        match self.origins.get(now, packet_id) {
+            Some(known) if known != source_did => {
                 self.stats.frames_in -= 1;
                 self.stats.frames_refused += 1;
-                return false;
+                false
             }
-            return true;
+            _ => true,
+        }
+    }
+
+    /// Remembers who sent a ping that came over the uplink and was answered
+    /// or relayed (never one that was dropped: a flood of ROOD frames
+    /// evicts no origin).
+    pub(crate) fn note_origin(&mut self, now: MonoTime, packet_id: &str, source_did: &str) {
+        if self.origins.get(now, packet_id).is_some() {
+            return;
         }
         let size = packet_id.len() + source_did.len();
         self.origins
             .insert_sized(now, packet_id.to_owned(), source_did.to_owned(), size);
-        true
     }
 
-    /// Queues a ping for `target_did`.
-    pub(crate) fn ping(&mut self, target_did: &str, frame: Vec<u8>) {
+    /// Queues a ping from `origin_did` for `target_did`.
+    pub(crate) fn ping(&mut self, target_did: &str, origin_did: &str, frame: Vec<u8>) {
         if self.push(Uplink::Ping {
             target_did: target_did.to_owned(),
+            origin_did: origin_did.to_owned(),
             frame,
         }) {
             self.stats.pings_out += 1;
@@ -209,7 +231,7 @@ mod tests {
         let mut u = UplinkState::new(4, Duration::from_secs(30));
         u.set_enabled(true);
         for _ in 0..UPLINK_QUEUE_CAPACITY + 3 {
-            u.ping("jis:b:lock", vec![1]);
+            u.ping("jis:b:lock", "jis:a:phone", vec![1]);
         }
         let s = u.stats();
         assert_eq!(s.pings_out, UPLINK_QUEUE_CAPACITY as u64);
@@ -224,9 +246,10 @@ mod tests {
         let t0 = MonoTime::ZERO;
         let mut u = UplinkState::new(2, Duration::from_secs(30));
         u.set_enabled(true);
-        assert!(u.accept_in(false) && u.note_origin(t0, "p1", "jis:a:phone"));
+        assert!(u.accept_in(false) && u.origin_consistent(t0, "p1", "jis:a:phone"));
+        u.note_origin(t0, "p1", "jis:a:phone");
         // The same packet id from another source is refused.
-        assert!(u.accept_in(false) && !u.note_origin(t0, "p1", "jis:x:thief"));
+        assert!(u.accept_in(false) && !u.origin_consistent(t0, "p1", "jis:x:thief"));
         assert_eq!(u.stats().frames_refused, 1);
         u.relayed_response(t0, "p1", b"r1");
         u.relayed_response(t0, "p2", b"r2");

@@ -68,7 +68,9 @@ impl Fleet {
             }
             for u in frames {
                 let (topic_did, frame) = match &u {
-                    Uplink::Ping { target_did, frame } => (target_did, frame),
+                    Uplink::Ping {
+                        target_did, frame, ..
+                    } => (target_did, frame),
                     Uplink::Response { origin_did, frame } => (origin_did, frame),
                     _ => unreachable!("no other kinds yet"),
                 };
@@ -305,8 +307,11 @@ fn a_ping_from_the_uplink_for_an_unknown_did_never_goes_back_to_it() {
     let mut f = Fleet::new();
     f.add_uplinked(0, 0);
     f.add_uplinked(1, 5);
-    // Site B's node 5 also subscribes to DID 6, which it does not know.
+    // Site B's node 5 also subscribes to DID 6, which it does not know; it
+    // relays for node 0, whom it trusts.
     f.subscriptions.push((did(6), 1, 5));
+    let now = f.sites[1].now();
+    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
     let now = f.sites[0].now();
     f.sites[0]
         .node(0)
@@ -333,6 +338,9 @@ fn a_hub_delivers_a_far_ping_to_its_local_device_and_sends_the_answer_back_up() 
     f.subscriptions.push((did(5), 1, 6));
     let now = f.sites[1].now();
     f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    // A hub relays only for senders it would not drop itself, from the
+    // broker as from the LAN.
+    f.sites[1].node(6).set_trust(now, &did(0), 0.9);
     let now = f.sites[0].now();
     let id = f.sites[0]
         .node(0)
@@ -386,4 +394,83 @@ fn a_hub_with_other_local_peers_still_publishes_a_ping_it_cannot_route() {
             .any(|u| matches!(u, Uplink::Ping { target_did, .. } if *target_did == did(5))),
         "the ping went to the broker"
     );
+}
+
+/// What a client of the broker can publish to a hub's topic: `n` mesh pings
+/// of its own making from `source` for `target`, each with a fresh packet id
+/// and nonce.
+fn frames_from(now: tibet_iot_proto::Now, source: &str, target: &str, n: usize) -> Vec<Vec<u8>> {
+    use rand::SeedableRng;
+    let mut node = tibet_ping::PingNode::new(
+        source,
+        tibet_ping::PingNodeConfig::default(),
+        Box::new(rand::rngs::StdRng::seed_from_u64(9)),
+    );
+    let codec = tibet_ping::PacketCodec::json();
+    (0..n)
+        .map(|_| {
+            let opts = PingOptions {
+                routing_mode: RoutingMode::Mesh,
+                max_hops: Some(5),
+                ..PingOptions::default()
+            };
+            let p = node.ping(now.wall, target, "door.unlock", "flood", opts);
+            codec.encode_packet(&p).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_broker_client_flooding_a_hub_fills_no_reverse_path_table_and_no_audit() {
+    // The set-up of the first test: phone 0 and hub 1 at site A, lock 5 at
+    // site B; the hub trusts the phone and audits.
+    let mut f = Fleet::new();
+    f.sites[0].add(0, Sim::config());
+    f.add_uplinked(0, 1);
+    f.sites[0].link(0, 1);
+    f.subscriptions.push((did(0), 0, 1));
+    f.add_uplinked(1, 5);
+    let now = f.sites[1].now();
+    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    let now = f.sites[0].now();
+    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
+    f.sites[0].node(1).set_audit_enabled(true);
+    // The hub half trusts a guest (GEEL): relayed, within its buckets.
+    f.sites[0].node(1).set_trust(now, "jis:x:guest", 0.5);
+
+    // 12,000 frames from an unknown sender (ROOD here) and 12,000 from the
+    // guest, published to the hub's topic in one burst.
+    let rood = frames_from(now, "jis:x:intruder", &did(5), 12_000);
+    let geel = frames_from(now, "jis:x:guest", &did(5), 12_000);
+    for frame in rood.iter().chain(&geel) {
+        f.sites[0].node(1).handle_uplink_frame(now, frame);
+    }
+    let hub = f.stats(0, 1);
+    assert_eq!(hub.uplink.frames_in, 24_000);
+    assert_eq!(
+        hub.engine.relay_refused_rood, 12_000,
+        "ROOD is never relayed"
+    );
+    // The guest gets the burst of its buckets (64), no more.
+    let relayed = hub.relay.relayed;
+    assert_eq!(relayed, 64);
+    assert_eq!(hub.engine.relay_rate_limited, 12_000 - relayed);
+    assert_eq!(hub.relay.path_entries as u64, relayed);
+    assert_eq!(hub.relay.paths_refused, 0);
+    // One audit record per reverse path at most, and the drops in one
+    // aggregated record per source and interval (after it ends).
+    f.run_for(Duration::from_secs(11));
+    let records: Vec<_> = std::iter::from_fn(|| f.sites[0].node(1).poll_audit()).collect();
+    let relays = records
+        .iter()
+        .filter(|r| matches!(r, tibet_iot_proto::AuditRecord::Relay { .. }))
+        .count();
+    assert_eq!(relays as u64, relayed);
+    assert!(records.len() <= relays + 4, "{} records", records.len());
+
+    // The phone's real cross-site ping still gets through.
+    let resp = f
+        .phone_pings_the_lock()
+        .expect("answered across sites after the flood");
+    assert_eq!(resp.responder_did, did(5));
 }

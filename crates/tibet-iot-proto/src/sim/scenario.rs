@@ -273,6 +273,37 @@ fn ping_options() -> SendOptions {
     }
 }
 
+/// Bytes of memory every node of a scenario holds besides its routes: its
+/// engine and tables, its links and the datagrams in flight (measured about
+/// 234 KB; see [`memory_estimate`]).
+pub const MEMORY_PER_NODE: u64 = 256 * 1024;
+/// Bytes per learned route (measured 75 to 105).
+pub const MEMORY_PER_ROUTE: u64 = 128;
+/// Bytes per measured ping (its round-trip time, and the request while in
+/// flight).
+pub const MEMORY_PER_PING: u64 = 32;
+/// Bytes a scenario holds whatever its size (the program, the topology).
+pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
+
+/// The memory a scenario needs at its peak, in bytes: an estimate made
+/// before it starts, so a run that cannot fit is refused instead of aborted
+/// (`tibet-iot sim`). Every node learns a route to every other one, up to
+/// its routing table's capacity. Measured peaks (resident set, geometric
+/// topology, 300 s of warm-up): 200 nodes 55 MB and 800 nodes 240 MB
+/// (debug build), which is about 234 KB per node plus 75 bytes per route;
+/// 10,000 nodes 3.96 GiB with 1,434 routes per node (release build,
+/// docs/PERFORMANCE.md), and a heap profile of 1,000 nodes put a route at
+/// about 105 bytes. The constants round these up (the estimates for those
+/// runs: 74 MB, 308 MB and 4.9 GiB). The baseline run comes after the
+/// routed one has been dropped, so it adds nothing.
+pub fn memory_estimate(cfg: &ScenarioConfig) -> u64 {
+    let nodes = cfg.nodes.max(2) as u64;
+    let routes = (nodes - 1).min(TransportConfig::default().limits.routes as u64);
+    MEMORY_BASE
+        + nodes * (MEMORY_PER_NODE + routes * MEMORY_PER_ROUTE)
+        + cfg.pings as u64 * MEMORY_PER_PING
+}
+
 /// Runs the scenario (and, when asked, its flood baseline), reporting
 /// progress to `progress`.
 pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
@@ -359,7 +390,26 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         (sent, hist)
     };
     let (sent_before, hist_before) = count(&sim);
+    // Pings in flight, and the round-trip times of those answered: outcomes
+    // are taken as they come, so memory per ping is one latency, not a
+    // request and its answer.
     let mut started: BTreeMap<(std::net::SocketAddr, RequestId), MonoTime> = BTreeMap::new();
+    let mut latencies: Vec<Duration> = Vec::new();
+    let mut outcomes = |sim: &mut Sim, started: &mut BTreeMap<_, MonoTime>| {
+        for (at, a, ev) in std::mem::take(&mut sim.events) {
+            match ev {
+                Event::RequestAnswered { id, .. } => {
+                    if let Some(t0) = started.remove(&(a, id)) {
+                        latencies.push(at.saturating_duration_since(t0));
+                    }
+                }
+                Event::RequestTimedOut { id } => {
+                    started.remove(&(a, id));
+                }
+                _ => {}
+            }
+        }
+    };
     let mut attempted = 0;
     for k in 0..cfg.pings {
         let src = sim.rng().gen_range(0..n);
@@ -376,19 +426,12 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
             started.insert((super::addr(src), id), now.mono);
         }
         sim.run_for(cfg.ping_interval);
+        outcomes(&mut sim, &mut started);
         progress(tenths + k as u64 + 1);
     }
     sim.run_for(Duration::from_secs(11));
+    outcomes(&mut sim, &mut started);
     let (sent_after, hist_after) = count(&sim);
-
-    let mut latencies: Vec<Duration> = Vec::new();
-    for (at, a, ev) in std::mem::take(&mut sim.events) {
-        if let Event::RequestAnswered { id, .. } = ev
-            && let Some(t0) = started.get(&(a, id))
-        {
-            latencies.push(at.saturating_duration_since(*t0));
-        }
-    }
     latencies.sort_unstable();
     let delivered = latencies.len();
     let hist: Vec<u64> = hist_after
@@ -465,5 +508,36 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
             .now
             .saturating_duration_since(MonoTime::ZERO)
             .as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_estimate_covers_the_measured_runs_and_grows_with_the_size() {
+        let at = |nodes, pings| {
+            memory_estimate(&ScenarioConfig {
+                nodes,
+                pings,
+                ..ScenarioConfig::default()
+            })
+        };
+        // Measured peaks ([`memory_estimate`]): 55 MB, 240 MB, 3.96 GiB.
+        assert!(at(200, 10) >= 55_000_000 && at(200, 10) < 80_000_000);
+        assert!(at(800, 10) >= 240_000_000 && at(800, 10) < 320_000_000);
+        let ten_thousand = at(10_000, 20) as f64 / (1u64 << 30) as f64;
+        assert!((3.96..5.0).contains(&ten_thousand), "{ten_thousand} GiB");
+        // The largest network `sim` takes: routes stop at the table's
+        // capacity.
+        let big = at(60_000, 100);
+        assert_eq!(
+            big,
+            MEMORY_BASE
+                + 60_000 * (MEMORY_PER_NODE + 2048 * MEMORY_PER_ROUTE)
+                + 100 * MEMORY_PER_PING
+        );
+        assert!(at(60_000, 1_000_000) > big);
     }
 }
