@@ -25,6 +25,24 @@ pub(crate) struct IdentityFlags {
     /// it; repeatable).
     #[arg(long, value_name = "DID=PUBKEY")]
     pub(crate) pin: Vec<String>,
+    /// State directory of this node: its key (`node.key`, created on first
+    /// use) and, for `listen`, the replay horizon and a lock. Default:
+    /// $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/tibet-iot/DID, else
+    /// ~/.local/state/tibet-iot/DID.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state: Option<PathBuf>,
+}
+
+/// What a command keeps in its state directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum StateUse {
+    /// Nothing (load generators, discovery probes): no key unless given.
+    #[default]
+    None,
+    /// The node key, created on first use (`send`).
+    Key,
+    /// The key, the replay horizon and the lock (`listen`).
+    Node,
 }
 
 /// `[identity]` of the config file.
@@ -42,6 +60,8 @@ pub(crate) struct IdentitySettings {
     pub(crate) table: BTreeMap<String, String>,
     /// The pins file when `[identity] pins_file` is not set.
     pub(crate) default_pins_file: Option<PathBuf>,
+    /// What the command keeps in its state directory.
+    pub(crate) state: StateUse,
 }
 
 impl IdentitySettings {
@@ -92,18 +112,30 @@ impl IdentitySettings {
         Ok(pins)
     }
 
+    /// The state directory of node `did` (see [`IdentityFlags::state`]);
+    /// `None` when the command keeps none or no home is known.
+    pub(crate) fn state_dir(&self, did: &str) -> Option<PathBuf> {
+        if self.state == StateUse::None {
+            return None;
+        }
+        self.flags.state.clone().or_else(|| default_state_dir(did))
+    }
+
     /// Loads the key and the pins file and checks the pins: the library
     /// config, or one clear error (naming the file, or the DID of a bad pin).
-    pub(crate) fn resolve(&self) -> Result<IdentityConfig> {
+    /// Without a key file, a command that keeps state signs with the key in
+    /// its state directory, created on first use: signed by default.
+    pub(crate) fn resolve(&self, did: &str) -> Result<IdentityConfig> {
         let mode = self.mode()?;
         let key_file = self
             .flags
             .key
             .clone()
             .or_else(|| self.section.as_ref().and_then(|s| s.key.clone()));
-        let key = match &key_file {
-            Some(path) => Some(Keypair::load(path)?),
-            None => None,
+        let key = match (&key_file, self.state_dir(did)) {
+            (Some(path), _) => Some(Keypair::load(path)?),
+            (None, Some(dir)) if mode != IdentityMode::Off => Some(node_key(&dir)?),
+            (None, _) => None,
         };
         if mode == IdentityMode::Require && key.is_none() {
             return Err(anyhow!(
@@ -156,6 +188,65 @@ pub(crate) fn unpinned_trust_warnings<'a>(
         .collect()
 }
 
+/// The default state directory of node `did`: $STATE_DIRECTORY (set by
+/// systemd's `StateDirectory=`; its first entry), else
+/// $XDG_STATE_HOME/tibet-iot/DID, else ~/.local/state/tibet-iot/DID.
+pub(crate) fn default_state_dir(did: &str) -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dirs) = var("STATE_DIRECTORY") {
+        let first = dirs.to_string_lossy().split(':').next().map(PathBuf::from);
+        return first.filter(|p| p.is_absolute());
+    }
+    let base = var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(base.join("tibet-iot").join(dir_name(did)))
+}
+
+/// A DID as one path component: characters outside `[A-Za-z0-9:._-]`
+/// become `_`, and a name of dots alone is prefixed.
+fn dir_name(did: &str) -> String {
+    let name: String = did
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.chars().all(|c| c == '.') {
+        format!("_{name}")
+    } else {
+        name
+    }
+}
+
+/// The node key in `dir` (`node.key`), created (mode 0600, directory 0700)
+/// on first use.
+fn node_key(dir: &Path) -> Result<Keypair> {
+    let path = dir.join("node.key");
+    if path.exists() {
+        return Ok(Keypair::load(&path)?);
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow!("cannot create the state directory {}: {e}", dir.display()))?;
+    let key = Keypair::generate(&mut rand::rngs::OsRng);
+    key.save(&path)?;
+    tracing::info!(
+        "created the node key {} (public key {})",
+        path.display(),
+        key.public().to_base64()
+    );
+    Ok(key)
+}
+
 /// The default pins file: `pins` next to the audit file.
 pub(crate) fn default_pins_file(audit: Option<&Path>) -> Option<PathBuf> {
     let audit = audit?;
@@ -176,7 +267,7 @@ mod tests {
             ..Default::default()
         };
         let e = IdentitySettings::from_flags(&flags)
-            .resolve()
+            .resolve("jis:a")
             .unwrap_err()
             .to_string();
         assert!(e.contains("jis:home:sensor"), "{e}");
@@ -184,7 +275,11 @@ mod tests {
             pin: vec!["no-equals".into()],
             ..Default::default()
         };
-        assert!(IdentitySettings::from_flags(&flags).resolve().is_err());
+        assert!(
+            IdentitySettings::from_flags(&flags)
+                .resolve("jis:a")
+                .is_err()
+        );
     }
 
     #[test]
@@ -204,7 +299,7 @@ mod tests {
         };
         let s = with(&flags, &section);
         assert_eq!(s.mode().unwrap(), IdentityMode::Require);
-        let e = s.resolve().unwrap_err().to_string();
+        let e = s.resolve("jis:a").unwrap_err().to_string();
         assert!(e.contains("--key"), "{e}");
         let s = with(&IdentityFlags::default(), &section);
         assert_eq!(s.mode().unwrap(), IdentityMode::Off);
@@ -212,7 +307,11 @@ mod tests {
             mode: Some("strict".into()),
             ..Default::default()
         };
-        assert!(with(&IdentityFlags::default(), &bad).resolve().is_err());
+        assert!(
+            with(&IdentityFlags::default(), &bad)
+                .resolve("jis:a")
+                .is_err()
+        );
     }
 
     #[test]

@@ -169,6 +169,7 @@ fn escaped(event: Event) -> Event {
             trust,
             outcome,
             packet_id,
+            authenticated,
         } => Event::Ping {
             time,
             source_did: safe(&source_did),
@@ -178,6 +179,7 @@ fn escaped(event: Event) -> Event {
             trust,
             outcome,
             packet_id: safe(&packet_id),
+            authenticated,
         },
         Event::Discovered {
             time,
@@ -482,6 +484,7 @@ mod tests {
             trust: 0.0,
             outcome: outcome.into(),
             packet_id: "p".into(),
+            authenticated: false,
         }
     }
 
@@ -554,6 +557,7 @@ mod tests {
             trust: 0.0,
             outcome: "reject".into(),
             packet_id: "p\n".into(),
+            authenticated: false,
         });
         let line = e.line();
         assert!(!line.contains(['\u{1b}', '\r', '\n']), "{line:?}");

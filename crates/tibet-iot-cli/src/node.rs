@@ -73,6 +73,9 @@ pub(crate) enum Event {
         outcome: String,
         /// The packet id (the handle for `pending approve`).
         packet_id: String,
+        /// Signed by the key its DID is pinned to; otherwise the DID is a
+        /// claim, and an answered ping says so (`unauthenticated`).
+        authenticated: bool,
     },
     /// A peer proved its address (it answered our challenge from there).
     Proven {
@@ -115,12 +118,17 @@ impl std::fmt::Display for Event {
                 zone,
                 trust,
                 outcome,
+                authenticated,
                 ..
             } => {
                 write!(
                     f,
                     "{time}  {source_did}  {intent}  {zone}  trust {trust:.2}  {outcome}"
-                )
+                )?;
+                if !authenticated && (outcome == "accept" || outcome == "pending") {
+                    f.write_str("  unauthenticated")?;
+                }
+                Ok(())
             }
             Event::Discovered {
                 time,
@@ -260,8 +268,11 @@ impl Node {
     /// Binds the sockets and starts the background loops.
     pub(crate) async fn start(settings: &Settings) -> Result<Node> {
         let mut config = transport_config(settings);
-        config.identity = settings.identity.resolve()?;
+        config.identity = settings.identity.resolve(&settings.did)?;
         let inner = IoTNode::new(settings.did.clone(), config);
+        if settings.identity.state == crate::identity::StateUse::Node {
+            inner.set_state_dir(settings.identity.state_dir(&settings.did));
+        }
         apply_policy(&inner, settings)?;
         // No sink without --audit: the engine then builds no audit records
         // (the metrics page reads the engine's own ping counters).
@@ -615,6 +626,7 @@ fn printable(event: LibEvent) -> Option<Event> {
             decision,
             trust,
             replay,
+            authenticated,
             ..
         } => {
             // The trust the pipeline used for this very ping, not today's.
@@ -631,6 +643,7 @@ fn printable(event: LibEvent) -> Option<Event> {
                     decision.to_string()
                 },
                 packet_id,
+                authenticated,
             })
         }
         LibEvent::PeerDiscovered {

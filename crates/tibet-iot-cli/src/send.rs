@@ -66,7 +66,11 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     let my_did = parse::did(&args.my_did)?;
     let addr: SocketAddr = parse::host_port(&args.addr)?;
     let payload = args.payload.as_deref().map(parse::payload).transpose()?;
-    let node = Node::start(&Settings::client(my_did, args.port, &args.net)).await?;
+    let mut settings = Settings::client(my_did, args.port, &args.net);
+    // `send` signs with its node key (created on first use): a listener that
+    // pins it can tell it from anyone claiming its DID.
+    settings.identity.state = crate::identity::StateUse::Key;
+    let node = Node::start(&settings).await?;
     let started = Instant::now();
     let answer = node
         .send(Outgoing {

@@ -214,6 +214,7 @@ impl Settings {
             section: file.identity.clone(),
             table: file.pins.clone(),
             default_pins_file: default_pins_file(audit.as_ref().map(|(p, _)| p.as_path())),
+            state: crate::identity::StateUse::Node,
         };
         let discovery = !flags.no_discovery && file.discovery.enabled.unwrap_or(true);
         Ok(Settings {

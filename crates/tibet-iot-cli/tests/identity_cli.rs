@@ -116,7 +116,18 @@ fn bad_identity_input_is_one_line_and_exit_1() {
         args.extend(extra);
         run(&args)
     };
-    assert_one_line_error(&with(&["--identity", "require"]), "--key");
+    // A command that keeps no state (no node key of its own) cannot demand
+    // signatures; `listen` and `send` sign with their node key by default.
+    let probe = run(&[
+        "discover",
+        "--did",
+        "jis:home:probe",
+        "--identity",
+        "require",
+        "--timeout",
+        "0.1",
+    ]);
+    assert_one_line_error(&probe, "--key");
     assert_one_line_error(&with(&["--pin", "jis:home:sensor=AAAA"]), "jis:home:sensor");
     let missing = dir.path().join("missing.key");
     assert_one_line_error(&with(&["--key", missing.to_str().unwrap()]), "missing.key");

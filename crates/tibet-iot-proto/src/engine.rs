@@ -1162,11 +1162,16 @@ impl Engine {
             // The owned response is built only when something needs it: a
             // signature, or an audit record; otherwise the answer is written
             // straight from the node's state into the reused buffer.
-            let signs = self.config.identity.key.is_some();
+            // Answers are signed for senders that sign (they can check the
+            // answer against a pin); an unsigned sender gets an unsigned
+            // answer, so a load of unsigned pings costs no signatures.
+            let signs = self.config.identity.key.is_some() && !packet.signature.is_empty();
             let mut response = None;
             if signs || self.audit_enabled {
                 let mut r = self.node.response_for(now.wall, &answer, packet);
-                self.identity.sign_response(&mut r);
+                if signs {
+                    self.identity.sign_response(&mut r);
+                }
                 response = Some(r);
             }
             if let Some(response) = response.as_ref().filter(|_| self.audit_enabled) {
@@ -1275,6 +1280,7 @@ impl Engine {
                 decision,
                 trust: answer.trust_score(),
                 replay,
+                authenticated: self.current_identity.is_verified(),
             });
         }
     }

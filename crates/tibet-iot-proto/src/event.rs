@@ -30,6 +30,10 @@ pub enum Event {
         trust: f64,
         /// Dropped by the replay check.
         replay: bool,
+        /// Whether the sender is authenticated: signed by the key its DID is
+        /// pinned to (or admitted by a vouch credential). Otherwise the DID
+        /// is a claim anyone could make (docs/SECURITY.md).
+        authenticated: bool,
     },
     /// A request made through this node was answered by its target.
     RequestAnswered {

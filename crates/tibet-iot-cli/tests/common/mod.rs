@@ -9,10 +9,20 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The `tibet-iot` binary built for these tests.
+/// The `tibet-iot` binary built for these tests. Each command gets a state
+/// home of its own (node keys, replay horizons, locks) under the target
+/// directory, so tests never share state; a test that restarts a node
+/// passes `--state DIR` itself.
 pub fn bin() -> Command {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("state-homes")
+        .join(format!("{}-{n}", std::process::id()));
     let mut c = Command::new(env!("CARGO_BIN_EXE_tibet-iot"));
-    c.env_remove("RUST_LOG");
+    c.env_remove("RUST_LOG")
+        .env_remove("STATE_DIRECTORY")
+        .env("XDG_STATE_HOME", home);
     c
 }
 
@@ -271,3 +281,42 @@ fn pump(out: ChildStdout, tx: mpsc::Sender<String>) {
 // Not every test binary uses it.
 #[allow(unused_imports)]
 pub use tibet_testkit::free_udp_port;
+
+/// A protocol core speaking as `did` (unsigned), for tests that craft
+/// datagrams by hand.
+pub fn crafter(did: &str, seed: u64) -> tibet_ping::PingNode {
+    use rand::SeedableRng;
+    tibet_ping::PingNode::new(
+        did,
+        tibet_ping::PingNodeConfig::default(),
+        Box::new(rand::rngs::StdRng::seed_from_u64(seed)),
+    )
+}
+
+/// A fresh ping from `node` to `target` asking `intent`, encoded as JSON.
+pub fn ping_bytes(node: &mut tibet_ping::PingNode, target: &str, intent: &str) -> Vec<u8> {
+    let p = node.ping(
+        tibet_ping::Timestamp::now(),
+        target,
+        intent,
+        "test",
+        tibet_ping::PingOptions::default(),
+    );
+    tibet_ping::PacketCodec::json().encode_packet(&p).unwrap()
+}
+
+/// The packet id of an encoded ping.
+pub fn packet_id(datagram: &[u8]) -> String {
+    match tibet_ping::PacketCodec::json().decode(datagram) {
+        Ok(tibet_ping::Frame::Packet(p)) => p.packet_id,
+        other => panic!("not a ping: {other:?}"),
+    }
+}
+
+/// The packet id an encoded answer answers.
+pub fn response_to(datagram: &[u8]) -> String {
+    match tibet_ping::PacketCodec::json().decode(datagram) {
+        Ok(tibet_ping::Frame::Response(r)) => r.in_response_to,
+        other => panic!("not an answer: {other:?}"),
+    }
+}
