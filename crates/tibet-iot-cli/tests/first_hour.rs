@@ -131,6 +131,12 @@ fn the_example_config_writes_nothing_next_to_itself_and_warns_about_geel() {
         &[
             "--config",
             cfg.to_str().unwrap(),
+            // The example binds every interface for a LAN: the test
+            // keeps its traffic, beacons included, on loopback.
+            "--bind",
+            "127.0.0.1",
+            "--multicast-if",
+            "127.0.0.1",
             "--port",
             "0",
             "--discovery-port",
