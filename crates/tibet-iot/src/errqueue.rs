@@ -20,7 +20,7 @@ use nix::sys::socket::{
 };
 
 /// Error-queue entries read per [`drain`] call; the rest wait for the next
-/// wake-up (the socket stays readable while any are queued).
+/// wake-up (the socket's error readiness stays set while any are queued).
 pub(crate) const MAX_PER_DRAIN: usize = 64;
 
 /// Asks the kernel to queue ICMP errors on `sock` (Linux `IP_RECVERR`).
@@ -68,11 +68,8 @@ pub(crate) fn drain(sock: &impl AsRawFd, mut unreachable: impl FnMut(SocketAddr)
         let Ok(cmsgs) = msg.cmsgs() else { continue };
         for c in cmsgs {
             let port_unreachable = match c {
-                ControlMessageOwned::Ipv4RecvErr(e, _) => {
-                    e.ee_origin == libc::SO_EE_ORIGIN_ICMP && e.ee_type == 3 && e.ee_code == 3
-                }
-                ControlMessageOwned::Ipv6RecvErr(e, _) => {
-                    e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 && e.ee_type == 1 && e.ee_code == 4
+                ControlMessageOwned::Ipv4RecvErr(e, _) | ControlMessageOwned::Ipv6RecvErr(e, _) => {
+                    is_port_unreachable(&e)
                 }
                 _ => false,
             };
@@ -82,6 +79,13 @@ pub(crate) fn drain(sock: &impl AsRawFd, mut unreachable: impl FnMut(SocketAddr)
         }
     }
     read
+}
+
+/// ICMP "port unreachable" (type 3 code 3), or ICMPv6 "port unreachable"
+/// (type 1 code 4); a dual-stack socket gets either.
+fn is_port_unreachable(e: &libc::sock_extended_err) -> bool {
+    (e.ee_origin == libc::SO_EE_ORIGIN_ICMP && e.ee_type == 3 && e.ee_code == 3)
+        || (e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 && e.ee_type == 1 && e.ee_code == 4)
 }
 
 #[cfg(test)]

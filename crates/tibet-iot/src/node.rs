@@ -669,6 +669,9 @@ async fn drive(
             Err(e) => tracing::debug!(error = %e, "recv error"),
         }
         drain_icmp_errors(&sock, &mut unreachable);
+        // Each address once: the engine scans its requests per address.
+        unreachable.sort_unstable();
+        unreachable.dedup();
         for addr in unreachable.drain(..) {
             st.engine.handle_unreachable(addr);
         }
