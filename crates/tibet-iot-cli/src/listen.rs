@@ -717,6 +717,63 @@ mod tests {
     }
 
     #[test]
+    fn routine_traffic_of_trusted_peers_is_counted_unless_all() {
+        let now = Instant::now();
+        let mut f = Filter::new(Events::Decisions, 5);
+        assert!(!f.admit(&ping("heartbeat", "accept"), now));
+        assert!(f.admit(&ping("x", "accept"), now), "other pings show");
+        assert!(f.admit(&discovered("jis:a:b"), now));
+        let later = now + Duration::from_secs(60);
+        assert!(!f.admit(&discovered("jis:a:b"), later), "a repeat");
+        assert!(f.admit(&discovered("jis:c:d"), later), "a new peer");
+        assert_eq!((f.routine_heartbeats, f.routine_discoveries), (1, 1));
+        let mut all = Filter::new(Events::All, 5);
+        assert!(all.admit(&ping("heartbeat", "accept"), now));
+        assert!(all.admit(&discovered("jis:a:b"), now));
+        assert!(all.admit(&discovered("jis:a:b"), later));
+    }
+
+    #[test]
+    fn identity_refusals_are_summed_per_second() {
+        let now = Instant::now();
+        let refused = |reason| Event::IdentityRefused {
+            time: "t".into(),
+            did: "jis:a:b".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            reason,
+        };
+        let mut f = Filter::new(Events::Decisions, 5);
+        assert!(f.take_identity().is_none(), "nothing refused");
+        for reason in ["unsigned", "unsigned", "wrong_key"] {
+            assert!(!f.admit(&refused(reason), now), "never one line each");
+        }
+        let second = f.take_identity().expect("a summary");
+        assert_eq!(second.total(), 3);
+        assert_eq!(second.by_reason["unsigned"], 2);
+        assert!(f.take_identity().is_none(), "the next second starts at 0");
+        assert_eq!(f.identity_total, 3);
+        let mut none = Filter::new(Events::None, 5);
+        none.admit(&refused("unsigned"), now);
+        assert!(none.take_identity().is_none());
+    }
+
+    #[test]
+    fn misaddressed_pings_share_the_drop_line_budget() {
+        let now = Instant::now();
+        let misdirected = Event::Misdirected {
+            time: "t".into(),
+            source_did: "jis:a:b".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            target_did: "jis:home:hbu".into(),
+            packet_id: "p".into(),
+        };
+        let mut f = Filter::new(Events::Decisions, 1);
+        assert!(f.admit(&misdirected, now));
+        assert!(!f.admit(&misdirected, now));
+        assert_eq!(f.next_second(), 1);
+    }
+
+    #[test]
     fn filters() {
         let now = Instant::now();
         let mut accepted = Filter::new(Events::Accepted, 5);
