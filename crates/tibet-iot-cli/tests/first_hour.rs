@@ -459,6 +459,17 @@ fn the_quick_start_says_no_answer_and_exits_non_zero_then_answers() {
     assert_code(&out, 3);
     assert!(stdout(&out).contains("no answer"), "{}", stdout(&out));
 
+    // Nothing at all on the port: the ICMP port unreachable says so.
+    let closed = silent.local_addr().unwrap().to_string();
+    drop(silent);
+    let out = quick_start().arg(&closed).output().unwrap();
+    assert_code(&out, 4);
+    assert!(
+        stdout(&out).contains("nothing is listening"),
+        "{}",
+        stdout(&out)
+    );
+
     // A sensor that trusts the hub answers; the example's own port is any
     // free one, so it runs beside a listener on the default port too.
     let sensor = Listener::loopback_hub("jis:home:sensor", &["jis:home:hub=0.9"], &[]);
