@@ -20,9 +20,10 @@ use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, recvmsg, sendmmsg,
-    setsockopt, sockopt,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use nix::sys::socket::{recvmsg, setsockopt, sockopt};
 use tibet_ping::{Frame, PacketCodec};
 
 use crate::bench_wire::{PingTemplate, answered_id, is_response, iso_now_bytes};
@@ -125,8 +126,9 @@ fn socket(plan: &Plan) -> Result<UdpSocket> {
     s.bind(&local.into())
         .with_context(|| format!("cannot bind {local} (check --port)"))?;
     s.set_read_timeout(Some(TICK))?;
-    // ICMP errors come back to an unconnected socket only with IP_RECVERR;
-    // they tell "nothing listens there" from a silent drop.
+    // ICMP errors come back to an unconnected socket only with IP_RECVERR
+    // (Linux); they tell "nothing listens there" from a silent drop.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = match plan.addr {
         SocketAddr::V4(_) => setsockopt(&s, sockopt::Ipv4RecvErr, &true),
         SocketAddr::V6(_) => setsockopt(&s, sockopt::Ipv6RecvErr, &true),
@@ -145,6 +147,7 @@ fn is_icmp_error(e: Errno) -> bool {
 /// Reads the ICMP errors queued on the socket (bounded per call) and
 /// returns how many; the bench sends to one address only, so each is about
 /// it. Unread, they would take the room of answers in the receive buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn drain_icmp_errors(fd: std::os::fd::RawFd) -> u64 {
     let mut n = 0;
     let mut buf = [0u8; 64];
@@ -162,6 +165,12 @@ fn drain_icmp_errors(fd: std::os::fd::RawFd) -> u64 {
         }
     }
     n
+}
+
+/// Without `IP_RECVERR` no ICMP error is queued.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn drain_icmp_errors(_fd: std::os::fd::RawFd) -> u64 {
+    0
 }
 
 /// Runs the load until the count or duration is done, nothing is answered

@@ -9,28 +9,34 @@
 //! queue (bounded per call); the driver fails the requests sent directly to
 //! those addresses and retries a send that only carried such an error.
 
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::errno::Errno;
-use nix::libc;
-use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
-};
 
 /// Error-queue entries read per [`drain`] call; the rest wait for the next
 /// wake-up (the socket's error readiness stays set while any are queued).
 pub(crate) const MAX_PER_DRAIN: usize = 64;
 
 /// Asks the kernel to queue ICMP errors on `sock` (Linux `IP_RECVERR`).
+/// Elsewhere an error: requests to a closed port then time out.
 pub(crate) fn enable(sock: &impl AsFd, ipv6: bool) -> io::Result<()> {
-    if ipv6 {
-        setsockopt(sock, sockopt::Ipv6RecvErr, &true)?;
-    } else {
-        setsockopt(sock, sockopt::Ipv4RecvErr, &true)?;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        if ipv6 {
+            setsockopt(sock, sockopt::Ipv6RecvErr, &true)?;
+        } else {
+            setsockopt(sock, sockopt::Ipv4RecvErr, &true)?;
+        }
+        Ok(())
     }
-    Ok(())
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (sock, ipv6);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// Whether `e` is an ICMP error the kernel handed to a send or receive call
@@ -45,8 +51,23 @@ pub(crate) fn is_icmp_error(e: &io::Error) -> bool {
 /// Reads up to [`MAX_PER_DRAIN`] entries of the error queue of `sock`;
 /// calls `unreachable` with the destination of each datagram that came back
 /// as "port unreachable". Returns how many entries were read.
-pub(crate) fn drain(sock: &impl AsRawFd, mut unreachable: impl FnMut(SocketAddr)) -> usize {
-    let fd = sock.as_raw_fd();
+pub(crate) fn drain(sock: &impl AsRawFd, unreachable: impl FnMut(SocketAddr)) -> usize {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        drain_linux(sock.as_raw_fd(), unreachable)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (sock, unreachable);
+        0
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn drain_linux(fd: std::os::fd::RawFd, mut unreachable: impl FnMut(SocketAddr)) -> usize {
+    use nix::libc;
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use std::io::IoSliceMut;
     let mut read = 0;
     // Only the headers matter; the datagram's bytes are cut short.
     let mut data = [0u8; 64];
@@ -83,7 +104,9 @@ pub(crate) fn drain(sock: &impl AsRawFd, mut unreachable: impl FnMut(SocketAddr)
 
 /// ICMP "port unreachable" (type 3 code 3), or ICMPv6 "port unreachable"
 /// (type 1 code 4); a dual-stack socket gets either.
-fn is_port_unreachable(e: &libc::sock_extended_err) -> bool {
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_port_unreachable(e: &nix::libc::sock_extended_err) -> bool {
+    use nix::libc;
     (e.ee_origin == libc::SO_EE_ORIGIN_ICMP && e.ee_type == 3 && e.ee_code == 3)
         || (e.ee_origin == libc::SO_EE_ORIGIN_ICMP6 && e.ee_type == 1 && e.ee_code == 4)
 }
