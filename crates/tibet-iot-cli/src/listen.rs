@@ -51,7 +51,7 @@ pub(crate) struct Args {
     /// Print no event lines (same as --events none).
     #[arg(short, long)]
     quiet: bool,
-    /// At most this many drop lines (reject, replay) per second; the rest
+    /// At most this many drop lines (reject, replay, misaddressed) per second; the rest
     /// are counted in one summary line.
     #[arg(long, value_name = "N", default_value_t = 5)]
     max_drop_lines: u32,
