@@ -2,21 +2,21 @@
 //!
 //! ```text
 //! # once: put `tibet-iot` on the PATH
-//! cargo install --path crates/tibet-iot-cli
+//! cargo install --locked --path crates/tibet-iot-cli
 //! # terminal 1: the sensor, trusting the hub
-//! tibet-iot listen --did jis:home:sensor --bind 127.0.0.1 --port 7152 --trust jis:home:hub=0.9
+//! tibet-iot listen --did jis:home:sensor --bind 127.0.0.1 --port 7152 --no-discovery --trust jis:home:hub=0.9
 //! # terminal 2
 //! cargo run -p tibet-iot-cli --example quick_start -- 127.0.0.1:7152
 //! ```
 //!
 //! Exit status 0 when the sensor answered, 3 (and "no answer") when nothing
-//! answered in time.
+//! answered in time, 4 when nothing listens at the address.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tibet_iot::{IoTNode, SendOptions, TransportConfig};
+use tibet_iot::{IoTNode, SendError, SendOptions, TransportConfig};
 
 #[tokio::main]
 async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -51,19 +51,22 @@ async fn main() -> Result<ExitCode, Box<dyn std::error::Error>> {
             "Check room temperature",
             options,
         )
-        .await?;
+        .await;
     node.stop().await;
 
     match response {
-        Some(response) => {
+        Ok(Some(response)) => {
             println!("{} — zone: {}", response.decision, response.airlock_zone);
             Ok(ExitCode::SUCCESS)
         }
-        None => {
-            println!(
-                "no answer from {sensor} (is the sensor listening, and does it trust jis:home:hub?)"
-            );
+        Ok(None) => {
+            println!("no answer from {sensor} (does the sensor trust jis:home:hub?)");
             Ok(ExitCode::from(3))
         }
+        Err(e @ SendError::Unreachable { .. }) => {
+            println!("{e}");
+            Ok(ExitCode::from(4))
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! The listener must trust `--my-did` (GROEN or GEEL), or every ping is
 //! dropped silently. When nothing of the first window is answered, the run
-//! stops early with a hint and exit status 3. Ctrl-C stops the run and
-//! prints what was measured so far (exit status 130).
+//! stops early with a hint and exit status 3, or 4 when the pings came back
+//! as ICMP port unreachable (nothing listens there). Ctrl-C stops the run
+//! and prints what was measured so far (exit status 130).
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -109,6 +110,8 @@ struct Report {
     client_cpu_s: f64,
     /// That CPU time divided by the answered pings, in microseconds.
     client_cpu_us_per_ping: Option<f64>,
+    /// ICMP errors for our pings (port unreachable: nothing listens).
+    unreachable: u64,
     /// Stopped early because nothing was answered.
     gave_up: bool,
     /// Stopped by Ctrl-C.
@@ -193,9 +196,18 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     } else {
         print_report(&report);
     }
-    if report.gave_up {
+    let unreachable = report.answered == 0 && report.unreachable > 0;
+    if unreachable {
         eprintln!(
-            "0 of the first {} pings answered: does the listener trust {my_did}?",
+            "nothing is listening at {addr} ({} ICMP port unreachable): is the listener \
+             running, and on this port?",
+            report.unreachable
+        );
+    } else if report.gave_up {
+        eprintln!(
+            "0 of the first {} pings answered and no ICMP error came back: a silent drop \
+             (does the listener trust {my_did}, and is --target its DID or broadcast?), \
+             or a host that is down or behind a firewall",
             report.sent
         );
     }
@@ -203,8 +215,10 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         ExitCode::from(130)
     } else if report.answered > 0 {
         ExitCode::SUCCESS
+    } else if unreachable {
+        ExitCode::from(crate::send::EXIT_UNREACHABLE)
     } else {
-        ExitCode::from(3)
+        ExitCode::from(crate::send::EXIT_NO_RESPONSE)
     })
 }
 
@@ -233,6 +247,7 @@ fn report(
         client_cpu_s: cpu.as_secs_f64(),
         client_cpu_us_per_ping: (t.answered > 0)
             .then(|| cpu.as_secs_f64() * 1e6 / t.answered as f64),
+        unreachable: t.unreachable,
         gave_up: t.gave_up,
         interrupted: t.interrupted,
         rtt: t.rtts.summary(),
@@ -263,7 +278,8 @@ fn print_report(r: &Report) {
             "RTT ms:   p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
             s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms
         ),
-        None => println!("RTT:      no answers (does the listener trust this DID?)"),
+        None if r.unreachable > 0 => println!("RTT:      no answers (port unreachable)"),
+        None => println!("RTT:      no answers (a silent drop: does the listener trust this DID?)"),
     }
     if let Some(us) = r.client_cpu_us_per_ping {
         println!("client CPU: {us:.2} µs per answered ping ({} wait)", r.poll);

@@ -22,6 +22,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{
     ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg,
 };
+#[cfg(any(target_os = "linux", target_os = "android"))]
+use nix::sys::socket::{recvmsg, setsockopt, sockopt};
 use tibet_ping::{Frame, PacketCodec};
 
 use crate::bench_wire::{PingTemplate, answered_id, is_response, iso_now_bytes};
@@ -90,6 +92,9 @@ pub(crate) struct Tally {
     /// From the first send to the last answer (or to the end of sending,
     /// whichever is later); waiting out lost pings is not counted.
     pub(crate) elapsed: Duration,
+    /// ICMP errors that came back for our pings (port unreachable: nothing
+    /// listens at the address).
+    pub(crate) unreachable: u64,
     /// Stopped because nothing was answered.
     pub(crate) gave_up: bool,
     /// Stopped by Ctrl-C.
@@ -121,7 +126,51 @@ fn socket(plan: &Plan) -> Result<UdpSocket> {
     s.bind(&local.into())
         .with_context(|| format!("cannot bind {local} (check --port)"))?;
     s.set_read_timeout(Some(TICK))?;
+    // ICMP errors come back to an unconnected socket only with IP_RECVERR
+    // (Linux); they tell "nothing listens there" from a silent drop.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = match plan.addr {
+        SocketAddr::V4(_) => setsockopt(&s, sockopt::Ipv4RecvErr, &true),
+        SocketAddr::V6(_) => setsockopt(&s, sockopt::Ipv6RecvErr, &true),
+    };
     Ok(s.into())
+}
+
+/// Whether `e` reports an ICMP error of an earlier ping.
+fn is_icmp_error(e: Errno) -> bool {
+    matches!(
+        e,
+        Errno::ECONNREFUSED | Errno::EHOSTUNREACH | Errno::ENETUNREACH
+    )
+}
+
+/// Reads the ICMP errors queued on the socket (bounded per call) and
+/// returns how many; the bench sends to one address only, so each is about
+/// it. Unread, they would take the room of answers in the receive buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn drain_icmp_errors(fd: std::os::fd::RawFd) -> u64 {
+    let mut n = 0;
+    let mut buf = [0u8; 64];
+    while n < 1024 {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        match recvmsg::<()>(
+            fd,
+            &mut iov,
+            None,
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(_) => n += 1,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+/// Without `IP_RECVERR` no ICMP error is queued.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn drain_icmp_errors(_fd: std::os::fd::RawFd) -> u64 {
+    0
 }
 
 /// Runs the load until the count or duration is done, nothing is answered
@@ -205,6 +254,12 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
                 MsgFlags::empty(),
             ) {
                 Ok(results) => results.count(),
+                Err(e) if is_icmp_error(e) => {
+                    // An earlier ping's ICMP error, reported instead of
+                    // sending; the batch is tried again on the next turn.
+                    t.unreachable += drain_icmp_errors(fd);
+                    0
+                }
                 Err(e) => {
                     tracing::debug!("bench sendmmsg failed: {e}");
                     0
@@ -219,8 +274,15 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
                 }
             }
             t.sent += sent as u64;
-            t.errors += (tx_slots.len() - sent) as u64;
             if sent < tx_slots.len() {
+                // A short batch: most often an earlier ping's ICMP error
+                // stopped it (the kernel reports it on the next datagram);
+                // those pings are sent again, other failures are counted.
+                let icmp = drain_icmp_errors(fd);
+                t.unreachable += icmp;
+                if icmp == 0 {
+                    t.errors += (tx_slots.len() - sent) as u64;
+                }
                 break;
             }
         }
@@ -250,9 +312,13 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
                     }
                     Err(Errno::EAGAIN | Errno::EINTR) if spinning => std::hint::spin_loop(),
                     Err(Errno::EAGAIN | Errno::EINTR) => break,
+                    Err(e) if is_icmp_error(e) => {
+                        // A port unreachable (IP_RECVERR): the ping is lost,
+                        // which the timeout will count.
+                        t.unreachable += drain_icmp_errors(fd);
+                        break;
+                    }
                     Err(e) => {
-                        // E.g. ECONNREFUSED from an ICMP port unreachable:
-                        // the ping is lost, which the timeout will count.
                         tracing::debug!("bench recvmmsg failed: {e}");
                         break;
                     }
@@ -318,7 +384,10 @@ pub(crate) fn run(plan: Plan, stop: Arc<AtomicBool>, bar: ProgressBar) -> Result
                 None => bar.set_position(t.answered),
             }
             bar.set_message(format!("answered {}, lost {}", t.answered, t.lost));
-            if t.answered == 0 && (t.lost >= first_window || elapsed >= GIVE_UP) {
+            // Nothing answered and the address said "port unreachable":
+            // nothing listens there, no need to wait out the timeout.
+            let refused = t.unreachable > 0;
+            if t.answered == 0 && (refused || t.lost >= first_window || elapsed >= GIVE_UP) {
                 t.gave_up = true;
                 break;
             }

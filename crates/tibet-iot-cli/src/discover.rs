@@ -1,11 +1,13 @@
 //! `tibet-iot discover`: send a beacon to the multicast group, listen for
-//! the nodes that answer, and print them as a table.
+//! the nodes that answer, and print them as a table. Ctrl-C ends the wait
+//! early and still prints the nodes heard (exit status 130).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::node::{Found, Node};
 use crate::output;
@@ -40,6 +42,10 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     settings.check_interfaces()?;
     // The first beacon goes out at start; no second one in the window.
     settings.discovery_interval = Some(Duration::from_secs(3600));
+    // Installed before the node starts: Ctrl-C ends the window early and
+    // the nodes heard so far are still printed (exit status 130).
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
     let node = Node::start(&settings).await?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
@@ -48,15 +54,22 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         args.timeout.as_secs_f64()
     ));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let (node, found) = node.discover(args.timeout).await;
+    let (node, found, interrupted) = node.discover(args.timeout, &mut interrupt).await;
     spinner.finish_and_clear();
     node.stop().await;
     if args.json {
         println!("{}", serde_json::to_string(&found)?);
     } else {
+        if interrupted {
+            println!("interrupted: the nodes heard so far");
+        }
         print_found(&found);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if interrupted {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_found(found: &[Found]) {

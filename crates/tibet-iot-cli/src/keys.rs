@@ -28,6 +28,11 @@ pub(crate) struct PubkeyArgs {
 pub(crate) fn keygen(args: KeygenArgs) -> Result<ExitCode> {
     let key = Keypair::generate(&mut rand::rngs::OsRng);
     key.save(&args.out)?;
+    // The label on stderr, the bare key on stdout (for `$(tibet-iot keygen ...)`).
+    eprintln!(
+        "wrote the private key {} (mode 0600); its public key, for `--pin DID=KEY` on peers:",
+        args.out.display()
+    );
     println!("{}", key.public());
     Ok(ExitCode::SUCCESS)
 }

@@ -2,9 +2,13 @@
 //! per decided ping and per discovery.
 //!
 //! Every string a sender chose is passed through [`output::safe`] before it
-//! is printed. Drop lines (reject, replay) are limited per second with a
-//! summary of what was left out; heartbeats from untrusted peers are only
-//! counted; a discovery heard twice in a moment prints once.
+//! is printed. Drop lines (reject, replay, misaddressed) are limited per
+//! second with a summary of what was left out; identity refusals are summed
+//! into at most one line per second; heartbeats from untrusted peers are
+//! only counted; a discovery heard twice in a moment prints once. Unless
+//! `--events all`, routine traffic of trusted peers (heartbeats answered
+//! GROEN, a peer discovered again at the same address with the same
+//! decision) is counted, not printed, and summed up at stop.
 
 use std::collections::VecDeque;
 use std::io::{BufWriter, Write};
@@ -26,7 +30,11 @@ use crate::settings::ListenFlags;
 pub(crate) enum Events {
     /// Accepted and pending pings, discoveries and reviews.
     Accepted,
-    /// Every decided ping (drops limited per second), discoveries and reviews.
+    /// Every decided ping (drops limited per second), identity refusals,
+    /// discoveries and reviews; routine traffic of trusted peers
+    /// (heartbeats, repeat discoveries) is only counted.
+    Decisions,
+    /// As `decisions`, plus every heartbeat and repeat discovery.
     All,
     /// Only reviews made through the control socket.
     None,
@@ -38,12 +46,12 @@ pub(crate) struct Args {
     #[command(flatten)]
     flags: ListenFlags,
     /// Which events to print.
-    #[arg(long, value_enum, default_value_t = Events::All)]
+    #[arg(long, value_enum, default_value_t = Events::Decisions)]
     events: Events,
     /// Print no event lines (same as --events none).
     #[arg(short, long)]
     quiet: bool,
-    /// At most this many drop lines (reject, replay) per second; the rest
+    /// At most this many drop lines (reject, replay, misaddressed) per second; the rest
     /// are counted in one summary line.
     #[arg(long, value_name = "N", default_value_t = 5)]
     max_drop_lines: u32,
@@ -69,6 +77,24 @@ const EVENT_BUSY: usize = 16;
 const EVENT_COALESCE: Duration = Duration::from_millis(5);
 /// Discoveries remembered for [`DISCOVERY_REPEAT`].
 const DISCOVERY_MEMORY: usize = 64;
+/// Peers (DID, address, decision) remembered as already shown, so their
+/// repeat discoveries are only counted; beyond, new ones are shown again.
+const ROUTINE_MEMORY: usize = 4096;
+
+/// Identity refusals of one second, for its summary line.
+#[derive(Debug, Default)]
+struct IdentityRefusals {
+    /// Count per reason (a fixed set of engine names).
+    by_reason: std::collections::BTreeMap<&'static str, u64>,
+    /// The last refused packet's claimed DID (escaped) and source.
+    last: Option<(String, SocketAddr)>,
+}
+
+impl IdentityRefusals {
+    fn total(&self) -> u64 {
+        self.by_reason.values().sum()
+    }
+}
 
 /// Decides which events are printed and counts the ones that are not.
 #[derive(Debug)]
@@ -79,6 +105,13 @@ struct Filter {
     suppressed_this_second: u64,
     suppressed_total: u64,
     untrusted_heartbeats: u64,
+    /// Heartbeats of trusted peers answered GROEN, not shown.
+    routine_heartbeats: u64,
+    /// Repeat discoveries of peers already shown, not shown.
+    routine_discoveries: u64,
+    shown_peers: std::collections::HashSet<(String, SocketAddr, String)>,
+    identity: IdentityRefusals,
+    identity_total: u64,
     recent_discoveries: VecDeque<(Instant, String, SocketAddr)>,
 }
 
@@ -91,7 +124,27 @@ impl Filter {
             suppressed_this_second: 0,
             suppressed_total: 0,
             untrusted_heartbeats: 0,
+            routine_heartbeats: 0,
+            routine_discoveries: 0,
+            shown_peers: Default::default(),
+            identity: IdentityRefusals::default(),
+            identity_total: 0,
             recent_discoveries: VecDeque::new(),
+        }
+    }
+
+    /// Whether a drop line may be printed this second (else counted).
+    fn drop_line(&mut self) -> bool {
+        if self.events == Events::Accepted {
+            return false;
+        }
+        if self.drops_this_second < self.max_drop_lines {
+            self.drops_this_second += 1;
+            true
+        } else {
+            self.suppressed_this_second += 1;
+            self.suppressed_total += 1;
+            false
         }
     }
 
@@ -106,25 +159,43 @@ impl Filter {
             } => {
                 let dropped = outcome == "reject" || outcome == "replay";
                 if !dropped {
+                    if intent == "heartbeat" && outcome == "accept" && self.events != Events::All {
+                        self.routine_heartbeats += 1;
+                        return false;
+                    }
                     return true;
                 }
                 if intent == "heartbeat" && outcome == "reject" {
                     self.untrusted_heartbeats += 1;
                     return false;
                 }
-                if self.events == Events::Accepted {
-                    return false;
-                }
-                if self.drops_this_second < self.max_drop_lines {
-                    self.drops_this_second += 1;
-                    true
-                } else {
-                    self.suppressed_this_second += 1;
-                    self.suppressed_total += 1;
-                    false
-                }
+                self.drop_line()
             }
-            Event::Discovered { did, addr, .. } => {
+            Event::Misdirected { .. } => self.drop_line(),
+            Event::IdentityRefused {
+                did, from, reason, ..
+            } => {
+                *self.identity.by_reason.entry(reason).or_default() += 1;
+                self.identity.last = Some((did.clone(), *from));
+                self.identity_total += 1;
+                false
+            }
+            Event::Discovered {
+                did,
+                addr,
+                decision,
+                ..
+            } => {
+                if self.events != Events::All {
+                    let key = (did.clone(), *addr, decision.clone());
+                    if self.shown_peers.contains(&key) {
+                        self.routine_discoveries += 1;
+                        return false;
+                    }
+                    if self.shown_peers.len() < ROUTINE_MEMORY {
+                        self.shown_peers.insert(key);
+                    }
+                }
                 while self
                     .recent_discoveries
                     .front()
@@ -154,6 +225,15 @@ impl Filter {
     fn next_second(&mut self) -> u64 {
         self.drops_this_second = 0;
         std::mem::take(&mut self.suppressed_this_second)
+    }
+
+    /// The identity refusals of the last second, if any (for one line).
+    fn take_identity(&mut self) -> Option<IdentityRefusals> {
+        if self.events == Events::None || self.identity.total() == 0 {
+            self.identity = IdentityRefusals::default();
+            return None;
+        }
+        Some(std::mem::take(&mut self.identity))
     }
 }
 
@@ -196,6 +276,30 @@ fn escaped(event: Event) -> Event {
             time,
             did: safe(&did),
             addr,
+        },
+        Event::Misdirected {
+            time,
+            source_did,
+            from,
+            target_did,
+            packet_id,
+        } => Event::Misdirected {
+            time,
+            source_did: safe(&source_did),
+            from,
+            target_did: safe(&target_did),
+            packet_id: safe(&packet_id),
+        },
+        Event::IdentityRefused {
+            time,
+            did,
+            from,
+            reason,
+        } => Event::IdentityRefused {
+            time,
+            did: safe(&did),
+            from,
+            reason,
         },
     }
 }
@@ -267,6 +371,9 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     for line in crate::identity::unpinned_trust_warnings(mode, &pins, trusted) {
         logging::warn(format, &line);
     }
+    if let Some(line) = loopback_warning(&settings) {
+        logging::warn(format, &line);
+    }
     let mut sigterm =
         signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     let mut sigint =
@@ -293,6 +400,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         && format == LogFormat::Text
     {
         writeln!(stdout, "control socket at {}", path.display())?;
+    }
+    if let Some(addr) = ops.metrics_addr()
+        && format == LogFormat::Text
+    {
+        writeln!(stdout, "metrics at http://{addr}/metrics")?;
     }
     stdout.flush()?;
     ops.ready(node.did(), node.local_addr());
@@ -337,8 +449,9 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                     {
                         f.publish_event(&json);
                     }
+                    let event = escaped(event);
                     if outcome.is_ok() && filter.admit(&event, now) {
-                        outcome = print_event(&mut stdout, &escaped(event), format);
+                        outcome = print_event(&mut stdout, &event, format);
                     }
                     taken += 1;
                     // Bounded, so signals and the control socket are served
@@ -357,6 +470,9 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                 if left_out > 0 {
                     outcome = print_suppressed(&mut stdout, left_out, format);
                 }
+                if let (Ok(()), Some(refused)) = (&outcome, filter.take_identity()) {
+                    outcome = print_identity(&mut stdout, &refused, format);
+                }
             }
         }
     }
@@ -369,6 +485,21 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     node.stop().await;
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A warning for a node bound to loopback that runs discovery as if on a
+/// LAN: its beacons stay on this machine and no device elsewhere can reach
+/// it. Not when discovery is off, or its interface is loopback on purpose.
+fn loopback_warning(s: &crate::settings::Settings) -> Option<String> {
+    let local_on_purpose = s.multicast_if.is_some_and(|i| i.is_loopback());
+    (s.discovery && s.bind.is_loopback() && !local_on_purpose).then(|| {
+        format!(
+            "bound to {} with discovery on: only this machine can find or reach this node; \
+             for a LAN bind 0.0.0.0 or the LAN address (--bind, `bind` in the config), for \
+             one machine add --multicast-if 127.0.0.1 or --no-discovery",
+            s.bind
+        )
+    })
 }
 
 /// Adds the MQTT bridge's counters (`mqtt`) to a `stats` answer.
@@ -413,6 +544,41 @@ fn print_suppressed(out: &mut impl Write, count: u64, format: LogFormat) -> Resu
     Ok(())
 }
 
+/// One line for the identity refusals of the last second: how many, by
+/// reason, and the last source.
+fn print_identity(out: &mut impl Write, r: &IdentityRefusals, format: LogFormat) -> Result<()> {
+    let (did, from) = r
+        .last
+        .clone()
+        .map_or((String::new(), None), |(d, a)| (d, Some(a)));
+    match format {
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "identity_refused", "time": tibet_ping::Timestamp::now().to_iso(),
+                "count": r.total(), "reasons": r.by_reason, "last_did": did,
+                "last_from": from.map(|a| a.to_string())})
+        )?,
+        LogFormat::Text => {
+            let reasons: Vec<String> = r
+                .by_reason
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let last = from.map_or(String::new(), |a| format!("; last: {did} from {a}"));
+            writeln!(
+                out,
+                "{}  identity refused {} packet(s) in the last second ({}){last}",
+                tibet_ping::Timestamp::now().to_iso(),
+                r.total(),
+                reasons.join(", ")
+            )?
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn print_stop(out: &mut impl Write, filter: &Filter, format: LogFormat) -> Result<()> {
     match format {
         LogFormat::Json => writeln!(
@@ -420,6 +586,9 @@ fn print_stop(out: &mut impl Write, filter: &Filter, format: LogFormat) -> Resul
             "{}",
             serde_json::json!({"event": "stopping",
                 "untrusted_heartbeats": filter.untrusted_heartbeats,
+                "trusted_heartbeats": filter.routine_heartbeats,
+                "repeat_discoveries": filter.routine_discoveries,
+                "identity_refused": filter.identity_total,
                 "drop_lines_suppressed": filter.suppressed_total})
         )?,
         LogFormat::Text => {
@@ -428,6 +597,21 @@ fn print_stop(out: &mut impl Write, filter: &Filter, format: LogFormat) -> Resul
                     out,
                     "{} heartbeat(s) from untrusted peers were dropped (not shown)",
                     filter.untrusted_heartbeats
+                )?;
+            }
+            if filter.routine_heartbeats + filter.routine_discoveries > 0 {
+                writeln!(
+                    out,
+                    "{} heartbeat(s) of trusted peers and {} repeat discovery(ies) were \
+                     counted, not shown (--events all shows them)",
+                    filter.routine_heartbeats, filter.routine_discoveries
+                )?;
+            }
+            if filter.identity_total > 0 {
+                writeln!(
+                    out,
+                    "{} packet(s) refused by the identity check in all",
+                    filter.identity_total
                 )?;
             }
             writeln!(out, "stopping")?;
@@ -533,6 +717,63 @@ mod tests {
             f.admit(&discovered(&format!("jis:n:{i}")), now);
         }
         assert!(f.recent_discoveries.len() <= DISCOVERY_MEMORY);
+    }
+
+    #[test]
+    fn routine_traffic_of_trusted_peers_is_counted_unless_all() {
+        let now = Instant::now();
+        let mut f = Filter::new(Events::Decisions, 5);
+        assert!(!f.admit(&ping("heartbeat", "accept"), now));
+        assert!(f.admit(&ping("x", "accept"), now), "other pings show");
+        assert!(f.admit(&discovered("jis:a:b"), now));
+        let later = now + Duration::from_secs(60);
+        assert!(!f.admit(&discovered("jis:a:b"), later), "a repeat");
+        assert!(f.admit(&discovered("jis:c:d"), later), "a new peer");
+        assert_eq!((f.routine_heartbeats, f.routine_discoveries), (1, 1));
+        let mut all = Filter::new(Events::All, 5);
+        assert!(all.admit(&ping("heartbeat", "accept"), now));
+        assert!(all.admit(&discovered("jis:a:b"), now));
+        assert!(all.admit(&discovered("jis:a:b"), later));
+    }
+
+    #[test]
+    fn identity_refusals_are_summed_per_second() {
+        let now = Instant::now();
+        let refused = |reason| Event::IdentityRefused {
+            time: "t".into(),
+            did: "jis:a:b".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            reason,
+        };
+        let mut f = Filter::new(Events::Decisions, 5);
+        assert!(f.take_identity().is_none(), "nothing refused");
+        for reason in ["unsigned", "unsigned", "wrong_key"] {
+            assert!(!f.admit(&refused(reason), now), "never one line each");
+        }
+        let second = f.take_identity().expect("a summary");
+        assert_eq!(second.total(), 3);
+        assert_eq!(second.by_reason["unsigned"], 2);
+        assert!(f.take_identity().is_none(), "the next second starts at 0");
+        assert_eq!(f.identity_total, 3);
+        let mut none = Filter::new(Events::None, 5);
+        none.admit(&refused("unsigned"), now);
+        assert!(none.take_identity().is_none());
+    }
+
+    #[test]
+    fn misaddressed_pings_share_the_drop_line_budget() {
+        let now = Instant::now();
+        let misdirected = Event::Misdirected {
+            time: "t".into(),
+            source_did: "jis:a:b".into(),
+            from: "127.0.0.1:9".parse().unwrap(),
+            target_did: "jis:home:hbu".into(),
+            packet_id: "p".into(),
+        };
+        let mut f = Filter::new(Events::Decisions, 1);
+        assert!(f.admit(&misdirected, now));
+        assert!(!f.admit(&misdirected, now));
+        assert_eq!(f.next_second(), 1);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! prints results; the protocol lives in the libraries.
 //!
 //! Exit status: 0 success (for `send`: accepted), 1 error, 2 pending review,
-//! 3 no response.
+//! 3 no response (timeout or silent drop), 4 nothing listening (ICMP port
+//! unreachable), 5 answer refused by our pin, 130 interrupted.
 
 #![forbid(unsafe_code)]
 
@@ -54,7 +55,12 @@ use clap::{CommandFactory, Parser, Subcommand};
 /// IoT transport for TIBET: intent-based pings over UDP, trust-gated by an
 /// airlock, with LAN discovery and mesh relay.
 #[derive(Parser, Debug)]
-#[command(name = "tibet-iot", version, propagate_version = true)]
+#[command(
+    name = "tibet-iot",
+    version,
+    propagate_version = true,
+    after_help = EXIT_STATUS
+)]
 struct Cli {
     /// More logs on stderr (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -94,8 +100,27 @@ enum Command {
     Pubkey(keys::PubkeyArgs),
     /// Print a shell completion script (bash, zsh, fish, ...) to stdout.
     Completions(CompletionsArgs),
-    /// Print the man page (roff) to stdout, e.g. `tibet-iot man > tibet-iot.1`.
-    Man,
+    /// Print the man page (roff) to stdout, or with --dir write one page
+    /// per command and subcommand into a directory.
+    Man(ManArgs),
+}
+
+/// The exit statuses, for `--help` and the man page.
+const EXIT_STATUS: &str = "Exit status: 0 success (send: accepted), 1 error, 2 pending review, \
+3 no response (timeout, or a silent drop by a receiver that does not trust us), \
+4 nothing listening at the address (ICMP port unreachable), \
+5 an answer came but our --pin refused its signature, 130 interrupted (Ctrl-C).";
+
+/// Arguments of `man`.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Example: tibet-iot man --dir ~/.local/share/man/man1 (then `man tibet-iot-listen`)"
+)]
+struct ManArgs {
+    /// Write `tibet-iot.1`, `tibet-iot-listen.1`, ... (every subcommand)
+    /// into DIR, created if missing, instead of the top page to stdout.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `completions`.
@@ -142,7 +167,7 @@ fn main() -> ExitCode {
             clap_complete::generate(args.shell, &mut cmd, "tibet-iot", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => man(),
+        Command::Man(args) => man(args),
         Command::Pending(args) => pending::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Status(args) => status::run(args),
@@ -164,25 +189,49 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's error line (with the items it lists, on one line) plus a pointer
-/// to the help of the (sub)command that failed.
+/// clap's error line on one line, with what clap adds below it kept (the
+/// list of missing arguments, the possible values, a "similar argument
+/// exists" tip), plus a pointer to the help of the (sub)command that failed.
 fn short_error(e: &clap::Error) -> String {
     let text = e.render().to_string();
+    format!("{} (see `{} --help`)", one_line(&text), command_path())
+}
+
+/// clap's rendered error without the usage and the help pointer, on one
+/// line: a trailing list joined by commas, further notes by semicolons.
+fn one_line(text: &str) -> String {
     let mut lines = text.lines();
-    let mut first = lines
+    let mut line = lines
         .next()
         .unwrap_or("error: invalid arguments")
+        .trim_end()
         .to_owned();
-    if first.ends_with(':') {
-        // "the following required arguments were not provided:" and its list.
-        let items: Vec<&str> = lines
-            .take_while(|l| l.starts_with("  "))
-            .map(str::trim)
-            .collect();
-        first = format!("{first} {}", items.join(", "));
-        first = first.trim_end().to_owned();
+    let list = line.ends_with(':');
+    let mut items = Vec::new();
+    for l in lines {
+        if l.starts_with("Usage:") || l.starts_with("For more information") {
+            break;
+        }
+        let item = l.trim();
+        // "to pass '--x' as a value, use '-- --x'": no command takes a
+        // free value that starts with `--`, so this tip only misleads.
+        if item.is_empty() || item.starts_with("tip: to pass") {
+            continue;
+        }
+        items.push(item);
     }
-    format!("{first} (see `{} --help`)", command_path())
+    if list {
+        let (listed, notes) = items
+            .iter()
+            .partition::<Vec<&str>, _>(|i| !i.starts_with("tip:"));
+        line = format!("{line} {}", listed.join(", "));
+        items = notes;
+    }
+    for item in items {
+        line.push_str("; ");
+        line.push_str(item);
+    }
+    line
 }
 
 /// The (sub)command named on the command line, e.g. `tibet-iot audit verify`.
@@ -216,8 +265,21 @@ fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
-/// Writes the man page of the whole command to stdout.
-fn man() -> anyhow::Result<ExitCode> {
+/// Writes the man page of the whole command to stdout, or every page
+/// (`tibet-iot.1`, `tibet-iot-listen.1`, `tibet-iot-audit-verify.1`, ...)
+/// into `--dir`.
+fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = args.dir {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        let mut cmd = Cli::command().disable_help_subcommand(true);
+        cmd.build();
+        let written = man_pages(&cmd, &dir).map_err(|e| {
+            anyhow::anyhow!("cannot write the man pages into {}: {e}", dir.display())
+        })?;
+        println!("{written} man pages written to {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut out = std::io::stdout().lock();
     match clap_mangen::Man::new(Cli::command()).render(&mut out) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -225,6 +287,18 @@ fn man() -> anyhow::Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Writes the page of `cmd` and of each of its subcommands (a built
+/// command: their names are `tibet-iot-listen`, ...) into `dir`; returns how
+/// many.
+fn man_pages(cmd: &clap::Command, dir: &std::path::Path) -> std::io::Result<usize> {
+    let mut written = 0;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        written += man_pages(sub, dir)?;
+    }
+    clap_mangen::Man::new(cmd.clone()).generate_to(dir)?;
+    Ok(written + 1)
 }
 
 fn block_on(

@@ -436,6 +436,25 @@ const DROPS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Identity refusals (docs/PROTOCOL.md section 6) and the stats path
+/// counting each.
+const IDENTITY_REFUSED: &[(&str, &str)] = &[
+    ("unsigned", "identity/unsigned"),
+    ("bad_signature", "identity/bad_signature"),
+    ("wrong_key", "identity/wrong_key"),
+    ("unpinned_in_require", "identity/unpinned_in_require"),
+    ("bad_beacon_key", "identity/bad_beacon_key"),
+    ("response_refused", "identity/responses_refused"),
+];
+
+/// Packets and answers the identity gate let through, by how.
+const IDENTITY_PASSED: &[(&str, &str)] = &[
+    ("pinned", "identity/verified"),
+    ("self_certified", "identity/self_certified"),
+    ("unpinned", "identity/unpinned"),
+    ("response_pinned", "identity/responses_verified"),
+];
+
 /// Queues and caches with their current depth.
 const QUEUES: &[(&str, &str)] = &[
     ("pending_requests", "pending_requests"),
@@ -635,6 +654,22 @@ fn render(stats: &Value, refused_scrapes: u64) -> String {
             ],
         ),
     );
+    r.register(
+        "tibet_identity_refused",
+        "Packets and answers refused by the identity check, by reason",
+        family(
+            "reason",
+            IDENTITY_REFUSED.iter().map(|(n, p)| (*n, num(stats, p))),
+        ),
+    );
+    r.register(
+        "tibet_identity_passed",
+        "Packets and answers the identity check let through, by how",
+        family(
+            "kind",
+            IDENTITY_PASSED.iter().map(|(n, p)| (*n, num(stats, p))),
+        ),
+    );
     for (name, help, path) in COUNTERS {
         r.register(*name, *help, counter(num(stats, path)));
     }
@@ -693,6 +728,38 @@ fn render(stats: &Value, refused_scrapes: u64) -> String {
     if encode(&mut out, &r).is_err() {
         out = "# EOF\n".into();
     }
+    stable_order(&out)
+}
+
+/// The page with the samples of each counter and gauge family sorted, so
+/// that series keep their order from one scrape to the next (a family
+/// keeps its label sets in a hash map). Histogram buckets keep theirs.
+fn stable_order(page: &str) -> String {
+    let mut out = String::with_capacity(page.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let mut sort = true;
+    let flush = |samples: &mut Vec<&str>, sort: bool, out: &mut String| {
+        if sort {
+            samples.sort_unstable();
+        }
+        for l in samples.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in page.lines() {
+        if line.starts_with('#') {
+            flush(&mut samples, sort, &mut out);
+            if let Some(t) = line.strip_prefix("# TYPE ") {
+                sort = !t.ends_with(" histogram");
+            }
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, sort, &mut out);
     out
 }
 
@@ -829,6 +896,40 @@ mod tests {
         assert!(!wants_openmetrics(
             b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
         ));
+    }
+
+    #[test]
+    fn identity_series_carry_the_identity_stats() {
+        let stats = serde_json::json!({
+            "identity": {"unsigned": 3, "wrong_key": 2, "verified": 7, "responses_refused": 1},
+        });
+        let page = render(&stats, 0);
+        for line in [
+            "tibet_identity_refused_total{reason=\"unsigned\"} 3",
+            "tibet_identity_refused_total{reason=\"wrong_key\"} 2",
+            "tibet_identity_refused_total{reason=\"response_refused\"} 1",
+            "tibet_identity_refused_total{reason=\"bad_signature\"} 0",
+            "tibet_identity_passed_total{kind=\"pinned\"} 7",
+        ] {
+            assert!(page.contains(line), "{line} in {page}");
+        }
+    }
+
+    #[test]
+    fn series_keep_their_order_between_scrapes() {
+        let stats = serde_json::json!({"engine": {"malformed": 1}});
+        let first = render(&stats, 0);
+        for _ in 0..20 {
+            assert_eq!(render(&stats, 0), first);
+        }
+        let drops: Vec<&str> = first
+            .lines()
+            .filter(|l| l.starts_with("tibet_drops_total"))
+            .collect();
+        let mut sorted = drops.clone();
+        sorted.sort_unstable();
+        assert_eq!(drops, sorted);
+        assert!(first.ends_with("# EOF\n"), "{first}");
     }
 
     #[test]

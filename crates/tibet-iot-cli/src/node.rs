@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use tibet_iot::{Event as LibEvent, IoTNode, SendOptions, StartError, TransportConfig};
+use tibet_iot::{Event as LibEvent, IoTNode, SendError, SendOptions, StartError, TransportConfig};
 use tibet_ping::{
     AirlockRule, AirlockZone, AutoVouchRule, BeaconDecision, Glob, JsonMap, PendingPing,
     PingOptions, PingResponse, RoutingMode, RulePattern, Timestamp, VouchOptions,
@@ -86,6 +86,32 @@ pub(crate) enum Event {
         /// Its address.
         addr: SocketAddr,
     },
+    /// A direct ping for another DID was dropped (not relayed): usually a
+    /// typo in the sender's target DID.
+    Misdirected {
+        /// When (ISO 8601).
+        time: String,
+        /// Sender.
+        source_did: String,
+        /// From where.
+        from: SocketAddr,
+        /// The DID it was addressed to.
+        target_did: String,
+        /// The packet id.
+        packet_id: String,
+    },
+    /// A packet failed the identity check (only counted per second by
+    /// `listen`, see `listen.rs`).
+    IdentityRefused {
+        /// When (ISO 8601).
+        time: String,
+        /// The DID it claimed.
+        did: String,
+        /// From where.
+        from: SocketAddr,
+        /// Why (`unsigned`, `bad_signature`, `wrong_key`, ...).
+        reason: &'static str,
+    },
     /// A node was discovered.
     Discovered {
         /// When (ISO 8601).
@@ -140,6 +166,25 @@ impl std::fmt::Display for Event {
             }
             Event::Proven { time, did, addr } => {
                 write!(f, "{time}  proven {did} at {addr}")
+            }
+            Event::Misdirected {
+                time,
+                source_did,
+                target_did,
+                ..
+            } => {
+                write!(
+                    f,
+                    "{time}  {source_did}  dropped: addressed to {target_did}, not to this node"
+                )
+            }
+            Event::IdentityRefused {
+                time,
+                did,
+                from,
+                reason,
+            } => {
+                write!(f, "{time}  {did}  from {from}  identity refused: {reason}")
             }
         }
     }
@@ -352,8 +397,10 @@ impl Node {
         self.addr
     }
 
-    /// Sends a ping; `None` when no answer came in time.
-    pub(crate) async fn send(&self, out: Outgoing) -> Result<Option<PingResponse>> {
+    /// Sends a ping; `None` when no answer came in time; an error names a
+    /// failure the node could tell apart (nothing listening, an answer our
+    /// pin refused, ...).
+    pub(crate) async fn send(&self, out: Outgoing) -> Result<Option<PingResponse>, SendError> {
         let options = SendOptions {
             ping: PingOptions {
                 routing_mode: out.routing,
@@ -363,10 +410,9 @@ impl Node {
             timeout: Some(out.timeout),
             ..SendOptions::default()
         };
-        Ok(self
-            .inner
+        self.inner
             .send_ping(&out.target, out.addr, &out.intent, &out.purpose, options)
-            .await?)
+            .await
     }
 
     /// Whether discovered keys are saved to a pins file (which needs the
@@ -426,13 +472,24 @@ impl Node {
     }
 
     /// Waits `window` for discovery answers (the node must run with
-    /// discovery on: its first beacon goes out at start).
-    pub(crate) async fn discover(mut self, window: Duration) -> (Node, Vec<Found>) {
+    /// discovery on: its first beacon goes out at start), or until
+    /// `interrupt` fires; returns the nodes heard so far either way, and
+    /// whether it was interrupted.
+    pub(crate) async fn discover(
+        mut self,
+        window: Duration,
+        interrupt: &mut tokio::signal::unix::Signal,
+    ) -> (Node, Vec<Found>, bool) {
         let mut found: Vec<Found> = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
+        let mut interrupted = false;
         loop {
             let event = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => break,
+                _ = interrupt.recv() => {
+                    interrupted = true;
+                    break;
+                }
                 e = async { match self.events.as_mut() { Some(ev) => ev.recv().await, None => std::future::pending().await } } => e,
             };
             match event {
@@ -446,6 +503,7 @@ impl Node {
                     if did == self.inner.did() {
                         continue;
                     }
+                    tracing::debug!(did = %crate::output::safe(&did), %address, "discover: heard a node");
                     let f = Found {
                         did,
                         addr: address,
@@ -463,7 +521,7 @@ impl Node {
             }
         }
         found.sort_by(|a, b| a.did.cmp(&b.did));
-        (self, found)
+        (self, found, interrupted)
     }
 
     /// Answers a control-socket request.
@@ -656,6 +714,24 @@ fn printable(event: LibEvent) -> Option<Event> {
             did,
             addr: address,
             decision: beacon_decision(decision),
+        }),
+        LibEvent::Misdirected {
+            from,
+            packet_id,
+            source_did,
+            target_did,
+        } => Some(Event::Misdirected {
+            time: now.to_iso(),
+            source_did,
+            from,
+            target_did,
+            packet_id,
+        }),
+        LibEvent::IdentityRefused { from, did, reason } => Some(Event::IdentityRefused {
+            time: now.to_iso(),
+            did,
+            from,
+            reason,
         }),
         LibEvent::PeerProven { did, address } => Some(Event::Proven {
             time: now.to_iso(),

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tibet_iot::SendError;
 use tibet_ping::{PingDecision, RoutingMode};
 
 use crate::node::{Node, Outgoing};
@@ -18,11 +19,16 @@ pub(crate) const EXIT_ACCEPTED: u8 = 0;
 pub(crate) const EXIT_PENDING: u8 = 2;
 /// Exit status: no response (timeout or silent drop).
 pub(crate) const EXIT_NO_RESPONSE: u8 = 3;
+/// Exit status: nothing listens at the address (ICMP port unreachable).
+pub(crate) const EXIT_UNREACHABLE: u8 = 4;
+/// Exit status: an answer came, but our pin refused its signature.
+pub(crate) const EXIT_ANSWER_REFUSED: u8 = 5;
 
 /// Arguments of `send`.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Exit status: 0 accepted, 2 pending review, 3 no response (timeout or silent drop), 1 error."
+    after_help = "Exit status: 0 accepted, 2 pending review, 3 no response (timeout or silent drop), \
+                  4 nothing listening (ICMP port unreachable), 5 answer refused by our --pin, 1 error."
 )]
 pub(crate) struct Args {
     /// The target's DID (or `broadcast`).
@@ -91,32 +97,43 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     // responder's processing time, a different number.
     let round_trip = started.elapsed();
     node.stop().await;
-    let Some(response) = answer? else {
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "no_response": true,
-                    "target": target,
-                    "addr": addr.to_string(),
-                    "timeout_s": args.timeout.as_secs_f64(),
-                })
-            );
-        } else {
-            println!(
-                "no response from {target} at {addr} within {:.1}s (timeout, or a silent drop: \
-                 receivers drop pings from senders they do not trust without answering)",
+    let response = match answer {
+        Ok(Some(response)) => response,
+        Ok(None) => {
+            let line = format!(
+                "no response from {target} at {addr} within {:.1}s: a timeout, or a silent \
+                 drop (receivers answer nothing to senders they do not trust, nor to pings \
+                 for a DID not their own: is {target} the listener's DID?)",
                 args.timeout.as_secs_f64()
             );
+            return failed(&args, &target, addr, "timeout", &line, EXIT_NO_RESPONSE);
         }
-        return Ok(ExitCode::from(EXIT_NO_RESPONSE));
+        Err(e @ SendError::Unreachable { .. }) => {
+            let line = format!("{e}: is the listener running, and on this port?");
+            return failed(&args, &target, addr, "unreachable", &line, EXIT_UNREACHABLE);
+        }
+        Err(e @ SendError::AnswerRefused { .. }) => {
+            let line = format!(
+                "{e}; check --pin {target}=KEY (`tibet-iot pubkey KEYFILE` on the listener \
+                 prints its key)"
+            );
+            return failed(
+                &args,
+                &target,
+                addr,
+                "answer_refused",
+                &line,
+                EXIT_ANSWER_REFUSED,
+            );
+        }
+        Err(e) => return Err(e.into()),
     };
     if args.json {
         let mut v = serde_json::to_value(&response)?;
         if let Some(m) = v.as_object_mut() {
             m.insert(
                 "round_trip_ms".into(),
-                serde_json::json!(round_trip.as_secs_f64() * 1000.0),
+                serde_json::json!(round_ms(round_trip)),
             );
         }
         println!("{}", serde_json::to_string(&v)?);
@@ -135,4 +152,50 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         // A receiver never answers a reject; if one does, it is not a success.
         PingDecision::Reject => 1,
     }))
+}
+
+/// Reports a request that got no usable answer: `line` on stdout (or one
+/// JSON object with `reason`), and its exit status.
+fn failed(
+    args: &Args,
+    target: &str,
+    addr: SocketAddr,
+    reason: &str,
+    line: &str,
+    code: u8,
+) -> Result<ExitCode> {
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "no_response": true,
+                "reason": reason,
+                "message": line,
+                "target": target,
+                "addr": addr.to_string(),
+                "timeout_s": args.timeout.as_secs_f64(),
+            })
+        );
+    } else {
+        println!("{line}");
+    }
+    Ok(ExitCode::from(code))
+}
+
+/// A duration in milliseconds, to the microsecond (`6.073`, not
+/// `6.072636999999999`).
+pub(crate) fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_is_printed_to_the_microsecond() {
+        assert_eq!(round_ms(Duration::from_nanos(6_072_636)), 6.073);
+        assert_eq!(round_ms(Duration::from_micros(383)), 0.383);
+        assert_eq!(round_ms(Duration::ZERO), 0.0);
+    }
 }

@@ -13,6 +13,7 @@
 //! figures and the number of nodes that would fit, instead of aborting
 //! half-way. `--pings` is at most [`MAX_PINGS`].
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -208,6 +209,9 @@ struct Output<'a> {
     wall_seconds: Option<f64>,
 }
 
+/// How often a run without a terminal prints a progress line.
+const PLAIN_PROGRESS: Duration = Duration::from_secs(5);
+
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let cfg = ScenarioConfig {
         nodes: args.nodes as usize,
@@ -228,7 +232,19 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         ..ScenarioConfig::default()
     };
     check_memory(&cfg, args.memory_limit)?;
-    let bar = if args.json {
+    // Without a terminal on stderr there is no bar: a plain line now and
+    // then says the run is alive (a large network takes a while).
+    let plain = !std::io::stderr().is_terminal();
+    if plain {
+        eprintln!(
+            "sim: {} nodes, {} pings; progress every {} s on stderr",
+            cfg.nodes,
+            cfg.pings,
+            PLAIN_PROGRESS.as_secs()
+        );
+    }
+    let mut last_line = Instant::now();
+    let bar = if args.json || plain {
         ProgressBar::hidden()
     } else {
         let bar = ProgressBar::new(0);
@@ -243,6 +259,14 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let report = scenario::run(&cfg, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
+        if plain && last_line.elapsed() >= PLAIN_PROGRESS {
+            last_line = Instant::now();
+            eprintln!(
+                "sim: {:.0} % after {:.0} s",
+                p.done as f64 * 100.0 / p.total.max(1) as f64,
+                started.elapsed().as_secs_f64()
+            );
+        }
     });
     bar.finish_and_clear();
     let wall = (!args.no_wall_clock).then(|| started.elapsed().as_secs_f64());
@@ -260,10 +284,14 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
 
 fn print_summary(r: &Report, wall: Option<f64>) {
     println!(
-        "{} nodes, {} links ({:?}), loss {:.0} %, latency {} ms, seed {}, routing {}",
+        "{} nodes, {} links ({}), loss {:.0} %, latency {} ms, seed {}, routing {}",
         r.nodes,
         r.edges,
-        r.topology,
+        // The flag's spelling (`geometric`), as the JSON report has it.
+        serde_json::to_value(r.topology)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
         r.loss * 100.0,
         r.latency_ms,
         r.seed,

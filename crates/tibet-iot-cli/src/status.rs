@@ -85,6 +85,26 @@ const COUNTERS: &[(&str, &str)] = &[
     ("send errors", "driver/send_errors"),
 ];
 
+/// The identity gate (docs/PROTOCOL.md section 6): what it verified and
+/// what it refused, by reason.
+const IDENTITY: &[(&str, &str)] = &[
+    ("verified (pinned key)", "identity/verified"),
+    ("self-certified beacons", "identity/self_certified"),
+    ("unpinned, let through", "identity/unpinned"),
+    ("refused: unsigned", "identity/unsigned"),
+    ("refused: bad signature", "identity/bad_signature"),
+    ("refused: wrong key", "identity/wrong_key"),
+    (
+        "refused: unpinned (require)",
+        "identity/unpinned_in_require",
+    ),
+    ("refused: bad beacon key", "identity/bad_beacon_key"),
+    ("answers verified", "identity/responses_verified"),
+    ("answers refused", "identity/responses_refused"),
+    ("pins added (first use)", "identity/pins_added"),
+    ("pin conflicts", "identity/pin_conflicts"),
+];
+
 /// One counter with its rate.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct Counter {
@@ -100,7 +120,29 @@ struct Snapshot {
     peers: Vec<PeerItem>,
     pending: Vec<PendingItem>,
     counters: Vec<Counter>,
+    identity: Vec<Counter>,
     interval_secs: f64,
+}
+
+/// The counters at `paths` with their rates from `before` to `now`.
+fn with_rates(
+    paths: &[(&'static str, &str)],
+    now: &Value,
+    before: &Value,
+    dt: f64,
+) -> Vec<Counter> {
+    paths
+        .iter()
+        .map(|(name, path)| {
+            let total = num(now, path);
+            let delta = total.saturating_sub(num(before, path));
+            Counter {
+                name,
+                total,
+                per_second: if dt > 0.0 { delta as f64 / dt } else { 0.0 },
+            }
+        })
+        .collect()
 }
 
 fn num(stats: &Value, path: &str) -> u64 {
@@ -140,18 +182,8 @@ fn snapshot(
     let peers = ask(socket, &Request::Peers)?.peers.unwrap_or_default();
     let pending = ask(socket, &Request::List)?.pending.unwrap_or_default();
     let dt = at.duration_since(before.1).as_secs_f64();
-    let counters = COUNTERS
-        .iter()
-        .map(|(name, path)| {
-            let total = num(&now, path);
-            let delta = total.saturating_sub(num(&before.0, path));
-            Counter {
-                name,
-                total,
-                per_second: if dt > 0.0 { delta as f64 / dt } else { 0.0 },
-            }
-        })
-        .collect();
+    let counters = with_rates(COUNTERS, &now, &before.0, dt);
+    let identity = with_rates(IDENTITY, &now, &before.0, dt);
     let did = now
         .get("did")
         .and_then(Value::as_str)
@@ -163,6 +195,7 @@ fn snapshot(
             peers,
             pending,
             counters,
+            identity,
             interval_secs: dt,
         },
         now,
@@ -230,8 +263,14 @@ fn render(s: &Snapshot) -> String {
         out += &crate::output::render_table(&["ID", "FROM", "INTENT", "TRUST", "RECEIVED"], &rows);
     }
     out += &format!("\ncounters (rates over {:.1}s)\n", s.interval_secs);
-    let rows: Vec<[String; 3]> = s
-        .counters
+    out += &counter_table(&s.counters);
+    out += "\nidentity\n";
+    out += &counter_table(&s.identity);
+    out
+}
+
+fn counter_table(counters: &[Counter]) -> String {
+    let rows: Vec<[String; 3]> = counters
         .iter()
         .map(|c| {
             [
@@ -241,8 +280,7 @@ fn render(s: &Snapshot) -> String {
             ]
         })
         .collect();
-    out += &crate::output::render_table(&["COUNTER", "TOTAL", "RATE"], &rows);
-    out
+    crate::output::render_table(&["COUNTER", "TOTAL", "RATE"], &rows)
 }
 
 /// Runs `status`.
@@ -291,6 +329,7 @@ mod tests {
                 received_at: evil.into(),
             }],
             counters: Vec::new(),
+            identity: Vec::new(),
             interval_secs: 1.0,
         };
         let text = render(&s);

@@ -70,7 +70,7 @@ fn bench_against_a_non_trusting_listener_exits_non_zero_within_10_s() {
     let err = stderr(&out);
     assert!(
         err.contains("0 of the first")
-            && err.contains("does the listener trust jis:bench:stranger?"),
+            && err.contains("a silent drop (does the listener trust jis:bench:stranger"),
         "{err}"
     );
 }

@@ -117,6 +117,12 @@ fn the_example_config_is_accepted_as_is() {
         &[
             "--config",
             cfg.to_str().unwrap(),
+            // The example binds every interface for a LAN: the test
+            // keeps its traffic, beacons included, on loopback.
+            "--bind",
+            "127.0.0.1",
+            "--multicast-if",
+            "127.0.0.1",
             "--port",
             "0",
             "--discovery-port",

@@ -131,6 +131,12 @@ fn the_example_config_writes_nothing_next_to_itself_and_warns_about_geel() {
         &[
             "--config",
             cfg.to_str().unwrap(),
+            // The example binds every interface for a LAN: the test
+            // keeps its traffic, beacons included, on loopback.
+            "--bind",
+            "127.0.0.1",
+            "--multicast-if",
+            "127.0.0.1",
             "--port",
             "0",
             "--discovery-port",
@@ -452,6 +458,17 @@ fn the_quick_start_says_no_answer_and_exits_non_zero_then_answers() {
         .unwrap();
     assert_code(&out, 3);
     assert!(stdout(&out).contains("no answer"), "{}", stdout(&out));
+
+    // Nothing at all on the port: the ICMP port unreachable says so.
+    let closed = silent.local_addr().unwrap().to_string();
+    drop(silent);
+    let out = quick_start().arg(&closed).output().unwrap();
+    assert_code(&out, 4);
+    assert!(
+        stdout(&out).contains("nothing is listening"),
+        "{}",
+        stdout(&out)
+    );
 
     // A sensor that trusts the hub answers; the example's own port is any
     // free one, so it runs beside a listener on the default port too.

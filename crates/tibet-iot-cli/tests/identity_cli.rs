@@ -53,14 +53,14 @@ fn a_pinned_sender_must_sign_and_a_pinned_responder_must_answer_signed() {
     assert_code(&out, 3);
 
     // A sender that pins another key for the hub refuses its (genuine)
-    // answer as forged: no response.
+    // answer as forged, and says so (exit status 5).
     let wrong = format!("jis:home:hub={other_pub}");
     let out = hub.send(
         "temperature.read",
         "jis:home:sensor",
         &["--key", dev, "--pin", &wrong, "--timeout", "1"],
     );
-    assert_code(&out, 3);
+    assert_code(&out, 5);
 }
 
 #[test]

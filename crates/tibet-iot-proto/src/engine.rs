@@ -43,7 +43,7 @@ use crate::guard::SourceGuard;
 use crate::identity::{Budget, IdentityGate, IdentityStats, PreVerified};
 use crate::metrics::PingMetrics;
 use crate::peers::{PeerTracker, PeerUpdate};
-use crate::relay::MeshRelay;
+use crate::relay::{MeshRelay, RelayRefusal};
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
@@ -532,7 +532,9 @@ impl Engine {
     fn event(&mut self, e: Event) {
         let always = matches!(
             e,
-            Event::RequestAnswered { .. } | Event::RequestTimedOut { .. }
+            Event::RequestAnswered { .. }
+                | Event::RequestTimedOut { .. }
+                | Event::RequestFailed { .. }
         );
         if !(always || self.events_enabled) {
             return;
@@ -722,6 +724,7 @@ impl Engine {
             retransmit,
             also: Vec::new(),
             fallback: None,
+            refused: None,
         });
         self.stats.requests_sent += 1;
         if uplink {
@@ -948,6 +951,23 @@ impl Engine {
         }
     }
 
+    /// A datagram sent to `addr` came back as an ICMP "port unreachable"
+    /// (a driver that reads ICMP errors reports it): the requests sent
+    /// directly to `addr` end now, a caller's with
+    /// [`SendError::Unreachable`]. Mesh requests wait on (another hop may
+    /// still answer).
+    pub fn handle_unreachable(&mut self, addr: SocketAddr) {
+        for req in self.requests.take_direct_to(addr) {
+            self.stats.requests_unreachable += 1;
+            if req.kind == RequestKind::Caller {
+                self.event(Event::RequestFailed {
+                    id: req.id,
+                    error: SendError::Unreachable { addr },
+                });
+            }
+        }
+    }
+
     /// A datagram arrived on the discovery socket (multicast, or a beacon
     /// sent by unicast to the discovery port).
     pub fn handle_discovery_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
@@ -1032,6 +1052,13 @@ impl Engine {
     }
 
     fn identity_refused(&mut self, now: Now, from: SocketAddr, did: &str, reason: &'static str) {
+        if self.events_enabled {
+            self.event(Event::IdentityRefused {
+                from,
+                did: did.to_owned(),
+                reason,
+            });
+        }
         if !self.audit_enabled {
             return;
         }
@@ -1295,8 +1322,21 @@ impl Engine {
             }
             if !self.identity.accept_response(&response) {
                 // Forged or unsigned where a signature is due: the request
-                // stays open for the real answer.
+                // stays open for the real answer, and says why at its
+                // deadline if none comes.
                 let did = response.responder_did;
+                let refused = SendError::AnswerRefused {
+                    pinned_key: self
+                        .pins()
+                        .get(&did)
+                        .map(|k| k.sha256_hex()[..16].to_owned()),
+                    responder_did: did.clone(),
+                    from,
+                    signed: !response.signature.is_empty(),
+                };
+                if let Some(req) = self.requests.get_mut_by_packet(&response.in_response_to) {
+                    req.refused = Some(Box::new(refused));
+                }
                 self.identity_refused(now, from, &did, "response_refused");
                 return;
             }
@@ -1413,8 +1453,20 @@ impl Engine {
             }
             return;
         }
-        let Ok(out) = self.relay.prepare(now.mono, &packet, from) else {
-            return;
+        let out = match self.relay.prepare(now.mono, &packet, from) {
+            Ok(out) => out,
+            Err(RelayRefusal::NotMesh) if self.events_enabled => {
+                // A direct ping for a DID that is not ours: most often a
+                // typo in the target DID, so the operator gets to see it.
+                self.event(Event::Misdirected {
+                    from,
+                    packet_id: packet.packet_id,
+                    source_did: packet.source_did,
+                    target_did: packet.target_did,
+                });
+                return;
+            }
+            Err(_) => return,
         };
         if from == UPLINK_ADDR {
             // Its answer goes back to the sender's topic.
@@ -1598,7 +1650,13 @@ impl Engine {
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
                     if req.kind == RequestKind::Caller {
-                        self.event(Event::RequestTimedOut { id: req.id });
+                        self.event(match req.refused {
+                            Some(error) => Event::RequestFailed {
+                                id: req.id,
+                                error: *error,
+                            },
+                            None => Event::RequestTimedOut { id: req.id },
+                        });
                     }
                 }
             }

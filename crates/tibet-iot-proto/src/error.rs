@@ -28,4 +28,39 @@ pub enum SendError {
     /// The node stopped while the request was outstanding.
     #[error("node stopped before an answer arrived")]
     Stopped,
+    /// Nothing listens at the address: the ping came back as an ICMP
+    /// "port unreachable" (reported by drivers that read ICMP errors).
+    #[error("nothing is listening at {addr} (ICMP port unreachable)")]
+    Unreachable {
+        /// Where the ping was sent.
+        addr: std::net::SocketAddr,
+    },
+    /// An answer came, but the identity check refused it (the responder's
+    /// pin did not verify its signature, or `require` mode and no pin),
+    /// and no answer it accepted followed before the deadline.
+    #[error(
+        "the answer from {responder_did} at {from} was refused: {}",
+        refusal_text(*signed, pinned_key.as_deref())
+    )]
+    AnswerRefused {
+        /// The DID the answer claimed.
+        responder_did: String,
+        /// Where it came from.
+        from: std::net::SocketAddr,
+        /// Whether it carried a signature at all.
+        signed: bool,
+        /// The fingerprint of the key the DID is pinned to (first 16 hex
+        /// digits of the SHA-256 of the raw key), if it is pinned.
+        pinned_key: Option<String>,
+    },
+}
+
+fn refusal_text(signed: bool, pinned_key: Option<&str>) -> String {
+    match (signed, pinned_key) {
+        (true, Some(k)) => {
+            format!("its signature does not verify with the pinned key (fingerprint {k})")
+        }
+        (false, Some(k)) => format!("it is unsigned, but the DID is pinned to key {k}"),
+        (_, None) => "the DID is not pinned and identity mode is require".to_owned(),
+    }
 }

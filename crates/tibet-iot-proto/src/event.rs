@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use tibet_ping::{AirlockZone, BeaconDecision, PingDecision, PingResponse, PingType};
 
+use crate::error::SendError;
 use crate::requests::RequestId;
 
 /// Something that happened in a node.
@@ -46,6 +47,16 @@ pub enum Event {
     RequestTimedOut {
         /// The request.
         id: RequestId,
+    },
+    /// A request made through this node ended without an answer for a known
+    /// reason: [`SendError::Unreachable`] (as soon as the ICMP error is
+    /// read) or [`SendError::AnswerRefused`] (at its deadline, when the
+    /// only answers were refused).
+    RequestFailed {
+        /// The request.
+        id: RequestId,
+        /// Why.
+        error: SendError,
     },
     /// A beacon or an announcement was heard.
     PeerDiscovered {
@@ -100,6 +111,30 @@ pub enum Event {
         in_response_to: String,
         /// The previous hop it went to.
         to: SocketAddr,
+    },
+    /// A direct (not mesh) ping addressed to another DID was dropped: this
+    /// node relays only mesh pings. Usually a wrong target DID, or the
+    /// right address for another node.
+    Misdirected {
+        /// Where it came from.
+        from: SocketAddr,
+        /// Its packet id.
+        packet_id: String,
+        /// Its sender.
+        source_did: String,
+        /// The DID it was addressed to.
+        target_did: String,
+    },
+    /// A packet (or an answer to our request) failed the identity check
+    /// and was dropped (docs/PROTOCOL.md section 6).
+    IdentityRefused {
+        /// Where it came from.
+        from: SocketAddr,
+        /// The DID it claimed.
+        did: String,
+        /// Why, as counted in the identity stats (`unsigned`,
+        /// `bad_signature`, `wrong_key`, `response_refused`, ...).
+        reason: &'static str,
     },
     /// A datagram that was not a valid frame was dropped.
     MalformedDropped {

@@ -47,6 +47,10 @@ pub(crate) struct Request {
     /// A mesh request sent along a learned route: on timeout the route is
     /// dropped and the ping is sent once more by flood.
     pub(crate) fallback: Option<Box<MeshFallback>>,
+    /// The last answer the identity check refused
+    /// ([`crate::SendError::AnswerRefused`]): the request stays open for an
+    /// answer it accepts, and fails with this at its deadline.
+    pub(crate) refused: Option<Box<crate::SendError>>,
 }
 
 /// What a routed mesh ping needs to be sent again by flood.
@@ -99,6 +103,22 @@ impl Requests {
             .get(packet_id)
             .and_then(|id| self.by_id.get(id))
             .map(|r| &**r)
+    }
+
+    pub(crate) fn get_mut_by_packet(&mut self, packet_id: &str) -> Option<&mut Request> {
+        let id = self.by_packet.get(packet_id)?;
+        self.by_id.get_mut(id).map(|r| &mut **r)
+    }
+
+    /// Removes the requests sent directly (and only) to `addr`.
+    pub(crate) fn take_direct_to(&mut self, addr: SocketAddr) -> Vec<Request> {
+        let ids: Vec<RequestId> = self
+            .by_id
+            .values()
+            .filter(|r| r.direct && r.addr == addr && r.also.is_empty())
+            .map(|r| r.id)
+            .collect();
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
     }
 
     pub(crate) fn packet_id(&self, id: RequestId) -> Option<&str> {

@@ -477,12 +477,14 @@ impl Sim {
         self.run_until(end);
     }
 
-    /// The answer (`Some(Some(_))`) or timeout (`Some(None)`) of request `id`
+    /// The answer (`Some(Some(_))`) or timeout or failure (`Some(None)`) of request `id`
     /// made at node `at`, taken out of the events; `None` while undecided.
     pub fn outcome(&mut self, at: usize, id: RequestId) -> Option<Option<PingResponse>> {
         let pos = self.events.iter().position(|(_, a, e)| {
             *a == addr(at)
-                && matches!(e, Event::RequestAnswered { id: i, .. } | Event::RequestTimedOut { id: i } if *i == id)
+                && matches!(e, Event::RequestAnswered { id: i, .. }
+                    | Event::RequestTimedOut { id: i }
+                    | Event::RequestFailed { id: i, .. } if *i == id)
         })?;
         match self.events.remove(pos).expect("found").2 {
             Event::RequestAnswered { response, .. } => Some(Some(*response)),

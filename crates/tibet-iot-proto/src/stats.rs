@@ -50,6 +50,8 @@ pub struct EngineStats {
     pub requests_refused: u64,
     /// Requests that timed out.
     pub requests_timed_out: u64,
+    /// Requests ended early: their address answered "port unreachable".
+    pub requests_unreachable: u64,
     /// Resends of requests.
     pub retransmissions: u64,
     /// Responses matched to our requests.

@@ -279,7 +279,7 @@ fn send_segmented(sock: &UdpSocket, queue: &VecDeque<Transmit>, run: usize) -> i
 }
 
 /// The std form of a socket address from the kernel.
-fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+pub(crate) fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = a.as_sockaddr_in() {
         return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
     }

@@ -59,6 +59,7 @@ mod batch;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
 mod error;
+mod errqueue;
 mod identity;
 mod node;
 mod replay_horizon;

@@ -21,6 +21,7 @@ use tibet_ping::{
     AirlockRule, AutoVouchRule, AutoVouchRuleError, JsonMap, PendingPing, PingResponse, Timestamp,
     Vouch, VouchError, VouchOptions,
 };
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -34,6 +35,7 @@ use crate::audit::AuditSink;
 use crate::audit_worker::{self, AuditWorker};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
+use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir};
 use crate::send_queue::SendQueue;
 use crate::socket;
@@ -45,7 +47,9 @@ const RECV_BATCH: usize = batch::BATCH;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
-type Waiter = oneshot::Sender<Option<PingResponse>>;
+/// Where a caller waits: the answer, `None` at the deadline, or why the
+/// request failed.
+type Waiter = oneshot::Sender<Result<Option<PingResponse>, SendError>>;
 
 struct State {
     engine: Engine,
@@ -379,11 +383,15 @@ impl IoTNode {
             rx
         };
         self.shared.wake.notify_one();
-        rx.await.map_err(|_| SendError::Stopped)
+        rx.await.map_err(|_| SendError::Stopped)?
     }
 
     /// Pings `target` at `addr` and waits for its answer: `Ok(None)` when
-    /// none came in time (a ROOD silent drop looks exactly like this).
+    /// none came in time (a ROOD silent drop looks exactly like this);
+    /// [`SendError::Unreachable`] as soon as `addr` answers "port
+    /// unreachable" (nothing listens there); [`SendError::AnswerRefused`]
+    /// when the only answers failed the identity check (a pinned key that
+    /// did not sign them).
     pub async fn send_ping(
         &self,
         target: &str,
@@ -629,6 +637,26 @@ impl Drop for IoTNode {
     }
 }
 
+/// Sends retried per flush after a send call reported an earlier
+/// datagram's ICMP error instead of sending.
+const ICMP_SEND_RETRIES: u32 = 8;
+
+/// Reads the ICMP errors queued on the transport socket (errqueue.rs) into
+/// `unreachable`, and clears the socket's error readiness once the queue is
+/// empty.
+fn drain_icmp_errors(sock: &UdpSocket, unreachable: &mut Vec<SocketAddr>) {
+    let _ = sock.try_io(Interest::ERROR, || {
+        // The pending error was already reported (or is about to be read
+        // from the queue): clear it so no later call reports it again.
+        let _ = sock.take_error();
+        if errqueue::drain(sock, |a| unreachable.push(a)) < errqueue::MAX_PER_DRAIN {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
+    });
+}
+
 fn to_instant(deadline: MonoTime, now: MonoTime) -> tokio::time::Instant {
     // Capped: a configured "forever" must not overflow the Instant; waking
     // once a day to find nothing due is harmless.
@@ -646,6 +674,8 @@ async fn drive(
     mut shutdown: oneshot::Receiver<()>,
 ) {
     let mut buf = vec![0u8; 70_000];
+    // Destinations that answered "port unreachable", for the engine.
+    let mut unreachable: Vec<SocketAddr> = Vec::new();
     let mut inbatch = RecvBatch::new();
     let mut outbatch = SendBatch::new(&sock);
     let mut outq = {
@@ -671,6 +701,8 @@ async fn drive(
                 if r.is_err() { break }
             }
             _ = sock.writable(), if !outq.is_empty() => {}
+            // ICMP errors (errqueue.rs): epoll reports them on any interest.
+            r = sock.ready(Interest::ERROR) => { if r.is_err() { break } }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
         }
         let mut st = shared.lock();
@@ -685,7 +717,16 @@ async fn drive(
                 st.engine.handle_datagrams(now, &batch);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            // An ICMP error reported here is read from the error queue below.
+            Err(e) if errqueue::is_icmp_error(&e) => {}
             Err(e) => tracing::debug!(error = %e, "recv error"),
+        }
+        drain_icmp_errors(&sock, &mut unreachable);
+        // Each address once: the engine scans its requests per address.
+        unreachable.sort_unstable();
+        unreachable.dedup();
+        for addr in unreachable.drain(..) {
+            st.engine.handle_unreachable(addr);
         }
         if let Some(d) = disc.as_ref() {
             for _ in 0..RECV_BATCH / 4 {
@@ -720,14 +761,20 @@ async fn drive(
                         });
                     }
                     if let Some(w) = waiter {
-                        let _ = w.send(Some(*response));
+                        let _ = w.send(Ok(Some(*response)));
                     }
                 }
                 Event::RequestTimedOut { id } => {
                     if let Some(w) = st.waiters.remove(&id) {
-                        let _ = w.send(None);
+                        let _ = w.send(Ok(None));
                     }
                     let _ = events.send(ev);
+                }
+                Event::RequestFailed { id, error } => {
+                    if let Some(w) = st.waiters.remove(&id) {
+                        let _ = w.send(Err(error.clone()));
+                    }
+                    let _ = events.send(Event::RequestFailed { id, error });
                 }
                 other => {
                     let _ = events.send(other);
@@ -737,7 +784,9 @@ async fn drive(
         drop(st);
         // A segmented run per sendmsg, else up to a batch per sendmmsg
         // (batch.rs); an error belongs to the first datagram, which is
-        // counted and dropped.
+        // counted and dropped, except an ICMP error of an earlier datagram
+        // that the kernel reports on this call (the send is tried again).
+        let mut icmp_retries = 0;
         while !outq.is_empty() {
             if outbatch.segments() {
                 outq.group_front(batch::BATCH);
@@ -745,6 +794,10 @@ async fn drive(
             match outbatch.send(&sock, outq.as_deque()) {
                 Ok(n) => outq.sent(n.max(1)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if errqueue::is_icmp_error(&e) && icmp_retries < ICMP_SEND_RETRIES => {
+                    icmp_retries += 1;
+                    drain_icmp_errors(&sock, &mut unreachable);
+                }
                 Err(e) => {
                     shared.send_errors.fetch_add(1, Ordering::Relaxed);
                     let Some(t) = outq.pop_front() else { break };
@@ -760,6 +813,10 @@ async fn drive(
         shared
             .sent_segmented
             .store(outbatch.segmented(), Ordering::Relaxed);
+        if !unreachable.is_empty() {
+            // Read while sending: the engine hears of them on the next turn.
+            shared.wake.notify_one();
+        }
     }
     // Graceful: flush what can go out without waiting.
     while let Some(t) = outq.pop_front() {

@@ -32,6 +32,11 @@ pub(crate) fn transport_socket(config: &TransportConfig) -> io::Result<std::net:
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
+    // ICMP errors, so a ping to a closed port fails at once (errqueue.rs);
+    // without them it only times out.
+    if let Err(e) = crate::errqueue::enable(&socket, addr.is_ipv6()) {
+        tracing::debug!(error = %e, "IP_RECVERR unavailable; unreachable ports will time out");
+    }
     Ok(socket.into())
 }
 

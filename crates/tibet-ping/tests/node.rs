@@ -215,7 +215,8 @@ fn receive_pipeline_zones_and_responses() {
             seen: 1,
             too_old: 1,
             too_far_in_future: 1,
-            unparseable: 1
+            unparseable: 1,
+            before_restart: 0,
         }
     );
     // Trusted, untrusted (GEEL) and none for the ROOD sender.

@@ -141,6 +141,7 @@ impl Engine {
             retransmit,
             also: also.to_vec(),
             fallback,
+            refused: None,
         });
         self.stats.requests_sent += 1;
         let copies = if hops.len() == 1 {
