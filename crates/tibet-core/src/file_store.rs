@@ -640,6 +640,10 @@ pub(crate) fn scan_path(
 }
 
 impl Store for FileStore {
+    fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
+        FileStore::append_batch(self, tokens)
+    }
+
     fn append(&mut self, token: &Token) -> Result<(), AppendError> {
         self.line.clear();
         token.write_json_line(&mut self.line);

@@ -124,6 +124,9 @@ pub struct Provider {
     clock: Clock,
     ids: TokenIdGen,
     last_id: Option<String>,
+    /// While a batch is open: the tokens made so far, and the chain's
+    /// last id before it (restored when the batch cannot be stored).
+    batch: Option<(Vec<Token>, Option<String>)>,
 }
 
 impl fmt::Debug for Provider {
@@ -150,6 +153,7 @@ impl Provider {
             clock: Box::new(Timestamp::now),
             ids: TokenIdGen::random(),
             last_id: None,
+            batch: None,
         }
     }
 
@@ -236,12 +240,49 @@ impl Provider {
             signature: String::new(),
         };
         token.seal(self.key.as_ref());
+        if let Some((held, _)) = &mut self.batch {
+            self.last_id = Some(token.token_id.clone());
+            held.push(token.clone());
+            return Ok(token);
+        }
         self.store.append(&token)?;
         self.last_id = Some(token.token_id.clone());
         if let Some(cb) = &mut self.on_token {
             cb(&token);
         }
         Ok(token)
+    }
+
+    /// Opens a batch: the tokens created until [`Provider::commit_batch`]
+    /// are made, chained and sealed as usual but stored together, with one
+    /// [`Store::append_batch`] (one `write` for a file). Opening a batch
+    /// while one is open keeps the open one.
+    pub fn begin_batch(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some((Vec::new(), self.last_id.clone()));
+        }
+    }
+
+    /// Tokens created in the open batch, not stored yet.
+    pub fn batch_len(&self) -> usize {
+        self.batch.as_ref().map_or(0, |(held, _)| held.len())
+    }
+
+    /// Stores the open batch and closes it; returns how many tokens it
+    /// held. When the store refuses them, none of them counts as created:
+    /// the chain continues from the token before the batch.
+    pub fn commit_batch(&mut self) -> Result<usize, AppendError> {
+        let Some((held, before)) = self.batch.take() else {
+            return Ok(0);
+        };
+        if let Err(e) = self.store.append_batch(&held) {
+            self.last_id = before;
+            return Err(e);
+        }
+        if let Some(cb) = &mut self.on_token {
+            held.iter().for_each(|t| cb(t));
+        }
+        Ok(held.len())
     }
 
     /// Records a ping (and the answer to it): action `ping.<ping_type>`,

@@ -15,10 +15,41 @@ use tibet_iot_proto::AuditRecord;
 #[error("audit record not stored: {0}")]
 pub struct AuditError(#[from] pub Box<dyn std::error::Error + Send + Sync>);
 
+/// What [`AuditSink::record_batch`] did with a batch.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Stored {
+    /// Entries written (tokens, for a token sink; kinds of record a sink
+    /// ignores write none).
+    pub written: u64,
+    /// Records that could not be stored.
+    pub failed: u64,
+    /// The first failure's error.
+    pub first_error: Option<AuditError>,
+}
+
 /// Receives the audit records of a node, in the order they happened.
 pub trait AuditSink: Send {
     /// Stores one record. Sinks ignore kinds of record they do not know.
     fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError>;
+
+    /// Stores several records, in order (the audit thread hands over what
+    /// queued up since its last call). By default one
+    /// [`AuditSink::record`] each; a sink that can store a batch at once
+    /// (the `NetworkBridge`: one `write`) overrides it.
+    fn record_batch(&mut self, records: &[AuditRecord]) -> Stored {
+        let mut out = Stored::default();
+        for r in records {
+            match self.record(r) {
+                Ok(()) => out.written += 1,
+                Err(e) => {
+                    out.failed += 1;
+                    out.first_error.get_or_insert(e);
+                }
+            }
+        }
+        out
+    }
 
     /// Makes what was stored durable (called by
     /// [`IoTNode::flush_audit`](crate::IoTNode::flush_audit), at stop, and
