@@ -76,6 +76,20 @@ impl NetworkBridge {
         Ok(token)
     }
 
+    /// Any event, as [`NetworkBridge::record_event`], without handing its
+    /// token back (in an open batch no copy is made).
+    pub fn add_event(&mut self, mut new: NewToken) -> Result<(), AppendError> {
+        if new.parent_id.is_none() {
+            new.parent_id = self
+                .last_id
+                .clone()
+                .or_else(|| self.provider.last_id().map(str::to_owned));
+        }
+        self.provider.add(new)?;
+        self.last_id = self.provider.last_id().map(str::to_owned);
+        Ok(())
+    }
+
     /// Opens a batch: the events recorded until
     /// [`NetworkBridge::commit_batch`] are stored together (see
     /// [`Provider::begin_batch`]).

@@ -11,7 +11,7 @@
 //! `identity.pinned`.
 
 use serde_json::json;
-use tibet_core::{NetworkBridge, NewToken};
+use tibet_core::{NetworkBridge, NewToken, packet_token};
 use tibet_iot_proto::AuditRecord;
 
 use crate::audit::{AuditError, AuditSink, Stored};
@@ -205,7 +205,14 @@ impl AuditSink for NetworkBridge {
         self.begin_batch();
         let mut out = Stored::default();
         for r in records {
-            if let Err(e) = self.record(r) {
+            let result = match r {
+                // The bulk: made without a copy of the token.
+                AuditRecord::Ping { packet, response } => {
+                    stored(self.add_event(packet_token(packet, Some(response))))
+                }
+                other => self.record(other),
+            };
+            if let Err(e) = result {
                 out.failed += 1;
                 out.first_error.get_or_insert(e);
             }
