@@ -307,7 +307,7 @@ impl Provider {
             return Err(e);
         }
         if let Some(cb) = &mut self.on_token {
-            held.iter().for_each(|t| cb(t));
+            held.iter().for_each(cb);
         }
         Ok(held.len())
     }
@@ -451,7 +451,7 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
         purpose.to_owned()
     };
     NewToken {
-        action: format!("ping.{}", packet.ping_type),
+        action: ["ping.", packet.ping_type.as_str()].concat(),
         erin: Value::Object(erin),
         eraan: vec![packet.source_did.clone(), packet.target_did.clone()],
         eromheen,
