@@ -133,8 +133,8 @@ pub struct DriverStats {
     pub audit_failures: u64,
     /// Audit records the sink stored (tokens written).
     pub audit_written: u64,
-    /// Times the driver stopped reading the socket because the audit sink
-    /// was behind (backpressure).
+    /// Driver wake-ups that read nothing from the sockets because the audit
+    /// sink was behind (backpressure).
     pub audit_backpressure: u64,
     /// Uplink frames dropped because the uplink's channel was full or closed.
     pub uplink_dropped: u64,

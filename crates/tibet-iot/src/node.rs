@@ -288,13 +288,21 @@ impl IoTNode {
     /// Waits until every audit record of what happened so far has been
     /// handed to the sink and the sink has flushed.
     pub async fn flush_audit(&self) {
-        let tx = {
-            let mut st = self.shared.lock();
-            st.drain_audit(&self.shared.audit_dropped);
-            st.audit.as_ref().and_then(AuditWorker::sender)
-        };
-        if let Some(tx) = tx {
+        // Rounds, because the thread takes a bounded backlog at a time; a
+        // few suffice for the engine's whole queue (a running node under a
+        // flood may queue more meanwhile: bounded, not chased forever).
+        for _ in 0..8 {
+            let (tx, more) = {
+                let mut st = self.shared.lock();
+                st.drain_audit(&self.shared.audit_dropped);
+                let tx = st.audit.as_ref().and_then(AuditWorker::sender);
+                (tx, st.engine.audit_queued() > 0)
+            };
+            let Some(tx) = tx else { return };
             audit_worker::flush(tx).await;
+            if !more {
+                return;
+            }
         }
     }
 
