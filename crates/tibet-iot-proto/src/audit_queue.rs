@@ -41,7 +41,8 @@ pub enum AuditOverload {
 /// Settings of the audit queue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AuditConfig {
-    /// Records the engine queues before the driver takes them (16,384).
+    /// Records the engine queues before the driver takes them (16,384; at
+    /// least 1).
     pub capacity: usize,
     /// Blocking (default) or lossy.
     pub on_overload: AuditOverload,
@@ -100,7 +101,8 @@ pub(crate) struct AuditQueue {
 }
 
 impl AuditQueue {
-    pub(crate) fn new(config: AuditConfig) -> Self {
+    pub(crate) fn new(mut config: AuditConfig) -> Self {
+        config.capacity = config.capacity.max(1);
         let heartbeats = BoundedMap::new(
             config.heartbeat_peers,
             config.heartbeat_interval * 2,

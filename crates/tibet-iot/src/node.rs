@@ -69,8 +69,12 @@ impl State {
         let Some(worker) = self.audit.as_mut() else {
             return false;
         };
-        let blocking = self.engine.config().audit.on_overload == AuditOverload::Block;
-        worker.congested(now) || (blocking && self.engine.audit_room() < 2 * RECV_BATCH + 64)
+        let audit = &self.engine.config().audit;
+        let blocking = audit.on_overload == AuditOverload::Block;
+        // A queue smaller than a batch's worth is read into when empty (the
+        // engine then refuses the answers whose records do not fit).
+        let need = (2 * RECV_BATCH + 64).min(audit.capacity.max(1));
+        worker.congested(now) || (blocking && self.engine.audit_room() < need)
     }
 
     /// Hands the engine's uplink frames to the uplink's channel; what does

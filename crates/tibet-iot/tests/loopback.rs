@@ -631,6 +631,27 @@ async fn a_lossy_node_does_not_wait_for_a_stalled_audit_sink() {
     stop_both(&a, &b).await;
 }
 
+#[tokio::test]
+async fn a_lossy_node_drops_and_counts_what_its_stalled_sink_cannot_take() {
+    let mut cfg = quick();
+    cfg.audit.on_overload = tibet_iot::AuditOverload::Drop;
+    let b = IoTNode::new("jis:lossy:hub", cfg);
+    b.start().await.unwrap();
+    let (sink, open, seen) = Gated::new();
+    b.set_audit(Some(Box::new(sink)));
+    // 20,000 trust changes while the sink stores nothing: the audit thread
+    // holds at most 16,384 waiting records; the rest are dropped, counted.
+    for i in 0..20_000u32 {
+        b.set_trust("jis:lossy:peer", f64::from(i % 2));
+    }
+    assert_eq!(b.stats().driver.audit_dropped, 20_000 - 16_384);
+    open.send(()).unwrap();
+    b.flush_audit().await;
+    assert_eq!(seen.lock().unwrap().len(), 16_384);
+    assert_eq!(b.stats().driver.audit_written, 16_384);
+    b.stop().await;
+}
+
 struct Broken;
 
 impl tibet_iot::AuditSink for Broken {
