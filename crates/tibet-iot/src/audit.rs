@@ -1,12 +1,16 @@
 //! [`AuditSink`]: where a node's [`AuditRecord`]s end up.
 //!
 //! The engine queues records; the driver drains them after each batch of
-//! work and hands them, through a bounded queue, to a dedicated thread that
-//! calls the sink. A slow sink (a file with fsync) therefore never runs on
-//! the receive path or under the engine lock: when it falls behind, records
-//! are dropped and counted (`DriverStats::audit_dropped`), and records it
-//! fails to store are counted too (`DriverStats::audit_failures`). With the
-//! `tibet-core` feature (default), `tibet_core::NetworkBridge` is a sink.
+//! work and hands them to a dedicated thread that calls the sink with
+//! everything queued up since its last call ([`AuditSink::record_batch`]).
+//! A slow sink (a file with fsync) therefore never runs on the receive path
+//! or under the engine lock. When it falls behind, a blocking node (the
+//! default) reads less, so no answer goes without its record; a lossy one
+//! (`AuditOverload::Drop`) drops records and counts them
+//! (`DriverStats::audit_dropped`). Records the sink fails to store are
+//! counted too (`DriverStats::audit_failures`), tokens written as well
+//! (`DriverStats::audit_written`). With the `tibet-core` feature (default),
+//! `tibet_core::NetworkBridge` is a sink.
 
 use tibet_iot_proto::AuditRecord;
 
