@@ -14,6 +14,13 @@
 #   ONLY="rust rust1" ...   # listen on 2 vs 1 tokio worker threads
 #   ONLY="floor rust rustq" ... # with and without event lines (--quiet)
 #   ONLY="floor floorgso rustq" ... # and the floor sending segmented
+#   ONLY="rustq rusta python pythona" ... # with and without the audit file
+#
+# The audited rows (rusta: `listen --quiet --audit FILE`; pythona: the
+# reference node with a tibet-core NetworkBridge and FileStore recording
+# every answered ping) also print, after the table, the tokens in the file
+# against the pings the listener answered (the audited listener's stop
+# summary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +30,11 @@ ONLY=${ONLY:-"floor rust python"}
 CLIENT=jis:bench:client
 
 cargo build --release --quiet -p tibet-iot-cli --bin tibet-iot
-cargo build --release --quiet -p tibet-iot --example floor_responder
-BIN=$PWD/target/release/tibet-iot
-FLOOR=$PWD/target/release/examples/floor_responder
-case " $ONLY " in *" python "*) PY=$(bash scripts/pyref.sh) ;; esac
+case " $ONLY " in *" floor"*) cargo build --release --quiet -p tibet-iot --example floor_responder ;; esac
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=$TARGET/release/tibet-iot
+FLOOR=$TARGET/release/examples/floor_responder
+case " $ONLY " in *" python"*) PY=$(bash scripts/pyref.sh) ;; esac
 
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
@@ -38,6 +46,33 @@ async def main():
     node = IoTNode(sys.argv[1], config=TransportConfig(bind_host="127.0.0.1", bind_port=0, broadcast=False),
                    heartbeat_interval=3600, discovery_interval=3600)
     node.set_trust(sys.argv[2], 0.9)
+    await node.start()
+    print("ready", node.transport._transport.get_extra_info("sockname")[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+'
+
+# The reference node recording every answered ping through tibet-core's
+# NetworkBridge into a FileStore (the reference IoTNode has no audit hook,
+# so its PingNode's receive is wrapped: the token is appended before the
+# answer is sent).
+PY_AUDITED='
+import asyncio, sys
+from tibet_ping.transport import IoTNode, TransportConfig
+from tibet_ping import PingDecision
+from tibet_core import Provider, FileStore, NetworkBridge
+async def main():
+    node = IoTNode(sys.argv[1], config=TransportConfig(bind_host="127.0.0.1", bind_port=0, broadcast=False),
+                   heartbeat_interval=3600, discovery_interval=3600)
+    node.set_trust(sys.argv[2], 0.9)
+    bridge = NetworkBridge(Provider(sys.argv[1], store=FileStore(sys.argv[3])))
+    receive = node.ping_node.receive
+    def audited(packet):
+        response = receive(packet)
+        if response.decision != PingDecision.REJECT:
+            bridge.record_ping(packet, response)
+        return response
+    node.ping_node.receive = audited
     await node.start()
     print("ready", node.transport._transport.get_extra_info("sockname")[1], flush=True)
     await asyncio.Event().wait()
@@ -59,6 +94,18 @@ for who in $ONLY; do
       start rust "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
         --no-discovery --trust "$CLIENT=0.9"
       measure "tibet-iot listen" "$PID" "$PORT" jis:bench:hub ;;
+    rusta)
+      # --quiet, with the audit file: every answered ping has its token.
+      start rusta "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
+        --no-discovery --trust "$CLIENT=0.9" --quiet --audit "$work/rusta.jsonl"
+      measure "tibet-iot listen --quiet --audit" "$PID" "$PORT" jis:bench:hub
+      kill -TERM "$PID"; wait "$PID" 2>/dev/null || true
+      echo "rusta: $(wc -l < "$work/rusta.jsonl") tokens in the file; $(grep '^audit:' "$work/rusta.out")" >> "$work/notes"
+      continue ;;
+    pythona)
+      start pythona "$PY" -c "$PY_AUDITED" jis:py:hub "$CLIENT" "$work/pythona.jsonl"
+      measure "python tibet-ping 0.3.5 + NetworkBridge" "$PID" "$PORT" jis:py:hub
+      echo "pythona: $(wc -l < "$work/pythona.jsonl") tokens in the file" >> "$work/notes" ;;
     rustq)
       # The same listener printing no event lines (--quiet: no events built).
       start rustq "$BIN" listen --did jis:bench:hub --bind 127.0.0.1 --port 0 \
@@ -72,7 +119,7 @@ for who in $ONLY; do
     python)
       start python "$PY" -c "$PY_LISTENER" jis:py:hub "$CLIENT"
       measure "python tibet-ping 0.3.5" "$PID" "$PORT" jis:py:hub ;;
-    *) echo "unknown responder $who (floor, floorgso, rust, rustq, rust1, python)" >&2; exit 1 ;;
+    *) echo "unknown responder $who (floor, floorgso, rust, rustq, rusta, rust1, python, pythona)" >&2; exit 1 ;;
   esac
   stop "$PID"
 done
@@ -109,4 +156,12 @@ if any(r["responder"] in floors and r.get("answered") for r in rows):
             if fl and fl.get("answered") and fl["responder_cpu_s"]:
                 ratio = (r["responder_cpu_s"] / r["answered"]) / (fl["responder_cpu_s"] / fl["answered"])
                 print(f"{r['responder']} at {r['c']} in flight: {ratio:.2f}x {label} CPU per ping")
+for audited, plain in [("tibet-iot listen --quiet --audit", "tibet-iot listen --quiet"),
+                       ("python tibet-ping 0.3.5 + NetworkBridge", "python tibet-ping 0.3.5")]:
+    for r in rows:
+        p = by.get((plain, r["c"]))
+        if r["responder"] == audited and p and r.get("answered") and p.get("answered"):
+            ratio = (r["responder_cpu_s"] / r["answered"]) / (p["responder_cpu_s"] / p["answered"])
+            print(f"{audited} at {r['c']} in flight: {ratio:.2f}x the unaudited CPU per ping")
 PYEOF
+[ -f "$work/notes" ] && cat "$work/notes"

@@ -30,6 +30,8 @@ pub fn zone_for(trust: f64, groen: f64, rood: f64) -> AirlockZone {
 pub struct NetworkBridge {
     provider: Provider,
     last_id: Option<String>,
+    /// The trail's last id before the open batch.
+    batch_start: Option<Option<String>>,
 }
 
 impl NetworkBridge {
@@ -38,6 +40,7 @@ impl NetworkBridge {
         NetworkBridge {
             provider,
             last_id: None,
+            batch_start: None,
         }
     }
 
@@ -73,6 +76,42 @@ impl NetworkBridge {
         Ok(token)
     }
 
+    /// Any event, as [`NetworkBridge::record_event`], without handing its
+    /// token back (in an open batch no copy is made).
+    pub fn add_event(&mut self, mut new: NewToken) -> Result<(), AppendError> {
+        if new.parent_id.is_none() {
+            new.parent_id = self
+                .last_id
+                .clone()
+                .or_else(|| self.provider.last_id().map(str::to_owned));
+        }
+        self.provider.add(new)?;
+        self.last_id = self.provider.last_id().map(str::to_owned);
+        Ok(())
+    }
+
+    /// Opens a batch: the events recorded until
+    /// [`NetworkBridge::commit_batch`] are stored together (see
+    /// [`Provider::begin_batch`]).
+    pub fn begin_batch(&mut self) {
+        if self.provider.batch_len() == 0 {
+            self.batch_start = Some(self.last_id.clone());
+        }
+        self.provider.begin_batch();
+    }
+
+    /// Stores the open batch (one write); returns how many events it held.
+    /// When the store refuses them, the trail continues from the event
+    /// before the batch.
+    pub fn commit_batch(&mut self) -> Result<usize, AppendError> {
+        let before = self.batch_start.take();
+        let r = self.provider.commit_batch();
+        if let (Err(_), Some(before)) = (&r, before) {
+            self.last_id = before;
+        }
+        r
+    }
+
     /// Any other event, as a token joining the trail (its parent is the
     /// bridge's previous event unless `new` names one).
     pub fn record_event(&mut self, new: NewToken) -> Result<Token, AppendError> {
@@ -102,6 +141,23 @@ impl NetworkBridge {
             None => json!({}),
         };
         self.record(heartbeat_token(source_did, status).eromheen(eromheen))
+    }
+
+    /// `count` heartbeats from `source_did`, the last seen from `addr`, as
+    /// one token (action `heartbeat`, as [`NetworkBridge::record_heartbeat`]
+    /// with EROMHEEN `count` too): a node writes one per peer per interval.
+    pub fn record_heartbeats(
+        &mut self,
+        source_did: &str,
+        addr: SocketAddr,
+        count: u64,
+    ) -> Result<Token, AppendError> {
+        let eromheen = json!({"host": addr.ip().to_string(), "port": addr.port(), "count": count});
+        let mut new = heartbeat_token(source_did, None).eromheen(eromheen);
+        if count > 1 {
+            new = new.erachter(format!("{count} heartbeats from {source_did}"));
+        }
+        self.record(new)
     }
 
     /// A device found on the network (action `discovery`; `decision` such

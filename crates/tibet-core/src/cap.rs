@@ -52,14 +52,36 @@ pub(crate) fn put_text<'a>(erin: &mut JsonMap, key: &str, text: &'a str, max: us
 /// most `max` bytes; otherwise an empty object, plus `key_bytes` and
 /// `key_sha256` of its compact JSON (keys in received order).
 pub(crate) fn put_payload(erin: &mut JsonMap, key: &str, payload: &JsonMap, max: usize) {
-    let text = serde_json::to_vec(payload).unwrap_or_default();
-    if text.len() <= max {
+    // Measured without building the text (every ping token asks).
+    let mut size = Size { bytes: 0, max };
+    if serde_json::to_writer(&mut size, payload).is_ok() {
         erin.insert(key.to_owned(), Value::Object(payload.clone()));
         return;
     }
+    let text = serde_json::to_vec(payload).unwrap_or_default();
     erin.insert(key.to_owned(), Value::Object(JsonMap::new()));
     erin.insert(format!("{key}_bytes"), Value::from(text.len()));
     erin.insert(format!("{key}_sha256"), Value::from(sha256_hex(&text)));
+}
+
+/// Counts the bytes written, failing once they exceed `max`.
+struct Size {
+    bytes: usize,
+    max: usize,
+}
+
+impl std::io::Write for Size {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len();
+        if self.bytes > self.max {
+            return Err(std::io::Error::other("over the cap"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +93,16 @@ mod tests {
         assert_eq!(cut("abc", 3), ("abc", false));
         assert_eq!(cut("abcd", 3), ("abc", true));
         assert_eq!(cut("aé", 2), ("a", true));
+        let mut erin = JsonMap::new();
+        let small = serde_json::json!({"a": 1}).as_object().unwrap().clone();
+        put_payload(&mut erin, "p", &small, 7);
+        assert_eq!(
+            Value::Object(erin.clone()),
+            serde_json::json!({"p": {"a": 1}})
+        );
+        put_payload(&mut erin, "p", &small, 6);
+        assert_eq!(erin["p"], serde_json::json!({}));
+        assert_eq!(erin["p_bytes"], 7);
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

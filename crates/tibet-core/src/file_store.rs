@@ -38,8 +38,9 @@ use crate::verify::{VerifyReport, verify_path};
 /// When appended lines are forced to disk (`fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// `fsync` after every token: nothing acknowledged is ever lost, at the
-    /// cost of one disk flush per token.
+    /// `fsync` after every append (one token, or one batch of
+    /// [`FileStore::append_batch`]) before it returns: nothing acknowledged
+    /// is ever lost, at the cost of one disk flush per append.
     EveryToken,
     /// Group commit: each line is written to the OS at once (a process
     /// crash loses nothing), and a background thread `fsync`s the file once
@@ -640,6 +641,10 @@ pub(crate) fn scan_path(
 }
 
 impl Store for FileStore {
+    fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
+        FileStore::append_batch(self, tokens)
+    }
+
     fn append(&mut self, token: &Token) -> Result<(), AppendError> {
         self.line.clear();
         token.write_json_line(&mut self.line);

@@ -124,6 +124,9 @@ pub struct Provider {
     clock: Clock,
     ids: TokenIdGen,
     last_id: Option<String>,
+    /// While a batch is open: the tokens made so far, and the chain's
+    /// last id before it (restored when the batch cannot be stored).
+    batch: Option<(Vec<Token>, Option<String>)>,
 }
 
 impl fmt::Debug for Provider {
@@ -150,6 +153,7 @@ impl Provider {
             clock: Box::new(Timestamp::now),
             ids: TokenIdGen::random(),
             last_id: None,
+            batch: None,
         }
     }
 
@@ -218,6 +222,43 @@ impl Provider {
 
     /// Creates, seals and stores a token stamped `now`.
     pub fn create_at(&mut self, new: NewToken, now: Timestamp) -> Result<Token, AppendError> {
+        let token = self.seal_next(new, now);
+        if let Some((held, _)) = &mut self.batch {
+            self.last_id = Some(token.token_id.clone());
+            held.push(token.clone());
+            return Ok(token);
+        }
+        self.store_one(token)
+    }
+
+    /// Creates a token like [`Provider::create`] without handing it back:
+    /// in an open batch it is only held (no copy made), else stored.
+    pub fn add(&mut self, new: NewToken) -> Result<(), AppendError> {
+        let token = self.seal_next(new, (self.clock)());
+        match &mut self.batch {
+            Some((held, _)) => {
+                self.last_id = Some(token.token_id.clone());
+                held.push(token);
+            }
+            None => {
+                self.store_one(token)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `token`, which then becomes the chain's last.
+    fn store_one(&mut self, token: Token) -> Result<Token, AppendError> {
+        self.store.append(&token)?;
+        self.last_id = Some(token.token_id.clone());
+        if let Some(cb) = &mut self.on_token {
+            cb(&token);
+        }
+        Ok(token)
+    }
+
+    /// The next token: id, time, actor, chain link, seal.
+    fn seal_next(&mut self, new: NewToken, now: Timestamp) -> Token {
         let parent_id = new
             .parent_id
             .or_else(|| self.last_id.clone().filter(|_| self.auto_chain));
@@ -236,12 +277,39 @@ impl Provider {
             signature: String::new(),
         };
         token.seal(self.key.as_ref());
-        self.store.append(&token)?;
-        self.last_id = Some(token.token_id.clone());
-        if let Some(cb) = &mut self.on_token {
-            cb(&token);
+        token
+    }
+
+    /// Opens a batch: the tokens created until [`Provider::commit_batch`]
+    /// are made, chained and sealed as usual but stored together, with one
+    /// [`Store::append_batch`] (one `write` for a file). Opening a batch
+    /// while one is open keeps the open one.
+    pub fn begin_batch(&mut self) {
+        if self.batch.is_none() {
+            self.batch = Some((Vec::with_capacity(256), self.last_id.clone()));
         }
-        Ok(token)
+    }
+
+    /// Tokens created in the open batch, not stored yet.
+    pub fn batch_len(&self) -> usize {
+        self.batch.as_ref().map_or(0, |(held, _)| held.len())
+    }
+
+    /// Stores the open batch and closes it; returns how many tokens it
+    /// held. When the store refuses them, none of them counts as created:
+    /// the chain continues from the token before the batch.
+    pub fn commit_batch(&mut self) -> Result<usize, AppendError> {
+        let Some((held, before)) = self.batch.take() else {
+            return Ok(0);
+        };
+        if let Err(e) = self.store.append_batch(&held) {
+            self.last_id = before;
+            return Err(e);
+        }
+        if let Some(cb) = &mut self.on_token {
+            held.iter().for_each(cb);
+        }
+        Ok(held.len())
     }
 
     /// Records a ping (and the answer to it): action `ping.<ping_type>`,
@@ -383,7 +451,7 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
         purpose.to_owned()
     };
     NewToken {
-        action: format!("ping.{}", packet.ping_type),
+        action: ["ping.", packet.ping_type.as_str()].concat(),
         erin: Value::Object(erin),
         eraan: vec![packet.source_did.clone(), packet.target_did.clone()],
         eromheen,
@@ -396,6 +464,7 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::store::ScanReport;
     use std::sync::{Arc, Mutex};
 
     use tibet_ping::{AirlockZone, PingDecision, PingType, Priority, RoutingMode};
@@ -456,6 +525,75 @@ pub(crate) mod tests {
             applied_rule: None,
             signature: String::new(),
         }
+    }
+
+    /// A store that refuses appends while `broken` is set.
+    struct Flaky {
+        inner: MemoryStore,
+        broken: Arc<Mutex<bool>>,
+        batches: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Store for Flaky {
+        fn append(&mut self, t: &Token) -> Result<(), AppendError> {
+            self.append_batch(std::slice::from_ref(t))
+        }
+        fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
+            if *self.broken.lock().unwrap() {
+                return Err(AppendError::Io {
+                    path: "flaky".into(),
+                    source: std::io::Error::other("disk full"),
+                });
+            }
+            self.batches.lock().unwrap().push(tokens.len());
+            tokens.iter().try_for_each(|t| self.inner.append(t))
+        }
+        fn scan(
+            &self,
+            f: &mut dyn FnMut(Token) -> std::ops::ControlFlow<()>,
+        ) -> Result<ScanReport, ReadError> {
+            self.inner.scan(f)
+        }
+        fn last_id(&self) -> Option<String> {
+            self.inner.last_id()
+        }
+    }
+
+    #[test]
+    fn a_batch_is_stored_at_once_and_a_refused_batch_leaves_the_chain_intact() {
+        let broken = Arc::new(Mutex::new(false));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(0));
+        let counter = seen.clone();
+        let mut p = fixed_provider("jis:hub")
+            .with_store(Flaky {
+                inner: MemoryStore::new(),
+                broken: broken.clone(),
+                batches: batches.clone(),
+            })
+            .on_token(move |_| *counter.lock().unwrap() += 1);
+        let first = p.create(NewToken::new("a")).unwrap();
+        p.begin_batch();
+        let b = p.create(NewToken::new("b")).unwrap();
+        let c = p.create(NewToken::new("c")).unwrap();
+        assert_eq!(p.batch_len(), 2);
+        assert_eq!(*seen.lock().unwrap(), 1, "held, not stored yet");
+        assert_eq!(p.commit_batch().unwrap(), 2);
+        assert_eq!(*batches.lock().unwrap(), [1, 2], "one append for the batch");
+        assert_eq!(*seen.lock().unwrap(), 3);
+        assert_eq!(b.parent_id.as_deref(), Some(first.token_id.as_str()));
+        assert_eq!(c.parent_id.as_deref(), Some(b.token_id.as_str()));
+        // A batch the store refuses: the chain goes on from `c`.
+        *broken.lock().unwrap() = true;
+        p.begin_batch();
+        p.create(NewToken::new("lost")).unwrap();
+        assert!(p.commit_batch().is_err());
+        assert_eq!(p.last_id(), Some(c.token_id.as_str()));
+        *broken.lock().unwrap() = false;
+        let d = p.create(NewToken::new("d")).unwrap();
+        assert_eq!(d.parent_id.as_deref(), Some(c.token_id.as_str()));
+        let report = p.verify_all().unwrap();
+        assert!(report.is_intact() && report.valid == 4, "{report:?}");
     }
 
     #[test]

@@ -119,6 +119,13 @@ pub trait Store: Send {
     /// Appends one token.
     fn append(&mut self, token: &Token) -> Result<(), AppendError>;
 
+    /// Appends several tokens in order, all or none where the store can
+    /// (a [`FileStore`](crate::FileStore) writes them with one `write`);
+    /// by default one [`Store::append`] each, stopping at the first error.
+    fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
+        tokens.iter().try_for_each(|t| self.append(t))
+    }
+
     /// Calls `f` with every token in order until it returns `Break`.
     fn scan(&self, f: &mut dyn FnMut(Token) -> ControlFlow<()>) -> Result<ScanReport, ReadError>;
 

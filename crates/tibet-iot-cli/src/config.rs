@@ -248,6 +248,30 @@ pub struct AuditSection {
     pub durability: Option<DurabilityKind>,
     /// For `group_commit`: the longest time a record stays unsynced (default 100 ms).
     pub group_commit_ms: Option<u64>,
+    /// When the audit file cannot keep up: `block` (default: the node reads
+    /// less and answers later, never without a token) or `drop` (answers
+    /// go, tokens that do not fit are dropped, counted and warned about).
+    pub on_overload: Option<OverloadKind>,
+}
+
+/// `[audit] on_overload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverloadKind {
+    /// Every answer has its token; the node slows down instead.
+    #[default]
+    Block,
+    /// Lossy: answers never wait; tokens that do not fit are dropped.
+    Drop,
+}
+
+impl From<OverloadKind> for tibet_iot::AuditOverload {
+    fn from(k: OverloadKind) -> Self {
+        match k {
+            OverloadKind::Block => tibet_iot::AuditOverload::Block,
+            OverloadKind::Drop => tibet_iot::AuditOverload::Drop,
+        }
+    }
 }
 
 /// How hard the audit file is pushed to disk.

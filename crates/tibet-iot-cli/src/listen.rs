@@ -483,6 +483,10 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     ops.stopping();
     node.save_pins();
     node.stop().await;
+    if settings.audit.is_some() && outcome.is_ok() {
+        // After the stop: every record is stored and flushed by now.
+        let _ = print_audit_summary(&mut stdout, &lib.stats(), format);
+    }
     outcome.context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -616,6 +620,34 @@ fn print_stop(out: &mut impl Write, filter: &Filter, format: LogFormat) -> Resul
             }
             writeln!(out, "stopping")?;
         }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// What the audit trail got during the run: tokens written; records
+/// dropped (lossy mode, or a full queue); records the file refused; pings
+/// not answered because their token could not be queued.
+fn print_audit_summary(
+    out: &mut impl Write,
+    stats: &tibet_iot::NodeStats,
+    format: LogFormat,
+) -> Result<()> {
+    let (d, e) = (&stats.driver, &stats.engine);
+    let dropped = d.audit_dropped + e.audit_dropped;
+    match format {
+        LogFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"event": "audit", "tokens_written": d.audit_written,
+                "tokens_dropped": dropped, "tokens_failed": d.audit_failures,
+                "pings_answered": e.pings_answered, "pings_refused": e.audit_refused})
+        )?,
+        LogFormat::Text => writeln!(
+            out,
+            "audit: {} token(s) written, {dropped} dropped, {} failed to store; {} ping(s) answered, {} not answered for want of room for their token",
+            d.audit_written, d.audit_failures, e.pings_answered, e.audit_refused
+        )?,
     }
     out.flush()?;
     Ok(())

@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use serde_json::Value;
 use tibet_iot::PROCESSING_BUCKETS_NS;
-use tibet_iot::{AuditError, AuditRecord, AuditSink};
+use tibet_iot::{AuditError, AuditRecord, AuditSink, Stored};
 use tibet_ping::{AirlockZone, PingDecision};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -82,6 +82,13 @@ impl AuditSink for CountingSink {
         let r = self.inner.record(record);
         count_token(r.is_ok());
         r
+    }
+
+    fn record_batch(&mut self, records: &[AuditRecord]) -> Stored {
+        let out = self.inner.record_batch(records);
+        TOKENS_WRITTEN.fetch_add(out.written, Ordering::Relaxed);
+        TOKENS_FAILED.fetch_add(out.failed, Ordering::Relaxed);
+        out
     }
 
     fn flush(&mut self) -> Result<(), AuditError> {

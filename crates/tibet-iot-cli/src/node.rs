@@ -244,6 +244,10 @@ pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
         capabilities: s.capabilities.clone(),
         limits,
         ping,
+        audit: tibet_iot::AuditConfig {
+            on_overload: s.audit_overload,
+            ..d.audit.clone()
+        },
         ..d
     }
 }

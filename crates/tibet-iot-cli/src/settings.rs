@@ -76,6 +76,8 @@ pub(crate) struct Settings {
     pub(crate) auto_vouch: Vec<AutoVouchEntry>,
     /// Audit file and durability.
     pub(crate) audit: Option<(PathBuf, Durability)>,
+    /// What the node does when the audit file cannot keep up.
+    pub(crate) audit_overload: tibet_iot::AuditOverload,
     /// Control socket.
     pub(crate) control: Option<PathBuf>,
     /// Key, identity mode, pins.
@@ -109,6 +111,7 @@ impl Settings {
             rules: Vec::new(),
             auto_vouch: Vec::new(),
             audit: None,
+            audit_overload: tibet_iot::AuditOverload::default(),
             control: None,
             identity: IdentitySettings::from_flags(&net.identity),
             limits: LimitsSection::default(),
@@ -200,6 +203,12 @@ impl Settings {
             trust.retain(|(old, _)| *old != d);
             trust.push((d, s));
         }
+        let audit_overload = file
+            .audit
+            .as_ref()
+            .and_then(|a| a.on_overload)
+            .unwrap_or_default()
+            .into();
         let audit = match (&flags.audit, file.audit) {
             (Some(path), section) => Some((
                 path.clone(),
@@ -251,6 +260,7 @@ impl Settings {
             rules: file.airlock_rules,
             auto_vouch: file.auto_vouch,
             audit,
+            audit_overload,
             control: flags.control.clone().or(file.control),
             identity,
             limits: file.limits,

@@ -76,6 +76,11 @@ fn apply(text: &str, edit: &Edit) -> String {
 fn the_example_parses() {
     let cfg = parse(HUB).expect("examples/hub.toml is valid");
     assert_eq!(cfg.did.as_deref(), Some("jis:home:hub"));
+    let lossy = parse("[audit]\nfile = \"a\"\non_overload = \"drop\"").unwrap();
+    assert_eq!(
+        lossy.audit.and_then(|a| a.on_overload),
+        Some(tibet_iot_cli::config::OverloadKind::Drop)
+    );
 }
 
 #[test]
@@ -117,6 +122,7 @@ fn known_bad_values_give_value_errors_naming_the_key() {
         "[limits]\nsockets = 4",
         "[trust]\nx = \"y\"",
         "did = ",
+        "[audit]\nfile = \"a\"\non_overload = \"maybe\"",
     ] {
         assert!(matches!(parse(text), Err(ConfigError::Syntax(_))), "{text}");
     }

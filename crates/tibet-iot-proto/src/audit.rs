@@ -28,12 +28,17 @@ pub enum AuditRecord {
         /// The pipeline's response.
         response: Box<PingResponse>,
     },
-    /// A heartbeat from `did` at `address` was accepted.
+    /// Heartbeats from `did` were answered: at most one record per peer
+    /// per interval (`AuditConfig::heartbeat_interval`); each heartbeat
+    /// also has its own [`AuditRecord::Ping`].
     Heartbeat {
         /// The sender.
         did: String,
-        /// Where it came from.
+        /// Where the last one came from.
         address: SocketAddr,
+        /// Heartbeats this record stands for: this one and those since the
+        /// previous record of `did`.
+        count: u64,
     },
     /// A beacon (or announcement) of `did` was handled with `decision`.
     Discovery {

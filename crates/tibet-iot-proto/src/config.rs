@@ -138,6 +138,9 @@ pub struct TransportConfig {
     pub ping: tibet_ping::PingNodeConfig,
     /// Keys, pins and the identity policy (default: `prefer`, no key, no pins).
     pub identity: IdentityConfig,
+    /// The audit queue: its bound, what overload does (blocking by
+    /// default), the budget of untrusted senders, heartbeat aggregation.
+    pub audit: crate::audit_queue::AuditConfig,
 }
 
 impl Default for TransportConfig {
@@ -169,6 +172,7 @@ impl Default for TransportConfig {
             guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),
             identity: IdentityConfig::default(),
+            audit: crate::audit_queue::AuditConfig::default(),
         }
     }
 }

@@ -34,6 +34,7 @@ pub use mesh::FLOOD_FANOUT;
 use mesh::NextHops;
 
 use crate::audit::AuditRecord;
+use crate::audit_queue::{Admission, AuditQueue};
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
@@ -101,7 +102,7 @@ pub struct Engine {
     events_enabled: bool,
     next_heartbeat: Option<MonoTime>,
     next_cleanup: Option<MonoTime>,
-    audit: VecDeque<AuditRecord>,
+    audit: AuditQueue,
     audit_enabled: bool,
     uplink: UplinkState,
     stats: EngineStats,
@@ -167,9 +168,6 @@ const MESH_COPY_WINDOW: Duration = Duration::from_millis(50);
 
 /// Bound on queued events: beyond it new events are dropped and counted.
 const EVENT_QUEUE_CAPACITY: usize = 65_536;
-/// Bound on queued audit records: beyond it new records are dropped and
-/// counted.
-const AUDIT_QUEUE_CAPACITY: usize = 65_536;
 
 impl Engine {
     /// An engine for `did`; all randomness (ids, nonces, jitter, discovery
@@ -228,7 +226,7 @@ impl Engine {
             events_enabled: true,
             next_heartbeat: None,
             next_cleanup: None,
-            audit: VecDeque::new(),
+            audit: AuditQueue::new(config.audit.clone()),
             audit_enabled: false,
             uplink: UplinkState::new(
                 config.limits.relay_paths,
@@ -393,23 +391,41 @@ impl Engine {
         }
     }
 
-    /// An audit record caused by untrusted `from`, within its address's
-    /// audit bucket; over it, counted as a drop instead.
-    fn audit_untrusted(
+    /// Whether the answer to a ping from `from` may go, and with its
+    /// record(s) (docs/SECURITY.md, audit): `None` while auditing is off.
+    fn admit_answer(
         &mut self,
         now: Now,
         from: SocketAddr,
-        record: impl FnOnce() -> AuditRecord,
-    ) {
+        trusted: bool,
+        records: usize,
+    ) -> Option<Admission> {
         if !self.audit_enabled {
-            return;
+            return None;
         }
-        if self.guard.allow_audit(now.mono, from.ip()) {
-            self.audit(record);
-        } else {
-            self.stats.audit_rate_limited += 1;
-            self.note_drop(now, from, "audit_limited");
+        let guard = &mut self.guard;
+        let admission = self.audit.admit(now.mono, trusted, records, || {
+            guard.allow_audit(now.mono, from.ip())
+        });
+        match admission {
+            Admission::Record => {}
+            Admission::Unrecorded => {
+                if trusted {
+                    self.stats.audit_dropped += records as u64;
+                } else {
+                    self.stats.audit_rate_limited += 1;
+                    self.note_drop(now, from, "audit_limited");
+                }
+            }
+            Admission::Refuse(reason) => {
+                self.stats.audit_refused += 1;
+                if !trusted {
+                    self.stats.audit_rate_limited += 1;
+                }
+                self.note_drop(now, from, reason);
+            }
         }
+        Some(admission)
     }
 
     /// Whether `did` is trusted (GROEN by trust score): its traffic is exempt
@@ -508,11 +524,22 @@ impl Engine {
         if !self.audit_enabled {
             return;
         }
-        if self.audit.len() >= AUDIT_QUEUE_CAPACITY {
+        if !self.audit.push(record()) {
             self.stats.audit_dropped += 1;
-            return;
         }
-        self.audit.push_back(record());
+    }
+
+    /// Records that fit the audit queue now: a driver that reads a batch of
+    /// datagrams only while this is at least the batch's worth (two per
+    /// datagram: a ping and a heartbeat record) never has an answer refused
+    /// for want of room (docs/SECURITY.md, audit).
+    pub fn audit_room(&self) -> usize {
+        self.audit.room()
+    }
+
+    /// Audit records queued and not yet polled.
+    pub fn audit_queued(&self) -> usize {
+        self.audit.len()
     }
 
     /// Turns event generation off (a driver with no listeners saves the work);
@@ -583,7 +610,7 @@ impl Engine {
 
     /// The next audit record (while audit records are enabled).
     pub fn poll_audit(&mut self) -> Option<AuditRecord> {
-        self.audit.pop_front()
+        self.audit.pop()
     }
 
     /// The next frame for the uplink (while an uplink is attached).
@@ -1176,10 +1203,25 @@ impl Engine {
             self.peers.remember_trust(i, score, generation);
         }
         let replay = matches!(answer.outcome, Outcome::Replay);
-        let reply = answer.should_reply();
         let (zone, decision) = (answer.zone, answer.decision);
         self.metrics.observe(zone, decision, answer.rtt_ms);
         let trusted = zone == AirlockZone::Groen;
+        // No answer without its record: the record (and a heartbeat's
+        // second one) must fit before the answer may go.
+        let mut reply = answer.should_reply();
+        let mut recorded = false;
+        let mut refused = false;
+        if reply {
+            let direct_heartbeat = packet.ping_type == PingType::Heartbeat
+                && packet.hop_count == 0
+                && from != UPLINK_ADDR;
+            let records = 1 + usize::from(direct_heartbeat);
+            match self.admit_answer(now, from, trusted, records) {
+                Some(Admission::Refuse(_)) => (reply, refused) = (false, true),
+                Some(Admission::Record) => recorded = true,
+                Some(Admission::Unrecorded) | None => {}
+            }
+        }
         if !(reply && trusted) {
             // Only a GROEN answer leaves the datagram's credit untaken.
             self.settle_earn(now);
@@ -1194,26 +1236,12 @@ impl Engine {
             // answer, so a load of unsigned pings costs no signatures.
             let signs = self.config.identity.key.is_some() && !packet.signature.is_empty();
             let mut response = None;
-            if signs || self.audit_enabled {
+            if signs || recorded {
                 let mut r = self.node.response_for(now.wall, &answer, packet);
                 if signs {
                     self.identity.sign_response(&mut r);
                 }
                 response = Some(r);
-            }
-            if let Some(response) = response.as_ref().filter(|_| self.audit_enabled) {
-                // ROOD drops and replays are aggregated (below), never one
-                // record per datagram; answers to untrusted senders are
-                // recorded within the address's audit bucket.
-                let record = || AuditRecord::Ping {
-                    packet: Box::new(packet.clone()),
-                    response: Box::new(response.clone()),
-                };
-                if trusted {
-                    self.audit(record);
-                } else {
-                    self.audit_untrusted(now, from, record);
-                }
             }
             let mut buf = std::mem::take(&mut self.answer_buf);
             let encoded = match &response {
@@ -1262,6 +1290,15 @@ impl Engine {
                 Err(_) => self.stats.encode_errors += 1,
             }
             self.answer_buf = buf;
+            if let Some(response) = response.filter(|_| recorded) {
+                // Queued before the driver sends the answer (admitted
+                // above, so it fits). ROOD drops and replays are
+                // aggregated (below), never one record per datagram.
+                self.audit(|| AuditRecord::Ping {
+                    packet: Box::new(packet.clone()),
+                    response: Box::new(response),
+                });
+            }
             // Only a packet that passed the replay check and was not ROOD,
             // and came straight from its sender (not over the uplink), may
             // move a peer.
@@ -1277,18 +1314,22 @@ impl Engine {
                     self.peers.set_proven(&packet.source_did, true);
                 }
                 self.learn_from_heartbeat(now, packet, from);
-                if packet.ping_type == PingType::Heartbeat {
-                    let record = || AuditRecord::Heartbeat {
-                        did: packet.source_did.clone(),
-                        address: from,
-                    };
-                    if trusted {
-                        self.audit(record);
-                    } else {
-                        self.audit_untrusted(now, from, record);
+                if packet.ping_type == PingType::Heartbeat && recorded {
+                    // One heartbeat record per peer per interval, with
+                    // the count it stands for (room was admitted above).
+                    if let Some(count) = self.audit.heartbeat_due(now.mono, &packet.source_did)
+                        && !self.audit.push(AuditRecord::Heartbeat {
+                            did: packet.source_did.clone(),
+                            address: from,
+                            count,
+                        })
+                    {
+                        self.audit.heartbeat_deferred(now.mono, &packet.source_did);
                     }
                 }
             }
+        } else if refused {
+            // Counted, and noted in the drop records, by `admit_answer`.
         } else if replay {
             self.stats.replays_dropped += 1;
             self.note_drop(now, from, "replay");

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod audit_queue;
 mod bounded;
 mod config;
 mod discovery;
@@ -39,6 +40,7 @@ mod time;
 mod uplink;
 
 pub use audit::AuditRecord;
+pub use audit_queue::{AuditConfig, AuditOverload};
 pub use compact_str::CompactString;
 pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,

@@ -68,8 +68,13 @@ pub struct EngineStats {
     pub encode_errors: u64,
     /// Events dropped because the event queue was full.
     pub events_dropped: u64,
-    /// Audit records dropped because the audit queue was full.
+    /// Audit records dropped because the audit queue was full (with
+    /// `on_overload = drop`, answers that went without their record).
     pub audit_dropped: u64,
+    /// Pings not answered because their audit record could not be queued
+    /// (the queue was full, or an untrusted sender was over its audit
+    /// budget): no answer leaves without its record.
+    pub audit_refused: u64,
 }
 
 /// Everything a node counts.
@@ -123,11 +128,16 @@ pub struct DriverStats {
     pub send_queue_dropped: u64,
     /// Bytes of the datagrams dropped so.
     pub send_queue_bytes_dropped: u64,
-    /// Audit records dropped because the sink fell behind (its queue was
-    /// full).
+    /// Audit records dropped because the sink fell behind (only with
+    /// `on_overload = drop`; blocking nodes read less instead).
     pub audit_dropped: u64,
     /// Audit records the sink failed to store.
     pub audit_failures: u64,
+    /// Audit records the sink stored (tokens written).
+    pub audit_written: u64,
+    /// Driver wake-ups that read nothing from the sockets because the audit
+    /// sink was behind (backpressure).
+    pub audit_backpressure: u64,
     /// Uplink frames dropped because the uplink's channel was full or closed.
     pub uplink_dropped: u64,
 }

@@ -1,126 +1,264 @@
-//! The audit worker: a thread that owns the [`AuditSink`] and is fed by a
-//! bounded queue, so that storing records (file I/O, fsync) happens off the
-//! receive path and outside the engine lock.
+//! The audit worker: a thread that owns the [`AuditSink`] and stores the
+//! engine's records in batches, off the receive path and outside the engine
+//! lock; and the driver's side of it, which decides when the node must read
+//! less so that no answer goes without its record.
+//!
+//! The driver moves the engine's records to the thread after each batch of
+//! work ([`AuditWorker::take_from`]). The thread takes everything that
+//! queued up since its last call (up to [`MAX_BATCH`] records) and hands it
+//! to the sink at once ([`AuditSink::record_batch`]: one `write` for a token
+//! file). Records waiting for the thread are bounded by count and by age:
+//! while [`BACKLOG_SOFT`] records wait, or the oldest has waited
+//! [`BACKLOG_AGE`], a blocking node ([`AuditOverload::Block`], the default)
+//! reads nothing more from its sockets (answers wait in the kernel's
+//! buffer); beyond [`BACKLOG_HARD`] records the driver leaves records in the
+//! engine's queue, whose bound makes the engine refuse answers it could not
+//! record. The age bound is what the durability promise rests on: a record
+//! reaches the sink (and a token file the OS) within about
+//! [`BACKLOG_AGE`] plus one batch of the answer leaving. A lossy node
+//! ([`AuditOverload::Drop`]) keeps reading and drops what does not fit,
+//! counted and logged once a minute.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tibet_iot_proto::AuditRecord;
-use tokio::sync::{mpsc, oneshot};
+use tibet_iot_proto::{AuditOverload, AuditRecord, Engine};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::audit::AuditSink;
+use crate::audit::{AuditError, AuditSink};
 
-/// Records waiting for the sink; beyond, dropped and counted.
-const AUDIT_QUEUE: usize = 16_384;
-/// A failing sink (a full or broken disk) is logged at most this often;
-/// every failure is counted.
-const FAILURE_REPORT_INTERVAL: Duration = Duration::from_secs(60);
+/// Most records handed to the sink in one call.
+pub(crate) const MAX_BATCH: usize = 1024;
+/// Records waiting for the sink at which a blocking node stops reading.
+pub(crate) const BACKLOG_SOFT: u64 = 4096;
+/// Age of the oldest waiting record at which a blocking node stops reading.
+pub(crate) const BACKLOG_AGE: Duration = Duration::from_millis(20);
+/// Records waiting for the sink beyond which the driver moves no more
+/// (blocking) or drops them (lossy).
+pub(crate) const BACKLOG_HARD: u64 = 16_384;
+/// A failing sink, or a lossy node dropping records, is logged at most this
+/// often; every record is counted.
+const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Logs sink failures at most once per [`FAILURE_REPORT_INTERVAL`], with the
-/// number of failures since the last line, so a broken disk under a flood
-/// writes one log line a minute, not one per record.
-struct FailureReporter {
-    failures: Arc<AtomicU64>,
+/// What the thread has done, shared with the driver (and `stats`).
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    /// Records the thread has handed to the sink, stored or not.
+    pub(crate) done: AtomicU64,
+    /// Entries (tokens) the sink wrote.
+    pub(crate) written: AtomicU64,
+    /// Records the sink failed to store.
+    pub(crate) failures: AtomicU64,
+    /// Woken after each batch, so a driver waiting for room reads again.
+    pub(crate) notify: Notify,
+}
+
+/// Logs something that keeps happening at most once per
+/// [`REPORT_INTERVAL`], with the number of records since the last line, so
+/// a broken disk under a flood writes one log line a minute, not one per
+/// record.
+#[derive(Debug, Default)]
+struct Reporter {
     last: Option<Instant>,
     unreported: u64,
 }
 
-impl FailureReporter {
-    fn failed(&mut self, e: &crate::audit::AuditError, now: Instant) -> bool {
-        let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-        self.unreported += 1;
+impl Reporter {
+    /// Notes `n` more; `Some(unreported)` when a line is due now.
+    fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
+        self.unreported += n;
         if self
             .last
-            .is_some_and(|t| now.duration_since(t) < FAILURE_REPORT_INTERVAL)
+            .is_some_and(|t| now.duration_since(t) < REPORT_INTERVAL)
         {
-            return false;
+            return None;
         }
-        tracing::error!(
-            failures = total,
-            since_last_report = self.unreported,
-            "audit sink failing ({} record(s) not stored since the last report; next report in at most 60 s): {e}",
-            self.unreported
-        );
         self.last = Some(now);
-        self.unreported = 0;
-        true
+        Some(std::mem::take(&mut self.unreported))
     }
 }
 
+fn report_failure(reporter: &mut Reporter, total: u64, n: u64, e: &AuditError) -> bool {
+    let Some(since) = reporter.note(n, Instant::now()) else {
+        return false;
+    };
+    tracing::error!(
+        failures = total,
+        since_last_report = since,
+        "audit sink failing ({since} record(s) not stored since the last report; next report in at most 60 s): {e}",
+    );
+    true
+}
+
 pub(crate) enum Msg {
-    Record(AuditRecord),
+    Records(Vec<AuditRecord>),
     Flush(oneshot::Sender<()>),
 }
 
-/// The handle on the worker thread; dropping it lets the thread store what
-/// is queued, flush the sink and end, and waits for that.
+/// The driver's handle on the worker thread; dropping it lets the thread
+/// store what is queued, flush the sink and end, and waits for that.
 pub(crate) struct AuditWorker {
-    tx: Option<mpsc::Sender<Msg>>,
+    tx: Option<mpsc::UnboundedSender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    progress: Arc<Progress>,
+    /// Records handed to the thread so far.
+    submitted: u64,
+    /// (`submitted` after a hand-over, when) for hand-overs not yet done.
+    handovers: VecDeque<(u64, Instant)>,
+    overload: AuditOverload,
+    drops: Reporter,
 }
 
 impl AuditWorker {
-    /// Starts the thread; a record the sink fails to store is counted in
-    /// `failures` and logged at most once a minute.
+    /// Starts the thread; what it does is counted in `progress`.
     pub(crate) fn spawn(
         mut sink: Box<dyn AuditSink>,
-        failures: Arc<AtomicU64>,
+        progress: Arc<Progress>,
+        overload: AuditOverload,
     ) -> std::io::Result<Self> {
-        let (tx, mut rx) = mpsc::channel::<Msg>(AUDIT_QUEUE);
-        let mut reporter = FailureReporter {
-            failures,
-            last: None,
-            unreported: 0,
-        };
-        let mut failed = move |e: crate::audit::AuditError| {
-            reporter.failed(&e, Instant::now());
-        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+        let p = progress.clone();
         let thread = std::thread::Builder::new()
             .name("tibet-audit".to_owned())
             .spawn(move || {
+                let mut reporter = Reporter::default();
+                let flushed = |sink: &mut Box<dyn AuditSink>, reporter: &mut Reporter| {
+                    if let Err(e) = sink.flush() {
+                        let total = p.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                        report_failure(reporter, total, 1, &e);
+                    }
+                };
+                let mut waiting = Vec::new();
                 while let Some(msg) = rx.blocking_recv() {
-                    match msg {
-                        Msg::Record(r) => {
-                            if let Err(e) = sink.record(&r) {
-                                failed(e);
-                            }
-                        }
+                    let mut records = match msg {
+                        Msg::Records(r) => r,
                         Msg::Flush(done) => {
-                            if let Err(e) = sink.flush() {
-                                failed(e);
-                            }
+                            flushed(&mut sink, &mut reporter);
                             let _ = done.send(());
+                            continue;
+                        }
+                    };
+                    // Everything that queued up meanwhile, in one call; a
+                    // flush request waits for the records before it.
+                    while records.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(Msg::Records(more)) => records.extend(more),
+                            Ok(Msg::Flush(done)) => {
+                                waiting.push(done);
+                                break;
+                            }
+                            Err(_) => break,
                         }
                     }
+                    let out = sink.record_batch(&records);
+                    p.written.fetch_add(out.written, Ordering::Relaxed);
+                    if out.failed > 0 {
+                        let total = p.failures.fetch_add(out.failed, Ordering::Relaxed);
+                        let e = out
+                            .first_error
+                            .unwrap_or_else(|| AuditError("unknown failure".into()));
+                        report_failure(&mut reporter, total + out.failed, out.failed, &e);
+                    }
+                    p.done.fetch_add(records.len() as u64, Ordering::Release);
+                    p.notify.notify_one();
+                    for done in waiting.drain(..) {
+                        flushed(&mut sink, &mut reporter);
+                        let _ = done.send(());
+                    }
                 }
-                if let Err(e) = sink.flush() {
-                    failed(e);
-                }
+                flushed(&mut sink, &mut reporter);
             })?;
         Ok(AuditWorker {
             tx: Some(tx),
             thread: Some(thread),
+            progress,
+            submitted: 0,
+            handovers: VecDeque::new(),
+            overload,
+            drops: Reporter::default(),
         })
     }
 
-    /// Queues a record; `false` when the queue is full (the caller counts).
-    pub(crate) fn submit(&self, record: AuditRecord) -> bool {
-        self.tx
+    /// Records handed over and not yet done by the thread.
+    fn backlog(&self) -> u64 {
+        self.submitted
+            .saturating_sub(self.progress.done.load(Ordering::Acquire))
+    }
+
+    /// Whether a blocking node must read nothing now: too many records
+    /// wait for the sink, or the oldest has waited too long.
+    pub(crate) fn congested(&mut self, now: Instant) -> bool {
+        if self.overload == AuditOverload::Drop {
+            return false;
+        }
+        let done = self.progress.done.load(Ordering::Acquire);
+        while self.handovers.front().is_some_and(|&(end, _)| end <= done) {
+            self.handovers.pop_front();
+        }
+        self.backlog() >= BACKLOG_SOFT
+            || self
+                .handovers
+                .front()
+                .is_some_and(|&(_, at)| now.duration_since(at) >= BACKLOG_AGE)
+    }
+
+    /// Moves the engine's records to the thread. Blocking: at most up to
+    /// [`BACKLOG_HARD`] waiting (the rest stay in the engine's queue).
+    /// Lossy: what does not fit is dropped, counted in `dropped` and logged
+    /// at most once a minute.
+    pub(crate) fn take_from(&mut self, engine: &mut Engine, dropped: &AtomicU64) {
+        let lossy = self.overload == AuditOverload::Drop;
+        let mut room = BACKLOG_HARD.saturating_sub(self.backlog());
+        let mut batch = Vec::new();
+        let mut lost = 0u64;
+        while lossy || room > 0 {
+            let Some(r) = engine.poll_audit() else { break };
+            if room == 0 {
+                lost += 1;
+                continue;
+            }
+            room -= 1;
+            batch.push(r);
+        }
+        if lost > 0 {
+            let total = dropped.fetch_add(lost, Ordering::Relaxed) + lost;
+            if let Some(since) = self.drops.note(lost, Instant::now()) {
+                tracing::warn!(
+                    dropped = total,
+                    since_last_report = since,
+                    "audit: {since} record(s) dropped since the last report because the audit file fell behind \
+                     (on_overload = drop: answers went without their token); next report in at most 60 s"
+                );
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        let sent = self
+            .tx
             .as_ref()
-            .is_some_and(|tx| tx.try_send(Msg::Record(record)).is_ok())
+            .is_some_and(|tx| tx.send(Msg::Records(batch)).is_ok());
+        if sent {
+            self.submitted += n;
+            self.handovers.push_back((self.submitted, Instant::now()));
+        } else {
+            dropped.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// A sender for a flush request (to await without holding a lock).
-    pub(crate) fn sender(&self) -> Option<mpsc::Sender<Msg>> {
+    pub(crate) fn sender(&self) -> Option<mpsc::UnboundedSender<Msg>> {
         self.tx.clone()
     }
 }
 
 /// Waits until everything queued before this call is stored and flushed.
-pub(crate) async fn flush(tx: mpsc::Sender<Msg>) {
+pub(crate) async fn flush(tx: mpsc::UnboundedSender<Msg>) {
     let (done, wait) = oneshot::channel();
-    if tx.send(Msg::Flush(done)).await.is_ok() {
+    if tx.send(Msg::Flush(done)).is_ok() {
         let _ = wait.await;
     }
 }
@@ -139,20 +277,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failing_sink_is_reported_once_a_minute_and_always_counted() {
-        let failures = Arc::new(AtomicU64::new(0));
-        let mut r = FailureReporter {
-            failures: failures.clone(),
-            last: None,
-            unreported: 0,
-        };
-        let e = || crate::audit::AuditError(Box::new(std::io::Error::other("disk full")));
+    fn what_keeps_happening_is_reported_once_a_minute_and_always_counted() {
+        let mut r = Reporter::default();
         let t0 = Instant::now();
+        let mut counted = 0;
         let lines = (0..10_000u64)
-            .filter(|i| r.failed(&e(), t0 + Duration::from_millis(i * 10)))
+            .filter_map(|i| r.note(1, t0 + Duration::from_millis(i * 10)))
+            .inspect(|n| counted += n)
             .count();
         // 100 s of failures, one every 10 ms: a line at 0 s and at 60 s.
         assert_eq!(lines, 2);
-        assert_eq!(failures.load(Ordering::Relaxed), 10_000);
+        assert_eq!(counted + r.unreported, 10_000);
     }
 }

@@ -11,10 +11,10 @@
 //! `identity.pinned`.
 
 use serde_json::json;
-use tibet_core::{NetworkBridge, NewToken};
+use tibet_core::{NetworkBridge, NewToken, packet_token};
 use tibet_iot_proto::AuditRecord;
 
-use crate::audit::{AuditError, AuditSink};
+use crate::audit::{AuditError, AuditSink, Stored};
 
 fn stored<T, E: std::error::Error + Send + Sync + 'static>(
     r: Result<T, E>,
@@ -53,9 +53,11 @@ impl AuditSink for NetworkBridge {
             AuditRecord::Ping { packet, response } => {
                 stored(self.record_ping(packet, Some(response)))
             }
-            AuditRecord::Heartbeat { did, address } => {
-                stored(self.record_heartbeat(did, Some(*address), None))
-            }
+            AuditRecord::Heartbeat {
+                did,
+                address,
+                count,
+            } => stored(self.record_heartbeats(did, *address, *count)),
             AuditRecord::Discovery {
                 did,
                 address,
@@ -195,6 +197,34 @@ impl AuditSink for NetworkBridge {
             ),
             _ => Ok(()),
         }
+    }
+
+    /// One token per record, stored with one append (one `write` for a
+    /// file): all or none.
+    fn record_batch(&mut self, records: &[AuditRecord]) -> Stored {
+        self.begin_batch();
+        let mut out = Stored::default();
+        for r in records {
+            let result = match r {
+                // The bulk: made without a copy of the token.
+                AuditRecord::Ping { packet, response } => {
+                    stored(self.add_event(packet_token(packet, Some(response))))
+                }
+                other => self.record(other),
+            };
+            if let Err(e) = result {
+                out.failed += 1;
+                out.first_error.get_or_insert(e);
+            }
+        }
+        match self.commit_batch() {
+            Ok(n) => out.written += n as u64,
+            Err(e) => {
+                out.failed += records.len() as u64 - out.failed;
+                out.first_error = Some(AuditError(Box::new(e)));
+            }
+        }
+        out
     }
 
     fn flush(&mut self) -> Result<(), AuditError> {

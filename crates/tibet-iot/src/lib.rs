@@ -67,16 +67,17 @@ mod segment;
 mod send_queue;
 mod socket;
 
-pub use audit::{AuditError, AuditSink};
+pub use audit::{AuditError, AuditSink, Stored};
 pub use error::StartError;
 pub use node::IoTNode;
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
-    AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats, DriverStats, Engine, EngineStats,
-    Event, IdentityConfig, IdentityStats, Limits, MULTICAST_GROUP, MULTICAST_TTL, MeshRelay,
-    MonoTime, NetworkDiscovery, NodeStats, Now, PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord,
-    PeerStats, PeerTracker, PeerUpdate, PingMetrics, RelayRefusal, RelayStats, RequestId,
-    RetransmitPolicy, SendError, SendOptions, TRANSPORT_PORT_KEY, Transmit, TransportConfig,
-    UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats,
+    AuditConfig, AuditOverload, AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats,
+    DriverStats, Engine, EngineStats, Event, IdentityConfig, IdentityStats, Limits,
+    MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery, NodeStats, Now,
+    PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate,
+    PingMetrics, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
+    TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
+    UplinkStats,
 };

@@ -27,12 +27,12 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
-    Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError, SendOptions,
-    TransportConfig, Uplink,
+    AuditOverload, Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError,
+    SendOptions, TransportConfig, Uplink,
 };
 
 use crate::audit::AuditSink;
-use crate::audit_worker::{self, AuditWorker};
+use crate::audit_worker::{self, AuditWorker, Progress};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
 use crate::errqueue;
@@ -65,14 +65,24 @@ struct State {
 impl State {
     /// Hands the engine's audit records to the worker (cheap: a queue push).
     fn drain_audit(&mut self, dropped: &AtomicU64) {
-        let Some(worker) = self.audit.as_ref() else {
-            return;
-        };
-        while let Some(r) = self.engine.poll_audit() {
-            if !worker.submit(r) {
-                dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(worker) = self.audit.as_mut() {
+            worker.take_from(&mut self.engine, dropped);
         }
+    }
+
+    /// Whether the driver must read nothing now because the audit path is
+    /// behind (audit_worker.rs): the worker is congested, or the engine's
+    /// queue lacks room for a receive batch's records (two per datagram).
+    fn audit_congested(&mut self, now: Instant) -> bool {
+        let Some(worker) = self.audit.as_mut() else {
+            return false;
+        };
+        let audit = &self.engine.config().audit;
+        let blocking = audit.on_overload == AuditOverload::Block;
+        // A queue smaller than a batch's worth is read into when empty (the
+        // engine then refuses the answers whose records do not fit).
+        let need = (2 * RECV_BATCH + 64).min(audit.capacity.max(1));
+        worker.congested(now) || (blocking && self.engine.audit_room() < need)
     }
 
     /// Hands the engine's uplink frames to the uplink's channel; what does
@@ -98,7 +108,8 @@ struct Shared {
     send_queue_dropped: AtomicU64,
     send_queue_bytes_dropped: AtomicU64,
     audit_dropped: AtomicU64,
-    audit_failures: Arc<AtomicU64>,
+    audit_progress: Arc<Progress>,
+    audit_backpressure: AtomicU64,
     uplink_dropped: AtomicU64,
     /// Origin of the engine's monotonic clock.
     origin: Instant,
@@ -189,7 +200,8 @@ impl IoTNode {
                 send_queue_dropped: AtomicU64::new(0),
                 send_queue_bytes_dropped: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
-                audit_failures: Arc::new(AtomicU64::new(0)),
+                audit_progress: Arc::new(Progress::default()),
+                audit_backpressure: AtomicU64::new(0),
                 uplink_dropped: AtomicU64::new(0),
                 origin,
             }),
@@ -337,13 +349,21 @@ impl IoTNode {
     /// Waits until every audit record of what happened so far has been
     /// handed to the sink and the sink has flushed.
     pub async fn flush_audit(&self) {
-        let tx = {
-            let mut st = self.shared.lock();
-            st.drain_audit(&self.shared.audit_dropped);
-            st.audit.as_ref().and_then(AuditWorker::sender)
-        };
-        if let Some(tx) = tx {
+        // Rounds, because the thread takes a bounded backlog at a time; a
+        // few suffice for the engine's whole queue (a running node under a
+        // flood may queue more meanwhile: bounded, not chased forever).
+        for _ in 0..8 {
+            let (tx, more) = {
+                let mut st = self.shared.lock();
+                st.drain_audit(&self.shared.audit_dropped);
+                let tx = st.audit.as_ref().and_then(AuditWorker::sender);
+                (tx, st.engine.audit_queued() > 0)
+            };
+            let Some(tx) = tx else { return };
             audit_worker::flush(tx).await;
+            if !more {
+                return;
+            }
         }
     }
 
@@ -556,8 +576,9 @@ impl IoTNode {
     /// dedicated thread; a sink being replaced first stores and flushes what
     /// it was given.
     pub fn set_audit(&self, sink: Option<Box<dyn AuditSink>>) {
+        let overload = self.shared.lock().engine.config().audit.on_overload;
         let worker = sink.and_then(|sink| {
-            match AuditWorker::spawn(sink, self.shared.audit_failures.clone()) {
+            match AuditWorker::spawn(sink, self.shared.audit_progress.clone(), overload) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start the audit thread; auditing off");
@@ -623,7 +644,10 @@ impl IoTNode {
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
         d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
-        d.audit_failures = self.shared.audit_failures.load(Ordering::Relaxed);
+        let p = &self.shared.audit_progress;
+        d.audit_failures = p.failures.load(Ordering::Relaxed);
+        d.audit_written = p.written.load(Ordering::Relaxed);
+        d.audit_backpressure = self.shared.audit_backpressure.load(Ordering::Relaxed);
         d.uplink_dropped = self.shared.uplink_dropped.load(Ordering::Relaxed);
         s
     }
@@ -684,20 +708,20 @@ async fn drive(
         SendQueue::new(limits.send_queue, limits.send_queue_bytes)
     };
     loop {
-        let deadline = {
+        let (deadline, congested) = {
             let now = shared.now().mono;
-            shared
-                .lock()
-                .engine
-                .poll_timeout()
-                .map(|d| to_instant(d, now))
+            let mut st = shared.lock();
+            let deadline = st.engine.poll_timeout().map(|d| to_instant(d, now));
+            (deadline, st.audit_congested(Instant::now()))
         };
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
             _ = shared.wake.notified() => {}
-            r = sock.readable() => { if r.is_err() { break } }
-            r = async { disc.as_ref().expect("guarded").readable().await }, if disc.is_some() => {
+            // The audit thread stored a batch: room again, maybe.
+            _ = shared.audit_progress.notify.notified() => {}
+            r = sock.readable(), if !congested => { if r.is_err() { break } }
+            r = async { disc.as_ref().expect("guarded").readable().await }, if disc.is_some() && !congested => {
                 if r.is_err() { break }
             }
             _ = sock.writable(), if !outq.is_empty() => {}
@@ -708,8 +732,20 @@ async fn drive(
         let mut st = shared.lock();
         st.engine.set_events_enabled(events.receiver_count() > 0);
         let now = shared.now();
+        // Backpressure (audit_worker.rs): while the audit path is behind,
+        // nothing is read, so nothing is answered without its record;
+        // datagrams wait in the socket's buffer.
+        let congested = st.audit_congested(Instant::now());
+        if congested {
+            shared.audit_backpressure.fetch_add(1, Ordering::Relaxed);
+        }
         // One batch, then timers and commands get their turn.
-        match inbatch.recv(&sock) {
+        let received = if congested {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            inbatch.recv(&sock)
+        };
+        match received {
             Ok(_) => {
                 // One call per receive batch: signatures of pinned DIDs are
                 // verified together (same decisions as one by one).
@@ -728,7 +764,7 @@ async fn drive(
         for addr in unreachable.drain(..) {
             st.engine.handle_unreachable(addr);
         }
-        if let Some(d) = disc.as_ref() {
+        if let Some(d) = disc.as_ref().filter(|_| !congested) {
             for _ in 0..RECV_BATCH / 4 {
                 match d.try_recv_from(&mut buf) {
                     Ok((n, from)) => st.engine.handle_discovery_datagram(now, from, &buf[..n]),

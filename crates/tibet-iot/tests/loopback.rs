@@ -524,13 +524,31 @@ async fn rejecting_a_pending_ping_leaves_a_review_token_with_its_packet_id() {
 
 /// A sink that stores nothing until the test opens its gate.
 struct Gated {
-    gate: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    gate: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Gated {
+    fn new() -> (
+        Self,
+        std::sync::mpsc::Sender<()>,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        let (open, gate) = std::sync::mpsc::channel();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Gated {
+            gate: std::sync::Mutex::new(Some(gate)),
+            seen: seen.clone(),
+        };
+        (sink, open, seen)
+    }
 }
 
 impl tibet_iot::AuditSink for Gated {
     fn record(&mut self, record: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
-        let _ = self.gate.lock().unwrap().recv();
+        if let Some(gate) = self.gate.lock().unwrap().take() {
+            let _ = gate.recv();
+        }
         let kind = match record {
             AuditRecord::TrustChange { .. } => "trust_change",
             AuditRecord::Ping { .. } => "ping",
@@ -541,30 +559,97 @@ impl tibet_iot::AuditSink for Gated {
     }
 }
 
+/// Polls `f` (bounded) until it holds.
+async fn until(mut f: impl FnMut() -> bool) {
+    timeout(Duration::from_secs(5), async {
+        while !f() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("condition within 5 s");
+}
+
 #[tokio::test]
-async fn a_stuck_audit_sink_does_not_hold_up_answers() {
+async fn a_stalled_audit_sink_makes_the_node_answer_later_never_without_a_token() {
     let (a, b, _, b_addr) = pair("jis:slow:a", "jis:slow:b").await;
-    let (open, gate) = std::sync::mpsc::channel();
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    b.set_audit(Some(Box::new(Gated {
-        gate: std::sync::Mutex::new(gate),
-        seen: seen.clone(),
-    })));
+    let (sink, open, seen) = Gated::new();
+    b.set_audit(Some(Box::new(sink)));
     // The sink is stuck on this first record until the gate opens.
     b.set_trust("jis:slow:a", 0.9);
-    let answer = ask(&a, "jis:slow:b", b_addr).await;
+    // Past the age bound of what waits for the sink, the node reads no
+    // more (a duration of the feature, not a synchronisation).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let a = std::sync::Arc::new(a);
+    let asker = {
+        let a = a.clone();
+        tokio::spawn(async move { ask(&a, "jis:slow:b", b_addr).await })
+    };
+    // The ping arrived and was left in the socket: nothing read, nothing
+    // answered.
+    until(|| b.stats().driver.audit_backpressure > 0).await;
+    let s = b.stats();
+    assert_eq!((s.engine.datagrams_in, s.engine.pings_answered), (0, 0));
+    assert!(!asker.is_finished());
+    open.send(()).unwrap();
+    let answer = asker.await.unwrap();
+    assert_eq!(answer.airlock_zone, AirlockZone::Groen);
+    b.flush_audit().await;
+    assert_eq!(*seen.lock().unwrap(), ["trust_change", "ping"]);
+    let s = b.stats();
+    assert_eq!((s.driver.audit_dropped, s.driver.audit_failures), (0, 0));
+    assert_eq!((s.driver.audit_written, s.engine.audit_refused), (2, 0));
+    stop_both(&a, &b).await;
+}
+
+#[tokio::test]
+async fn a_lossy_node_does_not_wait_for_a_stalled_audit_sink() {
+    let mut cfg = quick();
+    cfg.audit.on_overload = tibet_iot::AuditOverload::Drop;
+    let a = IoTNode::new("jis:lossy:a", quick());
+    let b = IoTNode::new("jis:lossy:b", cfg);
+    a.start().await.unwrap();
+    let b_addr = b.start().await.unwrap();
+    let (sink, open, seen) = Gated::new();
+    b.set_audit(Some(Box::new(sink)));
+    b.set_trust("jis:lossy:a", 0.9);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let answer = ask(&a, "jis:lossy:b", b_addr).await;
     assert_eq!(answer.airlock_zone, AirlockZone::Groen);
     assert!(
         seen.lock().unwrap().is_empty(),
         "answered while the sink had stored nothing"
     );
     open.send(()).unwrap();
-    open.send(()).unwrap();
     b.flush_audit().await;
     assert_eq!(*seen.lock().unwrap(), ["trust_change", "ping"]);
     let s = b.stats();
-    assert_eq!((s.driver.audit_dropped, s.driver.audit_failures), (0, 0));
+    assert_eq!(
+        (s.driver.audit_dropped, s.driver.audit_backpressure),
+        (0, 0)
+    );
     stop_both(&a, &b).await;
+}
+
+#[tokio::test]
+async fn a_lossy_node_drops_and_counts_what_its_stalled_sink_cannot_take() {
+    let mut cfg = quick();
+    cfg.audit.on_overload = tibet_iot::AuditOverload::Drop;
+    let b = IoTNode::new("jis:lossy:hub", cfg);
+    b.start().await.unwrap();
+    let (sink, open, seen) = Gated::new();
+    b.set_audit(Some(Box::new(sink)));
+    // 20,000 trust changes while the sink stores nothing: the audit thread
+    // holds at most 16,384 waiting records; the rest are dropped, counted.
+    for i in 0..20_000u32 {
+        b.set_trust("jis:lossy:peer", f64::from(i % 2));
+    }
+    assert_eq!(b.stats().driver.audit_dropped, 20_000 - 16_384);
+    open.send(()).unwrap();
+    b.flush_audit().await;
+    assert_eq!(seen.lock().unwrap().len(), 16_384);
+    assert_eq!(b.stats().driver.audit_written, 16_384);
+    b.stop().await;
 }
 
 struct Broken;
