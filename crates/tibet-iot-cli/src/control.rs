@@ -46,7 +46,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 mod protocol;
 
-pub(crate) use protocol::{PeerItem, PendingItem, Request, Response, parse_request};
+pub(crate) use protocol::{PeerItem, PendingItem, PinItem, Request, Response, parse_request};
 
 /// A request waiting for the node's answer.
 pub(crate) struct Call {

@@ -87,12 +87,19 @@ impl IdentitySettings {
         }
     }
 
-    /// The pins file the node keeps.
-    pub(crate) fn pins_file(&self) -> Option<PathBuf> {
+    /// The pins file node `did` keeps: `[identity] pins_file`, else next to
+    /// the audit file (where one may keep it, [`default_pins_file`]), else
+    /// `pins` in the state directory of a node that keeps one.
+    pub(crate) fn pins_file(&self, did: &str) -> Option<PathBuf> {
         self.section
             .as_ref()
             .and_then(|s| s.pins_file.clone())
             .or_else(|| self.default_pins_file.clone())
+            .or_else(|| {
+                (self.state == StateUse::Node)
+                    .then(|| self.state_dir(did).map(|d| d.join("pins")))
+                    .flatten()
+            })
     }
 
     /// Pins given by `[pins]` and `--pin` (flags replace the file's entry).
@@ -143,7 +150,7 @@ impl IdentitySettings {
                  signatures must sign its own packets"
             ));
         }
-        let mut pins = match self.pins_file() {
+        let mut pins = match self.pins_file(did) {
             Some(path) => PinStore::load(&path, DEFAULT_PIN_CAPACITY)?,
             None => PinStore::new(DEFAULT_PIN_CAPACITY),
         };
@@ -247,18 +254,55 @@ fn node_key(dir: &Path) -> Result<Keypair> {
     Ok(key)
 }
 
-/// The default pins file: `pins` next to the audit file.
+/// The pins file next to the audit file, where that is a directory one may
+/// keep pins in: the audit file is (or will be) a regular file, and its
+/// directory exists and is writable. `--audit /dev/null` is not such a
+/// place (pins there would be lost at reboot, reopening the first-use
+/// race); the pins then go to the state directory
+/// ([`IdentitySettings::pins_file`]).
 pub(crate) fn default_pins_file(audit: Option<&Path>) -> Option<PathBuf> {
     let audit = audit?;
-    Some(match audit.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => dir.join("pins"),
-        None => PathBuf::from("pins"),
-    })
+    if std::fs::metadata(audit).is_ok_and(|m| !m.is_file()) {
+        return None;
+    }
+    let dir = audit
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let writable = std::fs::metadata(dir).is_ok_and(|m| m.is_dir() && !m.permissions().readonly());
+    writable.then(|| dir.join("pins"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pins_go_beside_the_audit_file_only_where_they_can_be_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let audit = tmp.path().join("audit.jsonl");
+        assert_eq!(
+            default_pins_file(Some(&audit)),
+            Some(tmp.path().join("pins"))
+        );
+        assert_eq!(default_pins_file(Some(Path::new("/dev/null"))), None);
+        let missing = tmp.path().join("no-such-dir").join("audit.jsonl");
+        assert_eq!(default_pins_file(Some(&missing)), None);
+        // Then the state directory of a listener keeps them.
+        let settings = IdentitySettings {
+            flags: IdentityFlags {
+                state: Some(tmp.path().join("state")),
+                ..IdentityFlags::default()
+            },
+            default_pins_file: default_pins_file(Some(Path::new("/dev/null"))),
+            state: StateUse::Node,
+            ..IdentitySettings::default()
+        };
+        assert_eq!(
+            settings.pins_file("jis:a"),
+            Some(tmp.path().join("state").join("pins"))
+        );
+    }
 
     #[test]
     fn a_bad_pin_names_its_did() {

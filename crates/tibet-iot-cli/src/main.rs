@@ -38,6 +38,7 @@ mod origins;
 mod output;
 mod parse;
 mod pending;
+mod pins;
 mod send;
 mod settings;
 mod sim;
@@ -89,6 +90,8 @@ enum Command {
     Sim(sim::Args),
     /// Review pending (GEEL) pings of a running listener.
     Pending(pending::Args),
+    /// List or remove the pins of a running listener (DID -> public key).
+    Pins(pins::Args),
     /// Show a running listener: identity, peers, pending reviews, counters.
     Status(status::Args),
     /// Inspect and verify provenance audit files (JSONL token files).
@@ -169,6 +172,7 @@ fn main() -> ExitCode {
         }
         Command::Man(args) => man(args),
         Command::Pending(args) => pending::run(args),
+        Command::Pins(args) => pins::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Status(args) => status::run(args),
         Command::Listen(args) => block_on(listen::run(args, format)),

@@ -349,7 +349,7 @@ impl Node {
         })?;
         let pins_file = settings
             .identity
-            .pins_file()
+            .pins_file(&settings.did)
             .map(|p| (p, std::sync::atomic::AtomicU64::new(0)));
         Ok(Node {
             inner: std::sync::Arc::new(inner),
@@ -647,6 +647,25 @@ impl Node {
                     None => no_pending(&id, &did),
                 }
             }
+            Request::Pins => {
+                let (pins, _) = self.inner.pins();
+                Response {
+                    ok: true,
+                    pins: Some(pins.iter().map(|(did, key)| pin_item(did, key)).collect()),
+                    ..Default::default()
+                }
+            }
+            Request::Unpin { did } => match self.inner.remove_pin(&did) {
+                Some(key) => {
+                    self.save_pins();
+                    Response {
+                        ok: true,
+                        pins: Some(vec![pin_item(&did, &key)]),
+                        ..Default::default()
+                    }
+                }
+                None => Response::error(format!("{} is not pinned", crate::output::safe(&did))),
+            },
             Request::Peers => Response {
                 ok: true,
                 peers: Some(crate::status::peer_items(&self.inner)),
@@ -671,6 +690,14 @@ impl Node {
     /// Stops gracefully.
     pub(crate) async fn stop(self) {
         self.inner.stop().await;
+    }
+}
+
+fn pin_item(did: &str, key: &tibet_ping::identity::PublicKey) -> crate::control::PinItem {
+    crate::control::PinItem {
+        did: did.to_owned(),
+        public_key: key.to_base64(),
+        fingerprint: key.sha256_hex()[..16].to_owned(),
     }
 }
 

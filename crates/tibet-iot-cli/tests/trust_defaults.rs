@@ -124,3 +124,58 @@ fn a_ping_captured_before_a_sigkill_is_refused_after_the_restart() {
         );
     }
 }
+
+#[test]
+fn pins_are_listed_and_removed_through_the_control_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("phone.key");
+    let made = run(&["keygen", "--out", key.to_str().unwrap()]);
+    assert_code(&made, 0);
+    let public = stdout(&made).trim().to_owned();
+    let socket = tmp.path().join("c.sock");
+    let socket = socket.to_str().unwrap();
+    let audit = tmp.path().join("audit.jsonl");
+    let pin = format!("jis:home:phone={public}");
+    let _hub = Listener::loopback_hub(
+        "jis:home:hub",
+        &["jis:home:phone=0.9"],
+        &[
+            "--pin",
+            &pin,
+            "--control",
+            socket,
+            "--audit",
+            audit.to_str().unwrap(),
+        ],
+    );
+    let list = run(&["pins", "list", "--control", socket]);
+    assert_code(&list, 0);
+    assert!(
+        stdout(&list).starts_with("jis:home:phone  "),
+        "{}",
+        stdout(&list)
+    );
+    assert!(stdout(&list).contains(&public), "{}", stdout(&list));
+
+    let removed = run(&["pins", "remove", "jis:home:phone", "--control", socket]);
+    assert_code(&removed, 0);
+    assert!(stdout(&removed).starts_with("removed the pin of jis:home:phone"));
+    assert_eq!(
+        stdout(&run(&["pins", "list", "--control", socket])).trim(),
+        "no pins"
+    );
+    let again = run(&["pins", "remove", "jis:home:phone", "--control", socket]);
+    assert_code(&again, 1);
+    // The pins file beside the audit file follows, and the removal is
+    // audited.
+    let pins = std::fs::read_to_string(tmp.path().join("pins")).expect("the pins file is saved");
+    assert!(!pins.contains("jis:home:phone"), "{pins}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .contains("identity.unpinned")
+    {
+        assert!(Instant::now() < deadline, "no identity.unpinned token");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -132,6 +132,13 @@ pub enum AuditRecord {
         /// Why (`auto_vouched`, `beacon approved`).
         reason: String,
     },
+    /// An operator removed a DID's pin.
+    Unpinned {
+        /// The DID.
+        did: String,
+        /// The key it was pinned to.
+        key: Box<PublicKey>,
+    },
     /// Every vouch credential `voucher_did` issued for `device_did` was
     /// revoked: such credentials now count as absent.
     CredentialRevoked {

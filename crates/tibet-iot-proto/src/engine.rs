@@ -1837,6 +1837,19 @@ impl Engine {
         }
     }
 
+    /// An operator removes `did`'s pin (a first-use pin they do not want,
+    /// or a device that changed its key: its next key offer then waits for
+    /// review); audited. The key it had, if any.
+    pub fn remove_pin(&mut self, did: &str) -> Option<PublicKey> {
+        let key = self.identity.remove_pin(did)?;
+        self.pins_generation += 1;
+        self.audit(|| AuditRecord::Unpinned {
+            did: did.to_owned(),
+            key: Box::new(key),
+        });
+        Some(key)
+    }
+
     /// Beacons waiting for human review.
     pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
         self.node.pending_beacons()

@@ -193,6 +193,11 @@ impl IdentityGate {
         &self.pins
     }
 
+    /// Removes `did`'s pin; its key, if it had one.
+    pub(crate) fn remove_pin(&mut self, did: &str) -> Option<PublicKey> {
+        self.pins.remove(did)
+    }
+
     /// Revokes every vouch credential `voucher_did` issued for
     /// `device_did`; false when the revocation list is full (counted).
     pub(crate) fn revoke_credential(&mut self, voucher_did: &str, device_did: &str) -> bool {

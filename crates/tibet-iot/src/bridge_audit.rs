@@ -182,6 +182,18 @@ impl AuditSink for NetworkBridge {
                         .erachter(format!("Pinned {did} to its key ({reason})")),
                 ),
             ),
+            AuditRecord::Unpinned { did, key } => stored(
+                self.record_event(
+                    NewToken::new("identity.unpinned")
+                        .erin(json!({
+                            "did": did,
+                            "public_key": key.to_base64(),
+                            "public_key_hash": key.sha256_hex(),
+                        }))
+                        .eraan([did.as_str()])
+                        .erachter(format!("Removed the pin of {did}")),
+                ),
+            ),
             AuditRecord::CredentialRevoked {
                 voucher_did,
                 device_did,

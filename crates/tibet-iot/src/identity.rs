@@ -33,6 +33,11 @@ impl IoTNode {
         self.with_engine(|e| e.revoke_vouch_credential(voucher_did, device_did))
     }
 
+    /// Removes `did`'s pin; audited. The key it had, if any.
+    pub fn remove_pin(&self, did: &str) -> Option<tibet_ping::identity::PublicKey> {
+        self.with_engine(|e| e.remove_pin(did))
+    }
+
     /// Beacons waiting for human review.
     pub fn pending_beacons(&self) -> Vec<Beacon> {
         self.with_engine(|e| e.pending_beacons().cloned().collect())

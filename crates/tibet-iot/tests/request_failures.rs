@@ -68,7 +68,11 @@ async fn an_answer_signed_by_another_key_fails_the_request_naming_the_pin() {
     );
     sensor.set_trust("jis:home:hub", 0.9);
     let sensor_addr = sensor.start().await.unwrap();
-    let mut identity = IdentityConfig::default();
+    // The hub signs its request (answers are signed for senders that sign).
+    let mut identity = IdentityConfig {
+        key: Some(Keypair::from_seed(&[3; 32])),
+        ..IdentityConfig::default()
+    };
     identity
         .pins
         .set("jis:home:sensor", pinned.public())

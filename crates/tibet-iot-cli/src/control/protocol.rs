@@ -40,6 +40,24 @@ pub(crate) enum Request {
     Stats,
     /// The peer table (for `tibet-iot status`).
     Peers,
+    /// The pins in force (`tibet-iot pins list`).
+    Pins,
+    /// Remove a DID's pin (`tibet-iot pins remove DID`).
+    Unpin {
+        /// The DID.
+        did: String,
+    },
+}
+
+/// A pin as shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PinItem {
+    /// The pinned DID.
+    pub(crate) did: String,
+    /// Its public key (base64).
+    pub(crate) public_key: String,
+    /// The first 16 hex digits of the key's SHA-256.
+    pub(crate) fingerprint: String,
 }
 
 /// A pending ping as shown to the operator.
@@ -81,6 +99,9 @@ pub(crate) struct Response {
     /// For `peers`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) peers: Option<Vec<PeerItem>>,
+    /// For `pins` (all of them) and `unpin` (the one removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pins: Option<Vec<PinItem>>,
 }
 
 impl Response {

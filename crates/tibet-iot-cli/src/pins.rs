@@ -1,0 +1,81 @@
+//! `tibet-iot pins list|remove`: the pins of a running `listen --control
+//! SOCKET`, those an operator gave and those trust on first use added, and
+//! their removal (audited; the pins file follows).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use clap::Subcommand;
+
+use crate::control::{self, Request};
+use crate::output::safe;
+use crate::parse;
+
+/// Arguments of `pins`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Action,
+    /// The listener's control socket (`listen --control SOCKET`).
+    #[arg(long, global = true, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// List the pinned DIDs with their keys' fingerprints.
+    List,
+    /// Remove a DID's pin: its packets are then a claim again, and a key it
+    /// offers waits for review.
+    Remove {
+        /// The pinned DID.
+        did: String,
+    },
+}
+
+/// Runs `pins`.
+pub(crate) fn run(args: Args) -> Result<ExitCode> {
+    let Some(socket) = args.control else {
+        bail!("--control SOCKET is required (the socket given to `tibet-iot listen --control`)");
+    };
+    let request = match &args.action {
+        Action::List => Request::Pins,
+        Action::Remove { did } => Request::Unpin {
+            did: parse::did(did)?,
+        },
+    };
+    let response = control::call(&socket, &request)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&response)?);
+    } else if !response.ok {
+        bail!("{}", response.error.unwrap_or_default());
+    } else {
+        let pins = response.pins.unwrap_or_default();
+        match args.action {
+            Action::Remove { .. } => {
+                for p in &pins {
+                    println!(
+                        "removed the pin of {} (key {})",
+                        safe(&p.did),
+                        p.fingerprint
+                    );
+                }
+            }
+            Action::List if pins.is_empty() => println!("no pins"),
+            Action::List => {
+                for p in &pins {
+                    println!("{}  {}  {}", safe(&p.did), p.fingerprint, p.public_key);
+                }
+            }
+        }
+    }
+    Ok(if response.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
