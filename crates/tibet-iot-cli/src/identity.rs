@@ -172,25 +172,28 @@ impl IdentitySettings {
     }
 }
 
-/// The start-up warning of `listen` in prefer mode: one line per DID given
-/// trust (or a vouch) without a pin, since anyone can claim such a DID.
+/// The start-up warnings of `listen`: one line per DID given trust (or a
+/// vouch) without a pin. In prefer mode anyone can claim such a DID; in
+/// require mode its packets are all dropped until a key is pinned.
 pub(crate) fn unpinned_trust_warnings<'a>(
     mode: IdentityMode,
     pins: &PinStore,
     trusted: impl IntoIterator<Item = &'a str>,
 ) -> Vec<String> {
-    if mode != IdentityMode::Prefer {
-        return Vec::new();
-    }
     let mut seen = std::collections::BTreeSet::new();
     trusted
         .into_iter()
         .filter(|d| pins.get(d).is_none() && seen.insert(*d))
-        .map(|d| {
-            format!(
+        .filter_map(|d| match mode {
+            IdentityMode::Prefer => Some(format!(
                 "{d} is trusted without a pin: anyone on the network can claim it \
-                 (pin it with --pin {d}=PUBKEY)"
-            )
+                 (pin it with --pin {d}=PUBKEY, or approve the key it offers)"
+            )),
+            IdentityMode::Require => Some(format!(
+                "{d} is trusted but has no pin: in require mode every packet claiming it is \
+                 dropped until its key is pinned (--pin {d}=PUBKEY, or approve the key it offers)"
+            )),
+            IdentityMode::Off => None,
         })
         .collect()
 }
@@ -370,6 +373,8 @@ mod tests {
         );
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("jis:b:open"));
-        assert!(unpinned_trust_warnings(IdentityMode::Require, &pins, ["jis:b:open"]).is_empty());
+        let w = unpinned_trust_warnings(IdentityMode::Require, &pins, ["jis:b:open"]);
+        assert!(w[0].contains("dropped until its key is pinned"), "{w:?}");
+        assert!(unpinned_trust_warnings(IdentityMode::Off, &pins, ["jis:b:open"]).is_empty());
     }
 }

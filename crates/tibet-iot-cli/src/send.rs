@@ -96,6 +96,9 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     // Sender-measured round trip; the response's `rtt_ms` is the
     // responder's processing time, a different number.
     let round_trip = started.elapsed();
+    // An answer is authenticated when its responder is pinned here (the
+    // engine refused it otherwise); any other answer is a claim.
+    let (mode, pins) = node.identity();
     node.stop().await;
     let response = match answer {
         Ok(Some(response)) => response,
@@ -128,6 +131,15 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    let authenticated = mode != tibet_ping::identity::IdentityMode::Off
+        && pins.get(&response.responder_did).is_some();
+    if !authenticated {
+        let who = output::safe(&response.responder_did);
+        eprintln!(
+            "warning: the answer is not authenticated: {who} has no pin here, so anyone on the \
+             network could have sent it (pin it with --pin {who}=PUBKEY)"
+        );
+    }
     if args.json {
         let mut v = serde_json::to_value(&response)?;
         if let Some(m) = v.as_object_mut() {
@@ -135,6 +147,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
                 "round_trip_ms".into(),
                 serde_json::json!(round_ms(round_trip)),
             );
+            m.insert("authenticated".into(), authenticated.into());
         }
         println!("{}", serde_json::to_string(&v)?);
     } else {
