@@ -452,6 +452,7 @@ const IDENTITY_REFUSED: &[(&str, &str)] = &[
     ("unpinned_in_require", "identity/unpinned_in_require"),
     ("bad_beacon_key", "identity/bad_beacon_key"),
     ("response_refused", "identity/responses_refused"),
+    ("over_verify_budget", "identity/over_verify_budget"),
 ];
 
 /// Packets and answers the identity gate let through, by how.
