@@ -136,7 +136,11 @@ fn an_answer_refused_by_our_pin_names_the_pinned_key() {
     assert!(text.contains(&fingerprint(&other_public)), "{text}");
 
     // An unsigned answer where a pin demands a signature says so.
-    let plain = Listener::loopback_hub("jis:home:plain", &["jis:home:sensor=0.9"], &[]);
+    let plain = Listener::loopback_hub(
+        "jis:home:plain",
+        &["jis:home:sensor=0.9"],
+        &["--identity", "off"],
+    );
     let pin = format!("jis:home:plain={other_public}");
     let out = plain.send(
         "t.read",
@@ -197,7 +201,11 @@ fn identity_refusals_show_on_the_terminal_in_status_and_on_metrics() {
     let metrics = hub.wait_for_line("metrics at http://");
     let url = metrics.trim_start_matches("metrics at ").to_owned();
     // Unsigned, then signed by another key: both claim the pinned DID.
-    let unsigned = hub.send("t.read", "jis:home:sensor", &["--timeout", "0.3"]);
+    let unsigned = hub.send(
+        "t.read",
+        "jis:home:sensor",
+        &["--timeout", "0.3", "--identity", "off"],
+    );
     assert_code(&unsigned, 3);
     let forged = hub.send(
         "t.read",

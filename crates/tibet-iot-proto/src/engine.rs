@@ -1051,27 +1051,32 @@ impl Engine {
         }
     }
 
-    /// Whether `packet`'s signature may be checked (docs/SECURITY.md,
-    /// verification budget): a check it would not cost, or one for a DID at
-    /// the address it proved, is free; any other takes a token from the
-    /// source address's bucket and the shared one ([`SourceGuard::allow_verify`]).
-    fn verify_budget(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> Budget {
+    /// Whether checking `packet`'s signature is free here: it would check
+    /// none, or its DID proved the address it comes from (docs/SECURITY.md,
+    /// verification budget).
+    fn verify_is_free(&self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
         if self.identity.mode() == IdentityMode::Off {
-            return Budget::Granted;
+            return true;
         }
         let did = packet.source_did.as_str();
         let signed = !packet.signature.is_empty()
             && (self.identity.pins().get(did).is_some()
                 || packet.payload.contains_key(PUBLIC_KEY_FIELD));
         if !signed && packet.vouched_by.is_none() {
-            return Budget::Granted;
+            return true;
         }
-        let proven = from != UPLINK_ADDR
+        from != UPLINK_ADDR
             && self
                 .peers
                 .slot(did)
-                .is_some_and(|slot| self.peers.proven_at(now.mono, slot, did, from));
-        if proven || self.guard.allow_verify(now.mono, from.ip()) {
+                .is_some_and(|slot| self.peers.proven_at(now.mono, slot, did, from))
+    }
+
+    /// Whether `packet`'s signature may be checked: free
+    /// ([`Engine::verify_is_free`]), or paid with a token of the source
+    /// address's bucket and the shared one ([`SourceGuard::allow_verify`]).
+    fn verify_budget(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> Budget {
+        if self.verify_is_free(now, from, packet) || self.guard.allow_verify(now.mono, from.ip()) {
             Budget::Granted
         } else {
             Budget::Refused

@@ -281,6 +281,15 @@ impl SourceGuard {
         self.verify.allow(tick(now), &ip) && self.verify_total.allow(tick(now), &())
     }
 
+    /// The signature checks [`SourceGuard::allow_verify`] would grant `ip`
+    /// now, as (its address's tokens, the shared tokens); spends nothing.
+    pub fn verify_tokens(&self, now: MonoTime, ip: IpAddr) -> (f64, f64) {
+        (
+            self.verify.tokens(tick(now), &ip),
+            self.verify_total.tokens(tick(now), &()),
+        )
+    }
+
     /// Counters.
     pub fn stats(&self) -> GuardStats {
         GuardStats {

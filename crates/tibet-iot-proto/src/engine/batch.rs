@@ -3,7 +3,7 @@
 //! (docs/PERFORMANCE.md, identity section) and then handles each datagram
 //! exactly as [`Engine::handle_datagram`] would, in order.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
 use tibet_ping::{DecodeError, Decoded, PingPacket};
@@ -63,24 +63,43 @@ impl Engine {
             })
             .collect();
         let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
-        // Each packet's signature check is paid for (or refused) once, here,
-        // before any is checked.
-        let mut budgets = vec![Budget::Unchecked; chunk.len()];
         {
+            // Checks are made ahead only within what the verification
+            // budget holds now (free ones, then the tokens each address and
+            // the shared bucket have, counted down here); the budget itself
+            // is charged at each packet's turn, exactly as one by one.
             let mut items: Vec<(&PingPacket, PublicKey)> = Vec::new();
             let mut slots = Vec::new();
+            let mut taken: Vec<(IpAddr, f64)> = Vec::new();
+            let mut taken_total = 0.0;
             for (i, (frame, p)) in decoded.iter().zip(&packets).enumerate() {
+                let from = chunk[i].0;
                 let Some(Ok(Decoded::Packet)) = frame else {
                     continue;
                 };
-                budgets[i] = self.verify_budget(now, chunk[i].0, p);
-                if budgets[i] == Budget::Granted
-                    && !p.signature.is_empty()
-                    && let Some(key) = self.identity.pins().get(&p.source_did)
-                {
-                    items.push((p, *key));
-                    slots.push(i);
+                let Some(key) = self.identity.pins().get(&p.source_did).copied() else {
+                    continue;
+                };
+                if p.signature.is_empty() {
+                    continue;
                 }
+                if !self.verify_is_free(now, from, p) {
+                    let (own, shared) = self.guard.verify_tokens(now.mono, from.ip());
+                    let at = match taken.iter().position(|(ip, _)| *ip == from.ip()) {
+                        Some(at) => at,
+                        None => {
+                            taken.push((from.ip(), 0.0));
+                            taken.len() - 1
+                        }
+                    };
+                    if own < taken[at].1 + 1.0 || shared < taken_total + 1.0 {
+                        continue;
+                    }
+                    taken[at].1 += 1.0;
+                    taken_total += 1.0;
+                }
+                items.push((p, key));
+                slots.push(i);
             }
             if self.batch_backoff > 0 {
                 // A recent batch held a bad signature: checking one by one
@@ -101,12 +120,8 @@ impl Engine {
                 }
             }
         }
-        for ((((&(from, datagram), frame), pre), packet), budget) in chunk
-            .iter()
-            .zip(decoded)
-            .zip(pre)
-            .zip(&packets)
-            .zip(budgets)
+        for (((&(from, datagram), frame), pre), packet) in
+            chunk.iter().zip(decoded).zip(pre).zip(&packets)
         {
             match frame {
                 None => self.handle_datagram(now, from, datagram),
@@ -119,7 +134,7 @@ impl Engine {
                         Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
                         Err(e) => Err(e),
                     };
-                    self.handle_decoded(now, from, datagram, incoming, pre, budget);
+                    self.handle_decoded(now, from, datagram, incoming, pre, Budget::Unchecked);
                 }
             }
         }
