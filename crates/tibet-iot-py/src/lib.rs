@@ -1,0 +1,47 @@
+//! `tibet_iot._native`: the native half of the `tibet_iot` Python package
+//! (distribution `tibet-iot-rs`).
+//!
+//! The package gives Python programs the API of the reference
+//! (`tibet-ping` 0.3.5: `IoTNode`, `TransportConfig`, `PingNode`,
+//! `PingPacket`, `PingResponse` and the enums, names and keyword arguments
+//! kept) over this workspace's engine: the `tibet-iot` driver and the
+//! `tibet-ping` protocol core. One tokio runtime per process runs every
+//! node; its futures are bridged to asyncio, and the GIL is released while
+//! Rust waits or works. No Python code runs per received packet unless the
+//! program asks for events. The enums, exceptions and record types are
+//! plain Python (`python/tibet_iot/`); this crate holds the classes that
+//! wrap Rust state. Install, API and the differences from the reference:
+//! `docs/PYTHON.md`.
+
+#![forbid(unsafe_code)]
+
+mod codec;
+mod config;
+mod convert;
+mod events;
+mod identity;
+mod node;
+mod packet;
+mod ping_node;
+mod pytypes;
+mod runtime;
+
+use pyo3::prelude::*;
+
+/// The native module.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    runtime::init();
+    m.add_class::<node::Node>()?;
+    m.add_class::<events::EventStream>()?;
+    m.add_class::<events::NodeEvent>()?;
+    m.add_class::<packet::PyPingPacket>()?;
+    m.add_class::<packet::PyPingResponse>()?;
+    m.add_class::<ping_node::PingNode>()?;
+    m.add_class::<codec::PacketCodec>()?;
+    m.add_function(wrap_pyfunction!(identity::generate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::public_key, m)?)?;
+    m.add_function(wrap_pyfunction!(identity::validate_did, m)?)?;
+    Ok(())
+}

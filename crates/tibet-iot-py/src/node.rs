@@ -1,0 +1,455 @@
+//! `_native.Node`: the Rust [`IoTNode`] driven from asyncio. Every
+//! coroutine it returns runs on the package's one tokio runtime without the
+//! GIL and resolves the asyncio future when done; cancelling that future
+//! drops the Rust side (the request is forgotten at its deadline). The
+//! Python `tibet_iot.IoTNode` is a thin shell around it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use tibet_core::{FileStore, NetworkBridge, Provider};
+use tibet_iot::{IoTNode, SendError, SendOptions, StartError};
+use tibet_ping::{AirlockRule, Glob, PingOptions, RulePattern, VouchOptions};
+
+use crate::config::{self, addr_arg, check_did, seconds};
+use crate::convert::{map_from_py, serialize_to_py};
+use crate::events::EventStream;
+use crate::packet::{
+    PyPingPacket, PyPingResponse, payload_arg, ping_type_arg, priority_arg, routing_mode_arg,
+    zone_arg,
+};
+use crate::pytypes::{ErrorKind, error, record};
+use crate::runtime::{future, spawn_py};
+
+/// A `(host, port)` tuple.
+pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
+    (a.ip().to_string(), a.port())
+}
+
+/// The exception for a failed send, with the CLI's wording.
+fn send_error(e: SendError) -> PyErr {
+    match e {
+        SendError::NotRunning => error(
+            ErrorKind::NotRunning,
+            "node is not running (await node.start() first)",
+        ),
+        other => error(ErrorKind::Send, other.to_string()),
+    }
+}
+
+/// The exception for a failed start, with the CLI's wording.
+fn start_error(e: StartError) -> PyErr {
+    match e {
+        StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            error(
+                ErrorKind::Bind,
+                format!(
+                    "port {} is in use on {} (another listener?); pick another bind_port",
+                    addr.port(),
+                    addr.ip()
+                ),
+            )
+        }
+        StartError::Bind { addr, source }
+            if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+        {
+            error(
+                ErrorKind::Bind,
+                format!("cannot bind {addr}: the address is not on this machine (check bind_host)"),
+            )
+        }
+        other => error(ErrorKind::Bind, other.to_string()),
+    }
+}
+
+/// The engine node behind `tibet_iot.IoTNode`.
+#[pyclass(module = "tibet_iot._native", name = "Node")]
+pub(crate) struct Node {
+    node: Arc<IoTNode>,
+}
+
+#[pymethods]
+impl Node {
+    #[new]
+    #[pyo3(signature = (device_did, config=None, heartbeat_interval=30.0, discovery_interval=60.0,
+        peer_timeout=120.0, seed=None))]
+    fn new(
+        device_did: String,
+        config: Option<&Bound<'_, PyAny>>,
+        heartbeat_interval: f64,
+        discovery_interval: f64,
+        peer_timeout: f64,
+        seed: Option<u64>,
+    ) -> PyResult<Self> {
+        check_did(&device_did)?;
+        let settings = config::read(config, heartbeat_interval, discovery_interval, peer_timeout)?;
+        let node = match seed {
+            Some(s) => IoTNode::with_seed(device_did.clone(), settings.transport, s),
+            None => IoTNode::new(device_did.clone(), settings.transport),
+        };
+        if let Some(path) = settings.audit_file {
+            let store = FileStore::open(&path).map_err(|e| {
+                error(
+                    ErrorKind::Config,
+                    format!("cannot open audit file {}: {e}", path.display()),
+                )
+            })?;
+            let provider = Provider::new(device_did).with_store(store);
+            node.set_audit(Some(Box::new(NetworkBridge::new(provider))));
+        }
+        Ok(Node {
+            node: Arc::new(node),
+        })
+    }
+
+    /// The node's DID.
+    #[getter]
+    fn device_did(&self) -> &str {
+        self.node.did()
+    }
+
+    /// Whether the node runs.
+    #[getter]
+    fn running(&self) -> bool {
+        self.node.is_running()
+    }
+
+    /// The bound transport address, while running.
+    #[getter]
+    fn local_addr(&self) -> Option<(String, u16)> {
+        self.node.local_addr().map(addr_tuple)
+    }
+
+    /// Binds and starts; resolves to the bound `(host, port)`. Starting a
+    /// running node does nothing (as in the reference).
+    fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        future(py, async move {
+            if let Some(a) = node.local_addr() {
+                return Ok(addr_tuple(a));
+            }
+            match node.start().await {
+                Ok(a) => Ok(addr_tuple(a)),
+                Err(StartError::AlreadyRunning) => {
+                    Ok(node.local_addr().map(addr_tuple).unwrap_or_default())
+                }
+                Err(e) => Err(start_error(e)),
+            }
+        })
+    }
+
+    /// Stops: sockets close, the driver task ends, outstanding requests
+    /// resolve to `None`, audit tokens are flushed. Idempotent.
+    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        future(py, async move {
+            node.stop().await;
+            Ok(())
+        })
+    }
+
+    /// Pings `target` at `addr`; resolves to the `PingResponse`, or `None`
+    /// when none came within `timeout` seconds.
+    #[pyo3(signature = (target, addr, intent, purpose, ping_type, priority, routing_mode,
+        payload=None, timeout=None, pod_id=None, station_id=None, max_hops=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_ping<'py>(
+        &self,
+        py: Python<'py>,
+        target: String,
+        addr: &Bound<'py, PyAny>,
+        intent: String,
+        purpose: String,
+        ping_type: &Bound<'py, PyAny>,
+        priority: &Bound<'py, PyAny>,
+        routing_mode: &Bound<'py, PyAny>,
+        payload: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+        pod_id: Option<String>,
+        station_id: Option<String>,
+        max_hops: Option<u32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let addr = addr_arg(addr)?;
+        let options = SendOptions {
+            ping: PingOptions {
+                ping_type: ping_type_arg(ping_type)?,
+                priority: priority_arg(priority)?,
+                routing_mode: routing_mode_arg(routing_mode)?,
+                payload: payload_arg(payload)?,
+                pod_id,
+                station_id,
+                max_hops,
+            },
+            timeout: timeout.map(|t| seconds("timeout", t)).transpose()?,
+            retransmit: None,
+        };
+        let node = self.node.clone();
+        future(py, async move {
+            let answer = node
+                .send_ping(&target, addr, &intent, &purpose, options)
+                .await
+                .map_err(send_error)?;
+            Ok(answer.map(PyPingResponse::from))
+        })
+    }
+
+    /// Sends a heartbeat to `target` at `addr`; resolves to its answer or
+    /// `None`.
+    #[pyo3(signature = (target, addr, status=None))]
+    fn send_heartbeat<'py>(
+        &self,
+        py: Python<'py>,
+        target: String,
+        addr: &Bound<'py, PyAny>,
+        status: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let addr = addr_arg(addr)?;
+        let status = status
+            .filter(|s| !s.is_none())
+            .map(map_from_py)
+            .transpose()?;
+        let node = self.node.clone();
+        future(py, async move {
+            let answer = node
+                .send_heartbeat(&target, addr, status)
+                .await
+                .map_err(send_error)?;
+            Ok(answer.map(PyPingResponse::from))
+        })
+    }
+
+    /// Sets the trust of `did` (0..1); audited.
+    fn set_trust(&self, py: Python<'_>, did: &str, trust: f64) -> PyResult<()> {
+        check_did(did)?;
+        if !(0.0..=1.0).contains(&trust) {
+            return Err(error(
+                ErrorKind::Config,
+                format!("trust {trust} is outside 0..1"),
+            ));
+        }
+        py.allow_threads(|| self.node.set_trust(did, trust));
+        Ok(())
+    }
+
+    /// The trust of `did` as the pipeline would compute it now.
+    fn trust_of(&self, py: Python<'_>, did: &str) -> f64 {
+        py.allow_threads(|| self.node.trust_of(did))
+    }
+
+    /// Vouches for `vouched_dids`; returns the `Vouch`.
+    #[pyo3(signature = (vouched_dids, vouch_factor=0.7, my_trust=0.9, pod_id=None, reason=String::new()))]
+    fn vouch<'py>(
+        &self,
+        py: Python<'py>,
+        vouched_dids: Vec<String>,
+        vouch_factor: f64,
+        my_trust: f64,
+        pod_id: Option<String>,
+        reason: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        for d in &vouched_dids {
+            check_did(d)?;
+        }
+        let options = VouchOptions {
+            vouch_factor,
+            my_trust,
+            pod_id,
+            reason,
+            expires_at: None,
+        };
+        let vouch = py
+            .allow_threads(|| self.node.vouch(vouched_dids, options))
+            .map_err(|e| error(ErrorKind::Vouch, e.to_string()))?;
+        vouch_record(py, &vouch)
+    }
+
+    /// Adds an airlock rule (any object with the reference `AirlockRule`'s
+    /// attributes).
+    fn add_rule(&self, py: Python<'_>, rule: &Bound<'_, PyAny>) -> PyResult<()> {
+        let rule = rule_arg(rule)?;
+        py.allow_threads(|| self.node.add_rule(rule));
+        Ok(())
+    }
+
+    /// Pings waiting for review (GEEL), oldest first.
+    fn pending<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pending = py.allow_threads(|| self.node.pending());
+        let list = PyList::empty(py);
+        for p in pending {
+            list.append(pending_record(py, p)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Approves a pending ping (optionally raising its sender's trust);
+    /// returns it, or `None` if no such ping waits.
+    #[pyo3(signature = (packet_id, raise_trust_to=None))]
+    fn approve<'py>(
+        &self,
+        py: Python<'py>,
+        packet_id: &str,
+        raise_trust_to: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let p = py.allow_threads(|| self.node.approve_pending(packet_id, raise_trust_to));
+        p.map(|p| pending_record(py, p)).transpose()
+    }
+
+    /// Rejects a pending ping; returns it, or `None`.
+    fn reject<'py>(&self, py: Python<'py>, packet_id: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let p = py.allow_threads(|| self.node.reject_pending(packet_id));
+        p.map(|p| pending_record(py, p)).transpose()
+    }
+
+    /// Records a peer by hand.
+    fn add_peer(&self, py: Python<'_>, did: &str, addr: &Bound<'_, PyAny>) -> PyResult<()> {
+        check_did(did)?;
+        let addr = addr_arg(addr)?;
+        py.allow_threads(|| self.node.add_peer(did, addr));
+        Ok(())
+    }
+
+    /// Live peers as `PeerRecord`s.
+    fn peers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let peers = py.allow_threads(|| self.node.peers());
+        let list = PyList::empty(py);
+        for p in peers {
+            let kw = PyDict::new(py);
+            kw.set_item("did", p.did.as_str())?;
+            kw.set_item("addr", addr_tuple(p.address))?;
+            kw.set_item("packet_count", p.packet_count)?;
+            kw.set_item("proven", p.proven)?;
+            list.append(record(py, "PeerRecord", &kw)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Counters of the engine, its tables and the driver, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stats = py.allow_threads(|| self.node.stats());
+        serialize_to_py(py, &stats)
+    }
+
+    /// The public key this node signs with (base64), if it has a key.
+    #[getter]
+    fn public_key(&self, py: Python<'_>) -> Option<String> {
+        py.allow_threads(|| {
+            self.node.with_engine(|e| {
+                e.config()
+                    .identity
+                    .key
+                    .as_ref()
+                    .map(|k| k.public().to_string())
+            })
+        })
+    }
+
+    /// The DIDs pinned to keys, as `{did: base64 key}`.
+    fn pins<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (pins, _) = py.allow_threads(|| self.node.pins());
+        let d = PyDict::new(py);
+        for (did, key) in pins.iter() {
+            d.set_item(did, key.to_string())?;
+        }
+        Ok(d)
+    }
+
+    /// A stream of the node's events from now on (see `IoTNode.events`).
+    fn subscribe(&self) -> EventStream {
+        EventStream::new(self.node.subscribe())
+    }
+
+    /// Waits until every audit token so far is stored.
+    fn flush_audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let node = self.node.clone();
+        future(py, async move {
+            node.flush_audit().await;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // A node dropped while running: stop it on the runtime so its
+        // sockets close and no task is left behind.
+        if self.node.is_running() {
+            let node = self.node.clone();
+            spawn_py(async move { node.stop().await });
+        }
+    }
+}
+
+/// A `tibet_iot.Vouch` from the engine's vouch.
+pub(crate) fn vouch_record<'py>(
+    py: Python<'py>,
+    vouch: &tibet_ping::Vouch,
+) -> PyResult<Bound<'py, PyAny>> {
+    let d = serialize_to_py(py, vouch)?;
+    let d = d.downcast_into::<PyDict>()?;
+    d.del_item("computed_trust")?;
+    record(py, "Vouch", &d)
+}
+
+/// A `tibet_iot.PendingPing` from the engine's.
+pub(crate) fn pending_record<'py>(
+    py: Python<'py>,
+    p: tibet_ping::PendingPing,
+) -> PyResult<Bound<'py, PyAny>> {
+    let kw = PyDict::new(py);
+    kw.set_item("sender_trust", p.sender_trust)?;
+    kw.set_item("reason", &p.reason)?;
+    kw.set_item("rule", &p.rule)?;
+    kw.set_item("queued_at", p.queued_at.to_iso())?;
+    kw.set_item("packet", PyPingPacket { inner: p.packet })?;
+    record(py, "PendingPing", &kw)
+}
+
+/// An `AirlockRule` (the reference's attributes: rule_id, name, pattern,
+/// zone, priority; `decision` follows from the zone).
+pub(crate) fn rule_arg(rule: &Bound<'_, PyAny>) -> PyResult<AirlockRule> {
+    let rule_id: String = rule.getattr("rule_id")?.extract()?;
+    let name: String = rule.getattr("name")?.extract()?;
+    let zone = zone_arg(&rule.getattr("zone")?)?;
+    let priority: i32 = match rule.getattr("priority") {
+        Ok(p) if !p.is_none() => p.extract()?,
+        _ => tibet_ping::DEFAULT_RULE_PRIORITY,
+    };
+    let pattern_obj = rule.getattr("pattern")?;
+    let pattern_dict = pattern_obj.downcast::<PyDict>().map_err(|_| {
+        error(
+            ErrorKind::Config,
+            format!("rule {rule_id}: pattern must be a dict"),
+        )
+    })?;
+    let mut pattern = RulePattern::default();
+    for (k, v) in pattern_dict.iter() {
+        let key: String = k.extract()?;
+        match key.as_str() {
+            "source_did" => pattern.source_did = Some(Glob::new(v.extract::<String>()?)),
+            "intent" => pattern.intent = Some(Glob::new(v.extract::<String>()?)),
+            "pod_id" => pattern.pod_id = Some(v.extract()?),
+            "ping_type" => pattern.ping_type = Some(ping_type_arg(&v)?),
+            "min_trust" => {
+                let text = v.str()?.to_string();
+                let m: f64 = text.trim().parse().map_err(|_| {
+                    error(
+                        ErrorKind::Config,
+                        format!("rule {rule_id}: min_trust {text:?} is not a number"),
+                    )
+                })?;
+                pattern.min_trust = Some(m);
+            }
+            other => {
+                return Err(error(
+                    ErrorKind::Config,
+                    format!(
+                        "rule {rule_id}: unknown pattern key {other:?} (source_did, intent, pod_id, ping_type, min_trust)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(AirlockRule::new(rule_id, name, pattern, zone).with_priority(priority))
+}
