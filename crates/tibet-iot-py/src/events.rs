@@ -5,16 +5,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyo3::exceptions::PyStopAsyncIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tibet_iot::Event;
 use tokio::sync::{Mutex, broadcast};
 
+use crate::bridge::{Bridge, Outcome};
 use crate::node::addr_tuple;
 use crate::packet::PyPingResponse;
 use crate::pytypes::{member, types};
-use crate::runtime::future;
 
 /// An async iterator of a node's events.
 #[pyclass(module = "tibet_iot._native", name = "EventStream")]
@@ -34,24 +33,19 @@ impl EventStream {
 
 #[pymethods]
 impl EventStream {
-    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// The next event, or `None` when the node is gone.
+    fn next(&self, bridge: &Bridge) -> PyResult<u64> {
         let rx = self.rx.clone();
         let missed = self.missed.clone();
-        future(py, async move {
+        bridge.spawn(async move {
             let mut rx = rx.lock().await;
             loop {
                 match rx.recv().await {
-                    Ok(ev) => return Ok(NodeEvent { ev }),
+                    Ok(ev) => return Outcome::Event(Some(Box::new(ev))),
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         missed.fetch_add(n, Ordering::Relaxed);
                     }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(PyStopAsyncIteration::new_err(()));
-                    }
+                    Err(broadcast::error::RecvError::Closed) => return Outcome::Event(None),
                 }
             }
         })
@@ -70,6 +64,12 @@ impl EventStream {
 #[pyclass(module = "tibet_iot", name = "NodeEvent", frozen)]
 pub(crate) struct NodeEvent {
     ev: Event,
+}
+
+impl From<Event> for NodeEvent {
+    fn from(ev: Event) -> Self {
+        NodeEvent { ev }
+    }
 }
 
 #[pymethods]

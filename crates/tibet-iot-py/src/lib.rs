@@ -6,8 +6,9 @@
 //! `PingPacket`, `PingResponse` and the enums, names and keyword arguments
 //! kept) over this workspace's engine: the `tibet-iot` driver and the
 //! `tibet-ping` protocol core. One tokio runtime per process runs every
-//! node; its futures are bridged to asyncio, and the GIL is released while
-//! Rust waits or works. No Python code runs per received packet unless the
+//! node; its tasks resolve asyncio futures through a per-loop bridge
+//! (`bridge.rs`), never taking the GIL, which is also released while
+//! Rust code called from Python waits or works. No Python code runs per received packet unless the
 //! program asks for events. The enums, exceptions and record types are
 //! plain Python (`python/tibet_iot/`); this crate holds the classes that
 //! wrap Rust state. Install, API and the differences from the reference:
@@ -15,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bridge;
 mod codec;
 mod config;
 mod convert;
@@ -24,7 +26,6 @@ mod node;
 mod packet;
 mod ping_node;
 mod pytypes;
-mod runtime;
 
 use pyo3::prelude::*;
 
@@ -32,7 +33,7 @@ use pyo3::prelude::*;
 #[pymodule]
 #[pyo3(name = "_native")]
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    runtime::init();
+    m.add_class::<bridge::Bridge>()?;
     m.add_class::<node::Node>()?;
     m.add_class::<events::EventStream>()?;
     m.add_class::<events::NodeEvent>()?;

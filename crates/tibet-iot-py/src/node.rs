@@ -13,15 +13,14 @@ use tibet_core::{FileStore, NetworkBridge, Provider};
 use tibet_iot::{IoTNode, SendError, SendOptions, StartError};
 use tibet_ping::{AirlockRule, Glob, PingOptions, RulePattern, VouchOptions};
 
+use crate::bridge::{Bridge, Outcome, runtime};
 use crate::config::{self, addr_arg, check_did, seconds};
 use crate::convert::{map_from_py, serialize_to_py};
 use crate::events::EventStream;
 use crate::packet::{
-    PyPingPacket, PyPingResponse, payload_arg, ping_type_arg, priority_arg, routing_mode_arg,
-    zone_arg,
+    PyPingPacket, payload_arg, ping_type_arg, priority_arg, routing_mode_arg, zone_arg,
 };
 use crate::pytypes::{ErrorKind, error, record};
-use crate::runtime::{future, spawn_py};
 
 /// A `(host, port)` tuple.
 pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
@@ -29,21 +28,29 @@ pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
 }
 
 /// The exception for a failed send, with the CLI's wording.
-fn send_error(e: SendError) -> PyErr {
+fn send_error(e: SendError) -> Outcome {
     match e {
-        SendError::NotRunning => error(
+        SendError::NotRunning => Outcome::Error(
             ErrorKind::NotRunning,
-            "node is not running (await node.start() first)",
+            "node is not running (await node.start() first)".to_owned(),
         ),
-        other => error(ErrorKind::Send, other.to_string()),
+        other => Outcome::Error(ErrorKind::Send, other.to_string()),
+    }
+}
+
+/// A send's outcome: the answer, `None`, or the exception.
+fn answer(r: Result<Option<tibet_ping::PingResponse>, SendError>) -> Outcome {
+    match r {
+        Ok(a) => Outcome::Response(a.map(Box::new)),
+        Err(e) => send_error(e),
     }
 }
 
 /// The exception for a failed start, with the CLI's wording.
-fn start_error(e: StartError) -> PyErr {
+fn start_error(e: StartError) -> Outcome {
     match e {
         StartError::Bind { addr, source } if source.kind() == std::io::ErrorKind::AddrInUse => {
-            error(
+            Outcome::Error(
                 ErrorKind::Bind,
                 format!(
                     "port {} is in use on {} (another listener?); pick another bind_port",
@@ -55,12 +62,12 @@ fn start_error(e: StartError) -> PyErr {
         StartError::Bind { addr, source }
             if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
         {
-            error(
+            Outcome::Error(
                 ErrorKind::Bind,
                 format!("cannot bind {addr}: the address is not on this machine (check bind_host)"),
             )
         }
-        other => error(ErrorKind::Bind, other.to_string()),
+        other => Outcome::Error(ErrorKind::Bind, other.to_string()),
     }
 }
 
@@ -124,40 +131,41 @@ impl Node {
 
     /// Binds and starts; resolves to the bound `(host, port)`. Starting a
     /// running node does nothing (as in the reference).
-    fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn start(&self, bridge: &Bridge) -> PyResult<u64> {
         let node = self.node.clone();
-        future(py, async move {
+        bridge.spawn(async move {
             if let Some(a) = node.local_addr() {
-                return Ok(addr_tuple(a));
+                return Outcome::Addr(a);
             }
             match node.start().await {
-                Ok(a) => Ok(addr_tuple(a)),
-                Err(StartError::AlreadyRunning) => {
-                    Ok(node.local_addr().map(addr_tuple).unwrap_or_default())
-                }
-                Err(e) => Err(start_error(e)),
+                Ok(a) => Outcome::Addr(a),
+                Err(StartError::AlreadyRunning) => match node.local_addr() {
+                    Some(a) => Outcome::Addr(a),
+                    None => Outcome::Unit,
+                },
+                Err(e) => start_error(e),
             }
         })
     }
 
     /// Stops: sockets close, the driver task ends, outstanding requests
     /// resolve to `None`, audit tokens are flushed. Idempotent.
-    fn stop<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn stop(&self, bridge: &Bridge) -> PyResult<u64> {
         let node = self.node.clone();
-        future(py, async move {
+        bridge.spawn(async move {
             node.stop().await;
-            Ok(())
+            Outcome::Unit
         })
     }
 
     /// Pings `target` at `addr`; resolves to the `PingResponse`, or `None`
     /// when none came within `timeout` seconds.
-    #[pyo3(signature = (target, addr, intent, purpose, ping_type, priority, routing_mode,
+    #[pyo3(signature = (bridge, target, addr, intent, purpose, ping_type, priority, routing_mode,
         payload=None, timeout=None, pod_id=None, station_id=None, max_hops=None))]
     #[allow(clippy::too_many_arguments)]
     fn send_ping<'py>(
         &self,
-        py: Python<'py>,
+        bridge: &Bridge,
         target: String,
         addr: &Bound<'py, PyAny>,
         intent: String,
@@ -170,7 +178,7 @@ impl Node {
         pod_id: Option<String>,
         station_id: Option<String>,
         max_hops: Option<u32>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<u64> {
         let addr = addr_arg(addr)?;
         let options = SendOptions {
             ping: PingOptions {
@@ -186,38 +194,31 @@ impl Node {
             retransmit: None,
         };
         let node = self.node.clone();
-        future(py, async move {
-            let answer = node
-                .send_ping(&target, addr, &intent, &purpose, options)
-                .await
-                .map_err(send_error)?;
-            Ok(answer.map(PyPingResponse::from))
+        bridge.spawn(async move {
+            answer(
+                node.send_ping(&target, addr, &intent, &purpose, options)
+                    .await,
+            )
         })
     }
 
     /// Sends a heartbeat to `target` at `addr`; resolves to its answer or
     /// `None`.
-    #[pyo3(signature = (target, addr, status=None))]
+    #[pyo3(signature = (bridge, target, addr, status=None))]
     fn send_heartbeat<'py>(
         &self,
-        py: Python<'py>,
+        bridge: &Bridge,
         target: String,
         addr: &Bound<'py, PyAny>,
         status: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<u64> {
         let addr = addr_arg(addr)?;
         let status = status
             .filter(|s| !s.is_none())
             .map(map_from_py)
             .transpose()?;
         let node = self.node.clone();
-        future(py, async move {
-            let answer = node
-                .send_heartbeat(&target, addr, status)
-                .await
-                .map_err(send_error)?;
-            Ok(answer.map(PyPingResponse::from))
-        })
+        bridge.spawn(async move { answer(node.send_heartbeat(&target, addr, status).await) })
     }
 
     /// Sets the trust of `did` (0..1); audited.
@@ -361,11 +362,11 @@ impl Node {
     }
 
     /// Waits until every audit token so far is stored.
-    fn flush_audit<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    fn flush_audit(&self, bridge: &Bridge) -> PyResult<u64> {
         let node = self.node.clone();
-        future(py, async move {
+        bridge.spawn(async move {
             node.flush_audit().await;
-            Ok(())
+            Outcome::Unit
         })
     }
 }
@@ -374,9 +375,11 @@ impl Drop for Node {
     fn drop(&mut self) {
         // A node dropped while running: stop it on the runtime so its
         // sockets close and no task is left behind.
-        if self.node.is_running() {
+        if self.node.is_running()
+            && let Ok(rt) = runtime()
+        {
             let node = self.node.clone();
-            spawn_py(async move { node.stop().await });
+            rt.spawn(async move { node.stop().await });
         }
     }
 }

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _native
+from ._bridge import call
 from ._enums import PingType, Priority, RoutingMode
 from ._errors import ConfigError
 from ._types import AirlockRule, PendingPing, Peers, TransportConfig, Vouch
@@ -91,7 +92,7 @@ class IoTNode:
 
     async def start(self) -> Tuple[str, int]:
         """Binds the sockets and starts the engine; returns the bound address."""
-        return await self._native.start()
+        return await call(self._native.start)
 
     async def stop(self) -> None:
         """Stops; outstanding ``send_ping`` calls return ``None``."""
@@ -100,7 +101,7 @@ class IoTNode:
         if self._callbacks:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
         self._callbacks = []
-        await self._native.stop()
+        await call(self._native.stop)
 
     async def __aenter__(self) -> "IoTNode":
         await self.start()
@@ -130,7 +131,8 @@ class IoTNode:
         """Sends a ping and waits for the answer: a ``PingResponse``, or
         ``None`` when none came within ``timeout`` seconds (a ROOD drop
         looks exactly like this)."""
-        return await self._native.send_ping(
+        return await call(
+            self._native.send_ping,
             target, addr, intent, purpose, ping_type, priority, routing_mode,
             payload, timeout, pod_id, station_id, max_hops,
         )
@@ -146,13 +148,13 @@ class IoTNode:
         (the engine also does this every ``heartbeat_interval``)."""
         if addr is None:
             answers = [
-                self._native.send_heartbeat(p.did, p.addr, status)
+                call(self._native.send_heartbeat, p.did, p.addr, status)
                 for p in self.peers
                 if target in ("broadcast", p.did)
             ]
             await asyncio.gather(*answers, return_exceptions=True)
             return None
-        return await self._native.send_heartbeat(target, addr, status)
+        return await call(self._native.send_heartbeat, target, addr, status)
 
     # --- trust and policy ---
 
@@ -205,9 +207,10 @@ class IoTNode:
         ``ev.kind`` is ``"ping"`` for each ping decided by this node (with
         ``source_did``, ``intent``, ``decision``, ``zone``, ``trust``,
         ``addr``), and ``peer_joined``, ``relayed``, ... for the rest. The
-        iterator ends when the node is dropped.
+        engine builds events only while someone listens.
         """
-        return self._native.subscribe()
+        # Subscribed now, not at the first iteration: nothing in between is missed.
+        return _iterate(self._native.subscribe())
 
     def on_event(
         self,
@@ -218,7 +221,7 @@ class IoTNode:
         running loop for every event (of ``kinds``, if given) until
         :meth:`stop`. An exception in the callback is logged and the stream
         goes on."""
-        stream = self._native.subscribe()
+        stream = self.events()
 
         async def pump() -> None:
             import logging
@@ -250,7 +253,15 @@ class IoTNode:
 
     async def flush_audit(self) -> None:
         """Waits until every provenance token so far is on disk."""
-        await self._native.flush_audit()
+        await call(self._native.flush_audit)
 
     def __repr__(self) -> str:
         return f"IoTNode({self.device_did!r}, running={self.running})"
+
+
+async def _iterate(stream: "_native.EventStream") -> AsyncIterator["_native.NodeEvent"]:
+    while True:
+        ev = await call(stream.next)
+        if ev is None:
+            return
+        yield ev
