@@ -262,3 +262,35 @@ async def test_asyncio_run_twice_in_one_process():
     rc, out, err = await run_python(code)
     assert rc == 0, err
     assert out.split() == ["GROEN", "GROEN"]
+
+
+def test_stubs_cover_the_native_module():
+    import ast
+    from importlib import resources
+
+    from tibet_iot import _native
+
+    pkg = resources.files("tibet_iot")
+    assert (pkg / "py.typed").is_file()
+    tree = ast.parse((pkg / "_native.pyi").read_text())
+    stubbed = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            members = set()
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    members.add(item.name)
+                elif isinstance(item, ast.AnnAssign):
+                    members.add(item.target.id)
+            stubbed[node.name] = members
+        elif isinstance(node, ast.FunctionDef):
+            stubbed[node.name] = set()
+    public = {n for n in dir(_native) if not n.startswith("_")}
+    assert public <= set(stubbed), public - set(stubbed)
+    for name, members in stubbed.items():
+        obj = getattr(_native, name)
+        missing = {m for m in members if m != "__init__" and not hasattr(obj, m)}
+        assert not missing, (name, missing)
+        if isinstance(obj, type):
+            actual = {m for m in dir(obj) if not m.startswith("_")}
+            assert actual <= members, (name, actual - members)
