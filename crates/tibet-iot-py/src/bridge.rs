@@ -20,7 +20,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
@@ -34,9 +34,9 @@ use crate::node::addr_tuple;
 use crate::packet::PyPingResponse;
 use crate::pytypes::{ErrorKind, error};
 
-/// Worker threads of the runtime: node drivers are single tasks that
-/// spend their time in system calls; two workers leave the interpreter's
-/// thread a core of its own on small machines.
+/// Worker threads of the runtime unless `TIBET_IOT_WORKER_THREADS` says
+/// otherwise: node drivers are single tasks that spend their time in
+/// system calls.
 const WORKER_THREADS: usize = 2;
 
 static RUNTIME: OnceLock<std::io::Result<Runtime>> = OnceLock::new();
@@ -45,8 +45,13 @@ static RUNTIME: OnceLock<std::io::Result<Runtime>> = OnceLock::new();
 pub(crate) fn runtime() -> PyResult<&'static Runtime> {
     RUNTIME
         .get_or_init(|| {
+            let workers = std::env::var("TIBET_IOT_WORKER_THREADS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|&n| n > 0)
+                .unwrap_or(WORKER_THREADS);
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(WORKER_THREADS)
+                .worker_threads(workers)
                 .thread_name("tibet-iot")
                 .enable_all()
                 .build()
@@ -124,15 +129,29 @@ pub(crate) struct Bridge {
 }
 
 impl Bridge {
-    /// Runs `fut` on the runtime; returns the id its outcome will carry.
+    /// Runs `fut`; returns the id its outcome will carry. The first poll
+    /// happens here, on the caller's thread (sending a ping is a short
+    /// engine call: no thread hop before the datagram leaves); what is
+    /// left runs on the runtime.
     pub(crate) fn spawn(
         &self,
         fut: impl Future<Output = Outcome> + Send + 'static,
     ) -> PyResult<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let rt = runtime()?;
+        let mut fut = CatchPanic(Box::pin(fut));
+        let first = {
+            // The engine's calls expect a runtime context (its timers).
+            let _guard = rt.enter();
+            Pin::new(&mut fut).poll(&mut Context::from_waker(Waker::noop()))
+        };
+        if let Poll::Ready(outcome) = first {
+            self.shared.finish(id, outcome);
+            return Ok(id);
+        }
         let shared = self.shared.clone();
-        let task = runtime()?.spawn(async move {
-            let outcome = CatchPanic(Box::pin(fut)).await;
+        let task = rt.spawn(async move {
+            let outcome = fut.await;
             shared.finish(id, outcome);
         });
         lock(&self.tasks).insert(id, task.abort_handle());
