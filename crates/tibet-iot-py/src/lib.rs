@@ -22,27 +22,9 @@ mod config;
 mod convert;
 mod events;
 mod identity;
+mod module;
 mod node;
 mod packet;
 mod ping_node;
 mod pytypes;
-
-use pyo3::prelude::*;
-
-/// The native module.
-#[pymodule]
-#[pyo3(name = "_native")]
-fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<bridge::Bridge>()?;
-    m.add_class::<node::Node>()?;
-    m.add_class::<events::EventStream>()?;
-    m.add_class::<events::NodeEvent>()?;
-    m.add_class::<packet::PyPingPacket>()?;
-    m.add_class::<packet::PyPingResponse>()?;
-    m.add_class::<ping_node::PingNode>()?;
-    m.add_class::<codec::PacketCodec>()?;
-    m.add_function(wrap_pyfunction!(identity::generate_key, m)?)?;
-    m.add_function(wrap_pyfunction!(identity::public_key, m)?)?;
-    m.add_function(wrap_pyfunction!(identity::validate_did, m)?)?;
-    Ok(())
-}
+mod records;

@@ -11,16 +11,15 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tibet_core::{FileStore, NetworkBridge, Provider};
 use tibet_iot::{IoTNode, SendError, SendOptions, StartError};
-use tibet_ping::{AirlockRule, Glob, PingOptions, RulePattern, VouchOptions};
+use tibet_ping::{PingOptions, VouchOptions};
 
 use crate::bridge::{Bridge, Outcome, runtime};
 use crate::config::{self, addr_arg, check_did, seconds};
 use crate::convert::{map_from_py, serialize_to_py};
 use crate::events::EventStream;
-use crate::packet::{
-    PyPingPacket, payload_arg, ping_type_arg, priority_arg, routing_mode_arg, zone_arg,
-};
+use crate::packet::{payload_arg, ping_type_arg, priority_arg, routing_mode_arg};
 use crate::pytypes::{ErrorKind, error, record};
+use crate::records::{pending_record, rule_arg, vouch_record};
 
 /// A `(host, port)` tuple.
 pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
@@ -382,77 +381,4 @@ impl Drop for Node {
             rt.spawn(async move { node.stop().await });
         }
     }
-}
-
-/// A `tibet_iot.Vouch` from the engine's vouch.
-pub(crate) fn vouch_record<'py>(
-    py: Python<'py>,
-    vouch: &tibet_ping::Vouch,
-) -> PyResult<Bound<'py, PyAny>> {
-    let d = serialize_to_py(py, vouch)?;
-    let d = d.downcast_into::<PyDict>()?;
-    d.del_item("computed_trust")?;
-    record(py, "Vouch", &d)
-}
-
-/// A `tibet_iot.PendingPing` from the engine's.
-pub(crate) fn pending_record<'py>(
-    py: Python<'py>,
-    p: tibet_ping::PendingPing,
-) -> PyResult<Bound<'py, PyAny>> {
-    let kw = PyDict::new(py);
-    kw.set_item("sender_trust", p.sender_trust)?;
-    kw.set_item("reason", &p.reason)?;
-    kw.set_item("rule", &p.rule)?;
-    kw.set_item("queued_at", p.queued_at.to_iso())?;
-    kw.set_item("packet", PyPingPacket { inner: p.packet })?;
-    record(py, "PendingPing", &kw)
-}
-
-/// An `AirlockRule` (the reference's attributes: rule_id, name, pattern,
-/// zone, priority; `decision` follows from the zone).
-pub(crate) fn rule_arg(rule: &Bound<'_, PyAny>) -> PyResult<AirlockRule> {
-    let rule_id: String = rule.getattr("rule_id")?.extract()?;
-    let name: String = rule.getattr("name")?.extract()?;
-    let zone = zone_arg(&rule.getattr("zone")?)?;
-    let priority: i32 = match rule.getattr("priority") {
-        Ok(p) if !p.is_none() => p.extract()?,
-        _ => tibet_ping::DEFAULT_RULE_PRIORITY,
-    };
-    let pattern_obj = rule.getattr("pattern")?;
-    let pattern_dict = pattern_obj.downcast::<PyDict>().map_err(|_| {
-        error(
-            ErrorKind::Config,
-            format!("rule {rule_id}: pattern must be a dict"),
-        )
-    })?;
-    let mut pattern = RulePattern::default();
-    for (k, v) in pattern_dict.iter() {
-        let key: String = k.extract()?;
-        match key.as_str() {
-            "source_did" => pattern.source_did = Some(Glob::new(v.extract::<String>()?)),
-            "intent" => pattern.intent = Some(Glob::new(v.extract::<String>()?)),
-            "pod_id" => pattern.pod_id = Some(v.extract()?),
-            "ping_type" => pattern.ping_type = Some(ping_type_arg(&v)?),
-            "min_trust" => {
-                let text = v.str()?.to_string();
-                let m: f64 = text.trim().parse().map_err(|_| {
-                    error(
-                        ErrorKind::Config,
-                        format!("rule {rule_id}: min_trust {text:?} is not a number"),
-                    )
-                })?;
-                pattern.min_trust = Some(m);
-            }
-            other => {
-                return Err(error(
-                    ErrorKind::Config,
-                    format!(
-                        "rule {rule_id}: unknown pattern key {other:?} (source_did, intent, pod_id, ping_type, min_trust)"
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(AirlockRule::new(rule_id, name, pattern, zone).with_priority(priority))
 }

@@ -14,11 +14,11 @@ use tibet_ping::{Announcement, Beacon, PingNodeConfig, PingOptions, Timestamp, V
 
 use crate::config::{check_did, load_key, seconds};
 use crate::convert::{from_py, map_from_py, serialize_to_py};
-use crate::node::{pending_record, rule_arg, vouch_record};
 use crate::packet::{
     PyPingPacket, PyPingResponse, payload_arg, ping_type_arg, priority_arg, routing_mode_arg,
 };
 use crate::pytypes::{ErrorKind, error, record};
+use crate::records::{pending_record, rule_arg, vouch_record};
 
 /// The reference's `PingNode`, on the Rust protocol core.
 #[pyclass(module = "tibet_iot", name = "PingNode")]
