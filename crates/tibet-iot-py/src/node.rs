@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tibet_core::{FileStore, NetworkBridge, Provider};
 use tibet_iot::{IoTNode, SendError, SendOptions, StartError};
-use tibet_ping::{PingOptions, VouchOptions};
+use tibet_ping::PingOptions;
 
 use crate::bridge::{Bridge, Outcome, runtime};
 use crate::config::{self, addr_arg, check_did, seconds};
@@ -19,7 +19,7 @@ use crate::convert::{map_from_py, serialize_to_py};
 use crate::events::EventStream;
 use crate::packet::{payload_arg, ping_type_arg, priority_arg, routing_mode_arg};
 use crate::pytypes::{ErrorKind, error, record};
-use crate::records::{pending_record, rule_arg, vouch_record};
+use crate::records::{pending_record, rule_arg, vouch_options, vouch_record};
 
 /// A `(host, port)` tuple.
 pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
@@ -249,16 +249,7 @@ impl Node {
         pod_id: Option<String>,
         reason: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        for d in &vouched_dids {
-            check_did(d)?;
-        }
-        let options = VouchOptions {
-            vouch_factor,
-            my_trust,
-            pod_id,
-            reason,
-            expires_at: None,
-        };
+        let options = vouch_options(&vouched_dids, vouch_factor, my_trust, pod_id, reason)?;
         let vouch = py
             .allow_threads(|| self.node.vouch(vouched_dids, options))
             .map_err(|e| error(ErrorKind::Vouch, e.to_string()))?;

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use tibet_ping::{Announcement, Beacon, PingNodeConfig, PingOptions, Timestamp, VouchOptions};
+use tibet_ping::{Announcement, Beacon, PingNodeConfig, PingOptions, Timestamp};
 
 use crate::config::{check_did, load_key, seconds};
 use crate::convert::{from_py, map_from_py, serialize_to_py};
@@ -18,7 +18,7 @@ use crate::packet::{
     PyPingPacket, PyPingResponse, payload_arg, ping_type_arg, priority_arg, routing_mode_arg,
 };
 use crate::pytypes::{ErrorKind, error, record};
-use crate::records::{pending_record, rule_arg, vouch_record};
+use crate::records::{pending_record, rule_arg, vouch_options, vouch_record};
 
 /// The reference's `PingNode`, on the Rust protocol core.
 #[pyclass(module = "tibet_iot", name = "PingNode")]
@@ -200,13 +200,7 @@ impl PingNode {
         pod_id: Option<String>,
         reason: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let options = VouchOptions {
-            vouch_factor,
-            my_trust,
-            pod_id,
-            reason,
-            expires_at: None,
-        };
+        let options = vouch_options(&vouched_dids, vouch_factor, my_trust, pod_id, reason)?;
         let vouch = self
             .core()
             .vouch(Timestamp::now(), vouched_dids, options)

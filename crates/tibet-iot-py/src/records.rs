@@ -4,8 +4,9 @@
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use tibet_ping::{AirlockRule, Glob, RulePattern};
+use tibet_ping::{AirlockRule, Glob, RulePattern, VouchOptions};
 
+use crate::config::check_did;
 use crate::convert::serialize_to_py;
 use crate::packet::{PyPingPacket, ping_type_arg, zone_arg};
 use crate::pytypes::{ErrorKind, error, record};
@@ -81,4 +82,25 @@ pub(crate) fn rule_arg(rule: &Bound<'_, PyAny>) -> PyResult<AirlockRule> {
         }
     }
     Ok(AirlockRule::new(rule_id, name, pattern, zone).with_priority(priority))
+}
+
+/// The reference's `vouch(...)` arguments, checked: the DIDs and the
+/// options.
+pub(crate) fn vouch_options(
+    vouched_dids: &[String],
+    vouch_factor: f64,
+    my_trust: f64,
+    pod_id: Option<String>,
+    reason: String,
+) -> PyResult<VouchOptions> {
+    for d in vouched_dids {
+        check_did(d)?;
+    }
+    Ok(VouchOptions {
+        vouch_factor,
+        my_trust,
+        pod_id,
+        reason,
+        expires_at: None,
+    })
 }
