@@ -294,3 +294,35 @@ def test_stubs_cover_the_native_module():
         if isinstance(obj, type):
             actual = {m for m in dir(obj) if not m.startswith("_")}
             assert actual <= members, (name, actual - members)
+
+
+async def test_ctrl_c_ends_an_awaited_send_ping():
+    import signal
+    import sys
+
+    code = textwrap.dedent(
+        """
+        import asyncio, socket, sys
+        from tibet_iot import IoTNode, TransportConfig
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        async def main():
+            cfg = TransportConfig(bind_host="127.0.0.1", bind_port=0, discovery=False)
+            async with IoTNode("jis:a:b", config=cfg) as node:
+                print("sending", flush=True)
+                await node.send_ping("jis:a:c", silent.getsockname(), "x", "y", timeout=60)
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+        """
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip() == "sending"
+    await asyncio.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "interrupted"
