@@ -326,3 +326,31 @@ async def test_ctrl_c_ends_an_awaited_send_ping():
     out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 0, err.decode()
     assert out.decode().strip() == "interrupted"
+
+
+async def test_heartbeats_to_an_address_and_to_the_live_peers():
+    async with IoTNode("jis:home:hub", config=lo()) as hub, IoTNode("jis:home:s1", config=lo()) as s1:
+        s1.set_trust("jis:home:hub", 0.9)
+        events = s1.events()
+        r = await hub.send_heartbeat("jis:home:s1", s1.local_addr, status={"battery": 80})
+        assert r is not None and r.responder_did == "jis:home:s1"
+        ev = await asyncio.wait_for(next_of_kind(events, "ping"), 5)
+        assert ev.ping_type == PingType.HEARTBEAT and ev.intent == "heartbeat"
+        # Without an address: one to every live peer (s1 answered, so it is one).
+        assert "jis:home:s1" in hub.peers
+        assert await hub.send_heartbeat() is None
+        ev = await asyncio.wait_for(next_of_kind(events, "ping"), 5)
+        assert ev.ping_type == PingType.HEARTBEAT and ev.source_did == "jis:home:hub"
+
+
+def test_packets_are_mutable_like_the_reference_dataclass():
+    p = PingNode("jis:a:b").ping(target="jis:a:c", intent="x", purpose="y")
+    p.hop_count = 3
+    p.routing_mode = RoutingMode.MESH
+    p.payload = {"k": [1, "two"]}
+    d = p.to_dict()
+    assert (d["hop_count"], d["routing_mode"], d["payload"]) == (3, "mesh", {"k": [1, "two"]})
+    with pytest.raises(ConfigError):
+        p.priority = 7
+    with pytest.raises(tibet_iot.CodecError):
+        tibet_iot.PingPacket.from_dict({"packet_id": "x"})
