@@ -61,3 +61,18 @@ print(json.dumps(r))
 PYEOF
   done
 }
+
+# The Python reference's listener (tibet-ping 0.3.5 IoTNode) for the side by
+# side scripts: argv DID and the DID it trusts at 0.9; prints "ready PORT".
+REF_LISTENER='
+import asyncio, sys
+from tibet_ping.transport import IoTNode, TransportConfig
+async def main():
+    node = IoTNode(sys.argv[1], config=TransportConfig(bind_host="127.0.0.1", bind_port=0, broadcast=False),
+                   heartbeat_interval=3600, discovery_interval=3600)
+    node.set_trust(sys.argv[2], 0.9)
+    await node.start()
+    print("ready", node.transport._transport.get_extra_info("sockname")[1], flush=True)
+    await asyncio.Event().wait()
+asyncio.run(main())
+'

@@ -39,18 +39,6 @@ case " $ONLY " in *" python"*) PY=$(bash scripts/pyref.sh) ;; esac
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-PY_LISTENER='
-import asyncio, sys
-from tibet_ping.transport import IoTNode, TransportConfig
-async def main():
-    node = IoTNode(sys.argv[1], config=TransportConfig(bind_host="127.0.0.1", bind_port=0, broadcast=False),
-                   heartbeat_interval=3600, discovery_interval=3600)
-    node.set_trust(sys.argv[2], 0.9)
-    await node.start()
-    print("ready", node.transport._transport.get_extra_info("sockname")[1], flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-'
 
 # The reference node recording every answered ping through tibet-core's
 # NetworkBridge into a FileStore (the reference IoTNode has no audit hook,
@@ -117,7 +105,7 @@ for who in $ONLY; do
         --no-discovery --trust "$CLIENT=0.9"
       measure "tibet-iot listen, 1 worker" "$PID" "$PORT" jis:bench:hub ;;
     python)
-      start python "$PY" -c "$PY_LISTENER" jis:py:hub "$CLIENT"
+      start python "$PY" -c "$REF_LISTENER" jis:py:hub "$CLIENT"
       measure "python tibet-ping 0.3.5" "$PID" "$PORT" jis:py:hub ;;
     *) echo "unknown responder $who (floor, floorgso, rust, rustq, rusta, rust1, python, pythona)" >&2; exit 1 ;;
   esac

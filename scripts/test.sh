@@ -25,3 +25,11 @@ echo "== cargo fmt";    cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc";    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo test";   cargo test --workspace --locked
+
+# The Python package: built into target/pyvenv with its test tools and the
+# reference peers, then its tests (README snippets, interop with the
+# reference and with the CLI built above, the API).
+echo "== python package (crates/tibet-iot-py)"
+PY=$(bash scripts/pypackage.sh)
+cargo build -p tibet-iot-cli --locked --quiet
+TIBET_IOT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tibet-iot" "$PY" -m pytest -q crates/tibet-iot-py/tests

@@ -5,20 +5,7 @@
 /// Checks a JIS DID: `jis:` followed by one or more non-empty `:`-separated
 /// segments without whitespace or control characters (`jis:home:hub`).
 pub fn did(s: &str) -> Result<(), String> {
-    let Some(rest) = s.strip_prefix("jis:") else {
-        return Err(format!(
-            "invalid DID '{s}': must start with 'jis:' (e.g. jis:home:hub)"
-        ));
-    };
-    if rest.is_empty() || rest.split(':').any(str::is_empty) {
-        return Err(format!(
-            "invalid DID '{s}': every ':'-separated segment must be non-empty (e.g. jis:home:hub)"
-        ));
-    }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("invalid DID '{s}': must not contain whitespace"));
-    }
-    Ok(())
+    tibet_ping::ids::check_did(s)
 }
 
 /// Checks that a score is a finite number within 0..=1.

@@ -59,6 +59,27 @@ pub fn nonce(rng: &mut (impl RngCore + ?Sized)) -> String {
     random_hex::<16>("", rng)
 }
 
+/// Checks a JIS DID: `jis:` followed by one or more non-empty
+/// `:`-separated segments without whitespace or control characters
+/// (`jis:home:hub`). The error is one line that names the bad input and
+/// says what is expected (the CLI and the Python package print it as is).
+pub fn check_did(s: &str) -> Result<(), String> {
+    let Some(rest) = s.strip_prefix("jis:") else {
+        return Err(format!(
+            "invalid DID '{s}': must start with 'jis:' (e.g. jis:home:hub)"
+        ));
+    };
+    if rest.is_empty() || rest.split(':').any(str::is_empty) {
+        return Err(format!(
+            "invalid DID '{s}': every ':'-separated segment must be non-empty (e.g. jis:home:hub)"
+        ));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("invalid DID '{s}': must not contain whitespace"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
