@@ -37,10 +37,15 @@ fn send_error(e: SendError) -> Outcome {
     }
 }
 
-/// A send's outcome: the answer, `None`, or the exception.
+/// A send's outcome: the answer, `None`, or the exception. As in the
+/// reference, a request that got no usable answer is `None`, whether nothing
+/// listened (ICMP port unreachable) or the answer failed our pin.
 fn answer(r: Result<Option<tibet_ping::PingResponse>, SendError>) -> Outcome {
     match r {
         Ok(a) => Outcome::Response(a.map(Box::new)),
+        Err(SendError::Unreachable { .. } | SendError::AnswerRefused { .. }) => {
+            Outcome::Response(None)
+        }
         Err(e) => send_error(e),
     }
 }
