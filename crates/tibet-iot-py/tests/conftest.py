@@ -38,6 +38,16 @@ def cli_binary() -> Optional[Path]:
     return Path(found) if found else None
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch) -> Path:
+    """Each test's `tibet-iot` commands keep their state (node keys, replay
+    horizons, locks) under a directory of their own."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    return home
+
+
 @pytest.fixture
 def cli() -> Path:
     path = cli_binary()
