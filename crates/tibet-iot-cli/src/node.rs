@@ -576,7 +576,12 @@ impl Node {
         match request {
             Request::List => {
                 let mut pending: Vec<PendingItem> = self.inner.pending().iter().map(item).collect();
-                pending.extend(self.inner.pending_beacons().iter().map(beacon_item));
+                pending.extend(
+                    self.inner
+                        .pending_beacons()
+                        .iter()
+                        .map(|b| beacon_item(&self.inner, b)),
+                );
                 Response {
                     ok: true,
                     pending: Some(pending),
@@ -596,7 +601,7 @@ impl Node {
                         self.save_pins();
                         Response {
                             ok: true,
-                            item: Some(beacon_item(&beacon)),
+                            item: Some(beacon_item(&self.inner, &beacon)),
                             ..Default::default()
                         }
                     }
@@ -608,7 +613,7 @@ impl Node {
                 match self.inner.reject_beacon(&id) {
                     Some(b) => Response {
                         ok: true,
-                        item: Some(beacon_item(&b)),
+                        item: Some(beacon_item(&self.inner, &b)),
                         ..Default::default()
                     },
                     None => Response::error(format!("no pending beacon with id {id}")),
@@ -781,18 +786,28 @@ fn beacon_decision(d: BeaconDecision) -> String {
 /// A beacon waiting for review, shown like a pending ping: its intent is
 /// `discover`, its purpose names the device type and the key it proved (if
 /// any), and approving it vouches for the device and pins that key.
-fn beacon_item(b: &tibet_ping::Beacon) -> PendingItem {
-    let key = if b.public_key_hash.is_empty() {
-        "no key".to_owned()
+/// A beacon waiting for review, as the operator sees it: a key offered for
+/// a DID this node already trusts says so, with the key's fingerprint; the
+/// trust shown is the one the node applies to the DID now.
+fn beacon_item(node: &IoTNode, b: &tibet_ping::Beacon) -> PendingItem {
+    let trust = node.trust_of(&b.source_did);
+    let hash = &b.public_key_hash;
+    let purpose = if hash.is_empty() {
+        format!("beacon of a {} (no key)", b.device_type)
+    } else if trust > 0.0 {
+        format!(
+            "key offered for {}, key sha256 {hash} (approve to pin it)",
+            b.source_did
+        )
     } else {
-        format!("key sha256 {}", b.public_key_hash)
+        format!("beacon of a {} (key sha256 {hash})", b.device_type)
     };
     PendingItem {
         id: b.beacon_id.clone(),
         source_did: b.source_did.clone(),
         intent: "discover".into(),
-        purpose: format!("beacon of a {} ({key})", b.device_type),
-        trust: 0.0,
+        purpose,
+        trust,
         zone: "GEEL".into(),
         received_at: b.timestamp.clone(),
     }

@@ -179,3 +179,59 @@ fn pins_are_listed_and_removed_through_the_control_socket() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_key_offered_for_a_trusted_did_waits_for_review_with_the_trust_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("lamp.key");
+    assert_code(&run(&["keygen", "--out", key.to_str().unwrap()]), 0);
+    let port = common::free_udp_port().to_string();
+    let socket = tmp.path().join("hub.sock");
+    let socket = socket.to_str().unwrap();
+    let mut args = common::multicast_loopback(&port);
+    args.extend([
+        "--did",
+        "jis:home:hub",
+        "--trust",
+        "jis:home:lamp=0.9",
+        "--control",
+        socket,
+    ]);
+    let hub = Listener::start(&args);
+    let out = run(&[
+        "discover",
+        "--timeout",
+        "1",
+        "--did",
+        "jis:home:lamp",
+        "--key",
+        key.to_str().unwrap(),
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        &port,
+    ]);
+    assert_code(&out, 0);
+    hub.wait_for_line("jis:home:lamp");
+    let listed = common::json(&run(&["pending", "list", "--control", socket, "--json"]));
+    let item = listed["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["source_did"] == "jis:home:lamp")
+        .unwrap_or_else(|| panic!("no key offer in {listed}"))
+        .clone();
+    let purpose = item["purpose"].as_str().unwrap();
+    assert!(
+        purpose.starts_with("key offered for jis:home:lamp"),
+        "{item}"
+    );
+    assert_eq!(
+        item["trust"].as_f64(),
+        Some(0.9),
+        "the trust the node applies"
+    );
+    // Not pinned until a human approves it.
+    let pins = run(&["pins", "list", "--control", socket]);
+    assert_eq!(stdout(&pins).trim(), "no pins");
+}

@@ -27,6 +27,9 @@ pub enum AuditRecord {
         packet: Box<PingPacket>,
         /// The pipeline's response.
         response: Box<PingResponse>,
+        /// Whether the sender was authenticated (signed by its DID's pin);
+        /// otherwise its DID was a claim (docs/SECURITY.md).
+        authenticated: bool,
     },
     /// Heartbeats from `did` were answered: at most one record per peer
     /// per interval (`AuditConfig::heartbeat_interval`); each heartbeat

@@ -1299,9 +1299,11 @@ impl Engine {
                 // Queued before the driver sends the answer (admitted
                 // above, so it fits). ROOD drops and replays are
                 // aggregated (below), never one record per datagram.
+                let authenticated = self.current_identity.is_verified();
                 self.audit(|| AuditRecord::Ping {
                     packet: Box::new(packet.clone()),
                     response: Box::new(response),
+                    authenticated,
                 });
             }
             // Only a packet that passed the replay check and was not ROOD,

@@ -102,7 +102,7 @@ fn row3_a_signature_flood_from_the_peers_own_ip_never_starves_the_pinned_peer() 
         let forged = ping(&mut forger, now);
         // And one with a random signature claiming the peer's own DID.
         let mut garbage =
-            tibet_ping::PingPacket::new("ping_00000000000000aa", PEER, &did(0), "door.unlock", "x");
+            tibet_ping::PingPacket::new("ping_00000000000000aa", PEER, did(0), "door.unlock", "x");
         garbage.nonce = "00112233445566778899aabbccddeeff".into();
         garbage.timestamp = now.wall.to_iso();
         garbage.signature = "QUJD".repeat(22);

@@ -13,6 +13,7 @@
 use serde_json::json;
 use tibet_core::{NetworkBridge, NewToken, packet_token};
 use tibet_iot_proto::AuditRecord;
+use tibet_ping::{PingPacket, PingResponse};
 
 use crate::audit::{AuditError, AuditSink, Stored};
 
@@ -47,12 +48,25 @@ fn pending_token(
         .erachter(story)
 }
 
+/// The token of an answered ping: the bridge's, with whether its sender
+/// was authenticated in EROMHEEN (`authenticated`), so an audit shows which
+/// decisions rested on a claim.
+fn ping_token(packet: &PingPacket, response: &PingResponse, authenticated: bool) -> NewToken {
+    let mut token = packet_token(packet, Some(response));
+    token
+        .eromheen
+        .insert("authenticated".into(), authenticated.into());
+    token
+}
+
 impl AuditSink for NetworkBridge {
     fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
         match record {
-            AuditRecord::Ping { packet, response } => {
-                stored(self.record_ping(packet, Some(response)))
-            }
+            AuditRecord::Ping {
+                packet,
+                response,
+                authenticated,
+            } => stored(self.add_event(ping_token(packet, response, *authenticated))),
             AuditRecord::Heartbeat {
                 did,
                 address,
@@ -219,9 +233,11 @@ impl AuditSink for NetworkBridge {
         for r in records {
             let result = match r {
                 // The bulk: made without a copy of the token.
-                AuditRecord::Ping { packet, response } => {
-                    stored(self.add_event(packet_token(packet, Some(response))))
-                }
+                AuditRecord::Ping {
+                    packet,
+                    response,
+                    authenticated,
+                } => stored(self.add_event(ping_token(packet, response, *authenticated))),
                 other => self.record(other),
             };
             if let Err(e) = result {

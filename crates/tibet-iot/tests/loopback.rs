@@ -376,7 +376,9 @@ struct Recorder(std::sync::Arc<Recorded>);
 impl tibet_iot::AuditSink for Recorder {
     fn record(&mut self, record: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
         let line = match record {
-            AuditRecord::Ping { packet, response } => {
+            AuditRecord::Ping {
+                packet, response, ..
+            } => {
                 format!("ping.{} {}", packet.ping_type, response.airlock_zone)
             }
             AuditRecord::Heartbeat { did, .. } => format!("heartbeat {did}"),
