@@ -262,9 +262,11 @@ impl IoTNode {
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
             // Nothing an earlier run could have accepted is accepted again:
-            // the horizon it left, or, knowing of none, this start.
+            // the horizon it left, or, knowing of none, this start less a
+            // second (a peer that heard of us may have stamped its packet
+            // on a clock read an instant before we read ours).
             let now = self.shared.now();
-            let horizon = started_with.unwrap_or(now.wall);
+            let horizon = started_with.unwrap_or(now.wall - std::time::Duration::from_secs(1));
             st.engine.set_replay_horizon(horizon);
             st.engine.start(now);
             st.running = true;
@@ -293,7 +295,7 @@ impl IoTNode {
     /// the replay horizon, so a packet accepted before a restart (clean or
     /// SIGKILL) is never accepted after it, and a lock, so two nodes never
     /// share it (docs/SECURITY.md). Without one, the node refuses packets
-    /// sent before it started. Takes effect at the next [`IoTNode::start`].
+    /// sent more than a second before it started. Takes effect at the next [`IoTNode::start`].
     pub fn set_state_dir(&self, dir: Option<PathBuf>) {
         self.shared.lock().state_dir = dir;
     }
