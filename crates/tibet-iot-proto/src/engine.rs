@@ -319,6 +319,23 @@ impl Engine {
         done
     }
 
+    /// Restores a revocation made (and audited) in an earlier run, from a
+    /// driver's state store: not audited again. False when the revocation
+    /// list is full.
+    pub fn restore_vouch_credential_revocation(
+        &mut self,
+        voucher_did: &str,
+        device_did: &str,
+    ) -> bool {
+        self.identity.revoke_credential(voucher_did, device_did)
+    }
+
+    /// Whether vouch credentials `voucher_did` issued for `device_did` are
+    /// revoked (they then count as absent).
+    pub fn vouch_credential_revoked(&self, voucher_did: &str, device_did: &str) -> bool {
+        self.identity.credential_revoked(voucher_did, device_did)
+    }
+
     /// The pinned DIDs (configured, and pinned by trust on first use).
     pub fn pins(&self) -> &PinStore {
         self.identity.pins()

@@ -29,8 +29,12 @@ impl IoTNode {
     /// Revokes every vouch credential `voucher_did` issued for
     /// `device_did` (they then count as absent); audited. False when the
     /// revocation list is full.
+    /// Kept in the state store while the node runs with one.
     pub fn revoke_vouch_credential(&self, voucher_did: &str, device_did: &str) -> bool {
-        self.with_engine(|e| e.revoke_vouch_credential(voucher_did, device_did))
+        self.decision(
+            |e| e.revoke_vouch_credential(voucher_did, device_did),
+            |store, done, _| crate::node::record_revocation(store, *done, voucher_did, device_did),
+        )
     }
 
     /// Removes `did`'s pin; audited. The key it had, if any.
@@ -52,7 +56,13 @@ impl IoTNode {
         options: VouchOptions,
     ) -> Option<Result<Vouch, VouchError>> {
         let now = self.clock();
-        self.with_engine(|e| e.approve_beacon(now, beacon_id, options))
+        self.decision(
+            |e| e.approve_beacon(now, beacon_id, options),
+            |store, r, st| match r {
+                Some(r) => crate::node::record_vouch(store, r, st),
+                None => Ok(()),
+            },
+        )
     }
 
     /// Rejects a beacon waiting for review.

@@ -1,0 +1,85 @@
+//! Restoring the state store into the engine at start, before the first
+//! packet is read (docs/OPERATIONS.md, "Config and state store").
+//!
+//! Config is the operator's declared intent; the store is what was decided
+//! since. A stored trust decision is restored only while the configured
+//! trust of its DID is what it was when the decision was made: a
+//! configuration changed since wins, and the decision is dropped from the
+//! store (logged as a warning). Expired vouches are dropped. Restoring is
+//! not audited again: each decision was audited when it was made.
+
+use std::collections::HashMap;
+
+use tibet_iot_proto::Engine;
+use tibet_ping::{Timestamp, VouchOptions};
+
+use crate::state_store::{StateStore, StoreError};
+
+/// What a start restored from the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Restored {
+    pub(crate) trust: usize,
+    pub(crate) trust_overridden_by_config: usize,
+    pub(crate) vouches: usize,
+    pub(crate) vouches_expired: usize,
+    pub(crate) revocations: usize,
+    pub(crate) refused: usize,
+}
+
+/// Applies `store` to `engine`; `declared` is the configured trust.
+pub(crate) fn restore(
+    store: &StateStore,
+    engine: &mut Engine,
+    declared: &HashMap<String, f64>,
+    now: Timestamp,
+) -> Result<Restored, StoreError> {
+    let mut done = Restored {
+        vouches_expired: store.delete_expired_vouches(now)?,
+        ..Restored::default()
+    };
+    let state = store.load()?;
+    for t in &state.trust {
+        let configured = declared.get(&t.did).copied();
+        if configured != t.declared {
+            tracing::warn!(did = %t.did, stored = t.score, was_configured = ?t.declared,
+                configured = ?configured,
+                "the configured trust changed since the stored decision: the configuration wins");
+            store.delete_trust(&t.did)?;
+            done.trust_overridden_by_config += 1;
+            continue;
+        }
+        engine.ping_node_mut().set_trust(&t.did, t.score);
+        done.trust += 1;
+    }
+    for v in state.vouches {
+        let options = VouchOptions {
+            vouch_factor: v.vouch_factor,
+            my_trust: v.voucher_trust,
+            pod_id: v.pod_id,
+            reason: v.reason,
+            expires_at: v.expires_at,
+        };
+        match engine.ping_node_mut().vouch(now, v.dids, options) {
+            Ok(_) => done.vouches += 1,
+            Err(e) => {
+                done.refused += 1;
+                tracing::warn!(error = %e, "a stored vouch could not be restored");
+            }
+        }
+    }
+    for r in &state.revocations {
+        if engine.restore_vouch_credential_revocation(&r.voucher_did, &r.device_did) {
+            done.revocations += 1;
+        } else {
+            done.refused += 1;
+            tracing::warn!(voucher = %r.voucher_did, device = %r.device_did,
+                "a stored revocation could not be restored (revocation list full)");
+        }
+    }
+    tracing::info!(path = %store.path().display(), trust = done.trust,
+        trust_overridden_by_config = done.trust_overridden_by_config, vouches = done.vouches,
+        vouches_expired = done.vouches_expired, revocations = done.revocations,
+        refused = done.refused,
+        "state store restored (reviews still waiting at the last stop are not restored)");
+    Ok(done)
+}
