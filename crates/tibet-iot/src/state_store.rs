@@ -469,6 +469,18 @@ impl StateStore {
     }
 }
 
+/// Forgets every decision in the store of state directory `dir`, holding
+/// the directory's lock (refused while a node runs with it). False when
+/// `dir` has no store.
+pub fn reset_state_store(dir: &Path) -> Result<bool, crate::StartError> {
+    if !dir.join(STORE_FILE).exists() {
+        return Ok(false);
+    }
+    let _locked = crate::replay_horizon::StateDir::open(dir)?;
+    StateStore::open(dir)?.reset()?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
