@@ -33,7 +33,7 @@ impl IoTNode {
     pub fn revoke_vouch_credential(&self, voucher_did: &str, device_did: &str) -> bool {
         self.decision(
             |e| e.revoke_vouch_credential(voucher_did, device_did),
-            |store, done, _| crate::node::record_revocation(store, *done, voucher_did, device_did),
+            |done, _| crate::node::record_revocation(*done, voucher_did, device_did),
         )
     }
 
@@ -58,10 +58,7 @@ impl IoTNode {
         let now = self.clock();
         self.decision(
             |e| e.approve_beacon(now, beacon_id, options),
-            |store, r, st| match r {
-                Some(r) => crate::node::record_vouch(store, r, st),
-                None => Ok(()),
-            },
+            |r, st| r.as_ref().and_then(|r| crate::node::record_vouch(r, st)),
         )
     }
 

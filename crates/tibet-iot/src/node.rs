@@ -39,7 +39,7 @@ use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir};
 use crate::send_queue::SendQueue;
 use crate::socket;
-use crate::state_store::{RevocationEntry, StateStore, TrustEntry, VouchEntry};
+use crate::state_store::{Decision, RevocationEntry, StateStore, TrustEntry, VouchEntry};
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood (one `recvmmsg` on the transport
@@ -152,18 +152,20 @@ impl Shared {
     fn decision<R>(
         &self,
         f: impl FnOnce(&mut Engine) -> R,
-        record: impl FnOnce(&StateStore, &R, &State) -> Result<(), crate::state_store::StoreError>,
+        record: impl FnOnce(&R, &State) -> Option<Decision>,
     ) -> R {
         let store = self.store();
         let mut st = self.lock();
         let r = f(&mut st.engine);
         st.drain_audit(&self.audit_dropped);
-        let Some(store) = store.as_ref() else {
+        let decision = store.as_ref().and_then(|_| record(&r, &st));
+        // Written with the engine unlocked: the driver task never waits
+        // for the disk.
+        drop(st);
+        let (Some(store), Some(decision)) = (store.as_ref(), decision) else {
             return r;
         };
-        let written = record(store, &r, &st);
-        drop(st);
-        if let Err(e) = written {
+        if let Err(e) = store.record(&decision) {
             self.store_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "a decision could not be written to the state store");
         }
@@ -534,15 +536,15 @@ impl IoTNode {
         }
         self.shared.decision(
             |e| e.set_trust(now, did, trust),
-            |store, (), st| {
+            |(), st| {
                 let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-                store.put_trust(&TrustEntry {
+                Some(Decision::Trust(TrustEntry {
                     did: did.to_owned(),
                     score,
                     declared: st.declared.get(did).copied(),
                     reason: "set_trust".into(),
                     set_at: now.wall,
-                })
+                }))
             },
         );
     }
@@ -602,7 +604,7 @@ impl IoTNode {
         let now = self.shared.now();
         self.shared.decision(
             |e| e.approve_pending(now, packet_id, raise_trust_to),
-            |store, r, st| record_approval(store, r, st, raise_trust_to, now.wall),
+            |r, st| record_approval(r, st, raise_trust_to, now.wall),
         )
     }
 
@@ -617,7 +619,7 @@ impl IoTNode {
         let now = self.shared.now();
         self.shared.decision(
             |e| e.approve_pending_from(now, source_did, packet_id, raise_trust_to),
-            |store, r, st| record_approval(store, r, st, raise_trust_to, now.wall),
+            |r, st| record_approval(r, st, raise_trust_to, now.wall),
         )
     }
 
@@ -626,7 +628,7 @@ impl IoTNode {
     pub(crate) fn decision<R>(
         &self,
         f: impl FnOnce(&mut Engine) -> R,
-        record: impl FnOnce(&StateStore, &R, &State) -> Result<(), crate::state_store::StoreError>,
+        record: impl FnOnce(&R, &State) -> Option<Decision>,
     ) -> R {
         let r = self.shared.decision(f, record);
         self.shared.wake.notify_one();
@@ -969,14 +971,10 @@ async fn drive(
     }
 }
 
-/// Records a vouch made.
-pub(crate) fn record_vouch(
-    store: &StateStore,
-    r: &Result<Vouch, VouchError>,
-    _: &State,
-) -> Result<(), crate::state_store::StoreError> {
-    let Ok(v) = r else { return Ok(()) };
-    store.put_vouch(&VouchEntry {
+/// The vouch made, to record.
+pub(crate) fn record_vouch(r: &Result<Vouch, VouchError>, _: &State) -> Option<Decision> {
+    let v = r.as_ref().ok()?;
+    Some(Decision::Vouch(VouchEntry {
         dids: v.vouched_dids.clone(),
         vouch_factor: v.vouch_factor,
         voucher_trust: v.voucher_trust,
@@ -984,44 +982,41 @@ pub(crate) fn record_vouch(
         reason: v.reason.clone(),
         created_at: v.created_at,
         expires_at: v.expires_at,
-    })
+    }))
 }
 
-/// Records the trust an approval raised.
+/// The trust an approval raised, to record.
 fn record_approval(
-    store: &StateStore,
     r: &Option<PendingPing>,
     st: &State,
     raise_trust_to: Option<f64>,
     now: Timestamp,
-) -> Result<(), crate::state_store::StoreError> {
+) -> Option<Decision> {
     let (Some(p), Some(trust)) = (r, raise_trust_to) else {
-        return Ok(());
+        return None;
     };
     let did = &p.packet.source_did;
     let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-    store.put_trust(&TrustEntry {
+    Some(Decision::Trust(TrustEntry {
         did: did.clone(),
         score,
         declared: st.declared.get(did).copied(),
         reason: format!("pending approved {}", p.packet.packet_id),
         set_at: now,
-    })
+    }))
 }
 
-/// Records a revocation made.
+/// The revocation made, to record.
 pub(crate) fn record_revocation(
-    store: &StateStore,
     done: bool,
     voucher_did: &str,
     device_did: &str,
-) -> Result<(), crate::state_store::StoreError> {
-    if !done {
-        return Ok(());
-    }
-    store.put_revocation(&RevocationEntry {
-        voucher_did: voucher_did.to_owned(),
-        device_did: device_did.to_owned(),
-        revoked_at: Timestamp::now(),
+) -> Option<Decision> {
+    done.then(|| {
+        Decision::Revocation(RevocationEntry {
+            voucher_did: voucher_did.to_owned(),
+            device_did: device_did.to_owned(),
+            revoked_at: Timestamp::now(),
+        })
     })
 }

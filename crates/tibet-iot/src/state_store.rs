@@ -152,6 +152,18 @@ pub struct StoredState {
     pub revocations: Vec<RevocationEntry>,
 }
 
+/// One decision to record.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Decision {
+    /// A trust score set.
+    Trust(TrustEntry),
+    /// A vouch made.
+    Vouch(VouchEntry),
+    /// A vouch-credential revocation.
+    Revocation(RevocationEntry),
+}
+
 /// An open state store.
 #[derive(Debug)]
 pub struct StateStore {
@@ -283,6 +295,15 @@ impl StateStore {
             tx.commit().map_err(|e| self.sqlite(e))?;
         }
         Ok(())
+    }
+
+    /// Records `d` (one transaction).
+    pub fn record(&self, d: &Decision) -> Result<(), StoreError> {
+        match d {
+            Decision::Trust(t) => self.put_trust(t),
+            Decision::Vouch(v) => self.put_vouch(v),
+            Decision::Revocation(r) => self.put_revocation(r),
+        }
     }
 
     /// Records a trust decision (replacing the DID's earlier one).
