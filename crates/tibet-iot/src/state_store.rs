@@ -177,6 +177,17 @@ fn ts(text: String) -> Timestamp {
     Timestamp::parse(&text).unwrap_or(Timestamp::from_micros(0))
 }
 
+/// A row of `trust` (did, score, declared, reason, set_at).
+fn trust_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TrustEntry> {
+    Ok(TrustEntry {
+        did: r.get(0)?,
+        score: r.get(1)?,
+        declared: r.get(2)?,
+        reason: r.get(3)?,
+        set_at: ts(r.get(4)?),
+    })
+}
+
 impl StateStore {
     /// Opens (creating it if absent) `state.db` in `dir`, checks it and
     /// migrates it to [`SCHEMA_VERSION`]. The caller holds the directory's
@@ -402,15 +413,7 @@ impl StateStore {
                 .conn
                 .prepare("SELECT did, score, declared, reason, set_at FROM trust ORDER BY did")?;
             out.trust = st
-                .query_map([], |r| {
-                    Ok(TrustEntry {
-                        did: r.get(0)?,
-                        score: r.get(1)?,
-                        declared: r.get(2)?,
-                        reason: r.get(3)?,
-                        set_at: ts(r.get(4)?),
-                    })
-                })?
+                .query_map([], trust_row)?
                 .collect::<rusqlite::Result<_>>()?;
             let mut st = self.conn.prepare(
                 "SELECT id, vouch_factor, voucher_trust, pod_id, reason, created_at, expires_at
@@ -475,15 +478,7 @@ impl StateStore {
             .query_row(
                 "SELECT did, score, declared, reason, set_at FROM trust WHERE did = ?1",
                 params![did],
-                |r| {
-                    Ok(TrustEntry {
-                        did: r.get(0)?,
-                        score: r.get(1)?,
-                        declared: r.get(2)?,
-                        reason: r.get(3)?,
-                        set_at: ts(r.get(4)?),
-                    })
-                },
+                trust_row,
             )
             .optional()
             .map_err(|e| self.sqlite(e))

@@ -29,10 +29,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Makes the decisions: trust, a vouch (with expiry), a revocation.
-fn decide(node: &IoTNode) {
-    node.set_trust("jis:home:doorbell", 0.9);
-    let expires = Timestamp::now() + Duration::from_secs(3600);
+/// Vouches for the lamp until `expires`.
+fn vouch_for_lamp(node: &IoTNode, expires: Timestamp) {
     node.vouch(
         vec!["jis:home:lamp".into()],
         VouchOptions {
@@ -41,6 +39,12 @@ fn decide(node: &IoTNode) {
         },
     )
     .unwrap();
+}
+
+/// Makes the decisions: trust, a vouch (with expiry), a revocation.
+fn decide(node: &IoTNode) {
+    node.set_trust("jis:home:doorbell", 0.9);
+    vouch_for_lamp(node, Timestamp::now() + Duration::from_secs(3600));
     assert!(node.revoke_vouch_credential("jis:home:phone", "jis:home:tv"));
 }
 
@@ -98,14 +102,7 @@ fn an_expired_vouch_is_not_restored() {
     let node = hub(tmp.path());
     rt.block_on(node.start()).unwrap();
     let expires = Timestamp::now() + Duration::from_millis(200);
-    node.vouch(
-        vec!["jis:home:lamp".into()],
-        VouchOptions {
-            expires_at: Some(expires),
-            ..VouchOptions::default()
-        },
-    )
-    .unwrap();
+    vouch_for_lamp(&node, expires);
     rt.block_on(node.stop());
     while Timestamp::now() <= expires {
         std::thread::sleep(Duration::from_millis(50));
