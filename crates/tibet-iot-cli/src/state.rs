@@ -30,7 +30,7 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Action {
-    /// List the decisions kept: trust, vouches, revocations.
+    /// List the decisions kept: trust, vouches, revocations, pins.
     List,
     /// Print the whole store as one JSON object.
     Export,
@@ -96,7 +96,11 @@ fn confirm(dir: &std::path::Path) -> Result<bool> {
 }
 
 fn list(state: &StoredState) {
-    if state.trust.is_empty() && state.vouches.is_empty() && state.revocations.is_empty() {
+    if state.trust.is_empty()
+        && state.vouches.is_empty()
+        && state.revocations.is_empty()
+        && state.pins.is_empty()
+    {
         println!("no decisions kept");
         return;
     }
@@ -133,6 +137,16 @@ fn list(state: &StoredState) {
             r.revoked_at.to_iso()
         );
     }
+    for p in &state.pins {
+        println!(
+            "{}  {}  {}  ({}, {})",
+            if p.removed { "unpinned" } else { "pinned  " },
+            safe(&p.did),
+            p.public_key,
+            safe(&p.reason),
+            p.changed_at.to_iso()
+        );
+    }
 }
 
 fn export(state: &StoredState) -> serde_json::Value {
@@ -158,6 +172,13 @@ fn export(state: &StoredState) -> serde_json::Value {
             "voucher_did": r.voucher_did,
             "device_did": r.device_did,
             "revoked_at": r.revoked_at.to_iso(),
+        })).collect::<Vec<_>>(),
+        "pins": state.pins.iter().map(|p| serde_json::json!({
+            "did": p.did,
+            "public_key": p.public_key,
+            "removed": p.removed,
+            "reason": p.reason,
+            "changed_at": p.changed_at.to_iso(),
         })).collect::<Vec<_>>(),
     })
 }

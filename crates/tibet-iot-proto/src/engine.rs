@@ -330,6 +330,30 @@ impl Engine {
         self.identity.revoke_credential(voucher_did, device_did)
     }
 
+    /// Restores a pin made in an earlier run (and audited then), from a
+    /// driver's state store: trust on first use, not audited again. A DID
+    /// pinned to another key now (by the configuration) keeps that key
+    /// ([`PinDecision::Conflict`](tibet_ping::identity::PinDecision)).
+    pub fn restore_pin(&mut self, did: &str, key: PublicKey) -> tibet_ping::identity::PinDecision {
+        let decision = self.identity.pin_first_use(did, key);
+        if decision == tibet_ping::identity::PinDecision::Pinned {
+            self.pins_generation += 1;
+        }
+        decision
+    }
+
+    /// Restores a pin removal made in an earlier run: removes `did`'s pin
+    /// if it is still `key` (a configuration that pins another key since
+    /// wins); not audited again. Whether it removed one.
+    pub fn restore_pin_removal(&mut self, did: &str, key: &PublicKey) -> bool {
+        if self.identity.pins().get(did) != Some(key) {
+            return false;
+        }
+        self.identity.remove_pin(did);
+        self.pins_generation += 1;
+        true
+    }
+
     /// Whether vouch credentials `voucher_did` issued for `device_did` are
     /// revoked (they then count as absent).
     pub fn vouch_credential_revoked(&self, voucher_did: &str, device_did: &str) -> bool {

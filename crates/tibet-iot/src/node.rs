@@ -53,7 +53,7 @@ const EVENT_CHANNEL: usize = 4096;
 type Waiter = oneshot::Sender<Result<Option<PingResponse>, SendError>>;
 
 pub(crate) struct State {
-    engine: Engine,
+    pub(crate) engine: Engine,
     waiters: HashMap<RequestId, Waiter>,
     running: bool,
     audit: Option<AuditWorker>,
@@ -152,20 +152,20 @@ impl Shared {
     fn decision<R>(
         &self,
         f: impl FnOnce(&mut Engine) -> R,
-        record: impl FnOnce(&R, &State) -> Option<Decision>,
+        record: impl FnOnce(&R, &State) -> Vec<Decision>,
     ) -> R {
         let store = self.store();
         let mut st = self.lock();
         let r = f(&mut st.engine);
         st.drain_audit(&self.audit_dropped);
-        let decision = store.as_ref().and_then(|_| record(&r, &st));
+        let decisions = store.as_ref().map(|_| record(&r, &st)).unwrap_or_default();
         // Written with the engine unlocked: the driver task never waits
         // for the disk.
         drop(st);
-        let (Some(store), Some(decision)) = (store.as_ref(), decision) else {
+        let Some(store) = store.as_ref().filter(|_| !decisions.is_empty()) else {
             return r;
         };
-        if let Err(e) = store.record(&decision) {
+        if let Err(e) = store.record(&decisions) {
             self.store_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "a decision could not be written to the state store");
         }
@@ -538,13 +538,13 @@ impl IoTNode {
             |e| e.set_trust(now, did, trust),
             |(), st| {
                 let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-                Some(Decision::Trust(TrustEntry {
+                vec![Decision::Trust(TrustEntry {
                     did: did.to_owned(),
                     score,
                     declared: st.declared.get(did).copied(),
                     reason: "set_trust".into(),
                     set_at: now.wall,
-                }))
+                })]
             },
         );
     }
@@ -575,8 +575,10 @@ impl IoTNode {
     /// Kept in the state store while the node runs with one.
     pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
         let now = self.shared.now();
-        self.shared
-            .decision(|e| e.vouch(now, dids, options), record_vouch)
+        self.shared.decision(
+            |e| e.vouch(now, dids, options),
+            |r, _| record_vouch(r).into_iter().collect(),
+        )
     }
 
     /// Adds an airlock rule; audited.
@@ -628,7 +630,7 @@ impl IoTNode {
     pub(crate) fn decision<R>(
         &self,
         f: impl FnOnce(&mut Engine) -> R,
-        record: impl FnOnce(&R, &State) -> Option<Decision>,
+        record: impl FnOnce(&R, &State) -> Vec<Decision>,
     ) -> R {
         let r = self.shared.decision(f, record);
         self.shared.wake.notify_one();
@@ -972,7 +974,7 @@ async fn drive(
 }
 
 /// The vouch made, to record.
-pub(crate) fn record_vouch(r: &Result<Vouch, VouchError>, _: &State) -> Option<Decision> {
+pub(crate) fn record_vouch(r: &Result<Vouch, VouchError>) -> Option<Decision> {
     let v = r.as_ref().ok()?;
     Some(Decision::Vouch(VouchEntry {
         dids: v.vouched_dids.clone(),
@@ -991,32 +993,45 @@ fn record_approval(
     st: &State,
     raise_trust_to: Option<f64>,
     now: Timestamp,
-) -> Option<Decision> {
+) -> Vec<Decision> {
     let (Some(p), Some(trust)) = (r, raise_trust_to) else {
-        return None;
+        return Vec::new();
     };
     let did = &p.packet.source_did;
     let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-    Some(Decision::Trust(TrustEntry {
+    vec![Decision::Trust(TrustEntry {
         did: did.clone(),
         score,
         declared: st.declared.get(did).copied(),
         reason: format!("pending approved {}", p.packet.packet_id),
         set_at: now,
-    }))
+    })]
 }
 
 /// The revocation made, to record.
-pub(crate) fn record_revocation(
-    done: bool,
-    voucher_did: &str,
-    device_did: &str,
-) -> Option<Decision> {
-    done.then(|| {
-        Decision::Revocation(RevocationEntry {
-            voucher_did: voucher_did.to_owned(),
-            device_did: device_did.to_owned(),
-            revoked_at: Timestamp::now(),
-        })
+pub(crate) fn record_revocation(done: bool, voucher_did: &str, device_did: &str) -> Vec<Decision> {
+    if !done {
+        return Vec::new();
+    }
+    vec![Decision::Revocation(RevocationEntry {
+        voucher_did: voucher_did.to_owned(),
+        device_did: device_did.to_owned(),
+        revoked_at: Timestamp::now(),
+    })]
+}
+
+/// A pin made or removed, to record.
+pub(crate) fn record_pin(
+    did: &str,
+    key: &tibet_ping::identity::PublicKey,
+    removed: bool,
+    reason: &str,
+) -> Decision {
+    Decision::Pin(crate::state_store::PinEntry {
+        did: did.to_owned(),
+        public_key: key.to_base64(),
+        removed,
+        reason: reason.to_owned(),
+        changed_at: Timestamp::now(),
     })
 }

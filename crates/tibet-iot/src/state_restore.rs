@@ -5,15 +5,18 @@
 //! since. A stored trust decision is restored only while the configured
 //! trust of its DID is what it was when the decision was made: a
 //! configuration changed since wins, and the decision is dropped from the
-//! store (logged as a warning). Expired vouches are dropped. Restoring is
-//! not audited again: each decision was audited when it was made.
+//! store (logged as a warning); so does a configured pin that changed since
+//! a pin was made or removed. Expired vouches are dropped. Restoring is not
+//! audited again: each decision was audited when it was made.
 
 use std::collections::HashMap;
 
 use tibet_iot_proto::Engine;
 use tibet_ping::{Timestamp, VouchOptions};
 
-use crate::state_store::{StateStore, StoreError};
+use tibet_ping::identity::{PinDecision, PublicKey};
+
+use crate::state_store::{PinEntry, StateStore, StoreError};
 
 /// What a start restored from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +26,8 @@ pub(crate) struct Restored {
     pub(crate) vouches: usize,
     pub(crate) vouches_expired: usize,
     pub(crate) revocations: usize,
+    pub(crate) pins: usize,
+    pub(crate) pins_overridden_by_config: usize,
     pub(crate) refused: usize,
 }
 
@@ -76,10 +81,48 @@ pub(crate) fn restore(
                 "a stored revocation could not be restored (revocation list full)");
         }
     }
+    for p in &state.pins {
+        match restore_pin(engine, p) {
+            Some(true) => done.pins += 1,
+            Some(false) => {
+                tracing::warn!(did = %p.did, removed = p.removed,
+                    "the configured pin changed since the stored pin decision: the configuration wins");
+                store.delete_pin(&p.did)?;
+                done.pins_overridden_by_config += 1;
+            }
+            None => {
+                done.refused += 1;
+                tracing::warn!(did = %p.did, "a stored pin could not be restored");
+            }
+        }
+    }
     tracing::info!(path = %store.path().display(), trust = done.trust,
         trust_overridden_by_config = done.trust_overridden_by_config, vouches = done.vouches,
         vouches_expired = done.vouches_expired, revocations = done.revocations,
+        pins = done.pins, pins_overridden_by_config = done.pins_overridden_by_config,
         refused = done.refused,
         "state store restored (reviews still waiting at the last stop are not restored)");
     Ok(done)
+}
+
+/// Restores one pin decision: `Some(true)` when it holds again,
+/// `Some(false)` when the configuration pins the DID otherwise since,
+/// `None` when it cannot be restored (a bad key, the pin store full).
+fn restore_pin(engine: &mut Engine, p: &PinEntry) -> Option<bool> {
+    let key = PublicKey::parse(&p.public_key).ok()?;
+    let now = engine.pins().get(&p.did).copied();
+    if p.removed {
+        // The removal holds while the configuration still pins the key
+        // removed (or nothing).
+        return match now {
+            None => Some(true),
+            Some(k) if k == key => Some(engine.restore_pin_removal(&p.did, &key)),
+            Some(_) => Some(false),
+        };
+    }
+    match engine.restore_pin(&p.did, key) {
+        PinDecision::Pinned | PinDecision::Same => Some(true),
+        PinDecision::Conflict => Some(false),
+        PinDecision::Full | PinDecision::BadDid => None,
+    }
 }

@@ -11,10 +11,11 @@
 //! with [`StoreError`] and never written to.
 //!
 //! It holds run-time trust scores (with what set them and when, and the
-//! configured trust they overrode), vouches with their expiry, and
-//! vouch-credential revocations. What it does not hold (pins stay in the
-//! pins file, reviews still waiting are not restored) is said in
-//! docs/OPERATIONS.md.
+//! configured trust they overrode), vouches with their expiry,
+//! vouch-credential revocations, and pins made by an approved beacon review
+//! or removed by an operator. What it does not hold (pins learnt by
+//! auto-vouch rules on the receive path stay in the pins file; reviews
+//! still waiting are not restored) is said in docs/OPERATIONS.md.
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +56,13 @@ const MIGRATIONS: &[&str] = &["
         device_did  TEXT NOT NULL,
         revoked_at  TEXT NOT NULL,
         PRIMARY KEY (voucher_did, device_did)
+    );
+    CREATE TABLE pins (
+        did        TEXT PRIMARY KEY NOT NULL,
+        public_key TEXT NOT NULL,
+        removed    INTEGER NOT NULL,
+        reason     TEXT NOT NULL,
+        changed_at TEXT NOT NULL
     );
 "];
 
@@ -141,6 +149,21 @@ pub struct RevocationEntry {
     pub revoked_at: Timestamp,
 }
 
+/// A pin made or removed at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PinEntry {
+    /// The DID.
+    pub did: String,
+    /// The key (base64): pinned, or the one removed.
+    pub public_key: String,
+    /// Whether the pin of `public_key` was removed (else made).
+    pub removed: bool,
+    /// Why (`beacon approved`, `removed`).
+    pub reason: String,
+    /// When.
+    pub changed_at: Timestamp,
+}
+
 /// Everything a store holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredState {
@@ -150,6 +173,8 @@ pub struct StoredState {
     pub vouches: Vec<VouchEntry>,
     /// Revocations.
     pub revocations: Vec<RevocationEntry>,
+    /// Pins made and removed, by DID.
+    pub pins: Vec<PinEntry>,
 }
 
 /// One decision to record.
@@ -162,6 +187,8 @@ pub enum Decision {
     Vouch(VouchEntry),
     /// A vouch-credential revocation.
     Revocation(RevocationEntry),
+    /// A pin made or removed.
+    Pin(PinEntry),
 }
 
 /// An open state store.
@@ -175,6 +202,61 @@ fn ts(text: String) -> Timestamp {
     // Written by this module only; an unreadable one reads as the epoch
     // rather than failing a start.
     Timestamp::parse(&text).unwrap_or(Timestamp::from_micros(0))
+}
+
+/// Writes one decision (inside the caller's transaction).
+fn write(c: &Connection, d: &Decision) -> rusqlite::Result<()> {
+    match d {
+        Decision::Trust(e) => {
+            c.execute(
+                "INSERT OR REPLACE INTO trust (did, score, declared, reason, set_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.did, e.score, e.declared, e.reason, e.set_at.to_iso()],
+            )?;
+        }
+        Decision::Vouch(v) => {
+            c.execute(
+                "INSERT INTO vouches (vouch_factor, voucher_trust, pod_id, reason, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    v.vouch_factor,
+                    v.voucher_trust,
+                    v.pod_id,
+                    v.reason,
+                    v.created_at.to_iso(),
+                    v.expires_at.map(|t| t.to_iso())
+                ],
+            )?;
+            let id = c.last_insert_rowid();
+            for did in &v.dids {
+                c.execute(
+                    "INSERT INTO vouched_dids (vouch, did) VALUES (?1, ?2)",
+                    params![id, did],
+                )?;
+            }
+        }
+        Decision::Revocation(r) => {
+            c.execute(
+                "INSERT OR REPLACE INTO revocations (voucher_did, device_did, revoked_at)
+                 VALUES (?1, ?2, ?3)",
+                params![r.voucher_did, r.device_did, r.revoked_at.to_iso()],
+            )?;
+        }
+        Decision::Pin(p) => {
+            c.execute(
+                "INSERT OR REPLACE INTO pins (did, public_key, removed, reason, changed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    p.did,
+                    p.public_key,
+                    p.removed,
+                    p.reason,
+                    p.changed_at.to_iso()
+                ],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// A row of `trust` (did, score, declared, reason, set_at).
@@ -308,25 +390,21 @@ impl StateStore {
         Ok(())
     }
 
-    /// Records `d` (one transaction).
-    pub fn record(&self, d: &Decision) -> Result<(), StoreError> {
-        match d {
-            Decision::Trust(t) => self.put_trust(t),
-            Decision::Vouch(v) => self.put_vouch(v),
-            Decision::Revocation(r) => self.put_revocation(r),
-        }
+    /// Records `decisions` in one transaction.
+    pub fn record(&self, decisions: &[Decision]) -> Result<(), StoreError> {
+        let run = || -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            for d in decisions {
+                write(&tx, d)?;
+            }
+            tx.commit()
+        };
+        run().map_err(|e| self.sqlite(e))
     }
 
     /// Records a trust decision (replacing the DID's earlier one).
     pub fn put_trust(&self, e: &TrustEntry) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO trust (did, score, declared, reason, set_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.did, e.score, e.declared, e.reason, e.set_at.to_iso()],
-            )
-            .map(drop)
-            .map_err(|e| self.sqlite(e))
+        self.record(&[Decision::Trust(e.clone())])
     }
 
     /// Forgets the trust decision of `did` (a configuration that changed
@@ -336,34 +414,6 @@ impl StateStore {
             .execute("DELETE FROM trust WHERE did = ?1", params![did])
             .map(drop)
             .map_err(|e| self.sqlite(e))
-    }
-
-    /// Records a vouch, in one transaction with its DIDs.
-    pub fn put_vouch(&self, v: &VouchEntry) -> Result<(), StoreError> {
-        let run = || -> rusqlite::Result<()> {
-            let tx = self.conn.unchecked_transaction()?;
-            tx.execute(
-                "INSERT INTO vouches (vouch_factor, voucher_trust, pod_id, reason, created_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    v.vouch_factor,
-                    v.voucher_trust,
-                    v.pod_id,
-                    v.reason,
-                    v.created_at.to_iso(),
-                    v.expires_at.map(|t| t.to_iso())
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            for did in &v.dids {
-                tx.execute(
-                    "INSERT INTO vouched_dids (vouch, did) VALUES (?1, ?2)",
-                    params![id, did],
-                )?;
-            }
-            tx.commit()
-        };
-        run().map_err(|e| self.sqlite(e))
     }
 
     /// Forgets vouches that expired at or before `now`; how many.
@@ -393,14 +443,11 @@ impl StateStore {
         Ok(ids.len())
     }
 
-    /// Records a revocation.
-    pub fn put_revocation(&self, r: &RevocationEntry) -> Result<(), StoreError> {
+    /// Forgets the stored pin decision of `did` (a configuration that
+    /// changed since won).
+    pub fn delete_pin(&self, did: &str) -> Result<(), StoreError> {
         self.conn
-            .execute(
-                "INSERT OR REPLACE INTO revocations (voucher_did, device_did, revoked_at)
-                 VALUES (?1, ?2, ?3)",
-                params![r.voucher_did, r.device_did, r.revoked_at.to_iso()],
-            )
+            .execute("DELETE FROM pins WHERE did = ?1", params![did])
             .map(drop)
             .map_err(|e| self.sqlite(e))
     }
@@ -457,6 +504,20 @@ impl StateStore {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let mut st = self.conn.prepare(
+                "SELECT did, public_key, removed, reason, changed_at FROM pins ORDER BY did",
+            )?;
+            out.pins = st
+                .query_map([], |r| {
+                    Ok(PinEntry {
+                        did: r.get(0)?,
+                        public_key: r.get(1)?,
+                        removed: r.get(2)?,
+                        reason: r.get(3)?,
+                        changed_at: ts(r.get(4)?),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
             Ok(out)
         };
         run().map_err(|e| self.sqlite(e))
@@ -467,7 +528,7 @@ impl StateStore {
         self.conn
             .execute_batch(
                 "BEGIN; DELETE FROM vouched_dids; DELETE FROM vouches; DELETE FROM trust;
-                 DELETE FROM revocations; COMMIT;",
+                 DELETE FROM revocations; DELETE FROM pins; COMMIT;",
             )
             .map_err(|e| self.sqlite(e))
     }
@@ -526,7 +587,7 @@ mod tests {
             created_at: Timestamp::from_micros(1),
             expires_at: Some(Timestamp::from_micros(5)),
         };
-        store.put_vouch(&v).unwrap();
+        store.record(&[Decision::Vouch(v.clone())]).unwrap();
         drop(store);
         let store = StateStore::open(tmp.path()).unwrap();
         let s = store.load().unwrap();

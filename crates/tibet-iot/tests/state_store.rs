@@ -1,6 +1,7 @@
 //! The state store (docs/OPERATIONS.md): decisions made while a node runs
 //! survive a clean stop and a crash; a configuration changed since wins; a
-//! newer-schema or corrupt store is refused and left untouched; a state
+//! newer-schema or corrupt store is refused and left untouched; pins made
+//! and removed survive, unless the configured pin changed; a state
 //! directory without a store (nodes before it) gets one. The kill loop
 //! SIGKILLs a child process at random points while decisions stream in.
 
@@ -10,8 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tibet_iot::{
-    IoTNode, SCHEMA_VERSION, STORE_FILE, StartError, StateStore, StoreError, TransportConfig,
+    Decision, IdentityConfig, IoTNode, PinEntry, SCHEMA_VERSION, STORE_FILE, StartError,
+    StateStore, StoreError, TransportConfig,
 };
+use tibet_ping::identity::{Keypair, PinStore, PublicKey};
 use tibet_ping::{Timestamp, VouchOptions};
 
 const HUB: &str = "jis:home:hub";
@@ -313,4 +316,79 @@ fn every_acknowledged_decision_survives_sigkill_in_a_loop() {
     }
     assert!(kills >= 5, "only {kills} kills");
     eprintln!("{DECISIONS} decisions, {kills} SIGKILLs");
+}
+
+const DOOR: &str = "jis:home:door";
+
+/// A hub whose configuration pins the door to `key`, if any.
+fn pinned_hub(dir: &Path, key: Option<PublicKey>) -> IoTNode {
+    let mut pins = PinStore::new(8);
+    if let Some(key) = key {
+        pins.set(DOOR, key).unwrap();
+    }
+    let config = TransportConfig {
+        identity: IdentityConfig {
+            pins,
+            ..IdentityConfig::default()
+        },
+        ..TransportConfig::loopback()
+    };
+    let node = IoTNode::new(HUB, config);
+    node.set_state_dir(Some(dir.to_owned()));
+    node
+}
+
+fn key(seed: u8) -> PublicKey {
+    Keypair::from_seed(&[seed; 32]).public()
+}
+
+#[test]
+fn a_pin_removal_survives_unless_the_configured_pin_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let node = pinned_hub(tmp.path(), Some(key(1)));
+    rt.block_on(node.start()).unwrap();
+    assert_eq!(node.remove_pin(DOOR), Some(key(1)));
+    rt.block_on(node.stop());
+
+    // The same configuration: the pin stays removed.
+    let node = pinned_hub(tmp.path(), Some(key(1)));
+    rt.block_on(node.start()).unwrap();
+    assert_eq!(node.pins().0.get(DOOR), None);
+    rt.block_on(node.stop());
+
+    // The configuration pins another key since: it wins.
+    let node = pinned_hub(tmp.path(), Some(key(2)));
+    rt.block_on(node.start()).unwrap();
+    assert_eq!(node.pins().0.get(DOOR), Some(&key(2)));
+    rt.block_on(node.stop());
+    let store = StateStore::open(tmp.path()).unwrap();
+    assert!(store.load().unwrap().pins.is_empty());
+}
+
+#[test]
+fn a_stored_pin_is_restored_and_a_configured_one_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let store = StateStore::open(tmp.path()).unwrap();
+        store
+            .record(&[Decision::Pin(PinEntry {
+                did: DOOR.into(),
+                public_key: key(1).to_base64(),
+                removed: false,
+                reason: "beacon approved".into(),
+                changed_at: Timestamp::now(),
+            })])
+            .unwrap();
+    }
+    let rt = runtime();
+    let node = pinned_hub(tmp.path(), None);
+    rt.block_on(node.start()).unwrap();
+    assert_eq!(node.pins().0.get(DOOR), Some(&key(1)));
+    rt.block_on(node.stop());
+
+    let node = pinned_hub(tmp.path(), Some(key(2)));
+    rt.block_on(node.start()).unwrap();
+    assert_eq!(node.pins().0.get(DOOR), Some(&key(2)));
+    rt.block_on(node.stop());
 }
