@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
-use tibet_iot::{StateStore, StoredState};
+use tibet_iot::{RuleEntry, StateStore, StoredState};
 
 use crate::output::safe;
 
@@ -30,7 +30,7 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Action {
-    /// List the decisions kept: trust, vouches, revocations, pins.
+    /// List the decisions kept: trust, vouches, revocations, rules, pins.
     List,
     /// Print the whole store as one JSON object.
     Export,
@@ -100,6 +100,7 @@ fn list(state: &StoredState) {
         && state.vouches.is_empty()
         && state.revocations.is_empty()
         && state.pins.is_empty()
+        && state.rules.is_empty()
     {
         println!("no decisions kept");
         return;
@@ -137,6 +138,10 @@ fn list(state: &StoredState) {
             r.revoked_at.to_iso()
         );
     }
+    for r in &state.rules {
+        let (kind, json) = rule_json(r);
+        println!("rule     {kind}  {json}");
+    }
     for p in &state.pins {
         println!(
             "{}  {}  {}  ({}, {})",
@@ -147,6 +152,19 @@ fn list(state: &StoredState) {
             p.changed_at.to_iso()
         );
     }
+}
+
+/// The kind of a rule and the rule as JSON (as the store keeps it).
+fn rule_json(r: &RuleEntry) -> (&'static str, serde_json::Value) {
+    let json = match r {
+        RuleEntry::Airlock(r) => serde_json::to_value(r),
+        RuleEntry::AutoVouch(r) => serde_json::to_value(r),
+    };
+    let kind = match r {
+        RuleEntry::Airlock(_) => "airlock",
+        _ => "auto_vouch",
+    };
+    (kind, json.unwrap_or_default())
 }
 
 fn export(state: &StoredState) -> serde_json::Value {
@@ -173,6 +191,10 @@ fn export(state: &StoredState) -> serde_json::Value {
             "device_did": r.device_did,
             "revoked_at": r.revoked_at.to_iso(),
         })).collect::<Vec<_>>(),
+        "rules": state.rules.iter().map(|r| {
+            let (kind, rule) = rule_json(r);
+            serde_json::json!({"kind": kind, "rule": rule})
+        }).collect::<Vec<_>>(),
         "pins": state.pins.iter().map(|p| serde_json::json!({
             "did": p.did,
             "public_key": p.public_key,

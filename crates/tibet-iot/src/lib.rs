@@ -74,8 +74,8 @@ pub use error::StartError;
 pub use node::IoTNode;
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
 pub use state_store::{
-    Decision, PinEntry, RevocationEntry, SCHEMA_VERSION, STORE_FILE, StateStore, StoreError,
-    StoredState, TrustEntry, VouchEntry, reset_state_store,
+    Decision, PinEntry, RevocationEntry, RuleEntry, SCHEMA_VERSION, STORE_FILE, StateStore,
+    StoreError, StoredState, TrustEntry, VouchEntry, reset_state_store,
 };
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{

@@ -39,7 +39,9 @@ use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir};
 use crate::send_queue::SendQueue;
 use crate::socket;
-use crate::state_store::{Decision, RevocationEntry, StateStore, TrustEntry, VouchEntry};
+use crate::state_store::{
+    Decision, RevocationEntry, RuleEntry, StateStore, TrustEntry, VouchEntry,
+};
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood (one `recvmmsg` on the transport
@@ -582,13 +584,26 @@ impl IoTNode {
     }
 
     /// Adds an airlock rule; audited.
+    /// Kept in the state store while the node runs with one.
     pub fn add_rule(&self, rule: AirlockRule) {
-        self.shared.command(|e| e.add_rule(rule));
+        let kept = rule.clone();
+        self.shared.decision(
+            |e| e.add_rule(rule),
+            |(), _| vec![Decision::Rule(RuleEntry::Airlock(kept))],
+        );
     }
 
     /// Adds an auto-vouch rule for beacons (refused when invalid); audited.
+    /// Kept in the state store while the node runs with one.
     pub fn add_auto_vouch_rule(&self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
-        self.shared.command(|e| e.add_auto_vouch_rule(rule))
+        let kept = rule.clone();
+        self.shared.decision(
+            |e| e.add_auto_vouch_rule(rule),
+            |r, _| match r {
+                Ok(()) => vec![Decision::Rule(RuleEntry::AutoVouch(kept))],
+                Err(_) => Vec::new(),
+            },
+        )
     }
 
     /// Pings waiting for human review (GEEL).

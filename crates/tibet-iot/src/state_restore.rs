@@ -16,7 +16,7 @@ use tibet_ping::{Timestamp, VouchOptions};
 
 use tibet_ping::identity::{PinDecision, PublicKey};
 
-use crate::state_store::{PinEntry, StateStore, StoreError};
+use crate::state_store::{PinEntry, RuleEntry, StateStore, StoreError};
 
 /// What a start restored from the store.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub(crate) struct Restored {
     pub(crate) vouches_expired: usize,
     pub(crate) revocations: usize,
     pub(crate) pins: usize,
+    pub(crate) rules: usize,
     pub(crate) pins_overridden_by_config: usize,
     pub(crate) refused: usize,
 }
@@ -81,6 +82,20 @@ pub(crate) fn restore(
                 "a stored revocation could not be restored (revocation list full)");
         }
     }
+    for rule in state.rules {
+        let node = engine.ping_node_mut();
+        match rule {
+            RuleEntry::Airlock(r) => node.add_rule(r),
+            RuleEntry::AutoVouch(r) => {
+                if let Err(e) = node.beacon_handler_mut().add_auto_vouch_rule(r) {
+                    done.refused += 1;
+                    tracing::warn!(error = %e, "a stored auto-vouch rule could not be restored");
+                    continue;
+                }
+            }
+        }
+        done.rules += 1;
+    }
     for p in &state.pins {
         match restore_pin(engine, p) {
             Some(true) => done.pins += 1,
@@ -99,7 +114,7 @@ pub(crate) fn restore(
     tracing::info!(path = %store.path().display(), trust = done.trust,
         trust_overridden_by_config = done.trust_overridden_by_config, vouches = done.vouches,
         vouches_expired = done.vouches_expired, revocations = done.revocations,
-        pins = done.pins, pins_overridden_by_config = done.pins_overridden_by_config,
+        rules = done.rules, pins = done.pins, pins_overridden_by_config = done.pins_overridden_by_config,
         refused = done.refused,
         "state store restored (reviews still waiting at the last stop are not restored)");
     Ok(done)

@@ -12,7 +12,8 @@
 //!
 //! It holds run-time trust scores (with what set them and when, and the
 //! configured trust they overrode), vouches with their expiry,
-//! vouch-credential revocations, and pins made by an approved beacon review
+//! vouch-credential revocations, airlock and auto-vouch rules added at run
+//! time, and pins made by an approved beacon review
 //! or removed by an operator. What it does not hold (pins learnt by
 //! auto-vouch rules on the receive path stay in the pins file; reviews
 //! still waiting are not restored) is said in docs/OPERATIONS.md.
@@ -20,7 +21,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use tibet_ping::Timestamp;
+use tibet_ping::{AirlockRule, AutoVouchRule, Timestamp};
 
 /// The store's file in the state directory.
 pub const STORE_FILE: &str = "state.db";
@@ -56,6 +57,12 @@ const MIGRATIONS: &[&str] = &["
         device_did  TEXT NOT NULL,
         revoked_at  TEXT NOT NULL,
         PRIMARY KEY (voucher_did, device_did)
+    );
+    CREATE TABLE rules (
+        id       INTEGER PRIMARY KEY,
+        kind     TEXT NOT NULL,
+        rule     TEXT NOT NULL,
+        added_at TEXT NOT NULL
     );
     CREATE TABLE pins (
         did        TEXT PRIMARY KEY NOT NULL,
@@ -164,6 +171,15 @@ pub struct PinEntry {
     pub changed_at: Timestamp,
 }
 
+/// A rule added at run time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleEntry {
+    /// An airlock rule.
+    Airlock(AirlockRule),
+    /// An auto-vouch rule for beacons.
+    AutoVouch(AutoVouchRule),
+}
+
 /// Everything a store holds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StoredState {
@@ -175,6 +191,8 @@ pub struct StoredState {
     pub revocations: Vec<RevocationEntry>,
     /// Pins made and removed, by DID.
     pub pins: Vec<PinEntry>,
+    /// Rules added at run time, oldest first.
+    pub rules: Vec<RuleEntry>,
 }
 
 /// One decision to record.
@@ -189,6 +207,8 @@ pub enum Decision {
     Revocation(RevocationEntry),
     /// A pin made or removed.
     Pin(PinEntry),
+    /// A rule added.
+    Rule(RuleEntry),
 }
 
 /// An open state store.
@@ -240,6 +260,17 @@ fn write(c: &Connection, d: &Decision) -> rusqlite::Result<()> {
                 "INSERT OR REPLACE INTO revocations (voucher_did, device_did, revoked_at)
                  VALUES (?1, ?2, ?3)",
                 params![r.voucher_did, r.device_did, r.revoked_at.to_iso()],
+            )?;
+        }
+        Decision::Rule(rule) => {
+            let (kind, json) = match rule {
+                RuleEntry::Airlock(r) => ("airlock", serde_json::to_string(r)),
+                RuleEntry::AutoVouch(r) => ("auto_vouch", serde_json::to_string(r)),
+            };
+            let json = json.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            c.execute(
+                "INSERT INTO rules (kind, rule, added_at) VALUES (?1, ?2, ?3)",
+                params![kind, json, Timestamp::now().to_iso()],
             )?;
         }
         Decision::Pin(p) => {
@@ -504,6 +535,29 @@ impl StateStore {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            let mut st = self
+                .conn
+                .prepare("SELECT kind, rule FROM rules ORDER BY id")?;
+            out.rules = st
+                .query_map([], |r| {
+                    let (kind, json): (String, String) = (r.get(0)?, r.get(1)?);
+                    let bad = |e: serde_json::Error| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            1,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    };
+                    match kind.as_str() {
+                        "airlock" => serde_json::from_str(&json)
+                            .map(RuleEntry::Airlock)
+                            .map_err(bad),
+                        _ => serde_json::from_str(&json)
+                            .map(RuleEntry::AutoVouch)
+                            .map_err(bad),
+                    }
+                })?
+                .collect::<rusqlite::Result<_>>()?;
             let mut st = self.conn.prepare(
                 "SELECT did, public_key, removed, reason, changed_at FROM pins ORDER BY did",
             )?;
@@ -528,7 +582,7 @@ impl StateStore {
         self.conn
             .execute_batch(
                 "BEGIN; DELETE FROM vouched_dids; DELETE FROM vouches; DELETE FROM trust;
-                 DELETE FROM revocations; DELETE FROM pins; COMMIT;",
+                 DELETE FROM revocations; DELETE FROM pins; DELETE FROM rules; COMMIT;",
             )
             .map_err(|e| self.sqlite(e))
     }

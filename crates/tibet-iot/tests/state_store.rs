@@ -15,7 +15,9 @@ use tibet_iot::{
     StateStore, StoreError, TransportConfig,
 };
 use tibet_ping::identity::{Keypair, PinStore, PublicKey};
-use tibet_ping::{Timestamp, VouchOptions};
+use tibet_ping::{
+    AirlockRule, AirlockZone, AutoVouchRule, Glob, RulePattern, Timestamp, VouchOptions,
+};
 
 const HUB: &str = "jis:home:hub";
 
@@ -49,6 +51,24 @@ fn decide(node: &IoTNode) {
     node.set_trust("jis:home:doorbell", 0.9);
     vouch_for_lamp(node, Timestamp::now() + Duration::from_secs(3600));
     assert!(node.revoke_vouch_credential("jis:home:phone", "jis:home:tv"));
+    node.add_rule(door_rule());
+    node.add_auto_vouch_rule(lamp_rule()).unwrap();
+}
+
+fn door_rule() -> AirlockRule {
+    let pattern = RulePattern {
+        intent: Some(Glob::new("door.*")),
+        ..RulePattern::default()
+    };
+    AirlockRule::new("rt_1", "doors are reviewed", pattern, AirlockZone::Geel)
+}
+
+fn lamp_rule() -> AutoVouchRule {
+    AutoVouchRule {
+        name: "lamps".into(),
+        device_type: Some("lamp".into()),
+        ..AutoVouchRule::default()
+    }
 }
 
 fn assert_restored(node: &IoTNode) {
@@ -56,6 +76,13 @@ fn assert_restored(node: &IoTNode) {
     let lamp = node.trust_of("jis:home:lamp");
     assert!((lamp - 0.9 * 0.7).abs() < 1e-9, "vouched trust {lamp}");
     assert!(node.with_engine(|e| e.vouch_credential_revoked("jis:home:phone", "jis:home:tv")));
+    let (rules, auto) = node.with_engine(|e| {
+        let n = e.ping_node_mut();
+        let auto: Vec<AutoVouchRule> = n.beacon_handler_mut().rules().cloned().collect();
+        (n.airlock().rules().to_vec(), auto)
+    });
+    assert_eq!(rules, [door_rule()]);
+    assert_eq!(auto, [lamp_rule()]);
 }
 
 #[test]
