@@ -330,6 +330,20 @@ impl Engine {
         self.identity.revoke_credential(voucher_did, device_did)
     }
 
+    /// A driver dropped a trust decision of its state store because the
+    /// configured trust of `did` changed since: audited as a trust change
+    /// from the stored score to the trust the node applies now (reason
+    /// `configuration changed since the stored decision`).
+    pub fn audit_stored_trust_overridden(&mut self, now: Now, did: &str, stored: f64) {
+        let new = self.node.trust_of(now.wall, did).score;
+        self.audit_trust_change(
+            did.to_owned(),
+            stored,
+            new,
+            "configuration changed since the stored decision",
+        );
+    }
+
     /// Restores a pin made in an earlier run (and audited then), from a
     /// driver's state store: trust on first use, not audited again. A DID
     /// pinned to another key now (by the configuration) keeps that key

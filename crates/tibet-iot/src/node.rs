@@ -315,7 +315,7 @@ impl IoTNode {
                     store,
                     &mut st.engine,
                     &st.declared,
-                    Timestamp::now(),
+                    self.shared.now(),
                 )?;
             }
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);

@@ -5,14 +5,15 @@
 //! since. A stored trust decision is restored only while the configured
 //! trust of its DID is what it was when the decision was made: a
 //! configuration changed since wins, and the decision is dropped from the
-//! store (logged as a warning); so does a configured pin that changed since
+//! store (logged as a warning, and audited as a trust change with reason
+//! `configuration changed since the stored decision`); so does a configured pin that changed since
 //! a pin was made or removed. Expired vouches are dropped. Restoring is not
 //! audited again: each decision was audited when it was made.
 
 use std::collections::HashMap;
 
-use tibet_iot_proto::Engine;
-use tibet_ping::{Timestamp, VouchOptions};
+use tibet_iot_proto::{Engine, Now};
+use tibet_ping::VouchOptions;
 
 use tibet_ping::identity::{PinDecision, PublicKey};
 
@@ -37,10 +38,10 @@ pub(crate) fn restore(
     store: &StateStore,
     engine: &mut Engine,
     declared: &HashMap<String, f64>,
-    now: Timestamp,
+    now: Now,
 ) -> Result<Restored, StoreError> {
     let mut done = Restored {
-        vouches_expired: store.delete_expired_vouches(now)?,
+        vouches_expired: store.delete_expired_vouches(now.wall)?,
         ..Restored::default()
     };
     let state = store.load()?;
@@ -51,6 +52,7 @@ pub(crate) fn restore(
                 configured = ?configured,
                 "the configured trust changed since the stored decision: the configuration wins");
             store.delete_trust(&t.did)?;
+            engine.audit_stored_trust_overridden(now, &t.did, t.score);
             done.trust_overridden_by_config += 1;
             continue;
         }
@@ -65,7 +67,7 @@ pub(crate) fn restore(
             reason: v.reason,
             expires_at: v.expires_at,
         };
-        match engine.ping_node_mut().vouch(now, v.dids, options) {
+        match engine.ping_node_mut().vouch(now.wall, v.dids, options) {
             Ok(_) => done.vouches += 1,
             Err(e) => {
                 done.refused += 1;

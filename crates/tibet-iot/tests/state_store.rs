@@ -8,11 +8,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tibet_iot::{
-    Decision, IdentityConfig, IoTNode, PinEntry, SCHEMA_VERSION, STORE_FILE, StartError,
-    StateStore, StoreError, TransportConfig,
+    AuditError, AuditRecord, AuditSink, Decision, IdentityConfig, IoTNode, PinEntry,
+    SCHEMA_VERSION, STORE_FILE, StartError, StateStore, StoreError, TransportConfig,
 };
 use tibet_ping::identity::{Keypair, PinStore, PublicKey};
 use tibet_ping::{
@@ -20,6 +21,16 @@ use tibet_ping::{
 };
 
 const HUB: &str = "jis:home:hub";
+
+/// An audit sink that keeps the records.
+struct Collect(Arc<Mutex<Vec<AuditRecord>>>);
+
+impl AuditSink for Collect {
+    fn record(&mut self, record: &AuditRecord) -> Result<(), AuditError> {
+        self.0.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
 
 fn hub(dir: &Path) -> IoTNode {
     let node = IoTNode::new(HUB, TransportConfig::loopback());
@@ -168,11 +179,20 @@ fn a_configuration_changed_since_wins() {
     assert_eq!(node.trust_of("jis:home:doorbell"), 0.9);
     rt.block_on(node.stop());
 
-    // The configuration changed: it wins, and the decision is forgotten.
+    // The configuration changed: it wins, and the decision is forgotten
+    // (audited as a trust change).
     let node = configured(0.6);
+    let records = Arc::new(Mutex::new(Vec::new()));
+    node.set_audit(Some(Box::new(Collect(records.clone()))));
     rt.block_on(node.start()).unwrap();
     assert_eq!(node.trust_of("jis:home:doorbell"), 0.6);
     rt.block_on(node.stop());
+    let overridden = records.lock().unwrap().iter().any(|r| {
+        matches!(r, AuditRecord::TrustChange { did, old, new, reason, .. }
+            if did == "jis:home:doorbell" && *old == 0.9 && *new == 0.6
+                && reason == "configuration changed since the stored decision")
+    });
+    assert!(overridden, "{:?}", records.lock().unwrap());
     let store = StateStore::open(tmp.path()).unwrap();
     assert_eq!(store.trust("jis:home:doorbell").unwrap(), None);
 }
