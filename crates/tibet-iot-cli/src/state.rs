@@ -33,6 +33,7 @@ enum Action {
     /// List the decisions kept: trust, vouches, revocations, rules, pins.
     List,
     /// Print the whole store as one JSON object.
+    #[command(alias = "dump")]
     Export,
     /// Forget every decision kept (asks first; refused while the node runs).
     Reset {

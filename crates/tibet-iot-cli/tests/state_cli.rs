@@ -88,6 +88,8 @@ fn approved_then_restarted(signal: &str) {
     assert_eq!(v["trust"][0]["did"], DOOR);
     assert_eq!(v["trust"][0]["score"], 0.9);
     assert_eq!(v["trust"][0]["declared"], 0.5);
+    let dump = run(&["state", "dump", "--state", dir]);
+    assert_eq!(json(&dump), v, "dump is export");
 }
 
 #[test]
