@@ -159,3 +159,30 @@ fn a_corrupt_store_stops_listen_with_a_clear_error() {
     assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
     assert_eq!(std::fs::read(&db).unwrap(), vec![0x5a; 4096]);
 }
+
+#[test]
+fn the_config_file_names_the_state_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        format!("did = \"{HUB}\"\n[state]\ndir = \"hub-state\"\n"),
+    )
+    .unwrap();
+    let sock = tmp.path().join("c.sock");
+    let hub = Listener::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+        "--control",
+        sock.to_str().unwrap(),
+    ]);
+    // Relative to the config file, not the working directory.
+    let dir = tmp.path().join("hub-state");
+    assert!(dir.join("state.db").exists() && dir.join("lock").exists());
+    drop(hub);
+}
