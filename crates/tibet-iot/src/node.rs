@@ -307,16 +307,22 @@ impl IoTNode {
             Some(dir) if state.is_some() => Some(StateStore::open(&dir)?),
             _ => None,
         };
+        // In place before the node counts as running, so no decision made
+        // from then on goes unrecorded (the store's lock before the
+        // engine's, as in `Shared::decision`).
+        let mut store_slot = self.shared.store();
+        *store_slot = store;
         {
             let mut st = self.shared.lock();
-            if let Some(store) = &store {
+            if let Some(store) = store_slot.as_ref() {
                 let st = &mut *st;
-                crate::state_restore::restore(
-                    store,
-                    &mut st.engine,
-                    &st.declared,
-                    self.shared.now(),
-                )?;
+                let now = self.shared.now();
+                if let Err(e) =
+                    crate::state_restore::restore(store, &mut st.engine, &st.declared, now)
+                {
+                    *store_slot = None;
+                    return Err(e.into());
+                }
             }
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
@@ -337,7 +343,7 @@ impl IoTNode {
             self.events.clone(),
             rx,
         ));
-        *self.shared.store() = store;
+        drop(store_slot);
         tracing::info!(did = %self.did, %local_addr, "node started");
         *running = Some(Running {
             state: state.map(|(keeper, _)| (keeper, started_with)),
