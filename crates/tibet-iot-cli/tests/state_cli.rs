@@ -186,3 +186,34 @@ fn the_config_file_names_the_state_directory() {
     assert!(dir.join("state.db").exists() && dir.join("lock").exists());
     drop(hub);
 }
+
+#[test]
+fn an_approval_the_store_cannot_record_is_not_acknowledged_as_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let sock = tmp.path().join("c.sock");
+    let hub = hub(&state, &sock);
+    let out = hub.send("door.ring", DOOR, &["--json"]);
+    assert_code(&out, 2);
+    let id = json(&out)["in_response_to"].as_str().unwrap().to_owned();
+    // Someone broke the store under the running node.
+    let conn = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    conn.execute_batch("DROP TABLE trust").unwrap();
+    drop(conn);
+    let sock = sock.to_str().unwrap();
+    let out = run(&[
+        "pending",
+        "approve",
+        &id,
+        "--trust",
+        "0.9",
+        "--control",
+        sock,
+    ]);
+    assert_code(&out, 1);
+    assert!(
+        stderr(&out).contains("will not survive a restart"),
+        "{}",
+        stderr(&out)
+    );
+}
