@@ -26,23 +26,32 @@ fn hub(state: &Path, sock: &Path) -> Listener {
     )
 }
 
-/// Sends from the doorbell (held for review), approves with `--trust 0.9`,
-/// and checks the next ping is accepted.
-fn approve(hub: &Listener, sock: &Path) {
+/// Sends from the doorbell: held for review; its packet id.
+fn held_for_review(hub: &Listener) -> String {
     let out = hub.send("door.ring", DOOR, &["--json"]);
     assert_code(&out, 2);
-    let id = json(&out)["in_response_to"].as_str().unwrap().to_owned();
+    json(&out)["in_response_to"].as_str().unwrap().to_owned()
+}
+
+/// `pending approve ID --trust 0.9`.
+fn approve_with_trust(id: &str, sock: &Path) -> std::process::Output {
     let sock = sock.to_str().unwrap();
-    let out = run(&[
+    run(&[
         "pending",
         "approve",
-        &id,
+        id,
         "--trust",
         "0.9",
         "--control",
         sock,
-    ]);
-    assert_code(&out, 0);
+    ])
+}
+
+/// Sends from the doorbell (held for review), approves with `--trust 0.9`,
+/// and checks the next ping is accepted.
+fn approve(hub: &Listener, sock: &Path) {
+    let id = held_for_review(hub);
+    assert_code(&approve_with_trust(&id, sock), 0);
     assert_code(&hub.send("door.ring", DOOR, &[]), 0);
 }
 
@@ -193,23 +202,12 @@ fn an_approval_the_store_cannot_record_is_not_acknowledged_as_kept() {
     let state = tmp.path().join("state");
     let sock = tmp.path().join("c.sock");
     let hub = hub(&state, &sock);
-    let out = hub.send("door.ring", DOOR, &["--json"]);
-    assert_code(&out, 2);
-    let id = json(&out)["in_response_to"].as_str().unwrap().to_owned();
+    let id = held_for_review(&hub);
     // Someone broke the store under the running node.
     let conn = rusqlite::Connection::open(state.join("state.db")).unwrap();
     conn.execute_batch("DROP TABLE trust").unwrap();
     drop(conn);
-    let sock = sock.to_str().unwrap();
-    let out = run(&[
-        "pending",
-        "approve",
-        &id,
-        "--trust",
-        "0.9",
-        "--control",
-        sock,
-    ]);
+    let out = approve_with_trust(&id, &sock);
     assert_code(&out, 1);
     assert!(
         stderr(&out).contains("will not survive a restart"),
