@@ -101,6 +101,8 @@ pub struct ConfigFile {
     pub mqtt: Option<MqttSection>,
     /// Key, identity mode and pins file (docs/PROTOCOL.md section 6).
     pub identity: Option<IdentitySection>,
+    /// The state directory (docs/OPERATIONS.md).
+    pub state: Option<StateSection>,
     /// Pinned DIDs: `"jis:home:sensor" = "PUBKEY"` (base64 of the raw key).
     #[serde(default)]
     pub pins: BTreeMap<String, String>,
@@ -300,6 +302,15 @@ pub struct IdentitySection {
     /// Where the node keeps the DIDs it pinned by trust on first use
     /// (default: `pins` next to the audit file, none without one).
     pub pins_file: Option<PathBuf>,
+}
+
+/// `[state]` of the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// The node's state directory (relative to the config file); `--state`
+    /// wins over it.
+    pub dir: PathBuf,
 }
 
 /// `[mqtt]` in the config file.

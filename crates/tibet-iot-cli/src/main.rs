@@ -42,6 +42,7 @@ mod pins;
 mod send;
 mod settings;
 mod sim;
+mod state;
 mod stats;
 mod status;
 mod systemd;
@@ -94,6 +95,9 @@ enum Command {
     Pins(pins::Args),
     /// Show a running listener: identity, peers, pending reviews, counters.
     Status(status::Args),
+    /// List, export or reset a node's state store (decisions kept across
+    /// restarts).
+    State(state::Args),
     /// Inspect and verify provenance audit files (JSONL token files).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
         Command::Man(args) => man(args),
         Command::Pending(args) => pending::run(args),
         Command::Pins(args) => pins::run(args),
+        Command::State(args) => state::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Status(args) => status::run(args),
         Command::Listen(args) => block_on(listen::run(args, format)),

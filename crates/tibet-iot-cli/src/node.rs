@@ -573,6 +573,22 @@ impl Node {
     }
 
     pub(crate) fn control(&self, request: Request) -> Response {
+        // A decision the state store could not record is not acknowledged
+        // as kept: the operator learns it will not survive a restart.
+        let failures = self.inner.state_store_failures();
+        let mut response = self.control_request(request);
+        if response.ok && self.inner.state_store_failures() > failures {
+            response.ok = false;
+            response.error = Some(
+                "done, but the state store could not record it (see the listener's log): \
+                 it will not survive a restart"
+                    .into(),
+            );
+        }
+        response
+    }
+
+    fn control_request(&self, request: Request) -> Response {
         match request {
             Request::List => {
                 let mut pending: Vec<PendingItem> = self.inner.pending().iter().map(item).collect();

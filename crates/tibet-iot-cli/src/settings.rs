@@ -218,8 +218,12 @@ impl Settings {
             (None, None) => None,
         };
         let secs = |v: Option<f64>| v.map(Duration::from_secs_f64);
+        let mut identity_flags = flags.net.identity.clone();
+        if identity_flags.state.is_none() {
+            identity_flags.state = file.state.map(|s| s.dir);
+        }
         let identity = IdentitySettings {
-            flags: flags.net.identity.clone(),
+            flags: identity_flags,
             section: file.identity.clone(),
             table: file.pins.clone(),
             default_pins_file: default_pins_file(audit.as_ref().map(|(p, _)| p.as_path())),
@@ -321,6 +325,9 @@ impl ListenFlags {
                 }
                 if let Some(c) = file.control.as_mut() {
                     *c = config_path(base, c)?;
+                }
+                if let Some(s) = file.state.as_mut() {
+                    s.dir = config_path(base, &s.dir)?;
                 }
                 if let Some(id) = file.identity.as_mut() {
                     if let Some(k) = id.key.as_mut() {

@@ -319,6 +319,61 @@ impl Engine {
         done
     }
 
+    /// Restores a revocation made (and audited) in an earlier run, from a
+    /// driver's state store: not audited again. False when the revocation
+    /// list is full.
+    pub fn restore_vouch_credential_revocation(
+        &mut self,
+        voucher_did: &str,
+        device_did: &str,
+    ) -> bool {
+        self.identity.revoke_credential(voucher_did, device_did)
+    }
+
+    /// A driver dropped a trust decision of its state store because the
+    /// configured trust of `did` changed since: audited as a trust change
+    /// from the stored score to the trust the node applies now (reason
+    /// `configuration changed since the stored decision`).
+    pub fn audit_stored_trust_overridden(&mut self, now: Now, did: &str, stored: f64) {
+        let new = self.node.trust_of(now.wall, did).score;
+        self.audit_trust_change(
+            did.to_owned(),
+            stored,
+            new,
+            "configuration changed since the stored decision",
+        );
+    }
+
+    /// Restores a pin made in an earlier run (and audited then), from a
+    /// driver's state store: trust on first use, not audited again. A DID
+    /// pinned to another key now (by the configuration) keeps that key
+    /// ([`PinDecision::Conflict`](tibet_ping::identity::PinDecision)).
+    pub fn restore_pin(&mut self, did: &str, key: PublicKey) -> tibet_ping::identity::PinDecision {
+        let decision = self.identity.pin_first_use(did, key);
+        if decision == tibet_ping::identity::PinDecision::Pinned {
+            self.pins_generation += 1;
+        }
+        decision
+    }
+
+    /// Restores a pin removal made in an earlier run: removes `did`'s pin
+    /// if it is still `key` (a configuration that pins another key since
+    /// wins); not audited again. Whether it removed one.
+    pub fn restore_pin_removal(&mut self, did: &str, key: &PublicKey) -> bool {
+        if self.identity.pins().get(did) != Some(key) {
+            return false;
+        }
+        self.identity.remove_pin(did);
+        self.pins_generation += 1;
+        true
+    }
+
+    /// Whether vouch credentials `voucher_did` issued for `device_did` are
+    /// revoked (they then count as absent).
+    pub fn vouch_credential_revoked(&self, voucher_did: &str, device_did: &str) -> bool {
+        self.identity.credential_revoked(voucher_did, device_did)
+    }
+
     /// The pinned DIDs (configured, and pinned by trust on first use).
     pub fn pins(&self) -> &PinStore {
         self.identity.pins()

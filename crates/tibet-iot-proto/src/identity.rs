@@ -213,6 +213,12 @@ impl IdentityGate {
         true
     }
 
+    /// Whether credentials `voucher_did` issued for `device_did` are revoked.
+    pub(crate) fn credential_revoked(&self, voucher_did: &str, device_did: &str) -> bool {
+        self.revoked
+            .contains(&(voucher_did.to_owned(), device_did.to_owned()))
+    }
+
     fn is_revoked(&self, cred: &VouchCredential) -> bool {
         self.revoked
             .contains(&(cred.voucher_did.clone(), cred.device_did.clone()))

@@ -18,6 +18,10 @@ pub enum StartError {
     /// The state directory could not be opened, locked or read.
     #[error(transparent)]
     State(#[from] crate::replay_horizon::StateError),
+    /// The state store was refused (newer schema, corrupt) or could not be
+    /// read or written.
+    #[error(transparent)]
+    Store(#[from] crate::state_store::StoreError),
     /// `start` was called outside a tokio runtime.
     #[error("start must be called within a tokio runtime")]
     NoRuntime,

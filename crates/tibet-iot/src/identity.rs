@@ -29,13 +29,28 @@ impl IoTNode {
     /// Revokes every vouch credential `voucher_did` issued for
     /// `device_did` (they then count as absent); audited. False when the
     /// revocation list is full.
+    /// Kept in the state store while the node runs with one.
     pub fn revoke_vouch_credential(&self, voucher_did: &str, device_did: &str) -> bool {
-        self.with_engine(|e| e.revoke_vouch_credential(voucher_did, device_did))
+        self.decision(
+            |e| e.revoke_vouch_credential(voucher_did, device_did),
+            |done, _| crate::node::record_revocation(*done, voucher_did, device_did),
+        )
     }
 
     /// Removes `did`'s pin; audited. The key it had, if any.
+    ///
+    /// Kept in the state store while the node runs with one: a restart
+    /// does not bring the pin back (unless the configuration pins another
+    /// key since).
     pub fn remove_pin(&self, did: &str) -> Option<tibet_ping::identity::PublicKey> {
-        self.with_engine(|e| e.remove_pin(did))
+        self.decision(
+            |e| e.remove_pin(did),
+            |key, _| {
+                key.iter()
+                    .map(|k| crate::node::record_pin(did, k, true, "removed"))
+                    .collect()
+            },
+        )
     }
 
     /// Beacons waiting for human review.
@@ -44,15 +59,36 @@ impl IoTNode {
     }
 
     /// Approves a beacon waiting for review: vouches for its device and,
-    /// when the beacon proved a key, pins the DID to it; audited. `None` if
-    /// no such beacon waits.
+    /// when the beacon proved a key, pins the DID to it; audited, and kept
+    /// in the state store while the node runs with one. `None` if no such
+    /// beacon waits.
     pub fn approve_beacon(
         &self,
         beacon_id: &str,
         options: VouchOptions,
     ) -> Option<Result<Vouch, VouchError>> {
         let now = self.clock();
-        self.with_engine(|e| e.approve_beacon(now, beacon_id, options))
+        let (_, r) = self.decision(
+            |e| {
+                let did = e
+                    .pending_beacons()
+                    .find(|b| b.beacon_id == beacon_id)
+                    .map(|b| b.source_did.clone());
+                (did, e.approve_beacon(now, beacon_id, options))
+            },
+            |(did, r), st| {
+                let mut decisions: Vec<_> =
+                    r.iter().filter_map(crate::node::record_vouch).collect();
+                let pinned = did
+                    .as_deref()
+                    .and_then(|d| Some((d, st.engine.pins().get(d)?)));
+                if let (false, Some((did, key))) = (decisions.is_empty(), pinned) {
+                    decisions.push(crate::node::record_pin(did, key, false, "beacon approved"));
+                }
+                decisions
+            },
+        );
+        r
     }
 
     /// Rejects a beacon waiting for review.

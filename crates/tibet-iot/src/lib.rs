@@ -66,11 +66,17 @@ mod replay_horizon;
 mod segment;
 mod send_queue;
 mod socket;
+mod state_restore;
+mod state_store;
 
 pub use audit::{AuditError, AuditSink, Stored};
 pub use error::StartError;
 pub use node::IoTNode;
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
+pub use state_store::{
+    Decision, PinEntry, RevocationEntry, RuleEntry, SCHEMA_VERSION, STORE_FILE, StateStore,
+    StoreError, StoredState, TrustEntry, VouchEntry, reset_state_store,
+};
 pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditConfig, AuditOverload, AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats,

@@ -39,6 +39,9 @@ use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir};
 use crate::send_queue::SendQueue;
 use crate::socket;
+use crate::state_store::{
+    Decision, RevocationEntry, RuleEntry, StateStore, TrustEntry, VouchEntry,
+};
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood (one `recvmmsg` on the transport
@@ -51,8 +54,8 @@ const EVENT_CHANNEL: usize = 4096;
 /// request failed.
 type Waiter = oneshot::Sender<Result<Option<PingResponse>, SendError>>;
 
-struct State {
-    engine: Engine,
+pub(crate) struct State {
+    pub(crate) engine: Engine,
     waiters: HashMap<RequestId, Waiter>,
     running: bool,
     audit: Option<AuditWorker>,
@@ -60,6 +63,9 @@ struct State {
     uplink: Option<mpsc::Sender<Uplink>>,
     /// The state directory ([`IoTNode::set_state_dir`]).
     state_dir: Option<PathBuf>,
+    /// Trust set while the node was stopped: the configuration's, which a
+    /// stored decision overrides only while it is unchanged.
+    declared: HashMap<String, f64>,
 }
 
 impl State {
@@ -111,6 +117,13 @@ struct Shared {
     audit_progress: Arc<Progress>,
     audit_backpressure: AtomicU64,
     uplink_dropped: AtomicU64,
+    /// The state store, while running with a state directory. Taken
+    /// before the engine's lock by the commands that write it, so the
+    /// store records decisions in the order the engine made them; the
+    /// driver task never takes it.
+    store: Mutex<Option<StateStore>>,
+    /// Decisions the store could not record.
+    store_failures: AtomicU64,
     /// Origin of the engine's monotonic clock.
     origin: Instant,
 }
@@ -129,6 +142,36 @@ impl Shared {
             MonoTime::from_duration(self.origin.elapsed()),
             Timestamp::now(),
         )
+    }
+
+    fn store(&self) -> MutexGuard<'_, Option<StateStore>> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs an engine command that may make a decision, then records what
+    /// `record` makes of its result in the state store (if the node runs
+    /// with one) before returning: a decision returned is on disk.
+    fn decision<R>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R,
+        record: impl FnOnce(&R, &State) -> Vec<Decision>,
+    ) -> R {
+        let store = self.store();
+        let mut st = self.lock();
+        let r = f(&mut st.engine);
+        st.drain_audit(&self.audit_dropped);
+        let decisions = store.as_ref().map(|_| record(&r, &st)).unwrap_or_default();
+        // Written with the engine unlocked: the driver task never waits
+        // for the disk.
+        drop(st);
+        let Some(store) = store.as_ref().filter(|_| !decisions.is_empty()) else {
+            return r;
+        };
+        if let Err(e) = store.record(&decisions) {
+            self.store_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "a decision could not be written to the state store");
+        }
+        r
     }
 
     /// Runs an engine command and passes on its audit records.
@@ -193,6 +236,7 @@ impl IoTNode {
                     audit: None,
                     uplink: None,
                     state_dir: None,
+                    declared: HashMap::new(),
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
@@ -203,6 +247,8 @@ impl IoTNode {
                 audit_progress: Arc::new(Progress::default()),
                 audit_backpressure: AtomicU64::new(0),
                 uplink_dropped: AtomicU64::new(0),
+                store: Mutex::new(None),
+                store_failures: AtomicU64::new(0),
                 origin,
             }),
             events,
@@ -257,8 +303,27 @@ impl IoTNode {
         let disc_port = discovery_addr.map_or(config.discovery_port, |a| a.port());
         let state = self.open_state()?;
         let started_with = state.as_ref().and_then(|s| s.1);
+        let store = match self.shared.lock().state_dir.clone() {
+            Some(dir) if state.is_some() => Some(StateStore::open(&dir)?),
+            _ => None,
+        };
+        // In place before the node counts as running, so no decision made
+        // from then on goes unrecorded (the store's lock before the
+        // engine's, as in `Shared::decision`).
+        let mut store_slot = self.shared.store();
+        *store_slot = store;
         {
             let mut st = self.shared.lock();
+            if let Some(store) = store_slot.as_ref() {
+                let st = &mut *st;
+                let now = self.shared.now();
+                if let Err(e) =
+                    crate::state_restore::restore(store, &mut st.engine, &st.declared, now)
+                {
+                    *store_slot = None;
+                    return Err(e.into());
+                }
+            }
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
             // Nothing an earlier run could have accepted is accepted again:
@@ -280,6 +345,7 @@ impl IoTNode {
             self.events.clone(),
             rx,
         ));
+        drop(store_slot);
         tracing::info!(did = %self.did, %local_addr, "node started");
         *running = Some(Running {
             state: state.map(|(keeper, _)| (keeper, started_with)),
@@ -324,6 +390,7 @@ impl IoTNode {
         };
         let _ = run.shutdown.send(());
         let _ = run.task.await;
+        self.shared.store().take();
         if let Some((keeper, started_with)) = run.state {
             // A clean stop: no packet this run accepted was sent after the
             // latest it accepted, so that is the next run's horizon (or the
@@ -459,9 +526,37 @@ impl IoTNode {
     }
 
     /// Sets the trust of `did` (0..1); audited.
+    ///
+    /// Set while the node is stopped, it is configuration (declared
+    /// intent); set while it runs with a state directory, it is a decision
+    /// kept in the state store and restored at the next start, unless the
+    /// configured trust of `did` changed since (docs/OPERATIONS.md).
     pub fn set_trust(&self, did: &str, trust: f64) {
         let now = self.shared.now();
-        self.shared.command(|e| e.set_trust(now, did, trust));
+        {
+            let mut st = self.shared.lock();
+            if !st.running {
+                st.engine.set_trust(now, did, trust);
+                if let Some(set) = st.engine.ping_node().explicit_trust(did).0 {
+                    st.declared.insert(did.to_owned(), set);
+                }
+                st.drain_audit(&self.shared.audit_dropped);
+                return;
+            }
+        }
+        self.shared.decision(
+            |e| e.set_trust(now, did, trust),
+            |(), st| {
+                let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
+                vec![Decision::Trust(TrustEntry {
+                    did: did.to_owned(),
+                    score,
+                    declared: st.declared.get(did).copied(),
+                    reason: "set_trust".into(),
+                    set_at: now.wall,
+                })]
+            },
+        );
     }
 
     /// The trust of `did` as the pipeline would compute it now.
@@ -487,19 +582,36 @@ impl IoTNode {
     }
 
     /// Vouches for `dids` (refused when the vouch registry is full); audited.
+    /// Kept in the state store while the node runs with one.
     pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
         let now = self.shared.now();
-        self.shared.command(|e| e.vouch(now, dids, options))
+        self.shared.decision(
+            |e| e.vouch(now, dids, options),
+            |r, _| record_vouch(r).into_iter().collect(),
+        )
     }
 
     /// Adds an airlock rule; audited.
+    /// Kept in the state store while the node runs with one.
     pub fn add_rule(&self, rule: AirlockRule) {
-        self.shared.command(|e| e.add_rule(rule));
+        let kept = rule.clone();
+        self.shared.decision(
+            |e| e.add_rule(rule),
+            |(), _| vec![Decision::Rule(RuleEntry::Airlock(kept))],
+        );
     }
 
     /// Adds an auto-vouch rule for beacons (refused when invalid); audited.
+    /// Kept in the state store while the node runs with one.
     pub fn add_auto_vouch_rule(&self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
-        self.shared.command(|e| e.add_auto_vouch_rule(rule))
+        let kept = rule.clone();
+        self.shared.decision(
+            |e| e.add_auto_vouch_rule(rule),
+            |r, _| match r {
+                Ok(()) => vec![Decision::Rule(RuleEntry::AutoVouch(kept))],
+                Err(_) => Vec::new(),
+            },
+        )
     }
 
     /// Pings waiting for human review (GEEL).
@@ -515,8 +627,10 @@ impl IoTNode {
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
         let now = self.shared.now();
-        self.shared
-            .command(|e| e.approve_pending(now, packet_id, raise_trust_to))
+        self.shared.decision(
+            |e| e.approve_pending(now, packet_id, raise_trust_to),
+            |r, st| record_approval(r, st, raise_trust_to, now.wall),
+        )
     }
 
     /// Approves the pending ping `packet_id` from `source_did` exactly,
@@ -528,8 +642,28 @@ impl IoTNode {
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
         let now = self.shared.now();
-        self.shared
-            .command(|e| e.approve_pending_from(now, source_did, packet_id, raise_trust_to))
+        self.shared.decision(
+            |e| e.approve_pending_from(now, source_did, packet_id, raise_trust_to),
+            |r, st| record_approval(r, st, raise_trust_to, now.wall),
+        )
+    }
+
+    /// Runs an engine command that may make a decision and records it in
+    /// the state store (see `Shared::decision`).
+    pub(crate) fn decision<R>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> R,
+        record: impl FnOnce(&R, &State) -> Vec<Decision>,
+    ) -> R {
+        let r = self.shared.decision(f, record);
+        self.shared.wake.notify_one();
+        r
+    }
+
+    /// Decisions the state store could not record (each also logged as an
+    /// error).
+    pub fn state_store_failures(&self) -> u64 {
+        self.shared.store_failures.load(Ordering::Relaxed)
     }
 
     /// Rejects a pending ping; audited.
@@ -860,4 +994,67 @@ async fn drive(
     while let Some(t) = outq.pop_front() {
         let _ = sock.try_send_to(&t.payload, t.destination);
     }
+}
+
+/// The vouch made, to record.
+pub(crate) fn record_vouch(r: &Result<Vouch, VouchError>) -> Option<Decision> {
+    let v = r.as_ref().ok()?;
+    Some(Decision::Vouch(VouchEntry {
+        dids: v.vouched_dids.clone(),
+        vouch_factor: v.vouch_factor,
+        voucher_trust: v.voucher_trust,
+        pod_id: v.pod_id.clone(),
+        reason: v.reason.clone(),
+        created_at: v.created_at,
+        expires_at: v.expires_at,
+    }))
+}
+
+/// The trust an approval raised, to record.
+fn record_approval(
+    r: &Option<PendingPing>,
+    st: &State,
+    raise_trust_to: Option<f64>,
+    now: Timestamp,
+) -> Vec<Decision> {
+    let (Some(p), Some(trust)) = (r, raise_trust_to) else {
+        return Vec::new();
+    };
+    let did = &p.packet.source_did;
+    let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
+    vec![Decision::Trust(TrustEntry {
+        did: did.clone(),
+        score,
+        declared: st.declared.get(did).copied(),
+        reason: format!("pending approved {}", p.packet.packet_id),
+        set_at: now,
+    })]
+}
+
+/// The revocation made, to record.
+pub(crate) fn record_revocation(done: bool, voucher_did: &str, device_did: &str) -> Vec<Decision> {
+    if !done {
+        return Vec::new();
+    }
+    vec![Decision::Revocation(RevocationEntry {
+        voucher_did: voucher_did.to_owned(),
+        device_did: device_did.to_owned(),
+        revoked_at: Timestamp::now(),
+    })]
+}
+
+/// A pin made or removed, to record.
+pub(crate) fn record_pin(
+    did: &str,
+    key: &tibet_ping::identity::PublicKey,
+    removed: bool,
+    reason: &str,
+) -> Decision {
+    Decision::Pin(crate::state_store::PinEntry {
+        did: did.to_owned(),
+        public_key: key.to_base64(),
+        removed,
+        reason: reason.to_owned(),
+        changed_at: Timestamp::now(),
+    })
 }
