@@ -216,6 +216,36 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) 
     }
 }
 
+/// An operator command's request (`pending`, `pins`) to a listener's
+/// control socket: the answer to print, or, with `--json`, the exit status
+/// once the answer was printed as it came. A missing socket or a refused
+/// request is one error line.
+pub(crate) fn ask(
+    socket: Option<&Path>,
+    request: &Request,
+    json: bool,
+) -> Result<std::result::Result<Response, std::process::ExitCode>> {
+    let Some(socket) = socket else {
+        bail!("--control SOCKET is required (the socket given to `tibet-iot listen --control`)");
+    };
+    let response = call(socket, request)?;
+    if json {
+        println!("{}", serde_json::to_string(&response)?);
+        return Ok(Err(if response.ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }));
+    }
+    if !response.ok {
+        bail!(
+            "{}",
+            response.error.unwrap_or_else(|| "request failed".into())
+        );
+    }
+    Ok(Ok(response))
+}
+
 /// Sends one request to the socket at `path` and reads the answer.
 pub(crate) fn call(path: &Path, request: &Request) -> Result<Response> {
     let mut stream = std::os::unix::net::UnixStream::connect(path).with_context(|| {

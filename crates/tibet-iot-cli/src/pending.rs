@@ -53,9 +53,6 @@ enum Action {
 
 /// Runs `pending`.
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
-    let Some(socket) = args.control else {
-        bail!("--control SOCKET is required (the socket given to `tibet-iot listen --control`)");
-    };
     let request = match &args.action {
         Action::List => Request::List,
         Action::Approve { id, from, trust } => Request::Approve {
@@ -68,21 +65,10 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             from: from.clone(),
         },
     };
-    let response = control::call(&socket, &request)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&response)?);
-        return Ok(if response.ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
-    if !response.ok {
-        bail!(
-            "{}",
-            response.error.unwrap_or_else(|| "request failed".into())
-        );
-    }
+    let response = match control::ask(args.control.as_deref(), &request, args.json)? {
+        Ok(response) => response,
+        Err(code) => return Ok(code),
+    };
     match (&args.action, response.pending, response.item) {
         (Action::List, Some(items), _) => print_table(&items),
         (Action::Approve { trust, .. }, _, Some(item)) => {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Subcommand;
 
 use crate::control::{self, Request};
@@ -39,43 +39,33 @@ enum Action {
 
 /// Runs `pins`.
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
-    let Some(socket) = args.control else {
-        bail!("--control SOCKET is required (the socket given to `tibet-iot listen --control`)");
-    };
     let request = match &args.action {
         Action::List => Request::Pins,
         Action::Remove { did } => Request::Unpin {
             did: parse::did(did)?,
         },
     };
-    let response = control::call(&socket, &request)?;
-    if args.json {
-        println!("{}", serde_json::to_string(&response)?);
-    } else if !response.ok {
-        bail!("{}", response.error.unwrap_or_default());
-    } else {
-        let pins = response.pins.unwrap_or_default();
-        match args.action {
-            Action::Remove { .. } => {
-                for p in &pins {
-                    println!(
-                        "removed the pin of {} (key {})",
-                        safe(&p.did),
-                        p.fingerprint
-                    );
-                }
+    let response = match control::ask(args.control.as_deref(), &request, args.json)? {
+        Ok(response) => response,
+        Err(code) => return Ok(code),
+    };
+    let pins = response.pins.unwrap_or_default();
+    match args.action {
+        Action::Remove { .. } => {
+            for p in &pins {
+                println!(
+                    "removed the pin of {} (key {})",
+                    safe(&p.did),
+                    p.fingerprint
+                );
             }
-            Action::List if pins.is_empty() => println!("no pins"),
-            Action::List => {
-                for p in &pins {
-                    println!("{}  {}  {}", safe(&p.did), p.fingerprint, p.public_key);
-                }
+        }
+        Action::List if pins.is_empty() => println!("no pins"),
+        Action::List => {
+            for p in &pins {
+                println!("{}  {}  {}", safe(&p.did), p.fingerprint, p.public_key);
             }
         }
     }
-    Ok(if response.ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
 }

@@ -168,19 +168,7 @@ fn an_approved_signed_beacon_pins_its_key_in_the_pins_file() {
     ]);
     let hub = Listener::start(&args);
     // The lamp announces itself with its key (a signed beacon).
-    let out = run(&[
-        "discover",
-        "--timeout",
-        "2",
-        "--did",
-        "jis:home:lamp",
-        "--key",
-        lamp_key.to_str().unwrap(),
-        "--multicast-if",
-        "127.0.0.1",
-        "--discovery-port",
-        &port,
-    ]);
+    let out = common::announce_with_key("jis:home:lamp", &lamp_key, &port, "2");
     assert_code(&out, 0);
     hub.wait_for_line("jis:home:lamp");
     let sock = sock.to_str().unwrap();

@@ -136,7 +136,7 @@ fn pins_are_listed_and_removed_through_the_control_socket() {
     let socket = socket.to_str().unwrap();
     let audit = tmp.path().join("audit.jsonl");
     let pin = format!("jis:home:phone={public}");
-    let _hub = Listener::loopback_hub(
+    let hub = Listener::loopback_hub(
         "jis:home:hub",
         &["jis:home:phone=0.9"],
         &[
@@ -170,14 +170,10 @@ fn pins_are_listed_and_removed_through_the_control_socket() {
     // audited.
     let pins = std::fs::read_to_string(tmp.path().join("pins")).expect("the pins file is saved");
     assert!(!pins.contains("jis:home:phone"), "{pins}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&audit)
-        .unwrap_or_default()
-        .contains("identity.unpinned")
-    {
-        assert!(Instant::now() < deadline, "no identity.unpinned token");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    // A clean stop stores every record (awaited, not polled).
+    hub.terminate_and_collect();
+    let tokens = std::fs::read_to_string(&audit).unwrap();
+    assert!(tokens.contains("identity.unpinned"), "{tokens}");
 }
 
 #[test]
@@ -198,19 +194,7 @@ fn a_key_offered_for_a_trusted_did_waits_for_review_with_the_trust_applied() {
         socket,
     ]);
     let hub = Listener::start(&args);
-    let out = run(&[
-        "discover",
-        "--timeout",
-        "1",
-        "--did",
-        "jis:home:lamp",
-        "--key",
-        key.to_str().unwrap(),
-        "--multicast-if",
-        "127.0.0.1",
-        "--discovery-port",
-        &port,
-    ]);
+    let out = common::announce_with_key("jis:home:lamp", &key, &port, "1");
     assert_code(&out, 0);
     hub.wait_for_line("jis:home:lamp");
     let listed = common::json(&run(&["pending", "list", "--control", socket, "--json"]));

@@ -393,6 +393,14 @@ impl Engine {
         self.current_identity.is_verified()
     }
 
+    /// Whether the sender of the packet being handled proved its DID: signed
+    /// by the DID's pin, or by the device key a valid vouch credential from
+    /// a pinned voucher binds to it. What the `authenticated` mark of an
+    /// answered ping says (events, audit).
+    fn sender_proved_its_did(&self) -> bool {
+        self.current_identity.is_verified() || self.current_credential.is_some()
+    }
+
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
     pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
         let upd = self.peers.record_activity(now.mono, did, addr);
@@ -1354,7 +1362,7 @@ impl Engine {
                 // Queued before the driver sends the answer (admitted
                 // above, so it fits). ROOD drops and replays are
                 // aggregated (below), never one record per datagram.
-                let authenticated = self.current_identity.is_verified();
+                let authenticated = self.sender_proved_its_did();
                 self.audit(|| AuditRecord::Ping {
                     packet: Box::new(packet.clone()),
                     response: Box::new(response),
@@ -1410,7 +1418,7 @@ impl Engine {
                 decision,
                 trust: answer.trust_score(),
                 replay,
-                authenticated: self.current_identity.is_verified(),
+                authenticated: self.sender_proved_its_did(),
             });
         }
     }

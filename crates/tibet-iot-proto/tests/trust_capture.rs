@@ -104,6 +104,16 @@ fn decisions(engine: &mut Engine) -> Vec<BeaconDecision> {
         .collect()
 }
 
+/// The `authenticated` mark of each ping decided since the last call.
+fn authenticated(engine: &mut Engine) -> Vec<bool> {
+    std::iter::from_fn(|| engine.poll_event())
+        .filter_map(|e| match e {
+            tibet_iot_proto::Event::PingDecided { authenticated, .. } => Some(authenticated),
+            _ => None,
+        })
+        .collect()
+}
+
 fn answered(engine: &mut Engine) -> usize {
     std::iter::from_fn(|| engine.poll_transmit()).count()
 }
@@ -140,6 +150,7 @@ fn row1_one_beacon_cannot_capture_a_trusted_did_that_has_no_pin() {
         assert_eq!(hub.identity_stats().wrong_key, 0, "{mode}");
         if mode == IdentityMode::Prefer {
             assert_eq!(answered(hub), 1, "{mode}: the real sensor is answered");
+            assert_eq!(authenticated(hub), [false], "{mode}: as a claim, marked so");
         }
     }
 }
@@ -171,8 +182,10 @@ fn row1_an_approved_key_offer_pins_and_then_only_that_key_is_answered() {
     assert_eq!(hub.pins().get(SENSOR), Some(&real.public()));
     hub.handle_datagram(now, source(66), &unlock(SENSOR, &attacker, 3, now));
     assert_eq!(answered(hub), 0, "the attacker's key is refused");
+    hub.set_events_enabled(true);
     hub.handle_datagram(now, source(7), &unlock(SENSOR, &real, 4, now));
     assert_eq!(answered(hub), 1, "the pinned key is answered");
+    assert_eq!(authenticated(hub), [true], "and marked authenticated");
 }
 
 #[test]

@@ -53,6 +53,9 @@ pub enum StateError {
         /// The OS error.
         source: io::Error,
     },
+    /// The thread that keeps the horizon could not be started.
+    #[error("cannot start the replay horizon's thread: {0}")]
+    Thread(io::Error),
     /// Another node runs with this state directory.
     #[error(
         "state directory {0} is in use by another running node (give each node its own --state DIR)"
@@ -162,10 +165,7 @@ impl HorizonKeeper {
                 }
                 dir
             })
-            .map_err(|source| StateError::Io {
-                path: PathBuf::from("(horizon thread)"),
-                source,
-            })?;
+            .map_err(StateError::Thread)?;
         Ok(HorizonKeeper {
             stop: Some(stop),
             thread: Some(thread),

@@ -320,3 +320,27 @@ pub fn response_to(datagram: &[u8]) -> String {
         other => panic!("not an answer: {other:?}"),
     }
 }
+
+/// Runs `discover` as `did`, signing its beacon with the key file `key`,
+/// over multicast on loopback on `discovery_port` (a device that announces
+/// itself with its key), for `timeout` seconds.
+pub fn announce_with_key(
+    did: &str,
+    key: &std::path::Path,
+    discovery_port: &str,
+    timeout: &str,
+) -> Output {
+    run(&[
+        "discover",
+        "--timeout",
+        timeout,
+        "--did",
+        did,
+        "--key",
+        key.to_str().unwrap(),
+        "--multicast-if",
+        "127.0.0.1",
+        "--discovery-port",
+        discovery_port,
+    ])
+}
