@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/pyvenv
-want="pytest==9.2.0 pytest-asyncio==1.5.0 tibet-ping==0.3.5 tibet-core==0.5.0 msgpack==1.1.0 maturin==1.16.0"
+want="pytest==9.2.0 pytest-asyncio==1.5.0 pytest-timeout==2.4.0 tibet-ping==0.3.5 tibet-core==0.5.0 msgpack==1.1.0 maturin==1.16.0"
 stamp="$venv/.installed"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   rm -rf "$venv"

@@ -24,7 +24,9 @@ fi
 echo "== cargo fmt";    cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc";    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-echo "== cargo test";   cargo test --workspace --locked
+# A hung test fails the run within the limit instead of stalling CI (the
+# whole step takes about 3 minutes on 2 cores).
+echo "== cargo test";   timeout --kill-after=30 2400 cargo test --workspace --locked
 
 # The Python package: built into target/pyvenv with its test tools and the
 # reference peers, then its tests (README snippets, interop with the
@@ -32,4 +34,4 @@ echo "== cargo test";   cargo test --workspace --locked
 echo "== python package (crates/tibet-iot-py)"
 PY=$(bash scripts/pypackage.sh)
 cargo build -p tibet-iot-cli --locked --quiet
-TIBET_IOT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tibet-iot" "$PY" -m pytest -q crates/tibet-iot-py/tests
+TIBET_IOT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tibet-iot" timeout --kill-after=30 900 "$PY" -m pytest -q crates/tibet-iot-py/tests

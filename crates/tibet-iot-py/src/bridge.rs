@@ -107,7 +107,7 @@ struct Shared {
 impl Shared {
     fn finish(&self, id: u64, outcome: Outcome) {
         lock(&self.finished).push_back((id, outcome));
-        if !self.armed.swap(true, Ordering::AcqRel) {
+        if !self.armed.swap(true, Ordering::SeqCst) {
             // Non-blocking: a full socket already holds a wake-up.
             let _ = (&self.wake_tx).write(&[1]);
         }
@@ -192,7 +192,14 @@ impl Bridge {
     /// The finished tasks as `(id, ok, value)`: a result, or the exception
     /// to raise.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        self.shared.armed.store(false, Ordering::Release);
+        // Order matters. The wake-up bytes are read first, then the flag is
+        // cleared, then the queue is taken. Clearing the flag first would
+        // let a `finish` between the two arm it and write its byte, which
+        // this read would swallow: the flag would stay set with no byte
+        // on the socket, and no later outcome would ever wake the loop.
+        // In this order, a `finish` that sees the flag still set pushed
+        // its outcome before the flag was cleared, so the queue taken
+        // below holds it.
         let mut buf = [0u8; 64];
         loop {
             match (&self.wake_rx).read(&mut buf) {
@@ -202,6 +209,7 @@ impl Bridge {
                 Err(_) => break,
             }
         }
+        self.shared.armed.store(false, Ordering::SeqCst);
         let finished: Vec<(u64, Outcome)> = lock(&self.shared.finished).drain(..).collect();
         let list = PyList::empty(py);
         let mut tasks = lock(&self.tasks);

@@ -120,6 +120,19 @@ async def test_cancelling_send_ping_and_timeouts():
         s.close()
 
 
+async def test_many_concurrent_pings_each_wake_the_loop():
+    # Outcomes finish on the runtime's threads while the loop drains the
+    # previous ones; a lost wake-up leaves a round waiting for ever (this
+    # hung within a few rounds before the bridge's drain was reordered).
+    async with IoTNode("jis:home:a", config=lo()) as a, IoTNode("jis:home:b", config=lo()) as b:
+        b.set_trust("jis:home:a", 0.9)
+        for rnd in range(60):
+            width = 1 + rnd % 32
+            pings = [a.send_ping("jis:home:b", b.local_addr, "x.y", "z", timeout=5) for _ in range(width)]
+            answers = await asyncio.wait_for(asyncio.gather(*pings), 10)
+            assert all(r is not None and r.airlock_zone == "GROEN" for r in answers), rnd
+
+
 async def next_of_kind(events, kind):
     async for ev in events:
         if ev.kind == kind:
