@@ -102,6 +102,7 @@ fn list(state: &StoredState) {
         && state.revocations.is_empty()
         && state.pins.is_empty()
         && state.rules.is_empty()
+        && state.reviews.is_empty()
     {
         println!("no decisions kept");
         return;
@@ -151,6 +152,31 @@ fn list(state: &StoredState) {
             p.public_key,
             safe(&p.reason),
             p.changed_at.to_iso()
+        );
+    }
+    if let Some(t) = state.horizon {
+        println!(
+            "horizon  {}  (packets sent at or before it are refused as replays)",
+            t.to_iso()
+        );
+    }
+    for p in &state.reviews.pings {
+        println!(
+            "waiting  ping {} from {}  {}  ({}, queued {})",
+            safe(&p.packet.packet_id),
+            safe(&p.packet.source_did),
+            safe(&p.packet.intent),
+            safe(&p.reason),
+            p.queued_at.to_iso()
+        );
+    }
+    for b in &state.reviews.beacons {
+        println!(
+            "waiting  beacon {} from {}  {}  (queued {})",
+            safe(&b.beacon.beacon_id),
+            safe(&b.beacon.source_did),
+            safe(&b.beacon.device_type),
+            b.queued_at.to_iso()
         );
     }
 }
@@ -203,5 +229,20 @@ fn export(state: &StoredState) -> serde_json::Value {
             "reason": p.reason,
             "changed_at": p.changed_at.to_iso(),
         })).collect::<Vec<_>>(),
+        "horizon": state.horizon.map(|t| t.to_iso()),
+        "reviews": {
+            "pings": state.reviews.pings.iter().map(|p| serde_json::json!({
+                "packet": p.packet,
+                "sender_trust": p.sender_trust,
+                "reason": p.reason,
+                "rule": p.rule,
+                "queued_at": p.queued_at.to_iso(),
+            })).collect::<Vec<_>>(),
+            "beacons": state.reviews.beacons.iter().map(|b| serde_json::json!({
+                "beacon": b.beacon,
+                "public_key": b.key.map(|k| k.to_base64()),
+                "queued_at": b.queued_at.to_iso(),
+            })).collect::<Vec<_>>(),
+        },
     })
 }

@@ -1,5 +1,6 @@
 //! The state store through the CLI (docs/OPERATIONS.md): an approval with
-//! `--trust` holds after a restart (clean, and SIGKILL); `tibet-iot state
+//! `--trust` holds after a restart (clean, and SIGKILL); a ping waiting for
+//! review waits again after one and can be approved then; `tibet-iot state
 //! list|export|reset` read and reset it.
 
 mod common;
@@ -71,8 +72,13 @@ fn approved_then_restarted(signal: &str) {
     if signal == "-KILL" {
         // After a crash the node refuses what was sent before the replay
         // horizon the killed run kept ahead of its clock (docs/SECURITY.md).
-        let text = std::fs::read_to_string(state.join("replay-horizon")).unwrap();
-        let horizon = tibet_ping::Timestamp::parse(text.trim()).unwrap();
+        let out = run(&["state", "export", "--state", state.to_str().unwrap()]);
+        assert_code(&out, 0);
+        let exported = json(&out);
+        let horizon = exported["horizon"]
+            .as_str()
+            .expect("a horizon in the store");
+        let horizon = tibet_ping::Timestamp::parse(horizon).unwrap();
         while tibet_ping::Timestamp::now() <= horizon {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -109,6 +115,30 @@ fn an_approval_survives_a_clean_restart() {
 #[test]
 fn an_approval_survives_sigkill() {
     approved_then_restarted("-KILL");
+}
+
+#[test]
+fn a_waiting_review_is_listed_and_waits_again_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let sock = tmp.path().join("c.sock");
+    let first = hub(&state, &sock);
+    let id = held_for_review(&first);
+    assert!(first.signal("-TERM").success());
+
+    let out = run(&["state", "list", "--state", state.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("waiting  ping {id} from {DOOR}")),
+        "{text}"
+    );
+    let second = hub(&state, &sock);
+    let out = run(&["pending", "list", "--control", sock.to_str().unwrap()]);
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains(&id), "{}", stdout(&out));
+    assert_code(&approve_with_trust(&id, &sock), 0);
+    assert_code(&second.send("door.ring", DOOR, &[]), 0);
 }
 
 #[test]

@@ -48,6 +48,7 @@ use crate::relay::{MeshRelay, RelayRefusal};
 use crate::requests::{Due, Request, RequestId, RequestKind, Requests};
 use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
+use crate::reviews::{WaitingBeacon, WaitingReviews};
 use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
@@ -1951,6 +1952,57 @@ impl Engine {
     /// A human rejects a beacon waiting for review.
     pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
         self.node.reject_beacon(beacon_id)
+    }
+
+    /// A counter that moves whenever what waits for review changes (see
+    /// [`PingNode::reviews_changes`]).
+    pub fn reviews_changes(&self) -> u64 {
+        self.node.reviews_changes()
+    }
+
+    /// A copy of what waits for review, for a state store.
+    pub fn waiting_reviews(&self, now: Now) -> WaitingReviews {
+        WaitingReviews {
+            pings: self.node.pending().cloned().collect(),
+            beacons: self
+                .node
+                .pending_beacon_entries()
+                .map(|(queued_at, beacon)| WaitingBeacon {
+                    queued_at,
+                    beacon: beacon.clone(),
+                    key: self
+                        .beacon_keys
+                        .get(now.mono, beacon.beacon_id.as_str())
+                        .filter(|(did, _)| *did == beacon.source_did)
+                        .map(|(_, key)| *key),
+                })
+                .collect(),
+        }
+    }
+
+    /// Puts back what waited for review when the node last stopped (a
+    /// state store restoring it); each review keeps its queue time and
+    /// expires when it would have (audited then, as any expiry). Returns
+    /// how many were put back; the others were refused by the queues
+    /// (full, or waiting already).
+    pub fn restore_reviews(&mut self, now: Now, reviews: WaitingReviews) -> usize {
+        let mut restored = 0;
+        for ping in reviews.pings {
+            restored += usize::from(self.node.restore_pending(ping));
+        }
+        for b in reviews.beacons {
+            let (id, did) = (b.beacon.beacon_id.clone(), b.beacon.source_did.clone());
+            if !self.node.restore_pending_beacon(b.queued_at, b.beacon) {
+                continue;
+            }
+            restored += 1;
+            if let Some(key) = b.key {
+                let size = id.len() + did.len() + 32;
+                self.beacon_keys
+                    .insert_sized(now.mono, id, (did, key), size);
+            }
+        }
+        restored
     }
 
     /// Refuses every packet and beacon sent at or before `horizon` as a

@@ -33,6 +33,7 @@ mod relay;
 mod requests;
 mod response_cache;
 mod retransmit;
+mod reviews;
 mod routes;
 pub mod sim;
 mod stats;
@@ -58,6 +59,7 @@ pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
+pub use reviews::{WaitingBeacon, WaitingReviews};
 pub use routes::{
     INFINITY, MAX_ADVERTISED, ROUTES_KEY, Route, RouteSource, RouteStats, RoutingTable,
     UNKNOWN_HOPS,

@@ -93,6 +93,6 @@ impl IoTNode {
 
     /// Rejects a beacon waiting for review.
     pub fn reject_beacon(&self, beacon_id: &str) -> Option<Beacon> {
-        self.with_engine(|e| e.reject_beacon(beacon_id))
+        self.decision(|e| e.reject_beacon(beacon_id), |_, _| Vec::new())
     }
 }

@@ -66,7 +66,9 @@ mod replay_horizon;
 mod segment;
 mod send_queue;
 mod socket;
+mod state_keeper;
 mod state_restore;
+mod state_reviews;
 mod state_store;
 
 pub use audit::{AuditError, AuditSink, Stored};
@@ -85,5 +87,5 @@ pub use tibet_iot_proto::{
     PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate,
     PingMetrics, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
     TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
-    UplinkStats,
+    UplinkStats, WaitingBeacon, WaitingReviews,
 };

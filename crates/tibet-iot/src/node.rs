@@ -36,11 +36,12 @@ use crate::audit_worker::{self, AuditWorker, Progress};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::error::StartError;
 use crate::errqueue;
-use crate::replay_horizon::{HorizonKeeper, StateDir};
+use crate::replay_horizon::{HorizonKeeper, StateDir, crash_horizon};
 use crate::send_queue::SendQueue;
 use crate::socket;
+use crate::state_keeper::{Changes, KeptStore};
 use crate::state_store::{
-    Decision, RevocationEntry, RuleEntry, StateStore, TrustEntry, VouchEntry,
+    Decision, RevocationEntry, RuleEntry, StateStore, StoreError, TrustEntry, VouchEntry,
 };
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
@@ -121,7 +122,7 @@ struct Shared {
     /// before the engine's lock by the commands that write it, so the
     /// store records decisions in the order the engine made them; the
     /// driver task never takes it.
-    store: Mutex<Option<StateStore>>,
+    store: Mutex<Option<KeptStore>>,
     /// Decisions the store could not record.
     store_failures: AtomicU64,
     /// Origin of the engine's monotonic clock.
@@ -144,7 +145,7 @@ impl Shared {
         )
     }
 
-    fn store(&self) -> MutexGuard<'_, Option<StateStore>> {
+    fn store(&self) -> MutexGuard<'_, Option<KeptStore>> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -156,22 +157,40 @@ impl Shared {
         f: impl FnOnce(&mut Engine) -> R,
         record: impl FnOnce(&R, &State) -> Vec<Decision>,
     ) -> R {
-        let store = self.store();
+        let mut store = self.store();
         let mut st = self.lock();
         let r = f(&mut st.engine);
         st.drain_audit(&self.audit_dropped);
-        let decisions = store.as_ref().map(|_| record(&r, &st)).unwrap_or_default();
+        let Some(kept) = store.as_mut() else {
+            return r;
+        };
+        let changes = kept.changes(&st.engine, self.now());
+        let decisions = record(&r, &st);
         // Written with the engine unlocked: the driver task never waits
         // for the disk.
         drop(st);
-        let Some(store) = store.as_ref().filter(|_| !decisions.is_empty()) else {
-            return r;
-        };
-        if let Err(e) = store.record(&decisions) {
+        if let Err(e) = kept.write(changes, decisions) {
             self.store_failures.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "a decision could not be written to the state store");
         }
         r
+    }
+
+    /// Brings the state store's copies of what changed on the receive path
+    /// (reviews waiting, pins learnt on first use) up to date; the keeper
+    /// thread calls it every second, and a clean stop once more.
+    /// With `horizon`, the replay horizon is written in the same
+    /// transaction.
+    fn keep_state(&self, horizon: Option<Timestamp>) -> Result<(), StoreError> {
+        let mut store = self.store();
+        let Some(kept) = store.as_mut() else {
+            return Ok(());
+        };
+        let changes = kept.changes(&self.lock().engine, self.now());
+        let horizon = horizon.map(Decision::Horizon).into_iter().collect();
+        kept.write(changes, horizon).inspect_err(|_| {
+            self.store_failures.fetch_add(1, Ordering::Relaxed);
+        })
     }
 
     /// Runs an engine command and passes on its audit records.
@@ -184,14 +203,31 @@ impl Shared {
 }
 
 struct Running {
-    /// The locked state directory and the task that keeps its replay
-    /// horizon ahead of the clock.
-    /// The horizon this run started with.
-    state: Option<(HorizonKeeper, Option<Timestamp>)>,
+    /// The state directory, while running with one.
+    state: Option<RunState>,
     local_addr: SocketAddr,
     discovery_addr: Option<SocketAddr>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
+}
+
+/// A running node's state directory.
+struct RunState {
+    /// Locked while the node runs.
+    dir: StateDir,
+    /// The thread that keeps the replay horizon ahead of the clock and
+    /// the store's copies current.
+    keeper: HorizonKeeper,
+    /// The horizon this run started with.
+    started_with: Option<Timestamp>,
+}
+
+/// A state directory opened for a start: locked, its store open.
+struct OpenedState {
+    dir: StateDir,
+    store: StateStore,
+    /// The horizon of the file nodes before the store kept.
+    legacy_horizon: Option<Timestamp>,
 }
 
 /// An IoT node: a [`PingNode`](tibet_ping::PingNode) on a UDP socket, with
@@ -301,28 +337,36 @@ impl IoTNode {
         };
         let discovery_addr = disc.as_ref().and_then(|d| d.local_addr().ok());
         let disc_port = discovery_addr.map_or(config.discovery_port, |a| a.port());
-        let state = self.open_state()?;
-        let started_with = state.as_ref().and_then(|s| s.1);
-        let store = match self.shared.lock().state_dir.clone() {
-            Some(dir) if state.is_some() => Some(StateStore::open(&dir)?),
-            _ => None,
-        };
+        let opened = self.open_state()?;
+        let mut started_with = None;
+        let mut state_dir = None;
         // In place before the node counts as running, so no decision made
         // from then on goes unrecorded (the store's lock before the
         // engine's, as in `Shared::decision`).
         let mut store_slot = self.shared.store();
-        *store_slot = store;
         {
             let mut st = self.shared.lock();
-            if let Some(store) = store_slot.as_ref() {
+            if let Some(OpenedState {
+                dir,
+                store,
+                legacy_horizon,
+            }) = opened
+            {
                 let st = &mut *st;
                 let now = self.shared.now();
-                if let Err(e) =
-                    crate::state_restore::restore(store, &mut st.engine, &st.declared, now)
-                {
-                    *store_slot = None;
-                    return Err(e.into());
-                }
+                crate::state_restore::restore(&store, &mut st.engine, &st.declared, now)?;
+                started_with = store.horizon()?.max(legacy_horizon);
+                let mut kept = KeptStore::new(store, &st.engine);
+                // On disk before the first packet is read: a crash from
+                // here on is covered.
+                let skew = st.engine.ping_node().future_skew();
+                kept.write(
+                    Changes::default(),
+                    vec![Decision::Horizon(crash_horizon(skew))],
+                )?;
+                dir.forget_legacy_horizon()?;
+                *store_slot = Some(kept);
+                state_dir = Some((dir, skew));
             }
             let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
             st.engine.set_local(local_addr.port(), dest);
@@ -346,9 +390,30 @@ impl IoTNode {
             rx,
         ));
         drop(store_slot);
+        let state = match state_dir {
+            Some((dir, skew)) => {
+                let shared = self.shared.clone();
+                let tick = move |horizon| {
+                    if let Err(e) = shared.keep_state(Some(horizon)) {
+                        // Tried every second while the disk refuses: said
+                        // once a minute.
+                        if shared.store_failures.load(Ordering::Relaxed) % 60 == 1 {
+                            tracing::error!(error = %e,
+                                "could not write the replay horizon and the state store's copies");
+                        }
+                    }
+                };
+                Some(RunState {
+                    dir,
+                    keeper: HorizonKeeper::start(skew, Box::new(tick))?,
+                    started_with,
+                })
+            }
+            None => None,
+        };
         tracing::info!(did = %self.did, %local_addr, "node started");
         *running = Some(Running {
-            state: state.map(|(keeper, _)| (keeper, started_with)),
+            state,
             local_addr,
             discovery_addr,
             shutdown: tx,
@@ -366,19 +431,18 @@ impl IoTNode {
         self.shared.lock().state_dir = dir;
     }
 
-    /// Opens and locks the state directory and starts keeping its horizon
-    /// (written once before the first packet is read); with the horizon the
-    /// last run left.
-    fn open_state(&self) -> Result<Option<(HorizonKeeper, Option<Timestamp>)>, StartError> {
-        let (dir, skew) = {
-            let st = self.shared.lock();
-            let Some(dir) = st.state_dir.clone() else {
-                return Ok(None);
-            };
-            (dir, st.engine.ping_node().future_skew())
+    /// Opens and locks the state directory and opens its store.
+    fn open_state(&self) -> Result<Option<OpenedState>, StartError> {
+        let Some(path) = self.shared.lock().state_dir.clone() else {
+            return Ok(None);
         };
-        let (state, horizon) = StateDir::open(&dir)?;
-        Ok(Some((HorizonKeeper::start(state, skew)?, horizon)))
+        let (dir, legacy_horizon) = StateDir::open(&path)?;
+        let store = StateStore::open(&path)?;
+        Ok(Some(OpenedState {
+            dir,
+            store,
+            legacy_horizon,
+        }))
     }
 
     /// Stops the node: the driver task ends, the sockets close, outstanding
@@ -390,17 +454,30 @@ impl IoTNode {
         };
         let _ = run.shutdown.send(());
         let _ = run.task.await;
-        self.shared.store().take();
-        if let Some((keeper, started_with)) = run.state {
+        if let Some(RunState {
+            dir,
+            keeper,
+            started_with,
+        }) = run.state
+        {
             // A clean stop: no packet this run accepted was sent after the
             // latest it accepted, so that is the next run's horizon (or the
-            // one this run started with, if it accepted nothing).
+            // one this run started with, if it accepted nothing). Written
+            // with the store's last copies, after the keeper's last write.
             let latest = self.shared.lock().engine.latest_accepted();
             let horizon = latest.max(started_with).unwrap_or_else(Timestamp::now);
-            let written = tokio::task::spawn_blocking(move || keeper.stop(horizon)).await;
+            let shared = self.shared.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                keeper.stop();
+                shared.keep_state(Some(horizon))
+            })
+            .await;
             if let Ok(Err(e)) = written {
-                tracing::warn!(error = %e, "could not write the replay horizon at stop");
+                tracing::warn!(error = %e, "could not write the replay horizon and the state store's copies at stop");
             }
+            self.shared.store().take();
+            // The directory's lock goes last.
+            drop(dir);
         }
         {
             let mut st = self.shared.lock();
@@ -668,14 +745,17 @@ impl IoTNode {
 
     /// Rejects a pending ping; audited.
     pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
-        self.shared.command(|e| e.reject_pending(packet_id))
+        self.shared
+            .decision(|e| e.reject_pending(packet_id), |_, _| Vec::new())
     }
 
     /// Rejects the pending ping `packet_id` from `source_did` exactly;
     /// audited.
     pub fn reject_pending_from(&self, source_did: &str, packet_id: &str) -> Option<PendingPing> {
-        self.shared
-            .command(|e| e.reject_pending_from(source_did, packet_id))
+        self.shared.decision(
+            |e| e.reject_pending_from(source_did, packet_id),
+            |_, _| Vec::new(),
+        )
     }
 
     /// Records a peer by hand.

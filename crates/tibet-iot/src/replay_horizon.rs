@@ -1,11 +1,12 @@
-//! The replay horizon kept in a node's state directory (docs/SECURITY.md,
-//! "No replay across restarts").
+//! The replay horizon of a node's state directory (docs/SECURITY.md, "No
+//! replay across restarts"), and the directory's lock.
 //!
 //! The replay table lives in memory, so a node that restarts does not know
 //! the nonces its last run accepted. What it can know is the latest
-//! timestamp that run could have accepted, kept in `replay-horizon` (one
-//! RFC 3339 timestamp); the next run refuses every packet sent at or before
-//! it, so a packet the last run could have accepted is never accepted again.
+//! timestamp that run could have accepted, kept in the state store
+//! (`state.db`, `state_store.rs`); the next run refuses every packet sent
+//! at or before it, so a packet the last run could have accepted is never
+//! accepted again.
 //!
 //! - While running, the driver writes every [`HORIZON_INTERVAL`] the crash
 //!   horizon: the clock plus [`HORIZON_LEAD`] plus the future skew allowed
@@ -16,17 +17,19 @@
 //! - At a clean stop it writes the latest timestamp the run actually
 //!   accepted: the next run refuses nothing a sender makes after the stop.
 //!
-//! The directory also holds `lock`, held (`flock`) while the node runs, so
-//! two nodes never share one state directory. Files are written atomically
-//! (temporary file, fsync, rename) and are mode 0600 in a 0700 directory.
+//! Nodes before the store kept the horizon in a file, `replay-horizon`; it
+//! is read at start (the later of it and the store's wins) and removed
+//! once the store holds a horizon. The directory also holds `lock`, held
+//! (`flock`) while the node runs, so two nodes never share one state
+//! directory; it is mode 0700.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tibet_ping::Timestamp;
 
@@ -83,8 +86,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
 }
 
 impl StateDir {
-    /// Creates (0700) and locks `dir`; returns it with the horizon the last
-    /// run left, if any.
+    /// Creates (0700) and locks `dir`; returns it with the horizon a node
+    /// before the state store left in its file, if any.
     pub(crate) fn open(dir: &Path) -> Result<(StateDir, Option<Timestamp>), StateError> {
         fs::DirBuilder::new()
             .recursive(true)
@@ -117,53 +120,50 @@ impl StateDir {
         Ok((state, horizon))
     }
 
-    /// Writes `alive_until` as the horizon, atomically and durably.
-    pub(crate) fn write_horizon(&self, alive_until: Timestamp) -> Result<(), StateError> {
-        write_atomic(
-            &self.dir.join(HORIZON_FILE),
-            alive_until.to_iso().as_bytes(),
-        )
+    /// Removes the horizon file of nodes before the state store, once the
+    /// store holds a horizon at least as late.
+    pub(crate) fn forget_legacy_horizon(&self) -> Result<(), StateError> {
+        let path = self.dir.join(HORIZON_FILE);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&path)(e)),
+            _ => Ok(()),
+        }
     }
 }
 
 /// What a run that crashed before its next horizon write could have
 /// accepted at most: a packet received by then, sent up to the future skew
 /// ahead of the clock.
-fn crash_horizon(skew: Duration) -> Timestamp {
+pub(crate) fn crash_horizon(skew: Duration) -> Timestamp {
     Timestamp::now() + HORIZON_LEAD + skew
 }
 
-/// A thread that keeps the crash horizon of a running node written, and
-/// holds its state directory's lock. Dropped (as in a crash, or a node
-/// dropped without a stop) it ends without a last write.
+/// A thread that hands a running node's crash horizon to `tick` every
+/// [`HORIZON_INTERVAL`] (which writes it, with the state store's other
+/// copies, in one transaction). Dropped (as in a crash, or a node dropped
+/// without a stop) it ends without a last write.
 #[derive(Debug)]
 pub(crate) struct HorizonKeeper {
     stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<StateDir>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl HorizonKeeper {
-    /// Writes the crash horizon now (before the node reads a packet), then
-    /// every [`HORIZON_INTERVAL`] on a thread of its own: a slow disk never
-    /// blocks the receive path.
-    pub(crate) fn start(dir: StateDir, skew: Duration) -> Result<Self, StateError> {
-        dir.write_horizon(crash_horizon(skew))?;
+    /// Starts the thread; the caller wrote the first crash horizon before
+    /// the node reads a packet. A slow disk never blocks the receive path.
+    pub(crate) fn start(
+        skew: Duration,
+        mut tick: Box<dyn FnMut(Timestamp) + Send>,
+    ) -> Result<Self, StateError> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tibet-horizon".into())
             .spawn(move || {
-                let mut last_warning: Option<Instant> = None;
                 while let Err(mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(HORIZON_INTERVAL)
                 {
-                    if let Err(e) = dir.write_horizon(crash_horizon(skew))
-                        && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
-                    {
-                        last_warning = Some(Instant::now());
-                        tracing::warn!(error = %e, "could not write the replay horizon");
-                    }
+                    tick(crash_horizon(skew));
                 }
-                dir
             })
             .map_err(StateError::Thread)?;
         Ok(HorizonKeeper {
@@ -172,19 +172,13 @@ impl HorizonKeeper {
         })
     }
 
-    /// A clean stop: the thread ends and `horizon` is written last; the
-    /// lock is released when this returns. Blocks for one write.
-    pub(crate) fn stop(mut self, horizon: Timestamp) -> Result<(), StateError> {
-        self.stop.take();
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(dir)) => dir.write_horizon(horizon),
-            _ => Ok(()),
-        }
+    /// Ends the thread (after a write in progress); the caller writes the
+    /// last horizon. Blocks for at most one write.
+    pub(crate) fn stop(mut self) {
+        self.end();
     }
-}
 
-impl Drop for HorizonKeeper {
-    fn drop(&mut self) {
+    fn end(&mut self) {
         self.stop.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -192,26 +186,10 @@ impl Drop for HorizonKeeper {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file beside it: fsync, then
-/// rename, then fsync of the directory.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
+impl Drop for HorizonKeeper {
+    fn drop(&mut self) {
+        self.end();
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -219,17 +197,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_horizon_survives_and_the_directory_is_locked() {
+    fn the_directory_is_locked_and_a_legacy_horizon_read_then_forgotten() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("node");
         let (state, horizon) = StateDir::open(&dir).unwrap();
         assert_eq!(horizon, None, "a new directory has no horizon");
         assert!(matches!(StateDir::open(&dir), Err(StateError::InUse(_))));
-        let t = Timestamp::parse("2026-12-06T23:00:00.250000+00:00").unwrap();
-        state.write_horizon(t).unwrap();
         drop(state);
-        let (_state, horizon) = StateDir::open(&dir).unwrap();
-        assert_eq!(horizon, Some(t));
+        let t = "2026-12-06T23:00:00.250000+00:00";
+        fs::write(dir.join(HORIZON_FILE), t).unwrap();
+        let (state, horizon) = StateDir::open(&dir).unwrap();
+        assert_eq!(horizon, Timestamp::parse(t));
+        state.forget_legacy_horizon().unwrap();
+        assert!(!dir.join(HORIZON_FILE).exists());
+        state.forget_legacy_horizon().unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);

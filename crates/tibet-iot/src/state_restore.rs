@@ -30,6 +30,7 @@ pub(crate) struct Restored {
     pub(crate) pins: usize,
     pub(crate) rules: usize,
     pub(crate) pins_overridden_by_config: usize,
+    pub(crate) reviews: usize,
     pub(crate) refused: usize,
 }
 
@@ -113,12 +114,22 @@ pub(crate) fn restore(
             }
         }
     }
+    let waiting = state.reviews.pings.len() + state.reviews.beacons.len();
+    done.reviews = engine.restore_reviews(now, state.reviews);
+    if done.reviews < waiting {
+        done.refused += waiting - done.reviews;
+        tracing::warn!(
+            stored = waiting,
+            restored = done.reviews,
+            "some stored reviews could not be restored (review queue full)"
+        );
+    }
     tracing::info!(path = %store.path().display(), trust = done.trust,
         trust_overridden_by_config = done.trust_overridden_by_config, vouches = done.vouches,
         vouches_expired = done.vouches_expired, revocations = done.revocations,
         rules = done.rules, pins = done.pins, pins_overridden_by_config = done.pins_overridden_by_config,
-        refused = done.refused,
-        "state store restored (reviews still waiting at the last stop are not restored)");
+        reviews = done.reviews, refused = done.refused,
+        "state store restored");
     Ok(done)
 }
 

@@ -14,13 +14,15 @@
 //! configured trust they overrode), vouches with their expiry,
 //! vouch-credential revocations, airlock and auto-vouch rules added at run
 //! time, and pins made by an approved beacon review
-//! or removed by an operator. What it does not hold (pins learnt by
-//! auto-vouch rules on the receive path stay in the pins file; reviews
-//! still waiting are not restored) is said in docs/OPERATIONS.md.
+//! or removed by an operator, pins learnt on first use, and the reviews
+//! still waiting (`state_reviews.rs`); the last two are copied by the
+//! driver's keeper thread within a second of changing, and at every
+//! operator decision (docs/OPERATIONS.md).
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use tibet_iot_proto::WaitingReviews;
 use tibet_ping::{AirlockRule, AutoVouchRule, Timestamp};
 
 /// The store's file in the state directory.
@@ -28,10 +30,11 @@ pub const STORE_FILE: &str = "state.db";
 
 /// The schema version this build writes; stores with a lower version are
 /// migrated at open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations: entry `i` takes a store from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE trust (
         did      TEXT PRIMARY KEY NOT NULL,
         score    REAL NOT NULL,
@@ -71,7 +74,13 @@ const MIGRATIONS: &[&str] = &["
         reason     TEXT NOT NULL,
         changed_at TEXT NOT NULL
     );
-"];
+",
+    crate::state_reviews::MIGRATION,
+    "CREATE TABLE horizon (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        at TEXT NOT NULL
+    );",
+];
 
 /// Why the state store could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +202,10 @@ pub struct StoredState {
     pub pins: Vec<PinEntry>,
     /// Rules added at run time, oldest first.
     pub rules: Vec<RuleEntry>,
+    /// The reviews waiting when the copy was last written.
+    pub reviews: WaitingReviews,
+    /// The replay horizon: packets sent at or before it are refused.
+    pub horizon: Option<Timestamp>,
 }
 
 /// One decision to record.
@@ -209,6 +222,10 @@ pub enum Decision {
     Pin(PinEntry),
     /// A rule added.
     Rule(RuleEntry),
+    /// What waits for review now (replaces the stored copy).
+    Reviews(WaitingReviews),
+    /// The replay horizon (replaces the stored one; see `replay_horizon.rs`).
+    Horizon(Timestamp),
 }
 
 /// An open state store.
@@ -271,6 +288,13 @@ fn write(c: &Connection, d: &Decision) -> rusqlite::Result<()> {
             c.execute(
                 "INSERT INTO rules (kind, rule, added_at) VALUES (?1, ?2, ?3)",
                 params![kind, json, Timestamp::now().to_iso()],
+            )?;
+        }
+        Decision::Reviews(r) => crate::state_reviews::write(c, r)?,
+        Decision::Horizon(t) => {
+            c.execute(
+                "INSERT OR REPLACE INTO horizon (id, at) VALUES (1, ?1)",
+                params![t.to_iso()],
             )?;
         }
         Decision::Pin(p) => {
@@ -572,19 +596,39 @@ impl StateStore {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
+            out.reviews = crate::state_reviews::load(&self.conn)?;
+            out.horizon = self.horizon_row()?;
             Ok(out)
         };
         run().map_err(|e| self.sqlite(e))
     }
 
-    /// Forgets every decision (the schema stays), in one transaction.
+    /// Forgets every decision (the schema stays, and so does the replay
+    /// horizon: forgetting it would let packets of the last run replay),
+    /// in one transaction.
     pub fn reset(&self) -> Result<(), StoreError> {
         self.conn
             .execute_batch(
                 "BEGIN; DELETE FROM vouched_dids; DELETE FROM vouches; DELETE FROM trust;
-                 DELETE FROM revocations; DELETE FROM pins; DELETE FROM rules; COMMIT;",
+                 DELETE FROM revocations; DELETE FROM pins; DELETE FROM rules;
+                 DELETE FROM review_pings; DELETE FROM review_beacons; COMMIT;",
             )
             .map_err(|e| self.sqlite(e))
+    }
+
+    /// The replay horizon the last run left, if any.
+    pub fn horizon(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.horizon_row().map_err(|e| self.sqlite(e))
+    }
+
+    fn horizon_row(&self) -> rusqlite::Result<Option<Timestamp>> {
+        // An unreadable horizon fails the start: reading it as anything
+        // earlier would let the last run's packets replay.
+        self.conn
+            .query_row("SELECT at FROM horizon WHERE id = 1", [], |r| {
+                crate::state_reviews::timestamp(0, r.get(0)?)
+            })
+            .optional()
     }
 
     /// The trust decision of `did`, if any.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use crate::packet::{AirlockZone, PingPacket};
-use crate::review::{DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
+use crate::review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::rule::AirlockRule;
 use crate::size;
 use crate::time::Timestamp;
@@ -177,7 +177,7 @@ impl Airlock {
                 rule: rule_name,
                 queued_at: now,
             };
-            queued = self.enqueue(pending);
+            queued = self.enqueue(pending).is_waiting();
         }
         Verdict {
             zone,
@@ -186,7 +186,7 @@ impl Airlock {
         }
     }
 
-    fn enqueue(&mut self, pending: PendingPing) -> bool {
+    fn enqueue(&mut self, pending: PendingPing) -> Admission {
         let bytes = size::packet(&pending.packet)
             + pending.reason.len()
             + pending.rule.as_ref().map_or(0, String::len);
@@ -196,12 +196,24 @@ impl Airlock {
         );
         self.queue
             .offer(pending.queued_at, &did, &id, pending, bytes)
-            .is_waiting()
     }
 
     /// Pings waiting for review, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
         self.queue.iter()
+    }
+
+    /// Puts back a ping that waited for review when the node last stopped
+    /// (a state store restoring it): it keeps its `queued_at`, so it expires
+    /// when it would have. `false` when the queue refuses it (full, or the
+    /// same sender and id wait already).
+    pub fn restore_pending(&mut self, pending: PendingPing) -> bool {
+        self.enqueue(pending) == Admission::Queued
+    }
+
+    /// A counter that moves whenever the waiting pings change.
+    pub fn pending_changes(&self) -> u64 {
+        self.queue.changes()
     }
 
     /// How many pings wait for review.
@@ -385,6 +397,27 @@ mod tests {
         assert_eq!(gone[0].packet.source_did, "jis:a");
         assert_eq!(a.pending_len(), 0);
         assert_eq!(a.pending_stats().expired, 1);
+    }
+
+    #[test]
+    fn a_restored_ping_keeps_its_queue_time_and_every_change_is_counted() {
+        let mut a = Airlock::new(0.7, 0.3, 1);
+        a.set_pending_limits(DEFAULT_PENDING_BYTES, Duration::from_secs(60));
+        let before = a.pending_changes();
+        assert!(a.process(NOW, &packet("jis:a", "x"), 0.5).queued);
+        assert_eq!(a.pending_changes(), before + 1);
+        let waiting = a.take_pending(&packet("jis:a", "x").packet_id).unwrap();
+        assert_eq!(a.pending_changes(), before + 2);
+        // Put back, it expires at its own queue time.
+        assert!(a.restore_pending(waiting.clone()));
+        assert!(!a.restore_pending(waiting.clone()), "waiting already");
+        let mut other = waiting.clone();
+        other.packet.source_did = "jis:b".into();
+        assert!(!a.restore_pending(other), "the queue is full");
+        assert_eq!(a.pending_changes(), before + 3);
+        assert!(a.expire_pending(NOW + Duration::from_secs(59)).is_empty());
+        assert_eq!(a.expire_pending(NOW + Duration::from_secs(60)), [waiting]);
+        assert_eq!(a.pending_changes(), before + 4);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::ids;
 use crate::nonce::NonceTracker;
 use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, RoutingMode};
-use crate::review::{DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
+use crate::review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::time::Timestamp;
 use crate::vouch::{DEFAULT_VOUCH_TTL, Vouch, VouchAdmission, VouchError, VouchRegistry};
 
@@ -616,7 +616,7 @@ impl BeaconHandler {
                 "Awaiting HITL approval (already queued)".into(),
             );
         }
-        if self.enqueue(now, beacon.clone()) {
+        if self.enqueue(now, beacon.clone()).is_waiting() {
             self.stats.hitl_pending += 1;
             respond(
                 BeaconDecision::HitlPending,
@@ -644,7 +644,7 @@ impl BeaconHandler {
         })
     }
 
-    fn enqueue(&mut self, now: Timestamp, beacon: Beacon) -> bool {
+    fn enqueue(&mut self, now: Timestamp, beacon: Beacon) -> Admission {
         let bytes = beacon.beacon_id.len()
             + beacon.source_did.len()
             + beacon
@@ -657,12 +657,30 @@ impl BeaconHandler {
             + beacon.public_key_hash.len()
             + beacon.timestamp.len();
         let (did, id) = (beacon.source_did.clone(), beacon.beacon_id.clone());
-        self.queue.offer(now, &did, &id, beacon, bytes).is_waiting()
+        self.queue.offer(now, &did, &id, beacon, bytes)
     }
 
     /// Beacons waiting for a human, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &Beacon> {
         self.queue.iter()
+    }
+
+    /// The waiting beacons with the time each was queued, oldest first.
+    pub fn pending_entries(&self) -> impl Iterator<Item = (Timestamp, &Beacon)> {
+        self.queue.entries().map(|(_, at, b)| (at, b))
+    }
+
+    /// Puts back a beacon that waited for review when the node last
+    /// stopped (a state store restoring it), queued at `queued_at` as
+    /// before, so it expires when it would have. `false` when the queue
+    /// refuses it (full, or the same beacon waits already).
+    pub fn restore_pending(&mut self, queued_at: Timestamp, beacon: Beacon) -> bool {
+        !self.review_waits(&beacon) && self.enqueue(queued_at, beacon) == Admission::Queued
+    }
+
+    /// A counter that moves whenever the waiting beacons change.
+    pub fn pending_changes(&self) -> u64 {
+        self.queue.changes()
     }
 
     /// Takes a waiting beacon out of the queue (if several devices used

@@ -874,6 +874,33 @@ impl PingNode {
         self.beacons.pending()
     }
 
+    /// Beacons waiting for review with the time each was queued, oldest
+    /// first.
+    pub fn pending_beacon_entries(&self) -> impl Iterator<Item = (Timestamp, &Beacon)> {
+        self.beacons.pending_entries()
+    }
+
+    /// A counter that moves whenever the pings or beacons waiting for
+    /// review change (queued, approved, rejected, expired): whoever keeps a
+    /// copy of them (a state store) knows from it whether the copy is
+    /// current.
+    pub fn reviews_changes(&self) -> u64 {
+        self.airlock.pending_changes() + self.beacons.pending_changes()
+    }
+
+    /// Puts back a GEEL ping that waited for review when the node last
+    /// stopped; it expires when it would have. `false` if refused (queue
+    /// full, or already waiting).
+    pub fn restore_pending(&mut self, pending: PendingPing) -> bool {
+        self.airlock.restore_pending(pending)
+    }
+
+    /// Puts back a beacon that waited for review when the node last
+    /// stopped, queued at `queued_at`. `false` if refused.
+    pub fn restore_pending_beacon(&mut self, queued_at: Timestamp, beacon: Beacon) -> bool {
+        self.beacons.restore_pending(queued_at, beacon)
+    }
+
     /// Refuses every packet and beacon sent at or before `horizon` as a
     /// replay ([`ReplayReason::BeforeRestart`](crate::ReplayReason)): a node
     /// that restarts does not know the nonces its last run saw, so it

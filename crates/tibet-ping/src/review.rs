@@ -76,6 +76,9 @@ pub struct ReviewQueue<T> {
     order: BTreeMap<u64, Entry<T>>,
     index: HashMap<(String, String), u64>,
     stats: ReviewStats,
+    /// Moves on every entry queued, taken or expired (see
+    /// [`ReviewQueue::changes`]).
+    changes: u64,
 }
 
 impl<T> ReviewQueue<T> {
@@ -90,6 +93,7 @@ impl<T> ReviewQueue<T> {
             order: BTreeMap::new(),
             index: HashMap::new(),
             stats: ReviewStats::default(),
+            changes: 0,
         }
     }
 
@@ -143,6 +147,7 @@ impl<T> ReviewQueue<T> {
             },
         );
         self.stats.bytes += bytes;
+        self.changes += 1;
         Admission::Queued
     }
 
@@ -156,6 +161,7 @@ impl<T> ReviewQueue<T> {
         let entry = self.order.remove(&seq)?;
         self.index.remove(&(entry.did.clone(), entry.id.clone()));
         self.stats.bytes -= entry.bytes;
+        self.changes += 1;
         Some(entry)
     }
 
@@ -214,6 +220,13 @@ impl<T> ReviewQueue<T> {
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
+    }
+
+    /// A counter that moves whenever the waiting entries change (queued,
+    /// taken, expired): a keeper of a copy compares it to know whether its
+    /// copy is current.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Counters and sizes.
