@@ -30,12 +30,14 @@ pub(crate) struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Action {
-    /// List the decisions kept: trust, vouches, revocations, rules, pins.
+    /// List what is kept: trust, vouches, revocations, rules, pins, the
+    /// replay horizon and the reviews still waiting.
     List,
     /// Print the whole store as one JSON object.
     #[command(alias = "dump")]
     Export,
-    /// Forget every decision kept (asks first; refused while the node runs).
+    /// Forget every decision and waiting review kept (asks first; refused
+    /// while the node runs; the replay horizon stays).
     Reset {
         /// Do not ask for confirmation.
         #[arg(long)]
