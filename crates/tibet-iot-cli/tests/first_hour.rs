@@ -1,6 +1,6 @@
-//! What a new operator trips over in the first hour (issue 14), and the
-//! operator surfaces of the hostile-LAN issue: each test spawns the built
-//! binary and talks to it over loopback.
+//! What a new operator trips over in the first hour, and the operator
+//! surfaces of the hostile-LAN hardening (docs/SECURITY.md): each test
+//! spawns the built binary and talks to it over loopback.
 
 mod common;
 

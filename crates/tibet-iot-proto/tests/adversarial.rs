@@ -1,4 +1,4 @@
-//! The attacks of issue 9 that reach the engine, one test per row of the
+//! The hostile-LAN attacks that reach the engine, one test per row of the
 //! table in docs/SECURITY.md, each asserting the bound: bytes out per byte
 //! in, entries held, records made, and trusted pings still answered.
 //!

@@ -1,4 +1,4 @@
-//! Spoofed-source attacks of issue 9 (docs/SECURITY.md, rows 1 and 9) on
+//! Spoofed-source attacks (docs/SECURITY.md, rows 1 and 9) on
 //! real sockets: hosts in network namespaces on one bridge, an attacker that
 //! forges IPv4 source addresses through a raw socket (`IPPROTO_RAW`, the
 //! IPv4 and UDP headers built here), a real `IoTNode`, and a victim that
