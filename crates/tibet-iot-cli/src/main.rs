@@ -12,7 +12,7 @@
 /// allocates and frees a few dozen small blocks per ping (decoded fields,
 /// the response, its encoding), and glibc's `free`/`malloc_consolidate`
 /// showed up as about 8 % of its CPU; with mimalloc a listener spends 6-14 %
-/// less CPU per ping (A/B in docs/PERFORMANCE.md, "Allocator"). The
+/// less CPU per ping (A/B in docs/PERFORMANCE-HISTORY.md, "Allocator"). The
 /// libraries leave the choice to the application.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

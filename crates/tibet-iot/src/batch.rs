@@ -9,8 +9,8 @@
 //! network card) cuts into the same datagrams: the route, the IP layer and,
 //! on loopback, the receiving socket's queue are passed once per run instead
 //! of once per datagram. The receiver sees ordinary datagrams. A hub's
-//! answers to one busy client are such runs (docs/PERFORMANCE.md,
-//! "Issue 10 met").
+//! answers to one busy client are such runs (docs/PERFORMANCE-HISTORY.md,
+//! "Segmented sends and a compact replay table").
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, IoSliceMut};

@@ -2,7 +2,8 @@
 //! length to one destination handed to the kernel as one buffer, which it
 //! (or the network card) cuts into the same datagrams. The receiver sees
 //! ordinary datagrams. Used by the driver (`batch.rs`) for runs of answers
-//! (docs/PERFORMANCE.md, "Issue 10 met").
+//! (docs/PERFORMANCE-HISTORY.md, "Segmented sends and a compact replay
+//! table").
 
 use std::io::{self, IoSlice};
 use std::os::fd::{AsFd, AsRawFd};

@@ -1,7 +1,7 @@
 //! The cost of authenticated identity against its raw crypto floor: one
 //! Ed25519 sign plus one verify of a packet-sized message, next to the
 //! signed path (signing input build + sign, signing input build + verify)
-//! for a typical packet, and batch verification of 64 packets. The issue's
+//! for a typical packet, and batch verification of 64 packets. The
 //! goal: the signed path costs at most 1.3x the raw floor.
 //!
 //! `cargo bench -p tibet-ping --bench signing -- --warm-up-time 1 --measurement-time 3`

@@ -292,8 +292,8 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 /// topology, 300 s of warm-up): 200 nodes 55 MB and 800 nodes 240 MB
 /// (debug build), which is about 234 KB per node plus 75 bytes per route;
 /// 10,000 nodes 3.96 GiB with 1,434 routes per node (release build,
-/// docs/PERFORMANCE.md), and a heap profile of 1,000 nodes put a route at
-/// about 105 bytes. The constants round these up (the estimates for those
+/// docs/PERFORMANCE-HISTORY.md), and a heap profile of 1,000 nodes put a
+/// route at about 105 bytes. The constants round these up (the estimates for those
 /// runs: 74 MB, 308 MB and 4.9 GiB). The baseline run comes after the
 /// routed one has been dropped, so it adds nothing.
 pub fn memory_estimate(cfg: &ScenarioConfig) -> u64 {

@@ -6,8 +6,9 @@
 //! cache lines per packet (the set's control bytes and slot on insert, and
 //! again on removal), and at 200,000 pings/s its 30 MB defeat the caches.
 //! Here a check reads one 64-byte bucket in the common case, and nothing is
-//! ever removed: an expired entry is simply overwritten (docs/PERFORMANCE.md,
-//! "Issue 10 met").
+//! ever removed: an expired entry is simply overwritten
+//! (docs/PERFORMANCE-HISTORY.md, "Segmented sends and a compact replay
+//! table").
 //!
 //! - A bucket holds [`SLOTS`] entries and `passed`, the latest expiry of an
 //!   entry that was placed beyond it because it was full. A lookup walks on
