@@ -1,15 +1,20 @@
 //! How long a hub takes to start with a large state store: fills
 //! `state.db` with the trust decisions of N peers (default 10,000; first
-//! argument), then times `IoTNode::start` (open, integrity check, restore
-//! into the engine, sockets bound) over a few runs, printing each figure.
+//! argument) and a full review queue (1,024 GEEL pings waiting), then
+//! times `IoTNode::start` (open, integrity check, restore into the engine,
+//! first horizon write, sockets bound) over a few runs, printing each
+//! figure.
 //! Figures are recorded in docs/PERFORMANCE.md.
 //!
 //! `cargo run --release -p tibet-iot --example state_start [-- N]`
 
 use std::time::{Duration, Instant};
 
-use tibet_iot::{IoTNode, StateStore, TransportConfig, TrustEntry};
-use tibet_ping::Timestamp;
+use tibet_iot::{Decision, IoTNode, StateStore, TransportConfig, TrustEntry, WaitingReviews};
+use tibet_ping::{PendingPing, PingPacket, Timestamp};
+
+/// Reviews waiting: a full default queue of GEEL pings.
+const REVIEWS: usize = 1024;
 
 fn main() {
     let peers: usize = std::env::args()
@@ -33,9 +38,33 @@ fn main() {
                 })
                 .expect("a trust decision");
         }
+        let pings = (0..REVIEWS)
+            .map(|i| {
+                let packet = PingPacket::new(
+                    format!("ping_{i:016x}"),
+                    format!("jis:site:device-{i:05}"),
+                    "jis:site:hub",
+                    "door.unlock",
+                    "let the plumber in",
+                );
+                PendingPing {
+                    packet,
+                    sender_trust: 0.5,
+                    reason: "Trust 0.50 in GEEL zone".into(),
+                    rule: None,
+                    queued_at: Timestamp::now(),
+                }
+            })
+            .collect();
+        store
+            .record(&[Decision::Reviews(WaitingReviews {
+                pings,
+                beacons: Vec::new(),
+            })])
+            .expect("the reviews");
     }
     println!(
-        "filled {peers} trust decisions in {:.2?} (one transaction each, synchronous=FULL)",
+        "filled {peers} trust decisions (one transaction each, synchronous=FULL) and {REVIEWS} reviews in {:.2?}",
         fill.elapsed()
     );
 
@@ -53,7 +82,10 @@ fn main() {
         worst = worst.max(took);
         let probe = format!("jis:site:device-{:05}", peers - 1);
         assert!(node.trust_of(&probe) >= 0.5, "restored");
-        println!("run {run}: started with {peers} stored decisions in {took:.2?}");
+        assert_eq!(node.pending().len(), REVIEWS, "reviews restored");
+        println!(
+            "run {run}: started with {peers} stored decisions and {REVIEWS} reviews in {took:.2?}"
+        );
         rt.block_on(node.stop());
     }
     println!(
