@@ -108,7 +108,8 @@ fn multicast_interface(config: &TransportConfig) -> Ipv4Addr {
 /// `SO_REUSEPORT` (several nodes per host), loop on, member of the groups of
 /// the transport's families: the IPv4 group for an IPv4 transport, the IPv6
 /// group for an IPv6 one, both for `::` (each where the host can join it;
-/// an error only when it can join neither).
+/// an error only when it can join neither). With `127.0.0.1` as the
+/// multicast interface, the IPv4 group only.
 pub(crate) fn discovery_socket(
     config: &TransportConfig,
 ) -> io::Result<(std::net::UdpSocket, Families)> {
@@ -128,7 +129,9 @@ pub(crate) fn discovery_socket(
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     let want_v4 = transport.is_ipv4() || transport.ip().is_unspecified();
-    let want_v6 = transport.is_ipv6();
+    // An IPv4 loopback interface keeps discovery on this machine: the IPv6
+    // group (link-local, on a real link) is left alone then.
+    let want_v6 = transport.is_ipv6() && !multicast_interface(config).is_loopback();
     let mut joined = Families::default();
     let mut error = None;
     if want_v4 {
