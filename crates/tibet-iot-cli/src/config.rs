@@ -153,8 +153,9 @@ pub struct DiscoverySection {
     pub port: Option<u16>,
     /// Multicast group (default 224.0.71.50).
     pub group: Option<Ipv4Addr>,
-    /// IPv4 address of the interface used for multicast (default: the system's choice).
-    pub interface: Option<Ipv4Addr>,
+    /// Interface used for multicast: an IPv4 address of it, its name or
+    /// its index (default: the system's choice).
+    pub interface: Option<crate::iface::MulticastIf>,
     /// Multicast TTL (default 2).
     pub ttl: Option<u32>,
 }

@@ -18,4 +18,5 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod iface;
 pub mod validate;

@@ -495,12 +495,12 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
 /// LAN: its beacons stay on this machine and no device elsewhere can reach
 /// it. Not when discovery is off, or its interface is loopback on purpose.
 fn loopback_warning(s: &crate::settings::Settings) -> Option<String> {
-    let local_on_purpose = s.multicast_if.is_some_and(|i| i.is_loopback());
+    let local_on_purpose = s.multicast_if.as_ref().is_some_and(|i| i.is_loopback());
     (s.discovery && s.bind.is_loopback() && !local_on_purpose).then(|| {
         format!(
             "bound to {} with discovery on: only this machine can find or reach this node; \
-             for a LAN bind 0.0.0.0 or the LAN address (--bind, `bind` in the config), for \
-             one machine add --multicast-if 127.0.0.1 or --no-discovery",
+             for a LAN bind :: (the default), 0.0.0.0 or the LAN address (--bind, `bind` in \
+             the config), for one machine add --multicast-if 127.0.0.1 or --no-discovery",
             s.bind
         )
     })

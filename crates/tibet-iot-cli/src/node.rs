@@ -227,6 +227,12 @@ pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
         nonce_capacity: size(l.nonce_capacity, d.ping.nonce_capacity),
         ..d.ping.clone()
     };
+    // A name that does not resolve was refused by `check_interfaces`.
+    let mif = s
+        .multicast_if
+        .as_ref()
+        .and_then(|m| m.resolve().ok())
+        .unwrap_or((d.multicast_interface, d.multicast_ifindex));
     TransportConfig {
         bind_host: s.bind,
         bind_port: s.port,
@@ -234,7 +240,8 @@ pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
         discovery_enabled: s.discovery,
         discovery_port: s.discovery_port.unwrap_or(d.discovery_port),
         multicast_group: s.group.unwrap_or(d.multicast_group),
-        multicast_interface: s.multicast_if.unwrap_or(d.multicast_interface),
+        multicast_interface: mif.0,
+        multicast_ifindex: mif.1,
         multicast_ttl: s.ttl.unwrap_or(d.multicast_ttl),
         heartbeat_interval: s.heartbeat.unwrap_or(d.heartbeat_interval),
         discovery_interval: s.discovery_interval.unwrap_or(d.discovery_interval),
@@ -858,6 +865,7 @@ mod tests {
     use super::*;
     use crate::settings::NetFlags;
     use std::net::Ipv4Addr;
+    use tibet_iot_cli::iface::MulticastIf;
 
     #[test]
     fn unset_settings_keep_the_library_defaults() {
@@ -881,7 +889,7 @@ mod tests {
         s.discovery = true;
         s.discovery_port = Some(9);
         s.group = Some(Ipv4Addr::new(224, 0, 0, 9));
-        s.multicast_if = Some(Ipv4Addr::LOCALHOST);
+        s.multicast_if = Some(MulticastIf::Addr(Ipv4Addr::LOCALHOST));
         s.ttl = Some(5);
         s.heartbeat = Some(Duration::from_secs(1));
         s.discovery_interval = Some(Duration::from_secs(2));

@@ -2,7 +2,7 @@
 //! payloads. Every error is one line that names the bad input and says what
 //! is expected, so a person can act on it.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 
 use anyhow::{Context, Result, anyhow, bail};
 use tibet_ping::{BROADCAST, JsonMap};
@@ -21,9 +21,14 @@ pub(crate) fn target_did(s: &str) -> Result<String> {
     did(s)
 }
 
-/// Resolves `HOST:PORT` (IPv4, `[IPv6]`, or a host name) to one address.
+/// Resolves `HOST:PORT` (IPv4, `[IPv6]`, `[IPv6%SCOPE]` with an interface
+/// name or index as the scope, e.g. `[fe80::1%eth0]:7150`, or a host name)
+/// to one address.
 pub(crate) fn host_port(s: &str) -> Result<SocketAddr> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some(addr) = scoped(s)? {
         return Ok(addr);
     }
     let Some((host, port)) = s.rsplit_once(':') else {
@@ -39,13 +44,40 @@ pub(crate) fn host_port(s: &str) -> Result<SocketAddr> {
         .to_socket_addrs()
         .map_err(|e| anyhow!("invalid address '{s}': cannot resolve host '{host}': {e}"))?
         .collect();
-    // Nodes bind IPv4 by default: prefer an IPv4 address of the host.
+    // Prefer an IPv4 address of the host: a node bound to an IPv4 address
+    // reaches only those, a dual-stack one either.
     addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or(addrs.first())
         .copied()
         .ok_or_else(|| anyhow!("invalid address '{s}': host '{host}' has no address"))
+}
+
+/// `[IPv6%SCOPE]:PORT` (std's parser takes no scope), or `None` when `s`
+/// has no scope.
+fn scoped(s: &str) -> Result<Option<SocketAddr>> {
+    let Some((inside, port)) = s.strip_prefix('[').and_then(|r| r.split_once("]:")) else {
+        return Ok(None);
+    };
+    let Some((ip, scope)) = inside.split_once('%') else {
+        return Ok(None);
+    };
+    let ip: Ipv6Addr = ip
+        .parse()
+        .map_err(|_| anyhow!("invalid address '{s}': '{ip}' is not an IPv6 address"))?;
+    let port: u16 = port.parse().map_err(|_| {
+        anyhow!("invalid address '{s}': port '{port}' is not a number from 0 to 65535")
+    })?;
+    let scope_id = match scope.parse::<u32>() {
+        Ok(index) => index,
+        Err(_) => tibet_iot::interface_index(scope).map_err(|e| {
+            anyhow!("invalid address '{s}': no interface '{scope}' on this machine ({e})")
+        })?,
+    };
+    Ok(Some(SocketAddr::V6(SocketAddrV6::new(
+        ip, port, 0, scope_id,
+    ))))
 }
 
 /// One `DID=SCORE` trust entry; the score must be within 0..=1.
@@ -144,6 +176,22 @@ mod tests {
         let e = host_port("127.0.0.1:99999").unwrap_err().to_string();
         assert!(e.contains("99999"), "{e}");
         assert!(host_port(":7150").is_err());
+        let scoped = host_port("[fe80::1%lo]:7150").unwrap();
+        assert_eq!(
+            scoped.to_string(),
+            "[fe80::1%1]:7150",
+            "the name as its index"
+        );
+        assert_eq!(
+            host_port("[fe80::1%3]:9").unwrap().to_string(),
+            "[fe80::1%3]:9"
+        );
+        let e = host_port("[fe80::1%nosuchif9]:7150")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no interface 'nosuchif9'"), "{e}");
+        let e = host_port("[fe80::zz%lo]:7150").unwrap_err().to_string();
+        assert!(e.contains("not an IPv6 address"), "{e}");
     }
 
     #[test]

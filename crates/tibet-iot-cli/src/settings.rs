@@ -1,7 +1,7 @@
 //! A node's settings, resolved from the config file and the flags (flags
 //! win), ready to hand to the library.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use crate::config::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
 use crate::identity::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
+use tibet_iot_cli::iface::MulticastIf;
 
 /// Flags shared by every command that runs a node (`listen`, `send`, ...).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -27,10 +28,11 @@ pub(crate) struct DiscoveryFlags {
     /// Discovery port (default 7151).
     #[arg(long, value_name = "PORT")]
     pub(crate) discovery_port: Option<u16>,
-    /// IPv4 address of the interface for multicast discovery (127.0.0.1
-    /// keeps discovery on loopback).
-    #[arg(long, value_name = "ADDR")]
-    pub(crate) multicast_if: Option<Ipv4Addr>,
+    /// Interface for multicast discovery: an IPv4 address of it, its name
+    /// (eth0) or its index; the IPv6 group is joined on the named one
+    /// (127.0.0.1 keeps discovery on loopback, IPv4 only).
+    #[arg(long, value_name = "IF")]
+    pub(crate) multicast_if: Option<MulticastIf>,
 }
 
 /// Everything needed to start a node.
@@ -51,7 +53,7 @@ pub(crate) struct Settings {
     /// Multicast group.
     pub(crate) group: Option<Ipv4Addr>,
     /// Multicast interface.
-    pub(crate) multicast_if: Option<Ipv4Addr>,
+    pub(crate) multicast_if: Option<MulticastIf>,
     /// Multicast TTL.
     pub(crate) ttl: Option<u32>,
     /// Heartbeat, discovery, cleanup intervals and peer timeout.
@@ -88,11 +90,11 @@ pub(crate) struct Settings {
 
 impl Settings {
     /// Settings for a short-lived client node (send, discover, bench):
-    /// `0.0.0.0:port`, no periodic discovery.
+    /// `[::]:port` (IPv4 and IPv6), no periodic discovery.
     pub(crate) fn client(did: String, port: u16, net: &NetFlags) -> Self {
         Settings {
             did,
-            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             port,
             msgpack: net.msgpack,
             discovery: false,
@@ -129,7 +131,7 @@ impl Settings {
         let mut s = Settings::client(did, port, net);
         s.discovery = true;
         s.discovery_port = disc.discovery_port;
-        s.multicast_if = disc.multicast_if;
+        s.multicast_if = disc.multicast_if.clone();
         s
     }
 
@@ -137,8 +139,16 @@ impl Settings {
     /// only as a bind failure: that the multicast interface address is on
     /// this machine. The error names the flag (or config key) to fix.
     pub(crate) fn check_interfaces(&self) -> Result<()> {
-        if let Some(ip) = self.multicast_if.filter(|ip| !ip.is_unspecified())
-            && let Err(e) = std::net::UdpSocket::bind((ip, 0))
+        if let Some(MulticastIf::Name(name)) = &self.multicast_if
+            && let Err(e) = tibet_iot::interface_index(name)
+        {
+            return Err(anyhow!(
+                "--multicast-if {name} (or [discovery] interface in the config): no such                  interface on this machine ({e}); give its name as `ip link` shows it, its                  index, or an IPv4 address of it"
+            ));
+        }
+        if let Some(MulticastIf::Addr(ip)) = &self.multicast_if
+            && !ip.is_unspecified()
+            && let Err(e) = std::net::UdpSocket::bind((*ip, 0))
         {
             let why = if e.kind() == std::io::ErrorKind::AddrNotAvailable {
                 "the address is not on this machine".to_owned()
@@ -235,7 +245,7 @@ impl Settings {
             bind: flags
                 .bind
                 .or(file.bind)
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
             port: flags.port.or(file.port).unwrap_or(7150),
             msgpack: flags.net.msgpack || file.msgpack.unwrap_or(false),
             discovery,
@@ -244,7 +254,7 @@ impl Settings {
             // Without discovery no multicast is sent or joined: the
             // interface is not used, so a wrong one must not stop the node.
             multicast_if: if discovery {
-                flags.disc.multicast_if.or(file.discovery.interface)
+                flags.disc.multicast_if.clone().or(file.discovery.interface)
             } else {
                 None
             },
@@ -278,7 +288,8 @@ pub(crate) struct ListenFlags {
     /// This node's DID (e.g. jis:home:hub); required unless the config gives it.
     #[arg(long, value_name = "DID")]
     pub(crate) did: Option<String>,
-    /// Address to bind (default 0.0.0.0).
+    /// Address to bind, IPv4 or IPv6 (default `::`: both families; on a
+    /// host without IPv6, 0.0.0.0).
     #[arg(long, value_name = "HOST")]
     pub(crate) bind: Option<IpAddr>,
     /// UDP port (default 7150; 0 picks a free one).
@@ -389,7 +400,7 @@ mod tests {
         let flags = ListenFlags {
             did: Some("jis:a:b".into()),
             disc: DiscoveryFlags {
-                multicast_if: Some(Ipv4Addr::new(192, 0, 2, 1)),
+                multicast_if: Some(MulticastIf::Addr(Ipv4Addr::new(192, 0, 2, 1))),
                 ..Default::default()
             },
             ..Default::default()

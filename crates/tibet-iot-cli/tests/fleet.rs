@@ -43,10 +43,14 @@ impl Broker {
     }
 
     fn start(bin: &Path, dir: &Path, port: u16) -> Broker {
+        Broker::start_on(bin, dir, "127.0.0.1", port)
+    }
+
+    fn start_on(bin: &Path, dir: &Path, host: &str, port: u16) -> Broker {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} {host}\nallow_anonymous true\npersistence false\n"),
         )
         .unwrap();
         let child = Command::new(bin)
@@ -241,4 +245,29 @@ fn a_phone_at_site_a_reaches_the_lock_at_site_b_through_a_broker_that_restarts()
     );
     assert!(hub.terminate().success());
     drop(broker);
+}
+
+#[test]
+fn a_site_reaches_a_broker_given_by_an_ipv6_literal() {
+    let Some(bin) = Broker::binary() else {
+        eprintln!("mosquitto not installed (apt-get install mosquitto): test skipped");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let _broker = Broker::start_on(&bin, dir.path(), "::1", port);
+    let metrics = free_tcp_port();
+    let mqtt = format!("mqtt://[::1]:{port}");
+    let _site = Listener::loopback_hub(
+        "jis:site-v6:hub",
+        &[],
+        &[
+            "--mqtt",
+            &mqtt,
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
+    // Subscribed to its own DID's topics: connected over IPv6.
+    until(metrics, "tibet_mqtt_subscribed_total", 2.0);
 }

@@ -1,6 +1,6 @@
 //! [`TransportConfig`]: everything a node can be told, with the seed's defaults.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use crate::identity::IdentityConfig;
@@ -12,6 +12,9 @@ pub const DEFAULT_PORT: u16 = 7150;
 pub const DISCOVERY_PORT: u16 = 7151;
 /// Multicast group of discovery beacons ("71.50" = TIBET).
 pub const MULTICAST_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 71, 50);
+/// Link-local IPv6 multicast group of discovery beacons (`ff02::71:50`,
+/// the IPv4 group's "71.50" again; docs/PROTOCOL.md).
+pub const MULTICAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0x71, 0x50);
 /// Multicast TTL of discovery beacons: LAN only, at most one router hop.
 pub const MULTICAST_TTL: u32 = 2;
 
@@ -87,8 +90,11 @@ pub struct TransportConfig {
     pub broadcast: bool,
     /// Run discovery: the multicast listener and the periodic beacon.
     pub discovery_enabled: bool,
-    /// Multicast group of beacons.
+    /// Multicast group of beacons over IPv4.
     pub multicast_group: Ipv4Addr,
+    /// Multicast group of beacons over IPv6 (link-local scope), used when
+    /// the transport socket is an IPv6 one (`::` listens on both families).
+    pub multicast_group_v6: Ipv6Addr,
     /// Port of the discovery socket (0: any free port, for tests).
     pub discovery_port: u16,
     /// Multicast TTL of beacons.
@@ -96,6 +102,11 @@ pub struct TransportConfig {
     /// Interface address to join the group on and send beacons from
     /// (unspecified: the kernel's choice; `127.0.0.1` keeps it on loopback).
     pub multicast_interface: Ipv4Addr,
+    /// Index of the interface to join the groups on and send beacons from
+    /// (0: none given). The IPv6 group is link-local, so on a host with
+    /// several interfaces this names the link; for IPv4 it applies when no
+    /// `multicast_interface` address is given.
+    pub multicast_ifindex: u32,
     /// Interval between heartbeats to live peers.
     pub heartbeat_interval: Duration,
     /// Interval between discovery beacons (the first one goes out at start).
@@ -152,9 +163,11 @@ impl Default for TransportConfig {
             broadcast: true,
             discovery_enabled: true,
             multicast_group: MULTICAST_GROUP,
+            multicast_group_v6: MULTICAST_GROUP_V6,
             discovery_port: DISCOVERY_PORT,
             multicast_ttl: MULTICAST_TTL,
             multicast_interface: Ipv4Addr::UNSPECIFIED,
+            multicast_ifindex: 0,
             heartbeat_interval: Duration::from_secs(30),
             discovery_interval: Duration::from_secs(60),
             cleanup_interval: Duration::from_secs(45),
@@ -198,5 +211,16 @@ impl TransportConfig {
     /// Where beacons are sent.
     pub fn multicast_addr(&self) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(self.multicast_group), self.discovery_port)
+    }
+
+    /// Where beacons are sent over IPv6: the link-local group on the
+    /// configured interface (scope id).
+    pub fn multicast_addr_v6(&self) -> SocketAddr {
+        SocketAddr::V6(SocketAddrV6::new(
+            self.multicast_group_v6,
+            self.discovery_port,
+            0,
+            self.multicast_ifindex,
+        ))
     }
 }

@@ -449,9 +449,23 @@ impl Engine {
         if !self.audit_enabled {
             return;
         }
-        self.drops.note(now.wall, DropSource::Addr(from), reason);
+        let source = self.aggregation_key(from);
+        self.drops.note(now.wall, DropSource::Addr(source), reason);
         if self.next_drop_flush.is_none() {
             self.next_drop_flush = Some(now.mono + self.config.guard.drop_interval);
+        }
+    }
+
+    /// The source that drops and refusals from `from` are aggregated
+    /// under: an IPv6 sender's prefix (port 0), else the address itself, so
+    /// a sender cannot spread a flood over records by changing address
+    /// within its /64 (`prefix.rs`).
+    fn aggregation_key(&self, from: SocketAddr) -> SocketAddr {
+        let key = self.guard.source_key(from.ip());
+        if key == crate::prefix::canonical_ip(from.ip()) {
+            SocketAddr::new(key, from.port())
+        } else {
+            SocketAddr::new(key, 0)
         }
     }
 
@@ -1158,7 +1172,8 @@ impl Engine {
         if !self.audit_enabled {
             return;
         }
-        if let Some(count) = self.identity.audit_due(now.mono, from) {
+        let source = self.aggregation_key(from);
+        if let Some(count) = self.identity.audit_due(now.mono, source) {
             self.audit(|| AuditRecord::IdentityRefused {
                 did: did.to_owned(),
                 address: from,
@@ -1690,7 +1705,13 @@ impl Engine {
             .and_then(|v| v.as_u64())
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0)
-            .map(|p| SocketAddr::new(from.ip(), p));
+            .map(|p| {
+                // `from` with the announced port: a link-local IPv6 source
+                // keeps its scope (interface), without which it is unusable.
+                let mut addr = from;
+                addr.set_port(p);
+                addr
+            });
         if let Some(addr) = transport {
             // A beacon proves nothing: it may introduce a peer, never move one.
             let upd = self.peers.introduce(now.mono, &packet.source_did, addr);

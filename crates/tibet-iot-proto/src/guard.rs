@@ -30,6 +30,15 @@
 //!   checked without a budget, so a flood of signatures from elsewhere (the
 //!   same IP included) cannot starve them (docs/SECURITY.md).
 //!
+//! - **IPv6 prefixes.** Whoever holds one IPv6 address holds its /64, so
+//!   an IPv6 source is counted under its prefix (`v6_prefix` bits, 64 by
+//!   default) as well as its address: the credit is kept per prefix, and
+//!   each kind of bucket above has a second bucket per prefix holding
+//!   `prefix_share` times an address's budget (4 by default), so a flood
+//!   from every address of a /64 gets what four addresses would. IPv4 (and
+//!   IPv4-mapped IPv6) sources are counted per address, as before
+//!   (`prefix.rs`).
+//!
 //! Trusted (GROEN) senders are exempt from the credit and the buckets above
 //! but the verification budget; the engine decides who that is.
 
@@ -40,6 +49,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tibet_ping::{RateLimitStats, RateLimiter, Timestamp};
 
+use crate::prefix::{DEFAULT_V6_PREFIX, canonical_ip, source_prefix};
 use crate::time::MonoTime;
 
 /// Settings of the [`SourceGuard`].
@@ -80,13 +90,20 @@ pub struct GuardConfig {
     pub verify_total_burst: f64,
     /// ... and refill per second (1,000: about 3 % of a core).
     pub verify_total_rate: f64,
-    /// Addresses with a bucket at once, per kind of work (4,096).
+    /// Addresses with a bucket at once, per kind of work (4,096); as many
+    /// IPv6 prefixes again.
     pub bucket_keys: usize,
     /// Interval over which drops (ROOD, replays, malformed, refused by a
     /// budget) are aggregated into one audit record per source (10 s).
     pub drop_interval: Duration,
     /// Sources counted apart per drop interval (1,024).
     pub drop_sources: usize,
+    /// Leading bits of an IPv6 source that name its sender (64): credit,
+    /// buckets and drop aggregation count an IPv6 source under this prefix.
+    pub v6_prefix: u8,
+    /// Budget of one IPv6 prefix's bucket, in addresses' budgets (4): each
+    /// address of the prefix still gets at most one address's budget.
+    pub prefix_share: f64,
 }
 
 impl Default for GuardConfig {
@@ -109,6 +126,8 @@ impl Default for GuardConfig {
             bucket_keys: 4096,
             drop_interval: tibet_ping::DEFAULT_DROP_INTERVAL,
             drop_sources: tibet_ping::DEFAULT_DROP_SOURCES,
+            v6_prefix: DEFAULT_V6_PREFIX,
+            prefix_share: 4.0,
         }
     }
 }
@@ -140,6 +159,14 @@ pub struct GuardStats {
     pub verify: RateLimitStats,
     /// Signature checks of all such packets together.
     pub verify_total: RateLimitStats,
+    /// Reverse paths (relays) per IPv6 prefix.
+    pub relay_prefixes: RateLimitStats,
+    /// Beacon reviews per IPv6 prefix.
+    pub beacon_prefixes: RateLimitStats,
+    /// Audit records per IPv6 prefix.
+    pub audit_prefixes: RateLimitStats,
+    /// Signature checks per IPv6 prefix.
+    pub verify_prefixes: RateLimitStats,
 }
 
 #[derive(Debug)]
@@ -148,19 +175,60 @@ struct Credit {
     since: MonoTime,
 }
 
-/// Per-address amplification credit and fairness buckets; see the module
+/// One kind of work's buckets: per address, and per IPv6 prefix.
+#[derive(Debug)]
+struct Buckets {
+    addr: RateLimiter<IpAddr>,
+    prefix: RateLimiter<IpAddr>,
+}
+
+impl Buckets {
+    fn new(burst: f64, rate: f64, share: f64, keys: usize) -> Self {
+        let share = if share.is_finite() {
+            share.max(1.0)
+        } else {
+            1.0
+        };
+        Buckets {
+            addr: RateLimiter::new(burst, rate, keys),
+            prefix: RateLimiter::new(burst * share, rate * share, keys),
+        }
+    }
+
+    /// One token from `ip`'s bucket and, for IPv6, from its prefix's
+    /// (`prefix`): both must have one. The prefix's is asked first, so a
+    /// flood through fresh addresses empties it and nothing more.
+    fn allow(&mut self, now: Timestamp, ip: IpAddr, prefix: IpAddr) -> bool {
+        if prefix != ip && !self.prefix.allow(now, &prefix) {
+            return false;
+        }
+        self.addr.allow(now, &ip)
+    }
+
+    fn tokens(&self, now: Timestamp, ip: IpAddr, prefix: IpAddr) -> f64 {
+        let own = self.addr.tokens(now, &ip);
+        if prefix == ip {
+            own
+        } else {
+            own.min(self.prefix.tokens(now, &prefix))
+        }
+    }
+}
+
+/// Per-source amplification credit and fairness buckets; see the module
 /// docs.
 #[derive(Debug)]
 pub struct SourceGuard {
     config: GuardConfig,
     /// Looked up for every datagram: a fast hasher with a random seed.
+    /// Keyed by source prefix ([`SourceGuard::source_key`]).
     credit: HashMap<IpAddr, Credit, foldhash::fast::RandomState>,
     order: VecDeque<(IpAddr, MonoTime)>,
-    relay: RateLimiter<IpAddr>,
+    relay: Buckets,
     relay_dids: RateLimiter<String>,
-    beacons: RateLimiter<IpAddr>,
-    audit: RateLimiter<IpAddr>,
-    verify: RateLimiter<IpAddr>,
+    beacons: Buckets,
+    audit: Buckets,
+    verify: Buckets,
     verify_total: RateLimiter<()>,
     stats: GuardStats,
 }
@@ -174,12 +242,13 @@ fn tick(now: MonoTime) -> Timestamp {
 impl SourceGuard {
     /// A guard with `config`.
     pub fn new(config: GuardConfig) -> Self {
+        let c = &config;
         SourceGuard {
-            relay: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
+            relay: Buckets::new(c.relay_burst, c.relay_rate, c.prefix_share, c.bucket_keys),
             relay_dids: RateLimiter::new(config.relay_burst, config.relay_rate, config.bucket_keys),
-            beacons: RateLimiter::new(config.beacon_burst, config.beacon_rate, config.bucket_keys),
-            audit: RateLimiter::new(config.audit_burst, config.audit_rate, config.bucket_keys),
-            verify: RateLimiter::new(config.verify_burst, config.verify_rate, config.bucket_keys),
+            beacons: Buckets::new(c.beacon_burst, c.beacon_rate, c.prefix_share, c.bucket_keys),
+            audit: Buckets::new(c.audit_burst, c.audit_rate, c.prefix_share, c.bucket_keys),
+            verify: Buckets::new(c.verify_burst, c.verify_rate, c.prefix_share, c.bucket_keys),
             verify_total: RateLimiter::new(config.verify_total_burst, config.verify_total_rate, 1),
             credit: HashMap::default(),
             order: VecDeque::new(),
@@ -191,6 +260,16 @@ impl SourceGuard {
     /// The settings.
     pub fn config(&self) -> &GuardConfig {
         &self.config
+    }
+
+    /// The key `ip` is counted under: its IPv6 prefix, or its IPv4 address.
+    pub fn source_key(&self, ip: IpAddr) -> IpAddr {
+        source_prefix(ip, self.config.v6_prefix)
+    }
+
+    /// `ip` in one family and its key.
+    fn keys(&self, ip: IpAddr) -> (IpAddr, IpAddr) {
+        (canonical_ip(ip), self.source_key(ip))
     }
 
     fn expire(&mut self, now: MonoTime) {
@@ -207,6 +286,7 @@ impl SourceGuard {
 
     /// A datagram of `len` bytes arrived from `ip`: it earns credit.
     pub fn earn(&mut self, now: MonoTime, ip: IpAddr, len: usize) {
+        let ip = self.source_key(ip);
         self.expire(now);
         let earned = (len as u64).saturating_mul(self.config.amplification);
         self.stats.untrusted_bytes_in = self.stats.untrusted_bytes_in.saturating_add(len as u64);
@@ -236,6 +316,7 @@ impl SourceGuard {
     /// Spends `len` bytes of `ip`'s credit; `false` (counted) when it has
     /// too little, and nothing is spent.
     pub fn spend(&mut self, now: MonoTime, ip: IpAddr, len: usize) -> bool {
+        let ip = self.source_key(ip);
         self.expire(now);
         let len = len as u64;
         match self.credit.get_mut(&ip) {
@@ -252,40 +333,45 @@ impl SourceGuard {
         }
     }
 
-    /// Credit `ip` holds now, in bytes.
+    /// Credit `ip` holds now (for IPv6: its prefix), in bytes.
     pub fn credit(&self, ip: IpAddr) -> u64 {
-        self.credit.get(&ip).map_or(0, |c| c.bytes)
+        self.credit.get(&self.source_key(ip)).map_or(0, |c| c.bytes)
     }
 
     /// One reverse path (relayed packet) for an untrusted sender at `ip`
     /// claiming `did`: both the address's and the DID's bucket must have a
     /// token.
     pub fn allow_relay(&mut self, now: MonoTime, ip: IpAddr, did: &str) -> bool {
-        self.relay.allow(tick(now), &ip) && self.relay_dids.allow(tick(now), did)
+        let (ip, prefix) = self.keys(ip);
+        self.relay.allow(tick(now), ip, prefix) && self.relay_dids.allow(tick(now), did)
     }
 
     /// One beacon review for untrusted `ip`.
     pub fn allow_beacon(&mut self, now: MonoTime, ip: IpAddr) -> bool {
-        self.beacons.allow(tick(now), &ip)
+        let (ip, prefix) = self.keys(ip);
+        self.beacons.allow(tick(now), ip, prefix)
     }
 
     /// One audit record caused by untrusted `ip`.
     pub fn allow_audit(&mut self, now: MonoTime, ip: IpAddr) -> bool {
-        self.audit.allow(tick(now), &ip)
+        let (ip, prefix) = self.keys(ip);
+        self.audit.allow(tick(now), ip, prefix)
     }
 
     /// One signature check for a packet from `ip` that is not at its DID's
     /// proven address: the address's bucket and the shared one must both
     /// have a token.
     pub fn allow_verify(&mut self, now: MonoTime, ip: IpAddr) -> bool {
-        self.verify.allow(tick(now), &ip) && self.verify_total.allow(tick(now), &())
+        let (ip, prefix) = self.keys(ip);
+        self.verify.allow(tick(now), ip, prefix) && self.verify_total.allow(tick(now), &())
     }
 
     /// The signature checks [`SourceGuard::allow_verify`] would grant `ip`
     /// now, as (its address's tokens, the shared tokens); spends nothing.
     pub fn verify_tokens(&self, now: MonoTime, ip: IpAddr) -> (f64, f64) {
+        let (ip, prefix) = self.keys(ip);
         (
-            self.verify.tokens(tick(now), &ip),
+            self.verify.tokens(tick(now), ip, prefix),
             self.verify_total.tokens(tick(now), &()),
         )
     }
@@ -294,12 +380,16 @@ impl SourceGuard {
     pub fn stats(&self) -> GuardStats {
         GuardStats {
             credit_sources: self.credit.len(),
-            relay: self.relay.stats(),
+            relay: self.relay.addr.stats(),
             relay_dids: self.relay_dids.stats(),
-            beacons: self.beacons.stats(),
-            audit: self.audit.stats(),
-            verify: self.verify.stats(),
+            beacons: self.beacons.addr.stats(),
+            audit: self.audit.addr.stats(),
+            verify: self.verify.addr.stats(),
             verify_total: self.verify_total.stats(),
+            relay_prefixes: self.relay.prefix.stats(),
+            beacon_prefixes: self.beacons.prefix.stats(),
+            audit_prefixes: self.audit.prefix.stats(),
+            verify_prefixes: self.verify.prefix.stats(),
             ..self.stats.clone()
         }
     }
@@ -369,5 +459,50 @@ mod tests {
         let t1 = t0 + Duration::from_secs(1);
         assert_eq!(granted(&mut g, t1, 1), 1, "one a second per address");
         assert_eq!(g.stats().verify_total.allowed, 7);
+    }
+
+    fn v6(prefix: u16, host: u64) -> IpAddr {
+        let net = (0x2001_0db8_u128 << 96) | (u128::from(prefix) << 64);
+        IpAddr::from(std::net::Ipv6Addr::from(net | u128::from(host)))
+    }
+
+    #[test]
+    fn a_flood_from_one_ipv6_prefix_gets_what_prefix_share_addresses_get() {
+        let cfg = GuardConfig {
+            beacon_burst: 8.0,
+            beacon_rate: 0.5,
+            prefix_share: 4.0,
+            ..GuardConfig::default()
+        };
+        let mut g = SourceGuard::new(cfg);
+        let t0 = MonoTime::from_secs(100);
+        let granted = (0..10_000u64)
+            .filter(|&h| g.allow_beacon(t0, v6(1, h + 1)))
+            .count();
+        assert_eq!(granted, 32, "four addresses' burst for the whole /64");
+        assert!(
+            g.allow_beacon(t0, v6(2, 1)),
+            "another /64 keeps its own budget"
+        );
+        let one = (0..100).filter(|_| g.allow_beacon(t0, v6(3, 1))).count();
+        assert_eq!(one, 8, "one address of a fresh /64: one address's burst");
+        assert!(g.stats().beacon_prefixes.refused > 0);
+    }
+
+    #[test]
+    fn credit_is_per_ipv6_prefix_and_mapped_ipv4_is_ipv4() {
+        let mut g = SourceGuard::new(GuardConfig::default());
+        let t0 = MonoTime::from_secs(100);
+        g.earn(t0, v6(1, 1), 100);
+        assert!(
+            g.spend(t0, v6(1, 2), 150),
+            "earned by one address of the /64, spent towards another"
+        );
+        assert!(!g.spend(t0, v6(1, 3), 51), "the /64 holds 50 bytes more");
+        assert_eq!(g.credit(v6(2, 1)), 0, "another /64 earned nothing");
+        let mapped: IpAddr = "::ffff:10.0.0.9".parse().unwrap();
+        g.earn(t0, mapped, 10);
+        assert_eq!(g.credit(ip(9)), 20, "one IPv4 source, either spelling");
+        assert_eq!(g.source_key(v6(7, 99)), v6(7, 0));
     }
 }

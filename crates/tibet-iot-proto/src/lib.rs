@@ -29,6 +29,7 @@ mod guard;
 mod identity;
 mod metrics;
 mod peers;
+mod prefix;
 mod relay;
 mod requests;
 mod response_cache;
@@ -44,7 +45,8 @@ pub use audit::AuditRecord;
 pub use audit_queue::{AuditConfig, AuditOverload};
 pub use compact_str::CompactString;
 pub use config::{
-    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_TTL, TransportConfig,
+    DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_GROUP_V6, MULTICAST_TTL,
+    TransportConfig,
 };
 pub use discovery::{DiscoveryStats, NetworkDiscovery};
 pub use engine::{
@@ -56,6 +58,7 @@ pub use guard::{GuardConfig, GuardStats, SourceGuard};
 pub use identity::{IdentityConfig, IdentityStats};
 pub use metrics::{PROCESSING_BUCKETS_NS, PingMetrics};
 pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
+pub use prefix::{DEFAULT_V6_PREFIX, canonical_ip, source_prefix};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
 pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;

@@ -8,6 +8,8 @@
 //! answer written into a reused buffer, no `PingResponse` built); what
 //! `engine/groen_answered` costs beyond their sum is the
 //! engine's own tables (response cache, peers, routes, credit, metrics).
+//! The `_v6` cases come from an IPv6 source, which the per-source limits
+//! also count under its /64.
 //!
 //! `cargo bench -p tibet-iot --bench engine -- --warm-up-time 1 --measurement-time 3`
 
@@ -24,7 +26,9 @@ use tibet_ping::{Frame, PacketCodec, PingNode, PingNodeConfig, PingPacket, Times
 
 fn bench(c: &mut Criterion) {
     let now = Now::new(MonoTime::ZERO, Timestamp::now());
-    let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let from4: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    // An IPv6 source: every per-source limit also counts it under its /64.
+    let from6: SocketAddr = "[fd00:77::1]:40000".parse().unwrap();
     let mut crafter = PingNode::new(
         "jis:bench:client",
         PingNodeConfig::default(),
@@ -33,7 +37,12 @@ fn bench(c: &mut Criterion) {
     let codec = PacketCodec::json();
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(1));
-    for (name, trust) in [("groen_answered", 0.9), ("rood_dropped", 0.0)] {
+    for (name, trust, from) in [
+        ("groen_answered", 0.9, from4),
+        ("rood_dropped", 0.0, from4),
+        ("groen_answered_v6", 0.9, from6),
+        ("rood_dropped_v6", 0.0, from6),
+    ] {
         let mut engine = Engine::new("jis:bench:node", TransportConfig::loopback(), 7);
         engine.set_trust(now, "jis:bench:client", trust);
         engine.set_events_enabled(false);

@@ -110,6 +110,8 @@ pub(crate) struct SendBatch {
     addrs: Vec<Option<SockaddrStorage>>,
     gso: bool,
     segmented: u64,
+    /// An IPv6 socket: IPv4 destinations leave as IPv4-mapped addresses.
+    v6: bool,
 }
 
 impl SendBatch {
@@ -122,6 +124,7 @@ impl SendBatch {
             addrs: Vec::with_capacity(BATCH),
             gso: segment::supported(sock),
             segmented: 0,
+            v6: sock.local_addr().is_ok_and(|a| a.is_ipv6()),
         }
     }
 
@@ -132,6 +135,7 @@ impl SendBatch {
             addrs: Vec::with_capacity(BATCH),
             gso: false,
             segmented: 0,
+            v6: false,
         }
     }
 
@@ -159,7 +163,7 @@ impl SendBatch {
         if self.gso {
             let run = segment_run(queue, 0);
             if run >= GSO_MIN_RUN {
-                match send_segmented(sock, queue, run) {
+                match send_segmented(sock, queue, run, self.v6) {
                     Ok(()) => {
                         self.segmented += run as u64;
                         return Ok(run);
@@ -194,11 +198,12 @@ impl SendBatch {
         n: usize,
     ) -> io::Result<usize> {
         self.addrs.clear();
+        let v6 = self.v6;
         self.addrs.extend(
             queue
                 .iter()
                 .take(n)
-                .map(|t| Some(SockaddrStorage::from(t.destination))),
+                .map(|t| Some(SockaddrStorage::from(to_socket(t.destination, v6)))),
         );
         let slices: Vec<[IoSlice<'_>; 1]> = queue
             .iter()
@@ -259,9 +264,14 @@ fn is_broadcast(to: SocketAddr) -> bool {
 
 /// The first `run` datagrams of `queue` (see [`segment_run`]) in one
 /// segmented send.
-fn send_segmented(sock: &UdpSocket, queue: &VecDeque<Transmit>, run: usize) -> io::Result<()> {
+fn send_segmented(
+    sock: &UdpSocket,
+    queue: &VecDeque<Transmit>,
+    run: usize,
+    v6: bool,
+) -> io::Result<()> {
     let first = &queue[0];
-    let to = SockaddrStorage::from(first.destination);
+    let to = SockaddrStorage::from(to_socket(first.destination, v6));
     let slices: Vec<IoSlice<'_>> = queue
         .iter()
         .take(run)
@@ -278,15 +288,39 @@ fn send_segmented(sock: &UdpSocket, queue: &VecDeque<Transmit>, run: usize) -> i
     })
 }
 
-/// The std form of a socket address from the kernel.
+/// The std form of a socket address from the kernel; an IPv4-mapped IPv6
+/// address (an IPv4 peer of a dual-stack socket) is the IPv4 address, so a
+/// peer is one address whichever socket heard it.
 pub(crate) fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     if let Some(v4) = a.as_sockaddr_in() {
         return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
     }
     if let Some(v6) = a.as_sockaddr_in6() {
-        return Some(SocketAddr::V6(SocketAddrV6::from(*v6)));
+        return Some(canonical(SocketAddr::V6(SocketAddrV6::from(*v6))));
     }
     None
+}
+
+/// `addr` in one family: an IPv4-mapped IPv6 address as IPv4.
+pub(crate) fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, v6.port())),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// `addr` as a socket of the family `v6` takes it: an IPv4 address as
+/// IPv4-mapped IPv6 on an IPv6 (dual-stack) socket.
+pub(crate) fn to_socket(addr: SocketAddr, v6: bool) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(v4) if v6 => {
+            SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+        }
+        _ => addr,
+    }
 }
 
 #[cfg(test)]

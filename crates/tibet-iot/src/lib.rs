@@ -75,6 +75,7 @@ pub use audit::{AuditError, AuditSink, Stored};
 pub use error::StartError;
 pub use node::IoTNode;
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
+pub use socket::interface_index;
 pub use state_store::{
     Decision, PinEntry, RevocationEntry, RuleEntry, SCHEMA_VERSION, STORE_FILE, StateStore,
     StoreError, StoredState, TrustEntry, VouchEntry, reset_state_store,
@@ -83,9 +84,9 @@ pub use tibet_iot_proto::sim;
 pub use tibet_iot_proto::{
     AuditConfig, AuditOverload, AuditRecord, DEFAULT_PORT, DISCOVERY_PORT, DiscoveryStats,
     DriverStats, Engine, EngineStats, Event, IdentityConfig, IdentityStats, Limits,
-    MULTICAST_GROUP, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery, NodeStats, Now,
-    PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord, PeerStats, PeerTracker, PeerUpdate,
-    PingMetrics, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError, SendOptions,
-    TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink,
-    UplinkStats, WaitingBeacon, WaitingReviews,
+    MULTICAST_GROUP, MULTICAST_GROUP_V6, MULTICAST_TTL, MeshRelay, MonoTime, NetworkDiscovery,
+    NodeStats, Now, PROCESSING_BUCKETS_NS, PacketCodec, PeerRecord, PeerStats, PeerTracker,
+    PeerUpdate, PingMetrics, RelayRefusal, RelayStats, RequestId, RetransmitPolicy, SendError,
+    SendOptions, TRANSPORT_PORT_KEY, Transmit, TransportConfig, UPLINK_ADDR, UPLINK_QUEUE_CAPACITY,
+    Uplink, UplinkStats, WaitingBeacon, WaitingReviews,
 };

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
     AuditOverload, Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError,
-    SendOptions, TransportConfig, Uplink,
+    SendOptions, Transmit, TransportConfig, Uplink,
 };
 
 use crate::audit::AuditSink;
@@ -324,7 +324,9 @@ impl IoTNode {
             .local_addr()
             .map_err(|source| StartError::Bind { addr: bind, source })?;
         let disc = if config.discovery_enabled {
-            match socket::discovery_socket(&config).and_then(UdpSocket::from_std) {
+            match socket::discovery_socket(&config)
+                .and_then(|(s, families)| Ok((UdpSocket::from_std(s)?, families)))
+            {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(error = %e, group = %config.multicast_group, port = config.discovery_port,
@@ -335,7 +337,7 @@ impl IoTNode {
         } else {
             None
         };
-        let discovery_addr = disc.as_ref().and_then(|d| d.local_addr().ok());
+        let discovery_addr = disc.as_ref().and_then(|(d, _)| d.local_addr().ok());
         let disc_port = discovery_addr.map_or(config.discovery_port, |a| a.port());
         let opened = self.open_state()?;
         let mut started_with = None;
@@ -368,7 +370,10 @@ impl IoTNode {
                 *store_slot = Some(kept);
                 state_dir = Some((dir, skew));
             }
-            let dest = SocketAddr::new(config.multicast_group.into(), disc_port);
+            // The engine sends each beacon to the IPv4 group; the driver
+            // sends it to the groups of the families discovery joined.
+            let mut dest = config.multicast_addr();
+            dest.set_port(disc_port);
             st.engine.set_local(local_addr.port(), dest);
             // Nothing an earlier run could have accepted is accepted again:
             // the horizon it left, or, knowing of none, this start less a
@@ -382,10 +387,17 @@ impl IoTNode {
         }
 
         let (tx, rx) = oneshot::channel();
+        let groups = Groups {
+            v4: config.multicast_addr(),
+            v6: config.multicast_addr_v6(),
+            families: disc.as_ref().map(|(_, f)| *f),
+        }
+        .on_port(disc_port);
         let task = tokio::spawn(drive(
             self.shared.clone(),
             sock,
-            disc,
+            disc.map(|(d, _)| d),
+            groups,
             self.events.clone(),
             rx,
         ));
@@ -906,10 +918,52 @@ fn to_instant(deadline: MonoTime, now: MonoTime) -> tokio::time::Instant {
     tokio::time::Instant::now() + wait
 }
 
+/// Where the engine's beacons go: the engine addresses them to the IPv4
+/// group (`v4`); they leave to the group of each family the discovery socket
+/// joined (with discovery off, to the IPv4 group as addressed).
+struct Groups {
+    v4: SocketAddr,
+    v6: SocketAddr,
+    families: Option<socket::Families>,
+}
+
+impl Groups {
+    /// The groups on the discovery port in use.
+    fn on_port(mut self, port: u16) -> Self {
+        self.v4.set_port(port);
+        self.v6.set_port(port);
+        self
+    }
+
+    /// Queues `t` (a beacon: once per joined family); `refused` sees each
+    /// datagram the queue refused.
+    fn push(&self, outq: &mut SendQueue, t: Transmit, mut refused: impl FnMut(&Transmit)) {
+        let mut push = |t: Transmit| {
+            if let Err((_, t)) = outq.push(t) {
+                refused(&t);
+            }
+        };
+        let Some(families) = self.families.filter(|_| t.destination == self.v4) else {
+            push(t);
+            return;
+        };
+        if families.v6 {
+            push(Transmit {
+                destination: self.v6,
+                payload: t.payload.clone(),
+            });
+        }
+        if families.v4 {
+            push(t);
+        }
+    }
+}
+
 async fn drive(
     shared: Arc<Shared>,
     sock: UdpSocket,
     disc: Option<UdpSocket>,
+    groups: Groups,
     events: broadcast::Sender<Event>,
     mut shutdown: oneshot::Receiver<()>,
 ) {
@@ -983,7 +1037,10 @@ async fn drive(
         if let Some(d) = disc.as_ref().filter(|_| !congested) {
             for _ in 0..RECV_BATCH / 4 {
                 match d.try_recv_from(&mut buf) {
-                    Ok((n, from)) => st.engine.handle_discovery_datagram(now, from, &buf[..n]),
+                    Ok((n, from)) => {
+                        st.engine
+                            .handle_discovery_datagram(now, batch::canonical(from), &buf[..n])
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => tracing::debug!(error = %e, "discovery recv error"),
                 }
@@ -993,12 +1050,12 @@ async fn drive(
             st.engine.handle_timeout(now);
         }
         while let Some(t) = st.engine.poll_transmit() {
-            if let Err((_, t)) = outq.push(t) {
+            groups.push(&mut outq, t, |t| {
                 shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
                 shared
                     .send_queue_bytes_dropped
                     .fetch_add(t.payload.len() as u64, Ordering::Relaxed);
-            }
+            });
         }
         st.drain_audit(&shared.audit_dropped);
         st.drain_uplink(&shared.uplink_dropped);
@@ -1071,8 +1128,9 @@ async fn drive(
         }
     }
     // Graceful: flush what can go out without waiting.
+    let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
     while let Some(t) = outq.pop_front() {
-        let _ = sock.try_send_to(&t.payload, t.destination);
+        let _ = sock.try_send_to(&t.payload, batch::to_socket(t.destination, v6));
     }
 }
 

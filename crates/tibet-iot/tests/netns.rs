@@ -38,7 +38,7 @@ async fn child_main(did: String, discovery: bool) {
         discovery_enabled: discovery,
         discovery_reply_delay: Duration::from_millis(100),
         request_timeout: Duration::from_secs(3),
-        identity: child_identity(),
+        identity: common::child_identity(),
         ..TransportConfig::default()
     };
     // Shared with the tasks of a `burst`.
@@ -139,27 +139,6 @@ async fn child_main(did: String, discovery: bool) {
         }
     }
     node.stop().await;
-}
-
-/// The child's key and pins from the environment: `TIBET_CHILD_KEY=N`
-/// (a key from the seed of 32 bytes N) and `TIBET_CHILD_PINS=DID=N,...`.
-fn child_identity() -> tibet_iot::IdentityConfig {
-    use tibet_ping::identity::{Keypair, PinStore};
-    let key = |n: &str| Keypair::from_seed(&[n.parse::<u8>().expect("seed byte"); 32]);
-    let mut pins = PinStore::new(16);
-    for entry in std::env::var("TIBET_CHILD_PINS")
-        .unwrap_or_default()
-        .split(',')
-        .filter(|e| !e.is_empty())
-    {
-        let (did, n) = entry.split_once('=').expect("DID=N");
-        pins.set(did, key(n).public()).expect("pin");
-    }
-    tibet_iot::IdentityConfig {
-        key: std::env::var("TIBET_CHILD_KEY").ok().map(|n| key(&n)),
-        pins,
-        ..Default::default()
-    }
 }
 
 // ---- the parent side ------------------------------------------------------

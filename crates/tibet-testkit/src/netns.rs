@@ -4,7 +4,11 @@
 //!
 //! Rules kept here: names are unique per process (`tib<pid>n<k>`),
 //! addresses are only assigned inside namespaces this module created and
-//! must be in 10.0.0.0/8, and nothing is configured in the host namespace.
+//! must be in 10.0.0.0/8 or, for IPv6, in the unique-local `fd00::/8`, and
+//! nothing is configured in the host namespace. IPv6 addresses are added
+//! without duplicate address detection (`nodad`), and a namespace made for
+//! IPv6 ([`Netns::new_v6`]) skips it for its link-local addresses too, so
+//! addresses are usable at once rather than after a second or two.
 //! Creating namespaces needs root: [`netns_available`] says whether tests
 //! may run (as non-root they skip with a printed reason; as root a failure
 //! to set up is a test failure).
@@ -52,9 +56,25 @@ fn ip(args: &[&str]) -> io::Result<Output> {
 }
 
 fn check_cidr(cidr: &str) -> io::Result<()> {
+    if cidr.contains(':') {
+        return check_cidr6(cidr);
+    }
     if !cidr.starts_with("10.") || !cidr.contains('/') {
         return Err(io::Error::other(format!(
             "test addresses must be 10.x.y.z/len, got {cidr}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_cidr6(cidr: &str) -> io::Result<()> {
+    let ok = cidr.split_once('/').is_some_and(|(a, _)| {
+        a.parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.octets()[0] == 0xfd)
+    });
+    if !ok {
+        return Err(io::Error::other(format!(
+            "test IPv6 addresses must be fdxx::/len, got {cidr}"
         )));
     }
     Ok(())
@@ -83,6 +103,19 @@ impl Netns {
         Ok(ns)
     }
 
+    /// Like [`Netns::new`], for IPv6 tests: duplicate address detection
+    /// off for every interface made in it from now on (link-local addresses
+    /// usable at once).
+    pub fn new_v6(tag: &str) -> io::Result<Netns> {
+        let ns = Netns::new(tag)?;
+        for key in ["all", "default"] {
+            run(ns
+                .command("sysctl")
+                .args(["-qw", &format!("net.ipv6.conf.{key}.accept_dad=0")]))?;
+        }
+        Ok(ns)
+    }
+
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -102,10 +135,15 @@ impl Netns {
         cmd
     }
 
-    /// Assigns `cidr` (10.x only) to `dev` and brings it up.
+    /// Assigns `cidr` (10.x, or fdxx:: for IPv6, added `nodad`) to `dev`
+    /// and brings it up.
     pub fn addr(&self, dev: &str, cidr: &str) -> io::Result<()> {
         check_cidr(cidr)?;
-        self.ip(&["addr", "add", cidr, "dev", dev])?;
+        if cidr.contains(':') {
+            self.ip(&["-6", "addr", "add", cidr, "dev", dev, "nodad"])?;
+        } else {
+            self.ip(&["addr", "add", cidr, "dev", dev])?;
+        }
         self.ip(&["link", "set", dev, "up"])?;
         Ok(())
     }
@@ -236,6 +274,14 @@ mod tests {
         assert!(check_cidr("10.1.2.3/24").is_ok());
         assert!(check_cidr("192.168.1.2/24").is_err());
         assert!(check_cidr("10.1.2.3").is_err());
+    }
+
+    #[test]
+    fn rejects_ipv6_addresses_outside_unique_local() {
+        assert!(check_cidr("fd00:77::1/64").is_ok());
+        assert!(check_cidr("2001:db8::1/64").is_err());
+        assert!(check_cidr("fe80::1/64").is_err());
+        assert!(check_cidr("fd00:77::1").is_err());
     }
 
     #[test]
