@@ -80,7 +80,8 @@ impl Default for Limits {
 /// hop cap 10.
 #[derive(Clone, Debug)]
 pub struct TransportConfig {
-    /// Address the transport socket binds to.
+    /// Address the transport socket binds to (default `::`: IPv4 and IPv6,
+    /// or IPv4 alone on a host without IPv6).
     pub bind_host: IpAddr,
     /// Port the transport socket binds to (0: any free port).
     pub bind_port: u16,
@@ -157,7 +158,7 @@ pub struct TransportConfig {
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
-            bind_host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind_host: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             bind_port: DEFAULT_PORT,
             use_msgpack: false,
             broadcast: true,

@@ -34,7 +34,11 @@ async fn child_main(did: String, discovery: bool) {
     use tibet_iot::{Event, IoTNode, TransportConfig};
     use tokio::io::AsyncBufReadExt;
 
+    // The IPv4 tests: bound to IPv4 alone, so a peer is never learnt at
+    // an IPv6 link-local address the namespace's links may also carry (the
+    // dual-stack default is tested in netns_ipv6.rs).
     let cfg = TransportConfig {
+        bind_host: std::net::Ipv4Addr::UNSPECIFIED.into(),
         discovery_enabled: discovery,
         discovery_reply_delay: Duration::from_millis(100),
         request_timeout: Duration::from_secs(3),
