@@ -318,7 +318,8 @@ pub struct StateSection {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
-    /// Broker URL: `mqtt://HOST[:PORT]` (1883) or `mqtts://HOST[:PORT]` (8883, TLS).
+    /// Broker URL: `mqtt://[USER:PASSWORD@]HOST[:PORT][?client_id=ID]` (1883)
+    /// or `mqtts://...` (8883, TLS).
     pub url: Option<String>,
     /// Client id (default: `tibet-` and the node's DID with `:` as `-`).
     pub client_id: Option<String>,

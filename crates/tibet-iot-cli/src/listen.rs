@@ -309,20 +309,10 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let settings = args.flags.resolve()?;
     settings.check_interfaces()?;
     settings.check_audit_file()?;
-    let mut ops =
-        crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did).await?;
+    let mut ops = crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did)?;
     let mut node = Node::start(&settings).await?;
-    // Joins the fleet (docs/FLEETS.md); a broker that is down is a warning
-    // and a retry in the background, never an exit.
-    let mut fleet = ops.mqtt.take().map(|mqtt| {
-        tracing::info!(
-            "mqtt: joining the fleet through {}:{} (topics under {}/)",
-            mqtt.host,
-            mqtt.port,
-            mqtt.prefix
-        );
-        crate::fleet::Fleet::start(mqtt, &node.inner())
-    });
+    // Metrics, and the fleet (docs/FLEETS.md).
+    ops.attach(node.inner()).await?;
     let lib = node.inner();
     if settings.trust.is_empty() && settings.vouches.is_empty() && settings.rules.is_empty() {
         logging::warn(
@@ -344,7 +334,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     } else {
         args.events
     };
-    if events == Events::None && fleet.is_none() && !node.saves_pins() {
+    if events == Events::None && ops.uplink().is_none() && !node.saves_pins() {
         // Nobody reads events (no lines, no MQTT fleet that may publish
         // them, no pins file fed by discoveries): the node then builds none.
         node.unsubscribe();
@@ -423,17 +413,14 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                         control::Request::Reject { .. } => Some(("rejected", None)),
                         _ => None,
                     };
-                    let answer = with_mqtt(node.control(call.request), fleet.as_ref());
+                    let answer = with_mqtt(node.control(call.request), ops.uplink());
                     if let (Some((verb, trust)), Some(item)) = (action, answer.item.as_ref()) {
                         outcome = print_review(&mut stdout, verb, item, trust, format);
                     }
                     let _ = call.reply.send(answer);
                 }
             }
-            Some(call) = ops.next_call() => {
-                let _ = call.reply.send(with_mqtt(node.control(call.request), fleet.as_ref()));
-            }
-            _ = async { match fleet.as_mut() { Some(f) => f.pump(&lib).await, None => std::future::pending().await } } => {}
+            _ = ops.feed_watchdog() => {}
             _ = async { tokio::time::sleep_until(coalesce.expect("guarded")).await }, if coalesce.is_some() => {
                 coalesce = None;
             }
@@ -444,7 +431,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                 let mut next = Some(event);
                 let mut taken = 0;
                 while let Some(event) = next {
-                    if let (Some(f), Event::Ping { .. }) = (fleet.as_mut(), &event)
+                    if let (Some(f), Event::Ping { .. }) = (ops.uplink(), &event)
                         && let Ok(json) = serde_json::to_vec(&event)
                     {
                         f.publish_event(&json);
@@ -509,9 +496,9 @@ fn loopback_warning(s: &crate::settings::Settings) -> Option<String> {
 /// Adds the MQTT bridge's counters (`mqtt`) to a `stats` answer.
 fn with_mqtt(
     mut answer: control::Response,
-    fleet: Option<&crate::fleet::Fleet>,
+    uplink: Option<&tibet_iot_ops::MqttUplink>,
 ) -> control::Response {
-    if let (Some(f), Some(serde_json::Value::Object(m))) = (fleet, answer.stats.as_mut())
+    if let (Some(f), Some(serde_json::Value::Object(m))) = (uplink, answer.stats.as_mut())
         && let Ok(v) = serde_json::to_value(f.stats())
     {
         m.insert("mqtt".into(), v);

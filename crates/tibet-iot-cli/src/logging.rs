@@ -4,7 +4,6 @@
 //! set (<https://no-color.org>).
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
 use tracing_subscriber::EnvFilter;
@@ -24,8 +23,12 @@ pub(crate) enum LogFormat {
 pub(crate) fn init(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn",
-        1 => "info,tibet_iot=debug,tibet_ping=debug,tibet_core=debug,tibet_iot_cli=debug",
-        _ => "debug,tibet_iot=trace,tibet_ping=trace,tibet_core=trace,tibet_iot_cli=trace",
+        1 => {
+            "info,tibet_iot=debug,tibet_ping=debug,tibet_core=debug,tibet_iot_ops=debug,tibet_iot_cli=debug"
+        }
+        _ => {
+            "debug,tibet_iot=trace,tibet_ping=trace,tibet_core=trace,tibet_iot_ops=trace,tibet_iot_cli=trace"
+        }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
@@ -52,49 +55,5 @@ pub(crate) fn warn(format: LogFormat, message: &str) {
     match format {
         LogFormat::Text => eprintln!("warning: {message}"),
         LogFormat::Json => tracing::warn!(target: "tibet_iot_cli", "{message}"),
-    }
-}
-
-/// A warning that can repeat as fast as the network allows (a refused
-/// connection): logged at most once a second, each line with the number of
-/// occurrences since the line before, so a flood costs one line a second.
-#[derive(Debug, Default)]
-pub(crate) struct EverySecond {
-    last_line: Option<Instant>,
-    unlogged: u64,
-}
-
-impl EverySecond {
-    /// One more occurrence at `now`; `Some(n)` when a line is due, `n`
-    /// counting this one and those left out since the last line.
-    pub(crate) fn note(&mut self, now: Instant) -> Option<u64> {
-        self.unlogged += 1;
-        if self
-            .last_line
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
-        {
-            return None;
-        }
-        self.last_line = Some(now);
-        Some(std::mem::take(&mut self.unlogged))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_flood_of_occurrences_is_one_line_a_second_with_a_count() {
-        let t0 = Instant::now();
-        let mut log = EverySecond::default();
-        assert_eq!(log.note(t0), Some(1), "the first one at once");
-        let ms = Duration::from_millis;
-        let lines: Vec<(u64, u64)> = (1..=2500u64)
-            .filter_map(|i| log.note(t0 + ms(i)).map(|n| (i, n)))
-            .collect();
-        // One line at 1 s and one at 2 s, each counting the 1,000 since.
-        assert_eq!(lines, [(1000, 1000), (2000, 1000)]);
-        assert_eq!(log.note(t0 + ms(3000)), Some(501));
     }
 }

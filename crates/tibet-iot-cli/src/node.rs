@@ -331,10 +331,11 @@ impl Node {
         }
         apply_policy(&inner, settings)?;
         // No sink without --audit: the engine then builds no audit records
-        // (the metrics page reads the engine's own ping counters).
+        // (the metrics page reads the engine's own ping counters, and the
+        // driver's count of tokens stored).
         if let Some((path, durability)) = &settings.audit {
             let sink = crate::audit_sink::open(path, *durability, &settings.did)?;
-            inner.set_audit(Some(crate::metrics::CountingSink::wrap(sink)));
+            inner.set_audit(Some(sink));
         }
         let events = inner.subscribe();
         let addr = inner.start().await.map_err(|e| match e {

@@ -1,24 +1,23 @@
-//! The operations side of `listen`: the metrics endpoint (`--metrics`,
-//! `[metrics]`), the systemd notifications, and the MQTT settings
-//! (`--mqtt`, `[mqtt]`) that `listen` joins the node to a fleet with. `listen` calls
-//! [`Ops::start`] before it starts the node, [`Ops::ready`] once it is bound,
-//! answers [`Ops::next_call`] in its loop and calls [`Ops::stopping`] on
+//! The operations side of `listen`: the flags and config sections of the
+//! metrics endpoint (`--metrics`, `[metrics]`) and of the MQTT fleet bridge
+//! (`--mqtt`, `[mqtt]`), handed to the `tibet-iot-ops` library, and the
+//! systemd notifications. `listen` calls [`Ops::start`] before it starts
+//! the node (so that a bad setting is an error before anything binds),
+//! [`Ops::attach`] once the node runs, [`Ops::ready`] once it is bound,
+//! polls [`Ops::feed_watchdog`] in its loop and calls [`Ops::stopping`] on
 //! shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
-use tokio::sync::mpsc;
+use anyhow::{Context, Result, bail};
+use tibet_iot::IoTNode;
+use tibet_iot_ops::{MetricsServer, MqttConfig, MqttUplink};
 
-use crate::config::ConfigFile;
-use crate::control::Call;
-use crate::metrics::MetricsServer;
+use crate::config::{ConfigFile, MqttSection};
 use crate::systemd;
-
-/// Snapshot requests waiting for the node loop.
-const CALL_QUEUE: usize = 8;
 
 /// The operations flags of `listen`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -26,7 +25,8 @@ pub(crate) struct OpsFlags {
     /// Serve Prometheus/OpenMetrics text at http://ADDR:PORT/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub(crate) metrics: Option<SocketAddr>,
-    /// Join a fleet through this MQTT broker: mqtt://HOST[:PORT] or mqtts://.
+    /// Join a fleet through this MQTT broker:
+    /// mqtt://[USER:PASSWORD@]HOST[:PORT][?client_id=ID] or mqtts://.
     #[arg(long, value_name = "URL")]
     pub(crate) mqtt: Option<String>,
     /// File whose first line is USERNAME:PASSWORD for the MQTT broker.
@@ -38,20 +38,22 @@ pub(crate) struct OpsFlags {
     pub(crate) mqtt_events: bool,
 }
 
-/// Running operations services of one `listen`.
+/// Operations services of one `listen`.
 pub(crate) struct Ops {
+    /// Where to serve metrics, until [`Ops::attach`] binds it.
+    metrics_addr: Option<SocketAddr>,
     metrics: Option<MetricsServer>,
-    calls: mpsc::Receiver<Call>,
-    /// Checked MQTT settings, when the node joins a fleet.
-    pub(crate) mqtt: Option<crate::mqtt::MqttSettings>,
+    /// Checked MQTT settings, until [`Ops::attach`] starts the bridge.
+    mqtt: Option<MqttConfig>,
+    uplink: Option<MqttUplink>,
     /// Fed from the node loop itself, so a stuck loop starves it.
     watchdog: Option<tokio::time::Interval>,
 }
 
 impl Ops {
-    /// Binds what the flags and the config file (`config`) ask for, for
+    /// Checks what the flags and the config file (`config`) ask for, for
     /// the node `did`.
-    pub(crate) async fn start(flags: &OpsFlags, config: Option<&Path>, did: &str) -> Result<Ops> {
+    pub(crate) fn start(flags: &OpsFlags, config: Option<&Path>, did: &str) -> Result<Ops> {
         let file = match config {
             Some(path) => ConfigFile::load(path)?,
             None => ConfigFile::default(),
@@ -70,36 +72,56 @@ impl Ops {
                     *p = base.join(&*p);
                 }
             }
-            let mut settings = crate::mqtt::MqttSettings::resolve(
-                &section,
-                url,
-                flags.mqtt_credentials.as_deref(),
-                did,
-            )?;
-            settings.events = flags.mqtt_events || section.publish_events.unwrap_or(false);
-            mqtt = Some(settings);
+            let events = flags.mqtt_events || section.publish_events.unwrap_or(false);
+            mqtt = Some(
+                mqtt_config(&section, url, flags.mqtt_credentials.as_deref(), did)?
+                    .with_events(events),
+            );
         } else if flags.mqtt_events {
-            anyhow::bail!("--mqtt-events needs --mqtt URL (or url in [mqtt])");
+            bail!("--mqtt-events needs --mqtt URL (or url in [mqtt])");
         }
-        let (tx, calls) = mpsc::channel(CALL_QUEUE);
-        let metrics = match flags
-            .metrics
-            .or(file.metrics.as_ref().and_then(|m| m.listen))
-        {
-            Some(addr) => Some(MetricsServer::bind(addr, tx).await?),
-            None => None,
-        };
         Ok(Ops {
-            metrics,
-            calls,
+            metrics_addr: flags
+                .metrics
+                .or(file.metrics.as_ref().and_then(|m| m.listen)),
+            metrics: None,
             mqtt,
+            uplink: None,
             watchdog: None,
         })
+    }
+
+    /// The node runs: serve its metrics and join it to its fleet, as asked.
+    pub(crate) async fn attach(&mut self, node: Arc<IoTNode>) -> Result<()> {
+        if let Some(addr) = self.metrics_addr {
+            self.metrics = Some(MetricsServer::serve(node.clone(), addr).await?);
+        }
+        // A broker that is down is a warning and a retry in the
+        // background, never an exit (docs/FLEETS.md).
+        if let Some(mqtt) = self.mqtt.take() {
+            tracing::info!(
+                "mqtt: joining the fleet through {}:{} (topics under {}/)",
+                mqtt.host(),
+                mqtt.port(),
+                mqtt.prefix()
+            );
+            let uplink = MqttUplink::start(node, mqtt)?;
+            if let Some(m) = &self.metrics {
+                m.watch_uplink(uplink.stats_reader());
+            }
+            self.uplink = Some(uplink);
+        }
+        Ok(())
     }
 
     /// Where metrics are served, if they are.
     pub(crate) fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics.as_ref().map(MetricsServer::local_addr)
+    }
+
+    /// The MQTT uplink, when the node is in a fleet.
+    pub(crate) fn uplink(&self) -> Option<&MqttUplink> {
+        self.uplink.as_ref()
     }
 
     /// The node is bound: notify systemd and start feeding its watchdog.
@@ -114,24 +136,107 @@ impl Ops {
         }
     }
 
-    /// The next request for the node loop (a metrics snapshot); feeds the
-    /// watchdog while waiting, and never resolves when nothing asks.
-    pub(crate) async fn next_call(&mut self) -> Option<Call> {
+    /// Feeds the systemd watchdog when it is due; never resolves (poll it
+    /// in the node loop, so a stuck loop starves the watchdog).
+    pub(crate) async fn feed_watchdog(&mut self) {
         loop {
-            let metrics = self.metrics.is_some();
-            tokio::select! {
-                _ = async { match self.watchdog.as_mut() { Some(w) => w.tick().await, None => std::future::pending().await } } => {
+            match self.watchdog.as_mut() {
+                Some(w) => {
+                    w.tick().await;
                     systemd::watchdog();
                 }
-                call = self.calls.recv(), if metrics => return call,
+                None => std::future::pending::<()>().await,
             }
         }
     }
 
-    /// Shutdown began: notify systemd, stop the watchdog and the endpoint.
+    /// Shutdown began: notify systemd, stop the watchdog, the endpoint and
+    /// the bridge.
     pub(crate) fn stopping(&mut self) {
         self.watchdog = None;
         self.metrics = None;
+        self.uplink = None;
         systemd::stopping();
+    }
+}
+
+/// The bridge settings of `[mqtt]` (`section`) for the node `own_did`:
+/// `url` and `credentials_file` from flags win over the section's.
+fn mqtt_config(
+    section: &MqttSection,
+    url: &str,
+    credentials_file: Option<&Path>,
+    own_did: &str,
+) -> Result<MqttConfig> {
+    let mut config = MqttConfig::new(url, own_did)?;
+    if let Some(prefix) = &section.topic_prefix {
+        config = config.with_topic_prefix(prefix)?;
+    }
+    config = config.with_tls(section.tls.unwrap_or(false));
+    if config.tls() {
+        let Some(path) = &section.ca_file else {
+            bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]");
+        };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read MQTT CA file {}", path.display()))?;
+        config = config.with_ca_pem(pem);
+    }
+    if let Some(path) = credentials_file.or(section.credentials_file.as_deref()) {
+        let (user, password) = read_credentials(path)?;
+        config = config.with_credentials(user, password);
+    }
+    if let Some(id) = &section.client_id {
+        config = config.with_client_id(id.clone());
+    }
+    Ok(config)
+}
+
+/// Reads `USERNAME:PASSWORD` from the first line of `path`.
+fn read_credentials(path: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read MQTT credentials file {}", path.display()))?;
+    let line = text.lines().next().unwrap_or_default();
+    match line.split_once(':') {
+        Some((user, pass)) if !user.is_empty() => Ok((user.to_owned(), pass.to_owned())),
+        _ => bail!(
+            "MQTT credentials file {} must start with a USERNAME:PASSWORD line",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_resolve_and_hide_the_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::write(&creds, "site-a:s3cret\n").unwrap();
+        let section = MqttSection::default();
+        let s = mqtt_config(
+            &section,
+            "mqtt://127.0.0.1:1999",
+            Some(&creds),
+            "jis:site-a:hub",
+        )
+        .unwrap();
+        assert_eq!(s.prefix(), "tibet/v1");
+        assert_eq!(s.client_id(), "tibet-jis-site-a-hub");
+        assert_eq!(s.user(), Some("site-a"));
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let missing = dir.path().join("nope");
+        let e = mqtt_config(&section, "mqtt://h", Some(&missing), "jis:a:b").unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read MQTT credentials file"));
+        let e = mqtt_config(&section, "mqtts://h", None, "jis:a:b").unwrap_err();
+        assert!(format!("{e:#}").contains("needs ca_file"), "{e:#}");
+        let section = MqttSection {
+            client_id: Some("hub-1".into()),
+            topic_prefix: Some("acme/".into()),
+            ..MqttSection::default()
+        };
+        let s = mqtt_config(&section, "mqtt://h?client_id=x", None, "jis:a:b").unwrap();
+        assert_eq!((s.client_id(), s.prefix()), ("hub-1", "acme"));
     }
 }

@@ -145,6 +145,10 @@ fn with_rates(
         .collect()
 }
 
+/// A number at a `/`-separated path of the `stats` answer (0 when absent).
+/// The answer is JSON from another process (the control socket), so the
+/// counters are read by path here; `every_path_names_a_stats_field` keeps
+/// the paths in step with the stats structs.
 fn num(stats: &Value, path: &str) -> u64 {
     let mut v = stats;
     for key in path.split('/') {
@@ -336,6 +340,18 @@ mod tests {
         assert!(!text.contains(['\x1b', '\r']), "{text:?}");
         assert!(text.contains("ping_x\\u{1b}[2J\\u{d}y"), "{text}");
         assert!(!text.contains(&"i".repeat(121)), "capped: {text}");
+    }
+
+    /// A renamed or removed field of the node's stats fails here instead
+    /// of reading as 0 in `status`.
+    #[test]
+    fn every_path_names_a_stats_field() {
+        let node = IoTNode::new("jis:a:b", tibet_iot::TransportConfig::loopback());
+        let stats = serde_json::to_value(node.stats()).unwrap();
+        for (name, path) in COUNTERS.iter().chain(IDENTITY) {
+            let v = stats.pointer(&format!("/{path}"));
+            assert!(v.is_some_and(Value::is_u64), "{name}: no number at {path}");
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub(crate) struct NodeSettings {
     pub(crate) transport: TransportConfig,
     /// Where provenance tokens go, if anywhere.
     pub(crate) audit_file: Option<PathBuf>,
+    /// The MQTT broker of the node's fleet (`mqtt_url`), if any.
+    pub(crate) mqtt_url: Option<String>,
+    /// Where to serve the metrics page (`metrics_addr`), if anywhere.
+    pub(crate) metrics_addr: Option<SocketAddr>,
 }
 
 fn field<'py, T: FromPyObject<'py>>(
@@ -81,6 +85,8 @@ pub(crate) fn read(
         return Ok(NodeSettings {
             transport: t,
             audit_file: None,
+            mqtt_url: None,
+            metrics_addr: None,
         });
     };
     t.bind_host = ip("bind_host", &field(cfg, "bind_host", "0.0.0.0".to_owned())?)?;
@@ -111,9 +117,22 @@ pub(crate) fn read(
     t.routing = field(cfg, "routing", t.routing)?;
     t.identity = identity(cfg)?;
     let audit_file: Option<PathBuf> = field(cfg, "audit_file", None)?;
+    let mqtt_url: Option<String> = field(cfg, "mqtt_url", None)?;
+    let metrics_addr = field::<Option<String>>(cfg, "metrics_addr", None)?
+        .map(|text| {
+            text.parse::<SocketAddr>().map_err(|_| {
+                error(
+                    ErrorKind::Config,
+                    format!("TransportConfig.metrics_addr: {text:?} is not an ADDR:PORT"),
+                )
+            })
+        })
+        .transpose()?;
     Ok(NodeSettings {
         transport: t,
         audit_file,
+        mqtt_url,
+        metrics_addr,
     })
 }
 

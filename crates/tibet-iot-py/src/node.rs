@@ -5,12 +5,13 @@
 //! Python `tibet_iot.IoTNode` is a thin shell around it.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tibet_core::{FileStore, NetworkBridge, Provider};
 use tibet_iot::{IoTNode, SendError, SendOptions, StartError};
+use tibet_iot_ops::{MetricsServer, MqttConfig, MqttUplink};
 use tibet_ping::PingOptions;
 
 use crate::bridge::{Bridge, Outcome, runtime};
@@ -75,10 +76,58 @@ fn start_error(e: StartError) -> Outcome {
     }
 }
 
+/// The operations services of a node (`tibet-iot-ops`): what the config
+/// asks for, and what runs while the node runs.
+#[derive(Default)]
+struct Ops {
+    metrics_addr: Option<SocketAddr>,
+    mqtt: Option<MqttConfig>,
+    metrics: Option<MetricsServer>,
+    uplink: Option<MqttUplink>,
+}
+
+/// Starts the metrics page and the MQTT uplink of a started `node`.
+async fn start_ops(node: &Arc<IoTNode>, ops: &Mutex<Ops>) -> Result<(), Outcome> {
+    let (addr, mqtt) = {
+        let o = lock(ops);
+        if o.metrics.is_some() || o.uplink.is_some() {
+            return Ok(());
+        }
+        (o.metrics_addr, o.mqtt.clone())
+    };
+    let metrics = match addr {
+        Some(addr) => Some(
+            MetricsServer::serve(node.clone(), addr)
+                .await
+                .map_err(|e| Outcome::Error(ErrorKind::Bind, e.to_string()))?,
+        ),
+        None => None,
+    };
+    let uplink = match mqtt {
+        Some(config) => Some(
+            MqttUplink::start(node.clone(), config)
+                .map_err(|e| Outcome::Error(ErrorKind::Config, e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let (Some(m), Some(u)) = (&metrics, &uplink) {
+        m.watch_uplink(u.stats_reader());
+    }
+    let mut o = lock(ops);
+    o.metrics = metrics;
+    o.uplink = uplink;
+    Ok(())
+}
+
+fn lock(ops: &Mutex<Ops>) -> std::sync::MutexGuard<'_, Ops> {
+    ops.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The engine node behind `tibet_iot.IoTNode`.
 #[pyclass(module = "tibet_iot._native", name = "Node")]
 pub(crate) struct Node {
     node: Arc<IoTNode>,
+    ops: Arc<Mutex<Ops>>,
 }
 
 #[pymethods]
@@ -96,6 +145,22 @@ impl Node {
     ) -> PyResult<Self> {
         check_did(&device_did)?;
         let settings = config::read(config, heartbeat_interval, discovery_interval, peer_timeout)?;
+        let mqtt = match &settings.mqtt_url {
+            Some(url) => {
+                let config = MqttConfig::new(url, &device_did)
+                    .map_err(|e| error(ErrorKind::Config, e.to_string()))?;
+                config
+                    .check()
+                    .map_err(|e| error(ErrorKind::Config, e.to_string()))?;
+                Some(config)
+            }
+            None => None,
+        };
+        let ops = Ops {
+            metrics_addr: settings.metrics_addr,
+            mqtt,
+            ..Ops::default()
+        };
         let node = match seed {
             Some(s) => IoTNode::with_seed(device_did.clone(), settings.transport, s),
             None => IoTNode::new(device_did.clone(), settings.transport),
@@ -112,6 +177,7 @@ impl Node {
         }
         Ok(Node {
             node: Arc::new(node),
+            ops: Arc::new(Mutex::new(ops)),
         })
     }
 
@@ -133,16 +199,34 @@ impl Node {
         self.node.local_addr().map(addr_tuple)
     }
 
-    /// Binds and starts; resolves to the bound `(host, port)`. Starting a
-    /// running node does nothing (as in the reference).
+    /// The bound address of the metrics page (`metrics_addr`), while
+    /// running.
+    #[getter]
+    fn metrics_addr(&self) -> Option<(String, u16)> {
+        lock(&self.ops)
+            .metrics
+            .as_ref()
+            .map(|m| addr_tuple(m.local_addr()))
+    }
+
+    /// Binds and starts, with the metrics page and the MQTT uplink when the
+    /// config asks for them; resolves to the bound `(host, port)`. Starting
+    /// a running node does nothing (as in the reference).
     fn start(&self, bridge: &Bridge) -> PyResult<u64> {
         let node = self.node.clone();
+        let ops = self.ops.clone();
         bridge.spawn(async move {
             if let Some(a) = node.local_addr() {
                 return Outcome::Addr(a);
             }
             match node.start().await {
-                Ok(a) => Outcome::Addr(a),
+                Ok(a) => match start_ops(&node, &ops).await {
+                    Ok(()) => Outcome::Addr(a),
+                    Err(e) => {
+                        node.stop().await;
+                        e
+                    }
+                },
                 Err(StartError::AlreadyRunning) => match node.local_addr() {
                     Some(a) => Outcome::Addr(a),
                     None => Outcome::Unit,
@@ -156,7 +240,13 @@ impl Node {
     /// resolve to `None`, audit tokens are flushed. Idempotent.
     fn stop(&self, bridge: &Bridge) -> PyResult<u64> {
         let node = self.node.clone();
+        let ops = self.ops.clone();
         bridge.spawn(async move {
+            {
+                let mut o = lock(&ops);
+                o.metrics = None;
+                o.uplink = None;
+            }
             node.stop().await;
             Outcome::Unit
         })

@@ -186,6 +186,7 @@ class Node:
     device_did: str
     running: bool
     local_addr: Optional[Tuple[str, int]]
+    metrics_addr: Optional[Tuple[str, int]]
     public_key: Optional[str]
     def __init__(
         self,

@@ -80,6 +80,12 @@ class IoTNode:
         return self._native.local_addr
 
     @property
+    def metrics_addr(self) -> Optional[Tuple[str, int]]:
+        """The bound ``(host, port)`` of the metrics page
+        (``TransportConfig.metrics_addr``), while running."""
+        return self._native.metrics_addr
+
+    @property
     def public_key(self) -> Optional[str]:
         """The base64 public key this node signs with (``key_file``)."""
         return self._native.public_key

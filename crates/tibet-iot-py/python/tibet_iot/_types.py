@@ -50,6 +50,12 @@ class TransportConfig:
     identity_mode: str = "prefer"
     #: Provenance tokens (tibet-core JSONL) of every decision, appended here.
     audit_file: Optional[str] = None
+    #: Join a fleet through this MQTT broker while running:
+    #: ``mqtt://[USER:PASSWORD@]HOST[:PORT][?client_id=ID]`` (docs/FLEETS.md).
+    mqtt_url: Optional[str] = None
+    #: Serve the Prometheus page at ``http://ADDR:PORT/metrics`` while
+    #: running (``"127.0.0.1:0"``: a free port, see ``IoTNode.metrics_addr``).
+    metrics_addr: Optional[str] = None
 
 
 @dataclass

@@ -27,15 +27,13 @@
 //! them and answers to their pings reach it. For a ping it relays from any
 //! other sender, it holds that sender's response topic for a while
 //! ([`Bridge::publish_ping_from`], `origins.rs`), so a one-off sender gets
-//! its answer too. `fleet.rs` joins the bridge to the node's uplink.
+//! its answer too. `uplink.rs` joins the bridge to the node's uplink.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use rumqttc::Transport;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, SubscribeReasonCode};
@@ -43,10 +41,9 @@ use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::mqtt_config::{MqttConfig, topic_safe};
 use crate::origins::{Noted, Origins};
 
-/// The default topic prefix.
-pub(crate) const DEFAULT_PREFIX: &str = "tibet/v1";
 /// Largest frame carried: the 8-byte header plus a 64 KiB payload.
 pub(crate) const MAX_FRAME: usize = 8 + 65_536;
 /// Largest MQTT packet the client takes (told to the broker, which discards
@@ -65,156 +62,6 @@ pub(crate) const MAX_LOCAL_DIDS: usize = 256;
 /// Longest wait between reconnect attempts.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// `[mqtt]` in the config file.
-pub(crate) use tibet_iot_cli::config::MqttSection;
-
-/// Resolved bridge settings.
-#[derive(Clone)]
-pub(crate) struct MqttSettings {
-    /// Broker host.
-    pub(crate) host: String,
-    /// Broker port.
-    pub(crate) port: u16,
-    /// MQTT client id.
-    pub(crate) client_id: String,
-    /// CA certificate (PEM) when TLS is on.
-    pub(crate) tls_ca: Option<Vec<u8>>,
-    /// Username and password.
-    pub(crate) credentials: Option<(String, String)>,
-    /// Topic prefix without a trailing `/`.
-    pub(crate) prefix: String,
-    /// This node's DID.
-    pub(crate) own_did: String,
-    /// Publish decided pings to `PREFIX/events/<own DID>`.
-    pub(crate) events: bool,
-}
-
-impl std::fmt::Debug for MqttSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the password.
-        f.debug_struct("MqttSettings")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("client_id", &self.client_id)
-            .field("tls", &self.tls_ca.is_some())
-            .field("user", &self.credentials.as_ref().map(|c| &c.0))
-            .field("prefix", &self.prefix)
-            .field("own_did", &self.own_did)
-            .field("events", &self.events)
-            .finish()
-    }
-}
-
-/// Host, port and whether the scheme asks for TLS.
-pub(crate) fn parse_url(url: &str) -> Result<(String, u16, bool)> {
-    let bad = || {
-        anyhow::anyhow!("bad MQTT URL '{url}': expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")
-    };
-    let (rest, tls) = if let Some(r) = url.strip_prefix("mqtt://") {
-        (r, false)
-    } else if let Some(r) = url.strip_prefix("mqtts://") {
-        (r, true)
-    } else {
-        return Err(bad());
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains(['/', '@', '?', '#', ' ']) {
-        return Err(bad());
-    }
-    let default_port = if tls { 8883 } else { 1883 };
-    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-        let (host, tail) = v6.split_once(']').ok_or_else(bad)?;
-        match tail.strip_prefix(':') {
-            Some(p) => (host, p.parse().map_err(|_| bad())?),
-            None if tail.is_empty() => (host, default_port),
-            None => return Err(bad()),
-        }
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-            None => (rest, default_port),
-        }
-    };
-    if host.is_empty() || port == 0 {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port, tls))
-}
-
-/// Reads `USERNAME:PASSWORD` from the first line of `path`.
-pub(crate) fn read_credentials(path: &Path) -> Result<(String, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read MQTT credentials file {}", path.display()))?;
-    let line = text.lines().next().unwrap_or_default();
-    match line.split_once(':') {
-        Some((user, pass)) if !user.is_empty() => Ok((user.to_owned(), pass.to_owned())),
-        _ => bail!(
-            "MQTT credentials file {} must start with a USERNAME:PASSWORD line",
-            path.display()
-        ),
-    }
-}
-
-/// Whether `did` can be one level of a topic (no `/`, `+`, `#`, NUL, not empty).
-fn topic_safe(did: &str) -> bool {
-    !did.is_empty() && !did.contains(['/', '+', '#', '\0']) && did.len() <= 1024
-}
-
-impl MqttSettings {
-    /// Resolves `section` for the node `own_did` (`url` from a flag wins).
-    pub(crate) fn resolve(
-        section: &MqttSection,
-        url: &str,
-        credentials_file: Option<&Path>,
-        own_did: &str,
-    ) -> Result<Self> {
-        let (host, port, scheme_tls) = parse_url(url)?;
-        if !topic_safe(own_did) {
-            bail!("DID '{own_did}' cannot be used in MQTT topics (contains / + or #)");
-        }
-        let prefix = section
-            .topic_prefix
-            .as_deref()
-            .unwrap_or(DEFAULT_PREFIX)
-            .trim_end_matches('/')
-            .to_owned();
-        if prefix.is_empty() || prefix.contains(['+', '#', '\0']) {
-            bail!("MQTT topic prefix '{prefix}' must be non-empty without + or #");
-        }
-        let tls = scheme_tls || section.tls.unwrap_or(false);
-        let tls_ca = match (tls, &section.ca_file) {
-            (false, _) => None,
-            (true, Some(path)) => Some(
-                std::fs::read(path)
-                    .with_context(|| format!("cannot read MQTT CA file {}", path.display()))?,
-            ),
-            (true, None) => bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]"),
-        };
-        let credentials = match credentials_file.or(section.credentials_file.as_deref()) {
-            Some(path) => Some(read_credentials(path)?),
-            None => None,
-        };
-        let client_id = section
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("tibet-{}", own_did.replace(':', "-")));
-        Ok(MqttSettings {
-            host,
-            port,
-            client_id,
-            tls_ca,
-            credentials,
-            prefix,
-            own_did: own_did.to_owned(),
-            events: section.publish_events.unwrap_or(false),
-        })
-    }
-
-    fn topic(&self, kind: Kind, did: &str) -> String {
-        format!("{}/{}/{did}", self.prefix, kind.word())
-    }
-}
-
 /// Which topic family a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -228,7 +75,7 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
-    fn word(self) -> &'static str {
+    pub(crate) fn word(self) -> &'static str {
         match self {
             Kind::Ping => "ping",
             Kind::Response => "response",
@@ -290,43 +137,49 @@ pub(crate) struct Counters {
     pub(crate) events_limited: AtomicU64,
 }
 
-/// A snapshot of [`Counters`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub(crate) struct MqttStats {
-    /// See [`Counters::published`].
-    pub(crate) published: u64,
-    /// See [`Counters::publish_dropped`].
-    pub(crate) publish_dropped: u64,
-    /// See [`Counters::publish_invalid`].
-    pub(crate) publish_invalid: u64,
-    /// See [`Counters::received`].
-    pub(crate) received: u64,
-    /// See [`Counters::duplicates`].
-    pub(crate) duplicates: u64,
-    /// See [`Counters::inbound_dropped`].
-    pub(crate) inbound_dropped: u64,
-    /// See [`Counters::foreign`].
-    pub(crate) foreign: u64,
-    /// See [`Counters::oversized`].
-    pub(crate) oversized: u64,
-    /// See [`Counters::broker_down`].
-    pub(crate) broker_down: u64,
-    /// See [`Counters::reconnects`].
-    pub(crate) reconnects: u64,
-    /// See [`Counters::subscribed`].
-    pub(crate) subscribed: u64,
-    /// See [`Counters::local_refused`].
-    pub(crate) local_refused: u64,
-    /// See [`Counters::local_dids`].
-    pub(crate) local_dids: u64,
-    /// See [`Counters::origins_subscribed`].
-    pub(crate) origins_subscribed: u64,
-    /// See [`Counters::origins_refused`].
-    pub(crate) origins_refused: u64,
-    /// See [`Counters::events_published`].
-    pub(crate) events_published: u64,
-    /// See [`Counters::events_limited`].
-    pub(crate) events_limited: u64,
+/// The uplink bridge's counters at one moment (docs/FLEETS.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MqttStats {
+    /// Frames handed to the broker connection.
+    pub published: u64,
+    /// Frames refused: outbound queue full.
+    pub publish_dropped: u64,
+    /// Frames refused: target DID unusable in a topic, or frame too large.
+    pub publish_invalid: u64,
+    /// Frames received on our topics.
+    pub received: u64,
+    /// Redeliveries dropped by the packet-id cache.
+    pub duplicates: u64,
+    /// Frames dropped: inbound queue full (the node is behind).
+    pub inbound_dropped: u64,
+    /// Messages on topics we did not ask for: ignored.
+    pub foreign: u64,
+    /// Messages larger than a frame (up to the largest packet taken; the broker
+    /// discards larger ones): dropped, the connection kept.
+    pub oversized: u64,
+    /// Connection failures (broker down, refused, lost).
+    pub broker_down: u64,
+    /// Connections established after the first.
+    pub reconnects: u64,
+    /// Subscriptions the broker confirmed (two per connection, and two per
+    /// local peer).
+    pub subscribed: u64,
+    /// Local peers' DIDs not subscribed to: over `MAX_LOCAL_DIDS` (256), or
+    /// unusable in a topic.
+    pub local_refused: u64,
+    /// Local peers' DIDs subscribed to now.
+    pub local_dids: u64,
+    /// Response topics subscribed to for senders of relayed pings that are
+    /// not local peers (`origins.rs`).
+    pub origins_subscribed: u64,
+    /// Such senders not subscribed for: over 256 senders,
+    /// or the request queue full.
+    pub origins_refused: u64,
+    /// Decided pings published to the events topic (QoS 0).
+    pub events_published: u64,
+    /// Decided pings not published: over the per-second limit.
+    pub events_limited: u64,
 }
 
 /// Remembers the packet ids of recent QoS 1 deliveries, at most
@@ -358,7 +211,7 @@ impl Dedupe {
 /// A running bridge; stops when dropped.
 pub(crate) struct Bridge {
     client: AsyncClient,
-    settings: MqttSettings,
+    settings: MqttConfig,
     counters: Arc<Counters>,
     local: Arc<Mutex<BTreeSet<String>>>,
     origins: Arc<Mutex<Origins>>,
@@ -374,7 +227,7 @@ impl Drop for Bridge {
 impl Bridge {
     /// Starts connecting (in the background, retrying) and returns the
     /// bridge and its stream of received frames.
-    pub(crate) fn start(settings: MqttSettings) -> (Bridge, mpsc::Receiver<Inbound>) {
+    pub(crate) fn start(settings: MqttConfig) -> (Bridge, mpsc::Receiver<Inbound>) {
         let mut options = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         options.set_keep_alive(Duration::from_secs(15));
         options.set_clean_start(true);
@@ -472,7 +325,7 @@ impl Bridge {
     }
 
     /// Lets go of the response topics of senders whose time is up (called
-    /// every few seconds by `fleet.rs`).
+    /// every few seconds by `uplink.rs`).
     pub(crate) fn expire_origins(&self) {
         let expired = lock(&self.origins).expire(tokio::time::Instant::now());
         if expired.is_empty() {
@@ -587,8 +440,8 @@ impl Bridge {
 
     /// A reader of the counters that outlives nothing (for tests and
     /// metrics).
-    pub(crate) fn stats_reader(&self) -> StatsReader {
-        StatsReader(self.counters.clone())
+    pub(crate) fn stats_reader(&self) -> MqttStatsReader {
+        MqttStatsReader(self.counters.clone())
     }
 
     /// The counters now.
@@ -597,13 +450,14 @@ impl Bridge {
     }
 }
 
-/// Reads a bridge's counters.
+/// Reads a bridge's counters; cheap to clone, valid after the bridge
+/// stopped (the counters then stay as they were).
 #[derive(Clone, Debug)]
-pub(crate) struct StatsReader(Arc<Counters>);
+pub struct MqttStatsReader(Arc<Counters>);
 
-impl StatsReader {
+impl MqttStatsReader {
     /// The counters now.
-    pub(crate) fn stats(&self) -> MqttStats {
+    pub fn stats(&self) -> MqttStats {
         let c = &self.0;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MqttStats {
@@ -647,7 +501,7 @@ struct Subscriptions {
 async fn drive(
     mut eventloop: rumqttc::v5::EventLoop,
     client: AsyncClient,
-    settings: MqttSettings,
+    settings: MqttConfig,
     counters: Arc<Counters>,
     subs: Subscriptions,
     inbound: mpsc::Sender<Inbound>,

@@ -1,13 +1,15 @@
-//! `listen --mqtt`: joins the node's uplink (docs/FLEETS.md) to the MQTT
-//! [`Bridge`].
+//! [`MqttUplink`]: joins a node's uplink (docs/FLEETS.md) to the MQTT
+//! bridge (`mqtt.rs`), so that nodes that share no LAN reach each other
+//! through a broker.
 //!
 //! Frames the engine cannot route on the LAN come out of the node's uplink
 //! channel and are published (`PREFIX/ping/<target>`,
 //! `PREFIX/response/<origin>`); frames from the broker go into
 //! [`IoTNode::handle_uplink_frame`], which runs them through the same
 //! decode, airlock, replay check and trust as UDP datagrams. Every queue on
-//! the way is bounded and counts what it drops, and all of it runs outside
-//! the node's socket task, so a slow or absent broker never blocks UDP.
+//! the way is bounded and counts what it drops, and all of it runs in a
+//! task of its own, outside the node's socket task, so a slow or absent
+//! broker never blocks UDP.
 //! Every few seconds the hub's live peers that it trusts (GROEN) become the
 //! local DIDs the bridge subscribes to: a device that merely beacons a DID
 //! on the LAN cannot make the hub fetch that DID's pings from the broker.
@@ -15,85 +17,95 @@
 //! held for a while (`origins.rs`), and those that expired are let go at
 //! the same tick.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tibet_iot::{IoTNode, Uplink};
 use tibet_ping::AirlockZone;
 use tokio::sync::mpsc;
 
-#[cfg(test)]
-use crate::mqtt::StatsReader;
-use crate::mqtt::{Bridge, Inbound, MqttSettings, MqttStats};
+use crate::error::MqttConfigError;
+use crate::mqtt::{Bridge, Inbound, MqttStats, MqttStatsReader};
+use crate::mqtt_config::MqttConfig;
 
 /// Uplink frames waiting for the bridge.
-pub(crate) const UPLINK_CHANNEL: usize = 1024;
+pub const UPLINK_CHANNEL: usize = 1024;
 /// How often the local peers' DIDs are subscribed to anew.
 const PEER_SYNC: Duration = Duration::from_secs(2);
 /// Decided pings published to the events topic per second, at most (a
 /// flood of junk on the LAN must not crowd frames out of the broker queue).
-pub(crate) const EVENTS_PER_SECOND: u32 = 50;
+pub const EVENTS_PER_SECOND: u32 = 50;
 
-/// A node joined to a fleet.
-pub(crate) struct Fleet {
-    bridge: Bridge,
-    inbound: mpsc::Receiver<Inbound>,
-    outbound: mpsc::Receiver<Uplink>,
-    sync: tokio::time::Interval,
+/// A node joined to a fleet through an MQTT broker. Connects in the
+/// background and retries while the broker is down (logged and counted,
+/// never an error). Stops, and closes the node's uplink, when dropped.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::Arc;
+/// use tibet_iot::{IoTNode, TransportConfig};
+/// use tibet_iot_ops::{MqttConfig, MqttUplink};
+///
+/// let node = Arc::new(IoTNode::new("jis:site-a:hub", TransportConfig::default()));
+/// node.start().await?;
+/// let config = MqttConfig::new("mqtt://broker.lan", node.did())?;
+/// let uplink = MqttUplink::start(node.clone(), config)?;
+/// // ... later:
+/// println!("{} frames published", uplink.stats().published);
+/// # Ok(()) }
+/// ```
+pub struct MqttUplink {
+    node: Arc<IoTNode>,
+    bridge: Arc<Bridge>,
     /// Start of the current second and the events published in it.
-    events_window: (tokio::time::Instant, u32),
+    events_window: Mutex<(tokio::time::Instant, u32)>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-impl Fleet {
-    /// Opens `node`'s uplink and starts the bridge (connecting in the
-    /// background: a broker that is down is a warning and a retry).
-    pub(crate) fn start(settings: MqttSettings, node: &IoTNode) -> Fleet {
-        let (bridge, inbound) = Bridge::start(settings);
+impl std::fmt::Debug for MqttUplink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttUplink")
+            .field("did", &self.node.did())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl MqttUplink {
+    /// Opens `node`'s uplink and starts the bridge to the broker of
+    /// `config`. Must be called within a tokio runtime. Fails only on a
+    /// configuration that cannot work ([`MqttConfig::check`]).
+    pub fn start(node: Arc<IoTNode>, config: MqttConfig) -> Result<MqttUplink, MqttConfigError> {
+        config.check()?;
+        let (bridge, inbound) = Bridge::start(config);
+        let bridge = Arc::new(bridge);
         let outbound = node.open_uplink(UPLINK_CHANNEL);
         let mut sync = tokio::time::interval(PEER_SYNC);
         sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Fleet {
-            bridge,
+        let mut pump = Pump {
+            bridge: bridge.clone(),
             inbound,
             outbound,
             sync,
-            events_window: (tokio::time::Instant::now(), 0),
-        }
+        };
+        let n = node.clone();
+        let task = tokio::spawn(async move { while pump.once(&n).await {} });
+        Ok(MqttUplink {
+            node,
+            bridge,
+            events_window: Mutex::new((tokio::time::Instant::now(), 0)),
+            task,
+        })
     }
 
-    /// Waits for one piece of work and does it: a frame from the broker
-    /// into the node, a frame from the node to the broker, or the peer
-    /// sync. Cancel-safe (for `select!`).
-    pub(crate) async fn pump(&mut self, node: &IoTNode) {
-        tokio::select! {
-            Some(frame) = self.inbound.recv() => node.handle_uplink_frame(&frame.frame),
-            Some(up) = self.outbound.recv() => match up {
-                Uplink::Ping { target_did, origin_did, frame } => {
-                    self.bridge.publish_ping_from(&origin_did, &target_did, &frame);
-                }
-                Uplink::Response { origin_did, frame } => {
-                    self.bridge.publish_response(&origin_did, &frame);
-                }
-                other => tracing::debug!("mqtt: uplink frame of an unknown kind: {other:?}"),
-            },
-            _ = self.sync.tick() => {
-                let trusted: Vec<String> = node
-                    .peers()
-                    .into_iter()
-                    .filter(|p| node.threshold_zone(node.trust_of(&p.did)) == AirlockZone::Groen)
-                    .map(|p| p.did.into_string())
-                    .collect();
-                self.bridge.set_local_dids(trusted.iter().map(String::as_str));
-                self.bridge.expire_origins();
-            }
-        }
-    }
-
-    /// Publishes a decided ping to the events topic, when asked to
-    /// (`--mqtt-events`).
-    /// At most [`EVENTS_PER_SECOND`]; the rest are counted.
-    pub(crate) fn publish_event(&mut self, json: &[u8]) {
+    /// Publishes a decided ping (its JSON) to `PREFIX/events/<own DID>`,
+    /// when the configuration asks for it ([`MqttConfig::with_events`]).
+    /// At most [`EVENTS_PER_SECOND`]; the rest are counted
+    /// (`events_limited`).
+    pub fn publish_event(&self, json: &[u8]) {
         let now = tokio::time::Instant::now();
-        let (start, n) = &mut self.events_window;
+        let mut window = self.events_window.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, n) = &mut *window;
         if now.duration_since(*start) >= Duration::from_secs(1) {
             (*start, *n) = (now, 0);
         }
@@ -107,14 +119,65 @@ impl Fleet {
     }
 
     /// The bridge's counters now.
-    pub(crate) fn stats(&self) -> MqttStats {
+    pub fn stats(&self) -> MqttStats {
         self.bridge.stats()
     }
 
-    /// A reader of the bridge's counters.
-    #[cfg(test)]
-    pub(crate) fn stats_reader(&self) -> StatsReader {
+    /// A reader of the bridge's counters (for a metrics page, see
+    /// [`MetricsServer::watch_uplink`](crate::MetricsServer::watch_uplink)).
+    pub fn stats_reader(&self) -> MqttStatsReader {
         self.bridge.stats_reader()
+    }
+}
+
+impl Drop for MqttUplink {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.node.close_uplink();
+    }
+}
+
+/// The uplink's task: moves frames both ways and syncs the local DIDs.
+struct Pump {
+    bridge: Arc<Bridge>,
+    inbound: mpsc::Receiver<Inbound>,
+    outbound: mpsc::Receiver<Uplink>,
+    sync: tokio::time::Interval,
+}
+
+impl Pump {
+    /// Waits for one piece of work and does it: a frame from the broker
+    /// into the node, a frame from the node to the broker, or the peer
+    /// sync. `false` once both channels are closed.
+    async fn once(&mut self, node: &IoTNode) -> bool {
+        tokio::select! {
+            frame = self.inbound.recv() => match frame {
+                Some(frame) => node.handle_uplink_frame(&frame.frame),
+                None => return false,
+            },
+            up = self.outbound.recv() => match up {
+                Some(Uplink::Ping { target_did, origin_did, frame }) => {
+                    self.bridge.publish_ping_from(&origin_did, &target_did, &frame);
+                }
+                Some(Uplink::Response { origin_did, frame }) => {
+                    self.bridge.publish_response(&origin_did, &frame);
+                }
+                Some(other) => tracing::debug!("mqtt: uplink frame of an unknown kind: {other:?}"),
+                // The uplink was closed or opened anew elsewhere.
+                None => return false,
+            },
+            _ = self.sync.tick() => {
+                let trusted: Vec<String> = node
+                    .peers()
+                    .into_iter()
+                    .filter(|p| node.threshold_zone(node.trust_of(&p.did)) == AirlockZone::Groen)
+                    .map(|p| p.did.into_string())
+                    .collect();
+                self.bridge.set_local_dids(trusted.iter().map(String::as_str));
+                self.bridge.expire_origins();
+            }
+        }
+        true
     }
 }
 
@@ -137,25 +200,15 @@ mod tests {
     }
 
     /// A started node on loopback, joined to the broker on `port` (when
-    /// given) by a pump task; returns it with its bridge's counters.
-    async fn node(did: &str, port: Option<u16>) -> (Arc<IoTNode>, SocketAddr, Option<StatsReader>) {
+    /// given); returns it with its uplink.
+    async fn node(did: &str, port: Option<u16>) -> (Arc<IoTNode>, SocketAddr, Option<MqttUplink>) {
         let node = Arc::new(IoTNode::new(did, config()));
         let addr = node.start().await.unwrap();
-        let reader = port.map(|port| {
-            let mut fleet = Fleet::start(settings(port, did), &node);
-            let reader = fleet.stats_reader();
-            let n = node.clone();
-            tokio::spawn(async move {
-                loop {
-                    fleet.pump(&n).await;
-                }
-            });
-            reader
-        });
-        (node, addr, reader)
+        let uplink = port.map(|port| MqttUplink::start(node.clone(), settings(port, did)).unwrap());
+        (node, addr, uplink)
     }
 
-    async fn until(reader: &StatsReader, what: &str, cond: impl Fn(&MqttStats) -> bool) {
+    async fn until(reader: &MqttUplink, what: &str, cond: impl Fn(&MqttStats) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         while !cond(&reader.stats()) {
             assert!(

@@ -1,45 +1,9 @@
-//! Tests of the bridge: parsing and settings, the duplicate cache, and
-//! real Mosquitto brokers on loopback ports (restarts, a broker that is
-//! down, oversized publishes). [`Broker`] and [`settings`] serve `fleet.rs`
-//! too.
+//! Tests of the bridge: the duplicate cache, and real Mosquitto brokers on
+//! loopback ports (restarts, a broker that is down, oversized publishes).
+//! [`Broker`] and [`settings`] serve `uplink.rs` too.
 
 use super::*;
-use std::path::PathBuf;
-
-#[test]
-fn urls() {
-    assert_eq!(
-        parse_url("mqtt://broker.lan").unwrap(),
-        ("broker.lan".into(), 1883, false)
-    );
-    assert_eq!(
-        parse_url("mqtts://10.0.0.2:9999/").unwrap(),
-        ("10.0.0.2".into(), 9999, true)
-    );
-    assert_eq!(
-        parse_url("mqtt://[::1]:1884").unwrap(),
-        ("::1".into(), 1884, false)
-    );
-    for bad in [
-        "http://x",
-        "mqtt://",
-        "mqtt://h:port",
-        "mqtt://h:0",
-        "mqtt://u@h",
-        "mqtt://h/x",
-        "broker:1883",
-    ] {
-        assert!(parse_url(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
-fn dids_with_wildcards_never_become_topics() {
-    assert!(topic_safe("jis:site-b:lock"));
-    for bad in ["", "a/b", "a+", "#", "a\0"] {
-        assert!(!topic_safe(bad), "{bad:?}");
-    }
-}
+use std::path::{Path, PathBuf};
 
 #[test]
 fn redeliveries_are_dropped_and_the_cache_is_bounded() {
@@ -56,39 +20,6 @@ fn redeliveries_are_dropped_and_the_cache_is_bounded() {
     assert_eq!(d.set.len(), DEDUPE_CAPACITY);
     assert_eq!(d.order.len(), DEDUPE_CAPACITY);
     assert!(!d.is_duplicate(1, true), "old ids are forgotten");
-}
-
-#[test]
-fn settings_resolve_and_hide_the_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let creds = dir.path().join("creds");
-    std::fs::write(&creds, "site-a:s3cret\n").unwrap();
-    let s = MqttSettings::resolve(
-        &MqttSection::default(),
-        "mqtt://127.0.0.1:1999",
-        Some(&creds),
-        "jis:site-a:hub",
-    )
-    .unwrap();
-    assert_eq!(s.prefix, "tibet/v1");
-    assert_eq!(s.client_id, "tibet-jis-site-a-hub");
-    assert_eq!(
-        s.topic(Kind::Ping, "jis:b:lock"),
-        "tibet/v1/ping/jis:b:lock"
-    );
-    assert_eq!(s.credentials, Some(("site-a".into(), "s3cret".into())));
-    assert!(!format!("{s:?}").contains("s3cret"));
-    let missing = dir.path().join("nope");
-    let e = MqttSettings::resolve(
-        &MqttSection::default(),
-        "mqtt://h",
-        Some(&missing),
-        "jis:a:b",
-    )
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("cannot read MQTT credentials file"));
-    let tls = MqttSettings::resolve(&MqttSection::default(), "mqtts://h", None, "jis:a:b");
-    assert!(tls.is_err(), "TLS without a CA file is refused");
 }
 
 /// A mosquitto on a free loopback port with a temp config; killed on drop.
@@ -182,14 +113,8 @@ async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
         .expect("bridge running")
 }
 
-pub(crate) fn settings(port: u16, did: &str) -> MqttSettings {
-    MqttSettings::resolve(
-        &MqttSection::default(),
-        &format!("mqtt://127.0.0.1:{port}"),
-        None,
-        did,
-    )
-    .unwrap()
+pub(crate) fn settings(port: u16, did: &str) -> MqttConfig {
+    MqttConfig::new(&format!("mqtt://127.0.0.1:{port}"), did).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,46 @@
+//! The errors of this crate: [`MqttConfigError`] for a bridge configuration
+//! that cannot work, [`MetricsError`] for an endpoint that cannot be served.
+
+use std::net::SocketAddr;
+
+/// Why an [`MqttConfig`](crate::MqttConfig) was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MqttConfigError {
+    /// The broker URL is not `mqtt://` or `mqtts://` with a host, or holds
+    /// a path or an option other than `client_id`. The URL is shown
+    /// without its password.
+    #[error(
+        "bad MQTT URL '{url}': {reason} (expected mqtt://[USER:PASSWORD@]HOST[:PORT][?client_id=ID] or mqtts://...)"
+    )]
+    Url {
+        /// The URL, password left out.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node's DID cannot be one level of a topic.
+    #[error("DID '{0}' cannot be used in MQTT topics (contains / + or #)")]
+    Did(String),
+    /// The topic prefix is empty or holds a wildcard.
+    #[error("MQTT topic prefix '{0}' must be non-empty without + or #")]
+    Prefix(String),
+    /// TLS is asked for but no CA certificate was given.
+    #[error("MQTT over TLS needs the CA certificate (PEM) that signed the broker's certificate")]
+    TlsWithoutCa,
+}
+
+/// Why a [`MetricsServer`](crate::MetricsServer) could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// The address could not be bound (in use, not local, no permission).
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's answer.
+        #[source]
+        source: std::io::Error,
+    },
+}
