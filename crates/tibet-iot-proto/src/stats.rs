@@ -123,6 +123,9 @@ pub struct DriverStats {
     /// Datagrams that left in segmented sends (several in one `sendmsg`,
     /// cut by the kernel: `UDP_SEGMENT`).
     pub sent_segmented: u64,
+    /// Requests' datagrams sent by the caller's thread itself, without a
+    /// hand-over to the driver (`IoTNode::send_ping` and its kin).
+    pub sent_direct: u64,
     /// Datagrams dropped because the send queue was full, in datagrams or
     /// in bytes (socket not writable for long).
     pub send_queue_dropped: u64,

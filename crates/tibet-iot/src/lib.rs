@@ -58,6 +58,7 @@ mod audit_worker;
 mod batch;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
+mod direct_send;
 mod error;
 mod errqueue;
 mod identity;

@@ -34,6 +34,7 @@ use tibet_iot_proto::{
 use crate::audit::AuditSink;
 use crate::audit_worker::{self, AuditWorker, Progress};
 use crate::batch::{self, RecvBatch, SendBatch};
+use crate::direct_send::DirectSend;
 use crate::error::StartError;
 use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir, crash_horizon};
@@ -67,6 +68,9 @@ pub(crate) struct State {
     /// Trust set while the node was stopped: the configuration's, which a
     /// stored decision overrides only while it is unchanged.
     declared: HashMap<String, f64>,
+    /// The driver's socket for requests sent from the caller's thread,
+    /// while the driver runs.
+    direct: Option<DirectSend>,
 }
 
 impl State {
@@ -114,6 +118,7 @@ struct Shared {
     sent_segmented: AtomicU64,
     send_queue_dropped: AtomicU64,
     send_queue_bytes_dropped: AtomicU64,
+    sent_direct: AtomicU64,
     audit_dropped: AtomicU64,
     audit_progress: Arc<Progress>,
     audit_backpressure: AtomicU64,
@@ -273,12 +278,14 @@ impl IoTNode {
                     uplink: None,
                     state_dir: None,
                     declared: HashMap::new(),
+                    direct: None,
                 }),
                 wake: Notify::new(),
                 send_errors: AtomicU64::new(0),
                 sent_segmented: AtomicU64::new(0),
                 send_queue_dropped: AtomicU64::new(0),
                 send_queue_bytes_dropped: AtomicU64::new(0),
+                sent_direct: AtomicU64::new(0),
                 audit_dropped: AtomicU64::new(0),
                 audit_progress: Arc::new(Progress::default()),
                 audit_backpressure: AtomicU64::new(0),
@@ -319,6 +326,7 @@ impl IoTNode {
         let std_sock = socket::transport_socket(&config)
             .map_err(|source| StartError::Bind { addr: bind, source })?;
         let sock = UdpSocket::from_std(std_sock)
+            .map(Arc::new)
             .map_err(|source| StartError::Bind { addr: bind, source })?;
         let local_addr = sock
             .local_addr()
@@ -384,6 +392,8 @@ impl IoTNode {
             st.engine.set_replay_horizon(horizon);
             st.engine.start(now);
             st.running = true;
+            // Callers send on it from the first request on (direct_send.rs).
+            st.direct = Some(DirectSend::new(sock.clone()));
         }
 
         let (tx, rx) = oneshot::channel();
@@ -549,8 +559,9 @@ impl IoTNode {
         &self,
         make: impl FnOnce(&mut Engine, Now) -> Result<RequestId, SendError>,
     ) -> Result<Option<PingResponse>, SendError> {
-        let rx = {
-            let mut st = self.shared.lock();
+        let (rx, wake) = {
+            let mut guard = self.shared.lock();
+            let st = &mut *guard;
             if !st.running {
                 return Err(SendError::NotRunning);
             }
@@ -558,9 +569,17 @@ impl IoTNode {
             st.drain_audit(&self.shared.audit_dropped);
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, tx);
-            rx
+            // The datagram leaves from this thread (direct_send.rs).
+            let (wake, sent) = st
+                .direct
+                .as_mut()
+                .map_or((true, 0), |d| d.send(&mut st.engine));
+            self.shared.sent_direct.fetch_add(sent, Ordering::Relaxed);
+            (rx, wake)
         };
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
         rx.await.map_err(|_| SendError::Stopped)?
     }
 
@@ -869,6 +888,7 @@ impl IoTNode {
         let d = &mut s.driver;
         d.send_errors = self.shared.send_errors.load(Ordering::Relaxed);
         d.sent_segmented = self.shared.sent_segmented.load(Ordering::Relaxed);
+        d.sent_direct = self.shared.sent_direct.load(Ordering::Relaxed);
         d.send_queue_dropped = self.shared.send_queue_dropped.load(Ordering::Relaxed);
         d.send_queue_bytes_dropped = self.shared.send_queue_bytes_dropped.load(Ordering::Relaxed);
         d.audit_dropped = self.shared.audit_dropped.load(Ordering::Relaxed);
@@ -961,7 +981,7 @@ impl Groups {
 
 async fn drive(
     shared: Arc<Shared>,
-    sock: UdpSocket,
+    sock: Arc<UdpSocket>,
     disc: Option<UdpSocket>,
     groups: Groups,
     events: broadcast::Sender<Event>,
@@ -981,7 +1001,11 @@ async fn drive(
         let (deadline, congested) = {
             let now = shared.now().mono;
             let mut st = shared.lock();
-            let deadline = st.engine.poll_timeout().map(|d| to_instant(d, now));
+            let timeout = st.engine.poll_timeout();
+            if let Some(direct) = st.direct.as_mut() {
+                direct.driver_sleeps(timeout, !outq.is_empty());
+            }
+            let deadline = timeout.map(|d| to_instant(d, now));
             (deadline, st.audit_congested(Instant::now()))
         };
         tokio::select! {
@@ -1049,7 +1073,14 @@ async fn drive(
         if st.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
             st.engine.handle_timeout(now);
         }
-        while let Some(t) = st.engine.poll_transmit() {
+        // What callers handed over first (direct_send.rs), then the engine's.
+        let handoff: Vec<Transmit> = st
+            .direct
+            .as_mut()
+            .map(|d| d.take_handoff().collect())
+            .unwrap_or_default();
+        let mut transmits = handoff.into_iter();
+        while let Some(t) = transmits.next().or_else(|| st.engine.poll_transmit()) {
             groups.push(&mut outq, t, |t| {
                 shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
                 shared
@@ -1127,6 +1158,8 @@ async fn drive(
             shared.wake.notify_one();
         }
     }
+    // The socket closes with the driver.
+    shared.lock().direct = None;
     // Graceful: flush what can go out without waiting.
     let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
     while let Some(t) = outq.pop_front() {
