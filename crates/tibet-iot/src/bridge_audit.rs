@@ -11,7 +11,7 @@
 //! `identity.pinned`.
 
 use serde_json::json;
-use tibet_core::{NetworkBridge, NewToken, packet_token};
+use tibet_core::{NetworkBridge, NewToken};
 use tibet_iot_proto::AuditRecord;
 use tibet_ping::{PingPacket, PingResponse};
 
@@ -48,15 +48,17 @@ fn pending_token(
         .erachter(story)
 }
 
-/// The token of an answered ping: the bridge's, with whether its sender
+/// Records an answered ping: the bridge's token, with whether its sender
 /// was authenticated in EROMHEEN (`authenticated`), so an audit shows which
-/// decisions rested on a claim.
-fn ping_token(packet: &PingPacket, response: &PingResponse, authenticated: bool) -> NewToken {
-    let mut token = packet_token(packet, Some(response));
-    token
-        .eromheen
-        .insert("authenticated".into(), authenticated.into());
-    token
+/// decisions rested on a claim. In a batch it is written straight from the
+/// packet (no intermediate token).
+fn add_ping(
+    bridge: &mut NetworkBridge,
+    packet: &PingPacket,
+    response: &PingResponse,
+    authenticated: bool,
+) -> Result<(), AuditError> {
+    stored(bridge.add_ping(packet, Some(response.into()), Some(authenticated)))
 }
 
 impl AuditSink for NetworkBridge {
@@ -66,7 +68,7 @@ impl AuditSink for NetworkBridge {
                 packet,
                 response,
                 authenticated,
-            } => stored(self.add_event(ping_token(packet, response, *authenticated))),
+            } => add_ping(self, packet, response, *authenticated),
             AuditRecord::Heartbeat {
                 did,
                 address,
@@ -237,7 +239,7 @@ impl AuditSink for NetworkBridge {
                     packet,
                     response,
                     authenticated,
-                } => stored(self.add_event(ping_token(packet, response, *authenticated))),
+                } => add_ping(self, packet, response, *authenticated),
                 other => self.record(other),
             };
             if let Err(e) = result {
