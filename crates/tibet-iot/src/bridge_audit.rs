@@ -11,9 +11,9 @@
 //! `identity.pinned`.
 
 use serde_json::json;
-use tibet_core::{NetworkBridge, NewToken};
-use tibet_iot_proto::AuditRecord;
-use tibet_ping::{PingPacket, PingResponse};
+use tibet_core::{NetworkBridge, NewToken, PingAnswer};
+use tibet_iot_proto::{AnsweredPing, AuditRecord};
+use tibet_ping::PingPacket;
 
 use crate::audit::{AuditError, AuditSink, Stored};
 
@@ -55,10 +55,15 @@ fn pending_token(
 fn add_ping(
     bridge: &mut NetworkBridge,
     packet: &PingPacket,
-    response: &PingResponse,
+    answer: &AnsweredPing,
     authenticated: bool,
 ) -> Result<(), AuditError> {
-    stored(bridge.add_ping(packet, Some(response.into()), Some(authenticated)))
+    let answer = PingAnswer {
+        decision: answer.decision,
+        trust_score: answer.trust_score,
+        zone: answer.zone,
+    };
+    stored(bridge.add_ping(packet, Some(answer), Some(authenticated)))
 }
 
 impl AuditSink for NetworkBridge {
@@ -66,9 +71,9 @@ impl AuditSink for NetworkBridge {
         match record {
             AuditRecord::Ping {
                 packet,
-                response,
+                answer,
                 authenticated,
-            } => add_ping(self, packet, response, *authenticated),
+            } => add_ping(self, packet, answer, *authenticated),
             AuditRecord::Heartbeat {
                 did,
                 address,
@@ -233,16 +238,8 @@ impl AuditSink for NetworkBridge {
         self.begin_batch();
         let mut out = Stored::default();
         for r in records {
-            let result = match r {
-                // The bulk: made without a copy of the token.
-                AuditRecord::Ping {
-                    packet,
-                    response,
-                    authenticated,
-                } => add_ping(self, packet, response, *authenticated),
-                other => self.record(other),
-            };
-            if let Err(e) = result {
+            // Ping tokens (the bulk) are written straight into the batch.
+            if let Err(e) = self.record(r) {
                 out.failed += 1;
                 out.first_error.get_or_insert(e);
             }
