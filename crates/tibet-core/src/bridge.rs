@@ -101,13 +101,21 @@ impl NetworkBridge {
         answer: Option<PingAnswer>,
         authenticated: Option<bool>,
     ) -> Result<(), AppendError> {
-        let parent = self
-            .last_id
-            .clone()
-            .or_else(|| self.provider.last_id().map(str::to_owned));
+        let first = match &self.last_id {
+            Some(_) => None,
+            None => self.provider.last_id().map(str::to_owned),
+        };
+        let parent = self.last_id.as_deref().or(first.as_deref());
         self.provider
             .add_ping(packet, answer, authenticated, parent)?;
-        self.last_id = self.provider.last_id().map(str::to_owned);
+        // The new id, copied into the old one's buffer.
+        match (&mut self.last_id, self.provider.last_id()) {
+            (Some(mine), Some(new)) => {
+                mine.clear();
+                mine.push_str(new);
+            }
+            (mine, new) => *mine = new.map(str::to_owned),
+        }
         Ok(())
     }
 

@@ -89,17 +89,14 @@ impl<'a> PingFacts<'a> {
 
     /// Appends the action, `ping.<type>`.
     fn write_action(&self, out: &mut Vec<u8>) {
-        pyjson::write_str(out, &["ping.", self.packet.ping_type.as_str()].concat());
+        write_joined(out, &["ping.", self.packet.ping_type.as_str()]);
     }
 
     /// Appends ERACHTER: the (capped) purpose, or `Ping from A to B`.
     fn write_erachter(&self, out: &mut Vec<u8>) {
         let p = self.packet;
         if p.purpose.is_empty() {
-            pyjson::write_str(
-                out,
-                &format!("Ping from {} to {}", p.source_did, p.target_did),
-            );
+            write_joined(out, &["Ping from ", &p.source_did, " to ", &p.target_did]);
         } else {
             pyjson::write_str(out, self.purpose.0);
         }
@@ -274,6 +271,19 @@ fn write_capped(out: &mut Vec<u8>, key: &str, bytes: usize, sha: &str) {
     pyjson::write_str(out, &format!("{key}_sha256"));
     out.extend_from_slice(b": ");
     pyjson::write_str(out, sha);
+}
+
+/// Appends the JSON string of `parts` joined, without joining them first.
+fn write_joined(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for part in parts {
+        let start = out.len();
+        pyjson::write_str(out, part);
+        // Drop the part's own quotes.
+        out.pop();
+        out.remove(start);
+    }
+    out.push(b'"');
 }
 
 /// Appends an integer in decimal (no allocation).

@@ -291,22 +291,22 @@ impl Provider {
         packet: &PingPacket,
         answer: Option<PingAnswer>,
         authenticated: Option<bool>,
-        parent_id: Option<String>,
+        parent_id: Option<&str>,
     ) -> Result<(), AppendError> {
         if self.batch.is_none() || self.on_token.is_some() {
             let mut new = ping_new_token(packet, answer, authenticated);
-            new.parent_id = parent_id;
+            new.parent_id = parent_id.map(str::to_owned);
             return self.add(new);
         }
         let facts = PingFacts::new(packet, answer, authenticated);
         let now = (self.clock)();
         let token_id = self.ids.next_id(now);
         let timestamp = crate::id::iso_timestamp(now);
-        let parent_id = parent_id.or_else(|| self.last_id.clone().filter(|_| self.auto_chain));
+        let parent_id = parent_id.or(self.last_id.as_deref().filter(|_| self.auto_chain));
         let stamp = Stamp {
             token_id: &token_id,
             timestamp: &timestamp,
-            parent_id: parent_id.as_deref(),
+            parent_id,
         };
         self.scratch.clear();
         facts.write_hash_content(&mut self.scratch, &stamp);
