@@ -44,6 +44,8 @@ pub(crate) struct PingFacts<'a> {
     pub(crate) packet: &'a PingPacket,
     pub(crate) answer: Option<PingAnswer>,
     pub(crate) authenticated: Option<bool>,
+    /// The answer's trust score as JSON text.
+    trust: &'a [u8],
     /// The purpose as kept (capped), and the full one's length and hash
     /// when it was capped.
     purpose: (&'a str, Option<(usize, String)>),
@@ -61,11 +63,12 @@ pub(crate) struct Stamp<'a> {
 
 impl<'a> PingFacts<'a> {
     /// The facts of `packet` answered by `answer` (EROMHEEN
-    /// `authenticated` when given).
+    /// `authenticated` when given); `floats` renders the trust score.
     pub(crate) fn new(
         packet: &'a PingPacket,
         answer: Option<PingAnswer>,
         authenticated: Option<bool>,
+        floats: &'a mut FloatText,
     ) -> Self {
         let (kept, was_cut) = cap::cut(&packet.purpose, MAX_TOKEN_PURPOSE);
         let purpose_full = was_cut.then(|| {
@@ -78,10 +81,15 @@ impl<'a> PingFacts<'a> {
             let text = serde_json::to_vec(&packet.payload).unwrap_or_default();
             (text.len(), cap::sha256_hex(&text))
         });
+        let trust = match answer {
+            Some(a) => floats.text(a.trust_score),
+            None => &[],
+        };
         PingFacts {
             packet,
             answer,
             authenticated,
+            trust,
             purpose: (kept, purpose_full),
             payload_capped,
         }
@@ -179,7 +187,7 @@ impl<'a> PingFacts<'a> {
             pyjson::write_str(out, p.routing_mode.as_str());
             if let Some(a) = &self.answer {
                 key(out, "trust_score");
-                write_f64(out, a.trust_score);
+                out.extend_from_slice(self.trust);
                 key(out, "zone");
                 pyjson::write_str(out, a.zone.as_str());
             }
@@ -198,7 +206,7 @@ impl<'a> PingFacts<'a> {
                 key(out, "decision");
                 pyjson::write_str(out, a.decision.as_str());
                 key(out, "trust_score");
-                write_f64(out, a.trust_score);
+                out.extend_from_slice(self.trust);
                 key(out, "zone");
                 pyjson::write_str(out, a.zone.as_str());
             }
@@ -296,13 +304,28 @@ fn write_bool(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-/// What `json!(f)` holds, as Python prints it: a finite float's repr, else
-/// `null`.
-fn write_f64(out: &mut Vec<u8>, f: f64) {
-    if f.is_finite() {
-        tibet_ping::pyjson::write_float(out, f);
-    } else {
-        out.extend_from_slice(b"null");
+/// The JSON text of the last float rendered, kept: a node answers most
+/// pings with one of a few trust scores, and Python's `repr` is costly.
+#[derive(Debug, Default)]
+pub(crate) struct FloatText {
+    bits: Option<u64>,
+    text: Vec<u8>,
+}
+
+impl FloatText {
+    /// What `json!(f)` holds, as Python prints it: a finite float's repr,
+    /// else `null`.
+    fn text(&mut self, f: f64) -> &[u8] {
+        if self.bits != Some(f.to_bits()) {
+            self.text.clear();
+            if f.is_finite() {
+                tibet_ping::pyjson::write_float(&mut self.text, f);
+            } else {
+                self.text.extend_from_slice(b"null");
+            }
+            self.bits = Some(f.to_bits());
+        }
+        &self.text
     }
 }
 

@@ -8,7 +8,7 @@ use tibet_ping::{JsonMap, PingPacket, PingResponse, Timestamp};
 
 use crate::cap::{self, MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 use crate::id::TokenIdGen;
-use crate::ping_token::{PingAnswer, PingFacts, Stamp};
+use crate::ping_token::{FloatText, PingAnswer, PingFacts, Stamp};
 use crate::store::{AppendError, MemoryStore, Query, ReadError, Store};
 use crate::token::{HmacKey, Token, TokenState, digest_hex};
 use crate::verify::{Verifier, VerifyReport};
@@ -131,6 +131,8 @@ pub struct Provider {
     spare: Vec<u8>,
     /// The canonical JSON of a token being sealed (reused).
     scratch: Vec<u8>,
+    /// The last trust score written, as text.
+    floats: FloatText,
 }
 
 /// A line buffer larger than this is not kept for the next batch.
@@ -176,6 +178,7 @@ impl Provider {
             batch: None,
             spare: Vec::new(),
             scratch: Vec::new(),
+            floats: FloatText::default(),
         }
     }
 
@@ -298,7 +301,7 @@ impl Provider {
             new.parent_id = parent_id.map(str::to_owned);
             return self.add(new);
         }
-        let facts = PingFacts::new(packet, answer, authenticated);
+        let facts = PingFacts::new(packet, answer, authenticated, &mut self.floats);
         let now = (self.clock)();
         let token_id = self.ids.next_id(now);
         let timestamp = crate::id::iso_timestamp(now);
