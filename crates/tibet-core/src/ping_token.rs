@@ -157,62 +157,57 @@ impl<'a> PingFacts<'a> {
 
     /// Appends EROMHEEN with keys in insertion order or sorted.
     fn write_eromheen(&self, out: &mut Vec<u8>, sorted: bool) {
+        use Context::*;
+        const INSERTED: [Context; 8] = [
+            RoutingMode,
+            HopCount,
+            PacketId,
+            PodId,
+            Decision,
+            TrustScore,
+            Zone,
+            Authenticated,
+        ];
+        const SORTED: [Context; 8] = [
+            Authenticated,
+            Decision,
+            HopCount,
+            PacketId,
+            PodId,
+            RoutingMode,
+            TrustScore,
+            Zone,
+        ];
         let p = self.packet;
-        let pod = p.pod_id.as_deref().filter(|s| !s.is_empty());
         let mut first = true;
-        let mut key = |out: &mut Vec<u8>, k: &str| {
+        for field in if sorted { SORTED } else { INSERTED } {
+            let (key, present) = match field {
+                RoutingMode => ("routing_mode", true),
+                HopCount => ("hop_count", true),
+                PacketId => ("packet_id", true),
+                PodId => ("pod_id", p.pod_id.as_deref().is_some_and(|s| !s.is_empty())),
+                Decision => ("decision", self.answer.is_some()),
+                TrustScore => ("trust_score", self.answer.is_some()),
+                Zone => ("zone", self.answer.is_some()),
+                Authenticated => ("authenticated", self.authenticated.is_some()),
+            };
+            if !present {
+                continue;
+            }
             out.extend_from_slice(if first { b"{" } else { b", " });
             first = false;
-            pyjson::write_str(out, k);
+            pyjson::write_str(out, key);
             out.extend_from_slice(b": ");
-        };
-        if sorted {
-            if let Some(a) = self.authenticated {
-                key(out, "authenticated");
-                write_bool(out, a);
-            }
-            if let Some(a) = &self.answer {
-                key(out, "decision");
-                pyjson::write_str(out, a.decision.as_str());
-            }
-            key(out, "hop_count");
-            write_int(out, p.hop_count.into());
-            key(out, "packet_id");
-            pyjson::write_str(out, &p.packet_id);
-            if let Some(pod) = pod {
-                key(out, "pod_id");
-                pyjson::write_str(out, pod);
-            }
-            key(out, "routing_mode");
-            pyjson::write_str(out, p.routing_mode.as_str());
-            if let Some(a) = &self.answer {
-                key(out, "trust_score");
-                out.extend_from_slice(self.trust);
-                key(out, "zone");
-                pyjson::write_str(out, a.zone.as_str());
-            }
-        } else {
-            key(out, "routing_mode");
-            pyjson::write_str(out, p.routing_mode.as_str());
-            key(out, "hop_count");
-            write_int(out, p.hop_count.into());
-            key(out, "packet_id");
-            pyjson::write_str(out, &p.packet_id);
-            if let Some(pod) = pod {
-                key(out, "pod_id");
-                pyjson::write_str(out, pod);
-            }
-            if let Some(a) = &self.answer {
-                key(out, "decision");
-                pyjson::write_str(out, a.decision.as_str());
-                key(out, "trust_score");
-                out.extend_from_slice(self.trust);
-                key(out, "zone");
-                pyjson::write_str(out, a.zone.as_str());
-            }
-            if let Some(a) = self.authenticated {
-                key(out, "authenticated");
-                write_bool(out, a);
+            match (field, &self.answer) {
+                (RoutingMode, _) => pyjson::write_str(out, p.routing_mode.as_str()),
+                (HopCount, _) => write_int(out, p.hop_count.into()),
+                (PacketId, _) => pyjson::write_str(out, &p.packet_id),
+                (PodId, _) => pyjson::write_str(out, p.pod_id.as_deref().unwrap_or_default()),
+                (Decision, Some(a)) => pyjson::write_str(out, a.decision.as_str()),
+                (TrustScore, _) => out.extend_from_slice(self.trust),
+                (Zone, Some(a)) => pyjson::write_str(out, a.zone.as_str()),
+                (Authenticated, _) => write_bool(out, self.authenticated == Some(true)),
+                (Decision | Zone, None) => {}
             }
         }
         out.push(b'}');
@@ -267,6 +262,19 @@ impl<'a> PingFacts<'a> {
         pyjson::write_str(out, content_hash);
         out.extend_from_slice(b", \"signature\": \"\"}");
     }
+}
+
+/// The keys of a ping token's EROMHEEN.
+#[derive(Clone, Copy)]
+enum Context {
+    RoutingMode,
+    HopCount,
+    PacketId,
+    PodId,
+    Decision,
+    TrustScore,
+    Zone,
+    Authenticated,
 }
 
 /// Appends `, "<key>_bytes": N, "<key>_sha256": "..."`.
