@@ -15,6 +15,7 @@
 #   ONLY="floor rust rustq" ... # with and without event lines (--quiet)
 #   ONLY="floor floorgso rustq" ... # and the floor sending segmented
 #   ONLY="rustq rusta python pythona" ... # with and without the audit file
+#   TIBET_IOT_BIN=/tmp/old/tibet-iot ONLY="rustq rusta" ... # another build
 #
 # The audited rows (rusta: `listen --quiet --audit FILE`; pythona: the
 # reference node with a tibet-core NetworkBridge and FileStore recording
@@ -32,7 +33,9 @@ CLIENT=jis:bench:client
 cargo build --release --quiet -p tibet-iot-cli --bin tibet-iot
 case " $ONLY " in *" floor"*) cargo build --release --quiet -p tibet-iot --example floor_responder ;; esac
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
-BIN=$TARGET/release/tibet-iot
+# TIBET_IOT_BIN: another build of tibet-iot to measure (e.g. one copied
+# from an earlier commit, to compare two builds in one sitting).
+BIN=${TIBET_IOT_BIN:-$TARGET/release/tibet-iot}
 FLOOR=$TARGET/release/examples/floor_responder
 case " $ONLY " in *" python"*) PY=$(bash scripts/pyref.sh) ;; esac
 

@@ -1,11 +1,12 @@
 //! Provenance throughput: token creation with hash, FileStore append with
-//! group commit, and line verification. Results go to docs/PERFORMANCE.md.
+//! group commit, line verification, and ping tokens made in batches (as an
+//! audited node makes them). Results go to docs/PERFORMANCE.md.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_main};
-use tibet_core::{Provider, Token, TokenIdGen};
-use tibet_ping::Timestamp;
+use tibet_core::{NetworkBridge, PingAnswer, Provider, Token, TokenIdGen, packet_token};
+use tibet_ping::{AirlockZone, PingDecision, PingPacket, Timestamp};
 
 #[path = "../examples/fixture/mod.rs"]
 mod fixture;
@@ -52,10 +53,62 @@ fn append(c: &mut Criterion) {
     let _ = std::fs::remove_file(&path);
 }
 
+/// Ping tokens in batches of 256 (an audited node's path): through a
+/// `NewToken` (`packet_token`, the generic path) and straight from the
+/// packet (`add_ping`). Creation only (a store that discards).
+fn ping_batches(c: &mut Criterion) {
+    const BATCH: usize = 256;
+    let mut packet = PingPacket::new(
+        "ping_114e000000000001",
+        "jis:home:sensor",
+        "jis:home:hub",
+        "temperature.read",
+        "Thermostat check",
+    );
+    packet.payload = serde_json::json!({"celsius": 21.5, "unit": "°C"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let answer = PingAnswer {
+        decision: PingDecision::Accept,
+        trust_score: 0.9,
+        zone: AirlockZone::Groen,
+    };
+    let mut g = c.benchmark_group("ping_token_batch");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    let mut bridge = NetworkBridge::new(provider().with_store(Discard(None)));
+    g.bench_function("generic_new_token", |b| {
+        b.iter(|| {
+            bridge.begin_batch();
+            for _ in 0..BATCH {
+                let mut new = packet_token(&packet, None);
+                new.eromheen
+                    .insert("decision".into(), answer.decision.as_str().into());
+                new.eromheen.insert("trust_score".into(), 0.9.into());
+                new.eromheen
+                    .insert("zone".into(), answer.zone.as_str().into());
+                new.eromheen.insert("authenticated".into(), false.into());
+                bridge.add_event(new).unwrap();
+            }
+            black_box(bridge.commit_batch().unwrap())
+        })
+    });
+    g.bench_function("straight_from_the_packet", |b| {
+        b.iter(|| {
+            bridge.begin_batch();
+            for _ in 0..BATCH {
+                bridge.add_ping(&packet, Some(answer), Some(false)).unwrap();
+            }
+            black_box(bridge.commit_batch().unwrap())
+        })
+    });
+    g.finish();
+}
+
 // criterion's macro generates an undocumented function.
 #[allow(missing_docs)]
 mod group {
-    criterion::criterion_group!(benches, super::create, super::append);
+    criterion::criterion_group!(benches, super::create, super::append, super::ping_batches);
 }
 use group::benches;
 criterion_main!(benches);

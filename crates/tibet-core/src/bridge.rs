@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use tibet_ping::{AirlockZone, DEFAULT_TRUST_GROEN, DEFAULT_TRUST_ROOD, PingPacket, PingResponse};
 
+use crate::ping_token::PingAnswer;
 use crate::provider::{NewToken, Provider, heartbeat_token, packet_token};
 use crate::store::AppendError;
 use crate::token::Token;
@@ -87,6 +88,34 @@ impl NetworkBridge {
         }
         self.provider.add(new)?;
         self.last_id = self.provider.last_id().map(str::to_owned);
+        Ok(())
+    }
+
+    /// An answered ping, as [`NetworkBridge::add_event`] of
+    /// [`packet_token`](crate::packet_token) with EROMHEEN `authenticated`
+    /// when given; in an open batch written straight from the packet (see
+    /// [`Provider::add_ping`]).
+    pub fn add_ping(
+        &mut self,
+        packet: &PingPacket,
+        answer: Option<PingAnswer>,
+        authenticated: Option<bool>,
+    ) -> Result<(), AppendError> {
+        let first = match &self.last_id {
+            Some(_) => None,
+            None => self.provider.last_id().map(str::to_owned),
+        };
+        let parent = self.last_id.as_deref().or(first.as_deref());
+        self.provider
+            .add_ping(packet, answer, authenticated, parent)?;
+        // The new id, copied into the old one's buffer.
+        match (&mut self.last_id, self.provider.last_id()) {
+            (Some(mine), Some(new)) => {
+                mine.clear();
+                mine.push_str(new);
+            }
+            (mine, new) => *mine = new.map(str::to_owned),
+        }
         Ok(())
     }
 

@@ -52,9 +52,7 @@ pub(crate) fn put_text<'a>(erin: &mut JsonMap, key: &str, text: &'a str, max: us
 /// most `max` bytes; otherwise an empty object, plus `key_bytes` and
 /// `key_sha256` of its compact JSON (keys in received order).
 pub(crate) fn put_payload(erin: &mut JsonMap, key: &str, payload: &JsonMap, max: usize) {
-    // Measured without building the text (every ping token asks).
-    let mut size = Size { bytes: 0, max };
-    if serde_json::to_writer(&mut size, payload).is_ok() {
+    if payload_fits(payload, max) {
         erin.insert(key.to_owned(), Value::Object(payload.clone()));
         return;
     }
@@ -62,6 +60,13 @@ pub(crate) fn put_payload(erin: &mut JsonMap, key: &str, payload: &JsonMap, max:
     erin.insert(key.to_owned(), Value::Object(JsonMap::new()));
     erin.insert(format!("{key}_bytes"), Value::from(text.len()));
     erin.insert(format!("{key}_sha256"), Value::from(sha256_hex(&text)));
+}
+
+/// Whether `payload`'s compact JSON is at most `max` bytes, measured
+/// without building the text (every ping token asks).
+pub(crate) fn payload_fits(payload: &JsonMap, max: usize) -> bool {
+    let mut size = Size { bytes: 0, max };
+    serde_json::to_writer(&mut size, payload).is_ok()
 }
 
 /// Counts the bytes written, failing once they exceed `max`.

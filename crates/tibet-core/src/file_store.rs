@@ -303,6 +303,21 @@ impl FileStore {
         })
     }
 
+    /// Appends tokens already written as lines (see
+    /// [`Store::append_lines`]) under one lock and one write.
+    pub fn append_lines(&mut self, text: &[u8], last_id: &str) -> Result<(), AppendError> {
+        self.line.clear();
+        self.line.extend_from_slice(text);
+        let result = self.write_locked();
+        if result.is_ok() && !text.is_empty() {
+            self.last_id = Some(last_id.to_owned());
+        }
+        result.map_err(|source| AppendError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Writes `self.line` at the end under the exclusive lock.
     fn write_locked(&mut self) -> std::io::Result<()> {
         self.check_writable()?;
@@ -643,6 +658,10 @@ pub(crate) fn scan_path(
 impl Store for FileStore {
     fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
         FileStore::append_batch(self, tokens)
+    }
+
+    fn append_lines(&mut self, text: &[u8], last_id: &str) -> Result<(), AppendError> {
+        FileStore::append_lines(self, text, last_id)
     }
 
     fn append(&mut self, token: &Token) -> Result<(), AppendError> {

@@ -50,6 +50,7 @@ mod chain;
 mod file_store;
 mod group_commit;
 mod id;
+mod ping_token;
 mod provider;
 mod pyjson;
 mod store;
@@ -61,6 +62,7 @@ pub use cap::{MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 pub use chain::{Chain, ChainSummary, DEFAULT_TRACE_DEPTH, TreeNode};
 pub use file_store::{Durability, FileStore, OpenError, Recovery, RotateError, RotateReport};
 pub use id::TokenIdGen;
+pub use ping_token::PingAnswer;
 pub use provider::{ExportFormat, NewToken, Provider, UpdateStateError, packet_token};
 pub use store::{
     AppendError, BadLine, MAX_BAD_LINES_KEPT, MemoryStore, Query, ReadError, ScanReport, Store,

@@ -8,8 +8,9 @@ use tibet_ping::{JsonMap, PingPacket, PingResponse, Timestamp};
 
 use crate::cap::{self, MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
 use crate::id::TokenIdGen;
+use crate::ping_token::{FloatText, PingAnswer, PingFacts, Stamp};
 use crate::store::{AppendError, MemoryStore, Query, ReadError, Store};
-use crate::token::{HmacKey, Token, TokenState};
+use crate::token::{HmacKey, Token, TokenState, digest_hex};
 use crate::verify::{Verifier, VerifyReport};
 
 /// What to record: the caller's part of a token. The provider adds id,
@@ -124,9 +125,30 @@ pub struct Provider {
     clock: Clock,
     ids: TokenIdGen,
     last_id: Option<String>,
-    /// While a batch is open: the tokens made so far, and the chain's
-    /// last id before it (restored when the batch cannot be stored).
-    batch: Option<(Vec<Token>, Option<String>)>,
+    /// The open batch, if any.
+    batch: Option<Batch>,
+    /// The line buffer of the last batch, kept for the next one.
+    spare: Vec<u8>,
+    /// The canonical JSON of a token being sealed (reused).
+    scratch: Vec<u8>,
+    /// The last trust score written, as text.
+    floats: FloatText,
+}
+
+/// A line buffer larger than this is not kept for the next batch.
+const KEEP_BUFFER: usize = 4 << 20;
+
+/// An open batch: tokens made, chained and sealed, not stored yet.
+struct Batch {
+    /// Their file lines, each ending in a newline.
+    text: Vec<u8>,
+    /// How many.
+    count: usize,
+    /// The tokens themselves, kept only for an `on_token` callback.
+    tokens: Vec<Token>,
+    /// The chain's last id before the batch (restored when the batch
+    /// cannot be stored).
+    before: Option<String>,
 }
 
 impl fmt::Debug for Provider {
@@ -154,6 +176,9 @@ impl Provider {
             ids: TokenIdGen::random(),
             last_id: None,
             batch: None,
+            spare: Vec::new(),
+            scratch: Vec::new(),
+            floats: FloatText::default(),
         }
     }
 
@@ -223,27 +248,78 @@ impl Provider {
     /// Creates, seals and stores a token stamped `now`.
     pub fn create_at(&mut self, new: NewToken, now: Timestamp) -> Result<Token, AppendError> {
         let token = self.seal_next(new, now);
-        if let Some((held, _)) = &mut self.batch {
-            self.last_id = Some(token.token_id.clone());
-            held.push(token.clone());
+        if self.batch.is_some() {
+            let copy = self.on_token.is_some().then(|| token.clone());
+            self.hold(&token, copy);
             return Ok(token);
         }
         self.store_one(token)
+    }
+
+    /// Adds `token` (sealed, next in the chain) to the open batch; `keep`
+    /// is the token itself when a callback wants it at commit.
+    fn hold(&mut self, token: &Token, keep: Option<Token>) {
+        if let Some(b) = &mut self.batch {
+            token.write_json_line(&mut b.text);
+            b.text.push(b'\n');
+            b.count += 1;
+            b.tokens.extend(keep);
+            self.last_id = Some(token.token_id.clone());
+        }
     }
 
     /// Creates a token like [`Provider::create`] without handing it back:
     /// in an open batch it is only held (no copy made), else stored.
     pub fn add(&mut self, new: NewToken) -> Result<(), AppendError> {
         let token = self.seal_next(new, (self.clock)());
-        match &mut self.batch {
-            Some((held, _)) => {
-                self.last_id = Some(token.token_id.clone());
-                held.push(token);
+        if self.batch.is_some() {
+            self.hold(&token, None);
+            if let (Some(b), Some(_)) = (&mut self.batch, &self.on_token) {
+                b.tokens.push(token);
             }
-            None => {
-                self.store_one(token)?;
-            }
+            return Ok(());
         }
+        self.store_one(token)?;
+        Ok(())
+    }
+
+    /// Records an answered ping as [`Provider::add`] of
+    /// [`packet_token`]`(packet, answer)` would, with EROMHEEN
+    /// `authenticated` when given and `parent_id` as the parent when
+    /// given. In an open batch (and without an `on_token` callback) the
+    /// token is written straight from the packet: its canonical JSON and
+    /// its line, with no intermediate token (the same bytes).
+    pub fn add_ping(
+        &mut self,
+        packet: &PingPacket,
+        answer: Option<PingAnswer>,
+        authenticated: Option<bool>,
+        parent_id: Option<&str>,
+    ) -> Result<(), AppendError> {
+        if self.batch.is_none() || self.on_token.is_some() {
+            let mut new = ping_new_token(packet, answer, authenticated);
+            new.parent_id = parent_id.map(str::to_owned);
+            return self.add(new);
+        }
+        let facts = PingFacts::new(packet, answer, authenticated, &mut self.floats);
+        let now = (self.clock)();
+        let token_id = self.ids.next_id(now);
+        let timestamp = crate::id::iso_timestamp(now);
+        let parent_id = parent_id.or(self.last_id.as_deref().filter(|_| self.auto_chain));
+        let stamp = Stamp {
+            token_id: &token_id,
+            timestamp: &timestamp,
+            parent_id,
+        };
+        self.scratch.clear();
+        facts.write_hash_content(&mut self.scratch, &stamp);
+        let hash = digest_hex(&self.scratch, self.key.as_ref());
+        if let Some(b) = &mut self.batch {
+            facts.write_line(&mut b.text, &stamp, &hash);
+            b.text.push(b'\n');
+            b.count += 1;
+        }
+        self.last_id = Some(token_id);
         Ok(())
     }
 
@@ -286,30 +362,45 @@ impl Provider {
     /// while one is open keeps the open one.
     pub fn begin_batch(&mut self) {
         if self.batch.is_none() {
-            self.batch = Some((Vec::with_capacity(256), self.last_id.clone()));
+            let mut text = std::mem::take(&mut self.spare);
+            text.clear();
+            self.batch = Some(Batch {
+                text,
+                count: 0,
+                tokens: Vec::new(),
+                before: self.last_id.clone(),
+            });
         }
     }
 
     /// Tokens created in the open batch, not stored yet.
     pub fn batch_len(&self) -> usize {
-        self.batch.as_ref().map_or(0, |(held, _)| held.len())
+        self.batch.as_ref().map_or(0, |b| b.count)
     }
 
     /// Stores the open batch and closes it; returns how many tokens it
     /// held. When the store refuses them, none of them counts as created:
     /// the chain continues from the token before the batch.
     pub fn commit_batch(&mut self) -> Result<usize, AppendError> {
-        let Some((held, before)) = self.batch.take() else {
+        let Some(mut b) = self.batch.take() else {
             return Ok(0);
         };
-        if let Err(e) = self.store.append_batch(&held) {
-            self.last_id = before;
+        let result = match (&self.last_id, b.count) {
+            (Some(last), 1..) => self.store.append_lines(&b.text, last),
+            _ => Ok(()),
+        };
+        if b.text.capacity() <= KEEP_BUFFER {
+            b.text.clear();
+            self.spare = std::mem::take(&mut b.text);
+        }
+        if let Err(e) = result {
+            self.last_id = b.before;
             return Err(e);
         }
         if let Some(cb) = &mut self.on_token {
-            held.iter().for_each(cb);
+            b.tokens.iter().for_each(cb);
         }
-        Ok(held.len())
+        Ok(b.count)
     }
 
     /// Records a ping (and the answer to it): action `ping.<ping_type>`,
@@ -429,6 +520,16 @@ pub(crate) fn heartbeat_token(source_did: &str, status: Option<&str>) -> NewToke
 /// `unknown` there); ERACHTER the purpose (or `Ping from A to B`); actor
 /// the source DID.
 pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> NewToken {
+    ping_new_token(packet, response.map(PingAnswer::from), None)
+}
+
+/// [`packet_token`] from the answer's facts, with EROMHEEN
+/// `authenticated` last when given.
+pub(crate) fn ping_new_token(
+    packet: &PingPacket,
+    answer: Option<PingAnswer>,
+    authenticated: Option<bool>,
+) -> NewToken {
     let mut eromheen = JsonMap::new();
     eromheen.insert("routing_mode".into(), json!(packet.routing_mode.as_str()));
     eromheen.insert("hop_count".into(), json!(packet.hop_count));
@@ -436,10 +537,13 @@ pub fn packet_token(packet: &PingPacket, response: Option<&PingResponse>) -> New
     if let Some(pod) = packet.pod_id.as_deref().filter(|p| !p.is_empty()) {
         eromheen.insert("pod_id".into(), json!(pod));
     }
-    if let Some(r) = response {
+    if let Some(r) = answer {
         eromheen.insert("decision".into(), json!(r.decision.as_str()));
         eromheen.insert("trust_score".into(), json!(r.trust_score));
-        eromheen.insert("zone".into(), json!(r.airlock_zone.as_str()));
+        eromheen.insert("zone".into(), json!(r.zone.as_str()));
+    }
+    if let Some(a) = authenticated {
+        eromheen.insert("authenticated".into(), json!(a));
     }
     let mut erin = JsonMap::new();
     erin.insert("intent".into(), json!(packet.intent));

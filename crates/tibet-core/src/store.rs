@@ -18,6 +18,9 @@ pub enum AppendError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Lines handed to [`Store::append_lines`] that are not tokens.
+    #[error("not a token line: {0}")]
+    NotATokenLine(#[from] crate::token::ParseTokenError),
 }
 
 /// Why reading tokens from a store failed.
@@ -124,6 +127,22 @@ pub trait Store: Send {
     /// by default one [`Store::append`] each, stopping at the first error.
     fn append_batch(&mut self, tokens: &[Token]) -> Result<(), AppendError> {
         tokens.iter().try_for_each(|t| self.append(t))
+    }
+
+    /// Appends tokens already written as file lines: `text` holds each
+    /// one's [`Token::write_json_line`] and a newline, `last_id` is the
+    /// last one's id. All or none where the store can: a
+    /// [`FileStore`](crate::FileStore) writes `text` as it is with one
+    /// `write`; by default the lines are parsed (none is stored if one
+    /// does not parse) and stored with [`Store::append_batch`].
+    fn append_lines(&mut self, text: &[u8], last_id: &str) -> Result<(), AppendError> {
+        let _ = last_id;
+        let tokens = text
+            .split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(Token::from_json_line)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.append_batch(&tokens)
     }
 
     /// Calls `f` with every token in order until it returns `Break`.

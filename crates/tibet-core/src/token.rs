@@ -300,7 +300,7 @@ impl HashFields<'_, '_> {
 }
 
 /// Hex SHA-256, or HMAC-SHA256 with a non-empty key, of `content`.
-fn digest_hex(content: &[u8], key: Option<&HmacKey>) -> String {
+pub(crate) fn digest_hex(content: &[u8], key: Option<&HmacKey>) -> String {
     let digest: [u8; 32] = match key {
         Some(k) if !k.0.is_empty() => {
             let mut mac = Hmac::<Sha256>::new_from_slice(&k.0).expect("HMAC takes any key length");

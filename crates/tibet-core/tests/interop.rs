@@ -304,8 +304,9 @@ fn canonical_content_matches_python_for_random_values() {
     }
 }
 
-/// Tokens with capped purpose and payload, and aggregated drop records,
-/// verify in Python tibet-core byte for byte.
+/// Tokens with capped purpose and payload (made generically and straight
+/// from the packet), and aggregated drop records, verify in Python
+/// tibet-core byte for byte.
 #[test]
 fn capped_and_drop_tokens_verify_in_python() {
     let Some(py) = python() else { return };
@@ -327,6 +328,23 @@ fn capped_and_drop_tokens_verify_in_python() {
     assert!(capped.erin["purpose"].as_str().unwrap().len() <= MAX_TOKEN_PURPOSE);
     assert_eq!(capped.erin["payload"], json!({}));
     assert_eq!(capped.erin["payload_sha256"].as_str().unwrap().len(), 64);
+    // The same ping and a small one, written straight from the packet in a
+    // batch (the audited node's path).
+    let answer = tibet_core::PingAnswer {
+        decision: tibet_ping::PingDecision::Pending,
+        trust_score: 0.1,
+        zone: tibet_ping::AirlockZone::Geel,
+    };
+    let mut small =
+        tibet_ping::PingPacket::new("ping_2", "jis:home:s", "jis:home:hub", "t.read", "");
+    small.payload = json!({"c": 21.5, "u": "é🦀", "n": 1e16})
+        .as_object()
+        .unwrap()
+        .clone();
+    bridge.begin_batch();
+    bridge.add_ping(&packet, Some(answer), Some(false)).unwrap();
+    bridge.add_ping(&small, Some(answer), Some(true)).unwrap();
+    assert_eq!(bridge.commit_batch().unwrap(), 2);
     let mut agg = DropAggregator::new(std::time::Duration::from_secs(10), 8);
     let t0 = Timestamp::parse("2026-11-26T11:00:00Z").unwrap();
     for i in 0..5_000u64 {
@@ -345,7 +363,7 @@ fn capped_and_drop_tokens_verify_in_python() {
     }
     drop(bridge);
     let r = py_check(&py, &path, "");
-    assert_eq!(r["count"], 3, "{r}");
+    assert_eq!(r["count"], 5, "{r}");
     assert_eq!(r["report"]["integrity"], true, "{r}");
     assert_eq!(r["same_lines"], true, "{r}");
 }

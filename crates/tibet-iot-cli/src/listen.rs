@@ -339,6 +339,9 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
         // them, no pins file fed by discoveries): the node then builds none.
         node.unsubscribe();
     }
+    // Events may flow (for the pins file) while no line is printed: then
+    // none is escaped either.
+    let prints = events != Events::None;
     let mut filter = Filter::new(events, args.max_drop_lines);
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -436,9 +439,11 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                     {
                         f.publish_event(&json);
                     }
-                    let event = escaped(event);
-                    if outcome.is_ok() && filter.admit(&event, now) {
-                        outcome = print_event(&mut stdout, &event, format);
+                    if prints && outcome.is_ok() {
+                        let event = escaped(event);
+                        if filter.admit(&event, now) {
+                            outcome = print_event(&mut stdout, &event, format);
+                        }
                     }
                     taken += 1;
                     // Bounded, so signals and the control socket are served

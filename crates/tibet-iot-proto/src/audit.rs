@@ -12,21 +12,35 @@ use std::net::SocketAddr;
 use tibet_ping::identity::PublicKey;
 use tibet_ping::{
     AirlockRule, AirlockZone, AutoVouchRule, Beacon, BeaconDecision, DropRecord, PendingPing,
-    PingPacket, PingResponse, Vouch,
+    PingDecision, PingPacket, Vouch,
 };
+
+/// What an answer to a ping said, as its audit record keeps it: the
+/// decision, the sender's trust score and the airlock zone (the fields of
+/// the answered [`PingResponse`](tibet_ping::PingResponse) a provenance
+/// token records).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnsweredPing {
+    /// The decision.
+    pub decision: PingDecision,
+    /// The sender's trust score.
+    pub trust_score: f64,
+    /// The airlock zone the ping fell in.
+    pub zone: AirlockZone,
+}
 
 /// One auditable event of a node. New kinds of record are added over time
 /// (e.g. identity pins): match with a wildcard arm.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum AuditRecord {
-    /// A ping addressed to this node was decided; `response` is what the
-    /// pipeline produced (sent for accept and pending, withheld for reject).
+    /// A ping addressed to this node was decided and answered (accept,
+    /// pending, or a rule's decision).
     Ping {
         /// The packet as received (its id and content).
         packet: Box<PingPacket>,
-        /// The pipeline's response.
-        response: Box<PingResponse>,
+        /// What the answer said.
+        answer: AnsweredPing,
         /// Whether the sender was authenticated (signed by its DID's pin);
         /// otherwise its DID was a claim (docs/SECURITY.md).
         authenticated: bool,

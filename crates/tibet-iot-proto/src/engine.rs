@@ -33,7 +33,7 @@ pub use batch::MAX_DATAGRAM_BATCH;
 pub use mesh::FLOOD_FANOUT;
 use mesh::NextHops;
 
-use crate::audit::AuditRecord;
+use crate::audit::{AnsweredPing, AuditRecord};
 use crate::audit_queue::{Admission, AuditQueue};
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
@@ -1312,19 +1312,18 @@ impl Engine {
         }
         self.pending_earn = None;
         if reply {
-            // The owned response is built only when something needs it: a
-            // signature, or an audit record; otherwise the answer is written
-            // straight from the node's state into the reused buffer.
+            // The owned response is built only for a signature; otherwise
+            // the answer is written straight from the node's state into the
+            // reused buffer (an audit record keeps only what its token
+            // says, `AnsweredPing`).
             // Answers are signed for senders that sign (they can check the
             // answer against a pin); an unsigned sender gets an unsigned
             // answer, so a load of unsigned pings costs no signatures.
             let signs = self.config.identity.key.is_some() && !packet.signature.is_empty();
             let mut response = None;
-            if signs || recorded {
+            if signs {
                 let mut r = self.node.response_for(now.wall, &answer, packet);
-                if signs {
-                    self.identity.sign_response(&mut r);
-                }
+                self.identity.sign_response(&mut r);
                 response = Some(r);
             }
             let mut buf = std::mem::take(&mut self.answer_buf);
@@ -1374,14 +1373,19 @@ impl Engine {
                 Err(_) => self.stats.encode_errors += 1,
             }
             self.answer_buf = buf;
-            if let Some(response) = response.filter(|_| recorded) {
+            if recorded {
                 // Queued before the driver sends the answer (admitted
                 // above, so it fits). ROOD drops and replays are
                 // aggregated (below), never one record per datagram.
                 let authenticated = self.sender_proved_its_did();
+                let answered = AnsweredPing {
+                    decision: answer.decision,
+                    trust_score: answer.trust_score(),
+                    zone: answer.zone,
+                };
                 self.audit(|| AuditRecord::Ping {
                     packet: Box::new(packet.clone()),
-                    response: Box::new(response),
+                    answer: answered,
                     authenticated,
                 });
             }

@@ -41,7 +41,7 @@ mod stats;
 mod time;
 mod uplink;
 
-pub use audit::AuditRecord;
+pub use audit::{AnsweredPing, AuditRecord};
 pub use audit_queue::{AuditConfig, AuditOverload};
 pub use compact_str::CompactString;
 pub use config::{

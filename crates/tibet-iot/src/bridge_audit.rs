@@ -11,9 +11,9 @@
 //! `identity.pinned`.
 
 use serde_json::json;
-use tibet_core::{NetworkBridge, NewToken, packet_token};
-use tibet_iot_proto::AuditRecord;
-use tibet_ping::{PingPacket, PingResponse};
+use tibet_core::{NetworkBridge, NewToken, PingAnswer};
+use tibet_iot_proto::{AnsweredPing, AuditRecord};
+use tibet_ping::PingPacket;
 
 use crate::audit::{AuditError, AuditSink, Stored};
 
@@ -48,15 +48,22 @@ fn pending_token(
         .erachter(story)
 }
 
-/// The token of an answered ping: the bridge's, with whether its sender
+/// Records an answered ping: the bridge's token, with whether its sender
 /// was authenticated in EROMHEEN (`authenticated`), so an audit shows which
-/// decisions rested on a claim.
-fn ping_token(packet: &PingPacket, response: &PingResponse, authenticated: bool) -> NewToken {
-    let mut token = packet_token(packet, Some(response));
-    token
-        .eromheen
-        .insert("authenticated".into(), authenticated.into());
-    token
+/// decisions rested on a claim. In a batch it is written straight from the
+/// packet (no intermediate token).
+fn add_ping(
+    bridge: &mut NetworkBridge,
+    packet: &PingPacket,
+    answer: &AnsweredPing,
+    authenticated: bool,
+) -> Result<(), AuditError> {
+    let answer = PingAnswer {
+        decision: answer.decision,
+        trust_score: answer.trust_score,
+        zone: answer.zone,
+    };
+    stored(bridge.add_ping(packet, Some(answer), Some(authenticated)))
 }
 
 impl AuditSink for NetworkBridge {
@@ -64,9 +71,9 @@ impl AuditSink for NetworkBridge {
         match record {
             AuditRecord::Ping {
                 packet,
-                response,
+                answer,
                 authenticated,
-            } => stored(self.add_event(ping_token(packet, response, *authenticated))),
+            } => add_ping(self, packet, answer, *authenticated),
             AuditRecord::Heartbeat {
                 did,
                 address,
@@ -231,16 +238,8 @@ impl AuditSink for NetworkBridge {
         self.begin_batch();
         let mut out = Stored::default();
         for r in records {
-            let result = match r {
-                // The bulk: made without a copy of the token.
-                AuditRecord::Ping {
-                    packet,
-                    response,
-                    authenticated,
-                } => stored(self.add_event(ping_token(packet, response, *authenticated))),
-                other => self.record(other),
-            };
-            if let Err(e) = result {
+            // Ping tokens (the bulk) are written straight into the batch.
+            if let Err(e) = self.record(r) {
                 out.failed += 1;
                 out.first_error.get_or_insert(e);
             }

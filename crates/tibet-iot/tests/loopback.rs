@@ -376,10 +376,8 @@ struct Recorder(std::sync::Arc<Recorded>);
 impl tibet_iot::AuditSink for Recorder {
     fn record(&mut self, record: &AuditRecord) -> Result<(), tibet_iot::AuditError> {
         let line = match record {
-            AuditRecord::Ping {
-                packet, response, ..
-            } => {
-                format!("ping.{} {}", packet.ping_type, response.airlock_zone)
+            AuditRecord::Ping { packet, answer, .. } => {
+                format!("ping.{} {}", packet.ping_type, answer.zone)
             }
             AuditRecord::Heartbeat { did, .. } => format!("heartbeat {did}"),
             AuditRecord::TrustChange { did, old, new, .. } => {
