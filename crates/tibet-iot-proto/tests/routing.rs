@@ -361,6 +361,33 @@ fn the_same_scenario_and_seed_give_the_same_report() {
     assert_ne!(a, c, "another seed, another network");
 }
 
+/// The same with areas and churn: nodes named into 3 x 3 areas, routes to
+/// the other areas, 5 % of the nodes leaving and coming back each minute.
+#[test]
+fn the_same_scenario_with_areas_and_churn_gives_the_same_report() {
+    let cfg = ScenarioConfig {
+        nodes: 60,
+        areas: Some(3),
+        churn: 0.05,
+        baseline: false,
+        warmup: Duration::from_secs(150),
+        ..small(5)
+    };
+    let a = scenario::run(&cfg, &mut |_| {});
+    let b = scenario::run(&cfg, &mut |_| {});
+    assert_eq!(a, b);
+    assert_eq!((a.areas, a.churned_per_minute), (9, 3));
+    assert!(a.delivered > 0, "{a:?}");
+    let flat = scenario::run(
+        &ScenarioConfig {
+            areas: Some(1),
+            ..cfg.clone()
+        },
+        &mut |_| {},
+    );
+    assert_ne!(a, flat, "areas change the routes");
+}
+
 #[test]
 fn topologies_are_connected_and_shaped_as_named() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);

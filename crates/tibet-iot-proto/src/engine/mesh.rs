@@ -169,7 +169,10 @@ impl Engine {
 
     /// A routed mesh request timed out: drop its route and flood it once.
     pub(crate) fn retry_by_flood(&mut self, now: Now, req: Request, fb: MeshFallback) {
-        self.routes.fail(&req.target_did);
+        if let Some(key) = self.routes.key_for(&req.target_did) {
+            let key = key.into_owned();
+            self.routes.fail(&key);
+        }
         let NextHops::Flood(hops) = self.flood_hops(now, None) else {
             unreachable!("flood_hops floods")
         };
@@ -211,7 +214,8 @@ impl Engine {
             return NextHops::Routed(a);
         }
         if self.config.routing
-            && let Some(r) = self.routes.get(now.mono, target)
+            && let Some(key) = self.routes.key_for(target)
+            && let Some(r) = self.routes.get(now.mono, &key)
             && Some(r.next_hop) != from
             && self.is_live_neighbour(now, r.next_hop)
         {
@@ -258,9 +262,12 @@ impl Engine {
             self.routes.stats.untrusted_ignored += 1;
             return;
         }
-        if self.routes.set_neighbour(addr, did) {
+        if self.routes.set_neighbour(addr, did)
+            && let Some(key) = self.routes.key_for(did)
+        {
+            let key = key.into_owned();
             self.routes
-                .learn(now.mono, did, addr, 1, RouteSource::Neighbour);
+                .learn(now.mono, &key, addr, 1, RouteSource::Neighbour);
         }
     }
 
@@ -306,13 +313,12 @@ impl Engine {
             self.routes.stats.untrusted_ignored += 1;
             return;
         }
-        self.routes.learn(
-            now.mono,
-            responder,
-            from,
-            UNKNOWN_HOPS,
-            RouteSource::Response,
-        );
+        let Some(key) = self.routes.key_for(responder) else {
+            return;
+        };
+        let key = key.into_owned();
+        self.routes
+            .learn(now.mono, &key, from, UNKNOWN_HOPS, RouteSource::Response);
     }
 
     /// The payload keys this round adds to a heartbeat for `to_did` at `to`
