@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
+use tibet_iot_proto::sim::scenario::{self, ScenarioConfig};
 use tibet_iot_proto::sim::{Sim, addr};
 use tibet_iot_proto::{Engine, ROUTES_KEY, SendOptions, TransportConfig};
 use tibet_ping::{PingOptions, PingType};
+
+/// Warm-up of the 2,000-node scenario, in virtual seconds.
+const WARMUP_S: u64 = 300;
 
 /// Node `i` of area `area` (`jis:t:<area>:n<i>`).
 fn name(area: &str, i: usize) -> String {
@@ -119,4 +123,26 @@ fn a_trusted_neighbour_of_another_area_cannot_teach_routes_inside_this_one() {
             assert_eq!((r.next_hop, r.hops), (addr(3), 1));
         }
     }
+}
+
+/// The scale scenario at the size CI can afford (a debug build): 2,000
+/// geometric nodes in areas at 10 % loss. Tables hold the own area and the
+/// other areas, not the mesh, and the pings still arrive.
+#[test]
+fn two_thousand_nodes_in_areas_at_ten_percent_loss() {
+    let cfg = ScenarioConfig {
+        nodes: 2_000,
+        loss: 0.1,
+        pings: 20,
+        seed: 1,
+        baseline: false,
+        warmup: Duration::from_secs(WARMUP_S),
+        ..ScenarioConfig::default()
+    };
+    let r = scenario::run(&cfg, &mut |_| {});
+    eprintln!("{r:?}");
+    assert!(r.areas > 1, "{r:?}");
+    assert!(r.delivery_ratio >= 0.95, "{r:?}");
+    assert!(r.transmissions_per_delivery <= 200.0, "{r:?}");
+    assert!(r.routes_per_node < 300.0, "a flat table would hold 1,999: {r:?}");
 }
