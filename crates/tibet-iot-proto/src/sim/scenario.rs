@@ -196,13 +196,13 @@ pub fn edges(topology: Topology, n: usize, rng: &mut impl Rng) -> Vec<(usize, us
     layout(topology, n, rng).0
 }
 
+/// Links `(a, b)` with `a < b`, and where each node stands in the unit
+/// square (empty for the topologies that are not geometric).
+pub type Layout = (Vec<(usize, usize)>, Vec<(f64, f64)>);
+
 /// The links of `topology` over `n` nodes (as [`edges`]) and, for the
 /// geometric one, where each node is in the unit square (else empty).
-pub fn layout(
-    topology: Topology,
-    n: usize,
-    rng: &mut impl Rng,
-) -> (Vec<(usize, usize)>, Vec<(f64, f64)>) {
+pub fn layout(topology: Topology, n: usize, rng: &mut impl Rng) -> Layout {
     let mut points = Vec::new();
     let mut e: Vec<(usize, usize)> = match topology {
         Topology::Line => (1..n).map(|i| (i - 1, i)).collect(),
@@ -246,7 +246,7 @@ pub fn layout(
     (e, points)
 }
 
-fn geometric(n: usize, rng: &mut impl Rng) -> (Vec<(usize, usize)>, Vec<(f64, f64)>) {
+fn geometric(n: usize, rng: &mut impl Rng) -> Layout {
     if n < 2 {
         return (Vec::new(), Vec::new());
     }
@@ -327,9 +327,9 @@ fn ping_options() -> SendOptions {
 }
 
 /// Bytes of memory every node of a scenario holds besides its routes: its
-/// engine and tables, its links and the datagrams in flight (measured about
-/// 234 KB; see [`memory_estimate`]).
-pub const MEMORY_PER_NODE: u64 = 256 * 1024;
+/// engine and tables, its links and the datagrams in flight (measured 73 to
+/// 88 KB; see [`memory_estimate`]).
+pub const MEMORY_PER_NODE: u64 = 96 * 1024;
 /// Bytes per learned route (measured 75 to 105).
 pub const MEMORY_PER_ROUTE: u64 = 128;
 /// Bytes per measured ping (its round-trip time, and the request while in
@@ -340,15 +340,16 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 
 /// The memory a scenario needs at its peak, in bytes: an estimate made
 /// before it starts, so a run that cannot fit is refused instead of aborted
-/// (`tibet-iot sim`). Every node learns a route to every other one, up to
-/// its routing table's capacity. Measured peaks (resident set, geometric
-/// topology, 300 s of warm-up): 200 nodes 55 MB and 800 nodes 240 MB
-/// (debug build), which is about 234 KB per node plus 75 bytes per route;
-/// 10,000 nodes 3.96 GiB with 1,434 routes per node (release build,
-/// docs/PERFORMANCE.md), and a heap profile of 1,000 nodes put a route at
-/// about 105 bytes. The constants round these up (the estimates for those
-/// runs: 74 MB, 308 MB and 4.9 GiB). The baseline run comes after the
-/// routed one has been dropped, so it adds nothing.
+/// (`tibet-iot sim`). Without areas every node learns a route to every
+/// other one, up to its routing table's capacity. Measured peaks (resident
+/// set, release build, geometric topology, 10 % loss, 300 s of warm-up,
+/// docs/perf-notes/scale.md): 1,000 nodes flat 217 MB with 999 routes per
+/// node; 2,000 nodes in 49 areas 194 MB with 88 routes per node; 10,000
+/// nodes in 100 areas 1.14 GB with 198 routes per node: 73 to 88 KB per
+/// node besides its routes at ~128 bytes each. The constants round these
+/// up (the estimates for those runs: 242 MB, 246 MB and 1.4 GB). The
+/// baseline run comes after the routed one has been dropped, so it adds
+/// nothing.
 ///
 /// With areas a node holds routes to its own area's nodes and to the other
 /// areas: counted as twice the mean area plus the areas (cells are uneven).
@@ -630,13 +631,23 @@ mod tests {
                 ..ScenarioConfig::default()
             })
         };
-        // Measured peaks ([`memory_estimate`]): 55 MB, 240 MB, 3.96 GiB.
-        assert!(at(200, 10) >= 55_000_000 && at(200, 10) < 80_000_000);
-        assert!(at(800, 10) >= 240_000_000 && at(800, 10) < 320_000_000);
-        let ten_thousand = at(10_000, 20) as f64 / (1u64 << 30) as f64;
-        assert!((3.96..5.0).contains(&ten_thousand), "{ten_thousand} GiB");
-        // The largest network `sim` takes: routes stop at the table's
-        // capacity.
+        // Measured peaks ([`memory_estimate`]): 217 MB flat at 1,000
+        // nodes, 194 MB at 2,000 and 1.14 GB at 10,000 in areas.
+        assert!(at(1_000, 100) >= 217_000_000 && at(1_000, 100) < 260_000_000);
+        let areas = |nodes| {
+            memory_estimate(&ScenarioConfig {
+                nodes,
+                pings: 20,
+                ..ScenarioConfig::default()
+            })
+        };
+        assert!(areas(2_000) >= 194_000_000 && areas(2_000) < 260_000_000);
+        assert!(areas(10_000) >= 1_144_000_000 && areas(10_000) < 1_500_000_000);
+        assert!(
+            areas(100_000) / 100_000 < 2 * (areas(10_000) / 10_000),
+            "per node, areas grow with the square root of the mesh"
+        );
+        // A flat mesh: routes stop at the table's capacity.
         let big = at(60_000, 100);
         assert_eq!(
             big,
