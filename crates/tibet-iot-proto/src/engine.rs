@@ -1010,6 +1010,11 @@ impl Engine {
         // A large datagram's strings are not kept: what the engine holds
         // between datagrams stays within a few KiB.
         if datagram.len() <= SCRATCH_KEEP_BYTES {
+            // Nor a heartbeat's route advertisement (a map per engine, the
+            // largest part of a simulated node's heap besides its tables).
+            if packet.ping_type == PingType::Heartbeat {
+                packet.payload.remove(crate::routes::ROUTES_KEY);
+            }
             self.scratch = packet;
         }
     }

@@ -131,7 +131,9 @@ pub struct Sim {
     now: MonoTime,
     wall_origin: Timestamp,
     rng: StdRng,
-    nodes: BTreeMap<SocketAddr, Engine>,
+    /// Boxed: an engine is ~12 KB inline, and a B-tree's partly filled
+    /// nodes would hold slack for several.
+    nodes: BTreeMap<SocketAddr, Box<Engine>>,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     cut: BTreeSet<(SocketAddr, SocketAddr)>,
     default_link: Link,
@@ -245,7 +247,7 @@ impl Sim {
         let mut e = Engine::new(name, config, seed);
         e.set_local(7150, SocketAddr::from(([224, 0, 71, 50], 7151)));
         e.start(self.now());
-        self.nodes.insert(addr(i), e);
+        self.nodes.insert(addr(i), Box::new(e));
         self.dirty.insert(addr(i));
         addr(i)
     }
@@ -279,7 +281,7 @@ impl Sim {
 
     /// Every engine, by address.
     pub fn engines(&self) -> impl Iterator<Item = (&SocketAddr, &Engine)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(a, e)| (a, &**e))
     }
 
     /// A link both ways with the default properties; each side learns the
