@@ -327,8 +327,8 @@ fn ping_options() -> SendOptions {
 }
 
 /// Bytes of memory every node of a scenario holds besides its routes: its
-/// engine and tables, its links and the datagrams in flight (measured 73 to
-/// 88 KB; see [`memory_estimate`]).
+/// engine and tables, its links and the datagrams in flight (measured 57 to
+/// 67 KB; see [`memory_estimate`]).
 pub const MEMORY_PER_NODE: u64 = 96 * 1024;
 /// Bytes per learned route (measured 75 to 105).
 pub const MEMORY_PER_ROUTE: u64 = 128;
@@ -343,9 +343,9 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 /// (`tibet-iot sim`). Without areas every node learns a route to every
 /// other one, up to its routing table's capacity. Measured peaks (resident
 /// set, release build, geometric topology, 10 % loss, 300 s of warm-up,
-/// docs/perf-notes/scale.md): 1,000 nodes flat 217 MB with 999 routes per
-/// node; 2,000 nodes in 49 areas 194 MB with 88 routes per node; 10,000
-/// nodes in 100 areas 1.14 GB with 198 routes per node: 73 to 88 KB per
+/// docs/perf-notes/scale.md): 1,000 nodes flat 208 MB with 999 routes per
+/// node; 2,000 nodes in 49 areas 153 MB with 88 routes per node; 10,000
+/// nodes in 100 areas 943 MB with 198 routes per node: 57 to 67 KB per
 /// node besides its routes at ~128 bytes each. The constants round these
 /// up (the estimates for those runs: 242 MB, 246 MB and 1.4 GB). The
 /// baseline run comes after the routed one has been dropped, so it adds
@@ -631,9 +631,9 @@ mod tests {
                 ..ScenarioConfig::default()
             })
         };
-        // Measured peaks ([`memory_estimate`]): 217 MB flat at 1,000
-        // nodes, 194 MB at 2,000 and 1.14 GB at 10,000 in areas.
-        assert!(at(1_000, 100) >= 217_000_000 && at(1_000, 100) < 260_000_000);
+        // Measured peaks ([`memory_estimate`]): 208 MB flat at 1,000
+        // nodes, 153 MB at 2,000 and 943 MB at 10,000 in areas.
+        assert!(at(1_000, 100) >= 208_000_000 && at(1_000, 100) < 260_000_000);
         let areas = |nodes| {
             memory_estimate(&ScenarioConfig {
                 nodes,
@@ -641,8 +641,8 @@ mod tests {
                 ..ScenarioConfig::default()
             })
         };
-        assert!(areas(2_000) >= 194_000_000 && areas(2_000) < 260_000_000);
-        assert!(areas(10_000) >= 1_144_000_000 && areas(10_000) < 1_500_000_000);
+        assert!(areas(2_000) >= 153_000_000 && areas(2_000) < 260_000_000);
+        assert!(areas(10_000) >= 943_000_000 && areas(10_000) < 1_500_000_000);
         assert!(
             areas(100_000) / 100_000 < 2 * (areas(10_000) / 10_000),
             "per node, areas grow with the square root of the mesh"
