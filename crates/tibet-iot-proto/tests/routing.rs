@@ -197,6 +197,40 @@ fn a_partition_loses_routes_and_healing_brings_them_back() {
     assert!(sim.outcome(0, ok).unwrap().is_some());
 }
 
+/// A next hop that went silent stops carrying routes after two heartbeat
+/// intervals and a fifth (66 s), long before the peer timeout (120 s): the
+/// ping floods at once around it instead of waiting half its timeout.
+#[test]
+fn a_silent_next_hop_stops_carrying_routes_before_the_peer_timeout() {
+    let mut sim = network(2, 4, &[(0, 1), (0, 2), (1, 3), (2, 3)]);
+    sim.run_for(Duration::from_secs(95));
+    let now = sim.now();
+    let via = sim.node(0).route_to(now.mono, &did(3)).unwrap().next_hop;
+    let dead = if via == addr(1) { 1 } else { 2 };
+    sim.kill(dead);
+    sim.run_for(Duration::from_secs(70));
+    let now = sim.now();
+    assert!(
+        sim.node(0).peers().get(now.mono, &did(dead)).is_some(),
+        "still a peer: the peer timeout has not passed"
+    );
+    assert_eq!(
+        sim.node(0).route_to(now.mono, &did(3)).unwrap().next_hop,
+        via,
+        "the route is still in the table"
+    );
+    let id = sim
+        .node(0)
+        .send_mesh_ping(now, &did(3), "x", "around the silent", mesh_opts())
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let resp = sim.outcome(0, id).unwrap().expect("answered within 1 s");
+    assert_eq!(resp.responder_did, did(3));
+    let now = sim.now();
+    let st = sim.node(0).stats(now).routes;
+    assert_eq!((st.routed, st.flooded), (0, 1), "flooded, not routed");
+}
+
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.
 fn hostile_advert(sim: &mut Sim, hostile: &mut Engine) -> Vec<u8> {
     let now = sim.now();

@@ -224,11 +224,26 @@ impl Engine {
         self.flood_hops(now, from)
     }
 
+    /// Whether the neighbour at `addr` may carry routed traffic: a live,
+    /// proven peer there, heard within [`Engine::route_liveness`]. A
+    /// neighbour that went silent stops drawing routed traffic after a few
+    /// heartbeats instead of at the peer timeout; packets for its routes
+    /// take the bounded flood from here meanwhile.
     fn is_live_neighbour(&self, now: Now, addr: SocketAddr) -> bool {
         self.routes
             .neighbour(addr)
-            .and_then(|did| self.peers.proven_address(now.mono, did))
-            == Some(addr)
+            .and_then(|did| self.peers.get(now.mono, did))
+            .is_some_and(|p| {
+                p.proven && p.address == addr && p.idle(now.mono) <= self.route_liveness()
+            })
+    }
+
+    /// How long a neighbour may stay silent and still carry routes: two
+    /// heartbeat intervals and a fifth (a heartbeat each way per interval,
+    /// so on a link losing 10 % the chance of silence that long is about
+    /// 1 in 10,000), at most the peer timeout.
+    pub(crate) fn route_liveness(&self) -> Duration {
+        (self.config.heartbeat_interval * 11 / 5).min(self.config.peer_timeout)
     }
 
     /// Live, proven peers except `from`: all of them with routing off, else
