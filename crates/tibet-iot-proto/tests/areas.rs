@@ -127,7 +127,7 @@ fn a_trusted_neighbour_of_another_area_cannot_teach_routes_inside_this_one() {
 
 /// The scale scenario at 2,000 geometric nodes in areas at 10 % loss:
 /// tables hold the own area and the other areas, not the mesh, and the
-/// pings still arrive. About 15 s in a release build
+/// pings still arrive. About 17 s in a release build
 /// (`cargo test --release -p tibet-iot-proto --test areas -- --ignored`);
 /// a debug build takes minutes, so the default run leaves it out.
 #[test]
