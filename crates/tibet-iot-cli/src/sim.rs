@@ -59,7 +59,7 @@ pub(crate) enum Shape {
 )]
 pub(crate) struct Args {
     /// Number of nodes.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=60_000))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(2..=200_000))]
     nodes: u32,
     /// How the nodes are linked.
     #[arg(long, value_enum, default_value_t = Shape::Geometric)]
@@ -83,6 +83,18 @@ pub(crate) struct Args {
     /// Virtual seconds of heartbeats and discovery before the pings.
     #[arg(long, default_value_t = 300)]
     warmup_s: u32,
+    /// Areas per side of the square (geometric topology): a node's DID
+    /// names its cell and routes go to areas outside its own; 1: one flat
+    /// mesh. Default: flat up to 1,500 nodes, else n^(1/4) per side.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    areas: Option<u32>,
+    /// Share of the nodes that leave per virtual minute and come back the
+    /// minute after (0..0.5), e.g. 0.05.
+    #[arg(long, default_value_t = 0.0, value_parser = churn)]
+    churn: f64,
+    /// Virtual ms between two measured pings.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=3_600_000))]
+    ping_interval_ms: u32,
     /// Skip the second run with routing off (no
     /// flood_transmissions_per_delivery).
     #[arg(long)]
@@ -194,6 +206,13 @@ fn probability(s: &str) -> Result<f64, String> {
     }
 }
 
+fn churn(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(c) if (0.0..=0.5).contains(&c) => Ok(c),
+        _ => Err(format!("{s:?} is not a share of nodes between 0 and 0.5")),
+    }
+}
+
 fn latency(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(ms) if (0.0..=60_000.0).contains(&ms) => Ok(ms),
@@ -229,7 +248,9 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         routing: args.routing == OnOff::On,
         warmup: Duration::from_secs(args.warmup_s.into()),
         baseline: !args.no_baseline,
-        ..ScenarioConfig::default()
+        areas: args.areas.map(|a| a as usize),
+        churn: args.churn,
+        ping_interval: Duration::from_millis(args.ping_interval_ms.into()),
     };
     check_memory(&cfg, args.memory_limit)?;
     // Without a terminal on stderr there is no bar: a plain line now and
@@ -315,8 +336,24 @@ fn print_summary(r: &Report, wall: Option<f64>) {
             r.transmissions_per_delivery
         ),
     }
-    println!("path          median {} links", r.p50_hops);
-    println!("round trip    p99 {:.1} ms (virtual)", r.p99_latency_ms);
+    println!(
+        "path          median {} links, p99 {} ({} areas)",
+        r.p50_hops, r.p99_hops, r.areas
+    );
+    println!(
+        "round trip    median {:.1} ms, p99 {:.1} ms (virtual)",
+        r.p50_latency_ms, r.p99_latency_ms
+    );
+    println!(
+        "control       {:.1} datagrams, {:.0} bytes per node per minute",
+        r.control_datagrams_per_node_minute, r.control_bytes_per_node_minute
+    );
+    if r.churned_per_minute > 0 {
+        println!(
+            "churn         {} nodes left and came back per minute",
+            r.churned_per_minute
+        );
+    }
     println!(
         "busiest node  {} bytes in one second; {:.0} routes per node",
         r.bytes_per_node_peak, r.routes_per_node

@@ -44,7 +44,13 @@ fn same_seed_same_json_and_the_required_fields() {
         "transmissions_per_delivery",
         "flood_transmissions_per_delivery",
         "p50_hops",
+        "p99_hops",
+        "p50_latency_ms",
         "p99_latency_ms",
+        "areas",
+        "churned_per_minute",
+        "control_datagrams_per_node_minute",
+        "control_bytes_per_node_minute",
         "bytes_per_node_peak",
         "virtual_seconds",
     ] {

@@ -1,7 +1,7 @@
 //! Runs one `sim::scenario` and prints its report as JSON (the full-size
 //! runs of docs/PERFORMANCE.md; `tibet-iot sim` is the operator's front end).
 //!
-//! `cargo run --release -p tibet-iot-proto --example scenario -- NODES LOSS PINGS [SEED] [off]`
+//! `cargo run --release -p tibet-iot-proto --example scenario -- NODES LOSS PINGS [SEED] [off] [AREAS_PER_SIDE]`
 
 use tibet_iot_proto::sim::scenario::{self, ScenarioConfig};
 
@@ -14,6 +14,7 @@ fn main() {
         pings: arg(2, "100").parse().expect("pings"),
         seed: arg(3, "1").parse().expect("seed"),
         baseline: arg(4, "on") != "off",
+        areas: args.get(5).map(|a| a.parse().expect("areas per side")),
         ..ScenarioConfig::default()
     };
     let t = std::time::Instant::now();

@@ -141,6 +141,13 @@ pub struct TransportConfig {
     /// a hop fail only when both copies are lost; copies of one datagram
     /// arriving within 50 ms count as one.
     pub mesh_copies: u8,
+    /// Route by areas (off by default): a node keeps a route per DID only
+    /// inside its own area (its DID up to the last `:`) and one route per
+    /// other area, so its table grows with its area and the number of
+    /// areas, not with the mesh (docs/ARCHITECTURE.md, "Routing"). For
+    /// meshes whose DIDs follow their topology (an area per building,
+    /// pod or street), each area connected within itself.
+    pub route_areas: bool,
     /// Table capacities.
     pub limits: Limits,
     /// What untrusted input may make the node do: amplification credit,
@@ -182,6 +189,7 @@ impl Default for TransportConfig {
             device_type: "generic".to_owned(),
             routing: true,
             mesh_copies: 1,
+            route_areas: false,
             limits: Limits::default(),
             guard: crate::guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),

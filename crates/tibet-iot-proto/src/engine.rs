@@ -199,6 +199,14 @@ impl Engine {
         if config.mesh_copies > 1 {
             relay.set_duplicate_window(MESH_COPY_WINDOW);
         }
+        let mut routes = RoutingTable::new(
+            config.limits.routes,
+            config.limits.route_bytes,
+            config.peer_timeout * 4,
+        );
+        if config.route_areas {
+            routes.set_area(Some(node.did()));
+        }
         Engine {
             codec: PacketCodec::new(config.use_msgpack),
             rng,
@@ -207,11 +215,7 @@ impl Engine {
             multicast_dest: config.multicast_addr(),
             peers: PeerTracker::new(config.peer_timeout, config.limits.peers),
             relay,
-            routes: RoutingTable::new(
-                config.limits.routes,
-                config.limits.route_bytes,
-                config.peer_timeout * 4,
-            ),
+            routes,
             discovery: NetworkDiscovery::new(
                 config.discovery_enabled,
                 config.discovery_interval,
@@ -302,8 +306,10 @@ impl Engine {
 
     /// The learned route to `destination` at `now`, if any (next hop and
     /// hop count).
+    /// With areas, a DID of another area is reached by its area's route.
     pub fn route_to(&self, now: MonoTime, destination: &str) -> Option<crate::routes::Route> {
-        self.routes.get(now, destination).cloned()
+        let key = self.routes.key_for(destination)?;
+        self.routes.get(now, &key).cloned()
     }
 
     /// Revokes every vouch credential `voucher_did` issued for
@@ -1019,6 +1025,11 @@ impl Engine {
         // A large datagram's strings are not kept: what the engine holds
         // between datagrams stays within a few KiB.
         if datagram.len() <= SCRATCH_KEEP_BYTES {
+            // Nor a heartbeat's route advertisement (a map per engine, the
+            // largest part of a simulated node's heap besides its tables).
+            if packet.ping_type == PingType::Heartbeat {
+                packet.payload.remove(crate::routes::ROUTES_KEY);
+            }
             self.scratch = packet;
         }
     }

@@ -64,8 +64,8 @@ pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
 pub use reviews::{WaitingBeacon, WaitingReviews};
 pub use routes::{
-    INFINITY, MAX_ADVERTISED, ROUTES_KEY, Route, RouteSource, RouteStats, RoutingTable,
-    UNKNOWN_HOPS,
+    AREA_SUFFIX, INFINITY, MAX_ADVERTISED, REFRESH_PER_ROUND, ROUTES_KEY, Route, RouteSource,
+    RouteStats, RoutingTable, UNKNOWN_HOPS, area_key, area_of,
 };
 pub use stats::{DriverStats, EngineStats, NodeStats};
 pub use tibet_ping::PacketCodec;

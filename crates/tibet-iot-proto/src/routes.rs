@@ -24,6 +24,17 @@
 //! keep a dead route alive through each other. Routes age out after the
 //! table's ttl unless refreshed, and a route whose next hop is no longer a
 //! live peer is not used.
+//!
+//! **Areas** (optional, [`RoutingTable::set_area`]): a node's area is its
+//! DID up to the last `:` ([`area_of`]: `jis:campus:b12:n7` is in
+//! `jis:campus:b12`). With areas on, the table holds a route per DID only
+//! for DIDs of its own area, and one route per other area, keyed
+//! [`area_key`] (`jis:campus:b9:*`): a DID of another area is reached
+//! through the route to its area, and the nodes of that area carry it the
+//! rest of the way. A route to an area is the shortest route to any node
+//! of it. The table grows with the area's size plus the number of areas,
+//! not with the mesh. Per-DID routes are taught only by neighbours of the
+//! same area, so nothing outside an area steers traffic inside it.
 
 use compact_str::CompactString;
 use std::collections::BTreeMap;
@@ -46,9 +57,31 @@ pub const INFINITY: u32 = 64;
 /// Hop count recorded for a route learned from a response (length unknown):
 /// usable, but any route of known length is preferred.
 pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
+/// How many routes a round refreshes besides the changed ones: at least
+/// this, or an eighth of the table, so every route is re-advertised within
+/// eight rounds (with the 30 s heartbeat, 240 s: half the route ttl).
+pub const REFRESH_PER_ROUND: usize = 32;
+/// Suffix of a route key naming a whole area ([`area_key`]).
+pub const AREA_SUFFIX: &str = ":*";
 /// Bytes charged per entry on top of the destination DID (map node, next
 /// hop, hop count, age).
 const ENTRY_OVERHEAD: usize = 96;
+
+/// The area of `did`: everything before its last `:` (the whole DID when
+/// it has none). An area key (`<area>:*`) names its own area.
+pub fn area_of(did: &str) -> &str {
+    match did.strip_suffix(AREA_SUFFIX) {
+        Some(area) => area,
+        None => did.rfind(':').map_or(did, |i| &did[..i]),
+    }
+}
+
+/// The route key naming the whole area `area` (`<area>:*`).
+pub fn area_key(area: &str) -> CompactString {
+    let mut k = CompactString::from(area);
+    k.push_str(AREA_SUFFIX);
+    k
+}
 
 /// How a route was learned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -146,6 +179,8 @@ pub struct RoutingTable {
     /// Routes lost since the last advertisement round: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
     withdrawn: std::collections::BTreeSet<CompactString>,
+    /// The node's own area, when routing by areas.
+    area: Option<CompactString>,
     pub(crate) stats: RouteStats,
 }
 
@@ -162,7 +197,37 @@ impl RoutingTable {
             cursor: None,
             neighbours: BTreeMap::new(),
             withdrawn: std::collections::BTreeSet::new(),
+            area: None,
             stats: RouteStats::default(),
+        }
+    }
+
+    /// Routes by areas from now on, `own_did` naming the node's own area
+    /// (see the module docs); `None` turns areas off. Call before learning.
+    pub fn set_area(&mut self, own_did: Option<&str>) {
+        self.area = own_did.map(|d| CompactString::from(area_of(d)));
+    }
+
+    /// The node's own area, when routing by areas.
+    pub fn area(&self) -> Option<&str> {
+        self.area.as_deref()
+    }
+
+    /// The key under which the route to `destination` (a DID or an area
+    /// key) is kept: the DID itself without areas or inside the own area,
+    /// else its area's key. `None` for the own area's key (a node is in its
+    /// own area already).
+    pub fn key_for<'a>(&self, destination: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+        let Some(own) = self.area.as_deref() else {
+            return Some(destination.into());
+        };
+        let area = area_of(destination);
+        let is_area = destination.ends_with(AREA_SUFFIX);
+        match (area == own, is_area) {
+            (true, true) => None,
+            (true, false) => Some(destination.into()),
+            (false, true) => Some(destination.into()),
+            (false, false) => Some(area_key(area).to_string().into()),
         }
     }
 
@@ -291,9 +356,11 @@ impl RoutingTable {
     }
 
     /// The destinations of this round's advertisement, at most
-    /// [`MAX_ADVERTISED`]: changed routes first, then the rest in turn
-    /// (a cursor walks the table across rounds). Routes learned from
-    /// responses (length unknown) are never advertised.
+    /// [`MAX_ADVERTISED`]: withdrawn and changed routes first (the delta),
+    /// then a refresh of the rest in turn, [`REFRESH_PER_ROUND`] or an
+    /// eighth of the table, whichever is more (a cursor walks the table
+    /// across rounds). Routes learned from responses (length unknown) are
+    /// never advertised.
     pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<(CompactString, SocketAddr, u32)> {
         let ttl = self.ttl;
         let live = |r: &Route| {
@@ -318,7 +385,9 @@ impl RoutingTable {
                 out.push((d.clone(), r.next_hop, r.hops));
             }
         }
-        if out.len() < MAX_ADVERTISED {
+        let refresh_end =
+            MAX_ADVERTISED.min(out.len() + REFRESH_PER_ROUND.max(self.routes.len().div_ceil(8)));
+        if out.len() < refresh_end {
             let start = self.cursor.take();
             let after = match &start {
                 Some(c) => self
@@ -335,7 +404,7 @@ impl RoutingTable {
                 None => self.routes.iter().collect(),
             };
             for (d, r) in after {
-                if out.len() >= MAX_ADVERTISED {
+                if out.len() >= refresh_end {
                     break;
                 }
                 if live(r) && !out.iter().any(|(o, _, _)| o == d) {
@@ -366,26 +435,52 @@ impl RoutingTable {
     }
 
     /// Reads an advertisement from the neighbour `from_did` at `from`:
-    /// `(destination, hops from here)` for each valid entry, at most
+    /// `(route key, hops from here)` for each valid entry, at most
     /// [`MAX_ADVERTISED`]; entries naming `own_did` or the neighbour itself,
-    /// and malformed ones, are counted and skipped.
+    /// and malformed ones, are counted and skipped. With areas, entries are
+    /// keyed by [`RoutingTable::key_for`] (the shortest entry of an area
+    /// stands for it, and a neighbour of another area is one hop from its
+    /// own), and per-DID entries for the own area are taken only from a
+    /// neighbour of the own area (others are counted and skipped).
     pub fn parse_advertisement(
         &mut self,
         advert: &JsonMap,
         own_did: &str,
         from_did: &str,
     ) -> Vec<(String, u32)> {
-        let mut out = Vec::new();
+        let mut out: BTreeMap<String, u32> = BTreeMap::new();
+        let from_area = area_of(from_did);
+        if let Some(own) = self.area.as_deref()
+            && from_area != own
+        {
+            out.insert(area_key(from_area).into_string(), 1);
+        }
         for (i, (d, h)) in advert.iter().enumerate() {
             let hops = h.as_u64().and_then(|h| u32::try_from(h).ok());
-            match hops {
-                Some(h) if i < MAX_ADVERTISED && d != own_did && d != from_did && !d.is_empty() => {
-                    out.push((d.clone(), h.saturating_add(1).min(INFINITY)));
+            let valid = i < MAX_ADVERTISED && d != own_did && d != from_did && !d.is_empty();
+            let Some(h) = hops.filter(|_| valid) else {
+                self.stats.entries_ignored += 1;
+                continue;
+            };
+            let hops = h.saturating_add(1).min(INFINITY);
+            match &self.area {
+                None => {
+                    out.insert(d.clone(), hops);
                 }
-                _ => self.stats.entries_ignored += 1,
+                Some(own) => {
+                    let inside = area_of(d) == own.as_str() && !d.ends_with(AREA_SUFFIX);
+                    if inside && from_area != own.as_str() {
+                        self.stats.entries_ignored += 1;
+                        continue;
+                    }
+                    if let Some(k) = self.key_for(d) {
+                        let e = out.entry(k.into_owned()).or_insert(hops);
+                        *e = (*e).min(hops);
+                    }
+                }
             }
         }
-        out
+        out.into_iter().collect()
     }
 
     /// Every route, by destination.
@@ -539,7 +634,11 @@ mod tests {
         let first = rt.advertisement_round(t(1));
         assert_eq!(first.len(), MAX_ADVERTISED);
         let second = rt.advertisement_round(t(2));
-        assert_eq!(second.len(), MAX_ADVERTISED);
+        assert_eq!(
+            second.len(),
+            300 - MAX_ADVERTISED + REFRESH_PER_ROUND.max(300usize.div_ceil(8)),
+            "the rest of the changes, then a refresh of an eighth"
+        );
         let covered: std::collections::BTreeSet<_> = first
             .iter()
             .chain(&second)
@@ -597,7 +696,65 @@ mod tests {
         )
         .unwrap();
         let got = rt.parse_advertisement(&advert, "jis:me", "jis:n");
-        assert_eq!(got, vec![("jis:z".into(), 4), ("jis:w".into(), INFINITY)]);
+        assert_eq!(got, vec![("jis:w".into(), INFINITY), ("jis:z".into(), 4)]);
         assert_eq!(rt.stats().entries_ignored, 4);
+    }
+
+    #[test]
+    fn areas_name_keys_and_a_quiet_table_refreshes_an_eighth_per_round() {
+        assert_eq!(area_of("jis:c:b9:lamp7"), "jis:c:b9");
+        assert_eq!(area_of("jis:c:b9:*"), "jis:c:b9");
+        assert_eq!(area_of("plain"), "plain");
+        let mut rt = RoutingTable::new(1000, 1 << 20, Duration::from_secs(100));
+        for i in 0..400u16 {
+            rt.learn(
+                t(0),
+                &format!("jis:d{i:03}"),
+                addr(1),
+                2,
+                RouteSource::Advertised,
+            );
+        }
+        rt.advertisement_round(t(1));
+        rt.advertisement_round(t(2));
+        let quiet = rt.advertisement_round(t(3));
+        assert_eq!(quiet.len(), 50, "no changes: an eighth of 400");
+        rt.set_area(Some("jis:c:b9:me"));
+        assert_eq!(rt.area(), Some("jis:c:b9"));
+        assert_eq!(
+            rt.key_for("jis:c:b9:lamp").as_deref(),
+            Some("jis:c:b9:lamp")
+        );
+        assert_eq!(rt.key_for("jis:c:b12:lamp").as_deref(), Some("jis:c:b12:*"));
+        assert_eq!(rt.key_for("jis:c:b12:*").as_deref(), Some("jis:c:b12:*"));
+        assert_eq!(rt.key_for("jis:c:b9:*"), None, "its own area");
+    }
+
+    #[test]
+    fn with_areas_adverts_fold_into_areas_and_only_the_own_area_teaches_its_dids() {
+        let mut rt = table();
+        rt.set_area(Some("jis:c:b9:me"));
+        let advert: JsonMap = serde_json::from_str(
+            r#"{"jis:c:b12:x":3,"jis:c:b12:y":1,"jis:c:b7:*":4,"jis:c:b9:z":1,"jis:c:b9:*":0}"#,
+        )
+        .unwrap();
+        // From a neighbour in b12: one hop from its own area, per-DID
+        // claims about b9 (ours) refused, our own area's key skipped.
+        let got = rt.parse_advertisement(&advert, "jis:c:b9:me", "jis:c:b12:n");
+        assert_eq!(
+            got,
+            vec![("jis:c:b12:*".into(), 1), ("jis:c:b7:*".into(), 5)]
+        );
+        assert_eq!(rt.stats().entries_ignored, 1, "the claim about jis:c:b9:z");
+        // From a neighbour in b9: our area's DIDs are taken.
+        let got = rt.parse_advertisement(&advert, "jis:c:b9:me", "jis:c:b9:n");
+        assert_eq!(
+            got,
+            vec![
+                ("jis:c:b12:*".into(), 2),
+                ("jis:c:b7:*".into(), 5),
+                ("jis:c:b9:z".into(), 2)
+            ]
+        );
     }
 }

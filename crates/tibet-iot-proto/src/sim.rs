@@ -36,6 +36,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tibet_ping::{PingResponse, Timestamp};
 
+mod churn;
 pub mod scenario;
 
 use crate::config::TransportConfig;
@@ -44,10 +45,17 @@ use crate::event::Event;
 use crate::requests::RequestId;
 use crate::time::{MonoTime, Now};
 
-/// The address of node `i` (`10.0.x.y:7150`).
+/// The address of node `i` (`10.w.x.y:7150`: 250 nodes per `/24`, `w` 0
+/// below 64,000 nodes).
 pub fn addr(i: usize) -> SocketAddr {
+    let net = i / 250;
     SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(10, 0, (i / 250) as u8, (i % 250 + 1) as u8)),
+        IpAddr::V4(Ipv4Addr::new(
+            10,
+            (net / 256) as u8,
+            (net % 256) as u8,
+            (i % 250 + 1) as u8,
+        )),
         7150,
     )
 }
@@ -123,13 +131,16 @@ pub struct Sim {
     now: MonoTime,
     wall_origin: Timestamp,
     rng: StdRng,
-    nodes: BTreeMap<SocketAddr, Engine>,
+    /// Boxed: an engine is ~12 KB inline, and a B-tree's partly filled
+    /// nodes would hold slack for several.
+    nodes: BTreeMap<SocketAddr, Box<Engine>>,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     cut: BTreeSet<(SocketAddr, SocketAddr)>,
     default_link: Link,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     sent: u64,
+    sent_bytes: u64,
     events: VecDeque<(MonoTime, SocketAddr, Event)>,
     wire: Option<Vec<Datagram>>,
     /// Nodes touched since the last flush (their outputs may be pending).
@@ -142,6 +153,8 @@ pub struct Sim {
     rate: BTreeMap<SocketAddr, (u64, u64)>,
     /// Most bytes one node sent in one virtual second.
     peak_rate: u64,
+    /// DIDs given by [`Sim::add_named`] (else [`did`]`(i)`).
+    names: BTreeMap<usize, String>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -169,6 +182,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             seq: 0,
             sent: 0,
+            sent_bytes: 0,
             events: VecDeque::new(),
             wire: None,
             dirty: BTreeSet::new(),
@@ -176,7 +190,14 @@ impl Sim {
             timers: BinaryHeap::new(),
             rate: BTreeMap::new(),
             peak_rate: 0,
+            names: BTreeMap::new(),
         }
+    }
+
+    /// The DID of node `i`: the one given to [`Sim::add_named`], else
+    /// [`did`]`(i)`.
+    pub fn did_of(&self, i: usize) -> String {
+        self.names.get(&i).cloned().unwrap_or_else(|| did(i))
     }
 
     /// The defaults with discovery off (scenarios turn it on when needed).
@@ -205,15 +226,35 @@ impl Sim {
         self.sent
     }
 
+    /// Bytes of the datagrams sent so far (before loss; payloads only).
+    pub fn sent_bytes(&self) -> u64 {
+        self.sent_bytes
+    }
+
     /// Adds node `i` at [`addr`]`(i)` as [`did`]`(i)`, started now.
     pub fn add(&mut self, i: usize, config: TransportConfig) -> SocketAddr {
+        let name = self.did_of(i);
+        self.add_named(i, name, config)
+    }
+
+    /// Adds node `i` at [`addr`]`(i)` as `name`, started now ([`Sim::link`]
+    /// and [`Sim::trust_all`] use that name from now on).
+    pub fn add_named(&mut self, i: usize, name: String, config: TransportConfig) -> SocketAddr {
         let seed = self.rng.r#gen();
-        let mut e = Engine::new(did(i), config, seed);
+        if name != did(i) {
+            self.names.insert(i, name.clone());
+        }
+        let mut e = Engine::new(name, config, seed);
         e.set_local(7150, SocketAddr::from(([224, 0, 71, 50], 7151)));
         e.start(self.now());
-        self.nodes.insert(addr(i), e);
+        self.nodes.insert(addr(i), Box::new(e));
         self.dirty.insert(addr(i));
         addr(i)
+    }
+
+    /// Whether node `i` is in the network (added and not killed).
+    pub fn is_alive(&self, i: usize) -> bool {
+        self.nodes.contains_key(&addr(i))
     }
 
     /// Removes node `i` (it dies): datagrams to it are lost from now on.
@@ -240,7 +281,7 @@ impl Sim {
 
     /// Every engine, by address.
     pub fn engines(&self) -> impl Iterator<Item = (&SocketAddr, &Engine)> {
-        self.nodes.iter()
+        self.nodes.iter().map(|(a, e)| (a, &**e))
     }
 
     /// A link both ways with the default properties; each side learns the
@@ -249,8 +290,9 @@ impl Sim {
         self.connect(a, b);
         self.connect(b, a);
         let now = self.now();
-        self.node(a).add_peer(now, &did(b), addr(b));
-        self.node(b).add_peer(now, &did(a), addr(a));
+        let (da, db) = (self.did_of(a), self.did_of(b));
+        self.node(a).add_peer(now, &db, addr(b));
+        self.node(b).add_peer(now, &da, addr(a));
     }
 
     /// A link from `a` to `b` only, with the default properties; no peers.
@@ -305,7 +347,8 @@ impl Sim {
         for i in 0..n {
             for j in 0..n {
                 if i != j {
-                    self.node(i).set_trust(now, &did(j), 0.9);
+                    let dj = self.did_of(j);
+                    self.node(i).set_trust(now, &dj, 0.9);
                 }
             }
         }
@@ -343,6 +386,7 @@ impl Sim {
             }
             while let Some(t) = self.nodes.get_mut(&from).expect("node").poll_transmit() {
                 self.sent += 1;
+                self.sent_bytes += t.payload.len() as u64;
                 let second = self.now.saturating_duration_since(MonoTime::ZERO).as_secs();
                 let r = self.rate.entry(from).or_insert((second, 0));
                 if r.0 != second {

@@ -197,6 +197,40 @@ fn a_partition_loses_routes_and_healing_brings_them_back() {
     assert!(sim.outcome(0, ok).unwrap().is_some());
 }
 
+/// A next hop that went silent stops carrying routes after two heartbeat
+/// intervals and a fifth (66 s), long before the peer timeout (120 s): the
+/// ping floods at once around it instead of waiting half its timeout.
+#[test]
+fn a_silent_next_hop_stops_carrying_routes_before_the_peer_timeout() {
+    let mut sim = network(2, 4, &[(0, 1), (0, 2), (1, 3), (2, 3)]);
+    sim.run_for(Duration::from_secs(95));
+    let now = sim.now();
+    let via = sim.node(0).route_to(now.mono, &did(3)).unwrap().next_hop;
+    let dead = if via == addr(1) { 1 } else { 2 };
+    sim.kill(dead);
+    sim.run_for(Duration::from_secs(70));
+    let now = sim.now();
+    assert!(
+        sim.node(0).peers().get(now.mono, &did(dead)).is_some(),
+        "still a peer: the peer timeout has not passed"
+    );
+    assert_eq!(
+        sim.node(0).route_to(now.mono, &did(3)).unwrap().next_hop,
+        via,
+        "the route is still in the table"
+    );
+    let id = sim
+        .node(0)
+        .send_mesh_ping(now, &did(3), "x", "around the silent", mesh_opts())
+        .unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let resp = sim.outcome(0, id).unwrap().expect("answered within 1 s");
+    assert_eq!(resp.responder_did, did(3));
+    let now = sim.now();
+    let st = sim.node(0).stats(now).routes;
+    assert_eq!((st.routed, st.flooded), (0, 1), "flooded, not routed");
+}
+
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.
 fn hostile_advert(sim: &mut Sim, hostile: &mut Engine) -> Vec<u8> {
     let now = sim.now();
@@ -359,6 +393,33 @@ fn the_same_scenario_and_seed_give_the_same_report() {
     assert!(a.delivered > 0 && a.flood_transmissions_per_delivery.is_some());
     let c = scenario::run(&small(6), &mut |_| {});
     assert_ne!(a, c, "another seed, another network");
+}
+
+/// The same with areas and churn: nodes named into 3 x 3 areas, routes to
+/// the other areas, 5 % of the nodes leaving and coming back each minute.
+#[test]
+fn the_same_scenario_with_areas_and_churn_gives_the_same_report() {
+    let cfg = ScenarioConfig {
+        nodes: 60,
+        areas: Some(3),
+        churn: 0.05,
+        baseline: false,
+        warmup: Duration::from_secs(150),
+        ..small(5)
+    };
+    let a = scenario::run(&cfg, &mut |_| {});
+    let b = scenario::run(&cfg, &mut |_| {});
+    assert_eq!(a, b);
+    assert_eq!((a.areas, a.churned_per_minute), (9, 3));
+    assert!(a.delivered > 0, "{a:?}");
+    let flat = scenario::run(
+        &ScenarioConfig {
+            areas: Some(1),
+            ..cfg.clone()
+        },
+        &mut |_| {},
+    );
+    assert_ne!(a, flat, "areas change the routes");
 }
 
 #[test]

@@ -169,7 +169,10 @@ impl Engine {
 
     /// A routed mesh request timed out: drop its route and flood it once.
     pub(crate) fn retry_by_flood(&mut self, now: Now, req: Request, fb: MeshFallback) {
-        self.routes.fail(&req.target_did);
+        if let Some(key) = self.routes.key_for(&req.target_did) {
+            let key = key.into_owned();
+            self.routes.fail(&key);
+        }
         let NextHops::Flood(hops) = self.flood_hops(now, None) else {
             unreachable!("flood_hops floods")
         };
@@ -211,7 +214,8 @@ impl Engine {
             return NextHops::Routed(a);
         }
         if self.config.routing
-            && let Some(r) = self.routes.get(now.mono, target)
+            && let Some(key) = self.routes.key_for(target)
+            && let Some(r) = self.routes.get(now.mono, &key)
             && Some(r.next_hop) != from
             && self.is_live_neighbour(now, r.next_hop)
         {
@@ -220,11 +224,26 @@ impl Engine {
         self.flood_hops(now, from)
     }
 
+    /// Whether the neighbour at `addr` may carry routed traffic: a live,
+    /// proven peer there, heard within [`Engine::route_liveness`]. A
+    /// neighbour that went silent stops drawing routed traffic after a few
+    /// heartbeats instead of at the peer timeout; packets for its routes
+    /// take the bounded flood from here meanwhile.
     fn is_live_neighbour(&self, now: Now, addr: SocketAddr) -> bool {
         self.routes
             .neighbour(addr)
-            .and_then(|did| self.peers.proven_address(now.mono, did))
-            == Some(addr)
+            .and_then(|did| self.peers.get(now.mono, did))
+            .is_some_and(|p| {
+                p.proven && p.address == addr && p.idle(now.mono) <= self.route_liveness()
+            })
+    }
+
+    /// How long a neighbour may stay silent and still carry routes: two
+    /// heartbeat intervals and a fifth (a heartbeat each way per interval,
+    /// so on a link losing 10 % the chance of silence that long is about
+    /// 1 in 10,000), at most the peer timeout.
+    pub(crate) fn route_liveness(&self) -> Duration {
+        (self.config.heartbeat_interval * 11 / 5).min(self.config.peer_timeout)
     }
 
     /// Live, proven peers except `from`: all of them with routing off, else
@@ -258,9 +277,12 @@ impl Engine {
             self.routes.stats.untrusted_ignored += 1;
             return;
         }
-        if self.routes.set_neighbour(addr, did) {
+        if self.routes.set_neighbour(addr, did)
+            && let Some(key) = self.routes.key_for(did)
+        {
+            let key = key.into_owned();
             self.routes
-                .learn(now.mono, did, addr, 1, RouteSource::Neighbour);
+                .learn(now.mono, &key, addr, 1, RouteSource::Neighbour);
         }
     }
 
@@ -306,13 +328,12 @@ impl Engine {
             self.routes.stats.untrusted_ignored += 1;
             return;
         }
-        self.routes.learn(
-            now.mono,
-            responder,
-            from,
-            UNKNOWN_HOPS,
-            RouteSource::Response,
-        );
+        let Some(key) = self.routes.key_for(responder) else {
+            return;
+        };
+        let key = key.into_owned();
+        self.routes
+            .learn(now.mono, &key, from, UNKNOWN_HOPS, RouteSource::Response);
     }
 
     /// The payload keys this round adds to a heartbeat for `to_did` at `to`

@@ -16,7 +16,8 @@ use rand::Rng;
 use serde::Serialize;
 use tibet_ping::{AirlockRule, AirlockZone, RulePattern};
 
-use super::{Link, Sim, did};
+use super::churn::{Fleet, name};
+use super::{Link, Sim};
 use crate::config::TransportConfig;
 use crate::engine::SendOptions;
 use crate::event::Event;
@@ -81,11 +82,32 @@ pub struct ScenarioConfig {
     /// Whether to run the same scenario with routing off for
     /// [`Report::flood_transmissions_per_delivery`].
     pub baseline: bool,
+    /// Areas ([`TransportConfig::route_areas`]): the unit square cut into
+    /// `k` x `k` cells, a node's DID naming its cell
+    /// (`jis:sim:a<cell>:n<i>`); `Some(0)` or `Some(1)`: one flat mesh;
+    /// `None`: [`auto_areas`]. Geometric topology only (others are flat).
+    pub areas: Option<usize>,
+    /// Share of the nodes that leave per virtual minute (0..1), from the
+    /// first minute on; the nodes that left the minute before come back
+    /// then, as fresh engines that know only their graph neighbours.
+    pub churn: f64,
+}
+
+/// Cells per side when [`ScenarioConfig::areas`] is `None`: flat up to
+/// 1,500 nodes, beyond that about sqrt(n) nodes per area in about sqrt(n)
+/// areas (k = n^(1/4)), so a table holds about 2 sqrt(n) routes.
+pub fn auto_areas(nodes: usize) -> usize {
+    if nodes <= 1_500 {
+        1
+    } else {
+        ((nodes as f64).powf(0.25).round() as usize).max(2)
+    }
 }
 
 impl Default for ScenarioConfig {
     /// 100 geometric nodes, no loss, 1 ms links, seed 1, 100 pings, routing
-    /// on, 5 virtual minutes of warm-up, a ping every 100 ms, with baseline.
+    /// on, 5 virtual minutes of warm-up, a ping every 100 ms, with baseline,
+    /// areas by [`auto_areas`], no churn.
     fn default() -> Self {
         ScenarioConfig {
             nodes: 100,
@@ -98,6 +120,8 @@ impl Default for ScenarioConfig {
             warmup: Duration::from_secs(300),
             ping_interval: Duration::from_millis(100),
             baseline: true,
+            areas: None,
+            churn: 0.0,
         }
     }
 }
@@ -132,8 +156,22 @@ pub struct Report {
     pub flood_transmissions_per_delivery: Option<f64>,
     /// Median number of links a mesh ping travelled to its target.
     pub p50_hops: u32,
+    /// 99th percentile of the same.
+    pub p99_hops: u32,
+    /// Median virtual round-trip time of answered pings.
+    pub p50_latency_ms: f64,
     /// 99th percentile of the virtual round-trip time of answered pings.
     pub p99_latency_ms: f64,
+    /// Areas the nodes were named into (1: a flat mesh).
+    pub areas: usize,
+    /// Nodes that left (and as many came back) per virtual minute.
+    pub churned_per_minute: usize,
+    /// Datagrams that were not the pings' own (heartbeats with their
+    /// advertisements and answers, beacons, discovery answers) per node
+    /// per virtual minute, warm-up included.
+    pub control_datagrams_per_node_minute: f64,
+    /// Their bytes per node per virtual minute.
+    pub control_bytes_per_node_minute: f64,
     /// Most bytes one node sent in one virtual second (warm-up included:
     /// heartbeats, advertisements, beacons).
     pub bytes_per_node_peak: u64,
@@ -155,6 +193,17 @@ pub struct Progress {
 /// The links of `topology` over `n` nodes, each `(a, b)` with `a < b`,
 /// sorted; randomness from `rng`.
 pub fn edges(topology: Topology, n: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
+    layout(topology, n, rng).0
+}
+
+/// Links `(a, b)` with `a < b`, and where each node stands in the unit
+/// square (empty for the topologies that are not geometric).
+pub type Layout = (Vec<(usize, usize)>, Vec<(f64, f64)>);
+
+/// The links of `topology` over `n` nodes (as [`edges`]) and, for the
+/// geometric one, where each node is in the unit square (else empty).
+pub fn layout(topology: Topology, n: usize, rng: &mut impl Rng) -> Layout {
+    let mut points = Vec::new();
     let mut e: Vec<(usize, usize)> = match topology {
         Topology::Line => (1..n).map(|i| (i - 1, i)).collect(),
         Topology::Star => (1..n).map(|i| (0, i)).collect(),
@@ -186,16 +235,20 @@ pub fn edges(topology: Topology, n: usize, rng: &mut impl Rng) -> Vec<(usize, us
             }
             set.into_iter().collect()
         }
-        Topology::Geometric => geometric(n, rng),
+        Topology::Geometric => {
+            let (e, p) = geometric(n, rng);
+            points = p;
+            e
+        }
     };
     e.sort_unstable();
     e.dedup();
-    e
+    (e, points)
 }
 
-fn geometric(n: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
+fn geometric(n: usize, rng: &mut impl Rng) -> Layout {
     if n < 2 {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     }
     let pts: Vec<(f64, f64)> = (0..n).map(|_| (rng.r#gen(), rng.r#gen())).collect();
     let nf = n as f64;
@@ -224,7 +277,7 @@ fn geometric(n: usize, rng: &mut impl Rng) -> Vec<(usize, usize)> {
             }
         }
         if connected(n, &e) {
-            return e;
+            return (e, pts);
         }
         r *= 1.05;
     }
@@ -274,9 +327,9 @@ fn ping_options() -> SendOptions {
 }
 
 /// Bytes of memory every node of a scenario holds besides its routes: its
-/// engine and tables, its links and the datagrams in flight (measured about
-/// 234 KB; see [`memory_estimate`]).
-pub const MEMORY_PER_NODE: u64 = 256 * 1024;
+/// engine and tables, its links and the datagrams in flight (measured 57 to
+/// 67 KB; see [`memory_estimate`]).
+pub const MEMORY_PER_NODE: u64 = 96 * 1024;
 /// Bytes per learned route (measured 75 to 105).
 pub const MEMORY_PER_ROUTE: u64 = 128;
 /// Bytes per measured ping (its round-trip time, and the request while in
@@ -287,18 +340,31 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 
 /// The memory a scenario needs at its peak, in bytes: an estimate made
 /// before it starts, so a run that cannot fit is refused instead of aborted
-/// (`tibet-iot sim`). Every node learns a route to every other one, up to
-/// its routing table's capacity. Measured peaks (resident set, geometric
-/// topology, 300 s of warm-up): 200 nodes 55 MB and 800 nodes 240 MB
-/// (debug build), which is about 234 KB per node plus 75 bytes per route;
-/// 10,000 nodes 3.96 GiB with 1,434 routes per node (release build,
-/// docs/PERFORMANCE-HISTORY.md), and a heap profile of 1,000 nodes put a
-/// route at about 105 bytes. The constants round these up (the estimates for those
-/// runs: 74 MB, 308 MB and 4.9 GiB). The baseline run comes after the
-/// routed one has been dropped, so it adds nothing.
+/// (`tibet-iot sim`). Without areas every node learns a route to every
+/// other one, up to its routing table's capacity. Measured peaks (resident
+/// set, release build, geometric topology, 10 % loss, 300 s of warm-up,
+/// docs/PERFORMANCE.md): 1,000 nodes flat 208 MB with 999 routes per
+/// node; 2,000 nodes in 49 areas 153 MB with 88 routes per node; 10,000
+/// nodes in 100 areas 943 MB with 198 routes per node: 57 to 67 KB per
+/// node besides its routes at ~128 bytes each. The constants round these
+/// up (the estimates for those runs: 242 MB, 246 MB and 1.4 GB). The
+/// baseline run comes after the routed one has been dropped, so it adds
+/// nothing.
+///
+/// With areas a node holds routes to its own area's nodes and to the other
+/// areas: counted as twice the mean area plus the areas (cells are uneven).
 pub fn memory_estimate(cfg: &ScenarioConfig) -> u64 {
     let nodes = cfg.nodes.max(2) as u64;
-    let routes = (nodes - 1).min(TransportConfig::default().limits.routes as u64);
+    let k = match cfg.topology {
+        Topology::Geometric => cfg.areas.unwrap_or_else(|| auto_areas(cfg.nodes)).max(1) as u64,
+        _ => 1,
+    };
+    let routes = if k > 1 {
+        2 * nodes.div_ceil(k * k) + k * k
+    } else {
+        nodes - 1
+    };
+    let routes = routes.min(TransportConfig::default().limits.routes as u64);
     MEMORY_BASE
         + nodes * (MEMORY_PER_NODE + routes * MEMORY_PER_ROUTE)
         + cfg.pings as u64 * MEMORY_PER_PING
@@ -335,8 +401,15 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         jitter: cfg.latency,
         loss: cfg.loss.clamp(0.0, 1.0),
     };
+    let (topology_edges, points) = layout(cfg.topology, n, sim.rng());
+    let areas = if points.is_empty() {
+        1
+    } else {
+        cfg.areas.unwrap_or_else(|| auto_areas(n)).max(1)
+    };
     let node_cfg = TransportConfig {
         routing,
+        route_areas: routing && areas > 1,
         max_hops: MAX_HOPS,
         // Lossy links: send routed datagrams twice (the flood has its own
         // redundancy; the reference sends once).
@@ -354,32 +427,43 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         zone: AirlockZone::Groen,
         priority: 50,
     };
-    let topology_edges = edges(cfg.topology, n, sim.rng());
     let stagger = node_cfg.heartbeat_interval / n as u32;
+    let mut fleet = Fleet::new(
+        node_cfg,
+        accept_sim,
+        n,
+        &topology_edges,
+        cfg.churn,
+        sim.now().mono,
+    );
     for i in 0..n {
-        sim.add(i, node_cfg.clone());
-        let e = sim.node(i);
-        e.set_events_enabled(false);
-        e.add_rule(accept_sim.clone());
+        fleet.add(&mut sim, i, name(i, areas, &points));
         sim.run_for(stagger);
     }
-    let now = sim.now();
+    drop(points);
     for &(a, b) in &topology_edges {
-        sim.link(a, b);
-        sim.node(a).set_trust(now, &did(b), 0.9);
-        sim.node(b).set_trust(now, &did(a), 0.9);
+        Fleet::commission(&mut sim, a, b);
     }
+    let (control_start, control_sent, control_bytes) = (sim.now, sim.sent(), sim.sent_bytes());
     let tenths = cfg.warmup.as_secs() / 10;
     for step in 0..tenths {
-        sim.run_for(Duration::from_secs(10));
+        fleet.run_for(&mut sim, Duration::from_secs(10));
         progress(step + 1);
     }
-    sim.run_for(cfg.warmup - Duration::from_secs(10 * tenths));
+    fleet.run_for(&mut sim, cfg.warmup - Duration::from_secs(10 * tenths));
+    let control_minutes = sim
+        .now
+        .saturating_duration_since(control_start)
+        .as_secs_f64()
+        / 60.0;
+    let per_node_minute = |v: u64| v as f64 / n as f64 / control_minutes.max(1.0 / 60.0);
+    let control_datagrams_per_node_minute = per_node_minute(sim.sent() - control_sent);
+    let control_bytes_per_node_minute = per_node_minute(sim.sent_bytes() - control_bytes);
 
-    let count = |sim: &Sim| -> (u64, Vec<u64>) {
+    let count = |sim: &Sim, fleet: &Fleet| -> (u64, Vec<u64>) {
         let now = sim.now();
         let mut hist = vec![0u64; crate::routes::INFINITY as usize + 1];
-        let mut sent = 0;
+        let mut sent = fleet.departed_mesh_datagrams;
         for (_, e) in sim.engines() {
             let r = e.stats(now).routes;
             sent += r.mesh_datagrams;
@@ -389,7 +473,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         }
         (sent, hist)
     };
-    let (sent_before, hist_before) = count(&sim);
+    let (sent_before, hist_before) = count(&sim, &fleet);
     // Pings in flight, and the round-trip times of those answered: outcomes
     // are taken as they come, so memory per ping is one latency, not a
     // request and its answer.
@@ -412,48 +496,50 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     };
     let mut attempted = 0;
     for k in 0..cfg.pings {
-        let src = sim.rng().gen_range(0..n);
+        let mut src = sim.rng().gen_range(0..n);
         let mut dst = sim.rng().gen_range(0..n - 1);
         if dst >= src {
             dst += 1;
         }
+        // With churn, a node that is away is replaced by one present.
+        if !sim.is_alive(src) {
+            src = Fleet::pick(&mut sim, n, Some(dst));
+        }
+        if !sim.is_alive(dst) {
+            dst = Fleet::pick(&mut sim, n, Some(src));
+        }
         let now = sim.now();
+        let target = sim.did_of(dst);
         attempted += 1;
         if let Ok(id) =
             sim.node(src)
-                .send_mesh_ping(now, &did(dst), "sim.ping", "scenario", ping_options())
+                .send_mesh_ping(now, &target, "sim.ping", "scenario", ping_options())
         {
             started.insert((super::addr(src), id), now.mono);
         }
-        sim.run_for(cfg.ping_interval);
+        fleet.run_for(&mut sim, cfg.ping_interval);
         outcomes(&mut sim, &mut started);
         progress(tenths + k as u64 + 1);
     }
-    sim.run_for(Duration::from_secs(11));
+    fleet.run_for(&mut sim, Duration::from_secs(11));
     outcomes(&mut sim, &mut started);
-    let (sent_after, hist_after) = count(&sim);
+    let (sent_after, hist_after) = count(&sim, &fleet);
     latencies.sort_unstable();
     let delivered = latencies.len();
     let hist: Vec<u64> = hist_after
         .iter()
         .zip(&hist_before)
-        .map(|(a, b)| a - b)
+        .map(|(a, b)| a.saturating_sub(*b))
         .collect();
-    let answered_at_targets: u64 = hist.iter().sum();
-    let mut acc = 0;
-    let mut p50_hops = 0;
-    for (relays, c) in hist.iter().enumerate() {
-        acc += c;
-        if answered_at_targets > 0 && 2 * acc >= answered_at_targets {
-            p50_hops = relays as u32 + 1;
-            break;
+    let (p50_hops, p99_hops) = (percentile_hops(&hist, 50), percentile_hops(&hist, 99));
+    let at = |q: usize| {
+        if latencies.is_empty() {
+            Duration::ZERO
+        } else {
+            latencies[((latencies.len() * q).div_ceil(100)).saturating_sub(1)]
         }
-    }
-    let p99 = if latencies.is_empty() {
-        Duration::ZERO
-    } else {
-        latencies[((latencies.len() * 99).div_ceil(100)).saturating_sub(1)]
     };
+    let (p50, p99) = (at(50), at(99));
     let routes: usize = sim.engines().map(|(_, e)| e.routes().len()).sum();
     if std::env::var_os("SCENARIO_DEBUG").is_some() {
         let now = sim.now();
@@ -501,7 +587,13 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         transmissions_per_delivery: (sent_after - sent_before) as f64 / delivered.max(1) as f64,
         flood_transmissions_per_delivery: None,
         p50_hops,
+        p99_hops,
+        p50_latency_ms: p50.as_secs_f64() * 1000.0,
         p99_latency_ms: p99.as_secs_f64() * 1000.0,
+        areas: areas * areas,
+        churned_per_minute: fleet.per_minute(),
+        control_datagrams_per_node_minute,
+        control_bytes_per_node_minute,
         bytes_per_node_peak: sim.peak_bytes_per_node_second(),
         routes_per_node: routes as f64 / n as f64,
         virtual_seconds: sim
@@ -509,6 +601,20 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
             .saturating_duration_since(MonoTime::ZERO)
             .as_secs_f64(),
     }
+}
+
+/// The links travelled by the `q`th percentile of the pings answered at
+/// their targets, from a histogram by relays passed (index i: i relays).
+fn percentile_hops(hist: &[u64], q: u64) -> u32 {
+    let total: u64 = hist.iter().sum();
+    let mut acc = 0;
+    for (relays, c) in hist.iter().enumerate() {
+        acc += c;
+        if total > 0 && 100 * acc >= q * total {
+            return relays as u32 + 1;
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -521,16 +627,27 @@ mod tests {
             memory_estimate(&ScenarioConfig {
                 nodes,
                 pings,
+                areas: Some(1),
                 ..ScenarioConfig::default()
             })
         };
-        // Measured peaks ([`memory_estimate`]): 55 MB, 240 MB, 3.96 GiB.
-        assert!(at(200, 10) >= 55_000_000 && at(200, 10) < 80_000_000);
-        assert!(at(800, 10) >= 240_000_000 && at(800, 10) < 320_000_000);
-        let ten_thousand = at(10_000, 20) as f64 / (1u64 << 30) as f64;
-        assert!((3.96..5.0).contains(&ten_thousand), "{ten_thousand} GiB");
-        // The largest network `sim` takes: routes stop at the table's
-        // capacity.
+        // Measured peaks ([`memory_estimate`]): 208 MB flat at 1,000
+        // nodes, 153 MB at 2,000 and 943 MB at 10,000 in areas.
+        assert!(at(1_000, 100) >= 208_000_000 && at(1_000, 100) < 260_000_000);
+        let areas = |nodes| {
+            memory_estimate(&ScenarioConfig {
+                nodes,
+                pings: 20,
+                ..ScenarioConfig::default()
+            })
+        };
+        assert!(areas(2_000) >= 153_000_000 && areas(2_000) < 260_000_000);
+        assert!(areas(10_000) >= 943_000_000 && areas(10_000) < 1_500_000_000);
+        assert!(
+            areas(100_000) / 100_000 < 2 * (areas(10_000) / 10_000),
+            "per node, areas grow with the square root of the mesh"
+        );
+        // A flat mesh: routes stop at the table's capacity.
         let big = at(60_000, 100);
         assert_eq!(
             big,
