@@ -27,6 +27,10 @@ echo "== cargo doc";    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-de
 # A hung test fails the run within the limit instead of stalling CI (the
 # whole step takes about 3 minutes on 2 cores).
 echo "== cargo test";   timeout --kill-after=30 2400 cargo test --workspace --locked
+# The 2,000-node mesh scenario takes minutes unoptimised: run optimised
+# (about 15 s, plus the build).
+echo "== mesh scenario (release)"
+timeout --kill-after=30 1200 cargo test --release --locked -p tibet-iot-proto --test areas -- --ignored
 
 # The Python package: built into target/pyvenv with its test tools and the
 # reference peers, then its tests (README snippets, interop with the
