@@ -334,13 +334,12 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     } else {
         args.events
     };
-    if events == Events::None && ops.uplink().is_none() && !node.saves_pins() {
+    if events == Events::None && ops.uplink().is_none() {
         // Nobody reads events (no lines, no MQTT fleet that may publish
-        // them, no pins file fed by discoveries): the node then builds none.
+        // them): the node then builds none. The pins file is saved every
+        // second instead of at each discovery.
         node.unsubscribe();
     }
-    // Events may flow (for the pins file) while no line is printed: then
-    // none is escaped either.
     let prints = events != Events::None;
     let mut filter = Filter::new(events, args.max_drop_lines);
     let mut second = tokio::time::interval(Duration::from_secs(1));
@@ -458,6 +457,8 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
                 }
             }
             _ = second.tick() => {
+                // Pins learnt by trust on first use (a no-op unless they changed).
+                node.save_pins();
                 let left_out = filter.next_second();
                 if left_out > 0 {
                     outcome = print_suppressed(&mut stdout, left_out, format);

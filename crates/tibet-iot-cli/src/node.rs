@@ -374,10 +374,10 @@ impl Node {
         let Some((path, saved)) = &self.pins_file else {
             return;
         };
-        let (text, generation) = self.inner.pins();
-        if generation == saved.load(Ordering::Relaxed) {
+        if self.inner.pins_generation() == saved.load(Ordering::Relaxed) {
             return;
         }
+        let (text, generation) = self.inner.pins();
         match text.save(path) {
             Ok(()) => saved.store(generation, Ordering::Relaxed),
             Err(e) => tracing::warn!("{e}"),
@@ -425,12 +425,6 @@ impl Node {
         self.inner
             .send_ping(&out.target, out.addr, &out.intent, &out.purpose, options)
             .await
-    }
-
-    /// Whether discovered keys are saved to a pins file (which needs the
-    /// discovery events).
-    pub(crate) fn saves_pins(&self) -> bool {
-        self.pins_file.is_some()
     }
 
     /// Stops receiving events; the node then builds none (`next_event`

@@ -198,3 +198,43 @@ fn an_approved_signed_beacon_pins_its_key_in_the_pins_file() {
     );
     hub.terminate();
 }
+
+#[test]
+fn a_quiet_listener_saves_a_key_pinned_on_first_use_in_the_pins_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lamp_key, lamp_pub) = keygen(dir.path(), "lamp.key");
+    let port = common::free_udp_port().to_string();
+    let config = dir.path().join("hub.toml");
+    fs::write(
+        &config,
+        "[[auto_vouch]]\nname = \"lamps\"\nsource_pattern = \"^jis:home:lamp\"\n",
+    )
+    .unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut args = common::multicast_loopback(&port);
+    args.extend([
+        "--did",
+        "jis:home:hub",
+        "--config",
+        config.to_str().unwrap(),
+        "--audit",
+        audit.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let hub = Listener::start(&args);
+    let out = common::announce_with_key("jis:home:lamp", &lamp_key, &port, "2");
+    assert_code(&out, 0);
+    // No event is read by a quiet listener: the pins file is saved by its
+    // once-a-second check.
+    let want = format!("jis:home:lamp {lamp_pub}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let pins = fs::read_to_string(dir.path().join("pins")).unwrap_or_default();
+        if pins.lines().any(|l| l == want) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not saved: {pins:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    hub.terminate();
+}

@@ -20,6 +20,11 @@ impl IoTNode {
         self.with_engine(|e| (e.pins().clone(), e.pins_generation()))
     }
 
+    /// The generation of the pins, raised on every change (cheap: no copy).
+    pub fn pins_generation(&self) -> u64 {
+        self.with_engine(|e| e.pins_generation())
+    }
+
     /// The fingerprint of the key `did` is pinned to: the first 16 hex
     /// digits of the SHA-256 of the raw key (as in `public_key_hash`).
     pub fn key_fingerprint(&self, did: &str) -> Option<String> {
