@@ -5,7 +5,7 @@
 //! documented example is `examples/hub.toml` at the repository root.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use std::net::SocketAddr;
@@ -64,8 +64,10 @@ fn bad(key: impl Into<String>, message: impl std::fmt::Display) -> ConfigError {
 pub struct ConfigFile {
     /// This node's DID.
     pub did: Option<String>,
-    /// Address to bind the transport socket to (default `0.0.0.0`).
-    pub bind: Option<IpAddr>,
+    /// Address to bind the transport socket to (default `::`, both
+    /// families; a link-local IPv6 address with its interface,
+    /// `fe80::10%eth0`).
+    pub bind: Option<crate::bind_host::BindHost>,
     /// Transport port (default 7150).
     pub port: Option<u16>,
     /// Encode outgoing frames as msgpack instead of JSON.

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bind_host;
 pub mod config;
 pub mod iface;
 pub mod validate;

@@ -234,7 +234,8 @@ pub(crate) fn transport_config(s: &Settings) -> TransportConfig {
         .and_then(|m| m.resolve().ok())
         .unwrap_or((d.multicast_interface, d.multicast_ifindex));
     TransportConfig {
-        bind_host: s.bind,
+        bind_host: s.bind.ip,
+        bind_scope_id: s.bind.scope_id,
         bind_port: s.port,
         use_msgpack: s.msgpack,
         discovery_enabled: s.discovery,
@@ -866,7 +867,7 @@ mod tests {
     fn unset_settings_keep_the_library_defaults() {
         let s = Settings::client("jis:a:b".into(), 0, &NetFlags::default());
         let expected = TransportConfig {
-            bind_host: s.bind,
+            bind_host: s.bind.ip,
             bind_port: 0,
             discovery_enabled: false,
             ..TransportConfig::default()

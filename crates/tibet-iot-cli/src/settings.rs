@@ -1,7 +1,7 @@
 //! A node's settings, resolved from the config file and the flags (flags
 //! win), ready to hand to the library.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow};
 use crate::config::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
 use crate::identity::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
+use tibet_iot_cli::bind_host::BindHost;
 use tibet_iot_cli::iface::MulticastIf;
 
 /// Flags shared by every command that runs a node (`listen`, `send`, ...).
@@ -41,7 +42,7 @@ pub(crate) struct Settings {
     /// This node's DID.
     pub(crate) did: String,
     /// Bind address.
-    pub(crate) bind: IpAddr,
+    pub(crate) bind: BindHost,
     /// Transport port (0: any free port).
     pub(crate) port: u16,
     /// msgpack frames.
@@ -94,7 +95,7 @@ impl Settings {
     pub(crate) fn client(did: String, port: u16, net: &NetFlags) -> Self {
         Settings {
             did,
-            bind: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            bind: BindHost::ANY,
             port,
             msgpack: net.msgpack,
             discovery: false,
@@ -242,10 +243,7 @@ impl Settings {
         let discovery = !flags.no_discovery && file.discovery.enabled.unwrap_or(true);
         Ok(Settings {
             did,
-            bind: flags
-                .bind
-                .or(file.bind)
-                .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            bind: flags.bind.or(file.bind).unwrap_or(BindHost::ANY),
             port: flags.port.or(file.port).unwrap_or(7150),
             msgpack: flags.net.msgpack || file.msgpack.unwrap_or(false),
             discovery,
@@ -289,9 +287,10 @@ pub(crate) struct ListenFlags {
     #[arg(long, value_name = "DID")]
     pub(crate) did: Option<String>,
     /// Address to bind, IPv4 or IPv6 (default `::`: both families; on a
-    /// host without IPv6, 0.0.0.0).
+    /// host without IPv6, 0.0.0.0); a link-local IPv6 address with its
+    /// interface, fe80::10%eth0.
     #[arg(long, value_name = "HOST")]
-    pub(crate) bind: Option<IpAddr>,
+    pub(crate) bind: Option<BindHost>,
     /// UDP port (default 7150; 0 picks a free one).
     #[arg(long)]
     pub(crate) port: Option<u16>,

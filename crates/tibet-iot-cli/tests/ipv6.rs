@@ -75,3 +75,64 @@ fn a_bad_scope_or_interface_is_one_line_and_exit_1() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--multicast-if nosuchif9"), "{err}");
 }
+
+/// `listen --bind fe80::10%lo`: a link-local address is bound on the link
+/// its scope names, and `send` reaches it at `[fe80::10%lo]:PORT`. In a
+/// network namespace of its own (root), whose loopback gets the address.
+#[test]
+fn a_link_local_address_is_bound_with_its_interface_and_answers() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use tibet_testkit::netns::{Netns, netns_available};
+
+    if !netns_available() {
+        return;
+    }
+    let ns = Netns::new_v6("bindll").expect("a namespace");
+    ns.ip(&["addr", "add", "fe80::10/64", "dev", "lo", "nodad"])
+        .expect("a link-local address on the namespace's loopback");
+    let state = tempfile::tempdir().unwrap();
+    let mut listen = ns
+        .command(env!("CARGO_BIN_EXE_tibet-iot"))
+        .args(["listen", "--did", "jis:home:hub", "--bind", "fe80::10%lo"])
+        .args([
+            "--port",
+            "0",
+            "--no-discovery",
+            "--trust",
+            "jis:home:phone=0.9",
+        ])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("STATE_DIRECTORY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(listen.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "listening on [fe80::10%1]:PORT as jis:home:hub"
+    assert!(line.starts_with("listening on [fe80::10%"), "{line}");
+    let port = line
+        .split("]:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap();
+    let out = ns
+        .command(env!("CARGO_BIN_EXE_tibet-iot"))
+        .args([
+            "send",
+            "jis:home:hub",
+            &format!("[fe80::10%lo]:{port}"),
+            "light.on",
+        ])
+        .args(["--my-did", "jis:home:phone"])
+        .env("XDG_STATE_HOME", state.path())
+        .env_remove("STATE_DIRECTORY")
+        .output()
+        .unwrap();
+    let _ = listen.kill();
+    let _ = listen.wait();
+    assert_code(&out, 0);
+}

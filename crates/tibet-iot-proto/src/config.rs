@@ -83,6 +83,9 @@ pub struct TransportConfig {
     /// Address the transport socket binds to (default `::`: IPv4 and IPv6,
     /// or IPv4 alone on a host without IPv6).
     pub bind_host: IpAddr,
+    /// The interface index of a scoped (link-local) IPv6 `bind_host` (0:
+    /// none).
+    pub bind_scope_id: u32,
     /// Port the transport socket binds to (0: any free port).
     pub bind_port: u16,
     /// Encode outgoing frames as msgpack instead of JSON (both are decoded).
@@ -166,6 +169,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             bind_host: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            bind_scope_id: 0,
             bind_port: DEFAULT_PORT,
             use_msgpack: false,
             broadcast: true,
@@ -214,7 +218,10 @@ impl TransportConfig {
 
     /// The address the transport socket binds to.
     pub fn bind_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.bind_host, self.bind_port)
+        match self.bind_host {
+            IpAddr::V6(ip) => SocketAddrV6::new(ip, self.bind_port, 0, self.bind_scope_id).into(),
+            ip => SocketAddr::new(ip, self.bind_port),
+        }
     }
 
     /// Where beacons are sent.
