@@ -216,13 +216,14 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-/// A running node's state directory.
+/// A running node's state directory. Dropped without a stop (a crash),
+/// the thread ends before the lock goes: fields drop in this order.
 struct RunState {
-    /// Locked while the node runs.
-    dir: StateDir,
     /// The thread that keeps the replay horizon ahead of the clock and
     /// the store's copies current.
     keeper: HorizonKeeper,
+    /// Locked while the node runs.
+    dir: StateDir,
     /// The horizon this run started with.
     started_with: Option<Timestamp>,
 }
@@ -426,8 +427,8 @@ impl IoTNode {
                     }
                 };
                 Some(RunState {
-                    dir,
                     keeper: HorizonKeeper::start(skew, Box::new(tick))?,
+                    dir,
                     started_with,
                 })
             }
