@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{ChildStdin, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use tibet_testkit::netns::{ChildGuard, Netns, Switch, netns_available, veth};
+use tibet_testkit::NsChild;
+use tibet_testkit::netns::{Netns, Switch, netns_available, veth};
 
 // ---- the child: a node inside a namespace ---------------------------------
 
@@ -148,9 +146,7 @@ async fn child_main(did: String, discovery: bool) {
 // ---- the parent side ------------------------------------------------------
 
 struct Host {
-    _child: ChildGuard,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    child: NsChild,
     addr: SocketAddr,
     /// The discovery socket's address, or `none`.
     discovery: String,
@@ -162,66 +158,22 @@ impl Host {
     }
 
     fn spawn_with(ns: &Netns, did: &str, discovery: bool, env: &[(&str, &str)]) -> Host {
-        let exe = std::env::current_exe().unwrap();
-        let mut child = ns
-            .command(exe)
-            .args([
-                "netns_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("TIBET_CHILD_DID", did)
-            .env("TIBET_CHILD_DISCOVERY", if discovery { "1" } else { "0" })
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn node in namespace");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest may print "test netns_child ... " before our line.
-                if let Some(at) = line.find("NODE ")
-                    && tx.send(line[at + 5..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        let mut host = Host {
-            _child: ChildGuard(child),
-            stdin,
-            lines: rx,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            discovery: String::new(),
-        };
-        let ready = host.expect("ready", Duration::from_secs(20));
-        host.addr = ready[1].parse().unwrap();
-        host.discovery = ready[2].clone();
-        host
-    }
-
-    fn expect(&mut self, word: &str, wait: Duration) -> Vec<String> {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(wait)
-                .unwrap_or_else(|e| panic!("no {word:?} from node: {e}"));
-            let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-            if words.first().map(String::as_str) == Some(word) {
-                return words;
-            }
+        let mut all = vec![
+            ("TIBET_CHILD_DID", did),
+            ("TIBET_CHILD_DISCOVERY", if discovery { "1" } else { "0" }),
+        ];
+        all.extend_from_slice(env);
+        let mut child = NsChild::spawn(ns, "netns_child", "NODE ", &all);
+        let ready = child.expect("ready", Duration::from_secs(20));
+        Host {
+            child,
+            addr: ready[1].parse().unwrap(),
+            discovery: ready[2].clone(),
         }
     }
 
     fn cmd(&mut self, line: &str, word: &str) -> Vec<String> {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-        self.expect(word, Duration::from_secs(30))
+        self.child.cmd(line, word)
     }
 }
 

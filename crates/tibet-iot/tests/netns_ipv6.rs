@@ -12,13 +12,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::BufRead;
 use std::net::{Ipv6Addr, SocketAddr};
-use std::process::{ChildStdin, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tibet_testkit::netns::{ChildGuard, Netns, Switch, netns_available, veth};
+use tibet_testkit::NsChild;
+use tibet_testkit::netns::{Netns, Switch, netns_available, veth};
 
 // ---- the children ----------------------------------------------------------
 
@@ -204,46 +203,15 @@ fn beacon(did: &str, seed: u64) -> Vec<u8> {
 // ---- the parent side ---------------------------------------------------------
 
 struct Host {
-    _child: ChildGuard,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    child: NsChild,
 }
 
 impl Host {
     fn spawn(ns: &Netns, did: &str, env: &[(&str, &str)]) -> Host {
-        let exe = std::env::current_exe().unwrap();
-        let mut child = ns
-            .command(exe)
-            .args([
-                "ipv6_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("TIBET_V6_DID", did)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn in namespace");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest may print "test ipv6_child ... " before our line.
-                if let Some(at) = line.find("NODE ")
-                    && tx.send(line[at + 5..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
+        let mut all = vec![("TIBET_V6_DID", did)];
+        all.extend_from_slice(env);
         let mut host = Host {
-            _child: ChildGuard(child),
-            stdin,
-            lines: rx,
+            child: NsChild::spawn(ns, "ipv6_child", "NODE ", &all),
         };
         if did != "flood" {
             host.expect("ready", Duration::from_secs(20));
@@ -252,26 +220,15 @@ impl Host {
     }
 
     fn expect(&mut self, word: &str, wait: Duration) -> Vec<String> {
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(wait)
-                .unwrap_or_else(|e| panic!("no {word:?} from the child: {e}"));
-            let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-            if words.first().map(String::as_str) == Some(word) {
-                return words;
-            }
-        }
+        self.child.expect(word, wait)
     }
 
     fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        self.child.send(line);
     }
 
     fn cmd(&mut self, line: &str, word: &str) -> Vec<String> {
-        self.send(line);
-        self.expect(word, Duration::from_secs(30))
+        self.child.cmd(line, word)
     }
 }
 

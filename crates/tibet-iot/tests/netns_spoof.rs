@@ -12,14 +12,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::process::{ChildStdin, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tibet_testkit::netns::{ChildGuard, Netns, Switch, netns_available};
+use tibet_testkit::NsChild;
+use tibet_testkit::netns::{Netns, Switch, netns_available};
 
 /// Put in the purpose of the attacker's mesh pings, to recognise relayed
 /// copies at the victim.
@@ -343,66 +343,31 @@ impl Victim {
 
 /// A child process in a namespace, one `OUT` line per command.
 struct Proc {
-    _child: ChildGuard,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+    child: NsChild,
     ready: Vec<String>,
 }
 
 impl Proc {
     fn spawn(ns: &Netns, role: &str, env: &[(&str, &str)]) -> Proc {
-        let exe = std::env::current_exe().unwrap();
-        let mut child = ns
-            .command(exe)
-            .args([
-                "spoof_child",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("TIBET_SPOOF_ROLE", role)
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn child in namespace");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                // libtest may print "test spoof_child ... " before our line.
-                if let Some(at) = line.find("OUT ")
-                    && tx.send(line[at + 4..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
+        let mut all = vec![("TIBET_SPOOF_ROLE", role)];
+        all.extend_from_slice(env);
         let mut p = Proc {
-            _child: ChildGuard(child),
-            stdin,
-            lines: rx,
+            child: NsChild::spawn(ns, "spoof_child", "OUT ", &all),
             ready: Vec::new(),
         };
         p.ready = p.next("ready");
         p
     }
 
+    /// The next answer, which must start with `word`.
     fn next(&mut self, word: &str) -> Vec<String> {
-        let line = self
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|e| panic!("no {word:?} line from child: {e}"));
-        let words: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
-        assert_eq!(words.first().map(String::as_str), Some(word), "{line}");
+        let words = self.child.next(word, Duration::from_secs(60));
+        assert_eq!(words.first().map(String::as_str), Some(word), "{words:?}");
         words
     }
 
     fn cmd(&mut self, line: &str, word: &str) -> Vec<String> {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        self.child.send(line);
         self.next(word)
     }
 

@@ -11,8 +11,10 @@
 #![forbid(unsafe_code)]
 
 pub mod netns;
+mod netns_child;
 mod ports;
 mod python;
 
+pub use netns_child::NsChild;
 pub use ports::free_udp_port;
 pub use python::{PyOutput, python, run_python};
