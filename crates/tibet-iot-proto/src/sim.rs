@@ -284,6 +284,15 @@ impl Sim {
         self.nodes.iter().map(|(a, e)| (a, &**e))
     }
 
+    /// Mesh datagrams the nodes sent so far (pings' copies, resends and
+    /// answers; no heartbeats or beacons).
+    pub fn mesh_datagrams(&self) -> u64 {
+        let now = self.now();
+        self.engines()
+            .map(|(_, e)| e.stats(now).routes.mesh_datagrams)
+            .sum()
+    }
+
     /// A link both ways with the default properties; each side learns the
     /// other as a peer.
     pub fn link(&mut self, a: usize, b: usize) {

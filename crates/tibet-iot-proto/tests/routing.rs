@@ -32,13 +32,6 @@ fn network(seed: u64, n: usize, edges: &[(usize, usize)]) -> Sim {
     sim
 }
 
-fn mesh_sent(sim: &Sim) -> u64 {
-    let now = sim.now();
-    sim.engines()
-        .map(|(_, e)| e.stats(now).routes.mesh_datagrams)
-        .sum()
-}
-
 #[test]
 fn heartbeats_teach_a_line_its_routes_and_pings_follow_them() {
     let mut sim = network(1, 4, &[(0, 1), (1, 2), (2, 3)]);
@@ -75,7 +68,7 @@ fn heartbeats_teach_a_line_its_routes_and_pings_follow_them() {
         addr(2)
     );
 
-    let before = mesh_sent(&sim);
+    let before = sim.mesh_datagrams();
     let id = sim
         .node(0)
         .send_mesh_ping(now, &did(3), "x", "routed", mesh_opts())
@@ -84,7 +77,7 @@ fn heartbeats_teach_a_line_its_routes_and_pings_follow_them() {
     let resp = sim.outcome(0, id).unwrap().expect("answered");
     assert_eq!(resp.responder_did, did(3));
     assert_eq!(
-        mesh_sent(&sim) - before,
+        sim.mesh_datagrams() - before,
         6,
         "three links there, three back, no flood"
     );
