@@ -216,11 +216,33 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) 
     }
 }
 
+/// The options every operator command (`pending`, `pins`) takes to reach a
+/// running listener.
+#[derive(clap::Args, Debug)]
+pub(crate) struct ClientArgs {
+    /// The listener's control socket (`listen --control SOCKET`).
+    #[arg(long, global = true, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl ClientArgs {
+    /// Asks the listener: see [`ask`].
+    pub(crate) fn ask(
+        &self,
+        request: &Request,
+    ) -> Result<std::result::Result<Response, std::process::ExitCode>> {
+        ask(self.control.as_deref(), request, self.json)
+    }
+}
+
 /// An operator command's request (`pending`, `pins`) to a listener's
 /// control socket: the answer to print, or, with `--json`, the exit status
 /// once the answer was printed as it came. A missing socket or a refused
 /// request is one error line.
-pub(crate) fn ask(
+fn ask(
     socket: Option<&Path>,
     request: &Request,
     json: bool,

@@ -1,7 +1,6 @@
 //! `tibet-iot pending list|approve|reject`: review the GEEL pings of a
 //! running `listen --control SOCKET` through its control socket.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
@@ -16,12 +15,8 @@ use crate::parse;
 pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The listener's control socket (`listen --control SOCKET`).
-    #[arg(long, global = true, value_name = "SOCKET")]
-    control: Option<PathBuf>,
-    /// Print the answer as JSON.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    client: control::ClientArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,7 +60,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             from: from.clone(),
         },
     };
-    let response = match control::ask(args.control.as_deref(), &request, args.json)? {
+    let response = match args.client.ask(&request)? {
         Ok(response) => response,
         Err(code) => return Ok(code),
     };
@@ -104,18 +99,24 @@ fn print_table(items: &[PendingItem]) {
     let rows: Vec<[String; 6]> = items
         .iter()
         .map(|i| {
-            [
-                safe(&i.id),
-                safe(&i.source_did),
-                safe(&i.intent),
-                format!("{:.2}", i.trust),
-                safe(&i.received_at),
-                safe(&i.purpose),
-            ]
+            let [id, from, intent, trust, received] = cells(i);
+            [id, from, intent, trust, received, safe(&i.purpose)]
         })
         .collect();
     crate::output::table(
         &["ID", "FROM", "INTENT", "TRUST", "RECEIVED", "PURPOSE"],
         &rows,
     );
+}
+
+/// A waiting review's columns ID, FROM, INTENT, TRUST and RECEIVED, printable
+/// on a terminal (`pending list`, `status`).
+pub(crate) fn cells(i: &PendingItem) -> [String; 5] {
+    [
+        safe(&i.id),
+        safe(&i.source_did),
+        safe(&i.intent),
+        format!("{:.2}", i.trust),
+        safe(&i.received_at),
+    ]
 }

@@ -2,7 +2,6 @@
 //! SOCKET`, those an operator gave and those trust on first use added, and
 //! their removal (audited; the pins file follows).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -17,12 +16,8 @@ use crate::parse;
 pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The listener's control socket (`listen --control SOCKET`).
-    #[arg(long, global = true, value_name = "SOCKET")]
-    control: Option<PathBuf>,
-    /// Print the answer as JSON.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    client: control::ClientArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -45,7 +40,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
             did: parse::did(did)?,
         },
     };
-    let response = match control::ask(args.control.as_deref(), &request, args.json)? {
+    let response = match args.client.ask(&request)? {
         Ok(response) => response,
         Err(code) => return Ok(code),
     };

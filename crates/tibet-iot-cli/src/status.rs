@@ -251,19 +251,7 @@ fn render(s: &Snapshot) -> String {
     }
     out += &format!("\npending reviews ({})\n", s.pending.len());
     if !s.pending.is_empty() {
-        let rows: Vec<[String; 5]> = s
-            .pending
-            .iter()
-            .map(|i| {
-                [
-                    safe(&i.id),
-                    safe(&i.source_did),
-                    safe(&i.intent),
-                    format!("{:.2}", i.trust),
-                    safe(&i.received_at),
-                ]
-            })
-            .collect();
+        let rows: Vec<[String; 5]> = s.pending.iter().map(crate::pending::cells).collect();
         out += &crate::output::render_table(&["ID", "FROM", "INTENT", "TRUST", "RECEIVED"], &rows);
     }
     out += &format!("\ncounters (rates over {:.1}s)\n", s.interval_secs);
