@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tibet_core::{FileStore, NetworkBridge, Provider};
 use tibet_iot::AuditSink;
 
-use crate::config::Durability;
+use crate::config_file::Durability;
 
 /// Opens (or creates) the token file at `path` for the node `actor`.
 pub(crate) fn open(path: &Path, durability: Durability, actor: &str) -> Result<Box<dyn AuditSink>> {

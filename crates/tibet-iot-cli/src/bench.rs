@@ -25,7 +25,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::bench_load::{self, Plan, Tally};
 use crate::bench_wire::PingTemplate;
 use crate::parse;
-use crate::stats::Summary;
+use crate::rtt_stats::Summary;
 
 /// Arguments of `bench`.
 #[derive(clap::Args, Debug)]

@@ -27,7 +27,7 @@ use nix::sys::socket::{recvmsg, setsockopt, sockopt};
 use tibet_ping::{Frame, PacketCodec};
 
 use crate::bench_wire::{PingTemplate, answered_id, is_response, iso_now_bytes};
-use crate::stats::Rtts;
+use crate::rtt_stats::Rtts;
 
 /// Datagrams per `sendmmsg`/`recvmmsg`.
 const BATCH: usize = 64;

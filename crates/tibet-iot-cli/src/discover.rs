@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::node::{Found, Node};
+use crate::node_handle::{Found, Node};
 use crate::output;
 use crate::parse;
 use crate::settings::{DiscoveryFlags, NetFlags, Settings};

@@ -46,7 +46,7 @@ pub(crate) enum StateUse {
 }
 
 /// `[identity]` of the config file.
-pub(crate) use tibet_iot_cli::config::IdentitySection;
+pub(crate) use tibet_iot_cli::config_file::IdentitySection;
 
 /// The identity part of a node's settings, as given; [`IdentitySettings::resolve`]
 /// checks it and loads the files.

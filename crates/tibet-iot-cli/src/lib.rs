@@ -1,12 +1,12 @@
 //! The I/O-free parts of the `tibet-iot` command line, as a library so that
 //! tests and fuzz targets (`fuzz/`, docs/FUZZING.md) can drive them
-//! directly: the TOML config file ([`config`]) and the checks it shares with
+//! directly: the TOML config file ([`config_file`]) and the checks it shares with
 //! the command-line flags ([`validate`]). The command itself is the
 //! `tibet-iot` binary (`src/main.rs`); the protocol lives in the `tibet-iot`
 //! and `tibet-ping` libraries.
 //!
 //! ```
-//! use tibet_iot_cli::config::{ConfigError, ConfigFile};
+//! use tibet_iot_cli::config_file::{ConfigError, ConfigFile};
 //!
 //! let cfg = ConfigFile::from_toml("did = \"jis:home:hub\"\nport = 7150\n").unwrap();
 //! assert_eq!(cfg.port, Some(7150));
@@ -18,6 +18,6 @@
 #![forbid(unsafe_code)]
 
 pub mod bind_host;
-pub mod config;
+pub mod config_file;
 pub mod iface;
 pub mod validate;

@@ -21,7 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::control;
 use crate::logging::{self, LogFormat};
-use crate::node::{Event, Node};
+use crate::node_handle::{Event, Node};
 use crate::output::safe;
 use crate::settings::ListenFlags;
 
@@ -56,7 +56,7 @@ pub(crate) struct Args {
     #[arg(long, value_name = "N", default_value_t = 5)]
     max_drop_lines: u32,
     #[command(flatten)]
-    ops: crate::ops::OpsFlags,
+    ops: crate::ops_flags::OpsFlags,
 }
 
 /// How long a discovery of the same DID at the same address is not
@@ -309,7 +309,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let settings = args.flags.resolve()?;
     settings.check_interfaces()?;
     settings.check_audit_file()?;
-    let mut ops = crate::ops::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did)?;
+    let mut ops = crate::ops_flags::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did)?;
     let mut node = Node::start(&settings).await?;
     // Metrics, and the fleet (docs/FLEETS.md).
     ops.attach(node.inner()).await?;
@@ -360,7 +360,7 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
             .iter()
             .flat_map(|v| v.dids.iter().map(String::as_str)),
     );
-    for line in crate::identity::unpinned_trust_warnings(mode, &pins, trusted) {
+    for line in crate::identity_flags::unpinned_trust_warnings(mode, &pins, trusted) {
         logging::warn(format, &line);
     }
     if let Some(line) = loopback_warning(&settings) {

@@ -25,28 +25,28 @@ mod bench_wire;
 mod control;
 mod demo;
 mod discover;
-mod identity;
+mod identity_flags;
 mod keys;
 mod listen;
 mod logging;
-mod node;
-mod ops;
+mod node_handle;
+mod ops_flags;
 mod output;
 mod parse;
 mod pending;
 mod pins;
+mod rtt_stats;
 mod send;
 mod settings;
 mod sim;
 mod state;
-mod stats;
 mod status;
 mod systemd;
 
 use std::process::ExitCode;
 
 // The config file lives in the library (src/lib.rs), for tests and fuzzing.
-use tibet_iot_cli::config;
+use tibet_iot_cli::config_file;
 
 use clap::{CommandFactory, Parser, Subcommand};
 

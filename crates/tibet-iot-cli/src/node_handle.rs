@@ -327,7 +327,7 @@ impl Node {
         let mut config = transport_config(settings);
         config.identity = settings.identity.resolve(&settings.did)?;
         let inner = IoTNode::new(settings.did.clone(), config);
-        if settings.identity.state == crate::identity::StateUse::Node {
+        if settings.identity.state == crate::identity_flags::StateUse::Node {
             inner.set_state_dir(settings.identity.state_dir(&settings.did));
         }
         apply_policy(&inner, settings)?;

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use tibet_iot::IoTNode;
 use tibet_iot_ops::{MetricsServer, MqttConfig, MqttUplink};
 
-use crate::config::{ConfigFile, MqttSection};
+use crate::config_file::{ConfigFile, MqttSection};
 use crate::systemd;
 
 /// The operations flags of `listen`.

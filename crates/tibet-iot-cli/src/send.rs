@@ -8,7 +8,7 @@ use anyhow::Result;
 use tibet_iot::SendError;
 use tibet_ping::{PingDecision, RoutingMode};
 
-use crate::node::{Node, Outgoing};
+use crate::node_handle::{Node, Outgoing};
 use crate::output;
 use crate::parse;
 use crate::settings::{NetFlags, Settings};
@@ -75,7 +75,7 @@ pub(crate) async fn run(args: Args) -> Result<ExitCode> {
     let mut settings = Settings::client(my_did, args.port, &args.net);
     // `send` signs with its node key (created on first use): a listener that
     // pins it can tell it from anyone claiming its DID.
-    settings.identity.state = crate::identity::StateUse::Key;
+    settings.identity.state = crate::identity_flags::StateUse::Key;
     let node = Node::start(&settings).await?;
     let started = Instant::now();
     let answer = node

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
-use crate::config::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
-use crate::identity::{IdentityFlags, IdentitySettings, default_pins_file};
+use crate::config_file::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
+use crate::identity_flags::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
 use tibet_iot_cli::bind_host::BindHost;
 use tibet_iot_cli::iface::MulticastIf;
@@ -238,7 +238,7 @@ impl Settings {
             section: file.identity.clone(),
             table: file.pins.clone(),
             default_pins_file: default_pins_file(audit.as_ref().map(|(p, _)| p.as_path())),
-            state: crate::identity::StateUse::Node,
+            state: crate::identity_flags::StateUse::Node,
         };
         let discovery = !flags.no_discovery && file.discovery.enabled.unwrap_or(true);
         Ok(Settings {

@@ -49,7 +49,7 @@ enum Action {
 pub(crate) fn run(args: Args) -> Result<ExitCode> {
     let dir = match (&args.state, &args.did) {
         (Some(dir), _) => dir.clone(),
-        (None, Some(did)) => crate::identity::default_state_dir(did)
+        (None, Some(did)) => crate::identity_flags::default_state_dir(did)
             .ok_or_else(|| anyhow!("no home for state known: give --state DIR"))?,
         (None, None) => bail!("give the node's state directory (--state DIR) or its --did DID"),
     };

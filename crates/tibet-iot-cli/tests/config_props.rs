@@ -8,7 +8,7 @@ mod config_checks;
 
 use config_checks::parse;
 use proptest::prelude::*;
-use tibet_iot_cli::config::ConfigError;
+use tibet_iot_cli::config_file::ConfigError;
 
 /// The documented example, the seed for mutations.
 const HUB: &str = include_str!("../../../examples/hub.toml");
@@ -79,7 +79,7 @@ fn the_example_parses() {
     let lossy = parse("[audit]\nfile = \"a\"\non_overload = \"drop\"").unwrap();
     assert_eq!(
         lossy.audit.and_then(|a| a.on_overload),
-        Some(tibet_iot_cli::config::OverloadKind::Drop)
+        Some(tibet_iot_cli::config_file::OverloadKind::Drop)
     );
 }
 

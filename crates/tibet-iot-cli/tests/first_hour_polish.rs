@@ -74,7 +74,7 @@ fn the_example_config_is_for_a_lan_and_loopback_with_discovery_warns() {
         "/../../examples/hub.toml"
     ))
     .unwrap();
-    let cfg = tibet_iot_cli::config::ConfigFile::from_toml(&example).unwrap();
+    let cfg = tibet_iot_cli::config_file::ConfigFile::from_toml(&example).unwrap();
     assert_eq!(
         cfg.bind,
         Some("0.0.0.0".parse().unwrap()),

@@ -4,7 +4,7 @@
 //! (`tests/config_props.rs`) and the fuzz target
 //! (`fuzz/fuzz_targets/config_toml.rs`, by `#[path]`).
 
-use tibet_iot_cli::config::{ConfigError, ConfigFile};
+use tibet_iot_cli::config_file::{ConfigError, ConfigFile};
 use tibet_iot_cli::validate;
 
 /// What an accepted config must satisfy: the checks of `check()`, seen from
