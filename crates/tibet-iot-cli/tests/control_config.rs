@@ -6,7 +6,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{
-    Listener, assert_code, assert_stdout_starts, free_udp_port, json, run, send, stderr, stdout,
+    Listener, assert_code, assert_stdout_starts, free_udp_port, hub_toml_copy, json, run, send,
+    stderr, stdout,
 };
 
 #[test]
@@ -104,33 +105,10 @@ fn operator_approves_a_pending_ping_and_raises_trust() {
 #[test]
 fn the_example_config_is_accepted_as_is() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("hub.toml");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hub.toml"),
-        &cfg,
-    )
-    .unwrap();
-    let disc = free_udp_port().to_string();
+    let cfg = hub_toml_copy(dir.path());
     let home = tempfile::tempdir().unwrap();
     // Flags override the file's fixed ports so the test never collides.
-    let hub = Listener::start_with(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            // The example binds every interface for a LAN: the test
-            // keeps its traffic, beacons included, on loopback.
-            "--bind",
-            "127.0.0.1",
-            "--multicast-if",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--discovery-port",
-            &disc,
-        ],
-        &[("HOME", home.path().to_str().unwrap())],
-        None,
-    );
+    let hub = Listener::hub_example(&cfg, home.path(), None);
     assert_eq!(hub.did, "jis:home:hub", "the DID comes from the file");
     let out = hub.send("temperature.read", "jis:home:sensor", &[]);
     assert_code(&out, 0);

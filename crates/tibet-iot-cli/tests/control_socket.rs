@@ -7,24 +7,13 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
-use common::{Listener, run, stderr};
+use common::{Listener, loopback_args, run, stderr};
 
 /// Runs `listen --control path` expecting it to refuse to start.
 fn listen_refuses(path: &Path) -> String {
-    let out = run(&[
-        "listen",
-        "--did",
-        "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:home:sensor=0.9",
-        "--control",
-        path.to_str().unwrap(),
-    ]);
+    let mut args = vec!["listen"];
+    args.extend(hub_args(path));
+    let out = run(&args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -32,19 +21,16 @@ fn listen_refuses(path: &Path) -> String {
 }
 
 fn listen_with_control(path: &Path) -> Listener {
-    Listener::start(&[
-        "--did",
+    Listener::start(&hub_args(path))
+}
+
+/// A loopback hub trusting the sensor, with its control socket at `path`.
+fn hub_args(path: &Path) -> Vec<&str> {
+    loopback_args(
         "jis:home:hub",
-        "--bind",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--no-discovery",
-        "--trust",
-        "jis:home:sensor=0.9",
-        "--control",
-        path.to_str().unwrap(),
-    ])
+        &["jis:home:sensor=0.9"],
+        &["--control", path.to_str().unwrap()],
+    )
 }
 
 #[test]

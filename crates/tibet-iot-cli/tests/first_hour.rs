@@ -6,7 +6,10 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{Listener, assert_code, free_udp_port, json, multicast_loopback, run, stderr, stdout};
+use common::{
+    Listener, assert_code, free_udp_port, hub_toml_copy, json, multicast_loopback, run, stderr,
+    stdout,
+};
 
 /// `discover --json` on the private discovery `port`, as `jis:iot:cli`.
 fn discover_dids(port: &str) -> Vec<String> {
@@ -109,42 +112,13 @@ fn send_json_has_the_sender_measured_round_trip() {
     assert!(round_trip >= responder, "{v}");
 }
 
-/// A copy of `examples/hub.toml` in `dir`.
-fn hub_toml_copy(dir: &std::path::Path) -> std::path::PathBuf {
-    let cfg = dir.join("hub.toml");
-    std::fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hub.toml"),
-        &cfg,
-    )
-    .unwrap();
-    cfg
-}
-
 #[test]
 fn the_example_config_writes_nothing_next_to_itself_and_warns_about_geel() {
     let dir = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let cfg = hub_toml_copy(dir.path());
     let err_file = home.path().join("stderr.txt");
-    let disc = free_udp_port().to_string();
-    let hub = Listener::start_with(
-        &[
-            "--config",
-            cfg.to_str().unwrap(),
-            // The example binds every interface for a LAN: the test
-            // keeps its traffic, beacons included, on loopback.
-            "--bind",
-            "127.0.0.1",
-            "--multicast-if",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--discovery-port",
-            &disc,
-        ],
-        &[("HOME", home.path().to_str().unwrap())],
-        Some(&err_file),
-    );
+    let hub = Listener::hub_example(&cfg, home.path(), Some(&err_file));
     assert_code(&hub.send("temperature.read", "jis:home:sensor", &[]), 0);
     assert_code(&hub.send("door.unlock", "jis:home:sensor", &[]), 2);
     let warnings = std::fs::read_to_string(&err_file).unwrap();

@@ -91,6 +91,25 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The flags of a listener named `did` on 127.0.0.1 (ephemeral port, no
+/// discovery) that trusts each `DID=SCORE` in `trust`, then `extra`.
+pub fn loopback_args<'a>(did: &'a str, trust: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--did",
+        did,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--no-discovery",
+    ];
+    for t in trust {
+        args.extend(["--trust", t]);
+    }
+    args.extend(extra);
+    args
+}
+
 /// A running `tibet-iot listen`; killed when dropped.
 pub struct Listener {
     child: Child,
@@ -167,20 +186,34 @@ impl Listener {
     /// discovery) that trusts each `DID=SCORE` in `trust`; `extra` flags
     /// follow.
     pub fn loopback_hub(did: &str, trust: &[&str], extra: &[&str]) -> Listener {
-        let mut args = vec![
-            "--did",
-            did,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-discovery",
-        ];
-        for t in trust {
-            args.extend(["--trust", t]);
-        }
-        args.extend(extra);
-        Listener::start(&args)
+        Listener::start(&loopback_args(did, trust, extra))
+    }
+
+    /// Starts `listen --config` on a copy of `examples/hub.toml` with `HOME`
+    /// at `home`, kept on loopback (the example binds every interface for a
+    /// LAN) with an ephemeral port and a free discovery port.
+    pub fn hub_example(
+        cfg: &std::path::Path,
+        home: &std::path::Path,
+        stderr_file: Option<&std::path::Path>,
+    ) -> Listener {
+        let disc = free_udp_port().to_string();
+        Listener::start_with(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "--bind",
+                "127.0.0.1",
+                "--multicast-if",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--discovery-port",
+                &disc,
+            ],
+            &[("HOME", home.to_str().unwrap())],
+            stderr_file,
+        )
     }
 
     /// Runs `send` to this listener (its DID at its loopback address):
@@ -343,4 +376,15 @@ pub fn announce_with_key(
         "--discovery-port",
         discovery_port,
     ])
+}
+
+/// A copy of `examples/hub.toml` in `dir`.
+pub fn hub_toml_copy(dir: &std::path::Path) -> std::path::PathBuf {
+    let cfg = dir.join("hub.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/hub.toml"),
+        &cfg,
+    )
+    .unwrap();
+    cfg
 }
