@@ -39,3 +39,8 @@ echo "== python package (crates/tibet-iot-py)"
 PY=$(bash scripts/pypackage.sh)
 cargo build -p tibet-iot-cli --locked --quiet
 TIBET_IOT_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/tibet-iot" timeout --kill-after=30 900 "$PY" -m pytest -q crates/tibet-iot-py/tests
+
+# Every cargo-fuzz target for a short while under AddressSanitizer
+# (docs/FUZZING.md); cargo-fuzz is installed on CI (root) when missing.
+echo "== fuzz smoke"
+timeout --kill-after=30 1800 bash scripts/fuzz-smoke.sh

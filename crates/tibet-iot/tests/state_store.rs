@@ -286,7 +286,7 @@ fn score(i: usize) -> f64 {
 /// `TIBET_STATE_KILL_CHILD` and makes decisions from `from` on, printing
 /// `ack N` once decision N returned.
 #[test]
-#[ignore = "the child process of the kill loop, run by it"]
+#[ignore = "helper: runs only re-executed as the child of the kill loop test"]
 fn kill_loop_child() {
     let Ok(spec) = std::env::var(KILL_CHILD) else {
         return;
