@@ -309,7 +309,8 @@ pub(crate) async fn run(args: Args, format: LogFormat) -> Result<ExitCode> {
     let settings = args.flags.resolve()?;
     settings.check_interfaces()?;
     settings.check_audit_file()?;
-    let mut ops = crate::ops_flags::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did)?;
+    let mut ops =
+        crate::ops_flags::Ops::start(&args.ops, args.flags.config.as_deref(), &settings.did)?;
     let mut node = Node::start(&settings).await?;
     // Metrics, and the fleet (docs/FLEETS.md).
     ops.attach(node.inner()).await?;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 
-use crate::config_file::{AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry};
+use crate::config_file::{
+    AutoVouchEntry, ConfigFile, Durability, LimitsSection, RuleEntry, VouchEntry,
+};
 use crate::identity_flags::{IdentityFlags, IdentitySettings, default_pins_file};
 use crate::parse;
 use tibet_iot_cli::bind_host::BindHost;
