@@ -28,6 +28,9 @@ pub enum MqttConfigError {
     /// TLS is asked for but no CA certificate was given.
     #[error("MQTT over TLS needs the CA certificate (PEM) that signed the broker's certificate")]
     TlsWithoutCa,
+    /// A client certificate is given for a connection without TLS.
+    #[error("an MQTT client certificate needs TLS (mqtts:// or a CA certificate)")]
+    ClientAuthWithoutTls,
 }
 
 /// Why a [`MetricsServer`](crate::MetricsServer) could not start.

@@ -237,7 +237,8 @@ impl Bridge {
             options.set_credentials(user, pass);
         }
         if let Some(ca) = &settings.tls_ca {
-            options.set_transport(Transport::tls(ca.clone(), None, None));
+            let client = settings.tls_client.clone();
+            options.set_transport(Transport::tls(ca.clone(), client, None));
         }
         let (client, eventloop) = AsyncClient::new(options, OUTBOUND_QUEUE);
         let counters = Arc::new(Counters::default());

@@ -40,6 +40,9 @@ pub struct MqttConfig {
     pub(crate) tls: bool,
     pub(crate) client_id: String,
     pub(crate) tls_ca: Option<Vec<u8>>,
+    /// The client's certificate chain and private key (PEM), for brokers
+    /// that authenticate clients by certificate.
+    pub(crate) tls_client: Option<(Vec<u8>, Vec<u8>)>,
     pub(crate) credentials: Option<(String, String)>,
     pub(crate) prefix: String,
     pub(crate) own_did: String,
@@ -81,6 +84,7 @@ impl MqttConfig {
                 .client_id
                 .unwrap_or_else(|| format!("tibet-{}", own_did.replace(':', "-"))),
             tls_ca: None,
+            tls_client: None,
             credentials: broker.credentials,
             prefix: DEFAULT_PREFIX.to_owned(),
             own_did: own_did.to_owned(),
@@ -117,6 +121,14 @@ impl MqttConfig {
         self
     }
 
+    /// Presents the client certificate chain `cert_pem` with its private
+    /// key `key_pem` (PEM) to a broker that authenticates clients by
+    /// certificate; needs TLS.
+    pub fn with_client_auth(mut self, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Self {
+        self.tls_client = Some((cert_pem, key_pem));
+        self
+    }
+
     /// Puts the topics under `prefix` (a trailing `/` is dropped).
     pub fn with_topic_prefix(mut self, prefix: &str) -> Result<Self, MqttConfigError> {
         let prefix = prefix.trim_end_matches('/');
@@ -134,10 +146,14 @@ impl MqttConfig {
         self
     }
 
-    /// Whether the bridge can start with this: TLS needs a CA certificate.
+    /// Whether the bridge can start with this: TLS needs a CA certificate,
+    /// a client certificate needs TLS.
     pub fn check(&self) -> Result<(), MqttConfigError> {
         if self.tls && self.tls_ca.is_none() {
             return Err(MqttConfigError::TlsWithoutCa);
+        }
+        if self.tls_client.is_some() && self.tls_ca.is_none() {
+            return Err(MqttConfigError::ClientAuthWithoutTls);
         }
         Ok(())
     }
@@ -384,5 +400,12 @@ mod tests {
         let tls = c.with_tls(true);
         assert!(matches!(tls.check(), Err(MqttConfigError::TlsWithoutCa)));
         tls.with_ca_pem(b"pem".to_vec()).check().unwrap();
+        let bare = MqttConfig::new("mqtt://broker.lan", "jis:site-a:hub").unwrap();
+        let auth = bare.with_client_auth(b"cert".to_vec(), b"key".to_vec());
+        assert!(matches!(
+            auth.check(),
+            Err(MqttConfigError::ClientAuthWithoutTls)
+        ));
+        auth.with_ca_pem(b"pem".to_vec()).check().unwrap();
     }
 }

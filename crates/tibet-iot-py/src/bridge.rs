@@ -25,12 +25,12 @@ use std::task::{Context, Poll, Waker};
 use pyo3::IntoPyObjectExt;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
-use tibet_iot::Event;
+use tibet_iot::{Completion, Event};
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::events::NodeEvent;
-use crate::node::addr_tuple;
+use crate::node::{addr_tuple, answer};
 use crate::packet::PyPingResponse;
 use crate::pytypes::{ErrorKind, error};
 
@@ -157,6 +157,64 @@ impl Bridge {
         lock(&self.tasks).insert(id, task.abort_handle());
         Ok(id)
     }
+
+    /// Runs `f` (a poll on the loop's own thread, drained right after)
+    /// with the wake-up byte held back: what it finishes joins the queue
+    /// without a write to the socket pair. A byte already on its way is
+    /// read by the drain that follows, as is any outcome a runtime thread
+    /// finishes meanwhile (it finds the flag set).
+    pub(crate) fn quietly<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.shared.armed.store(true, Ordering::SeqCst);
+        f()
+    }
+
+    /// What [`Bridge::drain`] returns.
+    pub(crate) fn take_finished<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        // Order matters. The wake-up bytes are read first, then the flag is
+        // cleared, then the queue is taken. Clearing the flag first would
+        // let a `finish` between the two arm it and write its byte, which
+        // this read would swallow: the flag would stay set with no byte
+        // on the socket, and no later outcome would ever wake the loop.
+        // In this order, a `finish` that sees the flag still set pushed
+        // its outcome before the flag was cleared, so the queue taken
+        // below holds it.
+        let mut buf = [0u8; 64];
+        loop {
+            match (&self.wake_rx).read(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        self.shared.armed.store(false, Ordering::SeqCst);
+        let finished: Vec<(u64, Outcome)> = lock(&self.shared.finished).drain(..).collect();
+        let list = PyList::empty(py);
+        let mut tasks = lock(&self.tasks);
+        for (id, outcome) in finished {
+            tasks.remove(&id);
+            let (ok, value) = outcome.into_py(py);
+            list.append((id, ok, value))?;
+        }
+        Ok(list)
+    }
+
+    /// A fresh id for an outcome.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The [`Completion`] that ends `id` with a request's answer, after
+    /// running `also`: from whichever thread learns the answer (the loop's
+    /// own, polling a request socket, or the driver's at a deadline), the
+    /// outcome joins the finished queue like a task's.
+    pub(crate) fn completion(&self, id: u64, also: impl FnOnce() + Send + 'static) -> Completion {
+        let shared = self.shared.clone();
+        Box::new(move |a| {
+            also();
+            shared.finish(id, answer(a));
+        })
+    }
 }
 
 #[pymethods]
@@ -192,33 +250,7 @@ impl Bridge {
     /// The finished tasks as `(id, ok, value)`: a result, or the exception
     /// to raise.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        // Order matters. The wake-up bytes are read first, then the flag is
-        // cleared, then the queue is taken. Clearing the flag first would
-        // let a `finish` between the two arm it and write its byte, which
-        // this read would swallow: the flag would stay set with no byte
-        // on the socket, and no later outcome would ever wake the loop.
-        // In this order, a `finish` that sees the flag still set pushed
-        // its outcome before the flag was cleared, so the queue taken
-        // below holds it.
-        let mut buf = [0u8; 64];
-        loop {
-            match (&self.wake_rx).read(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.kind() == IoErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-        self.shared.armed.store(false, Ordering::SeqCst);
-        let finished: Vec<(u64, Outcome)> = lock(&self.shared.finished).drain(..).collect();
-        let list = PyList::empty(py);
-        let mut tasks = lock(&self.tasks);
-        for (id, outcome) in finished {
-            tasks.remove(&id);
-            let (ok, value) = outcome.into_py(py);
-            list.append((id, ok, value))?;
-        }
-        Ok(list)
+        self.take_finished(py)
     }
 
     /// Aborts the task `id` (its asyncio future was cancelled).

@@ -21,8 +21,21 @@ pub(crate) struct NodeSettings {
     pub(crate) audit_file: Option<PathBuf>,
     /// The MQTT broker of the node's fleet (`mqtt_url`), if any.
     pub(crate) mqtt_url: Option<String>,
+    /// Its TLS files: `mqtt_ca_file`, `mqtt_cert_file`, `mqtt_key_file`.
+    pub(crate) mqtt_tls: MqttTlsFiles,
     /// Where to serve the metrics page (`metrics_addr`), if anywhere.
     pub(crate) metrics_addr: Option<SocketAddr>,
+}
+
+/// The TLS files of the MQTT bridge, as named in the config.
+#[derive(Default)]
+pub(crate) struct MqttTlsFiles {
+    /// The broker's CA certificate (PEM).
+    pub(crate) ca: Option<PathBuf>,
+    /// The client's certificate chain (PEM).
+    pub(crate) cert: Option<PathBuf>,
+    /// The client's private key (PEM).
+    pub(crate) key: Option<PathBuf>,
 }
 
 fn field<'py, T: FromPyObject<'py>>(
@@ -86,6 +99,7 @@ pub(crate) fn read(
             transport: t,
             audit_file: None,
             mqtt_url: None,
+            mqtt_tls: MqttTlsFiles::default(),
             metrics_addr: None,
         });
     };
@@ -118,6 +132,11 @@ pub(crate) fn read(
     t.identity = identity(cfg)?;
     let audit_file: Option<PathBuf> = field(cfg, "audit_file", None)?;
     let mqtt_url: Option<String> = field(cfg, "mqtt_url", None)?;
+    let mqtt_tls = MqttTlsFiles {
+        ca: field(cfg, "mqtt_ca_file", None)?,
+        cert: field(cfg, "mqtt_cert_file", None)?,
+        key: field(cfg, "mqtt_key_file", None)?,
+    };
     let metrics_addr = field::<Option<String>>(cfg, "metrics_addr", None)?
         .map(|text| {
             text.parse::<SocketAddr>().map_err(|_| {
@@ -132,6 +151,7 @@ pub(crate) fn read(
         transport: t,
         audit_file,
         mqtt_url,
+        mqtt_tls,
         metrics_addr,
     })
 }

@@ -2,7 +2,7 @@
 
 use pyo3::prelude::*;
 
-use crate::{bridge, codec, events, identity, node, packet, ping_node};
+use crate::{bridge, codec, events, identity, node, packet, ping_node, requests};
 
 /// The native module.
 #[pymodule]
@@ -10,6 +10,7 @@ use crate::{bridge, codec, events, identity, node, packet, ping_node};
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<bridge::Bridge>()?;
     m.add_class::<node::Node>()?;
+    m.add_class::<requests::PyRequestSocket>()?;
     m.add_class::<events::EventStream>()?;
     m.add_class::<events::NodeEvent>()?;
     m.add_class::<packet::PyPingPacket>()?;

@@ -18,9 +18,11 @@ use crate::bridge::{Bridge, Outcome, runtime};
 use crate::config::{self, addr_arg, check_did, seconds};
 use crate::convert::{map_from_py, serialize_to_py};
 use crate::events::EventStream;
+use crate::mqtt::mqtt_config;
 use crate::packet::{payload_arg, ping_type_arg, priority_arg, routing_mode_arg};
 use crate::pytypes::{ErrorKind, error, record};
 use crate::records::{pending_record, rule_arg, vouch_options, vouch_record};
+use crate::requests::PyRequestSocket;
 
 /// A `(host, port)` tuple.
 pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
@@ -28,7 +30,7 @@ pub(crate) fn addr_tuple(a: SocketAddr) -> (String, u16) {
 }
 
 /// The exception for a failed send, with the CLI's wording.
-fn send_error(e: SendError) -> Outcome {
+pub(crate) fn send_error(e: SendError) -> Outcome {
     match e {
         SendError::NotRunning => Outcome::Error(
             ErrorKind::NotRunning,
@@ -41,7 +43,7 @@ fn send_error(e: SendError) -> Outcome {
 /// A send's outcome: the answer, `None`, or the exception. As in the
 /// reference, a request that got no usable answer is `None`, whether nothing
 /// listened (ICMP port unreachable) or the answer failed our pin.
-fn answer(r: Result<Option<tibet_ping::PingResponse>, SendError>) -> Outcome {
+pub(crate) fn answer(r: Result<Option<tibet_ping::PingResponse>, SendError>) -> Outcome {
     match r {
         Ok(a) => Outcome::Response(a.map(Box::new)),
         Err(SendError::Unreachable { .. } | SendError::AnswerRefused { .. }) => {
@@ -49,6 +51,33 @@ fn answer(r: Result<Option<tibet_ping::PingResponse>, SendError>) -> Outcome {
         }
         Err(e) => send_error(e),
     }
+}
+
+/// The options of a `send_ping` call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_options(
+    ping_type: &Bound<'_, PyAny>,
+    priority: &Bound<'_, PyAny>,
+    routing_mode: &Bound<'_, PyAny>,
+    payload: Option<&Bound<'_, PyAny>>,
+    timeout: Option<f64>,
+    pod_id: Option<String>,
+    station_id: Option<String>,
+    max_hops: Option<u32>,
+) -> PyResult<SendOptions> {
+    Ok(SendOptions {
+        ping: PingOptions {
+            ping_type: ping_type_arg(ping_type)?,
+            priority: priority_arg(priority)?,
+            routing_mode: routing_mode_arg(routing_mode)?,
+            payload: payload_arg(payload)?,
+            pod_id,
+            station_id,
+            max_hops,
+        },
+        timeout: timeout.map(|t| seconds("timeout", t)).transpose()?,
+        retransmit: None,
+    })
 }
 
 /// The exception for a failed start, with the CLI's wording.
@@ -145,17 +174,11 @@ impl Node {
     ) -> PyResult<Self> {
         check_did(&device_did)?;
         let settings = config::read(config, heartbeat_interval, discovery_interval, peer_timeout)?;
-        let mqtt = match &settings.mqtt_url {
-            Some(url) => {
-                let config = MqttConfig::new(url, &device_did)
-                    .map_err(|e| error(ErrorKind::Config, e.to_string()))?;
-                config
-                    .check()
-                    .map_err(|e| error(ErrorKind::Config, e.to_string()))?;
-                Some(config)
-            }
-            None => None,
-        };
+        let mqtt = settings
+            .mqtt_url
+            .as_deref()
+            .map(|url| mqtt_config(url, &device_did, &settings.mqtt_tls))
+            .transpose()?;
         let ops = Ops {
             metrics_addr: settings.metrics_addr,
             mqtt,
@@ -274,19 +297,16 @@ impl Node {
         max_hops: Option<u32>,
     ) -> PyResult<u64> {
         let addr = addr_arg(addr)?;
-        let options = SendOptions {
-            ping: PingOptions {
-                ping_type: ping_type_arg(ping_type)?,
-                priority: priority_arg(priority)?,
-                routing_mode: routing_mode_arg(routing_mode)?,
-                payload: payload_arg(payload)?,
-                pod_id,
-                station_id,
-                max_hops,
-            },
-            timeout: timeout.map(|t| seconds("timeout", t)).transpose()?,
-            retransmit: None,
-        };
+        let options = send_options(
+            ping_type,
+            priority,
+            routing_mode,
+            payload,
+            timeout,
+            pod_id,
+            station_id,
+            max_hops,
+        )?;
         let node = self.node.clone();
         bridge.spawn(async move {
             answer(
@@ -439,6 +459,20 @@ impl Node {
             d.set_item(did, key.to_string())?;
         }
         Ok(d)
+    }
+
+    /// A socket of its own for this node's requests, whose answers the
+    /// calling event loop reads (`tibet_iot._bridge` watches it).
+    fn request_socket(&self, py: Python<'_>) -> PyResult<PyRequestSocket> {
+        let sock = py
+            .allow_threads(|| self.node.request_socket())
+            .map_err(|e| {
+                error(
+                    ErrorKind::Bind,
+                    format!("cannot open a request socket: {e}"),
+                )
+            })?;
+        Ok(PyRequestSocket::new(sock))
     }
 
     /// A stream of the node's events from now on (see `IoTNode.events`).

@@ -133,6 +133,34 @@ async def test_many_concurrent_pings_each_wake_the_loop():
             assert all(r is not None and r.airlock_zone == "GROEN" for r in answers), rnd
 
 
+async def test_the_loop_reads_its_answers_from_a_request_socket():
+    async with IoTNode("jis:home:a", config=lo()) as a, IoTNode("jis:home:b", config=lo()) as b:
+        b.set_trust("jis:home:a", 0.9)
+        a.set_trust("jis:home:b", 0.9)
+        r = await a.send_ping("jis:home:b", b.local_addr, "x.y", "z", timeout=5)
+        assert r is not None and r.airlock_zone == "GROEN"
+        assert a.stats()["engine"]["responses_matched"] == 1
+        # b saw the request come from a's request socket, not from a's
+        # transport port, and a answers there too (its loop reads it).
+        seen = b.peers.get_address("jis:home:a")
+        assert seen is not None and seen != a.local_addr
+        back = await b.send_ping("jis:home:a", seen, "x.y", "z", timeout=5)
+        assert back is not None and back.responder_did == "jis:home:a"
+        assert b.stats()["engine"]["responses_foreign"] == 0
+        # A cancelled ping is forgotten at once, not at its deadline.
+        s = await silent_addr()
+        try:
+            task = asyncio.create_task(a.send_ping("jis:home:x", s.getsockname(), "a", "b", timeout=30))
+            await asyncio.sleep(0)
+            assert a.stats()["pending_requests"] == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert a.stats()["pending_requests"] == 0
+        finally:
+            s.close()
+
+
 async def next_of_kind(events, kind):
     async for ev in events:
         if ev.kind == kind:

@@ -67,13 +67,27 @@ impl DirectSend {
     /// Sends what `engine` has to send; whether the driver must be woken
     /// (see the module docs), and how many datagrams left from here.
     pub(crate) fn send(&mut self, engine: &mut Engine) -> (bool, u64) {
+        let sock = self.sock.clone();
+        let v6 = self.v6;
+        self.send_on(engine, SockRef::from(&*sock), v6)
+    }
+
+    /// [`DirectSend::send`] from another socket of the node's (`sock`,
+    /// IPv6 if `v6`): a request socket's (request_socket.rs). What cannot
+    /// leave from there is handed to the driver, as above.
+    pub(crate) fn send_on(
+        &mut self,
+        engine: &mut Engine,
+        sock: SockRef<'_>,
+        v6: bool,
+    ) -> (bool, u64) {
         let mut wake = self.driver_backlog;
         let mut sent_here = 0;
         if !wake {
             while let Some(t) = engine.poll_transmit() {
                 let sent = self.handoff.is_empty()
                     && !t.destination.ip().is_multicast()
-                    && self.send_to(&t).is_ok();
+                    && send_to(&sock, v6, &t).is_ok();
                 if sent {
                     sent_here += 1;
                 } else {
@@ -85,14 +99,14 @@ impl DirectSend {
         let wake = wake || earlier(engine.poll_timeout(), self.driver_deadline);
         (wake, sent_here)
     }
+}
 
-    /// One non-blocking `sendto` on the socket itself: tokio's
-    /// `try_send_to` refuses until the reactor has seen the socket
-    /// writable, which a fresh or idle socket may not have been yet.
-    fn send_to(&self, t: &Transmit) -> std::io::Result<usize> {
-        let to = SockAddr::from(batch::to_socket(t.destination, self.v6));
-        SockRef::from(&*self.sock).send_to(&t.payload, &to)
-    }
+/// One non-blocking `sendto` on the socket itself: tokio's `try_send_to`
+/// refuses until the reactor has seen the socket writable, which a fresh
+/// or idle socket may not have been yet.
+fn send_to(sock: &SockRef<'_>, v6: bool, t: &Transmit) -> std::io::Result<usize> {
+    let to = SockAddr::from(batch::to_socket(t.destination, v6));
+    sock.send_to(&t.payload, &to)
 }
 
 /// Whether deadline `new` comes before `asleep_until` (`None`: never).

@@ -64,6 +64,7 @@ mod errqueue;
 mod identity;
 mod node;
 mod replay_horizon;
+mod request_socket;
 mod segment;
 mod send_queue;
 mod socket;
@@ -74,8 +75,9 @@ mod state_store;
 
 pub use audit::{AuditError, AuditSink, Stored};
 pub use error::StartError;
-pub use node::IoTNode;
+pub use node::{Answer, Completion, IoTNode};
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
+pub use request_socket::RequestSocket;
 pub use socket::interface_index;
 pub use state_store::{
     Decision, PinEntry, RevocationEntry, RuleEntry, SCHEMA_VERSION, STORE_FILE, StateStore,

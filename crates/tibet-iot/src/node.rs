@@ -38,6 +38,7 @@ use crate::direct_send::DirectSend;
 use crate::error::StartError;
 use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir, crash_horizon};
+use crate::request_socket::RequestSocket;
 use crate::send_queue::SendQueue;
 use crate::socket;
 use crate::state_keeper::{Changes, KeptStore};
@@ -52,14 +53,38 @@ const RECV_BATCH: usize = batch::BATCH;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
-/// Where a caller waits: the answer, `None` at the deadline, or why the
-/// request failed.
-type Waiter = oneshot::Sender<Result<Option<PingResponse>, SendError>>;
+/// What a request ends with: the answer, `None` at the deadline, or why it
+/// failed.
+pub type Answer = Result<Option<PingResponse>, SendError>;
+
+/// Called once with a request's [`Answer`], on the thread that learns it
+/// (the driver's, or the one polling a [`RequestSocket`](crate::RequestSocket)),
+/// with the engine locked: it must be short and must not call the node.
+pub type Completion = Box<dyn FnOnce(Answer) + Send>;
+
+/// Where a caller waits for its [`Answer`].
+pub(crate) enum Waiter {
+    /// An awaiting task.
+    Channel(oneshot::Sender<Answer>),
+    /// A completion to call.
+    Call(Completion),
+}
+
+impl Waiter {
+    fn finish(self, answer: Answer) {
+        match self {
+            Waiter::Channel(tx) => {
+                let _ = tx.send(answer);
+            }
+            Waiter::Call(done) => done(answer),
+        }
+    }
+}
 
 pub(crate) struct State {
     pub(crate) engine: Engine,
-    waiters: HashMap<RequestId, Waiter>,
-    running: bool,
+    pub(crate) waiters: HashMap<RequestId, Waiter>,
+    pub(crate) running: bool,
     audit: Option<AuditWorker>,
     /// Where uplink frames go (docs/FLEETS.md), while one is open.
     uplink: Option<mpsc::Sender<Uplink>>,
@@ -70,12 +95,12 @@ pub(crate) struct State {
     declared: HashMap<String, f64>,
     /// The driver's socket for requests sent from the caller's thread,
     /// while the driver runs.
-    direct: Option<DirectSend>,
+    pub(crate) direct: Option<DirectSend>,
 }
 
 impl State {
     /// Hands the engine's audit records to the worker (cheap: a queue push).
-    fn drain_audit(&mut self, dropped: &AtomicU64) {
+    pub(crate) fn drain_audit(&mut self, dropped: &AtomicU64) {
         if let Some(worker) = self.audit.as_mut() {
             worker.take_from(&mut self.engine, dropped);
         }
@@ -96,9 +121,45 @@ impl State {
         worker.congested(now) || (blocking && self.engine.audit_room() < need)
     }
 
+    /// Hands the engine's events out: answers, timeouts and failures of
+    /// requests to their waiters, everything to the subscribers.
+    pub(crate) fn dispatch_events(&mut self, events: &broadcast::Sender<Event>) {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::RequestAnswered { id, response } => {
+                    let waiter = self.waiters.remove(&id);
+                    if events.receiver_count() > 0 {
+                        let _ = events.send(Event::RequestAnswered {
+                            id,
+                            response: response.clone(),
+                        });
+                    }
+                    if let Some(w) = waiter {
+                        w.finish(Ok(Some(*response)));
+                    }
+                }
+                Event::RequestTimedOut { id } => {
+                    if let Some(w) = self.waiters.remove(&id) {
+                        w.finish(Ok(None));
+                    }
+                    let _ = events.send(ev);
+                }
+                Event::RequestFailed { id, error } => {
+                    if let Some(w) = self.waiters.remove(&id) {
+                        w.finish(Err(error.clone()));
+                    }
+                    let _ = events.send(Event::RequestFailed { id, error });
+                }
+                other => {
+                    let _ = events.send(other);
+                }
+            }
+        }
+    }
+
     /// Hands the engine's uplink frames to the uplink's channel; what does
     /// not fit (the uplink is behind) is dropped and counted.
-    fn drain_uplink(&mut self, dropped: &AtomicU64) {
+    pub(crate) fn drain_uplink(&mut self, dropped: &AtomicU64) {
         while let Some(u) = self.engine.poll_uplink() {
             let sent = self
                 .uplink
@@ -111,18 +172,18 @@ impl State {
     }
 }
 
-struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
-    wake: Notify,
+    pub(crate) wake: Notify,
     send_errors: AtomicU64,
     sent_segmented: AtomicU64,
     send_queue_dropped: AtomicU64,
     send_queue_bytes_dropped: AtomicU64,
-    sent_direct: AtomicU64,
-    audit_dropped: AtomicU64,
+    pub(crate) sent_direct: AtomicU64,
+    pub(crate) audit_dropped: AtomicU64,
     audit_progress: Arc<Progress>,
     audit_backpressure: AtomicU64,
-    uplink_dropped: AtomicU64,
+    pub(crate) uplink_dropped: AtomicU64,
     /// The state store, while running with a state directory. Taken
     /// before the engine's lock by the commands that write it, so the
     /// store records decisions in the order the engine made them; the
@@ -135,7 +196,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent-enough counters;
         // keep serving rather than poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -143,7 +204,7 @@ impl Shared {
 
     /// Both clocks, now: monotonic since `origin` for timers, wall-clock for
     /// packets and replay windows.
-    fn now(&self) -> Now {
+    pub(crate) fn now(&self) -> Now {
         Now::new(
             MonoTime::from_duration(self.origin.elapsed()),
             Timestamp::now(),
@@ -505,7 +566,9 @@ impl IoTNode {
         {
             let mut st = self.shared.lock();
             st.running = false;
-            st.waiters.clear();
+            for (_, w) in st.waiters.drain() {
+                w.finish(Err(SendError::Stopped));
+            }
             st.engine.cancel_all_requests();
             // The drops of the unfinished interval are recorded too.
             let now = self.shared.now();
@@ -569,7 +632,7 @@ impl IoTNode {
             let id = make(&mut st.engine, self.shared.now())?;
             st.drain_audit(&self.shared.audit_dropped);
             let (tx, rx) = oneshot::channel();
-            st.waiters.insert(id, tx);
+            st.waiters.insert(id, Waiter::Channel(tx));
             // The datagram leaves from this thread (direct_send.rs).
             let (wake, sent) = st
                 .direct
@@ -623,6 +686,17 @@ impl IoTNode {
         drop(st);
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    /// A socket of the caller's own for requests whose answers the caller
+    /// reads itself, with [`RequestSocket::poll`] when it is readable (see
+    /// request_socket.rs): bound like the transport socket, on a free port.
+    /// Its requests need the node running.
+    pub fn request_socket(&self) -> io::Result<RequestSocket> {
+        let mut config = self.shared.lock().engine.config().clone();
+        config.bind_port = 0;
+        let sock = socket::transport_socket(&config)?;
+        RequestSocket::new(self.shared.clone(), self.events.clone(), sock)
     }
 
     /// Runs `f` on the engine, for what this type does not wrap (reading
@@ -1091,37 +1165,7 @@ async fn drive(
         }
         st.drain_audit(&shared.audit_dropped);
         st.drain_uplink(&shared.uplink_dropped);
-        while let Some(ev) = st.engine.poll_event() {
-            match ev {
-                Event::RequestAnswered { id, response } => {
-                    let waiter = st.waiters.remove(&id);
-                    if events.receiver_count() > 0 {
-                        let _ = events.send(Event::RequestAnswered {
-                            id,
-                            response: response.clone(),
-                        });
-                    }
-                    if let Some(w) = waiter {
-                        let _ = w.send(Ok(Some(*response)));
-                    }
-                }
-                Event::RequestTimedOut { id } => {
-                    if let Some(w) = st.waiters.remove(&id) {
-                        let _ = w.send(Ok(None));
-                    }
-                    let _ = events.send(ev);
-                }
-                Event::RequestFailed { id, error } => {
-                    if let Some(w) = st.waiters.remove(&id) {
-                        let _ = w.send(Err(error.clone()));
-                    }
-                    let _ = events.send(Event::RequestFailed { id, error });
-                }
-                other => {
-                    let _ = events.send(other);
-                }
-            }
-        }
+        st.dispatch_events(&events);
         drop(st);
         // A segmented run per sendmsg, else up to a batch per sendmmsg
         // (batch.rs); an error belongs to the first datagram, which is

@@ -4,13 +4,19 @@ Each event loop gets one native ``Bridge``: the engine's runtime queues
 finished tasks there and writes a byte to a socket the loop watches; the
 loop then resolves the futures on its own thread. Runtime threads never
 take the GIL.
+
+Requests (``send_ping``, ``send_heartbeat``) of a running node go through
+a request socket of the node's for this loop instead: the loop watches it,
+reads the answers itself (the engine handles them as its driver does) and
+resolves the futures at once, so an answer wakes the loop's thread and no
+other. Timeouts still arrive through the bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _native
 
@@ -23,7 +29,10 @@ class _LoopBridge:
         loop.add_reader(self.native.fileno(), self._drain)
 
     def _drain(self) -> None:
-        for task_id, ok, value in self.native.drain():
+        self._resolve(self.native.drain())
+
+    def _resolve(self, finished: "List[Tuple[int, bool, Any]]") -> None:
+        for task_id, ok, value in finished:
             fut = self.futures.pop(task_id, None)
             if fut is None or fut.done():
                 continue
@@ -41,14 +50,76 @@ class _LoopBridge:
 _bridges: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBridge]" = weakref.WeakKeyDictionary()
 
 
-def call(method: Callable[..., int], *args: Any) -> "asyncio.Future[Any]":
-    """Starts ``method(bridge, *args)`` on the engine; a future of its result."""
-    loop = asyncio.get_running_loop()
+def _bridge(loop: asyncio.AbstractEventLoop) -> _LoopBridge:
     bridge = _bridges.get(loop)
     if bridge is None:
         bridge = _bridges[loop] = _LoopBridge(loop)
+    return bridge
+
+
+def call(method: Callable[..., int], *args: Any) -> "asyncio.Future[Any]":
+    """Starts ``method(bridge, *args)`` on the engine; a future of its result."""
+    loop = asyncio.get_running_loop()
+    bridge = _bridge(loop)
     task_id = method(bridge.native, *args)
     fut = loop.create_future()
     bridge.futures[task_id] = fut
     fut.add_done_callback(lambda f: bridge._done(task_id, f))
     return fut
+
+
+class RequestSockets:
+    """A node's request sockets, one per event loop that sent requests."""
+
+    def __init__(self, node: "_native.Node") -> None:
+        self._node = node
+        self._by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _native.RequestSocket]" = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _open(self, loop: asyncio.AbstractEventLoop, bridge: _LoopBridge) -> "_native.RequestSocket":
+        sock = self._node.request_socket()
+        poll, native, resolve = sock.poll, bridge.native, bridge._resolve
+
+        def readable() -> None:
+            resolve(poll(native))
+
+        loop.add_reader(sock.fileno(), readable)
+        self._by_loop[loop] = sock
+        return sock
+
+    def call(self, method: str, *args: Any) -> "asyncio.Future[Any]":
+        """Sends ``RequestSocket.<method>(bridge, *args)`` from this loop's
+        request socket; a future of the answer."""
+        loop = asyncio.get_running_loop()
+        bridge = _bridge(loop)
+        sock = self._by_loop.get(loop)
+        if sock is None:
+            sock = self._open(loop, bridge)
+        task_id = getattr(sock, method)(bridge.native, *args)
+        fut = loop.create_future()
+        bridge.futures[task_id] = fut
+        cancel = sock.cancel
+
+        def done(f: "asyncio.Future[Any]") -> None:
+            if f.cancelled():
+                bridge.futures.pop(task_id, None)
+                cancel(task_id)
+
+        fut.add_done_callback(done)
+        return fut
+
+    def close(self) -> None:
+        """Closes the sockets of this loop and of closed loops (a running
+        loop of another thread keeps its own until it ends)."""
+        try:
+            current: Optional[asyncio.AbstractEventLoop] = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        for loop, sock in list(self._by_loop.items()):
+            if loop is current:
+                loop.remove_reader(sock.fileno())
+            elif not loop.is_closed():
+                continue
+            sock.close()
+            del self._by_loop[loop]

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _native
-from ._bridge import call
+from ._bridge import RequestSockets, call
 from ._enums import PingType, Priority, RoutingMode
 from ._errors import ConfigError
 from ._types import AirlockRule, PendingPing, Peers, TransportConfig, Vouch
@@ -52,6 +52,7 @@ class IoTNode:
             seed,
         )
         self._callbacks: List[asyncio.Task[None]] = []
+        self._requests = RequestSockets(self._native)
 
     # --- properties (the reference's) ---
 
@@ -108,6 +109,7 @@ class IoTNode:
             await asyncio.gather(*self._callbacks, return_exceptions=True)
         self._callbacks = []
         await call(self._native.stop)
+        self._requests.close()
 
     async def __aenter__(self) -> "IoTNode":
         await self.start()
@@ -137,11 +139,12 @@ class IoTNode:
         """Sends a ping and waits for the answer: a ``PingResponse``, or
         ``None`` when none came within ``timeout`` seconds (a ROOD drop
         looks exactly like this)."""
-        return await call(
-            self._native.send_ping,
-            target, addr, intent, purpose, ping_type, priority, routing_mode,
-            payload, timeout, pod_id, station_id, max_hops,
-        )
+        args = (target, addr, intent, purpose, ping_type, priority, routing_mode,
+                payload, timeout, pod_id, station_id, max_hops)
+        if not self._native.running:
+            return await call(self._native.send_ping, *args)
+        # The loop reads the answer itself (see _bridge.py).
+        return await self._requests.call("send_ping", *args)
 
     async def send_heartbeat(
         self,
@@ -160,7 +163,9 @@ class IoTNode:
             ]
             await asyncio.gather(*answers, return_exceptions=True)
             return None
-        return await call(self._native.send_heartbeat, target, addr, status)
+        if not self._native.running:
+            return await call(self._native.send_heartbeat, target, addr, status)
+        return await self._requests.call("send_heartbeat", target, addr, status)
 
     # --- trust and policy ---
 

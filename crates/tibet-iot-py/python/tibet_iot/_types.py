@@ -53,6 +53,13 @@ class TransportConfig:
     #: Join a fleet through this MQTT broker while running:
     #: ``mqtt://[USER:PASSWORD@]HOST[:PORT][?client_id=ID]`` (docs/FLEETS.md).
     mqtt_url: Optional[str] = None
+    #: The CA certificate (PEM) that signed the broker's certificate: MQTT
+    #: over TLS (needed with ``mqtts://``; turns TLS on for ``mqtt://``).
+    mqtt_ca_file: Optional[str] = None
+    #: A client certificate chain (PEM) for brokers that authenticate
+    #: clients by certificate, with its private key (PEM, mode 0600).
+    mqtt_cert_file: Optional[str] = None
+    mqtt_key_file: Optional[str] = None
     #: Serve the Prometheus page at ``http://ADDR:PORT/metrics`` while
     #: running (``"127.0.0.1:0"``: a free port, see ``IoTNode.metrics_addr``).
     metrics_addr: Optional[str] = None

@@ -1,0 +1,184 @@
+//! `_native.RequestSocket`: a node's requests whose answers the asyncio
+//! loop reads itself.
+//!
+//! `tibet_iot._bridge` makes one per node and event loop, watches its
+//! descriptor with `loop.add_reader`, and on each wake-up calls
+//! [`PyRequestSocket::poll`] (short, with the GIL held: the engine handles
+//! the waiting datagrams exactly as its driver does, and the bridge is
+//! drained, with no wake-up byte for what finished here). An answer thus wakes only the loop's thread, where it used to
+//! wake a runtime thread that woke the loop (`tibet_iot::RequestSocket`).
+//! A request that gets no answer ends at its deadline on the runtime, as
+//! before.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use tibet_iot::{RequestId, RequestSocket, SendError};
+
+use crate::bridge::{Bridge, Outcome};
+use crate::config::addr_arg;
+use crate::convert::map_from_py;
+use crate::node::{send_error, send_options};
+use crate::pytypes::{ErrorKind, error};
+
+/// Outstanding requests by outcome id: `None` until the engine gave the
+/// request its id; removed when the request completes.
+type Outstanding = Arc<Mutex<HashMap<u64, Option<RequestId>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The request socket of one node for one event loop.
+#[pyclass(module = "tibet_iot._native", name = "RequestSocket")]
+pub(crate) struct PyRequestSocket {
+    /// `None` once closed.
+    sock: Option<RequestSocket>,
+    outstanding: Outstanding,
+}
+
+impl PyRequestSocket {
+    pub(crate) fn new(sock: RequestSocket) -> Self {
+        PyRequestSocket {
+            sock: Some(sock),
+            outstanding: Arc::default(),
+        }
+    }
+
+    fn sock(&self) -> PyResult<&RequestSocket> {
+        self.sock
+            .as_ref()
+            .ok_or_else(|| error(ErrorKind::NotRunning, "the request socket is closed"))
+    }
+
+    /// Sends a request made by `send` with a completion on `bridge`;
+    /// returns the outcome id its answer will carry.
+    fn request(
+        &self,
+        bridge: &Bridge,
+        send: impl FnOnce(&RequestSocket, tibet_iot::Completion) -> Result<RequestId, SendError>,
+    ) -> PyResult<u64> {
+        let sock = self.sock()?;
+        let id = bridge.next_id();
+        lock(&self.outstanding).insert(id, None);
+        let outstanding = self.outstanding.clone();
+        let done = bridge.completion(id, move || {
+            lock(&outstanding).remove(&id);
+        });
+        match send(sock, done) {
+            Ok(request) => {
+                // Absent if it already completed.
+                if let Some(slot) = lock(&self.outstanding).get_mut(&id) {
+                    *slot = Some(request);
+                }
+                Ok(id)
+            }
+            Err(e) => {
+                lock(&self.outstanding).remove(&id);
+                match send_error(e) {
+                    Outcome::Error(kind, message) => Err(error(kind, message)),
+                    _ => Err(error(ErrorKind::Internal, "unexpected send outcome")),
+                }
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyRequestSocket {
+    /// The descriptor to watch for reading (-1 once closed).
+    fn fileno(&self) -> i32 {
+        self.sock.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// The bound `(host, port)` (peers see requests come from it).
+    #[getter]
+    fn local_addr(&self) -> PyResult<(String, u16)> {
+        let a = self
+            .sock()?
+            .local_addr()
+            .map_err(|e| error(ErrorKind::Internal, e.to_string()))?;
+        Ok(crate::node::addr_tuple(a))
+    }
+
+    /// As `Node.send_ping`, from this socket.
+    #[pyo3(signature = (bridge, target, addr, intent, purpose, ping_type, priority, routing_mode,
+        payload=None, timeout=None, pod_id=None, station_id=None, max_hops=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_ping<'py>(
+        &self,
+        bridge: &Bridge,
+        target: &str,
+        addr: &Bound<'py, PyAny>,
+        intent: &str,
+        purpose: &str,
+        ping_type: &Bound<'py, PyAny>,
+        priority: &Bound<'py, PyAny>,
+        routing_mode: &Bound<'py, PyAny>,
+        payload: Option<&Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+        pod_id: Option<String>,
+        station_id: Option<String>,
+        max_hops: Option<u32>,
+    ) -> PyResult<u64> {
+        let addr = addr_arg(addr)?;
+        let options = send_options(
+            ping_type,
+            priority,
+            routing_mode,
+            payload,
+            timeout,
+            pod_id,
+            station_id,
+            max_hops,
+        )?;
+        self.request(bridge, |s, done| {
+            s.send_ping(target, addr, intent, purpose, options, done)
+        })
+    }
+
+    /// As `Node.send_heartbeat`, from this socket.
+    #[pyo3(signature = (bridge, target, addr, status=None))]
+    fn send_heartbeat<'py>(
+        &self,
+        bridge: &Bridge,
+        target: &str,
+        addr: &Bound<'py, PyAny>,
+        status: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<u64> {
+        let addr = addr_arg(addr)?;
+        let status = status
+            .filter(|s| !s.is_none())
+            .map(map_from_py)
+            .transpose()?;
+        self.request(bridge, |s, done| {
+            s.send_heartbeat(target, addr, status, done)
+        })
+    }
+
+    /// Handles what waits on the socket (the loop calls it when the
+    /// descriptor is readable), then drains `bridge`: its finished outcomes
+    /// as `Bridge.drain` gives them, the answers read here among them.
+    fn poll<'py>(&mut self, py: Python<'py>, bridge: &Bridge) -> PyResult<Bound<'py, PyList>> {
+        if let Some(sock) = self.sock.as_mut() {
+            bridge.quietly(|| sock.poll());
+        }
+        bridge.take_finished(py)
+    }
+
+    /// Forgets the request of outcome `id` (its future was cancelled).
+    fn cancel(&self, id: u64) {
+        let request = lock(&self.outstanding).remove(&id).flatten();
+        if let (Some(sock), Some(request)) = (self.sock.as_ref(), request) {
+            sock.cancel(request);
+        }
+    }
+
+    /// Closes the socket; requests still waiting end at their deadlines.
+    fn close(&mut self) {
+        self.sock = None;
+    }
+}
