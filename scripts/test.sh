@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 TIBET_PY=$(bash scripts/pyref.sh)
 export TIBET_PY TIBET_REQUIRE_INTEROP=1
 
-# Tools the ops tests use where present (promtool, mosquitto, systemd-analyze):
+# Tools the ops tests use where present (promtool, mosquitto, systemd-analyze,
+# openssl for the TLS broker's certificates):
 # installed when running as root (CI) and missing; otherwise those checks skip.
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=""
     command -v promtool >/dev/null || missing="$missing prometheus"
     [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || missing="$missing mosquitto"
     command -v systemd-analyze >/dev/null || missing="$missing systemd"
+    command -v openssl >/dev/null || missing="$missing openssl"
     if [ -n "$missing" ]; then
         echo "== apt-get install$missing"
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing >/dev/null ||
