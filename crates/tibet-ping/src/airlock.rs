@@ -10,7 +10,6 @@
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-
 use core::time::Duration;
 
 use crate::packet::{AirlockZone, PingPacket};

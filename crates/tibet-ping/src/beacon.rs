@@ -10,7 +10,6 @@ use alloc::borrow::ToOwned;
 use alloc::string::String;
 use alloc::vec::Vec;
 use alloc::{format, vec};
-
 use core::time::Duration;
 
 use rand::RngCore;

@@ -38,7 +38,6 @@
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-
 use core::cell::Cell;
 
 use serde::{Deserializer as _, Serialize};

@@ -13,11 +13,14 @@
 //! [`Timestamp`] and randomness from an injected RNG, so every behaviour is
 //! deterministic in tests.
 //!
-//! The crate reads no clock, no file and no process state. With its default
-//! `std` feature it adds what a hosted driver wants: [`Timestamp::now`], key
-//! and pin files ([`identity::store`]) and msgpack frames. Built with
-//! `--no-default-features` it is `#![no_std]` + `alloc`, for firmware that
-//! brings its own allocator, time and randomness (docs/ARCHITECTURE.md).
+//! The protocol reads no clock, no file and no process state; a response's
+//! processing time is measured by the caller
+//! ([`Answer::set_processing_time`]). The default `std` feature adds what a
+//! hosted driver wants beside it: [`Timestamp::now`], key and pin files
+//! ([`identity::store`]) and msgpack frames. Built with
+//! `--no-default-features` the crate is `#![no_std]` + `alloc`, for firmware
+//! that brings its own allocator, time and randomness
+//! (docs/ARCHITECTURE.md, "A core without std").
 //!
 //! ```
 //! use rand::{SeedableRng, rngs::StdRng};

@@ -38,7 +38,6 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use alloc::{format, vec};
-
 use core::fmt;
 use core::time::Duration;
 

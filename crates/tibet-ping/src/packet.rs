@@ -5,7 +5,6 @@ use alloc::borrow::ToOwned;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-
 use core::fmt;
 use core::str::FromStr;
 

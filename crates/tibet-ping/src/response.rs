@@ -12,7 +12,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-
 use core::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};

@@ -2,7 +2,6 @@
 //! the zone before the trust thresholds are consulted.
 
 use alloc::string::String;
-
 use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

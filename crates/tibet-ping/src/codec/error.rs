@@ -2,7 +2,6 @@
 //! local caller, [`DecodeError`] for what a peer sent).
 
 use alloc::string::{String, ToString};
-
 use core::fmt;
 
 /// Longest error detail kept from a hostile datagram (bytes of text).

@@ -9,7 +9,6 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-
 use core::cell::Cell;
 use core::fmt;
 use core::marker::PhantomData;

@@ -3,7 +3,6 @@
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
-
 use core::fmt;
 use core::str::FromStr;
 
