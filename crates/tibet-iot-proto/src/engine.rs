@@ -83,9 +83,16 @@ pub struct SendOptions {
     pub retransmit: Option<RetransmitPolicy>,
 }
 
+/// A monotonic clock the driver installs ([`Engine::set_processing_clock`]):
+/// time since an origin of its choosing.
+type ProcessingClock = Box<dyn Fn() -> Duration + Send>;
+
 /// The sans-IO node engine.
 pub struct Engine {
     node: PingNode,
+    /// The driver's monotonic clock, read around each decision for the
+    /// response's `rtt_ms` (processing time); none in simulations.
+    processing_clock: Option<ProcessingClock>,
     codec: PacketCodec,
     config: TransportConfig,
     rng: StdRng,
@@ -265,6 +272,7 @@ impl Engine {
             pending_earn: None,
             current_peer: None,
             node,
+            processing_clock: None,
             config,
         }
     }
@@ -285,8 +293,16 @@ impl Engine {
         &self.node
     }
 
+    /// Installs a monotonic clock, read just before and after each ping's
+    /// decision to fill the response's `rtt_ms` (processing time, see
+    /// [`tibet_ping::Answer::set_processing_time`]). Without one, `rtt_ms`
+    /// is `None`.
+    pub fn set_processing_clock(&mut self, clock: Box<dyn Fn() -> Duration + Send>) {
+        self.processing_clock = Some(clock);
+    }
+
     /// The protocol core, mutably, for set-up that is not a policy change
-    /// (e.g. the processing clock). Policy changes made here bypass the
+    /// (e.g. a signer). Policy changes made here bypass the
     /// audit: use [`Engine::set_trust`], [`Engine::vouch`],
     /// [`Engine::add_rule`], [`Engine::add_auto_vouch_rule`],
     /// [`Engine::approve_pending`] and [`Engine::reject_pending`].
@@ -1288,9 +1304,13 @@ impl Engine {
             .and_then(|i| self.peers.known_trust(i))
             .filter(|&(_, generation)| generation == self.node.trust_generation());
         let known = current.and_then(|(score, generation)| score.map(|s| (s, generation)));
-        let answer = self
+        let started = self.processing_clock.as_ref().map(|clock| clock());
+        let mut answer = self
             .node
             .answer_known(now.wall, packet, self.current_credential, known);
+        if let (Some(clock), Some(started)) = (&self.processing_clock, started) {
+            answer.set_processing_time(started, clock());
+        }
         if let Some(i) = slot
             && current.is_none()
         {

@@ -60,8 +60,6 @@ impl PingNode {
         };
         let mut inner =
             tibet_ping::PingNode::new(device_did.clone(), config, Box::new(StdRng::from_entropy()));
-        let origin = std::time::Instant::now();
-        inner.set_processing_clock(Box::new(move || origin.elapsed()));
         if let Some(path) = key_file {
             inner.set_signer(Box::new(load_key(&path)?));
         }
@@ -173,8 +171,14 @@ impl PingNode {
     fn receive(&mut self, py: Python<'_>, packet: PyRef<'_, PyPingPacket>) -> PyPingResponse {
         let packet = packet.inner.clone();
         let inner = self.core();
-        let reception = py.allow_threads(|| inner.receive(Timestamp::now(), &packet));
-        PyPingResponse::from(reception.response)
+        let response = py.allow_threads(|| {
+            let now = Timestamp::now();
+            let started = std::time::Instant::now();
+            let mut answer = inner.answer(now, &packet, None);
+            answer.set_processing_time(std::time::Duration::ZERO, started.elapsed());
+            inner.response_for(now, &answer, &packet)
+        });
+        PyPingResponse::from(response)
     }
 
     /// Sets the trust of `did` (clamped to 0..1).

@@ -325,9 +325,7 @@ impl IoTNode {
         let did = did.into();
         let mut engine = Engine::new(did.clone(), config, seed);
         let origin = Instant::now();
-        engine
-            .ping_node_mut()
-            .set_processing_clock(Box::new(move || origin.elapsed()));
+        engine.set_processing_clock(Box::new(move || origin.elapsed()));
         let (events, _) = broadcast::channel(EVENT_CHANNEL);
         IoTNode {
             did,

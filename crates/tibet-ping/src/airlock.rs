@@ -7,7 +7,10 @@
 //! review, entries expire (see [`Airlock::expire_pending`]) and the queue is
 //! bounded in bytes as well as entries.
 
-use std::time::Duration;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
 
 use crate::packet::{AirlockZone, PingPacket};
 use crate::review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
@@ -450,7 +453,7 @@ mod tests {
             }
             let mut model: Vec<(usize, i32, &str)> =
                 specs.iter().enumerate().map(|(i, (p, g))| (i, *p, *g)).collect();
-            model.sort_by_key(|&(_, p, _)| std::cmp::Reverse(p));
+            model.sort_by_key(|&(_, p, _)| core::cmp::Reverse(p));
             let expect = model.iter().find(|&&(_, _, g)| crate::rule::Glob::new(g).matches(intent)).map(|&(i, _, _)| i.to_string());
             let got = a.gate(&packet("jis:a", intent), 0.5).1.map(|r| r.rule_id.clone());
             proptest::prop_assert_eq!(got, expect);

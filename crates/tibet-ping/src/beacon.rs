@@ -6,16 +6,20 @@
 //! assessed as vouched. A beacon travels on the wire as a discover ping:
 //! see [`Beacon::from_discover_packet`] and [`Beacon::to_discover_packet`].
 
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+use alloc::{format, vec};
+use core::time::Duration;
 
 use rand::RngCore;
-use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ids;
 use crate::nonce::NonceTracker;
 use crate::packet::{BROADCAST, JsonMap, PingPacket, PingType, RoutingMode};
+use crate::pattern::{PatternError, SourcePattern};
 use crate::review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 use crate::time::Timestamp;
 use crate::vouch::{DEFAULT_VOUCH_TTL, Vouch, VouchAdmission, VouchError, VouchRegistry};
@@ -229,8 +233,8 @@ impl BeaconDecision {
     }
 }
 
-impl std::fmt::Display for BeaconDecision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for BeaconDecision {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(self.as_str())
     }
 }
@@ -324,14 +328,14 @@ pub enum AutoVouchRuleError {
         /// The pattern as given.
         pattern: String,
         /// What the regex compiler said.
-        source: regex::Error,
+        source: PatternError,
     },
 }
 
 #[derive(Debug)]
 struct CompiledRule {
     rule: AutoVouchRule,
-    source: Option<Regex>,
+    source: Option<SourcePattern>,
 }
 
 impl CompiledRule {
@@ -402,9 +406,6 @@ impl Default for BeaconHandler {
     }
 }
 
-/// Size limit for compiled auto-vouch regexes.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-
 impl BeaconHandler {
     /// A handler accepting beacons up to `max_age` old and `future_skew`
     /// ahead, queueing at most `hitl_capacity` for review.
@@ -443,21 +444,12 @@ impl BeaconHandler {
         let source = match &rule.source_pattern {
             None => None,
             Some(p) => {
-                let err = |source| AutoVouchRuleError::InvalidPattern {
-                    pattern: p.clone(),
-                    source,
-                };
-                // Validate the pattern alone, then anchor it at the start.
-                RegexBuilder::new(p)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(err)?;
-                Some(
-                    RegexBuilder::new(&format!(r"\A(?:{p})"))
-                        .size_limit(REGEX_SIZE_LIMIT)
-                        .build()
-                        .map_err(err)?,
-                )
+                let pattern =
+                    SourcePattern::new(p).map_err(|source| AutoVouchRuleError::InvalidPattern {
+                        pattern: p.clone(),
+                        source,
+                    })?;
+                Some(pattern)
             }
         };
         self.rules.push(CompiledRule { rule, source });

@@ -29,8 +29,16 @@
 //! Msgpack uses named fields (a map), like `rmp_serde::to_vec_named`, with
 //! native numbers; an integer msgpack cannot hold is an
 //! [`EncodeError::MsgpackNumber`] (see `codec/native.rs`).
+//!
+//! Msgpack frames take `rmp-serde`, which needs the `std` feature. Without
+//! it the codec reads and writes JSON only: writing msgpack is an
+//! [`EncodeError::Serialize`], and a msgpack datagram, after the same
+//! structural pre-check, a [`DecodeError::Payload`] (dropped and counted
+//! like any frame this node cannot read).
 
-use std::cell::Cell;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::cell::Cell;
 
 use serde::{Deserializer as _, Serialize};
 
@@ -274,10 +282,13 @@ impl PacketCodec {
         buf: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
         self.frame_into(flags, buf, |b| match self.format() {
-            WireFormat::Json => serde_json::to_writer(b, value).map_err(error::reason),
+            WireFormat::Json => write_json(b, value).map_err(error::reason),
+            #[cfg(feature = "std")]
             WireFormat::Msgpack => value
                 .serialize(&mut rmp_serde::Serializer::new(b).with_struct_map())
                 .map_err(error::reason),
+            #[cfg(not(feature = "std"))]
+            WireFormat::Msgpack => Err(MSGPACK_NEEDS_STD.into()),
         })
     }
 
@@ -341,7 +352,7 @@ impl PacketCodec {
             WireFormat::Json => {
                 // Like the reference, the whole payload must be UTF-8 text;
                 // checking it once lets serde_json skip a check per string.
-                let text = std::str::from_utf8(payload).map_err(|e| DecodeError::Payload {
+                let text = core::str::from_utf8(payload).map_err(|e| DecodeError::Payload {
                     format: WireFormat::Json,
                     reason: error::reason(e),
                 })?;
@@ -371,29 +382,74 @@ impl PacketCodec {
                     format: WireFormat::Msgpack,
                     reason: e.to_string(),
                 })?;
-                let seed = PacketSeed {
-                    cell: &issue,
-                    out: packet,
-                };
-                let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-                // The guard already bounds nesting; this is a second fence.
-                de.set_max_depth(MAX_DEPTH + 2);
-                let frame = if header.is_response() {
-                    de.deserialize_map(ResponseSeed(&issue))
-                        .map(Decoded::Response)
-                } else {
-                    de.deserialize_map(seed).map(|()| Decoded::Packet)
-                };
-                frame.map_err(|e| {
-                    use rmp_serde::decode::Error as E;
-                    let data = matches!(
-                        e,
-                        E::TypeMismatch(_) | E::OutOfRange | E::Syntax(_) | E::Uncategorized(_)
-                    );
-                    classify(WireFormat::Msgpack, issue.get(), data, e)
-                })
+                Self::decode_msgpack(payload, header.is_response(), packet, &issue)
             }
         }
+    }
+
+    #[cfg(feature = "std")]
+    fn decode_msgpack(
+        payload: &[u8],
+        is_response: bool,
+        packet: &mut PingPacket,
+        issue: &Cell<Option<Issue>>,
+    ) -> Result<Decoded, DecodeError> {
+        let seed = PacketSeed {
+            cell: issue,
+            out: packet,
+        };
+        let mut de = rmp_serde::Deserializer::from_read_ref(payload);
+        // The guard already bounds nesting; this is a second fence.
+        de.set_max_depth(MAX_DEPTH + 2);
+        let frame = if is_response {
+            de.deserialize_map(ResponseSeed(issue))
+                .map(Decoded::Response)
+        } else {
+            de.deserialize_map(seed).map(|()| Decoded::Packet)
+        };
+        frame.map_err(|e| {
+            use rmp_serde::decode::Error as E;
+            let data = matches!(
+                e,
+                E::TypeMismatch(_) | E::OutOfRange | E::Syntax(_) | E::Uncategorized(_)
+            );
+            classify(WireFormat::Msgpack, issue.get(), data, e)
+        })
+    }
+
+    #[cfg(not(feature = "std"))]
+    fn decode_msgpack(
+        _payload: &[u8],
+        _is_response: bool,
+        _packet: &mut PingPacket,
+        _issue: &Cell<Option<Issue>>,
+    ) -> Result<Decoded, DecodeError> {
+        Err(DecodeError::Payload {
+            format: WireFormat::Msgpack,
+            reason: MSGPACK_NEEDS_STD.into(),
+        })
+    }
+}
+
+/// Why a build without `std` writes and reads no msgpack.
+#[cfg(not(feature = "std"))]
+const MSGPACK_NEEDS_STD: &str = "msgpack frames need the `std` feature";
+
+/// Appends `value`'s compact JSON to `out`: written in place with `std`;
+/// without it `serde_json` offers no writer, so through a temporary buffer.
+#[inline]
+pub(crate) fn write_json<T: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    value: &T,
+) -> Result<(), serde_json::Error> {
+    #[cfg(feature = "std")]
+    {
+        serde_json::to_writer(out, value)
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        out.extend_from_slice(&serde_json::to_vec(value)?);
+        Ok(())
     }
 }
 
@@ -416,7 +472,7 @@ fn classify(
     format: WireFormat,
     issue: Option<Issue>,
     data: bool,
-    err: impl std::fmt::Display,
+    err: impl core::fmt::Display,
 ) -> DecodeError {
     match issue {
         Some(Issue::Missing(field)) => DecodeError::MissingField { field },

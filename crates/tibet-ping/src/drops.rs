@@ -4,10 +4,16 @@
 //! `NetworkBridge::record_drops` writes one `drops` token per record). An
 //! attacker's datagrams then cost a counter increment each, never a token.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
+
+use crate::collections::HashMap;
+use core::fmt;
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use crate::time::Timestamp;
 

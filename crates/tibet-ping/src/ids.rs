@@ -1,5 +1,8 @@
 //! Identifier and nonce formats of the wire protocol, drawn from an injected RNG.
 
+use alloc::format;
+use alloc::string::String;
+
 use rand::RngCore;
 
 /// N (at most 16) random bytes as lowercase hex, into `out` (at least
@@ -24,7 +27,7 @@ fn random_hex<const N: usize>(prefix: &str, rng: &mut (impl RngCore + ?Sized)) -
     let mut buf = [0u8; 32];
     fill_hex::<N>(&mut buf, rng);
     // Hex digits are ASCII, so this never takes the fallback.
-    let hex = std::str::from_utf8(&buf[..2 * N]).unwrap_or_default();
+    let hex = core::str::from_utf8(&buf[..2 * N]).unwrap_or_default();
     let mut s = String::with_capacity(prefix.len() + 2 * N);
     s.push_str(prefix);
     s.push_str(hex);
@@ -109,6 +112,6 @@ mod tests {
         let mut a = StdRng::seed_from_u64(11);
         let mut b = StdRng::seed_from_u64(11);
         let bytes = response_id_bytes(&mut a);
-        assert_eq!(std::str::from_utf8(&bytes).unwrap(), response_id(&mut b));
+        assert_eq!(core::str::from_utf8(&bytes).unwrap(), response_id(&mut b));
     }
 }

@@ -4,6 +4,9 @@
 //! what [`Timestamp::parse`] and [`Timestamp::to_iso`] give, and fall back to
 //! them for anything else.
 
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
 use crate::time::Timestamp;
 
 fn digits(b: &[u8]) -> Option<i64> {
@@ -111,7 +114,7 @@ impl IsoFormatter {
     /// instant formats it once.
     pub(crate) fn text_of(&mut self, t: Timestamp) -> &str {
         if self.last != Some(t) {
-            let mut text = std::mem::take(&mut self.text);
+            let mut text = core::mem::take(&mut self.text);
             text.clear();
             self.write(t, &mut text);
             self.text = text;

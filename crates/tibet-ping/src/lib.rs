@@ -13,6 +13,15 @@
 //! [`Timestamp`] and randomness from an injected RNG, so every behaviour is
 //! deterministic in tests.
 //!
+//! The protocol reads no clock, no file and no process state; a response's
+//! processing time is measured by the caller
+//! ([`Answer::set_processing_time`]). The default `std` feature adds what a
+//! hosted driver wants beside it: [`Timestamp::now`], key and pin files
+//! ([`identity::store`]) and msgpack frames. Built with
+//! `--no-default-features` the crate is `#![no_std]` + `alloc`, for firmware
+//! that brings its own allocator, time and randomness
+//! (docs/ARCHITECTURE.md, "A core without std").
+//!
 //! ```
 //! use rand::{SeedableRng, rngs::StdRng};
 //! use tibet_ping::{AirlockZone, Outcome, PingNode, PingNodeConfig, PingOptions, Timestamp};
@@ -45,11 +54,15 @@
 //! assert_eq!(hub.receive(now, &ping).outcome, Outcome::Replay);
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod airlock;
 mod beacon;
 mod codec;
+mod collections;
 mod drops;
 pub mod identity;
 pub mod ids;
@@ -57,6 +70,7 @@ mod iso;
 mod node;
 mod nonce;
 mod packet;
+mod pattern;
 pub mod pyjson;
 mod ratelimit;
 mod response;
@@ -97,6 +111,7 @@ pub use packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode, UnknownVariant,
 };
+pub use pattern::PatternError;
 pub use ratelimit::{RateLimitStats, RateLimiter};
 pub use response::{Answer, ResponseView};
 pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};

@@ -33,8 +33,13 @@
 //! names the DID; beacon vouches expire (`vouch_ttl`) and are refreshed,
 //! not added again.
 
-use std::fmt;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use alloc::{format, vec};
+use core::fmt;
+use core::time::Duration;
 
 use rand::RngCore;
 use serde_json::Value;
@@ -218,8 +223,6 @@ pub trait PacketSigner: Send {
     fn sign(&self, packet: &PingPacket) -> String;
 }
 
-type ProcessingClock = Box<dyn Fn() -> Duration + Send>;
-
 /// One device's sans-IO protocol state; see the module docs.
 pub struct PingNode {
     did: String,
@@ -234,7 +237,6 @@ pub struct PingNode {
     airlock: Airlock,
     beacons: BeaconHandler,
     topology: TopologyManager,
-    clock: Option<ProcessingClock>,
     signer: Option<Box<dyn PacketSigner>>,
     counters: Counters,
     latest: Timestamp,
@@ -303,7 +305,6 @@ impl PingNode {
             topology: TopologyManager::new(config.topology_capacity),
             config,
             rng,
-            clock: None,
             signer: None,
             counters: Counters::default(),
             latest: Timestamp::EPOCH,
@@ -319,13 +320,6 @@ impl PingNode {
     /// The configuration.
     pub fn config(&self) -> &PingNodeConfig {
         &self.config
-    }
-
-    /// Installs a monotonic clock used only to fill `rtt_ms` (processing
-    /// time, in whole microseconds of this clock). Without one, `rtt_ms` is
-    /// `None`.
-    pub fn set_processing_clock(&mut self, clock: Box<dyn Fn() -> Duration + Send>) {
-        self.clock = Some(clock);
     }
 
     /// Installs a signer for outgoing packets (unsigned without one).
@@ -472,7 +466,6 @@ impl PingNode {
         credential_trust: Option<f64>,
         known: Option<(f64, u64)>,
     ) -> Answer {
-        let start = self.clock.as_ref().map(|c| c());
         self.seen(now);
         self.counters.received += 1;
 
@@ -538,17 +531,6 @@ impl PingNode {
             _ => self.counters.rejected += 1,
         }
         let response_id = ids::response_id_bytes(&mut self.rng);
-        let rtt_ms = match (&self.clock, start) {
-            // In whole microseconds, as the reference's (two readings of a
-            // microsecond clock): no false precision, and answers of one
-            // burst come out the same length, so the driver can send them
-            // segmented (docs/PROTOCOL.md).
-            (Some(clock), Some(start)) => {
-                let micros = clock().as_micros().saturating_sub(start.as_micros());
-                Some(micros as f64 / 1000.0)
-            }
-            _ => None,
-        };
         Answer {
             outcome,
             replay: None,
@@ -557,7 +539,7 @@ impl PingNode {
             trust: Some(trust),
             applied_rule,
             reason: refused.then_some(PENDING_FULL_REASON),
-            rtt_ms,
+            rtt_ms: None,
             response_id,
         }
     }

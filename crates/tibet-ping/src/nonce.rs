@@ -4,8 +4,9 @@
 //! window (30 s), more than the allowed skew (5 s) in the future, or when its
 //! nonce was already seen while such a packet could still pass the time check.
 //!
-//! Nonces are first reduced to 64 bits by a randomly keyed SipHash (they
-//! are attacker-chosen) and kept, each with its expiry, in a compact table
+//! Nonces are first reduced to 64 bits by a randomly keyed hash (they are
+//! attacker-chosen: SipHash keyed by the OS with `std`, foldhash's quality
+//! hash without it, `crate::collections`) and kept, each with its expiry, in a compact table
 //! where an expired entry is a free slot (`table.rs`): a check reads one
 //! cache line in the common case and nothing is ever removed one by one. The
 //! table has a hard capacity: when it is full of unexpired nonces the
@@ -17,13 +18,17 @@
 //! skew when that is longer). `now` should not go backwards; if it does (a
 //! clock step), nonces are kept longer, never shorter.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::time::Duration;
+use core::hash::BuildHasher;
+use core::time::Duration;
 
 use crate::time::Timestamp;
 
 mod table;
+
+#[cfg(not(feature = "std"))]
+use foldhash::quality::RandomState;
+#[cfg(feature = "std")]
+use std::collections::hash_map::RandomState;
 
 use table::{ExpiringSet, Insert};
 
@@ -123,7 +128,7 @@ impl NonceTracker {
             skew_us,
             tick_us,
             seen: ExpiringSet::new(capacity, horizon as u32),
-            keyer: RandomState::new(),
+            keyer: RandomState::default(),
             refused: 0,
             horizon_us: i64::MIN,
             latest_us: None,

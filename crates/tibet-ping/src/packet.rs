@@ -1,8 +1,12 @@
 //! The wire types: [`PingPacket`], [`PingResponse`] and their enums, with the
 //! exact JSON/msgpack mapping of the Python reference (docs/PROTOCOL.md §2 and §3).
 
-use std::fmt;
-use std::str::FromStr;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};

@@ -28,6 +28,10 @@
 //! - objects: keys in insertion order, or sorted by code point when asked
 //!   (Rust's byte order of UTF-8 strings is code point order).
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use serde_json::{Number, Value};
 
 /// How `json.dumps` was called: key order and separators.

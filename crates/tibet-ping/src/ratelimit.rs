@@ -8,9 +8,11 @@
 //! swept (at most once per refill period), and if none can go the new key
 //! is refused: the limiter fails closed, never grows.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::Hash;
+use alloc::borrow::ToOwned;
+
+use crate::collections::HashMap;
+use core::borrow::Borrow;
+use core::hash::Hash;
 
 use serde::Serialize;
 
@@ -166,8 +168,8 @@ impl<K: Hash + Eq> RateLimiter<K> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-    use std::time::Duration;
+    use core::net::SocketAddr;
+    use core::time::Duration;
 
     use super::*;
 

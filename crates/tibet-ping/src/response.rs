@@ -10,6 +10,10 @@
 //! dropped right after encoding. [`PingNode::receive`](crate::PingNode::receive)
 //! still builds it, from the same [`Answer`].
 
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::time::Duration;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::node::Outcome;
@@ -39,7 +43,8 @@ pub struct Answer {
     pub applied_rule: Option<String>,
     /// The payload's `reason`, for a refusal that gives one.
     pub reason: Option<&'static str>,
-    /// Processing time in milliseconds, with a processing clock installed.
+    /// Processing time in milliseconds, as the caller measured it
+    /// ([`Answer::set_processing_time`]); `None` until then.
     pub rtt_ms: Option<f64>,
     pub(crate) response_id: [u8; RESPONSE_ID_LEN],
 }
@@ -56,10 +61,25 @@ impl Answer {
         self.trust.map_or(0.0, |t| t.score)
     }
 
+    /// Records how long deciding took: `started` and `finished` are the
+    /// caller's readings of its own monotonic clock just before and just
+    /// after [`PingNode::answer`](crate::PingNode::answer). The response's
+    /// `rtt_ms` counts whole microseconds of that clock, as the reference's
+    /// (two readings of a microsecond clock): no false precision, and
+    /// answers of one burst come out the same length, so the driver can
+    /// send them segmented (docs/PROTOCOL.md). A ping refused before the
+    /// airlock (no [`Answer::trust`]) carries none.
+    pub fn set_processing_time(&mut self, started: Duration, finished: Duration) {
+        if self.trust.is_some() {
+            let micros = finished.as_micros().saturating_sub(started.as_micros());
+            self.rtt_ms = Some(micros as f64 / 1000.0);
+        }
+    }
+
     /// The response id drawn for this answer.
     pub fn response_id(&self) -> &str {
         // Built from ASCII only (see `ids::response_id_bytes`).
-        std::str::from_utf8(&self.response_id).unwrap_or_default()
+        core::str::from_utf8(&self.response_id).unwrap_or_default()
     }
 }
 
@@ -106,7 +126,7 @@ impl ResponseView<'_> {
     /// agree byte for byte.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         fn text(out: &mut Vec<u8>, s: &str) -> Result<(), serde_json::Error> {
-            serde_json::to_writer(&mut *out, s)
+            crate::codec::write_json(out, s)
         }
         fn word(out: &mut Vec<u8>, s: &str) {
             // Enum spellings: plain ASCII letters, nothing to escape.
@@ -115,7 +135,7 @@ impl ResponseView<'_> {
             out.push(b'"');
         }
         fn float(out: &mut Vec<u8>, v: f64) -> Result<(), serde_json::Error> {
-            serde_json::to_writer(&mut *out, &v)
+            crate::codec::write_json(out, &v)
         }
         out.extend_from_slice(br#"{"response_id":"#);
         text(out, self.response_id)?;
@@ -146,7 +166,7 @@ impl ResponseView<'_> {
                 word(out, t.source.as_str());
                 if let Some(n) = t.vouch_count {
                     out.extend_from_slice(br#","vouch_count":"#);
-                    serde_json::to_writer(&mut *out, &(n as u64))?;
+                    crate::codec::write_json(out, &(n as u64))?;
                 }
                 out.push(b'}');
             }

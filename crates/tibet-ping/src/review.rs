@@ -7,8 +7,14 @@
 //! a different entry, and a re-send under the same DID never changes the
 //! entry a human is looking at: the first arrival stays.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
+
+use crate::collections::HashMap;
+use core::time::Duration;
 
 use serde::Serialize;
 

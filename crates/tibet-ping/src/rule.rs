@@ -1,7 +1,8 @@
 //! Airlock rules: patterns over a packet and its sender's trust that decide
 //! the zone before the trust thresholds are consulted.
 
-use std::fmt;
+use alloc::string::String;
+use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 

@@ -1,6 +1,8 @@
 //! Byte sizes charged against table budgets: the heap held by an entry's
 //! strings and JSON values, not the wire size.
 
+use alloc::string::String;
+
 use serde_json::Value;
 
 use crate::packet::{JsonMap, PingPacket};

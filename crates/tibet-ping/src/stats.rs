@@ -1,5 +1,7 @@
 //! Counters a [`PingNode`](crate::PingNode) reports.
 
+use alloc::string::String;
+
 use serde::Serialize;
 
 use crate::beacon::BeaconStats;

@@ -2,12 +2,14 @@
 //!
 //! The core never reads a clock: every call that needs the time takes a
 //! [`Timestamp`]. The tokio layer reads the system clock once per event and
-//! hands it in; tests and simulations pass virtual time.
+//! hands it in ([`Timestamp::now`], with the `std` feature); tests and
+//! simulations pass virtual time, firmware its own clock's.
 
-use std::fmt;
-use std::ops::{Add, Sub};
-use std::time::Duration;
+use core::fmt;
+use core::ops::{Add, Sub};
+use core::time::Duration;
 
+use alloc::string::{String, ToString};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 /// Microseconds since the Unix epoch (UTC); cheap to copy and compare.
@@ -34,8 +36,13 @@ impl Timestamp {
     }
 
     /// The current system time. Only drivers call this; the core never does.
+    #[cfg(feature = "std")]
     pub fn now() -> Self {
-        Self::from_datetime(Utc::now())
+        use std::time::{SystemTime, UNIX_EPOCH};
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(after) => Timestamp::EPOCH + after,
+            Err(before) => Timestamp::EPOCH - before.duration(),
+        }
     }
 
     /// From a `chrono` UTC date-time.
@@ -122,6 +129,21 @@ mod tests {
         let whole = Timestamp::parse("2026-11-26T11:00:33+00:00").unwrap();
         assert_eq!(whole.to_iso(), "2026-11-26T11:00:33+00:00");
         assert_eq!(t.micros_since(whole), 762_558);
+    }
+
+    #[test]
+    fn now_reads_the_system_clock() {
+        let micros = || {
+            let since = std::time::UNIX_EPOCH.elapsed().unwrap();
+            i64::try_from(since.as_micros()).unwrap()
+        };
+        let before = micros();
+        let now = Timestamp::now().as_micros();
+        let after = micros();
+        assert!(
+            (before..=after).contains(&now),
+            "{before} <= {now} <= {after}"
+        );
     }
 
     #[test]

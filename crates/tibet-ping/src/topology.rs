@@ -2,7 +2,13 @@
 //! stations (pods grouped by location). A device that is hub of one pod and
 //! hubby in another is a hybrid (mesh) node.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::{BTreeMap, BTreeSet};
+
+use crate::collections::HashMap;
 
 use serde::Serialize;
 
@@ -52,7 +58,7 @@ pub struct Pod {
 impl Pod {
     /// Every member: the hub first, then the hubbies.
     pub fn all_members(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.hub_did.as_str()).chain(self.hubby_dids.iter().map(String::as_str))
+        core::iter::once(self.hub_did.as_str()).chain(self.hubby_dids.iter().map(String::as_str))
     }
 
     /// Hub plus hubbies.

@@ -1,7 +1,9 @@
 //! Sender trust: explicitly set scores win, else the best vouch, else zero;
 //! and the `fira_breakdown` that explains the score on the wire.
 
-use std::collections::HashMap;
+use alloc::borrow::ToOwned;
+
+use crate::collections::HashMap;
 
 use compact_str::CompactString;
 

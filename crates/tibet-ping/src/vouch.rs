@@ -1,8 +1,11 @@
 //! Trust delegation: a trusted device vouches for a group of devices, which
 //! then inherit `voucher_trust x vouch_factor` (e.g. 0.9 x 0.7 = 0.63).
 
-use std::collections::HashMap;
-use std::time::Duration;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::collections::HashMap;
+use core::time::Duration;
 
 use serde::Serialize;
 
@@ -392,7 +395,7 @@ impl VouchRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use core::time::Duration;
 
     const NOW: Timestamp = Timestamp::from_secs(1_790_000_000);
 

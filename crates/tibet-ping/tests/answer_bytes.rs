@@ -3,8 +3,6 @@
 //! (`PingNode::receive_vouched`, `PacketCodec::encode_response`) writes, in
 //! both formats, over random packets, trust, rules, clocks and outcomes.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proptest::prelude::*;
@@ -94,12 +92,6 @@ fn node(c: &Case, seed: u64) -> PingNode {
         };
         node.add_rule(AirlockRule::new("r1", name.clone(), pattern, *zone));
     }
-    if c.clock {
-        let ticks = Arc::new(AtomicU64::new(0));
-        node.set_processing_clock(Box::new(move || {
-            Duration::from_nanos(ticks.fetch_add(1_234_567, Ordering::Relaxed))
-        }));
-    }
     node
 }
 
@@ -114,6 +106,7 @@ proptest! {
         let mut sender = sensor(6);
         let mut buf = Vec::new();
         let mut last: Option<PingPacket> = None;
+        let mut ticks = 0u64;
         for (packet_id, intent, purpose, again) in &c.packets {
             let packet = match (&last, again) {
                 // The same packet again: a replay, or refused before the
@@ -125,8 +118,15 @@ proptest! {
                     p
                 }
             };
-            let reception = owned.receive_vouched(now, &packet, c.credential);
-            let answer = fast.answer(now, &packet, c.credential);
+            let mut reception = owned.receive_vouched(now, &packet, c.credential);
+            let mut answer = fast.answer(now, &packet, c.credential);
+            if c.clock {
+                // The caller's clock readings around the decision.
+                let started = Duration::from_nanos(ticks);
+                ticks += 1_234_567;
+                answer.set_processing_time(started, Duration::from_nanos(ticks));
+                reception.response.rtt_ms = answer.rtt_ms;
+            }
             prop_assert_eq!(answer.outcome, reception.outcome);
             prop_assert_eq!(answer.replay, reception.replay);
             prop_assert_eq!(answer.should_reply(), reception.should_reply());

@@ -1,8 +1,6 @@
 //! The PingNode through its public API: builders, the receive pipeline,
 //! review, vouching, beacons and stats.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -438,32 +436,45 @@ fn vouch_registry_bounded_through_the_node() {
     assert_eq!(hub.stats().vouching.refused, 1);
 }
 
-/// The `rtt_ms` of one trusted ping answered by a hub whose processing
-/// clock gives `reading(n)` at its n-th reading, and how often it was read.
-fn rtt_with_clock(reading: fn(u64) -> Duration) -> (Option<f64>, u64) {
+/// The `rtt_ms` of one trusted ping answered by a hub, timed by the
+/// caller's clock readings `started` and `finished` around the decision.
+fn rtt_with_readings(started: Duration, finished: Duration) -> Option<f64> {
     let mut hub = node("jis:home:hub", 1);
     let mut dev = node("jis:home:dev", 2);
     hub.set_trust("jis:home:dev", 0.9);
-    let ticks = Arc::new(AtomicU64::new(0));
-    let t = ticks.clone();
-    hub.set_processing_clock(Box::new(move || reading(t.fetch_add(1, Ordering::SeqCst))));
-    let r = hub.receive(t0(), &ping(&mut dev, t0(), "x"));
-    (r.response.rtt_ms, ticks.load(Ordering::SeqCst))
+    let packet = ping(&mut dev, t0(), "x");
+    let mut answer = hub.answer(t0(), &packet, None);
+    answer.set_processing_time(started, finished);
+    hub.response_for(t0(), &answer, &packet).rtt_ms
 }
 
 #[test]
-fn processing_clock_fills_rtt() {
-    // Each reading advances 250 µs: one receive reads twice.
-    let got = rtt_with_clock(|n| Duration::from_micros(250 * n));
-    assert_eq!(got, (Some(0.25), 2));
+fn processing_time_fills_rtt() {
+    let got = rtt_with_readings(Duration::from_micros(1_000), Duration::from_micros(1_250));
+    assert_eq!(got, Some(0.25));
 }
 
 #[test]
 fn rtt_is_counted_in_whole_microseconds_of_the_clock() {
     // Readings at 0.9 µs, then 2.3 µs: the clock's microseconds are 0 and
     // 2, so 2 µs, as two readings of a microsecond clock would say.
-    let got = rtt_with_clock(|n| Duration::from_nanos([900, 2_300][n as usize % 2]));
-    assert_eq!(got.0, Some(0.002));
+    let got = rtt_with_readings(Duration::from_nanos(900), Duration::from_nanos(2_300));
+    assert_eq!(got, Some(0.002));
+}
+
+#[test]
+fn untimed_and_refused_answers_carry_no_rtt() {
+    let mut hub = node("jis:home:hub", 1);
+    let mut dev = node("jis:home:dev", 2);
+    hub.set_trust("jis:home:dev", 0.9);
+    let packet = ping(&mut dev, t0(), "x");
+    // The core reads no clock: without the caller's readings, no rtt.
+    assert_eq!(hub.receive(t0(), &packet).response.rtt_ms, None);
+    // A replay is refused before the airlock: no processing time to tell.
+    let mut again = hub.answer(t0(), &packet, None);
+    assert_eq!(again.outcome, Outcome::Replay);
+    again.set_processing_time(Duration::ZERO, Duration::from_micros(5));
+    assert_eq!(again.rtt_ms, None);
 }
 
 #[test]

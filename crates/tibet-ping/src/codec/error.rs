@@ -1,7 +1,8 @@
 //! The codec's error types: one enum per operation ([`EncodeError`] for the
 //! local caller, [`DecodeError`] for what a peer sent).
 
-use std::fmt;
+use alloc::string::{String, ToString};
+use core::fmt;
 
 /// Longest error detail kept from a hostile datagram (bytes of text).
 const MAX_REASON: usize = 160;

@@ -11,6 +11,8 @@
 //! visitor does; `fast_path_agrees_with_the_visitor` (in `codec/tests.rs`)
 //! checks that on random and hand-picked frames.
 
+use alloc::string::String;
+
 use super::fields::{self, PACKET_REQUIRED};
 use super::{MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN, MAX_PURPOSE_LEN};
 use crate::packet::{PingPacket, Priority};

@@ -7,10 +7,12 @@
 //! refuse duplicate keys, and note the field at fault in an [`IssueCell`], so
 //! the codec can return a typed [`DecodeError`](super::DecodeError).
 
-use std::cell::Cell;
-use std::fmt;
-use std::marker::PhantomData;
-use std::str::FromStr;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+use core::str::FromStr;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
@@ -260,7 +262,7 @@ impl Visitor<'_> for TextInto<'_> {
         Ok(())
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<(), E> {
-        match std::str::from_utf8(v) {
+        match core::str::from_utf8(v) {
             Ok(text) => self.visit_str(text),
             Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
         }

@@ -33,8 +33,8 @@ pub(super) enum GuardError {
     Trailing,
 }
 
-impl std::fmt::Display for GuardError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Display for GuardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             GuardError::Eof => f.write_str("unexpected end of msgpack data"),
             GuardError::LengthOverrun => f.write_str("length prefix exceeds the remaining bytes"),
@@ -140,7 +140,7 @@ pub(super) fn check(buf: &[u8]) -> Result<(), GuardError> {
                 // `is_ascii` is inlined and cheap on short keys; the full
                 // check only runs on text with non-ASCII bytes.
                 if !bytes.is_ascii() {
-                    std::str::from_utf8(bytes).map_err(|_| GuardError::BadUtf8)?;
+                    core::str::from_utf8(bytes).map_err(|_| GuardError::BadUtf8)?;
                 }
             }
             Item::Container(children) => {

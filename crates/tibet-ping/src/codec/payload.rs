@@ -11,7 +11,10 @@
 //! later duplicate keys win, key order is kept, nesting is bounded by the
 //! format (see [`MAX_DEPTH`](super::MAX_DEPTH)).
 
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};

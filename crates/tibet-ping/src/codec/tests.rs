@@ -72,7 +72,7 @@ fn round_trips_both_kinds_in_both_formats() {
 #[test]
 fn json_is_compact_utf8_in_reference_key_order() {
     let b = PacketCodec::json().encode_packet(&packet()).unwrap();
-    let text = std::str::from_utf8(&b[8..]).unwrap();
+    let text = core::str::from_utf8(&b[8..]).unwrap();
     assert!(
         text.starts_with(r#"{"packet_id":"ping_0011223344556677","source_did":"#),
         "{text}"
@@ -381,7 +381,7 @@ fn deep_nesting_is_bounded_in_both_formats() {
         let mut b = to_msgpack(&v);
         // Replace the trailing empty array (0x90) by `depth` nested arrays.
         assert_eq!(b.pop(), Some(0x90));
-        b.extend(std::iter::repeat_n(0x91u8, depth - 1));
+        b.extend(core::iter::repeat_n(0x91u8, depth - 1));
         b.push(0x90);
         b
     };

@@ -5,7 +5,12 @@
 //! `public_key_hash` (hex SHA-256 of the raw key) into its beacon's payload
 //! and signs the beacon with that key: the signature proves possession.
 
-use std::collections::{HashMap, VecDeque};
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
+use alloc::collections::VecDeque;
+
+use crate::collections::HashMap;
 
 use serde_json::Value;
 

@@ -10,6 +10,11 @@
 //! node that pins the voucher can check the statement without having seen
 //! the device; the packet itself must be signed by the device key it names.
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::Signer;

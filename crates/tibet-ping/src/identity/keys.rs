@@ -1,16 +1,13 @@
-//! Ed25519 key files and public key text (docs/PROTOCOL.md section 6).
+//! Ed25519 keys and their text forms (docs/PROTOCOL.md section 6).
 //!
-//! A private key file is PKCS#8 PEM, the form `openssl genpkey -algorithm
-//! ed25519` writes. It is created with mode 0600 and never overwritten; a
-//! key file that group or others can read is refused on load, naming the
-//! file. A public key travels as text: standard base64 of the raw 32 bytes
-//! (44 characters, WireGuard style).
+//! A private key is PKCS#8 PEM text, the form `openssl genpkey -algorithm
+//! ed25519` writes (its file lives in [`super::store`]). A public key
+//! travels as text: standard base64 of the raw 32 bytes (44 characters,
+//! WireGuard style).
 
-use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use alloc::string::{String, ToString};
+use core::fmt;
+use core::str::FromStr;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -20,9 +17,6 @@ use ed25519_dalek::pkcs8::{
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
-
-/// Longest key file read (a PKCS#8 PEM Ed25519 key is about 120 bytes).
-pub const MAX_KEY_FILE: u64 = 16 * 1024;
 
 /// An Ed25519 public key: what a DID is pinned to.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,47 +124,6 @@ impl fmt::Debug for Keypair {
     }
 }
 
-/// Why a key file could not be read or written. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyFileError {
-    /// Opening, reading or writing failed.
-    #[error("key file {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// `save` found the file already there; it never overwrites.
-    #[error("key file {} already exists; not overwriting it", path.display())]
-    Exists {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Group or others may read the file (mode shown in octal).
-    #[error("key file {} is readable by group or others (mode {mode:o}); run chmod 600 on it", path.display())]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
-    /// Larger than [`MAX_KEY_FILE`].
-    #[error("key file {} is too large to be a key", path.display())]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Not a PKCS#8 PEM Ed25519 private key.
-    #[error("key file {} is not a PKCS#8 PEM Ed25519 private key", path.display())]
-    Format {
-        /// The file.
-        path: PathBuf,
-    },
-}
-
 impl Keypair {
     /// A fresh key from `rng` (a cryptographic RNG: the OS one in production).
     pub fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
@@ -211,64 +164,6 @@ impl Keypair {
             .map(|z| z.to_string())
             .unwrap_or_default()
     }
-
-    /// Reads a key file, refusing one that group or others can read.
-    pub fn load(path: &Path) -> Result<Self, KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = fs::metadata(path).map_err(io)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyFileError::Permissions {
-                    path: path.to_owned(),
-                    mode,
-                });
-            }
-        }
-        if meta.len() > MAX_KEY_FILE {
-            return Err(KeyFileError::TooLarge {
-                path: path.to_owned(),
-            });
-        }
-        let text = fs::read_to_string(path).map_err(io)?;
-        Keypair::from_pem(&text).ok_or_else(|| KeyFileError::Format {
-            path: path.to_owned(),
-        })
-    }
-
-    /// Writes the key as a new file with mode 0600; never overwrites.
-    pub fn save(&self, path: &Path) -> Result<(), KeyFileError> {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut file = opts.open(path).map_err(|source| {
-            if source.kind() == io::ErrorKind::AlreadyExists {
-                KeyFileError::Exists {
-                    path: path.to_owned(),
-                }
-            } else {
-                KeyFileError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
-        file.write_all(self.to_pem().as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|source| KeyFileError::Io {
-                path: path.to_owned(),
-                source,
-            })
-    }
 }
 
 #[cfg(test)]
@@ -294,64 +189,5 @@ mod tests {
         let mut bad = text.clone();
         bad.replace_range(0..1, "*");
         assert_eq!(PublicKey::parse(&bad), Err(PublicKeyError::Base64));
-    }
-
-    #[test]
-    fn save_load_mode_and_no_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.key");
-        let key = Keypair::from_seed(&[9; 32]);
-        key.save(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode, 0o600);
-        }
-        assert!(
-            fs::read_to_string(&path)
-                .unwrap()
-                .starts_with("-----BEGIN PRIVATE KEY-----")
-        );
-        assert_eq!(Keypair::load(&path).unwrap().public(), key.public());
-        let other = Keypair::from_seed(&[1; 32]);
-        assert!(matches!(
-            other.save(&path),
-            Err(KeyFileError::Exists { .. })
-        ));
-        assert_eq!(Keypair::load(&path).unwrap().public(), key.public());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn group_readable_key_is_refused_naming_the_file() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("open.key");
-        Keypair::from_seed(&[3; 32]).save(&path).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let err = Keypair::load(&path).unwrap_err();
-        assert!(matches!(err, KeyFileError::Permissions { mode: 0o640, .. }));
-        assert!(err.to_string().contains("open.key"), "{err}");
-    }
-
-    #[test]
-    fn garbage_file_is_a_format_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("junk.key");
-        fs::write(&path, "hello").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        assert!(matches!(
-            Keypair::load(&path),
-            Err(KeyFileError::Format { .. })
-        ));
-        assert!(matches!(
-            Keypair::load(&dir.path().join("missing")),
-            Err(KeyFileError::Io { .. })
-        ));
     }
 }

@@ -2,8 +2,8 @@
 //! responses, pinned DIDs with trust on first use, the identity policy and
 //! vouch credentials (docs/PROTOCOL.md section 6).
 //!
-//! All pure: no sockets, no clocks (expiry takes `now`); key and pin files
-//! are the only I/O.
+//! All pure: no sockets, no clocks (expiry takes `now`), no files. Key and
+//! pin files are [`store`]'s, built with the `std` feature.
 
 mod beacon_key;
 mod credential;
@@ -11,6 +11,8 @@ mod keys;
 mod pins;
 mod policy;
 mod signing;
+#[cfg(feature = "std")]
+pub mod store;
 
 pub use beacon_key::{
     BeaconKeyError, DEFAULT_KEY_CACHE_CAPACITY, KeyCache, KeyCacheStats, PUBLIC_KEY_FIELD,
@@ -19,10 +21,10 @@ pub use beacon_key::{
 pub use credential::{
     CREDENTIAL_TYPE, CredentialError, MAX_CREDENTIAL_TEXT, VouchCredential, verify_packet_vouch,
 };
-pub use keys::{KeyFileError, Keypair, MAX_KEY_FILE, PublicKey, PublicKeyError};
+pub use keys::{Keypair, PublicKey, PublicKeyError};
 pub use pins::{
-    DEFAULT_PIN_CAPACITY, MAX_PIN_DID_LEN, MAX_PIN_FILE, PinDecision, PinFileError, PinLineError,
-    PinStats, PinStore, valid_pin_did,
+    DEFAULT_PIN_CAPACITY, MAX_PIN_DID_LEN, PinDecision, PinLineError, PinStats, PinStore,
+    valid_pin_did,
 };
 pub use policy::{
     Identity, IdentityMode, IdentityRefusal, UnknownIdentityMode, check_identity,
@@ -33,3 +35,5 @@ pub use signing::{
     response_signing_input, sign_bytes, sign_packet, sign_response, signature_text, verify_bytes,
     verify_packet, verify_packets, verify_response,
 };
+#[cfg(feature = "std")]
+pub use store::{KeyFileError, MAX_KEY_FILE, MAX_PIN_FILE, PinFileError};

@@ -1,4 +1,4 @@
-//! Pinned identities: DID -> public key, bounded, kept in a file
+//! Pinned identities: DID -> public key, bounded, written as text
 //! (docs/PROTOCOL.md section 6).
 //!
 //! Trust on first use is [`PinStore::pin_first_use`]: the first key seen for
@@ -6,14 +6,13 @@
 //! counted. There is no silent re-pin; only [`PinStore::set`] (an operator's
 //! explicit `--pin` or approval) replaces a key.
 //!
-//! The file is text, one pin per line: `DID PUBLIC_KEY`, blank lines and
-//! lines starting with `#` ignored. It is written atomically: a temporary
-//! file in the same directory, fsync, rename, fsync of the directory.
+//! The text is one pin per line: `DID PUBLIC_KEY`, blank lines and lines
+//! starting with `#` ignored ([`PinStore::parse`], [`PinStore::to_text`]);
+//! [`super::store`] keeps it in a file.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use alloc::borrow::ToOwned;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 
 use super::keys::{PublicKey, PublicKeyError};
 
@@ -21,9 +20,6 @@ use super::keys::{PublicKey, PublicKeyError};
 pub const DEFAULT_PIN_CAPACITY: usize = 4096;
 /// Longest DID accepted in a pin.
 pub const MAX_PIN_DID_LEN: usize = 256;
-/// Longest pin file read.
-pub const MAX_PIN_FILE: u64 = 4 * 1024 * 1024;
-
 /// What [`PinStore::pin_first_use`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinDecision {
@@ -80,38 +76,6 @@ pub enum PinLineError {
     Full {
         /// The store's capacity.
         capacity: usize,
-    },
-}
-
-/// Why a pin file could not be loaded or saved. Every variant names the file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PinFileError {
-    /// Reading or writing failed.
-    #[error("pin file {}: {source}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// Larger than [`MAX_PIN_FILE`].
-    #[error("pin file {} is larger than {MAX_PIN_FILE} bytes", path.display())]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-    },
-    /// A line is malformed.
-    #[error("pin file {} line {line}: {source}", path.display())]
-    Line {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong with it.
-        #[source]
-        source: PinLineError,
     },
 }
 
@@ -272,60 +236,6 @@ impl PinStore {
         }
         out
     }
-
-    /// Loads a pin file; a missing file is an empty store.
-    pub fn load(path: &Path, capacity: usize) -> Result<Self, PinFileError> {
-        let io = |source| PinFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let meta = match fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(PinStore::new(capacity)),
-            Err(e) => return Err(io(e)),
-        };
-        if meta.len() > MAX_PIN_FILE {
-            return Err(PinFileError::TooLarge {
-                path: path.to_owned(),
-            });
-        }
-        let text = fs::read_to_string(path).map_err(io)?;
-        PinStore::parse(&text, capacity).map_err(|(line, source)| PinFileError::Line {
-            path: path.to_owned(),
-            line,
-            source,
-        })
-    }
-
-    /// Writes the pin file atomically: temp file, fsync, rename, fsync of the directory.
-    pub fn save(&self, path: &Path) -> Result<(), PinFileError> {
-        let io = |source| PinFileError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| io(io::Error::new(io::ErrorKind::InvalidInput, "no file name")))?;
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".tmp{}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let written = (|| {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(self.to_text().as_bytes())?;
-            f.sync_all()?;
-            fs::rename(&tmp, path)?;
-            fs::File::open(&dir)?.sync_all()
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(io)
-    }
 }
 
 #[cfg(test)]
@@ -357,55 +267,5 @@ mod tests {
         );
         assert_eq!(pins.set("jis:a", key(4)), Ok(Some(key(1))));
         assert_eq!(pins.set("jis:z", key(4)), Err(PinDecision::Full));
-    }
-
-    #[test]
-    fn file_round_trips_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pins");
-        assert!(PinStore::load(&path, 8).unwrap().is_empty());
-        let mut pins = PinStore::new(8);
-        pins.pin_first_use("jis:home:hub", key(1));
-        pins.pin_first_use("jis:home:sensor", key(2));
-        pins.save(&path).unwrap();
-        let back = PinStore::load(&path, 8).unwrap();
-        assert_eq!(
-            back.iter().collect::<Vec<_>>(),
-            pins.iter().collect::<Vec<_>>()
-        );
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn bad_lines_name_file_line_and_did() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("pins");
-        let good = key(1).to_base64();
-        let cases = [
-            (format!("# c\n\njis:a {good} extra\n"), 3, "expected"),
-            (format!("jis:a {good}\njis:b AAAA\n"), 2, "jis:b"),
-            (format!("jis:a {good}\njis:a {}\n", key(2)), 2, "twice"),
-            (
-                format!("jis:a {good}\njis:b {}\njis:c {}\n", key(2), key(3)),
-                3,
-                "more than 2",
-            ),
-        ];
-        for (text, line, needle) in cases {
-            fs::write(&path, text).unwrap();
-            let err = PinStore::load(&path, 2).unwrap_err();
-            assert!(
-                matches!(err, PinFileError::Line { line: l, .. } if l == line),
-                "{err}"
-            );
-            let msg = format!(
-                "{err}: {}",
-                std::error::Error::source(&err)
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
-            );
-            assert!(msg.contains(needle) && msg.contains("pins"), "{msg}");
-        }
     }
 }

@@ -1,8 +1,10 @@
 //! The identity policy and the pure verification step the engine runs on
 //! every received packet (docs/PROTOCOL.md section 6).
 
-use std::fmt;
-use std::str::FromStr;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use core::fmt;
+use core::str::FromStr;
 
 use super::beacon_key::{BeaconKeyError, KeyCache, beacon_key_with};
 use super::keys::{PublicKey, PublicKeyError};

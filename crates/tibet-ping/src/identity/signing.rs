@@ -9,6 +9,9 @@
 //! same packet have the same input. The `signature` text is standard base64
 //! of the 64-byte Ed25519 signature.
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signature, Signer};

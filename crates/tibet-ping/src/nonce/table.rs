@@ -23,6 +23,9 @@
 //! - Keys are keyed-SipHash values (see the tracker), so an attacker can
 //!   aim neither at a bucket nor at a chain.
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 /// Entries per bucket: five keys and five expiries fill 60 of its 64 bytes.
 pub(super) const SLOTS: usize = 5;
 /// Most buckets an entry is placed beyond its home (and so read by a
@@ -248,7 +251,7 @@ impl ExpiringSet {
         let buckets = buckets
             .clamp(MIN_BUCKETS, self.max_buckets)
             .max(Self::buckets_for(self.live).min(self.max_buckets));
-        let old = std::mem::replace(&mut self.buckets, vec![Bucket::default(); buckets]);
+        let old = core::mem::replace(&mut self.buckets, vec![Bucket::default(); buckets]);
         let ring = self.counts.len();
         for b in &old {
             for i in 0..SLOTS {
@@ -276,8 +279,8 @@ mod tests {
 
     #[test]
     fn a_bucket_is_one_cache_line() {
-        assert_eq!(std::mem::size_of::<Bucket>(), 64);
-        assert_eq!(std::mem::align_of::<Bucket>(), 64);
+        assert_eq!(core::mem::size_of::<Bucket>(), 64);
+        assert_eq!(core::mem::align_of::<Bucket>(), 64);
     }
 
     #[test]
