@@ -26,10 +26,12 @@ use tibet_ping::{
 };
 
 mod batch;
+mod inbound;
 mod mesh;
 
 pub use batch::MAX_DATAGRAM_BATCH;
 
+use inbound::Inbound;
 pub use mesh::FLOOD_FANOUT;
 use mesh::NextHops;
 
@@ -50,6 +52,7 @@ use crate::response_cache::ResponseCache;
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::reviews::{WaitingBeacon, WaitingReviews};
 use crate::routes::RoutingTable;
+use crate::source::Source;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
 use crate::uplink::{UPLINK_ADDR, Uplink, UplinkState};
@@ -117,11 +120,6 @@ pub struct Engine {
     /// Receive batches still to be checked one by one after a batch check
     /// failed (see `engine/batch.rs`).
     batch_backoff: u8,
-    /// The identity of the packet being handled (see
-    /// [`Engine::source_authenticated`]).
-    current_identity: Identity,
-    /// The trust a verified vouch credential of that packet gives its sender.
-    current_credential: Option<f64>,
     /// Keys of self-certified beacons waiting for human review, by beacon id.
     beacon_keys: BoundedMap<String, (String, PublicKey)>,
     pins_generation: u64,
@@ -131,27 +129,25 @@ pub struct Engine {
     scratch: PingPacket,
     /// The packets a receive batch is decoded into (see `engine/batch.rs`).
     batch_packets: Vec<PingPacket>,
-    /// The credit the datagram in hand earns, not taken yet: a trusted
-    /// peer's ping at the address it proved earns none when it is answered
-    /// GROEN (see [`Engine::handle_datagram`]); anything that spends credit
-    /// takes it first.
-    pending_earn: Option<(IpAddr, usize)>,
-    /// Where the sender of the packet in hand sits in the peer table, once
-    /// looked up (`Some(None)`: not there), so it is looked up once.
-    current_peer: Option<Option<usize>>,
 }
 
 /// Datagrams up to this size leave their decoded strings in the engine's
 /// packet for reuse; larger ones are decoded into it and then dropped.
 const SCRATCH_KEEP_BYTES: usize = 2048;
 
-/// A decoded frame on its way through [`Engine::handle_datagram`]: a packet
-/// borrowed from where it was decoded.
-// A response is moved on at once; boxing it would cost an allocation each.
-#[allow(clippy::large_enum_variant)]
-enum Incoming<'a> {
-    Packet(&'a PingPacket),
-    Response(PingResponse),
+/// Whether `packet`, decoded from a datagram of `len` bytes, is kept for
+/// its strings' reuse: a large datagram's are not, so what the engine holds
+/// between datagrams stays within a few KiB; nor is a heartbeat's route
+/// advertisement (a map per engine, the largest part of a simulated node's
+/// heap besides its tables).
+fn keep_strings(packet: &mut PingPacket, len: usize) -> bool {
+    if len > SCRATCH_KEEP_BYTES {
+        return false;
+    }
+    if packet.ping_type == PingType::Heartbeat {
+        packet.payload.remove(crate::routes::ROUTES_KEY);
+    }
+    true
 }
 
 impl std::fmt::Debug for Engine {
@@ -251,8 +247,6 @@ impl Engine {
             identity: IdentityGate::new(&config.identity),
             batch_verified: 0,
             batch_backoff: 0,
-            current_identity: Identity::NotChecked,
-            current_credential: None,
             beacon_keys: BoundedMap::new(
                 config.limits.discovery_replies.max(256),
                 config.ping.review_ttl,
@@ -262,8 +256,6 @@ impl Engine {
             answer_buf: Vec::new(),
             scratch: PingPacket::new("", "", "", "", ""),
             batch_packets: Vec::new(),
-            pending_earn: None,
-            current_peer: None,
             node,
             config,
         }
@@ -392,22 +384,6 @@ impl Engine {
         self.pins_generation
     }
 
-    /// Whether the packet being handled was signed by the key its source
-    /// DID is pinned to. Route learning and peer introduction may trust
-    /// what such a packet says about its sender's address; false outside
-    /// packet handling.
-    pub fn source_authenticated(&self) -> bool {
-        self.current_identity.is_verified()
-    }
-
-    /// Whether the sender of the packet being handled proved its DID: signed
-    /// by the DID's pin, or by the device key a valid vouch credential from
-    /// a pinned voucher binds to it. What the `authenticated` mark of an
-    /// answered ping says (events, audit).
-    fn sender_proved_its_did(&self) -> bool {
-        self.current_identity.is_verified() || self.current_credential.is_some()
-    }
-
     /// Records a peer by hand (a static configuration, a CLI `--peer`).
     pub fn add_peer(&mut self, now: Now, did: &str, addr: SocketAddr) {
         let upd = self.peers.record_activity(now.mono, did, addr);
@@ -519,31 +495,33 @@ impl Engine {
         self.node.airlock().threshold_zone(score) == AirlockZone::Groen
     }
 
-    /// Sends `payload` caused by input from `source` (an untrusted address),
-    /// if its amplification credit covers it; `false` (counted) otherwise.
     /// Spends `len` bytes of `ip`'s amplification credit (counted when it
-    /// has too little), after taking the credit of the datagram in hand.
-    fn spend_credit(&mut self, now: Now, ip: IpAddr, len: usize) -> bool {
-        self.settle_earn(now);
+    /// has too little), after taking the credit of the frame in hand.
+    fn spend_credit(
+        &mut self,
+        now: Now,
+        inbound: Option<&mut Inbound>,
+        ip: IpAddr,
+        len: usize,
+    ) -> bool {
+        if let Some(inbound) = inbound {
+            inbound.settle(&mut self.guard, now);
+        }
         self.guard.spend(now.mono, ip, len)
     }
 
-    /// Takes the credit the datagram in hand earns, if not taken yet.
-    fn settle_earn(&mut self, now: Now) {
-        if let Some((ip, len)) = self.pending_earn.take() {
-            self.guard.earn(now.mono, ip, len);
-        }
-    }
-
-    /// Whether `packet` comes straight from a live peer that proved `from`
-    /// and whose remembered explicit trust is current and GROEN; notes the
-    /// peer's slot for [`Engine::on_packet`].
-    fn may_earn_late(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
-        if packet.hop_count != 0 || from == UPLINK_ADDR {
+    /// Whether `packet` comes straight from a live peer that proved its
+    /// address and whose remembered explicit trust is current and GROEN;
+    /// notes the peer's slot in `inbound` for [`Engine::on_packet`].
+    fn may_earn_late(&mut self, now: Now, inbound: &mut Inbound, packet: &PingPacket) -> bool {
+        let Source::Udp(from) = inbound.source else {
+            return false;
+        };
+        if packet.hop_count != 0 {
             return false;
         }
         let found = self.peers.slot(&packet.source_did);
-        self.current_peer = Some(found);
+        inbound.peer = Some(found);
         let Some(slot) = found else {
             return false;
         };
@@ -566,7 +544,7 @@ impl Engine {
         payload: impl Into<Bytes>,
     ) -> bool {
         let payload = payload.into();
-        if !self.spend_credit(now, source, payload.len()) {
+        if !self.spend_credit(now, None, source, payload.len()) {
             self.note_drop(now, SocketAddr::new(source, 0), "amplification");
             return false;
         }
@@ -584,6 +562,7 @@ impl Engine {
         bytes: Bytes,
         mesh: bool,
         charge: Option<IpAddr>,
+        inbound: &mut Inbound,
     ) -> bool {
         let copies = if mesh {
             self.config.mesh_copies.max(1)
@@ -591,7 +570,7 @@ impl Engine {
             1
         };
         if let Some(ip) = charge
-            && !self.spend_credit(now, ip, bytes.len() * usize::from(copies))
+            && !self.spend_credit(now, Some(inbound), ip, bytes.len() * usize::from(copies))
         {
             self.note_drop(now, SocketAddr::new(ip, 0), "amplification");
             return false;
@@ -995,76 +974,78 @@ impl Engine {
 
     /// A datagram arrived on the transport socket from `from`.
     pub fn handle_datagram(&mut self, now: Now, from: SocketAddr, datagram: &[u8]) {
-        self.stats.datagrams_in += 1;
-        if from == UPLINK_ADDR {
-            return self.malformed(now, from, "datagram from the uplink's address");
-        }
+        let Some(source) = self.arrive(now, from) else {
+            return;
+        };
         // Decoded into the engine's own packet, whose strings are reused
         // from one datagram to the next.
         let mut packet = std::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
         let decoded = self.codec.decode_into(datagram, &mut packet);
-        // Every datagram earns its address amplification credit; only what
-        // untrusted input causes spends it. One exception: a ping from a
-        // peer that proved this address and is trusted, answered GROEN, earns
-        // none, as its answer spends none; the credit it does not earn could
-        // only ever pay for answers to others claiming the address. Its
-        // credit waits until the answer is decided (`pending_earn`), which
-        // saves a hub the credit table's lookup for every such ping.
-        self.pending_earn = Some((from.ip(), datagram.len()));
-        if !(matches!(decoded, Ok(Decoded::Packet)) && self.may_earn_late(now, from, &packet)) {
-            self.settle_earn(now);
-        }
-        let decoded = match decoded {
-            Ok(Decoded::Packet) => Ok(Incoming::Packet(&packet)),
-            Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
-            Err(e) => Err(e),
-        };
-        self.handle_decoded(now, from, datagram, decoded, None, Budget::Unchecked);
-        self.settle_earn(now);
-        self.current_peer = None;
-        // A large datagram's strings are not kept: what the engine holds
-        // between datagrams stays within a few KiB.
-        if datagram.len() <= SCRATCH_KEEP_BYTES {
-            // Nor a heartbeat's route advertisement (a map per engine, the
-            // largest part of a simulated node's heap besides its tables).
-            if packet.ping_type == PingType::Heartbeat {
-                packet.payload.remove(crate::routes::ROUTES_KEY);
-            }
+        self.receive(now, source, datagram, decoded, &packet, None);
+        if keep_strings(&mut packet, datagram.len()) {
             self.scratch = packet;
         }
     }
 
-    /// [`Engine::handle_datagram`] after decoding (and after the datagram
-    /// was counted and earned its credit), with the packet's signature
-    /// possibly checked already (see [`Engine::handle_datagrams`]).
-    fn handle_decoded(
+    /// Counts a datagram from a socket and makes its [`Source`]; `None`
+    /// (dropped as malformed) for the uplink's address, which no socket
+    /// receives from.
+    fn arrive(&mut self, now: Now, from: SocketAddr) -> Option<Source> {
+        self.stats.datagrams_in += 1;
+        let source = Source::udp(from);
+        if source.is_none() {
+            self.malformed(now, from, "datagram from the uplink's address");
+        }
+        source
+    }
+
+    /// The receive path of every transport datagram, after decoding (one by
+    /// one, or ahead for a batch, `engine/batch.rs`), with the packet's
+    /// signature possibly checked already (`pre`).
+    ///
+    /// Every datagram earns its address amplification credit; only what
+    /// untrusted input causes spends it. One exception: a ping from a peer
+    /// that proved this address and is trusted, answered GROEN, earns none,
+    /// as its answer spends none; the credit it does not earn could only
+    /// ever pay for answers to others claiming the address. Its credit waits
+    /// in the [`Inbound`] until the answer is decided, which saves a hub the
+    /// credit table's lookup for every such ping; anything that spends
+    /// credit first takes it.
+    fn receive(
         &mut self,
         now: Now,
-        from: SocketAddr,
+        source: Source,
         datagram: &[u8],
-        decoded: Result<Incoming<'_>, DecodeError>,
+        decoded: Result<Decoded, DecodeError>,
+        packet: &PingPacket,
         pre: Option<PreVerified>,
-        budget: Budget,
     ) {
+        let mut inbound = Inbound::new(source, Some(datagram.len()));
+        let from = inbound.from();
         match decoded {
-            Err(e) => {
-                self.stats.decode.record(&e);
-                self.malformed(now, from, e)
+            Ok(Decoded::Packet) => {
+                if !self.may_earn_late(now, &mut inbound, packet) {
+                    inbound.settle(&mut self.guard, now);
+                }
+                if self.admit(now, &mut inbound, packet, pre) {
+                    if packet.ping_type == PingType::Discover && packet.is_broadcast() {
+                        self.on_beacon(now, &mut inbound, packet, false);
+                    } else {
+                        self.on_packet(now, &mut inbound, packet);
+                    }
+                }
             }
-            Ok(Incoming::Response(r)) => self.on_response(now, from, r, datagram),
-            Ok(Incoming::Packet(p)) => {
-                if !self.admit(now, from, p, pre, budget) {
-                    return;
-                }
-                if p.ping_type == PingType::Discover && p.is_broadcast() {
-                    self.on_beacon(now, from, p, false);
-                } else {
-                    self.on_packet(now, from, p);
-                }
-                self.current_identity = Identity::NotChecked;
-                self.current_credential = None;
+            Ok(Decoded::Response(r)) => {
+                inbound.settle(&mut self.guard, now);
+                self.on_response(now, &mut inbound, r, datagram);
+            }
+            Err(e) => {
+                inbound.settle(&mut self.guard, now);
+                self.stats.decode.record(&e);
+                self.malformed(now, from, e);
             }
         }
+        inbound.settle(&mut self.guard, now);
     }
 
     /// A datagram sent to `addr` came back as an ICMP "port unreachable"
@@ -1091,10 +1072,11 @@ impl Engine {
         self.guard.earn(now.mono, from.ip(), datagram.len());
         match self.codec.decode(datagram) {
             Ok(Frame::Packet(p)) if p.ping_type == PingType::Discover => {
-                if self.admit(now, from, &p, None, Budget::Unchecked) {
-                    self.on_beacon(now, from, &p, true);
-                    self.current_identity = Identity::NotChecked;
-                    self.current_credential = None;
+                // A beacon cannot come from the uplink: the address is only
+                // a name here.
+                let mut inbound = Inbound::new(Source::Udp(from), None);
+                if self.admit(now, &mut inbound, &p, None) {
+                    self.on_beacon(now, &mut inbound, &p, true);
                 }
             }
             Ok(_) => self.malformed(now, from, "not a discover packet"),
@@ -1107,30 +1089,27 @@ impl Engine {
 
     /// The identity step (docs/PROTOCOL.md section 6): false drops the
     /// packet silently, like ROOD; it is counted by reason and audited at
-    /// most once per source per interval, and moves no peer entry.
+    /// most once per source per interval, and moves no peer entry. What it
+    /// found goes into `inbound`.
     fn admit(
         &mut self,
         now: Now,
-        from: SocketAddr,
+        inbound: &mut Inbound,
         packet: &PingPacket,
         pre: Option<PreVerified>,
-        budget: Budget,
     ) -> bool {
-        let budget = match budget {
-            Budget::Unchecked => self.verify_budget(now, from, packet),
-            paid => paid,
-        };
-        if budget == Budget::Refused {
+        let from = inbound.from();
+        if self.verify_budget(now, inbound.source, packet) == Budget::Refused {
             self.identity.stats.over_verify_budget += 1;
             self.identity_refused(now, from, &packet.source_did, "over_verify_budget");
             return false;
         }
         let (checked, credential) = self.identity.check(packet, now.wall, pre);
-        self.current_credential = credential
+        inbound.credential = credential
             .map(|cred| self.node.trust_of(now.wall, &cred.voucher_did).score * cred.factor);
         match checked {
             Ok(identity) => {
-                self.current_identity = identity;
+                inbound.identity = identity;
                 true
             }
             Err(refusal) => {
@@ -1143,7 +1122,7 @@ impl Engine {
     /// Whether checking `packet`'s signature is free here: it would check
     /// none, or its DID proved the address it comes from (docs/SECURITY.md,
     /// verification budget).
-    fn verify_is_free(&self, now: Now, from: SocketAddr, packet: &PingPacket) -> bool {
+    fn verify_is_free(&self, now: Now, source: Source, packet: &PingPacket) -> bool {
         if self.identity.mode() == IdentityMode::Off {
             return true;
         }
@@ -1154,18 +1133,21 @@ impl Engine {
         if !signed && packet.vouched_by.is_none() {
             return true;
         }
-        from != UPLINK_ADDR
-            && self
-                .peers
-                .slot(did)
-                .is_some_and(|slot| self.peers.proven_at(now.mono, slot, did, from))
+        let Source::Udp(from) = source else {
+            return false;
+        };
+        self.peers
+            .slot(did)
+            .is_some_and(|slot| self.peers.proven_at(now.mono, slot, did, from))
     }
 
     /// Whether `packet`'s signature may be checked: free
     /// ([`Engine::verify_is_free`]), or paid with a token of the source
     /// address's bucket and the shared one ([`SourceGuard::allow_verify`]).
-    fn verify_budget(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) -> Budget {
-        if self.verify_is_free(now, from, packet) || self.guard.allow_verify(now.mono, from.ip()) {
+    fn verify_budget(&mut self, now: Now, source: Source, packet: &PingPacket) -> Budget {
+        if self.verify_is_free(now, source, packet)
+            || self.guard.allow_verify(now.mono, source.addr().ip())
+        {
             Budget::Granted
         } else {
             Budget::Refused
@@ -1195,9 +1177,11 @@ impl Engine {
     }
 
     /// A frame arrived over the uplink (docs/FLEETS.md): handled exactly like
-    /// a datagram from [`UPLINK_ADDR`]; answers to it leave through
+    /// a datagram, from [`Source::Uplink`] (named [`UPLINK_ADDR`] in tables,
+    /// events and records); answers to it leave through
     /// [`Engine::poll_uplink`]. Discover packets and broadcasts are refused.
     pub fn handle_uplink_frame(&mut self, now: Now, frame: &[u8]) {
+        let mut inbound = Inbound::new(Source::Uplink, None);
         match self.codec.decode(frame) {
             Err(e) => {
                 if self.uplink.accept_in(false) {
@@ -1206,7 +1190,7 @@ impl Engine {
             }
             Ok(Frame::Response(r)) => {
                 if self.uplink.accept_in(false) {
-                    self.on_response(now, UPLINK_ADDR, r, frame);
+                    self.on_response(now, &mut inbound, r, frame);
                 }
             }
             Ok(Frame::Packet(p)) => {
@@ -1216,26 +1200,24 @@ impl Engine {
                 // one source like an address: its frames earn the credit
                 // that pays for what they make us send onto the LAN.
                 if self.uplink.accept_in(lan_only)
-                    && self.admit(now, UPLINK_ADDR, &p, None, Budget::Unchecked)
+                    && self.admit(now, &mut inbound, &p, None)
                     && self
                         .uplink
                         .origin_consistent(now.mono, &p.packet_id, &p.source_did)
                 {
                     self.guard.earn(now.mono, UPLINK_ADDR.ip(), frame.len());
-                    self.on_packet(now, UPLINK_ADDR, &p);
+                    self.on_packet(now, &mut inbound, &p);
                 }
-                self.current_identity = Identity::NotChecked;
-                self.current_credential = None;
             }
         }
     }
 
-    /// Sends an answer to `from`, or over the uplink to `origin_did`.
-    fn reply(&mut self, from: SocketAddr, origin_did: &str, bytes: Vec<u8>) {
-        if from == UPLINK_ADDR {
-            self.uplink.response(origin_did, bytes);
-        } else {
-            self.transmit(from, bytes);
+    /// Sends an answer to a datagram's address, or over the uplink to
+    /// `origin_did`.
+    fn reply(&mut self, source: Source, origin_did: &str, bytes: Vec<u8>) {
+        match source {
+            Source::Uplink => self.uplink.response(origin_did, bytes),
+            Source::Udp(addr) => self.transmit(addr, bytes),
         }
     }
 
@@ -1250,22 +1232,23 @@ impl Engine {
         }
     }
 
-    fn on_packet(&mut self, now: Now, from: SocketAddr, packet: &PingPacket) {
+    fn on_packet(&mut self, now: Now, inbound: &mut Inbound, packet: &PingPacket) {
         if packet.target_did != self.node.did() && !packet.is_broadcast() {
-            self.on_relay(now, from, packet.clone());
+            self.on_relay(now, inbound, packet.clone());
             return;
         }
+        let (source, from) = (inbound.source, inbound.from());
         let key = self.responses.key(from, &packet.packet_id, &packet.nonce);
         if let Some((bytes, exempt)) = self.responses.get(now.mono, key, from) {
             // A retransmission: the same answer again, not a replay, and
             // only to the address that got the original answer.
             self.stats.duplicates_answered += 1;
-            if from == UPLINK_ADDR {
-                self.reply(from, &packet.source_did, bytes.to_vec());
+            if source.is_uplink() {
+                self.reply(source, &packet.source_did, bytes.to_vec());
             } else {
                 let mesh = packet.routing_mode == RoutingMode::Mesh;
                 let charge = (!exempt).then(|| from.ip());
-                self.answer(now, from, bytes, mesh, charge);
+                self.answer(now, from, bytes, mesh, charge, inbound);
             }
             return;
         }
@@ -1277,8 +1260,8 @@ impl Engine {
             self.stats.mesh_duplicates += 1;
             return;
         }
-        let slot = self.current_peer.take().unwrap_or_else(|| {
-            (packet.hop_count == 0 && from != UPLINK_ADDR)
+        let slot = inbound.peer.take().unwrap_or_else(|| {
+            (packet.hop_count == 0 && !source.is_uplink())
                 .then(|| self.peers.slot(&packet.source_did))
                 .flatten()
         });
@@ -1290,7 +1273,7 @@ impl Engine {
         let known = current.and_then(|(score, generation)| score.map(|s| (s, generation)));
         let answer = self
             .node
-            .answer_known(now.wall, packet, self.current_credential, known);
+            .answer_known(now.wall, packet, inbound.credential, known);
         if let Some(i) = slot
             && current.is_none()
         {
@@ -1309,7 +1292,7 @@ impl Engine {
         if reply {
             let direct_heartbeat = packet.ping_type == PingType::Heartbeat
                 && packet.hop_count == 0
-                && from != UPLINK_ADDR;
+                && !source.is_uplink();
             let records = 1 + usize::from(direct_heartbeat);
             match self.admit_answer(now, from, trusted, records) {
                 Some(Admission::Refuse(_)) => (reply, refused) = (false, true),
@@ -1319,9 +1302,9 @@ impl Engine {
         }
         if !(reply && trusted) {
             // Only a GROEN answer leaves the datagram's credit untaken.
-            self.settle_earn(now);
+            inbound.settle(&mut self.guard, now);
         }
-        self.pending_earn = None;
+        inbound.forgo_earn();
         if reply {
             // The owned response is built only for a signature; otherwise
             // the answer is written straight from the node's state into the
@@ -1348,21 +1331,22 @@ impl Engine {
             match encoded {
                 Ok(()) => {
                     let mesh = packet.routing_mode == RoutingMode::Mesh;
-                    let sent = if from == UPLINK_ADDR {
+                    let sent = if source.is_uplink() {
                         // One answer per ping answered, back through the
                         // broker (never onto the LAN): no credit spent.
-                        self.reply(from, &packet.source_did, buf.to_vec());
+                        self.reply(source, &packet.source_did, buf.to_vec());
                         true
                     } else {
                         // One exact-size copy for the send queue; the
                         // buffer's spare capacity stays for the next answer.
                         let charge = (!trusted).then(|| from.ip());
-                        self.answer(now, from, Bytes::copy_from_slice(&buf), mesh, charge)
+                        let copy = Bytes::copy_from_slice(&buf);
+                        self.answer(now, from, copy, mesh, charge, inbound)
                     };
                     if sent {
                         // The cache keeps its own copy (its byte log).
                         self.responses.insert(now.mono, key, from, &buf, trusted);
-                        if from == UPLINK_ADDR {
+                        if source.is_uplink() {
                             self.uplink.note_origin(
                                 now.mono,
                                 &packet.packet_id,
@@ -1370,7 +1354,7 @@ impl Engine {
                             );
                         }
                         self.stats.pings_answered += 1;
-                        if mesh && from != UPLINK_ADDR {
+                        if mesh && !source.is_uplink() {
                             let relays =
                                 (packet.hop_count as usize).min(crate::routes::INFINITY as usize);
                             let seen = &mut self.routes.stats.mesh_relays_seen;
@@ -1388,7 +1372,7 @@ impl Engine {
                 // Queued before the driver sends the answer (admitted
                 // above, so it fits). ROOD drops and replays are
                 // aggregated (below), never one record per datagram.
-                let authenticated = self.sender_proved_its_did();
+                let authenticated = inbound.proved_its_did();
                 let answered = AnsweredPing {
                     decision: answer.decision,
                     trust_score: answer.trust_score(),
@@ -1403,12 +1387,12 @@ impl Engine {
             // Only a packet that passed the replay check and was not ROOD,
             // and came straight from its sender (not over the uplink), may
             // move a peer.
-            if packet.hop_count == 0 && from != UPLINK_ADDR {
+            if packet.hop_count == 0 && !source.is_uplink() {
                 let upd = self
                     .peers
                     .record_activity_at(slot, now.mono, &packet.source_did, from);
                 self.peer_update(&packet.source_did, from, upd);
-                if self.current_identity.is_verified() {
+                if inbound.identity.is_verified() {
                     // Signed by the DID's pin and fresh: the address is
                     // proven (its signatures are then checked without a
                     // budget, docs/SECURITY.md).
@@ -1449,12 +1433,19 @@ impl Engine {
                 decision,
                 trust: answer.trust_score(),
                 replay,
-                authenticated: self.sender_proved_its_did(),
+                authenticated: inbound.proved_its_did(),
             });
         }
     }
 
-    fn on_response(&mut self, now: Now, from: SocketAddr, response: PingResponse, datagram: &[u8]) {
+    fn on_response(
+        &mut self,
+        now: Now,
+        inbound: &mut Inbound,
+        response: PingResponse,
+        datagram: &[u8],
+    ) {
+        let (source, from) = (inbound.source, inbound.from());
         if let Some(req) = self.requests.get_by_packet(&response.in_response_to) {
             let target_ok =
                 req.target_did == tibet_ping::BROADCAST || response.responder_did == req.target_did;
@@ -1485,7 +1476,7 @@ impl Engine {
             let id = req.id;
             let req = self.requests.remove(id).expect("present");
             self.stats.responses_matched += 1;
-            if req.direct && from != UPLINK_ADDR {
+            if req.direct && !source.is_uplink() {
                 let upd = self
                     .peers
                     .record_activity(now.mono, &response.responder_did, from);
@@ -1504,7 +1495,7 @@ impl Engine {
                     });
                 }
                 self.learn_neighbour(now, &response.responder_did, from);
-            } else if from != UPLINK_ADDR {
+            } else if !source.is_uplink() {
                 self.learn_from_response(now, &response.responder_did, from);
             }
             if req.kind == RequestKind::Caller {
@@ -1531,15 +1522,15 @@ impl Engine {
                     .relayed_response(now.mono, &response.in_response_to, datagram);
             } else {
                 let frame = Bytes::copy_from_slice(datagram);
-                let charge = (from != UPLINK_ADDR
+                let charge = (!source.is_uplink()
                     && !self.is_trusted(now, &response.responder_did))
                 .then(|| from.ip());
-                if !self.answer(now, prev, frame, true, charge) {
+                if !self.answer(now, prev, frame, true, charge, inbound) {
                     return;
                 }
             }
             // The uplink is no route on the mesh.
-            if from != UPLINK_ADDR {
+            if !source.is_uplink() {
                 self.learn_from_response(now, &response.responder_did, from);
             }
             if self.events_enabled {
@@ -1555,7 +1546,8 @@ impl Engine {
         }
     }
 
-    fn on_relay(&mut self, now: Now, from: SocketAddr, packet: PingPacket) {
+    fn on_relay(&mut self, now: Now, inbound: &mut Inbound, packet: PingPacket) {
+        let (source, from) = (inbound.source, inbound.from());
         // Relay only what we would not drop ourselves, and for untrusted
         // senders within the address's and the claimed DID's reverse-path
         // buckets; each copy is paid from the address's amplification
@@ -1587,11 +1579,11 @@ impl Engine {
             // Our previous hop resends a packet whose answer we passed back:
             // it was lost behind us; answer again from here (an empty
             // answer: a copy of a resend just answered).
-            if from == UPLINK_ADDR && !answer.is_empty() {
+            if source.is_uplink() && !answer.is_empty() {
                 self.uplink
                     .relayed_response(now.mono, &packet.packet_id, &answer);
             } else if !answer.is_empty() {
-                self.answer(now, from, Bytes::from(answer), true, charge);
+                self.answer(now, from, Bytes::from(answer), true, charge, inbound);
             }
             return;
         }
@@ -1610,7 +1602,7 @@ impl Engine {
             }
             Err(_) => return,
         };
-        if from == UPLINK_ADDR {
+        if source.is_uplink() {
             // Its answer goes back to the sender's topic.
             self.uplink
                 .note_origin(now.mono, &packet.packet_id, &packet.source_did);
@@ -1647,7 +1639,7 @@ impl Engine {
         for hop in hops {
             if charge.is_some() {
                 let need = bytes.len() * usize::from(copies.max(1));
-                if !self.spend_credit(now, from.ip(), need) {
+                if !self.spend_credit(now, Some(&mut *inbound), from.ip(), need) {
                     self.note_drop(now, from, "amplification");
                     continue;
                 }
@@ -1660,7 +1652,7 @@ impl Engine {
         // no neighbour taught a route): the uplink, if attached, is one more
         // next hop beside the bounded local flood (never for a packet that
         // came over it). docs/FLEETS.md.
-        if !routed && from != UPLINK_ADDR && self.uplink.enabled() {
+        if !routed && !source.is_uplink() && self.uplink.enabled() {
             self.uplink
                 .ping(&out.target_did, &out.source_did, bytes.to_vec());
             hops.push(UPLINK_ADDR);
@@ -1682,7 +1674,14 @@ impl Engine {
         }
     }
 
-    fn on_beacon(&mut self, now: Now, from: SocketAddr, packet: &PingPacket, via_discovery: bool) {
+    fn on_beacon(
+        &mut self,
+        now: Now,
+        inbound: &mut Inbound,
+        packet: &PingPacket,
+        via_discovery: bool,
+    ) {
+        let from = inbound.from();
         if packet.source_did == self.node.did() {
             return; // our own beacon, looped back by the multicast group
         }
@@ -1701,7 +1700,7 @@ impl Engine {
         // says binds a key to, or changes the trust of, a DID that an
         // operator trusted, pinned or vouched for (docs/SECURITY.md).
         let pinned = self.identity.pins().get(&packet.source_did).is_some();
-        let offers_key = matches!(self.current_identity, Identity::SelfCertified(_));
+        let offers_key = matches!(inbound.identity, Identity::SelfCertified(_));
         let admission =
             self.node
                 .beacon_admission(now.wall, &packet.source_did, pinned, offers_key);
@@ -1733,11 +1732,11 @@ impl Engine {
             self.peer_update(&packet.source_did, addr, upd);
             if upd == PeerUpdate::Joined {
                 // Ask the newcomer to prove its address right away.
-                self.challenge(now, &packet.source_did, addr);
+                self.challenge(now, Some(&mut *inbound), &packet.source_did, addr);
             }
         }
         let address = transport.unwrap_or(from);
-        if let Identity::SelfCertified(key) = self.current_identity {
+        if let Identity::SelfCertified(key) = inbound.identity {
             match decision {
                 // Only a DID nobody knew may be pinned by a rule.
                 BeaconDecision::AutoVouched if admission == BeaconAdmission::Open => {
@@ -1826,7 +1825,7 @@ impl Engine {
                     break;
                 }
                 if !proven {
-                    self.challenge(now, &did, addr);
+                    self.challenge(now, None, &did, addr);
                     continue;
                 }
                 let routes = self.heartbeat_routes(now, &round, &did, addr);
@@ -1918,13 +1917,13 @@ impl Engine {
     /// Sends unproven peer `did` at `addr` a heartbeat: its nonce challenge
     /// (an answer from `addr` proves the address). Paid from the credit the
     /// address earned, since only input from it introduced the peer.
-    fn challenge(&mut self, now: Now, did: &str, addr: SocketAddr) {
+    fn challenge(&mut self, now: Now, inbound: Option<&mut Inbound>, did: &str, addr: SocketAddr) {
         if self.check_capacity().is_err() {
             return;
         }
         let packet = self.node.heartbeat(now.wall, did, None);
         let len = self.codec.encode_packet(&packet).map_or(0, |b| b.len());
-        if !self.spend_credit(now, addr.ip(), len) {
+        if !self.spend_credit(now, inbound, addr.ip(), len) {
             self.stats.challenges_refused += 1;
             return;
         }

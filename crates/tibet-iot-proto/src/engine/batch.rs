@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
 use tibet_ping::{DecodeError, Decoded, PingPacket};
 
-use super::{Engine, Incoming, SCRATCH_KEEP_BYTES};
-use crate::identity::{Budget, PreVerified};
+use super::{Engine, keep_strings};
+use crate::identity::PreVerified;
+use crate::source::Source;
 use crate::time::Now;
-use crate::uplink::UPLINK_ADDR;
 
 /// Most datagrams decoded ahead at once by [`Engine::handle_datagrams`]
 /// (larger batches are taken in chunks of this size).
@@ -53,13 +53,13 @@ impl Engine {
         if packets.len() < chunk.len() {
             packets.resize_with(chunk.len(), || PingPacket::new("", "", "", "", ""));
         }
-        // Datagrams from the uplink's address are refused before decoding,
-        // as by `handle_datagram`.
+        // Datagrams from the uplink's address are not decoded: they are
+        // refused at their turn, as by `handle_datagram`.
         let decoded: Vec<Option<Result<Decoded, DecodeError>>> = chunk
             .iter()
             .zip(packets.iter_mut())
             .map(|(&(from, datagram), packet)| {
-                (from != UPLINK_ADDR).then(|| self.codec.decode_into(datagram, packet))
+                Source::udp(from).map(|_| self.codec.decode_into(datagram, packet))
             })
             .collect();
         let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
@@ -83,7 +83,7 @@ impl Engine {
                 if p.signature.is_empty() {
                     continue;
                 }
-                if !self.verify_is_free(now, from, p) {
+                if !self.verify_is_free(now, Source::Udp(from), p) {
                     let (own, shared) = self.guard.verify_tokens(now.mono, from.ip());
                     let at = match taken.iter().position(|(ip, _)| *ip == from.ip()) {
                         Some(at) => at,
@@ -120,27 +120,17 @@ impl Engine {
                 }
             }
         }
+        // Each datagram in turn takes the one receive path, as
+        // `handle_datagram` sends it.
         for (((&(from, datagram), frame), pre), packet) in
             chunk.iter().zip(decoded).zip(pre).zip(&packets)
         {
-            match frame {
-                None => self.handle_datagram(now, from, datagram),
-                Some(frame) => {
-                    // As `handle_datagram` does before decoding.
-                    self.stats.datagrams_in += 1;
-                    self.guard.earn(now.mono, from.ip(), datagram.len());
-                    let incoming = match frame {
-                        Ok(Decoded::Packet) => Ok(Incoming::Packet(packet)),
-                        Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
-                        Err(e) => Err(e),
-                    };
-                    self.handle_decoded(now, from, datagram, incoming, pre, Budget::Unchecked);
-                }
+            if let (Some(source), Some(frame)) = (self.arrive(now, from), frame) {
+                self.receive(now, source, datagram, frame, packet, pre);
             }
         }
-        // As in `handle_datagram`: a large datagram's strings are not kept.
         for (&(_, datagram), packet) in chunk.iter().zip(packets.iter_mut()) {
-            if datagram.len() > SCRATCH_KEEP_BYTES {
+            if !keep_strings(packet, datagram.len()) {
                 *packet = PingPacket::new("", "", "", "", "");
             }
         }
