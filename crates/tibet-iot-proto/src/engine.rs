@@ -59,7 +59,9 @@ use crate::routes::RoutingTable;
 use crate::stats::{DriverStats, EngineStats, NodeStats};
 use crate::time::{MonoTime, Now};
 use crate::uplink::{Uplink, UplinkState};
+use batch::BatchState;
 use output::Outputs;
+use timers::Timers;
 
 /// Payload key of our beacons carrying the port of the sender's transport
 /// socket (an extension; the reference ignores unknown payload keys).
@@ -103,18 +105,15 @@ pub struct Engine {
     responses: ResponseCache,
     /// Datagrams, events, audit and drop records on their way out.
     out: Outputs,
-    next_heartbeat: Option<MonoTime>,
-    next_cleanup: Option<MonoTime>,
+    /// When the heartbeat round and the cleanup are due.
+    timers: Timers,
     uplink: UplinkState,
     stats: EngineStats,
     guard: SourceGuard,
     metrics: PingMetrics,
     identity: IdentityGate,
-    /// Signatures checked ahead by [`Engine::handle_datagrams`].
-    batch_verified: u64,
-    /// Receive batches still to be checked one by one after a batch check
-    /// failed (see `engine/batch.rs`).
-    batch_backoff: u8,
+    /// What receive batches keep between batches (`engine/batch.rs`).
+    batch: BatchState,
     /// Keys of self-certified beacons waiting for human review, by beacon id.
     beacon_keys: BoundedMap<String, (String, PublicKey)>,
     pins_generation: u64,
@@ -122,8 +121,6 @@ pub struct Engine {
     answer_buf: Vec<u8>,
     /// The packet datagrams are decoded into (see [`Engine::handle_datagram`]).
     scratch: PingPacket,
-    /// The packets a receive batch is decoded into (see `engine/batch.rs`).
-    batch_packets: Vec<PingPacket>,
 }
 
 /// Datagrams up to this size leave their decoded strings in the engine's
@@ -219,8 +216,7 @@ impl Engine {
                 config.guard.drop_interval,
                 config.guard.drop_sources,
             ),
-            next_heartbeat: None,
-            next_cleanup: None,
+            timers: Timers::default(),
             uplink: UplinkState::new(
                 config.limits.relay_paths,
                 nonce_window.max(config.request_timeout),
@@ -235,8 +231,7 @@ impl Engine {
             }),
             metrics: PingMetrics::default(),
             identity: IdentityGate::new(&config.identity),
-            batch_verified: 0,
-            batch_backoff: 0,
+            batch: BatchState::default(),
             beacon_keys: BoundedMap::new(
                 config.limits.discovery_replies.max(256),
                 config.ping.review_ttl,
@@ -245,7 +240,6 @@ impl Engine {
             pins_generation: 0,
             answer_buf: Vec::new(),
             scratch: PingPacket::new("", "", "", "", ""),
-            batch_packets: Vec::new(),
             node,
             config,
         }

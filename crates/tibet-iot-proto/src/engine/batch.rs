@@ -23,6 +23,17 @@ pub const MAX_DATAGRAM_BATCH: usize = 64;
 /// single checks each time (at most one batch in `BATCH_BACKOFF + 1`).
 const BATCH_BACKOFF: u8 = 8;
 
+/// What receive batches keep from one batch to the next.
+#[derive(Debug, Default)]
+pub(super) struct BatchState {
+    /// Signatures checked ahead (see [`Engine::batch_verified`]).
+    verified: u64,
+    /// Batches still to be checked one by one after a batch check failed.
+    backoff: u8,
+    /// The packets a batch is decoded into, whose strings are reused.
+    packets: Vec<PingPacket>,
+}
+
 impl Engine {
     /// Several datagrams that arrived on the transport socket, in arrival
     /// order (one receive batch). The decisions, counters, events, audit
@@ -49,7 +60,7 @@ impl Engine {
         // Packets are decoded into the engine's batch packets, whose strings
         // are reused from one batch to the next (as `handle_datagram` reuses
         // one packet).
-        let mut packets = std::mem::take(&mut self.batch_packets);
+        let mut packets = std::mem::take(&mut self.batch.packets);
         if packets.len() < chunk.len() {
             packets.resize_with(chunk.len(), || PingPacket::new("", "", "", "", ""));
         }
@@ -101,19 +112,19 @@ impl Engine {
                 items.push((p, key));
                 slots.push(i);
             }
-            if self.batch_backoff > 0 {
+            if self.batch.backoff > 0 {
                 // A recent batch held a bad signature: checking one by one
                 // costs less than a failing batch plus the singles.
-                self.batch_backoff -= 1;
+                self.batch.backoff -= 1;
             } else if items.len() >= 2 {
                 let refs: Vec<(&PingPacket, &PublicKey)> =
                     items.iter().map(|(p, k)| (*p, k)).collect();
                 let results = verify_packets(&refs);
-                self.batch_verified += refs.len() as u64;
+                self.batch.verified += refs.len() as u64;
                 // Well-formed but not verifying: the batch check failed and
                 // every signature was checked again alone.
                 if results.contains(&Err(SignatureError::Invalid)) {
-                    self.batch_backoff = BATCH_BACKOFF;
+                    self.batch.backoff = BATCH_BACKOFF;
                 }
                 for ((&slot, (_, key)), result) in slots.iter().zip(&items).zip(results) {
                     pre[slot] = Some((*key, result));
@@ -134,13 +145,13 @@ impl Engine {
                 *packet = PingPacket::new("", "", "", "", "");
             }
         }
-        self.batch_packets = packets;
+        self.batch.packets = packets;
     }
 
     /// Signatures checked ahead in receive batches (a measure of the work
     /// saved; not part of [`Engine::stats`], which is the same either way).
     pub fn batch_verified(&self) -> u64 {
-        self.batch_verified
+        self.batch.verified
     }
 
     /// Counters of the cache of parsed keys carried in beacons.

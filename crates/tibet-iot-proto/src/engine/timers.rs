@@ -10,12 +10,22 @@ use crate::event::Event;
 use crate::requests::{Due, RequestKind};
 use crate::time::{MonoTime, Now};
 
+/// When the background timers are next due (none before
+/// [`Engine::start`]).
+#[derive(Debug, Default)]
+pub(super) struct Timers {
+    /// The next heartbeat round.
+    heartbeat: Option<MonoTime>,
+    /// The next cleanup of peers, tables and reviews.
+    cleanup: Option<MonoTime>,
+}
+
 impl Engine {
     /// Starts the background timers: heartbeat, cleanup, and discovery (the
     /// first beacon is due at `now`).
     pub fn start(&mut self, now: Now) {
-        self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
-        self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+        self.timers.heartbeat = Some(now.mono + self.config.heartbeat_interval);
+        self.timers.cleanup = Some(now.mono + self.config.cleanup_interval);
         self.discovery.start(now.mono);
     }
 
@@ -23,8 +33,8 @@ impl Engine {
     pub fn poll_timeout(&self) -> Option<MonoTime> {
         [
             self.requests.poll_timeout(),
-            self.next_heartbeat,
-            self.next_cleanup,
+            self.timers.heartbeat,
+            self.timers.cleanup,
             self.discovery.poll_timeout(),
             self.out.next_drop_flush(),
         ]
@@ -66,8 +76,8 @@ impl Engine {
                 }
             }
         }
-        if self.next_heartbeat.is_some_and(|t| t <= now.mono) {
-            self.next_heartbeat = Some(now.mono + self.config.heartbeat_interval);
+        if self.timers.heartbeat.is_some_and(|t| t <= now.mono) {
+            self.timers.heartbeat = Some(now.mono + self.config.heartbeat_interval);
             let targets: Vec<(compact_str::CompactString, SocketAddr, bool)> = self
                 .peers
                 .alive(now.mono)
@@ -91,8 +101,8 @@ impl Engine {
                 self.send_background_heartbeat(now, packet, addr);
             }
         }
-        if self.next_cleanup.is_some_and(|t| t <= now.mono) {
-            self.next_cleanup = Some(now.mono + self.config.cleanup_interval);
+        if self.timers.cleanup.is_some_and(|t| t <= now.mono) {
+            self.timers.cleanup = Some(now.mono + self.config.cleanup_interval);
             self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
                 self.forget_neighbour(gone.address);
