@@ -182,3 +182,31 @@ fn a_trusted_peers_answered_ping_earns_no_credit_in_a_batch_either() {
     assert!(s.guard.untrusted_bytes_in > 0, "{:?}", s.guard);
     assert!(s.guard.untrusted_bytes_in < total as u64, "{:?}", s.guard);
 }
+
+#[test]
+fn a_datagram_claiming_the_uplinks_address_is_refused_in_a_batch_too() {
+    for mode in [IdentityMode::Prefer, IdentityMode::Off] {
+        let mut sim = hub(mode);
+        let now = sim.now();
+        let pool = pool(now.wall);
+        // The friend's ping, once from its own address and once claiming to
+        // come from the uplink, in one receive batch.
+        let ping = pool
+            .iter()
+            .find(|(from, _)| *from == src(2))
+            .map(|(_, d)| d.as_slice())
+            .unwrap();
+        let hub = sim.node(0);
+        hub.set_uplink_enabled(true);
+        hub.handle_datagrams(now, &[(src(2), ping), (UPLINK_ADDR, ping)]);
+        let s = hub.stats(now);
+        assert_eq!(s.engine.datagrams_in, 2, "{mode:?}");
+        assert_eq!(s.engine.malformed, 1, "{mode:?}");
+        assert_eq!(s.engine.pings_answered, 1, "{mode:?}");
+        assert_eq!(s.uplink.responses_out, 0, "{mode:?}");
+        assert!(hub.poll_uplink().is_none());
+        let answers: Vec<_> = std::iter::from_fn(|| hub.poll_transmit()).collect();
+        assert_eq!(answers.len(), 1, "{mode:?}");
+        assert_eq!(answers[0].destination, src(2));
+    }
+}
