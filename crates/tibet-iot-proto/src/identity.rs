@@ -150,8 +150,6 @@ pub(crate) const MAX_REVOKED_CREDENTIALS: usize = 4096;
 /// ([`crate::SourceGuard::allow_verify`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Budget {
-    /// Not decided yet: the identity step asks the guard.
-    Unchecked,
     /// Free (no check, or the DID's proven address) or paid.
     Granted,
     /// Over budget: dropped unchecked.

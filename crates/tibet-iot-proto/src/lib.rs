@@ -37,6 +37,7 @@ mod retransmit;
 mod reviews;
 mod routes;
 pub mod sim;
+mod source;
 mod stats;
 mod time;
 mod uplink;

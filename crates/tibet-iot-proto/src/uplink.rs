@@ -8,6 +8,9 @@
 //! changes is only where answers go: a frame for [`UPLINK_ADDR`] leaves
 //! through [`Engine::poll_uplink`](crate::Engine::poll_uplink) as an
 //! [`Uplink`] naming the DID whose topic carries it, never through a socket.
+//! The engine's own code tells the uplink from a socket by the frame's
+//! source (`source.rs`: `Source::Uplink`, made only for uplink frames), not
+//! by comparing addresses.
 //!
 //! The uplink is a transport, never a source of trust: nothing that arrives
 //! over it adds or moves a peer, and discover packets and broadcasts are

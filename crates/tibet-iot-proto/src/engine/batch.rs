@@ -8,10 +8,10 @@ use std::net::{IpAddr, SocketAddr};
 use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
 use tibet_ping::{DecodeError, Decoded, PingPacket};
 
-use super::{Engine, Incoming, SCRATCH_KEEP_BYTES};
-use crate::identity::{Budget, PreVerified};
+use super::{Engine, keep_strings};
+use crate::identity::PreVerified;
+use crate::source::Source;
 use crate::time::Now;
-use crate::uplink::UPLINK_ADDR;
 
 /// Most datagrams decoded ahead at once by [`Engine::handle_datagrams`]
 /// (larger batches are taken in chunks of this size).
@@ -22,6 +22,17 @@ pub const MAX_DATAGRAM_BATCH: usize = 64;
 /// batch cannot make the node pay a failing batch check on top of the
 /// single checks each time (at most one batch in `BATCH_BACKOFF + 1`).
 const BATCH_BACKOFF: u8 = 8;
+
+/// What receive batches keep from one batch to the next.
+#[derive(Debug, Default)]
+pub(super) struct BatchState {
+    /// Signatures checked ahead (see [`Engine::batch_verified`]).
+    verified: u64,
+    /// Batches still to be checked one by one after a batch check failed.
+    backoff: u8,
+    /// The packets a batch is decoded into, whose strings are reused.
+    packets: Vec<PingPacket>,
+}
 
 impl Engine {
     /// Several datagrams that arrived on the transport socket, in arrival
@@ -49,17 +60,17 @@ impl Engine {
         // Packets are decoded into the engine's batch packets, whose strings
         // are reused from one batch to the next (as `handle_datagram` reuses
         // one packet).
-        let mut packets = std::mem::take(&mut self.batch_packets);
+        let mut packets = std::mem::take(&mut self.batch.packets);
         if packets.len() < chunk.len() {
             packets.resize_with(chunk.len(), || PingPacket::new("", "", "", "", ""));
         }
-        // Datagrams from the uplink's address are refused before decoding,
-        // as by `handle_datagram`.
+        // Datagrams from the uplink's address are not decoded: they are
+        // refused at their turn, as by `handle_datagram`.
         let decoded: Vec<Option<Result<Decoded, DecodeError>>> = chunk
             .iter()
             .zip(packets.iter_mut())
             .map(|(&(from, datagram), packet)| {
-                (from != UPLINK_ADDR).then(|| self.codec.decode_into(datagram, packet))
+                Source::udp(from).map(|_| self.codec.decode_into(datagram, packet))
             })
             .collect();
         let mut pre: Vec<Option<PreVerified>> = vec![None; chunk.len()];
@@ -83,7 +94,7 @@ impl Engine {
                 if p.signature.is_empty() {
                     continue;
                 }
-                if !self.verify_is_free(now, from, p) {
+                if !self.verify_is_free(now, Source::Udp(from), p) {
                     let (own, shared) = self.guard.verify_tokens(now.mono, from.ip());
                     let at = match taken.iter().position(|(ip, _)| *ip == from.ip()) {
                         Some(at) => at,
@@ -101,56 +112,46 @@ impl Engine {
                 items.push((p, key));
                 slots.push(i);
             }
-            if self.batch_backoff > 0 {
+            if self.batch.backoff > 0 {
                 // A recent batch held a bad signature: checking one by one
                 // costs less than a failing batch plus the singles.
-                self.batch_backoff -= 1;
+                self.batch.backoff -= 1;
             } else if items.len() >= 2 {
                 let refs: Vec<(&PingPacket, &PublicKey)> =
                     items.iter().map(|(p, k)| (*p, k)).collect();
                 let results = verify_packets(&refs);
-                self.batch_verified += refs.len() as u64;
+                self.batch.verified += refs.len() as u64;
                 // Well-formed but not verifying: the batch check failed and
                 // every signature was checked again alone.
                 if results.contains(&Err(SignatureError::Invalid)) {
-                    self.batch_backoff = BATCH_BACKOFF;
+                    self.batch.backoff = BATCH_BACKOFF;
                 }
                 for ((&slot, (_, key)), result) in slots.iter().zip(&items).zip(results) {
                     pre[slot] = Some((*key, result));
                 }
             }
         }
+        // Each datagram in turn takes the one receive path, as
+        // `handle_datagram` sends it.
         for (((&(from, datagram), frame), pre), packet) in
             chunk.iter().zip(decoded).zip(pre).zip(&packets)
         {
-            match frame {
-                None => self.handle_datagram(now, from, datagram),
-                Some(frame) => {
-                    // As `handle_datagram` does before decoding.
-                    self.stats.datagrams_in += 1;
-                    self.guard.earn(now.mono, from.ip(), datagram.len());
-                    let incoming = match frame {
-                        Ok(Decoded::Packet) => Ok(Incoming::Packet(packet)),
-                        Ok(Decoded::Response(r)) => Ok(Incoming::Response(r)),
-                        Err(e) => Err(e),
-                    };
-                    self.handle_decoded(now, from, datagram, incoming, pre, Budget::Unchecked);
-                }
+            if let (Some(source), Some(frame)) = (self.arrive(now, from), frame) {
+                self.receive(now, source, datagram, frame, packet, pre);
             }
         }
-        // As in `handle_datagram`: a large datagram's strings are not kept.
         for (&(_, datagram), packet) in chunk.iter().zip(packets.iter_mut()) {
-            if datagram.len() > SCRATCH_KEEP_BYTES {
+            if !keep_strings(packet, datagram.len()) {
                 *packet = PingPacket::new("", "", "", "", "");
             }
         }
-        self.batch_packets = packets;
+        self.batch.packets = packets;
     }
 
     /// Signatures checked ahead in receive batches (a measure of the work
     /// saved; not part of [`Engine::stats`], which is the same either way).
     pub fn batch_verified(&self) -> u64 {
-        self.batch_verified
+        self.batch.verified
     }
 
     /// Counters of the cache of parsed keys carried in beacons.

@@ -8,15 +8,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
-use tibet_ping::{JsonMap, PingPacket, PingType, RoutingMode};
+use tibet_ping::{AirlockZone, JsonMap, PingPacket, PingType, RoutingMode};
 
+use super::inbound::Inbound;
 use super::{Engine, SendOptions};
+use crate::audit::AuditRecord;
 use crate::error::SendError;
 use crate::event::Event;
+use crate::relay::RelayRefusal;
 use crate::requests::{MeshFallback, Request, RequestId, RequestKind};
 use crate::retransmit::{RetransmitPolicy, RetransmitState};
 use crate::routes::{ROUTES_KEY, RouteSource, RoutingTable, UNKNOWN_HOPS};
 use crate::time::Now;
+use crate::uplink::UPLINK_ADDR;
 
 /// Most neighbours a bounded flood hands one packet to.
 pub const FLOOD_FANOUT: usize = 4;
@@ -162,9 +166,9 @@ impl Engine {
         let copies = copies.max(1);
         self.routes.stats.mesh_datagrams += u64::from(copies);
         for _ in 1..copies {
-            self.transmit(to, bytes.clone());
+            self.out.transmit(to, bytes.clone());
         }
-        self.transmit(to, bytes);
+        self.out.transmit(to, bytes);
     }
 
     /// A routed mesh request timed out: drop its route and flood it once.
@@ -196,18 +200,13 @@ impl Engine {
         };
         if sent.is_none() {
             self.stats.requests_timed_out += 1;
-            self.event(Event::RequestTimedOut { id: req.id });
+            self.out.event(Event::RequestTimedOut { id: req.id });
         }
     }
 
     /// The next hops of a mesh packet for `target` that came from `from`
     /// (`None`: our own).
-    pub(crate) fn mesh_next_hops(
-        &mut self,
-        now: Now,
-        target: &str,
-        from: Option<SocketAddr>,
-    ) -> NextHops {
+    fn mesh_next_hops(&mut self, now: Now, target: &str, from: Option<SocketAddr>) -> NextHops {
         // Only peers that proved their address get mesh traffic
         // (docs/SECURITY.md).
         if let Some(a) = self.peers.proven_address(now.mono, target) {
@@ -242,7 +241,7 @@ impl Engine {
     /// heartbeat intervals and a fifth (a heartbeat each way per interval,
     /// so on a link losing 10 % the chance of silence that long is about
     /// 1 in 10,000), at most the peer timeout.
-    pub(crate) fn route_liveness(&self) -> Duration {
+    fn route_liveness(&self) -> Duration {
         (self.config.heartbeat_interval * 11 / 5).min(self.config.peer_timeout)
     }
 
@@ -364,7 +363,7 @@ impl Engine {
     /// The hook for a mesh packet that has no route and no peer to flood to
     /// (everything it could reach is where it came from). Counted; a bridge
     /// to a wider transport (MQTT) takes such packets from here.
-    pub(crate) fn on_unroutable(&mut self, _now: Now, _packet: &PingPacket) {
+    fn on_unroutable(&mut self, _now: Now, _packet: &PingPacket) {
         self.routes.stats.unroutable += 1;
     }
 
@@ -372,5 +371,133 @@ impl Engine {
     pub(crate) fn forget_neighbour(&mut self, addr: SocketAddr) {
         self.routes.remove_via(addr);
         self.routes.remove_neighbour(addr);
+    }
+
+    pub(super) fn on_relay(&mut self, now: Now, inbound: &mut Inbound, packet: PingPacket) {
+        let (source, from) = (inbound.source, inbound.from());
+        // Relay only what we would not drop ourselves, and for untrusted
+        // senders within the address's and the claimed DID's reverse-path
+        // buckets; each copy is paid from the address's amplification
+        // credit (below). The uplink is one more such source (its address
+        // is `UPLINK_ADDR`): any client of the broker may publish to our
+        // topics (docs/FLEETS.md).
+        let score = self.node.trust_of(now.wall, &packet.source_did).score;
+        let airlock = self.node.airlock();
+        let trusted = airlock.threshold_zone(score) == AirlockZone::Groen;
+        if airlock.zone_of(&packet, score) == AirlockZone::Rood {
+            self.stats.relay_refused_rood += 1;
+            self.note_drop(now, from, "relay_rood");
+            return;
+        }
+        if !trusted
+            && !self
+                .guard
+                .allow_relay(now.mono, from.ip(), &packet.source_did)
+        {
+            self.stats.relay_rate_limited += 1;
+            self.note_drop(now, from, "relay_limited");
+            return;
+        }
+        let charge = (!trusted).then(|| from.ip());
+        if let Some(answer) = self
+            .relay
+            .cached_response(now.mono, &packet.packet_id, from)
+        {
+            // Our previous hop resends a packet whose answer we passed back:
+            // it was lost behind us; answer again from here (an empty
+            // answer: a copy of a resend just answered).
+            if source.is_uplink() && !answer.is_empty() {
+                self.uplink
+                    .relayed_response(now.mono, &packet.packet_id, &answer);
+            } else if !answer.is_empty() {
+                self.answer(now, from, Bytes::from(answer), true, charge, inbound);
+            }
+            return;
+        }
+        let out = match self.relay.prepare(now.mono, &packet, from) {
+            Ok(out) => out,
+            Err(RelayRefusal::NotMesh) if self.out.events_enabled() => {
+                // A direct ping for a DID that is not ours: most often a
+                // typo in the target DID, so the operator gets to see it.
+                self.out.event(Event::Misdirected {
+                    from,
+                    packet_id: packet.packet_id,
+                    source_did: packet.source_did,
+                    target_did: packet.target_did,
+                });
+                return;
+            }
+            Err(_) => return,
+        };
+        if source.is_uplink() {
+            // Its answer goes back to the sender's topic.
+            self.uplink
+                .note_origin(now.mono, &packet.packet_id, &packet.source_did);
+        }
+        let bytes = match self.codec.encode_packet(&out) {
+            // One frame shared by every next hop.
+            Ok(b) => Bytes::from(b),
+            Err(_) => {
+                self.stats.encode_errors += 1;
+                return;
+            }
+        };
+        // Only peers that proved their address get relayed traffic (the
+        // next hops are chosen among proven peers, engine/mesh.rs).
+        let unproven = self.peers.alive(now.mono).filter(|p| !p.proven).count() as u64;
+        self.stats.relay_unproven_skipped += unproven;
+        let mut copies = 1;
+        let (hops, routed): (Vec<SocketAddr>, bool) =
+            match self.mesh_next_hops(now, &out.target_did, Some(from)) {
+                NextHops::Routed(a) => {
+                    self.routes.stats.routed += 1;
+                    copies = self.config.mesh_copies;
+                    (vec![a], true)
+                }
+                NextHops::Flood(hops) => {
+                    self.routes.stats.flooded += 1;
+                    (hops, false)
+                }
+            };
+        if hops.is_empty() {
+            self.on_unroutable(now, &out);
+        }
+        let mut sent = Vec::with_capacity(hops.len());
+        for hop in hops {
+            if charge.is_some() {
+                let need = bytes.len() * usize::from(copies.max(1));
+                if !self.spend_credit(now, Some(&mut *inbound), from.ip(), need) {
+                    self.note_drop(now, from, "amplification");
+                    continue;
+                }
+            }
+            self.transmit_mesh(hop, bytes.clone(), copies);
+            sent.push(hop);
+        }
+        let mut hops = sent;
+        // The local mesh has no route to the target (it is not a live peer and
+        // no neighbour taught a route): the uplink, if attached, is one more
+        // next hop beside the bounded local flood (never for a packet that
+        // came over it). docs/FLEETS.md.
+        if !routed && !source.is_uplink() && self.uplink.enabled() {
+            self.uplink
+                .ping(&out.target_did, &out.source_did, bytes.to_vec());
+            hops.push(UPLINK_ADDR);
+        }
+        self.relay.set_next_hops(now.mono, &out.packet_id, &hops);
+        if self.out.audit_enabled() {
+            self.out.audit(|| AuditRecord::Relay {
+                packet: Box::new(out.clone()),
+                next_hops: hops.clone(),
+            });
+        }
+        if self.out.events_enabled() {
+            self.out.event(Event::PacketRelayed {
+                packet_id: out.packet_id,
+                target_did: out.target_did,
+                hop_count: out.hop_count,
+                next_hops: hops.len(),
+            });
+        }
     }
 }
