@@ -135,6 +135,26 @@ fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 5);
     assert!(text.lines().nth(4).unwrap().contains("after_crash"));
+
+    // Torn again under an open provider; a batch (written as it is, in one
+    // write) still starts on a fresh line.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&line.as_bytes()[..40])
+        .unwrap();
+    p.begin_batch();
+    p.add(NewToken::new("batched_1")).unwrap();
+    p.add(NewToken::new("batched_2")).unwrap();
+    assert_eq!(p.commit_batch().unwrap(), 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 8);
+    assert!(text.lines().nth(6).unwrap().contains("batched_1"));
+    assert!(text.lines().nth(7).unwrap().contains("batched_2"));
+    let report = verify_path(&path, None).unwrap();
+    assert_eq!(report.valid, 6);
+    assert_eq!(report.bad_line_count, 2);
 }
 
 #[test]
