@@ -7,7 +7,8 @@
 //! work ([`AuditWorker::take_from`]). The thread takes everything that
 //! queued up since its last call (up to [`MAX_BATCH`] records) and hands it
 //! to the sink at once ([`AuditSink::record_batch`]: one `write` for a token
-//! file). Records waiting for the thread are bounded by count and by age:
+//! file); after a small batch it first waits [`LINGER`] for more, so that a
+//! steady stream makes fewer, larger writes and fewer wake-ups. Records waiting for the thread are bounded by count and by age:
 //! while [`BACKLOG_SOFT`] records wait, or the oldest has waited
 //! [`BACKLOG_AGE`], a blocking node ([`AuditOverload::Block`], the default)
 //! reads nothing more from its sockets (answers wait in the kernel's
@@ -31,6 +32,14 @@ use crate::audit::{AuditError, AuditSink};
 
 /// Most records handed to the sink in one call.
 pub(crate) const MAX_BATCH: usize = 1024;
+/// A batch smaller than this makes the thread wait [`LINGER`] for more
+/// before it stores them.
+const FULL_ENOUGH: usize = 256;
+/// How long the thread waits for more records after a small batch: fewer,
+/// larger writes (one per batch) and fewer wake-ups of this thread and of
+/// the driver, at the price of records reaching the sink up to this much
+/// later (far below [`BACKLOG_AGE`]).
+const LINGER: Duration = Duration::from_millis(2);
 /// Records waiting for the sink at which a blocking node stops reading.
 pub(crate) const BACKLOG_SOFT: u64 = 4096;
 /// Age of the oldest waiting record at which a blocking node stops reading.
@@ -140,6 +149,9 @@ impl AuditWorker {
                             continue;
                         }
                     };
+                    if records.len() < FULL_ENOUGH {
+                        std::thread::sleep(LINGER);
+                    }
                     // Everything that queued up meanwhile, in one call; a
                     // flush request waits for the records before it.
                     while records.len() < MAX_BATCH {
@@ -211,7 +223,7 @@ impl AuditWorker {
     pub(crate) fn take_from(&mut self, engine: &mut Engine, dropped: &AtomicU64) {
         let lossy = self.overload == AuditOverload::Drop;
         let mut room = BACKLOG_HARD.saturating_sub(self.backlog());
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(engine.audit_queued().min(room as usize));
         let mut lost = 0u64;
         while lossy || room > 0 {
             let Some(r) = engine.poll_audit() else { break };
