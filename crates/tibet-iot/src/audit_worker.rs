@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tibet_iot_proto::{AuditOverload, AuditRecord, Engine};
@@ -60,8 +60,14 @@ pub(crate) struct Progress {
     pub(crate) written: AtomicU64,
     /// Records the sink failed to store.
     pub(crate) failures: AtomicU64,
-    /// Woken after each batch, so a driver waiting for room reads again.
+    /// Woken after a batch when the driver asked ([`Progress::wanted`]),
+    /// so a driver waiting for room reads again.
     pub(crate) notify: Notify,
+    /// Set by a driver that found the audit path congested: the next batch
+    /// stored wakes it. Without it no wake-up is sent (a driver that is
+    /// not waiting would only be woken for nothing, often on another
+    /// worker thread).
+    wanted: AtomicBool,
 }
 
 /// Logs something that keeps happening at most once per
@@ -173,8 +179,12 @@ impl AuditWorker {
                             .unwrap_or_else(|| AuditError("unknown failure".into()));
                         report_failure(&mut reporter, total + out.failed, out.failed, &e);
                     }
-                    p.done.fetch_add(records.len() as u64, Ordering::Release);
-                    p.notify.notify_one();
+                    // SeqCst with `wanted`: a driver either sees this
+                    // batch done or is woken (see `congested`).
+                    p.done.fetch_add(records.len() as u64, Ordering::SeqCst);
+                    if p.wanted.swap(false, Ordering::SeqCst) {
+                        p.notify.notify_one();
+                    }
                     for done in waiting.drain(..) {
                         flushed(&mut sink, &mut reporter);
                         let _ = done.send(());
@@ -205,15 +215,23 @@ impl AuditWorker {
         if self.overload == AuditOverload::Drop {
             return false;
         }
-        let done = self.progress.done.load(Ordering::Acquire);
+        // Asked before looking, so a batch stored after the look below
+        // wakes the driver (its permit waits in `notify` if the driver is
+        // not waiting yet).
+        self.progress.wanted.store(true, Ordering::SeqCst);
+        let done = self.progress.done.load(Ordering::SeqCst);
         while self.handovers.front().is_some_and(|&(end, _)| end <= done) {
             self.handovers.pop_front();
         }
-        self.backlog() >= BACKLOG_SOFT
+        let congested = self.backlog() >= BACKLOG_SOFT
             || self
                 .handovers
                 .front()
-                .is_some_and(|&(_, at)| now.duration_since(at) >= BACKLOG_AGE)
+                .is_some_and(|&(_, at)| now.duration_since(at) >= BACKLOG_AGE);
+        if !congested {
+            self.progress.wanted.store(false, Ordering::Relaxed);
+        }
+        congested
     }
 
     /// Moves the engine's records to the thread. Blocking: at most up to
