@@ -16,7 +16,7 @@
 //! engine's queue, whose bound makes the engine refuse answers it could not
 //! record. The age bound is what the durability promise rests on: a record
 //! reaches the sink (and a token file the OS) within about
-//! [`BACKLOG_AGE`] plus one batch of the answer leaving. A lossy node
+//! [`BACKLOG_AGE`] plus one batch (and [`LINGER`]) of the answer leaving. A lossy node
 //! ([`AuditOverload::Drop`]) keeps reading and drops what does not fit,
 //! counted and logged once a minute.
 
