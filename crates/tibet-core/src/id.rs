@@ -129,17 +129,7 @@ impl StampText {
             return false;
         };
         self.iso.clear();
-        push_digits(&mut self.iso, c.year, 4);
-        for (sep, v) in [
-            ('-', c.month),
-            ('-', c.day),
-            ('T', c.hour),
-            (':', c.minute),
-            (':', c.second),
-        ] {
-            self.iso.push(sep);
-            push_digits(&mut self.iso, v, 2);
-        }
+        push_iso_seconds(&mut self.iso, &c);
         self.compact.clear();
         self.compact
             .extend(self.iso.chars().filter(char::is_ascii_digit));
@@ -155,7 +145,18 @@ pub(crate) fn iso_timestamp(now: Timestamp) -> String {
         return now.to_iso();
     };
     let mut s = String::with_capacity(32);
-    push_digits(&mut s, c.year, 4);
+    push_iso_seconds(&mut s, &c);
+    if c.micros != 0 {
+        s.push('.');
+        push_digits(&mut s, c.micros, 6);
+    }
+    s.push_str("+00:00");
+    s
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS` of `c`.
+fn push_iso_seconds(s: &mut String, c: &Civil) {
+    push_digits(s, c.year, 4);
     for (sep, v) in [
         ('-', c.month),
         ('-', c.day),
@@ -164,14 +165,8 @@ pub(crate) fn iso_timestamp(now: Timestamp) -> String {
         (':', c.second),
     ] {
         s.push(sep);
-        push_digits(&mut s, v, 2);
+        push_digits(s, v, 2);
     }
-    if c.micros != 0 {
-        s.push('.');
-        push_digits(&mut s, c.micros, 6);
-    }
-    s.push_str("+00:00");
-    s
 }
 
 /// A UTC instant split into calendar fields (years 0 to 9999 only).

@@ -98,6 +98,16 @@ fn two_processes_never_interleave() {
     assert!(report.is_intact(), "{report:?}");
 }
 
+/// A crash mid-write: the first 40 bytes of `line`, no newline.
+fn tear(path: &Path, line: &str) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(&line.as_bytes()[..40])
+        .unwrap();
+}
+
 #[test]
 fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,12 +120,7 @@ fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
         .next()
         .unwrap()
         .to_owned();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&line.as_bytes()[..40])
-        .unwrap();
+    tear(&path, &line);
 
     let store = FileStore::open(&path).unwrap();
     let rec = store.recovered().expect("torn tail reported").clone();
@@ -138,12 +143,7 @@ fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
 
     // Torn again under an open provider; a batch (written as it is, in one
     // write) still starts on a fresh line.
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&line.as_bytes()[..40])
-        .unwrap();
+    tear(&path, &line);
     p.begin_batch();
     p.add(NewToken::new("batched_1")).unwrap();
     p.add(NewToken::new("batched_2")).unwrap();
