@@ -293,7 +293,7 @@ impl FileStore {
             t.write_json_line(&mut self.line);
             self.line.push(b'\n');
         }
-        let result = self.write_locked();
+        let result = self.write_locked(None);
         if let (Ok(()), Some(t)) = (&result, tokens.last()) {
             self.last_id = Some(t.token_id.clone());
         }
@@ -306,9 +306,7 @@ impl FileStore {
     /// Appends tokens already written as lines (see
     /// [`Store::append_lines`]) under one lock and one write.
     pub fn append_lines(&mut self, text: &[u8], last_id: &str) -> Result<(), AppendError> {
-        self.line.clear();
-        self.line.extend_from_slice(text);
-        let result = self.write_locked();
+        let result = self.write_locked(Some(text));
         if result.is_ok() && !text.is_empty() {
             self.last_id = Some(last_id.to_owned());
         }
@@ -318,13 +316,14 @@ impl FileStore {
         })
     }
 
-    /// Writes `self.line` at the end under the exclusive lock.
-    fn write_locked(&mut self) -> std::io::Result<()> {
+    /// Writes `text` (or, when `None`, `self.line`) at the end under the
+    /// exclusive lock.
+    fn write_locked(&mut self, text: Option<&[u8]>) -> std::io::Result<()> {
         self.check_writable()?;
         if let Some(e) = self.group.as_ref().and_then(GroupCommit::take_error) {
             return Err(e); // a background fsync failed: do not carry on silently
         }
-        if self.line.is_empty() {
+        if text.unwrap_or(&self.line).is_empty() {
             return Ok(());
         }
         // Four system calls per append: lock, fstat, write, unlock. The
@@ -344,26 +343,30 @@ impl FileStore {
                 self.reopen_if_rotated()?;
                 continue;
             }
-            let result = self.write_unlocked(meta.len());
+            let result = self.write_unlocked(meta.len(), text);
             let unlocked = self.file.unlock();
             return result.and(unlocked);
         }
         Err(std::io::Error::other("token file keeps being replaced"))
     }
 
-    fn write_unlocked(&mut self, len: u64) -> std::io::Result<()> {
-        if len > 0 && self.known_len != Some(len) {
-            // Someone else wrote (or a crash left a torn line): make sure we
-            // start on a fresh line.
-            let mut last = [0u8; 1];
-            (&self.file).seek(SeekFrom::Start(len - 1))?;
-            (&self.file).read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                self.line.insert(0, b'\n');
+    fn write_unlocked(&mut self, len: u64, text: Option<&[u8]>) -> std::io::Result<()> {
+        if let Some(text) = text {
+            // Written as given, not copied, unless a newline must go first.
+            self.line.clear();
+            if !self.starts_line(len)? {
+                self.line.push(b'\n');
+                self.line.extend_from_slice(text);
             }
+        } else if !self.starts_line(len)? {
+            self.line.insert(0, b'\n');
         }
-        self.file.write_all(&self.line)?;
-        self.known_len = Some(len + self.line.len() as u64);
+        let text = match text {
+            Some(t) if self.line.is_empty() => t,
+            _ => &self.line,
+        };
+        self.file.write_all(text)?;
+        self.known_len = Some(len + text.len() as u64);
         match &self.group {
             Some(group) => group.mark_dirty(),
             None => {
@@ -372,6 +375,19 @@ impl FileStore {
             }
         }
         Ok(())
+    }
+
+    /// Whether a line written at `len`, the file's length, starts a line:
+    /// not when someone else wrote (or a crash left a torn line) and the
+    /// file does not end in a newline.
+    fn starts_line(&self, len: u64) -> std::io::Result<bool> {
+        if len == 0 || self.known_len == Some(len) {
+            return Ok(true);
+        }
+        let mut last = [0u8; 1];
+        (&self.file).seek(SeekFrom::Start(len - 1))?;
+        (&self.file).read_exact(&mut last)?;
+        Ok(last[0] == b'\n')
     }
 
     fn check_writable(&self) -> std::io::Result<()> {
@@ -668,7 +684,7 @@ impl Store for FileStore {
         self.line.clear();
         token.write_json_line(&mut self.line);
         self.line.push(b'\n');
-        self.write_locked().map_err(|source| AppendError::Io {
+        self.write_locked(None).map_err(|source| AppendError::Io {
             path: self.path.clone(),
             source,
         })?;

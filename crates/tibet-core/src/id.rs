@@ -35,29 +35,106 @@ impl TokenIdGen {
 
     /// The next id, stamped with `now` (UTC).
     pub fn next_id(&mut self, now: Timestamp) -> String {
+        let suffix = self.next_suffix();
+        id_with_suffix(now, suffix)
+    }
+
+    /// The next id's 8-hex suffix, as a number.
+    pub(crate) fn next_suffix(&mut self) -> u32 {
         let suffix = fmix32(self.counter.wrapping_add(self.key));
         self.counter = self.counter.wrapping_add(1);
-        let mut id = String::with_capacity(35);
-        id.push_str("tibet_");
-        match Civil::of(now) {
-            Some(c) => {
-                push_digits(&mut id, c.year, 4);
-                for (v, n) in [
-                    (c.month, 2),
-                    (c.day, 2),
-                    (c.hour, 2),
-                    (c.minute, 2),
-                    (c.second, 2),
-                    (c.micros, 6),
-                ] {
-                    push_digits(&mut id, v, n);
-                }
+        suffix
+    }
+}
+
+/// `tibet_<time>_<suffix>`.
+fn id_with_suffix(now: Timestamp, suffix: u32) -> String {
+    let mut id = String::with_capacity(35);
+    id.push_str("tibet_");
+    match Civil::of(now) {
+        Some(c) => {
+            push_digits(&mut id, c.year, 4);
+            for (v, n) in [
+                (c.month, 2),
+                (c.day, 2),
+                (c.hour, 2),
+                (c.minute, 2),
+                (c.second, 2),
+                (c.micros, 6),
+            ] {
+                push_digits(&mut id, v, n);
             }
-            None => id.push_str(&now.to_datetime().format("%Y%m%d%H%M%S%6f").to_string()),
         }
+        None => id.push_str(&now.to_datetime().format("%Y%m%d%H%M%S%6f").to_string()),
+    }
+    id.push('_');
+    push_hex8(&mut id, suffix);
+    id
+}
+
+/// A token's id and time as text, made without allocating once warm: the
+/// calendar part of the time is worked out once per second (a node makes
+/// many tokens a second). The texts equal [`TokenIdGen::next_id`]'s and
+/// [`iso_timestamp`]'s.
+#[derive(Debug, Default)]
+pub(crate) struct StampText {
+    /// The second the calendar texts below are of (seconds since the
+    /// epoch); `None` when they are of no second.
+    second: Option<i64>,
+    /// `YYYYMMDDHHMMSS` of `second`.
+    compact: String,
+    /// `YYYY-MM-DDTHH:MM:SS` of `second`.
+    iso: String,
+    /// The token id.
+    pub(crate) token_id: String,
+    /// The timestamp.
+    pub(crate) timestamp: String,
+}
+
+impl StampText {
+    /// Sets the id (with `suffix`, from [`TokenIdGen::next_suffix`]) and
+    /// the timestamp of a token made at `now`.
+    pub(crate) fn set(&mut self, now: Timestamp, suffix: u32) {
+        let micros = now.as_micros();
+        let second = micros.div_euclid(1_000_000);
+        if self.second != Some(second) && !self.set_second(now, second) {
+            // Outside years 0 to 9999: the general path.
+            self.token_id = id_with_suffix(now, suffix);
+            self.timestamp = iso_timestamp(now);
+            return;
+        }
+        let fraction = micros.rem_euclid(1_000_000) as u32; // below 1,000,000
+        let id = &mut self.token_id;
+        id.clear();
+        id.push_str("tibet_");
+        id.push_str(&self.compact);
+        push_digits(id, fraction, 6);
         id.push('_');
-        push_hex8(&mut id, suffix);
-        id
+        push_hex8(id, suffix);
+        let ts = &mut self.timestamp;
+        ts.clear();
+        ts.push_str(&self.iso);
+        if fraction != 0 {
+            ts.push('.');
+            push_digits(ts, fraction, 6);
+        }
+        ts.push_str("+00:00");
+    }
+
+    /// Works out the calendar texts of `second` (that of `now`); `false`
+    /// outside years 0 to 9999.
+    fn set_second(&mut self, now: Timestamp, second: i64) -> bool {
+        self.second = None;
+        let Some(c) = Civil::of(now) else {
+            return false;
+        };
+        self.iso.clear();
+        push_iso_seconds(&mut self.iso, &c);
+        self.compact.clear();
+        self.compact
+            .extend(self.iso.chars().filter(char::is_ascii_digit));
+        self.second = Some(second);
+        true
     }
 }
 
@@ -68,7 +145,18 @@ pub(crate) fn iso_timestamp(now: Timestamp) -> String {
         return now.to_iso();
     };
     let mut s = String::with_capacity(32);
-    push_digits(&mut s, c.year, 4);
+    push_iso_seconds(&mut s, &c);
+    if c.micros != 0 {
+        s.push('.');
+        push_digits(&mut s, c.micros, 6);
+    }
+    s.push_str("+00:00");
+    s
+}
+
+/// Appends `YYYY-MM-DDTHH:MM:SS` of `c`.
+fn push_iso_seconds(s: &mut String, c: &Civil) {
+    push_digits(s, c.year, 4);
     for (sep, v) in [
         ('-', c.month),
         ('-', c.day),
@@ -77,14 +165,8 @@ pub(crate) fn iso_timestamp(now: Timestamp) -> String {
         (':', c.second),
     ] {
         s.push(sep);
-        push_digits(&mut s, v, 2);
+        push_digits(s, v, 2);
     }
-    if c.micros != 0 {
-        s.push('.');
-        push_digits(&mut s, c.micros, 6);
-    }
-    s.push_str("+00:00");
-    s
 }
 
 /// A UTC instant split into calendar fields (years 0 to 9999 only).
@@ -194,6 +276,36 @@ mod tests {
         let far = Timestamp::from_secs(300_000_000_000);
         assert_eq!(iso_timestamp(far), far.to_iso());
         assert!(g.next_id(far).starts_with("tibet_"));
+    }
+
+    #[test]
+    fn stamp_text_matches_the_general_path() {
+        let (mut fast, mut slow) = (TokenIdGen::new(9), TokenIdGen::new(9));
+        let mut stamp = StampText::default();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut t = -86_400_000_000i64; // 1969, before the epoch
+        for i in 0..30_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly small steps (many tokens a second), some whole
+            // seconds, some jumps (backwards too) and the year 9999's edge.
+            t = match i % 97 {
+                0 => (x % 7_258_118_400_000_000) as i64,
+                1 => t - 1_500_000,
+                2 => t / 1_000_000 * 1_000_000,
+                3 => 253_402_300_799_999_999 - (x % 3) as i64,
+                _ => t + (x % 300_000) as i64,
+            };
+            let now = Timestamp::from_micros(t);
+            stamp.set(now, fast.next_suffix());
+            assert_eq!(stamp.token_id, slow.next_id(now), "at {t}");
+            assert_eq!(stamp.timestamp, iso_timestamp(now), "at {t}");
+        }
+        let far = Timestamp::from_secs(300_000_000_000);
+        stamp.set(far, fast.next_suffix());
+        assert_eq!(stamp.token_id, slow.next_id(far));
+        assert_eq!(stamp.timestamp, far.to_iso());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The token of an answered ping written straight from the packet and the
-//! answer: its canonical JSON (hashed) and its file line are printed field
-//! by field, without building the `serde_json` maps, strings and copies a
-//! [`NewToken`](crate::NewToken) holds. An audited node writes one of these
-//! per ping, so this is the audit's hot path.
+//! answer: its file line is printed field by field, without building the
+//! `serde_json` maps, strings and copies a [`NewToken`](crate::NewToken)
+//! holds, and its canonical JSON (hashed) is put together from the line's
+//! pieces, so each string is escaped once. An audited node writes one of
+//! these per ping, so this is the audit's hot path.
 //!
 //! The bytes are those of the generic path, [`packet_token`](crate::packet_token)
 //! sealed by a [`Provider`](crate::Provider) and written by
@@ -95,57 +96,155 @@ impl<'a> PingFacts<'a> {
         }
     }
 
-    /// Appends the action, `ping.<type>`.
-    fn write_action(&self, out: &mut Vec<u8>) {
-        write_joined(out, &["ping.", self.packet.ping_type.as_str()]);
-    }
-
-    /// Appends ERACHTER: the (capped) purpose, or `Ping from A to B`.
-    fn write_erachter(&self, out: &mut Vec<u8>) {
+    /// Appends the token's file line up to and including
+    /// `"content_hash": "` (see
+    /// [`Token::write_json_line`](crate::Token::write_json_line)), and its
+    /// canonical JSON, the text that is hashed (see
+    /// [`Token::hash_content`](crate::Token::hash_content)), to `canon`.
+    /// Each string is escaped once, into the line; the canonical JSON is
+    /// put together from the line's pieces (its keys sorted). The caller
+    /// ends the line with [`end_line`] once the hash is known.
+    pub(crate) fn write(&self, line: &mut Vec<u8>, canon: &mut Vec<u8>, stamp: &Stamp<'_>) {
         let p = self.packet;
-        if p.purpose.is_empty() {
-            write_joined(out, &["Ping from ", &p.source_did, " to ", &p.target_did]);
-        } else {
-            pyjson::write_str(out, self.purpose.0);
-        }
-    }
+        let at = |line: &Vec<u8>| line.len();
+        line.extend_from_slice(b"{\"token_id\": ");
+        let token_id = at(line);
+        pyjson::write_str(line, stamp.token_id);
+        let token_id = token_id..at(line);
+        line.extend_from_slice(b", \"action\": ");
+        let action = at(line);
+        // `ping.` and a type's name: nothing to escape.
+        line.extend_from_slice(b"\"ping.");
+        line.extend_from_slice(p.ping_type.as_str().as_bytes());
+        line.push(b'"');
+        let action = action..at(line);
+        line.extend_from_slice(b", \"timestamp\": ");
+        let timestamp = at(line);
+        pyjson::write_str(line, stamp.timestamp);
+        let timestamp = timestamp..at(line);
+        line.extend_from_slice(b", \"actor\": ");
+        let actor = at(line);
+        pyjson::write_str(line, &p.source_did);
+        let actor = actor..at(line);
 
-    /// Appends ERAAN, `[source, target]`.
-    fn write_eraan(&self, out: &mut Vec<u8>) {
-        out.push(b'[');
-        pyjson::write_str(out, &self.packet.source_did);
-        out.extend_from_slice(b", ");
-        pyjson::write_str(out, &self.packet.target_did);
-        out.push(b']');
-    }
-
-    /// Appends ERIN with keys in insertion order or sorted.
-    fn write_erin(&self, out: &mut Vec<u8>, sorted: bool) {
-        let p = self.packet;
-        out.extend_from_slice(b"{\"intent\": ");
-        pyjson::write_str(out, &p.intent);
-        if sorted {
-            self.write_payload(out, sorted);
-            self.write_purpose(out);
-        } else {
-            self.write_purpose(out);
-            self.write_payload(out, sorted);
-        }
-        out.push(b'}');
-    }
-
-    /// Appends `, "purpose": ...` and its length and hash when capped.
-    fn write_purpose(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b", \"purpose\": ");
-        pyjson::write_str(out, self.purpose.0);
+        // ERIN: intent, purpose, payload as received; sorted, the payload
+        // goes before the purpose.
+        line.extend_from_slice(b", \"erin\": {\"intent\": ");
+        let intent = at(line);
+        pyjson::write_str(line, &p.intent);
+        let intent = intent..at(line);
+        line.extend_from_slice(b", ");
+        let purpose_group = at(line);
+        line.extend_from_slice(b"\"purpose\": ");
+        let purpose = at(line);
+        pyjson::write_str(line, self.purpose.0);
+        let purpose = purpose..at(line);
         if let Some((bytes, sha)) = &self.purpose.1 {
-            write_capped(out, "purpose", *bytes, sha);
+            write_capped(line, "purpose", *bytes, sha);
         }
+        let purpose_group = purpose_group..at(line);
+        line.extend_from_slice(b", ");
+        let payload_group = at(line);
+        self.write_payload(line, false);
+        let payload_group = payload_group..at(line);
+
+        line.extend_from_slice(b"}, \"eraan\": [");
+        let eraan = at(line) - 1;
+        line.extend_from_within(actor.clone());
+        line.extend_from_slice(b", ");
+        let target = at(line);
+        pyjson::write_str(line, &p.target_did);
+        let target = target..at(line);
+        line.push(b']');
+        let eraan = eraan..at(line);
+
+        line.extend_from_slice(b", \"eromheen\": {");
+        let mut context: [std::ops::Range<usize>; 8] = Default::default();
+        let mut first = true;
+        for field in Context::INSERTED {
+            if !self.has(field) {
+                continue;
+            }
+            if !first {
+                line.extend_from_slice(b", ");
+            }
+            first = false;
+            let start = at(line);
+            self.write_context(line, field);
+            context[field as usize] = start..at(line);
+        }
+        line.push(b'}');
+
+        line.extend_from_slice(b", \"erachter\": ");
+        let erachter = at(line);
+        if p.purpose.is_empty() {
+            // `Ping from A to B`, from the quoted texts already in the line
+            // (without their quotes).
+            let (a, b) = (
+                actor.start + 1..actor.end - 1,
+                target.start + 1..target.end - 1,
+            );
+            line.extend_from_slice(b"\"Ping from ");
+            line.extend_from_within(a);
+            line.extend_from_slice(b" to ");
+            line.extend_from_within(b);
+            line.push(b'"');
+        } else {
+            line.extend_from_within(purpose.clone());
+        }
+        let erachter = erachter..at(line);
+        line.extend_from_slice(b", \"parent_id\": ");
+        let parent = at(line);
+        write_parent(line, stamp.parent_id);
+        let parent = parent..at(line);
+        line.extend_from_slice(b", \"state\": \"created\", \"content_hash\": \"");
+
+        let piece = |canon: &mut Vec<u8>, r: &std::ops::Range<usize>| {
+            canon.extend_from_slice(&line[r.clone()]);
+        };
+        canon.extend_from_slice(b"{\"action\": ");
+        piece(canon, &action);
+        canon.extend_from_slice(b", \"actor\": ");
+        piece(canon, &actor);
+        canon.extend_from_slice(b", \"eraan\": ");
+        piece(canon, &eraan);
+        canon.extend_from_slice(b", \"erachter\": ");
+        piece(canon, &erachter);
+        canon.extend_from_slice(b", \"erin\": {\"intent\": ");
+        piece(canon, &intent);
+        canon.extend_from_slice(b", ");
+        if self.payload_capped.is_some() || keys_in_order(&p.payload) {
+            piece(canon, &payload_group);
+        } else {
+            self.write_payload(canon, true);
+        }
+        canon.extend_from_slice(b", ");
+        piece(canon, &purpose_group);
+        canon.extend_from_slice(b"}, \"eromheen\": {");
+        let mut first = true;
+        for field in Context::SORTED {
+            let r = &context[field as usize];
+            if r.is_empty() {
+                continue;
+            }
+            if !first {
+                canon.extend_from_slice(b", ");
+            }
+            first = false;
+            piece(canon, r);
+        }
+        canon.extend_from_slice(b"}, \"parent_id\": ");
+        piece(canon, &parent);
+        canon.extend_from_slice(b", \"state\": \"created\", \"timestamp\": ");
+        piece(canon, &timestamp);
+        canon.extend_from_slice(b", \"token_id\": ");
+        piece(canon, &token_id);
+        canon.push(b'}');
     }
 
-    /// Appends `, "payload": ...` and its length and hash when capped.
+    /// Appends `"payload": ...` and its length and hash when capped.
     fn write_payload(&self, out: &mut Vec<u8>, sorted: bool) {
-        out.extend_from_slice(b", \"payload\": ");
+        out.extend_from_slice(b"\"payload\": ");
         match &self.payload_capped {
             None => pyjson::write_map(out, &self.packet.payload, sorted),
             Some((bytes, sha)) => {
@@ -155,113 +254,75 @@ impl<'a> PingFacts<'a> {
         }
     }
 
-    /// Appends EROMHEEN with keys in insertion order or sorted.
-    fn write_eromheen(&self, out: &mut Vec<u8>, sorted: bool) {
+    /// Whether this token's EROMHEEN has `field`.
+    fn has(&self, field: Context) -> bool {
         use Context::*;
-        const INSERTED: [Context; 8] = [
-            RoutingMode,
-            HopCount,
-            PacketId,
-            PodId,
-            Decision,
-            TrustScore,
-            Zone,
-            Authenticated,
-        ];
-        const SORTED: [Context; 8] = [
-            Authenticated,
-            Decision,
-            HopCount,
-            PacketId,
-            PodId,
-            RoutingMode,
-            TrustScore,
-            Zone,
-        ];
-        let p = self.packet;
-        let mut first = true;
-        for field in if sorted { SORTED } else { INSERTED } {
-            let (key, present) = match field {
-                RoutingMode => ("routing_mode", true),
-                HopCount => ("hop_count", true),
-                PacketId => ("packet_id", true),
-                PodId => ("pod_id", p.pod_id.as_deref().is_some_and(|s| !s.is_empty())),
-                Decision => ("decision", self.answer.is_some()),
-                TrustScore => ("trust_score", self.answer.is_some()),
-                Zone => ("zone", self.answer.is_some()),
-                Authenticated => ("authenticated", self.authenticated.is_some()),
-            };
-            if !present {
-                continue;
-            }
-            out.extend_from_slice(if first { b"{" } else { b", " });
-            first = false;
-            pyjson::write_str(out, key);
-            out.extend_from_slice(b": ");
-            match (field, &self.answer) {
-                (RoutingMode, _) => pyjson::write_str(out, p.routing_mode.as_str()),
-                (HopCount, _) => write_int(out, p.hop_count.into()),
-                (PacketId, _) => pyjson::write_str(out, &p.packet_id),
-                (PodId, _) => pyjson::write_str(out, p.pod_id.as_deref().unwrap_or_default()),
-                (Decision, Some(a)) => pyjson::write_str(out, a.decision.as_str()),
-                (TrustScore, _) => out.extend_from_slice(self.trust),
-                (Zone, Some(a)) => pyjson::write_str(out, a.zone.as_str()),
-                (Authenticated, _) => write_bool(out, self.authenticated == Some(true)),
-                (Decision | Zone, None) => {}
-            }
+        match field {
+            RoutingMode | HopCount | PacketId => true,
+            PodId => self.packet.pod_id.as_deref().is_some_and(|s| !s.is_empty()),
+            Decision | TrustScore | Zone => self.answer.is_some(),
+            Authenticated => self.authenticated.is_some(),
         }
-        out.push(b'}');
     }
 
-    /// Appends the canonical JSON that is hashed (see
-    /// [`Token::hash_content`](crate::Token::hash_content)).
-    pub(crate) fn write_hash_content(&self, out: &mut Vec<u8>, stamp: &Stamp<'_>) {
-        out.extend_from_slice(b"{\"action\": ");
-        self.write_action(out);
-        out.extend_from_slice(b", \"actor\": ");
-        pyjson::write_str(out, &self.packet.source_did);
-        out.extend_from_slice(b", \"eraan\": ");
-        self.write_eraan(out);
-        out.extend_from_slice(b", \"erachter\": ");
-        self.write_erachter(out);
-        out.extend_from_slice(b", \"erin\": ");
-        self.write_erin(out, true);
-        out.extend_from_slice(b", \"eromheen\": ");
-        self.write_eromheen(out, true);
-        out.extend_from_slice(b", \"parent_id\": ");
-        write_parent(out, stamp.parent_id);
-        out.extend_from_slice(b", \"state\": \"created\", \"timestamp\": ");
-        pyjson::write_str(out, stamp.timestamp);
-        out.extend_from_slice(b", \"token_id\": ");
-        pyjson::write_str(out, stamp.token_id);
-        out.push(b'}');
+    /// Appends EROMHEEN's `field` as `"key": value`.
+    fn write_context(&self, out: &mut Vec<u8>, field: Context) {
+        use Context::*;
+        let p = self.packet;
+        let key: &[u8] = match field {
+            RoutingMode => b"\"routing_mode\": ",
+            HopCount => b"\"hop_count\": ",
+            PacketId => b"\"packet_id\": ",
+            PodId => b"\"pod_id\": ",
+            Decision => b"\"decision\": ",
+            TrustScore => b"\"trust_score\": ",
+            Zone => b"\"zone\": ",
+            Authenticated => b"\"authenticated\": ",
+        };
+        out.extend_from_slice(key);
+        match (field, &self.answer) {
+            (RoutingMode, _) => pyjson::write_str(out, p.routing_mode.as_str()),
+            (HopCount, _) => write_int(out, p.hop_count.into()),
+            (PacketId, _) => pyjson::write_str(out, &p.packet_id),
+            (PodId, _) => pyjson::write_str(out, p.pod_id.as_deref().unwrap_or_default()),
+            (Decision, Some(a)) => pyjson::write_str(out, a.decision.as_str()),
+            (TrustScore, _) => out.extend_from_slice(self.trust),
+            (Zone, Some(a)) => pyjson::write_str(out, a.zone.as_str()),
+            (Authenticated, _) => write_bool(out, self.authenticated == Some(true)),
+            (Decision | Zone, None) => {}
+        }
     }
+}
 
-    /// Appends the token's file line (see
-    /// [`Token::write_json_line`](crate::Token::write_json_line)), no newline.
-    pub(crate) fn write_line(&self, out: &mut Vec<u8>, stamp: &Stamp<'_>, content_hash: &str) {
-        out.extend_from_slice(b"{\"token_id\": ");
-        pyjson::write_str(out, stamp.token_id);
-        out.extend_from_slice(b", \"action\": ");
-        self.write_action(out);
-        out.extend_from_slice(b", \"timestamp\": ");
-        pyjson::write_str(out, stamp.timestamp);
-        out.extend_from_slice(b", \"actor\": ");
-        pyjson::write_str(out, &self.packet.source_did);
-        out.extend_from_slice(b", \"erin\": ");
-        self.write_erin(out, false);
-        out.extend_from_slice(b", \"eraan\": ");
-        self.write_eraan(out);
-        out.extend_from_slice(b", \"eromheen\": ");
-        self.write_eromheen(out, false);
-        out.extend_from_slice(b", \"erachter\": ");
-        self.write_erachter(out);
-        out.extend_from_slice(b", \"parent_id\": ");
-        write_parent(out, stamp.parent_id);
-        out.extend_from_slice(b", \"state\": \"created\", \"content_hash\": ");
-        pyjson::write_str(out, content_hash);
-        out.extend_from_slice(b", \"signature\": \"\"}");
+/// Ends a line begun by [`PingFacts::write`]: the hash, the signature,
+/// the newline.
+pub(crate) fn end_line(line: &mut Vec<u8>, digest: &[u8; 32]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in digest {
+        line.extend_from_slice(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
     }
+    line.extend_from_slice(b"\", \"signature\": \"\"}\n");
+}
+
+/// Whether every object in `map` (itself included) has its keys in sorted
+/// order already, so that its JSON with sorted keys is its JSON as
+/// received.
+fn keys_in_order(map: &JsonMap) -> bool {
+    fn value_in_order(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => keys_in_order(m),
+            serde_json::Value::Array(items) => items.iter().all(value_in_order),
+            _ => true,
+        }
+    }
+    let mut last: Option<&String> = None;
+    for (k, v) in map {
+        if last.is_some_and(|l| l >= k) || !value_in_order(v) {
+            return false;
+        }
+        last = Some(k);
+    }
+    true
 }
 
 /// The keys of a ping token's EROMHEEN.
@@ -277,6 +338,31 @@ enum Context {
     Authenticated,
 }
 
+impl Context {
+    /// In the order the generic path inserts them (the file line's order).
+    const INSERTED: [Context; 8] = [
+        Context::RoutingMode,
+        Context::HopCount,
+        Context::PacketId,
+        Context::PodId,
+        Context::Decision,
+        Context::TrustScore,
+        Context::Zone,
+        Context::Authenticated,
+    ];
+    /// Sorted by key (the hashed text's order).
+    const SORTED: [Context; 8] = [
+        Context::Authenticated,
+        Context::Decision,
+        Context::HopCount,
+        Context::PacketId,
+        Context::PodId,
+        Context::RoutingMode,
+        Context::TrustScore,
+        Context::Zone,
+    ];
+}
+
 /// Appends `, "<key>_bytes": N, "<key>_sha256": "..."`.
 fn write_capped(out: &mut Vec<u8>, key: &str, bytes: usize, sha: &str) {
     out.extend_from_slice(b", ");
@@ -287,19 +373,6 @@ fn write_capped(out: &mut Vec<u8>, key: &str, bytes: usize, sha: &str) {
     pyjson::write_str(out, &format!("{key}_sha256"));
     out.extend_from_slice(b": ");
     pyjson::write_str(out, sha);
-}
-
-/// Appends the JSON string of `parts` joined, without joining them first.
-fn write_joined(out: &mut Vec<u8>, parts: &[&str]) {
-    out.push(b'"');
-    for part in parts {
-        let start = out.len();
-        pyjson::write_str(out, part);
-        // Drop the part's own quotes.
-        out.pop();
-        out.remove(start);
-    }
-    out.push(b'"');
 }
 
 /// Appends an integer in decimal (no allocation).

@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 use tibet_ping::{JsonMap, PingPacket, PingResponse, Timestamp};
 
 use crate::cap::{self, MAX_TOKEN_PAYLOAD, MAX_TOKEN_PURPOSE};
-use crate::id::TokenIdGen;
-use crate::ping_token::{FloatText, PingAnswer, PingFacts, Stamp};
+use crate::id::{StampText, TokenIdGen};
+use crate::ping_token::{FloatText, PingAnswer, PingFacts, Stamp, end_line};
 use crate::store::{AppendError, MemoryStore, Query, ReadError, Store};
-use crate::token::{HmacKey, Token, TokenState, digest_hex};
+use crate::token::{HmacKey, Token, TokenState, digest};
 use crate::verify::{Verifier, VerifyReport};
 
 /// What to record: the caller's part of a token. The provider adds id,
@@ -133,6 +133,9 @@ pub struct Provider {
     scratch: Vec<u8>,
     /// The last trust score written, as text.
     floats: FloatText,
+    /// The id and time of the last ping token written straight from the
+    /// packet.
+    stamp: StampText,
 }
 
 /// A line buffer larger than this is not kept for the next batch.
@@ -179,6 +182,7 @@ impl Provider {
             spare: Vec::new(),
             scratch: Vec::new(),
             floats: FloatText::default(),
+            stamp: StampText::default(),
         }
     }
 
@@ -303,23 +307,26 @@ impl Provider {
         }
         let facts = PingFacts::new(packet, answer, authenticated, &mut self.floats);
         let now = (self.clock)();
-        let token_id = self.ids.next_id(now);
-        let timestamp = crate::id::iso_timestamp(now);
+        self.stamp.set(now, self.ids.next_suffix());
         let parent_id = parent_id.or(self.last_id.as_deref().filter(|_| self.auto_chain));
         let stamp = Stamp {
-            token_id: &token_id,
-            timestamp: &timestamp,
+            token_id: &self.stamp.token_id,
+            timestamp: &self.stamp.timestamp,
             parent_id,
         };
-        self.scratch.clear();
-        facts.write_hash_content(&mut self.scratch, &stamp);
-        let hash = digest_hex(&self.scratch, self.key.as_ref());
         if let Some(b) = &mut self.batch {
-            facts.write_line(&mut b.text, &stamp, &hash);
-            b.text.push(b'\n');
+            self.scratch.clear();
+            facts.write(&mut b.text, &mut self.scratch, &stamp);
+            end_line(&mut b.text, &digest(&self.scratch, self.key.as_ref()));
             b.count += 1;
         }
-        self.last_id = Some(token_id);
+        match &mut self.last_id {
+            Some(last) => {
+                last.clear();
+                last.push_str(&self.stamp.token_id);
+            }
+            None => self.last_id = Some(self.stamp.token_id.clone()),
+        }
         Ok(())
     }
 

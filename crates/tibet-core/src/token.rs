@@ -301,15 +301,19 @@ impl HashFields<'_, '_> {
 
 /// Hex SHA-256, or HMAC-SHA256 with a non-empty key, of `content`.
 pub(crate) fn digest_hex(content: &[u8], key: Option<&HmacKey>) -> String {
-    let digest: [u8; 32] = match key {
+    hex_lower(&digest(content, key))
+}
+
+/// SHA-256 of `content`, or HMAC-SHA256 under a non-empty `key`.
+pub(crate) fn digest(content: &[u8], key: Option<&HmacKey>) -> [u8; 32] {
+    match key {
         Some(k) if !k.0.is_empty() => {
             let mut mac = Hmac::<Sha256>::new_from_slice(&k.0).expect("HMAC takes any key length");
             mac.update(content);
             mac.finalize().into_bytes().into()
         }
         _ => Sha256::digest(content).into(),
-    };
-    hex_lower(&digest)
+    }
 }
 
 /// A token line parsed for verification only: strings borrowed from the

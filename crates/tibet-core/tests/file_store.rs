@@ -98,6 +98,16 @@ fn two_processes_never_interleave() {
     assert!(report.is_intact(), "{report:?}");
 }
 
+/// A crash mid-write: the first 40 bytes of `line`, no newline.
+fn tear(path: &Path, line: &str) {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(&line.as_bytes()[..40])
+        .unwrap();
+}
+
 #[test]
 fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
     let dir = tempfile::tempdir().unwrap();
@@ -110,12 +120,7 @@ fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
         .next()
         .unwrap()
         .to_owned();
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .unwrap()
-        .write_all(&line.as_bytes()[..40])
-        .unwrap();
+    tear(&path, &line);
 
     let store = FileStore::open(&path).unwrap();
     let rec = store.recovered().expect("torn tail reported").clone();
@@ -135,6 +140,21 @@ fn torn_last_line_is_reported_and_nothing_valid_is_lost() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 5);
     assert!(text.lines().nth(4).unwrap().contains("after_crash"));
+
+    // Torn again under an open provider; a batch (written as it is, in one
+    // write) still starts on a fresh line.
+    tear(&path, &line);
+    p.begin_batch();
+    p.add(NewToken::new("batched_1")).unwrap();
+    p.add(NewToken::new("batched_2")).unwrap();
+    assert_eq!(p.commit_batch().unwrap(), 2);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 8);
+    assert!(text.lines().nth(6).unwrap().contains("batched_1"));
+    assert!(text.lines().nth(7).unwrap().contains("batched_2"));
+    let report = verify_path(&path, None).unwrap();
+    assert_eq!(report.valid, 6);
+    assert_eq!(report.bad_line_count, 2);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! work ([`AuditWorker::take_from`]). The thread takes everything that
 //! queued up since its last call (up to [`MAX_BATCH`] records) and hands it
 //! to the sink at once ([`AuditSink::record_batch`]: one `write` for a token
-//! file). Records waiting for the thread are bounded by count and by age:
+//! file); after a small batch it first waits [`LINGER`] for more, so that a
+//! steady stream makes fewer, larger writes and fewer wake-ups. Records waiting for the thread are bounded by count and by age:
 //! while [`BACKLOG_SOFT`] records wait, or the oldest has waited
 //! [`BACKLOG_AGE`], a blocking node ([`AuditOverload::Block`], the default)
 //! reads nothing more from its sockets (answers wait in the kernel's
@@ -15,13 +16,13 @@
 //! engine's queue, whose bound makes the engine refuse answers it could not
 //! record. The age bound is what the durability promise rests on: a record
 //! reaches the sink (and a token file the OS) within about
-//! [`BACKLOG_AGE`] plus one batch of the answer leaving. A lossy node
+//! [`BACKLOG_AGE`] plus one batch (and [`LINGER`]) of the answer leaving. A lossy node
 //! ([`AuditOverload::Drop`]) keeps reading and drops what does not fit,
 //! counted and logged once a minute.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tibet_iot_proto::{AuditOverload, AuditRecord, Engine};
@@ -31,6 +32,14 @@ use crate::audit::{AuditError, AuditSink};
 
 /// Most records handed to the sink in one call.
 pub(crate) const MAX_BATCH: usize = 1024;
+/// A batch smaller than this makes the thread wait [`LINGER`] for more
+/// before it stores them.
+const FULL_ENOUGH: usize = 256;
+/// How long the thread waits for more records after a small batch: fewer,
+/// larger writes (one per batch) and fewer wake-ups of this thread and of
+/// the driver, at the price of records reaching the sink up to this much
+/// later (far below [`BACKLOG_AGE`]).
+const LINGER: Duration = Duration::from_millis(2);
 /// Records waiting for the sink at which a blocking node stops reading.
 pub(crate) const BACKLOG_SOFT: u64 = 4096;
 /// Age of the oldest waiting record at which a blocking node stops reading.
@@ -51,8 +60,14 @@ pub(crate) struct Progress {
     pub(crate) written: AtomicU64,
     /// Records the sink failed to store.
     pub(crate) failures: AtomicU64,
-    /// Woken after each batch, so a driver waiting for room reads again.
+    /// Woken after a batch when the driver asked ([`Progress::wanted`]),
+    /// so a driver waiting for room reads again.
     pub(crate) notify: Notify,
+    /// Set by a driver that found the audit path congested: the next batch
+    /// stored wakes it. Without it no wake-up is sent (a driver that is
+    /// not waiting would only be woken for nothing, often on another
+    /// worker thread).
+    wanted: AtomicBool,
 }
 
 /// Logs something that keeps happening at most once per
@@ -140,6 +155,9 @@ impl AuditWorker {
                             continue;
                         }
                     };
+                    if records.len() < FULL_ENOUGH {
+                        std::thread::sleep(LINGER);
+                    }
                     // Everything that queued up meanwhile, in one call; a
                     // flush request waits for the records before it.
                     while records.len() < MAX_BATCH {
@@ -161,8 +179,12 @@ impl AuditWorker {
                             .unwrap_or_else(|| AuditError("unknown failure".into()));
                         report_failure(&mut reporter, total + out.failed, out.failed, &e);
                     }
-                    p.done.fetch_add(records.len() as u64, Ordering::Release);
-                    p.notify.notify_one();
+                    // SeqCst with `wanted`: a driver either sees this
+                    // batch done or is woken (see `congested`).
+                    p.done.fetch_add(records.len() as u64, Ordering::SeqCst);
+                    if p.wanted.swap(false, Ordering::SeqCst) {
+                        p.notify.notify_one();
+                    }
                     for done in waiting.drain(..) {
                         flushed(&mut sink, &mut reporter);
                         let _ = done.send(());
@@ -193,15 +215,23 @@ impl AuditWorker {
         if self.overload == AuditOverload::Drop {
             return false;
         }
-        let done = self.progress.done.load(Ordering::Acquire);
+        // Asked before looking, so a batch stored after the look below
+        // wakes the driver (its permit waits in `notify` if the driver is
+        // not waiting yet).
+        self.progress.wanted.store(true, Ordering::SeqCst);
+        let done = self.progress.done.load(Ordering::SeqCst);
         while self.handovers.front().is_some_and(|&(end, _)| end <= done) {
             self.handovers.pop_front();
         }
-        self.backlog() >= BACKLOG_SOFT
+        let congested = self.backlog() >= BACKLOG_SOFT
             || self
                 .handovers
                 .front()
-                .is_some_and(|&(_, at)| now.duration_since(at) >= BACKLOG_AGE)
+                .is_some_and(|&(_, at)| now.duration_since(at) >= BACKLOG_AGE);
+        if !congested {
+            self.progress.wanted.store(false, Ordering::Relaxed);
+        }
+        congested
     }
 
     /// Moves the engine's records to the thread. Blocking: at most up to
@@ -211,7 +241,7 @@ impl AuditWorker {
     pub(crate) fn take_from(&mut self, engine: &mut Engine, dropped: &AtomicU64) {
         let lossy = self.overload == AuditOverload::Drop;
         let mut room = BACKLOG_HARD.saturating_sub(self.backlog());
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(engine.audit_queued().min(room as usize));
         let mut lost = 0u64;
         while lossy || room > 0 {
             let Some(r) = engine.poll_audit() else { break };
