@@ -18,7 +18,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod audit;
-mod audit_sink;
+mod audit_file;
 mod bench;
 mod bench_load;
 mod bench_wire;

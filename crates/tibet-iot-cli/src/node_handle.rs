@@ -335,7 +335,7 @@ impl Node {
         // (the metrics page reads the engine's own ping counters, and the
         // driver's count of tokens stored).
         if let Some((path, durability)) = &settings.audit {
-            let sink = crate::audit_sink::open(path, *durability, &settings.did)?;
+            let sink = crate::audit_file::open(path, *durability, &settings.did)?;
             inner.set_audit(Some(sink));
         }
         let events = inner.subscribe();

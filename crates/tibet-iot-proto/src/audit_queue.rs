@@ -23,7 +23,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::time::MonoTime;
 

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use crate::identity::IdentityConfig;
+use crate::identity_gate::IdentityConfig;
 use crate::retransmit::RetransmitPolicy;
 
 /// Default UDP port of the transport socket.
@@ -155,7 +155,7 @@ pub struct TransportConfig {
     pub limits: Limits,
     /// What untrusted input may make the node do: amplification credit,
     /// per-address buckets, drop aggregation.
-    pub guard: crate::guard::GuardConfig,
+    pub guard: crate::source_guard::GuardConfig,
     /// Settings of the protocol core.
     pub ping: tibet_ping::PingNodeConfig,
     /// Keys, pins and the identity policy (default: `prefer`, no key, no pins).
@@ -195,7 +195,7 @@ impl Default for TransportConfig {
             mesh_copies: 1,
             route_areas: false,
             limits: Limits::default(),
-            guard: crate::guard::GuardConfig::default(),
+            guard: crate::source_guard::GuardConfig::default(),
             ping: tibet_ping::PingNodeConfig::default(),
             identity: IdentityConfig::default(),
             audit: crate::audit_queue::AuditConfig::default(),

@@ -42,21 +42,21 @@ mod timers;
 pub use batch::MAX_DATAGRAM_BATCH;
 pub use mesh::FLOOD_FANOUT;
 
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};
 use crate::config::TransportConfig;
 use crate::discovery::NetworkDiscovery;
 use crate::event::Event;
-use crate::guard::SourceGuard;
-use crate::identity::{IdentityGate, IdentityStats};
+use crate::identity_gate::{IdentityGate, IdentityStats};
 use crate::metrics::PingMetrics;
+use crate::node_stats::{DriverStats, EngineStats, NodeStats};
 use crate::peers::{PeerTracker, PeerUpdate};
 use crate::relay::MeshRelay;
 use crate::requests::Requests;
 use crate::response_cache::ResponseCache;
 use crate::retransmit::RetransmitPolicy;
 use crate::routes::RoutingTable;
-use crate::stats::{DriverStats, EngineStats, NodeStats};
+use crate::source_guard::SourceGuard;
 use crate::time::{MonoTime, Now};
 use crate::uplink::{Uplink, UplinkState};
 use batch::BatchState;
@@ -232,7 +232,7 @@ impl Engine {
             // Every tracked peer may need a challenge paid from its
             // address's credit: a hub of 10,000 peers whose credit table
             // held 8,192 sources never proved the rest.
-            guard: SourceGuard::new(crate::guard::GuardConfig {
+            guard: SourceGuard::new(crate::source_guard::GuardConfig {
                 credit_sources: config.guard.credit_sources.max(config.limits.peers),
                 ..config.guard.clone()
             }),

@@ -17,17 +17,17 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
 mod audit_queue;
+mod audit_record;
 mod bounded;
 mod config;
 mod discovery;
 mod engine;
 mod error;
 mod event;
-mod guard;
-mod identity;
+mod identity_gate;
 mod metrics;
+mod node_stats;
 mod peers;
 mod prefix;
 mod relay;
@@ -38,12 +38,12 @@ mod reviews;
 mod routes;
 pub mod sim;
 mod source;
-mod stats;
+mod source_guard;
 mod time;
 mod uplink;
 
-pub use audit::{AnsweredPing, AuditRecord};
 pub use audit_queue::{AuditConfig, AuditOverload};
+pub use audit_record::{AnsweredPing, AuditRecord};
 pub use compact_str::CompactString;
 pub use config::{
     DEFAULT_PORT, DISCOVERY_PORT, Limits, MULTICAST_GROUP, MULTICAST_GROUP_V6, MULTICAST_TTL,
@@ -55,9 +55,9 @@ pub use engine::{
 };
 pub use error::SendError;
 pub use event::Event;
-pub use guard::{GuardConfig, GuardStats, SourceGuard};
-pub use identity::{IdentityConfig, IdentityStats};
+pub use identity_gate::{IdentityConfig, IdentityStats};
 pub use metrics::{PROCESSING_BUCKETS_NS, PingMetrics};
+pub use node_stats::{DriverStats, EngineStats, NodeStats};
 pub use peers::{PeerRecord, PeerStats, PeerTracker, PeerUpdate};
 pub use prefix::{DEFAULT_V6_PREFIX, canonical_ip, source_prefix};
 pub use relay::{MeshRelay, RelayRefusal, RelayStats};
@@ -68,7 +68,7 @@ pub use routes::{
     AREA_SUFFIX, INFINITY, MAX_ADVERTISED, REFRESH_PER_ROUND, ROUTES_KEY, Route, RouteSource,
     RouteStats, RoutingTable, UNKNOWN_HOPS, area_key, area_of,
 };
-pub use stats::{DriverStats, EngineStats, NodeStats};
+pub use source_guard::{GuardConfig, GuardStats, SourceGuard};
 pub use tibet_ping::PacketCodec;
 pub use time::{MonoTime, Now};
 pub use uplink::{UPLINK_ADDR, UPLINK_QUEUE_CAPACITY, Uplink, UplinkStats};

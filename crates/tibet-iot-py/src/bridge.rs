@@ -30,7 +30,7 @@ use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::events::NodeEvent;
-use crate::node::{addr_tuple, answer};
+use crate::iot_node::{addr_tuple, answer};
 use crate::packet::PyPingResponse;
 use crate::pytypes::{ErrorKind, error};
 

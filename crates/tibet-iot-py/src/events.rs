@@ -11,7 +11,7 @@ use tibet_iot::Event;
 use tokio::sync::{Mutex, broadcast};
 
 use crate::bridge::{Bridge, Outcome};
-use crate::node::addr_tuple;
+use crate::iot_node::addr_tuple;
 use crate::packet::PyPingResponse;
 use crate::pytypes::{member, types};
 

@@ -21,7 +21,7 @@ use tibet_iot::{RequestId, RequestSocket, SendError};
 use crate::bridge::{Bridge, Outcome};
 use crate::config::addr_arg;
 use crate::convert::map_from_py;
-use crate::node::{send_error, send_options};
+use crate::iot_node::{send_error, send_options};
 use crate::pytypes::{ErrorKind, error};
 
 /// Outstanding requests by outcome id: `None` until the engine gave the
@@ -101,7 +101,7 @@ impl PyRequestSocket {
             .sock()?
             .local_addr()
             .map_err(|e| error(ErrorKind::Internal, e.to_string()))?;
-        Ok(crate::node::addr_tuple(a))
+        Ok(crate::iot_node::addr_tuple(a))
     }
 
     /// As `Node.send_ping`, from this socket.

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tibet_iot_proto::{AuditOverload, AuditRecord, Engine};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::audit::{AuditError, AuditSink};
+use crate::audit_sink::{AuditError, AuditSink};
 
 /// Most records handed to the sink in one call.
 pub(crate) const MAX_BATCH: usize = 1024;

@@ -15,7 +15,7 @@ use tibet_core::{NetworkBridge, NewToken, PingAnswer};
 use tibet_iot_proto::{AnsweredPing, AuditRecord};
 use tibet_ping::PingPacket;
 
-use crate::audit::{AuditError, AuditSink, Stored};
+use crate::audit_sink::{AuditError, AuditSink, Stored};
 
 fn stored<T, E: std::error::Error + Send + Sync + 'static>(
     r: Result<T, E>,

@@ -53,7 +53,7 @@
 
 #![forbid(unsafe_code)]
 
-mod audit;
+mod audit_sink;
 mod audit_worker;
 mod batch;
 #[cfg(feature = "tibet-core")]
@@ -61,8 +61,8 @@ mod bridge_audit;
 mod direct_send;
 mod error;
 mod errqueue;
-mod identity;
-mod node;
+mod identity_commands;
+mod iot_node;
 mod replay_horizon;
 mod request_socket;
 mod segment;
@@ -73,9 +73,9 @@ mod state_restore;
 mod state_reviews;
 mod state_store;
 
-pub use audit::{AuditError, AuditSink, Stored};
+pub use audit_sink::{AuditError, AuditSink, Stored};
 pub use error::StartError;
-pub use node::{Answer, Completion, IoTNode};
+pub use iot_node::{Answer, Completion, IoTNode};
 pub use replay_horizon::{HORIZON_INTERVAL, HORIZON_LEAD, StateError};
 pub use request_socket::RequestSocket;
 pub use socket::interface_index;

@@ -33,7 +33,7 @@ use tokio::sync::broadcast;
 
 use crate::batch;
 use crate::errqueue;
-use crate::node::{Completion, Shared, State, Waiter};
+use crate::iot_node::{Completion, Shared, State, Waiter};
 
 /// Datagrams read per [`RequestSocket::poll`], so one call stays short
 /// under a flood (the rest wait for the next call).

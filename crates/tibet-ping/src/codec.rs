@@ -49,14 +49,14 @@ mod counts;
 mod error;
 mod fast;
 mod fields;
-mod guard;
+mod msgpack_guard;
 pub(crate) mod native;
 mod payload;
 
 pub use counts::DecodeCounts;
 pub use error::{DecodeError, EncodeError, WireFormat};
 pub use fields::{MAX_DID_LEN, MAX_ID_LEN, MAX_INTENT_LEN, MAX_NONCE_LEN, MAX_PURPOSE_LEN};
-pub use guard::MAX_DEPTH;
+pub use msgpack_guard::MAX_DEPTH;
 
 use fields::{Issue, PacketSeed, ResponseSeed};
 
@@ -378,7 +378,7 @@ impl PacketCodec {
                 })
             }
             WireFormat::Msgpack => {
-                guard::check(payload).map_err(|e| DecodeError::Payload {
+                msgpack_guard::check(payload).map_err(|e| DecodeError::Payload {
                     format: WireFormat::Msgpack,
                     reason: e.to_string(),
                 })?;

@@ -67,17 +67,17 @@ mod drops;
 pub mod identity;
 pub mod ids;
 mod iso;
-mod node;
 mod nonce;
 mod packet;
 mod pattern;
+mod ping_node;
+mod ping_stats;
 pub mod pyjson;
 mod ratelimit;
 mod response;
 mod review;
 mod rule;
 mod size;
-mod stats;
 mod time;
 mod topology;
 mod trust;
@@ -101,9 +101,6 @@ pub use codec::{
 pub use drops::{
     DEFAULT_DROP_INTERVAL, DEFAULT_DROP_SOURCES, DropAggregator, DropRecord, DropSource,
 };
-pub use node::{
-    ExpiredReviews, Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception,
-};
 pub use nonce::{
     DEFAULT_FUTURE_SKEW, DEFAULT_NONCE_CAPACITY, DEFAULT_NONCE_WINDOW, NonceTracker, ReplayReason,
 };
@@ -112,11 +109,14 @@ pub use packet::{
     RoutingMode, UnknownVariant,
 };
 pub use pattern::PatternError;
+pub use ping_node::{
+    ExpiredReviews, Outcome, PacketSigner, PingNode, PingNodeConfig, PingOptions, Reception,
+};
+pub use ping_stats::{PingNodeStats, ReplayCounts};
 pub use ratelimit::{RateLimitStats, RateLimiter};
 pub use response::{Answer, ResponseView};
 pub use review::{Admission, DEFAULT_REVIEW_TTL, ReviewQueue, ReviewStats};
 pub use rule::{AirlockRule, DEFAULT_RULE_PRIORITY, Glob, RulePattern};
-pub use stats::{PingNodeStats, ReplayCounts};
 pub use time::Timestamp;
 pub use topology::{
     DEFAULT_TOPOLOGY_CAPACITY, NodeRole, Pod, Station, TopologyError, TopologyManager,

@@ -16,9 +16,9 @@ use core::time::Duration;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
-use crate::node::Outcome;
 use crate::nonce::ReplayReason;
 use crate::packet::{AirlockZone, PingDecision};
+use crate::ping_node::Outcome;
 use crate::trust::TrustAssessment;
 
 /// Length of a response id: `resp_` and 16 lowercase hex digits.

@@ -10,8 +10,8 @@ use tibet_ping::{AirlockZone, Outcome, PingPacket, PingType, RoutingMode};
 
 use super::Engine;
 use super::inbound::Inbound;
-use crate::audit::{AnsweredPing, AuditRecord};
 use crate::audit_queue::Admission;
+use crate::audit_record::{AnsweredPing, AuditRecord};
 use crate::event::Event;
 use crate::source::Source;
 use crate::time::Now;

@@ -9,7 +9,7 @@ use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packe
 use tibet_ping::{DecodeError, Decoded, PingPacket};
 
 use super::{Engine, keep_strings};
-use crate::identity::PreVerified;
+use crate::identity_gate::PreVerified;
 use crate::source::Source;
 use crate::time::Now;
 

@@ -9,7 +9,7 @@ use tibet_ping::{Beacon, BeaconAdmission, BeaconDecision, PingPacket};
 
 use super::inbound::Inbound;
 use super::{Engine, TRANSPORT_PORT_KEY};
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::peers::PeerUpdate;

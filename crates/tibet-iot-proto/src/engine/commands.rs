@@ -12,7 +12,7 @@ use tibet_ping::{
 };
 
 use super::Engine;
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::reviews::{WaitingBeacon, WaitingReviews};
 use crate::time::Now;
 

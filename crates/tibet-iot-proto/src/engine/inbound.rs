@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use tibet_ping::identity::Identity;
 
-use crate::guard::SourceGuard;
 use crate::source::Source;
+use crate::source_guard::SourceGuard;
 use crate::time::Now;
 
 /// The context of one inbound frame.

@@ -12,7 +12,7 @@ use tibet_ping::{AirlockZone, JsonMap, PingPacket, PingType, RoutingMode};
 
 use super::inbound::Inbound;
 use super::{Engine, SendOptions};
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::error::SendError;
 use crate::event::Event;
 use crate::relay::RelayRefusal;

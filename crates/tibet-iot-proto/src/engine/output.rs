@@ -11,11 +11,11 @@ use bytes::Bytes;
 use tibet_ping::{DropAggregator, DropSource};
 
 use super::Transmit;
-use crate::audit::AuditRecord;
 use crate::audit_queue::{AuditConfig, AuditQueue};
+use crate::audit_record::AuditRecord;
 use crate::event::Event;
-use crate::guard::SourceGuard;
-use crate::stats::EngineStats;
+use crate::node_stats::EngineStats;
+use crate::source_guard::SourceGuard;
 use crate::time::{MonoTime, Now};
 
 /// Slots the outgoing queue keeps once drained (a burst may grow it further

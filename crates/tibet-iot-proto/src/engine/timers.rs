@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use super::Engine;
-use crate::audit::AuditRecord;
+use crate::audit_record::AuditRecord;
 use crate::event::Event;
 use crate::requests::{Due, RequestKind};
 use crate::time::{MonoTime, Now};

@@ -19,8 +19,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::keys::{Keypair, PublicKey};
-use crate::node::PacketSigner;
 use crate::packet::{PingPacket, PingResponse};
+use crate::ping_node::PacketSigner;
 use crate::pyjson::{self, Style};
 
 /// Length of a signature's base64 text (64 bytes).

@@ -62,11 +62,11 @@ use crate::packet::{
     AirlockZone, BROADCAST, JsonMap, PingDecision, PingPacket, PingResponse, PingType, Priority,
     RoutingMode,
 };
+use crate::ping_stats::{Counters, PingNodeStats};
 use crate::ratelimit::RateLimiter;
 use crate::response::{Answer, Fira, Reason, ResponseView};
 use crate::review::DEFAULT_REVIEW_TTL;
 use crate::rule::AirlockRule;
-use crate::stats::{Counters, PingNodeStats};
 use crate::time::Timestamp;
 use crate::topology::{DEFAULT_TOPOLOGY_CAPACITY, Pod, TopologyError, TopologyManager};
 use crate::trust::{TrustAssessment, TrustSource, TrustStore};

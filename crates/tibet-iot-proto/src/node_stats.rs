@@ -106,13 +106,13 @@ pub struct NodeStats {
     /// The protocol core.
     pub ping: tibet_ping::PingNodeStats,
     /// Amplification credit and per-address buckets.
-    pub guard: crate::guard::GuardStats,
+    pub guard: crate::source_guard::GuardStats,
     /// The uplink (fleets, docs/FLEETS.md).
     pub uplink: crate::uplink::UplinkStats,
     /// The socket driver (zero when the engine runs without one).
     pub driver: DriverStats,
     /// The identity gate: verified and refused packets, by reason.
-    pub identity: crate::identity::IdentityStats,
+    pub identity: crate::identity_gate::IdentityStats,
 }
 
 /// Counters of the tokio driver.

@@ -31,7 +31,7 @@ use tibet_iot_proto::{
     SendOptions, Transmit, TransportConfig, Uplink,
 };
 
-use crate::audit::AuditSink;
+use crate::audit_sink::AuditSink;
 use crate::audit_worker::{self, AuditWorker, Progress};
 use crate::batch::{self, RecvBatch, SendBatch};
 use crate::direct_send::DirectSend;
