@@ -36,6 +36,35 @@ impl Fleet {
         }
     }
 
+    /// Site A: phone 0 (no uplink) and hub 1 (uplink, also subscribed to
+    /// the phone's DID), linked; site B: lock 5 (uplink). The lock and the
+    /// hub trust the phone (a hub relays only for senders it would not drop
+    /// itself, docs/SECURITY.md).
+    fn phone_hub_lock() -> Fleet {
+        let mut f = Fleet::new();
+        f.sites[0].add(0, Sim::config());
+        f.add_uplinked(0, 1);
+        f.sites[0].link(0, 1);
+        f.subscriptions.push((did(0), 0, 1));
+        f.add_uplinked(1, 5);
+        let now = f.sites[1].now();
+        f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+        let now = f.sites[0].now();
+        f.sites[0].node(1).set_trust(now, &did(0), 0.9);
+        f
+    }
+
+    /// Node 0 at site A and node 5 at site B, both uplinked; node 5 trusts
+    /// node 0 at `trust`.
+    fn two_uplinked(trust: f64) -> Fleet {
+        let mut f = Fleet::new();
+        f.add_uplinked(0, 0);
+        f.add_uplinked(1, 5);
+        let now = f.sites[1].now();
+        f.sites[1].node(5).set_trust(now, &did(0), trust);
+        f
+    }
+
     /// Node `i` at `site`, with the uplink attached and subscribed to its
     /// own DID.
     fn add_uplinked(&mut self, site: usize, i: usize) {
@@ -126,21 +155,9 @@ impl Fleet {
 
 #[test]
 fn a_phone_pings_a_lock_at_another_site_through_its_hub_and_the_answer_returns() {
-    let mut f = Fleet::new();
-    // Site A: phone 0 (no uplink) and hub 1 (uplink); site B: lock 5.
-    f.sites[0].add(0, Sim::config());
-    f.add_uplinked(0, 1);
-    f.sites[0].link(0, 1);
-    // The hub also subscribes to its local peer's DID.
-    f.subscriptions.push((did(0), 0, 1));
-    f.add_uplinked(1, 5);
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
-    // A hub relays only for senders it would not drop itself
-    // (docs/SECURITY.md): it trusts its site's phone.
-    let now = f.sites[0].now();
-    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
+    let mut f = Fleet::phone_hub_lock();
     f.sites[0].node(1).set_audit_enabled(true);
+    let now = f.sites[0].now();
 
     let resp = f.phone_pings_the_lock().expect("answered across sites");
     assert_eq!(resp.responder_did, did(5));
@@ -175,11 +192,7 @@ fn a_phone_pings_a_lock_at_another_site_through_its_hub_and_the_answer_returns()
 
 #[test]
 fn a_node_with_an_uplink_pings_a_far_did_itself_and_is_answered_once() {
-    let mut f = Fleet::new();
-    f.add_uplinked(0, 0);
-    f.add_uplinked(1, 5);
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
+    let mut f = Fleet::two_uplinked(0.9);
     let now = f.sites[0].now();
     let id = f.sites[0]
         .node(0)
@@ -219,11 +232,7 @@ fn a_node_with_an_uplink_pings_a_far_did_itself_and_is_answered_once() {
 
 #[test]
 fn an_untrusted_sender_over_the_uplink_is_dropped_as_rood() {
-    let mut f = Fleet::new();
-    f.add_uplinked(0, 0);
-    f.add_uplinked(1, 5);
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.0);
+    let mut f = Fleet::two_uplinked(0.0);
     let now = f.sites[0].now();
     let id = f.sites[0]
         .node(0)
@@ -304,14 +313,10 @@ fn lan_traffic_over_the_uplink_and_the_uplink_address_over_udp_are_refused() {
 
 #[test]
 fn a_ping_from_the_uplink_for_an_unknown_did_never_goes_back_to_it() {
-    let mut f = Fleet::new();
-    f.add_uplinked(0, 0);
-    f.add_uplinked(1, 5);
     // Site B's node 5 also subscribes to DID 6, which it does not know; it
     // relays for node 0, whom it trusts.
+    let mut f = Fleet::two_uplinked(0.9);
     f.subscriptions.push((did(6), 1, 5));
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
     let now = f.sites[0].now();
     f.sites[0]
         .node(0)
@@ -366,23 +371,12 @@ fn a_hub_delivers_a_far_ping_to_its_local_device_and_sends_the_answer_back_up() 
 
 #[test]
 fn a_hub_with_other_local_peers_still_publishes_a_ping_it_cannot_route() {
-    let mut f = Fleet::new();
-    // Site A: phone 0, hub 1 (uplink) and a local sensor 2 the hub also
-    // knows; site B: lock 5. The hub has no route to the lock, so it floods
-    // to the sensor and publishes to the broker.
-    f.sites[0].add(0, Sim::config());
+    // The first test's sites, and a local sensor 2 the hub also knows. The
+    // hub has no route to the lock, so it floods to the sensor and
+    // publishes to the broker.
+    let mut f = Fleet::phone_hub_lock();
     f.sites[0].add(2, Sim::config());
-    f.add_uplinked(0, 1);
-    f.sites[0].link(0, 1);
     f.sites[0].link(1, 2);
-    f.subscriptions.push((did(0), 0, 1));
-    f.add_uplinked(1, 5);
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
-    // A hub relays only for senders it would not drop itself
-    // (docs/SECURITY.md): it trusts its site's phone.
-    let now = f.sites[0].now();
-    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
 
     let resp = f
         .phone_pings_the_lock()
@@ -422,19 +416,10 @@ fn frames_from(now: tibet_iot_proto::Now, source: &str, target: &str, n: usize) 
 
 #[test]
 fn a_broker_client_flooding_a_hub_fills_no_reverse_path_table_and_no_audit() {
-    // The set-up of the first test: phone 0 and hub 1 at site A, lock 5 at
-    // site B; the hub trusts the phone and audits.
-    let mut f = Fleet::new();
-    f.sites[0].add(0, Sim::config());
-    f.add_uplinked(0, 1);
-    f.sites[0].link(0, 1);
-    f.subscriptions.push((did(0), 0, 1));
-    f.add_uplinked(1, 5);
-    let now = f.sites[1].now();
-    f.sites[1].node(5).set_trust(now, &did(0), 0.9);
-    let now = f.sites[0].now();
-    f.sites[0].node(1).set_trust(now, &did(0), 0.9);
+    // The set-up of the first test; the hub audits.
+    let mut f = Fleet::phone_hub_lock();
     f.sites[0].node(1).set_audit_enabled(true);
+    let now = f.sites[0].now();
     // The hub half trusts a guest (GEEL): relayed, within its buckets.
     f.sites[0].node(1).set_trust(now, "jis:x:guest", 0.5);
 
