@@ -2,55 +2,18 @@
 //! are verified together, and everything observable is the same as handling
 //! the datagrams one by one (docs/PERFORMANCE.md, identity section).
 
+mod common;
+
 use std::net::SocketAddr;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use common::{encode, key, keyed, observe, speaker, src};
+use tibet_iot_proto::TransportConfig;
 use tibet_iot_proto::sim::{Sim, did};
-use tibet_iot_proto::{Engine, IdentityConfig, TransportConfig};
-use tibet_ping::identity::{IdentityMode, Keypair, PinStore, add_beacon_key, sign_packet};
-use tibet_ping::{
-    Announcement, AutoVouchRule, PacketCodec, PingNode, PingNodeConfig, PingOptions, PingPacket,
-};
-
-fn key(i: usize) -> Keypair {
-    Keypair::from_seed(&[u8::try_from(i).unwrap() + 1; 32])
-}
+use tibet_ping::identity::{IdentityMode, add_beacon_key, sign_packet};
+use tibet_ping::{Announcement, AutoVouchRule, PingNode, PingOptions};
 
 fn hub_config(mode: IdentityMode) -> TransportConfig {
-    let mut pins = PinStore::new(64);
-    for j in 1..=3 {
-        pins.set(&did(j), key(j).public()).unwrap();
-    }
-    TransportConfig {
-        identity: IdentityConfig {
-            mode,
-            key: Some(key(0)),
-            pins,
-            ..IdentityConfig::default()
-        },
-        ..Sim::config()
-    }
-}
-
-fn speaker(did: &str, signer: Option<Keypair>, seed: u64) -> PingNode {
-    let config = PingNodeConfig {
-        nonce_capacity: 64,
-        ..PingNodeConfig::default()
-    };
-    let mut node = PingNode::new(did, config, Box::new(StdRng::seed_from_u64(seed)));
-    if let Some(k) = signer {
-        node.set_signer(Box::new(k));
-    }
-    node
-}
-
-fn encode(p: &PingPacket) -> Vec<u8> {
-    PacketCodec::json().encode_packet(p).unwrap()
-}
-
-fn src(i: u8) -> SocketAddr {
-    SocketAddr::from(([10, 9, 0, i], 7150))
+    keyed(0, &[1, 2, 3], mode)
 }
 
 /// A hub (node 0 of a fresh simulation) that pins DIDs 1..=3 and
@@ -130,22 +93,6 @@ fn mixed_batch(now: tibet_ping::Timestamp) -> Vec<(SocketAddr, Vec<u8>)> {
     out
 }
 
-/// Everything the hub made observable after the inputs.
-fn observe(engine: &mut Engine, now: tibet_iot_proto::Now) -> (Vec<String>, String) {
-    let mut seen = Vec::new();
-    while let Some(t) = engine.poll_transmit() {
-        seen.push(format!("transmit {t:?}"));
-    }
-    while let Some(r) = engine.poll_audit() {
-        seen.push(format!("audit {r:?}"));
-    }
-    while let Some(e) = engine.poll_event() {
-        seen.push(format!("event {e:?}"));
-    }
-    seen.push(format!("pins {:?}", engine.pins()));
-    (seen, format!("{:?}", engine.stats(now)))
-}
-
 fn one_by_one_and_batched(mode: IdentityMode, batch: &[(SocketAddr, Vec<u8>)]) -> Sim {
     let mut single = hub(mode);
     let mut batched = hub(mode);
@@ -156,8 +103,10 @@ fn one_by_one_and_batched(mode: IdentityMode, batch: &[(SocketAddr, Vec<u8>)]) -
     }
     let refs: Vec<(SocketAddr, &[u8])> = batch.iter().map(|(f, d)| (*f, d.as_slice())).collect();
     batched.node(0).handle_datagrams(now, &refs);
-    let (seen_single, stats_single) = observe(single.node(0), now);
-    let (seen_batched, stats_batched) = observe(batched.node(0), now);
+    let (mut seen_single, stats_single) = observe(single.node(0), now);
+    let (mut seen_batched, stats_batched) = observe(batched.node(0), now);
+    seen_single.push(format!("pins {:?}", single.node(0).pins()));
+    seen_batched.push(format!("pins {:?}", batched.node(0).pins()));
     assert_eq!(seen_batched, seen_single);
     assert_eq!(stats_batched, stats_single);
     batched

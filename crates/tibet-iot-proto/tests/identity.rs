@@ -2,59 +2,21 @@
 //! simulated network: signed packets, responses and beacons, pinned DIDs,
 //! refusals counted and audited, trust on first use.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
+use common::{encode, key, keyed, speaker};
 use tibet_iot_proto::sim::{Sim, addr, did};
-use tibet_iot_proto::{AuditRecord, Engine, IdentityConfig, SendOptions, TransportConfig};
+use tibet_iot_proto::{AuditRecord, Engine, SendOptions, TransportConfig};
 use tibet_ping::identity::{
-    IdentityMode, Keypair, PinStore, add_beacon_key, sign_packet, verify_packet, verify_response,
+    IdentityMode, Keypair, add_beacon_key, sign_packet, verify_packet, verify_response,
 };
 use tibet_ping::{
-    Announcement, AutoVouchRule, Frame, PacketCodec, PingNode, PingNodeConfig, PingOptions,
-    PingPacket, PingResponse, RoutingMode,
+    Announcement, AutoVouchRule, Frame, PacketCodec, PingOptions, PingPacket, PingResponse,
+    RoutingMode,
 };
-
-fn key(i: usize) -> Keypair {
-    Keypair::from_seed(&[u8::try_from(i).unwrap() + 1; 32])
-}
-
-/// Node `i` with its own key, pinning the keys of `pinned`.
-fn keyed(i: usize, pinned: &[usize], mode: IdentityMode) -> TransportConfig {
-    let mut pins = PinStore::new(64);
-    for &j in pinned {
-        pins.set(&did(j), key(j).public()).unwrap();
-    }
-    TransportConfig {
-        identity: IdentityConfig {
-            mode,
-            key: Some(key(i)),
-            pins,
-            ..IdentityConfig::default()
-        },
-        ..Sim::config()
-    }
-}
-
-/// A protocol core speaking as `did`, signing with `signer` (if any): the
-/// attacker's (or a honest device's) packet factory.
-fn speaker(did: &str, signer: Option<Keypair>, seed: u64) -> PingNode {
-    let config = PingNodeConfig {
-        nonce_capacity: 64,
-        ..PingNodeConfig::default()
-    };
-    let mut node = PingNode::new(did, config, Box::new(StdRng::seed_from_u64(seed)));
-    if let Some(k) = signer {
-        node.set_signer(Box::new(k));
-    }
-    node
-}
-
-fn encode(p: &PingPacket) -> Vec<u8> {
-    PacketCodec::json().encode_packet(p).unwrap()
-}
 
 const ATTACKER: &str = "10.66.0.1:7150";
 

@@ -4,23 +4,18 @@
 //! any sizes (`Engine::handle_datagrams`), including the amplification
 //! credit a trusted peer's answered ping does not earn.
 
+mod common;
+
 use std::net::SocketAddr;
 
+use common::{key, observe, src};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tibet_iot_proto::sim::{Sim, did};
-use tibet_iot_proto::{Engine, IdentityConfig, TransportConfig, UPLINK_ADDR};
+use tibet_iot_proto::{IdentityConfig, TransportConfig, UPLINK_ADDR};
 use tibet_ping::identity::{IdentityMode, Keypair, PinStore};
 use tibet_ping::{PacketCodec, PingNode, PingNodeConfig, PingOptions};
-
-fn key(i: usize) -> Keypair {
-    Keypair::from_seed(&[u8::try_from(i).unwrap() + 1; 32])
-}
-
-fn src(i: u8) -> SocketAddr {
-    SocketAddr::from(([10, 9, 0, i], 7150))
-}
 
 /// A hub that pins DID 1, trusts DIDs 1 and 2 (GROEN) and knows both as
 /// peers at their proven addresses; audit records and events on.
@@ -99,21 +94,6 @@ fn pool(now: tibet_ping::Timestamp) -> Vec<(SocketAddr, Vec<u8>)> {
         out.push((UPLINK_ADDR, codec.encode_packet(&p).unwrap()));
     }
     out
-}
-
-/// Everything the hub made observable.
-fn observe(engine: &mut Engine, now: tibet_iot_proto::Now) -> (Vec<String>, String) {
-    let mut seen = Vec::new();
-    while let Some(t) = engine.poll_transmit() {
-        seen.push(format!("transmit {t:?}"));
-    }
-    while let Some(r) = engine.poll_audit() {
-        seen.push(format!("audit {r:?}"));
-    }
-    while let Some(e) = engine.poll_event() {
-        seen.push(format!("event {e:?}"));
-    }
-    (seen, format!("{:?}", engine.stats(now)))
 }
 
 proptest! {
