@@ -9,10 +9,13 @@
 //! decisions, and the horizon file moves into it. Over real
 //! sockets on 127.0.0.1.
 
+mod state_common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use state_common::{HUB, hub, runtime};
 use tibet_iot::{
     Event, IdentityConfig, IoTNode, SCHEMA_VERSION, STORE_FILE, SendOptions, StateStore,
     StoredState, TransportConfig,
@@ -20,25 +23,11 @@ use tibet_iot::{
 use tibet_ping::identity::{IdentityMode, Keypair};
 use tibet_ping::{AutoVouchRule, BeaconDecision, PingDecision, Timestamp, VouchOptions};
 
-const HUB: &str = "jis:home:hub";
 const DOOR: &str = "jis:home:door";
 const LAMP: &str = "jis:home:lamp";
 
-fn hub(dir: &Path) -> IoTNode {
-    let node = IoTNode::new(HUB, TransportConfig::loopback());
-    node.set_state_dir(Some(dir.to_owned()));
-    node
-}
-
 fn lamp_key() -> Keypair {
     Keypair::from_seed(&[7; 32])
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// The lamp, signing with its key, announces itself to `to`; returns once

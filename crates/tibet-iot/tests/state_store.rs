@@ -5,12 +5,15 @@
 //! directory without a store (nodes before it) gets one. The kill loop
 //! SIGKILLs a child process at random points while decisions stream in.
 
+mod state_common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use state_common::{HUB, hub, runtime};
 use tibet_iot::{
     AuditError, AuditRecord, AuditSink, Decision, IdentityConfig, IoTNode, PinEntry,
     SCHEMA_VERSION, STORE_FILE, StartError, StateStore, StoreError, TransportConfig,
@@ -20,8 +23,6 @@ use tibet_ping::{
     AirlockRule, AirlockZone, AutoVouchRule, Glob, RulePattern, Timestamp, VouchOptions,
 };
 
-const HUB: &str = "jis:home:hub";
-
 /// An audit sink that keeps the records.
 struct Collect(Arc<Mutex<Vec<AuditRecord>>>);
 
@@ -30,19 +31,6 @@ impl AuditSink for Collect {
         self.0.lock().unwrap().push(record.clone());
         Ok(())
     }
-}
-
-fn hub(dir: &Path) -> IoTNode {
-    let node = IoTNode::new(HUB, TransportConfig::loopback());
-    node.set_state_dir(Some(dir.to_owned()));
-    node
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Vouches for the lamp until `expires`.
