@@ -7,10 +7,11 @@ use alloc::vec::Vec;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use tibet_iot_proto::{
-    Engine, Event, IdentityConfig, MonoTime, Now, RequestId, SendOptions, Transmit, TransportConfig,
+    Engine, Event, IdentityConfig, Limits, MonoTime, Now, RequestId, SendOptions, Transmit,
+    TransportConfig,
 };
 use tibet_ping::identity::{Keypair, PinStore};
-use tibet_ping::{AirlockZone, PingDecision, Timestamp};
+use tibet_ping::{AirlockZone, PingDecision, PingNodeConfig, Timestamp};
 
 use crate::{CheckError, HUB, SENSOR};
 
@@ -44,26 +45,32 @@ pub struct EngineRoundTrip {
 }
 
 fn config(key: &Keypair, pins: PinStore) -> TransportConfig {
-    let mut config = TransportConfig {
+    // A device's tables: small, bounded as on the host.
+    let limits = Limits {
+        peers: 16,
+        pending_requests: 16,
+        seen_cache: 64,
+        relay_paths: 64,
+        response_cache: 64,
+        routes: 16,
+        send_queue: 16,
+        ..Limits::default()
+    };
+    TransportConfig {
         discovery_enabled: false,
         identity: IdentityConfig {
             key: Some(key.clone()),
             pins,
             ..IdentityConfig::default()
         },
+        limits,
+        ping: PingNodeConfig {
+            nonce_capacity: 256,
+            untrusted_nonce_capacity: 256,
+            ..PingNodeConfig::default()
+        },
         ..TransportConfig::default()
-    };
-    // A device's tables: small, bounded as on the host.
-    config.limits.peers = 16;
-    config.limits.pending_requests = 16;
-    config.limits.seen_cache = 64;
-    config.limits.relay_paths = 64;
-    config.limits.response_cache = 64;
-    config.limits.routes = 16;
-    config.limits.send_queue = 16;
-    config.ping.nonce_capacity = 256;
-    config.ping.untrusted_nonce_capacity = 256;
-    config
+    }
 }
 
 fn transmits(engine: &mut Engine) -> Vec<Transmit> {
