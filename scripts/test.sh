@@ -26,12 +26,13 @@ fi
 echo "== cargo fmt";    cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc";    RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
-# The protocol core without std (docs/ARCHITECTURE.md, "A core without
-# std"): the crate alone, the no_std crate that uses it, and that crate
-# linked as firmware links it (a dependency that brings std back fails the
-# link with a second panic handler).
+# The protocol core and the engine without std (docs/ARCHITECTURE.md, "A
+# core without std"): each crate alone, the no_std crate that uses them,
+# and that crate linked as firmware links it (a dependency that brings std
+# back fails the link with a second panic handler).
 echo "== no_std core"
 cargo build -p tibet-ping --no-default-features --locked
+cargo build -p tibet-iot-proto --no-default-features --locked
 cargo build -p tibet-ping-nostd-check --locked
 # Alone, its test runs against the core built without std (in the
 # workspace run below, features unify and the core has std).

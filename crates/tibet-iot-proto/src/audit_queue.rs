@@ -20,8 +20,11 @@
 //! most once per [`AuditConfig::heartbeat_interval`] and carries how many
 //! heartbeats it stands for.
 
-use std::collections::VecDeque;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
+use alloc::collections::VecDeque;
+use core::time::Duration;
 
 use crate::audit_record::AuditRecord;
 use crate::bounded::{BoundedMap, WhenFull};

@@ -7,7 +7,11 @@
 //! its sink off the receive path. Records come out in the order the events
 //! happened. `tibet-iot` turns them into `tibet-core` tokens.
 
-use std::net::SocketAddr;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
 
 use tibet_ping::identity::PublicKey;
 use tibet_ping::{

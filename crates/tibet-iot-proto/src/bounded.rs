@@ -3,10 +3,11 @@
 //! response cache. Bounded in entries and, for entries inserted with a
 //! size ([`BoundedMap::insert_sized`]), in bytes.
 
-use std::borrow::Borrow;
-use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-use std::time::Duration;
+use crate::collections::HashMap;
+use alloc::collections::VecDeque;
+use core::borrow::Borrow;
+use core::hash::Hash;
+use core::time::Duration;
 
 use crate::time::MonoTime;
 

@@ -1,7 +1,11 @@
 //! [`TransportConfig`]: everything a node can be told, with the seed's defaults.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use core::time::Duration;
 
 use crate::identity_gate::IdentityConfig;
 use crate::retransmit::RetransmitPolicy;

@@ -10,8 +10,12 @@
 //! with a bounded queue. Answers arrive on the transport socket and are never
 //! answered themselves, so there is no ping-pong.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use crate::time::MonoTime;
 use rand::Rng;

@@ -18,8 +18,13 @@
 //! requests; `timers.rs` what [`Engine::handle_timeout`] runs;
 //! `commands.rs` the operator's commands; `output.rs` the output queues.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use bytes::Bytes;
 use rand::SeedableRng;
@@ -149,8 +154,8 @@ fn keep_strings(packet: &mut PingPacket, len: usize) -> bool {
     true
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Engine")
             .field("did", &self.node.did())
             .field("stats", &self.stats)

@@ -1,5 +1,9 @@
 //! Errors of the node's operations, one enum per operation.
 
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+
 /// Why a ping or heartbeat could not be sent or awaited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -33,7 +37,7 @@ pub enum SendError {
     #[error("nothing is listening at {addr} (ICMP port unreachable)")]
     Unreachable {
         /// Where the ping was sent.
-        addr: std::net::SocketAddr,
+        addr: core::net::SocketAddr,
     },
     /// An answer came, but the identity check refused it (the responder's
     /// pin did not verify its signature, or `require` mode and no pin),
@@ -46,7 +50,7 @@ pub enum SendError {
         /// The DID the answer claimed.
         responder_did: String,
         /// Where it came from.
-        from: std::net::SocketAddr,
+        from: core::net::SocketAddr,
         /// Whether it carried a signature at all.
         signed: bool,
         /// The fingerprint of the key the DID is pinned to (first 16 hex

@@ -1,6 +1,10 @@
 //! [`Event`]: what a node reports, as plain data.
 
-use std::net::SocketAddr;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
 
 use tibet_ping::{AirlockZone, BeaconDecision, PingDecision, PingResponse, PingType};
 

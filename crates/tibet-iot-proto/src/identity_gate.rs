@@ -4,8 +4,11 @@
 //! counts refusals by reason and audits them at most once per source per
 //! interval.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use serde::Serialize;
 use tibet_ping::identity::{
@@ -138,7 +141,7 @@ pub(crate) struct IdentityGate {
     keys: KeyCache,
     /// Revoked vouch credentials, as (voucher DID, device DID): every
     /// credential that voucher issued for that device counts as absent.
-    revoked: std::collections::BTreeSet<(String, String)>,
+    revoked: alloc::collections::BTreeSet<(String, String)>,
     pub(crate) stats: IdentityStats,
 }
 
@@ -173,7 +176,7 @@ impl IdentityGate {
                 WhenFull::Refuse,
             ),
             keys: KeyCache::new(DEFAULT_KEY_CACHE_CAPACITY),
-            revoked: std::collections::BTreeSet::new(),
+            revoked: alloc::collections::BTreeSet::new(),
             stats: IdentityStats::default(),
         }
     }

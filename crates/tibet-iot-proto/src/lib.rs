@@ -13,13 +13,22 @@
 //! Every table is bounded and counts what it refused. [`sim::Sim`] runs
 //! many engines on a simulated network, deterministically.
 //!
+//! The default `std` feature adds the simulator. Built with
+//! `--no-default-features` the crate is `#![no_std]` + `alloc`: the engine
+//! runs on firmware that brings its allocator, its time ([`Now`]) and its
+//! sockets (docs/ARCHITECTURE.md, "A core without std").
+//!
 //! See `docs/ARCHITECTURE.md` for where each concern lives.
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
 
 mod audit_queue;
 mod audit_record;
 mod bounded;
+mod collections;
 mod config;
 mod discovery;
 mod engine;
@@ -36,6 +45,7 @@ mod response_cache;
 mod retransmit;
 mod reviews;
 mod routes;
+#[cfg(feature = "std")]
 pub mod sim;
 mod source;
 mod source_guard;

@@ -5,6 +5,8 @@
 //! metrics page needs no audit records and no events: it reads these from a
 //! stats snapshot.
 
+use alloc::format;
+
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 use tibet_ping::{AirlockZone, PingDecision};
 
@@ -69,8 +71,7 @@ impl PingMetrics {
             && ms.is_finite()
             && ms >= 0.0
         {
-            // Saturating float-to-int cast: absurd values land in the last bucket.
-            let ns = (ms * 1_000_000.0).round() as u64;
+            let ns = round_to_u64(ms * 1_000_000.0);
             let i = PROCESSING_BUCKETS_NS.partition_point(|b| *b < ns);
             self.buckets[i] += 1;
             self.sum_ns = self.sum_ns.saturating_add(ns);
@@ -135,6 +136,18 @@ impl Serialize for PingMetrics {
     }
 }
 
+/// `x.round() as u64` for a finite, non-negative `x`, in `core` arithmetic
+/// (`f64::round` needs `std`): halves round up, and the cast saturates, so
+/// absurd values land in the last bucket.
+fn round_to_u64(x: f64) -> u64 {
+    let whole = x as u64;
+    if x - whole as f64 >= 0.5 {
+        whole.saturating_add(1)
+    } else {
+        whole
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +198,36 @@ mod tests {
         assert_eq!(v["processing_buckets"][1], 1);
         assert_eq!(v["processing_count"], 1);
         assert_eq!(v["processing_sum_ns"], 20_000);
+    }
+
+    #[test]
+    fn rounds_as_std_does() {
+        let edges = [
+            0.0,
+            0.49999999999999994,
+            0.5,
+            1.5,
+            2.5,
+            4_503_599_627_370_495.5,
+            9_007_199_254_740_993.0,
+            1.8e19,
+            1e300,
+            f64::MAX,
+        ];
+        for x in edges {
+            assert_eq!(round_to_u64(x), x.round() as u64, "{x}");
+        }
+        let mut x = 0.0;
+        while x < 1e7 {
+            assert_eq!(round_to_u64(x), x.round() as u64, "{x}");
+            x = x * 1.37 + 0.123;
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rounds_any_non_negative_value_as_std_does(x in 0.0..f64::MAX) {
+            proptest::prop_assert_eq!(round_to_u64(x), x.round() as u64);
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! [`EngineStats`] and [`NodeStats`]: the counters of a node, refusals included.
 
+use alloc::string::String;
+
 use serde::Serialize;
 
 /// Counters of the engine itself (the parts count their own).

@@ -8,10 +8,12 @@
 //! following a pointer, and the hasher is a fast one with a random seed
 //! (the order of iteration does not depend on it).
 
+use alloc::vec::Vec;
+
 use compact_str::CompactString;
+use core::net::SocketAddr;
+use core::time::Duration;
 use indexmap::IndexMap;
-use std::net::SocketAddr;
-use std::time::Duration;
 
 use crate::time::MonoTime;
 use serde::Serialize;

@@ -12,7 +12,7 @@
 //!
 //! [`GuardConfig::v6_prefix`]: crate::GuardConfig::v6_prefix
 
-use std::net::{IpAddr, Ipv6Addr};
+use core::net::{IpAddr, Ipv6Addr};
 
 /// The prefix length an IPv6 source is counted under by default.
 pub const DEFAULT_V6_PREFIX: u8 = 64;

@@ -1,8 +1,12 @@
 //! [`MeshRelay`]: multi-hop forwarding with a bounded seen-cache, a hop
 //! limit, and reverse paths so responses find their way home (docs/PROTOCOL.md §5, docs/ARCHITECTURE.md).
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use serde::Serialize;
 use tibet_ping::{PingPacket, RoutingMode};
@@ -66,8 +70,8 @@ pub struct RelayStats {
 /// its next hops and the response kept for resends.
 fn path_size(packet_id: &str, p: &Path) -> usize {
     packet_id.len()
-        + std::mem::size_of::<Path>()
-        + p.next_hops.len() * std::mem::size_of::<SocketAddr>()
+        + core::mem::size_of::<Path>()
+        + p.next_hops.len() * core::mem::size_of::<SocketAddr>()
         + p.response.as_ref().map_or(0, Vec::len)
 }
 
@@ -194,7 +198,7 @@ impl MeshRelay {
                 response: None,
                 last: now,
             },
-            packet.packet_id.len() + std::mem::size_of::<Path>(),
+            packet.packet_id.len() + core::mem::size_of::<Path>(),
         ) {
             Some(RelayRefusal::PathsFull)
         } else {

@@ -1,7 +1,12 @@
 //! Outstanding requests: correlation by packet id, deadlines and resends.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::collections::HashMap;
+use alloc::collections::BTreeSet;
+use core::net::SocketAddr;
 
 use crate::time::MonoTime;
 
@@ -60,7 +65,7 @@ pub(crate) struct MeshFallback {
     pub(crate) purpose: String,
     pub(crate) ping: tibet_ping::PingOptions,
     pub(crate) retransmit: crate::retransmit::RetransmitPolicy,
-    pub(crate) timeout: std::time::Duration,
+    pub(crate) timeout: core::time::Duration,
 }
 
 /// What a due timer asks for.

@@ -26,11 +26,14 @@
 //! unknown key. Entries leave by age and, when the cache is full (in count
 //! or bytes), oldest first (counted).
 
+use alloc::vec::Vec;
+
+use crate::collections::HashMap;
+use alloc::collections::VecDeque;
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
-use std::net::SocketAddr;
-use std::time::Duration;
+use core::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use crate::time::MonoTime;
 
@@ -111,8 +114,8 @@ pub(crate) struct ResponseCache {
     evicted: u64,
 }
 
-impl std::fmt::Debug for ResponseCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ResponseCache")
             .field("entries", &self.index.len())
             .field("capacity", &self.capacity)
@@ -289,7 +292,7 @@ impl ResponseCache {
         if e.live {
             self.bytes -= e.size();
             // One probe: a live entry is what its key points to.
-            if let std::collections::hash_map::Entry::Occupied(o) = self.index.entry(e.key)
+            if let crate::collections::hash_map::Entry::Occupied(o) = self.index.entry(e.key)
                 && *o.get() == seq
             {
                 o.remove();

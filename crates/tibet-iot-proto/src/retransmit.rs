@@ -1,7 +1,7 @@
 //! CoAP-like retransmission of requests: an initial timeout with jitter,
 //! doubled after every try, a bounded number of tries.
 
-use std::time::Duration;
+use core::time::Duration;
 
 use rand::Rng;
 

@@ -4,6 +4,8 @@
 //! review expires when it would have), and for a self-certified beacon the
 //! key its approval will pin.
 
+use alloc::vec::Vec;
+
 use tibet_ping::identity::PublicKey;
 use tibet_ping::{Beacon, PendingPing, Timestamp};
 

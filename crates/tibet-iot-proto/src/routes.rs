@@ -36,10 +36,14 @@
 //! not with the mesh. Per-DID routes are taught only by neighbours of the
 //! same area, so nothing outside an area steers traffic inside it.
 
+use alloc::string::String;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
 use compact_str::CompactString;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::time::Duration;
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use serde::Serialize;
 use tibet_ping::JsonMap;
@@ -178,7 +182,7 @@ pub struct RoutingTable {
     neighbours: BTreeMap<SocketAddr, Neighbour>,
     /// Routes lost since the last advertisement round: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
-    withdrawn: std::collections::BTreeSet<CompactString>,
+    withdrawn: alloc::collections::BTreeSet<CompactString>,
     /// The node's own area, when routing by areas.
     area: Option<CompactString>,
     pub(crate) stats: RouteStats,
@@ -196,7 +200,7 @@ impl RoutingTable {
             ttl,
             cursor: None,
             neighbours: BTreeMap::new(),
-            withdrawn: std::collections::BTreeSet::new(),
+            withdrawn: alloc::collections::BTreeSet::new(),
             area: None,
             stats: RouteStats::default(),
         }
@@ -217,7 +221,7 @@ impl RoutingTable {
     /// key) is kept: the DID itself without areas or inside the own area,
     /// else its area's key. `None` for the own area's key (a node is in its
     /// own area already).
-    pub fn key_for<'a>(&self, destination: &'a str) -> Option<std::borrow::Cow<'a, str>> {
+    pub fn key_for<'a>(&self, destination: &'a str) -> Option<alloc::borrow::Cow<'a, str>> {
         let Some(own) = self.area.as_deref() else {
             return Some(destination.into());
         };
@@ -393,12 +397,12 @@ impl RoutingTable {
                 Some(c) => self
                     .routes
                     .range::<str, _>((
-                        std::ops::Bound::Excluded(c.as_str()),
-                        std::ops::Bound::Unbounded,
+                        core::ops::Bound::Excluded(c.as_str()),
+                        core::ops::Bound::Unbounded,
                     ))
                     .chain(self.routes.range::<str, _>((
-                        std::ops::Bound::Unbounded,
-                        std::ops::Bound::Included(c.as_str()),
+                        core::ops::Bound::Unbounded,
+                        core::ops::Bound::Included(c.as_str()),
                     )))
                     .collect::<Vec<_>>(),
                 None => self.routes.iter().collect(),
@@ -639,7 +643,7 @@ mod tests {
             300 - MAX_ADVERTISED + REFRESH_PER_ROUND.max(300usize.div_ceil(8)),
             "the rest of the changes, then a refresh of an eighth"
         );
-        let covered: std::collections::BTreeSet<_> = first
+        let covered: alloc::collections::BTreeSet<_> = first
             .iter()
             .chain(&second)
             .map(|(d, _, _)| d.clone())

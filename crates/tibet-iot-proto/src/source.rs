@@ -6,7 +6,7 @@
 //! addresses, and a [`Source::Udp`] is made only by [`Source::udp`], which
 //! refuses the uplink's address: no datagram can pass for the uplink.
 
-use std::net::SocketAddr;
+use core::net::SocketAddr;
 
 use crate::uplink::UPLINK_ADDR;
 

@@ -42,9 +42,12 @@
 //! Trusted (GROEN) senders are exempt from the credit and the buckets above
 //! but the verification budget; the engine decides who that is.
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
-use std::time::Duration;
+use alloc::string::String;
+
+use crate::collections::HashMap;
+use alloc::collections::VecDeque;
+use core::net::IpAddr;
+use core::time::Duration;
 
 use serde::Serialize;
 use tibet_ping::{RateLimitStats, RateLimiter, Timestamp};
@@ -463,7 +466,7 @@ mod tests {
 
     fn v6(prefix: u16, host: u64) -> IpAddr {
         let net = (0x2001_0db8_u128 << 96) | (u128::from(prefix) << 64);
-        IpAddr::from(std::net::Ipv6Addr::from(net | u128::from(host)))
+        IpAddr::from(core::net::Ipv6Addr::from(net | u128::from(host)))
     }
 
     #[test]

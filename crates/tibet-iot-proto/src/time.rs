@@ -8,8 +8,8 @@
 //! The driver reads both clocks and hands them in as a [`Now`]; a simulator
 //! makes both up.
 
-use std::ops::{Add, Sub};
-use std::time::Duration;
+use core::ops::{Add, Sub};
+use core::time::Duration;
 
 use tibet_ping::Timestamp;
 

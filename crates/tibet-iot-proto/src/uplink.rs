@@ -20,9 +20,13 @@
 //! senders are not relayed and untrusted ones only within the address's and
 //! the claimed DID's buckets, exactly as for a datagram.
 
-use std::collections::VecDeque;
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::VecDeque;
+use core::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use core::time::Duration;
 
 use serde::Serialize;
 

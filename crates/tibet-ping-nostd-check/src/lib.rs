@@ -1,10 +1,12 @@
-//! `tibet-ping` without the standard library: one ping built, signed,
-//! encoded, decoded, verified and decided in the airlock, with the time and
-//! the randomness passed in, as firmware would run it.
+//! `tibet-ping` and the `tibet-iot-proto` engine without the standard
+//! library: one ping built, signed, encoded, decoded, verified and decided
+//! in the airlock, with the time and the randomness passed in, as firmware
+//! would run it ([`round_trip`]); and two engines exchanging a ping and its
+//! answer as datagrams ([`engine_round_trip`]).
 //!
-//! The crate is `#![no_std]` and takes `tibet-ping` with its default
-//! features off, so `cargo build -p tibet-ping-nostd-check` fails as soon as
-//! the core needs `std` again. With the `firmware` feature it also links as
+//! The crate is `#![no_std]` and takes `tibet-ping` and `tibet-iot-proto`
+//! with their default features off, so `cargo build -p
+//! tibet-ping-nostd-check` fails as soon as either needs `std` again. With the `firmware` feature it also links as
 //! a staticlib (panic handler, allocator, kept entry point), which is how
 //! docs/ARCHITECTURE.md measures the size of the core: a dependency that
 //! pulled `std` back in would then clash with the panic handler.
@@ -13,6 +15,10 @@
 #![forbid(unsafe_code)]
 
 extern crate alloc;
+
+mod engine;
+
+pub use engine::{EngineRoundTrip, HUB_ADDR, SENSOR_ADDR, engine_round_trip};
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -61,6 +67,8 @@ pub enum CheckError {
     Signature,
     /// The auto-vouch rule was refused.
     Rule,
+    /// The engines did not send or report what the exchange needs.
+    Engine(String),
 }
 
 fn node(did: &str, seed: u64) -> PingNode {
@@ -147,8 +155,9 @@ pub fn round_trip(now_micros: i64, seed: u64) -> Result<RoundTrip, CheckError> {
 }
 
 /// What firmware supplies, here for a host-built staticlib: a panic
-/// handler (the core is built with `panic = "abort"`), an allocator, and a
-/// reference that keeps [`round_trip`] through link-time optimisation.
+/// handler (the core is built with `panic = "abort"`), an allocator, and
+/// references that keep [`round_trip`] and [`engine_round_trip`] through
+/// link-time optimisation.
 #[cfg(feature = "firmware")]
 mod firmware {
     #[global_allocator]
@@ -165,6 +174,11 @@ mod firmware {
     /// The entry a firmware would call, kept in the link.
     #[used]
     static ENTRY: fn(i64, u64) -> Result<super::RoundTrip, super::CheckError> = super::round_trip;
+
+    /// The engine's entry, kept in the link.
+    #[used]
+    static ENGINE_ENTRY: fn(i64, u64) -> Result<super::EngineRoundTrip, super::CheckError> =
+        super::engine_round_trip;
 }
 
 #[cfg(test)]
@@ -185,5 +199,25 @@ mod tests {
         assert_eq!(&got.ping_frame[..2], b"TP");
         // The same inputs give the same bytes: nothing read from the world.
         assert_eq!(round_trip(now, 9).unwrap(), got);
+    }
+
+    #[test]
+    fn the_engine_runs_without_std() {
+        let now = 1_795_690_800_000_000;
+        let got = engine_round_trip(now, 9).unwrap();
+        assert_eq!(got.ping.destination, HUB_ADDR);
+        assert_eq!(&got.ping.payload[..2], b"TP");
+        assert_eq!(got.answer.destination, SENSOR_ADDR);
+        assert_eq!(
+            (got.zone, got.decision),
+            (AirlockZone::Groen, tibet_ping::PingDecision::Accept)
+        );
+        assert!(got.authenticated, "the hub checked the pinned key");
+        assert!(got.answered, "the answer matched the sensor's request");
+        assert_eq!(got.answer_time, "2026-11-26T11:00:00+00:00");
+        // A retransmitted ping is answered from the cache, byte for byte.
+        assert_eq!(got.again, core::slice::from_ref(&got.answer));
+        // The same inputs give the same bytes: nothing read from the world.
+        assert_eq!(engine_round_trip(now, 9).unwrap(), got);
     }
 }

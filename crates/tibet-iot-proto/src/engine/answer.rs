@@ -3,7 +3,10 @@
 //! its audit record, its counters and the peer it may move; and the
 //! amplification credit that pays for answers to untrusted sources.
 
-use std::net::{IpAddr, SocketAddr};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use core::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use tibet_ping::{AirlockZone, Outcome, PingPacket, PingType, RoutingMode};
@@ -258,7 +261,7 @@ impl Engine {
                 self.identity.sign_response(&mut r);
                 response = Some(r);
             }
-            let mut buf = std::mem::take(&mut self.answer_buf);
+            let mut buf = core::mem::take(&mut self.answer_buf);
             let encoded = match &response {
                 Some(r) => self.codec.encode_response_into(r, &mut buf),
                 None => {

@@ -3,7 +3,10 @@
 //! (docs/PERFORMANCE.md, identity section) and then handles each datagram
 //! exactly as [`Engine::handle_datagram`] would, in order.
 
-use std::net::{IpAddr, SocketAddr};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use core::net::{IpAddr, SocketAddr};
 
 use tibet_ping::identity::{IdentityMode, PublicKey, SignatureError, verify_packets};
 use tibet_ping::{DecodeError, Decoded, PingPacket};
@@ -60,7 +63,7 @@ impl Engine {
         // Packets are decoded into the engine's batch packets, whose strings
         // are reused from one batch to the next (as `handle_datagram` reuses
         // one packet).
-        let mut packets = std::mem::take(&mut self.batch.packets);
+        let mut packets = core::mem::take(&mut self.batch.packets);
         if packets.len() < chunk.len() {
             packets.resize_with(chunk.len(), || PingPacket::new("", "", "", "", ""));
         }

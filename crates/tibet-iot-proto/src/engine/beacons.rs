@@ -2,7 +2,11 @@
 //! introduction of peers, first-use pins) and sent (our discover packet),
 //! and the nonce challenge that asks a new peer to prove its address.
 
-use std::net::SocketAddr;
+use alloc::borrow::ToOwned;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
 
 use tibet_ping::identity::Identity;
 use tibet_ping::{Beacon, BeaconAdmission, BeaconDecision, PingPacket};

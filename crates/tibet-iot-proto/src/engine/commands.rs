@@ -5,6 +5,11 @@
 //! [`AuditRecord`](crate::AuditRecord); restorations of changes audited in
 //! an earlier run are not audited again.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use tibet_ping::identity::{PinDecision, PinStore, PublicKey};
 use tibet_ping::{
     AirlockRule, AutoVouchRule, AutoVouchRuleError, Beacon, PendingPing, Vouch, VouchError,

@@ -1,7 +1,7 @@
 //! [`Inbound`]: what the engine knows of one frame while it handles it,
 //! passed by value along the receive path and gone when the frame is done.
 
-use std::net::{IpAddr, SocketAddr};
+use core::net::{IpAddr, SocketAddr};
 
 use tibet_ping::identity::Identity;
 

@@ -3,8 +3,14 @@
 //! route, else a bounded flood), and the flood retry of a failed route. The
 //! table itself is [`RoutingTable`] (`routes.rs`).
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;

@@ -3,9 +3,9 @@
 //! bounded and counting what it refused. The rest of the engine only
 //! pushes into it; the driver drains it through the engine's `poll_*`.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::collections::VecDeque;
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use bytes::Bytes;
 use tibet_ping::{DropAggregator, DropSource};

@@ -5,7 +5,10 @@
 //! (`answer.rs`), the response path (`response.rs`), the relay
 //! (`mesh.rs`) or discovery (`beacons.rs`).
 
-use std::net::SocketAddr;
+use alloc::borrow::ToOwned;
+use alloc::string::ToString;
+
+use core::net::SocketAddr;
 
 use tibet_ping::identity::{IdentityMode, PUBLIC_KEY_FIELD};
 use tibet_ping::{DecodeError, Decoded, Frame, PingPacket, PingType};
@@ -30,7 +33,7 @@ impl Engine {
         };
         // Decoded into the engine's own packet, whose strings are reused
         // from one datagram to the next.
-        let mut packet = std::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
+        let mut packet = core::mem::replace(&mut self.scratch, PingPacket::new("", "", "", "", ""));
         let decoded = self.codec.decode_into(datagram, &mut packet);
         self.receive(now, source, datagram, decoded, &packet, None);
         if keep_strings(&mut packet, datagram.len()) {
@@ -271,7 +274,12 @@ impl Engine {
 
     /// Counts a dropped datagram; the reason is only formatted when someone
     /// listens, so a flood of garbage costs no allocation.
-    pub(super) fn malformed(&mut self, now: Now, from: SocketAddr, reason: impl std::fmt::Display) {
+    pub(super) fn malformed(
+        &mut self,
+        now: Now,
+        from: SocketAddr,
+        reason: impl core::fmt::Display,
+    ) {
         self.stats.malformed += 1;
         self.note_drop(now, from, "malformed");
         if self.out.events_enabled() {

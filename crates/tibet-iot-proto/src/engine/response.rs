@@ -2,6 +2,9 @@
 //! against the responder's pin, and reported), or one to pass back along a
 //! relay's reverse path.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+
 use bytes::Bytes;
 use tibet_ping::PingResponse;
 

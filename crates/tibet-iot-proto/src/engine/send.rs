@@ -2,8 +2,11 @@
 //! tracked (`requests.rs`) until its answer, timeout or failure becomes an
 //! event, with resends by its retransmission policy.
 
-use std::net::SocketAddr;
-use std::time::Duration;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
+use core::time::Duration;
 
 use tibet_ping::{JsonMap, PingPacket, RoutingMode};
 

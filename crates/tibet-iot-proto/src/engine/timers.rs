@@ -2,7 +2,10 @@
 //! peer and table cleanup, review expiry, drop records, beacons and
 //! discovery answers, all driven by [`Engine::handle_timeout`].
 
-use std::net::SocketAddr;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use core::net::SocketAddr;
 
 use super::Engine;
 use crate::audit_record::AuditRecord;
