@@ -53,10 +53,19 @@ impl Engine {
                     if mesh {
                         self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
                     }
+                    let routed = mesh && also.is_empty();
                     for a in also {
                         self.out.transmit(a, bytes.clone());
                     }
                     self.out.transmit(addr, bytes);
+                    if routed {
+                        // Our own routed ping is unanswered so far: is its
+                        // first hop still there?
+                        self.probe_next_hop(now, addr);
+                    }
+                }
+                Due::TimedOut(req) if req.kind == RequestKind::Probe => {
+                    self.probe_unanswered(now, req.addr);
                 }
                 Due::TimedOut(mut req) if req.fallback.is_some() => {
                     let fb = req.fallback.take().expect("checked");
