@@ -23,7 +23,10 @@
 //! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
 //! keep a dead route alive through each other. Routes age out after the
 //! table's ttl unless refreshed, and a route whose next hop is no longer a
-//! live peer is not used.
+//! live peer is not used. A next hop that does not answer a probe (the
+//! engine probes one that an unanswered packet went through) is lost at
+//! once: its routes are withdrawn and it is left out of floods until it is
+//! heard again ([`RoutingTable::lose_neighbour`]).
 //!
 //! **Areas** (optional, [`RoutingTable::set_area`]): a node's area is its
 //! DID up to the last `:` ([`area_of`]: `jis:campus:b12:n7` is in
