@@ -282,6 +282,21 @@ impl Engine {
         );
     }
 
+    /// Our heartbeat to `did` at `addr` went unanswered: if nothing else
+    /// was heard from it since it was sent, probe it (a neighbour that left
+    /// is found out within a heartbeat interval and a request timeout,
+    /// before traffic runs into it; one heartbeat in five is lost on a link
+    /// losing 10 %, so silence alone is no verdict).
+    pub(crate) fn heartbeat_unanswered(&mut self, now: Now, did: &str, addr: SocketAddr) {
+        let silent = self
+            .peers
+            .get(now.mono, did)
+            .is_some_and(|p| p.address == addr && p.idle(now.mono) >= self.config.request_timeout);
+        if silent {
+            self.probe_next_hop(now, addr);
+        }
+    }
+
     /// A probe of the neighbour at `addr` went unanswered: its routes are
     /// withdrawn (the next advertisement round tells our neighbours), and
     /// it draws neither routed nor flooded traffic until heard again. A

@@ -73,6 +73,9 @@ impl Engine {
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
+                    if req.kind == RequestKind::Background {
+                        self.heartbeat_unanswered(now, &req.target_did, req.addr);
+                    }
                     if req.kind == RequestKind::Caller {
                         self.out.event(match req.refused {
                             Some(error) => Event::RequestFailed {
