@@ -234,6 +234,15 @@ impl MeshRelay {
         }
     }
 
+    /// Where a relayed packet was sent so far (empty when no reverse path
+    /// is held).
+    pub fn next_hops_of(&self, now: MonoTime, packet_id: &str) -> Vec<SocketAddr> {
+        self.paths
+            .get(now, packet_id)
+            .map(|p| p.next_hops.clone())
+            .unwrap_or_default()
+    }
+
     /// Whether a reverse path for `packet_id` is held.
     pub fn has_path(&self, now: MonoTime, packet_id: &str) -> bool {
         self.paths.contains(now, packet_id)

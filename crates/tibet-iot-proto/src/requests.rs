@@ -30,6 +30,10 @@ pub(crate) enum RequestKind {
     Caller,
     /// The engine's own heartbeat: an answer only refreshes the peer.
     Background,
+    /// A relay's check that a neighbour it routes through is still there:
+    /// an answer refreshes the peer, no answer withdraws the routes through
+    /// it (engine/mesh.rs).
+    Probe,
 }
 
 #[derive(Debug)]

@@ -23,7 +23,10 @@
 //! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
 //! keep a dead route alive through each other. Routes age out after the
 //! table's ttl unless refreshed, and a route whose next hop is no longer a
-//! live peer is not used.
+//! live peer is not used. A next hop that does not answer a probe (the
+//! engine probes one that an unanswered packet went through) is lost at
+//! once: its routes are withdrawn and it is left out of floods until it is
+//! heard again ([`RoutingTable::lose_neighbour`]).
 //!
 //! **Areas** (optional, [`RoutingTable::set_area`]): a node's area is its
 //! DID up to the last `:` ([`area_of`]: `jis:campus:b12:n7` is in
@@ -65,6 +68,8 @@ pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
 /// this, or an eighth of the table, so every route is re-advertised within
 /// eight rounds (with the 30 s heartbeat, 240 s: half the route ttl).
 pub const REFRESH_PER_ROUND: usize = 32;
+/// Least time between two probes of one neighbour.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// Suffix of a route key naming a whole area ([`area_key`]).
 pub const AREA_SUFFIX: &str = ":*";
 /// Bytes charged per entry on top of the destination DID (map node, next
@@ -152,6 +157,15 @@ pub struct RouteStats {
     pub flooded: u64,
     /// Mesh packets with no route and no neighbour to flood to.
     pub unroutable: u64,
+    /// Probes sent to a next hop that an unanswered packet went through
+    /// (at most one per neighbour per 5 s).
+    pub probes: u64,
+    /// Neighbours that did not answer a probe: the routes through them were
+    /// withdrawn and they draw no traffic until heard again.
+    pub neighbours_lost: u64,
+    /// Resends of a relayed packet sent a new way (another route or the
+    /// bounded flood) because the way it went before was lost.
+    pub repaired: u64,
     /// Datagrams this node sent for mesh packets, routed or flooded: its
     /// own pings and their resends, relayed copies, answers to mesh pings
     /// and answers passed back (what `tibet-iot sim` divides by deliveries).
@@ -168,6 +182,8 @@ pub struct RouteStats {
 struct Neighbour {
     did: CompactString,
     advertised: Option<MonoTime>,
+    /// When it was last probed.
+    probed: Option<MonoTime>,
 }
 
 /// The routing table of one node.
@@ -185,6 +201,9 @@ pub struct RoutingTable {
     withdrawn: alloc::collections::BTreeSet<CompactString>,
     /// The node's own area, when routing by areas.
     area: Option<CompactString>,
+    /// Neighbours that did not answer a probe, until heard again (bounded
+    /// like the neighbours).
+    lost: std::collections::BTreeSet<SocketAddr>,
     pub(crate) stats: RouteStats,
 }
 
@@ -202,6 +221,7 @@ impl RoutingTable {
             neighbours: BTreeMap::new(),
             withdrawn: alloc::collections::BTreeSet::new(),
             area: None,
+            lost: std::collections::BTreeSet::new(),
             stats: RouteStats::default(),
         }
     }
@@ -496,6 +516,7 @@ impl RoutingTable {
     /// (the only next hops a route may use); false when the neighbour list
     /// is full (bounded like the routes).
     pub fn set_neighbour(&mut self, addr: SocketAddr, did: &str) -> bool {
+        self.lost.remove(&addr);
         if let Some(n) = self.neighbours.get_mut(&addr) {
             if n.did != did {
                 n.did = CompactString::from(did);
@@ -513,6 +534,7 @@ impl RoutingTable {
             Neighbour {
                 did: CompactString::from(did),
                 advertised: None,
+                probed: None,
             },
         );
         true
@@ -543,6 +565,45 @@ impl RoutingTable {
     /// Forgets the neighbour at `addr`.
     pub fn remove_neighbour(&mut self, addr: SocketAddr) {
         self.neighbours.remove(&addr);
+        self.lost.remove(&addr);
+    }
+
+    /// Whether the neighbour at `addr` is due a probe (not probed within
+    /// the last 5 s); if so, records the probe as sent now. Only
+    /// trusted neighbours (next hops of routes) are probed.
+    pub fn take_probe(&mut self, now: MonoTime, addr: SocketAddr) -> bool {
+        let Some(n) = self.neighbours.get_mut(&addr) else {
+            return false;
+        };
+        if n.probed
+            .is_some_and(|t| now.saturating_duration_since(t) < PROBE_INTERVAL)
+        {
+            return false;
+        }
+        n.probed = Some(now);
+        self.stats.probes += 1;
+        true
+    }
+
+    /// The neighbour at `addr` did not answer a probe: every route through
+    /// it is withdrawn (advertised as unreachable in the next round), and
+    /// it is [`RoutingTable::is_lost`] until [`RoutingTable::set_neighbour`]
+    /// hears it again. Returns the routes dropped.
+    pub fn lose_neighbour(&mut self, addr: SocketAddr) -> usize {
+        if self.neighbours.remove(&addr).is_none() {
+            return 0;
+        }
+        self.stats.neighbours_lost += 1;
+        if self.lost.len() < self.capacity {
+            self.lost.insert(addr);
+        }
+        self.remove_via(addr)
+    }
+
+    /// Whether the neighbour at `addr` failed a probe and was not heard
+    /// since (it is left out of floods).
+    pub fn is_lost(&self, addr: SocketAddr) -> bool {
+        self.lost.contains(&addr)
     }
 
     /// Number of routes held.
@@ -690,6 +751,30 @@ mod tests {
         );
         rt.note_advertiser(t(0), addr(7));
         assert!(!rt.wants_advertisements(t(0), addr(7)), "not a neighbour");
+    }
+
+    #[test]
+    fn a_lost_neighbour_is_probed_at_most_every_interval_and_its_routes_withdrawn() {
+        let mut rt = table();
+        assert!(!rt.take_probe(t(0), addr(1)), "not a neighbour: no probe");
+        rt.set_neighbour(addr(1), "jis:a");
+        rt.learn(t(0), "jis:a", addr(1), 1, RouteSource::Neighbour);
+        rt.learn(t(0), "jis:d", addr(1), 3, RouteSource::Advertised);
+        rt.learn(t(0), "jis:e", addr(2), 2, RouteSource::Advertised);
+        rt.advertisement_round(t(0));
+        assert!(rt.take_probe(t(0), addr(1)));
+        assert!(!rt.take_probe(t(4), addr(1)), "within the interval");
+        assert!(rt.take_probe(t(5), addr(1)));
+        assert_eq!(rt.stats().probes, 2);
+        assert_eq!(rt.lose_neighbour(addr(1)), 2);
+        assert_eq!(rt.lose_neighbour(addr(1)), 0, "only once");
+        assert!(rt.is_lost(addr(1)) && rt.neighbour(addr(1)).is_none());
+        assert_eq!(rt.stats().neighbours_lost, 1);
+        let round = rt.advertisement_round(t(6));
+        let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
+        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn in the next round");
+        assert!(rt.set_neighbour(addr(1), "jis:a"));
+        assert!(!rt.is_lost(addr(1)), "heard again");
     }
 
     #[test]

@@ -207,11 +207,12 @@ fn a_silent_next_hop_stops_carrying_routes_before_the_peer_timeout() {
         sim.node(0).peers().get(now.mono, &did(dead)).is_some(),
         "still a peer: the peer timeout has not passed"
     );
-    assert_eq!(
-        sim.node(0).route_to(now.mono, &did(3)).unwrap().next_hop,
-        via,
-        "the route is still in the table"
+    assert_ne!(
+        sim.node(0).route_to(now.mono, &did(3)).map(|r| r.next_hop),
+        Some(via),
+        "an unanswered heartbeat and probe withdrew the route through it"
     );
+    assert_eq!(sim.node(0).stats(now).routes.neighbours_lost, 1);
     let id = sim
         .node(0)
         .send_mesh_ping(now, &did(3), "x", "around the silent", mesh_opts())
@@ -221,7 +222,7 @@ fn a_silent_next_hop_stops_carrying_routes_before_the_peer_timeout() {
     assert_eq!(resp.responder_did, did(3));
     let now = sim.now();
     let st = sim.node(0).stats(now).routes;
-    assert_eq!((st.routed, st.flooded), (0, 1), "flooded, not routed");
+    assert_eq!(st.routed + st.flooded, 1, "one try, around the silent one");
 }
 
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.

@@ -76,7 +76,7 @@ impl Engine {
         Ok(())
     }
 
-    fn send_request(
+    pub(super) fn send_request(
         &mut self,
         now: Now,
         packet: PingPacket,

@@ -56,10 +56,19 @@ impl Engine {
                     if mesh {
                         self.routes.stats.mesh_datagrams += 1 + also.len() as u64;
                     }
+                    let routed = mesh && also.is_empty();
                     for a in also {
                         self.out.transmit(a, bytes.clone());
                     }
                     self.out.transmit(addr, bytes);
+                    if routed {
+                        // Our own routed ping is unanswered so far: is its
+                        // first hop still there?
+                        self.probe_next_hop(now, addr);
+                    }
+                }
+                Due::TimedOut(req) if req.kind == RequestKind::Probe => {
+                    self.probe_unanswered(now, req.addr);
                 }
                 Due::TimedOut(mut req) if req.fallback.is_some() => {
                     let fb = req.fallback.take().expect("checked");
@@ -67,6 +76,9 @@ impl Engine {
                 }
                 Due::TimedOut(req) => {
                     self.stats.requests_timed_out += 1;
+                    if req.kind == RequestKind::Background {
+                        self.heartbeat_unanswered(now, &req.target_did, req.addr);
+                    }
                     if req.kind == RequestKind::Caller {
                         self.out.event(match req.refused {
                             Some(error) => Event::RequestFailed {

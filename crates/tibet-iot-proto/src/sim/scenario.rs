@@ -563,6 +563,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
                 ("failed", st.routes.failed),
                 ("untrusted", st.routes.untrusted_ignored),
                 ("refused", st.routes.refused),
+                ("probes", st.routes.probes),
+                ("neighbours_lost", st.routes.neighbours_lost),
+                ("repaired", st.routes.repaired),
             ] {
                 *agg.entry(k).or_default() += v;
             }
