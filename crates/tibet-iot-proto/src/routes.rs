@@ -203,7 +203,7 @@ pub struct RoutingTable {
     area: Option<CompactString>,
     /// Neighbours that did not answer a probe, until heard again (bounded
     /// like the neighbours).
-    lost: std::collections::BTreeSet<SocketAddr>,
+    lost: alloc::collections::BTreeSet<SocketAddr>,
     pub(crate) stats: RouteStats,
 }
 
@@ -221,7 +221,7 @@ impl RoutingTable {
             neighbours: BTreeMap::new(),
             withdrawn: alloc::collections::BTreeSet::new(),
             area: None,
-            lost: std::collections::BTreeSet::new(),
+            lost: alloc::collections::BTreeSet::new(),
             stats: RouteStats::default(),
         }
     }
