@@ -22,6 +22,9 @@ use crate::bridge::{Bridge, Outcome};
 use crate::config::addr_arg;
 use crate::convert::map_from_py;
 use crate::iot_node::{send_error, send_options};
+
+/// The longest a lone request may spin for its answer (`spin`).
+const MAX_SPIN_US: u64 = 1_000;
 use crate::pytypes::{ErrorKind, error};
 
 /// Outstanding requests by outcome id: `None` until the engine gave the
@@ -167,6 +170,29 @@ impl PyRequestSocket {
             bridge.quietly(|| sock.poll());
         }
         bridge.take_finished(py)
+    }
+
+    /// Waits up to `budget_us` microseconds, without sleeping and without
+    /// the GIL, for the answer to come, then handles what came as
+    /// [`poll`](Self::poll) does (an empty list when nothing came). The
+    /// loop uses it for a lone request, so that a fast answer does not wait
+    /// for the loop's thread to be woken from idle.
+    fn spin<'py>(
+        &mut self,
+        py: Python<'py>,
+        bridge: &Bridge,
+        budget_us: u64,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let budget = std::time::Duration::from_micros(budget_us.min(MAX_SPIN_US));
+        let ready = match self.sock.as_ref() {
+            Some(sock) => py.allow_threads(|| sock.spin_until_readable(budget)),
+            None => false,
+        };
+        if ready {
+            self.poll(py, bridge)
+        } else {
+            Ok(PyList::empty(py))
+        }
     }
 
     /// Forgets the request of outcome `id` (its future was cancelled).

@@ -161,6 +161,35 @@ async def test_the_loop_reads_its_answers_from_a_request_socket():
             s.close()
 
 
+async def test_a_lone_request_spins_for_its_answer_and_stops_spinning_for_slow_ones(monkeypatch):
+    # A sequential caller's request spins briefly for its answer (no
+    # wake-up of the loop's thread when it is fast); answers slower than the
+    # budget turn the spinning off for SPIN_BACKOFF requests, so a slow peer
+    # costs no CPU, and then it is tried again. Answers come either way.
+    from tibet_iot import _bridge
+
+    monkeypatch.setattr(_bridge, "SPIN_BACKOFF", 3)
+    async with IoTNode("jis:home:a", config=lo()) as a, IoTNode("jis:home:b", config=lo()) as b:
+        b.set_trust("jis:home:a", 0.9)
+        requests = a._requests
+        assert requests._spin_us == _bridge.SPIN_US
+        for _ in range(5):
+            r = await a.send_ping("jis:home:b", b.local_addr, "x.y", "z", timeout=5)
+            assert r is not None and r.responder_did == "jis:home:b"
+        s = await silent_addr()
+        try:
+            requests._spin_us, requests._misses = _bridge.SPIN_US, 0
+            for _ in range(2):
+                assert await a.send_ping("jis:home:x", s.getsockname(), "a", "b", timeout=0.05) is None
+            assert requests._spin_us == 0, "two slow answers in a row stop the spinning"
+            for i in range(3):
+                r = await a.send_ping("jis:home:b", b.local_addr, "x.y", "z", timeout=5)
+                assert r is not None, "answers still come, through the loop"
+                assert requests._spin_us == (_bridge.SPIN_US if i == 2 else 0)
+        finally:
+            s.close()
+
+
 async def next_of_kind(events, kind):
     async for ev in events:
         if ev.kind == kind:

@@ -85,6 +85,30 @@ impl RequestSocket {
         self.sock.local_addr()
     }
 
+    /// Waits up to `budget` for a datagram (or an ICMP error) to wait on the
+    /// socket, by asking again and again without sleeping: for a caller
+    /// that would rather spend that much CPU than be woken from idle by the
+    /// answer (a sequential client on a fast link; the native client's
+    /// `bench --poll spin` does the same). True when something is there to
+    /// [`poll`](Self::poll); false at the end of the budget. Takes no lock.
+    pub fn spin_until_readable(&self, budget: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        let mut probe = [0u8; 1];
+        loop {
+            match self.sock.peek_from(&mut probe) {
+                Ok(_) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // An ICMP error waits on the error queue: poll reads it.
+                Err(_) => return true,
+            }
+            if start.elapsed() >= budget {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// Pings `target` at `addr` from this socket; `done` gets the answer
     /// (see [`IoTNode::send_ping`](crate::IoTNode::send_ping) for what it
     /// can be), when a [`RequestSocket::poll`] reads it or, at the

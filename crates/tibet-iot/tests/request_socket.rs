@@ -225,3 +225,29 @@ async fn cancel_forgets_and_stop_ends_what_is_left() {
     assert!(matches!(refused, Err(SendError::NotRunning)));
     sensor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_sees_the_answer_arrive_and_gives_up_at_its_budget() {
+    let (hub, sensor) = pair().await;
+    let to = sensor.local_addr().unwrap();
+    let mut sock = hub.request_socket().unwrap();
+    // Nothing was sent: the spin ends at its budget, with nothing to poll.
+    let started = std::time::Instant::now();
+    let budget = Duration::from_millis(5);
+    assert!(!tokio::task::block_in_place(
+        || sock.spin_until_readable(budget)
+    ));
+    assert!(started.elapsed() >= budget);
+    // A ping: the spin returns once the answer waits on the socket (the
+    // sensor's driver answers on another worker), and one poll completes it.
+    let rx = ping(&sock, "jis:home:sensor", to, SendOptions::default());
+    assert!(tokio::task::block_in_place(
+        || sock.spin_until_readable(Duration::from_secs(5))
+    ));
+    assert_eq!(sock.poll(), 1, "the answer, read by the poll");
+    let (answer, _) = rx.try_recv().expect("completed by that poll");
+    assert_eq!(
+        answer.unwrap().expect("answered").responder_did,
+        "jis:home:sensor"
+    );
+}
