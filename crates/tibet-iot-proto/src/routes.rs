@@ -166,6 +166,9 @@ pub struct RouteStats {
     /// Resends of a relayed packet sent a new way (another route or the
     /// bounded flood) because the way it went before was lost.
     pub repaired: u64,
+    /// Lost neighbours not remembered as lost because that set was full
+    /// (as many as the table's entries): they may still be flooded to.
+    pub lost_refused: u64,
     /// Datagrams this node sent for mesh packets, routed or flooded: its
     /// own pings and their resends, relayed copies, answers to mesh pings
     /// and answers passed back (what `tibet-iot sim` divides by deliveries).
@@ -596,6 +599,8 @@ impl RoutingTable {
         self.stats.neighbours_lost += 1;
         if self.lost.len() < self.capacity {
             self.lost.insert(addr);
+        } else {
+            self.stats.lost_refused += 1;
         }
         self.remove_via(addr)
     }
@@ -775,6 +780,19 @@ mod tests {
         assert_eq!(to_n["jis:d"], INFINITY, "withdrawn in the next round");
         assert!(rt.set_neighbour(addr(1), "jis:a"));
         assert!(!rt.is_lost(addr(1)), "heard again");
+    }
+
+    #[test]
+    fn lost_neighbours_are_remembered_up_to_the_table_capacity_and_counted_beyond() {
+        let mut rt = table();
+        for i in 1..=4 {
+            assert!(rt.set_neighbour(addr(i), "jis:n"));
+            rt.lose_neighbour(addr(i));
+        }
+        assert!((1..=3).all(|i| rt.is_lost(addr(i))));
+        assert!(!rt.is_lost(addr(4)), "beyond the capacity of 3");
+        assert_eq!(rt.stats().neighbours_lost, 4);
+        assert_eq!(rt.stats().lost_refused, 1);
     }
 
     #[test]
