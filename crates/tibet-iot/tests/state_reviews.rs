@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use state_common::{HUB, hub, runtime};
+use state_common::{HUB, hub, started_hub};
 use tibet_iot::{
     Event, IdentityConfig, IoTNode, SCHEMA_VERSION, STORE_FILE, SendOptions, StateStore,
     StoredState, TransportConfig,
@@ -120,9 +120,7 @@ fn waiting(hub: &IoTNode) -> (Vec<(String, Timestamp)>, Vec<String>) {
 #[test]
 fn waiting_reviews_survive_a_clean_stop_and_expire_when_they_would_have() {
     let tmp = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     let ping_id = rt.block_on(hold_for_review(&node));
     let before = waiting(&node);
     assert_eq!(before.0.len(), 1);
@@ -163,9 +161,7 @@ fn waiting_reviews_survive_a_clean_stop_and_expire_when_they_would_have() {
 fn waiting_reviews_survive_a_crash_and_a_decided_one_stays_decided() {
     let tmp = tempfile::tempdir().unwrap();
     let before = {
-        let rt = runtime();
-        let node = hub(tmp.path());
-        rt.block_on(node.start()).unwrap();
+        let (rt, node) = started_hub(tmp.path());
         rt.block_on(hold_for_review(&node));
         let before = waiting(&node);
         let state = until_stored(tmp.path(), |s| {
@@ -177,9 +173,7 @@ fn waiting_reviews_survive_a_crash_and_a_decided_one_stays_decided() {
         drop(rt);
         before
     };
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     assert_eq!(waiting(&node), before);
     // Decided, then a crash: the decision's own write took the review out.
     let ping_id = before.0[0].0.clone();
@@ -190,9 +184,7 @@ fn waiting_reviews_survive_a_crash_and_a_decided_one_stays_decided() {
     drop(node);
     drop(rt);
 
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     assert_eq!(waiting(&node), (Vec::new(), Vec::new()));
     assert_eq!(node.trust_of(DOOR), 0.9);
     rt.block_on(node.stop());
@@ -202,9 +194,7 @@ fn waiting_reviews_survive_a_crash_and_a_decided_one_stays_decided() {
 fn a_pin_learnt_by_an_auto_vouch_rule_survives_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
     {
-        let rt = runtime();
-        let node = hub(tmp.path());
-        rt.block_on(node.start()).unwrap();
+        let (rt, node) = started_hub(tmp.path());
         let rule = AutoVouchRule {
             name: "lamps".into(),
             source_pattern: Some("^jis:home:lamp".into()),
@@ -224,9 +214,7 @@ fn a_pin_learnt_by_an_auto_vouch_rule_survives_a_crash() {
         drop(node);
         drop(rt);
     }
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     assert_eq!(
         node.with_engine(|e| e.pins().get(LAMP).copied()),
         Some(lamp_key().public())
@@ -237,9 +225,7 @@ fn a_pin_learnt_by_an_auto_vouch_rule_survives_a_crash() {
 #[test]
 fn a_store_of_the_first_version_is_migrated_and_keeps_its_decisions() {
     let tmp = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     node.set_trust(DOOR, 0.8);
     rt.block_on(node.stop());
     // Back to what the first version wrote: no review or horizon tables,

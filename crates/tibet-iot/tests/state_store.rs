@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use state_common::{HUB, hub, runtime};
+use state_common::{HUB, hub, runtime, started_hub};
 use tibet_iot::{
     AuditError, AuditRecord, AuditSink, Decision, IdentityConfig, IoTNode, PinEntry,
     SCHEMA_VERSION, STORE_FILE, StartError, StateStore, StoreError, TransportConfig,
@@ -87,9 +87,7 @@ fn assert_restored(node: &IoTNode) {
 #[test]
 fn decisions_survive_a_clean_stop() {
     let tmp = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     decide(&node);
     rt.block_on(node.stop());
 
@@ -109,17 +107,13 @@ fn decisions_survive_a_clean_stop() {
 fn decisions_survive_a_crash() {
     let tmp = tempfile::tempdir().unwrap();
     {
-        let rt = runtime();
-        let node = hub(tmp.path());
-        rt.block_on(node.start()).unwrap();
+        let (rt, node) = started_hub(tmp.path());
         decide(&node);
         // No stop: the runtime and node go as a SIGKILL leaves them.
         drop(node);
         drop(rt);
     }
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     assert_restored(&node);
     rt.block_on(node.stop());
 }
@@ -127,9 +121,7 @@ fn decisions_survive_a_crash() {
 #[test]
 fn an_expired_vouch_is_not_restored() {
     let tmp = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     let expires = Timestamp::now() + Duration::from_millis(200);
     vouch_for_lamp(&node, expires);
     rt.block_on(node.stop());
@@ -239,9 +231,7 @@ fn a_state_directory_without_a_store_gets_one() {
         "2026-12-06T23:00:00.000000+00:00",
     )
     .unwrap();
-    let rt = runtime();
-    let node = hub(tmp.path());
-    rt.block_on(node.start()).unwrap();
+    let (rt, node) = started_hub(tmp.path());
     node.set_trust("jis:home:doorbell", 0.8);
     rt.block_on(node.stop());
     let conn = rusqlite::Connection::open(tmp.path().join(STORE_FILE)).unwrap();
@@ -281,9 +271,7 @@ fn kill_loop_child() {
     };
     let (dir, from) = spec.rsplit_once(':').unwrap();
     let from: usize = from.parse().unwrap();
-    let rt = runtime();
-    let node = hub(Path::new(dir));
-    rt.block_on(node.start()).unwrap();
+    let (_rt, node) = started_hub(Path::new(dir));
     for i in from..DECISIONS {
         node.set_trust(&format!("jis:kill:{i}"), score(i));
         println!("ack {i}");

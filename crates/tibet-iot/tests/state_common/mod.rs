@@ -22,3 +22,11 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// The hub of [`hub`], started on a runtime of its own.
+pub(crate) fn started_hub(dir: &Path) -> (tokio::runtime::Runtime, IoTNode) {
+    let rt = runtime();
+    let node = hub(dir);
+    rt.block_on(node.start()).unwrap();
+    (rt, node)
+}
