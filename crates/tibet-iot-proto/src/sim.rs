@@ -38,6 +38,7 @@ use tibet_ping::{PingResponse, Timestamp};
 
 mod churn;
 pub mod scenario;
+mod trace;
 
 use crate::config::TransportConfig;
 use crate::engine::Engine;

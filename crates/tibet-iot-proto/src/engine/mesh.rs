@@ -222,10 +222,25 @@ impl Engine {
     /// The next hops of a mesh packet for `target` that came from `from`
     /// (`None`: our own).
     fn mesh_next_hops(&mut self, now: Now, target: &str, from: Option<SocketAddr>) -> NextHops {
+        match self.routed_next_hop(now, target, from) {
+            Some(a) => NextHops::Routed(a),
+            None => self.flood_hops(now, from),
+        }
+    }
+
+    /// The one next hop of a mesh packet for `target` that came from
+    /// `from` (`None`: our own), when it is not flooded: the target itself
+    /// when it is a live peer, else the next hop of a live route.
+    pub(crate) fn routed_next_hop(
+        &self,
+        now: Now,
+        target: &str,
+        from: Option<SocketAddr>,
+    ) -> Option<SocketAddr> {
         // Only peers that proved their address get mesh traffic
         // (docs/SECURITY.md).
         if let Some(a) = self.peers.proven_address(now.mono, target) {
-            return NextHops::Routed(a);
+            return Some(a);
         }
         if self.config.routing
             && let Some(key) = self.routes.key_for(target)
@@ -233,9 +248,9 @@ impl Engine {
             && Some(r.next_hop) != from
             && self.is_live_neighbour(now, r.next_hop)
         {
-            return NextHops::Routed(r.next_hop);
+            return Some(r.next_hop);
         }
-        self.flood_hops(now, from)
+        None
     }
 
     /// Whether the neighbour at `addr` may carry routed traffic: a live,

@@ -25,6 +25,8 @@ pub(crate) struct Fleet {
     next: MonoTime,
     /// The nodes that left at the last churn, back at the next one.
     away: Vec<usize>,
+    /// The nodes that came back at the last churn.
+    back: Vec<usize>,
     /// Mesh datagrams counted by engines that left (their counters go with
     /// them).
     pub(crate) departed_mesh_datagrams: u64,
@@ -69,8 +71,14 @@ impl Fleet {
             per_minute,
             next: now + Duration::from_secs(60),
             away: Vec::new(),
+            back: Vec::new(),
             departed_mesh_datagrams: 0,
         }
+    }
+
+    /// The nodes that came back at the last churn (sorted).
+    pub(crate) fn back(&self) -> &[usize] {
+        &self.back
     }
 
     /// Nodes that leave (and come back) per virtual minute.
@@ -113,7 +121,8 @@ impl Fleet {
     /// present ones, leave.
     fn churn(&mut self, sim: &mut Sim) {
         let n = self.adjacency.len();
-        for i in std::mem::take(&mut self.away) {
+        self.back = std::mem::take(&mut self.away);
+        for &i in &self.back {
             let name = sim.did_of(i);
             self.add(sim, i, name);
             for j in self.adjacency[i].clone() {

@@ -17,6 +17,7 @@ use serde::Serialize;
 use tibet_ping::{AirlockRule, AirlockZone, RulePattern};
 
 use super::churn::{Fleet, name};
+use super::trace::Trace;
 use super::{Link, Sim};
 use crate::config::TransportConfig;
 use crate::engine::SendOptions;
@@ -479,21 +480,26 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     // request and its answer.
     let mut started: BTreeMap<(std::net::SocketAddr, RequestId), MonoTime> = BTreeMap::new();
     let mut latencies: Vec<Duration> = Vec::new();
-    let mut outcomes = |sim: &mut Sim, started: &mut BTreeMap<_, MonoTime>| {
-        for (at, a, ev) in std::mem::take(&mut sim.events) {
-            match ev {
-                Event::RequestAnswered { id, .. } => {
-                    if let Some(t0) = started.remove(&(a, id)) {
-                        latencies.push(at.saturating_duration_since(t0));
-                    }
+    // SCENARIO_DEBUG: where each ping's routes lead, and which kinds fail.
+    let mut trace = std::env::var_os("SCENARIO_DEBUG").map(|_| Trace::default());
+    let mut outcomes =
+        |sim: &mut Sim, started: &mut BTreeMap<_, MonoTime>, trace: &mut Option<Trace>| {
+            for (at, a, ev) in std::mem::take(&mut sim.events) {
+                let (id, answered) = match ev {
+                    Event::RequestAnswered { id, .. } => (id, true),
+                    Event::RequestTimedOut { id } => (id, false),
+                    _ => continue,
+                };
+                if let Some(t0) = started.remove(&(a, id))
+                    && answered
+                {
+                    latencies.push(at.saturating_duration_since(t0));
                 }
-                Event::RequestTimedOut { id } => {
-                    started.remove(&(a, id));
+                if let Some(t) = trace.as_mut() {
+                    t.outcome(a, id, answered);
                 }
-                _ => {}
             }
-        }
-    };
+        };
     let mut attempted = 0;
     for k in 0..cfg.pings {
         let mut src = sim.rng().gen_range(0..n);
@@ -511,18 +517,25 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         let now = sim.now();
         let target = sim.did_of(dst);
         attempted += 1;
-        if let Ok(id) =
-            sim.node(src)
-                .send_mesh_ping(now, &target, "sim.ping", "scenario", ping_options())
-        {
+        let sent = sim
+            .node(src)
+            .send_mesh_ping(now, &target, "sim.ping", "scenario", ping_options())
+            .ok();
+        if let Some(id) = sent {
             started.insert((super::addr(src), id), now.mono);
         }
+        if let Some(t) = trace.as_mut() {
+            t.sent(&sim, src, dst, sent, fleet.back());
+        }
         fleet.run_for(&mut sim, cfg.ping_interval);
-        outcomes(&mut sim, &mut started);
+        outcomes(&mut sim, &mut started, &mut trace);
         progress(tenths + k as u64 + 1);
     }
     fleet.run_for(&mut sim, Duration::from_secs(11));
-    outcomes(&mut sim, &mut started);
+    outcomes(&mut sim, &mut started, &mut trace);
+    if let Some(t) = &trace {
+        t.print();
+    }
     let (sent_after, hist_after) = count(&sim, &fleet);
     latencies.sort_unstable();
     let delivered = latencies.len();
