@@ -34,6 +34,7 @@ mod discovery;
 mod engine;
 mod error;
 mod event;
+mod hold_down;
 mod identity_gate;
 mod metrics;
 mod node_stats;

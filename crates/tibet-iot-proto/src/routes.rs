@@ -26,7 +26,12 @@
 //! live peer is not used. A next hop that does not answer a probe (the
 //! engine probes one that an unanswered packet went through) is lost at
 //! once: its routes are withdrawn and it is left out of floods until it is
-//! heard again ([`RoutingTable::lose_neighbour`]).
+//! heard again ([`RoutingTable::lose_neighbour`]). A route that was lost,
+//! or that its next hop advertises longer than before, is held down for a
+//! while ([`RoutingTable::hold_down`]): meanwhile a route to the same
+//! destination more than two links longer is refused, so a neighbour's
+//! stale route back through this node cannot close a loop that counts up
+//! to [`INFINITY`] a round at a time.
 //!
 //! **Areas** (optional, [`RoutingTable::set_area`]): a node's area is its
 //! DID up to the last `:` ([`area_of`]: `jis:campus:b12:n7` is in
@@ -51,6 +56,7 @@ use core::time::Duration;
 use serde::Serialize;
 use tibet_ping::JsonMap;
 
+use crate::hold_down::HoldDowns;
 use crate::time::MonoTime;
 
 /// Payload key of a heartbeat carrying route advertisements (an extension;
@@ -166,6 +172,13 @@ pub struct RouteStats {
     /// Resends of a relayed packet sent a new way (another route or the
     /// bounded flood) because the way it went before was lost.
     pub repaired: u64,
+    /// Advertised routes refused because they were longer than a route to
+    /// the same destination lost within the hold-down (they may lead back
+    /// through this node: a loop).
+    pub held_refused: u64,
+    /// Lost routes not held down because that set was full (as many as the
+    /// table's entries).
+    pub holds_refused: u64,
     /// Lost neighbours not remembered as lost because that set was full
     /// (as many as the table's entries): they may still be flooded to.
     pub lost_refused: u64,
@@ -207,6 +220,9 @@ pub struct RoutingTable {
     /// Neighbours that did not answer a probe, until heard again (bounded
     /// like the neighbours).
     lost: alloc::collections::BTreeSet<SocketAddr>,
+    /// Routes lost lately ([`RoutingTable::hold_down`]; bounded like the
+    /// routes).
+    held: HoldDowns,
     pub(crate) stats: RouteStats,
 }
 
@@ -225,6 +241,7 @@ impl RoutingTable {
             withdrawn: alloc::collections::BTreeSet::new(),
             area: None,
             lost: alloc::collections::BTreeSet::new(),
+            held: HoldDowns::new(capacity.max(1), ttl / 8),
             stats: RouteStats::default(),
         }
     }
@@ -276,12 +293,23 @@ impl RoutingTable {
         if let Some(r) = self.routes.get_mut(destination) {
             let stale = now.saturating_duration_since(r.learned) > self.ttl;
             if r.next_hop == next_hop {
-                if hops >= INFINITY {
-                    self.remove(destination);
+                // Longer than before: the next hop may have taken a way
+                // back through us (a loop counting up a round at a time),
+                // so the length before is held down, and a route grown
+                // beyond the slack is dropped like a poisoned one.
+                let longer = source == RouteSource::Advertised && hops > r.hops;
+                if longer {
+                    let before = r.hops;
+                    self.hold(now, destination, before);
+                }
+                if hops >= INFINITY || (longer && self.held_back(now, destination, hops)) {
+                    let lost = self.remove(destination).map_or(hops, |r| r.hops);
                     self.withdraw(destination);
+                    self.hold(now, destination, lost);
                     self.stats.expired += 1;
                     return false;
                 }
+                let r = self.routes.get_mut(destination).expect("checked");
                 // A response confirms the path but says nothing of its length.
                 let hops = if source == RouteSource::Response {
                     r.hops
@@ -299,11 +327,17 @@ impl RoutingTable {
             if hops >= INFINITY || (hops >= r.hops && !stale) {
                 return false;
             }
+            if source == RouteSource::Advertised && self.held_back(now, destination, hops) {
+                return false;
+            }
+            let r = self.routes.get_mut(destination).expect("checked");
             *r = Route::learned(next_hop, hops, now, source);
             self.stats.learned += 1;
             return true;
         }
-        if hops >= INFINITY {
+        if hops >= INFINITY
+            || (source == RouteSource::Advertised && self.held_back(now, destination, hops))
+        {
             return false;
         }
         let cost = Self::entry_bytes(destination);
@@ -338,11 +372,42 @@ impl RoutingTable {
     }
 
     /// Drops a route that failed (no answer after retries).
-    pub fn fail(&mut self, destination: &str) {
-        if self.remove(destination).is_some() {
+    pub fn fail(&mut self, now: MonoTime, destination: &str) {
+        if let Some(r) = self.remove(destination) {
             self.stats.failed += 1;
             self.withdraw(destination);
+            self.hold(now, destination, r.hops);
         }
+    }
+
+    /// How long a lost route is held down: an eighth of the ttl (60 s, two
+    /// heartbeat rounds, at the defaults). A route is lost when its next
+    /// hop is lost or expires, when it fails, when its next hop poisons it,
+    /// and when its next hop advertises it longer than before (the length
+    /// before is held). Meanwhile an advertised route to the same
+    /// destination is taken only if it is at most two links
+    /// longer than the one lost: a longer one may be a neighbour's stale
+    /// route through this node, which the withdrawal has not reached yet (a
+    /// loop that would count up to [`INFINITY`] one round at a time); and a
+    /// route whose next hop keeps advertising it longer is dropped and
+    /// withdrawn once it has grown by more than that.
+    pub fn hold_down(&self) -> Duration {
+        self.held.period()
+    }
+
+    /// Holds `destination` down: lost now at `hops` links.
+    fn hold(&mut self, now: MonoTime, destination: &str, hops: u32) {
+        if !self.held.hold(now, destination, hops, UNKNOWN_HOPS) {
+            self.stats.holds_refused += 1;
+        }
+    }
+
+    /// Whether a route of `hops` to `destination` is refused now: longer
+    /// by more than the slack than one lost within the hold-down (counted).
+    fn held_back(&mut self, now: MonoTime, destination: &str, hops: u32) -> bool {
+        let refused = self.held.refuses(now, destination, hops);
+        self.stats.held_refused += u64::from(refused);
+        refused
     }
 
     fn withdraw(&mut self, destination: &str) {
@@ -352,16 +417,17 @@ impl RoutingTable {
     }
 
     /// Drops every route through `next_hop` (the neighbour is gone).
-    pub fn remove_via(&mut self, next_hop: SocketAddr) -> usize {
-        let gone: Vec<CompactString> = self
+    pub fn remove_via(&mut self, now: MonoTime, next_hop: SocketAddr) -> usize {
+        let gone: Vec<(CompactString, u32)> = self
             .routes
             .iter()
             .filter(|(_, r)| r.next_hop == next_hop)
-            .map(|(d, _)| d.clone())
+            .map(|(d, r)| (d.clone(), r.hops))
             .collect();
-        for d in &gone {
+        for (d, hops) in &gone {
             self.remove(d);
             self.withdraw(d);
+            self.hold(now, d, *hops);
         }
         self.stats.expired += gone.len() as u64;
         gone.len()
@@ -380,6 +446,7 @@ impl RoutingTable {
             self.remove(d);
         }
         self.stats.expired += gone.len() as u64;
+        self.held.expire(now);
     }
 
     /// The destinations of this round's advertisement, at most
@@ -592,7 +659,7 @@ impl RoutingTable {
     /// it is withdrawn (advertised as unreachable in the next round), and
     /// it is [`RoutingTable::is_lost`] until [`RoutingTable::set_neighbour`]
     /// hears it again. Returns the routes dropped.
-    pub fn lose_neighbour(&mut self, addr: SocketAddr) -> usize {
+    pub fn lose_neighbour(&mut self, now: MonoTime, addr: SocketAddr) -> usize {
         if self.neighbours.remove(&addr).is_none() {
             return 0;
         }
@@ -602,7 +669,7 @@ impl RoutingTable {
         } else {
             self.stats.lost_refused += 1;
         }
-        self.remove_via(addr)
+        self.remove_via(now, addr)
     }
 
     /// Whether the neighbour at `addr` failed a probe and was not heard
@@ -648,8 +715,8 @@ mod tests {
         assert_eq!(rt.get(t(1), "jis:d").unwrap().next_hop, addr(1));
         assert!(rt.learn(t(2), "jis:d", addr(2), 2, RouteSource::Advertised));
         assert_eq!(rt.get(t(2), "jis:d").unwrap().next_hop, addr(2));
-        assert!(rt.learn(t(3), "jis:d", addr(2), 5, RouteSource::Advertised));
-        assert_eq!(rt.get(t(3), "jis:d").unwrap().hops, 5, "same hop: updated");
+        assert!(rt.learn(t(3), "jis:d", addr(2), 4, RouteSource::Advertised));
+        assert_eq!(rt.get(t(3), "jis:d").unwrap().hops, 4, "same hop: updated");
         assert!(!rt.learn(t(4), "jis:d", addr(2), INFINITY, RouteSource::Advertised));
         assert!(rt.get(t(4), "jis:d").is_none(), "poisoned: removed");
     }
@@ -731,7 +798,7 @@ mod tests {
         rt.learn(t(0), "jis:d", addr(1), 2, RouteSource::Advertised);
         rt.learn(t(0), "jis:e", addr(2), 2, RouteSource::Advertised);
         rt.advertisement_round(t(1));
-        assert_eq!(rt.remove_via(addr(1)), 1);
+        assert_eq!(rt.remove_via(t(2), addr(1)), 1);
         let round = rt.advertisement_round(t(2));
         let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
         assert_eq!(to_n["jis:d"], INFINITY, "withdrawn");
@@ -771,8 +838,8 @@ mod tests {
         assert!(!rt.take_probe(t(4), addr(1)), "within the interval");
         assert!(rt.take_probe(t(5), addr(1)));
         assert_eq!(rt.stats().probes, 2);
-        assert_eq!(rt.lose_neighbour(addr(1)), 2);
-        assert_eq!(rt.lose_neighbour(addr(1)), 0, "only once");
+        assert_eq!(rt.lose_neighbour(t(5), addr(1)), 2);
+        assert_eq!(rt.lose_neighbour(t(5), addr(1)), 0, "only once");
         assert!(rt.is_lost(addr(1)) && rt.neighbour(addr(1)).is_none());
         assert_eq!(rt.stats().neighbours_lost, 1);
         let round = rt.advertisement_round(t(6));
@@ -787,7 +854,7 @@ mod tests {
         let mut rt = table();
         for i in 1..=4 {
             assert!(rt.set_neighbour(addr(i), "jis:n"));
-            rt.lose_neighbour(addr(i));
+            rt.lose_neighbour(t(0), addr(i));
         }
         assert!((1..=3).all(|i| rt.is_lost(addr(i))));
         assert!(!rt.is_lost(addr(4)), "beyond the capacity of 3");

@@ -190,7 +190,7 @@ impl Engine {
     pub(crate) fn retry_by_flood(&mut self, now: Now, req: Request, fb: MeshFallback) {
         if let Some(key) = self.routes.key_for(&req.target_did) {
             let key = key.into_owned();
-            self.routes.fail(&key);
+            self.routes.fail(now.mono, &key);
         }
         let NextHops::Flood(hops) = self.flood_hops(now, None) else {
             unreachable!("flood_hops floods")
@@ -322,8 +322,8 @@ impl Engine {
     /// withdrawn (the next advertisement round tells our neighbours), and
     /// it draws neither routed nor flooded traffic until heard again. A
     /// resend that reaches us next takes another way from here.
-    pub(crate) fn probe_unanswered(&mut self, _now: Now, addr: SocketAddr) {
-        self.routes.lose_neighbour(addr);
+    pub(crate) fn probe_unanswered(&mut self, now: Now, addr: SocketAddr) {
+        self.routes.lose_neighbour(now.mono, addr);
     }
 
     /// Live, proven peers except `from`: all of them with routing off, else
@@ -449,8 +449,8 @@ impl Engine {
     }
 
     /// A neighbour expired: routes through it are gone.
-    pub(crate) fn forget_neighbour(&mut self, addr: SocketAddr) {
-        self.routes.remove_via(addr);
+    pub(crate) fn forget_neighbour(&mut self, now: Now, addr: SocketAddr) {
+        self.routes.remove_via(now.mono, addr);
         self.routes.remove_neighbour(addr);
     }
 

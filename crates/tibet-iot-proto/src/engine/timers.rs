@@ -120,7 +120,7 @@ impl Engine {
             self.timers.cleanup = Some(now.mono + self.config.cleanup_interval);
             self.routes.expire(now.mono);
             for gone in self.peers.prune(now.mono) {
-                self.forget_neighbour(gone.address);
+                self.forget_neighbour(now, gone.address);
                 self.out.event(Event::PeerExpired {
                     did: gone.did.into_string(),
                     address: gone.address,
