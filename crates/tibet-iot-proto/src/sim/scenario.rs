@@ -579,6 +579,8 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
                 ("probes", st.routes.probes),
                 ("neighbours_lost", st.routes.neighbours_lost),
                 ("repaired", st.routes.repaired),
+                ("held_refused", st.routes.held_refused),
+                ("holds_refused", st.routes.holds_refused),
             ] {
                 *agg.entry(k).or_default() += v;
             }
