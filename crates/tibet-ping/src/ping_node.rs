@@ -793,7 +793,7 @@ impl PingNode {
         admission: BeaconAdmission,
     ) -> BeaconResponse {
         self.seen(now);
-        let response = self.beacons.handle_as(
+        let response = self.beacons.handle(
             now,
             beacon,
             &self.did,
