@@ -202,16 +202,23 @@ impl<'a> PingFacts<'a> {
         let piece = |canon: &mut Vec<u8>, r: &std::ops::Range<usize>| {
             canon.extend_from_slice(&line[r.clone()]);
         };
-        canon.extend_from_slice(b"{\"action\": ");
-        piece(canon, &action);
-        canon.extend_from_slice(b", \"actor\": ");
-        piece(canon, &actor);
-        canon.extend_from_slice(b", \"eraan\": ");
-        piece(canon, &eraan);
-        canon.extend_from_slice(b", \"erachter\": ");
-        piece(canon, &erachter);
-        canon.extend_from_slice(b", \"erin\": {\"intent\": ");
-        piece(canon, &intent);
+        // Each key, then its value as already written in the line.
+        let keyed = |canon: &mut Vec<u8>, pairs: &[(&[u8], &std::ops::Range<usize>)]| {
+            for (key, r) in pairs {
+                canon.extend_from_slice(key);
+                piece(canon, r);
+            }
+        };
+        keyed(
+            canon,
+            &[
+                (b"{\"action\": ", &action),
+                (b", \"actor\": ", &actor),
+                (b", \"eraan\": ", &eraan),
+                (b", \"erachter\": ", &erachter),
+                (b", \"erin\": {\"intent\": ", &intent),
+            ],
+        );
         canon.extend_from_slice(b", ");
         if self.payload_capped.is_some() || keys_in_order(&p.payload) {
             piece(canon, &payload_group);
@@ -233,12 +240,14 @@ impl<'a> PingFacts<'a> {
             first = false;
             piece(canon, r);
         }
-        canon.extend_from_slice(b"}, \"parent_id\": ");
-        piece(canon, &parent);
-        canon.extend_from_slice(b", \"state\": \"created\", \"timestamp\": ");
-        piece(canon, &timestamp);
-        canon.extend_from_slice(b", \"token_id\": ");
-        piece(canon, &token_id);
+        keyed(
+            canon,
+            &[
+                (b"}, \"parent_id\": ", &parent),
+                (b", \"state\": \"created\", \"timestamp\": ", &timestamp),
+                (b", \"token_id\": ", &token_id),
+            ],
+        );
         canon.push(b'}');
     }
 

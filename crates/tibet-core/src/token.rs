@@ -147,6 +147,26 @@ pub enum ParseTokenError {
     Json(#[from] serde_json::Error),
 }
 
+/// The [`HashFields`] of a [`Token`] or a [`TokenRef`]: the two have the same
+/// field names but own their texts differently (a macro, as no trait gives
+/// borrowed access to ten fields of both without the same ten lines twice).
+macro_rules! hash_fields {
+    ($t:expr) => {
+        HashFields {
+            token_id: &$t.token_id,
+            action: &$t.action,
+            timestamp: &$t.timestamp,
+            actor: &$t.actor,
+            erin: &$t.erin,
+            eraan: $t.eraan.as_slice(),
+            eromheen: &$t.eromheen,
+            erachter: &$t.erachter,
+            parent_id: $t.parent_id.as_deref(),
+            state: $t.state,
+        }
+    };
+}
+
 impl Token {
     /// The canonical bytes that are hashed: Python's
     /// `json.dumps(d, sort_keys=True, default=str)` of the first ten fields.
@@ -157,19 +177,7 @@ impl Token {
     }
 
     fn write_hash_content(&self, out: &mut Vec<u8>) {
-        HashFields {
-            token_id: &self.token_id,
-            action: &self.action,
-            timestamp: &self.timestamp,
-            actor: &self.actor,
-            erin: &self.erin,
-            eraan: &mut self.eraan.iter().map(String::as_str),
-            eromheen: &self.eromheen,
-            erachter: &self.erachter,
-            parent_id: self.parent_id.as_deref(),
-            state: self.state,
-        }
-        .write(out);
+        hash_fields!(self).write(out);
     }
 
     /// Computes the hex content hash: HMAC-SHA256 with a non-empty key,
@@ -250,20 +258,20 @@ impl Token {
 }
 
 /// The ten hashed fields, borrowed from a [`Token`] or a [`TokenRef`].
-struct HashFields<'a, 'i> {
+struct HashFields<'a, S> {
     token_id: &'a str,
     action: &'a str,
     timestamp: &'a str,
     actor: &'a str,
     erin: &'a Value,
-    eraan: &'i mut dyn Iterator<Item = &'a str>,
+    eraan: &'a [S],
     eromheen: &'a JsonMap,
     erachter: &'a str,
     parent_id: Option<&'a str>,
     state: TokenState,
 }
 
-impl HashFields<'_, '_> {
+impl<S: AsRef<str>> HashFields<'_, S> {
     /// Python's `json.dumps(d, sort_keys=True)` of the ten fields.
     fn write(self, out: &mut Vec<u8>) {
         // The ten top-level keys, already in sorted (code point) order.
@@ -272,11 +280,11 @@ impl HashFields<'_, '_> {
         out.extend_from_slice(b", \"actor\": ");
         pyjson::write_str(out, self.actor);
         out.extend_from_slice(b", \"eraan\": [");
-        for (i, item) in self.eraan.enumerate() {
+        for (i, item) in self.eraan.iter().enumerate() {
             if i > 0 {
                 out.extend_from_slice(b", ");
             }
-            pyjson::write_str(out, item);
+            pyjson::write_str(out, item.as_ref());
         }
         out.extend_from_slice(b"], \"erachter\": ");
         pyjson::write_str(out, self.erachter);
@@ -358,19 +366,7 @@ impl<'a> TokenRef<'a> {
     /// Same as [`Token::verify`].
     pub(crate) fn verify(&self, key: Option<&HmacKey>) -> bool {
         let mut content = Vec::with_capacity(320);
-        HashFields {
-            token_id: &self.token_id,
-            action: &self.action,
-            timestamp: &self.timestamp,
-            actor: &self.actor,
-            erin: &self.erin,
-            eraan: &mut self.eraan.iter().map(|c| c.as_ref()),
-            eromheen: &self.eromheen,
-            erachter: &self.erachter,
-            parent_id: self.parent_id.as_deref(),
-            state: self.state,
-        }
-        .write(&mut content);
+        hash_fields!(self).write(&mut content);
         stored_hash_matches(&self.content_hash, &digest_hex(&content, key))
     }
 }

@@ -216,6 +216,16 @@ async fn connection(stream: UnixStream, tx: mpsc::Sender<Call>, idle: Duration) 
     }
 }
 
+/// An operator command (`pending`, `pins`): what to do, and how to reach the
+/// running listener that does it.
+#[derive(clap::Args, Debug)]
+pub(crate) struct OperatorArgs<A: clap::Subcommand> {
+    #[command(subcommand)]
+    pub(crate) action: A,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
 /// The options every operator command (`pending`, `pins`) takes to reach a
 /// running listener.
 #[derive(clap::Args, Debug)]

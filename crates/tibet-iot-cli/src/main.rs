@@ -23,6 +23,7 @@ mod bench;
 mod bench_load;
 mod bench_wire;
 mod control;
+mod control_answers;
 mod demo;
 mod discover;
 mod identity_flags;

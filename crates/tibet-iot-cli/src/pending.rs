@@ -11,16 +11,10 @@ use crate::output::safe;
 use crate::parse;
 
 /// Arguments of `pending`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct Args {
-    #[command(subcommand)]
-    action: Action,
-    #[command(flatten)]
-    client: control::ClientArgs,
-}
+pub(crate) type Args = control::OperatorArgs<Action>;
 
 #[derive(Subcommand, Debug)]
-enum Action {
+pub(crate) enum Action {
     /// List the pings waiting for review.
     List,
     /// Accept a pending ping (and optionally raise the sender's trust).

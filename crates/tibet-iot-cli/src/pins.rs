@@ -12,16 +12,10 @@ use crate::output::safe;
 use crate::parse;
 
 /// Arguments of `pins`.
-#[derive(clap::Args, Debug)]
-pub(crate) struct Args {
-    #[command(subcommand)]
-    action: Action,
-    #[command(flatten)]
-    client: control::ClientArgs,
-}
+pub(crate) type Args = control::OperatorArgs<Action>;
 
 #[derive(Subcommand, Debug)]
-enum Action {
+pub(crate) enum Action {
     /// List the pinned DIDs with their keys' fingerprints.
     List,
     /// Remove a DID's pin: its packets are then a claim again, and a key it

@@ -162,23 +162,29 @@ fn list(state: &StoredState) {
             t.to_iso()
         );
     }
-    for p in &state.reviews.pings {
+    // A review: what waits, from whom, about what (network text, made safe).
+    let waiting = |kind: &str, id: &str, from: &str, what: &str, detail: String| {
         println!(
-            "waiting  ping {} from {}  {}  ({}, queued {})",
-            safe(&p.packet.packet_id),
-            safe(&p.packet.source_did),
-            safe(&p.packet.intent),
-            safe(&p.reason),
-            p.queued_at.to_iso()
+            "waiting  {kind} {} from {}  {}  ({detail})",
+            safe(id),
+            safe(from),
+            safe(what)
         );
+    };
+    for p in &state.reviews.pings {
+        let q = &p.packet;
+        let detail = format!("{}, queued {}", safe(&p.reason), p.queued_at.to_iso());
+        waiting("ping", &q.packet_id, &q.source_did, &q.intent, detail);
     }
     for b in &state.reviews.beacons {
-        println!(
-            "waiting  beacon {} from {}  {}  (queued {})",
-            safe(&b.beacon.beacon_id),
-            safe(&b.beacon.source_did),
-            safe(&b.beacon.device_type),
-            b.queued_at.to_iso()
+        let q = &b.beacon;
+        let detail = format!("queued {}", b.queued_at.to_iso());
+        waiting(
+            "beacon",
+            &q.beacon_id,
+            &q.source_did,
+            &q.device_type,
+            detail,
         );
     }
 }

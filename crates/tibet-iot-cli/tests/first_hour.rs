@@ -7,8 +7,8 @@ mod common;
 use std::net::UdpSocket;
 
 use common::{
-    Listener, assert_code, free_udp_port, hub_toml_copy, json, multicast_loopback, run, stderr,
-    stdout,
+    Listener, assert_code, free_udp_port, hub_toml_copy, json, loopback_args, multicast_loopback,
+    run, stderr, stdout,
 };
 
 /// `discover --json` on the private discovery `port`, as `jis:iot:cli`.
@@ -160,17 +160,7 @@ fn json_log_format_makes_warnings_json_and_logs_a_stop_event() {
     let dir = tempfile::tempdir().unwrap();
     let err_file = dir.path().join("stderr.txt");
     let hub = Listener::start_with(
-        &[
-            "--did",
-            "jis:home:hub",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-discovery",
-            "--log-format",
-            "json",
-        ],
+        &loopback_args("jis:home:hub", &[], &["--log-format", "json"]),
         &[],
         Some(&err_file),
     );

@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{Listener, assert_code, run, stderr, stdout};
+use common::{Listener, assert_code, loopback_args, run, stderr, stdout};
 
 fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
     let path = dir.join(name);
@@ -70,21 +70,11 @@ fn listen_warns_once_per_trusted_did_without_a_pin() {
     let err_file = dir.path().join("stderr");
     let pin = format!("jis:home:pinned={pinned_pub}");
     let hub = Listener::start_with(
-        &[
-            "--did",
+        &loopback_args(
             "jis:home:hub",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-discovery",
-            "--trust",
-            "jis:home:open=0.9",
-            "--trust",
-            "jis:home:pinned=0.9",
-            "--pin",
-            &pin,
-        ],
+            &["jis:home:open=0.9", "jis:home:pinned=0.9"],
+            &["--pin", &pin],
+        ),
         &[],
         Some(&err_file),
     );

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Listener, assert_code, bin, run, stderr};
+use common::{Listener, assert_code, bin, loopback_args, run, stderr};
 
 fn free_tcp_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -408,17 +408,7 @@ fn refused_metrics_connections_are_logged_at_most_once_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr");
     let hub = Listener::start_with(
-        &[
-            "--did",
-            "jis:home:hub",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--no-discovery",
-            "--metrics",
-            &metrics,
-        ],
+        &loopback_args("jis:home:hub", &[], &["--metrics", &metrics]),
         &[],
         Some(&log),
     );

@@ -21,6 +21,7 @@
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use core::net::SocketAddr;
@@ -104,7 +105,9 @@ pub struct Engine {
     /// response's `rtt_ms` (processing time); none in simulations.
     processing_clock: Option<ProcessingClock>,
     codec: PacketCodec,
-    config: TransportConfig,
+    /// Shared, not copied, by engines built from one configuration
+    /// ([`Engine::new_shared`]: the simulator's thousands of nodes).
+    config: Arc<TransportConfig>,
     rng: StdRng,
     announcement: Announcement,
     local_port: u16,
@@ -171,6 +174,13 @@ impl Engine {
     /// An engine for `did`; all randomness (ids, nonces, jitter, discovery
     /// delays) comes from `seed`.
     pub fn new(did: impl Into<String>, config: TransportConfig, seed: u64) -> Self {
+        Self::new_shared(did, Arc::new(config), seed)
+    }
+
+    /// As [`Engine::new`], sharing `config` with the other engines built
+    /// from it instead of holding a copy (about 1 KiB per engine, and the
+    /// configuration's strings).
+    pub fn new_shared(did: impl Into<String>, config: Arc<TransportConfig>, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let node_rng = StdRng::from_rng(&mut rng).expect("StdRng from StdRng cannot fail");
         let mut node = PingNode::new(did, config.ping.clone(), Box::new(node_rng));

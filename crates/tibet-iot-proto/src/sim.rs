@@ -30,7 +30,10 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -107,7 +110,9 @@ struct InFlight {
     from: SocketAddr,
     to: SocketAddr,
     discovery: bool,
-    bytes: Vec<u8>,
+    /// Shared by every copy of one transmit (a beacon reaches each
+    /// neighbour; a routed datagram may go out twice).
+    bytes: Bytes,
 }
 
 impl PartialEq for InFlight {
@@ -239,13 +244,19 @@ impl Sim {
     }
 
     /// Adds node `i` at [`addr`]`(i)` as `name`, started now ([`Sim::link`]
-    /// and [`Sim::trust_all`] use that name from now on).
-    pub fn add_named(&mut self, i: usize, name: String, config: TransportConfig) -> SocketAddr {
+    /// and [`Sim::trust_all`] use that name from now on). A shared config
+    /// (`Arc<TransportConfig>`) is not copied per node.
+    pub fn add_named(
+        &mut self,
+        i: usize,
+        name: String,
+        config: impl Into<Arc<TransportConfig>>,
+    ) -> SocketAddr {
         let seed = self.rng.r#gen();
         if name != did(i) {
             self.names.insert(i, name.clone());
         }
-        let mut e = Engine::new(name, config, seed);
+        let mut e = Engine::new_shared(name, config.into(), seed);
         e.set_local(7150, SocketAddr::from(([224, 0, 71, 50], 7151)));
         e.start(self.now());
         self.nodes.insert(addr(i), Box::new(e));
@@ -321,7 +332,7 @@ impl Sim {
             from,
             to: addr(to),
             discovery,
-            bytes,
+            bytes: bytes.into(),
         }));
     }
 
@@ -442,7 +453,7 @@ impl Sim {
                         from,
                         to,
                         discovery: multicast,
-                        bytes: t.payload.to_vec(),
+                        bytes: t.payload.clone(),
                     }));
                 }
             }

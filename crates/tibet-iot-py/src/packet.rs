@@ -4,13 +4,14 @@
 //! the engine or getting one from it copies no field through Python.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::PyDict;
 use tibet_ping::{
     AirlockZone, JsonMap, PingDecision, PingType, Priority, RoutingMode, Timestamp, ids,
 };
 
-use crate::convert::{from_py, map_from_py, map_to_py, serialize_to_py};
-use crate::pytypes::{ErrorKind, error, member, types};
+use crate::convert::{map_from_py, map_to_py};
+use crate::fields::pymethods_with_fields;
+use crate::pytypes::{ErrorKind, error};
 
 /// An enum argument as its value: members give `.value`, plain values pass.
 fn enum_value<'py>(obj: &Bound<'py, PyAny>) -> Bound<'py, PyAny> {
@@ -64,6 +65,23 @@ pub(crate) fn priority_arg(obj: &Bound<'_, PyAny>) -> PyResult<Priority> {
         })
 }
 
+/// What a ping is, from its Python arguments: the type, priority and
+/// routing mode (enum members or their values) and the payload (a dict or
+/// `None`).
+pub(crate) fn ping_args(
+    ping_type: &Bound<'_, PyAny>,
+    priority: &Bound<'_, PyAny>,
+    routing_mode: &Bound<'_, PyAny>,
+    payload: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(PingType, Priority, RoutingMode, JsonMap)> {
+    Ok((
+        ping_type_arg(ping_type)?,
+        priority_arg(priority)?,
+        routing_mode_arg(routing_mode)?,
+        payload_arg(payload)?,
+    ))
+}
+
 /// An optional payload dict as a JSON object (`None`: empty).
 pub(crate) fn payload_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<JsonMap> {
     match obj {
@@ -79,274 +97,135 @@ pub(crate) struct PyPingPacket {
     pub(crate) inner: tibet_ping::PingPacket,
 }
 
-#[pymethods]
-impl PyPingPacket {
-    #[new]
-    #[pyo3(signature = (packet_id, source_did, target_did, ping_type, priority, routing_mode, intent,
-        purpose, payload=None, pod_id=None, station_id=None, hop_count=0, max_hops=5, nonce=None,
-        timestamp=None, tibet_token_id=None, vouched_by=None, vouch_signature=None, signature=String::new()))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        packet_id: String,
-        source_did: String,
-        target_did: String,
-        ping_type: &Bound<'_, PyAny>,
-        priority: &Bound<'_, PyAny>,
-        routing_mode: &Bound<'_, PyAny>,
-        intent: String,
-        purpose: String,
-        payload: Option<&Bound<'_, PyAny>>,
-        pod_id: Option<String>,
-        station_id: Option<String>,
-        hop_count: u32,
-        max_hops: u32,
-        nonce: Option<String>,
-        timestamp: Option<String>,
-        tibet_token_id: Option<String>,
-        vouched_by: Option<String>,
-        vouch_signature: Option<String>,
-        signature: String,
-    ) -> PyResult<Self> {
-        Ok(PyPingPacket {
-            inner: tibet_ping::PingPacket {
-                ping_type: ping_type_arg(ping_type)?,
-                priority: priority_arg(priority)?,
-                routing_mode: routing_mode_arg(routing_mode)?,
-                payload: payload_arg(payload)?,
-                pod_id,
-                station_id,
-                hop_count,
-                max_hops,
-                nonce: nonce.unwrap_or_else(|| ids::nonce(&mut rand::thread_rng())),
-                timestamp: timestamp.unwrap_or_else(|| Timestamp::now().to_iso()),
-                tibet_token_id,
-                vouched_by,
-                vouch_signature,
-                signature,
-                ..tibet_ping::PingPacket::new(packet_id, source_did, target_did, intent, purpose)
-            },
-        })
-    }
+pymethods_with_fields! {
+    impl PyPingPacket {
+        fields {
+            /// The packet as the dict the reference's `to_dict()` gives (the wire
+            /// object).
+            to_dict,
+            /// A packet from its dict form (required keys as on the wire).
+            from_dict: "PingPacket",
+            str: [
+                packet_id / set_packet_id,
+                source_did / set_source_did,
+                target_did / set_target_did,
+                intent / set_intent,
+                purpose / set_purpose,
+                nonce / set_nonce,
+                timestamp / set_timestamp,
+                signature / set_signature,
+            ],
+            opt_str: [
+                pod_id / set_pod_id,
+                station_id / set_station_id,
+                tibet_token_id / set_tibet_token_id,
+                vouched_by / set_vouched_by,
+                vouch_signature / set_vouch_signature,
+            ],
+            copy: [hop_count / set_hop_count: u32, max_hops / set_max_hops: u32],
+            dict: [
+                /// A copy of the payload (assign a new dict to change it).
+                payload / set_payload,
+            ],
+            member: [
+                ping_type / set_ping_type: ping_type(as_str, ping_type_arg),
+                priority / set_priority: priority(as_u8, priority_arg),
+                routing_mode / set_routing_mode: routing_mode(as_str, routing_mode_arg),
+            ],
+        }
 
-    #[getter]
-    fn packet_id(&self) -> &str {
-        &self.inner.packet_id
-    }
-    #[setter]
-    fn set_packet_id(&mut self, v: String) {
-        self.inner.packet_id = v;
-    }
-    #[getter]
-    fn source_did(&self) -> &str {
-        &self.inner.source_did
-    }
-    #[setter]
-    fn set_source_did(&mut self, v: String) {
-        self.inner.source_did = v;
-    }
-    #[getter]
-    fn target_did(&self) -> &str {
-        &self.inner.target_did
-    }
-    #[setter]
-    fn set_target_did(&mut self, v: String) {
-        self.inner.target_did = v;
-    }
-    #[getter]
-    fn ping_type<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        member(py, &types(py)?.ping_type, self.inner.ping_type.as_str())
-    }
-    #[setter]
-    fn set_ping_type(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.ping_type = ping_type_arg(v)?;
-        Ok(())
-    }
-    #[getter]
-    fn priority<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        member(py, &types(py)?.priority, self.inner.priority.as_u8())
-    }
-    #[setter]
-    fn set_priority(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.priority = priority_arg(v)?;
-        Ok(())
-    }
-    #[getter]
-    fn routing_mode<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        member(
-            py,
-            &types(py)?.routing_mode,
-            self.inner.routing_mode.as_str(),
-        )
-    }
-    #[setter]
-    fn set_routing_mode(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.routing_mode = routing_mode_arg(v)?;
-        Ok(())
-    }
-    #[getter]
-    fn intent(&self) -> &str {
-        &self.inner.intent
-    }
-    #[setter]
-    fn set_intent(&mut self, v: String) {
-        self.inner.intent = v;
-    }
-    #[getter]
-    fn purpose(&self) -> &str {
-        &self.inner.purpose
-    }
-    #[setter]
-    fn set_purpose(&mut self, v: String) {
-        self.inner.purpose = v;
-    }
-    /// A copy of the payload (assign a new dict to change it).
-    #[getter]
-    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        map_to_py(py, &self.inner.payload)
-    }
-    #[setter]
-    fn set_payload(&mut self, v: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.inner.payload = payload_arg(v)?;
-        Ok(())
-    }
-    #[getter]
-    fn pod_id(&self) -> Option<&str> {
-        self.inner.pod_id.as_deref()
-    }
-    #[setter]
-    fn set_pod_id(&mut self, v: Option<String>) {
-        self.inner.pod_id = v;
-    }
-    #[getter]
-    fn station_id(&self) -> Option<&str> {
-        self.inner.station_id.as_deref()
-    }
-    #[setter]
-    fn set_station_id(&mut self, v: Option<String>) {
-        self.inner.station_id = v;
-    }
-    #[getter]
-    fn hop_count(&self) -> u32 {
-        self.inner.hop_count
-    }
-    #[setter]
-    fn set_hop_count(&mut self, v: u32) {
-        self.inner.hop_count = v;
-    }
-    #[getter]
-    fn max_hops(&self) -> u32 {
-        self.inner.max_hops
-    }
-    #[setter]
-    fn set_max_hops(&mut self, v: u32) {
-        self.inner.max_hops = v;
-    }
-    #[getter]
-    fn nonce(&self) -> &str {
-        &self.inner.nonce
-    }
-    #[setter]
-    fn set_nonce(&mut self, v: String) {
-        self.inner.nonce = v;
-    }
-    #[getter]
-    fn timestamp(&self) -> &str {
-        &self.inner.timestamp
-    }
-    #[setter]
-    fn set_timestamp(&mut self, v: String) {
-        self.inner.timestamp = v;
-    }
-    #[getter]
-    fn tibet_token_id(&self) -> Option<&str> {
-        self.inner.tibet_token_id.as_deref()
-    }
-    #[setter]
-    fn set_tibet_token_id(&mut self, v: Option<String>) {
-        self.inner.tibet_token_id = v;
-    }
-    #[getter]
-    fn vouched_by(&self) -> Option<&str> {
-        self.inner.vouched_by.as_deref()
-    }
-    #[setter]
-    fn set_vouched_by(&mut self, v: Option<String>) {
-        self.inner.vouched_by = v;
-    }
-    #[getter]
-    fn vouch_signature(&self) -> Option<&str> {
-        self.inner.vouch_signature.as_deref()
-    }
-    #[setter]
-    fn set_vouch_signature(&mut self, v: Option<String>) {
-        self.inner.vouch_signature = v;
-    }
-    #[getter]
-    fn signature(&self) -> &str {
-        &self.inner.signature
-    }
-    #[setter]
-    fn set_signature(&mut self, v: String) {
-        self.inner.signature = v;
-    }
+        #[new]
+        #[pyo3(signature = (packet_id, source_did, target_did, ping_type, priority, routing_mode, intent,
+            purpose, payload=None, pod_id=None, station_id=None, hop_count=0, max_hops=5, nonce=None,
+            timestamp=None, tibet_token_id=None, vouched_by=None, vouch_signature=None, signature=String::new()))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            packet_id: String,
+            source_did: String,
+            target_did: String,
+            ping_type: &Bound<'_, PyAny>,
+            priority: &Bound<'_, PyAny>,
+            routing_mode: &Bound<'_, PyAny>,
+            intent: String,
+            purpose: String,
+            payload: Option<&Bound<'_, PyAny>>,
+            pod_id: Option<String>,
+            station_id: Option<String>,
+            hop_count: u32,
+            max_hops: u32,
+            nonce: Option<String>,
+            timestamp: Option<String>,
+            tibet_token_id: Option<String>,
+            vouched_by: Option<String>,
+            vouch_signature: Option<String>,
+            signature: String,
+        ) -> PyResult<Self> {
+            let (ping_type, priority, routing_mode, payload) =
+                ping_args(ping_type, priority, routing_mode, payload)?;
+            Ok(PyPingPacket {
+                inner: tibet_ping::PingPacket {
+                    ping_type,
+                    priority,
+                    routing_mode,
+                    payload,
+                    pod_id,
+                    station_id,
+                    hop_count,
+                    max_hops,
+                    nonce: nonce.unwrap_or_else(|| ids::nonce(&mut rand::thread_rng())),
+                    timestamp: timestamp.unwrap_or_else(|| Timestamp::now().to_iso()),
+                    tibet_token_id,
+                    vouched_by,
+                    vouch_signature,
+                    signature,
+                    ..tibet_ping::PingPacket::new(packet_id, source_did, target_did, intent, purpose)
+                },
+            })
+        }
 
-    /// The packet as the dict the reference's `to_dict()` gives (the wire
-    /// object).
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serialize_to_py(py, &self.inner)
-    }
+        /// TIBET ERIN: what is in the packet.
+        fn to_tibet_erin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            let p = &self.inner;
+            let d = PyDict::new(py);
+            d.set_item("packet_id", &p.packet_id)?;
+            d.set_item("source_did", &p.source_did)?;
+            d.set_item("target_did", &p.target_did)?;
+            d.set_item("ping_type", p.ping_type.as_str())?;
+            d.set_item("intent", &p.intent)?;
+            d.set_item("payload", map_to_py(py, &p.payload)?)?;
+            Ok(d)
+        }
 
-    /// A packet from its dict form (required keys as on the wire).
-    #[classmethod]
-    fn from_dict(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let value = from_py(data)?;
-        serde_json::from_value(value)
-            .map(|inner| PyPingPacket { inner })
-            .map_err(|e| error(ErrorKind::Codec, format!("not a PingPacket: {e}")))
-    }
+        /// TIBET EROMHEEN: the context around it.
+        fn to_tibet_eromheen<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            let p = &self.inner;
+            let d = PyDict::new(py);
+            d.set_item("pod_id", &p.pod_id)?;
+            d.set_item("station_id", &p.station_id)?;
+            d.set_item("hop_count", p.hop_count)?;
+            d.set_item("routing_mode", p.routing_mode.as_str())?;
+            d.set_item("priority", p.priority.as_u8())?;
+            d.set_item("timestamp", &p.timestamp)?;
+            Ok(d)
+        }
 
-    /// TIBET ERIN: what is in the packet.
-    fn to_tibet_erin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let p = &self.inner;
-        let d = PyDict::new(py);
-        d.set_item("packet_id", &p.packet_id)?;
-        d.set_item("source_did", &p.source_did)?;
-        d.set_item("target_did", &p.target_did)?;
-        d.set_item("ping_type", p.ping_type.as_str())?;
-        d.set_item("intent", &p.intent)?;
-        d.set_item("payload", map_to_py(py, &p.payload)?)?;
-        Ok(d)
-    }
+        fn __repr__(&self) -> String {
+            let p = &self.inner;
+            format!(
+                "PingPacket(packet_id={:?}, source_did={:?}, target_did={:?}, ping_type={}, intent={:?}, routing_mode={}, hop_count={})",
+                p.packet_id,
+                p.source_did,
+                p.target_did,
+                p.ping_type,
+                p.intent,
+                p.routing_mode,
+                p.hop_count
+            )
+        }
 
-    /// TIBET EROMHEEN: the context around it.
-    fn to_tibet_eromheen<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let p = &self.inner;
-        let d = PyDict::new(py);
-        d.set_item("pod_id", &p.pod_id)?;
-        d.set_item("station_id", &p.station_id)?;
-        d.set_item("hop_count", p.hop_count)?;
-        d.set_item("routing_mode", p.routing_mode.as_str())?;
-        d.set_item("priority", p.priority.as_u8())?;
-        d.set_item("timestamp", &p.timestamp)?;
-        Ok(d)
-    }
-
-    fn __repr__(&self) -> String {
-        let p = &self.inner;
-        format!(
-            "PingPacket(packet_id={:?}, source_did={:?}, target_did={:?}, ping_type={}, intent={:?}, routing_mode={}, hop_count={})",
-            p.packet_id,
-            p.source_did,
-            p.target_did,
-            p.ping_type,
-            p.intent,
-            p.routing_mode,
-            p.hop_count
-        )
-    }
-
-    fn __copy__(&self) -> Self {
-        self.clone()
+        fn __copy__(&self) -> Self {
+            self.clone()
+        }
     }
 }
 
@@ -363,142 +242,100 @@ impl From<tibet_ping::PingResponse> for PyPingResponse {
     }
 }
 
-#[pymethods]
-impl PyPingResponse {
-    #[new]
-    #[pyo3(signature = (response_id, in_response_to, responder_did, decision, payload=None,
-        capabilities=Vec::new(), trust_score=0.0, fira_breakdown=None, tibet_token_id=None,
-        timestamp=None, rtt_ms=None, airlock_zone=None, applied_rule=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        response_id: String,
-        in_response_to: String,
-        responder_did: String,
-        decision: &Bound<'_, PyAny>,
-        payload: Option<&Bound<'_, PyAny>>,
-        capabilities: Vec<String>,
-        trust_score: f64,
-        fira_breakdown: Option<&Bound<'_, PyAny>>,
-        tibet_token_id: Option<String>,
-        timestamp: Option<String>,
-        rtt_ms: Option<f64>,
-        airlock_zone: Option<&Bound<'_, PyAny>>,
-        applied_rule: Option<String>,
-    ) -> PyResult<Self> {
-        Ok(PyPingResponse {
-            inner: tibet_ping::PingResponse {
+pymethods_with_fields! {
+    impl PyPingResponse {
+        fields {
+            /// The response as the dict the reference's `to_dict()` gives.
+            to_dict,
+            /// A response from its dict form.
+            from_dict: "PingResponse",
+            str: [
                 response_id,
                 in_response_to,
                 responder_did,
-                decision: decision_arg(decision)?,
-                payload: payload_arg(payload)?,
-                capabilities,
-                trust_score,
-                fira_breakdown: payload_arg(fira_breakdown)?,
-                tibet_token_id,
-                timestamp: timestamp.unwrap_or_else(|| Timestamp::now().to_iso()),
-                rtt_ms,
-                airlock_zone: match airlock_zone {
-                    Some(z) => zone_arg(z)?,
-                    None => AirlockZone::Rood,
+                timestamp,
+                /// The responder's Ed25519 signature (empty when unsigned).
+                signature,
+            ],
+            opt_str: [tibet_token_id, applied_rule],
+            copy: [
+                trust_score: f64,
+                /// The responder's processing time in milliseconds.
+                rtt_ms: Option<f64>,
+            ],
+            dict: [
+                /// A copy of the payload.
+                payload,
+                /// A copy of how the trust was computed.
+                fira_breakdown,
+            ],
+            member: [decision / set_decision: ping_decision(as_str, decision_arg)],
+        }
+
+        #[new]
+        #[pyo3(signature = (response_id, in_response_to, responder_did, decision, payload=None,
+            capabilities=Vec::new(), trust_score=0.0, fira_breakdown=None, tibet_token_id=None,
+            timestamp=None, rtt_ms=None, airlock_zone=None, applied_rule=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn new(
+            response_id: String,
+            in_response_to: String,
+            responder_did: String,
+            decision: &Bound<'_, PyAny>,
+            payload: Option<&Bound<'_, PyAny>>,
+            capabilities: Vec<String>,
+            trust_score: f64,
+            fira_breakdown: Option<&Bound<'_, PyAny>>,
+            tibet_token_id: Option<String>,
+            timestamp: Option<String>,
+            rtt_ms: Option<f64>,
+            airlock_zone: Option<&Bound<'_, PyAny>>,
+            applied_rule: Option<String>,
+        ) -> PyResult<Self> {
+            Ok(PyPingResponse {
+                inner: tibet_ping::PingResponse {
+                    response_id,
+                    in_response_to,
+                    responder_did,
+                    decision: decision_arg(decision)?,
+                    payload: payload_arg(payload)?,
+                    capabilities,
+                    trust_score,
+                    fira_breakdown: payload_arg(fira_breakdown)?,
+                    tibet_token_id,
+                    timestamp: timestamp.unwrap_or_else(|| Timestamp::now().to_iso()),
+                    rtt_ms,
+                    airlock_zone: match airlock_zone {
+                        Some(z) => zone_arg(z)?,
+                        None => AirlockZone::Rood,
+                    },
+                    applied_rule,
+                    signature: String::new(),
                 },
-                applied_rule,
-                signature: String::new(),
-            },
-        })
-    }
+            })
+        }
 
-    #[getter]
-    fn response_id(&self) -> &str {
-        &self.inner.response_id
-    }
-    #[getter]
-    fn in_response_to(&self) -> &str {
-        &self.inner.in_response_to
-    }
-    #[getter]
-    fn responder_did(&self) -> &str {
-        &self.inner.responder_did
-    }
-    #[getter]
-    fn decision<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        member(py, &types(py)?.ping_decision, self.inner.decision.as_str())
-    }
-    #[setter]
-    fn set_decision(&mut self, v: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.decision = decision_arg(v)?;
-        Ok(())
-    }
-    /// A copy of the payload.
-    #[getter]
-    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        map_to_py(py, &self.inner.payload)
-    }
-    #[getter]
-    fn capabilities(&self) -> Vec<String> {
-        self.inner.capabilities.clone()
-    }
-    #[getter]
-    fn trust_score(&self) -> f64 {
-        self.inner.trust_score
-    }
-    /// A copy of how the trust was computed.
-    #[getter]
-    fn fira_breakdown<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        map_to_py(py, &self.inner.fira_breakdown)
-    }
-    #[getter]
-    fn tibet_token_id(&self) -> Option<&str> {
-        self.inner.tibet_token_id.as_deref()
-    }
-    #[getter]
-    fn timestamp(&self) -> &str {
-        &self.inner.timestamp
-    }
-    /// The responder's processing time in milliseconds.
-    #[getter]
-    fn rtt_ms(&self) -> Option<f64> {
-        self.inner.rtt_ms
-    }
-    /// The zone as a string (`"GROEN"`, `"GEEL"`, `"ROOD"`), as the
-    /// reference keeps it.
-    #[getter]
-    fn airlock_zone(&self) -> &'static str {
-        self.inner.airlock_zone.as_str()
-    }
-    #[getter]
-    fn applied_rule(&self) -> Option<&str> {
-        self.inner.applied_rule.as_deref()
-    }
-    /// The responder's Ed25519 signature (empty when unsigned).
-    #[getter]
-    fn signature(&self) -> &str {
-        &self.inner.signature
-    }
+        #[getter]
+        fn capabilities(&self) -> Vec<String> {
+            self.inner.capabilities.clone()
+        }
+        /// The zone as a string (`"GROEN"`, `"GEEL"`, `"ROOD"`), as the
+        /// reference keeps it.
+        #[getter]
+        fn airlock_zone(&self) -> &'static str {
+            self.inner.airlock_zone.as_str()
+        }
 
-    /// The response as the dict the reference's `to_dict()` gives.
-    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serialize_to_py(py, &self.inner)
-    }
-
-    /// A response from its dict form.
-    #[classmethod]
-    fn from_dict(_cls: &Bound<'_, PyType>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let value = from_py(data)?;
-        serde_json::from_value(value)
-            .map(|inner| PyPingResponse { inner })
-            .map_err(|e| error(ErrorKind::Codec, format!("not a PingResponse: {e}")))
-    }
-
-    fn __repr__(&self) -> String {
-        let r = &self.inner;
-        format!(
-            "PingResponse(responder_did={:?}, decision={}, airlock_zone={:?}, trust_score={}, in_response_to={:?})",
-            r.responder_did,
-            r.decision,
-            r.airlock_zone.as_str(),
-            r.trust_score,
-            r.in_response_to
-        )
+        fn __repr__(&self) -> String {
+            let r = &self.inner;
+            format!(
+                "PingResponse(responder_did={:?}, decision={}, airlock_zone={:?}, trust_score={}, in_response_to={:?})",
+                r.responder_did,
+                r.decision,
+                r.airlock_zone.as_str(),
+                r.trust_score,
+                r.in_response_to
+            )
+        }
     }
 }

@@ -19,13 +19,12 @@ use pyo3::types::PyList;
 use tibet_iot::{RequestId, RequestSocket, SendError};
 
 use crate::bridge::{Bridge, Outcome};
-use crate::config::addr_arg;
-use crate::convert::map_from_py;
-use crate::iot_node::{send_error, send_options};
+use crate::iot_node::send_error;
 
 /// The longest a lone request may spin for its answer (`spin`).
 const MAX_SPIN_US: u64 = 1_000;
 use crate::pytypes::{ErrorKind, error};
+use crate::shared_methods::pymethods_with_shared;
 
 /// Outstanding requests by outcome id: `None` until the engine gave the
 /// request its id; removed when the request completes.
@@ -90,121 +89,81 @@ impl PyRequestSocket {
     }
 }
 
-#[pymethods]
-impl PyRequestSocket {
-    /// The descriptor to watch for reading (-1 once closed).
-    fn fileno(&self) -> i32 {
-        self.sock.as_ref().map_or(-1, |s| s.as_raw_fd())
-    }
+pymethods_with_shared! {
+    impl PyRequestSocket {
+        /// The descriptor to watch for reading (-1 once closed).
+        fn fileno(&self) -> i32 {
+            self.sock.as_ref().map_or(-1, |s| s.as_raw_fd())
+        }
 
-    /// The bound `(host, port)` (peers see requests come from it).
-    #[getter]
-    fn local_addr(&self) -> PyResult<(String, u16)> {
-        let a = self
-            .sock()?
-            .local_addr()
-            .map_err(|e| error(ErrorKind::Internal, e.to_string()))?;
-        Ok(crate::iot_node::addr_tuple(a))
+        /// The bound `(host, port)` (peers see requests come from it).
+        #[getter]
+        fn local_addr(&self) -> PyResult<(String, u16)> {
+            let a = self
+                .sock()?
+                .local_addr()
+                .map_err(|e| error(ErrorKind::Internal, e.to_string()))?;
+            Ok(crate::iot_node::addr_tuple(a))
+        }
+
+        /// Handles what waits on the socket (the loop calls it when the
+        /// descriptor is readable), then drains `bridge`: its finished outcomes
+        /// as `Bridge.drain` gives them, the answers read here among them.
+        fn poll<'py>(&mut self, py: Python<'py>, bridge: &Bridge) -> PyResult<Bound<'py, PyList>> {
+            if let Some(sock) = self.sock.as_mut() {
+                bridge.quietly(|| sock.poll());
+            }
+            bridge.take_finished(py)
+        }
+
+        /// Waits up to `budget_us` microseconds, without sleeping and without
+        /// the GIL, for the answer to come, then handles what came as
+        /// [`poll`](Self::poll) does (an empty list when nothing came). The
+        /// loop uses it for a lone request, so that a fast answer does not wait
+        /// for the loop's thread to be woken from idle.
+        fn spin<'py>(
+            &mut self,
+            py: Python<'py>,
+            bridge: &Bridge,
+            budget_us: u64,
+        ) -> PyResult<Bound<'py, PyList>> {
+            let budget = std::time::Duration::from_micros(budget_us.min(MAX_SPIN_US));
+            let ready = match self.sock.as_ref() {
+                Some(sock) => py.allow_threads(|| sock.spin_until_readable(budget)),
+                None => false,
+            };
+            if ready {
+                self.poll(py, bridge)
+            } else {
+                Ok(PyList::empty(py))
+            }
+        }
+
+        /// Forgets the request of outcome `id` (its future was cancelled).
+        fn cancel(&self, id: u64) {
+            let request = lock(&self.outstanding).remove(&id).flatten();
+            if let (Some(sock), Some(request)) = (self.sock.as_ref(), request) {
+                sock.cancel(request);
+            }
+        }
+
+        /// Closes the socket; requests still waiting end at their deadlines.
+        fn close(&mut self) {
+            self.sock = None;
+        }
     }
 
     /// As `Node.send_ping`, from this socket.
-    #[pyo3(signature = (bridge, target, addr, intent, purpose, ping_type, priority, routing_mode,
-        payload=None, timeout=None, pod_id=None, station_id=None, max_hops=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn send_ping<'py>(
-        &self,
-        bridge: &Bridge,
-        target: &str,
-        addr: &Bound<'py, PyAny>,
-        intent: &str,
-        purpose: &str,
-        ping_type: &Bound<'py, PyAny>,
-        priority: &Bound<'py, PyAny>,
-        routing_mode: &Bound<'py, PyAny>,
-        payload: Option<&Bound<'py, PyAny>>,
-        timeout: Option<f64>,
-        pod_id: Option<String>,
-        station_id: Option<String>,
-        max_hops: Option<u32>,
-    ) -> PyResult<u64> {
-        let addr = addr_arg(addr)?;
-        let options = send_options(
-            ping_type,
-            priority,
-            routing_mode,
-            payload,
-            timeout,
-            pod_id,
-            station_id,
-            max_hops,
-        )?;
+    send_ping(&self, bridge, target, addr, intent, purpose, options) {
         self.request(bridge, |s, done| {
             s.send_ping(target, addr, intent, purpose, options, done)
         })
     }
 
     /// As `Node.send_heartbeat`, from this socket.
-    #[pyo3(signature = (bridge, target, addr, status=None))]
-    fn send_heartbeat<'py>(
-        &self,
-        bridge: &Bridge,
-        target: &str,
-        addr: &Bound<'py, PyAny>,
-        status: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<u64> {
-        let addr = addr_arg(addr)?;
-        let status = status
-            .filter(|s| !s.is_none())
-            .map(map_from_py)
-            .transpose()?;
+    send_heartbeat(&self, bridge, target, addr, status) {
         self.request(bridge, |s, done| {
             s.send_heartbeat(target, addr, status, done)
         })
-    }
-
-    /// Handles what waits on the socket (the loop calls it when the
-    /// descriptor is readable), then drains `bridge`: its finished outcomes
-    /// as `Bridge.drain` gives them, the answers read here among them.
-    fn poll<'py>(&mut self, py: Python<'py>, bridge: &Bridge) -> PyResult<Bound<'py, PyList>> {
-        if let Some(sock) = self.sock.as_mut() {
-            bridge.quietly(|| sock.poll());
-        }
-        bridge.take_finished(py)
-    }
-
-    /// Waits up to `budget_us` microseconds, without sleeping and without
-    /// the GIL, for the answer to come, then handles what came as
-    /// [`poll`](Self::poll) does (an empty list when nothing came). The
-    /// loop uses it for a lone request, so that a fast answer does not wait
-    /// for the loop's thread to be woken from idle.
-    fn spin<'py>(
-        &mut self,
-        py: Python<'py>,
-        bridge: &Bridge,
-        budget_us: u64,
-    ) -> PyResult<Bound<'py, PyList>> {
-        let budget = std::time::Duration::from_micros(budget_us.min(MAX_SPIN_US));
-        let ready = match self.sock.as_ref() {
-            Some(sock) => py.allow_threads(|| sock.spin_until_readable(budget)),
-            None => false,
-        };
-        if ready {
-            self.poll(py, bridge)
-        } else {
-            Ok(PyList::empty(py))
-        }
-    }
-
-    /// Forgets the request of outcome `id` (its future was cancelled).
-    fn cancel(&self, id: u64) {
-        let request = lock(&self.outstanding).remove(&id).flatten();
-        if let (Some(sock), Some(request)) = (self.sock.as_ref(), request) {
-            sock.cancel(request);
-        }
-    }
-
-    /// Closes the socket; requests still waiting end at their deadlines.
-    fn close(&mut self) {
-        self.sock = None;
     }
 }

@@ -38,7 +38,7 @@ impl IoTNode {
     pub fn revoke_vouch_credential(&self, voucher_did: &str, device_did: &str) -> bool {
         self.decision(
             |e| e.revoke_vouch_credential(voucher_did, device_did),
-            |done, _| crate::iot_node::record_revocation(*done, voucher_did, device_did),
+            |done, _| crate::decision_records::record_revocation(*done, voucher_did, device_did),
         )
     }
 
@@ -52,7 +52,7 @@ impl IoTNode {
             |e| e.remove_pin(did),
             |key, _| {
                 key.iter()
-                    .map(|k| crate::iot_node::record_pin(did, k, true, "removed"))
+                    .map(|k| crate::decision_records::record_pin(did, k, true, "removed"))
                     .collect()
             },
         )
@@ -82,13 +82,15 @@ impl IoTNode {
                 (did, e.approve_beacon(now, beacon_id, options))
             },
             |(did, r), st| {
-                let mut decisions: Vec<_> =
-                    r.iter().filter_map(crate::iot_node::record_vouch).collect();
+                let mut decisions: Vec<_> = r
+                    .iter()
+                    .filter_map(crate::decision_records::record_vouch)
+                    .collect();
                 let pinned = did
                     .as_deref()
                     .and_then(|d| Some((d, st.engine.pins().get(d)?)));
                 if let (false, Some((did, key))) = (decisions.is_empty(), pinned) {
-                    decisions.push(crate::iot_node::record_pin(
+                    decisions.push(crate::decision_records::record_pin(
                         did,
                         key,
                         false,

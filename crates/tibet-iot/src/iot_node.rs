@@ -17,39 +17,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use tibet_ping::{
-    AirlockRule, AutoVouchRule, AutoVouchRuleError, JsonMap, PendingPing, PingResponse, Timestamp,
-    Vouch, VouchError, VouchOptions,
-};
-use tokio::io::Interest;
+use tibet_ping::{JsonMap, PingResponse, Timestamp};
 use tokio::net::UdpSocket;
 use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use tibet_iot_proto::{
     AuditOverload, Engine, Event, MonoTime, NodeStats, Now, PeerRecord, RequestId, SendError,
-    SendOptions, Transmit, TransportConfig, Uplink,
+    SendOptions, TransportConfig, Uplink,
 };
 
 use crate::audit_sink::AuditSink;
 use crate::audit_worker::{self, AuditWorker, Progress};
-use crate::batch::{self, RecvBatch, SendBatch};
+use crate::batch::{self};
 use crate::direct_send::DirectSend;
+use crate::driver_loop::{Groups, drive};
 use crate::error::StartError;
-use crate::errqueue;
 use crate::replay_horizon::{HorizonKeeper, StateDir, crash_horizon};
 use crate::request_socket::RequestSocket;
-use crate::send_queue::SendQueue;
 use crate::socket;
 use crate::state_keeper::{Changes, KeptStore};
-use crate::state_store::{
-    Decision, RevocationEntry, RuleEntry, StateStore, StoreError, TrustEntry, VouchEntry,
-};
+use crate::state_store::{Decision, StateStore, StoreError};
 
 /// Datagrams handled per socket per wake-up, so timers and commands run
 /// between batches even under a flood (one `recvmmsg` on the transport
 /// socket).
-const RECV_BATCH: usize = batch::BATCH;
+pub(crate) const RECV_BATCH: usize = batch::BATCH;
 /// Capacity of the event channel; slow subscribers see `Lagged`.
 const EVENT_CHANNEL: usize = 4096;
 
@@ -85,14 +78,14 @@ pub(crate) struct State {
     pub(crate) engine: Engine,
     pub(crate) waiters: HashMap<RequestId, Waiter>,
     pub(crate) running: bool,
-    audit: Option<AuditWorker>,
+    pub(crate) audit: Option<AuditWorker>,
     /// Where uplink frames go (docs/FLEETS.md), while one is open.
-    uplink: Option<mpsc::Sender<Uplink>>,
+    pub(crate) uplink: Option<mpsc::Sender<Uplink>>,
     /// The state directory ([`IoTNode::set_state_dir`]).
-    state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Trust set while the node was stopped: the configuration's, which a
     /// stored decision overrides only while it is unchanged.
-    declared: HashMap<String, f64>,
+    pub(crate) declared: HashMap<String, f64>,
     /// The driver's socket for requests sent from the caller's thread,
     /// while the driver runs.
     pub(crate) direct: Option<DirectSend>,
@@ -109,7 +102,7 @@ impl State {
     /// Whether the driver must read nothing now because the audit path is
     /// behind (audit_worker.rs): the worker is congested, or the engine's
     /// queue lacks room for a receive batch's records (two per datagram).
-    fn audit_congested(&mut self, now: Instant) -> bool {
+    pub(crate) fn audit_congested(&mut self, now: Instant) -> bool {
         let Some(worker) = self.audit.as_mut() else {
             return false;
         };
@@ -173,26 +166,26 @@ impl State {
 }
 
 pub(crate) struct Shared {
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
     pub(crate) wake: Notify,
-    send_errors: AtomicU64,
-    sent_segmented: AtomicU64,
-    send_queue_dropped: AtomicU64,
-    send_queue_bytes_dropped: AtomicU64,
+    pub(crate) send_errors: AtomicU64,
+    pub(crate) sent_segmented: AtomicU64,
+    pub(crate) send_queue_dropped: AtomicU64,
+    pub(crate) send_queue_bytes_dropped: AtomicU64,
     pub(crate) sent_direct: AtomicU64,
     pub(crate) audit_dropped: AtomicU64,
-    audit_progress: Arc<Progress>,
-    audit_backpressure: AtomicU64,
+    pub(crate) audit_progress: Arc<Progress>,
+    pub(crate) audit_backpressure: AtomicU64,
     pub(crate) uplink_dropped: AtomicU64,
     /// The state store, while running with a state directory. Taken
     /// before the engine's lock by the commands that write it, so the
     /// store records decisions in the order the engine made them; the
     /// driver task never takes it.
-    store: Mutex<Option<KeptStore>>,
+    pub(crate) store: Mutex<Option<KeptStore>>,
     /// Decisions the store could not record.
-    store_failures: AtomicU64,
+    pub(crate) store_failures: AtomicU64,
     /// Origin of the engine's monotonic clock.
-    origin: Instant,
+    pub(crate) origin: Instant,
 }
 
 impl Shared {
@@ -211,14 +204,14 @@ impl Shared {
         )
     }
 
-    fn store(&self) -> MutexGuard<'_, Option<KeptStore>> {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Option<KeptStore>> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs an engine command that may make a decision, then records what
     /// `record` makes of its result in the state store (if the node runs
     /// with one) before returning: a decision returned is on disk.
-    fn decision<R>(
+    pub(crate) fn decision<R>(
         &self,
         f: impl FnOnce(&mut Engine) -> R,
         record: impl FnOnce(&R, &State) -> Vec<Decision>,
@@ -247,7 +240,7 @@ impl Shared {
     /// thread calls it every second, and a clean stop once more.
     /// With `horizon`, the replay horizon is written in the same
     /// transaction.
-    fn keep_state(&self, horizon: Option<Timestamp>) -> Result<(), StoreError> {
+    pub(crate) fn keep_state(&self, horizon: Option<Timestamp>) -> Result<(), StoreError> {
         let mut store = self.store();
         let Some(kept) = store.as_mut() else {
             return Ok(());
@@ -260,7 +253,7 @@ impl Shared {
     }
 
     /// Runs an engine command and passes on its audit records.
-    fn command<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
+    pub(crate) fn command<R>(&self, f: impl FnOnce(&mut Engine) -> R) -> R {
         let mut st = self.lock();
         let r = f(&mut st.engine);
         st.drain_audit(&self.audit_dropped);
@@ -301,7 +294,7 @@ struct OpenedState {
 /// discovery, peer tracking and mesh relay.
 pub struct IoTNode {
     did: String,
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     events: broadcast::Sender<Event>,
     running: Mutex<Option<Running>>,
 }
@@ -706,129 +699,6 @@ impl IoTNode {
         r
     }
 
-    /// Sets the trust of `did` (0..1); audited.
-    ///
-    /// Set while the node is stopped, it is configuration (declared
-    /// intent); set while it runs with a state directory, it is a decision
-    /// kept in the state store and restored at the next start, unless the
-    /// configured trust of `did` changed since (docs/OPERATIONS.md).
-    pub fn set_trust(&self, did: &str, trust: f64) {
-        let now = self.shared.now();
-        {
-            let mut st = self.shared.lock();
-            if !st.running {
-                st.engine.set_trust(now, did, trust);
-                if let Some(set) = st.engine.ping_node().explicit_trust(did).0 {
-                    st.declared.insert(did.to_owned(), set);
-                }
-                st.drain_audit(&self.shared.audit_dropped);
-                return;
-            }
-        }
-        self.shared.decision(
-            |e| e.set_trust(now, did, trust),
-            |(), st| {
-                let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-                vec![Decision::Trust(TrustEntry {
-                    did: did.to_owned(),
-                    score,
-                    declared: st.declared.get(did).copied(),
-                    reason: "set_trust".into(),
-                    set_at: now.wall,
-                })]
-            },
-        );
-    }
-
-    /// The trust of `did` as the pipeline would compute it now.
-    pub fn trust_of(&self, did: &str) -> f64 {
-        let now = self.shared.now();
-        self.shared
-            .lock()
-            .engine
-            .ping_node()
-            .trust_of(now.wall, did)
-            .score
-    }
-
-    /// The zone `trust` falls in by this node's thresholds (rules may still
-    /// put one intent elsewhere).
-    pub fn threshold_zone(&self, trust: f64) -> tibet_ping::AirlockZone {
-        self.shared
-            .lock()
-            .engine
-            .ping_node()
-            .airlock()
-            .threshold_zone(trust)
-    }
-
-    /// Vouches for `dids` (refused when the vouch registry is full); audited.
-    /// Kept in the state store while the node runs with one.
-    pub fn vouch(&self, dids: Vec<String>, options: VouchOptions) -> Result<Vouch, VouchError> {
-        let now = self.shared.now();
-        self.shared.decision(
-            |e| e.vouch(now, dids, options),
-            |r, _| record_vouch(r).into_iter().collect(),
-        )
-    }
-
-    /// Adds an airlock rule; audited.
-    /// Kept in the state store while the node runs with one.
-    pub fn add_rule(&self, rule: AirlockRule) {
-        let kept = rule.clone();
-        self.shared.decision(
-            |e| e.add_rule(rule),
-            |(), _| vec![Decision::Rule(RuleEntry::Airlock(kept))],
-        );
-    }
-
-    /// Adds an auto-vouch rule for beacons (refused when invalid); audited.
-    /// Kept in the state store while the node runs with one.
-    pub fn add_auto_vouch_rule(&self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
-        let kept = rule.clone();
-        self.shared.decision(
-            |e| e.add_auto_vouch_rule(rule),
-            |r, _| match r {
-                Ok(()) => vec![Decision::Rule(RuleEntry::AutoVouch(kept))],
-                Err(_) => Vec::new(),
-            },
-        )
-    }
-
-    /// Pings waiting for human review (GEEL).
-    pub fn pending(&self) -> Vec<PendingPing> {
-        self.shared.lock().engine.pending().cloned().collect()
-    }
-
-    /// Approves a pending ping, optionally raising its sender's trust;
-    /// audited.
-    pub fn approve_pending(
-        &self,
-        packet_id: &str,
-        raise_trust_to: Option<f64>,
-    ) -> Option<PendingPing> {
-        let now = self.shared.now();
-        self.shared.decision(
-            |e| e.approve_pending(now, packet_id, raise_trust_to),
-            |r, st| record_approval(r, st, raise_trust_to, now.wall),
-        )
-    }
-
-    /// Approves the pending ping `packet_id` from `source_did` exactly,
-    /// optionally raising that sender's trust; audited.
-    pub fn approve_pending_from(
-        &self,
-        source_did: &str,
-        packet_id: &str,
-        raise_trust_to: Option<f64>,
-    ) -> Option<PendingPing> {
-        let now = self.shared.now();
-        self.shared.decision(
-            |e| e.approve_pending_from(now, source_did, packet_id, raise_trust_to),
-            |r, st| record_approval(r, st, raise_trust_to, now.wall),
-        )
-    }
-
     /// Runs an engine command that may make a decision and records it in
     /// the state store (see `Shared::decision`).
     pub(crate) fn decision<R>(
@@ -839,27 +709,6 @@ impl IoTNode {
         let r = self.shared.decision(f, record);
         self.shared.wake.notify_one();
         r
-    }
-
-    /// Decisions the state store could not record (each also logged as an
-    /// error).
-    pub fn state_store_failures(&self) -> u64 {
-        self.shared.store_failures.load(Ordering::Relaxed)
-    }
-
-    /// Rejects a pending ping; audited.
-    pub fn reject_pending(&self, packet_id: &str) -> Option<PendingPing> {
-        self.shared
-            .decision(|e| e.reject_pending(packet_id), |_, _| Vec::new())
-    }
-
-    /// Rejects the pending ping `packet_id` from `source_did` exactly;
-    /// audited.
-    pub fn reject_pending_from(&self, source_did: &str, packet_id: &str) -> Option<PendingPing> {
-        self.shared.decision(
-            |e| e.reject_pending_from(source_did, packet_id),
-            |_, _| Vec::new(),
-        )
     }
 
     /// Records a peer by hand.
@@ -980,295 +829,4 @@ impl Drop for IoTNode {
             run.task.abort();
         }
     }
-}
-
-/// Sends retried per flush after a send call reported an earlier
-/// datagram's ICMP error instead of sending.
-const ICMP_SEND_RETRIES: u32 = 8;
-
-/// Reads the ICMP errors queued on the transport socket (errqueue.rs) into
-/// `unreachable`, and clears the socket's error readiness once the queue is
-/// empty.
-fn drain_icmp_errors(sock: &UdpSocket, unreachable: &mut Vec<SocketAddr>) {
-    let _ = sock.try_io(Interest::ERROR, || {
-        // The pending error was already reported (or is about to be read
-        // from the queue): clear it so no later call reports it again.
-        let _ = sock.take_error();
-        if errqueue::drain(sock, |a| unreachable.push(a)) < errqueue::MAX_PER_DRAIN {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            Ok(())
-        }
-    });
-}
-
-fn to_instant(deadline: MonoTime, now: MonoTime) -> tokio::time::Instant {
-    // Capped: a configured "forever" must not overflow the Instant; waking
-    // once a day to find nothing due is harmless.
-    let wait = deadline
-        .saturating_duration_since(now)
-        .min(std::time::Duration::from_secs(86_400));
-    tokio::time::Instant::now() + wait
-}
-
-/// Where the engine's beacons go: the engine addresses them to the IPv4
-/// group (`v4`); they leave to the group of each family the discovery socket
-/// joined (with discovery off, to the IPv4 group as addressed).
-struct Groups {
-    v4: SocketAddr,
-    v6: SocketAddr,
-    families: Option<socket::Families>,
-}
-
-impl Groups {
-    /// The groups on the discovery port in use.
-    fn on_port(mut self, port: u16) -> Self {
-        self.v4.set_port(port);
-        self.v6.set_port(port);
-        self
-    }
-
-    /// Queues `t` (a beacon: once per joined family); `refused` sees each
-    /// datagram the queue refused.
-    fn push(&self, outq: &mut SendQueue, t: Transmit, mut refused: impl FnMut(&Transmit)) {
-        let mut push = |t: Transmit| {
-            if let Err((_, t)) = outq.push(t) {
-                refused(&t);
-            }
-        };
-        let Some(families) = self.families.filter(|_| t.destination == self.v4) else {
-            push(t);
-            return;
-        };
-        if families.v6 {
-            push(Transmit {
-                destination: self.v6,
-                payload: t.payload.clone(),
-            });
-        }
-        if families.v4 {
-            push(t);
-        }
-    }
-}
-
-async fn drive(
-    shared: Arc<Shared>,
-    sock: Arc<UdpSocket>,
-    disc: Option<UdpSocket>,
-    groups: Groups,
-    events: broadcast::Sender<Event>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let mut buf = vec![0u8; 70_000];
-    // Destinations that answered "port unreachable", for the engine.
-    let mut unreachable: Vec<SocketAddr> = Vec::new();
-    let mut inbatch = RecvBatch::new();
-    let mut outbatch = SendBatch::new(&sock);
-    let mut outq = {
-        let st = shared.lock();
-        let limits = &st.engine.config().limits;
-        SendQueue::new(limits.send_queue, limits.send_queue_bytes)
-    };
-    loop {
-        let (deadline, congested) = {
-            let now = shared.now().mono;
-            let mut st = shared.lock();
-            let timeout = st.engine.poll_timeout();
-            if let Some(direct) = st.direct.as_mut() {
-                direct.driver_sleeps(timeout, !outq.is_empty());
-            }
-            let deadline = timeout.map(|d| to_instant(d, now));
-            (deadline, st.audit_congested(Instant::now()))
-        };
-        tokio::select! {
-            biased;
-            _ = &mut shutdown => break,
-            _ = shared.wake.notified() => {}
-            // The audit thread stored a batch: room again, maybe.
-            _ = shared.audit_progress.notify.notified() => {}
-            r = sock.readable(), if !congested => { if r.is_err() { break } }
-            r = async { disc.as_ref().expect("guarded").readable().await }, if disc.is_some() && !congested => {
-                if r.is_err() { break }
-            }
-            _ = sock.writable(), if !outq.is_empty() => {}
-            // ICMP errors (errqueue.rs): epoll reports them on any interest.
-            r = sock.ready(Interest::ERROR) => { if r.is_err() { break } }
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
-        }
-        let mut st = shared.lock();
-        st.engine.set_events_enabled(events.receiver_count() > 0);
-        let now = shared.now();
-        // Backpressure (audit_worker.rs): while the audit path is behind,
-        // nothing is read, so nothing is answered without its record;
-        // datagrams wait in the socket's buffer.
-        let congested = st.audit_congested(Instant::now());
-        if congested {
-            shared.audit_backpressure.fetch_add(1, Ordering::Relaxed);
-        }
-        // One batch, then timers and commands get their turn.
-        let received = if congested {
-            Err(io::ErrorKind::WouldBlock.into())
-        } else {
-            inbatch.recv(&sock)
-        };
-        match received {
-            Ok(_) => {
-                // One call per receive batch: signatures of pinned DIDs are
-                // verified together (same decisions as one by one).
-                let batch: Vec<_> = inbatch.datagrams().collect();
-                st.engine.handle_datagrams(now, &batch);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // An ICMP error reported here is read from the error queue below.
-            Err(e) if errqueue::is_icmp_error(&e) => {}
-            Err(e) => tracing::debug!(error = %e, "recv error"),
-        }
-        drain_icmp_errors(&sock, &mut unreachable);
-        // Each address once: the engine scans its requests per address.
-        unreachable.sort_unstable();
-        unreachable.dedup();
-        for addr in unreachable.drain(..) {
-            st.engine.handle_unreachable(addr);
-        }
-        if let Some(d) = disc.as_ref().filter(|_| !congested) {
-            for _ in 0..RECV_BATCH / 4 {
-                match d.try_recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        st.engine
-                            .handle_discovery_datagram(now, batch::canonical(from), &buf[..n])
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) => tracing::debug!(error = %e, "discovery recv error"),
-                }
-            }
-        }
-        if st.engine.poll_timeout().is_some_and(|t| t <= now.mono) {
-            st.engine.handle_timeout(now);
-        }
-        // What callers handed over first (direct_send.rs), then the engine's.
-        let handoff: Vec<Transmit> = st
-            .direct
-            .as_mut()
-            .map(|d| d.take_handoff().collect())
-            .unwrap_or_default();
-        let mut transmits = handoff.into_iter();
-        while let Some(t) = transmits.next().or_else(|| st.engine.poll_transmit()) {
-            groups.push(&mut outq, t, |t| {
-                shared.send_queue_dropped.fetch_add(1, Ordering::Relaxed);
-                shared
-                    .send_queue_bytes_dropped
-                    .fetch_add(t.payload.len() as u64, Ordering::Relaxed);
-            });
-        }
-        st.drain_audit(&shared.audit_dropped);
-        st.drain_uplink(&shared.uplink_dropped);
-        st.dispatch_events(&events);
-        drop(st);
-        // A segmented run per sendmsg, else up to a batch per sendmmsg
-        // (batch.rs); an error belongs to the first datagram, which is
-        // counted and dropped, except an ICMP error of an earlier datagram
-        // that the kernel reports on this call (the send is tried again).
-        let mut icmp_retries = 0;
-        while !outq.is_empty() {
-            if outbatch.segments() {
-                outq.group_front(batch::BATCH);
-            }
-            match outbatch.send(&sock, outq.as_deque()) {
-                Ok(n) => outq.sent(n.max(1)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if errqueue::is_icmp_error(&e) && icmp_retries < ICMP_SEND_RETRIES => {
-                    icmp_retries += 1;
-                    drain_icmp_errors(&sock, &mut unreachable);
-                }
-                Err(e) => {
-                    shared.send_errors.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = outq.pop_front() else { break };
-                    if t.destination.ip().is_multicast() {
-                        // Beacons are rare (one a minute): say it loudly.
-                        tracing::warn!(error = %e, to = %t.destination, "discovery beacon not sent (no multicast route?)");
-                    } else {
-                        tracing::debug!(error = %e, to = %t.destination, "send failed");
-                    }
-                }
-            }
-        }
-        shared
-            .sent_segmented
-            .store(outbatch.segmented(), Ordering::Relaxed);
-        if !unreachable.is_empty() {
-            // Read while sending: the engine hears of them on the next turn.
-            shared.wake.notify_one();
-        }
-    }
-    // The socket closes with the driver.
-    shared.lock().direct = None;
-    // Graceful: flush what can go out without waiting.
-    let v6 = sock.local_addr().is_ok_and(|a| a.is_ipv6());
-    while let Some(t) = outq.pop_front() {
-        let _ = sock.try_send_to(&t.payload, batch::to_socket(t.destination, v6));
-    }
-}
-
-/// The vouch made, to record.
-pub(crate) fn record_vouch(r: &Result<Vouch, VouchError>) -> Option<Decision> {
-    let v = r.as_ref().ok()?;
-    Some(Decision::Vouch(VouchEntry {
-        dids: v.vouched_dids.clone(),
-        vouch_factor: v.vouch_factor,
-        voucher_trust: v.voucher_trust,
-        pod_id: v.pod_id.clone(),
-        reason: v.reason.clone(),
-        created_at: v.created_at,
-        expires_at: v.expires_at,
-    }))
-}
-
-/// The trust an approval raised, to record.
-fn record_approval(
-    r: &Option<PendingPing>,
-    st: &State,
-    raise_trust_to: Option<f64>,
-    now: Timestamp,
-) -> Vec<Decision> {
-    let (Some(p), Some(trust)) = (r, raise_trust_to) else {
-        return Vec::new();
-    };
-    let did = &p.packet.source_did;
-    let score = st.engine.ping_node().explicit_trust(did).0.unwrap_or(trust);
-    vec![Decision::Trust(TrustEntry {
-        did: did.clone(),
-        score,
-        declared: st.declared.get(did).copied(),
-        reason: format!("pending approved {}", p.packet.packet_id),
-        set_at: now,
-    })]
-}
-
-/// The revocation made, to record.
-pub(crate) fn record_revocation(done: bool, voucher_did: &str, device_did: &str) -> Vec<Decision> {
-    if !done {
-        return Vec::new();
-    }
-    vec![Decision::Revocation(RevocationEntry {
-        voucher_did: voucher_did.to_owned(),
-        device_did: device_did.to_owned(),
-        revoked_at: Timestamp::now(),
-    })]
-}
-
-/// A pin made or removed, to record.
-pub(crate) fn record_pin(
-    did: &str,
-    key: &tibet_ping::identity::PublicKey,
-    removed: bool,
-    reason: &str,
-) -> Decision {
-    Decision::Pin(crate::state_store::PinEntry {
-        did: did.to_owned(),
-        public_key: key.to_base64(),
-        removed,
-        reason: reason.to_owned(),
-        changed_at: Timestamp::now(),
-    })
 }

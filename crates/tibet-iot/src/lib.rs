@@ -58,7 +58,9 @@ mod audit_worker;
 mod batch;
 #[cfg(feature = "tibet-core")]
 mod bridge_audit;
+mod decision_records;
 mod direct_send;
+mod driver_loop;
 mod error;
 mod errqueue;
 mod identity_commands;
@@ -72,6 +74,7 @@ mod state_keeper;
 mod state_restore;
 mod state_reviews;
 mod state_store;
+mod trust_commands;
 
 pub use audit_sink::{AuditError, AuditSink, Stored};
 pub use error::StartError;

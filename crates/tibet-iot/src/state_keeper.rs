@@ -75,7 +75,7 @@ impl KeptStore {
         if pins {
             for (did, key) in &next.pins {
                 if self.copied.pins.get(did) != Some(key) {
-                    decisions.push(crate::iot_node::record_pin(did, key, false, LEARNT));
+                    decisions.push(crate::decision_records::record_pin(did, key, false, LEARNT));
                 }
             }
         }

@@ -99,23 +99,6 @@ async fn child_main(did: String, discovery: bool) {
                     s.driver.sent_segmented, s.driver.send_errors
                 );
             }
-            ["identity"] => {
-                let s = node.stats().identity;
-                println!(
-                    "NODE identity {} {} {} {}",
-                    s.verified,
-                    s.refused(),
-                    s.responses_verified,
-                    s.responses_refused
-                );
-            }
-            ["relayed"] => {
-                let s = node.stats();
-                println!(
-                    "NODE relayed {} {}",
-                    s.relay.relayed, s.relay.responses_relayed
-                );
-            }
             ["discovered", want] => {
                 let mut found = node
                     .peers()
@@ -249,26 +232,15 @@ fn three_hosts_relay_through_the_middle_and_answer_back() {
     let mut ha = Host::spawn(&a, "jis:ns:a", false);
     let mut hb = Host::spawn(&b, "jis:ns:b", false);
     let mut hc = Host::spawn(&c, "jis:ns:c", false);
-    hc.cmd("trust jis:ns:a 0.9", "ok");
-    // A cannot reach C: no route, B does not forward IP.
-    assert_eq!(
-        ha.cmd("ping jis:ns:c 10.77.3.3:7150 direct", "resp"),
-        ["resp", "none"]
-    );
-    hb.cmd("peer jis:ns:a 10.77.2.1:7150", "ok");
-    hb.cmd("peer jis:ns:c 10.77.3.3:7150", "ok");
-    // B relays only for senders it would not drop itself (not ROOD): A is
-    // GEEL there, so the relay and the response back are paid from A's and
-    // C's amplification credit (docs/SECURITY.md).
-    hb.cmd("trust jis:ns:a 0.5", "ok");
-    assert_eq!(
-        ha.cmd("ping jis:ns:c 10.77.2.2:7150 mesh", "resp"),
-        ["resp", "GROEN", "jis:ns:c"]
-    );
-    assert_eq!(
-        hb.cmd("relayed", "relayed"),
-        ["relayed", "1", "1"],
-        "one packet relayed, one response back"
+    common::relay_through_the_middle(
+        [&mut ha.child, &mut hb.child, &mut hc.child],
+        ["jis:ns:a", "jis:ns:c"],
+        [
+            "10.77.3.3:7150",
+            "10.77.2.1:7150",
+            "10.77.3.3:7150",
+            "10.77.2.2:7150",
+        ],
     );
 }
 

@@ -472,26 +472,14 @@ impl BeaconHandler {
         self.rules.iter().map(|r| &r.rule)
     }
 
-    /// Handles a beacon at `now` for hub `hub_did`: stale beacons are
-    /// rejected; the first matching rule registers a vouch in `vouches`;
-    /// otherwise the beacon waits for a human (bounded).
+    /// Handles a beacon at `now` for hub `hub_did` within what `admission`
+    /// allows: stale beacons are rejected; where rules are allowed, the first
+    /// matching rule registers a vouch in `vouches`; where review is allowed,
+    /// the beacon waits for a human (bounded); else the decision is
+    /// [`BeaconDecision::Known`]. A beacon of a device whose review (same
+    /// DID, same key hash) already waits joins that review instead of
+    /// queueing another.
     pub fn handle(
-        &mut self,
-        now: Timestamp,
-        beacon: &Beacon,
-        hub_did: &str,
-        vouches: &mut VouchRegistry,
-        rng: &mut dyn RngCore,
-    ) -> BeaconResponse {
-        self.handle_as(now, beacon, hub_did, vouches, rng, BeaconAdmission::Open)
-    }
-
-    /// [`BeaconHandler::handle`] within what `admission` allows: rules only
-    /// where it allows them, review only where it allows it, else the
-    /// decision is [`BeaconDecision::Known`]. A beacon of a device whose
-    /// review (same DID, same key hash) already waits joins that review
-    /// instead of queueing another.
-    pub fn handle_as(
         &mut self,
         now: Timestamp,
         beacon: &Beacon,
@@ -719,7 +707,14 @@ mod tests {
     }
 
     fn handle(h: &mut BeaconHandler, r: &mut VouchRegistry, b: &Beacon) -> BeaconResponse {
-        h.handle(NOW, b, "jis:home:hub", r, &mut StdRng::seed_from_u64(1))
+        h.handle(
+            NOW,
+            b,
+            "jis:home:hub",
+            r,
+            &mut StdRng::seed_from_u64(1),
+            BeaconAdmission::Open,
+        )
     }
 
     #[test]
@@ -883,7 +878,8 @@ mod tests {
                 &fresh,
                 "jis:hub",
                 &mut r,
-                &mut StdRng::seed_from_u64(1)
+                &mut StdRng::seed_from_u64(1),
+                BeaconAdmission::Open,
             )
             .decision,
             BeaconDecision::HitlPending

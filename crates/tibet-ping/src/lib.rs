@@ -71,6 +71,7 @@ mod nonce;
 mod packet;
 mod pattern;
 mod ping_node;
+mod ping_node_policy;
 mod ping_stats;
 pub mod pyjson;
 mod ratelimit;

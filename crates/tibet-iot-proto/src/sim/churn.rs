@@ -2,6 +2,7 @@
 //! with their graph neighbours), and churn: a share of them leaving each
 //! virtual minute and coming back the minute after as fresh engines.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -14,7 +15,8 @@ use crate::time::MonoTime;
 
 /// The nodes of a scenario: their names, links and config, and who is away.
 pub(crate) struct Fleet {
-    config: TransportConfig,
+    /// One copy for every node.
+    config: Arc<TransportConfig>,
     rule: AirlockRule,
     /// Graph neighbours of each node (kept only with churn: a node that
     /// comes back is linked again).
@@ -65,7 +67,7 @@ impl Fleet {
             }
         }
         Fleet {
-            config,
+            config: Arc::new(config),
             rule,
             adjacency,
             per_minute,
@@ -89,7 +91,7 @@ impl Fleet {
     /// Adds node `i` as `name`, started now, events off, accepting the
     /// fleet's pings.
     pub(crate) fn add(&self, sim: &mut Sim, i: usize, name: String) {
-        sim.add_named(i, name, self.config.clone());
+        sim.add_named(i, name, Arc::clone(&self.config));
         let e = sim.node(i);
         e.set_events_enabled(false);
         e.add_rule(self.rule.clone());

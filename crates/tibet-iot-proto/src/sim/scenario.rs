@@ -19,7 +19,7 @@ use tibet_ping::{AirlockRule, AirlockZone, RulePattern};
 use super::churn::{Fleet, name};
 use super::trace::Trace;
 use super::{Link, Sim};
-use crate::config::TransportConfig;
+use crate::config::{Limits, TransportConfig};
 use crate::engine::SendOptions;
 use crate::event::Event;
 use crate::requests::RequestId;
@@ -328,9 +328,9 @@ fn ping_options() -> SendOptions {
 }
 
 /// Bytes of memory every node of a scenario holds besides its routes: its
-/// engine and tables, its links and the datagrams in flight (measured 57 to
-/// 67 KB; see [`memory_estimate`]).
-pub const MEMORY_PER_NODE: u64 = 96 * 1024;
+/// engine and tables, its links and the datagrams in flight (measured 52 to
+/// 62 KB; see [`memory_estimate`]).
+pub const MEMORY_PER_NODE: u64 = 72 * 1024;
 /// Bytes per learned route (measured 75 to 105).
 pub const MEMORY_PER_ROUTE: u64 = 128;
 /// Bytes per measured ping (its round-trip time, and the request while in
@@ -344,11 +344,11 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 /// (`tibet-iot sim`). Without areas every node learns a route to every
 /// other one, up to its routing table's capacity. Measured peaks (resident
 /// set, release build, geometric topology, 10 % loss, 300 s of warm-up,
-/// docs/PERFORMANCE.md): 1,000 nodes flat 208 MB with 999 routes per
-/// node; 2,000 nodes in 49 areas 153 MB with 88 routes per node; 10,000
-/// nodes in 100 areas 943 MB with 198 routes per node: 57 to 67 KB per
+/// docs/PERFORMANCE.md): 1,000 nodes flat 206 MB with 997 routes per
+/// node; 2,000 nodes in 49 areas 143 MB with 88 routes per node; 10,000
+/// nodes in 100 areas 861 MB with 198 routes per node: 52 to 62 KB per
 /// node besides its routes at ~128 bytes each. The constants round these
-/// up (the estimates for those runs: 242 MB, 246 MB and 1.4 GB). The
+/// up (the estimates for those runs: 218 MB, 198 MB and 1.14 GB). The
 /// baseline run comes after the routed one has been dropped, so it adds
 /// nothing.
 ///
@@ -369,6 +369,21 @@ pub fn memory_estimate(cfg: &ScenarioConfig) -> u64 {
     MEMORY_BASE
         + nodes * (MEMORY_PER_NODE + routes * MEMORY_PER_ROUTE)
         + cfg.pings as u64 * MEMORY_PER_PING
+}
+
+/// Table bounds of a simulated node, sized to it rather than to a hub (the
+/// defaults stay those of a real node). The response cache answers a resent
+/// ping from the answer it sent; a simulated node's resends come within
+/// seconds, and the answers it sends besides are its neighbours'
+/// heartbeats' (several hundred bytes each), so 4 KiB holds what a resend
+/// needs where the default 16 MiB let the cache's log grow to hold every
+/// heartbeat answer of the last 30 s: 12 KB of a 2,000-node mesh's 80 KB
+/// per node. Same reports at 2,000 and 10,000 nodes (docs/PERFORMANCE.md).
+fn node_limits() -> Limits {
+    Limits {
+        response_cache_bytes: 4 * 1024,
+        ..Limits::default()
+    }
 }
 
 /// Runs the scenario (and, when asked, its flood baseline), reporting
@@ -416,6 +431,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         // redundancy; the reference sends once).
         mesh_copies: if routing && cfg.loss > 0.0 { 2 } else { 1 },
         discovery_enabled: true,
+        limits: node_limits(),
         ..TransportConfig::default()
     };
     let accept_sim = AirlockRule {
@@ -649,9 +665,9 @@ mod tests {
                 ..ScenarioConfig::default()
             })
         };
-        // Measured peaks ([`memory_estimate`]): 208 MB flat at 1,000
-        // nodes, 153 MB at 2,000 and 943 MB at 10,000 in areas.
-        assert!(at(1_000, 100) >= 208_000_000 && at(1_000, 100) < 260_000_000);
+        // Measured peaks ([`memory_estimate`]): 206 MB flat at 1,000
+        // nodes, 143 MB at 2,000 and 861 MB at 10,000 in areas.
+        assert!(at(1_000, 100) >= 206_000_000 && at(1_000, 100) < 260_000_000);
         let areas = |nodes| {
             memory_estimate(&ScenarioConfig {
                 nodes,
@@ -659,8 +675,8 @@ mod tests {
                 ..ScenarioConfig::default()
             })
         };
-        assert!(areas(2_000) >= 153_000_000 && areas(2_000) < 260_000_000);
-        assert!(areas(10_000) >= 943_000_000 && areas(10_000) < 1_500_000_000);
+        assert!(areas(2_000) >= 143_000_000 && areas(2_000) < 260_000_000);
+        assert!(areas(10_000) >= 861_000_000 && areas(10_000) < 1_500_000_000);
         assert!(
             areas(100_000) / 100_000 < 2 * (areas(10_000) / 10_000),
             "per node, areas grow with the square root of the mesh"

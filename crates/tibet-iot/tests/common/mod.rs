@@ -12,6 +12,9 @@ use tibet_ping::{PingOptions, RoutingMode};
 /// - `peer DID ADDR` → `ok`
 /// - `ping DID ADDR direct|mesh` → `resp ZONE RESPONDER`, `resp none` or
 ///   `resp error ...` (the ping's purpose is `purpose`)
+/// - `identity` → `identity VERIFIED REFUSED RESPONSES_VERIFIED
+///   RESPONSES_REFUSED`
+/// - `relayed` → `relayed PACKETS RESPONSES`
 pub(crate) async fn node_command(node: &IoTNode, words: &[&str], purpose: &str) -> Option<String> {
     Some(match words {
         ["trust", d, t] => {
@@ -44,8 +47,55 @@ pub(crate) async fn node_command(node: &IoTNode, words: &[&str], purpose: &str) 
                 Err(e) => format!("resp error {e}"),
             }
         }
+        ["identity"] => {
+            let s = node.stats().identity;
+            format!(
+                "identity {} {} {} {}",
+                s.verified,
+                s.refused(),
+                s.responses_verified,
+                s.responses_refused
+            )
+        }
+        ["relayed"] => {
+            let s = node.stats().relay;
+            format!("relayed {} {}", s.relayed, s.responses_relayed)
+        }
         _ => return None,
     })
+}
+
+/// Three hosts in a line, A - B - C, where B does not forward IP: A cannot
+/// reach C directly; once B knows both as peers and trusts A (GEEL, so the
+/// relay and the answer back are paid from A's and C's amplification
+/// credit, docs/SECURITY.md), A's mesh ping to C through B is answered
+/// GROEN and B counts one packet relayed and one response back.
+/// `addrs`: C's address as A would reach it directly, A's and C's
+/// addresses as B reaches them, and B's address as A reaches it.
+#[allow(dead_code, reason = "not every namespace test has three hosts")]
+pub(crate) fn relay_through_the_middle(
+    [a, b, c]: [&mut tibet_testkit::NsChild; 3],
+    [did_a, did_c]: [&str; 2],
+    [c_direct, a_from_b, c_from_b, b_from_a]: [&str; 4],
+) {
+    c.cmd(&format!("trust {did_a} 0.9"), "ok");
+    assert_eq!(
+        a.cmd(&format!("ping {did_c} {c_direct} direct"), "resp"),
+        ["resp", "none"],
+        "A cannot reach C: no route, B does not forward IP"
+    );
+    b.cmd(&format!("peer {did_a} {a_from_b}"), "ok");
+    b.cmd(&format!("peer {did_c} {c_from_b}"), "ok");
+    b.cmd(&format!("trust {did_a} 0.5"), "ok");
+    assert_eq!(
+        a.cmd(&format!("ping {did_c} {b_from_a} mesh"), "resp"),
+        ["resp", "GROEN", did_c]
+    );
+    assert_eq!(
+        b.cmd("relayed", "relayed"),
+        ["relayed", "1", "1"],
+        "one packet relayed, one response back"
+    );
 }
 
 /// The child's key and pins from the environment: `TIBET_CHILD_KEY=N`
