@@ -154,7 +154,7 @@ impl PingNode {
     }
 
     /// Removes the GEEL pings and beacons that waited for review longer
-    /// than [`PingNodeConfig::review_ttl`] by `now`, and returns them so the
+    /// than [`PingNodeConfig::review_ttl`](crate::PingNodeConfig::review_ttl) by `now`, and returns them so the
     /// caller can audit their expiry. Call it periodically.
     pub fn expire_reviews(&mut self, now: Timestamp) -> ExpiredReviews {
         self.seen(now);
@@ -232,7 +232,7 @@ impl PingNode {
 
     /// A human approves a beacon waiting for review: this node vouches for
     /// its device (until `opts.expires_at`, else for
-    /// [`PingNodeConfig::vouch_ttl`]). `None` if no such beacon waits.
+    /// [`PingNodeConfig::vouch_ttl`](crate::PingNodeConfig::vouch_ttl)). `None` if no such beacon waits.
     pub fn approve_beacon(
         &mut self,
         now: Timestamp,
