@@ -251,6 +251,8 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         areas: args.areas.map(|a| a as usize),
         churn: args.churn,
         ping_interval: Duration::from_millis(args.ping_interval_ms.into()),
+        // A developer's switch, not a flag: docs/PERFORMANCE.md.
+        diagnostics: std::env::var_os("SCENARIO_DEBUG").is_some(),
     };
     check_memory(&cfg, args.memory_limit)?;
     // Without a terminal on stderr there is no bar: a plain line now and

@@ -92,6 +92,11 @@ pub struct ScenarioConfig {
     /// first minute on; the nodes that left the minute before come back
     /// then, as fresh engines that know only their graph neighbours.
     pub churn: f64,
+    /// Print a diagnostic on stderr: where each mesh ping's routes lead
+    /// when it is sent (`sim/trace.rs`), which kinds were answered, and
+    /// the engines' drop and route counters summed. Off by default; it
+    /// changes nothing in the [`Report`].
+    pub diagnostics: bool,
 }
 
 /// Cells per side when [`ScenarioConfig::areas`] is `None`: flat up to
@@ -108,7 +113,7 @@ pub fn auto_areas(nodes: usize) -> usize {
 impl Default for ScenarioConfig {
     /// 100 geometric nodes, no loss, 1 ms links, seed 1, 100 pings, routing
     /// on, 5 virtual minutes of warm-up, a ping every 100 ms, with baseline,
-    /// areas by [`auto_areas`], no churn.
+    /// areas by [`auto_areas`], no churn, no diagnostics.
     fn default() -> Self {
         ScenarioConfig {
             nodes: 100,
@@ -123,6 +128,7 @@ impl Default for ScenarioConfig {
             baseline: true,
             areas: None,
             churn: 0.0,
+            diagnostics: false,
         }
     }
 }
@@ -496,8 +502,8 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     // request and its answer.
     let mut started: BTreeMap<(std::net::SocketAddr, RequestId), MonoTime> = BTreeMap::new();
     let mut latencies: Vec<Duration> = Vec::new();
-    // SCENARIO_DEBUG: where each ping's routes lead, and which kinds fail.
-    let mut trace = std::env::var_os("SCENARIO_DEBUG").map(|_| Trace::default());
+    // Diagnostics: where each ping's routes lead, and which kinds fail.
+    let mut trace = cfg.diagnostics.then(Trace::default);
     let mut outcomes =
         |sim: &mut Sim, started: &mut BTreeMap<_, MonoTime>, trace: &mut Option<Trace>| {
             for (at, a, ev) in std::mem::take(&mut sim.events) {
@@ -570,7 +576,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     };
     let (p50, p99) = (at(50), at(99));
     let routes: usize = sim.engines().map(|(_, e)| e.routes().len()).sum();
-    if std::env::var_os("SCENARIO_DEBUG").is_some() {
+    if cfg.diagnostics {
         let now = sim.now();
         let mut agg: BTreeMap<&str, u64> = BTreeMap::new();
         for (_, e) in sim.engines() {

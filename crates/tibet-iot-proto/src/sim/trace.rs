@@ -1,8 +1,9 @@
-//! A diagnostic of a scenario's mesh pings (`SCENARIO_DEBUG` set in the
-//! environment): when a ping is sent, where the learned routes from its
-//! source lead (followed node by node through the tables as they stand),
-//! and whether either end came back at the last churn; at the end, how many
-//! pings of each kind were answered, on standard error.
+//! A diagnostic of a scenario's mesh pings (`ScenarioConfig::diagnostics`,
+//! which `tibet-iot sim` sets when `SCENARIO_DEBUG` is in its environment):
+//! when a ping is sent, where the learned routes from its source lead
+//! (followed node by node through the tables as they stand), and whether
+//! either end came back at the last churn; at the end, how many pings of
+//! each kind were answered, on standard error.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
