@@ -64,6 +64,18 @@ pub fn addr(i: usize) -> SocketAddr {
     )
 }
 
+/// The node index of [`addr`]`(i)`: its inverse, `None` for an address
+/// [`addr`] does not give.
+pub(crate) fn index(a: SocketAddr) -> Option<usize> {
+    let IpAddr::V4(v4) = a.ip() else {
+        return None;
+    };
+    let [10, w, x, y @ 1..=250] = v4.octets() else {
+        return None;
+    };
+    (a.port() == 7150).then(|| (usize::from(w) * 256 + usize::from(x)) * 250 + usize::from(y) - 1)
+}
+
 /// The DID of node `i` (`jis:sim:n<i>`).
 pub fn did(i: usize) -> String {
     format!("jis:sim:n{i}")
@@ -555,5 +567,26 @@ impl Sim {
             Event::RequestAnswered { response, .. } => Some(Some(*response)),
             _ => Some(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_inverts_addr_and_nothing_else() {
+        for i in [0, 1, 249, 250, 251, 63_999, 64_000, 100_000] {
+            assert_eq!(index(addr(i)), Some(i), "{}", addr(i));
+        }
+        for other in [
+            "10.0.0.0:7150",
+            "10.0.0.251:7150",
+            "11.0.0.1:7150",
+            "10.0.0.1:7151",
+        ] {
+            assert_eq!(index(other.parse().unwrap()), None, "{other}");
+        }
+        assert_eq!(index("[::1]:7150".parse().unwrap()), None);
     }
 }

@@ -556,7 +556,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     fleet.run_for(&mut sim, Duration::from_secs(11));
     outcomes(&mut sim, &mut started, &mut trace);
     if let Some(t) = &trace {
-        t.print();
+        t.print(&sim);
     }
     let (sent_after, hist_after) = count(&sim, &fleet);
     latencies.sort_unstable();
@@ -576,39 +576,6 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     };
     let (p50, p99) = (at(50), at(99));
     let routes: usize = sim.engines().map(|(_, e)| e.routes().len()).sum();
-    if cfg.diagnostics {
-        let now = sim.now();
-        let mut agg: BTreeMap<&str, u64> = BTreeMap::new();
-        for (_, e) in sim.engines() {
-            let st = e.stats(now);
-            for (k, v) in [
-                ("foreign", st.engine.responses_foreign),
-                ("orphan", st.engine.responses_orphan),
-                ("rood", st.engine.rood_dropped),
-                ("replay", st.engine.replays_dropped),
-                ("mesh_dup", st.engine.mesh_duplicates),
-                ("timed_out", st.engine.requests_timed_out),
-                ("seen", st.relay.dropped_seen),
-                ("hoplimit", st.relay.dropped_hop_limit),
-                ("paths_refused", st.relay.paths_refused),
-                ("relay_foreign", st.relay.responses_foreign),
-                ("routed", st.routes.routed),
-                ("flooded", st.routes.flooded),
-                ("unroutable", st.routes.unroutable),
-                ("failed", st.routes.failed),
-                ("untrusted", st.routes.untrusted_ignored),
-                ("refused", st.routes.refused),
-                ("probes", st.routes.probes),
-                ("neighbours_lost", st.routes.neighbours_lost),
-                ("repaired", st.routes.repaired),
-                ("held_refused", st.routes.held_refused),
-                ("holds_refused", st.routes.holds_refused),
-            ] {
-                *agg.entry(k).or_default() += v;
-            }
-        }
-        eprintln!("{agg:?}");
-    }
     Report {
         nodes: n,
         edges: topology_edges.len(),

@@ -6,9 +6,9 @@
 //! each kind were answered, on standard error.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use super::{Sim, addr};
+use super::{Sim, addr, index};
 use crate::requests::RequestId;
 use crate::routes::{INFINITY, area_of};
 
@@ -25,18 +25,6 @@ pub(crate) enum Walk {
     Departed { in_area: bool, hops: u32 },
     /// Round in a loop.
     Loop,
-}
-
-/// The node index of [`addr`]`(i)`.
-fn index(a: SocketAddr) -> Option<usize> {
-    match a.ip() {
-        IpAddr::V4(v4) => {
-            let [_, w, x, y] = v4.octets();
-            let net = usize::from(w) * 256 + usize::from(x);
-            Some(net * 250 + usize::from(y).checked_sub(1)?)
-        }
-        IpAddr::V6(_) => None,
-    }
 }
 
 /// Follows the routes from `src` to `target` as the tables stand now,
@@ -135,10 +123,41 @@ impl Trace {
         }
     }
 
-    /// Prints the tally.
-    pub(crate) fn print(&self) {
+    /// Prints the tally, then the engines' drop and route counters summed.
+    pub(crate) fn print(&self, sim: &Sim) {
         for (kind, (sent, answered)) in &self.tally {
             eprintln!("{answered}/{sent} answered: {kind}");
         }
+        let now = sim.now();
+        let mut agg: BTreeMap<&str, u64> = BTreeMap::new();
+        for (_, e) in sim.engines() {
+            let st = e.stats(now);
+            for (k, v) in [
+                ("foreign", st.engine.responses_foreign),
+                ("orphan", st.engine.responses_orphan),
+                ("rood", st.engine.rood_dropped),
+                ("replay", st.engine.replays_dropped),
+                ("mesh_dup", st.engine.mesh_duplicates),
+                ("timed_out", st.engine.requests_timed_out),
+                ("seen", st.relay.dropped_seen),
+                ("hoplimit", st.relay.dropped_hop_limit),
+                ("paths_refused", st.relay.paths_refused),
+                ("relay_foreign", st.relay.responses_foreign),
+                ("routed", st.routes.routed),
+                ("flooded", st.routes.flooded),
+                ("unroutable", st.routes.unroutable),
+                ("failed", st.routes.failed),
+                ("untrusted", st.routes.untrusted_ignored),
+                ("refused", st.routes.refused),
+                ("probes", st.routes.probes),
+                ("neighbours_lost", st.routes.neighbours_lost),
+                ("repaired", st.routes.repaired),
+                ("held_refused", st.routes.held_refused),
+                ("holds_refused", st.routes.holds_refused),
+            ] {
+                *agg.entry(k).or_default() += v;
+            }
+        }
+        eprintln!("{agg:?}");
     }
 }
