@@ -32,7 +32,7 @@ pub(crate) enum RequestKind {
     Background,
     /// A relay's check that a neighbour it routes through is still there:
     /// an answer refreshes the peer, no answer withdraws the routes through
-    /// it (engine/mesh.rs).
+    /// it (engine/router.rs).
     Probe,
 }
 

@@ -26,9 +26,12 @@ impl Engine {
     /// `device_did`; audited. False when the revocation list is full
     /// (counted in `identity.revocations_refused`).
     pub fn revoke_vouch_credential(&mut self, voucher_did: &str, device_did: &str) -> bool {
-        let done = self.identity.revoke_credential(voucher_did, device_did);
+        let done = self
+            .shared
+            .identity
+            .revoke_credential(voucher_did, device_did);
         if done {
-            self.out.audit(|| AuditRecord::CredentialRevoked {
+            self.shared.out.audit(|| AuditRecord::CredentialRevoked {
                 voucher_did: voucher_did.to_owned(),
                 device_did: device_did.to_owned(),
             });
@@ -44,7 +47,9 @@ impl Engine {
         voucher_did: &str,
         device_did: &str,
     ) -> bool {
-        self.identity.revoke_credential(voucher_did, device_did)
+        self.shared
+            .identity
+            .revoke_credential(voucher_did, device_did)
     }
 
     /// A driver dropped a trust decision of its state store because the
@@ -52,7 +57,7 @@ impl Engine {
     /// from the stored score to the trust the node applies now (reason
     /// `configuration changed since the stored decision`).
     pub fn audit_stored_trust_overridden(&mut self, now: Now, did: &str, stored: f64) {
-        let new = self.node.trust_of(now.wall, did).score;
+        let new = self.shared.node.trust_of(now.wall, did).score;
         self.audit_trust_change(
             did.to_owned(),
             stored,
@@ -66,9 +71,9 @@ impl Engine {
     /// pinned to another key now (by the configuration) keeps that key
     /// ([`PinDecision::Conflict`](PinDecision)).
     pub fn restore_pin(&mut self, did: &str, key: PublicKey) -> PinDecision {
-        let decision = self.identity.pin_first_use(did, key);
+        let decision = self.shared.identity.pin_first_use(did, key);
         if decision == PinDecision::Pinned {
-            self.pins_generation += 1;
+            self.shared.pins_generation += 1;
         }
         decision
     }
@@ -77,43 +82,45 @@ impl Engine {
     /// if it is still `key` (a configuration that pins another key since
     /// wins); not audited again. Whether it removed one.
     pub fn restore_pin_removal(&mut self, did: &str, key: &PublicKey) -> bool {
-        if self.identity.pins().get(did) != Some(key) {
+        if self.shared.identity.pins().get(did) != Some(key) {
             return false;
         }
-        self.identity.remove_pin(did);
-        self.pins_generation += 1;
+        self.shared.identity.remove_pin(did);
+        self.shared.pins_generation += 1;
         true
     }
 
     /// Whether vouch credentials `voucher_did` issued for `device_did` are
     /// revoked (they then count as absent).
     pub fn vouch_credential_revoked(&self, voucher_did: &str, device_did: &str) -> bool {
-        self.identity.credential_revoked(voucher_did, device_did)
+        self.shared
+            .identity
+            .credential_revoked(voucher_did, device_did)
     }
 
     /// The pinned DIDs (configured, and pinned by trust on first use).
     pub fn pins(&self) -> &PinStore {
-        self.identity.pins()
+        self.shared.identity.pins()
     }
 
     /// Raised on every change of [`Engine::pins`]: a driver that keeps a
     /// pins file saves it when this moved.
     pub fn pins_generation(&self) -> u64 {
-        self.pins_generation
+        self.shared.pins_generation
     }
 
     /// Sets the trust of `did` (clamped to 0..1), audited as a trust change.
     pub fn set_trust(&mut self, now: Now, did: &str, trust: f64) {
-        let old = self.node.trust_of(now.wall, did).score;
-        self.node.set_trust(did, trust);
-        let new = self.node.trust_of(now.wall, did).score;
+        let old = self.shared.node.trust_of(now.wall, did).score;
+        self.shared.node.set_trust(did, trust);
+        let new = self.shared.node.trust_of(now.wall, did).score;
         self.audit_trust_change(did.to_owned(), old, new, "set_trust");
     }
 
     fn audit_trust_change(&mut self, did: String, old: f64, new: f64, reason: &str) {
-        let airlock = self.node.airlock();
+        let airlock = self.shared.node.airlock();
         let (old_zone, new_zone) = (airlock.threshold_zone(old), airlock.threshold_zone(new));
-        self.out.audit(|| AuditRecord::TrustChange {
+        self.shared.out.audit(|| AuditRecord::TrustChange {
             did,
             old,
             new,
@@ -130,8 +137,8 @@ impl Engine {
         dids: Vec<String>,
         options: VouchOptions,
     ) -> Result<Vouch, VouchError> {
-        let vouch = self.node.vouch(now.wall, dids, options)?;
-        self.out.audit(|| AuditRecord::Vouched {
+        let vouch = self.shared.node.vouch(now.wall, dids, options)?;
+        self.shared.out.audit(|| AuditRecord::Vouched {
             vouch: Box::new(vouch.clone()),
         });
         Ok(vouch)
@@ -139,18 +146,21 @@ impl Engine {
 
     /// Adds an airlock rule, audited.
     pub fn add_rule(&mut self, rule: AirlockRule) {
-        self.out.audit(|| AuditRecord::RuleAdded {
+        self.shared.out.audit(|| AuditRecord::RuleAdded {
             rule: Box::new(rule.clone()),
         });
-        self.node.add_rule(rule);
+        self.shared.node.add_rule(rule);
     }
 
     /// Adds an auto-vouch rule for beacons (refused when invalid), audited.
     pub fn add_auto_vouch_rule(&mut self, rule: AutoVouchRule) -> Result<(), AutoVouchRuleError> {
-        let record = self.out.audit_enabled().then(|| rule.clone());
-        self.node.beacon_handler_mut().add_auto_vouch_rule(rule)?;
+        let record = self.shared.out.audit_enabled().then(|| rule.clone());
+        self.shared
+            .node
+            .beacon_handler_mut()
+            .add_auto_vouch_rule(rule)?;
         if let Some(rule) = record {
-            self.out.audit(|| AuditRecord::AutoVouchRuleAdded {
+            self.shared.out.audit(|| AuditRecord::AutoVouchRuleAdded {
                 rule: Box::new(rule),
             });
         }
@@ -159,7 +169,7 @@ impl Engine {
 
     /// Pings waiting for human review (GEEL).
     pub fn pending(&self) -> impl Iterator<Item = &PendingPing> {
-        self.node.pending()
+        self.shared.node.pending()
     }
 
     /// Approves a pending (GEEL) ping, optionally raising the sender's trust;
@@ -173,6 +183,7 @@ impl Engine {
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
         let did = self
+            .shared
             .node
             .pending()
             .find(|p| p.packet.packet_id == packet_id)
@@ -191,16 +202,17 @@ impl Engine {
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
         let did = source_did.to_owned();
-        let old = self.node.trust_of(now.wall, &did).score;
+        let old = self.shared.node.trust_of(now.wall, &did).score;
         let approved = self
+            .shared
             .node
             .approve_pending_from(&did, packet_id, raise_trust_to)?;
-        self.out.audit(|| AuditRecord::PendingReviewed {
+        self.shared.out.audit(|| AuditRecord::PendingReviewed {
             pending: Box::new(approved.clone()),
             approved: true,
         });
         if raise_trust_to.is_some() {
-            let new = self.node.trust_of(now.wall, &did).score;
+            let new = self.shared.node.trust_of(now.wall, &did).score;
             self.audit_trust_change(did, old, new, "pending approved");
         }
         Some(approved)
@@ -210,6 +222,7 @@ impl Engine {
     /// `packet_id`); audited as a review.
     pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
         let did = self
+            .shared
             .node
             .pending()
             .find(|p| p.packet.packet_id == packet_id)
@@ -224,32 +237,24 @@ impl Engine {
         source_did: &str,
         packet_id: &str,
     ) -> Option<PendingPing> {
-        let rejected = self.node.reject_pending_from(source_did, packet_id)?;
-        self.out.audit(|| AuditRecord::PendingReviewed {
+        let rejected = self
+            .shared
+            .node
+            .reject_pending_from(source_did, packet_id)?;
+        self.shared.out.audit(|| AuditRecord::PendingReviewed {
             pending: Box::new(rejected.clone()),
             approved: false,
         });
         Some(rejected)
     }
 
-    pub(super) fn pin_first_use(&mut self, did: &str, key: PublicKey, reason: &str) {
-        if self.identity.pin_first_use(did, key) == PinDecision::Pinned {
-            self.pins_generation += 1;
-            self.out.audit(|| AuditRecord::Pinned {
-                did: did.to_owned(),
-                key: Box::new(key),
-                reason: reason.to_owned(),
-            });
-        }
-    }
-
     /// An operator removes `did`'s pin (a first-use pin they do not want,
     /// or a device that changed its key: its next key offer then waits for
     /// review); audited. The key it had, if any.
     pub fn remove_pin(&mut self, did: &str) -> Option<PublicKey> {
-        let key = self.identity.remove_pin(did)?;
-        self.pins_generation += 1;
-        self.out.audit(|| AuditRecord::Unpinned {
+        let key = self.shared.identity.remove_pin(did)?;
+        self.shared.pins_generation += 1;
+        self.shared.out.audit(|| AuditRecord::Unpinned {
             did: did.to_owned(),
             key: Box::new(key),
         });
@@ -258,7 +263,7 @@ impl Engine {
 
     /// Beacons waiting for human review.
     pub fn pending_beacons(&self) -> impl Iterator<Item = &Beacon> {
-        self.node.pending_beacons()
+        self.shared.node.pending_beacons()
     }
 
     /// A human approves a beacon waiting for review: this node vouches for
@@ -271,14 +276,14 @@ impl Engine {
         beacon_id: &str,
         opts: VouchOptions,
     ) -> Option<Result<Vouch, VouchError>> {
-        let key = self.beacon_keys.get(now.mono, beacon_id).cloned();
-        let result = self.node.approve_beacon(now.wall, beacon_id, opts)?;
+        let key = self.discovery.beacon_key(now, beacon_id).cloned();
+        let result = self.shared.node.approve_beacon(now.wall, beacon_id, opts)?;
         if let Ok(vouch) = &result {
-            self.out.audit(|| AuditRecord::Vouched {
+            self.shared.out.audit(|| AuditRecord::Vouched {
                 vouch: Box::new(vouch.clone()),
             });
             if let Some((did, key)) = key {
-                self.pin_first_use(&did, key, "beacon approved");
+                self.shared.pin_first_use(&did, key, "beacon approved");
             }
         }
         Some(result)
@@ -286,28 +291,29 @@ impl Engine {
 
     /// A human rejects a beacon waiting for review.
     pub fn reject_beacon(&mut self, beacon_id: &str) -> Option<Beacon> {
-        self.node.reject_beacon(beacon_id)
+        self.shared.node.reject_beacon(beacon_id)
     }
 
     /// A counter that moves whenever what waits for review changes (see
     /// [`PingNode::reviews_changes`](tibet_ping::PingNode::reviews_changes)).
     pub fn reviews_changes(&self) -> u64 {
-        self.node.reviews_changes()
+        self.shared.node.reviews_changes()
     }
 
     /// A copy of what waits for review, for a state store.
     pub fn waiting_reviews(&self, now: Now) -> WaitingReviews {
         WaitingReviews {
-            pings: self.node.pending().cloned().collect(),
+            pings: self.shared.node.pending().cloned().collect(),
             beacons: self
+                .shared
                 .node
                 .pending_beacon_entries()
                 .map(|(queued_at, beacon)| WaitingBeacon {
                     queued_at,
                     beacon: beacon.clone(),
                     key: self
-                        .beacon_keys
-                        .get(now.mono, beacon.beacon_id.as_str())
+                        .discovery
+                        .beacon_key(now, beacon.beacon_id.as_str())
                         .filter(|(did, _)| *did == beacon.source_did)
                         .map(|(_, key)| *key),
                 })
@@ -323,18 +329,20 @@ impl Engine {
     pub fn restore_reviews(&mut self, now: Now, reviews: WaitingReviews) -> usize {
         let mut restored = 0;
         for ping in reviews.pings {
-            restored += usize::from(self.node.restore_pending(ping));
+            restored += usize::from(self.shared.node.restore_pending(ping));
         }
         for b in reviews.beacons {
             let (id, did) = (b.beacon.beacon_id.clone(), b.beacon.source_did.clone());
-            if !self.node.restore_pending_beacon(b.queued_at, b.beacon) {
+            if !self
+                .shared
+                .node
+                .restore_pending_beacon(b.queued_at, b.beacon)
+            {
                 continue;
             }
             restored += 1;
             if let Some(key) = b.key {
-                let size = id.len() + did.len() + 32;
-                self.beacon_keys
-                    .insert_sized(now.mono, id, (did, key), size);
+                self.discovery.keep_beacon_key(now, id, did, key);
             }
         }
         restored
