@@ -172,6 +172,15 @@ impl Engine {
         self.shared.node.pending()
     }
 
+    /// The sender of the first ping waiting for review under `packet_id`.
+    fn first_pending_sender(&self, packet_id: &str) -> Option<String> {
+        self.shared
+            .node
+            .pending()
+            .find(|p| p.packet.packet_id == packet_id)
+            .map(|p| p.packet.source_did.clone())
+    }
+
     /// Approves a pending (GEEL) ping, optionally raising the sender's trust;
     /// audited as a review, then (when raised) a trust change. When several
     /// senders used `packet_id`, the first to arrive is taken; see
@@ -182,12 +191,7 @@ impl Engine {
         packet_id: &str,
         raise_trust_to: Option<f64>,
     ) -> Option<PendingPing> {
-        let did = self
-            .shared
-            .node
-            .pending()
-            .find(|p| p.packet.packet_id == packet_id)
-            .map(|p| p.packet.source_did.clone())?;
+        let did = self.first_pending_sender(packet_id)?;
         self.approve_pending_from(now, &did, packet_id, raise_trust_to)
     }
 
@@ -221,12 +225,7 @@ impl Engine {
     /// Rejects a pending (GEEL) ping (the first to arrive under
     /// `packet_id`); audited as a review.
     pub fn reject_pending(&mut self, packet_id: &str) -> Option<PendingPing> {
-        let did = self
-            .shared
-            .node
-            .pending()
-            .find(|p| p.packet.packet_id == packet_id)
-            .map(|p| p.packet.source_did.clone())?;
+        let did = self.first_pending_sender(packet_id)?;
         self.reject_pending_from(&did, packet_id)
     }
 
