@@ -10,6 +10,8 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use compact_str::CompactString;
+
 use rand::Rng;
 use tibet_ping::{JsonMap, PingPacket, PingType};
 
@@ -17,7 +19,7 @@ use super::shared::Shared;
 use crate::config::TransportConfig;
 use crate::requests::RequestKind;
 use crate::retransmit::RetransmitPolicy;
-use crate::routes::{ROUTES_KEY, RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
+use crate::routes::{INFINITY, ROUTES_KEY, RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
 use crate::time::Now;
 
 /// Most neighbours a bounded flood hands one packet to.
@@ -309,16 +311,13 @@ impl Router {
     }
 
     /// This heartbeat round's advertisement (empty with routing off).
-    pub(super) fn advertisement_round(
-        &mut self,
-        shared: &Shared,
-        now: Now,
-    ) -> Vec<(compact_str::CompactString, SocketAddr, u32)> {
-        if shared.config.routing {
+    pub(super) fn advertisement_round(&mut self, shared: &Shared, now: Now) -> RoundAdvert {
+        let entries = if shared.config.routing {
             self.routes.advertisement_round(now.mono)
         } else {
             Vec::new()
-        }
+        };
+        RoundAdvert::new(entries)
     }
 
     /// The payload keys this round adds to a heartbeat for `to_did` at `to`
@@ -330,7 +329,7 @@ impl Router {
         &self,
         shared: &Shared,
         now: Now,
-        round: &[(compact_str::CompactString, SocketAddr, u32)],
+        round: &RoundAdvert,
         to_did: &str,
         to: SocketAddr,
     ) -> JsonMap {
@@ -339,7 +338,7 @@ impl Router {
             return extra;
         }
         let advert = if self.routes.wants_advertisements(now.mono, to) {
-            RoutingTable::advertisement_for(round, to_did, to)
+            round.for_neighbour(to_did, to)
         } else {
             JsonMap::new()
         };
@@ -356,5 +355,84 @@ impl Router {
     pub(super) fn forget_neighbour(&mut self, now: Now, addr: SocketAddr) {
         self.routes.remove_via(now.mono, addr);
         self.routes.remove_neighbour(addr);
+    }
+}
+
+/// One heartbeat round's advertisement: its routes, and the map sent to a
+/// neighbour none of them goes through, built once for the round. What
+/// each neighbour gets is that map with the routes through it poisoned and
+/// the route to itself left out ([`RoutingTable::advertisement_for`]),
+/// made by patching a copy instead of building the map again: a hub's
+/// round costs one copy per neighbour, not a map of hashed keys each.
+#[derive(Debug)]
+pub(super) struct RoundAdvert {
+    entries: Vec<(CompactString, SocketAddr, u32)>,
+    base: JsonMap,
+}
+
+impl RoundAdvert {
+    fn new(entries: Vec<(CompactString, SocketAddr, u32)>) -> RoundAdvert {
+        // No route goes through the unspecified address (withdrawals name
+        // it, and are advertised as unreachable anyway), and no DID is empty.
+        let nobody = SocketAddr::from(([0, 0, 0, 0], 0));
+        let base = RoutingTable::advertisement_for(&entries, "", nobody);
+        RoundAdvert { entries, base }
+    }
+
+    /// The advertisement for the neighbour `to_did` at `to`; the same map,
+    /// in the same order, as [`RoutingTable::advertisement_for`].
+    fn for_neighbour(&self, to_did: &str, to: SocketAddr) -> JsonMap {
+        let mut advert = self.base.clone();
+        for (d, hop, _) in &self.entries {
+            if *hop == to
+                && let Some(hops) = advert.get_mut(d.as_str())
+            {
+                *hops = INFINITY.into();
+            }
+        }
+        advert.shift_remove(to_did);
+        advert
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn addr(i: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, i], 7000))
+    }
+
+    proptest! {
+        #[test]
+        fn a_neighbours_advertisement_is_the_one_built_for_it(
+            routes in proptest::collection::vec((0u8..40, 0u8..6, 1u32..70), 0..80),
+            to_did in 0u8..45,
+            to in 0u8..6,
+        ) {
+            // As a round: each destination at most once, and a withdrawal
+            // (next hop 0 here) names the unspecified address, unreachable.
+            let mut seen = alloc::collections::BTreeSet::new();
+            let entries: Vec<(CompactString, SocketAddr, u32)> = routes
+                .into_iter()
+                .filter(|(d, _, _)| seen.insert(*d))
+                .map(|(d, hop, hops)| {
+                    let (via, hops) = if hop == 0 {
+                        (SocketAddr::from(([0, 0, 0, 0], 0)), INFINITY)
+                    } else {
+                        (addr(hop), hops.min(INFINITY))
+                    };
+                    (CompactString::from(alloc::format!("jis:t:{d}")), via, hops)
+                })
+                .collect();
+            let to_did = alloc::format!("jis:t:{to_did}");
+            let expected = RoutingTable::advertisement_for(&entries, &to_did, addr(to));
+            let got = RoundAdvert::new(entries).for_neighbour(&to_did, addr(to));
+            prop_assert_eq!(
+                serde_json::to_string(&got).unwrap(),
+                serde_json::to_string(&expected).unwrap()
+            );
+        }
     }
 }
