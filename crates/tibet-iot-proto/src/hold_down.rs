@@ -86,6 +86,14 @@ impl HoldDowns {
         }
     }
 
+    /// The length `destination` is held down at now, if it is.
+    pub(crate) fn held_at(&self, now: MonoTime, destination: &str) -> Option<u32> {
+        self.held
+            .get(destination)
+            .filter(|(_, until)| now < *until)
+            .map(|(lost, _)| *lost)
+    }
+
     /// Forgets the holds that ended.
     pub(crate) fn expire(&mut self, now: MonoTime) {
         self.held.retain(|_, (_, until)| *until > now);

@@ -395,6 +395,12 @@ impl RoutingTable {
         self.held.period()
     }
 
+    /// The length the route to `destination` (a route key) is held down at
+    /// now, if it is ([`RoutingTable::hold_down`]).
+    pub fn held_down(&self, now: MonoTime, destination: &str) -> Option<u32> {
+        self.held.held_at(now, destination)
+    }
+
     /// Holds `destination` down: lost now at `hops` links.
     fn hold(&mut self, now: MonoTime, destination: &str, hops: u32) {
         if !self.held.hold(now, destination, hops, UNKNOWN_HOPS) {

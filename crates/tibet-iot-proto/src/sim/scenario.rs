@@ -503,7 +503,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     let mut started: BTreeMap<(std::net::SocketAddr, RequestId), MonoTime> = BTreeMap::new();
     let mut latencies: Vec<Duration> = Vec::new();
     // Diagnostics: where each ping's routes lead, and which kinds fail.
-    let mut trace = cfg.diagnostics.then(Trace::default);
+    let mut trace = cfg.diagnostics.then(|| Trace::new(n, &topology_edges));
     let mut outcomes =
         |sim: &mut Sim, started: &mut BTreeMap<_, MonoTime>, trace: &mut Option<Trace>| {
             for (at, a, ev) in std::mem::take(&mut sim.events) {
