@@ -548,12 +548,14 @@ impl RoutingTable {
         own_did: &str,
         from_did: &str,
     ) -> Vec<(String, u32)> {
-        let mut out: BTreeMap<String, u32> = BTreeMap::new();
+        // Gathered in a vector, then sorted by key with the shortest entry
+        // of each key kept: a map's order and merge without building one.
+        let mut out: Vec<(String, u32)> = Vec::with_capacity(advert.len().min(MAX_ADVERTISED) + 1);
         let from_area = area_of(from_did);
         if let Some(own) = self.area.as_deref()
             && from_area != own
         {
-            out.insert(area_key(from_area).into_string(), 1);
+            out.push((area_key(from_area).into_string(), 1));
         }
         for (i, (d, h)) in advert.iter().enumerate() {
             let hops = h.as_u64().and_then(|h| u32::try_from(h).ok());
@@ -564,9 +566,7 @@ impl RoutingTable {
             };
             let hops = h.saturating_add(1).min(INFINITY);
             match &self.area {
-                None => {
-                    out.insert(d.clone(), hops);
-                }
+                None => out.push((d.clone(), hops)),
                 Some(own) => {
                     let inside = area_of(d) == own.as_str() && !d.ends_with(AREA_SUFFIX);
                     if inside && from_area != own.as_str() {
@@ -574,13 +574,21 @@ impl RoutingTable {
                         continue;
                     }
                     if let Some(k) = self.key_for(d) {
-                        let e = out.entry(k.into_owned()).or_insert(hops);
-                        *e = (*e).min(hops);
+                        out.push((k.into_owned(), hops));
                     }
                 }
             }
         }
-        out.into_iter().collect()
+        // Stable: equal keys keep their order, and the shortest wins.
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.min(later.1);
+            }
+            same
+        });
+        out
     }
 
     /// Every route, by destination.
