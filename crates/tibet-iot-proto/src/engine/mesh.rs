@@ -5,7 +5,6 @@
 //! retry of a failed route. The table itself is [`RoutingTable`]
 //! (`routes.rs`), the relay's caches [`MeshRelay`] (`relay.rs`).
 
-use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::string::ToString;
 use alloc::vec;
@@ -15,9 +14,8 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use bytes::Bytes;
-use tibet_ping::{AirlockZone, PingPacket, PingResponse, RoutingMode};
+use tibet_ping::{AirlockZone, PingPacket, PingResponse};
 
-use super::SendOptions;
 use super::inbound::Inbound;
 use super::router::{NextHops, Router};
 use super::shared::Shared;
@@ -105,65 +103,11 @@ impl Mesh {
         self.router.counters().mesh_datagrams += n;
     }
 
-    /// Sends a mesh ping to `target` without naming a first hop
-    /// (`Engine::send_mesh_ping`).
-    pub(super) fn send_mesh_ping(
-        &mut self,
-        shared: &mut Shared,
-        now: Now,
-        target: &str,
-        intent: &str,
-        purpose: &str,
-        opts: SendOptions,
-    ) -> Result<RequestId, SendError> {
-        shared.check_capacity()?;
-        let mut ping = opts.ping;
-        ping.routing_mode = RoutingMode::Mesh;
-        let timeout = opts.timeout.unwrap_or(shared.config.request_timeout);
-        let policy = opts.retransmit.unwrap_or(shared.config.retransmit);
-        let packet = shared
-            .node
-            .ping(now.wall, target, intent, purpose, ping.clone());
-        match self.router.next_hops(shared, now, target, None) {
-            NextHops::Routed(addr) if shared.config.routing => {
-                let half = timeout / 2;
-                let fallback = MeshFallback {
-                    intent: intent.to_owned(),
-                    purpose: purpose.to_owned(),
-                    ping,
-                    retransmit: policy,
-                    timeout: timeout - half,
-                };
-                self.router.counters().routed += 1;
-                self.send_mesh_request(
-                    shared,
-                    now,
-                    packet,
-                    vec![addr],
-                    half,
-                    policy,
-                    Some(Box::new(fallback)),
-                    None,
-                )
-            }
-            NextHops::Routed(addr) => {
-                self.send_mesh_request(shared, now, packet, vec![addr], timeout, policy, None, None)
-            }
-            NextHops::Flood(hops) if hops.is_empty() => {
-                self.router.counters().unroutable += 1;
-                Err(SendError::NoRoute {
-                    target: target.to_owned(),
-                })
-            }
-            NextHops::Flood(hops) => {
-                self.router.counters().flooded += 1;
-                self.send_mesh_request(shared, now, packet, hops, timeout, policy, None, None)
-            }
-        }
-    }
-
+    /// Sends our mesh ping `packet` to `hops` (copies of a routed one, one
+    /// to each of a flood's) and tracks it as a request; a routed one keeps
+    /// its `fallback` to the flood. `id`: the request it continues.
     #[allow(clippy::too_many_arguments)]
-    fn send_mesh_request(
+    pub(super) fn send_mesh_request(
         &mut self,
         shared: &mut Shared,
         now: Now,

@@ -3,13 +3,18 @@
 //! failure becomes an event, with resends by its retransmission policy;
 //! and our beacon sent by unicast.
 
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::vec;
+
 use core::net::SocketAddr;
 
 use tibet_ping::{JsonMap, RoutingMode};
 
+use super::router::NextHops;
 use super::{Engine, SendOptions};
 use crate::error::SendError;
-use crate::requests::{RequestId, RequestKind};
+use crate::requests::{MeshFallback, RequestId, RequestKind};
 use crate::time::Now;
 
 impl Engine {
@@ -55,8 +60,51 @@ impl Engine {
         purpose: &str,
         opts: SendOptions,
     ) -> Result<RequestId, SendError> {
-        self.mesh
-            .send_mesh_ping(&mut self.shared, now, target, intent, purpose, opts)
+        let (shared, mesh) = (&mut self.shared, &mut self.mesh);
+        shared.check_capacity()?;
+        let mut ping = opts.ping;
+        ping.routing_mode = RoutingMode::Mesh;
+        let timeout = opts.timeout.unwrap_or(shared.config.request_timeout);
+        let policy = opts.retransmit.unwrap_or(shared.config.retransmit);
+        let packet = shared
+            .node
+            .ping(now.wall, target, intent, purpose, ping.clone());
+        match mesh.router.next_hops(shared, now, target, None) {
+            NextHops::Routed(addr) if shared.config.routing => {
+                let half = timeout / 2;
+                let fallback = MeshFallback {
+                    intent: intent.to_owned(),
+                    purpose: purpose.to_owned(),
+                    ping,
+                    retransmit: policy,
+                    timeout: timeout - half,
+                };
+                mesh.router.counters().routed += 1;
+                mesh.send_mesh_request(
+                    shared,
+                    now,
+                    packet,
+                    vec![addr],
+                    half,
+                    policy,
+                    Some(Box::new(fallback)),
+                    None,
+                )
+            }
+            NextHops::Routed(addr) => {
+                mesh.send_mesh_request(shared, now, packet, vec![addr], timeout, policy, None, None)
+            }
+            NextHops::Flood(hops) if hops.is_empty() => {
+                mesh.router.counters().unroutable += 1;
+                Err(SendError::NoRoute {
+                    target: target.to_owned(),
+                })
+            }
+            NextHops::Flood(hops) => {
+                mesh.router.counters().flooded += 1;
+                mesh.send_mesh_request(shared, now, packet, hops, timeout, policy, None, None)
+            }
+        }
     }
 
     /// Sends a heartbeat to `target` at `addr`; answered like a ping.
