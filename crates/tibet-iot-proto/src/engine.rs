@@ -251,6 +251,7 @@ impl Engine {
     /// The one next hop this node would give a mesh packet for `target`
     /// that came from `from` (`None`: our own), when it is not flooded
     /// (the simulator's trace of a ping's way).
+    #[cfg(feature = "std")]
     pub(crate) fn routed_next_hop(
         &self,
         now: Now,
