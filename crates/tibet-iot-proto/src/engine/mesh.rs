@@ -163,10 +163,7 @@ impl Mesh {
     fn transmit(&mut self, shared: &mut Shared, to: SocketAddr, bytes: Bytes, copies: u8) {
         let copies = copies.max(1);
         self.router.counters().mesh_datagrams += u64::from(copies);
-        for _ in 1..copies {
-            shared.out.transmit(to, bytes.clone());
-        }
-        shared.out.transmit(to, bytes);
+        shared.out.transmit_copies(to, bytes, copies);
     }
 
     /// Sends the answer to a mesh packet (or a relayed answer) to `to` as

@@ -71,6 +71,15 @@ impl Outputs {
         });
     }
 
+    /// Queues `copies` copies of a datagram (at least one), sharing its
+    /// bytes.
+    pub(crate) fn transmit_copies(&mut self, destination: SocketAddr, payload: Bytes, copies: u8) {
+        for _ in 1..copies.max(1) {
+            self.transmit(destination, payload.clone());
+        }
+        self.transmit(destination, payload);
+    }
+
     /// The next datagram to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         let next = self.transmits.pop_front();

@@ -275,10 +275,7 @@ impl Shared {
             self.note_drop(now, SocketAddr::new(ip, 0), "amplification");
             return false;
         }
-        for _ in 1..copies {
-            self.out.transmit(to, bytes.clone());
-        }
-        self.out.transmit(to, bytes);
+        self.out.transmit_copies(to, bytes, copies);
         true
     }
 
