@@ -30,7 +30,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 use tibet_iot_proto::sim::{addr, did};
-use tibet_iot_proto::{Engine, Limits, MonoTime, Now, PacketCodec, ROUTES_KEY, TransportConfig};
+use tibet_iot_proto::{
+    AdvertText, Engine, Limits, MonoTime, Now, PacketCodec, ROUTES_KEY, TransportConfig,
+};
 use tibet_ping::{
     AirlockRule, AirlockZone, Frame, PingNode, PingNodeConfig, PingOptions, RulePattern, Timestamp,
 };
@@ -292,7 +294,7 @@ impl Hub {
                 // `routes` map.
                 let mut extra = tibet_ping::JsonMap::new();
                 if routing {
-                    extra.insert(ROUTES_KEY.to_owned(), tibet_ping::JsonMap::new().into());
+                    extra.insert(ROUTES_KEY.to_owned(), AdvertText::new().into());
                 }
                 let hb = p.heartbeat_with(at(t).wall, HUB_DID, None, extra);
                 (addr(i), codec.encode_packet(&hb).unwrap())

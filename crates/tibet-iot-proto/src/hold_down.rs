@@ -224,7 +224,11 @@ mod tests {
         assert!(rt.get(t(9), "jis:d").is_none());
         let round = rt.advertisement_round(t(10));
         let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
-        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn in the next round");
+        assert_eq!(
+            to_n.get("jis:d"),
+            Some(INFINITY),
+            "withdrawn in the next round"
+        );
         assert!(!rt.learn(
             t(11),
             "jis:d",

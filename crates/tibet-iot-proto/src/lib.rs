@@ -25,6 +25,7 @@
 
 extern crate alloc;
 
+mod advert;
 mod audit_queue;
 mod audit_record;
 mod bounded;
@@ -53,6 +54,7 @@ mod source_guard;
 mod time;
 mod uplink;
 
+pub use advert::{Advert, AdvertText, Entries as AdvertEntries, MAX_ADVERTISED, ROUTES_KEY};
 pub use audit_queue::{AuditConfig, AuditOverload};
 pub use audit_record::{AnsweredPing, AuditRecord};
 pub use compact_str::CompactString;
@@ -76,8 +78,8 @@ pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
 pub use reviews::{WaitingBeacon, WaitingReviews};
 pub use routes::{
-    AREA_SUFFIX, INFINITY, MAX_ADVERTISED, REFRESH_PER_ROUND, ROUTES_KEY, Route, RouteSource,
-    RouteStats, RoutingTable, UNKNOWN_HOPS, area_key, area_of,
+    AREA_SUFFIX, INFINITY, REFRESH_PER_ROUND, Route, RouteSource, RouteStats, RoutingTable,
+    UNKNOWN_HOPS, area_key, area_of,
 };
 pub use source_guard::{GuardConfig, GuardStats, SourceGuard};
 pub use tibet_ping::PacketCodec;

@@ -10,7 +10,8 @@
 //! - a response that came back through a neighbour (the way the ping went
 //!   works; its length is unknown, so such routes are never advertised);
 //! - the `routes` advertisement a trusted neighbour carries in its heartbeat
-//!   payload (`{"<did>": hops, ...}`, at most [`MAX_ADVERTISED`] entries).
+//!   payload (`"<hops> <did> ..."`, at most [`MAX_ADVERTISED`] entries;
+//!   [`Advert`]).
 //!
 //! Only neighbours that advertise routes themselves get advertisements: a
 //! routing node's heartbeats always carry the `routes` key (empty when it
@@ -44,7 +45,6 @@
 //! not with the mesh. Per-DID routes are taught only by neighbours of the
 //! same area, so nothing outside an area steers traffic inside it.
 
-use alloc::string::String;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
@@ -54,16 +54,12 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use serde::Serialize;
-use tibet_ping::JsonMap;
+
+use crate::advert::{Advert, AdvertText, MAX_ADVERTISED};
 
 use crate::hold_down::HoldDowns;
 use crate::time::MonoTime;
 
-/// Payload key of a heartbeat carrying route advertisements (an extension;
-/// peers that do not route ignore unknown payload keys).
-pub const ROUTES_KEY: &str = "routes";
-/// Most entries one advertisement carries, and most entries read from one.
-pub const MAX_ADVERTISED: usize = 256;
 /// Hop count meaning "unreachable" (RIP uses 16; a radio mesh of 10,000
 /// nodes can be 60 links across).
 pub const INFINITY: u32 = 64;
@@ -523,15 +519,16 @@ impl RoutingTable {
         round: &[(CompactString, SocketAddr, u32)],
         to_did: &str,
         to: SocketAddr,
-    ) -> JsonMap {
-        round
-            .iter()
-            .filter(|(d, _, _)| d != to_did)
-            .map(|(d, hop, hops)| {
-                let h = if *hop == to { INFINITY } else { *hops };
-                (d.to_string(), h.into())
-            })
-            .collect()
+    ) -> AdvertText {
+        // An entry is its key, a hop count of at most two digits (INFINITY
+        // is 64) and two spaces.
+        let mut advert = AdvertText::with_capacity(round.iter().map(|(d, _, _)| d.len() + 4).sum());
+        for (d, hop, hops) in round {
+            if d != to_did {
+                advert.push(d, if *hop == to { INFINITY } else { *hops });
+            }
+        }
+        advert
     }
 
     /// Reads an advertisement from the neighbour `from_did` at `from`:
@@ -544,29 +541,30 @@ impl RoutingTable {
     /// neighbour of the own area (others are counted and skipped).
     pub fn parse_advertisement(
         &mut self,
-        advert: &JsonMap,
+        advert: Advert<'_>,
         own_did: &str,
         from_did: &str,
-    ) -> Vec<(String, u32)> {
+    ) -> Vec<(CompactString, u32)> {
         // Gathered in a vector, then sorted by key with the shortest entry
         // of each key kept: a map's order and merge without building one.
-        let mut out: Vec<(String, u32)> = Vec::with_capacity(advert.len().min(MAX_ADVERTISED) + 1);
+        let mut out = Vec::with_capacity(advert.len_hint().min(MAX_ADVERTISED) + 1);
         let from_area = area_of(from_did);
         if let Some(own) = self.area.as_deref()
             && from_area != own
         {
-            out.push((area_key(from_area).into_string(), 1));
+            out.push((area_key(from_area), 1));
         }
-        for (i, (d, h)) in advert.iter().enumerate() {
-            let hops = h.as_u64().and_then(|h| u32::try_from(h).ok());
-            let valid = i < MAX_ADVERTISED && d != own_did && d != from_did && !d.is_empty();
-            let Some(h) = hops.filter(|_| valid) else {
+        for (i, entry) in advert.entries().enumerate() {
+            let valid = |(d, _): &(&str, u32)| {
+                i < MAX_ADVERTISED && *d != own_did && *d != from_did && !d.is_empty()
+            };
+            let Some((d, h)) = entry.filter(valid) else {
                 self.stats.entries_ignored += 1;
                 continue;
             };
             let hops = h.saturating_add(1).min(INFINITY);
             match &self.area {
-                None => out.push((d.clone(), hops)),
+                None => out.push((CompactString::from(d), hops)),
                 Some(own) => {
                     let inside = area_of(d) == own.as_str() && !d.ends_with(AREA_SUFFIX);
                     if inside && from_area != own.as_str() {
@@ -574,7 +572,7 @@ impl RoutingTable {
                         continue;
                     }
                     if let Some(k) = self.key_for(d) {
-                        out.push((k.into_owned(), hops));
+                        out.push((CompactString::from(k), hops));
                     }
                 }
             }
@@ -716,6 +714,7 @@ impl RoutingTable {
 mod tests {
     use super::*;
     use crate::peers::tests::{addr, t};
+    use tibet_ping::JsonMap;
 
     fn table() -> RoutingTable {
         RoutingTable::new(3, 10_000, Duration::from_secs(100))
@@ -801,9 +800,13 @@ mod tests {
             "every route advertised within two rounds"
         );
         let to_a = RoutingTable::advertisement_for(&first, "jis:d000", addr(0));
-        assert!(!to_a.contains_key("jis:d000"), "not its own route");
-        assert_eq!(to_a["jis:d002"], INFINITY, "learned from it: poisoned");
-        assert_eq!(to_a["jis:d001"], 2);
+        assert_eq!(to_a.get("jis:d000"), None, "not its own route");
+        assert_eq!(
+            to_a.get("jis:d002"),
+            Some(INFINITY),
+            "learned from it: poisoned"
+        );
+        assert_eq!(to_a.get("jis:d001"), Some(2));
     }
 
     #[test]
@@ -815,8 +818,8 @@ mod tests {
         assert_eq!(rt.remove_via(t(2), addr(1)), 1);
         let round = rt.advertisement_round(t(2));
         let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
-        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn");
-        assert_eq!(to_n["jis:e"], 2);
+        assert_eq!(to_n.get("jis:d"), Some(INFINITY), "withdrawn");
+        assert_eq!(to_n.get("jis:e"), Some(2));
         let again = rt.advertisement_round(t(3));
         assert!(again.iter().all(|(d, _, _)| d != "jis:d"), "only once");
     }
@@ -858,7 +861,11 @@ mod tests {
         assert_eq!(rt.stats().neighbours_lost, 1);
         let round = rt.advertisement_round(t(6));
         let to_n = RoutingTable::advertisement_for(&round, "jis:n", addr(9));
-        assert_eq!(to_n["jis:d"], INFINITY, "withdrawn in the next round");
+        assert_eq!(
+            to_n.get("jis:d"),
+            Some(INFINITY),
+            "withdrawn in the next round"
+        );
         assert!(rt.set_neighbour(addr(1), "jis:a"));
         assert!(!rt.is_lost(addr(1)), "heard again");
     }
@@ -883,9 +890,26 @@ mod tests {
             r#"{"jis:me":1,"jis:n":1,"jis:x":"far","jis:y":-1,"jis:z":3,"jis:w":99}"#,
         )
         .unwrap();
-        let got = rt.parse_advertisement(&advert, "jis:me", "jis:n");
+        let got = rt.parse_advertisement(Advert::Map(&advert), "jis:me", "jis:n");
         assert_eq!(got, vec![("jis:w".into(), INFINITY), ("jis:z".into(), 4)]);
         assert_eq!(rt.stats().entries_ignored, 4);
+        // The same in the text form, with a dangling count at the end.
+        let text = "1 jis:me 1 jis:n far jis:x -1 jis:y 3 jis:z 99 jis:w 5";
+        let got = rt.parse_advertisement(Advert::Text(text), "jis:me", "jis:n");
+        assert_eq!(got, vec![("jis:w".into(), INFINITY), ("jis:z".into(), 4)]);
+        assert_eq!(rt.stats().entries_ignored, 4 + 5);
+    }
+
+    #[test]
+    fn entries_beyond_the_bound_are_counted_and_skipped() {
+        let mut rt = RoutingTable::new(1000, 1 << 20, Duration::from_secs(100));
+        let mut advert = AdvertText::new();
+        for i in 0..MAX_ADVERTISED + 10 {
+            advert.push(&format!("jis:d{i}"), 1);
+        }
+        let got = rt.parse_advertisement(Advert::Text(advert.as_str()), "jis:me", "jis:n");
+        assert_eq!(got.len(), MAX_ADVERTISED);
+        assert_eq!(rt.stats().entries_ignored, 10);
     }
 
     #[test]
@@ -928,14 +952,14 @@ mod tests {
         .unwrap();
         // From a neighbour in b12: one hop from its own area, per-DID
         // claims about b9 (ours) refused, our own area's key skipped.
-        let got = rt.parse_advertisement(&advert, "jis:c:b9:me", "jis:c:b12:n");
+        let got = rt.parse_advertisement(Advert::Map(&advert), "jis:c:b9:me", "jis:c:b12:n");
         assert_eq!(
             got,
             vec![("jis:c:b12:*".into(), 1), ("jis:c:b7:*".into(), 5)]
         );
         assert_eq!(rt.stats().entries_ignored, 1, "the claim about jis:c:b9:z");
         // From a neighbour in b9: our area's DIDs are taken.
-        let got = rt.parse_advertisement(&advert, "jis:c:b9:me", "jis:c:b9:n");
+        let got = rt.parse_advertisement(Advert::Map(&advert), "jis:c:b9:me", "jis:c:b9:n");
         assert_eq!(
             got,
             vec![

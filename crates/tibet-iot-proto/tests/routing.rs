@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tibet_iot_proto::sim::scenario::{self, ScenarioConfig, Topology};
 use tibet_iot_proto::sim::{Sim, addr, did};
-use tibet_iot_proto::{Engine, ROUTES_KEY, RouteSource, SendOptions};
+use tibet_iot_proto::{Advert, Engine, ROUTES_KEY, RouteSource, SendOptions};
 use tibet_ping::{PingOptions, PingType};
 
 fn mesh_opts() -> SendOptions {
@@ -288,18 +288,21 @@ fn an_untrusted_node_advertising_routes_it_does_not_have_is_ignored() {
 
 /// The routes of every heartbeat `from` sent `to` on the wire (`None`: a
 /// heartbeat without the `routes` key).
-fn adverts(sim: &Sim, from: usize, to: usize) -> Vec<Option<tibet_ping::JsonMap>> {
+fn adverts(sim: &Sim, from: usize, to: usize) -> Vec<Option<Vec<(String, u32)>>> {
     let codec = tibet_ping::PacketCodec::json();
     sim.wire()
         .iter()
         .filter(|d| d.from == addr(from) && d.to == addr(to))
         .filter_map(|d| match codec.decode(&d.bytes) {
-            Ok(tibet_ping::Frame::Packet(p)) if p.ping_type == PingType::Heartbeat => Some(
-                p.payload
-                    .get(ROUTES_KEY)
-                    .and_then(|v| v.as_object())
-                    .cloned(),
-            ),
+            Ok(tibet_ping::Frame::Packet(p)) if p.ping_type == PingType::Heartbeat => {
+                Some(p.payload.get(ROUTES_KEY).map(|v| {
+                    let text = v.as_str().expect("routes are advertised as text");
+                    Advert::Text(text)
+                        .entries()
+                        .map(|e| e.map(|(k, h)| (k.to_owned(), h)).expect("well formed"))
+                        .collect()
+                }))
+            }
             _ => None,
         })
         .collect()
@@ -332,10 +335,7 @@ fn only_neighbours_that_route_are_sent_advertisements() {
         "heartbeats flowed"
     );
     assert!(
-        to_router
-            .iter()
-            .flatten()
-            .any(|r| r.get(&did(2)).and_then(|h| h.as_u64()) == Some(1)),
+        to_router.iter().flatten().any(|r| r.contains(&(did(2), 1))),
         "the routing neighbour is told of the device: {to_router:?}"
     );
     assert!(

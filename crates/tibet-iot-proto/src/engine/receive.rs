@@ -32,14 +32,14 @@ const SCRATCH_KEEP_BYTES: usize = 2048;
 /// Whether `packet`, decoded from a datagram of `len` bytes, is kept for
 /// its strings' reuse: a large datagram's are not, so what the engine holds
 /// between datagrams stays within a few KiB; nor is a heartbeat's route
-/// advertisement (a map per engine, the largest part of a simulated node's
+/// advertisement (up to a datagram of text per engine, the largest part of a simulated node's
 /// heap besides its tables).
 fn keep_strings(packet: &mut PingPacket, len: usize) -> bool {
     if len > SCRATCH_KEEP_BYTES {
         return false;
     }
     if packet.ping_type == PingType::Heartbeat {
-        packet.payload.remove(crate::routes::ROUTES_KEY);
+        packet.payload.remove(crate::advert::ROUTES_KEY);
     }
     true
 }

@@ -16,10 +16,11 @@ use rand::Rng;
 use tibet_ping::{JsonMap, PingPacket, PingType};
 
 use super::shared::Shared;
+use crate::advert::{Advert, AdvertText, ROUTES_KEY};
 use crate::config::TransportConfig;
 use crate::requests::RequestKind;
 use crate::retransmit::RetransmitPolicy;
-use crate::routes::{INFINITY, ROUTES_KEY, RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
+use crate::routes::{RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
 use crate::time::Now;
 
 /// Most neighbours a bounded flood hands one packet to.
@@ -158,7 +159,7 @@ impl Router {
             return;
         }
         let mut extra = JsonMap::new();
-        extra.insert(ROUTES_KEY.to_owned(), JsonMap::new().into());
+        extra.insert(ROUTES_KEY.to_owned(), AdvertText::new().into());
         let packet = shared.node.heartbeat_with(now.wall, &did, None, extra);
         let _ = shared.send_request(
             now,
@@ -262,7 +263,7 @@ impl Router {
             return;
         }
         self.learn_neighbour(shared, now, &packet.source_did, addr);
-        let Some(advert) = packet.payload.get(ROUTES_KEY).and_then(|v| v.as_object()) else {
+        let Some(advert) = packet.payload.get(ROUTES_KEY).and_then(Advert::from_value) else {
             return;
         };
         if !shared.may_teach_routes(now, &packet.source_did)
@@ -322,7 +323,7 @@ impl Router {
 
     /// The payload keys this round adds to a heartbeat for `to_did` at `to`
     /// (with routing on): the routes if the neighbour advertises routes
-    /// itself, else an empty map, which says that this node routes and
+    /// itself, else an empty advertisement, which says that this node routes and
     /// wants the neighbour's advertisements. Added before the heartbeat is
     /// signed.
     pub(super) fn heartbeat_routes(
@@ -340,7 +341,7 @@ impl Router {
         let advert = if self.routes.wants_advertisements(now.mono, to) {
             round.for_neighbour(to_did, to)
         } else {
-            JsonMap::new()
+            AdvertText::new()
         };
         extra.insert(ROUTES_KEY.to_owned(), advert.into());
         extra
@@ -358,81 +359,21 @@ impl Router {
     }
 }
 
-/// One heartbeat round's advertisement: its routes, and the map sent to a
-/// neighbour none of them goes through, built once for the round. What
-/// each neighbour gets is that map with the routes through it poisoned and
-/// the route to itself left out ([`RoutingTable::advertisement_for`]),
-/// made by patching a copy instead of building the map again: a hub's
-/// round costs one copy per neighbour, not a map of hashed keys each.
+/// One heartbeat round's advertisement: the routes it carries. What each
+/// neighbour gets is written from them ([`RoutingTable::advertisement_for`]):
+/// the routes through it poisoned and the route to itself left out.
 #[derive(Debug)]
 pub(super) struct RoundAdvert {
     entries: Vec<(CompactString, SocketAddr, u32)>,
-    base: JsonMap,
 }
 
 impl RoundAdvert {
     fn new(entries: Vec<(CompactString, SocketAddr, u32)>) -> RoundAdvert {
-        // No route goes through the unspecified address (withdrawals name
-        // it, and are advertised as unreachable anyway), and no DID is empty.
-        let nobody = SocketAddr::from(([0, 0, 0, 0], 0));
-        let base = RoutingTable::advertisement_for(&entries, "", nobody);
-        RoundAdvert { entries, base }
+        RoundAdvert { entries }
     }
 
-    /// The advertisement for the neighbour `to_did` at `to`; the same map,
-    /// in the same order, as [`RoutingTable::advertisement_for`].
-    fn for_neighbour(&self, to_did: &str, to: SocketAddr) -> JsonMap {
-        let mut advert = self.base.clone();
-        for (d, hop, _) in &self.entries {
-            if *hop == to
-                && let Some(hops) = advert.get_mut(d.as_str())
-            {
-                *hops = INFINITY.into();
-            }
-        }
-        advert.shift_remove(to_did);
-        advert
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn addr(i: u8) -> SocketAddr {
-        SocketAddr::from(([10, 0, 0, i], 7000))
-    }
-
-    proptest! {
-        #[test]
-        fn a_neighbours_advertisement_is_the_one_built_for_it(
-            routes in proptest::collection::vec((0u8..40, 0u8..6, 1u32..70), 0..80),
-            to_did in 0u8..45,
-            to in 0u8..6,
-        ) {
-            // As a round: each destination at most once, and a withdrawal
-            // (next hop 0 here) names the unspecified address, unreachable.
-            let mut seen = alloc::collections::BTreeSet::new();
-            let entries: Vec<(CompactString, SocketAddr, u32)> = routes
-                .into_iter()
-                .filter(|(d, _, _)| seen.insert(*d))
-                .map(|(d, hop, hops)| {
-                    let (via, hops) = if hop == 0 {
-                        (SocketAddr::from(([0, 0, 0, 0], 0)), INFINITY)
-                    } else {
-                        (addr(hop), hops.min(INFINITY))
-                    };
-                    (CompactString::from(alloc::format!("jis:t:{d}")), via, hops)
-                })
-                .collect();
-            let to_did = alloc::format!("jis:t:{to_did}");
-            let expected = RoutingTable::advertisement_for(&entries, &to_did, addr(to));
-            let got = RoundAdvert::new(entries).for_neighbour(&to_did, addr(to));
-            prop_assert_eq!(
-                serde_json::to_string(&got).unwrap(),
-                serde_json::to_string(&expected).unwrap()
-            );
-        }
+    /// The advertisement for the neighbour `to_did` at `to`.
+    fn for_neighbour(&self, to_did: &str, to: SocketAddr) -> AdvertText {
+        RoutingTable::advertisement_for(&self.entries, to_did, to)
     }
 }
