@@ -28,7 +28,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,7 +152,12 @@ pub struct Sim {
     /// Boxed: an engine is ~12 KB inline, and a B-tree's partly filled
     /// nodes would hold slack for several.
     nodes: BTreeMap<SocketAddr, Box<Engine>>,
-    links: BTreeMap<(SocketAddr, SocketAddr), Link>,
+    /// Looked up per datagram, so hashed (the maps the simulation walks
+    /// are ordered; these it only looks up).
+    links: HashMap<(SocketAddr, SocketAddr), Link>,
+    /// Each node's outgoing links' ends, in address order: where its
+    /// multicast goes, in the order its losses are drawn.
+    adjacent: HashMap<SocketAddr, Vec<SocketAddr>>,
     cut: BTreeSet<(SocketAddr, SocketAddr)>,
     default_link: Link,
     queue: BinaryHeap<Reverse<InFlight>>,
@@ -164,11 +169,11 @@ pub struct Sim {
     /// Nodes touched since the last flush (their outputs may be pending).
     dirty: BTreeSet<SocketAddr>,
     /// Each node's next deadline as last scheduled in `timers`.
-    scheduled: BTreeMap<SocketAddr, MonoTime>,
+    scheduled: HashMap<SocketAddr, MonoTime>,
     /// Deadlines; an entry is stale unless `scheduled` still names it.
     timers: BinaryHeap<Reverse<(MonoTime, SocketAddr)>>,
     /// Per node: (virtual second, bytes sent in it).
-    rate: BTreeMap<SocketAddr, (u64, u64)>,
+    rate: HashMap<SocketAddr, (u64, u64)>,
     /// Most bytes one node sent in one virtual second.
     peak_rate: u64,
     /// DIDs given by [`Sim::add_named`] (else [`did`]`(i)`).
@@ -194,7 +199,8 @@ impl Sim {
             wall_origin: Timestamp::from_secs(1_795_690_800),
             rng: StdRng::seed_from_u64(seed),
             nodes: BTreeMap::new(),
-            links: BTreeMap::new(),
+            links: HashMap::new(),
+            adjacent: HashMap::new(),
             cut: BTreeSet::new(),
             default_link: Link::default(),
             queue: BinaryHeap::new(),
@@ -204,9 +210,9 @@ impl Sim {
             events: VecDeque::new(),
             wire: None,
             dirty: BTreeSet::new(),
-            scheduled: BTreeMap::new(),
+            scheduled: HashMap::new(),
             timers: BinaryHeap::new(),
-            rate: BTreeMap::new(),
+            rate: HashMap::new(),
             peak_rate: 0,
             names: BTreeMap::new(),
         }
@@ -330,7 +336,7 @@ impl Sim {
 
     /// A link from `a` to `b` only, with the default properties; no peers.
     pub fn connect(&mut self, a: usize, b: usize) {
-        self.links.insert((addr(a), addr(b)), self.default_link);
+        self.set_link(a, b, self.default_link);
     }
 
     /// Puts a datagram on the wire from any address (a spoofed source, a
@@ -350,7 +356,12 @@ impl Sim {
 
     /// Sets the properties of the link from `a` to `b` (creating it).
     pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
-        self.links.insert((addr(a), addr(b)), link);
+        let (a, b) = (addr(a), addr(b));
+        if self.links.insert((a, b), link).is_none() {
+            let ends = self.adjacent.entry(a).or_default();
+            let at = ends.partition_point(|e| *e < b);
+            ends.insert(at, b);
+        }
     }
 
     /// Sets the loss of every link, present and future.
@@ -437,10 +448,11 @@ impl Sim {
                 }
                 let multicast = t.destination.ip().is_multicast();
                 let targets: Vec<(SocketAddr, Link)> = if multicast {
-                    self.links
-                        .range((from, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                        .take_while(|((a, _), _)| *a == from)
-                        .filter_map(|((_, b), _)| self.usable(from, *b).map(|l| (*b, l)))
+                    self.adjacent
+                        .get(&from)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|b| self.usable(from, *b).map(|l| (*b, l)))
                         .collect()
                 } else {
                     self.usable(from, t.destination)
