@@ -88,6 +88,12 @@ pub(crate) struct Args {
     /// mesh. Default: flat up to 1,500 nodes, else n^(1/4) per side.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     areas: Option<u32>,
+    /// Regions per side (geometric topology, with areas): each holds whole
+    /// areas, a DID names both, and a node keeps routes to its own area's
+    /// nodes, its region's other areas and the other regions. Default:
+    /// none.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    regions: Option<u32>,
     /// Share of the nodes that leave per virtual minute and come back the
     /// minute after (0..0.5), e.g. 0.05.
     #[arg(long, default_value_t = 0.0, value_parser = churn)]
@@ -249,6 +255,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode> {
         warmup: Duration::from_secs(args.warmup_s.into()),
         baseline: !args.no_baseline,
         areas: args.areas.map(|a| a as usize),
+        regions: args.regions.map(|r| r as usize),
         churn: args.churn,
         ping_interval: Duration::from_millis(args.ping_interval_ms.into()),
         // A developer's switch, not a flag: docs/PERFORMANCE.md.

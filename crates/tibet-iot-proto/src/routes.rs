@@ -87,6 +87,30 @@ pub fn area_of(did: &str) -> &str {
     }
 }
 
+/// The length in bytes of the longest run of whole `:`-separated segments
+/// that `a` and `b` begin with (`jis:c:b9` and `jis:c:b12` share `jis:c`,
+/// 5 bytes).
+fn shared_prefix(a: &str, b: &str) -> usize {
+    let mut shared = 0;
+    let mut end = 0;
+    for (x, y) in a.split(':').zip(b.split(':')) {
+        if x != y {
+            break;
+        }
+        shared = end + x.len();
+        end = shared + 1;
+    }
+    shared
+}
+
+/// Whether `outer` is `inner` or an area that contains it (a prefix of it
+/// ending at a segment boundary).
+fn contains_area(outer: &str, inner: &str) -> bool {
+    inner.len() >= outer.len()
+        && inner.starts_with(outer)
+        && (inner.len() == outer.len() || inner.as_bytes()[outer.len()] == b':')
+}
+
 /// The route key naming the whole area `area` (`<area>:*`).
 pub fn area_key(area: &str) -> CompactString {
     let mut k = CompactString::from(area);
@@ -255,20 +279,36 @@ impl RoutingTable {
 
     /// The key under which the route to `destination` (a DID or an area
     /// key) is kept: the DID itself without areas or inside the own area,
-    /// else its area's key. `None` for the own area's key (a node is in its
-    /// own area already).
+    /// else the key of the largest area that holds it and not us: areas
+    /// nest (`jis:city:d5:b2:lamp7` is in `jis:city:d5:b2`, which is in
+    /// `jis:city:d5`), so from `jis:city:d3:b9` it is kept under
+    /// `jis:city:d5:*`, and from `jis:city:d5:b9` under `jis:city:d5:b2:*`.
+    /// `None` for the key of the own area or of an area holding it (a node
+    /// is there already).
     pub fn key_for<'a>(&self, destination: &'a str) -> Option<alloc::borrow::Cow<'a, str>> {
         let Some(own) = self.area.as_deref() else {
             return Some(destination.into());
         };
-        let area = area_of(destination);
         let is_area = destination.ends_with(AREA_SUFFIX);
-        match (area == own, is_area) {
-            (true, true) => None,
-            (true, false) => Some(destination.into()),
-            (false, true) => Some(destination.into()),
-            (false, false) => Some(area_key(area).to_string().into()),
+        if area_of(destination) == own {
+            return (!is_area).then_some(destination.into());
         }
+        let base = destination.strip_suffix(AREA_SUFFIX).unwrap_or(destination);
+        if is_area && contains_area(base, own) {
+            return None;
+        }
+        // The segment of `base` right after what it shares with our area.
+        let shared = shared_prefix(own, base);
+        let start = if shared == 0 { 0 } else { shared + 1 };
+        let end = base[start.min(base.len())..]
+            .find(':')
+            .map_or(base.len(), |i| start + i);
+        if end >= base.len() {
+            // An area key at that level, or a DID of an area that holds
+            // ours (kept by its DID).
+            return Some(destination.into());
+        }
+        Some(area_key(&base[..end]).to_string().into())
     }
 
     fn entry_bytes(destination: &str) -> usize {
@@ -549,11 +589,18 @@ impl RoutingTable {
         // of each key kept: a map's order and merge without building one.
         let mut out = Vec::with_capacity(advert.len_hint().min(MAX_ADVERTISED) + 1);
         let from_area = area_of(from_did);
-        if let Some(own) = self.area.as_deref()
-            && from_area != own
-        {
-            out.push((area_key(from_area), 1));
-        }
+        // A neighbour of another area is one hop from the largest area
+        // holding it and not us; of the areas holding us it shares this
+        // much (bytes of our area's name).
+        let from_shares = self.area.as_deref().map(|own| {
+            if from_area != own
+                && let Some(k) = self.key_for(from_did)
+                && k != from_did
+            {
+                out.push((CompactString::from(k), 1));
+            }
+            shared_prefix(own, from_area)
+        });
         for (i, entry) in advert.entries().enumerate() {
             let valid = |(d, _): &(&str, u32)| {
                 i < MAX_ADVERTISED && *d != own_did && *d != from_did && !d.is_empty()
@@ -566,14 +613,21 @@ impl RoutingTable {
             match &self.area {
                 None => out.push((CompactString::from(d), hops)),
                 Some(own) => {
+                    // What a neighbour may teach: the DIDs of our own area
+                    // only if it is in our area; the areas inside one that
+                    // holds us only if it is in that one too.
+                    // (The key of an area holding us is no route: skipped.)
+                    let Some(k) = self.key_for(d) else {
+                        continue;
+                    };
                     let inside = area_of(d) == own.as_str() && !d.ends_with(AREA_SUFFIX);
-                    if inside && from_area != own.as_str() {
+                    let base = d.strip_suffix(AREA_SUFFIX).unwrap_or(d);
+                    let outsider = from_shares.is_some_and(|f| f < shared_prefix(own, base));
+                    if (inside && from_area != own.as_str()) || (!inside && outsider) {
                         self.stats.entries_ignored += 1;
                         continue;
                     }
-                    if let Some(k) = self.key_for(d) {
-                        out.push((CompactString::from(k), hops));
-                    }
+                    out.push((CompactString::from(k), hops));
                 }
             }
         }
@@ -968,5 +1022,58 @@ mod tests {
                 ("jis:c:b9:z".into(), 2)
             ]
         );
+    }
+
+    #[test]
+    fn nested_areas_keep_one_route_per_largest_area_holding_the_destination_and_not_us() {
+        assert_eq!(
+            shared_prefix("jis:c:d3:b9", "jis:c:d3:b12"),
+            "jis:c:d3".len()
+        );
+        assert_eq!(shared_prefix("jis:c:d3", "jis:c:d30"), "jis:c".len());
+        assert_eq!(shared_prefix("jis:c", "other"), 0);
+        let mut rt = table();
+        rt.set_area(Some("jis:c:d3:b9:me"));
+        let key = |d| rt.key_for(d).map(|k| k.into_owned());
+        assert_eq!(key("jis:c:d3:b9:lamp").as_deref(), Some("jis:c:d3:b9:lamp"));
+        assert_eq!(key("jis:c:d3:b12:lamp").as_deref(), Some("jis:c:d3:b12:*"));
+        assert_eq!(key("jis:c:d5:b2:lamp").as_deref(), Some("jis:c:d5:*"));
+        assert_eq!(key("jis:c:d5:b2:*").as_deref(), Some("jis:c:d5:*"));
+        assert_eq!(key("jis:c:d30:*").as_deref(), Some("jis:c:d30:*"));
+        assert_eq!(key("jis:x:d1:b1:n").as_deref(), Some("jis:x:*"));
+        assert_eq!(
+            key("jis:c:d3:hub").as_deref(),
+            Some("jis:c:d3:hub"),
+            "a DID of an area holding ours"
+        );
+        for holding_us in ["jis:c:d3:b9:*", "jis:c:d3:*", "jis:c:*", "jis:*"] {
+            assert_eq!(key(holding_us), None, "{holding_us}");
+        }
+    }
+
+    #[test]
+    fn a_neighbour_teaches_only_the_areas_inside_those_that_hold_it_too() {
+        let mut rt = RoutingTable::new(100, 1 << 20, Duration::from_secs(100));
+        rt.set_area(Some("jis:c:d3:b9:me"));
+        let advert = "1 jis:c:d3:b12:x 2 jis:c:d3:b7:* 3 jis:c:d5:*";
+        // From another district: only the districts, and it stands one hop
+        // from its own; what it says of our district's blocks is refused.
+        let got = rt.parse_advertisement(Advert::Text(advert), "jis:c:d3:b9:me", "jis:c:d4:b1:n");
+        assert_eq!(
+            got,
+            vec![("jis:c:d4:*".into(), 1), ("jis:c:d5:*".into(), 4)]
+        );
+        assert_eq!(rt.stats().entries_ignored, 2);
+        // From another block of our district: all of it.
+        let got = rt.parse_advertisement(Advert::Text(advert), "jis:c:d3:b9:me", "jis:c:d3:b12:n");
+        assert_eq!(
+            got,
+            vec![
+                ("jis:c:d3:b12:*".into(), 1),
+                ("jis:c:d3:b7:*".into(), 3),
+                ("jis:c:d5:*".into(), 4)
+            ]
+        );
+        assert_eq!(rt.stats().entries_ignored, 2);
     }
 }

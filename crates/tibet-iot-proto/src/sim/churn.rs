@@ -35,13 +35,21 @@ pub(crate) struct Fleet {
 }
 
 /// The DID of node `i`: [`did`]`(i)` in a flat mesh; with `k` > 1 areas per
-/// side, `jis:sim:a<cell>:n<i>` where the cell is where it stands.
-pub(crate) fn name(i: usize, k: usize, points: &[(f64, f64)]) -> String {
+/// side, `jis:sim:a<cell>:n<i>` where the cell is where it stands; with
+/// `regions` > 1 per side as well, `jis:sim:r<region>:a<cell>:n<i>`.
+pub(crate) fn name(i: usize, k: usize, regions: usize, points: &[(f64, f64)]) -> String {
+    let cell = |v: f64, k: usize| ((v * k as f64) as usize).min(k - 1);
     match points.get(i) {
-        Some(&(x, y)) if k > 1 => {
-            let cell = |v: f64| ((v * k as f64) as usize).min(k - 1);
-            format!("jis:sim:a{}:n{i}", cell(x) * k + cell(y))
+        Some(&(x, y)) if k > 1 && regions > 1 => {
+            // A region holds `per` x `per` whole cells.
+            let (cx, cy, per) = (cell(x, k), cell(y, k), k.div_ceil(regions));
+            format!(
+                "jis:sim:r{}:a{}:n{i}",
+                cx / per * regions + cy / per,
+                cx * k + cy
+            )
         }
+        Some(&(x, y)) if k > 1 => format!("jis:sim:a{}:n{i}", cell(x, k) * k + cell(y, k)),
         _ => did(i),
     }
 }

@@ -88,6 +88,13 @@ pub struct ScenarioConfig {
     /// (`jis:sim:a<cell>:n<i>`); `Some(0)` or `Some(1)`: one flat mesh;
     /// `None`: [`auto_areas`]. Geometric topology only (others are flat).
     pub areas: Option<usize>,
+    /// Regions: areas that hold areas. The square cut into `r` x `r`
+    /// regions as well, each holding whole cells (the cells per side are
+    /// rounded up to a multiple of `r`), a DID naming both
+    /// (`jis:sim:r<region>:a<cell>:n<i>`): a node keeps routes to its own
+    /// cell's nodes, to the other cells of its region and to the other
+    /// regions. `None`, `Some(0)` or `Some(1)`: no regions.
+    pub regions: Option<usize>,
     /// Share of the nodes that leave per virtual minute (0..1), from the
     /// first minute on; the nodes that left the minute before come back
     /// then, as fresh engines that know only their graph neighbours.
@@ -127,6 +134,7 @@ impl Default for ScenarioConfig {
             ping_interval: Duration::from_millis(100),
             baseline: true,
             areas: None,
+            regions: None,
             churn: 0.0,
             diagnostics: false,
         }
@@ -171,6 +179,9 @@ pub struct Report {
     pub p99_latency_ms: f64,
     /// Areas the nodes were named into (1: a flat mesh).
     pub areas: usize,
+    /// Regions holding those areas, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regions: Option<usize>,
     /// Nodes that left (and as many came back) per virtual minute.
     pub churned_per_minute: usize,
     /// Datagrams that were not the pings' own (heartbeats with their
@@ -359,17 +370,17 @@ pub const MEMORY_BASE: u64 = 16 * 1024 * 1024;
 /// nothing.
 ///
 /// With areas a node holds routes to its own area's nodes and to the other
-/// areas: counted as twice the mean area plus the areas (cells are uneven).
+/// areas: counted as twice the mean area plus the areas (cells are uneven);
+/// with regions, to the other areas of its region and the other regions.
 pub fn memory_estimate(cfg: &ScenarioConfig) -> u64 {
     let nodes = cfg.nodes.max(2) as u64;
-    let k = match cfg.topology {
-        Topology::Geometric => cfg.areas.unwrap_or_else(|| auto_areas(cfg.nodes)).max(1) as u64,
-        _ => 1,
-    };
-    let routes = if k > 1 {
-        2 * nodes.div_ceil(k * k) + k * k
-    } else {
-        nodes - 1
+    let (k, r) = cells(cfg, cfg.nodes.max(2), cfg.topology == Topology::Geometric);
+    let (k, r) = (k as u64, r as u64);
+    let own_area = 2 * nodes.div_ceil(k * k);
+    let routes = match (k, r) {
+        (1, _) => nodes - 1,
+        (_, 1) => own_area + k * k,
+        _ => own_area + (k / r) * (k / r) + r * r,
     };
     let routes = routes.min(TransportConfig::default().limits.routes as u64);
     MEMORY_BASE
@@ -415,6 +426,18 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
     report
 }
 
+/// Cells and regions per side: `(1, 1)` without points (a topology
+/// other than the geometric one); with regions, the cells per side a
+/// multiple of them, so each region holds whole cells.
+fn cells(cfg: &ScenarioConfig, n: usize, geometric: bool) -> (usize, usize) {
+    if !geometric {
+        return (1, 1);
+    }
+    let areas = cfg.areas.unwrap_or_else(|| auto_areas(n)).max(1);
+    let regions = cfg.regions.unwrap_or(1).clamp(1, areas);
+    (areas.div_ceil(regions) * regions, regions)
+}
+
 fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) -> Report {
     let n = cfg.nodes.max(2);
     let mut sim = Sim::new(cfg.seed);
@@ -424,11 +447,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         loss: cfg.loss.clamp(0.0, 1.0),
     };
     let (topology_edges, points) = layout(cfg.topology, n, sim.rng());
-    let areas = if points.is_empty() {
-        1
-    } else {
-        cfg.areas.unwrap_or_else(|| auto_areas(n)).max(1)
-    };
+    let (areas, regions) = cells(cfg, n, !points.is_empty());
     let node_cfg = TransportConfig {
         routing,
         route_areas: routing && areas > 1,
@@ -460,7 +479,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         sim.now().mono,
     );
     for i in 0..n {
-        fleet.add(&mut sim, i, name(i, areas, &points));
+        fleet.add(&mut sim, i, name(i, areas, regions, &points));
         sim.run_for(stagger);
     }
     drop(points);
@@ -598,6 +617,7 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
         p50_latency_ms: p50.as_secs_f64() * 1000.0,
         p99_latency_ms: p99.as_secs_f64() * 1000.0,
         areas: areas * areas,
+        regions: (regions > 1).then_some(regions * regions),
         churned_per_minute: fleet.per_minute(),
         control_datagrams_per_node_minute,
         control_bytes_per_node_minute,
@@ -653,6 +673,22 @@ mod tests {
         assert!(
             areas(100_000) / 100_000 < 2 * (areas(10_000) / 10_000),
             "per node, areas grow with the square root of the mesh"
+        );
+        let regions = |nodes, areas, regions| {
+            memory_estimate(&ScenarioConfig {
+                nodes,
+                pings: 20,
+                areas: Some(areas),
+                regions: Some(regions),
+                ..ScenarioConfig::default()
+            })
+        };
+        // 10,000 nodes in 25 regions of 4 areas: 759 MB measured.
+        assert!(regions(10_000, 10, 5) >= 759_000_000);
+        assert!(regions(10_000, 10, 5) < areas(10_000));
+        assert!(
+            regions(100_000, 32, 8) < areas(100_000) * 3 / 5,
+            "regions hold the routes per node down"
         );
         // A flat mesh: routes stop at the table's capacity.
         let big = at(60_000, 100);
