@@ -76,6 +76,12 @@ pub(crate) fn index(a: SocketAddr) -> Option<usize> {
     (a.port() == 7150).then(|| (usize::from(w) * 256 + usize::from(x)) * 250 + usize::from(y) - 1)
 }
 
+/// The key of the link from node `a` to node `b` in [`Sim`]'s links.
+fn link_key(a: usize, b: usize) -> (u32, u32) {
+    let id = |i: usize| u32::try_from(i).expect("node index beyond u32");
+    (id(a), id(b))
+}
+
 /// The DID of node `i` (`jis:sim:n<i>`).
 pub fn did(i: usize) -> String {
     format!("jis:sim:n{i}")
@@ -152,7 +158,13 @@ pub struct Sim {
     /// Boxed: an engine is ~12 KB inline, and a B-tree's partly filled
     /// nodes would hold slack for several.
     nodes: BTreeMap<SocketAddr, Box<Engine>>,
-    links: BTreeMap<(SocketAddr, SocketAddr), Link>,
+    /// Directed links by (from, to) node index ([`index`]; in the order of
+    /// their addresses, since [`addr`] grows with the index). `None` is the
+    /// default link: it always equals `default_link`, which changes only by
+    /// [`Sim::set_loss`], and that changes every link. 16 bytes an entry
+    /// where address pairs and a `Link` took 104 (per node 2.5 KB of a
+    /// 2,000-node mesh, docs/PERFORMANCE.md).
+    links: BTreeMap<(u32, u32), Option<Box<Link>>>,
     cut: BTreeSet<(SocketAddr, SocketAddr)>,
     default_link: Link,
     queue: BinaryHeap<Reverse<InFlight>>,
@@ -330,7 +342,7 @@ impl Sim {
 
     /// A link from `a` to `b` only, with the default properties; no peers.
     pub fn connect(&mut self, a: usize, b: usize) {
-        self.links.insert((addr(a), addr(b)), self.default_link);
+        self.links.insert(link_key(a, b), None);
     }
 
     /// Puts a datagram on the wire from any address (a spoofed source, a
@@ -350,13 +362,13 @@ impl Sim {
 
     /// Sets the properties of the link from `a` to `b` (creating it).
     pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
-        self.links.insert((addr(a), addr(b)), link);
+        self.links.insert(link_key(a, b), Some(Box::new(link)));
     }
 
     /// Sets the loss of every link, present and future.
     pub fn set_loss(&mut self, loss: f64) {
         self.default_link.loss = loss;
-        for l in self.links.values_mut() {
+        for l in self.links.values_mut().flatten() {
             l.loss = loss;
         }
     }
@@ -406,7 +418,9 @@ impl Sim {
         if self.cut.contains(&(from, to)) {
             return None;
         }
-        self.links.get(&(from, to)).copied()
+        let (a, b) = (index(from)?, index(to)?);
+        let link = self.links.get(&link_key(a, b))?;
+        Some(link.as_deref().copied().unwrap_or(self.default_link))
     }
 
     /// Moves every queued transmit onto the wire, collects events and
@@ -437,10 +451,11 @@ impl Sim {
                 }
                 let multicast = t.destination.ip().is_multicast();
                 let targets: Vec<(SocketAddr, Link)> = if multicast {
+                    let f = index(from).map_or(u32::MAX, |f| f as u32);
                     self.links
-                        .range((from, SocketAddr::from(([0, 0, 0, 0], 0)))..)
-                        .take_while(|((a, _), _)| *a == from)
-                        .filter_map(|((_, b), _)| self.usable(from, *b).map(|l| (*b, l)))
+                        .range((f, 0)..=(f, u32::MAX))
+                        .map(|(&(_, b), _)| addr(b as usize))
+                        .filter_map(|b| self.usable(from, b).map(|l| (b, l)))
                         .collect()
                 } else {
                     self.usable(from, t.destination)
