@@ -604,4 +604,30 @@ mod tests {
         }
         assert_eq!(index("[::1]:7150".parse().unwrap()), None);
     }
+
+    #[test]
+    fn a_link_is_the_default_one_unless_set_and_set_loss_reaches_both() {
+        let mut sim = Sim::new(1);
+        sim.connect(0, 1);
+        let slow = Link {
+            latency: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+            loss: 0.5,
+        };
+        sim.set_link(1, 0, slow);
+        assert_eq!(sim.usable(addr(0), addr(1)), Some(Link::default()));
+        assert_eq!(sim.usable(addr(1), addr(0)), Some(slow));
+        assert_eq!(sim.usable(addr(0), addr(2)), None, "not linked");
+        let stranger = "192.0.2.1:7150".parse().unwrap();
+        assert_eq!(sim.usable(stranger, addr(1)), None, "not a node");
+        sim.set_loss(0.25);
+        sim.connect(2, 0);
+        for (a, b, latency) in [(0, 1, 1), (1, 0, 20), (2, 0, 1)] {
+            let link = sim.usable(addr(a), addr(b)).expect("linked");
+            assert_eq!(link.loss, 0.25, "{a} -> {b}");
+            assert_eq!(link.latency, Duration::from_millis(latency), "{a} -> {b}");
+        }
+        sim.cut(0, 1);
+        assert_eq!(sim.usable(addr(0), addr(1)), None, "cut");
+    }
 }
