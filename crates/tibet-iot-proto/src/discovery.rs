@@ -10,10 +10,9 @@
 //! with a bounded queue. Answers arrive on the transport socket and are never
 //! answered themselves, so there is no ping-pong.
 
-use alloc::borrow::ToOwned;
-use alloc::string::String;
 use alloc::vec::Vec;
 
+use core::hash::BuildHasher;
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -51,7 +50,13 @@ pub struct NetworkDiscovery {
     next_beacon: Option<MonoTime>,
     queue: Vec<(MonoTime, SocketAddr)>,
     queue_capacity: usize,
-    answered: BoundedMap<(SocketAddr, String), ()>,
+    /// Beacons answered, by a keyed 64-bit hash of (source address,
+    /// nonce) (`beacon_keys`): the pair itself, its nonce 32 hex digits on
+    /// the heap, was held twice per entry. The key is random, so a sender
+    /// cannot aim a collision; one by chance (2^-64) leaves a beacon
+    /// unanswered.
+    answered: BoundedMap<u64, ()>,
+    beacon_keys: foldhash::quality::RandomState,
     window_start: MonoTime,
     window_count: u32,
     burst: u32,
@@ -78,6 +83,7 @@ impl NetworkDiscovery {
             queue: Vec::new(),
             queue_capacity: queue_capacity.max(1),
             answered: BoundedMap::new(4096, reply_interval, WhenFull::Refuse),
+            beacon_keys: foldhash::quality::RandomState::default(),
             window_start: MonoTime::ZERO,
             window_count: 0,
             burst: 20,
@@ -123,7 +129,7 @@ impl NetworkDiscovery {
         rng: &mut (impl Rng + ?Sized),
     ) {
         self.stats.beacons_received += 1;
-        let key = (from, nonce.to_owned());
+        let key = self.beacon_keys.hash_one((from, nonce));
         if self.answered.contains(now, &key) {
             self.stats.replies_rate_limited += 1;
             return;

@@ -176,7 +176,7 @@ impl Engine {
                     credit_sources: config.guard.credit_sources.max(config.limits.peers),
                     ..config.guard.clone()
                 }),
-                identity: IdentityGate::new(&config.identity),
+                identity: Box::new(IdentityGate::new(&config.identity)),
                 pins_generation: 0,
                 node,
                 processing_clock: None,

@@ -76,6 +76,12 @@ pub(crate) fn index(a: SocketAddr) -> Option<usize> {
     (a.port() == 7150).then(|| (usize::from(w) * 256 + usize::from(x)) * 250 + usize::from(y) - 1)
 }
 
+/// The key of the link from node `a` to node `b` in [`Sim`]'s links.
+fn link_key(a: usize, b: usize) -> (u32, u32) {
+    let id = |i: usize| u32::try_from(i).expect("node index beyond u32");
+    (id(a), id(b))
+}
+
 /// The DID of node `i` (`jis:sim:n<i>`).
 pub fn did(i: usize) -> String {
     format!("jis:sim:n{i}")
@@ -152,12 +158,18 @@ pub struct Sim {
     /// Boxed: an engine is ~12 KB inline, and a B-tree's partly filled
     /// nodes would hold slack for several.
     nodes: BTreeMap<SocketAddr, Box<Engine>>,
-    /// Looked up per datagram, so hashed (the maps the simulation walks
-    /// are ordered; these it only looks up).
-    links: HashMap<(SocketAddr, SocketAddr), Link>,
-    /// Each node's outgoing links' ends, in address order: where its
-    /// multicast goes, in the order its losses are drawn.
-    adjacent: HashMap<SocketAddr, Vec<SocketAddr>>,
+    /// Directed links by (from, to) node index ([`index`]; in the order of
+    /// their addresses, since [`addr`] grows with the index). `None` is the
+    /// default link: it always equals `default_link`, which changes only by
+    /// [`Sim::set_loss`], and that changes every link. 16 bytes an entry
+    /// where address pairs and a `Link` took 104 (per node 2.5 KB of a
+    /// 2,000-node mesh, docs/PERFORMANCE.md). Looked up per datagram, so
+    /// hashed (the maps the simulation walks are ordered; this one it only
+    /// looks up).
+    links: HashMap<(u32, u32), Option<Box<Link>>>,
+    /// Each node's outgoing links' ends by node index, in address order:
+    /// where its multicast goes, in the order its losses are drawn.
+    adjacent: HashMap<u32, Vec<u32>>,
     cut: BTreeSet<(SocketAddr, SocketAddr)>,
     default_link: Link,
     queue: BinaryHeap<Reverse<InFlight>>,
@@ -336,7 +348,7 @@ impl Sim {
 
     /// A link from `a` to `b` only, with the default properties; no peers.
     pub fn connect(&mut self, a: usize, b: usize) {
-        self.set_link(a, b, self.default_link);
+        self.insert_link(a, b, None);
     }
 
     /// Puts a datagram on the wire from any address (a spoofed source, a
@@ -356,7 +368,12 @@ impl Sim {
 
     /// Sets the properties of the link from `a` to `b` (creating it).
     pub fn set_link(&mut self, a: usize, b: usize, link: Link) {
-        let (a, b) = (addr(a), addr(b));
+        self.insert_link(a, b, Some(Box::new(link)));
+    }
+
+    /// Adds or replaces the link from `a` to `b` (`None`: the default).
+    fn insert_link(&mut self, a: usize, b: usize, link: Option<Box<Link>>) {
+        let (a, b) = link_key(a, b);
         if self.links.insert((a, b), link).is_none() {
             let ends = self.adjacent.entry(a).or_default();
             let at = ends.partition_point(|e| *e < b);
@@ -367,7 +384,7 @@ impl Sim {
     /// Sets the loss of every link, present and future.
     pub fn set_loss(&mut self, loss: f64) {
         self.default_link.loss = loss;
-        for l in self.links.values_mut() {
+        for l in self.links.values_mut().flatten() {
             l.loss = loss;
         }
     }
@@ -417,7 +434,9 @@ impl Sim {
         if self.cut.contains(&(from, to)) {
             return None;
         }
-        self.links.get(&(from, to)).copied()
+        let (a, b) = (index(from)?, index(to)?);
+        let link = self.links.get(&link_key(a, b))?;
+        Some(link.as_deref().copied().unwrap_or(self.default_link))
     }
 
     /// Moves every queued transmit onto the wire, collects events and
@@ -448,11 +467,13 @@ impl Sim {
                 }
                 let multicast = t.destination.ip().is_multicast();
                 let targets: Vec<(SocketAddr, Link)> = if multicast {
-                    self.adjacent
-                        .get(&from)
-                        .into_iter()
+                    let ends = index(from)
+                        .and_then(|f| u32::try_from(f).ok())
+                        .and_then(|f| self.adjacent.get(&f));
+                    ends.into_iter()
                         .flatten()
-                        .filter_map(|b| self.usable(from, *b).map(|l| (*b, l)))
+                        .map(|&b| addr(b as usize))
+                        .filter_map(|b| self.usable(from, b).map(|l| (b, l)))
                         .collect()
                 } else {
                     self.usable(from, t.destination)
@@ -600,5 +621,31 @@ mod tests {
             assert_eq!(index(other.parse().unwrap()), None, "{other}");
         }
         assert_eq!(index("[::1]:7150".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn a_link_is_the_default_one_unless_set_and_set_loss_reaches_both() {
+        let mut sim = Sim::new(1);
+        sim.connect(0, 1);
+        let slow = Link {
+            latency: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+            loss: 0.5,
+        };
+        sim.set_link(1, 0, slow);
+        assert_eq!(sim.usable(addr(0), addr(1)), Some(Link::default()));
+        assert_eq!(sim.usable(addr(1), addr(0)), Some(slow));
+        assert_eq!(sim.usable(addr(0), addr(2)), None, "not linked");
+        let stranger = "192.0.2.1:7150".parse().unwrap();
+        assert_eq!(sim.usable(stranger, addr(1)), None, "not a node");
+        sim.set_loss(0.25);
+        sim.connect(2, 0);
+        for (a, b, latency) in [(0, 1, 1), (1, 0, 20), (2, 0, 1)] {
+            let link = sim.usable(addr(a), addr(b)).expect("linked");
+            assert_eq!(link.loss, 0.25, "{a} -> {b}");
+            assert_eq!(link.latency, Duration::from_millis(latency), "{a} -> {b}");
+        }
+        sim.cut(0, 1);
+        assert_eq!(sim.usable(addr(0), addr(1)), None, "cut");
     }
 }

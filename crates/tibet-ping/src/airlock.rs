@@ -93,9 +93,13 @@ impl Airlock {
     }
 
     /// Adds a rule, keeping rules sorted by priority (highest first, equal
-    /// priorities in insertion order).
+    /// priorities in insertion order). Rules are few and set by hand, so
+    /// the vector grows by exactly one: doubling gave a node of one rule
+    /// room for four, ~500 bytes per node in a simulated mesh of thousands
+    /// (docs/PERFORMANCE.md).
     pub fn add_rule(&mut self, rule: AirlockRule) {
         let at = self.rules.partition_point(|r| r.priority >= rule.priority);
+        self.rules.reserve_exact(1);
         self.rules.insert(at, rule);
     }
 
@@ -287,6 +291,15 @@ mod tests {
         let strict = Airlock::new(0.9, 0.5, 4);
         assert_eq!(strict.gate(&p, 0.8).0, AirlockZone::Geel);
         assert_eq!(strict.gate(&p, 0.4).0, AirlockZone::Rood);
+    }
+
+    #[test]
+    fn holds_room_for_its_rules_only() {
+        let mut a = Airlock::default();
+        for (i, p) in [10, 90, 50, 50, 70].into_iter().enumerate() {
+            a.add_rule(rule(&format!("r{i}"), "*", AirlockZone::Geel, p));
+            assert_eq!(a.rules.capacity(), i + 1, "after {} rules", i + 1);
+        }
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub(super) struct Shared {
     pub(super) stats: EngineStats,
     pub(super) guard: SourceGuard,
     pub(super) peers: PeerTracker,
-    pub(super) identity: IdentityGate,
+    /// Boxed, to keep an `Engine` within 8 KiB: 8,624 bytes inline took
+    /// a 10 KiB block of the simulator's allocator (mimalloc's size classes
+    /// are a quarter of a power of two apart), 1.6 KB per simulated node
+    /// unused (docs/PERFORMANCE.md, "Mesh simulator").
+    pub(super) identity: Box<IdentityGate>,
     pub(super) requests: Requests,
     /// Raised on every change of the pins.
     pub(super) pins_generation: u64,

@@ -22,6 +22,10 @@
 //!   passed are subtracted. The count decides growth and the capacity.
 //! - Keys are keyed-SipHash values (see the tracker), so an attacker can
 //!   aim neither at a bucket nor at a chain.
+//! - Nothing is allocated before the first insert: a node holds three
+//!   trackers (trusted and untrusted pings, beacons), and one that never
+//!   sees a packet costs no memory (a simulated mesh of thousands of nodes
+//!   holds them all, docs/PERFORMANCE.md).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -66,6 +70,7 @@ pub(super) enum Insert {
 /// A set of keys with expiry ticks; see the module docs.
 #[derive(Debug)]
 pub(super) struct ExpiringSet {
+    /// Empty until the first insert, then a power of two.
     buckets: Vec<Bucket>,
     /// Most buckets the table grows to.
     max_buckets: usize,
@@ -73,28 +78,34 @@ pub(super) struct ExpiringSet {
     capacity: usize,
     /// Live entries at tick `now`.
     live: usize,
-    /// Live entries by expiry tick, at `expiry % counts.len()`.
-    counts: Vec<u64>,
+    /// Live entries by expiry tick, at `expiry % counts.len()` (`u32`: the
+    /// capacity is at most `u32::MAX`). Empty until the first insert, then
+    /// `horizon + 2` long.
+    counts: Vec<u32>,
+    /// Most ticks after the current one an expiry may lie.
+    horizon: u32,
     /// The current tick: entries expiring before it are free. Never goes
     /// back.
     now: u32,
 }
 
 impl ExpiringSet {
-    /// An empty set holding at most `capacity` live entries whose expiry is
-    /// at most `horizon` ticks after the current tick.
+    /// An empty set holding at most `capacity` live entries (1 to
+    /// `u32::MAX`) whose expiry is at most `horizon` ticks after the current
+    /// tick. Allocates nothing until the first insert.
     pub(super) fn new(capacity: usize, horizon: u32) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, u32::MAX as usize);
         let max_buckets = (capacity * 8)
             .div_ceil(SLOTS * LOAD_EIGHTHS)
             .next_power_of_two()
             .max(MIN_BUCKETS);
         ExpiringSet {
-            buckets: vec![Bucket::default(); MIN_BUCKETS],
+            buckets: Vec::new(),
             max_buckets,
             capacity,
             live: 0,
-            counts: vec![0; horizon as usize + 2],
+            counts: Vec::new(),
+            horizon: horizon.min(u32::MAX - 2),
             now: 1,
         }
     }
@@ -131,6 +142,9 @@ impl ExpiringSet {
     /// Gives memory back when at most an eighth of what the table could
     /// hold is live.
     pub(super) fn shrink(&mut self) {
+        if self.buckets.is_empty() {
+            return;
+        }
         let want = Self::buckets_for(self.live);
         if want < self.buckets.len() / 4 {
             self.rebuild(want * 2);
@@ -141,8 +155,11 @@ impl ExpiringSet {
     /// current tick after a clock step back, and at most the horizon after
     /// it), unless it is held already.
     pub(super) fn insert(&mut self, key: u64, expiry: u32) -> Insert {
-        let horizon = self.counts.len() as u32 - 2;
-        let expiry = expiry.clamp(self.now, self.now.saturating_add(horizon));
+        if self.buckets.is_empty() {
+            self.buckets = vec![Bucket::default(); MIN_BUCKETS];
+            self.counts = vec![0; self.horizon as usize + 2];
+        }
+        let expiry = expiry.clamp(self.now, self.now.saturating_add(self.horizon));
         let placed = match self.find(key) {
             Ok(()) => return Insert::Present,
             Err(slot) => slot,
@@ -281,6 +298,24 @@ mod tests {
     fn a_bucket_is_one_cache_line() {
         assert_eq!(core::mem::size_of::<Bucket>(), 64);
         assert_eq!(core::mem::align_of::<Bucket>(), 64);
+    }
+
+    #[test]
+    fn allocates_on_the_first_insert_and_still_refuses_at_its_capacity() {
+        let mut s = ExpiringSet::new(100, 40);
+        s.advance(5);
+        s.shrink();
+        assert_eq!((s.buckets.capacity(), s.counts.capacity()), (0, 0));
+        assert_eq!(s.insert(7, 30), Insert::Added);
+        assert_eq!((s.buckets.len(), s.counts.len()), (MIN_BUCKETS, 42));
+        for k in 1..100u64 {
+            assert_eq!(s.insert(k << 20, 30), Insert::Added);
+        }
+        assert_eq!(s.insert(u64::MAX, 30), Insert::Full);
+        assert_eq!(s.insert(7, 30), Insert::Present);
+        s.advance(31);
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.insert(u64::MAX, 40), Insert::Added);
     }
 
     #[test]
