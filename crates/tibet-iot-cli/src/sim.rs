@@ -85,13 +85,15 @@ pub(crate) struct Args {
     warmup_s: u32,
     /// Areas per side of the square (geometric topology): a node's DID
     /// names its cell and routes go to areas outside its own; 1: one flat
-    /// mesh. Default: flat up to 1,500 nodes, else n^(1/4) per side.
+    /// mesh. Default: flat up to 1,500 nodes, else n^(1/4) per side (see
+    /// --regions beyond 20,000 nodes).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     areas: Option<u32>,
     /// Regions per side (geometric topology, with areas): each holds whole
     /// areas, a DID names both, and a node keeps routes to its own area's
     /// nodes, its region's other areas and the other regions. Default:
-    /// none.
+    /// none up to 20,000 nodes, else areas of about 100 nodes in regions
+    /// of 4 x 4 areas (when --areas is not given either).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     regions: Option<u32>,
     /// Share of the nodes that leave per virtual minute and come back the
@@ -345,8 +347,12 @@ fn print_summary(r: &Report, wall: Option<f64>) {
             r.transmissions_per_delivery
         ),
     }
+    let regions = r
+        .regions
+        .map(|g| format!(" in {g} regions"))
+        .unwrap_or_default();
     println!(
-        "path          median {} links, p99 {} ({} areas)",
+        "path          median {} links, p99 {} ({} areas{regions})",
         r.p50_hops, r.p99_hops, r.areas
     );
     println!(

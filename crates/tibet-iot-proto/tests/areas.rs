@@ -149,3 +149,32 @@ fn two_thousand_nodes_in_areas_at_ten_percent_loss() {
         "a flat table would hold 1,999: {r:?}"
     );
 }
+
+/// Nested areas at 2,000 geometric nodes: 7 x 7 regions of 2 x 2 cells
+/// (the 49 cells per side rounded up to 14 x 14 = 196 cells). A table holds
+/// the own cell, the other cells of its region and the other regions, and
+/// the pings still arrive. Released like the test above.
+#[test]
+#[ignore = "minutes in a debug build; run with --release -- --ignored"]
+fn two_thousand_nodes_in_regions_of_areas_at_ten_percent_loss() {
+    let cfg = ScenarioConfig {
+        nodes: 2_000,
+        loss: 0.1,
+        pings: 20,
+        seed: 2,
+        baseline: false,
+        areas: Some(13),
+        regions: Some(7),
+        warmup: Duration::from_secs(WARMUP_S),
+        ..ScenarioConfig::default()
+    };
+    let r = scenario::run(&cfg, &mut |_| {});
+    eprintln!("{r:?}");
+    assert_eq!((r.areas, r.regions), (14 * 14, Some(49)), "{r:?}");
+    assert!(r.delivery_ratio >= 0.95, "{r:?}");
+    // One level would hold about 10 per cell + 195 cells.
+    assert!(
+        r.routes_per_node < 10.0 * 2.0 + 3.0 + 48.0,
+        "own cell, 3 cells of the region, 48 regions: {r:?}"
+    );
+}

@@ -93,7 +93,8 @@ pub struct ScenarioConfig {
     /// rounded up to a multiple of `r`), a DID naming both
     /// (`jis:sim:r<region>:a<cell>:n<i>`): a node keeps routes to its own
     /// cell's nodes, to the other cells of its region and to the other
-    /// regions. `None`, `Some(0)` or `Some(1)`: no regions.
+    /// regions. `Some(0)` or `Some(1)`: no regions; `None`: none, unless
+    /// `areas` is `None` too ([`auto_regions`]).
     pub regions: Option<usize>,
     /// Share of the nodes that leave per virtual minute (0..1), from the
     /// first minute on; the nodes that left the minute before come back
@@ -434,9 +435,27 @@ fn cells(cfg: &ScenarioConfig, n: usize, geometric: bool) -> (usize, usize) {
     if !geometric {
         return (1, 1);
     }
-    let areas = cfg.areas.unwrap_or_else(|| auto_areas(n)).max(1);
-    let regions = cfg.regions.unwrap_or(1).clamp(1, areas);
+    let (areas, regions) = match (cfg.areas, cfg.regions) {
+        (None, None) => auto_regions(n),
+        (areas, regions) => (
+            areas.unwrap_or_else(|| auto_areas(n)).max(1),
+            regions.unwrap_or(1),
+        ),
+    };
+    let regions = regions.clamp(1, areas);
     (areas.div_ceil(regions) * regions, regions)
+}
+
+/// Cells and regions per side when neither is chosen: [`auto_areas`] (no
+/// regions) up to 20,000 nodes; beyond, cells of about 100 nodes in
+/// regions of 4 x 4 cells (100,000 nodes: 32 x 32 cells in 8 x 8 regions),
+/// so a table holds about 100 + 16 + n/1,600 routes.
+pub fn auto_regions(nodes: usize) -> (usize, usize) {
+    if nodes <= 20_000 {
+        return (auto_areas(nodes), 1);
+    }
+    let areas = ((nodes as f64 / 100.0).sqrt().round() as usize).max(4);
+    (areas, areas.div_ceil(4))
 }
 
 fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) -> Report {
@@ -689,9 +708,10 @@ mod tests {
         assert!(regions(10_000, 10, 5) >= 759_000_000);
         assert!(regions(10_000, 10, 5) < areas(10_000));
         assert!(
-            regions(100_000, 32, 8) < areas(100_000) * 3 / 5,
+            regions(100_000, 32, 8) < regions(100_000, 18, 1) * 3 / 5,
             "regions hold the routes per node down"
         );
+        assert_eq!(areas(100_000), regions(100_000, 32, 8), "the default there");
         // A flat mesh: routes stop at the table's capacity.
         let big = at(60_000, 100);
         assert_eq!(
@@ -701,5 +721,25 @@ mod tests {
                 + 100 * MEMORY_PER_PING
         );
         assert!(at(60_000, 1_000_000) > big);
+    }
+
+    #[test]
+    fn beyond_twenty_thousand_nodes_areas_of_about_a_hundred_sit_in_regions_of_sixteen() {
+        assert_eq!(auto_regions(10_000), (10, 1));
+        assert_eq!(auto_regions(20_000), (12, 1));
+        assert_eq!(auto_regions(20_001), (14, 4));
+        assert_eq!(auto_regions(100_000), (32, 8));
+        let cfg = ScenarioConfig::default();
+        assert_eq!(cells(&cfg, 20_001, true), (16, 4), "whole cells per region");
+        assert_eq!(cells(&cfg, 100_000, false), (1, 1), "not geometric: flat");
+        let chosen = ScenarioConfig {
+            areas: Some(18),
+            ..ScenarioConfig::default()
+        };
+        assert_eq!(
+            cells(&chosen, 100_000, true),
+            (18, 1),
+            "areas chosen: no regions"
+        );
     }
 }
