@@ -2,7 +2,7 @@
 //! payload key [`ROUTES_KEY`] (docs/PROTOCOL.md, "Route advertisements").
 //!
 //! Written as text: `"<hops> <key> <hops> <key> ..."`, one space between
-//! tokens (`"1 jis:c:b9:n7 64 jis:c:b12:*"`). A route key is a DID or an
+//! tokens (`"1 jis:c:b9:n7 255 jis:c:b12:*"`). A route key is a DID or an
 //! area key, and neither holds whitespace (`tibet_ping::ids::check_did`), so
 //! the text splits without escapes. Earlier versions wrote a map
 //! (`{"<key>": hops}`); both forms are read.

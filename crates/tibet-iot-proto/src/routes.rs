@@ -61,8 +61,8 @@ use crate::hold_down::HoldDowns;
 use crate::time::MonoTime;
 
 /// Hop count meaning "unreachable" (RIP uses 16; a radio mesh of 10,000
-/// nodes can be 60 links across).
-pub const INFINITY: u32 = 64;
+/// nodes can be 60 links across, one of 100,000 nearly 200).
+pub const INFINITY: u32 = 255;
 /// Hop count recorded for a route learned from a response (length unknown):
 /// usable, but any route of known length is preferred.
 pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
@@ -560,9 +560,9 @@ impl RoutingTable {
         to_did: &str,
         to: SocketAddr,
     ) -> AdvertText {
-        // An entry is its key, a hop count of at most two digits (INFINITY
-        // is 64) and two spaces.
-        let mut advert = AdvertText::with_capacity(round.iter().map(|(d, _, _)| d.len() + 4).sum());
+        // An entry is its key, a hop count of at most three digits
+        // (INFINITY is 255) and two spaces.
+        let mut advert = AdvertText::with_capacity(round.iter().map(|(d, _, _)| d.len() + 5).sum());
         for (d, hop, hops) in round {
             if d != to_did {
                 advert.push(d, if *hop == to { INFINITY } else { *hops });
@@ -941,14 +941,14 @@ mod tests {
     fn parsing_skips_malformed_self_and_sender_entries() {
         let mut rt = table();
         let advert: JsonMap = serde_json::from_str(
-            r#"{"jis:me":1,"jis:n":1,"jis:x":"far","jis:y":-1,"jis:z":3,"jis:w":99}"#,
+            r#"{"jis:me":1,"jis:n":1,"jis:x":"far","jis:y":-1,"jis:z":3,"jis:w":999}"#,
         )
         .unwrap();
         let got = rt.parse_advertisement(Advert::Map(&advert), "jis:me", "jis:n");
         assert_eq!(got, vec![("jis:w".into(), INFINITY), ("jis:z".into(), 4)]);
         assert_eq!(rt.stats().entries_ignored, 4);
         // The same in the text form, with a dangling count at the end.
-        let text = "1 jis:me 1 jis:n far jis:x -1 jis:y 3 jis:z 99 jis:w 5";
+        let text = "1 jis:me 1 jis:n far jis:x -1 jis:y 3 jis:z 999 jis:w 5";
         let got = rt.parse_advertisement(Advert::Text(text), "jis:me", "jis:n");
         assert_eq!(got, vec![("jis:w".into(), INFINITY), ("jis:z".into(), 4)]);
         assert_eq!(rt.stats().entries_ignored, 4 + 5);
