@@ -45,7 +45,9 @@ impl AdvertText {
         if !self.0.is_empty() {
             self.0.push(' ');
         }
-        push_decimal(&mut self.0, hops);
+        // itoa: a round writes an entry per route per neighbour, and
+        // `write!` goes through the formatting machinery for each.
+        self.0.push_str(itoa::Buffer::new().format(hops));
         self.0.push(' ');
         self.0.push_str(key);
     }
@@ -72,24 +74,6 @@ impl AdvertText {
 impl From<AdvertText> for JsonValue {
     fn from(advert: AdvertText) -> JsonValue {
         JsonValue::String(advert.0)
-    }
-}
-
-/// Writes `n` in decimal (what `write!` does, without the formatting
-/// machinery: a heartbeat round writes an entry per route per neighbour).
-fn push_decimal(out: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
     }
 }
 

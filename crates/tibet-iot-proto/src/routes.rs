@@ -590,17 +590,20 @@ impl RoutingTable {
         let mut out = Vec::with_capacity(advert.len_hint().min(MAX_ADVERTISED) + 1);
         let from_area = area_of(from_did);
         // A neighbour of another area is one hop from the largest area
-        // holding it and not us; of the areas holding us it shares this
-        // much (bytes of our area's name).
-        let from_shares = self.area.as_deref().map(|own| {
-            if from_area != own
-                && let Some(k) = self.key_for(from_did)
-                && k != from_did
-            {
-                out.push((CompactString::from(k), 1));
-            }
-            shared_prefix(own, from_area)
-        });
+        // holding it and not us.
+        if let Some(own) = self.area.as_deref()
+            && from_area != own
+            && let Some(k) = self.key_for(from_did)
+            && k != from_did
+        {
+            out.push((CompactString::from(k), 1));
+        }
+        // Of the areas holding us, the neighbour shares this much (bytes of
+        // our area's name).
+        let from_shares = self
+            .area
+            .as_deref()
+            .map(|own| shared_prefix(own, from_area));
         for (i, entry) in advert.entries().enumerate() {
             let valid = |(d, _): &(&str, u32)| {
                 i < MAX_ADVERTISED && *d != own_did && *d != from_did && !d.is_empty()

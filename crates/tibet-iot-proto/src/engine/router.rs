@@ -311,14 +311,19 @@ impl Router {
             .learn(now.mono, &key, from, UNKNOWN_HOPS, RouteSource::Response);
     }
 
-    /// This heartbeat round's advertisement (empty with routing off).
-    pub(super) fn advertisement_round(&mut self, shared: &Shared, now: Now) -> RoundAdvert {
-        let entries = if shared.config.routing {
+    /// This heartbeat round's routes (none with routing off): what each
+    /// neighbour is sent is written from them
+    /// ([`RoutingTable::advertisement_for`]).
+    pub(super) fn advertisement_round(
+        &mut self,
+        shared: &Shared,
+        now: Now,
+    ) -> Vec<(CompactString, SocketAddr, u32)> {
+        if shared.config.routing {
             self.routes.advertisement_round(now.mono)
         } else {
             Vec::new()
-        };
-        RoundAdvert::new(entries)
+        }
     }
 
     /// The payload keys this round adds to a heartbeat for `to_did` at `to`
@@ -330,7 +335,7 @@ impl Router {
         &self,
         shared: &Shared,
         now: Now,
-        round: &RoundAdvert,
+        round: &[(CompactString, SocketAddr, u32)],
         to_did: &str,
         to: SocketAddr,
     ) -> JsonMap {
@@ -339,7 +344,7 @@ impl Router {
             return extra;
         }
         let advert = if self.routes.wants_advertisements(now.mono, to) {
-            round.for_neighbour(to_did, to)
+            RoutingTable::advertisement_for(round, to_did, to)
         } else {
             AdvertText::new()
         };
@@ -356,24 +361,5 @@ impl Router {
     pub(super) fn forget_neighbour(&mut self, now: Now, addr: SocketAddr) {
         self.routes.remove_via(now.mono, addr);
         self.routes.remove_neighbour(addr);
-    }
-}
-
-/// One heartbeat round's advertisement: the routes it carries. What each
-/// neighbour gets is written from them ([`RoutingTable::advertisement_for`]):
-/// the routes through it poisoned and the route to itself left out.
-#[derive(Debug)]
-pub(super) struct RoundAdvert {
-    entries: Vec<(CompactString, SocketAddr, u32)>,
-}
-
-impl RoundAdvert {
-    fn new(entries: Vec<(CompactString, SocketAddr, u32)>) -> RoundAdvert {
-        RoundAdvert { entries }
-    }
-
-    /// The advertisement for the neighbour `to_did` at `to`.
-    fn for_neighbour(&self, to_did: &str, to: SocketAddr) -> AdvertText {
-        RoutingTable::advertisement_for(&self.entries, to_did, to)
     }
 }
