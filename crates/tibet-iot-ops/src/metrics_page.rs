@@ -199,6 +199,11 @@ const MQTT_COUNTERS: &[(&str, &str, ReadMqtt)] = &[
         |m| m.publish_dropped,
     ),
     (
+        "tibet_mqtt_acked",
+        "Publishes the broker acknowledged (QoS 1)",
+        |m| m.acked,
+    ),
+    (
         "tibet_mqtt_publish_invalid",
         "Frames refused: DID unusable in a topic, or frame too large",
         |m| m.publish_invalid,

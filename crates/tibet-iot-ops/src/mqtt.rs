@@ -98,6 +98,8 @@ pub(crate) struct Inbound {
 pub(crate) struct Counters {
     /// Frames handed to the broker connection.
     pub(crate) published: AtomicU64,
+    /// Publishes the broker acknowledged (QoS 1 `PUBACK`).
+    pub(crate) acked: AtomicU64,
     /// Frames refused: outbound queue full.
     pub(crate) publish_dropped: AtomicU64,
     /// Frames refused: target DID unusable in a topic, or frame too large.
@@ -143,6 +145,9 @@ pub(crate) struct Counters {
 pub struct MqttStats {
     /// Frames handed to the broker connection.
     pub published: u64,
+    /// Publishes the broker acknowledged (QoS 1 `PUBACK`); `published`
+    /// minus this is what is in flight, and is sent again after a reconnect.
+    pub acked: u64,
     /// Frames refused: outbound queue full.
     pub publish_dropped: u64,
     /// Frames refused: target DID unusable in a topic, or frame too large.
@@ -463,6 +468,7 @@ impl MqttStatsReader {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         MqttStats {
             published: get(&c.published),
+            acked: get(&c.acked),
             publish_dropped: get(&c.publish_dropped),
             publish_invalid: get(&c.publish_invalid),
             received: get(&c.received),
@@ -577,6 +583,9 @@ async fn drive(
                 if inbound.try_send(frame).is_err() {
                     counters.inbound_dropped.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                counters.acked.fetch_add(1, Ordering::Relaxed);
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let granted = ack
