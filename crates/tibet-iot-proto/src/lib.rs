@@ -78,8 +78,8 @@ pub use requests::RequestId;
 pub use retransmit::RetransmitPolicy;
 pub use reviews::{WaitingBeacon, WaitingReviews};
 pub use routes::{
-    AREA_SUFFIX, INFINITY, REFRESH_PER_ROUND, Route, RouteSource, RouteStats, RoutingTable,
-    UNKNOWN_HOPS, area_key, area_of,
+    AREA_SUFFIX, AdvertEntry, INFINITY, REFRESH_PER_ROUND, Route, RouteSource, RouteStats,
+    RoutingTable, TRIGGER_DELAY, TRIGGER_GAP, UNKNOWN_HOPS, area_key, area_of,
 };
 pub use source_guard::{GuardConfig, GuardStats, SourceGuard};
 pub use tibet_ping::PacketCodec;

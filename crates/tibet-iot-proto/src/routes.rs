@@ -20,6 +20,12 @@
 //! peers with routing off, the Python reference) get plain heartbeats, so a
 //! hub does not pay an advertisement per device per round.
 //!
+//! Between heartbeat rounds, routes new to a young table (its first quarter
+//! ttl) go out in triggered updates ([`RoutingTable::trigger_due`]), at most
+//! one per [`TRIGGER_GAP`], and a neighbour that begins to advertise is sent
+//! the whole table ([`RoutingTable::take_full`]): a mesh that starts
+//! together converges in seconds instead of a round per link.
+//!
 //! Advertisements use poisoned reverse: a route learned from a neighbour is
 //! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
 //! keep a dead route alive through each other. Routes age out after the
@@ -72,6 +78,13 @@ pub const UNKNOWN_HOPS: u32 = INFINITY - 1;
 pub const REFRESH_PER_ROUND: usize = 32;
 /// Least time between two probes of one neighbour.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a change waits before a triggered update carries it, so that
+/// the changes one advertisement brings go out together.
+pub const TRIGGER_DELAY: Duration = Duration::from_millis(50);
+/// Least time between two advertisements of a node (triggered updates or
+/// heartbeat rounds): what bounds the control traffic of a mesh that keeps
+/// changing to one advertisement per neighbour per second.
+pub const TRIGGER_GAP: Duration = Duration::from_secs(3);
 /// Suffix of a route key naming a whole area ([`area_key`]).
 pub const AREA_SUFFIX: &str = ":*";
 /// Bytes charged per entry on top of the destination DID (map node, next
@@ -212,6 +225,16 @@ pub struct RouteStats {
     pub mesh_relays_seen: Vec<u64>,
 }
 
+/// One route as advertised: its key, its next hop (poisoned for that
+/// neighbour) and its hop count ([`INFINITY`]: withdrawn).
+pub type AdvertEntry = (CompactString, SocketAddr, u32);
+
+/// Whether `r` is advertised at `now`: learned within `ttl`, and not from
+/// a response (its length is unknown).
+fn live(r: &Route, now: MonoTime, ttl: Duration) -> bool {
+    r.source != RouteSource::Response && now.saturating_duration_since(r.learned) <= ttl
+}
+
 /// A trusted neighbour: its DID, and when its heartbeat last carried route
 /// advertisements (it routes, and wants ours).
 #[derive(Debug)]
@@ -220,6 +243,8 @@ struct Neighbour {
     advertised: Option<MonoTime>,
     /// When it was last probed.
     probed: Option<MonoTime>,
+    /// It began to advertise lately and has not been sent our whole table.
+    full_due: bool,
 }
 
 /// The routing table of one node.
@@ -235,6 +260,17 @@ pub struct RoutingTable {
     /// Routes lost since the last advertisement round: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
     withdrawn: alloc::collections::BTreeSet<CompactString>,
+    /// When the oldest change not yet advertised happened (a route learned,
+    /// changed or withdrawn), if there is one.
+    pending: Option<MonoTime>,
+    /// When routes were last advertised (a round or a triggered update).
+    advertised: Option<MonoTime>,
+    /// Some neighbour is due the whole table.
+    full_due: bool,
+    /// When the first route was learned: new routes are sent in triggered
+    /// updates for a quarter of the ttl after it
+    /// ([`RoutingTable::trigger_due`]).
+    first_learned: Option<MonoTime>,
     /// The node's own area, when routing by areas.
     area: Option<CompactString>,
     /// Neighbours that did not answer a probe, until heard again (bounded
@@ -259,6 +295,10 @@ impl RoutingTable {
             cursor: None,
             neighbours: BTreeMap::new(),
             withdrawn: alloc::collections::BTreeSet::new(),
+            pending: None,
+            advertised: None,
+            full_due: false,
+            first_learned: None,
             area: None,
             lost: alloc::collections::BTreeSet::new(),
             held: HoldDowns::new(capacity.max(1), ttl / 8),
@@ -352,11 +392,15 @@ impl RoutingTable {
                 } else {
                     hops
                 };
-                r.changed |= r.hops != hops;
+                let changed = r.hops != hops;
+                r.changed |= changed;
                 r.hops = hops;
                 r.learned = now;
                 if source != RouteSource::Response {
                     r.source = source;
+                }
+                if changed {
+                    //X
                 }
                 return true;
             }
@@ -369,6 +413,9 @@ impl RoutingTable {
             let r = self.routes.get_mut(destination).expect("checked");
             *r = Route::learned(next_hop, hops, now, source);
             self.stats.learned += 1;
+            if source != RouteSource::Response {
+                //X
+            }
             return true;
         }
         if hops >= INFINITY
@@ -390,6 +437,17 @@ impl RoutingTable {
             Route::learned(next_hop, hops, now, source),
         );
         self.stats.learned += 1;
+        // A route to a destination new to us, while the table is young (a
+        // quarter of the ttl after its first route): a triggered update
+        // carries it. Later changes, and routes that come back after a
+        // loss, wait for the heartbeat round (docs/ARCHITECTURE.md,
+        // "Routing").
+        let first = *self.first_learned.get_or_insert(now);
+        let young = now.saturating_duration_since(first) <= self.ttl / 4;
+        if young && source != RouteSource::Response && self.held.held_at(now, destination).is_none()
+        {
+            self.note_change(now);
+        }
         true
     }
 
@@ -458,6 +516,65 @@ impl RoutingTable {
         }
     }
 
+    /// A change to advertise happened at `now`.
+    fn note_change(&mut self, now: MonoTime) {
+        self.pending.get_or_insert(now);
+    }
+
+    /// When a triggered update is due: [`TRIGGER_DELAY`] after the oldest
+    /// change not yet advertised, and [`TRIGGER_GAP`] after the last
+    /// advertisement; `None` when nothing changed since.
+    pub fn trigger_due(&self) -> Option<MonoTime> {
+        let pending = self.pending? + TRIGGER_DELAY;
+        Some(match self.advertised {
+            Some(t) => pending.max(t + TRIGGER_GAP),
+            None => pending,
+        })
+    }
+
+    /// Routes were advertised at `now`; `complete`: every change went
+    /// (none was left out over [`MAX_ADVERTISED`]).
+    fn advertised_at(&mut self, now: MonoTime, complete: bool) {
+        self.advertised = Some(now);
+        self.pending = if complete { None } else { Some(now) };
+    }
+
+    /// A triggered update's destinations (routes advertised between
+    /// heartbeat rounds): the withdrawn and changed routes only, at most
+    /// [`MAX_ADVERTISED`] (the rest wait for the next update).
+    pub fn advertisement_delta(&mut self, now: MonoTime) -> Vec<AdvertEntry> {
+        let out = self.changes(now);
+        let complete = out.len() < MAX_ADVERTISED;
+        self.advertised_at(now, complete);
+        out
+    }
+
+    /// The withdrawn, then the changed routes, at most [`MAX_ADVERTISED`],
+    /// marked as advertised.
+    fn changes(&mut self, now: MonoTime) -> Vec<AdvertEntry> {
+        let ttl = self.ttl;
+        let mut out: Vec<AdvertEntry> = Vec::new();
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        while out.len() < MAX_ADVERTISED {
+            let Some(d) = self.withdrawn.pop_first() else {
+                break;
+            };
+            if !self.routes.contains_key(&d) {
+                out.push((d, unspecified, INFINITY));
+            }
+        }
+        for (d, r) in self.routes.iter_mut() {
+            if out.len() >= MAX_ADVERTISED {
+                break;
+            }
+            if r.changed && live(r, now, ttl) {
+                r.changed = false;
+                out.push((d.clone(), r.next_hop, r.hops));
+            }
+        }
+        out
+    }
+
     /// Drops every route through `next_hop` (the neighbour is gone).
     pub fn remove_via(&mut self, now: MonoTime, next_hop: SocketAddr) -> usize {
         let gone: Vec<(CompactString, u32)> = self
@@ -497,30 +614,11 @@ impl RoutingTable {
     /// eighth of the table, whichever is more (a cursor walks the table
     /// across rounds). Routes learned from responses (length unknown) are
     /// never advertised.
-    pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<(CompactString, SocketAddr, u32)> {
+    pub fn advertisement_round(&mut self, now: MonoTime) -> Vec<AdvertEntry> {
         let ttl = self.ttl;
-        let live = |r: &Route| {
-            r.source != RouteSource::Response && now.saturating_duration_since(r.learned) <= ttl
-        };
-        let mut out: Vec<(CompactString, SocketAddr, u32)> = Vec::new();
-        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
-        while out.len() < MAX_ADVERTISED {
-            let Some(d) = self.withdrawn.pop_first() else {
-                break;
-            };
-            if !self.routes.contains_key(&d) {
-                out.push((d, unspecified, INFINITY));
-            }
-        }
-        for (d, r) in self.routes.iter_mut() {
-            if out.len() >= MAX_ADVERTISED {
-                break;
-            }
-            if r.changed && live(r) {
-                r.changed = false;
-                out.push((d.clone(), r.next_hop, r.hops));
-            }
-        }
+        let mut out = self.changes(now);
+        let complete = out.len() < MAX_ADVERTISED;
+        self.advertised_at(now, complete);
         let refresh_end =
             MAX_ADVERTISED.min(out.len() + REFRESH_PER_ROUND.max(self.routes.len().div_ceil(8)));
         if out.len() < refresh_end {
@@ -543,7 +641,7 @@ impl RoutingTable {
                 if out.len() >= refresh_end {
                     break;
                 }
-                if live(r) && !out.iter().any(|(o, _, _)| o == d) {
+                if live(r, now, ttl) && !out.iter().any(|(o, _, _)| o == d) {
                     out.push((d.clone(), r.next_hop, r.hops));
                     self.cursor = Some(d.clone());
                 }
@@ -555,11 +653,7 @@ impl RoutingTable {
     /// This round's advertisement as sent to the neighbour `to_did` at `to`:
     /// routes through it are poisoned (advertised as [`INFINITY`]), the
     /// route to itself is left out.
-    pub fn advertisement_for(
-        round: &[(CompactString, SocketAddr, u32)],
-        to_did: &str,
-        to: SocketAddr,
-    ) -> AdvertText {
+    pub fn advertisement_for(round: &[AdvertEntry], to_did: &str, to: SocketAddr) -> AdvertText {
         // An entry is its key, a hop count of at most three digits
         // (INFINITY is 255) and two spaces.
         let mut advert = AdvertText::with_capacity(round.iter().map(|(d, _, _)| d.len() + 5).sum());
@@ -674,6 +768,7 @@ impl RoutingTable {
                 did: CompactString::from(did),
                 advertised: None,
                 probed: None,
+                full_due: false,
             },
         );
         true
@@ -686,10 +781,52 @@ impl RoutingTable {
 
     /// The trusted neighbour at `addr` sent a heartbeat carrying route
     /// advertisements (possibly empty): it routes, and is sent ours.
+    /// A neighbour that begins to advertise (new, or back after the ttl)
+    /// is sent the whole table in the next update
+    /// ([`RoutingTable::take_full`]), so that a node that joins learns
+    /// the mesh's routes at once instead of a refresh share a round.
     pub fn note_advertiser(&mut self, now: MonoTime, addr: SocketAddr) {
-        if let Some(n) = self.neighbours.get_mut(&addr) {
-            n.advertised = Some(now);
+        let ttl = self.ttl;
+        let Some(n) = self.neighbours.get_mut(&addr) else {
+            return;
+        };
+        let begins = n
+            .advertised
+            .is_none_or(|t| now.saturating_duration_since(t) > ttl);
+        n.advertised = Some(now);
+        if begins && !self.routes.is_empty() {
+            n.full_due = true;
+            self.full_due = true;
+            self.note_change(now);
         }
+    }
+
+    /// Whether some neighbour is due the whole table.
+    pub fn full_due(&self) -> bool {
+        self.full_due
+    }
+
+    /// Whether the neighbour at `addr` is due the whole table; if so, it
+    /// is taken as sent.
+    pub fn take_full(&mut self, addr: SocketAddr) -> bool {
+        self.neighbours
+            .get_mut(&addr)
+            .is_some_and(|n| core::mem::take(&mut n.full_due))
+    }
+
+    /// The whole table as advertised (routes learned from responses left
+    /// out), at most [`MAX_ADVERTISED`] routes; clears
+    /// [`RoutingTable::full_due`] (the neighbours due it are sent it in
+    /// this update).
+    pub fn full_advertisement(&mut self, now: MonoTime) -> Vec<AdvertEntry> {
+        self.full_due = false;
+        let ttl = self.ttl;
+        self.routes
+            .iter()
+            .filter(|(_, r)| live(r, now, ttl))
+            .take(MAX_ADVERTISED)
+            .map(|(d, r)| (d.clone(), r.next_hop, r.hops))
+            .collect()
     }
 
     /// Whether the neighbour at `addr` advertised routes within the ttl
@@ -789,6 +926,82 @@ mod tests {
         assert_eq!(rt.get(t(3), "jis:d").unwrap().hops, 4, "same hop: updated");
         assert!(!rt.learn(t(4), "jis:d", addr(2), INFINITY, RouteSource::Advertised));
         assert!(rt.get(t(4), "jis:d").is_none(), "poisoned: removed");
+    }
+
+    /// New routes go out in a triggered update while the table is young:
+    /// [`TRIGGER_DELAY`] after the change, at least [`TRIGGER_GAP`] after the
+    /// last advertisement. Changed lengths, routes learned from responses,
+    /// routes back after a loss and anything once the table is older wait
+    /// for the heartbeat round.
+    #[test]
+    fn new_routes_trigger_an_update_while_the_table_is_young() {
+        // Young for a quarter of the ttl: 25 s.
+        let mut rt = table();
+        assert_eq!(rt.trigger_due(), None);
+        assert!(rt.learn(t(0), "jis:a", addr(1), 1, RouteSource::Neighbour));
+        assert_eq!(rt.trigger_due(), Some(t(0) + TRIGGER_DELAY));
+        let delta = rt.advertisement_delta(t(0) + TRIGGER_DELAY);
+        assert_eq!(delta, [(CompactString::from("jis:a"), addr(1), 1)]);
+        assert_eq!(rt.trigger_due(), None, "sent");
+        assert!(rt.advertisement_delta(t(1)).is_empty(), "nothing changed");
+
+        // Within the gap after the last advertisement: held to the gap.
+        let sent = t(1);
+        assert!(rt.learn(t(1), "jis:b", addr(2), 3, RouteSource::Advertised));
+        assert_eq!(rt.trigger_due(), Some(sent + TRIGGER_GAP));
+        rt.advertisement_delta(sent + TRIGGER_GAP);
+
+        // Not new: a length changed, a route from a response.
+        assert!(rt.learn(t(3), "jis:b", addr(2), 2, RouteSource::Advertised));
+        assert!(rt.learn(t(3), "jis:c", addr(1), UNKNOWN_HOPS, RouteSource::Response));
+        assert_eq!(rt.trigger_due(), None);
+        // A route lost and learned again within the hold-down.
+        rt.fail(t(4), "jis:a");
+        assert!(rt.learn(t(5), "jis:a", addr(2), 2, RouteSource::Advertised));
+        assert_eq!(rt.trigger_due(), None, "back after a loss: the round");
+        let round = rt.advertisement_round(t(6));
+        assert!(
+            round.iter().any(|(d, _, h)| d == "jis:a" && *h == 2),
+            "{round:?}"
+        );
+        assert!(
+            round.iter().any(|(d, _, h)| d == "jis:b" && *h == 2),
+            "{round:?}"
+        );
+
+        // Old: new routes wait for the round too.
+        rt.remove("jis:c");
+        assert!(rt.learn(t(26), "jis:d", addr(1), 2, RouteSource::Advertised));
+        assert_eq!(rt.trigger_due(), None);
+    }
+
+    /// A neighbour that begins to advertise is sent the whole table once
+    /// (routes from responses left out), in an update due at once.
+    #[test]
+    fn a_neighbour_that_begins_to_advertise_is_sent_the_whole_table_once() {
+        let mut rt = table();
+        assert!(rt.set_neighbour(addr(1), "jis:n1"));
+        rt.note_advertiser(t(0), addr(1));
+        assert!(!rt.full_due(), "nothing to send yet");
+        assert!(rt.learn(t(0), "jis:n1", addr(1), 1, RouteSource::Neighbour));
+        assert!(rt.learn(t(0), "jis:x", addr(1), UNKNOWN_HOPS, RouteSource::Response));
+        rt.advertisement_round(t(0));
+        rt.learn(t(0), "jis:y", addr(1), 4, RouteSource::Advertised);
+        rt.advertisement_round(t(40));
+
+        assert!(rt.set_neighbour(addr(2), "jis:n2"));
+        rt.note_advertiser(t(50), addr(2));
+        assert!(rt.full_due());
+        assert_eq!(rt.trigger_due(), Some(t(50) + TRIGGER_DELAY));
+        let full = rt.full_advertisement(t(50));
+        let keys: Vec<&str> = full.iter().map(|(d, _, _)| d.as_str()).collect();
+        assert_eq!(keys, ["jis:n1", "jis:y"]);
+        assert!(!rt.full_due());
+        assert!(!rt.take_full(addr(1)), "it advertised before");
+        assert!(rt.take_full(addr(2)));
+        assert!(!rt.take_full(addr(2)), "once");
+        rt.note_advertiser(t(60), addr(2));
+        assert!(!rt.full_due(), "still advertising: nothing more");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tibet_iot_proto::sim::scenario::{self, ScenarioConfig, Topology};
 use tibet_iot_proto::sim::{Sim, addr, did};
-use tibet_iot_proto::{Advert, Engine, ROUTES_KEY, RouteSource, SendOptions};
+use tibet_iot_proto::{Advert, Engine, ROUTES_KEY, RouteSource, SendOptions, TRIGGER_GAP};
 use tibet_ping::{PingOptions, PingType};
 
 fn mesh_opts() -> SendOptions {
@@ -225,6 +225,36 @@ fn a_silent_next_hop_stops_carrying_routes_before_the_peer_timeout() {
     assert_eq!(st.routed + st.flooded, 1, "one try, around the silent one");
 }
 
+/// New routes travel in triggered updates: down a line of eight nodes in
+/// seconds after the first heartbeat round (30 s), where one heartbeat
+/// round a link would take seven rounds (3.5 min); each node sends at most
+/// one advertisement per `TRIGGER_GAP`.
+#[test]
+fn triggered_updates_carry_new_routes_down_a_line_within_seconds() {
+    let n = 8;
+    let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
+    let mut sim = network(2, n, &edges);
+    sim.run_for(Duration::from_secs(29));
+    assert!(sim.node(0).routes().is_empty(), "before the first round");
+    let sent_before = sim.sent();
+    sim.run_for(Duration::from_secs(30));
+    let now2 = sim.now();
+    for (from, to) in [(0, n - 1), (n - 1, 0)] {
+        let r = sim.node(from).routes().get(now2.mono, &did(to)).cloned();
+        assert_eq!(r.map(|r| r.hops), Some(7), "{from} -> {to}");
+    }
+    // Bounded: each node's first round (a heartbeat and its answer per
+    // neighbour), a whole table to each neighbour that began to advertise
+    // and at most one update per gap to each neighbour (each answered),
+    // within 30 s.
+    let per_node_link = 2 * (1 + 1 + 30 / TRIGGER_GAP.as_secs());
+    let sent = sim.sent() - sent_before;
+    assert!(
+        sent <= per_node_link * 2 * (n as u64 - 1),
+        "{sent} datagrams in 30 s"
+    );
+}
+
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.
 fn hostile_advert(sim: &mut Sim, hostile: &mut Engine) -> Vec<u8> {
     let now = sim.now();
@@ -263,6 +293,7 @@ fn an_untrusted_node_advertising_routes_it_does_not_have_is_ignored() {
     let h = 66;
     let mut hostile = Engine::new(did(h), Sim::config(), 9);
     sim.node(0).set_trust(now, &did(h), 0.5);
+    let answered = sim.node(0).stats(now).engine.pings_answered;
     let bytes = hostile_advert(&mut sim, &mut hostile);
     sim.node(0).handle_datagram(now, addr(h), &bytes);
     assert!(
@@ -270,7 +301,7 @@ fn an_untrusted_node_advertising_routes_it_does_not_have_is_ignored() {
         "an untrusted node is sent no routes either"
     );
     let st = sim.node(0).stats(now);
-    assert_eq!(st.engine.pings_answered, 2 + 1, "answered, as GEEL");
+    assert_eq!(st.engine.pings_answered, answered + 1, "answered, as GEEL");
     assert!(st.routes.untrusted_ignored >= 1);
     let r = sim.node(0).routes().get(now.mono, &did(2)).unwrap().clone();
     assert_eq!((r.next_hop, r.hops), (addr(1), 2), "the real route stays");

@@ -10,8 +10,6 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use compact_str::CompactString;
-
 use rand::Rng;
 use tibet_ping::{JsonMap, PingPacket, PingType};
 
@@ -20,8 +18,8 @@ use crate::advert::{Advert, AdvertText, ROUTES_KEY};
 use crate::config::TransportConfig;
 use crate::requests::RequestKind;
 use crate::retransmit::RetransmitPolicy;
-use crate::routes::{RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
-use crate::time::Now;
+use crate::routes::{AdvertEntry, RouteSource, RouteStats, RoutingTable, UNKNOWN_HOPS};
+use crate::time::{MonoTime, Now};
 
 /// Most neighbours a bounded flood hands one packet to.
 pub const FLOOD_FANOUT: usize = 4;
@@ -314,11 +312,7 @@ impl Router {
     /// This heartbeat round's routes (none with routing off): what each
     /// neighbour is sent is written from them
     /// ([`RoutingTable::advertisement_for`]).
-    pub(super) fn advertisement_round(
-        &mut self,
-        shared: &Shared,
-        now: Now,
-    ) -> Vec<(CompactString, SocketAddr, u32)> {
+    pub(super) fn advertisement_round(&mut self, shared: &Shared, now: Now) -> Vec<AdvertEntry> {
         if shared.config.routing {
             self.routes.advertisement_round(now.mono)
         } else {
@@ -326,30 +320,63 @@ impl Router {
         }
     }
 
-    /// The payload keys this round adds to a heartbeat for `to_did` at `to`
-    /// (with routing on): the routes if the neighbour advertises routes
-    /// itself, else an empty advertisement, which says that this node routes and
-    /// wants the neighbour's advertisements. Added before the heartbeat is
-    /// signed.
+    /// When a triggered update is due ([`RoutingTable::trigger_due`]; never
+    /// with routing off).
+    pub(super) fn trigger_due(&self, shared: &Shared) -> Option<MonoTime> {
+        if shared.config.routing {
+            self.routes.trigger_due()
+        } else {
+            None
+        }
+    }
+
+    /// A triggered update's routes: what changed since the last
+    /// advertisement ([`RoutingTable::advertisement_delta`]).
+    pub(super) fn advertisement_delta(&mut self, now: Now) -> Vec<AdvertEntry> {
+        self.routes.advertisement_delta(now.mono)
+    }
+
+    /// The whole table, when some neighbour that began to advertise is
+    /// due it ([`RoutingTable::full_advertisement`]).
+    pub(super) fn full_advertisement(&mut self, now: Now) -> Option<Vec<AdvertEntry>> {
+        self.routes
+            .full_due()
+            .then(|| self.routes.full_advertisement(now.mono))
+    }
+
+    /// The payload keys an advertisement adds to a heartbeat for `to_did`
+    /// at `to` (with routing on): `full`, the whole table, if the neighbour
+    /// is due it, else `round`, if the neighbour advertises routes itself,
+    /// else an empty advertisement, which says that this node routes and
+    /// wants the neighbour's advertisements. `None` when `skip_empty` and
+    /// the neighbour would be sent no route but its own and those through
+    /// it (a triggered update with nothing for it). Added before the
+    /// heartbeat is signed.
     pub(super) fn heartbeat_routes(
-        &self,
+        &mut self,
         shared: &Shared,
         now: Now,
-        round: &[(CompactString, SocketAddr, u32)],
-        to_did: &str,
-        to: SocketAddr,
-    ) -> JsonMap {
+        (round, full): (&[AdvertEntry], Option<&[AdvertEntry]>),
+        (to_did, to): (&str, SocketAddr),
+        skip_empty: bool,
+    ) -> Option<JsonMap> {
         let mut extra = JsonMap::new();
         if !shared.config.routing {
-            return extra;
+            return Some(extra);
         }
-        let advert = if self.routes.wants_advertisements(now.mono, to) {
-            RoutingTable::advertisement_for(round, to_did, to)
-        } else {
-            AdvertText::new()
+        let routes = match full {
+            Some(full) if self.routes.take_full(to) => full,
+            _ if self.routes.wants_advertisements(now.mono, to) => round,
+            _ => &[],
         };
+        // An update that would only poison routes through the neighbour
+        // (it taught them) tells it nothing.
+        if skip_empty && routes.iter().all(|(d, hop, _)| *hop == to || d == to_did) {
+            return None;
+        }
+        let advert = RoutingTable::advertisement_for(routes, to_did, to);
         extra.insert(ROUTES_KEY.to_owned(), advert.into());
-        extra
+        Some(extra)
     }
 
     /// The periodic cleanup: expired routes go.

@@ -9,9 +9,12 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use super::Engine;
+use super::mesh::Mesh;
+use super::shared::Shared;
 use crate::audit_record::AuditRecord;
 use crate::event::Event;
 use crate::requests::{Due, RequestKind};
+use crate::routes::AdvertEntry;
 use crate::time::{MonoTime, Now};
 
 /// When the background timers are next due (none before
@@ -40,6 +43,7 @@ impl Engine {
             self.shared.requests.poll_timeout(),
             self.timers.heartbeat,
             self.timers.cleanup,
+            self.mesh.router.trigger_due(&self.shared),
             self.discovery.schedule().poll_timeout(),
             self.shared.out.next_drop_flush(),
         ]
@@ -103,6 +107,7 @@ impl Engine {
                 .map(|p| (p.did.clone(), p.address, p.proven))
                 .collect();
             let round = mesh.router.advertisement_round(shared, now);
+            let full = mesh.router.full_advertisement(now);
             for (did, addr, proven) in targets {
                 if shared.check_capacity().is_err() {
                     break;
@@ -111,11 +116,44 @@ impl Engine {
                     shared.challenge(now, None, &did, addr);
                     continue;
                 }
-                let routes = mesh
-                    .router
-                    .heartbeat_routes(shared, now, &round, &did, addr);
-                let packet = shared.node.heartbeat_with(now.wall, &did, None, routes);
-                shared.send_background_heartbeat(now, packet, addr);
+                Self::send_advert(
+                    shared,
+                    mesh,
+                    now,
+                    (&round, full.as_deref()),
+                    (&did, addr),
+                    false,
+                );
+            }
+        }
+        if mesh
+            .router
+            .trigger_due(shared)
+            .is_some_and(|t| t <= now.mono)
+        {
+            // A triggered update: what changed since the last advertisement,
+            // at once, to the neighbours that route (docs/ARCHITECTURE.md,
+            // "Routing").
+            let delta = mesh.router.advertisement_delta(now);
+            let full = mesh.router.full_advertisement(now);
+            let targets: Vec<(compact_str::CompactString, SocketAddr)> = shared
+                .peers
+                .alive(now.mono)
+                .filter(|p| p.proven)
+                .map(|p| (p.did.clone(), p.address))
+                .collect();
+            for (did, addr) in targets {
+                if shared.check_capacity().is_err() {
+                    break;
+                }
+                Self::send_advert(
+                    shared,
+                    mesh,
+                    now,
+                    (&delta, full.as_deref()),
+                    (&did, addr),
+                    true,
+                );
             }
         }
         if self.timers.cleanup.is_some_and(|t| t <= now.mono) {
@@ -148,6 +186,28 @@ impl Engine {
             shared.out.flush_drops(now);
         }
         self.discovery.on_timeout(shared, now);
+    }
+
+    /// Sends the proven peer `did` at `addr` a heartbeat carrying its
+    /// advertisement of `routes` (this round's or update's, and the whole
+    /// table when some neighbour is due it); with `update`, only if that
+    /// gives it a route (a triggered update).
+    fn send_advert(
+        shared: &mut Shared,
+        mesh: &mut Mesh,
+        now: Now,
+        routes: (&[AdvertEntry], Option<&[AdvertEntry]>),
+        (did, addr): (&str, SocketAddr),
+        update: bool,
+    ) {
+        let Some(extra) = mesh
+            .router
+            .heartbeat_routes(shared, now, routes, (did, addr), update)
+        else {
+            return;
+        };
+        let packet = shared.node.heartbeat_with(now.wall, did, None, extra);
+        shared.send_background_heartbeat(now, packet, addr);
     }
 
     /// Ends the current drop interval now: its counts become
