@@ -20,11 +20,13 @@
 //! peers with routing off, the Python reference) get plain heartbeats, so a
 //! hub does not pay an advertisement per device per round.
 //!
-//! Between heartbeat rounds, routes new to a young table (its first quarter
-//! ttl) go out in triggered updates ([`RoutingTable::trigger_due`]), at most
-//! one per [`TRIGGER_GAP`], and a neighbour that begins to advertise is sent
-//! the whole table ([`RoutingTable::take_full`]): a mesh that starts
-//! together converges in seconds instead of a round per link.
+//! Between heartbeat rounds, withdrawals, and routes new to a young table
+//! (its first quarter ttl), go out in triggered updates
+//! ([`RoutingTable::trigger_due`]), at most one per [`TRIGGER_GAP`], and a
+//! neighbour that begins to advertise is sent the whole table
+//! ([`RoutingTable::take_full`]): a mesh that starts together converges in
+//! seconds instead of a round per link, and a break is known behind it at
+//! once.
 //!
 //! Advertisements use poisoned reverse: a route learned from a neighbour is
 //! advertised back to it as unreachable ([`INFINITY`]), so two nodes never
@@ -81,9 +83,10 @@ pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// How long a change waits before a triggered update carries it, so that
 /// the changes one advertisement brings go out together.
 pub const TRIGGER_DELAY: Duration = Duration::from_millis(50);
-/// Least time between two advertisements of a node (triggered updates or
-/// heartbeat rounds): what bounds the control traffic of a mesh that keeps
-/// changing to one advertisement per neighbour per second.
+/// Least time between a node's last advertisement (a heartbeat round or a
+/// triggered update) and its next triggered update: what bounds the
+/// control traffic of a mesh that keeps changing to one update per
+/// neighbour per 3 s.
 pub const TRIGGER_GAP: Duration = Duration::from_secs(3);
 /// Suffix of a route key naming a whole area ([`area_key`]).
 pub const AREA_SUFFIX: &str = ":*";
@@ -257,11 +260,12 @@ pub struct RoutingTable {
     ttl: Duration,
     cursor: Option<CompactString>,
     neighbours: BTreeMap<SocketAddr, Neighbour>,
-    /// Routes lost since the last advertisement round: advertised once as
+    /// Routes lost since the last advertisement: advertised once as
     /// unreachable so that neighbours drop them too (bounded like routes).
     withdrawn: alloc::collections::BTreeSet<CompactString>,
-    /// When the oldest change not yet advertised happened (a route learned,
-    /// changed or withdrawn), if there is one.
+    /// When the oldest change that triggers an update and was not yet
+    /// advertised happened (a withdrawal, a route new to a young table, a
+    /// neighbour due the whole table), if there is one.
     pending: Option<MonoTime>,
     /// When routes were last advertised (a round or a triggered update).
     advertised: Option<MonoTime>,
@@ -380,7 +384,7 @@ impl RoutingTable {
                 }
                 if hops >= INFINITY || (longer && self.held_back(now, destination, hops)) {
                     let lost = self.remove(destination).map_or(hops, |r| r.hops);
-                    self.withdraw(destination);
+                    self.withdraw(now, destination);
                     self.hold(now, destination, lost);
                     self.stats.expired += 1;
                     return false;
@@ -392,15 +396,11 @@ impl RoutingTable {
                 } else {
                     hops
                 };
-                let changed = r.hops != hops;
-                r.changed |= changed;
+                r.changed |= r.hops != hops;
                 r.hops = hops;
                 r.learned = now;
                 if source != RouteSource::Response {
                     r.source = source;
-                }
-                if changed {
-                    //X
                 }
                 return true;
             }
@@ -413,9 +413,6 @@ impl RoutingTable {
             let r = self.routes.get_mut(destination).expect("checked");
             *r = Route::learned(next_hop, hops, now, source);
             self.stats.learned += 1;
-            if source != RouteSource::Response {
-                //X
-            }
             return true;
         }
         if hops >= INFINITY
@@ -469,7 +466,7 @@ impl RoutingTable {
     pub fn fail(&mut self, now: MonoTime, destination: &str) {
         if let Some(r) = self.remove(destination) {
             self.stats.failed += 1;
-            self.withdraw(destination);
+            self.withdraw(now, destination);
             self.hold(now, destination, r.hops);
         }
     }
@@ -510,9 +507,13 @@ impl RoutingTable {
         refused
     }
 
-    fn withdraw(&mut self, destination: &str) {
+    /// Withdraws `destination` (lost at `now`): advertised as unreachable
+    /// in the next update, which a withdrawal triggers at any age of the
+    /// table (bad news travels at once; docs/ARCHITECTURE.md, "Routing").
+    fn withdraw(&mut self, now: MonoTime, destination: &str) {
         if self.withdrawn.len() < self.capacity {
             self.withdrawn.insert(CompactString::from(destination));
+            self.note_change(now);
         }
     }
 
@@ -523,7 +524,9 @@ impl RoutingTable {
 
     /// When a triggered update is due: [`TRIGGER_DELAY`] after the oldest
     /// change not yet advertised, and [`TRIGGER_GAP`] after the last
-    /// advertisement; `None` when nothing changed since.
+    /// advertisement; `None` when nothing that triggers one (a withdrawal,
+    /// a route new to a young table, a neighbour due the whole table)
+    /// happened since.
     pub fn trigger_due(&self) -> Option<MonoTime> {
         let pending = self.pending? + TRIGGER_DELAY;
         Some(match self.advertised {
@@ -585,7 +588,7 @@ impl RoutingTable {
             .collect();
         for (d, hops) in &gone {
             self.remove(d);
-            self.withdraw(d);
+            self.withdraw(now, d);
             self.hold(now, d, *hops);
         }
         self.stats.expired += gone.len() as u64;
@@ -928,13 +931,13 @@ mod tests {
         assert!(rt.get(t(4), "jis:d").is_none(), "poisoned: removed");
     }
 
-    /// New routes go out in a triggered update while the table is young:
-    /// [`TRIGGER_DELAY`] after the change, at least [`TRIGGER_GAP`] after the
-    /// last advertisement. Changed lengths, routes learned from responses,
-    /// routes back after a loss and anything once the table is older wait
-    /// for the heartbeat round.
+    /// New routes go out in a triggered update while the table is young,
+    /// withdrawals at any age: [`TRIGGER_DELAY`] after the change, at least
+    /// [`TRIGGER_GAP`] after the last advertisement. Changed lengths, routes
+    /// learned from responses, routes back after a loss and new routes
+    /// once the table is older wait for the heartbeat round.
     #[test]
-    fn new_routes_trigger_an_update_while_the_table_is_young() {
+    fn new_routes_and_withdrawals_trigger_an_update() {
         // Young for a quarter of the ttl: 25 s.
         let mut rt = table();
         assert_eq!(rt.trigger_due(), None);
@@ -946,20 +949,29 @@ mod tests {
         assert!(rt.advertisement_delta(t(1)).is_empty(), "nothing changed");
 
         // Within the gap after the last advertisement: held to the gap.
-        let sent = t(1);
         assert!(rt.learn(t(1), "jis:b", addr(2), 3, RouteSource::Advertised));
-        assert_eq!(rt.trigger_due(), Some(sent + TRIGGER_GAP));
-        rt.advertisement_delta(sent + TRIGGER_GAP);
+        assert_eq!(rt.trigger_due(), Some(t(1) + TRIGGER_GAP));
+        let sent = t(1) + TRIGGER_GAP;
+        rt.advertisement_delta(sent);
 
         // Not new: a length changed, a route from a response.
-        assert!(rt.learn(t(3), "jis:b", addr(2), 2, RouteSource::Advertised));
-        assert!(rt.learn(t(3), "jis:c", addr(1), UNKNOWN_HOPS, RouteSource::Response));
+        assert!(rt.learn(sent, "jis:b", addr(2), 2, RouteSource::Advertised));
+        assert!(rt.learn(sent, "jis:c", addr(1), UNKNOWN_HOPS, RouteSource::Response));
         assert_eq!(rt.trigger_due(), None);
-        // A route lost and learned again within the hold-down.
-        rt.fail(t(4), "jis:a");
-        assert!(rt.learn(t(5), "jis:a", addr(2), 2, RouteSource::Advertised));
+        // A withdrawal triggers.
+        let lost = sent + Duration::from_secs(1);
+        rt.fail(lost, "jis:a");
+        assert_eq!(rt.trigger_due(), Some(sent + TRIGGER_GAP));
+        let delta = rt.advertisement_delta(sent + TRIGGER_GAP);
+        assert!(
+            delta.iter().any(|(d, _, h)| d == "jis:a" && *h == INFINITY),
+            "{delta:?}"
+        );
+        // The route back within the hold-down waits for the round.
+        let back = sent + TRIGGER_GAP + Duration::from_secs(1);
+        assert!(rt.learn(back, "jis:a", addr(2), 2, RouteSource::Advertised));
         assert_eq!(rt.trigger_due(), None, "back after a loss: the round");
-        let round = rt.advertisement_round(t(6));
+        let round = rt.advertisement_round(back);
         assert!(
             round.iter().any(|(d, _, h)| d == "jis:a" && *h == 2),
             "{round:?}"

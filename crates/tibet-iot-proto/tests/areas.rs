@@ -122,6 +122,20 @@ fn a_trusted_neighbour_of_another_area_cannot_teach_routes_inside_this_one() {
     }
 }
 
+/// 2,000 geometric nodes at 10 % loss, 20 pings, no flood baseline, with
+/// `seed` and `warmup_s` seconds of warm-up.
+fn two_thousand(seed: u64, warmup_s: u64) -> ScenarioConfig {
+    ScenarioConfig {
+        nodes: 2_000,
+        loss: 0.1,
+        pings: 20,
+        seed,
+        baseline: false,
+        warmup: Duration::from_secs(warmup_s),
+        ..ScenarioConfig::default()
+    }
+}
+
 /// The scale scenario at 2,000 geometric nodes in areas at 10 % loss:
 /// tables hold the own area and the other areas, not the mesh, and the
 /// pings still arrive. About 17 s in a release build
@@ -130,15 +144,7 @@ fn a_trusted_neighbour_of_another_area_cannot_teach_routes_inside_this_one() {
 #[test]
 #[ignore = "minutes in a debug build; run with --release -- --ignored"]
 fn two_thousand_nodes_in_areas_at_ten_percent_loss() {
-    let cfg = ScenarioConfig {
-        nodes: 2_000,
-        loss: 0.1,
-        pings: 20,
-        seed: 1,
-        baseline: false,
-        warmup: Duration::from_secs(WARMUP_S),
-        ..ScenarioConfig::default()
-    };
+    let cfg = two_thousand(1, WARMUP_S);
     let r = scenario::run(&cfg, &mut |_| {});
     eprintln!("{r:?}");
     assert!(r.areas > 1, "{r:?}");
@@ -158,15 +164,7 @@ fn two_thousand_nodes_in_areas_at_ten_percent_loss() {
 #[test]
 #[ignore = "minutes in a debug build; run with --release -- --ignored"]
 fn two_thousand_nodes_that_start_together_route_after_one_minute() {
-    let cfg = ScenarioConfig {
-        nodes: 2_000,
-        loss: 0.1,
-        pings: 20,
-        seed: 1,
-        baseline: false,
-        warmup: Duration::from_secs(60),
-        ..ScenarioConfig::default()
-    };
+    let cfg = two_thousand(1, 60);
     let r = scenario::run(&cfg, &mut |_| {});
     eprintln!("{r:?}");
     assert!(r.delivery_ratio >= 0.95, "{r:?}");
@@ -184,15 +182,9 @@ fn two_thousand_nodes_that_start_together_route_after_one_minute() {
 #[ignore = "minutes in a debug build; run with --release -- --ignored"]
 fn two_thousand_nodes_in_regions_of_areas_at_ten_percent_loss() {
     let cfg = ScenarioConfig {
-        nodes: 2_000,
-        loss: 0.1,
-        pings: 20,
-        seed: 2,
-        baseline: false,
         areas: Some(13),
         regions: Some(7),
-        warmup: Duration::from_secs(WARMUP_S),
-        ..ScenarioConfig::default()
+        ..two_thousand(2, WARMUP_S)
     };
     let r = scenario::run(&cfg, &mut |_| {});
     eprintln!("{r:?}");

@@ -182,8 +182,11 @@ fn routes_to_a_node_that_died_are_withdrawn_without_counting_up_in_a_loop() {
     // Without the hold-down (routes.rs, `RoutingTable::hold_down`) five of
     // these twenty seeds loop for the whole six minutes (342 to 423 of 540
     // checks), counting up to 14 to 22 hops. With it, a lost withdrawal
-    // can still close a loop for a round or two, but the count stops
-    // within the slack and the loop is gone.
+    // can still close a loop for a round or two (three nodes checked every
+    // 2 s for two 30 s rounds: 90 checks), but the count stops within the
+    // slack and the loop is gone. (Three of the seeds loop, for 12 to 66
+    // checks, with withdrawals sent in triggered updates; five, for 12 to
+    // 54, with withdrawals in the rounds.)
     let mut looping = 0;
     for seed in 1..=20 {
         let (looped, longest) = after_a_death(seed);
@@ -192,7 +195,7 @@ fn routes_to_a_node_that_died_are_withdrawn_without_counting_up_in_a_loop() {
             "seed {seed}: the routes to the dead node counted up to {longest} hops"
         );
         assert!(
-            looped <= 60,
+            looped <= 90,
             "seed {seed}: a loop seen in {looped} of 540 checks"
         );
         looping += usize::from(looped > 0);
