@@ -101,30 +101,8 @@ impl Engine {
         }
         if self.timers.heartbeat.is_some_and(|t| t <= now.mono) {
             self.timers.heartbeat = Some(now.mono + shared.config.heartbeat_interval);
-            let targets: Vec<(compact_str::CompactString, SocketAddr, bool)> = shared
-                .peers
-                .alive(now.mono)
-                .map(|p| (p.did.clone(), p.address, p.proven))
-                .collect();
             let round = mesh.router.advertisement_round(shared, now);
-            let full = mesh.router.full_advertisement(now);
-            for (did, addr, proven) in targets {
-                if shared.check_capacity().is_err() {
-                    break;
-                }
-                if !proven {
-                    shared.challenge(now, None, &did, addr);
-                    continue;
-                }
-                Self::send_advert(
-                    shared,
-                    mesh,
-                    now,
-                    (&round, full.as_deref()),
-                    (&did, addr),
-                    false,
-                );
-            }
+            Self::advertise(shared, mesh, now, &round, false);
         }
         if mesh
             .router
@@ -135,26 +113,7 @@ impl Engine {
             // at once, to the neighbours that route (docs/ARCHITECTURE.md,
             // "Routing").
             let delta = mesh.router.advertisement_delta(now);
-            let full = mesh.router.full_advertisement(now);
-            let targets: Vec<(compact_str::CompactString, SocketAddr)> = shared
-                .peers
-                .alive(now.mono)
-                .filter(|p| p.proven)
-                .map(|p| (p.did.clone(), p.address))
-                .collect();
-            for (did, addr) in targets {
-                if shared.check_capacity().is_err() {
-                    break;
-                }
-                Self::send_advert(
-                    shared,
-                    mesh,
-                    now,
-                    (&delta, full.as_deref()),
-                    (&did, addr),
-                    true,
-                );
-            }
+            Self::advertise(shared, mesh, now, &delta, true);
         }
         if self.timers.cleanup.is_some_and(|t| t <= now.mono) {
             self.timers.cleanup = Some(now.mono + shared.config.cleanup_interval);
@@ -188,26 +147,45 @@ impl Engine {
         self.discovery.on_timeout(shared, now);
     }
 
-    /// Sends the proven peer `did` at `addr` a heartbeat carrying its
-    /// advertisement of `routes` (this round's or update's, and the whole
-    /// table when some neighbour is due it); with `update`, only if that
-    /// gives it a route (a triggered update).
-    fn send_advert(
+    /// Sends each live, proven peer a heartbeat carrying its advertisement
+    /// of `routes` (and the whole table to a neighbour due it). A heartbeat
+    /// round (`update` false) goes to every such peer and challenges the
+    /// unproven ones; a triggered update only to the neighbours it gives a
+    /// route.
+    fn advertise(
         shared: &mut Shared,
         mesh: &mut Mesh,
         now: Now,
-        routes: (&[AdvertEntry], Option<&[AdvertEntry]>),
-        (did, addr): (&str, SocketAddr),
+        routes: &[AdvertEntry],
         update: bool,
     ) {
-        let Some(extra) = mesh
-            .router
-            .heartbeat_routes(shared, now, routes, (did, addr), update)
-        else {
-            return;
-        };
-        let packet = shared.node.heartbeat_with(now.wall, did, None, extra);
-        shared.send_background_heartbeat(now, packet, addr);
+        let full = mesh.router.full_advertisement(now);
+        let targets: Vec<(compact_str::CompactString, SocketAddr, bool)> = shared
+            .peers
+            .alive(now.mono)
+            .filter(|p| p.proven || !update)
+            .map(|p| (p.did.clone(), p.address, p.proven))
+            .collect();
+        for (did, addr, proven) in targets {
+            if shared.check_capacity().is_err() {
+                break;
+            }
+            if !proven {
+                shared.challenge(now, None, &did, addr);
+                continue;
+            }
+            let Some(extra) = mesh.router.heartbeat_routes(
+                shared,
+                now,
+                (routes, full.as_deref()),
+                (&did, addr),
+                update,
+            ) else {
+                continue;
+            };
+            let packet = shared.node.heartbeat_with(now.wall, &did, None, extra);
+            shared.send_background_heartbeat(now, packet, addr);
+        }
     }
 
     /// Ends the current drop interval now: its counts become
