@@ -53,7 +53,7 @@
 //! not with the mesh. Per-DID routes are taught only by neighbours of the
 //! same area, so nothing outside an area steers traffic inside it.
 
-use alloc::string::ToString;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use alloc::collections::BTreeMap;
@@ -106,19 +106,20 @@ pub fn area_of(did: &str) -> &str {
 /// The length in bytes of the longest run of whole `:`-separated segments
 /// that `a` and `b` begin with (`jis:c:b9` and `jis:c:b12` share `jis:c`,
 /// 5 bytes).
+///
+/// Read as bytes: the common prefix, cut back to the last segment boundary
+/// inside it unless it ends at one in both. A routing node reads it twice
+/// for every entry of every advertisement, and splitting both strings at
+/// each `:` was a tenth of a converging simulation's CPU.
 fn shared_prefix(a: &str, b: &str) -> usize {
-    let mut shared = 0;
-    let mut end = 0;
-    for (x, y) in a.split(':').zip(b.split(':')) {
-        if x != y {
-            break;
-        }
-        shared = end + x.len();
-        end = shared + 1;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let boundary = |s: &[u8]| s.get(n).is_none_or(|&c| c == b':');
+    if boundary(a) && boundary(b) {
+        return n;
     }
-    shared
+    a[..n].iter().rposition(|&c| c == b':').unwrap_or(0)
 }
-
 /// Whether `outer` is `inner` or an area that contains it (a prefix of it
 /// ending at a segment boundary).
 fn contains_area(outer: &str, inner: &str) -> bool {
@@ -352,7 +353,10 @@ impl RoutingTable {
             // ours (kept by its DID).
             return Some(destination.into());
         }
-        Some(area_key(&base[..end]).to_string().into())
+        let mut key = String::with_capacity(end + AREA_SUFFIX.len());
+        key.push_str(&base[..end]);
+        key.push_str(AREA_SUFFIX);
+        Some(key.into())
     }
 
     fn entry_bytes(destination: &str) -> usize {
@@ -1250,6 +1254,23 @@ mod tests {
                 ("jis:c:b9:z".into(), 2)
             ]
         );
+    }
+
+    proptest::proptest! {
+        /// The byte-wise reading agrees with splitting both at every `:`
+        /// and counting the equal segments.
+        #[test]
+        fn the_shared_prefix_is_that_of_whole_segments(a in "[ab:]{0,8}", b in "[ab:]{0,8}") {
+            let (mut shared, mut end) = (0, 0);
+            for (x, y) in a.split(':').zip(b.split(':')) {
+                if x != y {
+                    break;
+                }
+                shared = end + x.len();
+                end = shared + 1;
+            }
+            proptest::prop_assert_eq!(shared_prefix(&a, &b), shared);
+        }
     }
 
     #[test]
