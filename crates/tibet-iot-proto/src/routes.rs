@@ -53,6 +53,7 @@
 //! not with the mesh. Per-DID routes are taught only by neighbours of the
 //! same area, so nothing outside an area steers traffic inside it.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -126,6 +127,57 @@ fn contains_area(outer: &str, inner: &str) -> bool {
     inner.len() >= outer.len()
         && inner.starts_with(outer)
         && (inner.len() == outer.len() || inner.as_bytes()[outer.len()] == b':')
+}
+
+/// Where a destination sits from a node of the area `own`
+/// ([`place`]).
+struct Place<'a> {
+    /// The key its route is kept under ([`RoutingTable::key_for`]).
+    key: Cow<'a, str>,
+    /// Whether it is a DID of the own area.
+    inside: bool,
+    /// Bytes of `own` it shares as whole segments ([`shared_prefix`]).
+    shared: usize,
+}
+
+/// The route key of `destination` (a DID or an area key) for a node of
+/// the area `own`, with what the advertisement rules ask of it; `None` for
+/// the key of the own area or of an area holding it. Read once per
+/// advertised entry.
+fn place<'a>(own: &str, destination: &'a str) -> Option<Place<'a>> {
+    let is_area = destination.ends_with(AREA_SUFFIX);
+    if area_of(destination) == own {
+        return (!is_area).then_some(Place {
+            key: destination.into(),
+            inside: true,
+            shared: own.len(),
+        });
+    }
+    let base = destination.strip_suffix(AREA_SUFFIX).unwrap_or(destination);
+    if is_area && contains_area(base, own) {
+        return None;
+    }
+    // The segment of `base` right after what it shares with our area.
+    let shared = shared_prefix(own, base);
+    let start = if shared == 0 { 0 } else { shared + 1 };
+    let end = base[start.min(base.len())..]
+        .find(':')
+        .map_or(base.len(), |i| start + i);
+    let key = if end >= base.len() {
+        // An area key at that level, or a DID of an area that holds ours
+        // (kept by its DID).
+        destination.into()
+    } else {
+        let mut key = String::with_capacity(end + AREA_SUFFIX.len());
+        key.push_str(&base[..end]);
+        key.push_str(AREA_SUFFIX);
+        key.into()
+    };
+    Some(Place {
+        key,
+        inside: false,
+        shared,
+    })
 }
 
 /// The route key naming the whole area `area` (`<area>:*`).
@@ -330,33 +382,11 @@ impl RoutingTable {
     /// `jis:city:d5:*`, and from `jis:city:d5:b9` under `jis:city:d5:b2:*`.
     /// `None` for the key of the own area or of an area holding it (a node
     /// is there already).
-    pub fn key_for<'a>(&self, destination: &'a str) -> Option<alloc::borrow::Cow<'a, str>> {
-        let Some(own) = self.area.as_deref() else {
-            return Some(destination.into());
-        };
-        let is_area = destination.ends_with(AREA_SUFFIX);
-        if area_of(destination) == own {
-            return (!is_area).then_some(destination.into());
+    pub fn key_for<'a>(&self, destination: &'a str) -> Option<Cow<'a, str>> {
+        match self.area.as_deref() {
+            None => Some(destination.into()),
+            Some(own) => place(own, destination).map(|p| p.key),
         }
-        let base = destination.strip_suffix(AREA_SUFFIX).unwrap_or(destination);
-        if is_area && contains_area(base, own) {
-            return None;
-        }
-        // The segment of `base` right after what it shares with our area.
-        let shared = shared_prefix(own, base);
-        let start = if shared == 0 { 0 } else { shared + 1 };
-        let end = base[start.min(base.len())..]
-            .find(':')
-            .map_or(base.len(), |i| start + i);
-        if end >= base.len() {
-            // An area key at that level, or a DID of an area that holds
-            // ours (kept by its DID).
-            return Some(destination.into());
-        }
-        let mut key = String::with_capacity(end + AREA_SUFFIX.len());
-        key.push_str(&base[..end]);
-        key.push_str(AREA_SUFFIX);
-        Some(key.into())
     }
 
     fn entry_bytes(destination: &str) -> usize {
@@ -721,17 +751,15 @@ impl RoutingTable {
                     // only if it is in our area; the areas inside one that
                     // holds us only if it is in that one too.
                     // (The key of an area holding us is no route: skipped.)
-                    let Some(k) = self.key_for(d) else {
+                    let Some(p) = place(own, d) else {
                         continue;
                     };
-                    let inside = area_of(d) == own.as_str() && !d.ends_with(AREA_SUFFIX);
-                    let base = d.strip_suffix(AREA_SUFFIX).unwrap_or(d);
-                    let outsider = from_shares.is_some_and(|f| f < shared_prefix(own, base));
-                    if (inside && from_area != own.as_str()) || (!inside && outsider) {
+                    let outsider = from_shares.is_some_and(|f| f < p.shared);
+                    if (p.inside && from_area != own.as_str()) || (!p.inside && outsider) {
                         self.stats.entries_ignored += 1;
                         continue;
                     }
-                    out.push((CompactString::from(k), hops));
+                    out.push((CompactString::from(p.key), hops));
                 }
             }
         }
