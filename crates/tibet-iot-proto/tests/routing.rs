@@ -435,6 +435,17 @@ fn the_same_scenario_with_areas_and_churn_gives_the_same_report() {
     let a = scenario::run(&cfg, &mut |_| {});
     let b = scenario::run(&cfg, &mut |_| {});
     assert_eq!(a, b);
+    // The diagnostic (routes followed, counters, the warm-up's lines)
+    // only reads the engines.
+    let traced = ScenarioConfig {
+        diagnostics: true,
+        ..cfg.clone()
+    };
+    assert_eq!(
+        a,
+        scenario::run(&traced, &mut |_| {}),
+        "diagnostics change nothing"
+    );
     assert_eq!((a.areas, a.churned_per_minute), (9, 3));
     assert!(a.delivered > 0, "{a:?}");
     let flat = scenario::run(

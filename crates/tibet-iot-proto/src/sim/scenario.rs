@@ -511,6 +511,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
     for step in 0..tenths {
         fleet.run_for(&mut sim, Duration::from_secs(10));
         progress(step + 1);
+        if cfg.diagnostics {
+            super::trace::warmup_line(&sim);
+        }
     }
     fleet.run_for(&mut sim, cfg.warmup - Duration::from_secs(10 * tenths));
     let control_minutes = sim

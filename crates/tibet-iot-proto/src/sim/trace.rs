@@ -6,6 +6,8 @@
 //! at the last churn; at the end, how many pings of each kind were
 //! answered and the engines' counters (drops, resends, routing, credit
 //! refused) over the run and since the first ping, on standard error.
+//! During the warm-up, every 10 virtual seconds, how far the routing has
+//! converged ([`warmup_line`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,6 +15,28 @@ use std::net::SocketAddr;
 use super::{Sim, addr, index};
 use crate::requests::RequestId;
 use crate::routes::{INFINITY, area_of};
+
+/// One line on standard error: the virtual time, the datagrams sent so far,
+/// and, summed over the engines, the routes held, learned (new or
+/// replaced) and expired. The mesh has converged when the routes held stop
+/// growing and few are learned between two lines.
+pub(crate) fn warmup_line(sim: &Sim) {
+    let now = sim.now();
+    let (mut held, mut learned, mut expired) = (0usize, 0u64, 0u64);
+    for (_, e) in sim.engines() {
+        let r = e.stats(now).routes;
+        held += r.entries;
+        learned += r.learned;
+        expired += r.expired;
+    }
+    eprintln!(
+        "warm-up {:>5} s: {} datagrams sent, routes held {held}, learned {learned}, expired {expired}",
+        now.mono
+            .saturating_duration_since(crate::time::MonoTime::ZERO)
+            .as_secs(),
+        sim.sent(),
+    );
+}
 
 /// Where the routes from a ping's source lead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
