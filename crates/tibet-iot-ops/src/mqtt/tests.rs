@@ -1,5 +1,6 @@
 //! Tests of the bridge: the duplicate cache, and real Mosquitto brokers on
-//! loopback ports (restarts, a broker that is down, oversized publishes).
+//! loopback ports (restarts, a broker that is down, oversized publishes, a
+//! TLS broker that admits only clients with a certificate of its CA).
 //! [`Broker`] and [`settings`] serve `uplink.rs` too.
 
 use super::*;
@@ -28,12 +29,46 @@ pub(crate) struct Broker {
     bin: PathBuf,
     dir: tempfile::TempDir,
     port: u16,
+    /// Lines added to the listener's configuration (TLS).
+    tls_conf: String,
 }
 
 impl Broker {
     /// Starts one, or says why not and returns `None` (mosquitto is
     /// installed by the test command when it runs as root, as in CI).
     pub(crate) fn launch() -> Option<Broker> {
+        Broker::launch_with(|_| String::new())
+    }
+
+    /// Starts one whose listener speaks TLS with a certificate of a fresh
+    /// CA (made by `openssl` in its directory, with a client certificate
+    /// of the same CA: [`TlsFiles`]) and admits only clients that present
+    /// a certificate of that CA.
+    pub(crate) fn launch_tls() -> Option<(Broker, TlsFiles)> {
+        if std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_err()
+        {
+            eprintln!("openssl not installed (apt-get install openssl): test skipped");
+            return None;
+        }
+        let mut files = None;
+        let broker = Broker::launch_with(|dir| {
+            let f = TlsFiles::make(dir);
+            let conf = format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+                f.ca.display(),
+                f.server_cert.display(),
+                f.server_key.display()
+            );
+            files = Some(f);
+            conf
+        })?;
+        Some((broker, files.expect("made")))
+    }
+
+    fn launch_with(tls: impl FnOnce(&Path) -> String) -> Option<Broker> {
         let Some(bin) = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .iter()
             .map(PathBuf::from)
@@ -48,20 +83,24 @@ impl Broker {
             .local_addr()
             .unwrap()
             .port();
-        let child = Broker::spawn(&bin, dir.path(), port);
+        let tls_conf = tls(dir.path());
+        let child = Broker::spawn(&bin, dir.path(), port, &tls_conf);
         Some(Broker {
             child,
             bin,
             dir,
             port,
+            tls_conf,
         })
     }
 
-    fn spawn(bin: &Path, dir: &Path, port: u16) -> std::process::Child {
+    fn spawn(bin: &Path, dir: &Path, port: u16, tls_conf: &str) -> std::process::Child {
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!(
+                "listener {port} 127.0.0.1\n{tls_conf}allow_anonymous true\npersistence false\n"
+            ),
         )
         .unwrap();
         std::process::Command::new(bin)
@@ -82,7 +121,110 @@ impl Broker {
     pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Broker::spawn(&self.bin, self.dir.path(), self.port);
+        self.child = Broker::spawn(&self.bin, self.dir.path(), self.port, &self.tls_conf);
+    }
+}
+
+/// PEM files of a test CA, of the broker's certificate for 127.0.0.1 and of
+/// a client's certificate, all signed by that CA, with their keys (EC P-256).
+pub(crate) struct TlsFiles {
+    pub(crate) ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    pub(crate) client_cert: PathBuf,
+    pub(crate) client_key: PathBuf,
+}
+
+impl TlsFiles {
+    fn make(dir: &Path) -> TlsFiles {
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let ca_out = ["-keyout", "ca.key", "-out", "ca.pem"];
+        openssl(
+            &[
+                &["req", "-x509", "-days", "1", "-subj", "/CN=tibet test CA"][..],
+                &ec,
+                &ca_out,
+            ]
+            .concat(),
+        );
+        let sign = |name: &str, cn: &str, ext: &str| {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            openssl(
+                &[
+                    &["req", "-subj", cn][..],
+                    &ec,
+                    &[
+                        "-keyout",
+                        &format!("{name}.key"),
+                        "-out",
+                        &format!("{name}.csr"),
+                    ],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-days",
+                "1",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        };
+        sign(
+            "server",
+            "/CN=127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        );
+        sign(
+            "client",
+            "/CN=jis:site-a:hub",
+            "extendedKeyUsage=clientAuth\n",
+        );
+        // Started as root (CI), mosquitto drops to its own user before it
+        // reads the files: a throwaway CA's keys may be read by anyone.
+        use std::os::unix::fs::PermissionsExt;
+        let readable = |p: &Path, mode| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        readable(dir, 0o755);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            readable(&entry.unwrap().path(), 0o644);
+        }
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
     }
 }
 
@@ -177,6 +319,46 @@ async fn two_sites_exchange_frames_through_a_real_broker_that_restarts() {
     assert_eq!(b.stats().received, 2);
     assert_eq!(a.stats().received, 2);
     assert_eq!(a.stats().duplicates + b.stats().duplicates, 0);
+    drop(broker);
+}
+
+/// Settings for the TLS broker on `port` of `files`: its CA, and the
+/// client certificate when `certificate`.
+fn tls_settings(port: u16, did: &str, files: &TlsFiles, certificate: bool) -> MqttConfig {
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    let c = MqttConfig::new(&format!("mqtts://127.0.0.1:{port}"), did)
+        .unwrap()
+        .with_ca_pem(read(&files.ca));
+    if certificate {
+        c.with_client_auth(read(&files.client_cert), read(&files.client_key))
+    } else {
+        c
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_broker_that_asks_for_client_certificates_admits_only_sites_that_have_one() {
+    let Some((broker, files)) = Broker::launch_tls() else {
+        return;
+    };
+    let port = broker.port();
+    let settings = |did, certificate| tls_settings(port, did, &files, certificate);
+    let (a, _a_in) = Bridge::start(settings("jis:site-a:hub", true));
+    let (b, mut b_in) = Bridge::start(settings("jis:site-b:hub", true));
+    let (stranger, _stranger_in) = Bridge::start(settings("jis:site-c:hub", false));
+    until(&a, "a subscribed over TLS", |s| s.subscribed >= 2).await;
+    until(&b, "b subscribed over TLS", |s| s.subscribed >= 2).await;
+    assert!(a.publish_ping("jis:site-b:hub", b"over TLS"));
+    assert_eq!(next(&mut b_in).await.frame, b"over TLS");
+
+    // The broker is up (a and b are in); a site without a certificate is
+    // turned away at every attempt, and never subscribes.
+    let refused = stranger.stats().broker_down;
+    until(&stranger, "the stranger refused again", |s| {
+        s.broker_down > refused
+    })
+    .await;
+    assert_eq!(stranger.stats().subscribed, 0);
     drop(broker);
 }
 
