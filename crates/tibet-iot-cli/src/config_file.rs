@@ -329,6 +329,11 @@ pub struct MqttSection {
     pub tls: Option<bool>,
     /// PEM file of the CA that signed the broker's certificate (TLS).
     pub ca_file: Option<PathBuf>,
+    /// PEM file of this node's client certificate (chain), for a broker
+    /// that authenticates clients by certificate; with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of that certificate's private key (mode 600).
+    pub key_file: Option<PathBuf>,
     /// File whose first line is `USERNAME:PASSWORD`.
     pub credentials_file: Option<PathBuf>,
     /// Topic prefix (default `tibet/v1`).

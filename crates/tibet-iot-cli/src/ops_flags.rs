@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use tibet_iot::IoTNode;
-use tibet_iot_ops::{MetricsServer, MqttConfig, MqttUplink};
+use tibet_iot_ops::{MetricsServer, MqttConfig, MqttTlsFiles, MqttUplink};
 
 use crate::config_file::{ConfigFile, MqttSection};
 use crate::systemd;
@@ -100,9 +100,14 @@ impl Ops {
         // background, never an exit (docs/FLEETS.md).
         if let Some(mqtt) = self.mqtt.take() {
             tracing::info!(
-                "mqtt: joining the fleet through {}:{} (topics under {}/)",
+                "mqtt: joining the fleet through {}:{}{} (topics under {}/)",
                 mqtt.host(),
                 mqtt.port(),
+                match (mqtt.tls(), mqtt.client_auth()) {
+                    (true, true) => " over TLS with a client certificate",
+                    (true, false) => " over TLS",
+                    _ => "",
+                },
                 mqtt.prefix()
             );
             let uplink = MqttUplink::start(node, mqtt)?;
@@ -173,14 +178,18 @@ fn mqtt_config(
         config = config.with_topic_prefix(prefix)?;
     }
     config = config.with_tls(section.tls.unwrap_or(false));
-    if config.tls() {
-        let Some(path) = &section.ca_file else {
-            bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]");
-        };
-        let pem = std::fs::read(path)
-            .with_context(|| format!("cannot read MQTT CA file {}", path.display()))?;
-        config = config.with_ca_pem(pem);
+    if config.tls() && section.ca_file.is_none() {
+        bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]");
     }
+    if section.cert_file.is_some() && !config.tls() {
+        bail!("cert_file in [mqtt] needs TLS: an mqtts:// URL, or tls = true with ca_file");
+    }
+    let tls = config.tls();
+    config = config.with_tls_files(&MqttTlsFiles {
+        ca: section.ca_file.clone().filter(|_| tls),
+        cert: section.cert_file.clone(),
+        key: section.key_file.clone(),
+    })?;
     if let Some(path) = credentials_file.or(section.credentials_file.as_deref()) {
         let (user, password) = read_credentials(path)?;
         config = config.with_credentials(user, password);
@@ -238,5 +247,42 @@ mod tests {
         };
         let s = mqtt_config(&section, "mqtt://h?client_id=x", None, "jis:a:b").unwrap();
         assert_eq!((s.client_id(), s.prefix()), ("hub-1", "acme"));
+    }
+
+    #[test]
+    fn a_client_certificate_is_read_with_its_key_over_tls_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, mode| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "-----BEGIN PEM-----\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            Some(p)
+        };
+        let section = MqttSection {
+            ca_file: file("ca.pem", 0o644),
+            cert_file: file("hub.pem", 0o644),
+            key_file: file("hub.key", 0o600),
+            ..MqttSection::default()
+        };
+        let s = mqtt_config(&section, "mqtts://broker.lan", None, "jis:a:b").unwrap();
+        assert!(s.tls() && s.client_auth());
+        let e = mqtt_config(&section, "mqtt://broker.lan", None, "jis:a:b").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("cert_file in [mqtt] needs TLS"),
+            "{e:#}"
+        );
+        let half = MqttSection {
+            key_file: None,
+            ..section.clone()
+        };
+        let e = mqtt_config(&half, "mqtts://broker.lan", None, "jis:a:b").unwrap_err();
+        assert!(format!("{e:#}").contains("go together"), "{e:#}");
+        let open = MqttSection {
+            key_file: file("open.key", 0o644),
+            ..section.clone()
+        };
+        let e = mqtt_config(&open, "mqtts://broker.lan", None, "jis:a:b").unwrap_err();
+        assert!(format!("{e:#}").contains("run chmod 600"), "{e:#}");
     }
 }

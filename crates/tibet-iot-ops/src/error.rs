@@ -31,6 +31,29 @@ pub enum MqttConfigError {
     /// A client certificate is given for a connection without TLS.
     #[error("an MQTT client certificate needs TLS (mqtts:// or a CA certificate)")]
     ClientAuthWithoutTls,
+    /// A client certificate without its key, or a key without its
+    /// certificate.
+    #[error("an MQTT client certificate and its key go together: name both files or neither")]
+    ClientAuthHalf,
+    /// A TLS file could not be read.
+    #[error("cannot read MQTT {what} file {}: {source}", path.display())]
+    File {
+        /// Which file: `CA`, `client certificate`, `client key`.
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// The operating system's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client's private key may be read by group or others.
+    #[error("MQTT client key file {} is readable by group or others (mode {mode:o}); run chmod 600 on it", path.display())]
+    KeyReadable {
+        /// Its path.
+        path: std::path::PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
 }
 
 /// Why a [`MetricsServer`](crate::MetricsServer) could not start.

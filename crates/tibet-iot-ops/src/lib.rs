@@ -33,6 +33,7 @@ mod metrics;
 mod metrics_page;
 mod mqtt;
 mod mqtt_config;
+mod mqtt_tls;
 mod origins;
 mod uplink;
 
@@ -40,4 +41,5 @@ pub use error::{MetricsError, MqttConfigError};
 pub use metrics::{MAX_CONNECTIONS, MAX_REQUEST, MetricsServer, REQUEST_TIMEOUT};
 pub use mqtt::{MqttStats, MqttStatsReader};
 pub use mqtt_config::{DEFAULT_PREFIX, MqttConfig};
+pub use mqtt_tls::MqttTlsFiles;
 pub use uplink::{EVENTS_PER_SECOND, MqttUplink, UPLINK_CHANNEL};

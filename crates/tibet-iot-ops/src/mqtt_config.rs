@@ -158,6 +158,11 @@ impl MqttConfig {
         Ok(())
     }
 
+    /// Whether it presents a client certificate.
+    pub fn client_auth(&self) -> bool {
+        self.tls_client.is_some()
+    }
+
     /// The broker's host name or address (an IPv6 address without brackets).
     pub fn host(&self) -> &str {
         &self.host

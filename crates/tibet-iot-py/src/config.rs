@@ -9,6 +9,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tibet_iot::{IdentityConfig, TransportConfig};
+use tibet_iot_ops::MqttTlsFiles;
 use tibet_ping::identity::{DEFAULT_PIN_CAPACITY, IdentityMode, Keypair, PinStore, PublicKey};
 
 use crate::pytypes::{ErrorKind, error};
@@ -25,17 +26,6 @@ pub(crate) struct NodeSettings {
     pub(crate) mqtt_tls: MqttTlsFiles,
     /// Where to serve the metrics page (`metrics_addr`), if anywhere.
     pub(crate) metrics_addr: Option<SocketAddr>,
-}
-
-/// The TLS files of the MQTT bridge, as named in the config.
-#[derive(Default)]
-pub(crate) struct MqttTlsFiles {
-    /// The broker's CA certificate (PEM).
-    pub(crate) ca: Option<PathBuf>,
-    /// The client's certificate chain (PEM).
-    pub(crate) cert: Option<PathBuf>,
-    /// The client's private key (PEM).
-    pub(crate) key: Option<PathBuf>,
 }
 
 fn field<'py, T: FromPyObject<'py>>(
