@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tibet_ping::{AirlockRule, AirlockZone, RulePattern};
 
@@ -58,6 +59,9 @@ impl std::str::FromStr for Topology {
         })
     }
 }
+
+/// Mixed into the seed for the generator of the ping pairs.
+const PAIRS_SEED: u64 = 0x7069_6e67_7061_6972;
 
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq)]
@@ -428,6 +432,22 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
     report
 }
 
+/// The (source, target) pairs of a scenario's mesh pings over `n` nodes
+/// (n >= 2), in order: two different nodes each. They come from their own
+/// generator, seeded by `seed` alone, so the same seed pings the same
+/// pairs whatever the warm-up, the routing, or the flood baseline drew from
+/// the simulation's: those compare on the same pings. (With churn a node
+/// that is away is replaced by one present, drawn from the simulation's.)
+pub fn ping_pairs(seed: u64, n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut rng = StdRng::seed_from_u64(seed ^ PAIRS_SEED);
+    let n = n.max(2);
+    core::iter::repeat_with(move || {
+        let src = rng.gen_range(0..n);
+        let dst = rng.gen_range(0..n - 1);
+        (src, if dst >= src { dst + 1 } else { dst })
+    })
+}
+
 /// Cells and regions per side: `(1, 1)` without points (a topology
 /// other than the geometric one); with regions, the cells per side a
 /// multiple of them, so each region holds whole cells.
@@ -565,12 +585,9 @@ fn run_once(cfg: &ScenarioConfig, routing: bool, progress: &mut dyn FnMut(u64)) 
             }
         };
     let mut attempted = 0;
+    let mut pairs = ping_pairs(cfg.seed, n);
     for k in 0..cfg.pings {
-        let mut src = sim.rng().gen_range(0..n);
-        let mut dst = sim.rng().gen_range(0..n - 1);
-        if dst >= src {
-            dst += 1;
-        }
+        let (mut src, mut dst) = pairs.next().expect("endless");
         // With churn, a node that is away is replaced by one present.
         if !sim.is_alive(src) {
             src = Fleet::pick(&mut sim, n, Some(dst));
@@ -724,6 +741,22 @@ mod tests {
                 + 100 * MEMORY_PER_PING
         );
         assert!(at(60_000, 1_000_000) > big);
+    }
+
+    #[test]
+    fn ping_pairs_are_two_nodes_each_and_follow_from_the_seed_alone() {
+        let take = |seed, n| ping_pairs(seed, n).take(500).collect::<Vec<_>>();
+        let pairs = take(1, 7);
+        assert!(pairs.iter().all(|&(s, d)| s != d && s < 7 && d < 7));
+        for end in 0..7 {
+            assert!(
+                pairs.iter().any(|&(s, d)| s == end || d == end),
+                "{end} drawn"
+            );
+        }
+        assert_eq!(pairs, take(1, 7));
+        assert_ne!(pairs, take(2, 7));
+        assert!(take(1, 2).iter().all(|&p| p == (0, 1) || p == (1, 0)));
     }
 
     #[test]

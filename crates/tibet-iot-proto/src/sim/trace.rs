@@ -17,24 +17,31 @@ use crate::requests::RequestId;
 use crate::routes::{INFINITY, area_of};
 
 /// One line on standard error: the virtual time, the datagrams sent so far,
-/// and, summed over the engines, the routes held, learned (new or
-/// replaced) and expired. The mesh has converged when the routes held stop
-/// growing and few are learned between two lines.
+/// and, summed over the engines, the routes held, their mean length, and
+/// the routes learned (new or replaced) and expired. The mesh has
+/// converged when the routes held stop growing and their length stops
+/// falling.
 pub(crate) fn warmup_line(sim: &Sim) {
     let now = sim.now();
-    let (mut held, mut learned, mut expired) = (0usize, 0u64, 0u64);
+    let (mut held, mut learned, mut expired, mut hops) = (0usize, 0u64, 0u64, 0u64);
     for (_, e) in sim.engines() {
         let r = e.stats(now).routes;
         held += r.entries;
         learned += r.learned;
         expired += r.expired;
+        hops += e
+            .routes()
+            .iter()
+            .map(|(_, r)| u64::from(r.hops))
+            .sum::<u64>();
     }
     eprintln!(
-        "warm-up {:>5} s: {} datagrams sent, routes held {held}, learned {learned}, expired {expired}",
+        "warm-up {:>5} s: {} datagrams sent, routes held {held} (mean {:.3} links), learned {learned}, expired {expired}",
         now.mono
             .saturating_duration_since(crate::time::MonoTime::ZERO)
             .as_secs(),
         sim.sent(),
+        hops as f64 / held.max(1) as f64,
     );
 }
 
