@@ -121,6 +121,7 @@ fn shared_prefix(a: &str, b: &str) -> usize {
     }
     a[..n].iter().rposition(|&c| c == b':').unwrap_or(0)
 }
+
 /// Whether `outer` is `inner` or an area that contains it (a prefix of it
 /// ending at a segment boundary).
 fn contains_area(outer: &str, inner: &str) -> bool {
