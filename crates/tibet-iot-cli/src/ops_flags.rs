@@ -64,10 +64,13 @@ impl Ops {
             // Relative paths in the file are relative to the file.
             let base = config.and_then(Path::parent).unwrap_or(Path::new("."));
             let mut section = section.clone();
-            for p in [&mut section.credentials_file, &mut section.ca_file]
-                .into_iter()
-                .flatten()
-            {
+            let paths = [
+                &mut section.credentials_file,
+                &mut section.ca_file,
+                &mut section.cert_file,
+                &mut section.key_file,
+            ];
+            for p in paths.into_iter().flatten() {
                 if p.is_relative() {
                     *p = base.join(&*p);
                 }

@@ -355,6 +355,33 @@ fn the_config_file_sets_metrics_and_checks_mqtt() {
     let err = stderr(&out);
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.contains("bad MQTT URL"), "{err}");
+
+    // TLS files are found beside the config file, not in the working
+    // directory; a client key that others may read stops the start.
+    let tls = dir.path().join("tls.toml");
+    std::fs::write(
+        &tls,
+        "did = \"jis:site-a:hub\"\n[trust]\n\"jis:site-a:phone\" = 0.9\n[mqtt]\n\
+         url = \"mqtts://127.0.0.1:1\"\nca_file = \"ca.pem\"\ncert_file = \"hub.pem\"\nkey_file = \"hub.key\"\n",
+    )
+    .unwrap();
+    for name in ["ca.pem", "hub.pem", "hub.key"] {
+        std::fs::write(dir.path().join(name), "-----BEGIN PEM-----\n").unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.path().join("hub.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(&["listen", "--config", tls.to_str().unwrap(), "--port", "0"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "MQTT client key file {} is readable",
+            key.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
