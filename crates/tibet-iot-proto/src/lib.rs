@@ -54,7 +54,9 @@ mod source_guard;
 mod time;
 mod uplink;
 
-pub use advert::{Advert, AdvertText, Entries as AdvertEntries, MAX_ADVERTISED, ROUTES_KEY};
+pub use advert::{
+    Advert, AdvertText, Entries as AdvertEntries, MAX_ADVERTISED, ONE_WAY_KEY, ROUTES_KEY,
+};
 pub use audit_queue::{AuditConfig, AuditOverload};
 pub use audit_record::{AnsweredPing, AuditRecord};
 pub use compact_str::CompactString;

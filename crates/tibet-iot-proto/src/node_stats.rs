@@ -62,8 +62,12 @@ pub struct EngineStats {
     pub responses_foreign: u64,
     /// Responses for nothing we sent or relayed.
     pub responses_orphan: u64,
-    /// Heartbeats sent by the background loop.
+    /// Heartbeats sent by the background loop (rounds and triggered route
+    /// updates).
     pub heartbeats_sent: u64,
+    /// Triggered route updates received and, as they ask, not answered
+    /// ([`crate::ONE_WAY_KEY`]).
+    pub updates_unanswered: u64,
     /// Beacons refused by the beacon handler (too old).
     pub beacons_rejected: u64,
     /// Encoding failures of our own frames.

@@ -14,6 +14,7 @@ use tibet_ping::{AirlockZone, Outcome, PingPacket, PingType, RoutingMode};
 use super::inbound::Inbound;
 use super::mesh::Mesh;
 use super::shared::Shared;
+use crate::advert::ONE_WAY_KEY;
 use crate::audit_queue::Admission;
 use crate::audit_record::{AnsweredPing, AuditRecord};
 use crate::config::TransportConfig;
@@ -217,10 +218,11 @@ impl Answers {
         let mut reply = answer.should_reply();
         let mut recorded = false;
         let mut refused = false;
+        let direct_heartbeat =
+            packet.ping_type == PingType::Heartbeat && packet.hop_count == 0 && !source.is_uplink();
+        let one_way = direct_heartbeat
+            && packet.payload.get(ONE_WAY_KEY) == Some(&serde_json::Value::Bool(true));
         if reply {
-            let direct_heartbeat = packet.ping_type == PingType::Heartbeat
-                && packet.hop_count == 0
-                && !source.is_uplink();
             let records = 1 + usize::from(direct_heartbeat);
             match Self::admit_answer(shared, now, from, trusted, records) {
                 Some(Admission::Refuse(_)) => (reply, refused) = (false, true),
@@ -241,55 +243,61 @@ impl Answers {
             // Answers are signed for senders that sign (they can check the
             // answer against a pin); an unsigned sender gets an unsigned
             // answer, so a load of unsigned pings costs no signatures.
-            let signs = shared.config.identity.key.is_some() && !packet.signature.is_empty();
-            let mut response = None;
-            if signs {
-                let mut r = shared.node.response_for(now.wall, &answer, packet);
-                shared.identity.sign_response(&mut r);
-                response = Some(r);
-            }
-            let mut buf = core::mem::take(&mut self.buf);
-            let encoded = match &response {
-                Some(r) => shared.codec.encode_response_into(r, &mut buf),
-                None => {
-                    let view = shared.node.response_view(now.wall, &answer, packet);
-                    shared.codec.encode_view_into(&view, &mut buf)
+            if one_way {
+                // A triggered route update: taken like any heartbeat, not
+                // answered (docs/PROTOCOL.md, "Route advertisements").
+                shared.stats.updates_unanswered += 1;
+            } else {
+                let signs = shared.config.identity.key.is_some() && !packet.signature.is_empty();
+                let mut response = None;
+                if signs {
+                    let mut r = shared.node.response_for(now.wall, &answer, packet);
+                    shared.identity.sign_response(&mut r);
+                    response = Some(r);
                 }
-            };
-            match encoded {
-                Ok(()) => {
-                    let routed = packet.routing_mode == RoutingMode::Mesh;
-                    let sent = if source.is_uplink() {
-                        // One answer per ping answered, back through the
-                        // broker (never onto the LAN): no credit spent.
-                        shared.reply(source, &packet.source_did, buf.to_vec());
-                        true
-                    } else {
-                        // One exact-size copy for the send queue; the
-                        // buffer's spare capacity stays for the next answer.
-                        let charge = (!trusted).then(|| from.ip());
-                        let copy = Bytes::copy_from_slice(&buf);
-                        Self::send(shared, mesh, now, from, copy, routed, charge, inbound)
-                    };
-                    if sent {
-                        // The cache keeps its own copy (its byte log).
-                        self.responses.insert(now.mono, key, from, &buf, trusted);
-                        if source.is_uplink() {
-                            shared.uplink.note_origin(
-                                now.mono,
-                                &packet.packet_id,
-                                &packet.source_did,
-                            );
-                        }
-                        shared.stats.pings_answered += 1;
-                        if routed && !source.is_uplink() {
-                            mesh.count_answered(packet.hop_count);
+                let mut buf = core::mem::take(&mut self.buf);
+                let encoded = match &response {
+                    Some(r) => shared.codec.encode_response_into(r, &mut buf),
+                    None => {
+                        let view = shared.node.response_view(now.wall, &answer, packet);
+                        shared.codec.encode_view_into(&view, &mut buf)
+                    }
+                };
+                match encoded {
+                    Ok(()) => {
+                        let routed = packet.routing_mode == RoutingMode::Mesh;
+                        let sent = if source.is_uplink() {
+                            // One answer per ping answered, back through the
+                            // broker (never onto the LAN): no credit spent.
+                            shared.reply(source, &packet.source_did, buf.to_vec());
+                            true
+                        } else {
+                            // One exact-size copy for the send queue; the
+                            // buffer's spare capacity stays for the next answer.
+                            let charge = (!trusted).then(|| from.ip());
+                            let copy = Bytes::copy_from_slice(&buf);
+                            Self::send(shared, mesh, now, from, copy, routed, charge, inbound)
+                        };
+                        if sent {
+                            // The cache keeps its own copy (its byte log).
+                            self.responses.insert(now.mono, key, from, &buf, trusted);
+                            if source.is_uplink() {
+                                shared.uplink.note_origin(
+                                    now.mono,
+                                    &packet.packet_id,
+                                    &packet.source_did,
+                                );
+                            }
+                            shared.stats.pings_answered += 1;
+                            if routed && !source.is_uplink() {
+                                mesh.count_answered(packet.hop_count);
+                            }
                         }
                     }
+                    Err(_) => shared.stats.encode_errors += 1,
                 }
-                Err(_) => shared.stats.encode_errors += 1,
+                self.buf = buf;
             }
-            self.buf = buf;
             if recorded {
                 // Queued before the driver sends the answer (admitted
                 // above, so it fits). ROOD drops and replays are

@@ -14,7 +14,7 @@ use rand::Rng;
 use tibet_ping::{JsonMap, PingPacket, PingType};
 
 use super::shared::Shared;
-use crate::advert::{Advert, AdvertText, ROUTES_KEY};
+use crate::advert::{Advert, AdvertText, ONE_WAY_KEY, ROUTES_KEY};
 use crate::config::TransportConfig;
 use crate::requests::RequestKind;
 use crate::retransmit::RetransmitPolicy;
@@ -348,17 +348,17 @@ impl Router {
     /// at `to` (with routing on): `full`, the whole table, if the neighbour
     /// is due it, else `round`, if the neighbour advertises routes itself,
     /// else an empty advertisement, which says that this node routes and
-    /// wants the neighbour's advertisements. `None` when `skip_empty` and
-    /// the neighbour would be sent no route but its own and those through
-    /// it (a triggered update with nothing for it). Added before the
-    /// heartbeat is signed.
+    /// wants the neighbour's advertisements. For a triggered `update`, also
+    /// [`ONE_WAY_KEY`] (it wants no answer), and `None` when the neighbour
+    /// would be sent no route but its own and those through it (nothing for
+    /// it). Added before the heartbeat is signed.
     pub(super) fn heartbeat_routes(
         &mut self,
         shared: &Shared,
         now: Now,
         (round, full): (&[AdvertEntry], Option<&[AdvertEntry]>),
         (to_did, to): (&str, SocketAddr),
-        skip_empty: bool,
+        update: bool,
     ) -> Option<JsonMap> {
         let mut extra = JsonMap::new();
         if !shared.config.routing {
@@ -371,11 +371,14 @@ impl Router {
         };
         // An update that would only poison routes through the neighbour
         // (it taught them) tells it nothing.
-        if skip_empty && routes.iter().all(|(d, hop, _)| *hop == to || d == to_did) {
+        if update && routes.iter().all(|(d, hop, _)| *hop == to || d == to_did) {
             return None;
         }
         let advert = RoutingTable::advertisement_for(routes, to_did, to);
         extra.insert(ROUTES_KEY.to_owned(), advert.into());
+        if update {
+            extra.insert(ONE_WAY_KEY.to_owned(), true.into());
+        }
         Some(extra)
     }
 

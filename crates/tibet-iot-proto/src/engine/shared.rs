@@ -382,6 +382,28 @@ impl Shared {
         sent
     }
 
+    /// Sends a heartbeat that wants no answer (a triggered route update,
+    /// [`crate::ONE_WAY_KEY`]): no request waits for it. Over the uplink,
+    /// which answers every ping, it goes as a background heartbeat.
+    pub(super) fn send_one_way_heartbeat(
+        &mut self,
+        now: Now,
+        packet: PingPacket,
+        addr: SocketAddr,
+    ) {
+        if addr == UPLINK_ADDR {
+            self.send_background_heartbeat(now, packet, addr);
+            return;
+        }
+        match self.codec.encode_packet(&packet) {
+            Ok(bytes) => {
+                self.out.transmit(addr, bytes);
+                self.stats.heartbeats_sent += 1;
+            }
+            Err(_) => self.stats.encode_errors += 1,
+        }
+    }
+
     /// Sends unproven peer `did` at `addr` a heartbeat: its nonce challenge
     /// (an answer from `addr` proves the address). Paid from the credit the
     /// address earned, since only input from it introduced the peer.

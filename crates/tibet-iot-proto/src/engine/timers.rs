@@ -184,7 +184,11 @@ impl Engine {
                 continue;
             };
             let packet = shared.node.heartbeat_with(now.wall, &did, None, extra);
-            shared.send_background_heartbeat(now, packet, addr);
+            if update {
+                shared.send_one_way_heartbeat(now, packet, addr);
+            } else {
+                shared.send_background_heartbeat(now, packet, addr);
+            }
         }
     }
 
