@@ -325,9 +325,9 @@ pub struct MqttSection {
     pub url: Option<String>,
     /// Client id (default: `tibet-` and the node's DID with `:` as `-`).
     pub client_id: Option<String>,
-    /// Use TLS (implied by `mqtts://`).
+    /// Use TLS (implied by `mqtts://` and by `ca_file`).
     pub tls: Option<bool>,
-    /// PEM file of the CA that signed the broker's certificate (TLS).
+    /// PEM file of the CA that signed the broker's certificate (turns TLS on).
     pub ca_file: Option<PathBuf>,
     /// PEM file of this node's client certificate (chain), for a broker
     /// that authenticates clients by certificate; with `key_file`.

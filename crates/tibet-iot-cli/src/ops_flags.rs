@@ -180,12 +180,17 @@ fn mqtt_config(
     if let Some(prefix) = &section.topic_prefix {
         config = config.with_topic_prefix(prefix)?;
     }
-    config = config.with_tls(section.tls.unwrap_or(false));
+    // A CA file means TLS, as in Python: a CA given and then not used would
+    // send the credentials and every frame in the clear.
+    if section.tls == Some(false) && section.ca_file.is_some() {
+        bail!("ca_file in [mqtt] turns TLS on, but tls = false: remove one of them");
+    }
+    config = config.with_tls(section.tls.unwrap_or(false) || section.ca_file.is_some());
     if config.tls() && section.ca_file.is_none() {
         bail!("MQTT over TLS needs ca_file (the broker's CA, PEM) in [mqtt]");
     }
     if section.cert_file.is_some() && !config.tls() {
-        bail!("cert_file in [mqtt] needs TLS: an mqtts:// URL, or tls = true with ca_file");
+        bail!("cert_file in [mqtt] needs TLS: give ca_file, the broker's CA (PEM)");
     }
     let tls = config.tls();
     config = config.with_tls_files(&MqttTlsFiles {
@@ -270,7 +275,20 @@ mod tests {
         };
         let s = mqtt_config(&section, "mqtts://broker.lan", None, "jis:a:b").unwrap();
         assert!(s.tls() && s.client_auth());
-        let e = mqtt_config(&section, "mqtt://broker.lan", None, "jis:a:b").unwrap_err();
+        // The CA file turns TLS on for an mqtt:// URL too.
+        let s = mqtt_config(&section, "mqtt://broker.lan", None, "jis:a:b").unwrap();
+        assert!(s.tls() && s.client_auth());
+        let off = MqttSection {
+            tls: Some(false),
+            ..section.clone()
+        };
+        let e = mqtt_config(&off, "mqtt://broker.lan", None, "jis:a:b").unwrap_err();
+        assert!(format!("{e:#}").contains("but tls = false"), "{e:#}");
+        let no_ca = MqttSection {
+            ca_file: None,
+            ..section.clone()
+        };
+        let e = mqtt_config(&no_ca, "mqtt://broker.lan", None, "jis:a:b").unwrap_err();
         assert!(
             format!("{e:#}").contains("cert_file in [mqtt] needs TLS"),
             "{e:#}"
