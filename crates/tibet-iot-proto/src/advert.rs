@@ -22,12 +22,13 @@ use tibet_ping::JsonMap;
 /// Payload key of a heartbeat carrying route advertisements (an extension;
 /// peers that do not route ignore unknown payload keys).
 pub const ROUTES_KEY: &str = "routes";
-/// Payload key (value `true`) of a triggered update: a heartbeat that
-/// carries only changed routes between rounds and wants no answer (an
+/// Payload key (value `true`) of a one-way triggered update: a heartbeat
+/// that carries only changed routes between rounds and wants no answer (an
 /// extension; the reference, which ignores unknown keys, answers it as any
-/// heartbeat). A node that converges sends many: answered, they doubled the
-/// datagrams of a mesh coming up, to tell the sender that a neighbour it
-/// hears every round is there (docs/PROTOCOL.md, "Route advertisements").
+/// heartbeat). A young table's updates are one-way: a mesh coming up sends
+/// many, and their answers nearly doubled its datagrams to say that
+/// neighbours the rounds hear are there (docs/PROTOCOL.md, "Route
+/// advertisements").
 pub const ONE_WAY_KEY: &str = "one_way";
 /// Most entries one advertisement carries, and most entries read from one.
 pub const MAX_ADVERTISED: usize = 256;

@@ -394,6 +394,16 @@ impl RoutingTable {
         destination.len() + ENTRY_OVERHEAD
     }
 
+    /// Whether the table is young at `now`: it has learned no route yet, or
+    /// its first a quarter of the ttl ago or less (120 s at the defaults;
+    /// the start of a mesh, when every node learns every destination).
+    /// Routes new to a young table go out in triggered updates, and those
+    /// updates are one-way ([`crate::ONE_WAY_KEY`]).
+    pub fn young(&self, now: MonoTime) -> bool {
+        self.first_learned
+            .is_none_or(|first| now.saturating_duration_since(first) <= self.ttl / 4)
+    }
+
     /// Learns (or confirms) a route; returns whether the table now holds it.
     /// A shorter route replaces a longer one; the same next hop updates its
     /// length (a poisoned one, `hops >= INFINITY`, removes it).
@@ -474,9 +484,10 @@ impl RoutingTable {
         // carries it. Later changes, and routes that come back after a
         // loss, wait for the heartbeat round (docs/ARCHITECTURE.md,
         // "Routing").
-        let first = *self.first_learned.get_or_insert(now);
-        let young = now.saturating_duration_since(first) <= self.ttl / 4;
-        if young && source != RouteSource::Response && self.held.held_at(now, destination).is_none()
+        self.first_learned.get_or_insert(now);
+        if self.young(now)
+            && source != RouteSource::Response
+            && self.held.held_at(now, destination).is_none()
         {
             self.note_change(now);
         }

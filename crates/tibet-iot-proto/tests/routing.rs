@@ -257,19 +257,21 @@ fn triggered_updates_carry_new_routes_down_a_line_within_seconds() {
     );
 }
 
-/// Triggered updates say they want no answer and get none; the rounds'
-/// heartbeats are answered (the neighbour's liveness), and what the updates
-/// carry is learned all the same.
-#[test]
-fn triggered_updates_are_not_answered_and_round_heartbeats_are() {
-    let n = 5;
-    let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
-    let mut sim = network(3, n, &edges);
-    sim.record_wire(true);
-    sim.run_for(Duration::from_secs(65));
+/// The heartbeats on the wire: the one-way ones, the others with the text
+/// of their routes, and the packet ids answered.
+struct Heartbeats {
+    one_way: Vec<String>,
+    others: Vec<(String, String)>,
+    answered: std::collections::HashSet<String>,
+}
+
+fn heartbeats(sim: &Sim) -> Heartbeats {
     let codec = tibet_ping::PacketCodec::json();
-    let (mut updates, mut rounds) = (Vec::new(), Vec::new());
-    let mut answered = std::collections::HashSet::new();
+    let mut h = Heartbeats {
+        one_way: Vec::new(),
+        others: Vec::new(),
+        answered: std::collections::HashSet::new(),
+    };
     for d in sim.wire() {
         match codec.decode(&d.bytes) {
             Ok(tibet_ping::Frame::Packet(p)) if p.ping_type == PingType::Heartbeat => {
@@ -278,25 +280,43 @@ fn triggered_updates_are_not_answered_and_round_heartbeats_are() {
                         p.payload.contains_key(ROUTES_KEY),
                         "an update carries routes"
                     );
-                    updates.push(p.packet_id);
+                    h.one_way.push(p.packet_id);
                 } else {
-                    rounds.push(p.packet_id);
+                    let routes = p.payload.get(ROUTES_KEY).and_then(|v| v.as_str());
+                    h.others
+                        .push((p.packet_id, routes.unwrap_or_default().to_owned()));
                 }
             }
             Ok(tibet_ping::Frame::Response(r)) => {
-                answered.insert(r.in_response_to);
+                h.answered.insert(r.in_response_to);
             }
             _ => {}
         }
     }
-    assert!(updates.len() >= n, "{} updates", updates.len());
-    assert!(!rounds.is_empty());
+    h
+}
+
+/// While the tables are young (the mesh comes up), triggered updates say
+/// they want no answer and get none; the rounds' heartbeats are answered
+/// (the neighbour's liveness), and what the updates carry is learned all
+/// the same. Later, the heartbeats that withdraw a node that left are
+/// answered: an answer that does not come gets the neighbour probed.
+#[test]
+fn young_tables_send_one_way_updates_and_rounds_and_later_updates_are_answered() {
+    let n = 5;
+    let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
+    let mut sim = network(3, n, &edges);
+    sim.record_wire(true);
+    sim.run_for(Duration::from_secs(65));
+    let h = heartbeats(&sim);
+    assert!(h.one_way.len() >= n, "{} updates", h.one_way.len());
+    assert!(!h.others.is_empty());
     assert!(
-        updates.iter().all(|u| !answered.contains(u)),
+        h.one_way.iter().all(|u| !h.answered.contains(u)),
         "an update was answered"
     );
     assert!(
-        rounds.iter().all(|r| answered.contains(r)),
+        h.others.iter().all(|(id, _)| h.answered.contains(id)),
         "a round went unanswered"
     );
     let now = sim.now();
@@ -305,13 +325,35 @@ fn triggered_updates_are_not_answered_and_round_heartbeats_are() {
         .sum();
     assert_eq!(
         unanswered,
-        updates.len() as u64,
-        "each one counted where it arrived"
+        h.one_way.len() as u64,
+        "each counted where it arrived"
     );
     for (from, to) in [(0, n - 1), (n - 1, 0)] {
         let r = sim.node(from).routes().get(now.mono, &did(to)).cloned();
         assert_eq!(r.map(|r| r.hops), Some(n as u32 - 1), "{from} -> {to}");
     }
+
+    // The tables are old now; the last node leaves.
+    sim.run_for(Duration::from_secs(90));
+    let later = sim.now().mono;
+    assert!(!sim.node(2).routes().young(later));
+    sim.record_wire(true);
+    sim.kill(n - 1);
+    sim.run_for(Duration::from_secs(60));
+    let h = heartbeats(&sim);
+    assert!(h.one_way.is_empty(), "{} one-way updates", h.one_way.len());
+    let gone = did(n - 1);
+    let withdrawals: Vec<&String> = h
+        .others
+        .iter()
+        .filter(|(_, routes)| {
+            let tokens: Vec<&str> = routes.split(' ').collect();
+            tokens.windows(2).any(|w| w == ["255", gone.as_str()])
+        })
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!withdrawals.is_empty(), "the node's withdrawal went out");
+    assert!(withdrawals.iter().all(|id| h.answered.contains(*id)));
 }
 
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.

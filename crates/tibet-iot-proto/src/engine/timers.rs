@@ -11,6 +11,7 @@ use core::net::SocketAddr;
 use super::Engine;
 use super::mesh::Mesh;
 use super::shared::Shared;
+use crate::advert::ONE_WAY_KEY;
 use crate::audit_record::AuditRecord;
 use crate::event::Event;
 use crate::requests::{Due, RequestKind};
@@ -183,8 +184,9 @@ impl Engine {
             ) else {
                 continue;
             };
+            let one_way = extra.contains_key(ONE_WAY_KEY);
             let packet = shared.node.heartbeat_with(now.wall, &did, None, extra);
-            if update {
+            if one_way {
                 shared.send_one_way_heartbeat(now, packet, addr);
             } else {
                 shared.send_background_heartbeat(now, packet, addr);
