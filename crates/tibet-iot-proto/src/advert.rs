@@ -25,10 +25,10 @@ pub const ROUTES_KEY: &str = "routes";
 /// Payload key (value `true`) of a one-way triggered update: a heartbeat
 /// that carries only changed routes between rounds and wants no answer (an
 /// extension; the reference, which ignores unknown keys, answers it as any
-/// heartbeat). A young table's updates are one-way: a mesh coming up sends
-/// many, and their answers nearly doubled its datagrams to say that
-/// neighbours the rounds hear are there (docs/PROTOCOL.md, "Route
-/// advertisements").
+/// heartbeat). Updates to a neighbour heard within the request timeout
+/// are one-way: a mesh coming up sends many, and their answers nearly
+/// doubled its datagrams to say that neighbours heard moments ago are there
+/// (docs/PROTOCOL.md, "Route advertisements").
 pub const ONE_WAY_KEY: &str = "one_way";
 /// Most entries one advertisement carries, and most entries read from one.
 pub const MAX_ADVERTISED: usize = 256;

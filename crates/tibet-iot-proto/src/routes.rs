@@ -397,9 +397,8 @@ impl RoutingTable {
     /// Whether the table is young at `now`: it has learned no route yet, or
     /// its first a quarter of the ttl ago or less (120 s at the defaults;
     /// the start of a mesh, when every node learns every destination).
-    /// Routes new to a young table go out in triggered updates, and those
-    /// updates are one-way ([`crate::ONE_WAY_KEY`]).
-    pub fn young(&self, now: MonoTime) -> bool {
+    /// Routes new to a young table go out in triggered updates.
+    fn young(&self, now: MonoTime) -> bool {
         self.first_learned
             .is_none_or(|first| now.saturating_duration_since(first) <= self.ttl / 4)
     }

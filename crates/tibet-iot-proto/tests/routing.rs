@@ -257,103 +257,95 @@ fn triggered_updates_carry_new_routes_down_a_line_within_seconds() {
     );
 }
 
-/// The heartbeats on the wire: the one-way ones, the others with the text
-/// of their routes, and the packet ids answered.
-struct Heartbeats {
-    one_way: Vec<String>,
-    others: Vec<(String, String)>,
-    answered: std::collections::HashSet<String>,
+/// A heartbeat on the wire.
+struct Heartbeat {
+    at: tibet_iot_proto::MonoTime,
+    from: std::net::SocketAddr,
+    to: std::net::SocketAddr,
+    id: String,
+    one_way: bool,
 }
 
-fn heartbeats(sim: &Sim) -> Heartbeats {
+/// The heartbeats on the wire, and the packet ids answered.
+fn heartbeats(sim: &Sim) -> (Vec<Heartbeat>, std::collections::HashSet<String>) {
     let codec = tibet_ping::PacketCodec::json();
-    let mut h = Heartbeats {
-        one_way: Vec::new(),
-        others: Vec::new(),
-        answered: std::collections::HashSet::new(),
-    };
+    let mut all = Vec::new();
+    let mut answered = std::collections::HashSet::new();
     for d in sim.wire() {
         match codec.decode(&d.bytes) {
             Ok(tibet_ping::Frame::Packet(p)) if p.ping_type == PingType::Heartbeat => {
-                if p.payload.get(ONE_WAY_KEY) == Some(&true.into()) {
-                    assert!(
-                        p.payload.contains_key(ROUTES_KEY),
-                        "an update carries routes"
-                    );
-                    h.one_way.push(p.packet_id);
-                } else {
-                    let routes = p.payload.get(ROUTES_KEY).and_then(|v| v.as_str());
-                    h.others
-                        .push((p.packet_id, routes.unwrap_or_default().to_owned()));
-                }
+                let one_way = p.payload.get(ONE_WAY_KEY) == Some(&true.into());
+                assert!(
+                    !one_way || p.payload.contains_key(ROUTES_KEY),
+                    "an update carries routes"
+                );
+                all.push(Heartbeat {
+                    at: d.at,
+                    from: d.from,
+                    to: d.to,
+                    id: p.packet_id,
+                    one_way,
+                });
             }
             Ok(tibet_ping::Frame::Response(r)) => {
-                h.answered.insert(r.in_response_to);
+                answered.insert(r.in_response_to);
             }
             _ => {}
         }
     }
-    h
+    (all, answered)
 }
 
-/// While the tables are young (the mesh comes up), triggered updates say
+/// Triggered updates to a neighbour heard within the request timeout say
 /// they want no answer and get none; the rounds' heartbeats are answered
 /// (the neighbour's liveness), and what the updates carry is learned all
-/// the same. Later, the heartbeats that withdraw a node that left are
-/// answered: an answer that does not come gets the neighbour probed.
+/// the same. An update to a neighbour not heard lately (here: cut off)
+/// asks for an answer, so that its silence gets the neighbour probed.
 #[test]
-fn young_tables_send_one_way_updates_and_rounds_and_later_updates_are_answered() {
-    let n = 5;
+fn updates_are_one_way_to_neighbours_heard_lately_and_rounds_are_answered() {
+    let n = 12;
     let edges: Vec<(usize, usize)> = (1..n).map(|i| (i - 1, i)).collect();
     let mut sim = network(3, n, &edges);
     sim.record_wire(true);
-    sim.run_for(Duration::from_secs(65));
-    let h = heartbeats(&sim);
-    assert!(h.one_way.len() >= n, "{} updates", h.one_way.len());
-    assert!(!h.others.is_empty());
-    assert!(
-        h.one_way.iter().all(|u| !h.answered.contains(u)),
-        "an update was answered"
-    );
-    assert!(
-        h.others.iter().all(|(id, _)| h.answered.contains(id)),
-        "a round went unanswered"
-    );
+    // The first round is at 30 s; the routes then travel in updates.
+    sim.run_for(Duration::from_secs(31));
+    let cut_at = sim.now().mono;
+    sim.cut(5, 6);
+    sim.run_for(Duration::from_secs(27));
+    let (all, answered) = heartbeats(&sim);
+    let across = |h: &Heartbeat| {
+        [(addr(5), addr(6)), (addr(6), addr(5))].contains(&(h.from, h.to)) && h.at >= cut_at
+    };
+    let one_way = all.iter().filter(|h| h.one_way).count();
+    assert!(one_way >= n, "{one_way} one-way updates");
+    for h in all.iter().filter(|h| !across(h)) {
+        assert_eq!(
+            answered.contains(&h.id),
+            !h.one_way,
+            "{} -> {}",
+            h.from,
+            h.to
+        );
+    }
     let now = sim.now();
     let unanswered: u64 = (0..n)
         .map(|i| sim.node(i).stats(now).engine.updates_unanswered)
         .sum();
-    assert_eq!(
-        unanswered,
-        h.one_way.len() as u64,
-        "each counted where it arrived"
-    );
-    for (from, to) in [(0, n - 1), (n - 1, 0)] {
-        let r = sim.node(from).routes().get(now.mono, &did(to)).cloned();
-        assert_eq!(r.map(|r| r.hops), Some(n as u32 - 1), "{from} -> {to}");
-    }
-
-    // The tables are old now; the last node leaves.
-    sim.run_for(Duration::from_secs(90));
-    let later = sim.now().mono;
-    assert!(!sim.node(2).routes().young(later));
-    sim.record_wire(true);
-    sim.kill(n - 1);
-    sim.run_for(Duration::from_secs(60));
-    let h = heartbeats(&sim);
-    assert!(h.one_way.is_empty(), "{} one-way updates", h.one_way.len());
-    let gone = did(n - 1);
-    let withdrawals: Vec<&String> = h
-        .others
+    assert!(unanswered > 0);
+    let r = sim.node(0).routes().get(now.mono, &did(5)).cloned();
+    assert_eq!(r.map(|r| r.hops), Some(5));
+    // Across the cut, once node 6 was not heard for the request timeout:
+    // updates, not one-way.
+    let quiet = cut_at + Duration::from_secs(11);
+    let late: Vec<&Heartbeat> = all
         .iter()
-        .filter(|(_, routes)| {
-            let tokens: Vec<&str> = routes.split(' ').collect();
-            tokens.windows(2).any(|w| w == ["255", gone.as_str()])
-        })
-        .map(|(id, _)| id)
+        .filter(|h| (h.from, h.to) == (addr(5), addr(6)) && h.at >= quiet)
         .collect();
-    assert!(!withdrawals.is_empty(), "the node's withdrawal went out");
-    assert!(withdrawals.iter().all(|id| h.answered.contains(*id)));
+    assert!(!late.is_empty(), "node 5 kept sending node 6 updates");
+    assert!(
+        late.iter().all(|h| !h.one_way),
+        "a one-way update to a quiet neighbour"
+    );
 }
 
 /// A heartbeat from `hostile` to node 0 claiming node 2 one hop away.

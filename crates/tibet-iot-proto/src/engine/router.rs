@@ -14,7 +14,7 @@ use rand::Rng;
 use tibet_ping::{JsonMap, PingPacket, PingType};
 
 use super::shared::Shared;
-use crate::advert::{Advert, AdvertText, ONE_WAY_KEY, ROUTES_KEY};
+use crate::advert::{Advert, AdvertText, ROUTES_KEY};
 use crate::config::TransportConfig;
 use crate::requests::RequestKind;
 use crate::retransmit::RetransmitPolicy;
@@ -320,17 +320,6 @@ impl Router {
         }
     }
 
-    /// Whether triggered updates go one-way ([`ONE_WAY_KEY`]): while the
-    /// table is young ([`RoutingTable::young`]), when a mesh comes up and
-    /// every node sends many, whose answers would only say again that the
-    /// neighbours the rounds hear are there. Later updates are few, most of
-    /// them withdrawals after a neighbour left, and are answered: one that
-    /// is not gets its neighbour probed (`heartbeat_unanswered`), which
-    /// finds more neighbours that left between rounds.
-    pub(super) fn one_way_updates(&self, now: Now) -> bool {
-        self.routes.young(now.mono)
-    }
-
     /// When a triggered update is due ([`RoutingTable::trigger_due`]; never
     /// with routing off).
     pub(super) fn trigger_due(&self, shared: &Shared) -> Option<MonoTime> {
@@ -359,11 +348,10 @@ impl Router {
     /// at `to` (with routing on): `full`, the whole table, if the neighbour
     /// is due it, else `round`, if the neighbour advertises routes itself,
     /// else an empty advertisement, which says that this node routes and
-    /// wants the neighbour's advertisements. For a triggered `update`,
-    /// `None` when the neighbour would be sent no route but its own and
-    /// those through it (nothing for it), and [`ONE_WAY_KEY`] (it wants no
-    /// answer) while the table is young ([`Router::one_way_updates`]).
-    /// Added before the heartbeat is signed.
+    /// wants the neighbour's advertisements. `None` when `update` (a
+    /// triggered one) and the neighbour would be sent no route but its own
+    /// and those through it (nothing for it). Added before the heartbeat is
+    /// signed.
     pub(super) fn heartbeat_routes(
         &mut self,
         shared: &Shared,
@@ -388,9 +376,6 @@ impl Router {
         }
         let advert = RoutingTable::advertisement_for(routes, to_did, to);
         extra.insert(ROUTES_KEY.to_owned(), advert.into());
-        if update && self.one_way_updates(now) {
-            extra.insert(ONE_WAY_KEY.to_owned(), true.into());
-        }
         Some(extra)
     }
 

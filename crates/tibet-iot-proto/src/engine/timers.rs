@@ -3,6 +3,7 @@
 //! discovery answers, all driven by [`Engine::handle_timeout`], which hands
 //! each to the concern that owns it.
 
+use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -152,7 +153,12 @@ impl Engine {
     /// of `routes` (and the whole table to a neighbour due it). A heartbeat
     /// round (`update` false) goes to every such peer and challenges the
     /// unproven ones; a triggered update only to the neighbours it gives a
-    /// route.
+    /// route, one-way ([`ONE_WAY_KEY`]: no answer) to each neighbour heard
+    /// within the request timeout. A mesh that comes up sends many updates,
+    /// and their answers would only say again that neighbours heard moments
+    /// ago are there. A neighbour not heard lately is asked for an answer:
+    /// one that does not come gets it probed (`heartbeat_unanswered`), and
+    /// under churn that finds neighbours that left between rounds.
     fn advertise(
         shared: &mut Shared,
         mesh: &mut Mesh,
@@ -161,13 +167,17 @@ impl Engine {
         update: bool,
     ) {
         let full = mesh.router.full_advertisement(now);
-        let targets: Vec<(compact_str::CompactString, SocketAddr, bool)> = shared
+        let lately = shared.config.request_timeout;
+        let targets: Vec<(compact_str::CompactString, SocketAddr, bool, bool)> = shared
             .peers
             .alive(now.mono)
             .filter(|p| p.proven || !update)
-            .map(|p| (p.did.clone(), p.address, p.proven))
+            .map(|p| {
+                let heard = p.idle(now.mono) < lately;
+                (p.did.clone(), p.address, p.proven, heard)
+            })
             .collect();
-        for (did, addr, proven) in targets {
+        for (did, addr, proven, heard) in targets {
             if shared.check_capacity().is_err() {
                 break;
             }
@@ -175,7 +185,7 @@ impl Engine {
                 shared.challenge(now, None, &did, addr);
                 continue;
             }
-            let Some(extra) = mesh.router.heartbeat_routes(
+            let Some(mut extra) = mesh.router.heartbeat_routes(
                 shared,
                 now,
                 (routes, full.as_deref()),
@@ -184,7 +194,10 @@ impl Engine {
             ) else {
                 continue;
             };
-            let one_way = extra.contains_key(ONE_WAY_KEY);
+            let one_way = update && heard;
+            if one_way {
+                extra.insert(ONE_WAY_KEY.to_owned(), true.into());
+            }
             let packet = shared.node.heartbeat_with(now.wall, &did, None, extra);
             if one_way {
                 shared.send_one_way_heartbeat(now, packet, addr);
