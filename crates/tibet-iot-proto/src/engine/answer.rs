@@ -236,18 +236,18 @@ impl Answers {
         }
         inbound.forgo_earn();
         if reply {
-            // The owned response is built only for a signature; otherwise
-            // the answer is written straight from the node's state into the
-            // reused buffer (an audit record keeps only what its token
-            // says, `AnsweredPing`).
-            // Answers are signed for senders that sign (they can check the
-            // answer against a pin); an unsigned sender gets an unsigned
-            // answer, so a load of unsigned pings costs no signatures.
             if one_way {
                 // A triggered route update: taken like any heartbeat, not
                 // answered (docs/PROTOCOL.md, "Route advertisements").
                 shared.stats.updates_unanswered += 1;
             } else {
+                // The owned response is built only for a signature;
+                // otherwise the answer is written straight from the node's
+                // state into the reused buffer (an audit record keeps only
+                // what its token says, `AnsweredPing`). Answers are signed
+                // for senders that sign (they can check the answer against
+                // a pin); an unsigned sender gets an unsigned answer, so a
+                // load of unsigned pings costs no signatures.
                 let signs = shared.config.identity.key.is_some() && !packet.signature.is_empty();
                 let mut response = None;
                 if signs {
