@@ -190,7 +190,8 @@ mod tests {
     use tibet_ping::{PingOptions, PingResponse, RoutingMode};
 
     use super::*;
-    use crate::mqtt::tests::{Broker, settings};
+    use crate::mqtt::tests::settings;
+    use tibet_testkit::mqtt::Broker;
 
     fn config() -> TransportConfig {
         TransportConfig {

@@ -6,10 +6,13 @@
 //!   CI a missing interpreter fails the test instead of skipping it.
 //! - [`netns`]: network namespaces, veth links and a bridge for multi-host
 //!   tests (root only), deleted again on drop.
+//! - [`mqtt`]: a real Mosquitto broker on a loopback port, plain or TLS
+//!   with a test CA.
 //! - [`free_udp_port`]: a free loopback UDP port.
 
 #![forbid(unsafe_code)]
 
+pub mod mqtt;
 pub mod netns;
 mod netns_child;
 mod ports;
