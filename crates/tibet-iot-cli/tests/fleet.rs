@@ -263,3 +263,48 @@ fn a_site_reaches_a_broker_given_by_an_ipv6_literal() {
     // Subscribed to its own DID's topics: connected over IPv6.
     until(metrics, "tibet_mqtt_subscribed_total", 2.0);
 }
+
+/// A site whose config file names the broker's CA and its own client
+/// certificate (paths beside the file) reaches a broker that admits only
+/// clients with a certificate of its CA: `ca_file` turns TLS on for the
+/// `mqtt://` URL, and the certificate and its key are presented.
+#[test]
+fn a_site_with_a_client_certificate_in_its_config_reaches_a_broker_that_requires_one() {
+    let Some((broker, files)) = tibet_testkit::mqtt::Broker::launch_tls() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        (&files.ca, "ca.pem"),
+        (&files.client_cert, "hub.pem"),
+        (&files.client_key, "hub.key"),
+    ] {
+        std::fs::copy(from, dir.path().join(to)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(dir.path().join("hub.key"), key).unwrap();
+    let cfg = dir.path().join("site.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nca_file = \"ca.pem\"\n\
+             cert_file = \"hub.pem\"\nkey_file = \"hub.key\"\n",
+            broker.port()
+        ),
+    )
+    .unwrap();
+    let metrics = free_tcp_port();
+    let _site = Listener::loopback_hub(
+        "jis:site-a:hub",
+        &[],
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--metrics",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
+    // Subscribed to its own DID's topics: the broker let it in.
+    until(metrics, "tibet_mqtt_subscribed_total", 2.0);
+}
