@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 use bytes::Bytes;
-use tibet_ping::{AirlockZone, Outcome, PingPacket, PingType, RoutingMode};
+use tibet_ping::{AirlockZone, Answer, Outcome, PingPacket, PingType, RoutingMode};
 
 use super::inbound::Inbound;
 use super::mesh::Mesh;
@@ -153,6 +153,77 @@ impl Answers {
         }
     }
 
+    /// Sends the answer to `packet` (decided: `answer`, GROEN when
+    /// `trusted`) back the way it came, and keeps it in the response cache
+    /// under `key` for retransmissions.
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &mut self,
+        shared: &mut Shared,
+        mesh: &mut Mesh,
+        now: Now,
+        inbound: &mut Inbound,
+        packet: &PingPacket,
+        answer: &Answer,
+        key: u64,
+        trusted: bool,
+    ) {
+        let (source, from) = (inbound.source, inbound.from());
+        // The owned response is built only for a signature; otherwise the
+        // answer is written straight from the node's state into the reused
+        // buffer (an audit record keeps only what its token says,
+        // `AnsweredPing`). Answers are signed for senders that sign (they
+        // can check the answer against a pin); an unsigned sender gets an
+        // unsigned answer, so a load of unsigned pings costs no signatures.
+        let signs = shared.config.identity.key.is_some() && !packet.signature.is_empty();
+        let mut response = None;
+        if signs {
+            let mut r = shared.node.response_for(now.wall, answer, packet);
+            shared.identity.sign_response(&mut r);
+            response = Some(r);
+        }
+        let mut buf = core::mem::take(&mut self.buf);
+        let encoded = match &response {
+            Some(r) => shared.codec.encode_response_into(r, &mut buf),
+            None => {
+                let view = shared.node.response_view(now.wall, answer, packet);
+                shared.codec.encode_view_into(&view, &mut buf)
+            }
+        };
+        match encoded {
+            Ok(()) => {
+                let routed = packet.routing_mode == RoutingMode::Mesh;
+                let sent = if source.is_uplink() {
+                    // One answer per ping answered, back through the
+                    // broker (never onto the LAN): no credit spent.
+                    shared.reply(source, &packet.source_did, buf.to_vec());
+                    true
+                } else {
+                    // One exact-size copy for the send queue; the
+                    // buffer's spare capacity stays for the next answer.
+                    let charge = (!trusted).then(|| from.ip());
+                    let copy = Bytes::copy_from_slice(&buf);
+                    Self::send(shared, mesh, now, from, copy, routed, charge, inbound)
+                };
+                if sent {
+                    // The cache keeps its own copy (its byte log).
+                    self.responses.insert(now.mono, key, from, &buf, trusted);
+                    if source.is_uplink() {
+                        shared
+                            .uplink
+                            .note_origin(now.mono, &packet.packet_id, &packet.source_did);
+                    }
+                    shared.stats.pings_answered += 1;
+                    if routed && !source.is_uplink() {
+                        mesh.count_answered(packet.hop_count);
+                    }
+                }
+            }
+            Err(_) => shared.stats.encode_errors += 1,
+        }
+        self.buf = buf;
+    }
+
     /// A packet for this node (or a broadcast), through the identity step.
     pub(super) fn on_packet(
         &mut self,
@@ -241,62 +312,7 @@ impl Answers {
                 // answered (docs/PROTOCOL.md, "Route advertisements").
                 shared.stats.updates_unanswered += 1;
             } else {
-                // The owned response is built only for a signature;
-                // otherwise the answer is written straight from the node's
-                // state into the reused buffer (an audit record keeps only
-                // what its token says, `AnsweredPing`). Answers are signed
-                // for senders that sign (they can check the answer against
-                // a pin); an unsigned sender gets an unsigned answer, so a
-                // load of unsigned pings costs no signatures.
-                let signs = shared.config.identity.key.is_some() && !packet.signature.is_empty();
-                let mut response = None;
-                if signs {
-                    let mut r = shared.node.response_for(now.wall, &answer, packet);
-                    shared.identity.sign_response(&mut r);
-                    response = Some(r);
-                }
-                let mut buf = core::mem::take(&mut self.buf);
-                let encoded = match &response {
-                    Some(r) => shared.codec.encode_response_into(r, &mut buf),
-                    None => {
-                        let view = shared.node.response_view(now.wall, &answer, packet);
-                        shared.codec.encode_view_into(&view, &mut buf)
-                    }
-                };
-                match encoded {
-                    Ok(()) => {
-                        let routed = packet.routing_mode == RoutingMode::Mesh;
-                        let sent = if source.is_uplink() {
-                            // One answer per ping answered, back through the
-                            // broker (never onto the LAN): no credit spent.
-                            shared.reply(source, &packet.source_did, buf.to_vec());
-                            true
-                        } else {
-                            // One exact-size copy for the send queue; the
-                            // buffer's spare capacity stays for the next answer.
-                            let charge = (!trusted).then(|| from.ip());
-                            let copy = Bytes::copy_from_slice(&buf);
-                            Self::send(shared, mesh, now, from, copy, routed, charge, inbound)
-                        };
-                        if sent {
-                            // The cache keeps its own copy (its byte log).
-                            self.responses.insert(now.mono, key, from, &buf, trusted);
-                            if source.is_uplink() {
-                                shared.uplink.note_origin(
-                                    now.mono,
-                                    &packet.packet_id,
-                                    &packet.source_did,
-                                );
-                            }
-                            shared.stats.pings_answered += 1;
-                            if routed && !source.is_uplink() {
-                                mesh.count_answered(packet.hop_count);
-                            }
-                        }
-                    }
-                    Err(_) => shared.stats.encode_errors += 1,
-                }
-                self.buf = buf;
+                self.respond(shared, mesh, now, inbound, packet, &answer, key, trusted);
             }
             if recorded {
                 // Queued before the driver sends the answer (admitted
